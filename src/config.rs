@@ -1,0 +1,391 @@
+//! Typed configuration: embedded defaults, then `config/classrelay.toml` (or a file named on the
+//! command line), then `CLASSRELAY_*` environment overrides.
+//!
+//! Every key has a default, so `classrelay serve` runs with no file at all. Unknown keys are
+//! rejected by name, so a typo in a school's config file is an error at start, not a silent no-op.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The embedded default configuration file (also shipped as `config/classrelay.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../config/classrelay.toml");
+
+/// A configuration problem, naming the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or a key is unknown or has the wrong type.
+    #[error("invalid config {origin}: {message}")]
+    Parse {
+        /// Which file or variable.
+        origin: String,
+        /// What the parser said (names the key).
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("invalid value for `{key}`: {message}")]
+    Value {
+        /// The dotted key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP signalling and pages.
+    pub http: HttpConfig,
+    /// The media plane (UDP workers).
+    pub media: MediaConfig,
+    /// Tokens and secrets.
+    pub auth: AuthConfig,
+    /// Where state lives.
+    pub data: DataConfig,
+    /// STUN/TURN servers handed to clients in `Link: rel="ice-server"`.
+    #[serde(default)]
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Largest accepted request body (SDP offers), in bytes.
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS; `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+    /// Public base URL used in printed links (defaults to `http://{listen}`).
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// Media plane settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// IP the UDP sockets bind.
+    pub bind_ip: IpAddr,
+    /// First UDP port; worker `i` binds `udp_port + i` (0 = any free port).
+    pub udp_port: u16,
+    /// IP announced in ICE candidates (defaults to `bind_ip`, which must then not be 0.0.0.0).
+    #[serde(default)]
+    pub public_ip: Option<IpAddr>,
+    /// Worker threads, each with its own UDP socket (0 = number of cores).
+    pub workers: usize,
+    /// Most peers (publishers + subscribers) one server accepts before answering 503.
+    pub max_peers: usize,
+    /// Minimum spacing of keyframe requests sent to one publisher track, in milliseconds.
+    pub keyframe_interval_ms: u64,
+    /// How long a peer may stay disconnected (awaiting an ICE restart) before it is dropped.
+    pub disconnect_grace_ms: u64,
+}
+
+/// Auth settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HMAC secret for tokens. Empty: generated on first start and kept in `data.dir/secret`.
+    pub secret: String,
+    /// Default lifetime of tokens printed by `classrelay token`, e.g. "2h".
+    pub default_ttl: String,
+}
+
+/// Data locations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Directory for the database, recordings and the generated secret.
+    pub dir: PathBuf,
+}
+
+/// One STUN or TURN server for clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:` or `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The embedded file is checked by a unit test, so parsing it cannot fail at run time.
+        toml::from_str(DEFAULT_TOML).expect("embedded default config parses (unit-tested)")
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the file (if any), then `CLASSRELAY_*` environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut value: toml::Table =
+            toml::from_str(DEFAULT_TOML).expect("embedded default config parses (unit-tested)");
+        let default_path = Path::new("config/classrelay.toml");
+        let chosen = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None if default_path.exists() => Some(default_path.to_path_buf()),
+            None => None,
+        };
+        if let Some(p) = chosen {
+            let text = std::fs::read_to_string(&p).map_err(|source| ConfigError::Read {
+                path: p.clone(),
+                source,
+            })?;
+            let file: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                origin: p.display().to_string(),
+                message: e.to_string(),
+            })?;
+            merge(&mut value, file);
+        }
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        apply_env(&mut value, &env)?;
+        let cfg: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin: "(merged)".into(),
+                message: e.to_string(),
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses one TOML text over the defaults, without the environment (for `check-config`).
+    pub fn from_toml_over_defaults(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut value: toml::Table =
+            toml::from_str(DEFAULT_TOML).expect("embedded default config parses (unit-tested)");
+        let file: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.into(),
+            message: e.to_string(),
+        })?;
+        merge(&mut value, file);
+        let cfg: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin: origin.into(),
+                message: e.to_string(),
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// A configuration for tests: loopback, ephemeral ports, data in `dir`.
+    pub fn for_tests(dir: &Path) -> Config {
+        let mut c = Config::default();
+        c.http.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        c.media.bind_ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        c.media.udp_port = 0;
+        c.media.workers = 1;
+        c.data.dir = dir.to_path_buf();
+        c.auth.secret = "test-secret-test-secret-test-secret".into();
+        c
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.media.public_ip.is_none() && self.media.bind_ip.is_unspecified() {
+            return Err(ConfigError::Value {
+                key: "media.public_ip".into(),
+                message: "must be set when media.bind_ip is 0.0.0.0 or ::".into(),
+            });
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(ConfigError::Value {
+                key: "http.max_body_bytes".into(),
+                message: "must be at least 1024".into(),
+            });
+        }
+        if self.media.max_peers == 0 {
+            return Err(ConfigError::Value {
+                key: "media.max_peers".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        parse_duration(&self.auth.default_ttl).map_err(|message| ConfigError::Value {
+            key: "auth.default_ttl".into(),
+            message,
+        })?;
+        for (i, s) in self.ice_servers.iter().enumerate() {
+            if s.urls.is_empty()
+                || s.urls.iter().any(|u| {
+                    !(u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:"))
+                })
+            {
+                return Err(ConfigError::Value {
+                    key: format!("ice_servers[{i}].urls"),
+                    message: "each URL must start with stun:, turn: or turns:".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The IP put in ICE candidates.
+    pub fn announced_ip(&self) -> IpAddr {
+        self.media.public_ip.unwrap_or(self.media.bind_ip)
+    }
+
+    /// Number of media workers after resolving 0 = cores.
+    pub fn worker_count(&self) -> usize {
+        if self.media.workers == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            self.media.workers
+        }
+    }
+
+    /// Keyframe request spacing.
+    pub fn keyframe_interval(&self) -> Duration {
+        Duration::from_millis(self.media.keyframe_interval_ms)
+    }
+}
+
+/// Parses "90s", "2h", "30m" (humantime syntax).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e})"))
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Applies `CLASSRELAY_SECTION__KEY=value` (double underscore separates levels; a single
+/// underscore stays part of the key, so `CLASSRELAY_MEDIA__UDP_PORT=5000` sets `media.udp_port`).
+fn apply_env(value: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix("CLASSRELAY_") else {
+            continue;
+        };
+        if !rest.contains("__") {
+            // CLASSRELAY_LOG and similar are not config keys.
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        let (last, parents) = path.split_last().expect("split yields at least one part");
+        let mut table = &mut *value;
+        for p in parents {
+            let entry = table
+                .entry(p.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = match entry {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(ConfigError::Parse {
+                        origin: name.clone(),
+                        message: format!("`{p}` is not a section"),
+                    })
+                }
+            };
+        }
+        // Keep the type of the existing value: numbers and booleans parse, the rest are strings.
+        let parsed = match table.get(last) {
+            Some(toml::Value::Integer(_)) => raw
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|e| e.to_string()),
+            Some(toml::Value::Boolean(_)) => raw
+                .parse::<bool>()
+                .map(toml::Value::Boolean)
+                .map_err(|e| e.to_string()),
+            Some(toml::Value::Array(_)) => toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .map_err(|e| e.to_string())
+                .and_then(|t| t.get("v").cloned().ok_or_else(|| "empty".to_string())),
+            _ => Ok(toml::Value::String(raw.clone())),
+        }
+        .map_err(|message| ConfigError::Value {
+            key: path.join("."),
+            message: format!("from {name}: {message}"),
+        })?;
+        table.insert(last.clone(), parsed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_parse_and_validate() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.http.listen.port(), 8080);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml_over_defaults("[media]\nudp_prot = 5\n", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("udp_prot"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err =
+            Config::from_toml_over_defaults("[media]\nworkers = \"two\"\n", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_keep_types() {
+        let mut v: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        apply_env(
+            &mut v,
+            &[
+                ("CLASSRELAY_MEDIA__UDP_PORT".into(), "5002".into()),
+                ("CLASSRELAY_DATA__DIR".into(), "/tmp/x".into()),
+                ("CLASSRELAY_LOG".into(), "debug".into()),
+            ],
+        )
+        .unwrap();
+        let c: Config = v.try_into().unwrap();
+        assert_eq!(c.media.udp_port, 5002);
+        assert_eq!(c.data.dir, PathBuf::from("/tmp/x"));
+        let mut v: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let err = apply_env(
+            &mut v,
+            &[("CLASSRELAY_MEDIA__UDP_PORT".into(), "many".into())],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("media.udp_port"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::from_toml_over_defaults("[auth]\ndefault_ttl = \"soon\"\n", "t")
+            .unwrap_err();
+        assert!(err.to_string().contains("auth.default_ttl"), "{err}");
+        let err = Config::from_toml_over_defaults(
+            "[[ice_servers]]\nurls = [\"http://x\"]\n",
+            "t",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("ice_servers[0].urls"), "{err}");
+    }
+}

@@ -1,0 +1,114 @@
+//! The one error type of the HTTP edge: every failure becomes `application/problem+json`
+//! (RFC 9457) with a stable `type`, the right status, and the headers the status calls for.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Prefix of every problem `type`.
+pub const PROBLEM_BASE: &str = "urn:classrelay:problem:";
+
+/// An HTTP API failure.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable kind (the suffix of `type`).
+    pub kind: &'static str,
+    /// What happened, for people.
+    pub detail: String,
+    /// Seconds for `Retry-After` (503).
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    ty: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+impl ApiError {
+    /// A problem with `status`, stable `kind` and `detail`.
+    pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, kind, detail)
+    }
+
+    /// 404.
+    pub fn not_found(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, kind, detail)
+    }
+
+    /// 503 with `Retry-After`.
+    pub fn unavailable(detail: impl Into<String>, retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail)
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.kind, self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = Problem {
+            ty: format!("{PROBLEM_BASE}{}", self.kind),
+            title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+        };
+        // Serializing a struct of strings and a number cannot fail.
+        let json = serde_json::to_vec(&body).expect("problem serializes");
+        let mut resp = (self.status, json).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            let v = if self.kind == "token-missing" {
+                "Bearer realm=\"classrelay\""
+            } else {
+                "Bearer realm=\"classrelay\", error=\"invalid_token\""
+            };
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError::*;
+        match &e {
+            Missing => Self::new(StatusCode::UNAUTHORIZED, "token-missing", e.to_string()),
+            Invalid(_) => Self::new(StatusCode::UNAUTHORIZED, "token-invalid", e.to_string()),
+            Expired => Self::new(StatusCode::UNAUTHORIZED, "token-expired", e.to_string()),
+            WrongRoom(_) => Self::new(StatusCode::FORBIDDEN, "token-wrong-room", e.to_string()),
+            MissingGrant(_) => Self::new(StatusCode::FORBIDDEN, "grant-missing", e.to_string()),
+        }
+    }
+}

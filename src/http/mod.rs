@@ -1,0 +1,170 @@
+//! The HTTP edge: router assembly, shared state, the embedded pages, health and metrics.
+//!
+//! `app(state)` builds the whole `Router`, so tests can drive it directly; `Server` in the crate
+//! root binds it. Every error leaves as `application/problem+json` (see [`error`]).
+
+pub mod error;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use error::ApiError;
+
+use crate::auth::TokenKeys;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::sfu::Sfu;
+use crate::signal;
+
+/// State shared by all handlers.
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Config,
+    /// Token signing keys.
+    pub keys: TokenKeys,
+    /// The media workers.
+    pub sfu: Sfu,
+    /// Metrics registry and handles.
+    pub metrics: Metrics,
+    /// Live WHIP/WHEP sessions.
+    pub sessions: signal::Sessions,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(config: Config, keys: TokenKeys, sfu: Sfu, metrics: Metrics) -> Self {
+        AppState {
+            config,
+            keys,
+            sfu,
+            metrics,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The page assets, embedded so the binary is self-contained.
+const PAGES: &[(&str, &str, &str)] = &[
+    ("/publish", "text/html; charset=utf-8", include_str!("../../web/publish.html")),
+    ("/watch", "text/html; charset=utf-8", include_str!("../../web/watch.html")),
+    ("/whip.js", "text/javascript; charset=utf-8", include_str!("../../web/whip.js")),
+    ("/style.css", "text/css; charset=utf-8", include_str!("../../web/style.css")),
+];
+
+fn page(path: &'static str) -> Response {
+    match PAGES.iter().find(|(p, _, _)| *p == path) {
+        Some((_, ct, body)) => {
+            let mut r = (*body).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r
+        }
+        None => ApiError::not_found("not-found", "no such page").into_response(),
+    }
+}
+
+async fn index() -> Response {
+    let body = "<!doctype html><meta charset=utf-8><title>classrelay</title>\
+        <h1>classrelay</h1><ul>\
+        <li><a href=/publish>/publish</a> 发布课堂 (publish a lesson)</li>\
+        <li><a href=/watch>/watch</a> 观看课堂 (watch a lesson)</li>\
+        <li><a href=/metrics>/metrics</a></li></ul>";
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut r = state.metrics.encode().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.sfu.is_empty() {
+        return ApiError::unavailable("no media workers", 5).into_response();
+    }
+    (StatusCode::OK, "ready").into_response()
+}
+
+async fn fallback() -> Response {
+    ApiError::not_found("not-found", "no such resource").into_response()
+}
+
+/// Builds the router.
+pub fn app(state: Arc<AppState>) -> Router {
+    let origins = &state.config.http.cors_origins;
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::LINK,
+            header::HeaderName::from_static("accept-patch"),
+        ]);
+    Router::new()
+        .route("/", get(index))
+        .route("/publish", get(|| async { page("/publish") }))
+        .route("/watch", get(|| async { page("/watch") }))
+        .route("/whip.js", get(|| async { page("/whip.js") }))
+        .route("/style.css", get(|| async { page("/style.css") }))
+        .route(
+            "/whip/{room}",
+            post(signal::whip_post).options(signal::endpoint_options),
+        )
+        .route(
+            "/whep/{room}",
+            post(signal::whep_post).options(signal::endpoint_options),
+        )
+        .route(
+            "/{kind}/{room}/{id}",
+            axum::routing::patch(signal::patch_session).delete(signal::delete_session),
+        )
+        .route("/whep/{room}/{id}/layer", post(signal::whep_layer))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(fallback)
+        .layer(cors)
+        .with_state(state)
+}

@@ -1,0 +1,121 @@
+//! The `classrelay` command: run the server, print tokens, check a config file.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use classrelay::auth::{Grant, TokenKeys};
+use classrelay::config::{parse_duration, Config};
+use classrelay::Server;
+
+/// classrelay — live lessons from hub schools to paired rural classrooms (WebRTC SFU, WHIP/WHEP).
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Config file (default: config/classrelay.toml if present, else embedded defaults).
+    #[arg(long, short, global = true, env = "CLASSRELAY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (the default when no command is given).
+    Serve,
+    /// Print a token for WHIP/WHEP clients such as OBS, GStreamer or scripts.
+    Token {
+        /// Room the token is for.
+        #[arg(long)]
+        room: String,
+        /// What it allows: publish (WHIP) or subscribe (WHEP). Repeat for both.
+        #[arg(long, required = true)]
+        grant: Vec<Grant>,
+        /// Lifetime, e.g. 90m, 2h, 7d (default: auth.default_ttl).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Identity recorded in the token.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// Validate a config file (with the environment overrides) and name any bad key.
+    CheckConfig {
+        /// The file to check (default: the --config file or config/classrelay.toml).
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLASSRELAY_LOG")
+                .unwrap_or_else(|_| "info,str0m=warn,is=warn".into()),
+        )
+        .init();
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Serve => serve(cli.config),
+        Cmd::Token {
+            room,
+            grant,
+            ttl,
+            name,
+        } => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            classrelay::signal::check_room(&room).map_err(|e| anyhow::anyhow!(e.detail))?;
+            let ttl = parse_duration(ttl.as_deref().unwrap_or(&cfg.auth.default_ttl))
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let (secret, _) = classrelay::auth::load_or_create_secret(&cfg.auth.secret, &cfg.data.dir)
+                .context("reading the signing secret")?;
+            println!("{}", TokenKeys::new(&secret).mint(&name, &room, &grant, ttl));
+            Ok(())
+        }
+        Cmd::CheckConfig { file } => {
+            let path = file.or(cli.config);
+            match Config::load(path.as_deref()) {
+                Ok(_) => {
+                    println!("config OK");
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+    }
+}
+
+fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = Config::load(config.as_deref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let server = Server::start(cfg).await?;
+        let base = server.base_url();
+        let room = "demo";
+        let ttl = Duration::from_secs(8 * 3600);
+        let pubt = server.mint_token(room, Grant::Publish, ttl);
+        let subt = server.mint_token(room, Grant::Subscribe, ttl);
+        if server.secret_generated() {
+            println!("Generated a new signing secret (kept in the data directory).");
+        }
+        println!("classrelay listening on {base}  (media UDP {:?})", server.media_addrs());
+        println!("Dev tokens for room `{room}` (valid 8 h):");
+        println!("  publish: {base}/publish?room={room}&token={pubt}");
+        println!("  watch:   {base}/watch?room={room}&token={subt}");
+        println!("  OBS:     WHIP URL {base}/whip/{room}  Bearer token {pubt}");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                println!("shutting down");
+                server.shutdown().await;
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}

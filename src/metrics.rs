@@ -1,0 +1,180 @@
+//! Prometheus metrics: one registry, typed handles shared by the HTTP edge and the media workers.
+//!
+//! Handles are atomics; the media loop only does relaxed increments on them (no locks).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Direction of a peer's media relative to the server.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum RoleLabel {
+    /// A WHIP peer sending media in.
+    Publisher,
+    /// A WHEP peer receiving media.
+    Subscriber,
+}
+
+/// Label set `{role=…}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    /// The role.
+    pub role: RoleLabel,
+}
+
+/// Label set for HTTP responses.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The endpoint family (whip, whep, …).
+    pub endpoint: String,
+    /// The status code.
+    pub status: u16,
+}
+
+/// All metrics of the process.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry `/metrics` encodes.
+    pub registry: Arc<Registry>,
+    /// Connected or connecting peers by role.
+    pub peers: Family<RoleLabels, Gauge>,
+    /// Published tracks (one per m-line, simulcast layers count once).
+    pub tracks: Gauge,
+    /// Rooms with at least one peer.
+    pub rooms: Gauge,
+    /// RTP packets received from publishers.
+    pub rtp_packets_in: Counter,
+    /// RTP payload bytes received from publishers.
+    pub rtp_bytes_in: Counter,
+    /// RTP packets forwarded to subscribers.
+    pub rtp_packets_out: Counter,
+    /// RTP payload bytes forwarded to subscribers.
+    pub rtp_bytes_out: Counter,
+    /// UDP datagrams received on media sockets.
+    pub udp_datagrams_in: Counter,
+    /// UDP datagrams sent on media sockets.
+    pub udp_datagrams_out: Counter,
+    /// Datagrams that matched no peer (unknown address or ufrag) and were dropped.
+    pub udp_unroutable: Counter,
+    /// NACKs received from subscribers (answered from the RTX cache).
+    pub nacks_received: Counter,
+    /// NACKs sent to publishers for packets lost upstream.
+    pub nacks_sent: Counter,
+    /// Keyframe requests (PLI/FIR) received from subscribers or raised by the server.
+    pub keyframe_requests_in: Counter,
+    /// Keyframe requests actually sent to publishers.
+    pub keyframe_requests_sent: Counter,
+    /// Keyframe requests absorbed by coalescing.
+    pub keyframe_requests_coalesced: Counter,
+    /// Simulcast layer switches done for subscribers.
+    pub layer_switches: Counter,
+    /// Round-trip time samples per peer.
+    pub rtt_seconds: Histogram,
+    /// HTTP signalling responses.
+    pub http_responses: Family<HttpLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics(..)")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("classrelay");
+        let peers = Family::<RoleLabels, Gauge>::default();
+        r.register("peers", "WebRTC peers by role", peers.clone());
+        let tracks = Gauge::default();
+        r.register("tracks", "Published media tracks", tracks.clone());
+        let rooms = Gauge::default();
+        r.register("rooms", "Rooms with at least one peer", rooms.clone());
+        let c = |r: &mut Registry, name: &str, help: &str| {
+            let c: Counter<u64, AtomicU64> = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let rtp_packets_in = c(&mut r, "rtp_packets_in", "RTP packets received from publishers");
+        let rtp_bytes_in = c(&mut r, "rtp_bytes_in", "RTP payload bytes received");
+        let rtp_packets_out = c(&mut r, "rtp_packets_out", "RTP packets forwarded");
+        let rtp_bytes_out = c(&mut r, "rtp_bytes_out", "RTP payload bytes forwarded");
+        let udp_datagrams_in = c(&mut r, "udp_datagrams_in", "UDP datagrams received");
+        let udp_datagrams_out = c(&mut r, "udp_datagrams_out", "UDP datagrams sent");
+        let udp_unroutable = c(
+            &mut r,
+            "udp_unroutable",
+            "UDP datagrams that matched no peer and were dropped",
+        );
+        let nacks_received = c(&mut r, "nacks_received", "NACKs received from subscribers");
+        let nacks_sent = c(&mut r, "nacks_sent", "NACKs sent to publishers");
+        let keyframe_requests_in = c(
+            &mut r,
+            "keyframe_requests_in",
+            "Keyframe requests from subscribers or the server",
+        );
+        let keyframe_requests_sent = c(
+            &mut r,
+            "keyframe_requests_sent",
+            "Keyframe requests (PLI) sent to publishers",
+        );
+        let keyframe_requests_coalesced = c(
+            &mut r,
+            "keyframe_requests_coalesced",
+            "Keyframe requests absorbed by coalescing",
+        );
+        let layer_switches = c(&mut r, "layer_switches", "Simulcast layer switches");
+        let rtt_seconds = Histogram::new(
+            [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6].into_iter(),
+        );
+        r.register("rtt_seconds", "Peer round-trip time", rtt_seconds.clone());
+        let http_responses = Family::<HttpLabels, Counter>::default();
+        r.register(
+            "http_responses",
+            "Signalling HTTP responses by endpoint and status",
+            http_responses.clone(),
+        );
+        Metrics {
+            registry: Arc::new(r),
+            peers,
+            tracks,
+            rooms,
+            rtp_packets_in,
+            rtp_bytes_in,
+            rtp_packets_out,
+            rtp_bytes_out,
+            udp_datagrams_in,
+            udp_datagrams_out,
+            udp_unroutable,
+            nacks_received,
+            nacks_sent,
+            keyframe_requests_in,
+            keyframe_requests_sent,
+            keyframe_requests_coalesced,
+            layer_switches,
+            rtt_seconds,
+            http_responses,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("encoding into a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,333 @@
+//! The media plane: UDP workers that own str0m `Rtc`s and forward RTP between them.
+//!
+//! Signalling (WHIP/WHEP) talks to workers only through [`Command`]s on a channel; the packet
+//! path never touches the database, never awaits, and takes no lock. Expensive per-peer setup
+//! (SDP parsing, answer generation) runs on the caller's thread in [`prepare_peer`], and the
+//! finished `Rtc` is handed to its worker.
+
+pub mod forward;
+pub mod keyframe;
+pub mod peer;
+pub mod room;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::config::DtlsCert;
+use str0m::media::{Direction, MediaKind, Mid, Rid};
+use str0m::{Candidate, Event, Output, Rtc};
+
+use crate::metrics::Metrics;
+
+/// Whether a peer sends media into a room or receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// WHIP: sends media in.
+    Publisher,
+    /// WHEP: receives media.
+    Subscriber,
+}
+
+/// One m-line of a negotiated peer, as seen from the server.
+#[derive(Debug, Clone)]
+pub struct MediaInfo {
+    /// The m-line's mid.
+    pub mid: Mid,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Direction from the server's point of view.
+    pub direction: Direction,
+    /// Simulcast layers the publisher announced (empty: no simulcast).
+    pub rids: Vec<Rid>,
+}
+
+/// A peer whose offer has been accepted, ready to be handed to a worker.
+pub struct PreparedPeer {
+    /// The str0m instance, answer already applied.
+    pub rtc: Rtc,
+    /// Negotiated m-lines.
+    pub medias: Vec<MediaInfo>,
+    /// The SDP answer to return to the client.
+    pub answer: String,
+    /// The server's ICE username fragment for this peer (routes STUN to it).
+    pub local_ufrag: String,
+}
+
+/// Why an offer could not be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// Not parseable SDP.
+    #[error("the offer is not valid SDP: {0}")]
+    BadSdp(String),
+    /// Parsed, but str0m refused it (e.g. missing fingerprint or ICE credentials).
+    #[error("the offer cannot be accepted: {0}")]
+    Rejected(String),
+    /// No m-line with a codec and direction this endpoint can use.
+    #[error("the offer has no usable media: {0}")]
+    NoUsableMedia(String),
+}
+
+/// Settings shared by every peer a worker creates.
+#[derive(Clone)]
+pub struct PeerSetup {
+    /// One DTLS certificate for the process (generating one per peer costs milliseconds).
+    pub cert: DtlsCert,
+    /// The candidate address announced for the worker this peer will live on.
+    pub candidate: SocketAddr,
+}
+
+/// Builds an `Rtc` for `role` from a client's SDP offer and produces the answer.
+///
+/// Runs on a signalling thread, not on a media worker.
+pub fn prepare_peer(role: Role, offer: &str, setup: &PeerSetup) -> Result<PreparedPeer, SetupError> {
+    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SetupError::BadSdp(e.to_string()))?;
+    let now = Instant::now();
+    let mut rtc = Rtc::builder()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .set_dtls_cert(setup.cert.clone())
+        .set_stats_interval(Some(Duration::from_secs(1)))
+        .enable_vp8(true)
+        .enable_h264(true)
+        .enable_vp9(true)
+        .enable_opus(true, false)
+        .build(now);
+    let cand = Candidate::host(setup.candidate, "udp")
+        .map_err(|e| SetupError::Rejected(format!("bad local candidate: {e}")))?;
+    rtc.add_local_candidate(cand);
+    let answer: SdpAnswer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| SetupError::Rejected(e.to_string()))?;
+    // Drain once to learn what the offer added (str0m's MediaAdded events).
+    let mut medias = Vec::new();
+    loop {
+        match rtc.poll_output() {
+            Ok(Output::Timeout(_)) => break,
+            Ok(Output::Transmit(_)) => {}
+            Ok(Output::Event(Event::MediaAdded(m))) => {
+                // The offer's `a=simulcast:send` layers, whichever side str0m files them under.
+                let rids = m
+                    .simulcast
+                    .as_ref()
+                    .map(|s| {
+                        let layers = if s.recv.is_empty() { &s.send } else { &s.recv };
+                        layers.iter().map(|l| l.rid).collect()
+                    })
+                    .unwrap_or_default();
+                medias.push(MediaInfo {
+                    mid: m.mid,
+                    kind: m.kind,
+                    direction: m.direction,
+                    rids,
+                });
+            }
+            Ok(Output::Event(_)) => {}
+            Err(e) => return Err(SetupError::Rejected(e.to_string())),
+        }
+    }
+    // Keep only m-lines in the role's direction with at least one negotiated codec.
+    medias.retain(|m| {
+        let dir_ok = match role {
+            Role::Publisher => matches!(m.direction, Direction::RecvOnly | Direction::SendRecv),
+            Role::Subscriber => matches!(m.direction, Direction::SendOnly | Direction::SendRecv),
+        };
+        let has_codec = rtc
+            .media(m.mid)
+            .map(|media| !media.remote_pts().is_empty() && !media.disabled())
+            .unwrap_or(false);
+        dir_ok && has_codec
+    });
+    if medias.is_empty() {
+        let want = match role {
+            Role::Publisher => "sendonly or sendrecv",
+            Role::Subscriber => "recvonly or sendrecv",
+        };
+        return Err(SetupError::NoUsableMedia(format!(
+            "need at least one {want} audio/video m-line with a supported codec \
+             (Opus, VP8, VP9, H.264)"
+        )));
+    }
+    let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+    Ok(PreparedPeer {
+        rtc,
+        medias,
+        answer: answer.to_sdp_string(),
+        local_ufrag,
+    })
+}
+
+/// A request from signalling to a media worker.
+pub enum Command {
+    /// Add a prepared peer to a room.
+    Add {
+        /// The session id (also the WHIP/WHEP resource id).
+        session: String,
+        /// The room.
+        room: String,
+        /// Publisher or subscriber.
+        role: Role,
+        /// The peer.
+        peer: Box<PreparedPeer>,
+    },
+    /// Remove a peer (DELETE, or its session expired).
+    Remove {
+        /// The session id.
+        session: String,
+    },
+    /// An ICE restart: apply the re-offer and return the answer.
+    IceRestart {
+        /// The session id.
+        session: String,
+        /// The client's offer with new ICE credentials.
+        offer: Box<SdpOffer>,
+        /// Where the answer (or an error message) goes.
+        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    },
+    /// Trickled remote candidates.
+    AddCandidates {
+        /// The session id.
+        session: String,
+        /// The candidates.
+        candidates: Vec<Candidate>,
+    },
+    /// Choose the simulcast layer for a subscriber (`None`: automatic).
+    SetLayer {
+        /// The subscriber's session id.
+        session: String,
+        /// The rid wanted.
+        rid: Option<String>,
+        /// Whether the session was found.
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
+    /// Stop the worker thread.
+    Shutdown,
+}
+
+/// Handle to one worker thread.
+pub struct WorkerHandle {
+    tx: crossbeam_channel::Sender<Command>,
+    waker: Arc<mio::Waker>,
+    /// The worker's UDP address (as bound).
+    pub local_addr: SocketAddr,
+    /// The address put in ICE candidates.
+    pub candidate_addr: SocketAddr,
+    join: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Sends a command and wakes the worker. False if the worker is gone.
+    pub fn send(&self, cmd: Command) -> bool {
+        if self.tx.send(cmd).is_err() {
+            return false;
+        }
+        self.waker.wake().is_ok()
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Command::Shutdown);
+        let _ = self.waker.wake();
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// All media workers of the process.
+pub struct Sfu {
+    workers: Vec<WorkerHandle>,
+    /// Live peers across workers (checked against `media.max_peers`).
+    pub peer_count: Arc<AtomicUsize>,
+    /// Shared DTLS certificate.
+    pub cert: DtlsCert,
+}
+
+impl Sfu {
+    /// Starts `n` workers binding `ip:port+i` (port 0: any free port).
+    pub fn start(
+        n: usize,
+        bind: std::net::IpAddr,
+        port: u16,
+        announce: std::net::IpAddr,
+        keyframe_interval: Duration,
+        disconnect_grace: Duration,
+        metrics: Metrics,
+    ) -> std::io::Result<Sfu> {
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| std::io::Error::other("crypto provider cannot make a certificate"))?;
+        let peer_count = Arc::new(AtomicUsize::new(0));
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n.max(1) {
+            let p = if port == 0 { 0 } else { port + i as u16 };
+            let socket = std::net::UdpSocket::bind(SocketAddr::new(bind, p))?;
+            let local_addr = socket.local_addr()?;
+            let candidate_addr = SocketAddr::new(announce, local_addr.port());
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let w = worker::Worker::new(
+                i,
+                socket,
+                rx,
+                keyframe_interval,
+                disconnect_grace,
+                metrics.clone(),
+                peer_count.clone(),
+            )?;
+            let waker = w.waker();
+            let join = std::thread::Builder::new()
+                .name(format!("media-{i}"))
+                .spawn(move || w.run())?;
+            workers.push(WorkerHandle {
+                tx,
+                waker,
+                local_addr,
+                candidate_addr,
+                join: Some(join),
+            });
+        }
+        Ok(Sfu {
+            workers,
+            peer_count,
+            cert,
+        })
+    }
+
+    /// The worker a room lives on (stable for the room's name).
+    pub fn worker_for_room(&self, room: &str) -> usize {
+        // FNV-1a: stable across runs and cheap; the std hasher is randomly seeded.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in room.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        (h % self.workers.len() as u64) as usize
+    }
+
+    /// The worker handle at `i`.
+    pub fn worker(&self, i: usize) -> &WorkerHandle {
+        &self.workers[i]
+    }
+
+    /// Number of workers.
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// True when there are no workers (never after `start`).
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// Current peer count.
+    pub fn peers(&self) -> usize {
+        self.peer_count.load(Ordering::Relaxed)
+    }
+}

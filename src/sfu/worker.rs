@@ -1,0 +1,987 @@
+//! One media worker: a thread owning one UDP socket and every `Rtc` of the rooms placed on it.
+//!
+//! The loop waits (mio) for datagrams, commands or the earliest deadline; routes each datagram
+//! to its peer in O(1) (STUN by ICE ufrag, everything else by remote address); drives only the
+//! peers whose deadline passed (a min-heap of deadlines, lazily invalidated); and forwards RTP
+//! from publishers to subscribers without depacketizing. It must never block: no disk, no
+//! database, no await, no shared locks. Replies to signalling go through oneshot channels.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::{Events, Interest, Poll, Token, Waker};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+use str0m::{Event, IceConnectionState, Input, Output};
+
+use super::forward::{source_id, starts_keyframe, Rewriter};
+use super::keyframe::Decision;
+use super::peer::{Peer, Slot, StatsSeen};
+use super::room::{Layer, PeerId, Room, Track, TrackId};
+use super::{Command, PreparedPeer, Role};
+use crate::metrics::{Metrics, RoleLabel, RoleLabels};
+
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Datagrams read per wake-up before timers get a turn.
+const RECV_BATCH: usize = 256;
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+/// A subscriber still without a keyframe after this long asks again.
+const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+/// A peer that never connects is dropped after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Peer(PeerId),
+    Gate(TrackId, usize),
+}
+
+/// Everything the per-peer drain needs besides the peer itself (split for the borrow checker).
+struct Io {
+    socket: mio::net::UdpSocket,
+    metrics: Metrics,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    pending_rtp: Vec<(PeerId, RtpPacket)>,
+    pending_kf: Vec<(PeerId, Mid)>,
+    connected: Vec<PeerId>,
+    dead: Vec<PeerId>,
+}
+
+/// The worker state (moved into its thread by [`Worker::run`]).
+pub struct Worker {
+    index: usize,
+    poll: Poll,
+    waker: Arc<Waker>,
+    local_addr: SocketAddr,
+    rx: Receiver<Command>,
+    io: Io,
+    peers: HashMap<PeerId, Peer>,
+    created: HashMap<PeerId, Instant>,
+    by_session: HashMap<String, PeerId>,
+    by_ufrag: HashMap<String, PeerId>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    rooms: HashMap<String, Room>,
+    tracks: HashMap<TrackId, Track>,
+    next_id: u64,
+    keyframe_interval: Duration,
+    disconnect_grace: Duration,
+    peer_count: Arc<AtomicUsize>,
+    next_housekeeping: Instant,
+    next_rate_window: Instant,
+}
+
+impl Worker {
+    /// Wraps a bound socket; the thread starts with [`Worker::run`].
+    pub fn new(
+        index: usize,
+        socket: std::net::UdpSocket,
+        rx: Receiver<Command>,
+        keyframe_interval: Duration,
+        disconnect_grace: Duration,
+        metrics: Metrics,
+        peer_count: Arc<AtomicUsize>,
+    ) -> std::io::Result<Self> {
+        let sock2 = socket2::SockRef::from(&socket);
+        // Bigger kernel buffers absorb bursts (a keyframe fanned out to many subscribers).
+        let _ = sock2.set_recv_buffer_size(4 << 20);
+        let _ = sock2.set_send_buffer_size(4 << 20);
+        socket.set_nonblocking(true)?;
+        let local_addr = socket.local_addr()?;
+        let mut socket = mio::net::UdpSocket::from_std(socket);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let now = Instant::now();
+        Ok(Worker {
+            index,
+            poll,
+            waker,
+            local_addr,
+            rx,
+            io: Io {
+                socket,
+                metrics,
+                timers: BinaryHeap::new(),
+                pending_rtp: Vec::with_capacity(64),
+                pending_kf: Vec::new(),
+                connected: Vec::new(),
+                dead: Vec::new(),
+            },
+            peers: HashMap::new(),
+            created: HashMap::new(),
+            by_session: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            rooms: HashMap::new(),
+            tracks: HashMap::new(),
+            next_id: 1,
+            keyframe_interval,
+            disconnect_grace,
+            peer_count,
+            next_housekeeping: now + HOUSEKEEPING,
+            next_rate_window: now + Duration::from_secs(1),
+        })
+    }
+
+    /// The waker signalling commands to this worker.
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    /// The thread body.
+    pub fn run(mut self) {
+        tracing::info!(worker = self.index, addr = %self.local_addr, "media worker started");
+        let mut events = Events::with_capacity(64);
+        let mut buf = vec![0u8; 2048];
+        let mut more_to_read = false;
+        loop {
+            let now = Instant::now();
+            let mut deadline = self.next_housekeeping;
+            if let Some(Reverse((t, _))) = self.io.timers.peek() {
+                deadline = deadline.min(*t);
+            }
+            let wait = if more_to_read {
+                Duration::ZERO
+            } else {
+                deadline.saturating_duration_since(now)
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    tracing::error!(worker = self.index, "poll failed: {e}");
+                    return;
+                }
+            }
+            let mut readable = more_to_read;
+            for ev in events.iter() {
+                if ev.token() == SOCKET {
+                    readable = true;
+                }
+            }
+            if !self.handle_commands() {
+                tracing::info!(worker = self.index, "media worker stopping");
+                return;
+            }
+            more_to_read = false;
+            if readable {
+                more_to_read = self.read_datagrams(&mut buf);
+            }
+            let now = Instant::now();
+            self.fire_timers(now);
+            if now >= self.next_housekeeping {
+                self.housekeeping(now);
+                self.next_housekeeping = now + HOUSEKEEPING;
+            }
+            self.reap();
+        }
+    }
+
+    /// Reads up to a batch of datagrams. Returns true if the socket may hold more.
+    fn read_datagrams(&mut self, buf: &mut [u8]) -> bool {
+        for _ in 0..RECV_BATCH {
+            match self.io.socket.recv_from(buf) {
+                Ok((n, source)) => {
+                    let now = Instant::now();
+                    self.io.metrics.udp_datagrams_in.inc();
+                    self.handle_datagram(&buf[..n], source, now);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors (port unreachable) surface here on Linux; not fatal.
+                    tracing::debug!(worker = self.index, "recv error: {e}");
+                    continue;
+                }
+            }
+        }
+        true
+    }
+
+    fn route(&mut self, data: &[u8], source: SocketAddr) -> Option<PeerId> {
+        let is_stun = data.len() >= 20 && data[0] < 2;
+        if is_stun {
+            if let Ok(msg) = str0m::ice::StunMessage::parse(data) {
+                if let Some((local, _remote)) = msg.split_username() {
+                    if let Some(&pid) = self.by_ufrag.get(local) {
+                        // Learn (or move) the address: ICE restarts and NAT rebinding change it.
+                        let known = self.by_addr.get(&source).copied();
+                        if known != Some(pid) {
+                            if let Some(peer) = self.peers.get_mut(&pid) {
+                                self.by_addr.insert(source, pid);
+                                if !peer.addrs.contains(&source) {
+                                    peer.addrs.push(source);
+                                }
+                            }
+                        }
+                        return Some(pid);
+                    }
+                }
+            }
+        }
+        self.by_addr.get(&source).copied()
+    }
+
+    fn handle_datagram(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
+        let Some(pid) = self.route(data, source) else {
+            self.io.metrics.udp_unroutable.inc();
+            return;
+        };
+        let Ok(recv) = Receive::new(Protocol::Udp, source, self.local_addr, data) else {
+            self.io.metrics.udp_unroutable.inc();
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&pid) else {
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(Input::Receive(now, recv)) {
+            tracing::debug!(session = %peer.session, "input rejected: {e}");
+        }
+        drain(peer, &mut self.io, now);
+        self.process_pending(now);
+    }
+
+    /// Drains commands; false on shutdown.
+    fn handle_commands(&mut self) -> bool {
+        while let Ok(cmd) = self.rx.try_recv() {
+            let now = Instant::now();
+            match cmd {
+                Command::Shutdown => return false,
+                Command::Add {
+                    session,
+                    room,
+                    role,
+                    peer,
+                } => self.add_peer(session, room, role, *peer, now),
+                Command::Remove { session } => {
+                    if let Some(&pid) = self.by_session.get(&session) {
+                        self.remove_peer(pid, now);
+                    }
+                }
+                Command::IceRestart {
+                    session,
+                    offer,
+                    reply,
+                } => {
+                    let res = self.ice_restart(&session, *offer, now);
+                    let _ = reply.send(res);
+                }
+                Command::AddCandidates {
+                    session,
+                    candidates,
+                } => {
+                    if let Some(peer) = self
+                        .by_session
+                        .get(&session)
+                        .and_then(|pid| self.peers.get_mut(pid))
+                    {
+                        for c in candidates {
+                            peer.rtc.add_remote_candidate(c);
+                            drain(peer, &mut self.io, now);
+                        }
+                    }
+                }
+                Command::SetLayer {
+                    session,
+                    rid,
+                    reply,
+                } => {
+                    let found = match self
+                        .by_session
+                        .get(&session)
+                        .and_then(|pid| self.peers.get_mut(pid))
+                    {
+                        Some(peer) if peer.role == Role::Subscriber => {
+                            for slot in peer.slots.iter_mut() {
+                                if slot.kind == MediaKind::Video {
+                                    slot.wanted_rid = rid.clone();
+                                }
+                            }
+                            true
+                        }
+                        _ => false,
+                    };
+                    let _ = reply.send(found);
+                }
+            }
+            self.process_pending(now);
+        }
+        true
+    }
+
+    fn add_peer(
+        &mut self,
+        session: String,
+        room_name: String,
+        role: Role,
+        prepared: PreparedPeer,
+        now: Instant,
+    ) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let PreparedPeer {
+            rtc,
+            medias,
+            local_ufrag,
+            ..
+        } = prepared;
+        let slots = if role == Role::Subscriber {
+            medias.iter().map(|m| Slot::new(m.mid, m.kind)).collect()
+        } else {
+            Vec::new()
+        };
+        let mut peer = Peer {
+            id,
+            session: session.clone(),
+            room: room_name.clone(),
+            role,
+            rtc,
+            medias,
+            next_timeout: now,
+            ufrags: vec![local_ufrag.clone()],
+            addrs: Vec::new(),
+            connected: false,
+            disconnected_since: None,
+            tracks: Vec::new(),
+            rx_streams: HashMap::new(),
+            rx_params: Vec::new(),
+            slots,
+            stats_seen: HashMap::new(),
+        };
+        let room = self.rooms.entry(room_name.clone()).or_default();
+        room.peers.push(id);
+        let mut new_tracks = Vec::new();
+        if role == Role::Publisher {
+            for m in &peer.medias {
+                let tid = self.next_id;
+                self.next_id += 1;
+                let layers = if m.rids.is_empty() {
+                    vec![Layer::new(None, self.keyframe_interval)]
+                } else {
+                    m.rids
+                        .iter()
+                        .map(|r| Layer::new(Some(*r), self.keyframe_interval))
+                        .collect()
+                };
+                self.tracks.insert(
+                    tid,
+                    Track {
+                        publisher: id,
+                        mid: m.mid,
+                        kind: m.kind,
+                        layers,
+                        subscribers: Vec::new(),
+                    },
+                );
+                room.tracks.push(tid);
+                peer.tracks.push((m.mid, tid));
+                new_tracks.push(tid);
+            }
+            self.io.metrics.tracks.inc_by(new_tracks.len() as i64);
+        }
+        self.by_session.insert(session, id);
+        self.by_ufrag.insert(local_ufrag, id);
+        self.created.insert(id, now);
+        drain(&mut peer, &mut self.io, now);
+        self.peers.insert(id, peer);
+        self.io
+            .metrics
+            .peers
+            .get_or_create(&RoleLabels {
+                role: role_label(role),
+            })
+            .inc();
+        self.io.metrics.rooms.set(self.rooms.len() as i64);
+        // Bind free subscriber slots in the room (or this subscriber's slots) to tracks.
+        let room_peers = self.rooms.get(&room_name).map(|r| r.peers.clone());
+        for pid in room_peers.unwrap_or_default() {
+            self.bind_free_slots(pid, now);
+        }
+        tracing::info!(worker = self.index, peer = id, room = %room_name, ?role, "peer added");
+    }
+
+    /// Binds each unbound slot of subscriber `sid` to a track of its kind it doesn't get yet.
+    fn bind_free_slots(&mut self, sid: PeerId, now: Instant) {
+        let Some(sub) = self.peers.get(&sid) else {
+            return;
+        };
+        if sub.role != Role::Subscriber {
+            return;
+        }
+        let Some(room) = self.rooms.get(&sub.room) else {
+            return;
+        };
+        let mut bindings = Vec::new();
+        let mut taken: Vec<TrackId> = sub.slots.iter().filter_map(|s| s.track).collect();
+        for (si, slot) in sub.slots.iter().enumerate() {
+            if slot.track.is_some() {
+                continue;
+            }
+            let found = room.tracks.iter().copied().find(|tid| {
+                !taken.contains(tid)
+                    && self
+                        .tracks
+                        .get(tid)
+                        .map(|t| t.kind == slot.kind && t.publisher != sid)
+                        .unwrap_or(false)
+            });
+            if let Some(tid) = found {
+                taken.push(tid);
+                bindings.push((si, tid));
+            }
+        }
+        for (si, tid) in bindings {
+            let Some(track) = self.tracks.get_mut(&tid) else {
+                continue;
+            };
+            track.subscribers.push((sid, si));
+            let kind = track.kind;
+            let Some(sub) = self.peers.get_mut(&sid) else {
+                return;
+            };
+            let slot = &mut sub.slots[si];
+            slot.track = Some(tid);
+            slot.layer = track.choose_layer(slot.wanted_rid.as_deref(), now);
+            slot.pt_map.clear();
+            let connected = sub.connected;
+            if kind == MediaKind::Video {
+                slot.waiting_keyframe = Some(now);
+                if connected {
+                    slot.last_kf_request = Some(now);
+                    let layer = slot.layer;
+                    self.request_keyframe(tid, layer, now);
+                }
+            }
+        }
+    }
+
+    fn remove_peer(&mut self, pid: PeerId, now: Instant) {
+        let Some(mut peer) = self.peers.remove(&pid) else {
+            return;
+        };
+        self.created.remove(&pid);
+        self.by_session.remove(&peer.session);
+        for u in &peer.ufrags {
+            self.by_ufrag.remove(u);
+        }
+        for a in &peer.addrs {
+            if self.by_addr.get(a) == Some(&pid) {
+                self.by_addr.remove(a);
+            }
+        }
+        let mut rebind = Vec::new();
+        if let Some(room) = self.rooms.get_mut(&peer.room) {
+            room.peers.retain(|p| *p != pid);
+            for (_, tid) in &peer.tracks {
+                room.tracks.retain(|t| t != tid);
+            }
+            if room.peers.is_empty() {
+                self.rooms.remove(&peer.room);
+            }
+        }
+        for (_, tid) in &peer.tracks {
+            if let Some(track) = self.tracks.remove(tid) {
+                self.io.metrics.tracks.dec();
+                for (sid, si) in track.subscribers {
+                    if let Some(sub) = self.peers.get_mut(&sid) {
+                        if let Some(slot) = sub.slots.get_mut(si) {
+                            slot.track = None;
+                            slot.waiting_keyframe = None;
+                        }
+                        rebind.push(sid);
+                    }
+                }
+            }
+        }
+        for slot in &peer.slots {
+            if let Some(tid) = slot.track {
+                if let Some(t) = self.tracks.get_mut(&tid) {
+                    t.subscribers.retain(|(s, _)| *s != pid);
+                }
+            }
+        }
+        peer.rtc.disconnect();
+        rebind.sort_unstable();
+        rebind.dedup();
+        for sid in rebind {
+            self.bind_free_slots(sid, now);
+        }
+        self.io
+            .metrics
+            .peers
+            .get_or_create(&RoleLabels {
+                role: role_label(peer.role),
+            })
+            .dec();
+        self.io.metrics.rooms.set(self.rooms.len() as i64);
+        self.peer_count.fetch_sub(1, Ordering::Relaxed);
+        tracing::info!(worker = self.index, peer = pid, session = %peer.session, "peer removed");
+    }
+
+    fn ice_restart(
+        &mut self,
+        session: &str,
+        offer: str0m::change::SdpOffer,
+        now: Instant,
+    ) -> Result<String, String> {
+        let pid = *self.by_session.get(session).ok_or("unknown session")?;
+        let peer = self.peers.get_mut(&pid).ok_or("unknown session")?;
+        let answer = peer
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| e.to_string())?;
+        let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag;
+        if !peer.ufrags.contains(&ufrag) {
+            peer.ufrags.push(ufrag.clone());
+        }
+        self.by_ufrag.insert(ufrag, pid);
+        drain(peer, &mut self.io, now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Forwards queued RTP and handles queued keyframe requests until both queues are empty.
+    fn process_pending(&mut self, now: Instant) {
+        let mut rtp = Vec::new();
+        let mut kf = Vec::new();
+        loop {
+            for pid in std::mem::take(&mut self.io.connected) {
+                self.on_connected(pid, now);
+            }
+            std::mem::swap(&mut rtp, &mut self.io.pending_rtp);
+            std::mem::swap(&mut kf, &mut self.io.pending_kf);
+            if rtp.is_empty() && kf.is_empty() && self.io.connected.is_empty() {
+                break;
+            }
+            for (pid, pkt) in rtp.drain(..) {
+                self.forward(pid, pkt, now);
+            }
+            for (sid, mid) in kf.drain(..) {
+                self.subscriber_wants_keyframe(sid, mid, now);
+            }
+        }
+        // Keep the allocation of the larger buffer for the next round.
+        if self.io.pending_rtp.capacity() < rtp.capacity() {
+            self.io.pending_rtp = rtp;
+        }
+    }
+
+    fn on_connected(&mut self, pid: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&pid) else {
+            return;
+        };
+        let mut wants = Vec::new();
+        for slot in peer.slots.iter_mut() {
+            if let (Some(tid), MediaKind::Video) = (slot.track, slot.kind) {
+                slot.waiting_keyframe = Some(now);
+                slot.last_kf_request = Some(now);
+                wants.push((tid, slot.layer));
+            }
+        }
+        for (tid, layer) in wants {
+            self.request_keyframe(tid, layer, now);
+        }
+    }
+
+    fn forward(&mut self, pid: PeerId, pkt: RtpPacket, now: Instant) {
+        let kf_interval = self.keyframe_interval;
+        let Some(publisher) = self.peers.get_mut(&pid) else {
+            return;
+        };
+        self.io.metrics.rtp_packets_in.inc();
+        self.io
+            .metrics
+            .rtp_bytes_in
+            .inc_by(pkt.payload.len() as u64);
+        let ssrc = pkt.header.ssrc;
+        let (tid, li) = match publisher.rx_streams.get(&ssrc) {
+            Some(v) => *v,
+            None => {
+                let (mid, rid) = {
+                    let mut api = publisher.rtc.direct_api();
+                    let Some(s) = api.stream_rx(&ssrc) else {
+                        return;
+                    };
+                    (s.mid(), s.rid())
+                };
+                let Some(&(_, tid)) = publisher.tracks.iter().find(|(m, _)| *m == mid) else {
+                    return;
+                };
+                let Some(track) = self.tracks.get_mut(&tid) else {
+                    return;
+                };
+                let li = track.layer_for(rid, kf_interval);
+                track.layers[li].ssrc = Some(ssrc);
+                publisher.rx_streams.insert(ssrc, (tid, li));
+                (tid, li)
+            }
+        };
+        let Some(params) = publisher.rx_params(pkt.header.payload_type) else {
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(&tid) else {
+            return;
+        };
+        let is_video = track.kind == MediaKind::Video;
+        let codec = params.spec().codec;
+        let clock_rate = params.spec().clock_rate.get();
+        let keyframe = is_video && starts_keyframe(codec, &pkt.payload);
+        {
+            let layer = &mut track.layers[li];
+            layer.window_bytes += pkt.payload.len() as u64;
+            layer.last_packet = Some(now);
+            if keyframe {
+                layer.gate.keyframe_arrived();
+            }
+        }
+        let source = source_id(pid, *ssrc);
+        let mut ext = ExtensionValues::default();
+        ext.audio_level = pkt.header.ext_vals.audio_level;
+        ext.voice_activity = pkt.header.ext_vals.voice_activity;
+        ext.video_orientation = pkt.header.ext_vals.video_orientation;
+        let mut kf_needed: Vec<(TrackId, usize)> = Vec::new();
+        let track = &*track;
+        for &(sid, si) in &track.subscribers {
+            let Some(sub) = self.peers.get_mut(&sid) else {
+                continue;
+            };
+            if !sub.connected {
+                continue;
+            }
+            let Some(slot) = sub.slots.get_mut(si) else {
+                continue;
+            };
+            if is_video && track.layers.len() > 1 {
+                let want = track.choose_layer(slot.wanted_rid.as_deref(), now);
+                if want != slot.layer {
+                    slot.layer = want;
+                    slot.waiting_keyframe = Some(now);
+                    slot.last_kf_request = Some(now);
+                    kf_needed.push((tid, want));
+                }
+                let current = slot.rewriter.as_ref().and_then(|r| r.current_source());
+                if li != slot.layer && current != Some(source) {
+                    continue;
+                }
+            }
+            let out_pt = match slot.pt_map.iter().find(|(i, _)| *i == pkt.header.payload_type) {
+                Some((_, o)) => *o,
+                None => {
+                    let remote = sub
+                        .rtc
+                        .media(slot.mid)
+                        .map(|m| m.remote_pts().to_vec())
+                        .unwrap_or_default();
+                    let Some(p) = sub.rtc.codec_config().match_params(params) else {
+                        continue;
+                    };
+                    if !remote.contains(&p.pt()) {
+                        continue;
+                    }
+                    slot.pt_map.push((pkt.header.payload_type, p.pt()));
+                    p.pt()
+                }
+            };
+            let rewriter = slot.rewriter.get_or_insert_with(|| {
+                Rewriter::new(clock_rate, rand::random::<u16>() & 0x3fff)
+            });
+            let previous = rewriter.current_source();
+            let may_start = !is_video || keyframe;
+            let Some(rw) = rewriter.rewrite(source, *pkt.seq_no, pkt.header.timestamp, may_start, now)
+            else {
+                continue;
+            };
+            if rw.switched {
+                slot.waiting_keyframe = None;
+                if previous.is_some() {
+                    self.io.metrics.layer_switches.inc();
+                }
+            }
+            {
+                let mut api = sub.rtc.direct_api();
+                let Some(tx) = api.stream_tx_by_mid(slot.mid, None) else {
+                    continue;
+                };
+                tx.write_rtp(
+                    RtpWrite::new(
+                        out_pt,
+                        rw.seq.into(),
+                        rw.ts,
+                        pkt.timestamp,
+                        pkt.payload.clone(),
+                    )
+                    .marker(pkt.header.marker)
+                    .nackable(is_video)
+                    .ext_vals(ext.clone()),
+                );
+            }
+            self.io.metrics.rtp_packets_out.inc();
+            self.io
+                .metrics
+                .rtp_bytes_out
+                .inc_by(pkt.payload.len() as u64);
+            drain(sub, &mut self.io, now);
+        }
+        for (tid, layer) in kf_needed {
+            self.request_keyframe(tid, layer, now);
+        }
+    }
+
+    fn subscriber_wants_keyframe(&mut self, sid: PeerId, mid: Mid, now: Instant) {
+        let Some(sub) = self.peers.get(&sid) else {
+            return;
+        };
+        let Some(slot) = sub.slot_by_mid(mid).map(|i| &sub.slots[i]) else {
+            return;
+        };
+        if let Some(tid) = slot.track {
+            let layer = slot.layer;
+            self.request_keyframe(tid, layer, now);
+        }
+    }
+
+    /// Asks the publisher of `tid` for a keyframe on `layer`, through the coalescing gate.
+    fn request_keyframe(&mut self, tid: TrackId, layer: usize, now: Instant) {
+        self.io.metrics.keyframe_requests_in.inc();
+        let Some(track) = self.tracks.get_mut(&tid) else {
+            return;
+        };
+        let Some(l) = track.layers.get_mut(layer) else {
+            return;
+        };
+        match l.gate.request(now) {
+            Decision::SendNow => {
+                let (publisher, ssrc) = (track.publisher, l.ssrc);
+                self.send_pli(publisher, ssrc, now);
+            }
+            Decision::Coalesced => {
+                self.io.metrics.keyframe_requests_coalesced.inc();
+            }
+            Decision::Deferred(at) => {
+                self.io.metrics.keyframe_requests_coalesced.inc();
+                self.io.timers.push(Reverse((at, Timer::Gate(tid, layer))));
+            }
+        }
+    }
+
+    fn send_pli(&mut self, publisher: PeerId, ssrc: Option<Ssrc>, now: Instant) {
+        // Before the first packet there is no stream to ask; the first frame is a keyframe.
+        let Some(ssrc) = ssrc else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        if !peer.connected {
+            return;
+        }
+        {
+            let mut api = peer.rtc.direct_api();
+            let Some(rx) = api.stream_rx(&ssrc) else {
+                return;
+            };
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+        self.io.metrics.keyframe_requests_sent.inc();
+        drain(peer, &mut self.io, now);
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, timer))) = self.io.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.io.timers.pop();
+            match timer {
+                Timer::Peer(pid) => {
+                    let Some(peer) = self.peers.get_mut(&pid) else {
+                        continue;
+                    };
+                    if peer.next_timeout != t {
+                        // Stale entry: the peer's deadline moved since it was queued.
+                        continue;
+                    }
+                    if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                        tracing::debug!(session = %peer.session, "timeout input failed: {e}");
+                    }
+                    drain(peer, &mut self.io, now);
+                }
+                Timer::Gate(tid, layer) => {
+                    let Some(track) = self.tracks.get_mut(&tid) else {
+                        continue;
+                    };
+                    let Some(l) = track.layers.get_mut(layer) else {
+                        continue;
+                    };
+                    if l.gate.poll(now) {
+                        let (publisher, ssrc) = (track.publisher, l.ssrc);
+                        self.send_pli(publisher, ssrc, now);
+                    }
+                }
+            }
+            self.process_pending(now);
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        if now >= self.next_rate_window {
+            let secs = (now - self.next_rate_window + Duration::from_secs(1)).as_secs_f64();
+            for t in self.tracks.values_mut() {
+                for l in t.layers.iter_mut() {
+                    l.bitrate = (l.window_bytes as f64 * 8.0 / secs) as u64;
+                    l.window_bytes = 0;
+                }
+            }
+            self.next_rate_window = now + Duration::from_secs(1);
+        }
+        let mut retry = Vec::new();
+        for peer in self.peers.values_mut() {
+            if peer.role == Role::Subscriber && peer.connected {
+                for slot in peer.slots.iter_mut() {
+                    let (Some(tid), Some(_)) = (slot.track, slot.waiting_keyframe) else {
+                        continue;
+                    };
+                    let due = slot
+                        .last_kf_request
+                        .map(|t| now.saturating_duration_since(t) >= KEYFRAME_RETRY)
+                        .unwrap_or(true);
+                    if due {
+                        slot.last_kf_request = Some(now);
+                        retry.push((tid, slot.layer));
+                    }
+                }
+            }
+            let gone = match peer.disconnected_since {
+                Some(t) => now.saturating_duration_since(t) >= self.disconnect_grace,
+                None => false,
+            };
+            let never = !peer.connected
+                && self
+                    .created
+                    .get(&peer.id)
+                    .map(|c| now.saturating_duration_since(*c) >= CONNECT_TIMEOUT)
+                    .unwrap_or(false);
+            if gone || never || !peer.rtc.is_alive() {
+                self.io.dead.push(peer.id);
+            }
+        }
+        for (tid, layer) in retry {
+            self.request_keyframe(tid, layer, now);
+        }
+        self.process_pending(now);
+    }
+
+    fn reap(&mut self) {
+        if self.io.dead.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut dead = std::mem::take(&mut self.io.dead);
+        dead.sort_unstable();
+        dead.dedup();
+        for pid in dead {
+            self.remove_peer(pid, now);
+        }
+        self.process_pending(now);
+    }
+}
+
+fn role_label(role: Role) -> RoleLabel {
+    match role {
+        Role::Publisher => RoleLabel::Publisher,
+        Role::Subscriber => RoleLabel::Subscriber,
+    }
+}
+
+/// Drives one peer's `Rtc` until it has nothing more to say, sending its datagrams and
+/// queueing its events. Must follow every mutation of the `Rtc` (str0m's contract).
+fn drain(peer: &mut Peer, io: &mut Io, now: Instant) {
+    loop {
+        match peer.rtc.poll_output() {
+            Ok(Output::Timeout(t)) => {
+                if t != peer.next_timeout {
+                    peer.next_timeout = t;
+                    io.timers.push(Reverse((t, Timer::Peer(peer.id))));
+                }
+                return;
+            }
+            Ok(Output::Transmit(t)) => {
+                match io.socket.send_to(&t.contents, t.destination) {
+                    Ok(_) => {
+                        io.metrics.udp_datagrams_out.inc();
+                    }
+                    Err(e) => tracing::debug!(session = %peer.session, "send failed: {e}"),
+                };
+            }
+            Ok(Output::Event(ev)) => on_event(peer, io, ev, now),
+            Err(e) => {
+                tracing::warn!(session = %peer.session, "rtc failed: {e}");
+                io.dead.push(peer.id);
+                return;
+            }
+        }
+    }
+}
+
+fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
+    match ev {
+        Event::Connected => {
+            peer.connected = true;
+            io.connected.push(peer.id);
+            tracing::info!(session = %peer.session, "connected");
+        }
+        Event::IceConnectionStateChange(state) => match state {
+            IceConnectionState::Disconnected => {
+                peer.disconnected_since.get_or_insert(now);
+            }
+            IceConnectionState::Connected | IceConnectionState::Completed => {
+                peer.disconnected_since = None;
+            }
+            _ => {}
+        },
+        Event::RtpPacket(p) => {
+            if peer.role == Role::Publisher {
+                io.pending_rtp.push((peer.id, p));
+            }
+        }
+        Event::KeyframeRequest(k) => {
+            if peer.role == Role::Subscriber {
+                io.pending_kf.push((peer.id, k.mid));
+            }
+        }
+        Event::MediaEgressStats(s) => {
+            let seen = peer
+                .stats_seen
+                .entry((s.mid, s.rid, true))
+                .or_insert(StatsSeen::default());
+            io.metrics
+                .nacks_received
+                .inc_by(s.nacks.saturating_sub(seen.nacks));
+            seen.nacks = s.nacks;
+        }
+        Event::MediaIngressStats(s) => {
+            let seen = peer
+                .stats_seen
+                .entry((s.mid, s.rid, false))
+                .or_insert(StatsSeen::default());
+            io.metrics
+                .nacks_sent
+                .inc_by(s.nacks.saturating_sub(seen.nacks));
+            seen.nacks = s.nacks;
+        }
+        Event::PeerStats(s) => {
+            if let Some(rtt) = s.rtt {
+                io.metrics.rtt_seconds.observe(rtt.as_secs_f64());
+            }
+        }
+        Event::Closed => io.dead.push(peer.id),
+        _ => {}
+    }
+}

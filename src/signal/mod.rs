@@ -1,0 +1,492 @@
+//! WHIP (RFC 9725) and WHEP signalling: offers in, answers out, sessions as HTTP resources.
+//!
+//! `POST /whip/{room}` publishes and `POST /whep/{room}` watches; each returns `201` with the
+//! session's unguessable URL in `Location`, an `ETag`, and the SDP answer. `PATCH` on that URL
+//! carries trickled candidates or an ICE restart, `DELETE` ends the session. This module checks
+//! tokens and bodies, builds the peer off the media loop, and hands it to the room's worker.
+
+pub mod sdpfrag;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use crate::auth::Grant;
+use crate::http::{ApiError, AppState};
+use crate::sfu::{prepare_peer, Command, PeerSetup, Role, SetupError};
+
+/// One live WHIP/WHEP session, as signalling knows it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Its room.
+    pub room: String,
+    /// Publisher or subscriber.
+    pub role: Role,
+    /// The worker holding its peer.
+    pub worker: usize,
+    /// Current entity tag (changes on ICE restart).
+    pub etag: String,
+    /// The client's last full offer (basis for ICE restarts).
+    pub offer: String,
+    /// The client's current ICE ufrag.
+    pub remote_ufrag: Option<String>,
+}
+
+/// Sessions by id. Signalling only; the media plane never sees this lock.
+pub type Sessions = Mutex<HashMap<String, Session>>;
+
+fn random_id() -> String {
+    let b: [u8; 16] = rand::random();
+    hex::encode(b)
+}
+
+fn endpoint(role: Role) -> &'static str {
+    match role {
+        Role::Publisher => "whip",
+        Role::Subscriber => "whep",
+    }
+}
+
+fn role_of(kind: &str) -> Option<Role> {
+    match kind {
+        "whip" => Some(Role::Publisher),
+        "whep" => Some(Role::Subscriber),
+        _ => None,
+    }
+}
+
+fn grant(role: Role) -> Grant {
+    match role {
+        Role::Publisher => Grant::Publish,
+        Role::Subscriber => Grant::Subscribe,
+    }
+}
+
+/// Room names: 1–64 characters of letters, digits, `-`, `_`, `.`.
+pub fn check_room(room: &str) -> Result<(), ApiError> {
+    let ok = !room.is_empty()
+        && room.len() <= 64
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "bad-room-name",
+            "room names are 1-64 characters of letters, digits, '-', '_' and '.'",
+        ))
+    }
+}
+
+fn check_content_type(headers: &HeaderMap, want: &str) -> Result<(), ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let base = ct.split(';').next().unwrap_or("").trim();
+    if base.eq_ignore_ascii_case(want) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("Content-Type must be {want}, got `{ct}`"),
+        ))
+    }
+}
+
+async fn read_body(state: &AppState, body: Body) -> Result<String, ApiError> {
+    let limit = state.config.http.max_body_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!("request body larger than {limit} bytes"),
+        )
+    })?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::bad_request("bad-encoding", "body is not UTF-8"))
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap, room: &str, role: Role) -> Result<(), ApiError> {
+    let h = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state.keys.authorize(h, room, grant(role))?;
+    Ok(())
+}
+
+fn ice_server_links(state: &AppState) -> Vec<HeaderValue> {
+    state
+        .config
+        .ice_servers
+        .iter()
+        .flat_map(|s| {
+            s.urls.iter().filter_map(move |u| {
+                let mut v = format!("<{u}>; rel=\"ice-server\"");
+                if let (Some(user), Some(cred)) = (&s.username, &s.credential) {
+                    v.push_str(&format!(
+                        "; username=\"{user}\"; credential=\"{cred}\"; credential-type=\"password\""
+                    ));
+                }
+                HeaderValue::from_str(&v).ok()
+            })
+        })
+        .collect()
+}
+
+fn record(state: &AppState, role: Role, status: StatusCode) {
+    state
+        .metrics
+        .http_responses
+        .get_or_create(&crate::metrics::HttpLabels {
+            endpoint: endpoint(role).to_string(),
+            status: status.as_u16(),
+        })
+        .inc();
+}
+
+/// `POST /whip/{room}`.
+pub async fn whip_post(
+    State(state): State<Arc<AppState>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let r = create_session(&state, Role::Publisher, room, headers, body).await;
+    finish(&state, Role::Publisher, r)
+}
+
+/// `POST /whep/{room}`.
+pub async fn whep_post(
+    State(state): State<Arc<AppState>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let r = create_session(&state, Role::Subscriber, room, headers, body).await;
+    finish(&state, Role::Subscriber, r)
+}
+
+fn finish(state: &AppState, role: Role, r: Result<Response, ApiError>) -> Response {
+    let resp = match r {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::debug!(endpoint = endpoint(role), "refused: {e}");
+            e.into_response()
+        }
+    };
+    record(state, role, resp.status());
+    resp
+}
+
+async fn create_session(
+    state: &Arc<AppState>,
+    role: Role,
+    room: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_room(&room)?;
+    authorize(state, &headers, &room, role)?;
+    check_content_type(&headers, "application/sdp")?;
+    let offer = read_body(state, body).await?;
+    if offer.trim().is_empty() {
+        return Err(ApiError::bad_request("bad-sdp", "empty SDP offer"));
+    }
+    // Reserve a place before doing any work; give it back on every failure path below.
+    let max = state.config.media.max_peers;
+    let count = &state.sfu.peer_count;
+    if count.fetch_add(1, Ordering::AcqRel) >= max {
+        count.fetch_sub(1, Ordering::AcqRel);
+        return Err(ApiError::unavailable(
+            format!("this server is at its limit of {max} peers"),
+            5,
+        ));
+    }
+    let worker = state.sfu.worker_for_room(&room);
+    let setup = PeerSetup {
+        cert: state.sfu.cert.clone(),
+        candidate: state.sfu.worker(worker).candidate_addr,
+    };
+    let offer_copy = offer.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare_peer(role, &offer_copy, &setup))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()));
+    let prepared = match prepared {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            count.fetch_sub(1, Ordering::AcqRel);
+            return Err(match e {
+                SetupError::BadSdp(_) | SetupError::Rejected(_) => {
+                    ApiError::bad_request("bad-sdp", e.to_string())
+                }
+                SetupError::NoUsableMedia(_) => match role {
+                    Role::Publisher => {
+                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no-usable-media", e.to_string())
+                    }
+                    Role::Subscriber => {
+                        ApiError::new(StatusCode::NOT_ACCEPTABLE, "no-usable-media", e.to_string())
+                    }
+                },
+            });
+        }
+        Err(e) => {
+            count.fetch_sub(1, Ordering::AcqRel);
+            return Err(e);
+        }
+    };
+    let id = random_id();
+    let etag = random_id();
+    let answer = prepared.answer.clone();
+    let remote_ufrag = offer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(|s| s.to_string()));
+    state.sessions.lock().expect("sessions lock").insert(
+        id.clone(),
+        Session {
+            room: room.clone(),
+            role,
+            worker,
+            etag: etag.clone(),
+            offer,
+            remote_ufrag,
+        },
+    );
+    let sent = state.sfu.worker(worker).send(Command::Add {
+        session: id.clone(),
+        room: room.clone(),
+        role,
+        peer: Box::new(prepared),
+    });
+    if !sent {
+        count.fetch_sub(1, Ordering::AcqRel);
+        state.sessions.lock().expect("sessions lock").remove(&id);
+        return Err(ApiError::unavailable("media worker unavailable", 5));
+    }
+    let location = format!("/{}/{room}/{id}", endpoint(role));
+    let mut resp = (StatusCode::CREATED, answer).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("room and id are checked ASCII"),
+    );
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex etag"),
+    );
+    h.insert(
+        "accept-patch",
+        HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+    );
+    for link in ice_server_links(state) {
+        h.append(header::LINK, link);
+    }
+    Ok(resp)
+}
+
+fn lookup(state: &AppState, role: Role, room: &str, id: &str) -> Result<Session, ApiError> {
+    let sessions = state.sessions.lock().expect("sessions lock");
+    match sessions.get(id) {
+        Some(s) if s.role == role && s.room == room => Ok(s.clone()),
+        _ => Err(ApiError::not_found(
+            "session-not-found",
+            format!("no {} session `{id}` in room `{room}`", endpoint(role)),
+        )),
+    }
+}
+
+/// `PATCH /whip/{room}/{id}` and `PATCH /whep/{room}/{id}`.
+pub async fn patch_session(
+    State(state): State<Arc<AppState>>,
+    Path((kind, room, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(role) = role_of(&kind) else {
+        return ApiError::not_found("not-found", "no such resource").into_response();
+    };
+    let r = patch_inner(&state, role, &room, &id, headers, body).await;
+    finish(&state, role, r)
+}
+
+async fn patch_inner(
+    state: &Arc<AppState>,
+    role: Role,
+    room: &str,
+    id: &str,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    authorize(state, &headers, room, role)?;
+    let session = lookup(state, role, room, id)?;
+    check_content_type(&headers, "application/trickle-ice-sdpfrag")?;
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "if-match-required",
+                "PATCH needs If-Match with the session's ETag (or * for an ICE restart)",
+            )
+        })?;
+    let text = read_body(state, body).await?;
+    let frag = sdpfrag::parse(&text).map_err(|e| ApiError::bad_request("bad-sdpfrag", e))?;
+    let restart = match (&frag.ice_ufrag, &session.remote_ufrag) {
+        (Some(new), Some(old)) => new != old,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let current = format!("\"{}\"", session.etag);
+    let etag_ok = if_match == "*" || if_match == current;
+    if !etag_ok {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "etag-mismatch",
+            format!("If-Match {if_match} does not match the session's current ETag"),
+        ));
+    }
+    let worker = state.sfu.worker(session.worker);
+    if !restart {
+        if !frag.candidates.is_empty() {
+            worker.send(Command::AddCandidates {
+                session: id.to_string(),
+                candidates: frag.candidates,
+            });
+        }
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // ICE restart: re-offer the original media with the new credentials.
+    let (ufrag, pwd) = match (frag.ice_ufrag, frag.ice_pwd) {
+        (Some(u), Some(p)) => (u, p),
+        _ => unreachable!("parse() guarantees ufrag and pwd together"),
+    };
+    let offer_text = sdpfrag::replace_ice_credentials(&session.offer, &ufrag, &pwd);
+    let offer = str0m::change::SdpOffer::from_sdp_string(&offer_text).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ice-restart-failed",
+            e.to_string(),
+        )
+    })?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if !worker.send(Command::IceRestart {
+        session: id.to_string(),
+        offer: Box::new(offer),
+        reply: tx,
+    }) {
+        return Err(ApiError::unavailable("media worker unavailable", 5));
+    }
+    let answer = match rx.await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ice-restart-failed",
+                e,
+            ))
+        }
+        Err(_) => return Err(ApiError::not_found("session-not-found", "session ended")),
+    };
+    let new_etag = random_id();
+    {
+        let mut sessions = state.sessions.lock().expect("sessions lock");
+        if let Some(s) = sessions.get_mut(id) {
+            s.etag = new_etag.clone();
+            s.remote_ufrag = Some(ufrag);
+            s.offer = offer_text;
+        }
+    }
+    let mut resp = (StatusCode::OK, sdpfrag::answer_fragment(&answer)).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+    );
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{new_etag}\"")).expect("hex etag"),
+    );
+    Ok(resp)
+}
+
+/// `DELETE /whip/{room}/{id}` and `DELETE /whep/{room}/{id}`.
+pub async fn delete_session(
+    State(state): State<Arc<AppState>>,
+    Path((kind, room, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(role) = role_of(&kind) else {
+        return ApiError::not_found("not-found", "no such resource").into_response();
+    };
+    let r = (|| {
+        authorize(&state, &headers, &room, role)?;
+        let session = lookup(&state, role, &room, &id)?;
+        state.sessions.lock().expect("sessions lock").remove(&id);
+        state.sfu.worker(session.worker).send(Command::Remove {
+            session: id.clone(),
+        });
+        Ok(StatusCode::OK.into_response())
+    })();
+    finish(&state, role, r)
+}
+
+/// Body of `POST /whep/{room}/{id}/layer`.
+#[derive(Debug, Deserialize)]
+pub struct LayerRequest {
+    /// The simulcast rid wanted, or null for automatic.
+    pub rid: Option<String>,
+}
+
+/// `POST /whep/{room}/{id}/layer`: choose the simulcast layer a subscriber receives.
+pub async fn whep_layer(
+    State(state): State<Arc<AppState>>,
+    Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(req): Json<LayerRequest>,
+) -> Response {
+    let r = async {
+        authorize(&state, &headers, &room, Role::Subscriber)?;
+        let session = lookup(&state, Role::Subscriber, &room, &id)?;
+        if let Some(rid) = &req.rid {
+            if rid.is_empty() || rid.len() > 16 || !rid.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(ApiError::bad_request("bad-rid", "rid must be 1-16 letters/digits"));
+            }
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        state.sfu.worker(session.worker).send(Command::SetLayer {
+            session: id.clone(),
+            rid: req.rid,
+            reply: tx,
+        });
+        match rx.await {
+            Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
+            _ => Err(ApiError::not_found("session-not-found", "session ended")),
+        }
+    }
+    .await;
+    finish(&state, Role::Subscriber, r)
+}
+
+/// `OPTIONS /whip/{room}` and `/whep/{room}`: what the endpoint accepts, and the ICE servers.
+pub async fn endpoint_options(State(state): State<Arc<AppState>>) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert("accept-post", HeaderValue::from_static("application/sdp"));
+    for link in ice_server_links(&state) {
+        h.append(header::LINK, link);
+    }
+    resp
+}

@@ -106,6 +106,30 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     (StatusCode::OK, "ready").into_response()
 }
 
+/// Adds what a WHIP/WHEP client learns from `OPTIONS` (accepted type, ICE servers) to the
+/// response, including CORS preflights, which the CORS layer answers before routing.
+async fn options_headers(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let is_endpoint = req.method() == Method::OPTIONS
+        && (req.uri().path().starts_with("/whip/") || req.uri().path().starts_with("/whep/"));
+    let mut resp = next.run(req).await;
+    if is_endpoint {
+        let h = resp.headers_mut();
+        h.insert("accept-post", HeaderValue::from_static("application/sdp"));
+        h.insert(
+            "accept-patch",
+            HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+        );
+        for link in signal::ice_server_links(&state) {
+            h.append(header::LINK, link);
+        }
+    }
+    resp
+}
+
 async fn fallback() -> Response {
     ApiError::not_found("not-found", "no such resource").into_response()
 }
@@ -150,11 +174,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/style.css", get(|| async { page("/style.css") }))
         .route(
             "/whip/{room}",
-            post(signal::whip_post).options(signal::endpoint_options),
+            post(signal::whip_post),
         )
         .route(
             "/whep/{room}",
-            post(signal::whep_post).options(signal::endpoint_options),
+            post(signal::whep_post),
         )
         .route(
             "/{kind}/{room}/{id}",
@@ -166,5 +190,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .fallback(fallback)
         .layer(cors)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            options_headers,
+        ))
         .with_state(state)
 }

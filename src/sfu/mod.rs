@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
-use str0m::media::{Direction, MediaKind, Mid, Rid};
-use str0m::{Candidate, Event, Output, Rtc};
+use str0m::media::{Direction, MediaKind, Mid, Rid, Rids};
+use str0m::{Candidate, Output, Rtc};
 
 use crate::metrics::Metrics;
 
@@ -91,6 +91,7 @@ pub fn prepare_peer(role: Role, offer: &str, setup: &PeerSetup) -> Result<Prepar
         .set_rtp_mode(true)
         .set_dtls_cert(setup.cert.clone())
         .set_stats_interval(Some(Duration::from_secs(1)))
+        .clear_codecs()
         .enable_vp8(true)
         .enable_h264(true)
         .enable_vp9(true)
@@ -103,33 +104,33 @@ pub fn prepare_peer(role: Role, offer: &str, setup: &PeerSetup) -> Result<Prepar
         .sdp_api()
         .accept_offer(offer)
         .map_err(|e| SetupError::Rejected(e.to_string()))?;
-    // Drain once to learn what the offer added (str0m's MediaAdded events).
-    let mut medias = Vec::new();
+    // Drain once so the instance is settled before it moves to its worker.
     loop {
         match rtc.poll_output() {
             Ok(Output::Timeout(_)) => break,
-            Ok(Output::Transmit(_)) => {}
-            Ok(Output::Event(Event::MediaAdded(m))) => {
-                // The offer's `a=simulcast:send` layers, whichever side str0m files them under.
-                let rids = m
-                    .simulcast
-                    .as_ref()
-                    .map(|s| {
-                        let layers = if s.recv.is_empty() { &s.send } else { &s.recv };
-                        layers.iter().map(|l| l.rid).collect()
-                    })
-                    .unwrap_or_default();
-                medias.push(MediaInfo {
-                    mid: m.mid,
-                    kind: m.kind,
-                    direction: m.direction,
-                    rids,
-                });
-            }
-            Ok(Output::Event(_)) => {}
+            Ok(_) => {}
             Err(e) => return Err(SetupError::Rejected(e.to_string())),
         }
     }
+    let answer = answer.to_sdp_string();
+    // The answer lists every m-line's mid in order; str0m knows the rest about each.
+    let mut medias: Vec<MediaInfo> = answer
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
+        .filter_map(|mid| {
+            let media = rtc.media(Mid::from(mid))?;
+            let rids = match media.rids_rx() {
+                Rids::Specific(r) => r.clone(),
+                _ => Vec::new(),
+            };
+            Some(MediaInfo {
+                mid: media.mid(),
+                kind: media.kind(),
+                direction: media.direction(),
+                rids,
+            })
+        })
+        .collect();
     // Keep only m-lines in the role's direction with at least one negotiated codec.
     medias.retain(|m| {
         let dir_ok = match role {
@@ -156,7 +157,7 @@ pub fn prepare_peer(role: Role, offer: &str, setup: &PeerSetup) -> Result<Prepar
     Ok(PreparedPeer {
         rtc,
         medias,
-        answer: answer.to_sdp_string(),
+        answer,
         local_ufrag,
     })
 }

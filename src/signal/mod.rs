@@ -124,7 +124,8 @@ fn authorize(state: &AppState, headers: &HeaderMap, room: &str, role: Role) -> R
     Ok(())
 }
 
-fn ice_server_links(state: &AppState) -> Vec<HeaderValue> {
+/// `Link: <url>; rel="ice-server"` values for the configured STUN/TURN servers.
+pub fn ice_server_links(state: &AppState) -> Vec<HeaderValue> {
     state
         .config
         .ice_servers
@@ -478,15 +479,4 @@ pub async fn whep_layer(
     }
     .await;
     finish(&state, Role::Subscriber, r)
-}
-
-/// `OPTIONS /whip/{room}` and `/whep/{room}`: what the endpoint accepts, and the ICE servers.
-pub async fn endpoint_options(State(state): State<Arc<AppState>>) -> Response {
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    let h = resp.headers_mut();
-    h.insert("accept-post", HeaderValue::from_static("application/sdp"));
-    for link in ice_server_links(&state) {
-        h.append(header::LINK, link);
-    }
-    resp
 }

@@ -184,11 +184,14 @@ mod tests {
         let t = k.mint("obs", "r1", &[Grant::Publish], Duration::from_secs(60));
         let bearer = format!("Bearer {t}");
         assert_eq!(
-            k.authorize(Some(&bearer), "r1", Grant::Publish).unwrap().sub,
+            k.authorize(Some(&bearer), "r1", Grant::Publish)
+                .unwrap()
+                .sub,
             "obs"
         );
         assert_eq!(
-            k.authorize(Some(&bearer), "r2", Grant::Publish).unwrap_err(),
+            k.authorize(Some(&bearer), "r2", Grant::Publish)
+                .unwrap_err(),
             AuthError::WrongRoom("r1".into())
         );
         assert_eq!(

@@ -378,14 +378,11 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let err = Config::from_toml_over_defaults("[auth]\ndefault_ttl = \"soon\"\n", "t")
-            .unwrap_err();
+        let err =
+            Config::from_toml_over_defaults("[auth]\ndefault_ttl = \"soon\"\n", "t").unwrap_err();
         assert!(err.to_string().contains("auth.default_ttl"), "{err}");
-        let err = Config::from_toml_over_defaults(
-            "[[ice_servers]]\nurls = [\"http://x\"]\n",
-            "t",
-        )
-        .unwrap_err();
+        let err = Config::from_toml_over_defaults("[[ice_servers]]\nurls = [\"http://x\"]\n", "t")
+            .unwrap_err();
         assert!(err.to_string().contains("ice_servers[0].urls"), "{err}");
     }
 }

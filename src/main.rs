@@ -68,9 +68,13 @@ fn main() -> anyhow::Result<()> {
             classrelay::signal::check_room(&room).map_err(|e| anyhow::anyhow!(e.detail))?;
             let ttl = parse_duration(ttl.as_deref().unwrap_or(&cfg.auth.default_ttl))
                 .map_err(|e| anyhow::anyhow!(e))?;
-            let (secret, _) = classrelay::auth::load_or_create_secret(&cfg.auth.secret, &cfg.data.dir)
-                .context("reading the signing secret")?;
-            println!("{}", TokenKeys::new(&secret).mint(&name, &room, &grant, ttl));
+            let (secret, _) =
+                classrelay::auth::load_or_create_secret(&cfg.auth.secret, &cfg.data.dir)
+                    .context("reading the signing secret")?;
+            println!(
+                "{}",
+                TokenKeys::new(&secret).mint(&name, &room, &grant, ttl)
+            );
             Ok(())
         }
         Cmd::CheckConfig { file } => {
@@ -105,7 +109,10 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
         if server.secret_generated() {
             println!("Generated a new signing secret (kept in the data directory).");
         }
-        println!("classrelay listening on {base}  (media UDP {:?})", server.media_addrs());
+        println!(
+            "classrelay listening on {base}  (media UDP {:?})",
+            server.media_addrs()
+        );
         println!("Dev tokens for room `{room}` (valid 8 h):");
         println!("  publish: {base}/publish?room={room}&token={pubt}");
         println!("  watch:   {base}/watch?room={room}&token={subt}");

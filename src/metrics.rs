@@ -107,7 +107,11 @@ impl Metrics {
             r.register(name, help, c.clone());
             c
         };
-        let rtp_packets_in = c(&mut r, "rtp_packets_in", "RTP packets received from publishers");
+        let rtp_packets_in = c(
+            &mut r,
+            "rtp_packets_in",
+            "RTP packets received from publishers",
+        );
         let rtp_bytes_in = c(&mut r, "rtp_bytes_in", "RTP payload bytes received");
         let rtp_packets_out = c(&mut r, "rtp_packets_out", "RTP packets forwarded");
         let rtp_bytes_out = c(&mut r, "rtp_bytes_out", "RTP payload bytes forwarded");
@@ -136,9 +140,8 @@ impl Metrics {
             "Keyframe requests absorbed by coalescing",
         );
         let layer_switches = c(&mut r, "layer_switches", "Simulcast layer switches");
-        let rtt_seconds = Histogram::new(
-            [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6].into_iter(),
-        );
+        let rtt_seconds =
+            Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6].into_iter());
         r.register("rtt_seconds", "Peer round-trip time", rtt_seconds.clone());
         let http_responses = Family::<HttpLabels, Counter>::default();
         r.register(

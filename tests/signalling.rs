@@ -60,7 +60,10 @@ async fn post(env: &Env, path: &str, token: Option<&str>, ct: &str, body: String
 async fn assert_problem(resp: Response, status: StatusCode, kind: &str) -> serde_json::Value {
     let status_got = resp.status();
     if status_got != status {
-        panic!("status for {kind}: got {status_got}, body {}", resp.text().await.unwrap());
+        panic!(
+            "status for {kind}: got {status_got}, body {}",
+            resp.text().await.unwrap()
+        );
     }
     let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
     assert_eq!(ct, "application/problem+json", "content type for {kind}");
@@ -121,7 +124,10 @@ async fn whip_whep_create_patch_delete() {
     let answer = resp.text().await.unwrap();
     assert!(answer.contains("a=ice-lite"), "{answer}");
     assert!(answer.contains("a=recvonly"), "{answer}");
-    assert!(answer.contains("127.0.0.1"), "host candidate on loopback: {answer}");
+    assert!(
+        answer.contains("127.0.0.1"),
+        "host candidate on loopback: {answer}"
+    );
 
     // Trickle with the right ETag: 204.
     let resp = env
@@ -231,10 +237,24 @@ async fn bad_requests_get_problem_json_and_others_keep_working() {
     let good = offer(Direction::SendOnly);
 
     // Garbage SDP.
-    let r = post(&env, "/whip/r1", Some(&pubt), "application/sdp", "hello\r\n".repeat(20)).await;
+    let r = post(
+        &env,
+        "/whip/r1",
+        Some(&pubt),
+        "application/sdp",
+        "hello\r\n".repeat(20),
+    )
+    .await;
     assert_problem(r, StatusCode::BAD_REQUEST, "bad-sdp").await;
     // Empty body.
-    let r = post(&env, "/whip/r1", Some(&pubt), "application/sdp", String::new()).await;
+    let r = post(
+        &env,
+        "/whip/r1",
+        Some(&pubt),
+        "application/sdp",
+        String::new(),
+    )
+    .await;
     assert_problem(r, StatusCode::BAD_REQUEST, "bad-sdp").await;
     // An offer whose only codec is one the server does not take (PCMU).
     let audio_only = good
@@ -243,7 +263,14 @@ async fn bad_requests_get_problem_json_and_others_keep_working() {
         .collect::<Vec<_>>()
         .join("\r\n");
     let pcmu = only_pcmu(&audio_only);
-    let r = post(&env, "/whip/r1", Some(&pubt), "application/sdp", pcmu.clone()).await;
+    let r = post(
+        &env,
+        "/whip/r1",
+        Some(&pubt),
+        "application/sdp",
+        pcmu.clone(),
+    )
+    .await;
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "no-usable-media").await;
     // WHEP with no usable codec is 406.
     let subt = env
@@ -268,7 +295,12 @@ async fn bad_requests_get_problem_json_and_others_keep_working() {
     assert_problem(r, StatusCode::PAYLOAD_TOO_LARGE, "body-too-large").await;
     // Wrong content type.
     let r = post(&env, "/whip/r1", Some(&pubt), "text/plain", good.clone()).await;
-    assert_problem(r, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type").await;
+    assert_problem(
+        r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    )
+    .await;
     // No token.
     let r = post(&env, "/whip/r1", None, "application/sdp", good.clone()).await;
     assert!(r.headers()["www-authenticate"]
@@ -277,16 +309,37 @@ async fn bad_requests_get_problem_json_and_others_keep_working() {
         .starts_with("Bearer"));
     assert_problem(r, StatusCode::UNAUTHORIZED, "token-missing").await;
     // Garbage token.
-    let r = post(&env, "/whip/r1", Some("not.a.jwt"), "application/sdp", good.clone()).await;
+    let r = post(
+        &env,
+        "/whip/r1",
+        Some("not.a.jwt"),
+        "application/sdp",
+        good.clone(),
+    )
+    .await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "token-invalid").await;
     // Token for another room.
     let other = env
         .server
         .mint_token("r2", Grant::Publish, Duration::from_secs(60));
-    let r = post(&env, "/whip/r1", Some(&other), "application/sdp", good.clone()).await;
+    let r = post(
+        &env,
+        "/whip/r1",
+        Some(&other),
+        "application/sdp",
+        good.clone(),
+    )
+    .await;
     assert_problem(r, StatusCode::FORBIDDEN, "token-wrong-room").await;
     // Subscribe-only token used to publish.
-    let r = post(&env, "/whip/r1", Some(&subt), "application/sdp", good.clone()).await;
+    let r = post(
+        &env,
+        "/whip/r1",
+        Some(&subt),
+        "application/sdp",
+        good.clone(),
+    )
+    .await;
     assert_problem(r, StatusCode::FORBIDDEN, "grant-missing").await;
     // Expired token.
     let r = post(
@@ -299,7 +352,14 @@ async fn bad_requests_get_problem_json_and_others_keep_working() {
     .await;
     assert_problem(r, StatusCode::UNAUTHORIZED, "token-expired").await;
     // Bad room name.
-    let r = post(&env, "/whip/bad%20room", Some(&pubt), "application/sdp", good.clone()).await;
+    let r = post(
+        &env,
+        "/whip/bad%20room",
+        Some(&pubt),
+        "application/sdp",
+        good.clone(),
+    )
+    .await;
     assert_problem(r, StatusCode::BAD_REQUEST, "bad-room-name").await;
 
     // PATCH: wrong ETag → 412, no If-Match → 428, garbage fragment → 400.
@@ -325,7 +385,10 @@ async fn bad_requests_get_problem_json_and_others_keep_working() {
     // DELETE / PATCH of unknown sessions.
     let r = env
         .http
-        .delete(format!("{}/whip/r1/00000000000000000000000000000000", env.base))
+        .delete(format!(
+            "{}/whip/r1/00000000000000000000000000000000",
+            env.base
+        ))
         .bearer_auth(&pubt)
         .send()
         .await
@@ -390,7 +453,10 @@ async fn cors_preflight_and_options() {
         .request(reqwest::Method::OPTIONS, format!("{}/whip/r1", env.base))
         .header("origin", "https://school.example")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization, content-type")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
         .send()
         .await
         .unwrap();

@@ -52,10 +52,26 @@ impl AppState {
 
 /// The page assets, embedded so the binary is self-contained.
 const PAGES: &[(&str, &str, &str)] = &[
-    ("/publish", "text/html; charset=utf-8", include_str!("../../web/publish.html")),
-    ("/watch", "text/html; charset=utf-8", include_str!("../../web/watch.html")),
-    ("/whip.js", "text/javascript; charset=utf-8", include_str!("../../web/whip.js")),
-    ("/style.css", "text/css; charset=utf-8", include_str!("../../web/style.css")),
+    (
+        "/publish",
+        "text/html; charset=utf-8",
+        include_str!("../../web/publish.html"),
+    ),
+    (
+        "/watch",
+        "text/html; charset=utf-8",
+        include_str!("../../web/watch.html"),
+    ),
+    (
+        "/whip.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/whip.js"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/style.css"),
+    ),
 ];
 
 fn page(path: &'static str) -> Response {
@@ -140,11 +156,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let allow_origin = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(
-            origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok()),
-        )
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
     let cors = CorsLayer::new()
         .allow_origin(allow_origin)
@@ -172,14 +184,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/watch", get(|| async { page("/watch") }))
         .route("/whip.js", get(|| async { page("/whip.js") }))
         .route("/style.css", get(|| async { page("/style.css") }))
-        .route(
-            "/whip/{room}",
-            post(signal::whip_post),
-        )
-        .route(
-            "/whep/{room}",
-            post(signal::whep_post),
-        )
+        .route("/whip/{room}", post(signal::whip_post))
+        .route("/whep/{room}", post(signal::whep_post))
         .route(
             "/{kind}/{room}/{id}",
             axum::routing::patch(signal::patch_session).delete(signal::delete_session),

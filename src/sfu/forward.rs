@@ -120,8 +120,10 @@ impl Rewriter {
                         // Advance the timeline by the wall time since the last packet sent, so
                         // the receiver's jitter buffer sees a plausible gap, never a step back.
                         let ticks = (now.saturating_duration_since(at).as_secs_f64()
-                            * f64::from(self.clock_rate)) as u64;
-                        self.last_ts.wrapping_add(ticks.clamp(1, u64::from(u32::MAX)) as u32)
+                            * f64::from(self.clock_rate))
+                            as u64;
+                        self.last_ts
+                            .wrapping_add(ticks.clamp(1, u64::from(u32::MAX)) as u32)
                     }
                     None => in_ts,
                 };
@@ -190,7 +192,10 @@ mod tests {
         let a = source_id(1, 1);
         r.rewrite(a, 100, 0, true, t0).unwrap();
         let gap = r.rewrite(a, 103, 2880, true, t0).unwrap();
-        assert_eq!(gap.seq, 13, "a loss upstream stays visible so the receiver can NACK");
+        assert_eq!(
+            gap.seq, 13,
+            "a loss upstream stays visible so the receiver can NACK"
+        );
         let late = r.rewrite(a, 101, 960, true, t0).unwrap();
         assert_eq!(late.seq, 11);
         assert!(!late.switched);

@@ -109,7 +109,10 @@ mod tests {
             }
         }
         assert!(sent <= 4, "sent {sent}");
-        assert!(sent >= 3, "every window with requests gets one PLI, sent {sent}");
+        assert!(
+            sent >= 3,
+            "every window with requests gets one PLI, sent {sent}"
+        );
     }
 
     #[test]
@@ -119,12 +122,18 @@ mod tests {
         assert_eq!(g.request(t0), Decision::SendNow);
         let d = g.request(t0 + Duration::from_millis(10));
         assert_eq!(d, Decision::Deferred(t0 + Duration::from_millis(300)));
-        assert_eq!(g.request(t0 + Duration::from_millis(20)), Decision::Coalesced);
+        assert_eq!(
+            g.request(t0 + Duration::from_millis(20)),
+            Decision::Coalesced
+        );
         g.keyframe_arrived();
         assert_eq!(g.deadline(), None);
         assert!(!g.poll(t0 + Duration::from_millis(400)));
         // After the interval a new request goes straight through.
-        assert_eq!(g.request(t0 + Duration::from_millis(400)), Decision::SendNow);
+        assert_eq!(
+            g.request(t0 + Duration::from_millis(400)),
+            Decision::SendNow
+        );
     }
 
     #[test]

@@ -83,7 +83,11 @@ pub struct PeerSetup {
 /// Builds an `Rtc` for `role` from a client's SDP offer and produces the answer.
 ///
 /// Runs on a signalling thread, not on a media worker.
-pub fn prepare_peer(role: Role, offer: &str, setup: &PeerSetup) -> Result<PreparedPeer, SetupError> {
+pub fn prepare_peer(
+    role: Role,
+    offer: &str,
+    setup: &PeerSetup,
+) -> Result<PreparedPeer, SetupError> {
     let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SetupError::BadSdp(e.to_string()))?;
     let now = Instant::now();
     let mut rtc = Rtc::builder()

@@ -79,8 +79,7 @@ impl Track {
         }
         // A single unnamed layer adopts the first rid it sees (publisher without a=simulcast
         // that still sends rid extensions).
-        if self.layers.len() == 1 && self.layers[0].rid.is_none() && self.layers[0].ssrc.is_none()
-        {
+        if self.layers.len() == 1 && self.layers[0].rid.is_none() && self.layers[0].ssrc.is_none() {
             self.layers[0].rid = rid;
             return 0;
         }
@@ -139,7 +138,10 @@ mod tests {
             t.layers[i].bitrate = rate;
             t.layers[i].last_packet = Some(now);
         }
-        assert_eq!(t.layers[t.choose_layer(None, now)].rid.as_deref(), Some("h"));
+        assert_eq!(
+            t.layers[t.choose_layer(None, now)].rid.as_deref(),
+            Some("h")
+        );
         assert_eq!(
             t.layers[t.choose_layer(Some("m"), now)].rid.as_deref(),
             Some("m")

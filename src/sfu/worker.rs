@@ -671,7 +671,11 @@ impl Worker {
                     continue;
                 }
             }
-            let out_pt = match slot.pt_map.iter().find(|(i, _)| *i == pkt.header.payload_type) {
+            let out_pt = match slot
+                .pt_map
+                .iter()
+                .find(|(i, _)| *i == pkt.header.payload_type)
+            {
                 Some((_, o)) => *o,
                 None => {
                     let remote = sub
@@ -689,12 +693,13 @@ impl Worker {
                     p.pt()
                 }
             };
-            let rewriter = slot.rewriter.get_or_insert_with(|| {
-                Rewriter::new(clock_rate, rand::random::<u16>() & 0x3fff)
-            });
+            let rewriter = slot
+                .rewriter
+                .get_or_insert_with(|| Rewriter::new(clock_rate, rand::random::<u16>() & 0x3fff));
             let previous = rewriter.current_source();
             let may_start = !is_video || keyframe;
-            let Some(rw) = rewriter.rewrite(source, *pkt.seq_no, pkt.header.timestamp, may_start, now)
+            let Some(rw) =
+                rewriter.rewrite(source, *pkt.seq_no, pkt.header.timestamp, may_start, now)
             else {
                 continue;
             };

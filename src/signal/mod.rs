@@ -116,7 +116,12 @@ async fn read_body(state: &AppState, body: Body) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request("bad-encoding", "body is not UTF-8"))
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap, room: &str, role: Role) -> Result<(), ApiError> {
+fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    room: &str,
+    role: Role,
+) -> Result<(), ApiError> {
     let h = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -231,9 +236,11 @@ async fn create_session(
                     ApiError::bad_request("bad-sdp", e.to_string())
                 }
                 SetupError::NoUsableMedia(_) => match role {
-                    Role::Publisher => {
-                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no-usable-media", e.to_string())
-                    }
+                    Role::Publisher => ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "no-usable-media",
+                        e.to_string(),
+                    ),
                     Role::Subscriber => {
                         ApiError::new(StatusCode::NOT_ACCEPTABLE, "no-usable-media", e.to_string())
                     }
@@ -276,7 +283,10 @@ async fn create_session(
     let location = format!("/{}/{room}/{id}", endpoint(role));
     let mut resp = (StatusCode::CREATED, answer).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
     h.insert(
         header::LOCATION,
         HeaderValue::from_str(&location).expect("room and id are checked ASCII"),
@@ -461,9 +471,11 @@ pub async fn whep_layer(
         authorize(&state, &headers, &room, Role::Subscriber)?;
         let session = lookup(&state, Role::Subscriber, &room, &id)?;
         if let Some(rid) = &req.rid {
-            if rid.is_empty() || rid.len() > 16 || !rid.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
-                return Err(ApiError::bad_request("bad-rid", "rid must be 1-16 letters/digits"));
+            if rid.is_empty() || rid.len() > 16 || !rid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(ApiError::bad_request(
+                    "bad-rid",
+                    "rid must be 1-16 letters/digits",
+                ));
             }
         }
         let (tx, rx) = tokio::sync::oneshot::channel();

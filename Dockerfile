@@ -1,0 +1,26 @@
+# classrelay: multi-stage build. The runtime image holds only the binary and its config.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY config ./config
+COPY web ./web
+RUN cargo build --release --locked --bin classrelay
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /var/lib/classrelay --create-home classrelay
+COPY --from=build /src/target/release/classrelay /usr/local/bin/classrelay
+COPY config/classrelay.toml /etc/classrelay/classrelay.toml
+USER classrelay
+WORKDIR /var/lib/classrelay
+# In a container, bind all interfaces and announce the host's public IP:
+#   docker run -p 8080:8080 -p 3478:3478/udp -e CLASSRELAY_MEDIA__PUBLIC_IP=203.0.113.7 classrelay
+ENV CLASSRELAY_HTTP__LISTEN=0.0.0.0:8080 \
+    CLASSRELAY_MEDIA__BIND_IP=0.0.0.0 \
+    CLASSRELAY_DATA__DIR=/var/lib/classrelay/data
+EXPOSE 8080/tcp 3478/udp
+ENTRYPOINT ["classrelay", "--config", "/etc/classrelay/classrelay.toml"]
+CMD ["serve"]

@@ -1,0 +1,11 @@
+//! classrelay-loadtest: simulated publishers and classrooms for measuring a WHIP/WHEP SFU.
+//!
+//! Peers are str0m instances that send encoded frames from files and count what they receive
+//! without decoding, so the generator stays cheaper than the server it measures. The same
+//! peers serve the integration tests that need many subscribers at once.
+
+pub mod ivf;
+pub mod swarm;
+pub mod whip;
+
+pub use swarm::{PeerHandle, PeerStats, Source, Swarm};

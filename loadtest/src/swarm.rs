@@ -1,0 +1,757 @@
+//! A swarm of simulated WebRTC peers on one thread: publishers that send encoded frames from a
+//! file (answering keyframe requests the way an encoder does, by jumping to the next keyframe),
+//! and subscribers that count what they receive without decoding it.
+//!
+//! Each peer has its own UDP socket on 127.0.0.1 (the SFU tells peers apart by address); one
+//! mio poll drives them all. Results are published through [`PeerStats`] (atomics plus a
+//! `Notify`), so a test can await "first keyframe received" instead of sleeping.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use crossbeam_channel::{Receiver, Sender};
+use mio::{Events, Interest, Poll, Token, Waker};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::{detect_h264_keyframe, detect_vp8_keyframe, Codec};
+use str0m::media::{Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use crate::ivf::Frame;
+
+const WAKER: Token = Token(usize::MAX);
+
+/// Counters one simulated peer publishes. Read them from any thread.
+#[derive(Debug)]
+pub struct PeerStats {
+    epoch: Instant,
+    /// DTLS connected.
+    pub connected: AtomicBool,
+    /// Microseconds after the epoch at which the peer connected (0 = not yet).
+    pub connected_at_us: AtomicU64,
+    /// Microseconds after the epoch of the first video keyframe packet (0 = none yet).
+    pub first_keyframe_us: AtomicU64,
+    /// Video RTP packets received.
+    pub video_packets: AtomicU64,
+    /// Audio RTP packets received.
+    pub audio_packets: AtomicU64,
+    /// RTP payload bytes received.
+    pub bytes: AtomicU64,
+    /// Video keyframe starts received.
+    pub keyframes: AtomicU64,
+    /// Missing video sequence numbers (jumps forward by more than one).
+    pub video_seq_gaps: AtomicU64,
+    /// Video packets whose sequence number went backwards (reorder or restart).
+    pub video_seq_backwards: AtomicU64,
+    /// Distinct video SSRCs seen.
+    pub video_ssrcs: AtomicU64,
+    /// Keyframe requests (PLI/FIR) a publisher received.
+    pub keyframe_requests: AtomicU64,
+    /// Video frames a publisher wrote.
+    pub frames_sent: AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl PeerStats {
+    fn new(epoch: Instant) -> Self {
+        PeerStats {
+            epoch,
+            connected: AtomicBool::new(false),
+            connected_at_us: AtomicU64::new(0),
+            first_keyframe_us: AtomicU64::new(0),
+            video_packets: AtomicU64::new(0),
+            audio_packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            keyframes: AtomicU64::new(0),
+            video_seq_gaps: AtomicU64::new(0),
+            video_seq_backwards: AtomicU64::new(0),
+            video_ssrcs: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+            frames_sent: AtomicU64::new(0),
+            notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn us(&self, t: Instant) -> u64 {
+        (t.saturating_duration_since(self.epoch).as_micros() as u64).max(1)
+    }
+
+    /// Time of the first keyframe, if one arrived.
+    pub fn first_keyframe_at(&self) -> Option<Instant> {
+        match self.first_keyframe_us.load(Ordering::Acquire) {
+            0 => None,
+            us => Some(self.epoch + Duration::from_micros(us)),
+        }
+    }
+
+    /// Waits until `pred` holds or `limit` passes (woken by the swarm on every change).
+    pub async fn wait_for(&self, limit: Duration, pred: impl Fn(&PeerStats) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.notify.notified();
+            if pred(self) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return pred(self);
+            }
+        }
+    }
+}
+
+/// What a simulated publisher sends.
+#[derive(Clone)]
+pub struct Source {
+    /// Encoded video frames, looped.
+    pub frames: Arc<Vec<Frame>>,
+    /// Frames per second.
+    pub fps: u32,
+    /// Video codec of the frames.
+    pub codec: Codec,
+    /// Also send Opus silence (20 ms frames).
+    pub audio: bool,
+}
+
+enum Role {
+    Publisher {
+        source: Source,
+        video_mid: Mid,
+        audio_mid: Option<Mid>,
+        next_frame: usize,
+        frame_count: u64,
+        next_frame_at: Instant,
+        audio_count: u64,
+        next_audio_at: Instant,
+        jump_to_keyframe: bool,
+    },
+    Subscriber {
+        video_mids: Vec<Mid>,
+        last_video_seq: HashMap<u32, u64>,
+    },
+}
+
+struct SimPeer {
+    rtc: Rtc,
+    socket: mio::net::UdpSocket,
+    local: SocketAddr,
+    next_timeout: Instant,
+    role: Role,
+    stats: Arc<PeerStats>,
+    pending_restart: Option<SdpPendingOffer>,
+    blackhole_until: Option<Instant>,
+    alive: bool,
+}
+
+enum Cmd {
+    Add(Box<SimPeer>, Sender<usize>),
+    RestartIce(usize, Sender<Result<(String, String)>>),
+    FinishRestart(usize, String, Sender<Result<()>>),
+    Blackhole(usize, Duration),
+    Close(usize),
+    Stop,
+}
+
+/// A set of simulated peers driven by one thread.
+pub struct Swarm {
+    tx: Sender<Cmd>,
+    waker: Arc<Waker>,
+    epoch: Instant,
+    join: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A peer in the swarm, as the test sees it.
+#[derive(Clone)]
+pub struct PeerHandle {
+    /// Index in the swarm.
+    pub index: usize,
+    /// Its counters.
+    pub stats: Arc<PeerStats>,
+    /// The WHIP/WHEP session URL.
+    pub session_url: String,
+    /// The session's current ETag.
+    pub etag: String,
+    /// The server's answer SDP.
+    pub answer: String,
+}
+
+/// A peer being set up (offer made, answer not yet applied).
+pub struct Offer {
+    rtc: Rtc,
+    pending: SdpPendingOffer,
+    socket: std::net::UdpSocket,
+    /// The offer SDP to send.
+    pub sdp: String,
+    role: Role,
+}
+
+impl Swarm {
+    /// Starts the swarm thread.
+    pub fn start() -> Result<Swarm> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let epoch = Instant::now();
+        let join = std::thread::Builder::new()
+            .name("swarm".into())
+            .spawn(move || run(poll, rx))?;
+        Ok(Swarm {
+            tx,
+            waker,
+            epoch,
+            join: Some(join),
+        })
+    }
+
+    fn send(&self, cmd: Cmd) -> Result<()> {
+        self.tx.send(cmd).map_err(|_| anyhow!("swarm stopped"))?;
+        self.waker.wake()?;
+        Ok(())
+    }
+
+    /// Makes a subscriber offer: `audio` audio m-lines and `video` video m-lines, recvonly.
+    pub fn subscriber_offer(&self, audio: usize, video: usize) -> Result<Offer> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        rtc.add_local_candidate(Candidate::host(socket.local_addr()?, "udp")?);
+        let mut api = rtc.sdp_api();
+        for _ in 0..audio {
+            api.add_media(
+                MediaKind::Audio,
+                str0m::media::Direction::RecvOnly,
+                None,
+                None,
+                None,
+            );
+        }
+        let mut video_mids = Vec::new();
+        for _ in 0..video {
+            video_mids.push(api.add_media(
+                MediaKind::Video,
+                str0m::media::Direction::RecvOnly,
+                None,
+                None,
+                None,
+            ));
+        }
+        let (offer, pending) = api.apply().context("no media in offer")?;
+        Ok(Offer {
+            rtc,
+            pending,
+            socket,
+            sdp: offer.to_sdp_string(),
+            role: Role::Subscriber {
+                video_mids,
+                last_video_seq: HashMap::new(),
+            },
+        })
+    }
+
+    /// Makes a publisher offer sending `source` (video, and Opus if asked).
+    pub fn publisher_offer(&self, source: Source) -> Result<Offer> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let now = Instant::now();
+        let mut builder = Rtc::builder().clear_codecs().enable_opus(true, false);
+        builder = match source.codec {
+            Codec::H264 => builder.enable_h264(true),
+            _ => builder.enable_vp8(true),
+        };
+        let mut rtc = builder.build(now);
+        rtc.add_local_candidate(Candidate::host(socket.local_addr()?, "udp")?);
+        let mut api = rtc.sdp_api();
+        let audio_mid = source.audio.then(|| {
+            api.add_media(
+                MediaKind::Audio,
+                str0m::media::Direction::SendOnly,
+                None,
+                None,
+                None,
+            )
+        });
+        let video_mid = api.add_media(
+            MediaKind::Video,
+            str0m::media::Direction::SendOnly,
+            None,
+            None,
+            None,
+        );
+        let (offer, pending) = api.apply().context("no media in offer")?;
+        Ok(Offer {
+            rtc,
+            pending,
+            socket,
+            sdp: offer.to_sdp_string(),
+            role: Role::Publisher {
+                source,
+                video_mid,
+                audio_mid,
+                next_frame: 0,
+                frame_count: 0,
+                next_frame_at: now,
+                audio_count: 0,
+                next_audio_at: now,
+                jump_to_keyframe: false,
+            },
+        })
+    }
+
+    /// Applies the server's answer and hands the peer to the swarm thread.
+    pub fn add(
+        &self,
+        offer: Offer,
+        answer: &str,
+        session_url: String,
+        etag: String,
+    ) -> Result<PeerHandle> {
+        let Offer {
+            mut rtc,
+            pending,
+            socket,
+            role,
+            ..
+        } = offer;
+        let ans = SdpAnswer::from_sdp_string(answer).context("answer is not SDP")?;
+        rtc.sdp_api().accept_answer(pending, ans)?;
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        let stats = Arc::new(PeerStats::new(self.epoch));
+        let peer = SimPeer {
+            rtc,
+            socket: mio::net::UdpSocket::from_std(socket),
+            local,
+            next_timeout: Instant::now(),
+            role,
+            stats: stats.clone(),
+            pending_restart: None,
+            blackhole_until: None,
+            alive: true,
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Cmd::Add(Box::new(peer), tx))?;
+        let index = rx.recv_timeout(Duration::from_secs(5))?;
+        Ok(PeerHandle {
+            index,
+            stats,
+            session_url,
+            etag,
+            answer: answer.to_string(),
+        })
+    }
+
+    /// Moves the peer to a new UDP port and starts an ICE restart. Returns the new ICE
+    /// credentials to PATCH to the server.
+    pub fn restart_ice(&self, peer: &PeerHandle) -> Result<(String, String)> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Cmd::RestartIce(peer.index, tx))?;
+        rx.recv_timeout(Duration::from_secs(5))?
+    }
+
+    /// Completes an ICE restart with the server's answer fragment (ufrag, pwd, candidates).
+    pub fn finish_restart(&self, peer: &PeerHandle, answer_frag: &str) -> Result<()> {
+        // Rebuild a full answer: the original with the new ICE credentials and candidates.
+        let mut ufrag = None;
+        let mut pwd = None;
+        let mut cands = Vec::new();
+        for l in answer_frag.lines() {
+            let l = l.trim_end();
+            if let Some(v) = l.strip_prefix("a=ice-ufrag:") {
+                ufrag = Some(v.to_string());
+            } else if let Some(v) = l.strip_prefix("a=ice-pwd:") {
+                pwd = Some(v.to_string());
+            } else if l.starts_with("a=candidate:") {
+                cands.push(l.to_string());
+            }
+        }
+        let (ufrag, pwd) = ufrag
+            .zip(pwd)
+            .context("answer fragment lacks ICE credentials")?;
+        let mut sdp = String::new();
+        for l in peer.answer.lines() {
+            let l = l.trim_end();
+            if l.starts_with("a=ice-ufrag:") {
+                sdp.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+            } else if l.starts_with("a=ice-pwd:") {
+                sdp.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+            } else if l.starts_with("a=candidate:") {
+                for c in &cands {
+                    sdp.push_str(c);
+                    sdp.push_str("\r\n");
+                }
+            } else {
+                sdp.push_str(l);
+                sdp.push_str("\r\n");
+            }
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Cmd::FinishRestart(peer.index, sdp, tx))?;
+        rx.recv_timeout(Duration::from_secs(5))?
+    }
+
+    /// Drops everything the peer sends or receives for `dur` (a link outage).
+    pub fn blackhole(&self, peer: &PeerHandle, dur: Duration) -> Result<()> {
+        self.send(Cmd::Blackhole(peer.index, dur))
+    }
+
+    /// Closes a peer.
+    pub fn close(&self, peer: &PeerHandle) -> Result<()> {
+        self.send(Cmd::Close(peer.index))
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        let _ = self.send(Cmd::Stop);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// Opus silence: one 20 ms frame (TOC: CELT FB 20 ms, mono), valid for any decoder.
+const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
+
+fn run(mut poll: Poll, rx: Receiver<Cmd>) {
+    let mut peers: Vec<SimPeer> = Vec::new();
+    let mut events = Events::with_capacity(256);
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let now = Instant::now();
+        let mut next = now + Duration::from_millis(100);
+        for p in peers.iter().filter(|p| p.alive) {
+            next = next.min(p.next_timeout);
+            if let Role::Publisher {
+                next_frame_at,
+                next_audio_at,
+                source,
+                ..
+            } = &p.role
+            {
+                if p.stats.connected.load(Ordering::Relaxed) {
+                    next = next.min(*next_frame_at);
+                    if source.audio {
+                        next = next.min(*next_audio_at);
+                    }
+                }
+            }
+        }
+        let _ = poll.poll(&mut events, Some(next.saturating_duration_since(now)));
+        let mut readable = Vec::new();
+        for ev in events.iter() {
+            if ev.token() != WAKER {
+                readable.push(ev.token().0);
+            }
+        }
+        while let Ok(cmd) = rx.try_recv() {
+            match cmd {
+                Cmd::Stop => return,
+                Cmd::Add(mut p, reply) => {
+                    let idx = peers.len();
+                    if poll
+                        .registry()
+                        .register(&mut p.socket, Token(idx), Interest::READABLE)
+                        .is_ok()
+                    {
+                        drain(&mut p, Instant::now());
+                        peers.push(*p);
+                        // A fresh socket may already hold data.
+                        readable.push(idx);
+                    }
+                    let _ = reply.send(idx);
+                }
+                Cmd::RestartIce(idx, reply) => {
+                    let r = peers
+                        .get_mut(idx)
+                        .ok_or_else(|| anyhow!("no such peer"))
+                        .and_then(|p| restart(p, &poll, idx));
+                    let _ = reply.send(r);
+                }
+                Cmd::FinishRestart(idx, sdp, reply) => {
+                    let r = (|| {
+                        let p = peers.get_mut(idx).ok_or_else(|| anyhow!("no such peer"))?;
+                        let pending = p.pending_restart.take().context("no restart pending")?;
+                        let ans = SdpAnswer::from_sdp_string(&sdp)?;
+                        p.rtc.sdp_api().accept_answer(pending, ans)?;
+                        drain(p, Instant::now());
+                        Ok(())
+                    })();
+                    let _ = reply.send(r);
+                }
+                Cmd::Blackhole(idx, dur) => {
+                    if let Some(p) = peers.get_mut(idx) {
+                        p.blackhole_until = Some(Instant::now() + dur);
+                    }
+                }
+                Cmd::Close(idx) => {
+                    if let Some(p) = peers.get_mut(idx) {
+                        p.rtc.disconnect();
+                        p.alive = false;
+                        let _ = poll.registry().deregister(&mut p.socket);
+                    }
+                }
+            }
+        }
+        for idx in readable {
+            let Some(p) = peers.get_mut(idx) else {
+                continue;
+            };
+            if !p.alive {
+                continue;
+            }
+            loop {
+                match p.socket.recv_from(&mut buf) {
+                    Ok((n, source)) => {
+                        let now = Instant::now();
+                        if p.blackhole_until.is_some_and(|t| now < t) {
+                            continue;
+                        }
+                        if let Ok(r) = Receive::new(Protocol::Udp, source, p.local, &buf[..n]) {
+                            let _ = p.rtc.handle_input(Input::Receive(now, r));
+                            drain(p, now);
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => break,
+                }
+            }
+        }
+        let now = Instant::now();
+        for p in peers.iter_mut().filter(|p| p.alive) {
+            if p.next_timeout <= now {
+                let _ = p.rtc.handle_input(Input::Timeout(now));
+                drain(p, now);
+            }
+            send_media(p, now);
+        }
+    }
+}
+
+fn restart(p: &mut SimPeer, poll: &Poll, idx: usize) -> Result<(String, String)> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    socket.set_nonblocking(true)?;
+    let local = socket.local_addr()?;
+    let mut socket = mio::net::UdpSocket::from_std(socket);
+    let _ = poll.registry().deregister(&mut p.socket);
+    poll.registry()
+        .register(&mut socket, Token(idx), Interest::READABLE)?;
+    let old = Candidate::host(p.local, "udp")?;
+    p.socket = socket;
+    p.local = local;
+    let mut api = p.rtc.sdp_api();
+    let creds = api.ice_restart(false);
+    let (_offer, pending) = api.apply().context("ICE restart produced no offer")?;
+    p.rtc.direct_api().invalidate_candidate(&old);
+    p.rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    p.pending_restart = Some(pending);
+    drain(p, Instant::now());
+    Ok((creds.ufrag, creds.pass))
+}
+
+/// Writes a frame through str0m's frame-level writer (str0m packetizes it).
+fn write_frame(
+    rtc: &mut Rtc,
+    mid: Mid,
+    codec: Codec,
+    time: MediaTime,
+    now: Instant,
+    data: Vec<u8>,
+) -> bool {
+    let Some(w) = rtc.writer(mid) else {
+        return false;
+    };
+    let Some(pt) = w
+        .payload_params()
+        .find(|pp| pp.spec().codec == codec)
+        .map(|pp| pp.pt())
+    else {
+        return false;
+    };
+    w.write(pt, now, time, data).is_ok()
+}
+
+fn send_media(p: &mut SimPeer, now: Instant) {
+    if !p.stats.connected.load(Ordering::Relaxed) {
+        return;
+    }
+    // During an outage the sender produces nothing (as a browser whose link is down would
+    // lose it anyway); afterwards it carries on where it stopped.
+    if p.blackhole_until.is_some_and(|b| now < b) {
+        return;
+    }
+    let Role::Publisher {
+        source,
+        video_mid,
+        next_frame,
+        frame_count,
+        next_frame_at,
+        jump_to_keyframe,
+        ..
+    } = &mut p.role
+    else {
+        return;
+    };
+    if now >= *next_frame_at {
+        let frames = source.frames.clone();
+        if *jump_to_keyframe {
+            // An encoder answers a keyframe request with its next frame; so does the file.
+            *jump_to_keyframe = false;
+            if let Some(k) = (0..frames.len())
+                .map(|i| (*next_frame + i) % frames.len())
+                .find(|&i| frames[i].keyframe)
+            {
+                *next_frame = k;
+            }
+        }
+        let ticks = *frame_count * 90_000 / u64::from(source.fps.max(1));
+        let time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
+        if write_frame(
+            &mut p.rtc,
+            *video_mid,
+            source.codec,
+            time,
+            now,
+            frames[*next_frame].data.clone(),
+        ) {
+            p.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        *next_frame = (*next_frame + 1) % frames.len();
+        *frame_count += 1;
+        *next_frame_at += Duration::from_secs(1) / source.fps.max(1);
+        if *next_frame_at < now {
+            *next_frame_at = now;
+        }
+    }
+    // str0m wants a full drain after every mutation, so video and audio are drained apart.
+    drain(p, now);
+    let Role::Publisher {
+        audio_mid,
+        audio_count,
+        next_audio_at,
+        ..
+    } = &mut p.role
+    else {
+        return;
+    };
+    if let Some(mid) = *audio_mid {
+        if now >= *next_audio_at {
+            let time = MediaTime::new(*audio_count * 960, Frequency::FORTY_EIGHT_KHZ);
+            *audio_count += 1;
+            *next_audio_at += Duration::from_millis(20);
+            if *next_audio_at < now {
+                *next_audio_at = now;
+            }
+            write_frame(
+                &mut p.rtc,
+                mid,
+                Codec::Opus,
+                time,
+                now,
+                OPUS_SILENCE.to_vec(),
+            );
+        }
+    }
+    drain(p, now);
+}
+
+fn drain(p: &mut SimPeer, now: Instant) {
+    loop {
+        match p.rtc.poll_output() {
+            Ok(Output::Timeout(t)) => {
+                p.next_timeout = t;
+                return;
+            }
+            Ok(Output::Transmit(t)) => {
+                if p.blackhole_until.is_some_and(|b| now < b) {
+                    continue;
+                }
+                let _ = p.socket.send_to(&t.contents, t.destination);
+            }
+            Ok(Output::Event(e)) => on_event(p, e, now),
+            Err(e) => {
+                tracing::debug!("sim peer failed: {e}");
+                p.alive = false;
+                p.stats.notify.notify_waiters();
+                return;
+            }
+        }
+    }
+}
+
+fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
+    let stats = &p.stats;
+    match e {
+        Event::Connected => {
+            stats.connected.store(true, Ordering::Release);
+            stats
+                .connected_at_us
+                .store(stats.us(now), Ordering::Release);
+            stats.notify.notify_waiters();
+        }
+        Event::KeyframeRequest(_) => {
+            stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            if let Role::Publisher {
+                jump_to_keyframe, ..
+            } = &mut p.role
+            {
+                *jump_to_keyframe = true;
+            }
+            stats.notify.notify_waiters();
+        }
+        Event::RtpPacket(pkt) => {
+            let Role::Subscriber {
+                video_mids,
+                last_video_seq,
+            } = &mut p.role
+            else {
+                return;
+            };
+            stats
+                .bytes
+                .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
+            let ssrc = pkt.header.ssrc;
+            let mid = p.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+            let is_video = mid.is_some_and(|m| video_mids.contains(&m));
+            if !is_video {
+                stats.audio_packets.fetch_add(1, Ordering::Relaxed);
+                stats.notify.notify_waiters();
+                return;
+            }
+            stats.video_packets.fetch_add(1, Ordering::Relaxed);
+            let seq = *pkt.seq_no;
+            match last_video_seq.get(&*ssrc) {
+                None => {
+                    stats.video_ssrcs.fetch_add(1, Ordering::Relaxed);
+                    last_video_seq.insert(*ssrc, seq);
+                }
+                Some(&last) => {
+                    if seq > last + 1 {
+                        stats
+                            .video_seq_gaps
+                            .fetch_add(seq - last - 1, Ordering::Relaxed);
+                    } else if seq <= last {
+                        stats.video_seq_backwards.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if seq > last {
+                        last_video_seq.insert(*ssrc, seq);
+                    }
+                }
+            }
+            let kf = detect_vp8_keyframe(&pkt.payload) || detect_h264_keyframe(&pkt.payload);
+            if kf {
+                stats.keyframes.fetch_add(1, Ordering::Relaxed);
+                let _ = stats.first_keyframe_us.compare_exchange(
+                    0,
+                    stats.us(now),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+            stats.notify.notify_waiters();
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,347 @@
+//! Media through the SFU with many simulated peers (str0m-based, from `classrelay-loadtest`):
+//! keyframe-request coalescing at the bell, fast first keyframes, ICE restart and publisher
+//! reconnects that subscribers never notice, and metrics that move with the media.
+//!
+//! Run: `cargo test --test sfu_media`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use classrelay::auth::Grant;
+use classrelay::{Config, Server};
+use classrelay_loadtest::ivf;
+use classrelay_loadtest::swarm::{PeerHandle, Source, Swarm};
+use classrelay_loadtest::whip;
+use str0m::format::Codec;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    server: Server,
+    swarm: Swarm,
+    http: reqwest::Client,
+    base: String,
+}
+
+async fn start() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Config::for_tests(dir.path())).await.unwrap();
+    let base = format!("http://{}", server.http_addr());
+    Env {
+        _dir: dir,
+        server,
+        swarm: Swarm::start().unwrap(),
+        http: reqwest::Client::new(),
+        base,
+    }
+}
+
+/// The VP8 fixture with keyframes made rare: the first keyframe, then ten seconds of delta
+/// frames. A subscriber that gets a keyframe quickly got it because the SFU asked for one.
+fn rare_keyframe_source() -> Source {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/video_vp8.ivf"
+    ))
+    .unwrap();
+    let (_, frames) = ivf::parse(&bytes).unwrap();
+    assert!(frames[0].keyframe);
+    let deltas: Vec<_> = frames.iter().filter(|f| !f.keyframe).cloned().collect();
+    let mut list = vec![frames[0].clone()];
+    while list.len() < 300 {
+        list.extend(deltas.iter().cloned());
+    }
+    Source {
+        frames: Arc::new(list),
+        fps: 30,
+        codec: Codec::Vp8,
+        audio: true,
+    }
+}
+
+async fn publish(env: &Env, room: &str) -> (PeerHandle, String) {
+    let token = env
+        .server
+        .mint_token(room, Grant::Publish, Duration::from_secs(600));
+    let offer = env.swarm.publisher_offer(rare_keyframe_source()).unwrap();
+    let p = whip::join(
+        &env.swarm,
+        &env.http,
+        &format!("{}/whip/{room}", env.base),
+        &token,
+        offer,
+    )
+    .await
+    .unwrap();
+    assert!(
+        p.stats
+            .wait_for(Duration::from_secs(10), |s| s
+                .frames_sent
+                .load(Ordering::Relaxed)
+                > 10)
+            .await,
+        "publisher connected and sending"
+    );
+    (p, token)
+}
+
+async fn subscribe(env: &Env, room: &str) -> PeerHandle {
+    let token = env
+        .server
+        .mint_token(room, Grant::Subscribe, Duration::from_secs(600));
+    let offer = env.swarm.subscriber_offer(1, 1).unwrap();
+    whip::join(
+        &env.swarm,
+        &env.http,
+        &format!("{}/whep/{room}", env.base),
+        &token,
+        offer,
+    )
+    .await
+    .unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_joins_in_a_second_cost_a_handful_of_keyframe_requests() {
+    let env = start().await;
+    let (publisher, _) = publish(&env, "bell").await;
+    // Let the publisher's own first keyframe pass, so every later keyframe was asked for.
+    assert!(
+        publisher
+            .stats
+            .wait_for(Duration::from_secs(10), |s| s
+                .frames_sent
+                .load(Ordering::Relaxed)
+                > 40)
+            .await
+    );
+    let sent_before = env.server.metrics().keyframe_requests_sent.get();
+    let plis_before = publisher.stats.keyframe_requests.load(Ordering::Relaxed);
+
+    // Fifty classrooms join within one second (one every 20 ms).
+    let t0 = Instant::now();
+    let mut joins = Vec::new();
+    for i in 0..50u64 {
+        let env = &env;
+        joins.push(async move {
+            tokio::time::sleep(Duration::from_millis(i * 20)).await;
+            let asked = Instant::now();
+            (asked, subscribe(env, "bell").await)
+        });
+    }
+    let subs = futures_join_all(joins).await;
+    println!("50 WHEP joins answered in {:?}", t0.elapsed());
+
+    let mut ttfk = Vec::new();
+    for (asked, s) in &subs {
+        assert!(
+            s.stats
+                .wait_for(Duration::from_secs(10), |st| st
+                    .first_keyframe_at()
+                    .is_some())
+                .await,
+            "subscriber {} got no keyframe",
+            s.index
+        );
+        ttfk.push(s.stats.first_keyframe_at().unwrap() - *asked);
+    }
+    ttfk.sort();
+    let sent = env.server.metrics().keyframe_requests_sent.get() - sent_before;
+    let plis = publisher.stats.keyframe_requests.load(Ordering::Relaxed) - plis_before;
+    let coalesced = env.server.metrics().keyframe_requests_coalesced.get();
+    println!(
+        "50 joins: first keyframe p50 {:?} p95 {:?} max {:?}; PLIs sent upstream {sent} \
+         (publisher saw {plis}), coalesced {coalesced}",
+        percentile(&ttfk, 0.5),
+        percentile(&ttfk, 0.95),
+        ttfk.last().unwrap()
+    );
+    // Natural keyframes are 10 s apart here: fast first keyframes prove the request path.
+    assert!(
+        percentile(&ttfk, 0.95) < Duration::from_secs(2),
+        "p95 time to first keyframe {:?}",
+        percentile(&ttfk, 0.95)
+    );
+    // At most one request per 300 ms while joins last (~1–2 s), plus edges.
+    assert!(
+        sent <= 8,
+        "{sent} keyframe requests went upstream for 50 joins"
+    );
+    assert!(plis <= 8, "publisher received {plis} keyframe requests");
+    assert!(coalesced >= 40, "only {coalesced} requests were coalesced");
+    for (_, s) in &subs {
+        assert!(s.stats.audio_packets.load(Ordering::Relaxed) > 0);
+    }
+    env.server.shutdown().await;
+}
+
+/// Joins futures without pulling in the `futures` crate.
+async fn futures_join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    // Poll all concurrently via tokio::join! on a local set of pinned futures.
+    let mut pinned: Vec<_> = fs.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    for d in done {
+        set.push(d.expect("all futures completed"));
+    }
+    set
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_ice_restart_is_seamless_for_subscribers() {
+    let env = start().await;
+    let (publisher, pub_token) = publish(&env, "restart").await;
+    let subs = vec![
+        subscribe(&env, "restart").await,
+        subscribe(&env, "restart").await,
+    ];
+    for s in &subs {
+        assert!(
+            s.stats
+                .wait_for(Duration::from_secs(10), |st| st
+                    .video_packets
+                    .load(Ordering::Relaxed)
+                    > 30)
+                .await
+        );
+    }
+    // The teacher's link drops for a second, then the browser restarts ICE from a new port.
+    env.swarm
+        .blackhole(&publisher, Duration::from_millis(1000))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let before: Vec<u64> = subs
+        .iter()
+        .map(|s| s.stats.video_packets.load(Ordering::Relaxed))
+        .collect();
+    whip::ice_restart(&env.swarm, &env.http, &pub_token, &publisher)
+        .await
+        .unwrap();
+    for (s, b) in subs.iter().zip(before) {
+        assert!(
+            s.stats
+                .wait_for(Duration::from_secs(10), |st| st
+                    .video_packets
+                    .load(Ordering::Relaxed)
+                    > b + 60)
+                .await,
+            "media resumed after the ICE restart"
+        );
+        assert_eq!(
+            s.stats.video_ssrcs.load(Ordering::Relaxed),
+            1,
+            "no new SSRC"
+        );
+        assert_eq!(s.stats.video_seq_backwards.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            s.stats.video_seq_gaps.load(Ordering::Relaxed),
+            0,
+            "sequence numbers stayed continuous"
+        );
+    }
+    env.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_reconnect_with_new_session_is_seamless() {
+    let env = start().await;
+    let (first, token) = publish(&env, "again").await;
+    let sub = subscribe(&env, "again").await;
+    assert!(
+        sub.stats
+            .wait_for(Duration::from_secs(10), |st| st
+                .video_packets
+                .load(Ordering::Relaxed)
+                > 30)
+            .await
+    );
+    // The teacher's browser dies and comes back as a brand-new WHIP session (new SSRCs).
+    env.http
+        .delete(&first.session_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    env.swarm.close(&first).unwrap();
+    let before = sub.stats.video_packets.load(Ordering::Relaxed);
+    let (_second, _) = publish(&env, "again").await;
+    assert!(
+        sub.stats
+            .wait_for(Duration::from_secs(10), |st| st
+                .video_packets
+                .load(Ordering::Relaxed)
+                > before + 60)
+            .await,
+        "the subscriber receives the new session without renegotiating"
+    );
+    assert_eq!(
+        sub.stats.video_ssrcs.load(Ordering::Relaxed),
+        1,
+        "one SSRC seen"
+    );
+    assert_eq!(sub.stats.video_seq_backwards.load(Ordering::Relaxed), 0);
+    assert_eq!(sub.stats.video_seq_gaps.load(Ordering::Relaxed), 0);
+    assert!(sub.stats.keyframes.load(Ordering::Relaxed) >= 2);
+    env.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_with_media() {
+    let env = start().await;
+    let (_p, _) = publish(&env, "m").await;
+    let sub = subscribe(&env, "m").await;
+    assert!(
+        sub.stats
+            .wait_for(Duration::from_secs(10), |st| st
+                .video_packets
+                .load(Ordering::Relaxed)
+                > 50)
+            .await
+    );
+    let text = env
+        .http
+        .get(format!("{}/metrics", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+    };
+    assert!(value("classrelay_rtp_packets_in_total") > 50.0);
+    assert!(value("classrelay_rtp_packets_out_total") > 50.0);
+    assert!(value("classrelay_rtp_bytes_out_total") > 5000.0);
+    assert!(value("classrelay_udp_datagrams_out_total") > 50.0);
+    assert_eq!(value("classrelay_peers{role=\"Publisher\"}"), 1.0);
+    assert_eq!(value("classrelay_peers{role=\"Subscriber\"}"), 1.0);
+    assert_eq!(value("classrelay_tracks"), 2.0);
+    assert!(value("classrelay_keyframe_requests_in_total") >= 1.0);
+    env.server.shutdown().await;
+}

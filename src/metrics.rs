@@ -141,7 +141,7 @@ impl Metrics {
         );
         let layer_switches = c(&mut r, "layer_switches", "Simulcast layer switches");
         let rtt_seconds =
-            Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6].into_iter());
+            Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]);
         r.register("rtt_seconds", "Peer round-trip time", rtt_seconds.clone());
         let http_responses = Family::<HttpLabels, Counter>::default();
         r.register(

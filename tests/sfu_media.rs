@@ -56,14 +56,19 @@ fn rare_keyframe_source() -> Source {
         fps: 30,
         codec: Codec::Vp8,
         audio: true,
+        simulcast: Vec::new(),
     }
 }
 
 async fn publish(env: &Env, room: &str) -> (PeerHandle, String) {
+    publish_source(env, room, rare_keyframe_source()).await
+}
+
+async fn publish_source(env: &Env, room: &str, source: Source) -> (PeerHandle, String) {
     let token = env
         .server
         .mint_token(room, Grant::Publish, Duration::from_secs(600));
-    let offer = env.swarm.publisher_offer(rare_keyframe_source()).unwrap();
+    let offer = env.swarm.publisher_offer(source).unwrap();
     let p = whip::join(
         &env.swarm,
         &env.http,
@@ -343,5 +348,84 @@ async fn metrics_move_with_media() {
     assert_eq!(value("classrelay_peers{role=\"Subscriber\"}"), 1.0);
     assert_eq!(value("classrelay_tracks"), 2.0);
     assert!(value("classrelay_keyframe_requests_in_total") >= 1.0);
+    env.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_layer_switch_happens_at_keyframes_and_is_seamless() {
+    let env = start().await;
+    let mut source = rare_keyframe_source();
+    source.simulcast = vec!["h".into(), "m".into(), "l".into()];
+    let (_p, _) = publish_source(&env, "sc", source).await;
+    let sub = subscribe(&env, "sc").await;
+    let packets = |s: &PeerHandle| s.stats.video_packets.load(Ordering::Relaxed);
+    let bytes = |s: &PeerHandle| s.stats.bytes.load(Ordering::Relaxed);
+    assert!(
+        sub.stats
+            .wait_for(Duration::from_secs(10), |st| st
+                .video_packets
+                .load(Ordering::Relaxed)
+                > 90)
+            .await
+    );
+    // Measure the automatic (highest) layer, then ask for the lowest.
+    let (p0, b0) = (packets(&sub), bytes(&sub));
+    let n = p0 + 60;
+    assert!(
+        sub.stats
+            .wait_for(Duration::from_secs(10), |st| st
+                .video_packets
+                .load(Ordering::Relaxed)
+                > n)
+            .await
+    );
+    let high_rate = (bytes(&sub) - b0) as f64 / (packets(&sub) - p0) as f64;
+    let switches_before = env.server.metrics().layer_switches.get();
+    let token = env
+        .server
+        .mint_token("sc", Grant::Subscribe, Duration::from_secs(60));
+    let r = env
+        .http
+        .post(format!("{}/layer", sub.session_url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"rid": "l"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(
+        sub.stats
+            .wait_for(Duration::from_secs(10), |_| env
+                .server
+                .metrics()
+                .layer_switches
+                .get()
+                > switches_before)
+            .await,
+        "the switch to the low layer happened"
+    );
+    let (p1, b1) = (packets(&sub), bytes(&sub));
+    let n = p1 + 60;
+    assert!(
+        sub.stats
+            .wait_for(Duration::from_secs(10), |st| st
+                .video_packets
+                .load(Ordering::Relaxed)
+                > n)
+            .await
+    );
+    let low_rate = (bytes(&sub) - b1) as f64 / (packets(&sub) - p1) as f64;
+    println!("bytes per packet: high layer {high_rate:.0}, low layer {low_rate:.0}");
+    assert!(
+        low_rate < high_rate * 0.7,
+        "now receiving the smaller layer"
+    );
+    assert_eq!(sub.stats.video_ssrcs.load(Ordering::Relaxed), 1);
+    assert_eq!(sub.stats.video_seq_gaps.load(Ordering::Relaxed), 0);
+    assert_eq!(sub.stats.video_seq_backwards.load(Ordering::Relaxed), 0);
+    assert!(
+        sub.stats.keyframes.load(Ordering::Relaxed) >= 2,
+        "switched on a keyframe"
+    );
     env.server.shutdown().await;
 }

@@ -115,6 +115,10 @@ pub struct Source {
     pub codec: Codec,
     /// Also send Opus silence (20 ms frames).
     pub audio: bool,
+    /// Simulcast rids, highest quality first (empty: no simulcast). Layer `i` carries each
+    /// frame cut to 1/2^i of its size, so layers differ in bitrate as real ones do (the SFU
+    /// never decodes, it only needs the keyframe marker at the start).
+    pub simulcast: Vec<String>,
 }
 
 enum Role {
@@ -273,12 +277,19 @@ impl Swarm {
                 None,
             )
         });
+        let simulcast = (!source.simulcast.is_empty()).then(|| {
+            let mut sc = str0m::media::Simulcast::new();
+            for rid in &source.simulcast {
+                sc.add_send_layer(str0m::media::SimulcastLayer::new(rid));
+            }
+            sc
+        });
         let video_mid = api.add_media(
             MediaKind::Video,
             str0m::media::Direction::SendOnly,
             None,
             None,
-            None,
+            simulcast,
         );
         let (offer, pending) = api.apply().context("no media in offer")?;
         Ok(Offer {
@@ -555,14 +566,18 @@ fn restart(p: &mut SimPeer, poll: &Poll, idx: usize) -> Result<(String, String)>
 fn write_frame(
     rtc: &mut Rtc,
     mid: Mid,
+    rid: Option<&str>,
     codec: Codec,
     time: MediaTime,
     now: Instant,
     data: Vec<u8>,
 ) -> bool {
-    let Some(w) = rtc.writer(mid) else {
+    let Some(mut w) = rtc.writer(mid) else {
         return false;
     };
+    if let Some(r) = rid {
+        w = w.rid(r.into());
+    }
     let Some(pt) = w
         .payload_params()
         .find(|pp| pp.spec().codec == codec)
@@ -608,21 +623,36 @@ fn send_media(p: &mut SimPeer, now: Instant) {
         }
         let ticks = *frame_count * 90_000 / u64::from(source.fps.max(1));
         let time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
-        if write_frame(
-            &mut p.rtc,
-            *video_mid,
-            source.codec,
-            time,
-            now,
-            frames[*next_frame].data.clone(),
-        ) {
-            p.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
-        }
+        let index = *next_frame;
+        let (mid, codec, rids) = (*video_mid, source.codec, source.simulcast.clone());
         *next_frame = (*next_frame + 1) % frames.len();
         *frame_count += 1;
         *next_frame_at += Duration::from_secs(1) / source.fps.max(1);
         if *next_frame_at < now {
             *next_frame_at = now;
+        }
+        let data = &frames[index].data;
+        if rids.is_empty() {
+            if write_frame(&mut p.rtc, mid, None, codec, time, now, data.clone()) {
+                p.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            for (i, rid) in rids.iter().enumerate() {
+                let len = (data.len() >> i).max(data.len().min(32));
+                if write_frame(
+                    &mut p.rtc,
+                    mid,
+                    Some(rid),
+                    codec,
+                    time,
+                    now,
+                    data[..len].to_vec(),
+                ) {
+                    p.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                // Every write is a mutation: drain before the next one.
+                drain(p, now);
+            }
         }
     }
     // str0m wants a full drain after every mutation, so video and audio are drained apart.
@@ -647,6 +677,7 @@ fn send_media(p: &mut SimPeer, now: Instant) {
             write_frame(
                 &mut p.rtc,
                 mid,
+                None,
                 Codec::Opus,
                 time,
                 now,

@@ -23,7 +23,7 @@ use str0m::{Event, IceConnectionState, Input, Output};
 
 use super::forward::{source_id, starts_keyframe, Rewriter};
 use super::keyframe::Decision;
-use super::peer::{Peer, Slot, StatsSeen};
+use super::peer::{Peer, Slot};
 use super::room::{Layer, PeerId, Room, Track, TrackId};
 use super::{Command, PreparedPeer, Role};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels};
@@ -642,10 +642,12 @@ impl Worker {
             }
         }
         let source = source_id(pid, *ssrc);
-        let mut ext = ExtensionValues::default();
-        ext.audio_level = pkt.header.ext_vals.audio_level;
-        ext.voice_activity = pkt.header.ext_vals.voice_activity;
-        ext.video_orientation = pkt.header.ext_vals.video_orientation;
+        let ext = ExtensionValues {
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            video_orientation: pkt.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
         let mut kf_needed: Vec<(TrackId, usize)> = Vec::new();
         let track = &*track;
         for &(sid, si) in &track.subscribers {
@@ -951,31 +953,21 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
             }
             _ => {}
         },
-        Event::RtpPacket(p) => {
-            if peer.role == Role::Publisher {
-                io.pending_rtp.push((peer.id, p));
-            }
+        Event::RtpPacket(p) if peer.role == Role::Publisher => {
+            io.pending_rtp.push((peer.id, p));
         }
-        Event::KeyframeRequest(k) => {
-            if peer.role == Role::Subscriber {
-                io.pending_kf.push((peer.id, k.mid));
-            }
+        Event::KeyframeRequest(k) if peer.role == Role::Subscriber => {
+            io.pending_kf.push((peer.id, k.mid));
         }
         Event::MediaEgressStats(s) => {
-            let seen = peer
-                .stats_seen
-                .entry((s.mid, s.rid, true))
-                .or_insert(StatsSeen::default());
+            let seen = peer.stats_seen.entry((s.mid, s.rid, true)).or_default();
             io.metrics
                 .nacks_received
                 .inc_by(s.nacks.saturating_sub(seen.nacks));
             seen.nacks = s.nacks;
         }
         Event::MediaIngressStats(s) => {
-            let seen = peer
-                .stats_seen
-                .entry((s.mid, s.rid, false))
-                .or_insert(StatsSeen::default());
+            let seen = peer.stats_seen.entry((s.mid, s.rid, false)).or_default();
             io.metrics
                 .nacks_sent
                 .inc_by(s.nacks.saturating_sub(seen.nacks));

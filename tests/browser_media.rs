@@ -1,0 +1,251 @@
+//! End to end through the web pages: a headless Chromium publishes with
+//! /publish (WHIP), another watches with /watch (WHEP), and the watcher's
+//! `getStats()` shows decoded video and received audio, relayed by the SFU.
+//!
+//! Run: `cargo test --test browser_media`. Skips when Chromium is not
+//! installed and `CI` is unset (see `support::browser`). Set
+//! `CLASSRELAY_SCREENSHOTS=<dir>` to save what both pages look like.
+//!
+//! SERVER API USED (adjust here if it changes): `classrelay::Server::start`,
+//! `classrelay::Config::for_tests(dir)`, `Server::http_addr()`,
+//! `Server::mint_token(room, classrelay::auth::Grant, ttl) -> String`,
+//! `Server::shutdown()`; the pages served at `/publish` and `/watch`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde_json::Value;
+
+use support::browser::{num, Browser, Page, DEFAULT_DEADLINE};
+
+/// A running server and tokens for one room.
+struct Lesson {
+    server: classrelay::Server,
+    base: String,
+    room: String,
+    pub_token: String,
+    sub_token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Lesson {
+    async fn start(room: &str) -> Result<Lesson> {
+        let dir = tempfile::tempdir()?;
+        let server = classrelay::Server::start(classrelay::Config::for_tests(dir.path())).await?;
+        let base = format!("http://{}", server.http_addr());
+        let ttl = Duration::from_secs(3600);
+        let pub_token = server.mint_token(room, classrelay::auth::Grant::Publish, ttl);
+        let sub_token = server.mint_token(room, classrelay::auth::Grant::Subscribe, ttl);
+        Ok(Lesson {
+            server,
+            base,
+            room: room.to_owned(),
+            pub_token,
+            sub_token,
+            _dir: dir,
+        })
+    }
+
+    /// The publish page's URL; `extra` is appended to the query (e.g. "&codec=vp8").
+    fn publish_url(&self, extra: &str) -> String {
+        format!(
+            "{}/publish?room={}&token={}{extra}",
+            self.base, self.room, self.pub_token
+        )
+    }
+
+    fn watch_url(&self, extra: &str) -> String {
+        format!(
+            "{}/watch?room={}&token={}{extra}",
+            self.base, self.room, self.sub_token
+        )
+    }
+}
+
+/// The watcher's inbound video entry for `role` ("camera" / "screen").
+fn inbound_video<'a>(stats: &'a Value, role: &str) -> Option<&'a Value> {
+    stats["inboundVideo"]
+        .as_array()?
+        .iter()
+        .find(|v| v["role"] == role)
+}
+
+fn decoded(stats: &Value, role: &str) -> f64 {
+    inbound_video(stats, role).map_or(0.0, |v| num(v, "/framesDecoded"))
+}
+
+/// (width, height) of every layer the publisher is currently encoding.
+fn sent_sizes(stats: &Value) -> Vec<(u64, u64)> {
+    stats["outboundVideo"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter(|v| v["role"] == "camera" && num(v, "/frameWidth") > 0.0)
+                .map(|v| (num(v, "/frameWidth") as u64, num(v, "/frameHeight") as u64))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Publishes from one Chromium and watches from another; returns both
+/// pages once the watcher has decoded camera frames and received audio.
+async fn publish_and_watch(
+    browser: &Browser,
+    lesson: &Lesson,
+    publish_extra: &str,
+    watch_extra: &str,
+) -> Result<(Page, Page, Value)> {
+    let publisher = browser.new_page().await?;
+    publisher.goto(&lesson.publish_url(publish_extra)).await?;
+    publisher
+        .wait_for_state("connected", DEFAULT_DEADLINE)
+        .await?;
+
+    let watcher = browser.new_page().await?;
+    watcher.goto(&lesson.watch_url(watch_extra)).await?;
+    watcher
+        .wait_for_state("connected", DEFAULT_DEADLINE)
+        .await?;
+    let stats = watcher
+        .wait_for_stats(DEFAULT_DEADLINE, "decoded camera video and audio", |s| {
+            decoded(s, "camera") > 0.0 && num(s, "/inboundAudio/0/packetsReceived") > 0.0
+        })
+        .await?;
+    Ok((publisher, watcher, stats))
+}
+
+/// Waits until the watcher's camera resolution equals one of the layers
+/// the publisher is sending (layers and choice may move while BWE ramps).
+async fn wait_for_matching_size(publisher: &Page, watcher: &Page) -> Result<(u64, u64)> {
+    let end = Instant::now() + DEFAULT_DEADLINE;
+    loop {
+        let got = watcher.stats().await?;
+        let sent = publisher.stats().await?;
+        let cam = inbound_video(&got, "camera");
+        let size = cam.map(|v| (num(v, "/frameWidth") as u64, num(v, "/frameHeight") as u64));
+        if let Some(size) = size {
+            if size.0 > 0 && size.1 > 0 && sent_sizes(&sent).contains(&size) {
+                return Ok(size);
+            }
+        }
+        if Instant::now() >= end {
+            bail!(
+                "watcher size {size:?} never matched a sent layer {:?}\nwatcher: {got}\npublisher: {sent}",
+                sent_sizes(&sent)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the watcher's decoded-frame count for `role` grows past `from`.
+async fn wait_for_more_frames(watcher: &Page, role: &str, from: f64) -> Result<Value> {
+    watcher
+        .wait_for_stats(DEFAULT_DEADLINE, "framesDecoded to keep rising", |s| {
+            decoded(s, role) > from + 10.0
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_simulcast_camera_and_audio_reach_the_watcher() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let lesson = Lesson::start("room1").await?;
+    let (publisher, watcher, stats) =
+        publish_and_watch(&browser, &lesson, "&codec=vp8", "").await?;
+
+    let cam = inbound_video(&stats, "camera").cloned().unwrap_or_default();
+    assert_eq!(cam["codec"], "video/VP8", "{stats}");
+    let later = wait_for_more_frames(&watcher, "camera", num(&cam, "/framesDecoded")).await?;
+    let (w, h) = wait_for_matching_size(&publisher, &watcher).await?;
+    assert!(w > 0 && h > 0);
+    eprintln!("watcher decodes the camera at {w}x{h}");
+    if let Some(dir) = std::env::var_os("CLASSRELAY_SCREENSHOTS") {
+        let dir = std::path::PathBuf::from(dir);
+        publisher.screenshot(&dir.join("publish.png")).await?;
+        watcher.screenshot(&dir.join("watch.png")).await?;
+    }
+    assert!(
+        num(&later, "/inboundAudio/0/packetsReceived") > 0.0,
+        "{later}"
+    );
+    assert_eq!(later["inboundAudio"][0]["codec"], "audio/opus", "{later}");
+
+    // The publisher really sends three simulcast layers.
+    let sent = publisher.stats().await?;
+    let rids: Vec<&str> = sent["outboundVideo"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter(|v| v["role"] == "camera")
+                .filter_map(|v| v["rid"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(rids, ["h", "l", "m"], "{sent}");
+
+    watcher.eval("return window.classrelay.stop();").await?;
+    publisher.eval("return window.classrelay.stop();").await?;
+    watcher.close().await?;
+    publisher.close().await?;
+    lesson.server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_camera_reaches_the_watcher() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let lesson = Lesson::start("room1").await?;
+    let (publisher, watcher, stats) = publish_and_watch(
+        &browser,
+        &lesson,
+        "&codec=h264&simulcast=0&width=640&height=360",
+        "",
+    )
+    .await?;
+    let cam = inbound_video(&stats, "camera").cloned().unwrap_or_default();
+    assert_eq!(cam["codec"], "video/H264", "{stats}");
+    assert!(num(&cam, "/frameWidth") > 0.0 && num(&cam, "/frameHeight") > 0.0);
+    wait_for_more_frames(&watcher, "camera", num(&cam, "/framesDecoded")).await?;
+    watcher.close().await?;
+    publisher.close().await?;
+    lesson.server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screen_share_reaches_the_watcher_beside_the_camera() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let lesson = Lesson::start("room1").await?;
+    let (publisher, watcher, _) = publish_and_watch(
+        &browser,
+        &lesson,
+        "&screen=1&simulcast=0&width=640&height=360",
+        "",
+    )
+    .await?;
+    let stats = watcher
+        .wait_for_stats(DEFAULT_DEADLINE, "decoded screen video", |s| {
+            decoded(s, "screen") > 0.0
+        })
+        .await?;
+    // The stand-in screen is a 960x540 canvas; the camera is 640x360.
+    let screen = inbound_video(&stats, "screen").cloned().unwrap_or_default();
+    assert_eq!(
+        (num(&screen, "/frameWidth"), num(&screen, "/frameHeight")),
+        (960.0, 540.0),
+        "{stats}"
+    );
+    watcher.close().await?;
+    publisher.close().await?;
+    lesson.server.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,4 @@
+#![allow(dead_code)]
+
+pub mod browser;
+pub mod webrtc_client;

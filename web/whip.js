@@ -1,0 +1,541 @@
+// classrelay pages: WHIP (publish) and WHEP (watch) client logic, shared by
+// publish.html and watch.html. Plain ES module, no build step; the server
+// embeds it and serves it as /whip.js (Content-Type: text/javascript).
+//
+// Both pages expose `window.classrelay` for people debugging in the console
+// and for the headless-Chromium tests:
+//   state    'idle' | 'media' | 'negotiating' | 'connecting' | 'connected'
+//            | 'disconnected' | 'failed' | 'stopped'
+//   error    null | { status, title, detail, type }
+//   pc       the RTCPeerConnection (null before negotiation starts)
+//   resource the session URL from the Location header (null until 201)
+//   mids     { audio, camera, screen }: transceiver mids once negotiated
+//   log      array of log lines (also shown on the page)
+//   stats()  async: plain JSON summary of pc.getStats() (see summarizeStats)
+//   stop()   async: DELETE the session and close the PeerConnection
+// The publish page adds shareScreen() and stopScreen().
+
+/** Transceiver order in every offer the pages make: audio, camera, screen. */
+const ROLES = ['audio', 'camera', 'screen'];
+
+/** How long to wait for ICE gathering before sending the offer anyway. */
+const GATHER_TIMEOUT_MS = 5000;
+
+/** Reads the page's query parameters with their defaults. */
+export function pageParams(search = window.location.search) {
+  const q = new URLSearchParams(search);
+  const num = (name, dflt) => {
+    const v = Number.parseInt(q.get(name) ?? '', 10);
+    return Number.isFinite(v) && v > 0 ? v : dflt;
+  };
+  return {
+    room: q.get('room') ?? '',
+    token: q.get('token') ?? '',
+    codec: (q.get('codec') ?? '').toLowerCase(),
+    simulcast: q.get('simulcast') !== '0',
+    screen: q.get('screen') === '1',
+    audio: q.get('audio') !== '0',
+    autostart: q.get('autostart') !== '0',
+    width: num('width', 1280),
+    height: num('height', 720),
+    fps: num('fps', 30),
+  };
+}
+
+/** The object tests and the console read; created once per page. */
+function createHandle() {
+  const handle = {
+    state: 'idle',
+    error: null,
+    pc: null,
+    resource: null,
+    mids: { audio: null, camera: null, screen: null },
+    log: [],
+    stats: async () => summarizeStats(handle.pc, handle),
+    stop: async () => {},
+  };
+  window.classrelay = handle;
+  return handle;
+}
+
+function logger(handle) {
+  const pre = document.getElementById('log');
+  return (...parts) => {
+    const line = `${new Date().toISOString().slice(11, 23)} ${parts.join(' ')}`;
+    handle.log.push(line);
+    if (pre) pre.textContent += `${line}\n`;
+    console.log('[classrelay]', ...parts);
+  };
+}
+
+const STATE_LABELS = {
+  idle: '空闲 (idle)',
+  media: '打开摄像头 (opening camera)',
+  negotiating: '协商中 (negotiating)',
+  connecting: '连接中 (connecting)',
+  connected: '已连接 (connected)',
+  disconnected: '连接中断 (disconnected)',
+  failed: '失败 (failed)',
+  stopped: '已停止 (stopped)',
+};
+
+function setState(handle, state) {
+  handle.state = state;
+  const el = document.getElementById('state');
+  if (el) {
+    el.textContent = STATE_LABELS[state] ?? state;
+    el.dataset.state = state;
+  }
+}
+
+function showError(handle, err) {
+  handle.error = err;
+  const el = document.getElementById('error');
+  if (el) {
+    const status = err.status ? ` [HTTP ${err.status}]` : '';
+    el.textContent = `错误 (Error)${status}: ${err.title}${err.detail ? ` — ${err.detail}` : ''}`;
+    el.hidden = false;
+  }
+}
+
+/** Turns a thrown value into the { status, title, detail, type } shape. */
+function asProblem(e) {
+  if (e && typeof e === 'object' && 'title' in e) return e;
+  return { status: null, title: e?.name ?? 'Error', detail: String(e?.message ?? e), type: null };
+}
+
+/** Waits until ICE gathering completes (non-trickle WHIP), or a timeout. */
+export function waitForIceGathering(pc, timeoutMs = GATHER_TIMEOUT_MS) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', onChange);
+      resolve();
+    };
+    const onChange = () => {
+      if (pc.iceGatheringState === 'complete') done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener('icegatheringstatechange', onChange);
+  });
+}
+
+/**
+ * Restricts the transceiver's codecs to `codec` ('h264' | 'vp8' | 'vp9' | 'av1'),
+ * keeping RTX/RED/FEC. For H.264 the packetization-mode=1 constrained-baseline
+ * profile goes first. Returns false (and changes nothing) if the browser has no
+ * such codec.
+ */
+export function preferCodec(transceiver, codec) {
+  if (!codec || typeof transceiver.setCodecPreferences !== 'function') return false;
+  const caps = RTCRtpReceiver.getCapabilities('video');
+  if (!caps) return false;
+  const wanted = `video/${codec}`.toLowerCase();
+  const helpers = new Set(['video/rtx', 'video/red', 'video/ulpfec', 'video/flexfec-03']);
+  const rank = (c) => {
+    const f = c.sdpFmtpLine ?? '';
+    let r = 0;
+    if (f.includes('packetization-mode=1')) r -= 2;
+    if (f.includes('profile-level-id=42e01f')) r -= 1;
+    return r;
+  };
+  const primary = caps.codecs
+    .filter((c) => c.mimeType.toLowerCase() === wanted)
+    .sort((a, b) => rank(a) - rank(b));
+  if (primary.length === 0) return false;
+  const rest = caps.codecs.filter((c) => helpers.has(c.mimeType.toLowerCase()));
+  transceiver.setCodecPreferences([...primary, ...rest]);
+  return true;
+}
+
+/**
+ * POSTs the offer to a WHIP/WHEP endpoint. Resolves to { location, answer };
+ * rejects with a problem object { status, title, detail, type } on any
+ * non-201 response (problem+json bodies are parsed).
+ */
+export async function postOffer(endpoint, token, offerSdp) {
+  const headers = { 'Content-Type': 'application/sdp' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let resp;
+  try {
+    resp = await fetch(endpoint, { method: 'POST', headers, body: offerSdp });
+  } catch (e) {
+    throw { status: null, title: '网络错误 (network error)', detail: String(e?.message ?? e), type: null };
+  }
+  const body = await resp.text();
+  if (resp.status !== 201) {
+    let problem = null;
+    try {
+      problem = JSON.parse(body);
+    } catch {
+      problem = null;
+    }
+    throw {
+      status: resp.status,
+      title: problem?.title ?? (resp.statusText || `HTTP ${resp.status}`),
+      detail: problem?.detail ?? (problem ? null : body.slice(0, 300) || null),
+      type: problem?.type ?? null,
+    };
+  }
+  const loc = resp.headers.get('Location');
+  if (!loc) {
+    throw { status: 201, title: '缺少 Location (missing Location header)', detail: null, type: null };
+  }
+  return { location: new URL(loc, resp.url || endpoint).toString(), answer: body };
+}
+
+/** DELETEs a WHIP/WHEP session resource; errors are logged, not thrown. */
+export async function deleteResource(resource, token, log = () => {}) {
+  if (!resource) return;
+  try {
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const resp = await fetch(resource, { method: 'DELETE', headers });
+    log(`DELETE ${resource} -> ${resp.status}`);
+  } catch (e) {
+    log(`DELETE ${resource} failed: ${e}`);
+  }
+}
+
+/** Creates the offer, gathers ICE, POSTs it and applies the answer. */
+async function negotiate(handle, endpoint, token, log) {
+  const pc = handle.pc;
+  setState(handle, 'negotiating');
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitForIceGathering(pc);
+  log(`POST ${endpoint} (ICE gathering: ${pc.iceGatheringState})`);
+  const { location, answer } = await postOffer(endpoint, token, pc.localDescription.sdp);
+  handle.resource = location;
+  log(`201 Created, Location: ${location}`);
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  const ts = pc.getTransceivers();
+  ROLES.forEach((role, i) => {
+    handle.mids[role] = ts[i]?.mid ?? null;
+  });
+  if (handle.state === 'negotiating') {
+    setState(handle, pc.connectionState === 'connected' ? 'connected' : 'connecting');
+  }
+}
+
+function trackConnectionState(handle, log) {
+  const pc = handle.pc;
+  pc.addEventListener('connectionstatechange', () => {
+    log(`connectionState: ${pc.connectionState}`);
+    if (handle.state === 'stopped' || handle.state === 'negotiating') return;
+    const s = pc.connectionState;
+    if (s === 'connected' || s === 'connecting' || s === 'disconnected' || s === 'failed') {
+      setState(handle, s);
+    }
+  });
+}
+
+function endpointFor(kind, room) {
+  return new URL(`/${kind}/${encodeURIComponent(room)}`, window.location.href).toString();
+}
+
+/** A canvas animation used instead of a real screen share when `screen=1` (tests). */
+function canvasScreenTrack(width, height, fps) {
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext('2d');
+  let n = 0;
+  const draw = () => {
+    n += 1;
+    ctx.fillStyle = '#f4f1e8';
+    ctx.fillRect(0, 0, width, height);
+    ctx.fillStyle = '#1d5c3a';
+    ctx.fillRect((n * 7) % width, height / 3, width / 8, height / 3);
+    ctx.fillStyle = '#222';
+    ctx.font = `${Math.round(height / 12)}px sans-serif`;
+    ctx.fillText(`课件 (slides) ${n}`, width / 20, height / 6);
+  };
+  draw();
+  const timer = setInterval(draw, Math.round(1000 / fps));
+  const track = canvas.captureStream(fps).getVideoTracks()[0];
+  track.addEventListener('ended', () => clearInterval(timer));
+  track.contentHint = 'detail';
+  return { track, stop: () => clearInterval(timer) };
+}
+
+/** Wires up publish.html. */
+export function runPublishPage() {
+  const handle = createHandle();
+  const log = logger(handle);
+  const params = pageParams();
+  const $ = (id) => document.getElementById(id);
+  let camStream = null;
+  let screen = null; // { track, stop }
+  let screenSender = null;
+
+  const attachScreen = async (s) => {
+    if (screen) screen.stop();
+    screen = s;
+    if (screenSender) await screenSender.replaceTrack(s ? s.track : null);
+    $('screenPreview').srcObject = s ? new MediaStream([s.track]) : null;
+    $('screen').hidden = Boolean(s);
+    $('stopScreen').hidden = !s;
+  };
+
+  handle.shareScreen = async () => {
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+    const track = stream.getVideoTracks()[0];
+    track.contentHint = 'detail';
+    const s = { track, stop: () => track.stop() };
+    track.addEventListener('ended', () => {
+      if (screen === s) attachScreen(null);
+    });
+    await attachScreen(s);
+    log('screen share started');
+  };
+  handle.stopScreen = async () => {
+    await attachScreen(null);
+    log('screen share stopped');
+  };
+
+  handle.stop = async () => {
+    setState(handle, 'stopped');
+    await deleteResource(handle.resource, params.token, log);
+    handle.resource = null;
+    if (handle.pc) handle.pc.close();
+    if (camStream) camStream.getTracks().forEach((t) => t.stop());
+    if (screen) screen.stop();
+    $('start').disabled = false;
+    $('stop').disabled = true;
+  };
+
+  const start = async () => {
+    $('start').disabled = true;
+    $('error').hidden = true;
+    handle.error = null;
+    try {
+      if (!params.room) throw { status: null, title: '缺少 room 参数 (missing room parameter)', detail: null };
+      setState(handle, 'media');
+      camStream = await navigator.mediaDevices.getUserMedia({
+        audio: params.audio,
+        video: {
+          width: { ideal: params.width },
+          height: { ideal: params.height },
+          frameRate: { ideal: params.fps },
+        },
+      });
+      $('preview').srcObject = camStream;
+      const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+      handle.pc = pc;
+      trackConnectionState(handle, log);
+
+      const audioTrack = camStream.getAudioTracks()[0];
+      if (audioTrack) pc.addTransceiver(audioTrack, { direction: 'sendonly', streams: [camStream] });
+      else pc.addTransceiver('audio', { direction: 'inactive' });
+
+      const camTrack = camStream.getVideoTracks()[0];
+      const sendEncodings = params.simulcast
+        ? [
+            { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 2_500_000 },
+            { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 600_000 },
+            { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+          ]
+        : [{ maxBitrate: 2_500_000 }];
+      const cam = pc.addTransceiver(camTrack, { direction: 'sendonly', streams: [camStream], sendEncodings });
+
+      // The screen transceiver always exists (its sender may have no track),
+      // so starting or stopping a share is a replaceTrack, not a renegotiation.
+      const scr = pc.addTransceiver('video', { direction: 'sendonly' });
+      screenSender = scr.sender;
+      if (params.screen) {
+        await attachScreen(canvasScreenTrack(960, 540, 15));
+      }
+
+      if (params.codec) {
+        const ok = preferCodec(cam, params.codec) && preferCodec(scr, params.codec);
+        log(ok ? `codec preference: ${params.codec}` : `codec ${params.codec} not available, using default`);
+      }
+
+      $('stop').disabled = false;
+      await negotiate(handle, endpointFor('whip', params.room), params.token, log);
+    } catch (e) {
+      const problem = asProblem(e);
+      log(`failed: ${problem.title} ${problem.detail ?? ''}`);
+      showError(handle, problem);
+      setState(handle, 'failed');
+      $('start').disabled = false;
+    }
+  };
+
+  $('start').addEventListener('click', start);
+  $('stop').addEventListener('click', () => handle.stop());
+  $('screen').addEventListener('click', () =>
+    handle.shareScreen().catch((e) => {
+      log(`screen share failed: ${e}`);
+      showError(handle, asProblem(e));
+    }),
+  );
+  $('stopScreen').addEventListener('click', () => handle.stopScreen());
+  $('room').textContent = params.room || '—';
+  if (params.autostart) start();
+}
+
+/** Wires up watch.html. */
+export function runWatchPage() {
+  const handle = createHandle();
+  const log = logger(handle);
+  const params = pageParams();
+  const $ = (id) => document.getElementById(id);
+  const elements = { audio: $('audio'), camera: $('camera'), screen: $('screen') };
+
+  handle.stop = async () => {
+    setState(handle, 'stopped');
+    await deleteResource(handle.resource, params.token, log);
+    handle.resource = null;
+    if (handle.pc) handle.pc.close();
+    $('start').disabled = false;
+    $('stop').disabled = true;
+  };
+
+  const start = async () => {
+    $('start').disabled = true;
+    $('error').hidden = true;
+    handle.error = null;
+    try {
+      if (!params.room) throw { status: null, title: '缺少 room 参数 (missing room parameter)', detail: null };
+      const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+      handle.pc = pc;
+      trackConnectionState(handle, log);
+      const transceivers = [
+        pc.addTransceiver('audio', { direction: 'recvonly' }),
+        pc.addTransceiver('video', { direction: 'recvonly' }),
+        pc.addTransceiver('video', { direction: 'recvonly' }),
+      ];
+      if (params.codec) transceivers.slice(1).forEach((t) => preferCodec(t, params.codec));
+      pc.addEventListener('track', (ev) => {
+        const role = ROLES[transceivers.indexOf(ev.transceiver)];
+        const el = role && elements[role];
+        log(`track ${ev.track.kind} mid=${ev.transceiver.mid} -> ${role ?? '?'}`);
+        if (!el) return;
+        el.srcObject = new MediaStream([ev.track]);
+        el.play().catch((e) => log(`play() ${role}: ${e}`));
+      });
+      $('stop').disabled = false;
+      await negotiate(handle, endpointFor('whep', params.room), params.token, log);
+    } catch (e) {
+      const problem = asProblem(e);
+      log(`failed: ${problem.title} ${problem.detail ?? ''}`);
+      showError(handle, problem);
+      setState(handle, 'failed');
+      $('start').disabled = false;
+    }
+  };
+
+  $('start').addEventListener('click', start);
+  $('stop').addEventListener('click', () => handle.stop());
+  $('room').textContent = params.room || '—';
+  if (params.autostart) start();
+}
+
+/**
+ * A plain-JSON summary of pc.getStats(), easy to read over WebDriver:
+ * {
+ *   state, connectionState, iceConnectionState, mids,
+ *   inboundVideo:  [{ mid, role, ssrc, codec, framesDecoded, framesReceived, keyFramesDecoded,
+ *                     frameWidth, frameHeight, framesPerSecond, packetsReceived, packetsLost,
+ *                     bytesReceived, nackCount, pliCount, freezeCount }],
+ *   inboundAudio:  [{ mid, role, ssrc, codec, packetsReceived, packetsLost, bytesReceived,
+ *                     totalSamplesReceived, audioLevel, concealedSamples }],
+ *   outboundVideo: [{ mid, role, rid, ssrc, codec, bytesSent, packetsSent, framesEncoded,
+ *                     frameWidth, frameHeight, framesPerSecond, active,
+ *                     qualityLimitationReason }],
+ *   outboundAudio: [{ mid, role, ssrc, codec, bytesSent, packetsSent }],
+ *   candidatePair: null | { state, local, remote, currentRoundTripTime, availableOutgoingBitrate }
+ * }
+ * Numbers absent from the browser's stats are 0; codec is a mimeType such as
+ * "video/VP8" (null until known). Arrays are sorted by mid, then rid.
+ */
+export async function summarizeStats(pc, handle = null) {
+  const out = {
+    state: handle?.state ?? null,
+    connectionState: pc?.connectionState ?? null,
+    iceConnectionState: pc?.iceConnectionState ?? null,
+    mids: handle?.mids ?? null,
+    inboundVideo: [],
+    inboundAudio: [],
+    outboundVideo: [],
+    outboundAudio: [],
+    candidatePair: null,
+  };
+  if (!pc) return out;
+  const report = await pc.getStats();
+  const byId = new Map();
+  report.forEach((s) => byId.set(s.id, s));
+  const codecOf = (s) => (s.codecId && byId.get(s.codecId)?.mimeType) || null;
+  const n = (v) => (typeof v === 'number' ? v : 0);
+  const roleOf = (mid) => {
+    if (mid == null || !handle) return null;
+    return ROLES.find((r) => handle.mids[r] === mid) ?? null;
+  };
+  report.forEach((s) => {
+    const mid = s.mid ?? null;
+    const base = { mid, role: roleOf(mid), ssrc: s.ssrc, codec: codecOf(s) };
+    if (s.type === 'inbound-rtp' && s.kind === 'video') {
+      out.inboundVideo.push({
+        ...base,
+        framesDecoded: n(s.framesDecoded),
+        framesReceived: n(s.framesReceived),
+        keyFramesDecoded: n(s.keyFramesDecoded),
+        frameWidth: n(s.frameWidth),
+        frameHeight: n(s.frameHeight),
+        framesPerSecond: n(s.framesPerSecond),
+        packetsReceived: n(s.packetsReceived),
+        packetsLost: n(s.packetsLost),
+        bytesReceived: n(s.bytesReceived),
+        nackCount: n(s.nackCount),
+        pliCount: n(s.pliCount),
+        freezeCount: n(s.freezeCount),
+      });
+    } else if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      out.inboundAudio.push({
+        ...base,
+        packetsReceived: n(s.packetsReceived),
+        packetsLost: n(s.packetsLost),
+        bytesReceived: n(s.bytesReceived),
+        totalSamplesReceived: n(s.totalSamplesReceived),
+        audioLevel: n(s.audioLevel),
+        concealedSamples: n(s.concealedSamples),
+      });
+    } else if (s.type === 'outbound-rtp' && s.kind === 'video') {
+      out.outboundVideo.push({
+        ...base,
+        rid: s.rid ?? null,
+        bytesSent: n(s.bytesSent),
+        packetsSent: n(s.packetsSent),
+        framesEncoded: n(s.framesEncoded),
+        frameWidth: n(s.frameWidth),
+        frameHeight: n(s.frameHeight),
+        framesPerSecond: n(s.framesPerSecond),
+        active: s.active ?? null,
+        qualityLimitationReason: s.qualityLimitationReason ?? null,
+      });
+    } else if (s.type === 'outbound-rtp' && s.kind === 'audio') {
+      out.outboundAudio.push({ ...base, bytesSent: n(s.bytesSent), packetsSent: n(s.packetsSent) });
+    }
+  });
+  const transport = [...byId.values()].find((s) => s.type === 'transport' && s.selectedCandidatePairId);
+  const pair = transport && byId.get(transport.selectedCandidatePairId);
+  if (pair) {
+    const cand = (id) => {
+      const c = byId.get(id);
+      return c ? `${c.address ?? '?'}:${c.port} ${c.protocol} ${c.candidateType}` : null;
+    };
+    out.candidatePair = {
+      state: pair.state,
+      local: cand(pair.localCandidateId),
+      remote: cand(pair.remoteCandidateId),
+      currentRoundTripTime: n(pair.currentRoundTripTime),
+      availableOutgoingBitrate: n(pair.availableOutgoingBitrate),
+    };
+  }
+  const key = (a) => `${String(a.mid ?? '').padStart(4, '0')}/${a.rid ?? ''}`;
+  for (const list of [out.inboundVideo, out.inboundAudio, out.outboundVideo, out.outboundAudio]) {
+    list.sort((a, b) => key(a).localeCompare(key(b)));
+  }
+  return out;
+}

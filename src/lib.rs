@@ -65,6 +65,7 @@ impl Server {
                 .map_err(io_err("reading or creating the signing secret"))?;
         let keys = TokenKeys::new(&secret);
         let metrics = Metrics::new();
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let sfu = Sfu::start(
             config.worker_count(),
             config.media.bind_ip,
@@ -73,6 +74,7 @@ impl Server {
             config.keyframe_interval(),
             Duration::from_millis(config.media.disconnect_grace_ms),
             metrics.clone(),
+            events_tx,
         )
         .map_err(io_err(format!(
             "binding media UDP on {}:{}",
@@ -85,6 +87,20 @@ impl Server {
             .local_addr()
             .map_err(io_err("reading the HTTP address"))?;
         let state = Arc::new(AppState::new(config, keys, sfu, metrics));
+        // Sessions end on the media side too (ICE failure, timeouts): forget them here.
+        let weak = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            while let Some(ev) = events_rx.recv().await {
+                let Some(state) = weak.upgrade() else { break };
+                if let sfu::SfuEvent::PeerGone { session } = ev {
+                    state
+                        .sessions
+                        .lock()
+                        .expect("sessions lock")
+                        .remove(&session);
+                }
+            }
+        });
         let router = http::app(state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -429,3 +429,110 @@ async fn simulcast_layer_switch_happens_at_keyframes_and_is_seamless() {
     );
     env.server.shutdown().await;
 }
+
+/// A STUN binding request with a real USERNAME (the server's ufrag for a live session) but a
+/// forged MESSAGE-INTEGRITY.
+fn forged_stun(server_ufrag: &str) -> Vec<u8> {
+    let username = format!("{server_ufrag}:evil");
+    let mut attrs = Vec::new();
+    attrs.extend_from_slice(&0x0006u16.to_be_bytes());
+    attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attrs.extend_from_slice(username.as_bytes());
+    while attrs.len() % 4 != 0 {
+        attrs.push(0);
+    }
+    attrs.extend_from_slice(&0x0008u16.to_be_bytes());
+    attrs.extend_from_slice(&20u16.to_be_bytes());
+    attrs.extend_from_slice(&[0xab; 20]);
+    let mut m = Vec::new();
+    m.extend_from_slice(&0x0001u16.to_be_bytes());
+    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    m.extend_from_slice(&0x2112_a442u32.to_be_bytes());
+    m.extend_from_slice(&[7u8; 12]);
+    m.extend_from_slice(&attrs);
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_datagrams_and_bad_requests_leave_media_flowing() {
+    let env = start().await;
+    let (_p, pub_token) = publish(&env, "noise").await;
+    let sub = subscribe(&env, "noise").await;
+    let packets = |s: &PeerHandle| s.stats.video_packets.load(Ordering::Relaxed);
+    assert!(
+        sub.stats
+            .wait_for(Duration::from_secs(10), |st| st
+                .video_packets
+                .load(Ordering::Relaxed)
+                > 30)
+            .await
+    );
+    let unroutable_before = env.server.metrics().udp_unroutable.get();
+    let ufrag = sub
+        .answer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .unwrap()
+        .to_string();
+    let media = env.server.media_addrs()[0];
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut rtp_like = vec![0x80u8, 96, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef];
+    rtp_like.extend_from_slice(&[0x55; 200]);
+    let mut rtcp_like = vec![0x81u8, 200, 0, 6];
+    rtcp_like.extend_from_slice(&[0x11; 24]);
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0],
+        vec![0xff; 1500],
+        vec![0x00, 0x01, 0x00, 0xff, 0x21, 0x12, 0xa4, 0x42], // truncated STUN header
+        {
+            // STUN header announcing more attributes than it carries
+            let mut v = vec![0x00, 0x01, 0x04, 0x00, 0x21, 0x12, 0xa4, 0x42];
+            v.extend_from_slice(&[1; 12]);
+            v
+        },
+        forged_stun(&ufrag),
+        vec![22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200], // DTLS-looking, truncated
+        rtp_like,
+        rtcp_like,
+        vec![0x42; 9000],
+    ];
+    for _ in 0..50 {
+        for g in &garbage {
+            let _ = stranger.send_to(g, media);
+        }
+    }
+    // And bad requests on the HTTP side meanwhile.
+    for body in ["", "v=0\r\n", "\u{0}\u{1}garbage"] {
+        let r = env
+            .http
+            .post(format!("{}/whip/noise", env.base))
+            .bearer_auth(&pub_token)
+            .header("content-type", "application/sdp")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    let before = packets(&sub);
+    assert!(
+        sub.stats
+            .wait_for(Duration::from_secs(10), |st| st
+                .video_packets
+                .load(Ordering::Relaxed)
+                > before + 60)
+            .await,
+        "media keeps flowing to the subscriber"
+    );
+    assert!(env.server.metrics().udp_unroutable.get() > unroutable_before);
+    assert_eq!(sub.stats.video_seq_gaps.load(Ordering::Relaxed), 0);
+    let health = env
+        .http
+        .get(format!("{}/healthz", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    env.server.shutdown().await;
+}

@@ -499,3 +499,66 @@ async fn ice_servers_are_advertised_in_link_headers() {
     assert!(link.contains("username=\"u\""));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn full_server_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(dir.path());
+    cfg.media.max_peers = 1;
+    let server = Server::start(cfg).await.unwrap();
+    let env = Env {
+        base: format!("http://{}", server.http_addr()),
+        _dir: dir,
+        server,
+        http: Client::new(),
+    };
+    let t = env
+        .server
+        .mint_token("r1", Grant::Publish, Duration::from_secs(60));
+    let r = post(
+        &env,
+        "/whip/r1",
+        Some(&t),
+        "application/sdp",
+        offer(Direction::SendOnly),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let r = post(
+        &env,
+        "/whip/r1",
+        Some(&t),
+        "application/sdp",
+        offer(Direction::SendOnly),
+    )
+    .await;
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert_problem(r, StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
+    // A refused offer must not leak its reservation: after DELETE there is room again.
+    let r = post(
+        &env,
+        "/whip/r1",
+        Some(&t),
+        "application/sdp",
+        "garbage".into(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    env.http
+        .delete(format!("{}{loc}", env.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let r = post(
+        &env,
+        "/whip/r1",
+        Some(&t),
+        "application/sdp",
+        offer(Direction::SendOnly),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    env.server.shutdown().await;
+}

@@ -166,6 +166,21 @@ pub fn prepare_peer(
     })
 }
 
+/// Something the media plane tells signalling (sent without blocking the worker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuEvent {
+    /// A peer connected (DTLS up).
+    PeerConnected {
+        /// Its session id.
+        session: String,
+    },
+    /// A peer left: DELETE, ICE failure, timeout or close. Its session is over.
+    PeerGone {
+        /// Its session id.
+        session: String,
+    },
+}
+
 /// A request from signalling to a media worker.
 pub enum Command {
     /// Add a prepared peer to a room.
@@ -183,6 +198,8 @@ pub enum Command {
     Remove {
         /// The session id.
         session: String,
+        /// Told once the peer is gone (its place counted free again).
+        reply: Option<tokio::sync::oneshot::Sender<()>>,
     },
     /// An ICE restart: apply the re-offer and return the answer.
     IceRestart {
@@ -263,6 +280,7 @@ impl Sfu {
         keyframe_interval: Duration,
         disconnect_grace: Duration,
         metrics: Metrics,
+        events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
     ) -> std::io::Result<Sfu> {
         let provider = str0m::crypto::from_feature_flags();
         let cert = provider
@@ -285,6 +303,7 @@ impl Sfu {
                 disconnect_grace,
                 metrics.clone(),
                 peer_count.clone(),
+                events.clone(),
             )?;
             let waker = w.waker();
             let join = std::thread::Builder::new()

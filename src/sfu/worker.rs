@@ -25,7 +25,7 @@ use super::forward::{source_id, starts_keyframe, Rewriter};
 use super::keyframe::Decision;
 use super::peer::{Peer, Slot};
 use super::room::{Layer, PeerId, Room, Track, TrackId};
-use super::{Command, PreparedPeer, Role};
+use super::{Command, PreparedPeer, Role, SfuEvent};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels};
 
 const SOCKET: Token = Token(0);
@@ -35,6 +35,8 @@ const RECV_BATCH: usize = 256;
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// A subscriber still without a keyframe after this long asks again.
 const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+/// Remote addresses remembered per peer (ICE restarts and NAT rebinding add new ones).
+const MAX_ADDRS_PER_PEER: usize = 8;
 /// A peer that never connects is dropped after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,6 +55,7 @@ struct Io {
     pending_kf: Vec<(PeerId, Mid)>,
     connected: Vec<PeerId>,
     dead: Vec<PeerId>,
+    events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
 }
 
 /// The worker state (moved into its thread by [`Worker::run`]).
@@ -88,6 +91,7 @@ impl Worker {
         disconnect_grace: Duration,
         metrics: Metrics,
         peer_count: Arc<AtomicUsize>,
+        events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
     ) -> std::io::Result<Self> {
         let sock2 = socket2::SockRef::from(&socket);
         // Bigger kernel buffers absorb bursts (a keyframe fanned out to many subscribers).
@@ -115,6 +119,7 @@ impl Worker {
                 pending_kf: Vec::new(),
                 connected: Vec::new(),
                 dead: Vec::new(),
+                events,
             },
             peers: HashMap::new(),
             created: HashMap::new(),
@@ -215,6 +220,15 @@ impl Worker {
                         let known = self.by_addr.get(&source).copied();
                         if known != Some(pid) {
                             if let Some(peer) = self.peers.get_mut(&pid) {
+                                // The mapping is learned before str0m checks the STUN
+                                // integrity, so bound how many addresses one peer can collect
+                                // (a forged check cannot grow the table without limit).
+                                if peer.addrs.len() >= MAX_ADDRS_PER_PEER {
+                                    let old = peer.addrs.remove(0);
+                                    if self.by_addr.get(&old) == Some(&pid) {
+                                        self.by_addr.remove(&old);
+                                    }
+                                }
                                 self.by_addr.insert(source, pid);
                                 if !peer.addrs.contains(&source) {
                                     peer.addrs.push(source);
@@ -260,9 +274,12 @@ impl Worker {
                     role,
                     peer,
                 } => self.add_peer(session, room, role, *peer, now),
-                Command::Remove { session } => {
+                Command::Remove { session, reply } => {
                     if let Some(&pid) = self.by_session.get(&session) {
                         self.remove_peer(pid, now);
+                    }
+                    if let Some(r) = reply {
+                        let _ = r.send(());
                     }
                 }
                 Command::IceRestart {
@@ -522,6 +539,10 @@ impl Worker {
             .dec();
         self.io.metrics.rooms.set(self.rooms.len() as i64);
         self.peer_count.fetch_sub(1, Ordering::Relaxed);
+        // Unbounded send never blocks; a closed receiver (shutdown) is fine to ignore.
+        let _ = self.io.events.send(SfuEvent::PeerGone {
+            session: peer.session.clone(),
+        });
         tracing::info!(worker = self.index, peer = pid, session = %peer.session, "peer removed");
     }
 
@@ -942,6 +963,9 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
         Event::Connected => {
             peer.connected = true;
             io.connected.push(peer.id);
+            let _ = io.events.send(SfuEvent::PeerConnected {
+                session: peer.session.clone(),
+            });
             tracing::info!(session = %peer.session, "connected");
         }
         Event::IceConnectionStateChange(state) => match state {

@@ -432,7 +432,7 @@ async fn patch_inner(
     Ok(resp)
 }
 
-/// `DELETE /whip/{room}/{id}` and `DELETE /whep/{room}/{id}`.
+/// `DELETE /whip/{room}/{id}` and `DELETE /whep/{room}/{id}`. Answers once the peer is gone.
 pub async fn delete_session(
     State(state): State<Arc<AppState>>,
     Path((kind, room, id)): Path<(String, String, String)>,
@@ -441,15 +441,20 @@ pub async fn delete_session(
     let Some(role) = role_of(&kind) else {
         return ApiError::not_found("not-found", "no such resource").into_response();
     };
-    let r = (|| {
+    let r = async {
         authorize(&state, &headers, &room, role)?;
         let session = lookup(&state, role, &room, &id)?;
         state.sessions.lock().expect("sessions lock").remove(&id);
-        state.sfu.worker(session.worker).send(Command::Remove {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if state.sfu.worker(session.worker).send(Command::Remove {
             session: id.clone(),
-        });
+            reply: Some(tx),
+        }) {
+            let _ = rx.await;
+        }
         Ok(StatusCode::OK.into_response())
-    })();
+    }
+    .await;
     finish(&state, role, r)
 }
 

@@ -67,12 +67,14 @@ impl Server {
         let metrics = Metrics::new();
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let sfu = Sfu::start(
-            config.worker_count(),
-            config.media.bind_ip,
-            config.media.udp_port,
-            config.announced_ip(),
-            config.keyframe_interval(),
-            Duration::from_millis(config.media.disconnect_grace_ms),
+            &sfu::SfuSettings {
+                workers: config.worker_count(),
+                bind: config.media.bind_ip,
+                port: config.media.udp_port,
+                announce: config.announced_ip(),
+                keyframe_interval: config.keyframe_interval(),
+                disconnect_grace: Duration::from_millis(config.media.disconnect_grace_ms),
+            },
             metrics.clone(),
             events_tx,
         )

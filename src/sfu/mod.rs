@@ -261,6 +261,23 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// How to start the media plane.
+#[derive(Debug, Clone, Copy)]
+pub struct SfuSettings {
+    /// Worker threads (at least one is started).
+    pub workers: usize,
+    /// IP the sockets bind.
+    pub bind: std::net::IpAddr,
+    /// First port; worker `i` binds `port + i` (0: any free port).
+    pub port: u16,
+    /// IP announced in ICE candidates.
+    pub announce: std::net::IpAddr,
+    /// Keyframe request spacing per publisher layer.
+    pub keyframe_interval: Duration,
+    /// How long a disconnected peer waits for an ICE restart.
+    pub disconnect_grace: Duration,
+}
+
 /// All media workers of the process.
 pub struct Sfu {
     workers: Vec<WorkerHandle>,
@@ -271,17 +288,19 @@ pub struct Sfu {
 }
 
 impl Sfu {
-    /// Starts `n` workers binding `ip:port+i` (port 0: any free port).
+    /// Starts the workers described by `settings`.
     pub fn start(
-        n: usize,
-        bind: std::net::IpAddr,
-        port: u16,
-        announce: std::net::IpAddr,
-        keyframe_interval: Duration,
-        disconnect_grace: Duration,
+        settings: &SfuSettings,
         metrics: Metrics,
         events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
     ) -> std::io::Result<Sfu> {
+        let SfuSettings {
+            workers: n,
+            bind,
+            port,
+            announce,
+            ..
+        } = *settings;
         let provider = str0m::crypto::from_feature_flags();
         let cert = provider
             .dtls_provider
@@ -295,16 +314,14 @@ impl Sfu {
             let local_addr = socket.local_addr()?;
             let candidate_addr = SocketAddr::new(announce, local_addr.port());
             let (tx, rx) = crossbeam_channel::unbounded();
-            let w = worker::Worker::new(
-                i,
-                socket,
-                rx,
-                keyframe_interval,
-                disconnect_grace,
-                metrics.clone(),
-                peer_count.clone(),
-                events.clone(),
-            )?;
+            let shared = worker::Shared {
+                keyframe_interval: settings.keyframe_interval,
+                disconnect_grace: settings.disconnect_grace,
+                metrics: metrics.clone(),
+                peer_count: peer_count.clone(),
+                events: events.clone(),
+            };
+            let w = worker::Worker::new(i, socket, rx, shared)?;
             let waker = w.waker();
             let join = std::thread::Builder::new()
                 .name(format!("media-{i}"))

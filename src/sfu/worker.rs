@@ -58,6 +58,20 @@ struct Io {
     events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
 }
 
+/// Settings and handles every worker gets.
+pub struct Shared {
+    /// Keyframe request spacing per publisher layer.
+    pub keyframe_interval: Duration,
+    /// How long a disconnected peer waits for an ICE restart.
+    pub disconnect_grace: Duration,
+    /// Metrics handles.
+    pub metrics: Metrics,
+    /// Process-wide peer count (decremented here when a peer goes).
+    pub peer_count: Arc<AtomicUsize>,
+    /// Events to signalling.
+    pub events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
+}
+
 /// The worker state (moved into its thread by [`Worker::run`]).
 pub struct Worker {
     index: usize,
@@ -87,12 +101,15 @@ impl Worker {
         index: usize,
         socket: std::net::UdpSocket,
         rx: Receiver<Command>,
-        keyframe_interval: Duration,
-        disconnect_grace: Duration,
-        metrics: Metrics,
-        peer_count: Arc<AtomicUsize>,
-        events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
+        shared: Shared,
     ) -> std::io::Result<Self> {
+        let Shared {
+            keyframe_interval,
+            disconnect_grace,
+            metrics,
+            peer_count,
+            events,
+        } = shared;
         let sock2 = socket2::SockRef::from(&socket);
         // Bigger kernel buffers absorb bursts (a keyframe fanned out to many subscribers).
         let _ = sock2.set_recv_buffer_size(4 << 20);

@@ -220,6 +220,29 @@ async fn h264_camera_reaches_the_watcher() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp9_camera_reaches_the_watcher() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let lesson = Lesson::start("room1").await?;
+    let (publisher, watcher, stats) = publish_and_watch(
+        &browser,
+        &lesson,
+        "&codec=vp9&simulcast=0&width=640&height=360",
+        "",
+    )
+    .await?;
+    let cam = inbound_video(&stats, "camera").cloned().unwrap_or_default();
+    assert_eq!(cam["codec"], "video/VP9", "{stats}");
+    assert!(num(&cam, "/frameWidth") > 0.0 && num(&cam, "/frameHeight") > 0.0);
+    wait_for_more_frames(&watcher, "camera", num(&cam, "/framesDecoded")).await?;
+    watcher.close().await?;
+    publisher.close().await?;
+    lesson.server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screen_share_reaches_the_watcher_beside_the_camera() -> Result<()> {
     let Some(browser) = Browser::start_or_skip().await else {
         return Ok(());

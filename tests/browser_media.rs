@@ -220,6 +220,50 @@ async fn h264_camera_reaches_the_watcher() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_main_profile_reaches_the_watcher() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let lesson = Lesson::start("room1").await?;
+    let (publisher, watcher, stats) = publish_and_watch(
+        &browser,
+        &lesson,
+        "&codec=h264&profile=main&simulcast=0&width=640&height=360",
+        "",
+    )
+    .await?;
+    let cam = inbound_video(&stats, "camera").cloned().unwrap_or_default();
+    assert_eq!(cam["codec"], "video/H264", "{stats}");
+    // The profile actually negotiated on the watcher's side is main (4d....).
+    let fmtp = watcher
+        .eval(
+            "const s = await window.classrelay.pc.getStats(); \
+             for (const r of s.values()) { if (r.type === 'inbound-rtp' && r.kind === 'video' \
+             && r.codecId) { return s.get(r.codecId).sdpFmtpLine || ''; } } return '';",
+        )
+        .await?;
+    let fmtp = fmtp.as_str().unwrap_or_default().to_string();
+    let sent = publisher
+        .eval(
+            "const s = await window.classrelay.pc.getStats(); \
+             for (const r of s.values()) { if (r.type === 'outbound-rtp' && r.kind === 'video' \
+             && r.codecId) { return s.get(r.codecId).sdpFmtpLine || ''; } } return '';",
+        )
+        .await?;
+    let sent = sent.as_str().unwrap_or_default().to_string();
+    assert!(
+        sent.contains("profile-level-id=4d"),
+        "publisher sends fmtp: {sent}"
+    );
+    assert!(fmtp.contains("profile-level-id=4d"), "watcher fmtp: {fmtp}");
+    wait_for_more_frames(&watcher, "camera", num(&cam, "/framesDecoded")).await?;
+    watcher.close().await?;
+    publisher.close().await?;
+    lesson.server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp9_camera_reaches_the_watcher() -> Result<()> {
     let Some(browser) = Browser::start_or_skip().await else {
         return Ok(());

@@ -32,6 +32,7 @@ export function pageParams(search = window.location.search) {
     room: q.get('room') ?? '',
     token: q.get('token') ?? '',
     codec: (q.get('codec') ?? '').toLowerCase(),
+    profile: (q.get('profile') ?? '').toLowerCase(),
     simulcast: q.get('simulcast') !== '0',
     screen: q.get('screen') === '1',
     audio: q.get('audio') !== '0',
@@ -123,11 +124,11 @@ export function waitForIceGathering(pc, timeoutMs = GATHER_TIMEOUT_MS) {
 
 /**
  * Restricts the transceiver's codecs to `codec` ('h264' | 'vp8' | 'vp9' | 'av1'),
- * keeping RTX/RED/FEC. For H.264 the packetization-mode=1 constrained-baseline
- * profile goes first. Returns false (and changes nothing) if the browser has no
+ * keeping RTX/RED/FEC. For H.264 the packetization-mode=1 variant of `profile`
+ * ('cb' constrained baseline, the default; 'main'; 'high') goes first. Returns false (and changes nothing) if the browser has no
  * such codec.
  */
-export function preferCodec(transceiver, codec) {
+export function preferCodec(transceiver, codec, profile) {
   if (!codec || typeof transceiver.setCodecPreferences !== 'function') return false;
   const caps = RTCRtpReceiver.getCapabilities('video');
   if (!caps) return false;
@@ -137,7 +138,9 @@ export function preferCodec(transceiver, codec) {
     const f = c.sdpFmtpLine ?? '';
     let r = 0;
     if (f.includes('packetization-mode=1')) r -= 2;
-    if (f.includes('profile-level-id=42e01f')) r -= 1;
+    // H.264 profile: cb = constrained baseline (42e0..), main (4d..), high (64..).
+    const prefix = { cb: '42e0', main: '4d', high: '64' }[profile || 'cb'] ?? '42e0';
+    if (f.includes(`profile-level-id=${prefix}`)) r -= 4;
     return r;
   };
   const primary = caps.codecs
@@ -347,7 +350,7 @@ export function runPublishPage() {
       }
 
       if (params.codec) {
-        const ok = preferCodec(cam, params.codec) && preferCodec(scr, params.codec);
+        const ok = preferCodec(cam, params.codec, params.profile) && preferCodec(scr, params.codec, params.profile);
         log(ok ? `codec preference: ${params.codec}` : `codec ${params.codec} not available, using default`);
       }
 
@@ -406,7 +409,7 @@ export function runWatchPage() {
         pc.addTransceiver('video', { direction: 'recvonly' }),
         pc.addTransceiver('video', { direction: 'recvonly' }),
       ];
-      if (params.codec) transceivers.slice(1).forEach((t) => preferCodec(t, params.codec));
+      if (params.codec) transceivers.slice(1).forEach((t) => preferCodec(t, params.codec, params.profile));
       pc.addEventListener('track', (ev) => {
         const role = ROLES[transceivers.indexOf(ev.transceiver)];
         const el = role && elements[role];

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use str0m::format::{
     detect_av1_keyframe, detect_h264_nalu, detect_vp8_keyframe, detect_vp9_keyframe, Codec,
+    PayloadParams,
 };
+use str0m::media::Pt;
 
 /// Opaque identity of one incoming RTP stream (publisher peer + SSRC).
 pub type SourceId = u64;
@@ -35,6 +37,43 @@ pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
         Codec::Av1 => detect_av1_keyframe(payload),
         _ => false,
     }
+}
+
+/// Chooses the subscriber's payload type for a publisher's codec among the subscriber's
+/// negotiated `candidates`: same codec and clock rate; for H.264 the same packetization mode
+/// and the same profile (profile_idc and constraint flags; the level may differ), for VP9 the
+/// same profile. `None` if the subscriber cannot receive this stream.
+pub fn pick_payload_type<'a>(
+    publisher: &PayloadParams,
+    candidates: impl Iterator<Item = &'a PayloadParams>,
+) -> Option<Pt> {
+    let want = publisher.spec();
+    let fmt = want.format;
+    let mut fallback = None;
+    for c in candidates {
+        let spec = c.spec();
+        if spec.codec != want.codec || spec.clock_rate != want.clock_rate {
+            continue;
+        }
+        let exact = match want.codec {
+            Codec::H264 => {
+                let profile = |p: Option<u32>| p.map(|v| v >> 8);
+                spec.format.packetization_mode.unwrap_or(0) == fmt.packetization_mode.unwrap_or(0)
+                    && profile(spec.format.profile_level_id) == profile(fmt.profile_level_id)
+            }
+            Codec::Vp9 => spec.format.profile_id.unwrap_or(0) == fmt.profile_id.unwrap_or(0),
+            _ => true,
+        };
+        if exact {
+            return Some(c.pt());
+        }
+        // H.264 and VP9 profiles are different bitstreams; Opus or VP8 parameters (stereo,
+        // FEC, DTX) are ones a receiver adapts to, so any such payload type will do.
+        if fallback.is_none() && !matches!(want.codec, Codec::H264 | Codec::Vp9) {
+            fallback = Some(c.pt());
+        }
+    }
+    fallback
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -219,6 +258,45 @@ mod tests {
             .map(|i| r.rewrite(a, 10 + i, 0, true, t0).unwrap().seq)
             .collect();
         assert_eq!(s, vec![65_534, 65_535, 65_536, 65_537]);
+    }
+
+    fn h264(pt: u8, plid: u32, mode: u8) -> PayloadParams {
+        use str0m::format::{CodecSpec, FormatParams};
+        PayloadParams::new(
+            pt.into(),
+            None,
+            CodecSpec {
+                codec: Codec::H264,
+                clock_rate: str0m::media::Frequency::NINETY_KHZ,
+                channels: None,
+                format: FormatParams {
+                    packetization_mode: Some(mode),
+                    profile_level_id: Some(plid),
+                    ..Default::default()
+                },
+            },
+        )
+    }
+
+    #[test]
+    fn payload_type_follows_h264_profile_and_mode() {
+        let sub = [
+            h264(127, 0x42001f, 1),
+            h264(108, 0x42e01f, 1),
+            h264(124, 0x42e01f, 0),
+            h264(123, 0x4d001f, 1),
+            h264(114, 0x64001f, 1),
+        ];
+        let pick = |p: PayloadParams| pick_payload_type(&p, sub.iter()).map(|pt| *pt);
+        assert_eq!(pick(h264(96, 0x4d0028, 1)), Some(123), "main, other level");
+        assert_eq!(pick(h264(96, 0x42e01f, 1)), Some(108));
+        assert_eq!(
+            pick(h264(96, 0x42e01f, 0)),
+            Some(124),
+            "packetization mode 0"
+        );
+        assert_eq!(pick(h264(96, 0x640032, 1)), Some(114));
+        assert_eq!(pick(h264(96, 0xf4001f, 1)), None, "no such profile offered");
     }
 
     #[test]

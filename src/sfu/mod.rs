@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
+use str0m::format::{Codec, CodecConfig, FormatParams, PayloadParams};
 use str0m::media::{Direction, MediaKind, Mid, Rid, Rids};
 use str0m::{Candidate, Output, Rtc};
 
@@ -85,12 +86,13 @@ pub struct PeerSetup {
 /// Runs on a signalling thread, not on a media worker.
 pub fn prepare_peer(
     role: Role,
-    offer: &str,
+    offer_text: &str,
     setup: &PeerSetup,
 ) -> Result<PreparedPeer, SetupError> {
-    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SetupError::BadSdp(e.to_string()))?;
+    let offer =
+        SdpOffer::from_sdp_string(offer_text).map_err(|e| SetupError::BadSdp(e.to_string()))?;
     let now = Instant::now();
-    let mut rtc = Rtc::builder()
+    let mut config = Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)
         .set_dtls_cert(setup.cert.clone())
@@ -99,8 +101,14 @@ pub fn prepare_peer(
         .enable_vp8(true)
         .enable_h264(true)
         .enable_vp9(true)
-        .enable_opus(true, false)
-        .build(now);
+        .enable_opus(true, false);
+    // str0m answers in its own codec order; put ours in the client's order so the encoder
+    // (the teacher's browser, OBS) uses the codec and H.264 profile it prefers.
+    let prefs = offer_preferences(offer_text);
+    let mut params = config.codec_config().params().to_vec();
+    params.sort_by_key(|p| preference_rank(&prefs, p));
+    *config.codec_config() = CodecConfig::new_from_payload_params(params);
+    let mut rtc = config.build(now);
     let cand = Candidate::host(setup.candidate, "udp")
         .map_err(|e| SetupError::Rejected(format!("bad local candidate: {e}")))?;
     rtc.add_local_candidate(cand);
@@ -179,6 +187,63 @@ pub enum SfuEvent {
         /// Its session id.
         session: String,
     },
+}
+
+/// The codecs of an offer in the client's order of preference (m-line by m-line, payload
+/// types in the order the m-line lists them). Only what classrelay relays is returned.
+fn offer_preferences(sdp: &str) -> Vec<(Codec, FormatParams)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut names: std::collections::HashMap<String, String> = Default::default();
+    let mut fmtps: std::collections::HashMap<String, String> = Default::default();
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            order.extend(m.split(' ').skip(3).map(str::to_string));
+        } else if let Some(r) = line.strip_prefix("a=rtpmap:") {
+            if let Some((pt, rest)) = r.split_once(' ') {
+                let name = rest.split('/').next().unwrap_or("").to_ascii_lowercase();
+                names.insert(pt.to_string(), name);
+            }
+        } else if let Some(f) = line.strip_prefix("a=fmtp:") {
+            if let Some((pt, rest)) = f.split_once(' ') {
+                fmtps.insert(pt.to_string(), rest.to_string());
+            }
+        }
+    }
+    order
+        .iter()
+        .filter_map(|pt| {
+            let codec = match names.get(pt)?.as_str() {
+                "opus" => Codec::Opus,
+                "vp8" => Codec::Vp8,
+                "vp9" => Codec::Vp9,
+                "h264" => Codec::H264,
+                _ => return None,
+            };
+            let fmtp = fmtps.get(pt).map(|f| FormatParams::parse_line(f));
+            Some((codec, fmtp.unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// Where `p` first appears among the offer's preferences (unlisted codecs go last).
+fn preference_rank(prefs: &[(Codec, FormatParams)], p: &PayloadParams) -> usize {
+    let spec = p.spec();
+    let f = spec.format;
+    prefs
+        .iter()
+        .position(|(codec, o)| {
+            *codec == spec.codec
+                && match codec {
+                    Codec::H264 => {
+                        o.packetization_mode.unwrap_or(0) == f.packetization_mode.unwrap_or(0)
+                            && o.profile_level_id.map(|v| v >> 8)
+                                == f.profile_level_id.map(|v| v >> 8)
+                    }
+                    Codec::Vp9 => o.profile_id.unwrap_or(0) == f.profile_id.unwrap_or(0),
+                    _ => true,
+                }
+        })
+        .unwrap_or(usize::MAX)
 }
 
 /// A request from signalling to a media worker.
@@ -370,5 +435,32 @@ impl Sfu {
     /// Current peer count.
     pub fn peers(&self) -> usize {
         self.peer_count.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_order_decides_codec_order() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102 103 96\r\n\
+                   a=rtpmap:102 H264/90000\r\n\
+                   a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f\r\n\
+                   a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n\
+                   a=rtpmap:96 VP8/90000\r\n";
+        let prefs = offer_preferences(sdp);
+        assert_eq!(prefs.len(), 2);
+        assert_eq!(prefs[0].0, Codec::H264);
+        assert_eq!(prefs[0].1.profile_level_id, Some(0x4d001f));
+        let mut cfg = CodecConfig::new_with_defaults();
+        cfg.enable_h264(true);
+        let mut params = cfg.params().to_vec();
+        params.sort_by_key(|p| preference_rank(&prefs, p));
+        let first = params[0].spec();
+        assert_eq!(first.codec, Codec::H264);
+        assert_eq!(first.format.profile_level_id.map(|v| v >> 8), Some(0x4d00));
+        assert_eq!(first.format.packetization_mode, Some(1));
+        assert_eq!(params[1].spec().codec, Codec::Vp8);
     }
 }

@@ -21,7 +21,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output};
 
-use super::forward::{source_id, starts_keyframe, Rewriter};
+use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter};
 use super::keyframe::Decision;
 use super::peer::{Peer, Slot};
 use super::room::{Layer, PeerId, Room, Track, TrackId};
@@ -723,14 +723,17 @@ impl Worker {
                         .media(slot.mid)
                         .map(|m| m.remote_pts().to_vec())
                         .unwrap_or_default();
-                    let Some(p) = sub.rtc.codec_config().match_params(params) else {
+                    let candidates = sub
+                        .rtc
+                        .codec_config()
+                        .params()
+                        .iter()
+                        .filter(|p| remote.contains(&p.pt()));
+                    let Some(pt) = pick_payload_type(&params, candidates) else {
                         continue;
                     };
-                    if !remote.contains(&p.pt()) {
-                        continue;
-                    }
-                    slot.pt_map.push((pkt.header.payload_type, p.pt()));
-                    p.pt()
+                    slot.pt_map.push((pkt.header.payload_type, pt));
+                    pt
                 }
             };
             let rewriter = slot

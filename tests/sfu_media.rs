@@ -536,3 +536,69 @@ async fn garbage_datagrams_and_bad_requests_leave_media_flowing() {
     assert_eq!(health.status(), 200);
     env.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_viewer_that_cannot_decode_the_live_codec_gets_409() {
+    let env = start().await;
+    let (_p, _) = publish(&env, "codec").await;
+    let sub = subscribe(&env, "codec").await;
+    // Wait until the server has seen the publisher's codec (media is flowing).
+    assert!(
+        sub.stats
+            .wait_for(Duration::from_secs(10), |st| st
+                .video_packets
+                .load(Ordering::Relaxed)
+                > 10)
+            .await
+    );
+    // A player that only takes H.264, while the room sends VP8.
+    let mut rtc = str0m::Rtc::builder()
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(
+        str0m::media::MediaKind::Audio,
+        str0m::media::Direction::RecvOnly,
+        None,
+        None,
+        None,
+    );
+    api.add_media(
+        str0m::media::MediaKind::Video,
+        str0m::media::Direction::RecvOnly,
+        None,
+        None,
+        None,
+    );
+    let (offer, _pending) = api.apply().unwrap();
+    let token = env
+        .server
+        .mint_token("codec", Grant::Subscribe, Duration::from_secs(60));
+    let r = env
+        .http
+        .post(format!("{}/whep/codec", env.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "urn:classrelay:problem:incompatible-codec");
+    assert!(body["detail"].as_str().unwrap().contains("Vp8"), "{body}");
+    // The refusal freed its place and a capable viewer still joins.
+    let again = subscribe(&env, "codec").await;
+    assert!(
+        again
+            .stats
+            .wait_for(Duration::from_secs(10), |st| st
+                .first_keyframe_at()
+                .is_some())
+            .await
+    );
+    env.server.shutdown().await;
+}

@@ -246,6 +246,14 @@ fn preference_rank(prefs: &[(Codec, FormatParams)], p: &PayloadParams) -> usize 
         .unwrap_or(usize::MAX)
 }
 
+/// Why a worker refused a prepared peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddError {
+    /// A viewer that can receive none of the codecs the room's publishers are sending.
+    #[error("{0}")]
+    IncompatibleCodec(String),
+}
+
 /// A request from signalling to a media worker.
 pub enum Command {
     /// Add a prepared peer to a room.
@@ -258,6 +266,8 @@ pub enum Command {
         role: Role,
         /// The peer.
         peer: Box<PreparedPeer>,
+        /// Whether the worker took it.
+        reply: tokio::sync::oneshot::Sender<Result<(), AddError>>,
     },
     /// Remove a peer (DELETE, or its session expired).
     Remove {

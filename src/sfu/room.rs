@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Mid, Rid};
 use str0m::rtp::Ssrc;
 
@@ -69,6 +70,8 @@ pub struct Track {
     pub layers: Vec<Layer>,
     /// Subscriber slots bound to this track: (subscriber, slot index).
     pub subscribers: Vec<(PeerId, usize)>,
+    /// The codec the publisher is sending (known from the first packet).
+    pub params: Option<PayloadParams>,
 }
 
 impl Track {
@@ -132,6 +135,7 @@ mod tests {
             kind: MediaKind::Video,
             layers: vec![],
             subscribers: vec![],
+            params: None,
         };
         for (rid, rate) in [("l", 150_000u64), ("h", 2_500_000), ("m", 600_000)] {
             let i = t.layer_for(Some(Rid::from(rid)), iv);

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
+use str0m::format::{Codec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
@@ -25,7 +26,7 @@ use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter};
 use super::keyframe::Decision;
 use super::peer::{Peer, Slot};
 use super::room::{Layer, PeerId, Room, Track, TrackId};
-use super::{Command, PreparedPeer, Role, SfuEvent};
+use super::{AddError, Command, PreparedPeer, Role, SfuEvent};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels};
 
 const SOCKET: Token = Token(0);
@@ -290,7 +291,17 @@ impl Worker {
                     room,
                     role,
                     peer,
-                } => self.add_peer(session, room, role, *peer, now),
+                    reply,
+                } => {
+                    let r = self.check_compatible(&room, role, &peer);
+                    if r.is_ok() {
+                        self.add_peer(session, room, role, *peer, now);
+                    } else {
+                        // The refused peer is dropped here; its place is freed by signalling.
+                        drop(peer);
+                    }
+                    let _ = reply.send(r);
+                }
                 Command::Remove { session, reply } => {
                     if let Some(&pid) = self.by_session.get(&session) {
                         self.remove_peer(pid, now);
@@ -348,6 +359,72 @@ impl Worker {
             self.process_pending(now);
         }
         true
+    }
+
+    /// A viewer must be able to receive at least one live video codec of the room (if the
+    /// room has live video), or it would connect and show nothing.
+    fn check_compatible(
+        &self,
+        room: &str,
+        role: Role,
+        peer: &PreparedPeer,
+    ) -> Result<(), AddError> {
+        if role != Role::Subscriber {
+            return Ok(());
+        }
+        let Some(room) = self.rooms.get(room) else {
+            return Ok(());
+        };
+        let live: Vec<PayloadParams> = room
+            .tracks
+            .iter()
+            .filter_map(|t| self.tracks.get(t))
+            .filter(|t| t.kind == MediaKind::Video)
+            .filter_map(|t| t.params)
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let video_mids: Vec<Mid> = peer
+            .medias
+            .iter()
+            .filter(|m| m.kind == MediaKind::Video)
+            .map(|m| m.mid)
+            .collect();
+        let ok = live.iter().any(|p| {
+            video_mids.iter().any(|mid| {
+                let remote = peer
+                    .rtc
+                    .media(*mid)
+                    .map(|m| m.remote_pts().to_vec())
+                    .unwrap_or_default();
+                let candidates = peer
+                    .rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .filter(|c| remote.contains(&c.pt()));
+                pick_payload_type(p, candidates).is_some()
+            })
+        });
+        if ok {
+            Ok(())
+        } else {
+            let names: Vec<String> = live
+                .iter()
+                .map(|p| {
+                    let s = p.spec();
+                    match s.format.profile_level_id {
+                        Some(pl) if s.codec == Codec::H264 => format!("H264 ({pl:06x})"),
+                        _ => format!("{:?}", s.codec),
+                    }
+                })
+                .collect();
+            Err(AddError::IncompatibleCodec(format!(
+                "this room is sending {}; the offer cannot receive it",
+                names.join(", ")
+            )))
+        }
     }
 
     fn add_peer(
@@ -412,6 +489,7 @@ impl Worker {
                         kind: m.kind,
                         layers,
                         subscribers: Vec::new(),
+                        params: None,
                     },
                 );
                 room.tracks.push(tid);
@@ -667,6 +745,9 @@ impl Worker {
         let Some(track) = self.tracks.get_mut(&tid) else {
             return;
         };
+        if track.params.map(|p| p.pt()) != Some(params.pt()) {
+            track.params = Some(params);
+        }
         let is_video = track.kind == MediaKind::Video;
         let codec = params.spec().codec;
         let clock_rate = params.spec().clock_rate.get();

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::auth::Grant;
 use crate::http::{ApiError, AppState};
-use crate::sfu::{prepare_peer, Command, PeerSetup, Role, SetupError};
+use crate::sfu::{prepare_peer, AddError, Command, PeerSetup, Role, SetupError};
 
 /// One live WHIP/WHEP session, as signalling knows it.
 #[derive(Debug, Clone)]
@@ -269,16 +269,31 @@ async fn create_session(
             remote_ufrag,
         },
     );
+    let (tx, rx) = tokio::sync::oneshot::channel();
     let sent = state.sfu.worker(worker).send(Command::Add {
         session: id.clone(),
         room: room.clone(),
         role,
         peer: Box::new(prepared),
+        reply: tx,
     });
-    if !sent {
+    let refused = if sent {
+        match rx.await {
+            Ok(Ok(())) => None,
+            Ok(Err(AddError::IncompatibleCodec(detail))) => Some(ApiError::new(
+                StatusCode::CONFLICT,
+                "incompatible-codec",
+                detail,
+            )),
+            Err(_) => Some(ApiError::unavailable("media worker unavailable", 5)),
+        }
+    } else {
+        Some(ApiError::unavailable("media worker unavailable", 5))
+    };
+    if let Some(e) = refused {
         count.fetch_sub(1, Ordering::AcqRel);
         state.sessions.lock().expect("sessions lock").remove(&id);
-        return Err(ApiError::unavailable("media worker unavailable", 5));
+        return Err(e);
     }
     let location = format!("/{}/{room}/{id}", endpoint(role));
     let mut resp = (StatusCode::CREATED, answer).into_response();

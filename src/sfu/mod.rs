@@ -9,6 +9,7 @@ pub mod forward;
 pub mod keyframe;
 pub mod peer;
 pub mod room;
+pub mod routing;
 pub mod worker;
 
 use std::net::SocketAddr;

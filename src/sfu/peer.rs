@@ -2,7 +2,6 @@
 //! the tracks it publishes and the slots it receives into.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::format::PayloadParams;
@@ -77,10 +76,6 @@ pub struct Peer {
     pub medias: Vec<MediaInfo>,
     /// When str0m next wants a timeout.
     pub next_timeout: Instant,
-    /// ICE ufrags routing to this peer (more than one after an ICE restart).
-    pub ufrags: Vec<String>,
-    /// Remote addresses seen for this peer.
-    pub addrs: Vec<SocketAddr>,
     /// DTLS is up and media may flow.
     pub connected: bool,
     /// Since when ICE has been disconnected (awaiting a restart).

@@ -26,6 +26,7 @@ use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter};
 use super::keyframe::Decision;
 use super::peer::{Peer, Slot};
 use super::room::{Layer, PeerId, Room, Track, TrackId};
+use super::routing::Router;
 use super::{AddError, Command, PreparedPeer, Role, SfuEvent};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels};
 
@@ -36,8 +37,6 @@ const RECV_BATCH: usize = 256;
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// A subscriber still without a keyframe after this long asks again.
 const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
-/// Remote addresses remembered per peer (ICE restarts and NAT rebinding add new ones).
-const MAX_ADDRS_PER_PEER: usize = 8;
 /// A peer that never connects is dropped after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -84,8 +83,7 @@ pub struct Worker {
     peers: HashMap<PeerId, Peer>,
     created: HashMap<PeerId, Instant>,
     by_session: HashMap<String, PeerId>,
-    by_ufrag: HashMap<String, PeerId>,
-    by_addr: HashMap<SocketAddr, PeerId>,
+    router: Router,
     rooms: HashMap<String, Room>,
     tracks: HashMap<TrackId, Track>,
     next_id: u64,
@@ -142,8 +140,7 @@ impl Worker {
             peers: HashMap::new(),
             created: HashMap::new(),
             by_session: HashMap::new(),
-            by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            router: Router::default(),
             rooms: HashMap::new(),
             tracks: HashMap::new(),
             next_id: 1,
@@ -228,41 +225,8 @@ impl Worker {
         true
     }
 
-    fn route(&mut self, data: &[u8], source: SocketAddr) -> Option<PeerId> {
-        let is_stun = data.len() >= 20 && data[0] < 2;
-        if is_stun {
-            if let Ok(msg) = str0m::ice::StunMessage::parse(data) {
-                if let Some((local, _remote)) = msg.split_username() {
-                    if let Some(&pid) = self.by_ufrag.get(local) {
-                        // Learn (or move) the address: ICE restarts and NAT rebinding change it.
-                        let known = self.by_addr.get(&source).copied();
-                        if known != Some(pid) {
-                            if let Some(peer) = self.peers.get_mut(&pid) {
-                                // The mapping is learned before str0m checks the STUN
-                                // integrity, so bound how many addresses one peer can collect
-                                // (a forged check cannot grow the table without limit).
-                                if peer.addrs.len() >= MAX_ADDRS_PER_PEER {
-                                    let old = peer.addrs.remove(0);
-                                    if self.by_addr.get(&old) == Some(&pid) {
-                                        self.by_addr.remove(&old);
-                                    }
-                                }
-                                self.by_addr.insert(source, pid);
-                                if !peer.addrs.contains(&source) {
-                                    peer.addrs.push(source);
-                                }
-                            }
-                        }
-                        return Some(pid);
-                    }
-                }
-            }
-        }
-        self.by_addr.get(&source).copied()
-    }
-
     fn handle_datagram(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
-        let Some(pid) = self.route(data, source) else {
+        let Some(pid) = self.router.route(data, source) else {
             self.io.metrics.udp_unroutable.inc();
             return;
         };
@@ -456,8 +420,6 @@ impl Worker {
             rtc,
             medias,
             next_timeout: now,
-            ufrags: vec![local_ufrag.clone()],
-            addrs: Vec::new(),
             connected: false,
             disconnected_since: None,
             tracks: Vec::new(),
@@ -499,7 +461,7 @@ impl Worker {
             self.io.metrics.tracks.inc_by(new_tracks.len() as i64);
         }
         self.by_session.insert(session, id);
-        self.by_ufrag.insert(local_ufrag, id);
+        self.router.add_ufrag(id, local_ufrag);
         self.created.insert(id, now);
         drain(&mut peer, &mut self.io, now);
         self.peers.insert(id, peer);
@@ -580,14 +542,7 @@ impl Worker {
         };
         self.created.remove(&pid);
         self.by_session.remove(&peer.session);
-        for u in &peer.ufrags {
-            self.by_ufrag.remove(u);
-        }
-        for a in &peer.addrs {
-            if self.by_addr.get(a) == Some(&pid) {
-                self.by_addr.remove(a);
-            }
-        }
+        self.router.remove(pid);
         let mut rebind = Vec::new();
         if let Some(room) = self.rooms.get_mut(&peer.room) {
             room.peers.retain(|p| *p != pid);
@@ -655,10 +610,7 @@ impl Worker {
             .accept_offer(offer)
             .map_err(|e| e.to_string())?;
         let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag;
-        if !peer.ufrags.contains(&ufrag) {
-            peer.ufrags.push(ufrag.clone());
-        }
-        self.by_ufrag.insert(ufrag, pid);
+        self.router.add_ufrag(pid, ufrag);
         drain(peer, &mut self.io, now);
         Ok(answer.to_sdp_string())
     }

@@ -145,6 +145,10 @@ impl Config {
             None if default_path.exists() => Some(default_path.to_path_buf()),
             None => None,
         };
+        let origin = chosen
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(defaults and environment)".into());
         if let Some(p) = chosen {
             let text = std::fs::read_to_string(&p).map_err(|source| ConfigError::Read {
                 path: p.clone(),
@@ -161,7 +165,7 @@ impl Config {
         let cfg: Config = value
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse {
-                origin: "(merged)".into(),
+                origin,
                 message: e.to_string(),
             })?;
         cfg.validate()?;

@@ -1,0 +1,179 @@
+//! The `classrelay` binary: help, tokens, config checking, and first start.
+//!
+//! Run: `cargo test --test cli`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use classrelay::auth::{Grant, TokenKeys};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_classrelay"));
+    // Only what the test sets: no inherited CLASSRELAY_* overrides.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CLASSRELAY_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = bin().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "token", "check-config"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_accepts_good_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[media]\nudp_prot = 5000\n").unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["check-config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("udp_prot"), "{err}");
+    assert!(err.contains("bad.toml"), "names the file: {err}");
+
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(&wrong, "[auth]\ndefault_ttl = \"soonish\"\n").unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .arg("check-config")
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auth.default_ttl"));
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[media]\nudp_port = 5000\n").unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Environment overrides are checked too.
+    let out = bin()
+        .current_dir(dir.path())
+        .env("CLASSRELAY_MEDIA__UDP_PORT", "lots")
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("media.udp_port"));
+}
+
+#[test]
+fn token_prints_a_verifiable_token_with_the_data_dir_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .args([
+            "token", "--room", "math-7", "--grant", "publish", "--ttl", "90m",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let secret = std::fs::read_to_string(dir.path().join("data/secret")).unwrap();
+    let keys = TokenKeys::new(secret.trim().as_bytes());
+    let claims = keys
+        .authorize(Some(&format!("Bearer {token}")), "math-7", Grant::Publish)
+        .unwrap();
+    let life = claims.exp - claims.iat;
+    assert_eq!(life, 90 * 60);
+    // Bad input gets a clear error.
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["token", "--room", "bad room", "--grant", "publish"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["token", "--room", "r", "--grant", "teach"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("teach"));
+}
+
+#[test]
+fn first_start_prints_links_and_serves_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .current_dir(dir.path())
+        .env("CLASSRELAY_HTTP__LISTEN", "127.0.0.1:0")
+        .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
+        .env("CLASSRELAY_MEDIA__WORKERS", "1")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let mut base = None;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        if let Some(rest) = line.strip_prefix("classrelay listening on ") {
+            base = rest.split_whitespace().next().map(str::to_string);
+        }
+        let done = line.contains("OBS:");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = lines.join("\n");
+    assert!(text.contains("Generated a new signing secret"), "{text}");
+    assert!(text.contains("/publish?room=demo&token="), "{text}");
+    assert!(text.contains("/watch?room=demo&token="), "{text}");
+    assert!(dir.path().join("data/secret").exists());
+    let base = base.expect("listening line");
+    let health = std::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .map(|mut s| {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            let mut r = String::new();
+            s.read_to_string(&mut r).unwrap();
+            r
+        })
+        .unwrap();
+    assert!(
+        health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"),
+        "{health}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -240,14 +240,24 @@ async fn publisher_ice_restart_is_seamless_for_subscribers() {
         .await
         .unwrap();
     for (s, b) in subs.iter().zip(before) {
+        let ok = s
+            .stats
+            .wait_for(Duration::from_secs(30), |st| {
+                st.video_packets.load(Ordering::Relaxed) > b + 60
+            })
+            .await;
+        let m = env.server.metrics();
         assert!(
-            s.stats
-                .wait_for(Duration::from_secs(30), |st| st
-                    .video_packets
-                    .load(Ordering::Relaxed)
-                    > b + 60)
-                .await,
-            "media resumed after the ICE restart"
+            ok,
+            "media resumed after the ICE restart: sub packets {} (before {b}), publisher \
+             frames {} connected {}, server rtp in {} out {} unroutable {} datagrams in {}",
+            s.stats.video_packets.load(Ordering::Relaxed),
+            publisher.stats.frames_sent.load(Ordering::Relaxed),
+            publisher.stats.connected.load(Ordering::Relaxed),
+            m.rtp_packets_in.get(),
+            m.rtp_packets_out.get(),
+            m.udp_unroutable.get(),
+            m.udp_datagrams_in.get(),
         );
         assert_eq!(
             s.stats.video_ssrcs.load(Ordering::Relaxed),

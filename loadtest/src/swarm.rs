@@ -147,6 +147,8 @@ struct SimPeer {
     role: Role,
     stats: Arc<PeerStats>,
     pending_restart: Option<SdpPendingOffer>,
+    /// (old, new) local candidates of an ICE restart in progress.
+    restart_candidates: Option<(Candidate, Candidate)>,
     blackhole_until: Option<Instant>,
     alive: bool,
 }
@@ -339,6 +341,7 @@ impl Swarm {
             role,
             stats: stats.clone(),
             pending_restart: None,
+            restart_candidates: None,
             blackhole_until: None,
             alive: true,
         };
@@ -488,6 +491,12 @@ fn run(mut poll: Poll, rx: Receiver<Cmd>) {
                         let ans = SdpAnswer::from_sdp_string(&sdp)?;
                         p.rtc.sdp_api().accept_answer(pending, ans)?;
                         drain(p, Instant::now());
+                        if let Some((old, new)) = p.restart_candidates.take() {
+                            p.rtc.direct_api().invalidate_candidate(&old);
+                            drain(p, Instant::now());
+                            p.rtc.add_local_candidate(new);
+                            drain(p, Instant::now());
+                        }
                         Ok(())
                     })();
                     let _ = reply.send(r);
@@ -551,12 +560,13 @@ fn restart(p: &mut SimPeer, poll: &Poll, idx: usize) -> Result<(String, String)>
         .register(&mut socket, Token(idx), Interest::READABLE)?;
     let old = Candidate::host(p.local, "udp")?;
     p.socket = socket;
+    p.restart_candidates = Some((old, Candidate::host(local, "udp")?));
     p.local = local;
     let mut api = p.rtc.sdp_api();
+    // str0m performs the restart when the answer is accepted; the candidates are swapped then
+    // (a candidate added now would be discarded with the old generation).
     let creds = api.ice_restart(false);
     let (_offer, pending) = api.apply().context("ICE restart produced no offer")?;
-    p.rtc.direct_api().invalidate_candidate(&old);
-    p.rtc.add_local_candidate(Candidate::host(local, "udp")?);
     p.pending_restart = Some(pending);
     drain(p, Instant::now());
     Ok((creds.ufrag, creds.pass))
@@ -635,6 +645,7 @@ fn send_media(p: &mut SimPeer, now: Instant) {
         if rids.is_empty() {
             if write_frame(&mut p.rtc, mid, None, codec, time, now, data.clone()) {
                 p.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+                p.stats.notify.notify_waiters();
             }
         } else {
             for (i, rid) in rids.iter().enumerate() {
@@ -649,6 +660,7 @@ fn send_media(p: &mut SimPeer, now: Instant) {
                     data[..len].to_vec(),
                 ) {
                     p.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+                    p.stats.notify.notify_waiters();
                 }
                 // Every write is a mutation: drain before the next one.
                 drain(p, now);

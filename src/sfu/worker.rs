@@ -228,6 +228,7 @@ impl Worker {
     fn handle_datagram(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
         let Some(pid) = self.router.route(data, source) else {
             self.io.metrics.udp_unroutable.inc();
+            tracing::trace!(worker = self.index, %source, len = data.len(), first = data.first().copied().unwrap_or(0), "unroutable datagram");
             return;
         };
         let Ok(recv) = Receive::new(Protocol::Udp, source, self.local_addr, data) else {
@@ -610,6 +611,7 @@ impl Worker {
             .accept_offer(offer)
             .map_err(|e| e.to_string())?;
         let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag;
+        tracing::debug!(session, ufrag = %ufrag, "ICE restart applied");
         self.router.add_ufrag(pid, ufrag);
         drain(peer, &mut self.io, now);
         Ok(answer.to_sdp_string())

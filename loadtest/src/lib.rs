@@ -4,8 +4,11 @@
 //! without decoding, so the generator stays cheaper than the server it measures. The same
 //! peers serve the integration tests that need many subscribers at once.
 
+pub mod hist;
 pub mod ivf;
+pub mod scenario;
 pub mod swarm;
+pub mod target;
 pub mod whip;
 
 pub use swarm::{PeerHandle, PeerStats, Source, Swarm};

@@ -20,11 +20,16 @@ use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::{detect_h264_keyframe, detect_vp8_keyframe, Codec};
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{AbsCaptureTime, Extension};
 use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use crate::hist::Histogram;
 
 use crate::ivf::Frame;
 
 const WAKER: Token = Token(usize::MAX);
+/// Extension id for abs-capture-time (the SFU uses the same and forwards it unchanged).
+const ABS_CAPTURE_TIME_ID: u8 = 7;
 
 /// Counters one simulated peer publishes. Read them from any thread.
 #[derive(Debug)]
@@ -151,6 +156,7 @@ struct SimPeer {
     restart_candidates: Option<(Candidate, Candidate)>,
     blackhole_until: Option<Instant>,
     alive: bool,
+    latency: Arc<Histogram>,
 }
 
 enum Cmd {
@@ -164,6 +170,8 @@ enum Cmd {
 
 /// A set of simulated peers driven by one thread.
 pub struct Swarm {
+    /// Publisher capture → subscriber arrival, for every video packet received (same clock).
+    pub latency: Arc<Histogram>,
     tx: Sender<Cmd>,
     waker: Arc<Waker>,
     epoch: Instant,
@@ -206,6 +214,7 @@ impl Swarm {
             .name("swarm".into())
             .spawn(move || run(poll, rx))?;
         Ok(Swarm {
+            latency: Arc::new(Histogram::default()),
             tx,
             waker,
             epoch,
@@ -223,7 +232,10 @@ impl Swarm {
     pub fn subscriber_offer(&self, audio: usize, video: usize) -> Result<Offer> {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_extension(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime)
+            .build(now);
         rtc.add_local_candidate(Candidate::host(socket.local_addr()?, "udp")?);
         let mut api = rtc.sdp_api();
         for _ in 0..audio {
@@ -262,7 +274,10 @@ impl Swarm {
     pub fn publisher_offer(&self, source: Source) -> Result<Offer> {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
         let now = Instant::now();
-        let mut builder = Rtc::builder().clear_codecs().enable_opus(true, false);
+        let mut builder = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .set_extension(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);
         builder = match source.codec {
             Codec::H264 => builder.enable_h264(true),
             _ => builder.enable_vp8(true),
@@ -344,6 +359,7 @@ impl Swarm {
             restart_candidates: None,
             blackhole_until: None,
             alive: true,
+            latency: self.latency.clone(),
         };
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.send(Cmd::Add(Box::new(peer), tx))?;
@@ -588,6 +604,10 @@ fn write_frame(
     if let Some(r) = rid {
         w = w.rid(r.into());
     }
+    w = w.abs_capture_time(AbsCaptureTime {
+        capture_time: std::time::SystemTime::now(),
+        clock_offset: None,
+    });
     let Some(pt) = w
         .payload_params()
         .find(|pp| pp.spec().codec == codec)
@@ -764,6 +784,11 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
                 return;
             }
             stats.video_packets.fetch_add(1, Ordering::Relaxed);
+            if let Some(act) = pkt.header.ext_vals.abs_capture_time {
+                if let Ok(d) = std::time::SystemTime::now().duration_since(act.capture_time) {
+                    p.latency.record(d);
+                }
+            }
             let seq = *pkt.seq_no;
             match last_video_seq.get(&*ssrc) {
                 None => {

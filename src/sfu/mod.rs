@@ -21,9 +21,13 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
 use str0m::format::{Codec, CodecConfig, FormatParams, PayloadParams};
 use str0m::media::{Direction, MediaKind, Mid, Rid, Rids};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Output, Rtc};
 
 use crate::metrics::Metrics;
+
+/// RTP header extension id used for abs-capture-time (unused by str0m's default map).
+pub const ABS_CAPTURE_TIME_ID: u8 = 7;
 
 /// Whether a peer sends media into a room or receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,7 +106,10 @@ pub fn prepare_peer(
         .enable_vp8(true)
         .enable_h264(true)
         .enable_vp9(true)
-        .enable_opus(true, false);
+        .enable_opus(true, false)
+        // Capture timestamps pass through unchanged (A/V sync at the receiver, and the load
+        // generator's end-to-end latency figures).
+        .set_extension(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);
     // str0m answers in its own codec order; put ours in the client's order so the encoder
     // (the teacher's browser, OBS) uses the codec and H.264 profile it prefers.
     let prefs = offer_preferences(offer_text);

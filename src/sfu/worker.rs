@@ -719,6 +719,7 @@ impl Worker {
             audio_level: pkt.header.ext_vals.audio_level,
             voice_activity: pkt.header.ext_vals.voice_activity,
             video_orientation: pkt.header.ext_vals.video_orientation,
+            abs_capture_time: pkt.header.ext_vals.abs_capture_time,
             ..Default::default()
         };
         let mut kf_needed: Vec<(TrackId, usize)> = Vec::new();

@@ -74,6 +74,8 @@ pub struct Figures {
     pub latency_us: Percentiles,
     /// Join request → first keyframe, milliseconds.
     pub ttfk_ms: Percentiles,
+    /// Join request → DTLS connected, milliseconds.
+    pub connect_ms: Percentiles,
     /// Server RSS before subscribers joined, KiB.
     pub rss_base_kib: u64,
     /// Server RSS at the end, KiB.
@@ -140,8 +142,8 @@ pub async fn run_classrelay(
     let pub_token = server.token(room, "publish")?;
     let sub_token = server.token(room, "subscribe")?;
     let publisher_swarm = Swarm::start()?;
-    let swarms: Vec<Swarm> = (0..load.swarms.max(1))
-        .map(|_| Swarm::start())
+    let swarms: Vec<Arc<Swarm>> = (0..load.swarms.max(1))
+        .map(|_| Swarm::start().map(Arc::new))
         .collect::<Result<_>>()?;
     let publisher = whip::join(
         &publisher_swarm,
@@ -171,26 +173,24 @@ pub async fn run_classrelay(
     for i in 0..load.subscribers {
         let at = t0 + Duration::from_secs_f64(interval * i as f64);
         tokio::time::sleep_until(at.into()).await;
-        let swarm = &swarms[i % swarms.len()];
-        let offer = swarm.subscriber_offer(1, 1)?;
+        let swarm = swarms[i % swarms.len()].clone();
         let http = http.clone();
         let url = format!("{}/whep/{room}", server.base);
         let token = sub_token.clone();
-        let asked = Instant::now();
-        let created = tokio::spawn(async move {
-            whip::post_offer(&http, &url, &token, &offer.sdp)
-                .await
-                .map(|c| (c, offer))
-        });
-        pending.push((asked, created, i % swarms.len()));
+        // Each join runs on its own: POST, then hand the peer to its swarm at once, so the
+        // time to connect is not inflated by later joins.
+        pending.push(tokio::spawn(async move {
+            let asked = Instant::now();
+            let offer = swarm.subscriber_offer(1, 1)?;
+            let c = whip::post_offer(&http, &url, &token, &offer.sdp).await?;
+            let peer = swarm.add(offer, &c.answer, c.url, c.etag)?;
+            anyhow::Ok(Joined { peer, asked })
+        }));
     }
     let mut joined = Vec::new();
-    for (asked, task, si) in pending {
+    for task in pending {
         match task.await? {
-            Ok((c, offer)) => {
-                let peer = swarms[si].add(offer, &c.answer, c.url, c.etag)?;
-                joined.push(Joined { peer, asked });
-            }
+            Ok(j) => joined.push(j),
             Err(e) => tracing::warn!("join failed: {e:#}"),
         }
     }
@@ -254,6 +254,15 @@ pub async fn run_classrelay(
         })
         .collect();
     let receiving = ttfk.len();
+    let connect: Vec<f64> = joined
+        .iter()
+        .filter_map(|j| {
+            j.peer
+                .stats
+                .connected_at()
+                .map(|t| t.saturating_duration_since(j.asked).as_secs_f64() * 1e3)
+        })
+        .collect();
     let n = load.subscribers.max(1) as f64;
     Ok(Figures {
         target: "classrelay".into(),
@@ -277,6 +286,7 @@ pub async fn run_classrelay(
             p99: lat[2],
         },
         ttfk_ms: percentiles(ttfk),
+        connect_ms: percentiles(connect),
         rss_base_kib: base.rss_kib,
         rss_end_kib: cpu1.rss_kib,
         rss_per_sub_kib: (cpu1.rss_kib as f64 - base.rss_kib as f64) / n,
@@ -314,6 +324,12 @@ pub fn table(runs: &[Figures]) -> String {
         format!(
             "{:.0}/{:.0}/{:.0}",
             f.ttfk_ms.p50, f.ttfk_ms.p95, f.ttfk_ms.p99
+        )
+    });
+    row("connected p50/p95/p99 ms", &|f| {
+        format!(
+            "{:.0}/{:.0}/{:.0}",
+            f.connect_ms.p50, f.connect_ms.p95, f.connect_ms.p99
         )
     });
     row("RSS base → end MiB", &|f| {

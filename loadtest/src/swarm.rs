@@ -86,6 +86,14 @@ impl PeerStats {
         (t.saturating_duration_since(self.epoch).as_micros() as u64).max(1)
     }
 
+    /// When DTLS connected, if it did.
+    pub fn connected_at(&self) -> Option<Instant> {
+        match self.connected_at_us.load(Ordering::Acquire) {
+            0 => None,
+            us => Some(self.epoch + Duration::from_micros(us)),
+        }
+    }
+
     /// Time of the first keyframe, if one arrived.
     pub fn first_keyframe_at(&self) -> Option<Instant> {
         match self.first_keyframe_us.load(Ordering::Acquire) {

@@ -106,6 +106,15 @@ async fn subscribe(env: &Env, room: &str) -> PeerHandle {
     .unwrap()
 }
 
+/// Waits (up to 30 s) until the subscriber has received more than `n` video packets.
+async fn video_at_least(s: &PeerHandle, n: u64) -> bool {
+    s.stats
+        .wait_for(Duration::from_secs(30), |st| {
+            st.video_packets.load(Ordering::Relaxed) > n
+        })
+        .await
+}
+
 /// The subscriber's video sequence numbers never jumped: no new SSRC, and every hole was a
 /// packet lost on loopback under load and later repaired by NACK/RTX (a late arrival per
 /// missing number), never a re-based stream (which would show as thousands missing or as
@@ -258,14 +267,7 @@ async fn publisher_ice_restart_is_seamless_for_subscribers() {
         subscribe(&env, "restart").await,
     ];
     for s in &subs {
-        assert!(
-            s.stats
-                .wait_for(Duration::from_secs(30), |st| st
-                    .video_packets
-                    .load(Ordering::Relaxed)
-                    > 30)
-                .await
-        );
+        assert!(video_at_least(s, 30).await);
     }
     // The teacher's link drops for a second, then the browser restarts ICE from a new port.
     env.swarm
@@ -309,14 +311,7 @@ async fn publisher_reconnect_with_new_session_is_seamless() {
     let env = start().await;
     let (first, token) = publish(&env, "again").await;
     let sub = subscribe(&env, "again").await;
-    assert!(
-        sub.stats
-            .wait_for(Duration::from_secs(30), |st| st
-                .video_packets
-                .load(Ordering::Relaxed)
-                > 30)
-            .await
-    );
+    assert!(video_at_least(&sub, 30).await);
     // The teacher's browser dies and comes back as a brand-new WHIP session (new SSRCs).
     env.http
         .delete(&first.session_url)
@@ -328,12 +323,7 @@ async fn publisher_reconnect_with_new_session_is_seamless() {
     let before = sub.stats.video_packets.load(Ordering::Relaxed);
     let (_second, _) = publish(&env, "again").await;
     assert!(
-        sub.stats
-            .wait_for(Duration::from_secs(30), |st| st
-                .video_packets
-                .load(Ordering::Relaxed)
-                > before + 60)
-            .await,
+        video_at_least(&sub, before + 60).await,
         "the subscriber receives the new session without renegotiating"
     );
     assert_continuous(&sub);
@@ -346,14 +336,7 @@ async fn metrics_move_with_media() {
     let env = start().await;
     let (_p, _) = publish(&env, "m").await;
     let sub = subscribe(&env, "m").await;
-    assert!(
-        sub.stats
-            .wait_for(Duration::from_secs(30), |st| st
-                .video_packets
-                .load(Ordering::Relaxed)
-                > 50)
-            .await
-    );
+    assert!(video_at_least(&sub, 50).await);
     let text = env
         .http
         .get(format!("{}/metrics", env.base))
@@ -390,25 +373,11 @@ async fn simulcast_layer_switch_happens_at_keyframes_and_is_seamless() {
     let sub = subscribe(&env, "sc").await;
     let packets = |s: &PeerHandle| s.stats.video_packets.load(Ordering::Relaxed);
     let bytes = |s: &PeerHandle| s.stats.bytes.load(Ordering::Relaxed);
-    assert!(
-        sub.stats
-            .wait_for(Duration::from_secs(30), |st| st
-                .video_packets
-                .load(Ordering::Relaxed)
-                > 90)
-            .await
-    );
+    assert!(video_at_least(&sub, 90).await);
     // Measure the automatic (highest) layer, then ask for the lowest.
     let (p0, b0) = (packets(&sub), bytes(&sub));
     let n = p0 + 60;
-    assert!(
-        sub.stats
-            .wait_for(Duration::from_secs(30), |st| st
-                .video_packets
-                .load(Ordering::Relaxed)
-                > n)
-            .await
-    );
+    assert!(video_at_least(&sub, n).await);
     let high_rate = (bytes(&sub) - b0) as f64 / (packets(&sub) - p0) as f64;
     let switches_before = env.server.metrics().layer_switches.get();
     let token = env
@@ -436,14 +405,7 @@ async fn simulcast_layer_switch_happens_at_keyframes_and_is_seamless() {
     );
     let (p1, b1) = (packets(&sub), bytes(&sub));
     let n = p1 + 60;
-    assert!(
-        sub.stats
-            .wait_for(Duration::from_secs(30), |st| st
-                .video_packets
-                .load(Ordering::Relaxed)
-                > n)
-            .await
-    );
+    assert!(video_at_least(&sub, n).await);
     let low_rate = (bytes(&sub) - b1) as f64 / (packets(&sub) - p1) as f64;
     println!("bytes per packet: high layer {high_rate:.0}, low layer {low_rate:.0}");
     assert!(
@@ -491,14 +453,7 @@ async fn garbage_datagrams_and_bad_requests_leave_media_flowing() {
     let (_p, pub_token) = publish(&env, "noise").await;
     let sub = subscribe(&env, "noise").await;
     let packets = |s: &PeerHandle| s.stats.video_packets.load(Ordering::Relaxed);
-    assert!(
-        sub.stats
-            .wait_for(Duration::from_secs(30), |st| st
-                .video_packets
-                .load(Ordering::Relaxed)
-                > 30)
-            .await
-    );
+    assert!(video_at_least(&sub, 30).await);
     let unroutable_before = env.server.metrics().udp_unroutable.get();
     let ufrag = sub
         .answer
@@ -549,12 +504,7 @@ async fn garbage_datagrams_and_bad_requests_leave_media_flowing() {
     }
     let before = packets(&sub);
     assert!(
-        sub.stats
-            .wait_for(Duration::from_secs(30), |st| st
-                .video_packets
-                .load(Ordering::Relaxed)
-                > before + 60)
-            .await,
+        video_at_least(&sub, before + 60).await,
         "media keeps flowing to the subscriber"
     );
     assert!(env.server.metrics().udp_unroutable.get() > unroutable_before);
@@ -575,14 +525,7 @@ async fn whep_viewer_that_cannot_decode_the_live_codec_gets_409() {
     let (_p, _) = publish(&env, "codec").await;
     let sub = subscribe(&env, "codec").await;
     // Wait until the server has seen the publisher's codec (media is flowing).
-    assert!(
-        sub.stats
-            .wait_for(Duration::from_secs(30), |st| st
-                .video_packets
-                .load(Ordering::Relaxed)
-                > 10)
-            .await
-    );
+    assert!(video_at_least(&sub, 10).await);
     // A player that only takes H.264, while the room sends VP8.
     let mut rtc = str0m::Rtc::builder()
         .clear_codecs()

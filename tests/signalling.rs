@@ -236,131 +236,156 @@ async fn bad_requests_get_problem_json_and_others_keep_working() {
     let etag = resp.headers()["etag"].to_str().unwrap().to_string();
     let good = offer(Direction::SendOnly);
 
-    // Garbage SDP.
-    let r = post(
-        &env,
-        "/whip/r1",
-        Some(&pubt),
-        "application/sdp",
-        "hello\r\n".repeat(20),
-    )
-    .await;
-    assert_problem(r, StatusCode::BAD_REQUEST, "bad-sdp").await;
-    // Empty body.
-    let r = post(
-        &env,
-        "/whip/r1",
-        Some(&pubt),
-        "application/sdp",
-        String::new(),
-    )
-    .await;
-    assert_problem(r, StatusCode::BAD_REQUEST, "bad-sdp").await;
-    // An offer whose only codec is one the server does not take (PCMU).
     let audio_only = good
         .lines()
         .take_while(|l| !l.starts_with("m=video"))
         .collect::<Vec<_>>()
         .join("\r\n");
+    // An offer whose only codec is one the server does not take (PCMU).
     let pcmu = only_pcmu(&audio_only);
-    let r = post(
-        &env,
-        "/whip/r1",
-        Some(&pubt),
-        "application/sdp",
-        pcmu.clone(),
-    )
-    .await;
-    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "no-usable-media").await;
-    // WHEP with no usable codec is 406.
     let subt = env
         .server
         .mint_token("r1", Grant::Subscribe, Duration::from_secs(60));
-    let recv_pcmu = pcmu.replace("a=sendonly", "a=recvonly");
-    let r = post(&env, "/whep/r1", Some(&subt), "application/sdp", recv_pcmu).await;
-    assert_problem(r, StatusCode::NOT_ACCEPTABLE, "no-usable-media").await;
-    // A WHIP offer that only wants to receive has nothing to publish.
-    let r = post(
-        &env,
-        "/whip/r1",
-        Some(&pubt),
-        "application/sdp",
-        offer(Direction::RecvOnly),
-    )
-    .await;
-    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "no-usable-media").await;
-    // Huge body.
-    let huge = format!("{good}{}", "a=x-filler:0123456789\r\n".repeat(10_000));
-    let r = post(&env, "/whip/r1", Some(&pubt), "application/sdp", huge).await;
-    assert_problem(r, StatusCode::PAYLOAD_TOO_LARGE, "body-too-large").await;
-    // Wrong content type.
-    let r = post(&env, "/whip/r1", Some(&pubt), "text/plain", good.clone()).await;
-    assert_problem(
-        r,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported-media-type",
-    )
-    .await;
-    // No token.
-    let r = post(&env, "/whip/r1", None, "application/sdp", good.clone()).await;
-    assert!(r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .starts_with("Bearer"));
-    assert_problem(r, StatusCode::UNAUTHORIZED, "token-missing").await;
-    // Garbage token.
-    let r = post(
-        &env,
-        "/whip/r1",
-        Some("not.a.jwt"),
-        "application/sdp",
-        good.clone(),
-    )
-    .await;
-    assert_problem(r, StatusCode::UNAUTHORIZED, "token-invalid").await;
-    // Token for another room.
     let other = env
         .server
         .mint_token("r2", Grant::Publish, Duration::from_secs(60));
-    let r = post(
-        &env,
-        "/whip/r1",
-        Some(&other),
-        "application/sdp",
-        good.clone(),
-    )
-    .await;
-    assert_problem(r, StatusCode::FORBIDDEN, "token-wrong-room").await;
-    // Subscribe-only token used to publish.
-    let r = post(
-        &env,
-        "/whip/r1",
-        Some(&subt),
-        "application/sdp",
-        good.clone(),
-    )
-    .await;
-    assert_problem(r, StatusCode::FORBIDDEN, "grant-missing").await;
-    // Expired token.
-    let r = post(
-        &env,
-        "/whip/r1",
-        Some(&expired_token("r1")),
-        "application/sdp",
-        good.clone(),
-    )
-    .await;
-    assert_problem(r, StatusCode::UNAUTHORIZED, "token-expired").await;
-    // Bad room name.
-    let r = post(
-        &env,
-        "/whip/bad%20room",
-        Some(&pubt),
-        "application/sdp",
-        good.clone(),
-    )
-    .await;
-    assert_problem(r, StatusCode::BAD_REQUEST, "bad-room-name").await;
+    let expired = expired_token("r1");
+    let huge = format!("{good}{}", "a=x-filler:0123456789\r\n".repeat(10_000));
+    let sdp = "application/sdp";
+    // (what, path, token, content type, body, status, problem kind)
+    let cases: Vec<Case> = vec![
+        (
+            "garbage SDP",
+            "/whip/r1",
+            Some(&pubt),
+            sdp,
+            "hello\r\n".repeat(20),
+            StatusCode::BAD_REQUEST,
+            "bad-sdp",
+        ),
+        (
+            "empty body",
+            "/whip/r1",
+            Some(&pubt),
+            sdp,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "bad-sdp",
+        ),
+        (
+            "no usable codec",
+            "/whip/r1",
+            Some(&pubt),
+            sdp,
+            pcmu.clone(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no-usable-media",
+        ),
+        (
+            "WHEP, no usable codec",
+            "/whep/r1",
+            Some(&subt),
+            sdp,
+            pcmu.replace("a=sendonly", "a=recvonly"),
+            StatusCode::NOT_ACCEPTABLE,
+            "no-usable-media",
+        ),
+        (
+            "WHIP offer that only receives",
+            "/whip/r1",
+            Some(&pubt),
+            sdp,
+            offer(Direction::RecvOnly),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no-usable-media",
+        ),
+        (
+            "huge body",
+            "/whip/r1",
+            Some(&pubt),
+            sdp,
+            huge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+        ),
+        (
+            "wrong content type",
+            "/whip/r1",
+            Some(&pubt),
+            "text/plain",
+            good.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+        ),
+        (
+            "no token",
+            "/whip/r1",
+            None,
+            sdp,
+            good.clone(),
+            StatusCode::UNAUTHORIZED,
+            "token-missing",
+        ),
+        (
+            "garbage token",
+            "/whip/r1",
+            Some("not.a.jwt"),
+            sdp,
+            good.clone(),
+            StatusCode::UNAUTHORIZED,
+            "token-invalid",
+        ),
+        (
+            "token for another room",
+            "/whip/r1",
+            Some(&other),
+            sdp,
+            good.clone(),
+            StatusCode::FORBIDDEN,
+            "token-wrong-room",
+        ),
+        (
+            "subscribe token used to publish",
+            "/whip/r1",
+            Some(&subt),
+            sdp,
+            good.clone(),
+            StatusCode::FORBIDDEN,
+            "grant-missing",
+        ),
+        (
+            "expired token",
+            "/whip/r1",
+            Some(&expired),
+            sdp,
+            good.clone(),
+            StatusCode::UNAUTHORIZED,
+            "token-expired",
+        ),
+        (
+            "bad room name",
+            "/whip/bad%20room",
+            Some(&pubt),
+            sdp,
+            good.clone(),
+            StatusCode::BAD_REQUEST,
+            "bad-room-name",
+        ),
+    ];
+    for (what, path, token, ct, body, status, kind) in cases {
+        let r = post(&env, path, token, ct, body).await;
+        if status == StatusCode::UNAUTHORIZED {
+            assert!(
+                r.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer"),
+                "{what}: WWW-Authenticate"
+            );
+        }
+        println!("{what}: {status}");
+        assert_problem(r, status, kind).await;
+    }
 
     // PATCH: wrong ETag → 412, no If-Match → 428, garbage fragment → 400.
     let patch = |if_match: Option<&str>, body: &str| {
@@ -416,6 +441,17 @@ async fn bad_requests_get_problem_json_and_others_keep_working() {
     assert_eq!(health.status(), StatusCode::OK);
     env.server.shutdown().await;
 }
+
+/// One refused request: what, path, token, content type, body, status, problem kind.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    String,
+    StatusCode,
+    &'a str,
+);
 
 /// Rewrites an audio-only offer so its m-line offers PCMU alone.
 fn only_pcmu(sdp: &str) -> String {

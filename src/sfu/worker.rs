@@ -37,6 +37,10 @@ const RECV_BATCH: usize = 256;
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// A subscriber still without a keyframe after this long asks again.
 const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+/// Sent packets kept per subscriber stream for answering NACKs.
+const RTX_CACHE_PACKETS: usize = 512;
+/// How old a packet may be and still be resent.
+const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
 /// A peer that never connects is dropped after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -463,6 +467,17 @@ impl Worker {
         }
         self.by_session.insert(session, id);
         self.router.add_ufrag(id, local_ufrag);
+        if role == Role::Subscriber {
+            // Keep one second of sent packets for NACKs (rural RTTs are well under that);
+            // str0m's default of three seconds triples the per-subscriber memory.
+            let mids: Vec<Mid> = peer.slots.iter().map(|s| s.mid).collect();
+            let mut api = peer.rtc.direct_api();
+            for mid in mids {
+                if let Some(tx) = api.stream_tx_by_mid(mid, None) {
+                    tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(0.15));
+                }
+            }
+        }
         self.created.insert(id, now);
         drain(&mut peer, &mut self.io, now);
         self.peers.insert(id, peer);

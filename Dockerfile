@@ -5,6 +5,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY config ./config
 COPY web ./web
+# Workspace member (the load generator) must be present for the workspace to resolve.
+COPY loadtest ./loadtest
 RUN cargo build --release --locked --bin classrelay
 
 FROM debian:bookworm-slim
@@ -21,6 +23,7 @@ WORKDIR /var/lib/classrelay
 ENV CLASSRELAY_HTTP__LISTEN=0.0.0.0:8080 \
     CLASSRELAY_MEDIA__BIND_IP=0.0.0.0 \
     CLASSRELAY_DATA__DIR=/var/lib/classrelay/data
-EXPOSE 8080/tcp 3478/udp
+# One UDP port per media worker: 3478 + i (set CLASSRELAY_MEDIA__WORKERS to fix the count).
+EXPOSE 8080/tcp 3478-3479/udp
 ENTRYPOINT ["classrelay", "--config", "/etc/classrelay/classrelay.toml"]
 CMD ["serve"]

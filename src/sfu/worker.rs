@@ -739,6 +739,13 @@ impl Worker {
         };
         let mut kf_needed: Vec<(TrackId, usize)> = Vec::new();
         let track = &*track;
+        let simulcast = is_video && track.layers.len() > 1;
+        // The automatic choice is the same for every subscriber: compute it once per packet.
+        let auto_layer = if simulcast {
+            track.choose_layer(None, now)
+        } else {
+            0
+        };
         for &(sid, si) in &track.subscribers {
             let Some(sub) = self.peers.get_mut(&sid) else {
                 continue;
@@ -749,8 +756,11 @@ impl Worker {
             let Some(slot) = sub.slots.get_mut(si) else {
                 continue;
             };
-            if is_video && track.layers.len() > 1 {
-                let want = track.choose_layer(slot.wanted_rid.as_deref(), now);
+            if simulcast {
+                let want = match slot.wanted_rid.as_deref() {
+                    None => auto_layer,
+                    wanted => track.choose_layer(wanted, now),
+                };
                 if want != slot.layer {
                     slot.layer = want;
                     slot.waiting_keyframe = Some(now);

@@ -196,93 +196,87 @@ async fn vp8_simulcast_camera_and_audio_reach_the_watcher() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h264_camera_reaches_the_watcher() -> Result<()> {
+/// Publishes the camera alone with `params` (a codec choice) and checks that the watcher
+/// decodes it as `mime` at a nonzero size with frames still rising. Returns the pages for
+/// codec-specific checks; `None` when no browser is installed.
+async fn camera_in_codec(params: &str, mime: &str) -> Result<Option<CodecRun>> {
     let Some(browser) = Browser::start_or_skip().await else {
-        return Ok(());
+        return Ok(None);
     };
     let lesson = Lesson::start("room1").await?;
-    let (publisher, watcher, stats) = publish_and_watch(
-        &browser,
-        &lesson,
-        "&codec=h264&simulcast=0&width=640&height=360",
-        "",
-    )
-    .await?;
+    let params = format!("{params}&simulcast=0&width=640&height=360");
+    let (publisher, watcher, stats) = publish_and_watch(&browser, &lesson, &params, "").await?;
     let cam = inbound_video(&stats, "camera").cloned().unwrap_or_default();
-    assert_eq!(cam["codec"], "video/H264", "{stats}");
+    assert_eq!(cam["codec"], mime, "{stats}");
     assert!(num(&cam, "/frameWidth") > 0.0 && num(&cam, "/frameHeight") > 0.0);
     wait_for_more_frames(&watcher, "camera", num(&cam, "/framesDecoded")).await?;
-    watcher.close().await?;
-    publisher.close().await?;
-    lesson.server.shutdown().await;
+    Ok(Some(CodecRun {
+        _browser: browser,
+        lesson,
+        publisher,
+        watcher,
+    }))
+}
+
+/// A running single-codec lesson; the browser is dropped (and its processes ended) last.
+struct CodecRun {
+    lesson: Lesson,
+    publisher: Page,
+    watcher: Page,
+    _browser: Browser,
+}
+
+impl CodecRun {
+    async fn close(self) -> Result<()> {
+        self.watcher.close().await?;
+        self.publisher.close().await?;
+        self.lesson.server.shutdown().await;
+        Ok(())
+    }
+}
+
+/// The fmtp line of the first video `inbound-rtp` or `outbound-rtp` codec of a page.
+async fn video_fmtp(page: &Page, direction: &str) -> Result<String> {
+    let v = page
+        .eval_with(
+            "const s = await window.classrelay.pc.getStats(); \
+             for (const r of s.values()) { if (r.type === arguments[0] && r.kind === 'video' \
+             && r.codecId) { return s.get(r.codecId).sdpFmtpLine || ''; } } return '';",
+            vec![Value::from(direction)],
+        )
+        .await?;
+    Ok(v.as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_camera_reaches_the_watcher() -> Result<()> {
+    if let Some(run) = camera_in_codec("&codec=h264", "video/H264").await? {
+        run.close().await?;
+    }
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h264_main_profile_reaches_the_watcher() -> Result<()> {
-    let Some(browser) = Browser::start_or_skip().await else {
+    let Some(run) = camera_in_codec("&codec=h264&profile=main", "video/H264").await? else {
         return Ok(());
     };
-    let lesson = Lesson::start("room1").await?;
-    let (publisher, watcher, stats) = publish_and_watch(
-        &browser,
-        &lesson,
-        "&codec=h264&profile=main&simulcast=0&width=640&height=360",
-        "",
-    )
-    .await?;
-    let cam = inbound_video(&stats, "camera").cloned().unwrap_or_default();
-    assert_eq!(cam["codec"], "video/H264", "{stats}");
-    // The profile actually negotiated on the watcher's side is main (4d....).
-    let fmtp = watcher
-        .eval(
-            "const s = await window.classrelay.pc.getStats(); \
-             for (const r of s.values()) { if (r.type === 'inbound-rtp' && r.kind === 'video' \
-             && r.codecId) { return s.get(r.codecId).sdpFmtpLine || ''; } } return '';",
-        )
-        .await?;
-    let fmtp = fmtp.as_str().unwrap_or_default().to_string();
-    let sent = publisher
-        .eval(
-            "const s = await window.classrelay.pc.getStats(); \
-             for (const r of s.values()) { if (r.type === 'outbound-rtp' && r.kind === 'video' \
-             && r.codecId) { return s.get(r.codecId).sdpFmtpLine || ''; } } return '';",
-        )
-        .await?;
-    let sent = sent.as_str().unwrap_or_default().to_string();
+    // The profile actually sent and received is main (4d....).
+    let sent = video_fmtp(&run.publisher, "outbound-rtp").await?;
     assert!(
         sent.contains("profile-level-id=4d"),
         "publisher sends fmtp: {sent}"
     );
+    let fmtp = video_fmtp(&run.watcher, "inbound-rtp").await?;
     assert!(fmtp.contains("profile-level-id=4d"), "watcher fmtp: {fmtp}");
-    wait_for_more_frames(&watcher, "camera", num(&cam, "/framesDecoded")).await?;
-    watcher.close().await?;
-    publisher.close().await?;
-    lesson.server.shutdown().await;
-    Ok(())
+    run.close().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp9_camera_reaches_the_watcher() -> Result<()> {
-    let Some(browser) = Browser::start_or_skip().await else {
-        return Ok(());
-    };
-    let lesson = Lesson::start("room1").await?;
-    let (publisher, watcher, stats) = publish_and_watch(
-        &browser,
-        &lesson,
-        "&codec=vp9&simulcast=0&width=640&height=360",
-        "",
-    )
-    .await?;
-    let cam = inbound_video(&stats, "camera").cloned().unwrap_or_default();
-    assert_eq!(cam["codec"], "video/VP9", "{stats}");
-    assert!(num(&cam, "/frameWidth") > 0.0 && num(&cam, "/frameHeight") > 0.0);
-    wait_for_more_frames(&watcher, "camera", num(&cam, "/framesDecoded")).await?;
-    watcher.close().await?;
-    publisher.close().await?;
-    lesson.server.shutdown().await;
+    if let Some(run) = camera_in_codec("&codec=vp9", "video/VP9").await? {
+        run.close().await?;
+    }
     Ok(())
 }
 

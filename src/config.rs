@@ -54,6 +54,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Where state lives.
     pub data: DataConfig,
+    /// The database of the school side.
+    pub database: DatabaseConfig,
+    /// Timetable and lesson rules.
+    pub school: SchoolConfig,
     /// STUN/TURN servers handed to clients in `Link: rel="ice-server"`.
     #[serde(default)]
     pub ice_servers: Vec<IceServer>,
@@ -111,6 +115,28 @@ pub struct AuthConfig {
 pub struct DataConfig {
     /// Directory for the database, recordings and the generated secret.
     pub dir: PathBuf,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://…` for PostgreSQL; empty for the SQLite file `data.dir/classrelay.db`.
+    pub url: String,
+}
+
+/// Timetable and lesson rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchoolConfig {
+    /// Local time offset from UTC, "+08:00".
+    pub utc_offset: String,
+    /// Minutes before the bell a lesson's room opens.
+    pub open_before_min: u32,
+    /// Minutes after the slot's end a lesson stays live.
+    pub grace_min: u32,
+    /// Login session lifetime, e.g. "12h".
+    pub session_ttl: String,
 }
 
 /// One STUN or TURN server for clients.
@@ -215,6 +241,18 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "http.max_body_bytes".into(),
                 message: "must be at least 1024".into(),
+            });
+        }
+        if crate::school::time::parse_offset(&self.school.utc_offset).is_none() {
+            return Err(ConfigError::Value {
+                key: "school.utc_offset".into(),
+                message: format!("`{}` is not an offset like +08:00", self.school.utc_offset),
+            });
+        }
+        if let Err(e) = parse_duration(&self.school.session_ttl) {
+            return Err(ConfigError::Value {
+                key: "school.session_ttl".into(),
+                message: e,
             });
         }
         if self.media.max_peers == 0 {

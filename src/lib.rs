@@ -10,8 +10,10 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod school;
 pub mod sfu;
 pub mod signal;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +32,9 @@ pub enum StartError {
     /// Config rejected.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] store::StoreError),
     /// A socket or the data directory failed.
     #[error("{what}: {source}")]
     Io {
@@ -50,6 +55,7 @@ pub struct Server {
     http_addr: SocketAddr,
     state: Arc<AppState>,
     secret_generated: bool,
+    first_admin: Option<(String, String)>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -57,6 +63,14 @@ pub struct Server {
 impl Server {
     /// Starts everything from `config`. Must be called inside a tokio runtime.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        Self::start_with_clock(config, Arc::new(school::time::SystemClock::default())).await
+    }
+
+    /// Starts with a given clock (tests drive lesson times with a [`school::time::ManualClock`]).
+    pub async fn start_with_clock(
+        config: Config,
+        clock: Arc<dyn school::time::Clock>,
+    ) -> Result<Server, StartError> {
         config.validate()?;
         std::fs::create_dir_all(&config.data.dir)
             .map_err(io_err(format!("creating {}", config.data.dir.display())))?;
@@ -64,6 +78,12 @@ impl Server {
             auth::load_or_create_secret(&config.auth.secret, &config.data.dir)
                 .map_err(io_err("reading or creating the signing secret"))?;
         let keys = TokenKeys::new(&secret);
+        let store =
+            store::Store::open(&config.database.url, &config.data.dir.join("classrelay.db"))
+                .await?;
+        store.migrate().await?;
+        let first_admin = create_first_admin(&store, &config.data.dir, clock.now()).await?;
+        let school = school::SchoolState::new(&config, store, clock);
         let metrics = Metrics::new();
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let sfu = Sfu::start(
@@ -88,18 +108,22 @@ impl Server {
         let http_addr = listener
             .local_addr()
             .map_err(io_err("reading the HTTP address"))?;
-        let state = Arc::new(AppState::new(config, keys, sfu, metrics));
+        let state = Arc::new(AppState::new(config, keys, sfu, metrics, school));
+        tokio::spawn(school::scheduler::run(Arc::downgrade(&state)));
         // Sessions end on the media side too (ICE failure, timeouts): forget them here.
         let weak = Arc::downgrade(&state);
         tokio::spawn(async move {
             while let Some(ev) = events_rx.recv().await {
                 let Some(state) = weak.upgrade() else { break };
                 if let sfu::SfuEvent::PeerGone { session } = ev {
-                    state
+                    let gone = state
                         .sessions
                         .lock()
                         .expect("sessions lock")
                         .remove(&session);
+                    if let Some(s) = gone {
+                        signal::session_closed(&state, &s);
+                    }
                 }
             }
         });
@@ -119,6 +143,7 @@ impl Server {
             http_addr,
             state,
             secret_generated,
+            first_admin,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -151,6 +176,17 @@ impl Server {
         self.secret_generated
     }
 
+    /// The admin login made by this start, when the database had no admin: (username,
+    /// password). The password is also written to `<data.dir>/admin-password`.
+    pub fn first_admin(&self) -> Option<&(String, String)> {
+        self.first_admin.as_ref()
+    }
+
+    /// The shared state (store, clock, live lessons), for tests and tools.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
     /// Mints a token granting `grant` in `room` for `ttl`.
     pub fn mint_token(&self, room: &str, grant: Grant, ttl: Duration) -> String {
         let sub = match grant {
@@ -180,5 +216,42 @@ impl Server {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+        self.state.school.store.close().await;
     }
+}
+
+/// On a database without an admin, creates `admin` with a random password, writes the
+/// password to `<dir>/admin-password` (mode 0600) and returns the login.
+async fn create_first_admin(
+    store: &store::Store,
+    dir: &std::path::Path,
+    now: i64,
+) -> Result<Option<(String, String)>, StartError> {
+    if auth::people::admin_exists(store).await? {
+        return Ok(None);
+    }
+    let password = hex::encode(rand::random::<[u8; 8]>());
+    auth::people::create_user(
+        store,
+        &auth::people::NewUser {
+            username: "admin".into(),
+            display_name: "管理员 Administrator".into(),
+            role: auth::people::Role::Admin,
+            password: password.clone(),
+            school_id: None,
+            teacher_id: None,
+        },
+        now,
+    )
+    .await?;
+    let path = dir.join("admin-password");
+    std::fs::write(&path, format!("{password}\n"))
+        .map_err(io_err(format!("writing {}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(format!("protecting {}", path.display())))?;
+    }
+    Ok(Some(("admin".into(), password)))
 }

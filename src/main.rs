@@ -41,6 +41,8 @@ enum Cmd {
         #[arg(long, default_value = "cli")]
         name: String,
     },
+    /// Create or upgrade the database schema (also done at every start).
+    Migrate,
     /// Validate a config file (with the environment overrides) and name any bad key.
     CheckConfig {
         /// The file to check (default: the --config file or config/classrelay.toml).
@@ -77,6 +79,24 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Migrate => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(async {
+                let store = classrelay::store::Store::open(
+                    &cfg.database.url,
+                    &cfg.data.dir.join("classrelay.db"),
+                )
+                .await?;
+                store.migrate().await?;
+                println!("database schema is up to date ({:?})", store.backend());
+                store.close().await;
+                Ok::<_, anyhow::Error>(())
+            })
+        }
         Cmd::CheckConfig { file } => {
             let path = file.or(cli.config);
             match Config::load(path.as_deref()) {
@@ -108,6 +128,12 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
         let subt = server.mint_token(room, Grant::Subscribe, ttl);
         if server.secret_generated() {
             println!("Generated a new signing secret (kept in the data directory).");
+        }
+        if let Some((user, password)) = server.first_admin() {
+            println!(
+                "Created the first administrator. Log in at {base}/login as `{user}` with \
+                 password `{password}` (also saved in the data directory as admin-password)."
+            );
         }
         println!(
             "classrelay listening on {base}  (media UDP {:?})",

@@ -89,6 +89,8 @@ fn expired_token(room: &str) -> String {
         grants: vec![Grant::Publish],
         exp: now - 60,
         iat: now - 3600,
+        lesson: None,
+        part: None,
     };
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

@@ -6,7 +6,10 @@
 
 pub mod hist;
 pub mod ivf;
+pub mod janus;
+pub mod netem;
 pub mod scenario;
+pub mod seqs;
 pub mod swarm;
 pub mod target;
 pub mod whip;

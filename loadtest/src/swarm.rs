@@ -27,6 +27,9 @@ use crate::hist::Histogram;
 
 use crate::ivf::Frame;
 
+// Answering subscribers (the server offers, as Janus does): `Swarm::subscriber_answer`.
+mod answer;
+
 const WAKER: Token = Token(usize::MAX);
 /// Extension id for abs-capture-time (the SFU uses the same and forwards it unchanged).
 const ABS_CAPTURE_TIME_ID: u8 = 7;
@@ -59,6 +62,13 @@ pub struct PeerStats {
     pub keyframe_requests: AtomicU64,
     /// Video frames a publisher wrote.
     pub frames_sent: AtomicU64,
+    /// Distinct video sequence numbers received: a retransmission fills a hole, a duplicate
+    /// counts once (see [`crate::seqs`]).
+    pub video_seq_distinct: AtomicU64,
+    /// Video sequence numbers from the lowest to the highest received, summed over SSRCs;
+    /// `video_seq_span - video_seq_distinct` are still missing.
+    pub video_seq_span: AtomicU64,
+    video_seqs: std::sync::Mutex<crate::seqs::SeqTracker>,
     notify: tokio::sync::Notify,
 }
 
@@ -78,6 +88,9 @@ impl PeerStats {
             video_ssrcs: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             frames_sent: AtomicU64::new(0),
+            video_seq_distinct: AtomicU64::new(0),
+            video_seq_span: AtomicU64::new(0),
+            video_seqs: Default::default(),
             notify: tokio::sync::Notify::new(),
         }
     }
@@ -100,6 +113,21 @@ impl PeerStats {
             0 => None,
             us => Some(self.epoch + Duration::from_micros(us)),
         }
+    }
+
+    /// Video sequence numbers within the received range that have not arrived (yet).
+    pub fn video_seq_missing(&self) -> u64 {
+        let span = self.video_seq_span.load(Ordering::Acquire);
+        span.saturating_sub(self.video_seq_distinct.load(Ordering::Acquire))
+    }
+
+    fn record_video_seq(&self, ssrc: u32, seq: u64) {
+        let mut seqs = self.video_seqs.lock().unwrap_or_else(|e| e.into_inner());
+        seqs.insert(ssrc, seq);
+        // A reader may see the two a packet apart; `video_seq_missing` saturates.
+        self.video_seq_span.store(seqs.span(), Ordering::Release);
+        self.video_seq_distinct
+            .store(seqs.distinct(), Ordering::Release);
     }
 
     /// Waits until `pred` holds or `limit` passes (woken by the swarm on every change).
@@ -798,6 +826,7 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
                 }
             }
             let seq = *pkt.seq_no;
+            stats.record_video_seq(*ssrc, seq);
             match last_video_seq.get(&*ssrc) {
                 None => {
                     stats.video_ssrcs.fetch_add(1, Ordering::Relaxed);

@@ -1,7 +1,10 @@
 //! WHIP/WHEP over HTTP for simulated peers: POST the offer, add the peer with the answer.
 
+use std::net::SocketAddr;
+
 use anyhow::{bail, Context, Result};
 
+use crate::netem::{LinkProfile, LinkRelay};
 use crate::swarm::{Offer, PeerHandle, Swarm};
 
 /// The server's reply to an offer.
@@ -101,4 +104,125 @@ pub async fn ice_restart(
     }
     swarm.finish_restart(peer, &frag)?;
     Ok(etag)
+}
+
+/// The address of an `a=candidate:` line if it is a UDP host candidate, and its fields.
+fn udp_host_candidate(line: &str) -> Option<(SocketAddr, Vec<&str>)> {
+    let fields: Vec<&str> = line.strip_prefix("a=candidate:")?.split(' ').collect();
+    // foundation component transport priority address port "typ" type ...
+    if fields.len() < 8
+        || !fields[2].eq_ignore_ascii_case("udp")
+        || fields[6] != "typ"
+        || fields[7] != "host"
+    {
+        return None;
+    }
+    let addr = SocketAddr::new(fields[4].parse().ok()?, fields[5].parse().ok()?);
+    Some((addr, fields))
+}
+
+/// The first UDP host candidate of an SDP (the server's media address, in an answer).
+pub fn host_candidate(sdp: &str) -> Option<SocketAddr> {
+    sdp.lines()
+        .find_map(|l| udp_host_candidate(l.trim_end()).map(|(a, _)| a))
+}
+
+/// Rewrites an answer so the peer sends all its media to `to` (a relay): the first UDP host
+/// candidate gets `to`'s address and port, every other candidate line is removed (a relay
+/// forwards to one server address, and no path may bypass it).
+pub fn redirect_answer(answer: &str, to: SocketAddr) -> Result<String> {
+    let mut out = String::with_capacity(answer.len());
+    let mut redirected = false;
+    for line in answer.split_inclusive('\n') {
+        let content = line.trim_end_matches(['\r', '\n']);
+        let ending = &line[content.len()..];
+        if !content.starts_with("a=candidate:") {
+            out.push_str(line);
+            continue;
+        }
+        if redirected {
+            continue;
+        }
+        let Some((_, mut fields)) = udp_host_candidate(content) else {
+            continue;
+        };
+        let (ip, port) = (to.ip().to_string(), to.port().to_string());
+        fields[4] = &ip;
+        fields[5] = &port;
+        out.push_str("a=candidate:");
+        out.push_str(&fields.join(" "));
+        out.push_str(ending);
+        redirected = true;
+    }
+    if !redirected {
+        bail!("the answer has no UDP host candidate to redirect");
+    }
+    Ok(out)
+}
+
+/// Like [`join`], but the peer reaches the server through the relay at `relay_addr` (whose
+/// upstream must be the server's media address): the answer's host candidate is rewritten
+/// before the peer is added. The handle keeps the server's answer as it was.
+pub async fn join_via(
+    swarm: &Swarm,
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    offer: Offer,
+    relay_addr: SocketAddr,
+) -> Result<PeerHandle> {
+    let c = post_offer(http, endpoint, token, &offer.sdp).await?;
+    let answer = redirect_answer(&c.answer, relay_addr)?;
+    let mut peer = swarm.add(offer, &answer, c.url, c.etag)?;
+    peer.answer = c.answer;
+    Ok(peer)
+}
+
+/// Like [`join`], over an emulated link of its own: starts a [`LinkRelay`] towards the
+/// media address the server answered with (`up` shapes what the peer sends, `down` what it
+/// receives) and routes the peer through it. Keep the relay alive as long as the peer.
+pub async fn join_through(
+    swarm: &Swarm,
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    offer: Offer,
+    up: LinkProfile,
+    down: LinkProfile,
+) -> Result<(PeerHandle, LinkRelay)> {
+    let c = post_offer(http, endpoint, token, &offer.sdp).await?;
+    let server = host_candidate(&c.answer).context("the answer has no UDP host candidate")?;
+    let relay = LinkRelay::start(server, up, down)?;
+    let answer = redirect_answer(&c.answer, relay.addr())?;
+    let mut peer = swarm.add(offer, &answer, c.url, c.etag)?;
+    peer.answer = c.answer;
+    Ok((peer, relay))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = "v=0\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+        a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n\
+        a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n\
+        a=candidate:3 1 tcp 1518280447 127.0.0.1 9 typ host tcptype passive\r\n\
+        a=end-of-candidates\r\n";
+
+    #[test]
+    fn answer_is_redirected_to_the_relay_only() {
+        assert_eq!(
+            host_candidate(ANSWER),
+            Some("127.0.0.1:40000".parse().unwrap())
+        );
+        let out = redirect_answer(ANSWER, "127.0.0.1:5555".parse().unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+             a=candidate:1 1 udp 2130706431 127.0.0.1 5555 typ host\r\n\
+             a=end-of-candidates\r\n"
+        );
+        assert!(redirect_answer("v=0\r\n", "127.0.0.1:1".parse().unwrap()).is_err());
+    }
 }

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub detail: String,
     /// Seconds for `Retry-After` (503).
     pub retry_after: Option<u64>,
+    /// Extra members of the problem object (e.g. `errors` of a rejected CSV import).
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Serialize)]
@@ -28,6 +30,8 @@ struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -38,6 +42,7 @@ impl ApiError {
             kind,
             detail: detail.into(),
             retry_after: None,
+            extra: None,
         }
     }
 
@@ -49,6 +54,31 @@ impl ApiError {
     /// 404.
     pub fn not_found(kind: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, kind, detail)
+    }
+
+    /// 403.
+    pub fn forbidden(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, kind, detail)
+    }
+
+    /// 401 for the school API (login session or device token).
+    pub fn unauthorized(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, kind, detail)
+    }
+
+    /// 422: the body parsed but a field is wrong.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", detail)
+    }
+
+    /// 500, logged.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {detail}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error (see the server log)",
+        )
     }
 
     /// 503 with `Retry-After`.
@@ -76,6 +106,7 @@ impl IntoResponse for ApiError {
             title,
             status: self.status.as_u16(),
             detail: &self.detail,
+            extra: self.extra.as_ref(),
         };
         // Serializing a struct of strings and a number cannot fail.
         let json = serde_json::to_vec(&body).expect("problem serializes");
@@ -110,5 +141,46 @@ impl From<crate::auth::AuthError> for ApiError {
             WrongRoom(_) => Self::new(StatusCode::FORBIDDEN, "token-wrong-room", e.to_string()),
             MissingGrant(_) => Self::new(StatusCode::FORBIDDEN, "grant-missing", e.to_string()),
         }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError::*;
+        match &e {
+            NotFound(what) => Self::not_found("not-found", format!("{what} not found")),
+            Duplicate(_) => Self::new(StatusCode::CONFLICT, "duplicate", e.to_string()),
+            Reference(_) => Self::new(
+                StatusCode::CONFLICT,
+                "reference",
+                format!("{e} (a referenced row is missing, or the row is still in use)"),
+            ),
+            Check(_) => Self::invalid(e.to_string()),
+            Migrate(_) | Db(_) => {
+                tracing::error!("store: {e}");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store-unavailable",
+                    "the database is unavailable; try again shortly",
+                )
+                .with_retry_after(5)
+            }
+        }
+    }
+}
+
+impl ApiError {
+    /// Adds a member to the problem object.
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extra
+            .get_or_insert_with(Default::default)
+            .insert(key.to_string(), value);
+        self
+    }
+
+    /// Adds `Retry-After`.
+    pub fn with_retry_after(mut self, s: u64) -> Self {
+        self.retry_after = Some(s);
+        self
     }
 }

@@ -35,17 +35,26 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Live WHIP/WHEP sessions.
     pub sessions: signal::Sessions,
+    /// Schools, timetable, lessons.
+    pub school: crate::school::SchoolState,
 }
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(config: Config, keys: TokenKeys, sfu: Sfu, metrics: Metrics) -> Self {
+    pub fn new(
+        config: Config,
+        keys: TokenKeys,
+        sfu: Sfu,
+        metrics: Metrics,
+        school: crate::school::SchoolState,
+    ) -> Self {
         AppState {
             config,
             keys,
             sfu,
             metrics,
             sessions: Mutex::new(HashMap::new()),
+            school,
         }
     }
 }
@@ -179,6 +188,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             header::HeaderName::from_static("accept-patch"),
         ]);
     Router::new()
+        .merge(crate::school::api::router(state.clone()))
         .route("/", get(index))
         .route("/publish", get(|| async { page("/publish") }))
         .route("/watch", get(|| async { page("/watch") }))

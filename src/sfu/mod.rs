@@ -61,6 +61,34 @@ pub struct PreparedPeer {
     pub answer: String,
     /// The server's ICE username fragment for this peer (routes STUN to it).
     pub local_ufrag: String,
+    /// The participant this peer belongs to ("c:12", "t:3"), from its lesson token.
+    pub part: Option<String>,
+    /// Subscribers: which publishers' tracks it receives.
+    pub follow: Follow,
+}
+
+/// Which publishers a subscriber receives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Follow {
+    /// Every publisher of the room, in publish order.
+    #[default]
+    Any,
+    /// Only publishers that belong to one of these participants (a classroom, the hub).
+    Parts(Vec<String>),
+    /// Whoever the room's spotlight names (同步课堂 "big screen"); nobody while unset.
+    Spotlight,
+}
+
+impl Follow {
+    /// Whether a publisher with participant id `part` feeds this subscriber, in a room
+    /// whose spotlight is `spotlight`.
+    pub fn accepts(&self, part: Option<&str>, spotlight: Option<&str>) -> bool {
+        match self {
+            Follow::Any => true,
+            Follow::Parts(parts) => part.is_some_and(|p| parts.iter().any(|x| x == p)),
+            Follow::Spotlight => part.is_some() && part == spotlight,
+        }
+    }
 }
 
 /// Why an offer could not be accepted.
@@ -175,6 +203,8 @@ pub fn prepare_peer(
     }
     let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
     Ok(PreparedPeer {
+        part: None,
+        follow: Follow::Any,
         rtc,
         medias,
         answer,
@@ -308,6 +338,14 @@ pub enum Command {
         rid: Option<String>,
         /// Whether the session was found.
         reply: tokio::sync::oneshot::Sender<bool>,
+    },
+    /// Put a participant on the room's big screen (or nobody): subscribers that follow the
+    /// spotlight switch to its tracks at their next keyframe.
+    SetSpotlight {
+        /// The room.
+        room: String,
+        /// The participant id, or `None`.
+        part: Option<String>,
     },
     /// Stop the worker thread.
     Shutdown,
@@ -459,6 +497,18 @@ impl Sfu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn follow_rules() {
+        let hub = Follow::Parts(vec!["t:1".into(), "c:9".into()]);
+        assert!(hub.accepts(Some("c:9"), None));
+        assert!(!hub.accepts(Some("c:2"), None));
+        assert!(!hub.accepts(None, None));
+        assert!(Follow::Any.accepts(None, None));
+        assert!(Follow::Spotlight.accepts(Some("c:2"), Some("c:2")));
+        assert!(!Follow::Spotlight.accepts(Some("c:2"), Some("c:3")));
+        assert!(!Follow::Spotlight.accepts(None, None));
+    }
 
     #[test]
     fn offer_order_decides_codec_order() {

@@ -88,6 +88,10 @@ pub struct Peer {
     pub rx_params: Vec<(Pt, PayloadParams)>,
     /// Subscriber: its slots.
     pub slots: Vec<Slot>,
+    /// The participant (lesson tokens), for source selection and the spotlight.
+    pub part: Option<String>,
+    /// Subscriber: which publishers it receives.
+    pub follow: super::Follow,
     /// Per (mid, rid) cumulative counters from stats.
     pub stats_seen: HashMap<(Mid, Option<str0m::media::Rid>, bool), StatsSeen>,
 }

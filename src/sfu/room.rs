@@ -119,6 +119,8 @@ pub struct Room {
     pub peers: Vec<PeerId>,
     /// Tracks in publish order.
     pub tracks: Vec<TrackId>,
+    /// The participant on the big screen, if any.
+    pub spotlight: Option<String>,
 }
 
 #[cfg(test)]

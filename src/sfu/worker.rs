@@ -302,6 +302,9 @@ impl Worker {
                         }
                     }
                 }
+                Command::SetSpotlight { room, part } => {
+                    self.set_spotlight(&room, part, now);
+                }
                 Command::SetLayer {
                     session,
                     rid,
@@ -410,6 +413,8 @@ impl Worker {
             rtc,
             medias,
             local_ufrag,
+            part,
+            follow,
             ..
         } = prepared;
         let slots = if role == Role::Subscriber {
@@ -431,6 +436,8 @@ impl Worker {
             rx_streams: HashMap::new(),
             rx_params: Vec::new(),
             slots,
+            part,
+            follow,
             stats_seen: HashMap::new(),
         };
         let room = self.rooms.entry(room_name.clone()).or_default();
@@ -510,6 +517,7 @@ impl Worker {
         };
         let mut bindings = Vec::new();
         let mut taken: Vec<TrackId> = sub.slots.iter().filter_map(|s| s.track).collect();
+        let spotlight = room.spotlight.as_deref();
         for (si, slot) in sub.slots.iter().enumerate() {
             if slot.track.is_some() {
                 continue;
@@ -519,7 +527,14 @@ impl Worker {
                     && self
                         .tracks
                         .get(tid)
-                        .map(|t| t.kind == slot.kind && t.publisher != sid)
+                        .map(|t| {
+                            t.kind == slot.kind
+                                && t.publisher != sid
+                                && sub.follow.accepts(
+                                    self.peers.get(&t.publisher).and_then(|p| p.part.as_deref()),
+                                    spotlight,
+                                )
+                        })
                         .unwrap_or(false)
             });
             if let Some(tid) = found {
@@ -549,6 +564,47 @@ impl Worker {
                     self.request_keyframe(tid, layer, now);
                 }
             }
+        }
+    }
+
+    /// Moves the room's spotlight: subscribers following it drop the tracks of the previous
+    /// participant and bind the new one's. Their rewriters stay, so each keeps one
+    /// continuous output stream that switches at the next keyframe.
+    fn set_spotlight(&mut self, room_name: &str, part: Option<String>, now: Instant) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        if room.spotlight == part {
+            return;
+        }
+        room.spotlight = part;
+        let followers: Vec<PeerId> = room
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| {
+                self.peers
+                    .get(p)
+                    .is_some_and(|p| p.follow == super::Follow::Spotlight)
+            })
+            .collect();
+        for sid in followers {
+            let bound: Vec<(usize, TrackId)> = self.peers[&sid]
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.track.map(|t| (i, t)))
+                .collect();
+            for (si, tid) in bound {
+                if let Some(t) = self.tracks.get_mut(&tid) {
+                    t.subscribers.retain(|(s, i)| !(*s == sid && *i == si));
+                }
+                if let Some(slot) = self.peers.get_mut(&sid).and_then(|p| p.slots.get_mut(si)) {
+                    slot.track = None;
+                    slot.waiting_keyframe = None;
+                }
+            }
+            self.bind_free_slots(sid, now);
         }
     }
 

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::auth::Grant;
 use crate::http::{ApiError, AppState};
-use crate::sfu::{prepare_peer, AddError, Command, PeerSetup, Role, SetupError};
+use crate::sfu::{prepare_peer, AddError, Command, Follow, PeerSetup, Role, SetupError};
 
 /// One live WHIP/WHEP session, as signalling knows it.
 #[derive(Debug, Clone)]
@@ -37,6 +37,10 @@ pub struct Session {
     pub offer: String,
     /// The client's current ICE ufrag.
     pub remote_ufrag: Option<String>,
+    /// The lesson, for sessions opened with a lesson token.
+    pub lesson: Option<i64>,
+    /// The participant in that lesson ("c:12", "t:3", "u:7").
+    pub part: Option<String>,
 }
 
 /// Sessions by id. Signalling only; the media plane never sees this lock.
@@ -121,12 +125,58 @@ fn authorize(
     headers: &HeaderMap,
     room: &str,
     role: Role,
-) -> Result<(), ApiError> {
+) -> Result<crate::auth::Claims, ApiError> {
     let h = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    state.keys.authorize(h, room, grant(role))?;
-    Ok(())
+    Ok(state.keys.authorize(h, room, grant(role))?)
+}
+
+/// Ends the sessions of `room` that `which` selects, and waits until their peers are gone.
+pub async fn kick(state: &AppState, room: &str, which: impl Fn(&Session) -> bool) {
+    let gone: Vec<(String, Session)> = {
+        let mut sessions = state.sessions.lock().expect("sessions lock");
+        let ids: Vec<String> = sessions
+            .iter()
+            .filter(|(_, s)| s.room == room && which(s))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| sessions.remove(&id).map(|s| (id, s)))
+            .collect()
+    };
+    for (id, s) in gone {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if state.sfu.worker(s.worker).send(Command::Remove {
+            session: id,
+            reply: Some(tx),
+        }) {
+            let _ = rx.await;
+        }
+        session_closed(state, &s);
+    }
+}
+
+/// Puts participant `part` (or nobody) on the big screen of `room`: subscribers that follow
+/// the spotlight switch to its tracks at the next keyframe.
+pub fn set_spotlight(state: &AppState, room: &str, part: Option<String>) {
+    let worker = state.sfu.worker_for_room(room);
+    state.sfu.worker(worker).send(Command::SetSpotlight {
+        room: room.to_string(),
+        part,
+    });
+}
+
+/// Tells the lesson (if any) that a session ended.
+pub fn session_closed(state: &AppState, s: &Session) {
+    if let (Some(lesson), Some(part)) = (s.lesson, &s.part) {
+        state.school.live.session_ended(
+            lesson,
+            part,
+            s.role == Role::Publisher,
+            state.school.now(),
+        );
+    }
 }
 
 /// `Link: <url>; rel="ice-server"` values for the configured STUN/TURN servers.
@@ -171,14 +221,20 @@ pub async fn whip_post(
     finish(&state, Role::Publisher, r)
 }
 
-/// `POST /whep/{room}`.
+/// `POST /whep/{room}` (`?source=hub|spotlight|c:<id>|t:<id>` picks what to receive).
 pub async fn whep_post(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let r = create_session(&state, Role::Subscriber, room, headers, body).await;
+    let r = match q.get("source") {
+        Some(src) => {
+            create_session_following(&state, Role::Subscriber, room, headers, body, Some(src)).await
+        }
+        None => create_session(&state, Role::Subscriber, room, headers, body).await,
+    };
     finish(&state, Role::Subscriber, r)
 }
 
@@ -194,6 +250,43 @@ fn finish(state: &AppState, role: Role, r: Result<Response, ApiError>) -> Respon
     resp
 }
 
+/// What `?source=` asks for, resolved against the lesson (for `hub`).
+async fn resolve_source(
+    state: &AppState,
+    claims: &crate::auth::Claims,
+    source: Option<&str>,
+) -> Result<Follow, ApiError> {
+    let Some(src) = source else {
+        return Ok(Follow::Any);
+    };
+    let bad = |m: &str| ApiError::bad_request("bad-source", m.to_string());
+    match src {
+        "spotlight" => Ok(Follow::Spotlight),
+        "hub" => {
+            let lesson = claims.lesson.ok_or_else(|| {
+                bad("source=hub needs a lesson token (POST /api/lessons/{id}/join)")
+            })?;
+            let l = crate::school::model::get_lesson(&state.school.store, lesson).await?;
+            Ok(Follow::Parts(vec![
+                format!("t:{}", l.hub_teacher_id),
+                format!("c:{}", l.hub_classroom_id),
+            ]))
+        }
+        other => {
+            let ok = other.len() <= 24
+                && matches!(other.split_once(':'), Some((k, n))
+                    if matches!(k, "c" | "t" | "u" | "d") && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if ok {
+                Ok(Follow::Parts(vec![other.to_string()]))
+            } else {
+                Err(bad(
+                    "source must be hub, spotlight, or a participant id such as c:12",
+                ))
+            }
+        }
+    }
+}
+
 async fn create_session(
     state: &Arc<AppState>,
     role: Role,
@@ -201,8 +294,21 @@ async fn create_session(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    create_session_following(state, role, room, headers, body, None).await
+}
+
+async fn create_session_following(
+    state: &Arc<AppState>,
+    role: Role,
+    room: String,
+    headers: HeaderMap,
+    body: Body,
+    source: Option<&str>,
+) -> Result<Response, ApiError> {
     check_room(&room)?;
-    authorize(state, &headers, &room, role)?;
+    let claims = authorize(state, &headers, &room, role)?;
+    crate::school::policy::admit(&state.school, &claims, role == Role::Publisher).await?;
+    let follow = resolve_source(state, &claims, source).await?;
     check_content_type(&headers, "application/sdp")?;
     let offer = read_body(state, body).await?;
     if offer.trim().is_empty() {
@@ -227,7 +333,7 @@ async fn create_session(
     let prepared = tokio::task::spawn_blocking(move || prepare_peer(role, &offer_copy, &setup))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()));
-    let prepared = match prepared {
+    let mut prepared = match prepared {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
             count.fetch_sub(1, Ordering::AcqRel);
@@ -252,6 +358,9 @@ async fn create_session(
             return Err(e);
         }
     };
+    prepared.part = claims.part.clone();
+    let follows_spotlight = follow == Follow::Spotlight;
+    prepared.follow = follow;
     let id = random_id();
     let etag = random_id();
     let answer = prepared.answer.clone();
@@ -267,6 +376,8 @@ async fn create_session(
             etag: etag.clone(),
             offer,
             remote_ufrag,
+            lesson: claims.lesson,
+            part: claims.part.clone(),
         },
     );
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -294,6 +405,25 @@ async fn create_session(
         count.fetch_sub(1, Ordering::AcqRel);
         state.sessions.lock().expect("sessions lock").remove(&id);
         return Err(e);
+    }
+    if let (true, Some(lesson)) = (follows_spotlight, claims.lesson) {
+        // The worker's room may be new (or was empty when the spotlight moved): tell it.
+        state.sfu.worker(worker).send(Command::SetSpotlight {
+            room: room.clone(),
+            part: state
+                .school
+                .live
+                .spotlit(lesson)
+                .map(crate::school::policy::classroom_part),
+        });
+    }
+    if let (Some(lesson), Some(part)) = (claims.lesson, &claims.part) {
+        state.school.live.session_started(
+            lesson,
+            part,
+            role == Role::Publisher,
+            state.school.now(),
+        );
     }
     let location = format!("/{}/{room}/{id}", endpoint(role));
     let mut resp = (StatusCode::CREATED, answer).into_response();
@@ -459,13 +589,16 @@ pub async fn delete_session(
     let r = async {
         authorize(&state, &headers, &room, role)?;
         let session = lookup(&state, role, &room, &id)?;
-        state.sessions.lock().expect("sessions lock").remove(&id);
+        let removed = state.sessions.lock().expect("sessions lock").remove(&id);
         let (tx, rx) = tokio::sync::oneshot::channel();
         if state.sfu.worker(session.worker).send(Command::Remove {
             session: id.clone(),
             reply: Some(tx),
         }) {
             let _ = rx.await;
+        }
+        if let Some(s) = removed {
+            session_closed(&state, &s);
         }
         Ok(StatusCode::OK.into_response())
     }

@@ -1,7 +1,11 @@
 //! Tokens: HMAC-signed JWTs that grant publish or subscribe rights in one room.
 //!
 //! WHIP/WHEP requests carry them as `Authorization: Bearer …`; `classrelay token` prints them
-//! for scripts and OBS. This module only signs and checks; it never touches the media plane.
+//! for scripts and OBS, and the lesson API mints them for people and classroom devices
+//! ([`people`]: roles, password login, device tokens). This module only signs and checks; it
+//! never touches the media plane.
+
+pub mod people;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,6 +47,13 @@ pub struct Claims {
     pub exp: u64,
     /// Issued at, seconds since the epoch.
     pub iat: u64,
+    /// The lesson this token was issued for (tokens from the lesson API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lesson: Option<i64>,
+    /// The participant in that lesson: "c:<classroom id>" for a classroom, "t:<teacher id>"
+    /// for the hub teacher, "u:<user id>" for observers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
 }
 
 /// Why a token was refused.
@@ -78,7 +89,8 @@ impl std::fmt::Debug for TokenKeys {
     }
 }
 
-fn now_secs() -> u64 {
+/// Seconds since the epoch by the system clock (what token expiry is checked against).
+pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -103,9 +115,16 @@ impl TokenKeys {
             grants: grants.to_vec(),
             exp: iat + ttl.as_secs(),
             iat,
+            lesson: None,
+            part: None,
         };
+        self.mint_claims(&claims)
+    }
+
+    /// Signs `claims` as they are.
+    pub fn mint_claims(&self, claims: &Claims) -> String {
         // Encoding HS256 with a valid key cannot fail: the claims are plain serde structs.
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.enc)
             .expect("HS256 encoding of plain claims cannot fail")
     }
 
@@ -219,6 +238,8 @@ mod tests {
             grants: vec![Grant::Publish],
             exp: now_secs() - 10,
             iat: now_secs() - 20,
+            lesson: None,
+            part: None,
         };
         let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &k.enc).unwrap();
         assert_eq!(k.verify(&t).unwrap_err(), AuthError::Expired);

@@ -1,0 +1,526 @@
+//! People and devices: roles, password login (argon2id), login sessions and classroom device
+//! tokens. Both kinds of credential resolve to a [`Principal`]; the lesson API turns a
+//! principal into the media JWT that WHIP/WHEP check.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::AssertSqlSafe;
+
+use crate::school::time::Millis;
+use crate::store::{col, col_bool, col_enum, Store, StoreError, StoreResult};
+
+/// Who someone is in the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// School or district IT staff: manages everything.
+    Admin,
+    /// A hub or assisting teacher.
+    Teacher,
+    /// A classroom device (the PC or box in a room), signed in with a device token.
+    Classroom,
+    /// Watches and scores lessons.
+    Observer,
+    /// Sampling inspection (抽检) reviewer.
+    Inspector,
+}
+
+impl Role {
+    /// Every role, in a fixed order.
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Teacher,
+        Role::Classroom,
+        Role::Observer,
+        Role::Inspector,
+    ];
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Teacher => "teacher",
+            Role::Classroom => "classroom",
+            Role::Observer => "observer",
+            Role::Inspector => "inspector",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a role"))
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Principal {
+    /// A person who logged in.
+    User {
+        /// User id.
+        id: i64,
+        /// Login name.
+        username: String,
+        /// Name shown to others.
+        display_name: String,
+        /// Role (never `classroom`).
+        role: Role,
+        /// The school the person belongs to, if any.
+        school_id: Option<i64>,
+        /// The teacher record, for teachers.
+        teacher_id: Option<i64>,
+    },
+    /// A classroom device.
+    Device {
+        /// Device token id.
+        id: i64,
+        /// Its classroom.
+        classroom_id: i64,
+        /// The classroom's school.
+        school_id: i64,
+        /// The device's label.
+        label: String,
+    },
+}
+
+impl Principal {
+    /// The caller's role.
+    pub fn role(&self) -> Role {
+        match self {
+            Principal::User { role, .. } => *role,
+            Principal::Device { .. } => Role::Classroom,
+        }
+    }
+
+    /// A short identity for tokens and logs ("u:12", "d:3").
+    pub fn ident(&self) -> String {
+        match self {
+            Principal::User { id, .. } => format!("u:{id}"),
+            Principal::Device { id, .. } => format!("d:{id}"),
+        }
+    }
+
+    /// The teacher record, for teachers.
+    pub fn teacher_id(&self) -> Option<i64> {
+        match self {
+            Principal::User { teacher_id, .. } => *teacher_id,
+            Principal::Device { .. } => None,
+        }
+    }
+
+    /// The classroom, for devices.
+    pub fn classroom_id(&self) -> Option<i64> {
+        match self {
+            Principal::Device { classroom_id, .. } => Some(*classroom_id),
+            Principal::User { .. } => None,
+        }
+    }
+}
+
+/// Hashes a password with argon2id (the crate's defaults: 19 MiB, 2 passes).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .expect("16 random bytes are a valid salt");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters hashes any input")
+        .to_string()
+}
+
+/// Checks a password against a stored hash (false for a malformed hash).
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A new random bearer secret with `prefix` ("crs_" sessions, "crd_" devices) and the
+/// SHA-256 hash that is stored instead of it.
+pub fn new_secret(prefix: &str) -> (String, String) {
+    let token = format!("{prefix}{}", hex::encode(rand::random::<[u8; 24]>()));
+    let hash = secret_hash(&token);
+    (token, hash)
+}
+
+/// The stored form of a bearer secret.
+pub fn secret_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Prefix of login session secrets.
+pub const SESSION_PREFIX: &str = "crs_";
+/// Prefix of device token secrets.
+pub const DEVICE_PREFIX: &str = "crd_";
+
+/// A user row as the API shows it (never the hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// School.
+    pub school_id: Option<i64>,
+    /// Teacher record.
+    pub teacher_id: Option<i64>,
+    /// Whether login is refused.
+    pub disabled: bool,
+}
+
+fn user_from(row: &sqlx::any::AnyRow) -> StoreResult<User> {
+    Ok(User {
+        id: col(row, "id")?,
+        username: col(row, "username")?,
+        display_name: col(row, "display_name")?,
+        role: col_enum(row, "role")?,
+        school_id: col(row, "school_id")?,
+        teacher_id: col(row, "teacher_id")?,
+        disabled: col_bool(row, "disabled")?,
+    })
+}
+
+const USER_COLS: &str = "id, username, display_name, role, school_id, teacher_id, disabled";
+
+/// What creating a user needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewUser {
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role (not `classroom`: devices use device tokens).
+    pub role: Role,
+    /// Password (at least 8 characters).
+    pub password: String,
+    /// School.
+    #[serde(default)]
+    pub school_id: Option<i64>,
+    /// Teacher record (teachers).
+    #[serde(default)]
+    pub teacher_id: Option<i64>,
+}
+
+/// Creates a user.
+pub async fn create_user(store: &Store, u: &NewUser, now: Millis) -> StoreResult<User> {
+    let hash = hash_password(&u.password);
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO users (username, display_name, role, password_hash, school_id, teacher_id, \
+         disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING {USER_COLS}"
+    )))
+    .bind(&u.username)
+    .bind(&u.display_name)
+    .bind(u.role.as_str())
+    .bind(hash)
+    .bind(u.school_id)
+    .bind(u.teacher_id)
+    .bind(now)
+    .fetch_one(store.pool())
+    .await?;
+    user_from(&row)
+}
+
+/// Lists users.
+pub async fn list_users(store: &Store) -> StoreResult<Vec<User>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {USER_COLS} FROM users ORDER BY id"
+    )))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(user_from).collect()
+}
+
+/// Sets a user's password and/or disabled flag. Disabling ends their sessions.
+pub async fn update_user(
+    store: &Store,
+    id: i64,
+    password: Option<&str>,
+    disabled: Option<bool>,
+) -> StoreResult<User> {
+    let mut tx = store.begin().await?;
+    if let Some(p) = password {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash_password(p))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(d) = disabled {
+        sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+            .bind(d as i64)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if password.is_some() || disabled == Some(true) {
+        sqlx::query("DELETE FROM login_sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {USER_COLS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
+    tx.commit().await?;
+    user_from(&row)
+}
+
+/// Whether any admin exists (first start creates one).
+pub async fn admin_exists(store: &Store) -> StoreResult<bool> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(col::<i64>(&row, "n")? > 0)
+}
+
+/// Checks a username and password; on success opens a login session and returns its
+/// bearer secret and the user. `None` for a wrong name or password or a disabled user
+/// (the caller answers all three the same way).
+pub async fn login(
+    store: &Store,
+    username: &str,
+    password: &str,
+    now: Millis,
+    ttl_ms: Millis,
+) -> StoreResult<Option<(String, User)>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {USER_COLS}, password_hash FROM users WHERE username = $1"
+    )))
+    .bind(username)
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(row) = row else {
+        // Spend the same time as a real check, so a wrong name is not told apart by timing.
+        verify_password(DUMMY_HASH, password);
+        return Ok(None);
+    };
+    let hash: String = col(&row, "password_hash")?;
+    let user = user_from(&row)?;
+    let pw = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &pw))
+        .await
+        .unwrap_or(false);
+    if !ok || user.disabled {
+        return Ok(None);
+    }
+    let (token, th) = new_secret(SESSION_PREFIX);
+    sqlx::query(
+        "INSERT INTO login_sessions (token_hash, user_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(th)
+    .bind(user.id)
+    .bind(now)
+    .bind(now + ttl_ms)
+    .execute(store.pool())
+    .await?;
+    Ok(Some((token, user)))
+}
+
+/// An argon2id hash of a random password, checked against when the username is unknown.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$n2Y8a4sTFmeuBQY0bY3M8b1r0vUaUexVi1ZXTW0Q0pE";
+
+/// Ends a login session.
+pub async fn logout(store: &Store, token: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM login_sessions WHERE token_hash = $1")
+        .bind(secret_hash(token))
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Why a bearer secret was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CredentialError {
+    /// Unknown secret.
+    Unknown,
+    /// The login session is over.
+    Expired,
+    /// The device token was revoked.
+    Revoked,
+    /// The user is disabled.
+    Disabled,
+}
+
+/// Resolves a bearer secret (login session or device token) to its principal.
+pub async fn resolve(
+    store: &Store,
+    token: &str,
+    now: Millis,
+) -> StoreResult<Result<Principal, CredentialError>> {
+    let h = secret_hash(token);
+    if token.starts_with(DEVICE_PREFIX) {
+        let row = sqlx::query(
+            "SELECT d.id, d.classroom_id, d.label, d.revoked_at, c.school_id \
+             FROM device_tokens d JOIN classrooms c ON c.id = d.classroom_id \
+             WHERE d.token_hash = $1",
+        )
+        .bind(h)
+        .fetch_optional(store.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(Err(CredentialError::Unknown));
+        };
+        if col::<Option<i64>>(&row, "revoked_at")?.is_some() {
+            return Ok(Err(CredentialError::Revoked));
+        }
+        return Ok(Ok(Principal::Device {
+            id: col(&row, "id")?,
+            classroom_id: col(&row, "classroom_id")?,
+            school_id: col(&row, "school_id")?,
+            label: col(&row, "label")?,
+        }));
+    }
+    if !token.starts_with(SESSION_PREFIX) {
+        return Ok(Err(CredentialError::Unknown));
+    }
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {}, s.expires_at FROM login_sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash = $1",
+        USER_COLS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+    .bind(h)
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(row) = row else {
+        return Ok(Err(CredentialError::Unknown));
+    };
+    if col::<i64>(&row, "expires_at")? <= now {
+        return Ok(Err(CredentialError::Expired));
+    }
+    let u = user_from(&row)?;
+    if u.disabled {
+        return Ok(Err(CredentialError::Disabled));
+    }
+    Ok(Ok(Principal::User {
+        id: u.id,
+        username: u.username,
+        display_name: u.display_name,
+        role: u.role,
+        school_id: u.school_id,
+        teacher_id: u.teacher_id,
+    }))
+}
+
+/// A device token row (never the secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceToken {
+    /// Id.
+    pub id: i64,
+    /// Classroom.
+    pub classroom_id: i64,
+    /// Label ("讲台电脑", "box-3").
+    pub label: String,
+    /// Created.
+    pub created_at: Millis,
+    /// Revoked, if it was.
+    pub revoked_at: Option<Millis>,
+}
+
+fn device_from(row: &sqlx::any::AnyRow) -> StoreResult<DeviceToken> {
+    Ok(DeviceToken {
+        id: col(row, "id")?,
+        classroom_id: col(row, "classroom_id")?,
+        label: col(row, "label")?,
+        created_at: col(row, "created_at")?,
+        revoked_at: col(row, "revoked_at")?,
+    })
+}
+
+/// Issues a device token for a classroom; the secret is returned once, never stored.
+pub async fn create_device(
+    store: &Store,
+    classroom_id: i64,
+    label: &str,
+    now: Millis,
+) -> StoreResult<(String, DeviceToken)> {
+    let (token, h) = new_secret(DEVICE_PREFIX);
+    let row = sqlx::query(
+        "INSERT INTO device_tokens (classroom_id, label, token_hash, created_at) \
+         VALUES ($1, $2, $3, $4) RETURNING id, classroom_id, label, created_at, revoked_at",
+    )
+    .bind(classroom_id)
+    .bind(label)
+    .bind(h)
+    .bind(now)
+    .fetch_one(store.pool())
+    .await?;
+    Ok((token, device_from(&row)?))
+}
+
+/// A classroom's device tokens.
+pub async fn list_devices(store: &Store, classroom_id: i64) -> StoreResult<Vec<DeviceToken>> {
+    let rows = sqlx::query(
+        "SELECT id, classroom_id, label, created_at, revoked_at FROM device_tokens \
+         WHERE classroom_id = $1 ORDER BY id",
+    )
+    .bind(classroom_id)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(device_from).collect()
+}
+
+/// Revokes a device token (idempotent).
+pub async fn revoke_device(store: &Store, id: i64, now: Millis) -> StoreResult<DeviceToken> {
+    sqlx::query("UPDATE device_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    let row = sqlx::query(
+        "SELECT id, classroom_id, label, created_at, revoked_at FROM device_tokens WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("device token {id}")))?;
+    device_from(&row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password(&h, "correct horse"));
+        assert!(!verify_password(&h, "wrong"));
+        assert!(!verify_password("not a hash", "x"));
+        // The dummy hash parses, so unknown users cost a real verification.
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_prefixed_and_hashed() {
+        let (t, h) = new_secret(DEVICE_PREFIX);
+        assert!(t.starts_with("crd_") && t.len() == 4 + 48);
+        assert_eq!(h, secret_hash(&t));
+        assert_ne!(new_secret(DEVICE_PREFIX).0, t);
+    }
+}

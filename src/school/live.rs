@@ -1,0 +1,357 @@
+//! What happens in a lesson while it runs: who is in it, raised hands, who may speak (名师课堂),
+//! who is on the big screen (同步课堂), and the event stream every participant follows.
+//!
+//! In memory, per server: the state is rebuilt by the people in the lesson when a server
+//! restarts (they rejoin, raise hands again). Events carry a sequence number per lesson, and
+//! the last [`KEEP`] are kept, so a page that reconnects with `Last-Event-ID` gets what it
+//! missed; one that was gone longer gets a `resync` with the full picture.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::time::Millis;
+
+/// How many past events each lesson keeps for reconnecting clients.
+pub const KEEP: usize = 256;
+
+/// One event of a lesson.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Sequence number within the lesson, from 1.
+    pub seq: u64,
+    /// Kind: joined, left, published, unpublished, hand, speak, spotlight, state, quality.
+    pub kind: &'static str,
+    /// When (epoch ms, the server's clock).
+    pub at: Millis,
+    /// The details.
+    pub data: serde_json::Value,
+}
+
+/// Someone connected to the lesson's media.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Presence {
+    /// Participant id ("c:12", "t:3", "u:7").
+    pub part: String,
+    /// Open WHIP (publish) sessions.
+    pub publishing: usize,
+    /// Open WHEP (watch) sessions.
+    pub watching: usize,
+}
+
+/// A lesson's live state, as a page needs it to draw itself.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Snapshot {
+    /// The last event's sequence number.
+    pub seq: u64,
+    /// Classrooms with a raised hand, in raising order (oldest first).
+    pub hands: Vec<i64>,
+    /// Classrooms granted to speak (名师课堂).
+    pub speakers: Vec<i64>,
+    /// The classroom on the big screen (同步课堂).
+    pub spotlight: Option<i64>,
+    /// Who is connected.
+    pub present: Vec<Presence>,
+}
+
+#[derive(Debug)]
+struct LessonLive {
+    seq: u64,
+    past: VecDeque<Event>,
+    tx: broadcast::Sender<Event>,
+    // classroom -> order of raising
+    hands: BTreeMap<i64, u64>,
+    speakers: BTreeSet<i64>,
+    spotlight: Option<i64>,
+    // part -> (publishing, watching)
+    present: BTreeMap<String, (usize, usize)>,
+}
+
+impl LessonLive {
+    fn new() -> Self {
+        LessonLive {
+            seq: 0,
+            past: VecDeque::with_capacity(KEEP),
+            tx: broadcast::channel(KEEP).0,
+            hands: BTreeMap::new(),
+            speakers: BTreeSet::new(),
+            spotlight: None,
+            present: BTreeMap::new(),
+        }
+    }
+
+    fn emit(&mut self, kind: &'static str, at: Millis, data: serde_json::Value) -> Event {
+        self.seq += 1;
+        let ev = Event {
+            seq: self.seq,
+            kind,
+            at,
+            data,
+        };
+        if self.past.len() == KEEP {
+            self.past.pop_front();
+        }
+        self.past.push_back(ev.clone());
+        // No receivers is fine: nobody is watching right now.
+        let _ = self.tx.send(ev.clone());
+        ev
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let mut hands: Vec<(u64, i64)> = self.hands.iter().map(|(c, o)| (*o, *c)).collect();
+        hands.sort();
+        Snapshot {
+            seq: self.seq,
+            hands: hands.into_iter().map(|(_, c)| c).collect(),
+            speakers: self.speakers.iter().copied().collect(),
+            spotlight: self.spotlight,
+            present: self
+                .present
+                .iter()
+                .map(|(p, (publishing, watching))| Presence {
+                    part: p.clone(),
+                    publishing: *publishing,
+                    watching: *watching,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What a subscriber gets: the events it missed (or a snapshot), then a live receiver.
+#[derive(Debug)]
+pub struct Subscription {
+    /// A full picture, when the client is new or missed more than was kept.
+    pub resync: Option<Snapshot>,
+    /// Missed events, in order.
+    pub missed: Vec<Event>,
+    /// Events from now on (the caller skips any with `seq` already delivered).
+    pub rx: broadcast::Receiver<Event>,
+}
+
+/// The live state of every lesson on this server.
+#[derive(Debug, Default)]
+pub struct Live {
+    lessons: Mutex<HashMap<i64, LessonLive>>,
+}
+
+impl Live {
+    fn with<R>(&self, lesson: i64, f: impl FnOnce(&mut LessonLive) -> R) -> R {
+        let mut map = self.lessons.lock().expect("live lock");
+        f(map.entry(lesson).or_insert_with(LessonLive::new))
+    }
+
+    /// Emits an event to a lesson's followers.
+    pub fn emit(&self, lesson: i64, kind: &'static str, at: Millis, data: serde_json::Value) {
+        self.with(lesson, |l| l.emit(kind, at, data));
+    }
+
+    /// The current picture.
+    pub fn snapshot(&self, lesson: i64) -> Snapshot {
+        self.with(lesson, |l| l.snapshot())
+    }
+
+    /// Follows a lesson from after `last_seen` (None: from a fresh snapshot).
+    pub fn subscribe(&self, lesson: i64, last_seen: Option<u64>) -> Subscription {
+        self.with(lesson, |l| {
+            let rx = l.tx.subscribe();
+            let oldest = l.past.front().map(|e| e.seq).unwrap_or(l.seq + 1);
+            match last_seen {
+                Some(n) if n <= l.seq && n + 1 >= oldest => Subscription {
+                    resync: None,
+                    missed: l.past.iter().filter(|e| e.seq > n).cloned().collect(),
+                    rx,
+                },
+                _ => Subscription {
+                    resync: Some(l.snapshot()),
+                    missed: Vec::new(),
+                    rx,
+                },
+            }
+        })
+    }
+
+    /// A classroom raises (true) or lowers its hand. Returns whether anything changed.
+    pub fn hand(&self, lesson: i64, classroom: i64, raised: bool, at: Millis) -> bool {
+        self.with(lesson, |l| {
+            let changed = if raised {
+                let order = l.seq + 1;
+                match l.hands.entry(classroom) {
+                    std::collections::btree_map::Entry::Occupied(_) => false,
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(order);
+                        true
+                    }
+                }
+            } else {
+                l.hands.remove(&classroom).is_some()
+            };
+            if changed {
+                l.emit(
+                    "hand",
+                    at,
+                    serde_json::json!({"classroom": classroom, "raised": raised}),
+                );
+            }
+            changed
+        })
+    }
+
+    /// The teacher grants (true) or revokes speaking for a classroom. A grant lowers its hand.
+    pub fn speak(&self, lesson: i64, classroom: i64, granted: bool, at: Millis) -> bool {
+        self.with(lesson, |l| {
+            let changed = if granted {
+                l.speakers.insert(classroom)
+            } else {
+                l.speakers.remove(&classroom)
+            };
+            if granted && l.hands.remove(&classroom).is_some() {
+                l.emit(
+                    "hand",
+                    at,
+                    serde_json::json!({"classroom": classroom, "raised": false}),
+                );
+            }
+            if changed {
+                l.emit(
+                    "speak",
+                    at,
+                    serde_json::json!({"classroom": classroom, "granted": granted}),
+                );
+            }
+            changed
+        })
+    }
+
+    /// Whether a classroom may speak now.
+    pub fn may_speak(&self, lesson: i64, classroom: i64) -> bool {
+        self.with(lesson, |l| l.speakers.contains(&classroom))
+    }
+
+    /// Puts a classroom on the big screen (or nobody).
+    pub fn spotlight(&self, lesson: i64, classroom: Option<i64>, at: Millis) -> bool {
+        self.with(lesson, |l| {
+            if l.spotlight == classroom {
+                return false;
+            }
+            l.spotlight = classroom;
+            l.emit("spotlight", at, serde_json::json!({"classroom": classroom}));
+            true
+        })
+    }
+
+    /// The classroom on the big screen.
+    pub fn spotlit(&self, lesson: i64) -> Option<i64> {
+        self.with(lesson, |l| l.spotlight)
+    }
+
+    /// A media session of `part` started (`publish`: WHIP, else WHEP).
+    pub fn session_started(&self, lesson: i64, part: &str, publish: bool, at: Millis) {
+        self.with(lesson, |l| {
+            let e = l.present.entry(part.to_string()).or_insert((0, 0));
+            let first = e.0 + e.1 == 0;
+            if publish {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+            if first {
+                l.emit("joined", at, serde_json::json!({"part": part}));
+            }
+            if publish {
+                l.emit("published", at, serde_json::json!({"part": part}));
+            }
+        })
+    }
+
+    /// A media session of `part` ended.
+    pub fn session_ended(&self, lesson: i64, part: &str, publish: bool, at: Millis) {
+        self.with(lesson, |l| {
+            let Some(e) = l.present.get_mut(part) else {
+                return;
+            };
+            if publish {
+                e.0 = e.0.saturating_sub(1);
+            } else {
+                e.1 = e.1.saturating_sub(1);
+            }
+            let empty = e.0 + e.1 == 0;
+            if publish {
+                l.emit("unpublished", at, serde_json::json!({"part": part}));
+            }
+            if empty {
+                l.present.remove(part);
+                l.emit("left", at, serde_json::json!({"part": part}));
+            }
+        })
+    }
+
+    /// Forgets an ended lesson's hands, grants and spotlight (its events stay readable).
+    pub fn clear(&self, lesson: i64) {
+        self.with(lesson, |l| {
+            l.hands.clear();
+            l.speakers.clear();
+            l.spotlight = None;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hands_grants_and_resume() {
+        let live = Live::default();
+        assert!(live.hand(1, 10, true, 0));
+        assert!(!live.hand(1, 10, true, 0), "raising twice changes nothing");
+        assert!(live.hand(1, 11, true, 0));
+        assert_eq!(live.snapshot(1).hands, vec![10, 11]);
+        assert!(live.speak(1, 11, true, 0));
+        assert!(live.may_speak(1, 11));
+        assert_eq!(live.snapshot(1).hands, vec![10], "a grant lowers the hand");
+        let seq = live.snapshot(1).seq;
+        // A client that saw event 2 gets 3.. on resume.
+        let sub = live.subscribe(1, Some(2));
+        assert!(sub.resync.is_none());
+        assert_eq!(sub.missed.first().map(|e| e.seq), Some(3));
+        assert_eq!(sub.missed.last().map(|e| e.seq), Some(seq));
+        // A client from the future, or without an id, gets a snapshot.
+        assert!(live.subscribe(1, Some(seq + 5)).resync.is_some());
+        assert!(live.subscribe(1, None).resync.is_some());
+        assert!(live.speak(1, 11, false, 0));
+        assert!(!live.may_speak(1, 11));
+    }
+
+    #[test]
+    fn resume_past_the_kept_window_resyncs() {
+        let live = Live::default();
+        for i in 0..(KEEP as i64 + 10) {
+            live.emit(1, "quality", i, serde_json::Value::Null);
+        }
+        assert!(live.subscribe(1, Some(3)).resync.is_some());
+        let s = live.subscribe(1, Some(KEEP as u64));
+        assert!(s.resync.is_none());
+        assert_eq!(s.missed.len(), 10);
+    }
+
+    #[test]
+    fn presence_counts_sessions() {
+        let live = Live::default();
+        live.session_started(1, "c:5", true, 0);
+        live.session_started(1, "c:5", false, 0);
+        live.session_ended(1, "c:5", true, 0);
+        assert_eq!(live.snapshot(1).present.len(), 1);
+        live.session_ended(1, "c:5", false, 0);
+        assert!(live.snapshot(1).present.is_empty());
+        let kinds: Vec<_> = live
+            .subscribe(1, Some(0))
+            .missed
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["joined", "published", "unpublished", "left"]);
+    }
+}

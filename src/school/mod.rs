@@ -1,0 +1,69 @@
+//! The school side: schools, classrooms, teachers, pairings, the term timetable, lessons and
+//! their modes, and the HTTP API over them.
+//!
+//! - [`model`]: the rows and their rules (timetable conflicts, lesson generation).
+//! - [`live`]: what happens during a lesson (hands, speak grants, spotlight, events).
+//! - [`policy`]: who may join a lesson and send what, by mode; checked when the lesson API
+//!   mints a media token and again at WHIP/WHEP time.
+//! - [`scheduler`]: moves lessons through scheduled → open → live → ended by the clock.
+//! - [`api`], [`csvio`], [`openapi`]: the HTTP API, CSV import/export, its OpenAPI document.
+
+pub mod api;
+pub mod csvio;
+pub mod live;
+pub mod model;
+pub mod openapi;
+pub mod policy;
+pub mod scheduler;
+pub mod time;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// Shared state of the school side.
+#[derive(Debug)]
+pub struct SchoolState {
+    /// The database.
+    pub store: Store,
+    /// Now.
+    pub clock: Arc<dyn time::Clock>,
+    /// Live lesson state and events.
+    pub live: live::Live,
+    /// The schools' UTC offset.
+    pub offset: ::time::UtcOffset,
+    /// A lesson opens this long before its bell (ms).
+    pub open_before: time::Millis,
+    /// And stays live this long after its end (ms).
+    pub grace: time::Millis,
+    /// Login session lifetime (ms).
+    pub session_ttl: time::Millis,
+    /// Wakes the scheduler (a lesson was created or ended by hand).
+    pub poke: tokio::sync::Notify,
+}
+
+impl SchoolState {
+    /// Assembles the state from the configuration.
+    pub fn new(config: &Config, store: Store, clock: Arc<dyn time::Clock>) -> SchoolState {
+        let s = &config.school;
+        SchoolState {
+            store,
+            clock,
+            live: live::Live::default(),
+            // Both are checked by `Config::validate`.
+            offset: time::parse_offset(&s.utc_offset).unwrap_or(::time::UtcOffset::UTC),
+            open_before: s.open_before_min as i64 * 60_000,
+            grace: s.grace_min as i64 * 60_000,
+            session_ttl: crate::config::parse_duration(&s.session_ttl)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(12 * 3_600_000),
+            poke: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Now, by the school clock.
+    pub fn now(&self) -> time::Millis {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,164 @@
+//! The three lesson modes as rules on one room type.
+//!
+//! | mode | hub (teacher or hub classroom) | interactive site | receive-only site | others |
+//! | --- | --- | --- | --- | --- |
+//! | 专递 delivery | publish + watch | publish + watch | watch | watch |
+//! | 名师 master | publish + watch | watch; publish only while granted | watch | watch |
+//! | 同步 sync | publish + watch | publish + watch | watch | watch |
+//!
+//! "Others" are observers, inspectors, admins and teachers who are not the lesson's hub
+//! teacher. Everyone may join only while the lesson is open or live. The lesson API puts the
+//! outcome in the media token; WHIP/WHEP check the window and the 名师课堂 speak grant again
+//! when the session is created, because both change after the token was issued.
+
+use std::time::Duration;
+
+use crate::auth::people::Principal;
+use crate::auth::{Claims, Grant};
+use crate::http::ApiError;
+use crate::school::model::{self, Classroom, ClassroomKind, Lesson, LessonMode, LessonState};
+use crate::school::time::{rfc3339, Millis};
+use crate::school::SchoolState;
+
+/// Participant id of a classroom.
+pub fn classroom_part(id: i64) -> String {
+    format!("c:{id}")
+}
+
+/// The classroom a participant id names, if it is one.
+pub fn part_classroom(part: &str) -> Option<i64> {
+    part.strip_prefix("c:")?.parse().ok()
+}
+
+/// Refuses with the reason when `lesson` is not open or live at `now`.
+pub fn check_window(school: &SchoolState, lesson: &Lesson, now: Millis) -> Result<(), ApiError> {
+    match lesson.state_at(now, school.open_before, school.grace) {
+        LessonState::Open | LessonState::Live => Ok(()),
+        LessonState::Scheduled => Err(ApiError::forbidden(
+            "lesson-not-open",
+            format!(
+                "lesson {} opens at {} ({} minutes before the bell at {})",
+                lesson.id,
+                rfc3339(lesson.starts_at - school.open_before, school.offset),
+                school.open_before / 60_000,
+                rfc3339(lesson.starts_at, school.offset)
+            ),
+        )),
+        LessonState::Ended => Err(ApiError::forbidden(
+            "lesson-ended",
+            format!(
+                "lesson {} has ended ({})",
+                lesson.id,
+                rfc3339(
+                    lesson
+                        .ended_at
+                        .unwrap_or(lesson.ends_at + school.grace)
+                        .min(now),
+                    school.offset
+                )
+            ),
+        )),
+    }
+}
+
+/// What joining gives a participant.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JoinGrant {
+    /// Participant id.
+    pub part: String,
+    /// Whether they may publish (in 名师课堂 a site also needs the teacher's grant).
+    pub publish: bool,
+    /// Whether publishing needs a live grant from the teacher first.
+    pub needs_speak_grant: bool,
+}
+
+/// Decides what `who` may do in `lesson` (not the time window).
+pub async fn decide(
+    school: &SchoolState,
+    who: &Principal,
+    lesson: &Lesson,
+) -> Result<JoinGrant, ApiError> {
+    if let Some(cid) = who.classroom_id() {
+        if !lesson.has_classroom(cid) {
+            return Err(ApiError::forbidden(
+                "not-in-lesson",
+                format!("classroom {cid} is not part of lesson {}", lesson.id),
+            ));
+        }
+        let part = classroom_part(cid);
+        if cid == lesson.hub_classroom_id {
+            return Ok(JoinGrant {
+                part,
+                publish: true,
+                needs_speak_grant: false,
+            });
+        }
+        let room: Classroom = model::get(&school.store, cid).await?;
+        let interactive = room.kind != ClassroomKind::ReceiveOnly;
+        return Ok(JoinGrant {
+            part,
+            publish: interactive,
+            needs_speak_grant: interactive && lesson.mode == LessonMode::Master,
+        });
+    }
+    if who.teacher_id().is_some() && who.teacher_id() == Some(lesson.hub_teacher_id) {
+        return Ok(JoinGrant {
+            part: format!("t:{}", lesson.hub_teacher_id),
+            publish: true,
+            needs_speak_grant: false,
+        });
+    }
+    Ok(JoinGrant {
+        part: who.ident(),
+        publish: false,
+        needs_speak_grant: false,
+    })
+}
+
+/// Claims for a participant's media token: valid until the lesson's end plus grace.
+pub fn claims_for(school: &SchoolState, lesson: &Lesson, g: &JoinGrant, now: Millis) -> Claims {
+    let mut grants = vec![Grant::Subscribe];
+    if g.publish {
+        grants.push(Grant::Publish);
+    }
+    let end = lesson.ends_at + school.grace;
+    let ttl = Duration::from_millis((end - now).max(60_000) as u64);
+    // Token expiry is checked against the system clock; the lesson window itself is checked
+    // again at WHIP/WHEP time by the school clock, so the two never need to agree.
+    let iat = crate::auth::now_secs();
+    Claims {
+        sub: g.part.clone(),
+        room: lesson.room(),
+        grants,
+        exp: iat + ttl.as_secs(),
+        iat,
+        lesson: Some(lesson.id),
+        part: Some(g.part.clone()),
+    }
+}
+
+/// The check at WHIP/WHEP time for a lesson token: the lesson is open or live, and in
+/// 名师课堂 a site publishes only while the teacher's grant stands.
+pub async fn admit(school: &SchoolState, claims: &Claims, publish: bool) -> Result<(), ApiError> {
+    let Some(id) = claims.lesson else {
+        return Ok(());
+    };
+    let lesson = model::get_lesson(&school.store, id).await?;
+    check_window(school, &lesson, school.now())?;
+    if !publish || lesson.mode != LessonMode::Master {
+        return Ok(());
+    }
+    let part = claims.part.as_deref().unwrap_or("");
+    match part_classroom(part) {
+        Some(c) if c != lesson.hub_classroom_id && !school.live.may_speak(id, c) => {
+            Err(ApiError::forbidden(
+                "speak-not-granted",
+                format!(
+                    "in a 名师课堂 classroom {c} may publish only after the teacher grants it \
+                     (raise a hand first)"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,171 @@
+//! The database: a SQLite file by default (WAL), PostgreSQL when `database.url` says so.
+//!
+//! One code path serves both through sqlx's `Any` driver with runtime queries (the
+//! compile-time macros bind to one database). Queries use `$n` placeholders, which both
+//! SQLite and PostgreSQL accept. Each backend has its own migrations (`migrations/sqlite`,
+//! `migrations/postgres`), embedded in the binary and run at start or by `classrelay migrate`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::error::ErrorKind;
+use sqlx::{Any, AnyPool, Transaction};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such row.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique key is taken.
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    /// A reference points at nothing, or a row is still referenced.
+    #[error("reference problem: {0}")]
+    Reference(String),
+    /// A check constraint failed (a bad enum value, say).
+    #[error("invalid value: {0}")]
+    Check(String),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Anything else from the database (connection lost, disk full, ...).
+    #[error("database error: {0}")]
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
+            sqlx::Error::Database(d) => match d.kind() {
+                ErrorKind::UniqueViolation => StoreError::Duplicate(d.message().to_string()),
+                ErrorKind::ForeignKeyViolation => StoreError::Reference(d.message().to_string()),
+                ErrorKind::CheckViolation | ErrorKind::NotNullViolation => {
+                    StoreError::Check(d.message().to_string())
+                }
+                _ => StoreError::Db(e),
+            },
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The connection pool and what it talks to.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Opens `url` (`postgres://…`), or the SQLite file `default_file` when `url` is empty.
+    /// Does not migrate; call [`Store::migrate`].
+    pub async fn open(url: &str, default_file: &Path) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = if url.is_empty() {
+            if let Some(dir) = default_file.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+            }
+            (
+                format!("sqlite://{}?mode=rwc", default_file.display()),
+                Backend::Sqlite,
+            )
+        } else if url.starts_with("sqlite:") {
+            (url.to_string(), Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (url.to_string(), Backend::Postgres)
+        } else {
+            return Err(StoreError::Check(format!(
+                "database.url must start with postgres:// or sqlite: (got `{url}`)"
+            )));
+        };
+        let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            // One file, one writer: a small pool, WAL so readers never wait for the writer,
+            // foreign keys on (SQLite's default is off, per connection).
+            opts = opts.max_connections(4).after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                             PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            opts = opts.max_connections(16);
+        }
+        let pool = opts.connect(&url).await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Applies the pending migrations of this backend.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The pool, for queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Reads column `name` of `row`, as a store error when missing or of the wrong type.
+pub fn col<T>(row: &AnyRow, name: &str) -> StoreResult<T>
+where
+    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    use sqlx::Row;
+    row.try_get(name).map_err(StoreError::Db)
+}
+
+/// A boolean column stored as an integer (both backends).
+pub fn col_bool(row: &AnyRow, name: &str) -> StoreResult<bool> {
+    Ok(col::<i64>(row, name)? != 0)
+}
+
+/// Parses an enum column.
+pub fn col_enum<T: FromStr>(row: &AnyRow, name: &str) -> StoreResult<T> {
+    let s: String = col(row, name)?;
+    s.parse()
+        .map_err(|_| StoreError::Check(format!("column {name} holds unknown value `{s}`")))
+}

@@ -1,0 +1,293 @@
+//! A server with a database (SQLite file or PostgreSQL), a hand-driven clock, and an admin
+//! logged in; plus a small school: a hub school with a hub classroom and teacher, two partner
+//! schools with an interactive classroom each, a receive-only classroom, and a term.
+
+use std::sync::Arc;
+
+use classrelay::school::time::{
+    local_to_millis, parse_date, parse_hhmm, parse_offset, ManualClock,
+};
+use classrelay::{Config, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the test's directory.
+    Sqlite,
+    /// A fresh database on the test PostgreSQL server.
+    Postgres,
+}
+
+pub struct App {
+    pub dir: tempfile::TempDir,
+    pub server: Server,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub admin: String,
+}
+
+/// 2026-09-07 (a Monday) 07:00 in Beijing.
+pub fn monday_7am() -> i64 {
+    local_to_millis(
+        parse_date("2026-09-07").unwrap(),
+        parse_hhmm("07:00").unwrap(),
+        parse_offset("+08:00").unwrap(),
+    )
+}
+
+impl App {
+    /// Starts a server on `backend`, or `None` when that backend is unavailable here.
+    pub async fn start(backend: Backend) -> Option<App> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::for_tests(dir.path());
+        if backend == Backend::Postgres {
+            cfg.database.url = super::pg::fresh_database().await?;
+        }
+        let clock = ManualClock::new(monday_7am());
+        let server = Server::start_with_clock(cfg, clock.clone()).await.unwrap();
+        let (user, password) = server
+            .first_admin()
+            .cloned()
+            .expect("first start makes an admin");
+        let base = server.base_url();
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{base}/api/login"))
+            .json(&json!({"username": user, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let admin = r.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Some(App {
+            dir,
+            server,
+            base,
+            http,
+            clock,
+            admin,
+        })
+    }
+
+    /// Sends a request as `token` (None: anonymous) and returns status and JSON body.
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut rb = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// As admin; panics unless the status is `want`.
+    pub async fn admin_ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+        want: StatusCode,
+    ) -> Value {
+        let (s, v) = self
+            .call(Some(&self.admin), method.clone(), path, Some(body))
+            .await;
+        assert_eq!(s, want, "{method} {path}: {v}");
+        v
+    }
+
+    pub async fn create(&self, path: &str, body: Value) -> i64 {
+        self.admin_ok(Method::POST, path, body, StatusCode::CREATED)
+            .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Posts CSV text as admin.
+    pub async fn post_csv(&self, path: &str, csv: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .header("content-type", "text/csv")
+            .body(csv.to_string())
+            .send()
+            .await
+            .unwrap();
+        let s = r.status();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Logs in and returns the session token.
+    pub async fn login(&self, user: &str, password: &str) -> String {
+        let (s, v) = self
+            .call(
+                None,
+                Method::POST,
+                "/api/login",
+                Some(json!({"username": user, "password": password})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    /// Issues a device token for a classroom.
+    pub async fn device(&self, classroom: i64) -> String {
+        let v = self
+            .admin_ok(
+                Method::POST,
+                &format!("/api/classrooms/{classroom}/devices"),
+                json!({"label": "讲台电脑"}),
+                StatusCode::CREATED,
+            )
+            .await;
+        v["token"].as_str().unwrap().to_string()
+    }
+}
+
+/// The ids of the small school every lesson test uses.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub region: i64,
+    pub hub_school: i64,
+    pub partner_a: i64,
+    pub partner_b: i64,
+    pub hub_room: i64,
+    pub room_a: i64,
+    pub room_b: i64,
+    pub room_view: i64,
+    pub teacher: i64,
+    pub other_teacher: i64,
+    pub assistant_a: i64,
+    pub term: i64,
+    pub teacher_login: String,
+    pub other_teacher_login: String,
+    pub observer_login: String,
+    pub inspector_login: String,
+}
+
+pub async fn fixture(app: &App) -> Fixture {
+    let region = app
+        .create(
+            "/api/regions",
+            json!({"province": "四川省", "city": "凉山彝族自治州", "county": "昭觉县"}),
+        )
+        .await;
+    let hub_school = app
+        .create(
+            "/api/schools",
+            json!({"code": "HUB01", "name": "成都七中", "kind": "hub", "region_id": region}),
+        )
+        .await;
+    let partner_a = app.create("/api/schools", json!({"code": "ZJ01", "name": "昭觉县民族小学", "kind": "partner", "region_id": region})).await;
+    let partner_b = app.create("/api/schools", json!({"code": "ZJ02", "name": "昭觉县城北小学", "kind": "partner", "region_id": region})).await;
+    let hub_room = app
+        .create(
+            "/api/classrooms",
+            json!({"school_id": hub_school, "name": "录播教室", "kind": "hub"}),
+        )
+        .await;
+    let room_a = app.create("/api/classrooms", json!({"school_id": partner_a, "name": "三年级1班", "kind": "interactive", "device": "希沃 C86"})).await;
+    let room_b = app
+        .create(
+            "/api/classrooms",
+            json!({"school_id": partner_b, "name": "三年级2班", "kind": "interactive"}),
+        )
+        .await;
+    let room_view = app
+        .create(
+            "/api/classrooms",
+            json!({"school_id": partner_b, "name": "多媒体教室", "kind": "receive_only"}),
+        )
+        .await;
+    let teacher = app
+        .create(
+            "/api/teachers",
+            json!({"code": "T001", "name": "王老师", "school_id": hub_school, "subjects": "英语"}),
+        )
+        .await;
+    let other_teacher = app
+        .create(
+            "/api/teachers",
+            json!({"code": "T002", "name": "李老师", "school_id": hub_school, "subjects": "音乐"}),
+        )
+        .await;
+    let assistant_a = app
+        .create(
+            "/api/teachers",
+            json!({"code": "A001", "name": "阿依老师", "school_id": partner_a}),
+        )
+        .await;
+    let term = app
+        .create(
+            "/api/terms",
+            json!({"name": "2026秋", "starts_on": "2026-09-01", "ends_on": "2027-01-20"}),
+        )
+        .await;
+    let mut logins = Vec::new();
+    for (name, role, t) in [
+        ("wang", "teacher", Some(teacher)),
+        ("li", "teacher", Some(other_teacher)),
+        ("observer1", "observer", None),
+        ("inspector1", "inspector", None),
+    ] {
+        app.create("/api/users", json!({"username": name, "display_name": name, "role": role, "password": "password-123", "teacher_id": t})).await;
+        logins.push(app.login(name, "password-123").await);
+    }
+    Fixture {
+        region,
+        hub_school,
+        partner_a,
+        partner_b,
+        hub_room,
+        room_a,
+        room_b,
+        room_view,
+        teacher,
+        other_teacher,
+        assistant_a,
+        term,
+        teacher_login: logins[0].clone(),
+        other_teacher_login: logins[1].clone(),
+        observer_login: logins[2].clone(),
+        inspector_login: logins[3].clone(),
+    }
+}
+
+/// An ad hoc lesson today (Monday 2026-09-07) from `start` to `end` local ("HH:MM").
+pub async fn lesson(app: &App, f: &Fixture, mode: &str, start: &str, end: &str) -> i64 {
+    let off = parse_offset("+08:00").unwrap();
+    let d = parse_date("2026-09-07").unwrap();
+    app.create(
+        "/api/lessons",
+        json!({
+            "mode": mode, "subject": "英语", "grade": "三年级", "title": "Unit 3 Colours",
+            "textbook": "人教版PEP", "chapter": "Unit 3",
+            "hub_teacher_id": f.teacher, "hub_classroom_id": f.hub_room,
+            "starts_at": local_to_millis(d, parse_hhmm(start).unwrap(), off),
+            "ends_at": local_to_millis(d, parse_hhmm(end).unwrap(), off),
+            "sites": [{"classroom_id": f.room_a, "assisting_teacher_id": f.assistant_a},
+                      {"classroom_id": f.room_b}, {"classroom_id": f.room_view}],
+        }),
+    )
+    .await
+}

@@ -59,8 +59,8 @@ impl AppState {
     }
 }
 
-/// The page assets, embedded so the binary is self-contained.
-const PAGES: &[(&str, &str, &str)] = &[
+/// The page assets, embedded so the binary is self-contained: (path, content type, body).
+pub const PAGES: &[(&str, &str, &str)] = &[
     (
         "/publish",
         "text/html; charset=utf-8",
@@ -72,9 +72,54 @@ const PAGES: &[(&str, &str, &str)] = &[
         include_str!("../../web/watch.html"),
     ),
     (
+        "/login",
+        "text/html; charset=utf-8",
+        include_str!("../../web/login.html"),
+    ),
+    (
+        "/today",
+        "text/html; charset=utf-8",
+        include_str!("../../web/today.html"),
+    ),
+    (
+        "/teach",
+        "text/html; charset=utf-8",
+        include_str!("../../web/teach.html"),
+    ),
+    (
+        "/classroom",
+        "text/html; charset=utf-8",
+        include_str!("../../web/classroom.html"),
+    ),
+    (
+        "/admin",
+        "text/html; charset=utf-8",
+        include_str!("../../web/admin.html"),
+    ),
+    (
         "/whip.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/whip.js"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/app.js"),
+    ),
+    (
+        "/teach.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/teach.js"),
+    ),
+    (
+        "/classroom.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/classroom.js"),
+    ),
+    (
+        "/admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/admin.js"),
     ),
     (
         "/style.css",
@@ -99,7 +144,11 @@ fn page(path: &'static str) -> Response {
 
 async fn index() -> Response {
     let body = "<!doctype html><meta charset=utf-8><title>classrelay</title>\
-        <h1>classrelay</h1><ul>\
+        <h1>classrelay · 三个课堂</h1><ul>\
+        <li><a href=/today>/today</a> 今日课程 (today's lessons; log in first)</li>\
+        <li><a href=/login>/login</a> 登录 (log in)</li>\
+        <li><a href=/admin>/admin</a> 管理 (admin)</li>\
+        <li><a href=/classroom>/classroom</a> 教室一体机 (classroom kiosk)</li>\
         <li><a href=/publish>/publish</a> 发布课堂 (publish a lesson)</li>\
         <li><a href=/watch>/watch</a> 观看课堂 (watch a lesson)</li>\
         <li><a href=/metrics>/metrics</a></li></ul>";
@@ -192,7 +241,16 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/", get(index))
         .route("/publish", get(|| async { page("/publish") }))
         .route("/watch", get(|| async { page("/watch") }))
+        .route("/login", get(|| async { page("/login") }))
+        .route("/today", get(|| async { page("/today") }))
+        .route("/teach", get(|| async { page("/teach") }))
+        .route("/classroom", get(|| async { page("/classroom") }))
+        .route("/admin", get(|| async { page("/admin") }))
         .route("/whip.js", get(|| async { page("/whip.js") }))
+        .route("/app.js", get(|| async { page("/app.js") }))
+        .route("/teach.js", get(|| async { page("/teach.js") }))
+        .route("/classroom.js", get(|| async { page("/classroom.js") }))
+        .route("/admin.js", get(|| async { page("/admin.js") }))
         .route("/style.css", get(|| async { page("/style.css") }))
         .route("/whip/{room}", post(signal::whip_post))
         .route("/whep/{room}", post(signal::whep_post))

@@ -1,0 +1,210 @@
+// Admin pages (/admin#lessons|schools|classrooms|pairings|timetable): today's lessons with
+// live status, schools and classrooms (with device tokens and the kiosk link), pairings and
+// the term timetable as a week view, CSV import (all rows or none; errors name row and
+// column) and export. Everything goes through the same /api routes the tests exercise.
+
+import { api, h, t, header, showError, modeLabel, hhmm } from '/app.js';
+
+const $ = (id) => document.getElementById(id);
+const view = () => $('view');
+const handle = { tab: null, error: null };
+window.classrelay = handle;
+
+const table = (cols, rows) =>
+  h('table', { class: 'list' },
+    h('thead', {}, h('tr', {}, cols.map((c) => h('th', {}, c)))),
+    h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c) => h('td', {}, c))))));
+
+/** A small form: fields [{ name, label, type?, options? }] -> onSubmit(values). */
+function form(fields, submitLabel, onSubmit) {
+  const inputs = fields.map((f) => {
+    const input = f.options
+      ? h('select', { name: f.name }, f.options.map(([v, l]) => h('option', { value: v }, l)))
+      : h('input', { name: f.name, type: f.type ?? 'text', placeholder: f.placeholder ?? '', required: f.required !== false });
+    return [f, input];
+  });
+  const el = h('form', { class: 'inline' },
+    inputs.map(([f, i]) => h('label', {}, h('span', {}, f.label), i)),
+    h('button', { type: 'submit' }, submitLabel));
+  el.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showError(null);
+    const values = {};
+    for (const [f, i] of inputs) {
+      const v = i.value.trim();
+      values[f.name] = f.type === 'number' ? (v === '' ? null : Number(v)) : v;
+    }
+    try {
+      await onSubmit(values);
+      el.reset();
+    } catch (e) {
+      showError(e);
+    }
+  });
+  return el;
+}
+
+/** CSV import box: a file picker that posts the file and reports per-row errors. */
+function csvBox(importPath, exportPath, after) {
+  const out = h('div', { class: 'csv-result' });
+  const file = h('input', { type: 'file', accept: '.csv,text/csv' });
+  const go = h('button', {
+    type: 'button',
+    onclick: async () => {
+      out.replaceChildren();
+      showError(null);
+      const f = file.files[0];
+      if (!f) return;
+      try {
+        const r = await api('POST', importPath, await f.text());
+        out.append(`${t('imported')}: ${r?.imported ?? r?.count ?? JSON.stringify(r)}`);
+        after();
+      } catch (e) {
+        showError(e);
+        if (e.errors) out.append(table(['row', 'column', ''], e.errors.map((x) => [x.row, x.column, x.message])));
+      }
+    },
+  }, t('import_csv'));
+  return h('div', { class: 'bar' }, file, go, h('a', { class: 'button secondary', href: exportPath, download: true }, t('export_csv')), out);
+}
+
+const TABS = {
+  async lessons() {
+    const d = await api('GET', '/api/today');
+    const rows = await Promise.all(d.lessons.map(async (l) => {
+      let present = '';
+      if (l.state === 'open' || l.state === 'live') {
+        const live = await api('GET', `/api/lessons/${l.id}/live`).catch(() => null);
+        if (live) present = `${live.present.length} / ${l.sites.length + 1}`;
+      }
+      return [`${hhmm(l.starts)}–${hhmm(l.ends)}`, l.subject, l.grade, modeLabel(l.mode),
+        h('span', { class: `state state-${l.state}`, dataset: { lesson: l.id } }, t(`state_${l.state}`)), present,
+        h('a', { href: `/classroom?lesson=${l.id}` }, t('watch'))];
+    }));
+    view().replaceChildren(h('h2', {}, `${t('lessons_today')} ${d.date}`),
+      table([t('time'), t('subject'), t('grade'), t('kind'), t('status'), '', ''], rows));
+  },
+
+  async schools() {
+    const [schools, regions] = await Promise.all([api('GET', '/api/schools'), api('GET', '/api/regions')]);
+    const rname = (id) => {
+      const r = regions.find((x) => x.id === id);
+      return r ? [r.province, r.city, r.county].filter(Boolean).join(' / ') : '';
+    };
+    view().replaceChildren(
+      h('h2', {}, t('schools')),
+      table(['id', 'code', t('name'), t('kind'), t('region')], schools.map((s) => [s.id, s.code, s.name, s.kind, rname(s.region_id)])),
+      form([
+        { name: 'code', label: 'code' },
+        { name: 'name', label: t('name') },
+        { name: 'kind', label: t('kind'), options: [['hub', 'hub 主讲校'], ['partner', 'partner 接收校']] },
+        { name: 'region_id', label: t('region'), options: [['', '—'], ...regions.map((r) => [String(r.id), rname(r.id)])] },
+      ], t('add'), async (v) => {
+        await api('POST', '/api/schools', { ...v, region_id: v.region_id ? Number(v.region_id) : null });
+        await TABS.schools();
+      }));
+  },
+
+  async classrooms() {
+    const [rooms, schools] = await Promise.all([api('GET', '/api/classrooms'), api('GET', '/api/schools')]);
+    const sname = (id) => schools.find((s) => s.id === id)?.name ?? id;
+    const issued = h('div', { class: 'issued' });
+    const issue = async (c) => {
+      const label = window.prompt(t('device_token'), `${c.name} 一体机`);
+      if (!label) return;
+      try {
+        const r = await api('POST', `/api/classrooms/${c.id}/devices`, { label });
+        const link = `${location.origin}/classroom?device=${encodeURIComponent(r.token)}`;
+        issued.replaceChildren(h('p', {}, `${t('kiosk_link')} (${c.name}):`), h('code', { class: 'secret' }, link));
+      } catch (e) {
+        showError(e);
+      }
+    };
+    view().replaceChildren(
+      h('h2', {}, t('classrooms')),
+      table(['id', t('school'), t('name'), t('kind'), 'device', ''], rooms.map((c) => [c.id, sname(c.school_id), c.name, c.kind, c.device,
+        h('button', { class: 'secondary', onclick: () => issue(c) }, t('issue_token'))])),
+      issued,
+      form([
+        { name: 'school_id', label: t('school'), options: schools.map((s) => [String(s.id), s.name]) },
+        { name: 'name', label: t('name') },
+        { name: 'kind', label: t('kind'), options: [['hub', 'hub 主讲教室'], ['interactive', 'interactive 互动教室'], ['receive_only', 'receive-only 接收教室']] },
+        { name: 'device', label: 'device', required: false },
+      ], t('add'), async (v) => {
+        await api('POST', '/api/classrooms', { ...v, school_id: Number(v.school_id) });
+        await TABS.classrooms();
+      }));
+  },
+
+  async pairings() {
+    const [ps, schools] = await Promise.all([api('GET', '/api/pairings'), api('GET', '/api/schools')]);
+    const sname = (id) => schools.find((s) => s.id === id)?.name ?? id;
+    view().replaceChildren(
+      h('h2', {}, t('pairings')),
+      csvBox('/api/pairings/import', '/api/pairings.csv', () => TABS.pairings()),
+      table(['id', 'hub', 'partner', t('subject'), t('grade'), t('term'), 'owner'],
+        ps.map((p) => [p.id, sname(p.hub_school_id), sname(p.partner_school_id), p.subject, p.grade, p.term, p.owner])));
+  },
+
+  async timetable() {
+    const terms = await api('GET', '/api/terms');
+    const pick = h('select', {}, terms.map((x) => h('option', { value: x.id }, `${x.name} (${x.starts_on}–${x.ends_on})`)));
+    const grid = h('div', { class: 'week' });
+    const box = h('div');
+    const draw = async () => {
+      const term = Number(pick.value);
+      if (!term) {
+        grid.replaceChildren(t('none'));
+        return;
+      }
+      const [slots, teachers, rooms] = await Promise.all([
+        api('GET', `/api/slots?term_id=${term}`), api('GET', '/api/teachers'), api('GET', '/api/classrooms'),
+      ]);
+      const tname = (id) => teachers.find((x) => x.id === id)?.name ?? id;
+      const rname = (id) => rooms.find((x) => x.id === id)?.name ?? id;
+      const periods = [...new Set(slots.map((s) => s.period))].sort((a, b) => a - b);
+      const cell = (wd, p) => slots.filter((s) => s.weekday === wd && s.period === p).map((s) =>
+        h('div', { class: `slot mode-${s.mode}`, dataset: { slot: s.id } },
+          h('strong', {}, `${s.subject} ${s.grade}`), h('span', {}, `${s.starts}–${s.ends}`),
+          h('span', {}, `${modeLabel(s.mode)} · ${tname(s.hub_teacher_id)} @ ${rname(s.hub_classroom_id)}`),
+          h('span', { class: 'muted' }, `→ ${s.sites.map((x) => rname(x.classroom_id)).join(', ')}`)));
+      grid.replaceChildren(h('table', { class: 'week' },
+        h('thead', {}, h('tr', {}, h('th', {}, ''), [1, 2, 3, 4, 5, 6, 7].map((d) => h('th', {}, t(`weekday_${d}`))))),
+        h('tbody', {}, periods.map((p) => h('tr', {}, h('th', {}, `${p}`), [1, 2, 3, 4, 5, 6, 7].map((d) => h('td', {}, cell(d, p))))))));
+      box.replaceChildren(csvBox(`/api/timetable/import?term_id=${term}`, `/api/timetable.csv?term_id=${term}`, draw));
+    };
+    pick.addEventListener('change', () => draw().catch(showError));
+    view().replaceChildren(h('h2', {}, t('timetable')), h('div', { class: 'bar' }, h('label', {}, `${t('term')} `, pick)), box, grid);
+    await draw();
+  },
+};
+
+async function show() {
+  const tab = (location.hash || '#lessons').slice(1);
+  handle.tab = tab;
+  document.querySelectorAll('nav.tabs a').forEach((a) => a.classList.toggle('active', a.hash === `#${tab}`));
+  showError(null);
+  try {
+    await (TABS[tab] ?? TABS.lessons)();
+  } catch (e) {
+    handle.error = e;
+    showError(e);
+  }
+  document.body.dataset.ready = tab;
+}
+
+async function main() {
+  const me = await api('GET', '/api/me');
+  await header(me);
+  if (me.role !== 'admin') {
+    showError({ status: 403, title: 'admin only', detail: null });
+    return;
+  }
+  window.addEventListener('hashchange', show);
+  await show();
+}
+
+main().catch((e) => {
+  handle.error = e;
+  showError(e);
+});

@@ -1,0 +1,342 @@
+// The teacher console (/teach?lesson=N): publishes camera (simulcast) + microphone + the
+// courseware screen over WHIP, shows each remote class (one WHEP session per class,
+// `?source=c:<classroom>`) with its name, connection and link quality, and drives the lesson:
+// raised hands, speak grants (名师课堂), the big screen (同步课堂), ending the lesson.
+//
+// Test/diagnostic parameters: &screen=1 shares a drawn canvas instead of a real screen,
+// &simulcast=0, &audio=0, &width=&height= for the camera.
+//
+// window.classrelay (for tests and the console):
+//   state          the publish link's state; lessonState; mode; log
+//   classes()      { [classroomId]: { name, state, hand, speaking, quality } }
+//   stats()        async { publish: <summarizeStats>, classes: { [id]: <summarizeStats> } }
+//   grant(id, on), spotlight(id|null), end(), shareScreen(), stopScreen()
+
+import { api, h, t, header, Link, LessonEvents, showError, linkBadge, modeLabel, statsOf } from '/app.js';
+
+const q = new URLSearchParams(location.search);
+const lessonId = Number.parseInt(q.get('lesson') ?? '', 10);
+const num = (k, d) => {
+  const v = Number.parseInt(q.get(k) ?? '', 10);
+  return Number.isFinite(v) && v > 0 ? v : d;
+};
+const opts = {
+  simulcast: q.get('simulcast') !== '0',
+  audio: q.get('audio') !== '0',
+  screen: q.get('screen') === '1',
+  width: num('width', 1280),
+  height: num('height', 720),
+};
+
+const handle = {
+  state: 'idle',
+  lessonState: null,
+  mode: null,
+  log: [],
+  error: null,
+};
+window.classrelay = handle;
+const log = (line) => {
+  handle.log.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+  const pre = document.getElementById('log');
+  if (pre) pre.textContent = handle.log.slice(-200).join('\n');
+};
+const $ = (id) => document.getElementById(id);
+
+/** A drawn stand-in for the courseware screen (tests; no screen picker in headless). */
+function canvasScreen() {
+  const c = h('canvas', { width: 960, height: 540 });
+  const ctx = c.getContext('2d');
+  let n = 0;
+  const timer = setInterval(() => {
+    n += 1;
+    ctx.fillStyle = '#f4f1e8';
+    ctx.fillRect(0, 0, 960, 540);
+    ctx.fillStyle = '#1d5c3a';
+    ctx.fillRect((n * 7) % 960, 180, 120, 180);
+    ctx.fillStyle = '#222';
+    ctx.font = '44px sans-serif';
+    ctx.fillText(`课件 ${n}`, 48, 90);
+  }, 66);
+  const track = c.captureStream(15).getVideoTracks()[0];
+  track.contentHint = 'detail';
+  return { track, stop: () => { clearInterval(timer); track.stop(); } };
+}
+
+async function main() {
+  if (!Number.isFinite(lessonId)) throw { status: null, title: 'missing ?lesson=', detail: null };
+  const me = await api('GET', '/api/me');
+  await header(me);
+  const lesson = await api('GET', `/api/lessons/${lessonId}`);
+  handle.mode = lesson.mode;
+  $('title').textContent = `${lesson.subject} · ${lesson.grade}${lesson.title ? ` · ${lesson.title}` : ''}`;
+  $('mode').textContent = modeLabel(lesson.mode);
+  document.body.dataset.mode = lesson.mode;
+
+  let joined = await api('POST', `/api/lessons/${lessonId}/join`);
+  const freshJoin = async () => {
+    // Reuse the first answer once; every reconnect asks again (fresh token, window check).
+    const j = joined ?? (await api('POST', `/api/lessons/${lessonId}/join`));
+    joined = null;
+    return j;
+  };
+
+  // ---- classes ---------------------------------------------------------------------------
+  const classes = new Map(); // classroom id -> tile state
+  const names = await Promise.all(
+    lesson.sites.map((s) => api('GET', `/api/classrooms/${s.classroom_id}`).then((c) => c.name).catch(() => `#${s.classroom_id}`)),
+  );
+  lesson.sites.forEach((s, i) => {
+    const id = s.classroom_id;
+    const video = h('video', { autoplay: true, playsinline: true, muted: true });
+    const audio = h('audio', { autoplay: true });
+    const badge = h('span', { class: 'badges' });
+    const buttons = h('div', { class: 'tile-actions' });
+    const el = h('figure', { class: 'tile', dataset: { classroom: id } }, video, audio,
+      h('figcaption', {}, h('span', { class: 'name' }, names[i]), badge, buttons));
+    $('classes').append(el);
+    classes.set(id, { id, name: names[i], el, video, audio, badge, buttons, link: null, hand: false, speaking: false, quality: null, present: false });
+  });
+
+  const snapshot = { hands: [], speakers: [], spotlight: null };
+  const render = () => {
+    for (const c of classes.values()) {
+      c.hand = snapshot.hands.includes(c.id);
+      c.speaking = snapshot.speakers.includes(c.id);
+      const state = c.link ? c.link.state : 'idle';
+      const bits = [linkBadge(state)];
+      if (c.quality) bits.push(h('span', { class: `badge q-${c.quality.grade}`, title: `RTT ${c.quality.rtt_ms ?? '?'} ms, loss ${c.quality.loss_pct ?? '?'}%` }, t(`quality_${c.quality.grade}`)));
+      if (c.hand) bits.push(h('span', { class: 'badge hand' }, t('hands')));
+      if (c.speaking) bits.push(h('span', { class: 'badge speaking' }, t('speaking')));
+      if (snapshot.spotlight === c.id) bits.push(h('span', { class: 'badge spot' }, t('big_screen')));
+      c.badge.replaceChildren(...bits);
+      const acts = [];
+      if (lesson.mode === 'master') {
+        acts.push(h('button', { class: 'secondary', onclick: () => handle.grant(c.id, !c.speaking) }, t(c.speaking ? 'revoke' : 'grant')));
+      }
+      if (lesson.mode === 'sync') {
+        const on = snapshot.spotlight === c.id;
+        acts.push(h('button', { class: 'secondary', onclick: () => handle.spotlight(on ? null : c.id) }, t(on ? 'spotlight_off' : 'spotlight')));
+      }
+      c.buttons.replaceChildren(...acts);
+      c.el.dataset.state = state;
+      c.el.classList.toggle('waiting', !c.present);
+    }
+    const queue = snapshot.hands.map((id) => {
+      const c = classes.get(id);
+      return h('li', {}, c ? c.name : `#${id}`,
+        lesson.mode === 'master' ? h('button', { onclick: () => handle.grant(id, true) }, t('grant')) : null,
+        lesson.mode === 'sync' ? h('button', { onclick: () => handle.spotlight(id) }, t('spotlight')) : null);
+    });
+    $('hands').replaceChildren(...(queue.length ? queue : [h('li', { class: 'muted' }, t('no_hands'))]));
+  };
+
+  // Watch a class while it publishes; stop when it leaves.
+  const watchClass = (c, on) => {
+    c.present = on;
+    if (on && !c.link) {
+      c.link = new Link({
+        name: `class ${c.id}`,
+        kind: 'whep',
+        log,
+        session: async () => {
+          const j = await freshJoin();
+          return { url: `${j.whep}?source=c:${c.id}`, token: j.token };
+        },
+        setup: async (pc) => {
+          pc.addTransceiver('audio', { direction: 'recvonly' });
+          pc.addTransceiver('video', { direction: 'recvonly' });
+        },
+        onTrack: (ev) => {
+          const el = ev.track.kind === 'video' ? c.video : c.audio;
+          el.srcObject = new MediaStream([ev.track]);
+          el.play().catch(() => {});
+        },
+        onState: () => render(),
+      });
+    } else if (!on && c.link) {
+      c.link.stop();
+      c.link = null;
+      c.video.srcObject = null;
+    }
+    render();
+  };
+  const classOf = (part) => {
+    const m = /^c:(\d+)$/.exec(part ?? '');
+    return m ? classes.get(Number(m[1])) : undefined;
+  };
+
+  const apply = (ev) => {
+    const d = ev.data ?? {};
+    switch (ev.kind) {
+      case 'resync': {
+        // { live: <snapshot>, state }: the full picture after a (re)connect.
+        const live = d.live ?? {};
+        Object.assign(snapshot, { hands: live.hands ?? [], speakers: live.speakers ?? [], spotlight: live.spotlight ?? null });
+        for (const c of classes.values()) {
+          const p = (live.present ?? []).find((x) => x.part === `c:${c.id}`);
+          watchClass(c, Boolean(p && p.publishing > 0));
+        }
+        if (d.state) setLessonState(d.state);
+        for (const l of live.links ?? []) {
+          const c = classOf(l.part);
+          if (c) c.quality = l;
+        }
+        break;
+      }
+      case 'published':
+      case 'unpublished': {
+        const c = classOf(d.part);
+        if (c) watchClass(c, ev.kind === 'published');
+        break;
+      }
+      case 'left': {
+        const c = classOf(d.part);
+        if (c) watchClass(c, false);
+        break;
+      }
+      case 'hand':
+        snapshot.hands = snapshot.hands.filter((x) => x !== d.classroom);
+        if (d.raised) snapshot.hands.push(d.classroom);
+        break;
+      case 'speak':
+        snapshot.speakers = snapshot.speakers.filter((x) => x !== d.classroom);
+        if (d.granted) snapshot.speakers.push(d.classroom);
+        break;
+      case 'spotlight':
+        snapshot.spotlight = d.classroom ?? null;
+        break;
+      case 'quality':
+        for (const l of d.links ?? []) {
+          const c = classOf(l.part);
+          if (c) c.quality = l;
+        }
+        break;
+      case 'state':
+        setLessonState(d.state);
+        break;
+      default:
+        break;
+    }
+    render();
+  };
+
+  // ---- publishing --------------------------------------------------------------------------
+  const cam = await navigator.mediaDevices.getUserMedia({
+    audio: opts.audio,
+    video: { width: { ideal: opts.width }, height: { ideal: opts.height }, frameRate: { ideal: 30 } },
+  });
+  $('preview').srcObject = cam;
+  let screen = null;
+  let screenSender = null;
+  const setScreen = async (s) => {
+    if (screen) screen.stop();
+    screen = s;
+    if (screenSender) await screenSender.replaceTrack(s ? s.track : null).catch(() => {});
+    $('screenPreview').srcObject = s ? new MediaStream([s.track]) : null;
+    $('shareScreen').hidden = Boolean(s);
+    $('stopScreen').hidden = !s;
+  };
+  handle.shareScreen = async () => {
+    if (opts.screen) return setScreen(canvasScreen());
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+    const track = stream.getVideoTracks()[0];
+    track.contentHint = 'detail';
+    const s = { track, stop: () => track.stop() };
+    track.addEventListener('ended', () => { if (screen === s) setScreen(null); });
+    return setScreen(s);
+  };
+  handle.stopScreen = () => setScreen(null);
+  $('shareScreen').addEventListener('click', () => handle.shareScreen().catch((e) => log(`screen: ${e}`)));
+  $('stopScreen').addEventListener('click', () => handle.stopScreen());
+  const mic = cam.getAudioTracks()[0];
+  $('mute').addEventListener('click', () => {
+    if (!mic) return;
+    mic.enabled = !mic.enabled;
+    $('mute').textContent = t(mic.enabled ? 'mute' : 'unmute');
+  });
+
+  const publish = new Link({
+    name: 'publish',
+    kind: 'whip',
+    log,
+    session: async () => {
+      const j = await freshJoin();
+      return { url: j.whip, token: j.token };
+    },
+    setup: async (pc) => {
+      if (mic) pc.addTransceiver(mic, { direction: 'sendonly', streams: [cam] });
+      else pc.addTransceiver('audio', { direction: 'inactive' });
+      const sendEncodings = opts.simulcast
+        ? [
+            { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 2_000_000 },
+            { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+            { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+          ]
+        : [{ maxBitrate: 2_000_000 }];
+      pc.addTransceiver(cam.getVideoTracks()[0], { direction: 'sendonly', streams: [cam], sendEncodings });
+      const scr = pc.addTransceiver(screen ? screen.track : 'video', { direction: 'sendonly' });
+      screenSender = scr.sender;
+    },
+    onState: (s) => {
+      handle.state = s;
+      $('pubState').replaceChildren(linkBadge(s));
+      if (s === 'failed') showError(publish.problem);
+    },
+  });
+  if (opts.screen) await handle.shareScreen();
+
+  // ---- lesson controls -------------------------------------------------------------------------
+  const act = async (path, body) => {
+    try {
+      showError(null);
+      const snap = await api('POST', `/api/lessons/${lessonId}/${path}`, body);
+      if (snap && 'hands' in snap) Object.assign(snapshot, { hands: snap.hands, speakers: snap.speakers, spotlight: snap.spotlight });
+      render();
+      return snap;
+    } catch (e) {
+      showError(e);
+      throw e;
+    }
+  };
+  handle.grant = (id, granted) => act('speak', { classroom_id: id, granted });
+  handle.spotlight = (id) => act('spotlight', { classroom_id: id });
+  handle.end = () => act('end');
+  $('end').addEventListener('click', () => {
+    if (window.confirm(t('end_confirm'))) handle.end().catch(() => {});
+  });
+
+  const events = new LessonEvents(lessonId, apply, log);
+  const setLessonState = (s) => {
+    handle.lessonState = s;
+    $('lessonState').textContent = t(`state_${s}`);
+    $('lessonState').dataset.state = s;
+    if (s === 'ended') {
+      publish.stop();
+      for (const c of classes.values()) watchClass(c, false);
+      events.close();
+      cam.getTracks().forEach((tr) => tr.stop());
+      if (screen) screen.stop();
+      $('ended').hidden = false;
+    }
+  };
+  setLessonState(lesson.state);
+
+  handle.classes = () =>
+    Object.fromEntries([...classes.values()].map((c) => [c.id, {
+      name: c.name, state: c.link ? c.link.state : 'idle', hand: c.hand, speaking: c.speaking, quality: c.quality,
+    }]));
+  handle.stats = async () => {
+    const out = { publish: await statsOf(publish.pc, publish.state), classes: {} };
+    for (const c of classes.values()) if (c.link) out.classes[c.id] = await statsOf(c.link.pc, c.link.state);
+    return out;
+  };
+  render();
+}
+
+main().catch((e) => {
+  handle.error = e;
+  handle.state = 'failed';
+  log(`failed: ${e?.title ?? e} ${e?.detail ?? ''}`);
+  showError(e?.title ? e : { title: String(e), detail: null });
+});

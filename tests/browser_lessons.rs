@@ -168,6 +168,26 @@ async fn sync_class_in_three_browsers() -> Result<()> {
         );
     }
     assert_eq!(a.eval_expr("window.classrelay.lesson").await?, json!(id));
+    // B's link to the hub drops (as when a rural line goes down): the page shows it is
+    // reconnecting, joins again and decodes the teacher again.
+    b.eval("window.classrelay.links.hub.retry(); return window.classrelay.state;")
+        .await?;
+    b.wait_until(
+        "document.body.dataset.conn === 'reconnecting'",
+        WAIT,
+        "window.classrelay.log",
+    )
+    .await?;
+    b.wait_for_state("connected", WAIT).await?;
+    wait_stats(&b, "B decoding the teacher after reconnecting", |s| {
+        decoding(&s["hub"], "camera", 10.0)
+    })
+    .await?;
+    assert!(
+        b.eval_expr("window.classrelay.log.some(l => l.includes('[hub] negotiated'))")
+            .await?
+            == true
+    );
     // The teacher shares the courseware, so the classrooms show it large.
     b.wait_until(
         "document.getElementById('stage').classList.contains('has-screen')",
@@ -383,5 +403,141 @@ async fn pages_are_served_in_chinese_and_english() -> Result<()> {
     assert_eq!(before, after, "nothing half-imported");
     let _ = f;
     page.close().await?;
+    Ok(())
+}
+
+/// Logs the teacher in on /login and opens the console of lesson `id`.
+async fn teacher_console(browser: &Browser, app: &App, id: i64) -> Result<Page> {
+    let teacher = browser.new_page().await?;
+    teacher
+        .goto(&format!(
+            "{}/login?next=/teach%3Flesson%3D{id}%26screen%3D1%26width%3D640%26height%3D360",
+            app.base
+        ))
+        .await?;
+    teacher
+        .eval(
+            "document.getElementById('username').value = 'wang';
+             document.getElementById('password').value = 'password-123';
+             document.getElementById('submit').click(); return true;",
+        )
+        .await?;
+    teacher
+        .wait_until(
+            "location.pathname === '/teach'",
+            WAIT,
+            "document.body.innerText",
+        )
+        .await?;
+    teacher.wait_for_state("connected", WAIT).await?;
+    Ok(teacher)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_class_site_speaks_only_while_granted() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start(Backend::Sqlite).await.expect("server");
+    let f = fixture(&app).await;
+    let id = lesson(&app, &f, "master", "07:30", "08:10").await;
+    app.clock.set(at("07:35"));
+    let teacher = teacher_console(&browser, &app, id).await?;
+    let a = browser.new_page().await?;
+    a.goto(&format!(
+        "{}/classroom?device={}&lesson={id}&width=320&height=240",
+        app.base,
+        app.device(f.room_a).await
+    ))
+    .await?;
+    a.wait_for_state("connected", WAIT).await?;
+    wait_stats(&a, "A decoding the teacher", |s| {
+        decoding(&s["hub"], "camera", 10.0)
+    })
+    .await?;
+    assert_eq!(
+        a.eval_expr("window.classrelay.publishing").await?,
+        Value::Null,
+        "a viewing site does not publish"
+    );
+    assert_eq!(
+        a.eval_expr("document.getElementById('selfTile').hidden")
+            .await?,
+        true
+    );
+
+    // A raises its hand; the teacher grants it: A's page starts publishing and the teacher
+    // decodes A.
+    a.eval("return window.classrelay.raiseHand(true).then(() => true);")
+        .await?;
+    teacher
+        .wait_until(
+            &format!("window.classrelay.classes()[{}].hand", f.room_a),
+            WAIT,
+            "window.classrelay.classes()",
+        )
+        .await?;
+    teacher
+        .eval_with(
+            "return window.classrelay.grant(arguments[0], true).then(() => true);",
+            vec![json!(f.room_a)],
+        )
+        .await?;
+    a.wait_until(
+        "window.classrelay.publishing === 'connected'",
+        WAIT,
+        "window.classrelay.log",
+    )
+    .await?;
+    wait_stats(&teacher, "the teacher decoding A", |s| {
+        decoding(&s["classes"][f.room_a.to_string()], "camera", 10.0)
+    })
+    .await?;
+    assert_eq!(
+        a.eval_expr("window.classrelay.hand").await?,
+        false,
+        "the grant lowers the hand"
+    );
+
+    // Revoked: A's page stops publishing and the teacher's tile for A closes.
+    teacher
+        .eval_with(
+            "return window.classrelay.grant(arguments[0], false).then(() => true);",
+            vec![json!(f.room_a)],
+        )
+        .await?;
+    a.wait_until(
+        "window.classrelay.publishing === null",
+        WAIT,
+        "window.classrelay.log",
+    )
+    .await?;
+    teacher
+        .wait_until(
+            &format!("window.classrelay.classes()[{}].state === 'idle'", f.room_a),
+            WAIT,
+            "window.classrelay.classes()",
+        )
+        .await?;
+    let live = app
+        .call(
+            Some(&f.teacher_login),
+            Method::GET,
+            &format!("/api/lessons/{id}/live"),
+            None,
+        )
+        .await
+        .1;
+    let a_part = format!("c:{}", f.room_a);
+    assert!(
+        live["present"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["part"] != a_part.as_str() || p["publishing"] == 0),
+        "{live}"
+    );
+    teacher.close().await?;
+    a.close().await?;
     Ok(())
 }

@@ -190,9 +190,9 @@ async function runLesson(lessonId, me) {
     if (!pub) return;
     const p = pub;
     pub = null;
-    handle.publishing = null;
     $('selfTile').hidden = true;
     await p.stop();
+    if (!pub) handle.publishing = null;
   };
   if (mayPublish && !needsGrant) await startPublish();
 
@@ -245,6 +245,7 @@ async function runLesson(lessonId, me) {
     }
   }, log);
 
+  handle.links = { hub, spotlight: spot, publish: () => pub };
   handle.stats = async () => ({
     hub: await statsOf(hub.pc, hub.state),
     spotlight: spot ? await statsOf(spot.pc, spot.state) : null,

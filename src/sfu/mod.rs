@@ -21,7 +21,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
 use str0m::format::{Codec, CodecConfig, FormatParams, PayloadParams};
 use str0m::media::{Direction, MediaKind, Mid, Rid, Rids};
-use str0m::rtp::Extension;
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Output, Rtc};
 
 use crate::metrics::Metrics;
@@ -138,6 +138,23 @@ pub fn prepare_peer(
         // Capture timestamps pass through unchanged (A/V sync at the receiver, and the load
         // generator's end-to-end latency figures).
         .set_extension(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);
+    if role == Role::Subscriber {
+        // Toward viewers the server does no bandwidth estimation (the simulcast layer follows
+        // the viewer's request and the publisher's layers), so transport-wide sequence numbers
+        // and abs-send-time would only cost: a register entry per packet sent and a TWCC
+        // feedback packet from every viewer every ~100 ms. Measured in BENCHMARKS.md.
+        let mut exts = ExtensionMap::empty();
+        for (id, ext) in ExtensionMap::standard().iter() {
+            if !matches!(
+                ext,
+                Extension::TransportSequenceNumber | Extension::AbsoluteSendTime
+            ) {
+                exts.set(id, ext.clone());
+            }
+        }
+        exts.set(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);
+        config = config.set_extension_map(exts);
+    }
     // str0m answers in its own codec order; put ours in the client's order so the encoder
     // (the teacher's browser, OBS) uses the codec and H.264 profile it prefers.
     let prefs = offer_preferences(offer_text);
@@ -508,6 +525,52 @@ mod tests {
         assert!(Follow::Spotlight.accepts(Some("c:2"), Some("c:2")));
         assert!(!Follow::Spotlight.accepts(Some("c:2"), Some("c:3")));
         assert!(!Follow::Spotlight.accepts(None, None));
+    }
+
+    /// A browser-like offer: audio + one video m-line, each with the standard extensions.
+    fn offer(direction: &str) -> String {
+        let exts = "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+                    a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+                    a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n\
+                    a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n";
+        let common = "c=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+                      a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+                      a=setup:actpass\r\na=rtcp-mux\r\n";
+        format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+             m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n{common}a=mid:0\r\n{exts}a={direction}\r\n\
+             a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 96\r\n{common}a=mid:1\r\n{exts}a={direction}\r\n\
+             a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 transport-cc\r\n"
+        )
+    }
+
+    #[test]
+    fn viewers_get_no_transport_cc() {
+        let setup = PeerSetup {
+            cert: str0m::crypto::from_feature_flags()
+                .dtls_provider
+                .generate_certificate()
+                .unwrap(),
+            candidate: "127.0.0.1:3478".parse().unwrap(),
+        };
+        let publisher = prepare_peer(Role::Publisher, &offer("sendonly"), &setup).unwrap();
+        assert!(
+            publisher.answer.contains("transport-wide-cc"),
+            "the publisher's congestion control needs TWCC feedback from us"
+        );
+        let viewer = prepare_peer(Role::Subscriber, &offer("recvonly"), &setup).unwrap();
+        assert!(
+            !viewer.answer.contains("transport-wide-cc"),
+            "{}",
+            viewer.answer
+        );
+        assert!(
+            !viewer.answer.contains("abs-send-time"),
+            "{}",
+            viewer.answer
+        );
+        assert!(viewer.answer.contains("sdes:mid"), "{}", viewer.answer);
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct Metrics {
     pub keyframe_requests_coalesced: Counter,
     /// Simulcast layer switches done for subscribers.
     pub layer_switches: Counter,
+    /// Viewers started from a cached group of pictures instead of a keyframe request.
+    pub gop_replays: Counter,
     /// Round-trip time samples per peer.
     pub rtt_seconds: Histogram,
     /// HTTP signalling responses.
@@ -140,6 +142,11 @@ impl Metrics {
             "Keyframe requests absorbed by coalescing",
         );
         let layer_switches = c(&mut r, "layer_switches", "Simulcast layer switches");
+        let gop_replays = c(
+            &mut r,
+            "gop_replays",
+            "Viewers started from the cached group of pictures (no keyframe request)",
+        );
         let rtt_seconds =
             Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]);
         r.register("rtt_seconds", "Peer round-trip time", rtt_seconds.clone());
@@ -167,6 +174,7 @@ impl Metrics {
             keyframe_requests_sent,
             keyframe_requests_coalesced,
             layer_switches,
+            gop_replays,
             rtt_seconds,
             http_responses,
         }

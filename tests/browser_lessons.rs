@@ -161,11 +161,13 @@ async fn sync_class_in_three_browsers() -> Result<()> {
         .await?;
         let cam = video(&s["hub"], "camera").unwrap();
         assert!(!four_by_three(cam), "{name} sees the teacher (16:9): {cam}");
-        assert_eq!(
-            page.eval_expr("window.classrelay.publishing").await?,
-            "connected",
-            "{name} publishes its class in 同步课堂"
-        );
+        page.wait_until(
+            "window.classrelay.publishing === 'connected'",
+            WAIT,
+            "window.classrelay.log",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{name} publishes its class in 同步课堂: {e}"))?;
     }
     assert_eq!(a.eval_expr("window.classrelay.lesson").await?, json!(id));
     // B's link to the hub drops (as when a rural line goes down): the page shows it is

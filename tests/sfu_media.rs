@@ -215,16 +215,26 @@ async fn fifty_joins_in_a_second_cost_a_handful_of_keyframe_requests() {
         plis <= allowed,
         "publisher received {plis} keyframe requests"
     );
+    let replays = env.server.metrics().gop_replays.get();
     assert!(
-        sent + coalesced >= 50,
-        "every join asked for a keyframe ({sent} sent, {coalesced} coalesced)"
+        sent + coalesced + replays >= 50,
+        "every join got its keyframe from the cached GOP or asked for one ({replays} replayed, \
+         {sent} sent, {coalesced} coalesced)"
     );
     assert!(
         sent < 25,
         "without coalescing 50 joins would send 50 requests, sent {sent}"
     );
     for (_, s) in &subs {
-        assert!(s.stats.audio_packets.load(Ordering::Relaxed) > 0);
+        assert!(
+            s.stats
+                .wait_for(Duration::from_secs(10), |st| st
+                    .audio_packets
+                    .load(Ordering::Relaxed)
+                    > 0)
+                .await,
+            "every classroom hears the teacher"
+        );
     }
     env.server.shutdown().await;
 }
@@ -360,7 +370,11 @@ async fn metrics_move_with_media() {
     assert_eq!(value("classrelay_peers{role=\"Publisher\"}"), 1.0);
     assert_eq!(value("classrelay_peers{role=\"Subscriber\"}"), 1.0);
     assert_eq!(value("classrelay_tracks"), 2.0);
-    assert!(value("classrelay_keyframe_requests_in_total") >= 1.0);
+    // The subscriber started from the cached GOP or asked for a keyframe.
+    assert!(
+        value("classrelay_keyframe_requests_in_total") + value("classrelay_gop_replays_total")
+            >= 1.0
+    );
     env.server.shutdown().await;
 }
 
@@ -574,6 +588,50 @@ async fn whep_viewer_that_cannot_decode_the_live_codec_gets_409() {
                 .first_keyframe_at()
                 .is_some())
             .await
+    );
+    env.server.shutdown().await;
+}
+
+/// Viewers joining long after the publisher's only keyframe start from the cached group of
+/// pictures: they get a keyframe, a continuous sequence, and the publisher is never asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiners_start_from_the_cached_gop_without_asking_the_publisher() {
+    let env = start().await;
+    let (publisher, _) = publish(&env, "gop").await;
+    // Several seconds into a one-minute GOP.
+    assert!(
+        publisher
+            .stats
+            .wait_for(Duration::from_secs(30), |s| s
+                .frames_sent
+                .load(Ordering::Relaxed)
+                > 90)
+            .await
+    );
+    let plis_before = publisher.stats.keyframe_requests.load(Ordering::Relaxed);
+    let replays_before = env.server.metrics().gop_replays.get();
+    let subs = [subscribe(&env, "gop").await, subscribe(&env, "gop").await];
+    for s in &subs {
+        assert!(
+            s.stats
+                .wait_for(Duration::from_secs(30), |st| st
+                    .first_keyframe_at()
+                    .is_some())
+                .await,
+            "a late joiner gets a keyframe"
+        );
+        let seen = s.stats.video_packets.load(Ordering::Relaxed);
+        assert!(
+            video_at_least(s, seen + 60).await,
+            "and the live packets after it"
+        );
+        assert_continuous(s);
+    }
+    assert_eq!(env.server.metrics().gop_replays.get() - replays_before, 2);
+    assert_eq!(
+        publisher.stats.keyframe_requests.load(Ordering::Relaxed),
+        plis_before,
+        "no keyframe request reached the publisher"
     );
     env.server.shutdown().await;
 }

@@ -6,11 +6,12 @@
 //! slot whose track ends takes the next free track of the same kind, seamlessly (see
 //! [`super::forward::Rewriter`]). Plain data; the worker applies it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::format::PayloadParams;
-use str0m::media::{MediaKind, Mid, Rid};
-use str0m::rtp::Ssrc;
+use str0m::media::{MediaKind, Mid, Pt, Rid};
+use str0m::rtp::{ExtensionValues, Ssrc};
 
 use super::keyframe::KeyframeGate;
 
@@ -34,6 +35,93 @@ pub struct Layer {
     pub bitrate: u64,
     /// When a packet last arrived.
     pub last_packet: Option<Instant>,
+    /// The packets since the last keyframe, for viewers that join mid-GOP.
+    pub gop: GopCache,
+}
+
+/// One packet kept in a [`GopCache`]. The payload is the publisher's own buffer (shared, not
+/// copied).
+#[derive(Debug, Clone)]
+pub struct CachedPacket {
+    /// Publisher sequence number (extended).
+    pub seq: u64,
+    /// RTP timestamp.
+    pub ts: u32,
+    /// Arrival time.
+    pub arrival: Instant,
+    /// Publisher payload type.
+    pub pt: Pt,
+    /// Marker bit.
+    pub marker: bool,
+    /// Payload.
+    pub payload: Arc<[u8]>,
+    /// Forwarded header extension values.
+    pub ext: ExtensionValues,
+}
+
+/// The current group of pictures of one video layer: its keyframe and every packet after it.
+///
+/// A viewer that joins (the bell: hundreds within seconds) gets this replayed at once and
+/// decodes from it, instead of waiting for the next keyframe (a request per ~300 ms through
+/// the gate, then the encoder's reaction). Bounded by packets and bytes: a GOP longer than
+/// that (a publisher with a 10 s keyframe interval) stops being cached until the next
+/// keyframe, and joiners fall back to asking for one. Touched only by the worker thread.
+#[derive(Debug, Default)]
+pub struct GopCache {
+    packets: Vec<CachedPacket>,
+    bytes: usize,
+    /// False until a keyframe starts the cache, and after it overflowed.
+    valid: bool,
+}
+
+impl GopCache {
+    /// At most this many packets (~4 s of a 1.2 Mbit/s 720p stream).
+    pub const MAX_PACKETS: usize = 2048;
+    /// At most this many payload bytes.
+    pub const MAX_BYTES: usize = 2 << 20;
+
+    /// Takes a packet of the layer: a keyframe's first packet restarts the cache.
+    pub fn push(&mut self, keyframe_start: bool, p: CachedPacket) {
+        if keyframe_start {
+            self.packets.clear();
+            self.bytes = 0;
+            self.valid = true;
+        }
+        if !self.valid {
+            return;
+        }
+        if self.packets.len() >= Self::MAX_PACKETS || self.bytes + p.payload.len() > Self::MAX_BYTES
+        {
+            self.packets = Vec::new();
+            self.bytes = 0;
+            self.valid = false;
+            return;
+        }
+        self.bytes += p.payload.len();
+        // Upstream reordering: keep sequence order so the replay starts at the keyframe.
+        let at = self.packets.partition_point(|q| q.seq < p.seq);
+        if self.packets.get(at).is_some_and(|q| q.seq == p.seq) {
+            self.bytes -= p.payload.len();
+            return; // a retransmission of a packet we have
+        }
+        self.packets.insert(at, p);
+    }
+
+    /// At most this many packets are replayed to a joiner (~1.3 s of a 1.2 Mbit/s stream,
+    /// ~400 KB): a longer burst would itself cause loss on a slow rural link. Beyond it the
+    /// joiner asks for a keyframe, whose arrival restarts the cache short for those after it.
+    pub const MAX_REPLAY: usize = 400;
+
+    /// The cached GOP, keyframe first, or `None` when there is none (or too much) to replay.
+    pub fn replay(&self) -> Option<&[CachedPacket]> {
+        (self.valid && !self.packets.is_empty() && self.packets.len() <= Self::MAX_REPLAY)
+            .then_some(&self.packets[..])
+    }
+
+    /// Forgets everything (the publisher changed codec or left).
+    pub fn clear(&mut self) {
+        *self = GopCache::default();
+    }
 }
 
 impl Layer {
@@ -46,6 +134,7 @@ impl Layer {
             window_bytes: 0,
             bitrate: 0,
             last_packet: None,
+            gop: GopCache::default(),
         }
     }
 
@@ -158,5 +247,53 @@ mod tests {
             t.layers[t.choose_layer(Some("m"), now)].rid.as_deref(),
             Some("h")
         );
+    }
+
+    fn cp(seq: u64, len: usize) -> CachedPacket {
+        CachedPacket {
+            seq,
+            ts: seq as u32 * 3000,
+            arrival: Instant::now(),
+            pt: Pt::from(96),
+            marker: false,
+            payload: vec![0u8; len].into(),
+            ext: ExtensionValues::default(),
+        }
+    }
+
+    #[test]
+    fn gop_cache_starts_at_a_keyframe_and_keeps_order() {
+        let mut g = GopCache::default();
+        g.push(false, cp(1, 100));
+        assert!(g.replay().is_none(), "nothing before the first keyframe");
+        g.push(true, cp(10, 100));
+        g.push(false, cp(12, 100));
+        g.push(false, cp(11, 100)); // reordered upstream
+        g.push(false, cp(12, 100)); // retransmitted
+        let seqs: Vec<u64> = g.replay().unwrap().iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, [10, 11, 12]);
+        g.push(true, cp(20, 100));
+        assert_eq!(g.replay().unwrap().len(), 1, "a new keyframe restarts it");
+    }
+
+    #[test]
+    fn gop_cache_gives_up_when_too_long_until_the_next_keyframe() {
+        let mut g = GopCache::default();
+        g.push(true, cp(0, 1000));
+        for i in 1..GopCache::MAX_PACKETS as u64 + 5 {
+            g.push(false, cp(i, 1000));
+        }
+        assert!(g.replay().is_none(), "an overlong GOP is not replayed half");
+        let mut g = GopCache::default();
+        for i in 0..=GopCache::MAX_REPLAY as u64 {
+            g.push(i == 0, cp(i, 100));
+        }
+        assert!(g.replay().is_none(), "kept, but too long a burst to replay");
+        g.push(true, cp(5000, 1000));
+        assert_eq!(g.replay().unwrap().len(), 1);
+        let mut g = GopCache::default();
+        g.push(true, cp(0, GopCache::MAX_BYTES));
+        g.push(false, cp(1, 1));
+        assert!(g.replay().is_none(), "bounded by bytes too");
     }
 }

@@ -17,15 +17,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output};
 
-use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter};
+use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
 use super::peer::{Peer, Slot};
-use super::room::{Layer, PeerId, Room, Track, TrackId};
+use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
 use super::routing::Router;
 use super::{AddError, Command, PreparedPeer, Role, SfuEvent};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels};
@@ -559,9 +559,8 @@ impl Worker {
             if kind == MediaKind::Video {
                 slot.waiting_keyframe = Some(now);
                 if connected {
-                    slot.last_kf_request = Some(now);
                     let layer = slot.layer;
-                    self.request_keyframe(tid, layer, now);
+                    self.start_video(sid, si, tid, layer, now);
                 }
             }
         }
@@ -718,17 +717,87 @@ impl Worker {
         let Some(peer) = self.peers.get_mut(&pid) else {
             return;
         };
-        let mut wants = Vec::new();
-        for slot in peer.slots.iter_mut() {
+        let mut video = Vec::new();
+        for (si, slot) in peer.slots.iter_mut().enumerate() {
             if let (Some(tid), MediaKind::Video) = (slot.track, slot.kind) {
                 slot.waiting_keyframe = Some(now);
-                slot.last_kf_request = Some(now);
-                wants.push((tid, slot.layer));
+                video.push((si, tid, slot.layer));
             }
         }
-        for (tid, layer) in wants {
-            self.request_keyframe(tid, layer, now);
+        for (si, tid, layer) in video {
+            self.start_video(pid, si, tid, layer, now);
         }
+    }
+
+    /// A connected subscriber's video slot needs a picture: the layer's cached GOP if there
+    /// is one, else a keyframe request (through the gate).
+    fn start_video(&mut self, sid: PeerId, si: usize, tid: TrackId, layer: usize, now: Instant) {
+        if self.replay_gop(sid, si, now) {
+            self.io.metrics.gop_replays.inc();
+            return;
+        }
+        if let Some(slot) = self.peers.get_mut(&sid).and_then(|p| p.slots.get_mut(si)) {
+            slot.last_kf_request = Some(now);
+        }
+        self.request_keyframe(tid, layer, now);
+    }
+
+    /// Sends slot `si` of `sid` its layer's current GOP, keyframe first. True if it did.
+    fn replay_gop(&mut self, sid: PeerId, si: usize, now: Instant) -> bool {
+        let Some(sub) = self.peers.get_mut(&sid) else {
+            return false;
+        };
+        let Some(slot) = sub.slots.get(si) else {
+            return false;
+        };
+        let Some(track) = slot.track.and_then(|t| self.tracks.get(&t)) else {
+            return false;
+        };
+        let Some(layer) = track.layers.get(slot.layer) else {
+            return false;
+        };
+        let (Some(gop), Some(params), Some(ssrc)) = (layer.gop.replay(), track.params, layer.ssrc)
+        else {
+            return false;
+        };
+        let source = source_id(track.publisher, *ssrc);
+        let clock_rate = params.spec().clock_rate.get();
+        // Only the keyframe itself is kept for retransmission: the rest of a replay is old
+        // by the time a NACK could come, and holding it would double each joiner's memory.
+        let keyframe_end = gop.iter().position(|p| p.marker).unwrap_or(gop.len());
+        let mut sent = false;
+        for (i, p) in gop.iter().enumerate() {
+            let f = Fwd {
+                source,
+                seq: p.seq,
+                ts: p.ts,
+                arrival: p.arrival,
+                pt: p.pt,
+                marker: p.marker,
+                payload: &p.payload,
+                ext: &p.ext,
+                params: &params,
+                is_video: true,
+                nackable: i <= keyframe_end,
+                may_start: i == 0,
+                clock_rate,
+            };
+            let ok = write_slot(sub, si, &mut self.io, &f, now);
+            if i % REPLAY_FLUSH == REPLAY_FLUSH - 1 {
+                // str0m releases written packets at its next timeout; let a few out at a time
+                // so a replay never queues the whole GOP per viewer (memory per subscriber).
+                if sub.rtc.handle_input(Input::Timeout(now)).is_ok() {
+                    drain(sub, &mut self.io, now);
+                }
+            }
+            if i == 0 && !ok {
+                // The rewriter did not take the keyframe (it is on another source mid-switch,
+                // or no payload type matches): fall back to a keyframe request.
+                return false;
+            }
+            sent |= ok;
+        }
+        sent
     }
 
     fn forward(&mut self, pid: PeerId, pkt: RtpPacket, now: Instant) {
@@ -771,6 +840,12 @@ impl Worker {
             return;
         };
         if track.params.map(|p| p.pt()) != Some(params.pt()) {
+            if track.params.is_some() {
+                // Another codec: what was cached no longer matches the track's parameters.
+                for l in &mut track.layers {
+                    l.gop.clear();
+                }
+            }
             track.params = Some(params);
         }
         let is_video = track.kind == MediaKind::Video;
@@ -793,6 +868,21 @@ impl Worker {
             abs_capture_time: pkt.header.ext_vals.abs_capture_time,
             ..Default::default()
         };
+        if is_video {
+            // Shares the payload buffer: one refcount per packet, no copy.
+            track.layers[li].gop.push(
+                keyframe,
+                CachedPacket {
+                    seq: *pkt.seq_no,
+                    ts: pkt.header.timestamp,
+                    arrival: pkt.timestamp,
+                    pt: pkt.header.payload_type,
+                    marker: pkt.header.marker,
+                    payload: pkt.payload.clone(),
+                    ext: ext.clone(),
+                },
+            );
+        }
         let mut kf_needed: Vec<(TrackId, usize)> = Vec::new();
         let track = &*track;
         let simulcast = is_video && track.layers.len() > 1;
@@ -828,71 +918,22 @@ impl Worker {
                     continue;
                 }
             }
-            let out_pt = match slot
-                .pt_map
-                .iter()
-                .find(|(i, _)| *i == pkt.header.payload_type)
-            {
-                Some((_, o)) => *o,
-                None => {
-                    let remote = sub
-                        .rtc
-                        .media(slot.mid)
-                        .map(|m| m.remote_pts().to_vec())
-                        .unwrap_or_default();
-                    let candidates = sub
-                        .rtc
-                        .codec_config()
-                        .params()
-                        .iter()
-                        .filter(|p| remote.contains(&p.pt()));
-                    let Some(pt) = pick_payload_type(&params, candidates) else {
-                        continue;
-                    };
-                    slot.pt_map.push((pkt.header.payload_type, pt));
-                    pt
-                }
+            let f = Fwd {
+                source,
+                seq: *pkt.seq_no,
+                ts: pkt.header.timestamp,
+                arrival: pkt.timestamp,
+                pt: pkt.header.payload_type,
+                marker: pkt.header.marker,
+                payload: &pkt.payload,
+                ext: &ext,
+                params: &params,
+                is_video,
+                nackable: is_video,
+                may_start: !is_video || keyframe,
+                clock_rate,
             };
-            let rewriter = slot
-                .rewriter
-                .get_or_insert_with(|| Rewriter::new(clock_rate, rand::random::<u16>() & 0x3fff));
-            let previous = rewriter.current_source();
-            let may_start = !is_video || keyframe;
-            let Some(rw) =
-                rewriter.rewrite(source, *pkt.seq_no, pkt.header.timestamp, may_start, now)
-            else {
-                continue;
-            };
-            if rw.switched {
-                slot.waiting_keyframe = None;
-                if previous.is_some() {
-                    self.io.metrics.layer_switches.inc();
-                }
-            }
-            {
-                let mut api = sub.rtc.direct_api();
-                let Some(tx) = api.stream_tx_by_mid(slot.mid, None) else {
-                    continue;
-                };
-                tx.write_rtp(
-                    RtpWrite::new(
-                        out_pt,
-                        rw.seq.into(),
-                        rw.ts,
-                        pkt.timestamp,
-                        pkt.payload.clone(),
-                    )
-                    .marker(pkt.header.marker)
-                    .nackable(is_video)
-                    .ext_vals(ext.clone()),
-                );
-            }
-            self.io.metrics.rtp_packets_out.inc();
-            self.io
-                .metrics
-                .rtp_bytes_out
-                .inc_by(pkt.payload.len() as u64);
-            drain(sub, &mut self.io, now);
+            write_slot(sub, si, &mut self.io, &f, now);
         }
         for (tid, layer) in kf_needed {
             self.request_keyframe(tid, layer, now);
@@ -1056,6 +1097,88 @@ impl Worker {
         }
         self.process_pending(now);
     }
+}
+
+/// Packets of a GOP replay written to a viewer between releases (see `replay_gop`).
+const REPLAY_FLUSH: usize = 16;
+
+/// One packet on its way to one subscriber slot.
+struct Fwd<'a> {
+    source: SourceId,
+    seq: u64,
+    ts: u32,
+    arrival: Instant,
+    pt: Pt,
+    marker: bool,
+    payload: &'a Arc<[u8]>,
+    ext: &'a ExtensionValues,
+    params: &'a PayloadParams,
+    is_video: bool,
+    /// Whether the subscriber's str0m keeps it for retransmission.
+    nackable: bool,
+    /// Whether a new source may start here (audio: always; video: at a keyframe).
+    may_start: bool,
+    clock_rate: u32,
+}
+
+/// Writes `f` to slot `si` of `sub`: payload type mapping, sequence/timestamp rewriting,
+/// str0m's send path, and the datagrams out. Returns false if the packet was not written
+/// (no common payload type, or the rewriter holds it back until a keyframe).
+fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> bool {
+    let Some(slot) = sub.slots.get_mut(si) else {
+        return false;
+    };
+    let out_pt = match slot.pt_map.iter().find(|(i, _)| *i == f.pt) {
+        Some((_, o)) => *o,
+        None => {
+            let remote = sub
+                .rtc
+                .media(slot.mid)
+                .map(|m| m.remote_pts().to_vec())
+                .unwrap_or_default();
+            let candidates = sub
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .filter(|p| remote.contains(&p.pt()));
+            let Some(pt) = pick_payload_type(f.params, candidates) else {
+                return false;
+            };
+            slot.pt_map.push((f.pt, pt));
+            pt
+        }
+    };
+    let rewriter = slot
+        .rewriter
+        .get_or_insert_with(|| Rewriter::new(f.clock_rate, rand::random::<u16>() & 0x3fff));
+    let previous = rewriter.current_source();
+    let Some(rw) = rewriter.rewrite(f.source, f.seq, f.ts, f.may_start, now) else {
+        return false;
+    };
+    if rw.switched {
+        slot.waiting_keyframe = None;
+        if previous.is_some() {
+            io.metrics.layer_switches.inc();
+        }
+    }
+    let mid = slot.mid;
+    {
+        let mut api = sub.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return false;
+        };
+        tx.write_rtp(
+            RtpWrite::new(out_pt, rw.seq.into(), rw.ts, f.arrival, f.payload.clone())
+                .marker(f.marker)
+                .nackable(f.nackable)
+                .ext_vals(f.ext.clone()),
+        );
+    }
+    io.metrics.rtp_packets_out.inc();
+    io.metrics.rtp_bytes_out.inc_by(f.payload.len() as u64);
+    drain(sub, io, now);
+    true
 }
 
 fn role_label(role: Role) -> RoleLabel {

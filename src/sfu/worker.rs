@@ -777,7 +777,6 @@ impl Worker {
                 payload: &p.payload,
                 ext: &p.ext,
                 params: &params,
-                is_video: true,
                 nackable: i <= keyframe_end,
                 may_start: i == 0,
                 clock_rate,
@@ -928,7 +927,6 @@ impl Worker {
                 payload: &pkt.payload,
                 ext: &ext,
                 params: &params,
-                is_video,
                 nackable: is_video,
                 may_start: !is_video || keyframe,
                 clock_rate,
@@ -1113,7 +1111,6 @@ struct Fwd<'a> {
     payload: &'a Arc<[u8]>,
     ext: &'a ExtensionValues,
     params: &'a PayloadParams,
-    is_video: bool,
     /// Whether the subscriber's str0m keeps it for retransmission.
     nackable: bool,
     /// Whether a new source may start here (audio: always; video: at a keyframe).

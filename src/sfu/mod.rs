@@ -10,6 +10,7 @@ pub mod keyframe;
 pub mod peer;
 pub mod room;
 pub mod routing;
+pub mod sendq;
 pub mod worker;
 
 use std::net::SocketAddr;

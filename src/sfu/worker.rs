@@ -27,6 +27,7 @@ use super::keyframe::Decision;
 use super::peer::{Peer, Slot};
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
 use super::routing::Router;
+use super::sendq::SendQueue;
 use super::{AddError, Command, PreparedPeer, Role, SfuEvent};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels};
 
@@ -60,6 +61,8 @@ struct Io {
     connected: Vec<PeerId>,
     dead: Vec<PeerId>,
     events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
+    /// Datagrams on their way out, flushed with sendmmsg before the loop waits.
+    out: SendQueue,
 }
 
 /// Settings and handles every worker gets.
@@ -140,6 +143,7 @@ impl Worker {
                 connected: Vec::new(),
                 dead: Vec::new(),
                 events,
+                out: SendQueue::default(),
             },
             peers: HashMap::new(),
             created: HashMap::new(),
@@ -168,6 +172,8 @@ impl Worker {
         let mut buf = vec![0u8; 2048];
         let mut more_to_read = false;
         loop {
+            // Everything this iteration produced leaves before the loop may sleep.
+            self.io.out.flush(&self.io.socket, &self.io.metrics);
             let now = Instant::now();
             let mut deadline = self.next_housekeeping;
             if let Some(Reverse((t, _))) = self.io.timers.peek() {
@@ -733,7 +739,6 @@ impl Worker {
     /// is one, else a keyframe request (through the gate).
     fn start_video(&mut self, sid: PeerId, si: usize, tid: TrackId, layer: usize, now: Instant) {
         if self.replay_gop(sid, si, now) {
-            self.io.metrics.gop_replays.inc();
             return;
         }
         if let Some(slot) = self.peers.get_mut(&sid).and_then(|p| p.slots.get_mut(si)) {
@@ -762,9 +767,8 @@ impl Worker {
         };
         let source = source_id(track.publisher, *ssrc);
         let clock_rate = params.spec().clock_rate.get();
-        // Only the keyframe itself is kept for retransmission: the rest of a replay is old
-        // by the time a NACK could come, and holding it would double each joiner's memory.
-        let keyframe_end = gop.iter().position(|p| p.marker).unwrap_or(gop.len());
+        // The replay is a burst: on a slow link (or a full socket buffer) some of it is lost,
+        // so all of it stays retransmittable (the viewer's RTX cache bounds the memory).
         let mut sent = false;
         for (i, p) in gop.iter().enumerate() {
             let f = Fwd {
@@ -777,7 +781,7 @@ impl Worker {
                 payload: &p.payload,
                 ext: &p.ext,
                 params: &params,
-                nackable: i <= keyframe_end,
+                nackable: true,
                 may_start: i == 0,
                 clock_rate,
             };
@@ -789,10 +793,14 @@ impl Worker {
                     drain(sub, &mut self.io, now);
                 }
             }
-            if i == 0 && !ok {
-                // The rewriter did not take the keyframe (it is on another source mid-switch,
-                // or no payload type matches): fall back to a keyframe request.
-                return false;
+            if i == 0 {
+                if !ok {
+                    // The rewriter did not take the keyframe (no payload type matches, say):
+                    // fall back to a keyframe request.
+                    return false;
+                }
+                // Counted before the rest goes out, so whoever sees the keyframe sees this.
+                self.io.metrics.gop_replays.inc();
             }
             sent |= ok;
         }
@@ -1198,12 +1206,8 @@ fn drain(peer: &mut Peer, io: &mut Io, now: Instant) {
                 return;
             }
             Ok(Output::Transmit(t)) => {
-                match io.socket.send_to(&t.contents, t.destination) {
-                    Ok(_) => {
-                        io.metrics.udp_datagrams_out.inc();
-                    }
-                    Err(e) => tracing::debug!(session = %peer.session, "send failed: {e}"),
-                };
+                io.out
+                    .push(&io.socket, t.destination, t.contents.into(), &io.metrics);
             }
             Ok(Output::Event(ev)) => on_event(peer, io, ev, now),
             Err(e) => {

@@ -5,8 +5,9 @@
 //! worker keeps what str0m reports once a second), folds them per participant (a classroom may
 //! publish and watch: several sessions) into a [`LinkSummary`] with a [`Grade`], keeps the
 //! result in the lesson's live state (`links` in `GET /api/lessons/{id}/live`) and emits a
-//! `quality` event `{"links": [...]}` when something meaningful changed (see [`changed`]), so
-//! the 256 kept events are not flooded with figures that move every second.
+//! `quality` event `{"links": [...]}` when something meaningful changed (see [`changed`]; at
+//! most one per [`MIN_PASSES_BETWEEN_EVENTS`] passes), so the 256 kept events are not flooded
+//! with figures that move every second.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Weak;
@@ -124,15 +125,16 @@ pub fn summarize_all(stats: &[LinkStat]) -> Vec<LinkSummary> {
 }
 
 /// What has to differ for a new `quality` event: who is there and with how many sessions, a
-/// grade, whether an RTT is known, whether media flows at all. Figures moving within a grade
+/// grade, whether an RTT is known, whether media flows to and from the server. Figures moving within a grade
 /// only update the live state.
-fn signature(l: &LinkSummary) -> (&str, Grade, usize, bool, bool) {
+fn signature(l: &LinkSummary) -> (&str, Grade, usize, bool, bool, bool) {
     (
         &l.part,
         l.grade,
         l.sessions,
         l.rtt_ms.is_some(),
-        l.kbps_in + l.kbps_out >= 1.0,
+        l.kbps_in > 0.0,
+        l.kbps_out > 0.0,
     )
 }
 
@@ -154,10 +156,49 @@ pub fn changed(prev: Option<&[LinkSummary]>, next: &[LinkSummary]) -> bool {
 /// How long a pass waits for a worker's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What the task remembers between passes: the last summaries sent per lesson.
+/// A lesson gets at most one `quality` event per this many passes: a grade flapping at a
+/// threshold costs one event every other pass, not one per pass. A change held back goes out
+/// at the next allowed pass if it still stands (the live state is updated every pass anyway).
+pub const MIN_PASSES_BETWEEN_EVENTS: u64 = 2;
+
+/// What the task remembers between passes: the pass count, and per lesson the last
+/// summaries sent and the pass they were sent in.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    sent: HashMap<i64, Vec<LinkSummary>>,
+    pass: u64,
+    sent: HashMap<i64, (u64, Vec<LinkSummary>)>,
+}
+
+impl Tracker {
+    /// Starts a new pass.
+    pub fn begin_pass(&mut self) {
+        self.pass += 1;
+    }
+
+    /// Whether `links` of `lesson` are worth a `quality` event in this pass (see [`changed`]
+    /// and [`MIN_PASSES_BETWEEN_EVENTS`]); if so they are remembered as sent.
+    pub fn decide(&mut self, lesson: i64, links: &[LinkSummary]) -> bool {
+        let prev = self.sent.get(&lesson);
+        if !changed(prev.map(|(_, l)| l.as_slice()), links) {
+            return false;
+        }
+        if let Some((at, _)) = prev {
+            if self.pass < at + MIN_PASSES_BETWEEN_EVENTS {
+                return false;
+            }
+        }
+        if links.is_empty() {
+            self.sent.remove(&lesson);
+        } else {
+            self.sent.insert(lesson, (self.pass, links.to_vec()));
+        }
+        true
+    }
+
+    /// Lessons that had participants in the last event sent (to report them leaving).
+    fn lessons(&self) -> impl Iterator<Item = i64> + '_ {
+        self.sent.keys().copied()
+    }
 }
 
 /// One pass over the lessons with media sessions (and those that had some last time):
@@ -172,8 +213,9 @@ pub async fn pass(app: &AppState, tracker: &mut Tracker) {
             }
         }
     }
-    for lesson in tracker.sent.keys() {
-        rooms.entry(*lesson).or_default();
+    tracker.begin_pass();
+    for lesson in tracker.lessons() {
+        rooms.entry(lesson).or_default();
     }
     // Ask every worker first, then collect: one slow worker delays the pass once, not per room.
     let mut asked = Vec::new();
@@ -198,14 +240,7 @@ pub async fn pass(app: &AppState, tracker: &mut Tracker) {
     let now = app.school.now();
     for (lesson, s) in stats {
         let links = summarize_all(&s);
-        let emit = changed(tracker.sent.get(&lesson).map(Vec::as_slice), &links);
-        if emit {
-            if links.is_empty() {
-                tracker.sent.remove(&lesson);
-            } else {
-                tracker.sent.insert(lesson, links.clone());
-            }
-        }
+        let emit = tracker.decide(lesson, &links);
         app.school.live.set_links(lesson, links, emit, now);
     }
 }
@@ -350,5 +385,40 @@ mod tests {
             0.0,
         )]);
         assert!(changed(Some(&a), &silent), "media stopped");
+    }
+
+    #[test]
+    fn events_are_spaced_and_held_back_changes_follow() {
+        let good = summarize_all(&[stat(
+            "c:5",
+            Role::Publisher,
+            Some(20.0),
+            Some(0.0),
+            800.0,
+            0.0,
+        )]);
+        let fair = summarize_all(&[stat(
+            "c:5",
+            Role::Publisher,
+            Some(20.0),
+            Some(3.0),
+            800.0,
+            0.0,
+        )]);
+        let mut t = Tracker::default();
+        t.begin_pass();
+        assert!(t.decide(1, &good), "first picture");
+        assert!(t.decide(2, &fair), "lessons are independent");
+        assert!(!t.decide(1, &good), "unchanged");
+        t.begin_pass();
+        assert!(!t.decide(1, &fair), "too soon after the last event");
+        t.begin_pass();
+        assert!(t.decide(1, &fair), "the held-back change goes out");
+        t.begin_pass();
+        t.begin_pass();
+        assert!(t.decide(1, &[]), "everyone left");
+        assert_eq!(t.lessons().collect::<Vec<_>>(), vec![2]);
+        t.begin_pass();
+        assert!(t.decide(1, &good), "back: a first picture again");
     }
 }

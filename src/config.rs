@@ -383,6 +383,10 @@ mod tests {
         let c = Config::default();
         c.validate().unwrap();
         assert_eq!(c.http.listen.port(), 8080);
+        assert_eq!(c.school.quality_interval_sec, 5);
+        let off =
+            Config::from_toml_over_defaults("[school]\nquality_interval_sec = 0\n", "t").unwrap();
+        assert_eq!(off.school.quality_interval_sec, 0);
     }
 
     #[test]

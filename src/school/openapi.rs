@@ -254,3 +254,35 @@ pub fn document() -> Value {
         "paths": paths,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lesson_events_and_link_quality_are_described() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["LiveState"]["properties"]["links"]["items"]["$ref"],
+            "#/components/schemas/LinkSummary"
+        );
+        assert_eq!(
+            schemas["LinkSummary"]["properties"]["grade"]["enum"],
+            json!(["good", "fair", "poor"])
+        );
+        let kinds = schemas["LessonEvent"]["properties"]["kind"]["enum"]
+            .as_array()
+            .unwrap();
+        for k in ["joined", "left", "spotlight", "state", "quality"] {
+            assert!(kinds.contains(&json!(k)), "{k}");
+        }
+        let events = &doc["paths"]["/api/lessons/{id}/events"]["get"];
+        assert!(events["summary"].as_str().unwrap().contains("quality"));
+        assert_eq!(
+            events["responses"]["200"]["content"]["text/event-stream"]["schema"]["contentSchema"]
+                ["$ref"],
+            "#/components/schemas/LessonEvent"
+        );
+    }
+}

@@ -137,6 +137,8 @@ pub struct SchoolConfig {
     pub grace_min: u32,
     /// Login session lifetime, e.g. "12h".
     pub session_ttl: String,
+    /// Seconds between link-quality checks of running lessons (0: off).
+    pub quality_interval_sec: u32,
 }
 
 /// One STUN or TURN server for clients.
@@ -226,6 +228,8 @@ impl Config {
         c.media.workers = 1;
         c.data.dir = dir.to_path_buf();
         c.auth.secret = "test-secret-test-secret-test-secret".into();
+        // Link-quality events within a second or two of the media stats (no test sleeps 5 s).
+        c.school.quality_interval_sec = 1;
         c
     }
 
@@ -379,6 +383,10 @@ mod tests {
         let c = Config::default();
         c.validate().unwrap();
         assert_eq!(c.http.listen.port(), 8080);
+        assert_eq!(c.school.quality_interval_sec, 5);
+        let off =
+            Config::from_toml_over_defaults("[school]\nquality_interval_sec = 0\n", "t").unwrap();
+        assert_eq!(off.school.quality_interval_sec, 0);
     }
 
     #[test]

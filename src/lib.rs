@@ -110,6 +110,7 @@ impl Server {
             .map_err(io_err("reading the HTTP address"))?;
         let state = Arc::new(AppState::new(config, keys, sfu, metrics, school));
         tokio::spawn(school::scheduler::run(Arc::downgrade(&state)));
+        tokio::spawn(school::quality::run(Arc::downgrade(&state)));
         // Sessions end on the media side too (ICE failure, timeouts): forget them here.
         let weak = Arc::downgrade(&state);
         tokio::spawn(async move {

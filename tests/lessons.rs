@@ -399,8 +399,14 @@ async fn a_timetabled_lesson_opens_and_ends_by_the_clock() {
     // A follower that reconnects with Last-Event-ID gets exactly what it missed.
     let mut again = Sse::open(&app, &f.teacher_login, id, Some(seen)).await;
     let (k, v) = again.next().await;
-    assert_eq!(k, "state");
     assert_eq!(v["seq"].as_u64().unwrap(), seen + 1);
+    // A link-quality report may have come in between; the state change follows it.
+    let v = if k == "quality" {
+        again.until("state").await
+    } else {
+        assert_eq!(k, "state");
+        v
+    };
     assert_eq!(v["data"]["state"], "ended");
     let (_, l) = app
         .call(
@@ -885,4 +891,96 @@ async fn sync_class_spotlight_and_source_selection() {
     );
     big.close().await.unwrap();
     only_b.close().await.unwrap();
+}
+
+/// The link of participant `part` in a `quality` event's or live state's `links`.
+fn link_of<'a>(links: &'a Value, part: &str) -> Option<&'a Value> {
+    links
+        .as_array()?
+        .iter()
+        .find(|l| l["part"].as_str() == Some(part))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_quality_of_a_classroom_reaches_the_teacher() {
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let f = fixture(&app).await;
+    let id = lesson(&app, &f, "delivery", "07:30", "08:10").await;
+    app.clock.set(at("07:40"));
+    let dev_a = app.device(f.room_a).await;
+    let ja = join(&app, &dev_a, id).await;
+    assert_eq!(ja["publish"], true);
+    let part = format!("c:{}", f.room_a);
+    let room = ja["room"].as_str().unwrap();
+    let token = ja["token"].as_str().unwrap();
+    let mut ev = Sse::open(&app, &f.teacher_login, id, None).await;
+    ev.until("resync").await;
+    // Classroom A publishes (str0m, loadtest swarm) and watches itself (webrtc crate), as a
+    // classroom's own preview screen does: one participant, two sessions.
+    let swarm = Swarm::start().unwrap();
+    let p = whip::join(
+        &swarm,
+        &app.http,
+        &format!("{}{}", app.base, ja["whip"].as_str().unwrap()),
+        token,
+        swarm.publisher_offer(source()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let watch =
+        support::webrtc_client::whep_subscribe(&app.base, &format!("{room}?source={part}"), token)
+            .await
+            .unwrap();
+    assert!(
+        p.stats
+            .wait_for(Duration::from_secs(20), |s| s
+                .connected
+                .load(Ordering::Relaxed))
+            .await
+    );
+    // `quality` events come when a grade or what is known changes; wait for the one that has
+    // both sessions with media flowing both ways and a measured RTT.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let link = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no complete quality event within 60 s"
+        );
+        let v = ev.until("quality").await;
+        let Some(l) = link_of(&v["data"]["links"], &part) else {
+            continue;
+        };
+        assert!(
+            ["good", "fair", "poor"].contains(&l["grade"].as_str().unwrap()),
+            "{l}"
+        );
+        assert!(l["kbps_in"].is_number() && l["kbps_out"].is_number(), "{l}");
+        if l["sessions"] == 2
+            && l["rtt_ms"].is_number()
+            && l["kbps_in"].as_f64().unwrap() > 0.0
+            && l["kbps_out"].as_f64().unwrap() > 0.0
+        {
+            break l.clone();
+        }
+    };
+    let rtt = link["rtt_ms"].as_f64().unwrap();
+    assert!((0.0..1000.0).contains(&rtt), "loopback RTT: {link}");
+    assert!(
+        link["loss_pct"].is_null() || link["loss_pct"].is_number(),
+        "{link}"
+    );
+    // The live state carries the latest summary too.
+    let (s, live) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::GET,
+            &format!("/api/lessons/{id}/live"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{live}");
+    let l = link_of(&live["links"], &part).unwrap_or_else(|| panic!("{live}"));
+    assert_eq!(l["sessions"], 2, "{l}");
+    assert!(l["grade"].is_string() && l["rtt_ms"].is_number(), "{l}");
+    watch.close().await.unwrap();
 }

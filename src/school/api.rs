@@ -606,7 +606,7 @@ pub const ROUTES: &[RouteRule] = &[
         "/api/lessons/{id}/live",
         Allow::Roles(ALL),
         "lessons",
-        "Hands, speakers, spotlight and who is connected",
+        "Hands, speakers, spotlight, who is connected and their link quality",
         None,
         Some("LiveState")
     ),
@@ -615,7 +615,8 @@ pub const ROUTES: &[RouteRule] = &[
         "/api/lessons/{id}/events",
         Allow::Roles(ALL),
         "lessons",
-        "Server-sent events of the lesson; resumes from Last-Event-ID",
+        "Server-sent events of the lesson (joined, left, published, unpublished, hand, speak, \
+         spotlight, state, quality; see LessonEvent); resumes from Last-Event-ID",
         None,
         Some("event-stream")
     ),

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::quality::LinkSummary;
 use super::time::Millis;
 
 /// How many past events each lesson keeps for reconnecting clients.
@@ -54,6 +55,8 @@ pub struct Snapshot {
     pub spotlight: Option<i64>,
     /// Who is connected.
     pub present: Vec<Presence>,
+    /// Link quality per participant, as last measured (see [`super::quality`]).
+    pub links: Vec<LinkSummary>,
 }
 
 #[derive(Debug)]
@@ -67,6 +70,7 @@ struct LessonLive {
     spotlight: Option<i64>,
     // part -> (publishing, watching)
     present: BTreeMap<String, (usize, usize)>,
+    links: Vec<LinkSummary>,
 }
 
 impl LessonLive {
@@ -79,6 +83,7 @@ impl LessonLive {
             speakers: BTreeSet::new(),
             spotlight: None,
             present: BTreeMap::new(),
+            links: Vec::new(),
         }
     }
 
@@ -116,6 +121,7 @@ impl LessonLive {
                     watching: *watching,
                 })
                 .collect(),
+            links: self.links.clone(),
         }
     }
 }
@@ -288,12 +294,25 @@ impl Live {
         })
     }
 
-    /// Forgets an ended lesson's hands, grants and spotlight (its events stay readable).
+    /// Keeps the latest link-quality summaries of a lesson; with `emit`, also tells its
+    /// followers (a `quality` event `{"links": [...]}`).
+    pub fn set_links(&self, lesson: i64, links: Vec<LinkSummary>, emit: bool, at: Millis) {
+        self.with(lesson, |l| {
+            if emit {
+                l.emit("quality", at, serde_json::json!({ "links": &links }));
+            }
+            l.links = links;
+        })
+    }
+
+    /// Forgets an ended lesson's hands, grants, spotlight and link figures (its events stay
+    /// readable).
     pub fn clear(&self, lesson: i64) {
         self.with(lesson, |l| {
             l.hands.clear();
             l.speakers.clear();
             l.spotlight = None;
+            l.links.clear();
         })
     }
 }
@@ -335,6 +354,34 @@ mod tests {
         let s = live.subscribe(1, Some(KEEP as u64));
         assert!(s.resync.is_none());
         assert_eq!(s.missed.len(), 10);
+    }
+
+    #[test]
+    fn links_are_kept_and_emitted_on_request() {
+        use super::super::quality::{summarize_all, Grade};
+        let live = Live::default();
+        let links = summarize_all(&[crate::sfu::LinkStat {
+            session: "s1".into(),
+            part: Some("c:5".into()),
+            role: crate::sfu::Role::Publisher,
+            rtt_ms: Some(30.0),
+            loss_pct: Some(0.0),
+            kbps_in: 700.0,
+            kbps_out: 0.0,
+        }]);
+        live.set_links(1, links.clone(), true, 0);
+        live.set_links(1, links.clone(), false, 0);
+        let snap = live.snapshot(1);
+        assert_eq!(snap.links, links);
+        assert_eq!(snap.links[0].grade, Grade::Good);
+        let events = live.subscribe(1, Some(0)).missed;
+        assert_eq!(events.len(), 1, "only the emitted update is an event");
+        assert_eq!(events[0].kind, "quality");
+        assert_eq!(events[0].data["links"][0]["part"], "c:5");
+        let json = serde_json::to_value(&snap).unwrap();
+        assert_eq!(json["links"][0]["grade"], "good");
+        live.clear(1);
+        assert!(live.snapshot(1).links.is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`policy`]: who may join a lesson and send what, by mode; checked when the lesson API
 //!   mints a media token and again at WHIP/WHEP time.
 //! - [`scheduler`]: moves lessons through scheduled → open → live → ended by the clock.
+//! - [`quality`]: grades each participant's media link and reports it in the live state.
 //! - [`api`], [`csvio`], [`openapi`]: the HTTP API, CSV import/export, its OpenAPI document.
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod live;
 pub mod model;
 pub mod openapi;
 pub mod policy;
+pub mod quality;
 pub mod scheduler;
 pub mod time;
 

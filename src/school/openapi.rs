@@ -25,6 +25,12 @@ fn i() -> Value {
 fn oi() -> Value {
     json!({"type": ["integer", "null"], "format": "int64"})
 }
+fn num() -> Value {
+    json!({"type": "number"})
+}
+fn num_or_null() -> Value {
+    json!({"type": ["number", "null"]})
+}
 fn b() -> Value {
     json!({"type": "boolean"})
 }
@@ -95,7 +101,27 @@ fn schemas() -> Value {
         "Speak": obj(&[("classroom_id", i()), ("granted", b())], &["classroom_id", "granted"]),
         "Spotlight": obj(&[("classroom_id", oi())], &[]),
         "LiveState": obj(&[("seq", i()), ("hands", arr(i())), ("speakers", arr(i())), ("spotlight", oi()),
-            ("present", arr(obj(&[("part", s()), ("publishing", i()), ("watching", i())], &["part"])))], &["seq"]),
+            ("present", arr(obj(&[("part", s()), ("publishing", i()), ("watching", i())], &["part"]))),
+            ("links", arr(r("LinkSummary")))], &["seq"]),
+        "LinkSummary": obj(&[("part", s()), ("grade", e(&["good", "fair", "poor"])),
+            ("rtt_ms", num_or_null()), ("loss_pct", num_or_null()), ("kbps_in", num()), ("kbps_out", num()),
+            ("sessions", i())], &["part", "grade", "kbps_in", "kbps_out", "sessions"]),
+        "LessonEvent": {
+            "description": "One server-sent event of GET /api/lessons/{id}/events (the SSE `event:` is `kind`, \
+                `id:` is `seq`). data by kind: joined/left/published/unpublished {part}; hand {classroom, raised}; \
+                speak {classroom, granted}; spotlight {classroom}; state {state, lesson}; \
+                quality {links: [LinkSummary]} (when a participant's link grade changes: good = loss < 2 % and \
+                RTT < 150 ms, poor = loss >= 8 % or RTT >= 400 ms, else fair); resync {live: LiveState, state}.",
+            "type": "object",
+            "properties": {
+                "seq": i(),
+                "kind": e(&["joined", "left", "published", "unpublished", "hand", "speak", "spotlight",
+                    "state", "quality", "resync"]),
+                "at": i(),
+                "data": {"type": "object"}
+            },
+            "required": ["seq", "kind", "data"]
+        },
         "Today": obj(&[("now", i()), ("date", s()), ("current", r("Lesson")), ("next", r("Lesson")), ("lessons", arr(r("Lesson")))],
             &["now", "date", "lessons"]),
     })
@@ -104,7 +130,9 @@ fn schemas() -> Value {
 fn content(schema: &str) -> Value {
     match schema {
         "csv" => json!({"text/csv": {"schema": {"type": "string"}}}),
-        "event-stream" => json!({"text/event-stream": {"schema": {"type": "string"}}}),
+        "event-stream" => json!({"text/event-stream": {"schema": {"type": "string",
+            "description": "Server-sent events; each data line is a LessonEvent",
+            "contentSchema": r("LessonEvent")}}}),
         name => match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
             Some(inner) => json!({"application/json": {"schema": arr(r(inner))}}),
             None => json!({"application/json": {"schema": r(name)}}),
@@ -225,4 +253,36 @@ pub fn document() -> Value {
         "security": [{"session": []}, {"bearer": []}],
         "paths": paths,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lesson_events_and_link_quality_are_described() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["LiveState"]["properties"]["links"]["items"]["$ref"],
+            "#/components/schemas/LinkSummary"
+        );
+        assert_eq!(
+            schemas["LinkSummary"]["properties"]["grade"]["enum"],
+            json!(["good", "fair", "poor"])
+        );
+        let kinds = schemas["LessonEvent"]["properties"]["kind"]["enum"]
+            .as_array()
+            .unwrap();
+        for k in ["joined", "left", "spotlight", "state", "quality"] {
+            assert!(kinds.contains(&json!(k)), "{k}");
+        }
+        let events = &doc["paths"]["/api/lessons/{id}/events"]["get"];
+        assert!(events["summary"].as_str().unwrap().contains("quality"));
+        assert_eq!(
+            events["responses"]["200"]["content"]["text/event-stream"]["schema"]["contentSchema"]
+                ["$ref"],
+            "#/components/schemas/LessonEvent"
+        );
+    }
 }

@@ -31,7 +31,8 @@ use crate::metrics::Metrics;
 pub const ABS_CAPTURE_TIME_ID: u8 = 7;
 
 /// Whether a peer sends media into a room or receives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// WHIP: sends media in.
     Publisher,
@@ -310,6 +311,26 @@ pub enum AddError {
     IncompatibleCodec(String),
 }
 
+/// One peer's link figures, as the worker last saw them (see [`Command::LinkStats`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LinkStat {
+    /// The WHIP/WHEP session id.
+    pub session: String,
+    /// The participant ("c:12"), for peers opened with a lesson token.
+    pub part: Option<String>,
+    /// Publisher or subscriber.
+    pub role: Role,
+    /// Round-trip time in milliseconds, when known.
+    pub rtt_ms: Option<f64>,
+    /// Loss in percent, when known: what the server receives from a publisher (its own
+    /// receiver reports), or what a subscriber reports receiving from the server.
+    pub loss_pct: Option<f64>,
+    /// Media the server receives from this peer, kbit/s over the last second.
+    pub kbps_in: f64,
+    /// Media the server sends this peer, kbit/s over the last second.
+    pub kbps_out: f64,
+}
+
 /// A request from signalling to a media worker.
 pub enum Command {
     /// Add a prepared peer to a room.
@@ -364,6 +385,13 @@ pub enum Command {
         room: String,
         /// The participant id, or `None`.
         part: Option<String>,
+    },
+    /// The link figures of every peer of a room (empty for a room the worker doesn't have).
+    LinkStats {
+        /// The room.
+        room: String,
+        /// Where the figures go.
+        reply: tokio::sync::oneshot::Sender<Vec<LinkStat>>,
     },
     /// Stop the worker thread.
     Shutdown,
@@ -515,6 +543,42 @@ impl Sfu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn link_stats_of_an_unknown_room_is_empty() {
+        let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let sfu = Sfu::start(
+            &SfuSettings {
+                workers: 1,
+                bind: std::net::Ipv4Addr::LOCALHOST.into(),
+                port: 0,
+                announce: std::net::Ipv4Addr::LOCALHOST.into(),
+                keyframe_interval: Duration::from_millis(300),
+                disconnect_grace: Duration::from_secs(30),
+            },
+            Metrics::new(),
+            events,
+        )
+        .unwrap();
+        let w = sfu.worker_for_room("lesson-404");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        assert!(sfu.worker(w).send(Command::LinkStats {
+            room: "lesson-404".into(),
+            reply: tx,
+        }));
+        let stats = tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .expect("the worker answers")
+            .expect("and does not drop the reply");
+        assert!(stats.is_empty());
+        // The worker is still alive afterwards.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        assert!(sfu.worker(w).send(Command::LinkStats {
+            room: String::new(),
+            reply: tx,
+        }));
+        assert_eq!(rx.await.unwrap(), Vec::new());
+    }
 
     #[test]
     fn follow_rules() {

@@ -2,7 +2,7 @@
 //! the tracks it publishes and the slots it receives into.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Mid, Pt};
@@ -60,6 +60,100 @@ pub struct StatsSeen {
     pub nacks: u64,
 }
 
+/// The latest link figures of a peer, from str0m's once-a-second stats events.
+///
+/// Updated in place from `Event::PeerStats`, `Event::MediaIngressStats` and
+/// `Event::MediaEgressStats`: no allocation, no lock, a few arithmetic operations per second
+/// per peer. str0m emits one `PeerStats` and then the media stats of every stream in one
+/// batch, so a "round" starts at each `PeerStats`; within a round the worst stream counts, and a
+/// round without a figure keeps the previous one.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkFigures {
+    round: u32,
+    rtt_round: u32,
+    loss_round: u32,
+    /// Round-trip time: TWCC (subscribers), receiver reports (subscribers) or XR DLRR
+    /// (publishers that answer RRTR); `None` until one is known.
+    pub rtt: Option<Duration>,
+    /// Loss fraction (0..1): from the receiver reports the server sends a publisher, or the
+    /// ones a subscriber sends the server. `None` until known.
+    pub loss: Option<f32>,
+    bytes_rx: u64,
+    bytes_tx: u64,
+    at: Instant,
+    /// Media the server received from the peer over the last stats interval (kbit/s).
+    pub kbps_in: f32,
+    /// Media the server sent to the peer over the last stats interval (kbit/s).
+    pub kbps_out: f32,
+}
+
+impl LinkFigures {
+    /// Nothing known yet; rates are counted from `now` (the peer's creation).
+    pub fn new(now: Instant) -> Self {
+        LinkFigures {
+            round: 0,
+            rtt_round: 0,
+            loss_round: 0,
+            rtt: None,
+            loss: None,
+            bytes_rx: 0,
+            bytes_tx: 0,
+            at: now,
+            kbps_in: 0.0,
+            kbps_out: 0.0,
+        }
+    }
+
+    /// A `PeerStats` event: cumulative media bytes at `at`, and maybe an RTT. Starts a round.
+    pub fn on_peer_stats(
+        &mut self,
+        bytes_rx: u64,
+        bytes_tx: u64,
+        rtt: Option<Duration>,
+        at: Instant,
+    ) {
+        self.round = self.round.wrapping_add(1);
+        let secs = at.saturating_duration_since(self.at).as_secs_f32();
+        if secs > 0.0 {
+            let kbps =
+                |now: u64, before: u64| now.saturating_sub(before) as f32 * 8.0 / 1000.0 / secs;
+            self.kbps_in = kbps(bytes_rx, self.bytes_rx);
+            self.kbps_out = kbps(bytes_tx, self.bytes_tx);
+            self.bytes_rx = bytes_rx;
+            self.bytes_tx = bytes_tx;
+            self.at = at;
+        }
+        if let Some(r) = rtt {
+            self.on_rtt(r);
+        }
+    }
+
+    /// An RTT figure of the current round (the largest of the round wins).
+    pub fn on_rtt(&mut self, rtt: Duration) {
+        if self.rtt_round != self.round {
+            self.rtt_round = self.round;
+            self.rtt = Some(rtt);
+        } else {
+            self.rtt = Some(self.rtt.map_or(rtt, |r| r.max(rtt)));
+        }
+    }
+
+    /// A loss fraction of the current round (the largest of the round wins).
+    pub fn on_loss(&mut self, loss: f32) {
+        let loss = if loss.is_finite() {
+            loss.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        if self.loss_round != self.round {
+            self.loss_round = self.round;
+            self.loss = Some(loss);
+        } else {
+            self.loss = Some(self.loss.map_or(loss, |l| l.max(loss)));
+        }
+    }
+}
+
 /// One WebRTC peer on a worker.
 pub struct Peer {
     /// Worker-local id.
@@ -94,6 +188,8 @@ pub struct Peer {
     pub follow: super::Follow,
     /// Per (mid, rid) cumulative counters from stats.
     pub stats_seen: HashMap<(Mid, Option<str0m::media::Rid>, bool), StatsSeen>,
+    /// Latest link figures (RTT, loss, rates) for link-quality summaries.
+    pub link: LinkFigures,
 }
 
 impl Peer {
@@ -110,5 +206,46 @@ impl Peer {
         let p = *self.rtc.codec_config().find(|p| p.pt() == pt)?;
         self.rx_params.push((pt, p));
         Some(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_figures_rates_rounds_and_worst_stream() {
+        let t0 = Instant::now();
+        let mut l = LinkFigures::new(t0);
+        assert_eq!((l.rtt, l.loss), (None, None));
+        // 125 000 bytes in over 1 s = 1000 kbit/s; 62 500 out = 500 kbit/s.
+        l.on_peer_stats(125_000, 62_500, None, t0 + Duration::from_secs(1));
+        assert!((l.kbps_in - 1000.0).abs() < 0.01, "{}", l.kbps_in);
+        assert!((l.kbps_out - 500.0).abs() < 0.01, "{}", l.kbps_out);
+        l.on_rtt(Duration::from_millis(40));
+        l.on_rtt(Duration::from_millis(90));
+        l.on_loss(0.01);
+        l.on_loss(0.05);
+        assert_eq!(
+            l.rtt,
+            Some(Duration::from_millis(90)),
+            "worst stream of the round"
+        );
+        assert_eq!(l.loss, Some(0.05));
+        // Next round: the new figures replace the old; a round without loss keeps it.
+        l.on_peer_stats(
+            250_000,
+            62_500,
+            Some(Duration::from_millis(30)),
+            t0 + Duration::from_secs(2),
+        );
+        assert!((l.kbps_in - 1000.0).abs() < 0.01);
+        assert_eq!(l.kbps_out, 0.0);
+        assert_eq!(l.rtt, Some(Duration::from_millis(30)));
+        assert_eq!(l.loss, Some(0.05));
+        l.on_loss(0.0);
+        assert_eq!(l.loss, Some(0.0));
+        l.on_loss(f32::NAN);
+        assert_eq!(l.loss, Some(0.0));
     }
 }

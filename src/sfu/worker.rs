@@ -24,11 +24,11 @@ use str0m::{Event, IceConnectionState, Input, Output};
 
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
-use super::peer::{Peer, Slot};
+use super::peer::{LinkFigures, Peer, Slot};
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
 use super::routing::Router;
 use super::sendq::SendQueue;
-use super::{AddError, Command, PreparedPeer, Role, SfuEvent};
+use super::{AddError, Command, LinkStat, PreparedPeer, Role, SfuEvent};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels};
 
 const SOCKET: Token = Token(0);
@@ -311,6 +311,10 @@ impl Worker {
                 Command::SetSpotlight { room, part } => {
                     self.set_spotlight(&room, part, now);
                 }
+                Command::LinkStats { room, reply } => {
+                    // A oneshot send never blocks; a caller that gave up is fine to ignore.
+                    let _ = reply.send(self.link_stats(&room));
+                }
                 Command::SetLayer {
                     session,
                     rid,
@@ -337,6 +341,26 @@ impl Worker {
             self.process_pending(now);
         }
         true
+    }
+
+    /// The latest link figures of every peer of `room` (a few per lesson, every few seconds).
+    fn link_stats(&self, room: &str) -> Vec<LinkStat> {
+        let Some(room) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        room.peers
+            .iter()
+            .filter_map(|pid| self.peers.get(pid))
+            .map(|p| LinkStat {
+                session: p.session.clone(),
+                part: p.part.clone(),
+                role: p.role,
+                rtt_ms: p.link.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                loss_pct: p.link.loss.map(|l| f64::from(l) * 100.0),
+                kbps_in: f64::from(p.link.kbps_in),
+                kbps_out: f64::from(p.link.kbps_out),
+            })
+            .collect()
     }
 
     /// A viewer must be able to receive at least one live video codec of the room (if the
@@ -445,6 +469,7 @@ impl Worker {
             part,
             follow,
             stats_seen: HashMap::new(),
+            link: LinkFigures::new(now),
         };
         let room = self.rooms.entry(room_name.clone()).or_default();
         room.peers.push(id);
@@ -1245,6 +1270,13 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
             io.pending_kf.push((peer.id, k.mid));
         }
         Event::MediaEgressStats(s) => {
+            if let Some(rtt) = s.rtt {
+                peer.link.on_rtt(rtt);
+            }
+            // What a subscriber's receiver reports say it lost of what the server sent.
+            if let (Role::Subscriber, Some(loss)) = (peer.role, s.loss) {
+                peer.link.on_loss(loss);
+            }
             let seen = peer.stats_seen.entry((s.mid, s.rid, true)).or_default();
             io.metrics
                 .nacks_received
@@ -1252,6 +1284,13 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
             seen.nacks = s.nacks;
         }
         Event::MediaIngressStats(s) => {
+            if let Some(rtt) = s.rtt {
+                peer.link.on_rtt(rtt);
+            }
+            // What the server lost of a publisher's media (its own receiver reports).
+            if let (Role::Publisher, Some(loss)) = (peer.role, s.loss) {
+                peer.link.on_loss(loss);
+            }
             let seen = peer.stats_seen.entry((s.mid, s.rid, false)).or_default();
             io.metrics
                 .nacks_sent
@@ -1262,6 +1301,8 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
             if let Some(rtt) = s.rtt {
                 io.metrics.rtt_seconds.observe(rtt.as_secs_f64());
             }
+            peer.link
+                .on_peer_stats(s.bytes_rx, s.bytes_tx, s.rtt, s.timestamp);
         }
         Event::Closed => io.dead.push(peer.id),
         _ => {}

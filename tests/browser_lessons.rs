@@ -211,6 +211,18 @@ async fn sync_class_in_three_browsers() -> Result<()> {
     assert!(!four_by_three(
         video(&s["classes"][f.room_b.to_string()], "camera").unwrap()
     ));
+    // Each class's tile shows its link quality from the server's `quality` events.
+    let q = teacher
+        .wait_until(
+            &format!("window.classrelay.classes()[{}].quality", f.room_a),
+            WAIT,
+            "window.classrelay.classes()",
+        )
+        .await?;
+    assert!(
+        ["good", "fair", "poor"].contains(&q["grade"].as_str().unwrap_or("")),
+        "{q}"
+    );
     let tiles = teacher.eval_expr("window.classrelay.classes()").await?;
     assert_eq!(tiles[f.room_a.to_string()]["name"], "三年级1班", "{tiles}");
 

@@ -5,6 +5,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY config ./config
 COPY web ./web
+# The schema is compiled in (sqlx::migrate!) and applied at start.
+COPY migrations ./migrations
 # Workspace member (the load generator) must be present for the workspace to resolve.
 COPY loadtest ./loadtest
 RUN cargo build --release --locked --bin classrelay
@@ -19,7 +21,10 @@ COPY config/classrelay.toml /etc/classrelay/classrelay.toml
 USER classrelay
 WORKDIR /var/lib/classrelay
 # In a container, bind all interfaces and announce the host's public IP:
-#   docker run -p 8080:8080 -p 3478:3478/udp -e CLASSRELAY_MEDIA__PUBLIC_IP=203.0.113.7 classrelay
+#   docker run -p 8080:8080 -p 3478:3478/udp -e CLASSRELAY_MEDIA__PUBLIC_IP=203.0.113.7 \
+#     -v classrelay-data:/var/lib/classrelay/data classrelay
+# The first start prints the administrator's login (also in data/admin-password). For
+# PostgreSQL instead of the SQLite file: -e CLASSRELAY_DATABASE__URL=postgres://user:pw@host/db
 ENV CLASSRELAY_HTTP__LISTEN=0.0.0.0:8080 \
     CLASSRELAY_MEDIA__BIND_IP=0.0.0.0 \
     CLASSRELAY_DATA__DIR=/var/lib/classrelay/data

@@ -726,4 +726,55 @@ mod tests {
         let e = percentiles(vec![]);
         assert_eq!(e.p50, 0.0);
     }
+
+    #[test]
+    fn marks_round_trip() {
+        for m in [Mark::Base, Mark::WindowStart, Mark::WindowEnd] {
+            assert_eq!(Mark::parse(m.name()), Some(m));
+        }
+        assert_eq!(Mark::parse("nope"), None);
+    }
+
+    #[test]
+    fn ratios_favour_classrelay_above_one() {
+        let p = |x: f64| Percentiles {
+            p50: x,
+            p95: 2.0 * x,
+            p99: 3.0 * x,
+        };
+        let f = |pkts: f64, rss: f64, lat: Option<Percentiles>| Figures {
+            target: String::new(),
+            scenario: String::new(),
+            subscribers: 1,
+            receiving: 1,
+            window_s: 1.0,
+            forwarded_pps: pkts,
+            forwarded_video_pps: pkts,
+            server_cpu: 1.0,
+            pkts_per_cpu_s: pkts,
+            video_pkts_per_cpu_s: pkts,
+            loss_pct: 0.0,
+            latency_us: lat,
+            ttfk_ms: p(100.0),
+            ttfk_after_answer_ms: p(100.0),
+            connect_ms: p(10.0),
+            rss_base_kib: 1,
+            rss_end_kib: 2,
+            rss_per_sub_kib: rss,
+            keyframe_requests_at_publisher: None,
+            join_s: 1.0,
+            notes: Vec::new(),
+        };
+        let c = f(30_000.0, 100.0, Some(p(1000.0)));
+        let j = f(10_000.0, 500.0, None);
+        let r = Ratios::of(&c, &j);
+        assert_eq!(r.pkts_per_cpu_s, Some(3.0));
+        assert_eq!(r.rss_per_sub, Some(5.0));
+        assert!(r.latency.is_none(), "no Janus latency, no ratio");
+        assert_eq!(r.ttfk.map(|t| t.p50), Some(1.0));
+        let both = Ratios::of(&c, &f(10_000.0, 500.0, Some(p(2000.0))));
+        assert_eq!(both.latency.map(|l| l.p99), Some(2.0));
+        let t = table_side_by_side(&c, &j);
+        assert!(t.contains("3.00×") && t.contains("5.00×") && t.contains("n/a"));
+    }
 }

@@ -92,10 +92,13 @@ pub fn run_janus<S: AsRef<OsStr>>(
     let mut failure = None;
     for line in out.lines() {
         let line = line?;
-        let Some(rest) = line.strip_prefix(MARKER) else {
+        // Anywhere in the line: a test harness running the inner process may print its
+        // "test name ... " prefix on the same line as the first output.
+        let Some(at) = line.find(MARKER) else {
             println!("    | {line}");
             continue;
         };
+        let rest = &line[at + MARKER.len()..];
         if let Some(name) = rest.strip_prefix("mark ") {
             let s = server.sample();
             let now = Instant::now();

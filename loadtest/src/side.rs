@@ -189,10 +189,22 @@ pub fn inner_main() -> Option<Result<()>> {
 async fn run_inner(endpoint: &JanusEndpoint, scenario: &str, load: &Load) -> Result<Figures> {
     // What the classrelay publisher sends: the IVF's frames and 20 ms Opus silence.
     let media = FeedMedia::load(&load.video, load.fps, None, true)?;
+    // The lesson is live before classrooms join (as with classrelay's publisher, >30 frames),
+    // and Janus holds a keyframe for them (`videobufferkf`). Janus never buffers the very
+    // first keyframe of a new source (seen: with the 720p file, keyframes 2 s apart, every
+    // viewer waited for the live one), so the feeder also gets past the file's second
+    // keyframe (or its loop back to the first) before anyone joins.
+    let second_keyframe = media
+        .video
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, f)| f.keyframe)
+        .map_or(media.video.len(), |(i, _)| i) as u64;
+    let warm = second_keyframe.max(30);
     let feeder = RtpFeeder::start(media, endpoint.video_rtp, endpoint.audio_rtp)?;
-    // The lesson is live before classrooms join (as with classrelay's publisher, >30 frames).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while feeder.stats.frames.load(Ordering::Relaxed) <= 30 && Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while feeder.stats.frames.load(Ordering::Relaxed) <= warm && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut probe = MarkerProbe;

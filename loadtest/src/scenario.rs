@@ -99,7 +99,8 @@ pub struct Figures {
     pub rss_base_kib: u64,
     /// Server RSS at the end, KiB.
     pub rss_end_kib: u64,
-    /// (end − base) / subscribers, KiB.
+    /// (end − base) / subscribers, KiB. In `sync` the base is taken with only the hub
+    /// publishing, so this is per class (its publisher and subscriber) plus the hub's share.
     pub rss_per_sub_kib: f64,
     /// Keyframe requests the publisher(s) received while subscribers joined; `None` when the
     /// publisher cannot see them (see `notes`).

@@ -149,7 +149,9 @@ fn main() -> Result<()> {
         }
     };
     if name == "sync" && common.target == Target::Janus {
-        bail!("{}", side::SYNC_UNSUPPORTED);
+        // A plain message and a usage-error exit code, not an error with a backtrace.
+        eprintln!("{}", side::SYNC_UNSUPPORTED);
+        std::process::exit(2);
     }
     let pin = !common.no_pin;
     if pin {

@@ -2,13 +2,29 @@
 //! not asserted here (that is BENCHMARKS.md's job): only that media flowed and every figure
 //! was measured.
 //!
+//! `broadcast_side_by_side_smoke` runs the same load against classrelay and against Janus
+//! (the side-by-side peer) the way `classrelay-loadtest broadcast --target both` does: Janus
+//! in its network namespace, the load re-executed inside it (here: this test binary filtered
+//! to the ignored `inner_janus_load`). It needs root and `/usr/bin/janus`; without janus it
+//! prints SKIPPED for the Janus half unless `CI` is set.
+//!
 //! Run: `cargo test --test loadtest_smoke`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use classrelay_loadtest::scenario::{self, Load};
+use classrelay_loadtest::janus::{JanusOptions, JanusServer};
+use classrelay_loadtest::scenario::{self, Figures, Load, Ratios};
+use classrelay_loadtest::side;
 use classrelay_loadtest::target::ClassrelayProc;
+
+const INNER: &str = "inner_janus_load";
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
 
 fn load(subscribers: usize) -> Load {
     Load {
@@ -17,12 +33,11 @@ fn load(subscribers: usize) -> Load {
         join_window: Duration::from_secs(1),
         warmup: Duration::from_millis(500),
         duration: Duration::from_secs(2),
-        video: PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/video_vp8.ivf"
-        )),
+        video: fixture("video_vp8.ivf"),
         fps: 30,
         swarms: 1,
+        classes: 0,
+        class_video: fixture("video_vp8.ivf"),
     }
 }
 
@@ -39,7 +54,7 @@ async fn broadcast_smoke_against_classrelay() {
     assert!(f.server_cpu > 0.0, "server CPU measured from /proc");
     assert!(f.pkts_per_cpu_s > 0.0);
     assert!(
-        f.latency_us.p50 > 0.0,
+        f.latency_us.is_some_and(|l| l.p50 > 0.0),
         "latency stamps travelled through the SFU"
     );
     assert!(f.ttfk_ms.p50 > 0.0);
@@ -56,5 +71,120 @@ async fn bell_smoke_against_classrelay() {
         .await
         .unwrap();
     assert_eq!(f.receiving, 6);
-    assert!(f.keyframe_requests_at_publisher <= 6);
+    assert!(f.keyframe_requests_at_publisher.is_some_and(|k| k <= 6));
+}
+
+/// Every figure of a broadcast run was produced and media flowed.
+fn assert_figures(f: &Figures, subscribers: usize) {
+    assert_eq!(f.subscribers, subscribers);
+    assert_eq!(
+        f.receiving, subscribers,
+        "{}: every subscriber got a keyframe",
+        f.target
+    );
+    assert!(f.window_s > 1.0);
+    assert!(
+        f.forwarded_video_pps > 0.0 && f.forwarded_pps > f.forwarded_video_pps,
+        "{}: video and audio forwarded",
+        f.target
+    );
+    assert!(f.server_cpu > 0.0, "{}: CPU from /proc", f.target);
+    assert!(f.pkts_per_cpu_s > 0.0 && f.video_pkts_per_cpu_s > 0.0);
+    assert!(f.loss_pct.is_finite() && f.loss_pct >= 0.0);
+    assert!(f.ttfk_ms.p50 > 0.0 && f.ttfk_ms.p99 >= f.ttfk_ms.p50);
+    assert!(f.ttfk_after_answer_ms.p50 > 0.0);
+    assert!(f.connect_ms.p50 > 0.0);
+    assert!(f.rss_base_kib > 0 && f.rss_end_kib > 0);
+    assert!(f.join_s > 0.0);
+}
+
+#[test]
+fn broadcast_side_by_side_smoke() {
+    const SUBS: usize = 3;
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = rt
+        .block_on(async {
+            let server = ClassrelayProc::start(&bin, None, 1)?;
+            scenario::run_classrelay(&server, "broadcast", &load(SUBS)).await
+        })
+        .unwrap();
+    assert_figures(&c, SUBS);
+    assert!(c.latency_us.is_some_and(|l| l.p50 > 0.0));
+    assert!(c.keyframe_requests_at_publisher.is_some());
+
+    let opts = JanusOptions::default();
+    if !opts.janus_bin.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} missing on CI (.ci/run installs the janus package)",
+            opts.janus_bin.display()
+        );
+        println!("{}", scenario::table(std::slice::from_ref(&c)));
+        println!(
+            "SKIPPED: Janus half, {} not installed",
+            opts.janus_bin.display()
+        );
+        return;
+    }
+    let server = JanusServer::start(opts).expect("janus starts in a namespace");
+    let inner = [
+        INNER,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ];
+    let j = side::run_janus(&server, &inner, "broadcast", &load(SUBS)).unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
+        panic!("janus run failed: {e:#}\njanus log:\n{log}")
+    });
+    drop(server);
+    println!("{}", scenario::table_side_by_side(&c, &j));
+    assert_eq!(j.target, "janus");
+    assert_figures(&j, SUBS);
+    // What the Janus path cannot measure is reported as such, not as numbers.
+    assert!(j.latency_us.is_none() && j.keyframe_requests_at_publisher.is_none());
+    assert!(j.notes.iter().any(|n| n.starts_with("latency n/a")));
+    let r = Ratios::of(&c, &j);
+    assert!(r.pkts_per_cpu_s.is_some_and(|x| x > 0.0));
+    assert!(r.ttfk.is_some());
+    assert!(r.latency.is_none());
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json["pkts_per_cpu_s"].is_number());
+}
+
+/// Runs inside Janus's namespace (started by the test above); a no-op anywhere else.
+#[test]
+#[ignore = "run by broadcast_side_by_side_smoke inside Janus's network namespace"]
+fn inner_janus_load() {
+    match side::inner_main() {
+        Some(r) => r.expect("the load inside the namespace"),
+        None => println!("not started by run_janus: nothing to do"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_smoke_against_classrelay() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
+    let server = ClassrelayProc::start(&bin, None, 1).unwrap();
+    let mut l = load(2);
+    l.classes = 2;
+    let f = scenario::run_classrelay(&server, "sync", &l).await.unwrap();
+    println!("{}", scenario::table(std::slice::from_ref(&f)));
+    // Two classes receive the hub, the hub receives both classes.
+    assert_figures(&f, 3);
+    assert!(f.latency_us.is_some_and(|l| l.p50 > 0.0));
+    assert!(f.keyframe_requests_at_publisher.is_some());
+    // Each class receives one video stream and the hub two: ≥ 4 streams' worth of packets
+    // (the 320×240 fixture sends about 25 video packets per second).
+    assert!(
+        f.forwarded_video_pps > 4.0 * 15.0,
+        "{}",
+        f.forwarded_video_pps
+    );
 }

@@ -149,6 +149,21 @@ impl Netns {
             .unwrap_or_default()
     }
 
+    /// A command re-executing the current binary inside the namespace with `args` and `envs`
+    /// (plus [`NETNS_ENV`]); the caller chooses how to wire its stdio and waits for it.
+    pub fn current_exe_command<I, S>(&self, args: I, envs: &[(String, String)]) -> Result<Command>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let exe = std::env::current_exe().context("current_exe")?;
+        let mut c = self.command(exe);
+        c.args(args)
+            .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(NETNS_ENV, &self.name);
+        Ok(c)
+    }
+
     /// Re-executes the current binary inside the namespace with `args` and `envs` (plus
     /// [`NETNS_ENV`]) and waits for it; its stdout and stderr are inherited.
     pub fn run_current_exe<I, S>(&self, args: I, envs: &[(String, String)]) -> Result<ExitStatus>
@@ -156,12 +171,8 @@ impl Netns {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let exe = std::env::current_exe().context("current_exe")?;
         let out = self
-            .command(exe)
-            .args(args)
-            .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env(NETNS_ENV, &self.name)
+            .current_exe_command(args, envs)?
             .stdin(Stdio::null())
             .output()
             .context("re-executing inside the namespace")?;
@@ -568,6 +579,18 @@ impl JanusServer {
     {
         self.netns.run_current_exe(args, &self.endpoint.env())
     }
+
+    /// Like [`JanusServer::run_current_exe`], but returns the command (endpoint and `envs` in
+    /// its environment) for the caller to spawn with its own stdio.
+    pub fn current_exe_command<I, S>(&self, args: I, envs: &[(String, String)]) -> Result<Command>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut all = self.endpoint.env();
+        all.extend(envs.iter().cloned());
+        self.netns.current_exe_command(args, &all)
+    }
 }
 
 impl Drop for JanusServer {
@@ -884,6 +907,8 @@ pub struct JanusViewer {
     pub peer: PeerHandle,
     /// When the viewer began signalling (before `create`).
     pub joined_at: Instant,
+    /// When the `start` request carrying the answer was sent.
+    pub start_sent_at: Instant,
     /// When the `start` with the answer was acknowledged.
     pub started_at: Instant,
     http: reqwest::Client,
@@ -905,7 +930,7 @@ impl JanusViewer {
         let session = data_id(&post(http, base, json!({"janus": "create"})).await?)?;
         let session_url = format!("{base}/{session}");
         let result = Self::watch(http, endpoint, swarm, &session_url).await;
-        let (peer, started_at) = match result {
+        let (peer, start_sent_at, started_at) = match result {
             Ok(r) => r,
             Err(e) => {
                 let _ = post(http, &session_url, json!({"janus": "destroy"})).await;
@@ -916,6 +941,7 @@ impl JanusViewer {
         Ok(JanusViewer {
             peer,
             joined_at,
+            start_sent_at,
             started_at,
             http: http.clone(),
             session_url,
@@ -928,7 +954,7 @@ impl JanusViewer {
         endpoint: &JanusEndpoint,
         swarm: &Swarm,
         session_url: &str,
-    ) -> Result<(PeerHandle, Instant)> {
+    ) -> Result<(PeerHandle, Instant, Instant)> {
         let attach = json!({"janus": "attach", "plugin": "janus.plugin.streaming"});
         let handle = data_id(&post(http, session_url, attach).await?)?;
         let handle_url = format!("{session_url}/{handle}");
@@ -960,11 +986,12 @@ impl JanusViewer {
             "body": {"request": "start"},
             "jsep": {"type": "answer", "sdp": answer},
         });
+        let sent = Instant::now();
         if let Err(e) = post(http, &handle_url, start).await {
             let _ = swarm.close(&peer);
             return Err(e);
         }
-        Ok((peer, Instant::now()))
+        Ok((peer, sent, Instant::now()))
     }
 
     /// Destroys the Janus session and closes the subscriber.

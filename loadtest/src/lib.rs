@@ -10,6 +10,7 @@ pub mod janus;
 pub mod netem;
 pub mod scenario;
 pub mod seqs;
+pub mod side;
 pub mod swarm;
 pub mod target;
 pub mod whip;

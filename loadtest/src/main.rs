@@ -1,28 +1,51 @@
-//! `classrelay-loadtest`: run a scenario against classrelay (and, where installed, Janus) and
-//! print the figures as a table and JSON.
+//! `classrelay-loadtest`: run a scenario against classrelay, Janus, or both with the same load,
+//! and print the figures as a table and JSON.
 //!
 //! Example (server pinned to core 0, generator to core 1):
 //! `cargo build --release && target/release/classrelay-loadtest broadcast --subscribers 200`
+//! `target/release/classrelay-loadtest broadcast --target both --subscribers 100`
+//!
+//! With `--target janus|both` this binary re-executes itself inside Janus's network namespace
+//! with the hidden `janus-inner` subcommand (see `classrelay_loadtest::side`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
 
-use classrelay_loadtest::scenario::{self, Load};
+use classrelay_loadtest::janus::{JanusOptions, JanusServer};
+use classrelay_loadtest::scenario::{self, Figures, Load, Ratios};
+use classrelay_loadtest::side;
 use classrelay_loadtest::target::{pin_self, ClassrelayProc};
 
 #[derive(Parser)]
-#[command(version, about = "Simulated classrooms against a WHIP/WHEP SFU")]
+#[command(
+    version,
+    about = "Simulated classrooms against a WHIP/WHEP SFU (and Janus side by side)"
+)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    /// classrelay only.
+    Classrelay,
+    /// Janus (Streaming plugin) only.
+    Janus,
+    /// classrelay, then Janus with the same load; both tables side by side with the ratios.
+    Both,
+}
+
 #[derive(clap::Args, Clone)]
 struct Common {
-    /// Viewing sites / classrooms.
+    /// Which server(s) to run the scenario against.
+    #[arg(long, value_enum, default_value_t = Target::Classrelay)]
+    target: Target,
+    /// Viewing sites / classrooms (not used by `sync`: see --classes).
     #[arg(long, default_value_t = 50)]
     subscribers: usize,
     /// Measurement window, e.g. 20s.
@@ -34,6 +57,12 @@ struct Common {
     /// The classrelay binary to start.
     #[arg(long, default_value = "target/release/classrelay")]
     server_bin: PathBuf,
+    /// The janus binary to start (Debian's package).
+    #[arg(long, default_value = "/usr/bin/janus")]
+    janus_bin: PathBuf,
+    /// Streaming plugin helper threads (`threads` of the mountpoint, 0 = none).
+    #[arg(long, default_value_t = 0)]
+    janus_threads: u32,
     /// VP8 IVF file the publisher loops.
     #[arg(long, default_value = "loadtest/fixtures/vp8_720p30_1200k.ivf")]
     video: PathBuf,
@@ -49,7 +78,7 @@ struct Common {
     /// Do not pin the server to core 0 and the generator to core 1.
     #[arg(long)]
     no_pin: bool,
-    /// Write the figures here as JSON.
+    /// Write the figures here as JSON: `{"runs": [...], "ratios": {...} | null}`.
     #[arg(long)]
     json: Option<PathBuf>,
 }
@@ -72,11 +101,32 @@ enum Scenario {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         within: Duration,
     },
+    /// 同步课堂: one hub and K classes, all two-way (classrelay only).
+    Sync {
+        #[command(flatten)]
+        common: Common,
+        /// Classes (each publishes --class-video and receives the hub).
+        #[arg(long, default_value_t = 6)]
+        classes: usize,
+        /// VP8 IVF file each class publishes (same frame rate as --video).
+        #[arg(long, default_value = "tests/fixtures/video_vp8.ivf")]
+        class_video: PathBuf,
+        /// Class joins per second.
+        #[arg(long, default_value_t = 10.0)]
+        join_rate: f64,
+    },
+    /// Runs the load inside Janus's namespace (started by `--target janus|both`).
+    #[command(hide = true)]
+    JanusInner,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let (name, common, load) = match cli.scenario {
+        Scenario::JanusInner => {
+            return side::inner_main()
+                .unwrap_or_else(|| bail!("janus-inner is run by --target janus|both"));
+        }
         Scenario::Broadcast { common, join_rate } => {
             let load = load_of(&common, join_rate, Duration::from_secs(1));
             ("broadcast", common, load)
@@ -85,22 +135,65 @@ fn main() -> Result<()> {
             let load = load_of(&common, 0.0, within);
             ("bell", common, load)
         }
+        Scenario::Sync {
+            common,
+            classes,
+            class_video,
+            join_rate,
+        } => {
+            let mut load = load_of(&common, join_rate, Duration::from_secs(1));
+            load.subscribers = classes;
+            load.classes = classes;
+            load.class_video = class_video;
+            ("sync", common, load)
+        }
     };
+    if name == "sync" && common.target == Target::Janus {
+        // A plain message and a usage-error exit code, not an error with a backtrace.
+        eprintln!("{}", side::SYNC_UNSUPPORTED);
+        std::process::exit(2);
+    }
     let pin = !common.no_pin;
     if pin {
         pin_self(1)?;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let figures = rt.block_on(async {
-        let server = ClassrelayProc::start(&common.server_bin, pin.then_some(0), common.workers)?;
-        scenario::run_classrelay(&server, name, &load).await
-    })?;
-    let runs = vec![figures];
-    println!("{}", scenario::table(&runs));
-    let json = serde_json::to_string_pretty(&runs)?;
+    let mut runs: Vec<Figures> = Vec::new();
+    if matches!(common.target, Target::Classrelay | Target::Both) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let figures = rt.block_on(async {
+            let server =
+                ClassrelayProc::start(&common.server_bin, pin.then_some(0), common.workers)?;
+            scenario::run_classrelay(&server, name, &load).await
+        })?;
+        runs.push(figures);
+    }
+    if matches!(common.target, Target::Janus | Target::Both) {
+        if name == "sync" {
+            println!("janus: {}", side::SYNC_UNSUPPORTED);
+        } else {
+            let server = JanusServer::start(JanusOptions {
+                janus_bin: common.janus_bin.clone(),
+                threads: common.janus_threads,
+                core: pin.then_some(0),
+                ..JanusOptions::default()
+            })?;
+            runs.push(side::run_janus(&server, &["janus-inner"], name, &load)?);
+        }
+    }
+    let ratios = match runs.as_slice() {
+        [c, j] => {
+            println!("{}", scenario::table_side_by_side(c, j));
+            Some(Ratios::of(c, j))
+        }
+        _ => {
+            println!("{}", scenario::table(&runs));
+            None
+        }
+    };
+    let json = serde_json::to_string_pretty(&json!({ "runs": runs, "ratios": ratios }))?;
     if let Some(p) = common.json {
         std::fs::write(&p, &json)?;
         println!("figures written to {}", p.display());
@@ -118,5 +211,7 @@ fn load_of(c: &Common, join_rate: f64, window: Duration) -> Load {
         video: c.video.clone(),
         fps: c.fps,
         swarms: c.swarms,
+        classes: 0,
+        class_video: PathBuf::from("tests/fixtures/video_vp8.ivf"),
     }
 }

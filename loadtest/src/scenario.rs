@@ -4,31 +4,42 @@
 //!   steady window after everyone joined.
 //! * `bell`: N classrooms join within T seconds at lesson start; time to first keyframe and the
 //!   keyframe requests that reached the publisher are what matter.
+//! * `sync` (同步课堂): one hub and K classes, all two-way. The hub publishes the 720p file and
+//!   receives every class; each class publishes a smaller file and receives the hub. On the
+//!   room-token path a subscriber's slots are filled in publish order with every track of the
+//!   room but its own session's, and the hub's WHEP session is not its WHIP session, so the
+//!   load uses two rooms: `sync-hub` (the hub publishes, the classes subscribe with one audio
+//!   and one video slot) and `sync-classes` (the classes publish, the hub subscribes with K of
+//!   each). The server forwards exactly what one two-way lesson needs.
 //!
 //! Subscribers never decode. Packet counts come from the subscribers, CPU and memory from the
 //! server's `/proc` entry, latency from the abs-capture-time stamp the publisher writes and the
 //! subscribers read on the same clock.
+//!
+//! The steady-window measurement is shared by all targets ([`measure`]); where the server's
+//! `/proc` entry is read is a [`Probe`]: directly for classrelay, from the outer process for
+//! Janus (see [`crate::side`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use serde::Serialize;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use str0m::format::Codec;
 
 use crate::ivf;
-use crate::swarm::{PeerHandle, Source, Swarm};
-use crate::target::{sample, ClassrelayProc};
+use crate::swarm::{PeerHandle, PeerStats, Source, Swarm};
+use crate::target::{sample, ClassrelayProc, ProcSample};
 use crate::whip;
 
 /// Options shared by the scenarios.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Load {
     /// Viewing sites / classrooms.
     pub subscribers: usize,
-    /// Joins per second (broadcast); for `bell`, all join within `join_window`.
+    /// Joins per second (broadcast, sync); for `bell`, all join within `join_window`.
     pub join_rate: f64,
     /// Bell: all subscribers join within this window.
     pub join_window: Duration,
@@ -36,22 +47,26 @@ pub struct Load {
     pub warmup: Duration,
     /// Measurement window.
     pub duration: Duration,
-    /// The VP8 IVF file the publisher loops.
+    /// The VP8 IVF file the publisher (the hub in `sync`) loops.
     pub video: PathBuf,
     /// Its frame rate.
     pub fps: u32,
     /// Subscriber threads (each a swarm with its own poll loop).
     pub swarms: usize,
+    /// Sync: classes (each publishes and subscribes).
+    pub classes: usize,
+    /// Sync: the VP8 IVF file each class publishes (same frame rate as `video`).
+    pub class_video: PathBuf,
 }
 
 /// The figures of one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figures {
     /// "classrelay" or "janus".
     pub target: String,
     /// Scenario name.
     pub scenario: String,
-    /// Subscribers asked for.
+    /// Subscriber sessions asked for (sync: K classes + the hub).
     pub subscribers: usize,
     /// Subscribers that connected and received a keyframe.
     pub receiving: usize,
@@ -70,26 +85,35 @@ pub struct Figures {
     /// Video packets missing at subscribers (sequence gaps) over the window, percent.
     pub loss_pct: f64,
     /// Capture→arrival latency percentiles in microseconds (publisher and subscribers share
-    /// a clock); includes both loopback hops and the generator's own scheduling.
-    pub latency_us: Percentiles,
+    /// a clock); includes both loopback hops and the generator's own scheduling. `None` when
+    /// no packet carried the abs-capture-time stamp (see `notes`).
+    pub latency_us: Option<Percentiles>,
     /// Join request → first keyframe, milliseconds.
     pub ttfk_ms: Percentiles,
+    /// Answer applied → first keyframe, milliseconds: for classrelay from the WHEP answer's
+    /// arrival, for Janus from sending the `start` request that carries the answer.
+    pub ttfk_after_answer_ms: Percentiles,
     /// Join request → DTLS connected, milliseconds.
     pub connect_ms: Percentiles,
     /// Server RSS before subscribers joined, KiB.
     pub rss_base_kib: u64,
     /// Server RSS at the end, KiB.
     pub rss_end_kib: u64,
-    /// (end − base) / subscribers, KiB.
+    /// (end − base) / subscribers, KiB. In `sync` the base is taken with only the hub
+    /// publishing, so this is per class (its publisher and subscriber) plus the hub's share.
     pub rss_per_sub_kib: f64,
-    /// Keyframe requests the publisher received while subscribers joined.
-    pub keyframe_requests_at_publisher: u64,
+    /// Keyframe requests the publisher(s) received while subscribers joined; `None` when the
+    /// publisher cannot see them (see `notes`).
+    pub keyframe_requests_at_publisher: Option<u64>,
     /// How long the joins took, seconds.
     pub join_s: f64,
+    /// What could not be measured on this path, and why.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// p50/p95/p99.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Median.
     pub p50: f64,
@@ -112,23 +136,236 @@ fn percentiles(mut v: Vec<f64>) -> Percentiles {
     }
 }
 
-/// Loads the publisher's source.
-pub fn source(load: &Load) -> Result<Source> {
-    let bytes =
-        std::fs::read(&load.video).with_context(|| format!("reading {}", load.video.display()))?;
+/// Loads a publisher's source from an IVF file.
+pub fn source_from(video: &std::path::Path, fps: u32) -> Result<Source> {
+    let bytes = std::fs::read(video).with_context(|| format!("reading {}", video.display()))?;
     let (_, frames) = ivf::parse(&bytes)?;
     Ok(Source {
         frames: Arc::new(frames),
-        fps: load.fps,
+        fps,
         codec: Codec::Vp8,
         audio: true,
         simulcast: Vec::new(),
     })
 }
 
-struct Joined {
-    peer: PeerHandle,
-    asked: Instant,
+/// Loads the publisher's source.
+pub fn source(load: &Load) -> Result<Source> {
+    source_from(&load.video, load.fps)
+}
+
+/// The points of a run at which the server's `/proc` entry is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Publisher(s) sending, before any subscriber joins (RSS base).
+    Base,
+    /// Start of the steady window.
+    WindowStart,
+    /// End of the steady window (RSS end).
+    WindowEnd,
+}
+
+impl Mark {
+    /// The mark's name on a marker line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mark::Base => "base",
+            Mark::WindowStart => "window-start",
+            Mark::WindowEnd => "window-end",
+        }
+    }
+
+    /// The mark named `s`.
+    pub fn parse(s: &str) -> Option<Mark> {
+        [Mark::Base, Mark::WindowStart, Mark::WindowEnd]
+            .into_iter()
+            .find(|m| m.name() == s)
+    }
+}
+
+/// Reads the server's CPU and memory at the marks of a run.
+pub trait Probe {
+    /// The server's `/proc` sample at `mark`, or `None` if another process takes it.
+    fn mark(&mut self, mark: Mark) -> Result<Option<ProcSample>>;
+}
+
+/// Reads `/proc/<pid>` of a server this process can see.
+pub struct PidProbe(pub u32);
+
+impl Probe for PidProbe {
+    fn mark(&mut self, _: Mark) -> Result<Option<ProcSample>> {
+        sample(self.0).map(Some)
+    }
+}
+
+/// One subscriber session.
+pub struct Session {
+    /// The simulated subscriber.
+    pub peer: PeerHandle,
+    /// When its signalling began.
+    pub asked: Instant,
+    /// When the answer was applied (classrelay) or sent (`start`, Janus).
+    pub answered: Instant,
+}
+
+/// Everything the steady-window measurement needs from the joins.
+pub struct Joined<'a> {
+    /// Scenario name.
+    pub scenario: &'a str,
+    /// "classrelay" or "janus".
+    pub target: &'a str,
+    /// The load.
+    pub load: &'a Load,
+    /// Subscriber sessions asked for.
+    pub asked_for: usize,
+    /// Those that signalled successfully.
+    pub sessions: Vec<Session>,
+    /// The subscriber swarms (latency histograms).
+    pub swarms: &'a [Arc<Swarm>],
+    /// Publishers whose keyframe requests count (empty: not observable).
+    pub publishers: Vec<Arc<PeerStats>>,
+    /// Their keyframe requests before the joins.
+    pub kf_before: u64,
+    /// The server's sample at [`Mark::Base`].
+    pub base: Option<ProcSample>,
+    /// How long the joins took, seconds.
+    pub join_s: f64,
+    /// Notes carried into the figures.
+    pub notes: Vec<String>,
+}
+
+fn kf_sum(publishers: &[Arc<PeerStats>]) -> u64 {
+    publishers
+        .iter()
+        .map(|p| p.keyframe_requests.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// Waits for the keyframes, settles, measures the steady window and computes the figures.
+/// CPU and RSS are zero when the probe returns no samples (another process fills them in).
+pub async fn measure(j: Joined<'_>, probe: &mut dyn Probe) -> Result<Figures> {
+    // Everyone who can should get a keyframe.
+    for s in &j.sessions {
+        s.peer
+            .stats
+            .wait_for(Duration::from_secs(10), |s| s.first_keyframe_at().is_some())
+            .await;
+    }
+    let kf_requests =
+        (!j.publishers.is_empty()).then(|| kf_sum(&j.publishers).saturating_sub(j.kf_before));
+    tokio::time::sleep(j.load.warmup).await;
+
+    // Steady window.
+    let snap = |j: &[Session]| -> (u64, u64, u64) {
+        j.iter().fold((0, 0, 0), |(v, a, g), x| {
+            (
+                v + x.peer.stats.video_packets.load(Ordering::Relaxed),
+                a + x.peer.stats.audio_packets.load(Ordering::Relaxed),
+                g + x.peer.stats.video_seq_gaps.load(Ordering::Relaxed),
+            )
+        })
+    };
+    for s in j.swarms {
+        s.latency.reset();
+    }
+    let cpu0 = probe.mark(Mark::WindowStart)?;
+    let (v0, a0, g0) = snap(&j.sessions);
+    let w0 = Instant::now();
+    tokio::time::sleep(j.load.duration).await;
+    let window = w0.elapsed().as_secs_f64();
+    let (v1, a1, g1) = snap(&j.sessions);
+    let cpu1 = probe.mark(Mark::WindowEnd)?;
+
+    let video = (v1 - v0) as f64;
+    let total = video + (a1 - a0) as f64;
+    let cpu = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => (b.cpu_seconds - a.cpu_seconds) / window,
+        _ => 0.0,
+    };
+    let gaps = (g1 - g0) as f64;
+    let mut notes = j.notes;
+    let stamped: u64 = j.swarms.iter().map(|s| s.latency.count()).sum();
+    let latency_us = if stamped == 0 {
+        if !notes.iter().any(|n| n.starts_with("latency")) {
+            notes
+                .push("latency n/a: no packet arrived with the abs-capture-time stamp".to_string());
+        }
+        None
+    } else {
+        let q = |q: f64| {
+            // Merge the swarms' histograms by taking the worst swarm's quantile (conservative).
+            j.swarms
+                .iter()
+                .filter_map(|s| s.latency.quantile(q))
+                .max()
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1e6
+        };
+        Some(Percentiles {
+            p50: q(0.5),
+            p95: q(0.95),
+            p99: q(0.99),
+        })
+    };
+    let since = |from: fn(&Session) -> Instant, at: fn(&PeerStats) -> Option<Instant>| {
+        j.sessions
+            .iter()
+            .filter_map(|s| {
+                at(&s.peer.stats).map(|t| t.saturating_duration_since(from(s)).as_secs_f64() * 1e3)
+            })
+            .collect::<Vec<f64>>()
+    };
+    let ttfk = since(|s| s.asked, PeerStats::first_keyframe_at);
+    let receiving = ttfk.len();
+    let ttfk_after = since(|s| s.answered, PeerStats::first_keyframe_at);
+    let connect = since(|s| s.asked, PeerStats::connected_at);
+    let n = j.asked_for.max(1) as f64;
+    let base = j.base.unwrap_or_default();
+    let end = cpu1.unwrap_or_default();
+    Ok(Figures {
+        target: j.target.into(),
+        scenario: j.scenario.into(),
+        subscribers: j.asked_for,
+        receiving,
+        window_s: window,
+        forwarded_pps: total / window,
+        forwarded_video_pps: video / window,
+        server_cpu: cpu,
+        pkts_per_cpu_s: if cpu > 0.0 { total / window / cpu } else { 0.0 },
+        video_pkts_per_cpu_s: if cpu > 0.0 { video / window / cpu } else { 0.0 },
+        loss_pct: if video + gaps > 0.0 {
+            100.0 * gaps / (video + gaps)
+        } else {
+            0.0
+        },
+        latency_us,
+        ttfk_ms: percentiles(ttfk),
+        ttfk_after_answer_ms: percentiles(ttfk_after),
+        connect_ms: percentiles(connect),
+        rss_base_kib: base.rss_kib,
+        rss_end_kib: end.rss_kib,
+        rss_per_sub_kib: (end.rss_kib as f64 - base.rss_kib as f64) / n,
+        keyframe_requests_at_publisher: kf_requests,
+        join_s: j.join_s,
+        notes,
+    })
+}
+
+/// Seconds between joins: paced at `join_rate`, or spread evenly over `join_window` (bell).
+pub fn join_interval(scenario: &str, load: &Load, joins: usize) -> f64 {
+    if scenario == "bell" {
+        load.join_window.as_secs_f64() / joins.max(1) as f64
+    } else {
+        1.0 / load.join_rate.max(0.001)
+    }
+}
+
+/// Starts the subscriber swarms of a load.
+pub fn start_swarms(load: &Load) -> Result<Vec<Arc<Swarm>>> {
+    (0..load.swarms.max(1))
+        .map(|_| Swarm::start().map(Arc::new))
+        .collect()
 }
 
 /// Runs a scenario against a classrelay process.
@@ -137,14 +374,42 @@ pub async fn run_classrelay(
     scenario: &str,
     load: &Load,
 ) -> Result<Figures> {
+    match scenario {
+        "broadcast" | "bell" => run_broadcast(server, scenario, load).await,
+        "sync" => run_sync(server, load).await,
+        other => bail!("unknown scenario {other}"),
+    }
+}
+
+/// One WHEP subscriber: POST, then hand the peer to its swarm at once, so the time to connect
+/// is not inflated by later joins.
+async fn whep(
+    swarm: Arc<Swarm>,
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    audio: usize,
+    video: usize,
+) -> Result<Session> {
+    let asked = Instant::now();
+    let offer = swarm.subscriber_offer(audio, video)?;
+    let c = whip::post_offer(&http, &url, &token, &offer.sdp).await?;
+    let answered = Instant::now();
+    let peer = swarm.add(offer, &c.answer, c.url, c.etag)?;
+    Ok(Session {
+        peer,
+        asked,
+        answered,
+    })
+}
+
+async fn run_broadcast(server: &ClassrelayProc, scenario: &str, load: &Load) -> Result<Figures> {
     let http = reqwest::Client::new();
     let room = "loadtest";
     let pub_token = server.token(room, "publish")?;
     let sub_token = server.token(room, "subscribe")?;
     let publisher_swarm = Swarm::start()?;
-    let swarms: Vec<Arc<Swarm>> = (0..load.swarms.max(1))
-        .map(|_| Swarm::start().map(Arc::new))
-        .collect::<Result<_>>()?;
+    let swarms = start_swarms(load)?;
     let publisher = whip::join(
         &publisher_swarm,
         &http,
@@ -159,144 +424,149 @@ pub async fn run_classrelay(
             s.frames_sent.load(Ordering::Relaxed) > 30
         })
         .await;
-    let base = sample(server.pid())?;
-    let kf_before = publisher.stats.keyframe_requests.load(Ordering::Relaxed);
+    let mut probe = PidProbe(server.pid());
+    let base = probe.mark(Mark::Base)?;
+    let publishers = vec![publisher.stats.clone()];
+    let kf_before = kf_sum(&publishers);
 
-    // Joins: paced at join_rate (broadcast) or spread evenly over join_window (bell).
-    let interval = if scenario == "bell" {
-        load.join_window.as_secs_f64() / load.subscribers.max(1) as f64
-    } else {
-        1.0 / load.join_rate.max(0.001)
-    };
+    let interval = join_interval(scenario, load, load.subscribers);
     let t0 = Instant::now();
     let mut pending = Vec::new();
     for i in 0..load.subscribers {
         let at = t0 + Duration::from_secs_f64(interval * i as f64);
         tokio::time::sleep_until(at.into()).await;
         let swarm = swarms[i % swarms.len()].clone();
-        let http = http.clone();
         let url = format!("{}/whep/{room}", server.base);
-        let token = sub_token.clone();
-        // Each join runs on its own: POST, then hand the peer to its swarm at once, so the
-        // time to connect is not inflated by later joins.
-        pending.push(tokio::spawn(async move {
-            let asked = Instant::now();
-            let offer = swarm.subscriber_offer(1, 1)?;
-            let c = whip::post_offer(&http, &url, &token, &offer.sdp).await?;
-            let peer = swarm.add(offer, &c.answer, c.url, c.etag)?;
-            anyhow::Ok(Joined { peer, asked })
-        }));
+        pending.push(tokio::spawn(whep(
+            swarm,
+            http.clone(),
+            url,
+            sub_token.clone(),
+            1,
+            1,
+        )));
     }
-    let mut joined = Vec::new();
+    let mut sessions = Vec::new();
     for task in pending {
         match task.await? {
-            Ok(j) => joined.push(j),
+            Ok(j) => sessions.push(j),
             Err(e) => tracing::warn!("join failed: {e:#}"),
         }
     }
     let join_s = t0.elapsed().as_secs_f64();
-    // Everyone who can should get a keyframe.
-    for j in &joined {
-        j.peer
-            .stats
-            .wait_for(Duration::from_secs(10), |s| s.first_keyframe_at().is_some())
-            .await;
-    }
-    let kf_requests = publisher
-        .stats
-        .keyframe_requests
-        .load(Ordering::Relaxed)
-        .saturating_sub(kf_before);
-    tokio::time::sleep(load.warmup).await;
-
-    // Steady window.
-    let snap = |j: &[Joined]| -> (u64, u64, u64) {
-        j.iter().fold((0, 0, 0), |(v, a, g), x| {
-            (
-                v + x.peer.stats.video_packets.load(Ordering::Relaxed),
-                a + x.peer.stats.audio_packets.load(Ordering::Relaxed),
-                g + x.peer.stats.video_seq_gaps.load(Ordering::Relaxed),
-            )
-        })
-    };
-    for s in &swarms {
-        s.latency.reset();
-    }
-    let cpu0 = sample(server.pid())?;
-    let (v0, a0, g0) = snap(&joined);
-    let w0 = Instant::now();
-    tokio::time::sleep(load.duration).await;
-    let window = w0.elapsed().as_secs_f64();
-    let cpu1 = sample(server.pid())?;
-    let (v1, a1, g1) = snap(&joined);
-
-    let video = (v1 - v0) as f64;
-    let total = video + (a1 - a0) as f64;
-    let cpu = (cpu1.cpu_seconds - cpu0.cpu_seconds) / window;
-    let gaps = (g1 - g0) as f64;
-    let mut lat = Vec::new();
-    for q in [0.5, 0.95, 0.99] {
-        // Merge the swarms' histograms by taking the worst swarm's quantile (conservative).
-        let worst = swarms
-            .iter()
-            .filter_map(|s| s.latency.quantile(q))
-            .max()
-            .unwrap_or_default();
-        lat.push(worst.as_secs_f64() * 1e6);
-    }
-    let ttfk: Vec<f64> = joined
-        .iter()
-        .filter_map(|j| {
-            j.peer
-                .stats
-                .first_keyframe_at()
-                .map(|t| (t - j.asked).as_secs_f64() * 1e3)
-        })
-        .collect();
-    let receiving = ttfk.len();
-    let connect: Vec<f64> = joined
-        .iter()
-        .filter_map(|j| {
-            j.peer
-                .stats
-                .connected_at()
-                .map(|t| t.saturating_duration_since(j.asked).as_secs_f64() * 1e3)
-        })
-        .collect();
-    let n = load.subscribers.max(1) as f64;
-    Ok(Figures {
-        target: "classrelay".into(),
-        scenario: scenario.into(),
-        subscribers: load.subscribers,
-        receiving,
-        window_s: window,
-        forwarded_pps: total / window,
-        forwarded_video_pps: video / window,
-        server_cpu: cpu,
-        pkts_per_cpu_s: if cpu > 0.0 { total / window / cpu } else { 0.0 },
-        video_pkts_per_cpu_s: if cpu > 0.0 { video / window / cpu } else { 0.0 },
-        loss_pct: if video + gaps > 0.0 {
-            100.0 * gaps / (video + gaps)
-        } else {
-            0.0
-        },
-        latency_us: Percentiles {
-            p50: lat[0],
-            p95: lat[1],
-            p99: lat[2],
-        },
-        ttfk_ms: percentiles(ttfk),
-        connect_ms: percentiles(connect),
-        rss_base_kib: base.rss_kib,
-        rss_end_kib: cpu1.rss_kib,
-        rss_per_sub_kib: (cpu1.rss_kib as f64 - base.rss_kib as f64) / n,
-        keyframe_requests_at_publisher: kf_requests,
+    let joined = Joined {
+        scenario,
+        target: "classrelay",
+        load,
+        asked_for: load.subscribers,
+        sessions,
+        swarms: &swarms,
+        publishers,
+        kf_before,
+        base,
         join_s,
-    })
+        notes: Vec::new(),
+    };
+    let figures = measure(joined, &mut probe).await;
+    drop(publisher_swarm);
+    figures
 }
 
-/// A plain-text table of runs, one column per run.
-pub fn table(runs: &[Figures]) -> String {
+/// 同步课堂 against classrelay (see the module docs for the two rooms).
+async fn run_sync(server: &ClassrelayProc, load: &Load) -> Result<Figures> {
+    let http = reqwest::Client::new();
+    let (hub_room, class_room) = ("sync-hub", "sync-classes");
+    let hub_pub = server.token(hub_room, "publish")?;
+    let hub_sub = server.token(hub_room, "subscribe")?;
+    let class_pub = server.token(class_room, "publish")?;
+    let class_sub = server.token(class_room, "subscribe")?;
+    let publisher_swarm = Arc::new(Swarm::start()?);
+    let swarms = start_swarms(load)?;
+    let k = load.classes.max(1);
+    let hub = whip::join(
+        &publisher_swarm,
+        &http,
+        &format!("{}/whip/{hub_room}", server.base),
+        &hub_pub,
+        publisher_swarm.publisher_offer(source(load)?)?,
+    )
+    .await?;
+    hub.stats
+        .wait_for(Duration::from_secs(10), |s| {
+            s.frames_sent.load(Ordering::Relaxed) > 30
+        })
+        .await;
+    let mut probe = PidProbe(server.pid());
+    let base = probe.mark(Mark::Base)?;
+    let kf_before = hub.stats.keyframe_requests.load(Ordering::Relaxed);
+    let class_source = source_from(&load.class_video, load.fps)?;
+
+    let interval = join_interval("sync", load, k);
+    let t0 = Instant::now();
+    let mut pending = Vec::new();
+    for i in 0..k {
+        let at = t0 + Duration::from_secs_f64(interval * i as f64);
+        tokio::time::sleep_until(at.into()).await;
+        let (pswarm, swarm) = (publisher_swarm.clone(), swarms[i % swarms.len()].clone());
+        let (http, base_url) = (http.clone(), server.base.clone());
+        let (ptok, stok, src) = (class_pub.clone(), hub_sub.clone(), class_source.clone());
+        pending.push(tokio::spawn(async move {
+            // A class publishes its camera, then receives the hub.
+            let offer = pswarm.publisher_offer(src)?;
+            let url = format!("{base_url}/whip/{class_room}");
+            let publisher = whip::join(&pswarm, &http, &url, &ptok, offer).await?;
+            let url = format!("{base_url}/whep/{hub_room}");
+            let session = whep(swarm, http, url, stok, 1, 1).await?;
+            anyhow::Ok((publisher, session))
+        }));
+    }
+    let mut sessions = Vec::new();
+    let mut publishers = vec![hub.stats.clone()];
+    for task in pending {
+        match task.await? {
+            Ok((p, s)) => {
+                publishers.push(p.stats);
+                sessions.push(s);
+            }
+            Err(e) => tracing::warn!("class join failed: {e:#}"),
+        }
+    }
+    // The hub receives every class: K audio and K video slots in the classes' room.
+    let url = format!("{}/whep/{class_room}", server.base);
+    match whep(swarms[0].clone(), http.clone(), url, class_sub, k, k).await {
+        Ok(s) => sessions.push(s),
+        Err(e) => tracing::warn!("hub subscriber failed: {e:#}"),
+    }
+    let join_s = t0.elapsed().as_secs_f64();
+    let joined = Joined {
+        scenario: "sync",
+        target: "classrelay",
+        load,
+        asked_for: k + 1,
+        sessions,
+        swarms: &swarms,
+        publishers,
+        kf_before,
+        base,
+        join_s,
+        notes: Vec::new(),
+    };
+    let figures = measure(joined, &mut probe).await;
+    drop(publisher_swarm);
+    figures
+}
+
+fn pct3(p: &Percentiles) -> String {
+    format!("{:.0}/{:.0}/{:.0}", p.p50, p.p95, p.p99)
+}
+
+/// Row names of [`table`] that [`Ratios`] fill.
+const ROW_PKTS: &str = "pkt per CPU-s (video)";
+const ROW_LATENCY: &str = "latency p50/p95/p99 µs";
+const ROW_TTFK: &str = "first keyframe p50/p95/p99 ms";
+const ROW_RSS: &str = "RSS per subscriber KiB";
+
+fn rows(runs: &[Figures]) -> Vec<(String, Vec<String>)> {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     let mut row = |name: &str, f: &dyn Fn(&Figures) -> String| {
         rows.push((name.to_string(), runs.iter().map(f).collect()));
@@ -310,28 +580,18 @@ pub fn table(runs: &[Figures]) -> String {
         format!("{:.0} ({:.0})", f.forwarded_pps, f.forwarded_video_pps)
     });
     row("server CPU s/s", &|f| format!("{:.3}", f.server_cpu));
-    row("pkt per CPU-s (video)", &|f| {
+    row(ROW_PKTS, &|f| {
         format!("{:.0} ({:.0})", f.pkts_per_cpu_s, f.video_pkts_per_cpu_s)
     });
     row("subscriber loss %", &|f| format!("{:.3}", f.loss_pct));
-    row("latency p50/p95/p99 µs", &|f| {
-        format!(
-            "{:.0}/{:.0}/{:.0}",
-            f.latency_us.p50, f.latency_us.p95, f.latency_us.p99
-        )
+    row(ROW_LATENCY, &|f| {
+        f.latency_us.as_ref().map_or("n/a".to_string(), pct3)
     });
-    row("first keyframe p50/p95/p99 ms", &|f| {
-        format!(
-            "{:.0}/{:.0}/{:.0}",
-            f.ttfk_ms.p50, f.ttfk_ms.p95, f.ttfk_ms.p99
-        )
+    row(ROW_TTFK, &|f| pct3(&f.ttfk_ms));
+    row("  after answer/start p50/p95/p99 ms", &|f| {
+        pct3(&f.ttfk_after_answer_ms)
     });
-    row("connected p50/p95/p99 ms", &|f| {
-        format!(
-            "{:.0}/{:.0}/{:.0}",
-            f.connect_ms.p50, f.connect_ms.p95, f.connect_ms.p99
-        )
-    });
+    row("connected p50/p95/p99 ms", &|f| pct3(&f.connect_ms));
     row("RSS base → end MiB", &|f| {
         format!(
             "{:.1} → {:.1}",
@@ -339,13 +599,16 @@ pub fn table(runs: &[Figures]) -> String {
             f.rss_end_kib as f64 / 1024.0
         )
     });
-    row("RSS per subscriber KiB", &|f| {
-        format!("{:.0}", f.rss_per_sub_kib)
-    });
+    row(ROW_RSS, &|f| format!("{:.0}", f.rss_per_sub_kib));
     row("keyframe requests at publisher", &|f| {
-        f.keyframe_requests_at_publisher.to_string()
+        f.keyframe_requests_at_publisher
+            .map_or("n/a".to_string(), |k| k.to_string())
     });
     row("joins took s", &|f| format!("{:.1}", f.join_s));
+    rows
+}
+
+fn render(rows: Vec<(String, Vec<String>)>) -> String {
     let w0 = rows
         .iter()
         .map(|(n, _)| n.chars().count())
@@ -362,6 +625,97 @@ pub fn table(runs: &[Figures]) -> String {
     out
 }
 
+/// A plain-text table of runs, one column per run, and the notes of each run below it.
+pub fn table(runs: &[Figures]) -> String {
+    let mut out = render(rows(runs));
+    for f in runs {
+        for n in &f.notes {
+            out.push_str(&format!("note ({}): {n}\n", f.target));
+        }
+    }
+    out
+}
+
+/// classrelay against Janus in the same scenario: each ratio is "how many times better
+/// classrelay is" (above 1 = classrelay better). `None` where either side has no figure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ratios {
+    /// classrelay ÷ Janus, forwarded packets per CPU-second.
+    pub pkts_per_cpu_s: Option<f64>,
+    /// classrelay ÷ Janus, forwarded video packets per CPU-second.
+    pub video_pkts_per_cpu_s: Option<f64>,
+    /// Janus ÷ classrelay, RSS per subscriber.
+    pub rss_per_sub: Option<f64>,
+    /// Janus ÷ classrelay, latency p50/p95/p99.
+    pub latency: Option<Percentiles>,
+    /// Janus ÷ classrelay, join → first keyframe p50/p95/p99.
+    pub ttfk: Option<Percentiles>,
+}
+
+fn ratio(num: f64, den: f64) -> Option<f64> {
+    (num > 0.0 && den > 0.0 && num.is_finite() && den.is_finite()).then(|| num / den)
+}
+
+fn ratio3(num: &Percentiles, den: &Percentiles) -> Option<Percentiles> {
+    Some(Percentiles {
+        p50: ratio(num.p50, den.p50)?,
+        p95: ratio(num.p95, den.p95)?,
+        p99: ratio(num.p99, den.p99)?,
+    })
+}
+
+impl Ratios {
+    /// The ratios of a classrelay run to a Janus run.
+    pub fn of(classrelay: &Figures, janus: &Figures) -> Ratios {
+        Ratios {
+            pkts_per_cpu_s: ratio(classrelay.pkts_per_cpu_s, janus.pkts_per_cpu_s),
+            video_pkts_per_cpu_s: ratio(
+                classrelay.video_pkts_per_cpu_s,
+                janus.video_pkts_per_cpu_s,
+            ),
+            rss_per_sub: ratio(janus.rss_per_sub_kib, classrelay.rss_per_sub_kib),
+            latency: classrelay
+                .latency_us
+                .as_ref()
+                .zip(janus.latency_us.as_ref())
+                .and_then(|(c, j)| ratio3(j, c)),
+            ttfk: ratio3(&janus.ttfk_ms, &classrelay.ttfk_ms),
+        }
+    }
+}
+
+/// classrelay and Janus side by side, with a third column holding the ratios (classrelay ÷
+/// Janus for packets per CPU-second, Janus ÷ classrelay for latency, first keyframe and RSS
+/// per subscriber: above 1 means classrelay does better).
+pub fn table_side_by_side(classrelay: &Figures, janus: &Figures) -> String {
+    let r = Ratios::of(classrelay, janus);
+    let x = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}×"));
+    let x3 = |p: Option<Percentiles>| {
+        p.map_or("n/a".to_string(), |p| {
+            format!("{:.2}/{:.2}/{:.2}×", p.p50, p.p95, p.p99)
+        })
+    };
+    let mut rows = rows(&[classrelay.clone(), janus.clone()]);
+    for (name, vals) in &mut rows {
+        let cell = match name.as_str() {
+            "target" => "ratio".to_string(),
+            ROW_PKTS => format!("{} ({})", x(r.pkts_per_cpu_s), x(r.video_pkts_per_cpu_s)),
+            ROW_LATENCY => x3(r.latency),
+            ROW_TTFK => x3(r.ttfk),
+            ROW_RSS => x(r.rss_per_sub),
+            _ => String::new(),
+        };
+        vals.push(cell);
+    }
+    let mut out = render(rows);
+    for f in [classrelay, janus] {
+        for n in &f.notes {
+            out.push_str(&format!("note ({}): {n}\n", f.target));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,5 +726,56 @@ mod tests {
         assert_eq!((p.p50, p.p95, p.p99), (51.0, 95.0, 99.0));
         let e = percentiles(vec![]);
         assert_eq!(e.p50, 0.0);
+    }
+
+    #[test]
+    fn marks_round_trip() {
+        for m in [Mark::Base, Mark::WindowStart, Mark::WindowEnd] {
+            assert_eq!(Mark::parse(m.name()), Some(m));
+        }
+        assert_eq!(Mark::parse("nope"), None);
+    }
+
+    #[test]
+    fn ratios_favour_classrelay_above_one() {
+        let p = |x: f64| Percentiles {
+            p50: x,
+            p95: 2.0 * x,
+            p99: 3.0 * x,
+        };
+        let f = |pkts: f64, rss: f64, lat: Option<Percentiles>| Figures {
+            target: String::new(),
+            scenario: String::new(),
+            subscribers: 1,
+            receiving: 1,
+            window_s: 1.0,
+            forwarded_pps: pkts,
+            forwarded_video_pps: pkts,
+            server_cpu: 1.0,
+            pkts_per_cpu_s: pkts,
+            video_pkts_per_cpu_s: pkts,
+            loss_pct: 0.0,
+            latency_us: lat,
+            ttfk_ms: p(100.0),
+            ttfk_after_answer_ms: p(100.0),
+            connect_ms: p(10.0),
+            rss_base_kib: 1,
+            rss_end_kib: 2,
+            rss_per_sub_kib: rss,
+            keyframe_requests_at_publisher: None,
+            join_s: 1.0,
+            notes: Vec::new(),
+        };
+        let c = f(30_000.0, 100.0, Some(p(1000.0)));
+        let j = f(10_000.0, 500.0, None);
+        let r = Ratios::of(&c, &j);
+        assert_eq!(r.pkts_per_cpu_s, Some(3.0));
+        assert_eq!(r.rss_per_sub, Some(5.0));
+        assert!(r.latency.is_none(), "no Janus latency, no ratio");
+        assert_eq!(r.ttfk.map(|t| t.p50), Some(1.0));
+        let both = Ratios::of(&c, &f(10_000.0, 500.0, Some(p(2000.0))));
+        assert_eq!(both.latency.map(|l| l.p99), Some(2.0));
+        let t = table_side_by_side(&c, &j);
+        assert!(t.contains("3.00×") && t.contains("5.00×") && t.contains("n/a"));
     }
 }

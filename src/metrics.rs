@@ -76,6 +76,8 @@ pub struct Metrics {
     pub layer_switches: Counter,
     /// Viewers started from a cached group of pictures instead of a keyframe request.
     pub gop_replays: Counter,
+    /// Viewer retransmission histories replaced after a GOP replay burst aged out.
+    pub nack_history_resets: Counter,
     /// Round-trip time samples per peer.
     pub rtt_seconds: Histogram,
     /// HTTP signalling responses.
@@ -147,6 +149,11 @@ impl Metrics {
             "gop_replays",
             "Viewers started from the cached group of pictures (no keyframe request)",
         );
+        let nack_history_resets = c(
+            &mut r,
+            "nack_history_resets",
+            "Viewer retransmission histories shrunk back after a GOP replay burst",
+        );
         let rtt_seconds =
             Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]);
         r.register("rtt_seconds", "Peer round-trip time", rtt_seconds.clone());
@@ -175,6 +182,7 @@ impl Metrics {
             keyframe_requests_coalesced,
             layer_switches,
             gop_replays,
+            nack_history_resets,
             rtt_seconds,
             http_responses,
         }

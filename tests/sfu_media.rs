@@ -633,5 +633,18 @@ async fn late_joiners_start_from_the_cached_gop_without_asking_the_publisher() {
         plis_before,
         "no keyframe request reached the publisher"
     );
+    // The replay burst grew each viewer's retransmission history; once it has aged out
+    // (one second), the history is replaced by a fresh one and media keeps flowing.
+    let resets = &env.server.metrics().nack_history_resets;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while resets.get() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(resets.get(), 2, "both viewers' histories were shrunk back");
+    for s in &subs {
+        let seen = s.stats.video_packets.load(Ordering::Relaxed);
+        assert!(video_at_least(s, seen + 30).await, "media after the reset");
+        assert_continuous(s);
+    }
     env.server.shutdown().await;
 }

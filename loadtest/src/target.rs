@@ -161,6 +161,21 @@ impl ClassrelayProc {
 
 impl Drop for ClassrelayProc {
     fn drop(&mut self) {
+        // SIGTERM first: the server shuts down in order (and a wrapper such as valgrind gets
+        // to write its profile); SIGKILL only if it has not exited within 20 s.
+        let asked = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while asked && std::time::Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) => break,
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data);

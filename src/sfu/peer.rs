@@ -34,6 +34,9 @@ pub struct Slot {
     pub waiting_keyframe: Option<Instant>,
     /// When the server last asked for a keyframe on this slot's behalf.
     pub last_kf_request: Option<Instant>,
+    /// When to replace this slot's retransmission history with a fresh one: a GOP replay
+    /// grew it to hold the whole burst, and str0m's history never shrinks by itself.
+    pub history_reset_at: Option<Instant>,
 }
 
 impl Slot {
@@ -49,6 +52,7 @@ impl Slot {
             pt_map: Vec::new(),
             waiting_keyframe: None,
             last_kf_request: None,
+            history_reset_at: None,
         }
     }
 }

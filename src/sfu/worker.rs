@@ -509,11 +509,8 @@ impl Worker {
             // Keep one second of sent packets for NACKs (rural RTTs are well under that);
             // str0m's default of three seconds triples the per-subscriber memory.
             let mids: Vec<Mid> = peer.slots.iter().map(|s| s.mid).collect();
-            let mut api = peer.rtc.direct_api();
             for mid in mids {
-                if let Some(tx) = api.stream_tx_by_mid(mid, None) {
-                    tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(0.15));
-                }
+                fresh_history(&mut peer, mid);
             }
         }
         self.created.insert(id, now);
@@ -793,7 +790,8 @@ impl Worker {
         let source = source_id(track.publisher, *ssrc);
         let clock_rate = params.spec().clock_rate.get();
         // The replay is a burst: on a slow link (or a full socket buffer) some of it is lost,
-        // so all of it stays retransmittable (the viewer's RTX cache bounds the memory).
+        // so all of it stays retransmittable; the history it grows is shrunk back once the
+        // replay has aged out (`history_reset_at`, see `fresh_history`).
         let mut sent = false;
         for (i, p) in gop.iter().enumerate() {
             let f = Fwd {
@@ -828,6 +826,11 @@ impl Worker {
                 self.io.metrics.gop_replays.inc();
             }
             sent |= ok;
+        }
+        if sent {
+            if let Some(slot) = sub.slots.get_mut(si) {
+                slot.history_reset_at = Some(now + RTX_CACHE_AGE);
+            }
         }
         sent
     }
@@ -1080,6 +1083,21 @@ impl Worker {
         }
         let mut retry = Vec::new();
         for peer in self.peers.values_mut() {
+            if peer.role == Role::Subscriber {
+                let due: Vec<Mid> = peer
+                    .slots
+                    .iter_mut()
+                    .filter(|s| s.history_reset_at.is_some_and(|t| t <= now))
+                    .map(|s| {
+                        s.history_reset_at = None;
+                        s.mid
+                    })
+                    .collect();
+                for mid in due {
+                    fresh_history(peer, mid);
+                    self.io.metrics.nack_history_resets.inc();
+                }
+            }
             if peer.role == Role::Subscriber && peer.connected {
                 for slot in peer.slots.iter_mut() {
                     let (Some(tid), Some(_)) = (slot.track, slot.waiting_keyframe) else {
@@ -1209,6 +1227,18 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
     io.metrics.rtp_bytes_out.inc_by(f.payload.len() as u64);
     drain(sub, io, now);
     true
+}
+
+/// Gives a subscriber slot a new, empty retransmission history: one second of sent packets
+/// for NACKs (rural RTTs are well under that; str0m's default of three seconds triples the
+/// per-subscriber memory). Also how a history grown by a GOP replay burst is shrunk back:
+/// str0m's history only grows (its slots are ~430 bytes each, payloads aside), so after the
+/// replayed packets have aged out it is replaced. What the old one held is then lost to
+/// NACKs: at worst one lost packet becomes a keyframe request, once per join.
+fn fresh_history(peer: &mut Peer, mid: Mid) {
+    if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
+        tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(0.15));
+    }
 }
 
 fn role_label(role: Role) -> RoleLabel {

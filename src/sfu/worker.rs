@@ -56,6 +56,9 @@ struct Io {
     socket: mio::net::UdpSocket,
     metrics: Metrics,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// Peers whose str0m deadline has already passed (it asks for that after every written
+    /// packet): driven once per loop turn without a trip through the timer heap.
+    due: Vec<PeerId>,
     pending_rtp: Vec<(PeerId, RtpPacket)>,
     pending_kf: Vec<(PeerId, Mid)>,
     connected: Vec<PeerId>,
@@ -138,6 +141,7 @@ impl Worker {
                 socket,
                 metrics,
                 timers: BinaryHeap::new(),
+                due: Vec::new(),
                 pending_rtp: Vec::with_capacity(64),
                 pending_kf: Vec::new(),
                 connected: Vec::new(),
@@ -179,7 +183,7 @@ impl Worker {
             if let Some(Reverse((t, _))) = self.io.timers.peek() {
                 deadline = deadline.min(*t);
             }
-            let wait = if more_to_read {
+            let wait = if more_to_read || !self.io.due.is_empty() {
                 Duration::ZERO
             } else {
                 deadline.saturating_duration_since(now)
@@ -717,6 +721,12 @@ impl Worker {
 
     /// Forwards queued RTP and handles queued keyframe requests until both queues are empty.
     fn process_pending(&mut self, now: Instant) {
+        if self.io.pending_rtp.is_empty()
+            && self.io.pending_kf.is_empty()
+            && self.io.connected.is_empty()
+        {
+            return;
+        }
         let mut rtp = Vec::new();
         let mut kf = Vec::new();
         loop {
@@ -1034,6 +1044,25 @@ impl Worker {
     }
 
     fn fire_timers(&mut self, now: Instant) {
+        let mut due = std::mem::take(&mut self.io.due);
+        for pid in due.drain(..) {
+            let Some(peer) = self.peers.get_mut(&pid) else {
+                continue;
+            };
+            if peer.next_timeout > now {
+                // Driven since (input or a replay flush): its next deadline is later.
+                continue;
+            }
+            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                tracing::debug!(session = %peer.session, "timeout input failed: {e}");
+            }
+            drain(peer, &mut self.io, now);
+            self.process_pending(now);
+        }
+        if self.io.due.is_empty() {
+            // Keep the allocation.
+            self.io.due = due;
+        }
         while let Some(Reverse((t, timer))) = self.io.timers.peek().copied() {
             if t > now {
                 break;
@@ -1256,7 +1285,11 @@ fn drain(peer: &mut Peer, io: &mut Io, now: Instant) {
             Ok(Output::Timeout(t)) => {
                 if t != peer.next_timeout {
                     peer.next_timeout = t;
-                    io.timers.push(Reverse((t, Timer::Peer(peer.id))));
+                    if t <= now {
+                        io.due.push(peer.id);
+                    } else {
+                        io.timers.push(Reverse((t, Timer::Peer(peer.id))));
+                    }
                 }
                 return;
             }

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub udp_datagrams_in: Counter,
     /// UDP datagrams sent on media sockets.
     pub udp_datagrams_out: Counter,
+    /// Of those, datagrams that left inside UDP GSO sends (runs to one address).
+    pub udp_gso_datagrams_out: Counter,
     /// Datagrams that matched no peer (unknown address or ufrag) and were dropped.
     pub udp_unroutable: Counter,
     /// NACKs received from subscribers (answered from the RTX cache).
@@ -121,6 +123,11 @@ impl Metrics {
         let rtp_bytes_out = c(&mut r, "rtp_bytes_out", "RTP payload bytes forwarded");
         let udp_datagrams_in = c(&mut r, "udp_datagrams_in", "UDP datagrams received");
         let udp_datagrams_out = c(&mut r, "udp_datagrams_out", "UDP datagrams sent");
+        let udp_gso_datagrams_out = c(
+            &mut r,
+            "udp_gso_datagrams_out",
+            "UDP datagrams sent inside GSO sends (several to one address in one call)",
+        );
         let udp_unroutable = c(
             &mut r,
             "udp_unroutable",
@@ -174,6 +181,7 @@ impl Metrics {
             rtp_bytes_out,
             udp_datagrams_in,
             udp_datagrams_out,
+            udp_gso_datagrams_out,
             udp_unroutable,
             nacks_received,
             nacks_sent,

@@ -1,29 +1,61 @@
-//! The worker's outgoing datagrams, sent in batches with `sendmmsg(2)`.
+//! The worker's outgoing datagrams, sent in batches with `sendmmsg(2)`, and runs to one
+//! destination as one UDP GSO send.
 //!
-//! A 1→N lesson sends every packet once per viewer, to N different addresses, so UDP GSO
-//! (one destination per call) does not apply; `sendmmsg` still saves the per-call syscall
-//! and socket lookup overhead of `sendto`. Neither std nor mio offers it, hence `nix`.
-//! Datagrams wait here at most until the end of the worker's current loop iteration.
+//! A 1→N lesson sends every packet once per viewer, to N different addresses, so most
+//! datagrams go out through `sendmmsg`, which saves the per-call syscall and socket lookup
+//! overhead of `sendto`. But a video frame is several packets, and a viewer's share of a
+//! frame leaves str0m as consecutive datagrams to the same address; when they have the
+//! same size (MTU-sized fragments, as OBS, GStreamer and str0m packetize; the last one may
+//! be shorter) they go as one `sendmsg` with `UDP_SEGMENT`: the kernel walks its UDP/IP
+//! send path once for the run and cuts it into datagrams at the end. Neither std nor mio
+//! offers either call, hence `nix`. Datagrams wait here at most until the end of the
+//! worker's current loop iteration, and leave in the order they were queued.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
-use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+use nix::sys::socket::{
+    sendmmsg, sendmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
+};
 
 use crate::metrics::Metrics;
 
 /// Datagrams per `sendmmsg` call.
 pub const BATCH: usize = 32;
 
+/// Most segments the kernel accepts in one UDP GSO send (`UDP_MAX_SEGMENTS`).
+const GSO_MAX_SEGMENTS: usize = 64;
+
+/// Most bytes in one UDP GSO send (an IP datagram's payload, less the UDP header).
+const GSO_MAX_BYTES: usize = 65_000;
+
 /// Datagrams waiting to be sent.
-#[derive(Default)]
 pub struct SendQueue {
     queued: Vec<(SockaddrStorage, Vec<u8>)>,
+    /// Whether UDP GSO is used; cleared for good the first time the kernel refuses it.
+    gso: bool,
+}
+
+impl Default for SendQueue {
+    fn default() -> Self {
+        SendQueue {
+            queued: Vec::new(),
+            gso: true,
+        }
+    }
 }
 
 impl SendQueue {
+    /// A queue that never uses UDP GSO (one datagram per message).
+    pub fn without_gso() -> Self {
+        SendQueue {
+            gso: false,
+            ..Default::default()
+        }
+    }
+
     /// Queues a datagram; sends the batch when it is full.
     pub fn push(&mut self, socket: &impl AsRawFd, to: SocketAddr, data: Vec<u8>, m: &Metrics) {
         self.queued.push((SockaddrStorage::from(to), data));
@@ -42,58 +74,221 @@ impl SendQueue {
         self.queued.is_empty()
     }
 
-    /// Sends everything queued. A datagram the kernel refuses (an ICMP error reported for
-    /// its destination, a full socket buffer) is dropped, as `sendto` would have dropped it;
-    /// the rest still go.
+    /// Sends everything queued, in order. A datagram the kernel refuses (an ICMP error
+    /// reported for its destination, a full socket buffer) is dropped, as `sendto` would
+    /// have dropped it; the rest still go.
     pub fn flush(&mut self, socket: &impl AsRawFd, m: &Metrics) {
         if self.queued.is_empty() {
             return;
         }
         let fd = socket.as_raw_fd();
-        // nix's message headers hold raw pointers (not Send), so they live only here.
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(self.queued.len(), None);
-        let mut start = 0;
-        while start < self.queued.len() {
-            let batch = &self.queued[start..];
-            let slices: Vec<[IoSlice<'_>; 1]> =
-                batch.iter().map(|(_, d)| [IoSlice::new(d)]).collect();
-            let addrs: Vec<Option<SockaddrStorage>> = batch.iter().map(|(a, _)| Some(*a)).collect();
-            match sendmmsg(
-                fd,
-                &mut headers,
-                &slices,
-                &addrs,
-                [],
-                MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(sent) => {
-                    let n = sent.count();
-                    m.udp_datagrams_out.inc_by(n as u64);
-                    // The kernel stops at the first datagram it refuses; skip that one.
-                    start += n.max(1);
-                    if n < batch.len() && n > 0 {
-                        continue;
-                    }
-                }
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    // Socket buffer full: the rest of this batch is lost, as with sendto.
-                    tracing::debug!(dropped = batch.len(), "send buffer full");
-                    break;
-                }
-                Err(e) => {
-                    tracing::debug!("send failed: {e}");
-                    start += 1;
+        let queued = std::mem::take(&mut self.queued);
+        let mut singles = 0;
+        let mut i = 0;
+        while i < queued.len() {
+            let run = if self.gso { gso_run(&queued[i..]) } else { 1 };
+            if run < 2 {
+                i += 1;
+                continue;
+            }
+            send_batch(fd, &queued[singles..i], m);
+            match send_gso(fd, &queued[i..i + run], m) {
+                Gso::Sent => {}
+                Gso::Refused => send_batch(fd, &queued[i..i + run], m),
+                Gso::Unsupported => {
+                    tracing::info!("UDP GSO not supported here; sending datagrams one by one");
+                    self.gso = false;
+                    send_batch(fd, &queued[i..i + run], m);
                 }
             }
+            i += run;
+            singles = i;
         }
+        send_batch(fd, &queued[singles..], m);
+        // Keep the allocation.
+        self.queued = queued;
         self.queued.clear();
+    }
+}
+
+/// How many datagrams from the start of `q` can go as one GSO send: same destination, all
+/// the size of the first except that the last may be shorter, within the kernel's limits.
+fn gso_run(q: &[(SockaddrStorage, Vec<u8>)]) -> usize {
+    let Some((to, first)) = q.first() else {
+        return 0;
+    };
+    let size = first.len();
+    if size == 0 {
+        return 1;
+    }
+    let mut n = 1;
+    let mut bytes = size;
+    for (a, d) in &q[1..] {
+        if a != to || d.len() > size || n == GSO_MAX_SEGMENTS || bytes + d.len() > GSO_MAX_BYTES {
+            break;
+        }
+        n += 1;
+        bytes += d.len();
+        if d.len() < size {
+            // A shorter datagram can only end a run.
+            break;
+        }
+    }
+    n
+}
+
+/// What became of a GSO send.
+enum Gso {
+    Sent,
+    /// Not sent; the datagrams may still go one by one (say, a run larger than the path
+    /// MTU allows, or a refused destination, which then fails again on its own).
+    Refused,
+    /// Not sent, and GSO will not work on this socket.
+    Unsupported,
+}
+
+/// One `sendmsg` with `UDP_SEGMENT` for a run found by `gso_run`. A full socket buffer
+/// drops the run, as `sendto` would drop its datagrams.
+fn send_gso(fd: i32, run: &[(SockaddrStorage, Vec<u8>)], m: &Metrics) -> Gso {
+    let Some((to, first)) = run.first() else {
+        return Gso::Sent;
+    };
+    let Ok(size) = u16::try_from(first.len()) else {
+        return Gso::Refused;
+    };
+    let slices: Vec<IoSlice<'_>> = run.iter().map(|(_, d)| IoSlice::new(d)).collect();
+    let cmsg = [ControlMessage::UdpGsoSegments(&size)];
+    loop {
+        match sendmsg(fd, &slices, &cmsg, MsgFlags::MSG_DONTWAIT, Some(to)) {
+            Ok(_) => {
+                m.udp_datagrams_out.inc_by(run.len() as u64);
+                m.udp_gso_datagrams_out.inc_by(run.len() as u64);
+                return Gso::Sent;
+            }
+            Err(Errno::EINTR) => continue,
+            // No GSO here (old kernel, or a device that cannot checksum it).
+            Err(Errno::EIO | Errno::EOPNOTSUPP | Errno::ENOPROTOOPT) => return Gso::Unsupported,
+            Err(Errno::EAGAIN) => {
+                tracing::debug!(dropped = run.len(), "send buffer full");
+                return Gso::Sent;
+            }
+            Err(e) => {
+                tracing::debug!(datagrams = run.len(), "GSO send failed: {e}");
+                return Gso::Refused;
+            }
+        }
+    }
+}
+
+/// Sends `batch` with `sendmmsg`, skipping datagrams the kernel refuses.
+fn send_batch(fd: i32, batch: &[(SockaddrStorage, Vec<u8>)], m: &Metrics) {
+    if batch.is_empty() {
+        return;
+    }
+    // nix's message headers hold raw pointers (not Send), so they live only here.
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
+    let mut start = 0;
+    while start < batch.len() {
+        let rest = &batch[start..];
+        let slices: Vec<[IoSlice<'_>; 1]> = rest.iter().map(|(_, d)| [IoSlice::new(d)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = rest.iter().map(|(a, _)| Some(*a)).collect();
+        match sendmmsg(
+            fd,
+            &mut headers,
+            &slices,
+            &addrs,
+            [],
+            MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(sent) => {
+                let n = sent.count();
+                m.udp_datagrams_out.inc_by(n as u64);
+                // The kernel stops at the first datagram it refuses; skip that one.
+                start += n.max(1);
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                // Socket buffer full: the rest of this batch is lost, as with sendto.
+                tracing::debug!(dropped = rest.len(), "send buffer full");
+                break;
+            }
+            Err(e) => {
+                tracing::debug!("send failed: {e}");
+                start += 1;
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn addr(port: u16) -> SockaddrStorage {
+        SockaddrStorage::from(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    #[test]
+    fn gso_runs_stop_at_another_address_a_longer_or_a_short_datagram() {
+        let q = |v: &[(u16, usize)]| -> Vec<(SockaddrStorage, Vec<u8>)> {
+            v.iter().map(|&(p, n)| (addr(p), vec![0; n])).collect()
+        };
+        assert_eq!(gso_run(&[]), 0);
+        assert_eq!(gso_run(&q(&[(1, 1000)])), 1);
+        assert_eq!(
+            gso_run(&q(&[(1, 1000), (1, 1000), (1, 1000), (2, 1000)])),
+            3
+        );
+        // The last may be shorter; nothing after it joins.
+        assert_eq!(gso_run(&q(&[(1, 1000), (1, 1000), (1, 400), (1, 400)])), 3);
+        // A longer one cannot.
+        assert_eq!(gso_run(&q(&[(1, 1000), (1, 1001)])), 1);
+        assert_eq!(gso_run(&q(&[(1, 0), (1, 0)])), 1);
+        // Kernel limits: 64 segments, 64 KB.
+        assert_eq!(gso_run(&q(&[(1, 100); 70])), GSO_MAX_SEGMENTS);
+        assert_eq!(gso_run(&q(&[(1, 1200); 60])), GSO_MAX_BYTES / 1200);
+    }
+
+    #[test]
+    fn a_run_to_one_viewer_arrives_as_separate_datagrams_in_order() {
+        for (mut q, gso) in [
+            (SendQueue::default(), true),
+            (SendQueue::without_gso(), false),
+        ] {
+            let m = Metrics::new();
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let (ta, tb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+            // A frame's packets to `a` (last shorter), audio to `b`, then more to `a`.
+            let sent: Vec<(SocketAddr, Vec<u8>)> = vec![
+                (ta, vec![1; 1100]),
+                (ta, vec![2; 1100]),
+                (ta, vec![3; 1100]),
+                (ta, vec![4; 700]),
+                (tb, vec![5; 120]),
+                (ta, vec![6; 1100]),
+                (ta, vec![7; 1100]),
+                (ta, vec![8; 90]),
+            ];
+            for (to, d) in &sent {
+                q.push(&tx, *to, d.clone(), &m);
+            }
+            q.flush(&tx, &m);
+            // Linux ≥ 4.18 has UDP GSO (Debian 12: 6.1): the runs went as GSO sends.
+            assert_eq!(q.gso, gso, "GSO still in use after the runs");
+            let in_runs = if gso { 7 } else { 0 };
+            assert_eq!(m.udp_gso_datagrams_out.get(), in_runs);
+            assert_eq!(m.udp_datagrams_out.get(), sent.len() as u64);
+            let mut buf = [0u8; 2048];
+            for (to, d) in &sent {
+                let rx = if *to == ta { &a } else { &b };
+                let (n, from) = rx.recv_from(&mut buf).unwrap();
+                assert_eq!(from, tx.local_addr().unwrap());
+                assert_eq!(&buf[..n], &d[..], "datagram {} whole and in order", d[0]);
+            }
+        }
+    }
 
     #[test]
     fn batches_reach_every_destination_in_order() {

@@ -8,6 +8,7 @@ pub mod hist;
 pub mod ivf;
 pub mod janus;
 pub mod netem;
+pub mod plot;
 pub mod scenario;
 pub mod seqs;
 pub mod side;

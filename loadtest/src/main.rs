@@ -5,6 +5,9 @@
 //! `cargo build --release && target/release/classrelay-loadtest broadcast --subscribers 200`
 //! `target/release/classrelay-loadtest broadcast --target both --subscribers 100`
 //!
+//! `target/release/classrelay-loadtest sweep --target both --counts 50,100,200 --swarms 2`
+//! (broadcast at each count; figures as JSON and CPU/latency against subscribers as SVG)
+//!
 //! With `--target janus|both` this binary re-executes itself inside Janus's network namespace
 //! with the hidden `janus-inner` subcommand (see `classrelay_loadtest::side`).
 
@@ -17,8 +20,8 @@ use serde_json::json;
 
 use classrelay_loadtest::janus::{JanusOptions, JanusServer};
 use classrelay_loadtest::scenario::{self, Figures, Load, Ratios};
-use classrelay_loadtest::side;
 use classrelay_loadtest::target::{pin_self, ClassrelayProc};
+use classrelay_loadtest::{plot, side};
 
 #[derive(Parser)]
 #[command(
@@ -115,6 +118,37 @@ enum Scenario {
         #[arg(long, default_value_t = 10.0)]
         join_rate: f64,
     },
+    /// Broadcast at several subscriber counts: a table per count, all figures as JSON
+    /// (`{"sweep": [{"runs": [...], "ratios": ...}, ...]}`) and a plot of server CPU and
+    /// latency against subscribers (SVG).
+    Sweep {
+        #[command(flatten)]
+        common: Common,
+        /// Subscriber counts, e.g. 50,100,200,400 (--subscribers is not used).
+        #[arg(long, value_delimiter = ',', required = true)]
+        counts: Vec<usize>,
+        /// Joins per second.
+        #[arg(long, default_value_t = 50.0)]
+        join_rate: f64,
+        /// Where the plot goes.
+        #[arg(long, default_value = "loadtest-sweep.svg")]
+        svg: PathBuf,
+    },
+    /// Plots figures written by earlier runs (`--json` of any scenario, or of `sweep`).
+    Plot {
+        /// JSON files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where the plot goes.
+        #[arg(long, default_value = "loadtest-sweep.svg")]
+        svg: PathBuf,
+        /// Title above the two charts.
+        #[arg(
+            long,
+            default_value = "broadcast (名师课堂): one publisher, N viewing sites"
+        )]
+        title: String,
+    },
     /// Runs the load inside Janus's namespace (started by `--target janus|both`).
     #[command(hide = true)]
     JanusInner,
@@ -127,6 +161,21 @@ fn main() -> Result<()> {
             return side::inner_main()
                 .unwrap_or_else(|| bail!("janus-inner is run by --target janus|both"));
         }
+        Scenario::Plot { files, svg, title } => {
+            let mut runs = Vec::new();
+            for f in &files {
+                runs.extend(read_runs(f)?);
+            }
+            plot::svg(&runs, &title, &svg)?;
+            println!("plot written to {}", svg.display());
+            return Ok(());
+        }
+        Scenario::Sweep {
+            common,
+            counts,
+            join_rate,
+            svg,
+        } => return sweep(&common, &counts, join_rate, &svg),
         Scenario::Broadcast { common, join_rate } => {
             let load = load_of(&common, join_rate, Duration::from_secs(1));
             ("broadcast", common, load)
@@ -153,10 +202,71 @@ fn main() -> Result<()> {
         eprintln!("{}", side::SYNC_UNSUPPORTED);
         std::process::exit(2);
     }
-    let pin = !common.no_pin;
-    if pin {
+    if !common.no_pin {
         pin_self(1)?;
     }
+    let (runs, ratios) = run_targets(name, &common, &load)?;
+    let json = serde_json::to_string_pretty(&json!({ "runs": runs, "ratios": ratios }))?;
+    if let Some(p) = common.json {
+        std::fs::write(&p, &json)?;
+        println!("figures written to {}", p.display());
+    }
+    Ok(())
+}
+
+/// Runs `broadcast` at each count, then writes the JSON and the plot.
+fn sweep(common: &Common, counts: &[usize], join_rate: f64, svg: &std::path::Path) -> Result<()> {
+    if !common.no_pin {
+        pin_self(1)?;
+    }
+    let mut steps = Vec::new();
+    let mut all: Vec<Figures> = Vec::new();
+    for &n in counts {
+        println!("== broadcast, {n} subscribers ==");
+        let mut load = load_of(common, join_rate, Duration::from_secs(1));
+        load.subscribers = n;
+        let (runs, ratios) = run_targets("broadcast", common, &load)?;
+        all.extend(runs.iter().cloned());
+        steps.push(json!({ "runs": runs, "ratios": ratios }));
+    }
+    if let Some(p) = &common.json {
+        std::fs::write(p, serde_json::to_string_pretty(&json!({ "sweep": steps }))?)?;
+        println!("figures written to {}", p.display());
+    }
+    plot::svg(
+        &all,
+        "broadcast (名师课堂): one publisher, N viewing sites",
+        svg,
+    )?;
+    println!("plot written to {}", svg.display());
+    Ok(())
+}
+
+/// The runs in a JSON file written by `--json` (one scenario, or a sweep).
+fn read_runs(path: &std::path::Path) -> Result<Vec<Figures>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?;
+    let mut runs = Vec::new();
+    let steps = match v.get("sweep") {
+        Some(serde_json::Value::Array(steps)) => steps.clone(),
+        _ => vec![v],
+    };
+    for step in steps {
+        let Some(r) = step.get("runs") else {
+            bail!("{}: no \"runs\" (not written by --json?)", path.display());
+        };
+        let r: Vec<Figures> = serde_json::from_value(r.clone())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        runs.extend(r);
+    }
+    Ok(runs)
+}
+
+/// Runs scenario `name` against the target(s) in `common`, prints the table(s).
+fn run_targets(name: &str, common: &Common, load: &Load) -> Result<(Vec<Figures>, Option<Ratios>)> {
+    let pin = !common.no_pin;
     let mut runs: Vec<Figures> = Vec::new();
     if matches!(common.target, Target::Classrelay | Target::Both) {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -166,7 +276,7 @@ fn main() -> Result<()> {
         let figures = rt.block_on(async {
             let server =
                 ClassrelayProc::start(&common.server_bin, pin.then_some(0), common.workers)?;
-            scenario::run_classrelay(&server, name, &load).await
+            scenario::run_classrelay(&server, name, load).await
         })?;
         runs.push(figures);
     }
@@ -180,7 +290,7 @@ fn main() -> Result<()> {
                 core: pin.then_some(0),
                 ..JanusOptions::default()
             })?;
-            runs.push(side::run_janus(&server, &["janus-inner"], name, &load)?);
+            runs.push(side::run_janus(&server, &["janus-inner"], name, load)?);
         }
     }
     let ratios = match runs.as_slice() {
@@ -193,12 +303,7 @@ fn main() -> Result<()> {
             None
         }
     };
-    let json = serde_json::to_string_pretty(&json!({ "runs": runs, "ratios": ratios }))?;
-    if let Some(p) = common.json {
-        std::fs::write(&p, &json)?;
-        println!("figures written to {}", p.display());
-    }
-    Ok(())
+    Ok((runs, ratios))
 }
 
 fn load_of(c: &Common, join_rate: f64, window: Duration) -> Load {

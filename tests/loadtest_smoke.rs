@@ -17,6 +17,7 @@ use classrelay_loadtest::janus::{JanusOptions, JanusServer};
 use classrelay_loadtest::scenario::{self, Figures, Load, Ratios};
 use classrelay_loadtest::side;
 use classrelay_loadtest::target::ClassrelayProc;
+use str0m::format::Codec;
 
 const INNER: &str = "inner_janus_load";
 
@@ -100,7 +101,25 @@ fn assert_figures(f: &Figures, subscribers: usize) {
 
 #[test]
 fn broadcast_side_by_side_smoke() {
+    side_by_side(fixture("video_vp8.ivf"), Codec::Vp8);
+}
+
+/// The same with the H.264 fixture: str0m packetizes it for classrelay, the feeder as FU-A
+/// for a Janus mountpoint set to H.264.
+#[test]
+fn broadcast_h264_side_by_side_smoke() {
+    side_by_side(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("loadtest/fixtures/h264_720p30_1200k.h264"),
+        Codec::H264,
+    );
+}
+
+fn side_by_side(video: PathBuf, codec: Codec) {
     const SUBS: usize = 3;
+    let load = |n: usize| Load {
+        video: video.clone(),
+        ..load(n)
+    };
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -114,10 +133,14 @@ fn broadcast_side_by_side_smoke() {
         })
         .unwrap();
     assert_figures(&c, SUBS);
+    assert_eq!(c.video_codec, codec.to_string());
     assert!(c.latency_us.is_some_and(|l| l.p50 > 0.0));
     assert!(c.keyframe_requests_at_publisher.is_some());
 
-    let opts = JanusOptions::default();
+    let opts = JanusOptions {
+        video_codec: codec,
+        ..JanusOptions::default()
+    };
     if !opts.janus_bin.exists() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -147,6 +170,7 @@ fn broadcast_side_by_side_smoke() {
     println!("{}", scenario::table_side_by_side(&c, &j));
     assert_eq!(j.target, "janus");
     assert_figures(&j, SUBS);
+    assert_eq!(j.video_codec, codec.to_string());
     // What the Janus path cannot measure is reported as such, not as numbers.
     assert!(j.latency_us.is_none() && j.keyframe_requests_at_publisher.is_none());
     assert!(j.notes.iter().any(|n| n.starts_with("latency n/a")));

@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
+use str0m::format::Codec;
 
 use crate::ivf::Frame;
 #[cfg(doc)]
@@ -231,8 +232,10 @@ pub struct JanusOptions {
     pub http_port: u16,
     /// Mountpoint id.
     pub mountpoint: u64,
-    /// UDP port the mountpoint takes VP8 (pt 96) on.
+    /// UDP port the mountpoint takes video (pt 96) on.
     pub video_port: u16,
+    /// The mountpoint's video codec: VP8, or H.264 (constrained baseline, packetization-mode 1).
+    pub video_codec: Codec,
     /// UDP port the mountpoint takes Opus (pt 111) on.
     pub audio_port: u16,
     /// Port range for the viewers' ICE/RTP.
@@ -256,6 +259,7 @@ impl Default for JanusOptions {
             http_port: 8088,
             mountpoint: 1,
             video_port: 5004,
+            video_codec: Codec::Vp8,
             audio_port: 5002,
             rtp_port_range: (20000, 29999),
             threads: 0,
@@ -424,7 +428,7 @@ cors: {{
     );
     let streaming_jcfg = format!(
         r#"# Derived from {etc}/janus.plugin.streaming.jcfg: one mountpoint fed by plain RTP, like
-# the sample "rtp-sample" with VP8 on pt 96 (what the classrelay publisher negotiates).
+# the sample "rtp-sample" with {codec} on pt 96 (what the classrelay publisher negotiates).
 general: {{
 }}
 classroom: {{
@@ -438,7 +442,7 @@ classroom: {{
 	audiocodec = "opus"
 	videoport = {vport}
 	videopt = 96
-	videocodec = "vp8"
+	videocodec = "{codec}"{fmtp}
 	videobufferkf = true
 	threads = {threads}
 }}
@@ -447,6 +451,16 @@ classroom: {{
         id = o.mountpoint,
         aport = o.audio_port,
         vport = o.video_port,
+        codec = if o.video_codec == Codec::H264 {
+            "h264"
+        } else {
+            "vp8"
+        },
+        fmtp = if o.video_codec == Codec::H264 {
+            "\n\tvideofmtp = \"profile-level-id=42e01f;packetization-mode=1\""
+        } else {
+            ""
+        },
         threads = o.threads,
     );
     std::fs::write(dir.join("janus.jcfg"), janus_jcfg)?;
@@ -697,7 +711,9 @@ pub fn ogg_opus_packets(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
 /// What the feeder sends.
 #[derive(Clone)]
 pub struct FeedMedia {
-    /// VP8 frames, looped.
+    /// VP8 or H.264.
+    pub codec: Codec,
+    /// Encoded frames (H.264: access units in Annex B), looped.
     pub video: Arc<Vec<Frame>>,
     /// Video frame rate.
     pub fps: u32,
@@ -706,17 +722,10 @@ pub struct FeedMedia {
 }
 
 impl FeedMedia {
-    /// VP8 from an IVF file; audio from an Ogg Opus file, or Opus silence as the classrelay
-    /// publisher sends when `audio_silence` is set.
-    pub fn load(ivf: &Path, fps: u32, ogg: Option<&Path>, audio_silence: bool) -> Result<Self> {
-        let bytes = std::fs::read(ivf).with_context(|| format!("reading {}", ivf.display()))?;
-        let (fourcc, frames) = crate::ivf::parse(&bytes)?;
-        if fourcc != "VP80" {
-            bail!(
-                "{}: {fourcc}, the Janus mountpoint takes VP8",
-                ivf.display()
-            );
-        }
+    /// VP8 from an IVF file or H.264 from an Annex B file; audio from an Ogg Opus file, or
+    /// Opus silence as the classrelay publisher sends when `audio_silence` is set.
+    pub fn load(video: &Path, fps: u32, ogg: Option<&Path>, audio_silence: bool) -> Result<Self> {
+        let (codec, frames) = crate::h264::load_video(video)?;
         let audio = match ogg {
             Some(p) => {
                 let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
@@ -725,6 +734,7 @@ impl FeedMedia {
             None => audio_silence.then(|| Arc::new(vec![OPUS_SILENCE.to_vec()])),
         };
         Ok(FeedMedia {
+            codec,
             video: Arc::new(frames),
             fps,
             audio,
@@ -812,7 +822,10 @@ fn feed(
         if now >= next_video {
             let frame = &media.video[(frame_n % media.video.len() as u64) as usize];
             let ts = (frame_n * 90_000 / u64::from(fps)) as u32;
-            let payloads = vp8_payloads(&frame.data, frame_n as u16, MAX_PAYLOAD);
+            let payloads = match media.codec {
+                Codec::H264 => crate::h264::payloads(&frame.data, MAX_PAYLOAD),
+                _ => vp8_payloads(&frame.data, frame_n as u16, MAX_PAYLOAD),
+            };
             let last = payloads.len().saturating_sub(1);
             for (i, p) in payloads.iter().enumerate() {
                 send(&rtp_packet(96, i == last, vseq, ts, vssrc, p), video_to);

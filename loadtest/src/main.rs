@@ -66,7 +66,8 @@ struct Common {
     /// Streaming plugin helper threads (`threads` of the mountpoint, 0 = none).
     #[arg(long, default_value_t = 0)]
     janus_threads: u32,
-    /// VP8 IVF file the publisher loops.
+    /// Video file the publisher loops: VP8 in IVF, or H.264 Annex B (e.g.
+    /// loadtest/fixtures/h264_720p30_1200k.h264); the codec follows the file.
     #[arg(long, default_value = "loadtest/fixtures/vp8_720p30_1200k.ivf")]
     video: PathBuf,
     /// Frame rate of the file.
@@ -284,8 +285,10 @@ fn run_targets(name: &str, common: &Common, load: &Load) -> Result<(Vec<Figures>
         if name == "sync" {
             println!("janus: {}", side::SYNC_UNSUPPORTED);
         } else {
+            let (video_codec, _) = classrelay_loadtest::h264::load_video(&common.video)?;
             let server = JanusServer::start(JanusOptions {
                 janus_bin: common.janus_bin.clone(),
+                video_codec,
                 threads: common.janus_threads,
                 core: pin.then_some(0),
                 ..JanusOptions::default()

@@ -748,6 +748,14 @@ mod tests {
         }
         assert_ne!(seen[0], seen[1], "one upstream address per client");
         assert_eq!(relay.clients(), 2);
+        // The relay counts a datagram after its send returns, which may be after the
+        // receiver has it: wait for the counters rather than read them at once.
+        let deadline = Instant::now() + ms(2000);
+        while (relay.up().forwarded(), relay.down().forwarded()) != (2, 2)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(ms(1));
+        }
         assert_eq!(relay.up().forwarded(), 2);
         assert_eq!(relay.down().forwarded(), 2);
         assert_eq!(relay.up().dropped() + relay.down().dropped(), 0);

@@ -157,6 +157,7 @@ mod tests {
         Figures {
             target: target.into(),
             scenario: "broadcast".into(),
+            video_codec: "VP8".into(),
             subscribers: subs,
             receiving: subs,
             window_s: 10.0,

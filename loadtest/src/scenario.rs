@@ -25,11 +25,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use str0m::format::Codec;
 
-use crate::ivf;
 use crate::swarm::{PeerHandle, PeerStats, Source, Swarm};
 use crate::target::{sample, ClassrelayProc, ProcSample};
 use crate::whip;
@@ -66,6 +64,9 @@ pub struct Figures {
     pub target: String,
     /// Scenario name.
     pub scenario: String,
+    /// The publisher's video codec ("VP8", "H264"); empty in files written before it was kept.
+    #[serde(default)]
+    pub video_codec: String,
     /// Subscriber sessions asked for (sync: K classes + the hub).
     pub subscribers: usize,
     /// Subscribers that connected and received a keyframe.
@@ -136,14 +137,13 @@ fn percentiles(mut v: Vec<f64>) -> Percentiles {
     }
 }
 
-/// Loads a publisher's source from an IVF file.
+/// Loads a publisher's source from a video file: VP8 in IVF, or H.264 Annex B.
 pub fn source_from(video: &std::path::Path, fps: u32) -> Result<Source> {
-    let bytes = std::fs::read(video).with_context(|| format!("reading {}", video.display()))?;
-    let (_, frames) = ivf::parse(&bytes)?;
+    let (codec, frames) = crate::h264::load_video(video)?;
     Ok(Source {
         frames: Arc::new(frames),
         fps,
-        codec: Codec::Vp8,
+        codec,
         audio: true,
         simulcast: Vec::new(),
     })
@@ -326,6 +326,9 @@ pub async fn measure(j: Joined<'_>, probe: &mut dyn Probe) -> Result<Figures> {
     Ok(Figures {
         target: j.target.into(),
         scenario: j.scenario.into(),
+        video_codec: crate::h264::codec_of(&j.load.video)
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
         subscribers: j.asked_for,
         receiving,
         window_s: window,
@@ -573,6 +576,7 @@ fn rows(runs: &[Figures]) -> Vec<(String, Vec<String>)> {
     };
     row("target", &|f| f.target.clone());
     row("scenario", &|f| f.scenario.clone());
+    row("video codec", &|f| f.video_codec.clone());
     row("subscribers (receiving)", &|f| {
         format!("{} ({})", f.subscribers, f.receiving)
     });
@@ -746,6 +750,7 @@ mod tests {
         let f = |pkts: f64, rss: f64, lat: Option<Percentiles>| Figures {
             target: String::new(),
             scenario: String::new(),
+            video_codec: String::new(),
             subscribers: 1,
             receiving: 1,
             window_s: 1.0,

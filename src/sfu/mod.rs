@@ -8,6 +8,7 @@
 pub mod forward;
 pub mod keyframe;
 pub mod peer;
+pub mod recvq;
 pub mod room;
 pub mod routing;
 pub mod sendq;

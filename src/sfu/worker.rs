@@ -25,6 +25,7 @@ use str0m::{Event, IceConnectionState, Input, Output};
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
 use super::peer::{LinkFigures, Peer, Slot};
+use super::recvq::{self, RecvBatch};
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
 use super::routing::Router;
 use super::sendq::SendQueue;
@@ -173,7 +174,8 @@ impl Worker {
     pub fn run(mut self) {
         tracing::info!(worker = self.index, addr = %self.local_addr, "media worker started");
         let mut events = Events::with_capacity(64);
-        let mut buf = vec![0u8; 2048];
+        let mut batch = RecvBatch::default();
+        let mut headers = recvq::headers();
         let mut more_to_read = false;
         loop {
             // Everything this iteration produced leaves before the loop may sleep.
@@ -206,7 +208,7 @@ impl Worker {
             }
             more_to_read = false;
             if readable {
-                more_to_read = self.read_datagrams(&mut buf);
+                more_to_read = self.read_datagrams(&mut batch, &mut headers);
             }
             let now = Instant::now();
             self.fire_timers(now);
@@ -218,22 +220,37 @@ impl Worker {
         }
     }
 
-    /// Reads up to a batch of datagrams. Returns true if the socket may hold more.
-    fn read_datagrams(&mut self, buf: &mut [u8]) -> bool {
-        for _ in 0..RECV_BATCH {
-            match self.io.socket.recv_from(buf) {
-                Ok((n, source)) => {
-                    let now = Instant::now();
-                    self.io.metrics.udp_datagrams_in.inc();
-                    self.handle_datagram(&buf[..n], source, now);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+    /// Reads up to `RECV_BATCH` datagrams, `recvq::BATCH` per syscall. Returns true if the
+    /// socket may hold more.
+    fn read_datagrams(
+        &mut self,
+        batch: &mut RecvBatch,
+        headers: &mut nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    ) -> bool {
+        for _ in 0..RECV_BATCH.div_ceil(recvq::BATCH) {
+            let n = match batch.recv(&self.io.socket, headers) {
+                Ok(0) => return false,
+                Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // ICMP errors (port unreachable) surface here on Linux; not fatal.
                     tracing::debug!(worker = self.index, "recv error: {e}");
                     continue;
                 }
+            };
+            let now = Instant::now();
+            self.io.metrics.udp_datagrams_in.inc_by(n as u64);
+            for i in 0..n {
+                match batch.get(i) {
+                    Some((data, source)) => self.handle_datagram(data, source, now),
+                    // Longer than any WebRTC datagram (or no IP source): not ours.
+                    None => {
+                        self.io.metrics.udp_unroutable.inc();
+                    }
+                }
+            }
+            if n < recvq::BATCH {
+                return false;
             }
         }
         true

@@ -82,6 +82,9 @@ pub struct Metrics {
     pub nack_history_resets: Counter,
     /// Round-trip time samples per peer.
     pub rtt_seconds: Histogram,
+    /// Per sent datagram: kernel arrival of the earliest datagram read in the same loop turn
+    /// → hand-off to the kernel (what the server adds to a packet's trip, an upper bound).
+    pub forward_residence_seconds: Histogram,
     /// HTTP signalling responses.
     pub http_responses: Family<HttpLabels, Counter>,
 }
@@ -161,6 +164,16 @@ impl Metrics {
             "nack_history_resets",
             "Viewer retransmission histories shrunk back after a GOP replay burst",
         );
+        let forward_residence_seconds = Histogram::new([
+            0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005,
+            0.0075, 0.01, 0.02, 0.05, 0.1,
+        ]);
+        r.register(
+            "forward_residence_seconds",
+            "Time from a datagram's arrival (kernel timestamp) to the sending of what it caused, \
+             per sent datagram, from the earliest arrival of the worker's loop turn",
+            forward_residence_seconds.clone(),
+        );
         let rtt_seconds =
             Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]);
         r.register("rtt_seconds", "Peer round-trip time", rtt_seconds.clone());
@@ -192,6 +205,7 @@ impl Metrics {
             gop_replays,
             nack_history_resets,
             rtt_seconds,
+            forward_residence_seconds,
             http_responses,
         }
     }

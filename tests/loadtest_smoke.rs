@@ -134,6 +134,11 @@ fn side_by_side(video: PathBuf, codec: Codec) {
         .unwrap();
     assert_figures(&c, SUBS);
     assert_eq!(c.video_codec, codec.to_string());
+    assert!(
+        c.sfu_residence_us
+            .is_some_and(|r| r.p50 > 0.0 && r.p99 >= r.p50),
+        "the server's own residence histogram was read over the window"
+    );
     assert!(c.latency_us.is_some_and(|l| l.p50 > 0.0));
     assert!(c.keyframe_requests_at_publisher.is_some());
 
@@ -173,6 +178,7 @@ fn side_by_side(video: PathBuf, codec: Codec) {
     assert_eq!(j.video_codec, codec.to_string());
     // What the Janus path cannot measure is reported as such, not as numbers.
     assert!(j.latency_us.is_none() && j.keyframe_requests_at_publisher.is_none());
+    assert!(j.sfu_residence_us.is_none());
     assert!(j.notes.iter().any(|n| n.starts_with("latency n/a")));
     let r = Ratios::of(&c, &j);
     assert!(r.pkts_per_cpu_s.is_some_and(|x| x > 0.0));

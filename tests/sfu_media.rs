@@ -367,6 +367,11 @@ async fn metrics_move_with_media() {
     assert!(value("classrelay_rtp_packets_out_total") > 50.0);
     assert!(value("classrelay_rtp_bytes_out_total") > 5000.0);
     assert!(value("classrelay_udp_datagrams_out_total") > 50.0);
+    // Every forwarded datagram is timed from its packet's kernel arrival; on loopback with
+    // one viewer nearly all of them leave within 5 ms.
+    let held = value("classrelay_forward_residence_seconds_count");
+    assert!(held > 50.0, "residence recorded ({held})");
+    assert!(value("classrelay_forward_residence_seconds_bucket{le=\"0.005\"}") > held * 0.9);
     assert_eq!(value("classrelay_peers{role=\"Publisher\"}"), 1.0);
     assert_eq!(value("classrelay_peers{role=\"Subscriber\"}"), 1.0);
     assert_eq!(value("classrelay_tracks"), 2.0);

@@ -168,6 +168,7 @@ mod tests {
             video_pkts_per_cpu_s: 0.0,
             loss_pct: 0.0,
             latency_us: lat.map(p),
+            sfu_residence_us: None,
             ttfk_ms: p(1.0),
             ttfk_after_answer_ms: p(1.0),
             connect_ms: p(1.0),

@@ -89,6 +89,11 @@ pub struct Figures {
     /// a clock); includes both loopback hops and the generator's own scheduling. `None` when
     /// no packet carried the abs-capture-time stamp (see `notes`).
     pub latency_us: Option<Percentiles>,
+    /// What the server itself adds, microseconds: kernel arrival of a packet → hand-off of
+    /// its copies to the kernel, from the server's `forward_residence_seconds` histogram over
+    /// the window (interpolated within buckets; classrelay only).
+    #[serde(default)]
+    pub sfu_residence_us: Option<Percentiles>,
     /// Join request → first keyframe, milliseconds.
     pub ttfk_ms: Percentiles,
     /// Answer applied → first keyframe, milliseconds: for classrelay from the WHEP answer's
@@ -135,6 +140,80 @@ fn percentiles(mut v: Vec<f64>) -> Percentiles {
         p95: at(0.95),
         p99: at(0.99),
     }
+}
+
+/// The cumulative buckets `(le seconds, count)` of classrelay's
+/// `classrelay_forward_residence_seconds` histogram (`le = +Inf` as infinity); `None` if
+/// the endpoint cannot be read or has no such histogram.
+pub async fn residence_buckets(http: &reqwest::Client, url: &str) -> Option<Vec<(f64, f64)>> {
+    let text = http.get(url).send().await.ok()?.text().await.ok()?;
+    let b = parse_buckets(&text, "classrelay_forward_residence_seconds_bucket");
+    (!b.is_empty()).then_some(b)
+}
+
+/// The cumulative buckets of histogram `name` (`name{le="..."} count` lines).
+pub fn parse_buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?.strip_prefix("{le=\"")?;
+            let (le, rest) = rest.split_once('"')?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count = rest.rsplit(' ').next()?.parse().ok()?;
+            Some((le, count))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// p50/p95/p99 in microseconds of what was added between two readings of a cumulative
+/// histogram, interpolated linearly inside the bucket (a value in the `+Inf` bucket reads
+/// as the largest finite bound). `None` when nothing was added.
+pub fn bucket_percentiles(before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<Percentiles> {
+    let delta: Vec<(f64, f64)> = after
+        .iter()
+        .map(|&(le, c)| {
+            let b = before
+                .iter()
+                .find(|(l, _)| *l == le)
+                .map_or(0.0, |&(_, c0)| c0);
+            (le, (c - b).max(0.0))
+        })
+        .collect();
+    let total = delta.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let at = |q: f64| -> f64 {
+        let target = q * total;
+        let (mut lo, mut below) = (0.0, 0.0);
+        for &(le, cum) in &delta {
+            if cum >= target {
+                if le.is_infinite() {
+                    return lo * 1e6;
+                }
+                let within = if cum > below {
+                    (target - below) / (cum - below)
+                } else {
+                    0.0
+                };
+                return (lo + (le - lo) * within) * 1e6;
+            }
+            lo = le;
+            below = cum;
+        }
+        lo * 1e6
+    };
+    Some(Percentiles {
+        p50: at(0.5),
+        p95: at(0.95),
+        p99: at(0.99),
+    })
 }
 
 /// Loads a publisher's source from a video file: VP8 in IVF, or H.264 Annex B.
@@ -232,6 +311,8 @@ pub struct Joined<'a> {
     pub join_s: f64,
     /// Notes carried into the figures.
     pub notes: Vec<String>,
+    /// The server's Prometheus endpoint, read for `forward_residence_seconds` (classrelay).
+    pub metrics_url: Option<String>,
 }
 
 fn kf_sum(publishers: &[Arc<PeerStats>]) -> u64 {
@@ -268,6 +349,11 @@ pub async fn measure(j: Joined<'_>, probe: &mut dyn Probe) -> Result<Figures> {
     for s in j.swarms {
         s.latency.reset();
     }
+    let http = reqwest::Client::new();
+    let held0 = match &j.metrics_url {
+        Some(u) => residence_buckets(&http, u).await,
+        None => None,
+    };
     let cpu0 = probe.mark(Mark::WindowStart)?;
     let (v0, a0, g0) = snap(&j.sessions);
     let w0 = Instant::now();
@@ -275,6 +361,14 @@ pub async fn measure(j: Joined<'_>, probe: &mut dyn Probe) -> Result<Figures> {
     let window = w0.elapsed().as_secs_f64();
     let (v1, a1, g1) = snap(&j.sessions);
     let cpu1 = probe.mark(Mark::WindowEnd)?;
+    let held1 = match &j.metrics_url {
+        Some(u) => residence_buckets(&http, u).await,
+        None => None,
+    };
+    let sfu_residence_us = match (held0, held1) {
+        (Some(a), Some(b)) => bucket_percentiles(&a, &b),
+        _ => None,
+    };
 
     let video = (v1 - v0) as f64;
     let total = video + (a1 - a0) as f64;
@@ -343,6 +437,7 @@ pub async fn measure(j: Joined<'_>, probe: &mut dyn Probe) -> Result<Figures> {
             0.0
         },
         latency_us,
+        sfu_residence_us,
         ttfk_ms: percentiles(ttfk),
         ttfk_after_answer_ms: percentiles(ttfk_after),
         connect_ms: percentiles(connect),
@@ -469,6 +564,7 @@ async fn run_broadcast(server: &ClassrelayProc, scenario: &str, load: &Load) -> 
         base,
         join_s,
         notes: Vec::new(),
+        metrics_url: Some(format!("{}/metrics", server.base)),
     };
     let figures = measure(joined, &mut probe).await;
     drop(publisher_swarm);
@@ -553,6 +649,7 @@ async fn run_sync(server: &ClassrelayProc, load: &Load) -> Result<Figures> {
         base,
         join_s,
         notes: Vec::new(),
+        metrics_url: Some(format!("{}/metrics", server.base)),
     };
     let figures = measure(joined, &mut probe).await;
     drop(publisher_swarm);
@@ -590,6 +687,9 @@ fn rows(runs: &[Figures]) -> Vec<(String, Vec<String>)> {
     row("subscriber loss %", &|f| format!("{:.3}", f.loss_pct));
     row(ROW_LATENCY, &|f| {
         f.latency_us.as_ref().map_or("n/a".to_string(), pct3)
+    });
+    row("SFU residence p50/p95/p99 µs", &|f| {
+        f.sfu_residence_us.as_ref().map_or("n/a".to_string(), pct3)
     });
     row(ROW_TTFK, &|f| pct3(&f.ttfk_ms));
     row("  after answer/start p50/p95/p99 ms", &|f| {
@@ -761,6 +861,7 @@ mod tests {
             video_pkts_per_cpu_s: pkts,
             loss_pct: 0.0,
             latency_us: lat,
+            sfu_residence_us: None,
             ttfk_ms: p(100.0),
             ttfk_after_answer_ms: p(100.0),
             connect_ms: p(10.0),
@@ -782,5 +883,38 @@ mod tests {
         assert_eq!(both.latency.map(|l| l.p99), Some(2.0));
         let t = table_side_by_side(&c, &j);
         assert!(t.contains("3.00×") && t.contains("5.00×") && t.contains("n/a"));
+    }
+
+    #[test]
+    fn residence_percentiles_from_prometheus_buckets() {
+        let text = |c: [u64; 4]| {
+            format!(
+                "# HELP x\n\
+                 classrelay_forward_residence_seconds_bucket{{le=\"0.0005\"}} {}\n\
+                 classrelay_forward_residence_seconds_bucket{{le=\"0.001\"}} {}\n\
+                 classrelay_forward_residence_seconds_bucket{{le=\"0.002\"}} {}\n\
+                 classrelay_forward_residence_seconds_bucket{{le=\"+Inf\"}} {}\n\
+                 classrelay_forward_residence_seconds_count {}\n",
+                c[0], c[1], c[2], c[3], c[3]
+            )
+        };
+        let name = "classrelay_forward_residence_seconds_bucket";
+        let before = parse_buckets(&text([10, 10, 10, 10]), name);
+        assert_eq!(before.len(), 4);
+        assert!(before[3].0.is_infinite());
+        // 100 new: 50 under 0.5 ms, 40 in (0.5, 1] ms, 9 in (1, 2] ms, 1 beyond.
+        let after = parse_buckets(&text([60, 100, 109, 110]), name);
+        let p = bucket_percentiles(&before, &after).unwrap();
+        assert!((p.p50 - 500.0).abs() < 1e-6, "{p:?}");
+        assert!(
+            (p.p95 - (1000.0 + 1000.0 * 5.0 / 9.0)).abs() < 1e-6,
+            "{p:?}"
+        );
+        assert!((p.p99 - 2000.0).abs() < 1e-6, "{p:?}");
+        assert!(
+            bucket_percentiles(&before, &before).is_none(),
+            "nothing added"
+        );
+        assert!(parse_buckets("no histogram here", name).is_empty());
     }
 }

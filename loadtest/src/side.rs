@@ -253,6 +253,7 @@ async fn run_inner(endpoint: &JanusEndpoint, scenario: &str, load: &Load) -> Res
         kf_before: 0,
         base: None,
         join_s,
+        metrics_url: None,
         notes: vec![
             "latency n/a: Janus 1.1.2 neither negotiates nor forwards the abs-capture-time \
              extension, and the RTP feeder has no other stamp Janus would carry"

@@ -4,13 +4,20 @@
 //! many viewers, the packets of many rooms' publishers on one worker) costs one syscall per
 //! batch instead of one per datagram. Neither std nor mio offers it, hence `nix`. A datagram
 //! longer than [`MAX_DATAGRAM`] arrives truncated and is dropped here, not handed on cut.
+//!
+//! With [`enable_timestamps`], each datagram carries the kernel's arrival time
+//! (`SO_TIMESTAMPNS`), from which the worker measures how long it holds packets.
 
 use std::io::IoSliceMut;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
-use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+use nix::sys::socket::{
+    recvmmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage,
+};
+use nix::sys::time::TimeSpec;
 
 /// Datagrams per `recvmmsg` call.
 pub const BATCH: usize = 32;
@@ -21,7 +28,7 @@ pub const MAX_DATAGRAM: usize = 2048;
 /// Receive buffers and what the last call put in them.
 pub struct RecvBatch {
     bufs: Vec<Vec<u8>>,
-    got: Vec<(usize, Option<SocketAddr>)>,
+    got: Vec<(usize, Option<SocketAddr>, Option<SystemTime>)>,
     truncated: u64,
 }
 
@@ -40,7 +47,13 @@ impl Default for RecvBatch {
 /// each header's address length to the last source's and nix does not reset it, so a set
 /// used on an IPv4 socket would cut IPv6 sources short (one socket has one family).
 pub fn headers() -> MultiHeaders<SockaddrStorage> {
-    MultiHeaders::preallocate(BATCH, None)
+    MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(TimeSpec)))
+}
+
+/// Asks the kernel to stamp each datagram's arrival on `socket` (`SO_TIMESTAMPNS`).
+pub fn enable_timestamps(socket: &impl std::os::fd::AsFd) -> std::io::Result<()> {
+    setsockopt(socket, sockopt::ReceiveTimestampns, &true)?;
+    Ok(())
 }
 
 impl RecvBatch {
@@ -69,11 +82,23 @@ impl RecvBatch {
                 for r in results {
                     if r.flags.contains(MsgFlags::MSG_TRUNC) {
                         self.truncated += 1;
-                        self.got.push((0, None));
+                        self.got.push((0, None, None));
                         continue;
                     }
+                    let arrived = r.cmsgs().ok().and_then(|mut c| {
+                        c.find_map(|m| match m {
+                            ControlMessageOwned::ScmTimestampns(ts) => {
+                                let (s, ns) = (ts.tv_sec(), ts.tv_nsec());
+                                Some(
+                                    SystemTime::UNIX_EPOCH
+                                        + Duration::new(u64::try_from(s).ok()?, ns as u32),
+                                )
+                            }
+                            _ => None,
+                        })
+                    });
                     self.got
-                        .push((r.bytes, r.address.as_ref().and_then(to_std)));
+                        .push((r.bytes, r.address.as_ref().and_then(to_std), arrived));
                 }
                 Ok(self.got.len())
             }
@@ -85,8 +110,13 @@ impl RecvBatch {
     /// Datagram `i` of the last call and its source; `None` if it was truncated (too long)
     /// or came without an IP source address.
     pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        let &(len, from) = self.got.get(i)?;
+        let &(len, from, _) = self.got.get(i)?;
         Some((&self.bufs[i][..len], from?))
+    }
+
+    /// When the kernel took datagram `i` of the last call in (with [`enable_timestamps`]).
+    pub fn arrived(&self, i: usize) -> Option<SystemTime> {
+        self.got.get(i)?.2
     }
 
     /// Datagrams dropped so far for being longer than [`MAX_DATAGRAM`].
@@ -116,9 +146,11 @@ mod tests {
         let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = std::net::UdpSocket::bind("[::1]:0").ok();
         let to = rx.local_addr().unwrap();
+        enable_timestamps(&rx).unwrap();
         let mut q = RecvBatch::default();
         let mut h = headers();
         assert_eq!(q.recv(&rx, &mut h).unwrap(), 0, "nothing waiting");
+        let before = SystemTime::now();
 
         for i in 0..(BATCH + 3) {
             a.send_to(&vec![i as u8; 100 + i], to).unwrap();
@@ -135,6 +167,8 @@ mod tests {
             for i in 0..n {
                 match q.get(i) {
                     Some((d, from)) => {
+                        let t = q.arrived(i).expect("kernel arrival time");
+                        assert!(t >= before - Duration::from_millis(5) && t <= SystemTime::now());
                         assert_eq!(from, a.local_addr().unwrap());
                         seen.push((d.len(), d[0]));
                     }

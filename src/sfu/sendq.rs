@@ -14,6 +14,7 @@
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::time::SystemTime;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -34,6 +35,8 @@ const GSO_MAX_BYTES: usize = 65_000;
 /// Datagrams waiting to be sent.
 pub struct SendQueue {
     queued: Vec<(SockaddrStorage, Vec<u8>)>,
+    /// Kernel arrival of the earliest datagram read in this loop turn, if any.
+    arrived: Option<SystemTime>,
     /// Whether UDP GSO is used; cleared for good the first time the kernel refuses it.
     gso: bool,
 }
@@ -42,6 +45,7 @@ impl Default for SendQueue {
     fn default() -> Self {
         SendQueue {
             queued: Vec::new(),
+            arrived: None,
             gso: true,
         }
     }
@@ -54,6 +58,18 @@ impl SendQueue {
             gso: false,
             ..Default::default()
         }
+    }
+
+    /// Notes a datagram read in this loop turn: what leaves until [`SendQueue::end_turn`] is
+    /// timed from the earliest such arrival (`forward_residence_seconds`).
+    pub fn note_arrival(&mut self, at: SystemTime) {
+        self.arrived = Some(self.arrived.map_or(at, |a| a.min(at)));
+    }
+
+    /// Sends everything queued and closes the loop turn.
+    pub fn end_turn(&mut self, socket: &impl AsRawFd, m: &Metrics) {
+        self.flush(socket, m);
+        self.arrived = None;
     }
 
     /// Queues a datagram; sends the batch when it is full.
@@ -83,6 +99,7 @@ impl SendQueue {
         }
         let fd = socket.as_raw_fd();
         let queued = std::mem::take(&mut self.queued);
+        let since = self.arrived;
         let mut singles = 0;
         let mut i = 0;
         while i < queued.len() {
@@ -91,20 +108,20 @@ impl SendQueue {
                 i += 1;
                 continue;
             }
-            send_batch(fd, &queued[singles..i], m);
-            match send_gso(fd, &queued[i..i + run], m) {
+            send_batch(fd, &queued[singles..i], m, since);
+            match send_gso(fd, &queued[i..i + run], m, since) {
                 Gso::Sent => {}
-                Gso::Refused => send_batch(fd, &queued[i..i + run], m),
+                Gso::Refused => send_batch(fd, &queued[i..i + run], m, since),
                 Gso::Unsupported => {
                     tracing::info!("UDP GSO not supported here; sending datagrams one by one");
                     self.gso = false;
-                    send_batch(fd, &queued[i..i + run], m);
+                    send_batch(fd, &queued[i..i + run], m, since);
                 }
             }
             i += run;
             singles = i;
         }
-        send_batch(fd, &queued[singles..], m);
+        send_batch(fd, &queued[singles..], m, since);
         // Keep the allocation.
         self.queued = queued;
         self.queued.clear();
@@ -149,7 +166,12 @@ enum Gso {
 
 /// One `sendmsg` with `UDP_SEGMENT` for a run found by `gso_run`. A full socket buffer
 /// drops the run, as `sendto` would drop its datagrams.
-fn send_gso(fd: i32, run: &[(SockaddrStorage, Vec<u8>)], m: &Metrics) -> Gso {
+fn send_gso(
+    fd: i32,
+    run: &[(SockaddrStorage, Vec<u8>)],
+    m: &Metrics,
+    since: Option<SystemTime>,
+) -> Gso {
     let Some((to, first)) = run.first() else {
         return Gso::Sent;
     };
@@ -163,6 +185,7 @@ fn send_gso(fd: i32, run: &[(SockaddrStorage, Vec<u8>)], m: &Metrics) -> Gso {
             Ok(_) => {
                 m.udp_datagrams_out.inc_by(run.len() as u64);
                 m.udp_gso_datagrams_out.inc_by(run.len() as u64);
+                residence(m, since, run.len());
                 return Gso::Sent;
             }
             Err(Errno::EINTR) => continue,
@@ -180,8 +203,24 @@ fn send_gso(fd: i32, run: &[(SockaddrStorage, Vec<u8>)], m: &Metrics) -> Gso {
     }
 }
 
+/// Records how long `n` datagrams just sent were held, if the turn read any datagram.
+fn residence(m: &Metrics, since: Option<SystemTime>, n: usize) {
+    let Some(d) = since.and_then(|t| SystemTime::now().duration_since(t).ok()) else {
+        return;
+    };
+    let s = d.as_secs_f64();
+    for _ in 0..n {
+        m.forward_residence_seconds.observe(s);
+    }
+}
+
 /// Sends `batch` with `sendmmsg`, skipping datagrams the kernel refuses.
-fn send_batch(fd: i32, batch: &[(SockaddrStorage, Vec<u8>)], m: &Metrics) {
+fn send_batch(
+    fd: i32,
+    batch: &[(SockaddrStorage, Vec<u8>)],
+    m: &Metrics,
+    since: Option<SystemTime>,
+) {
     if batch.is_empty() {
         return;
     }
@@ -203,6 +242,7 @@ fn send_batch(fd: i32, batch: &[(SockaddrStorage, Vec<u8>)], m: &Metrics) {
             Ok(sent) => {
                 let n = sent.count();
                 m.udp_datagrams_out.inc_by(n as u64);
+                residence(m, since, n);
                 // The kernel stops at the first datagram it refuses; skip that one.
                 start += n.max(1);
             }

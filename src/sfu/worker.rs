@@ -124,6 +124,11 @@ impl Worker {
         // Bigger kernel buffers absorb bursts (a keyframe fanned out to many subscribers).
         let _ = sock2.set_recv_buffer_size(4 << 20);
         let _ = sock2.set_send_buffer_size(4 << 20);
+        // Kernel arrival stamps, for the forwarding residence histogram; without them (an
+        // old kernel) that histogram stays empty and nothing else changes.
+        if let Err(e) = recvq::enable_timestamps(&socket) {
+            tracing::debug!("no SO_TIMESTAMPNS: {e}");
+        }
         socket.set_nonblocking(true)?;
         let local_addr = socket.local_addr()?;
         let mut socket = mio::net::UdpSocket::from_std(socket);
@@ -179,7 +184,7 @@ impl Worker {
         let mut more_to_read = false;
         loop {
             // Everything this iteration produced leaves before the loop may sleep.
-            self.io.out.flush(&self.io.socket, &self.io.metrics);
+            self.io.out.end_turn(&self.io.socket, &self.io.metrics);
             let now = Instant::now();
             let mut deadline = self.next_housekeeping;
             if let Some(Reverse((t, _))) = self.io.timers.peek() {
@@ -240,6 +245,9 @@ impl Worker {
             };
             let now = Instant::now();
             self.io.metrics.udp_datagrams_in.inc_by(n as u64);
+            if let Some(t) = (0..n).filter_map(|i| batch.arrived(i)).min() {
+                self.io.out.note_arrival(t);
+            }
             for i in 0..n {
                 match batch.get(i) {
                     Some((data, source)) => self.handle_datagram(data, source, now),

@@ -39,6 +39,7 @@ fn load(subscribers: usize) -> Load {
         swarms: 1,
         classes: 0,
         class_video: fixture("video_vp8.ivf"),
+        simulcast: Vec::new(),
     }
 }
 
@@ -62,6 +63,48 @@ async fn broadcast_smoke_against_classrelay() {
     assert!(f.rss_end_kib > 0);
     let json = serde_json::to_value(&f).unwrap();
     assert_eq!(json["target"], "classrelay");
+}
+
+/// The publisher sends three simulcast layers; every viewer still gets a picture and the
+/// figures are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_simulcast_smoke_against_classrelay() {
+    // Packets the server took in per packet it sent each viewer: with three layers coming in
+    // and one going out, clearly more than with one layer in the same run shape.
+    async fn intake_per_viewer_copy(simulcast: Vec<String>) -> f64 {
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
+        let server = ClassrelayProc::start(&bin, None, 1).unwrap();
+        let l = Load {
+            simulcast,
+            ..load(3)
+        };
+        let f = scenario::run_classrelay(&server, "broadcast", &l)
+            .await
+            .unwrap();
+        assert_figures(&f, 3);
+        assert!(f.sfu_residence_us.is_some());
+        let text = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing"))
+        };
+        value("classrelay_rtp_packets_in_total") / (value("classrelay_rtp_packets_out_total") / 3.0)
+    }
+    let one = intake_per_viewer_copy(Vec::new()).await;
+    let three = intake_per_viewer_copy(vec!["h".into(), "m".into(), "l".into()]).await;
+    println!("intake per viewer copy: one layer {one:.2}, three layers {three:.2}");
+    assert!(
+        three > one * 1.3,
+        "three layers came in ({three:.2} vs {one:.2})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,11 @@ struct Common {
     /// loadtest/fixtures/h264_720p30_1200k.h264); the codec follows the file.
     #[arg(long, default_value = "loadtest/fixtures/vp8_720p30_1200k.ivf")]
     video: PathBuf,
+    /// Simulcast: the publisher sends these rids (highest first, e.g. h,m,l), each layer a
+    /// cut of the file's frames at half the size of the one above (classrelay only; viewers
+    /// get the layer the server picks).
+    #[arg(long, value_delimiter = ',')]
+    simulcast: Vec<String>,
     /// Frame rate of the file.
     #[arg(long, default_value_t = 30)]
     fps: u32,
@@ -198,6 +203,7 @@ fn main() -> Result<()> {
             ("sync", common, load)
         }
     };
+    simulcast_is_classrelay_only(&common);
     if name == "sync" && common.target == Target::Janus {
         // A plain message and a usage-error exit code, not an error with a backtrace.
         eprintln!("{}", side::SYNC_UNSUPPORTED);
@@ -215,8 +221,21 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// `--simulcast` with Janus is a usage error (exit 2): its Streaming mountpoint takes one
+/// RTP stream per medium.
+fn simulcast_is_classrelay_only(common: &Common) {
+    if !common.simulcast.is_empty() && common.target != Target::Classrelay {
+        eprintln!(
+            "--simulcast is classrelay only: the Janus Streaming mountpoint takes one RTP \
+             stream per medium"
+        );
+        std::process::exit(2);
+    }
+}
+
 /// Runs `broadcast` at each count, then writes the JSON and the plot.
 fn sweep(common: &Common, counts: &[usize], join_rate: f64, svg: &std::path::Path) -> Result<()> {
+    simulcast_is_classrelay_only(common);
     if !common.no_pin {
         pin_self(1)?;
     }
@@ -321,5 +340,6 @@ fn load_of(c: &Common, join_rate: f64, window: Duration) -> Load {
         swarms: c.swarms,
         classes: 0,
         class_video: PathBuf::from("tests/fixtures/video_vp8.ivf"),
+        simulcast: c.simulcast.clone(),
     }
 }

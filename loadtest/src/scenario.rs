@@ -45,8 +45,12 @@ pub struct Load {
     pub warmup: Duration,
     /// Measurement window.
     pub duration: Duration,
-    /// The VP8 IVF file the publisher (the hub in `sync`) loops.
+    /// The video file the publisher (the hub in `sync`) loops: VP8 in IVF or H.264 Annex B.
     pub video: PathBuf,
+    /// Simulcast rids the publisher (the hub in `sync`) sends, highest first; empty: none.
+    /// Each layer carries the frames cut to 1/2^i of their size (see `Source::simulcast`).
+    #[serde(default)]
+    pub simulcast: Vec<String>,
     /// Its frame rate.
     pub fps: u32,
     /// Subscriber threads (each a swarm with its own poll loop).
@@ -228,9 +232,11 @@ pub fn source_from(video: &std::path::Path, fps: u32) -> Result<Source> {
     })
 }
 
-/// Loads the publisher's source.
+/// Loads the publisher's source, with its simulcast layers.
 pub fn source(load: &Load) -> Result<Source> {
-    source_from(&load.video, load.fps)
+    let mut s = source_from(&load.video, load.fps)?;
+    s.simulcast = load.simulcast.clone();
+    Ok(s)
 }
 
 /// The points of a run at which the server's `/proc` entry is read.

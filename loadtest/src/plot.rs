@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::scenario::Figures;
@@ -51,21 +53,13 @@ pub fn svg(runs: &[Figures], title: &str, out: &Path) -> Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     let (top, bottom) = root.split_vertically(390);
 
-    let mut cpu = ChartBuilder::on(&top)
-        .caption(
-            "server CPU-seconds per second (server pinned to one core)",
-            ("sans-serif", 16),
-        )
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..max_subs, 0.0..max_cpu)
-        .map_err(|e| anyhow!("{e}"))?;
-    cpu.configure_mesh()
-        .x_desc("subscribers")
-        .y_desc("CPU s/s")
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
+    let mut cpu = chart(
+        &top,
+        "server CPU-seconds per second (server pinned to one core)",
+        max_subs,
+        max_cpu,
+        "CPU s/s",
+    )?;
     for (i, t) in targets.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let pts: Vec<(f64, f64)> = series(t)
@@ -85,21 +79,13 @@ pub fn svg(runs: &[Figures], title: &str, out: &Path) -> Result<()> {
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
 
-    let mut lat = ChartBuilder::on(&bottom)
-        .caption(
-            "capture → arrival latency, ms (includes the generator; p50 solid, p99 dashed)",
-            ("sans-serif", 16),
-        )
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..max_subs, 0.0..max_lat)
-        .map_err(|e| anyhow!("{e}"))?;
-    lat.configure_mesh()
-        .x_desc("subscribers")
-        .y_desc("ms")
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
+    let mut lat = chart(
+        &bottom,
+        "capture → arrival latency, ms (includes the generator; p50 solid, p99 dashed)",
+        max_subs,
+        max_lat,
+        "ms",
+    )?;
     for (i, t) in targets.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let with: Vec<(f64, f64, f64)> = series(t)
@@ -141,6 +127,32 @@ pub fn svg(runs: &[Figures], title: &str, out: &Path) -> Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One of the two charts: subscribers on x (from 0 to `max_x`), `y_desc` from 0 to `max_y`,
+/// the mesh drawn.
+fn chart<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    max_x: f64,
+    max_y: f64,
+    y_desc: &str,
+) -> Result<Chart<'a, 'b>> {
+    let mut c = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..max_x, 0.0..max_y)
+        .map_err(|e| anyhow!("{e}"))?;
+    c.configure_mesh()
+        .x_desc("subscribers")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(c)
 }
 
 #[cfg(test)]

@@ -381,6 +381,23 @@ impl Swarm {
         } = offer;
         let ans = SdpAnswer::from_sdp_string(answer).context("answer is not SDP")?;
         rtc.sdp_api().accept_answer(pending, ans)?;
+        let (index, stats) = self.adopt(rtc, socket, role)?;
+        Ok(PeerHandle {
+            index,
+            stats,
+            session_url,
+            etag,
+            answer: answer.to_string(),
+        })
+    }
+
+    /// Hands a negotiated peer and its socket to the swarm thread; its index and counters.
+    fn adopt(
+        &self,
+        rtc: Rtc,
+        socket: std::net::UdpSocket,
+        role: Role,
+    ) -> Result<(usize, Arc<PeerStats>)> {
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
         let stats = Arc::new(PeerStats::new(self.epoch));
@@ -400,13 +417,7 @@ impl Swarm {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.send(Cmd::Add(Box::new(peer), tx))?;
         let index = rx.recv_timeout(Duration::from_secs(5))?;
-        Ok(PeerHandle {
-            index,
-            stats,
-            session_url,
-            etag,
-            answer: answer.to_string(),
-        })
+        Ok((index, stats))
     }
 
     /// Moves the peer to a new UDP port and starts an ICE restart. Returns the new ICE

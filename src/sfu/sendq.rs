@@ -52,8 +52,9 @@ impl Default for SendQueue {
 }
 
 impl SendQueue {
-    /// A queue that never uses UDP GSO (one datagram per message).
-    pub fn without_gso() -> Self {
+    /// A queue that never uses UDP GSO (one datagram per message), as after a refusal.
+    #[cfg(test)]
+    fn without_gso() -> Self {
         SendQueue {
             gso: false,
             ..Default::default()

@@ -423,20 +423,9 @@ impl Worker {
             .map(|m| m.mid)
             .collect();
         let ok = live.iter().any(|p| {
-            video_mids.iter().any(|mid| {
-                let remote = peer
-                    .rtc
-                    .media(*mid)
-                    .map(|m| m.remote_pts().to_vec())
-                    .unwrap_or_default();
-                let candidates = peer
-                    .rtc
-                    .codec_config()
-                    .params()
-                    .iter()
-                    .filter(|c| remote.contains(&c.pt()));
-                pick_payload_type(p, candidates).is_some()
-            })
+            video_mids
+                .iter()
+                .any(|mid| out_payload_type(&peer.rtc, *mid, p).is_some())
         });
         if ok {
             Ok(())
@@ -1233,18 +1222,7 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
     let out_pt = match slot.pt_map.iter().find(|(i, _)| *i == f.pt) {
         Some((_, o)) => *o,
         None => {
-            let remote = sub
-                .rtc
-                .media(slot.mid)
-                .map(|m| m.remote_pts().to_vec())
-                .unwrap_or_default();
-            let candidates = sub
-                .rtc
-                .codec_config()
-                .params()
-                .iter()
-                .filter(|p| remote.contains(&p.pt()));
-            let Some(pt) = pick_payload_type(f.params, candidates) else {
+            let Some(pt) = out_payload_type(&sub.rtc, slot.mid, f.params) else {
                 return false;
             };
             slot.pt_map.push((f.pt, pt));
@@ -1281,6 +1259,21 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
     io.metrics.rtp_bytes_out.inc_by(f.payload.len() as u64);
     drain(sub, io, now);
     true
+}
+
+/// The payload type a subscriber's `mid` carries media of `params` in: among the codecs it
+/// negotiated for that m-line, the one `pick_payload_type` matches.
+fn out_payload_type(rtc: &str0m::Rtc, mid: Mid, params: &PayloadParams) -> Option<Pt> {
+    let remote = rtc
+        .media(mid)
+        .map(|m| m.remote_pts().to_vec())
+        .unwrap_or_default();
+    let candidates = rtc
+        .codec_config()
+        .params()
+        .iter()
+        .filter(|c| remote.contains(&c.pt()));
+    pick_payload_type(params, candidates)
 }
 
 /// Gives a subscriber slot a new, empty retransmission history: one second of sent packets

@@ -8,8 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use str0m::change::SdpOffer;
@@ -17,7 +16,7 @@ use str0m::media::Mid;
 use str0m::rtp::Extension;
 use str0m::{Candidate, Rtc};
 
-use super::{Cmd, PeerHandle, PeerStats, Role, SimPeer, Swarm, ABS_CAPTURE_TIME_ID};
+use super::{PeerHandle, Role, Swarm, ABS_CAPTURE_TIME_ID};
 
 /// The mids of the offer's video m-lines (what the subscriber counts as video).
 fn video_mids(offer_sdp: &str) -> Vec<Mid> {
@@ -57,27 +56,11 @@ impl Swarm {
             .accept_offer(offer)
             .context("str0m rejected the offer")?
             .to_sdp_string();
-        socket.set_nonblocking(true)?;
-        let stats = Arc::new(PeerStats::new(self.epoch));
-        let peer = SimPeer {
-            rtc,
-            socket: mio::net::UdpSocket::from_std(socket),
-            local,
-            next_timeout: now,
-            role: Role::Subscriber {
-                video_mids: video_mids(offer_sdp),
-                last_video_seq: HashMap::new(),
-            },
-            stats: stats.clone(),
-            pending_restart: None,
-            restart_candidates: None,
-            blackhole_until: None,
-            alive: true,
-            latency: self.latency.clone(),
+        let role = Role::Subscriber {
+            video_mids: video_mids(offer_sdp),
+            last_video_seq: HashMap::new(),
         };
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.send(Cmd::Add(Box::new(peer), tx))?;
-        let index = rx.recv_timeout(Duration::from_secs(5))?;
+        let (index, stats) = self.adopt(rtc, socket, role)?;
         Ok((
             PeerHandle {
                 index,

@@ -12,6 +12,7 @@ pub mod recvq;
 pub mod room;
 pub mod routing;
 pub mod sendq;
+pub mod srtp;
 pub mod worker;
 
 use std::net::SocketAddr;

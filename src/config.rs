@@ -97,6 +97,14 @@ pub struct MediaConfig {
     pub keyframe_interval_ms: u64,
     /// How long a peer may stay disconnected (awaiting an ICE restart) before it is dropped.
     pub disconnect_grace_ms: u64,
+    /// Whether subscribers' media is SRTP-protected by the worker's fast path (see
+    /// `sfu::egress`) rather than sent through str0m.
+    #[serde(default = "default_true")]
+    pub direct_srtp: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Auth settings.

@@ -94,6 +94,7 @@ impl Server {
                 announce: config.announced_ip(),
                 keyframe_interval: config.keyframe_interval(),
                 disconnect_grace: Duration::from_millis(config.media.disconnect_grace_ms),
+                direct_srtp: config.media.direct_srtp,
             },
             metrics.clone(),
             events_tx,

@@ -80,6 +80,10 @@ pub struct Metrics {
     pub gop_replays: Counter,
     /// Viewer retransmission histories replaced after a GOP replay burst aged out.
     pub nack_history_resets: Counter,
+    /// RTP packets the worker protected itself (the fast path, `sfu::egress`).
+    pub direct_srtp_packets_out: Counter,
+    /// Packets resent by the fast path in answer to subscribers' NACKs.
+    pub retransmissions_out: Counter,
     /// Round-trip time samples per peer.
     pub rtt_seconds: Histogram,
     /// Per sent datagram: kernel arrival of the earliest datagram read in the same loop turn
@@ -164,6 +168,16 @@ impl Metrics {
             "nack_history_resets",
             "Viewer retransmission histories shrunk back after a GOP replay burst",
         );
+        let direct_srtp_packets_out = c(
+            &mut r,
+            "direct_srtp_packets_out",
+            "RTP packets to subscribers SRTP-protected by the worker's fast path",
+        );
+        let retransmissions_out = c(
+            &mut r,
+            "retransmissions_out",
+            "Packets resent to subscribers by the fast path after a NACK",
+        );
         let forward_residence_seconds = Histogram::new([
             0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005,
             0.0075, 0.01, 0.02, 0.05, 0.1,
@@ -204,6 +218,8 @@ impl Metrics {
             layer_switches,
             gop_replays,
             nack_history_resets,
+            direct_srtp_packets_out,
+            retransmissions_out,
             rtt_seconds,
             forward_residence_seconds,
             http_responses,

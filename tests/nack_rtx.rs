@@ -203,5 +203,11 @@ async fn losses_on_both_legs_are_repaired() {
         m.nacks_sent.get(),
         m.nacks_received.get()
     );
+    assert!(
+        m.direct_srtp_packets_out.get() > 0 && m.retransmissions_out.get() > 0,
+        "the fast path sent the media ({}) and the resends ({})",
+        m.direct_srtp_packets_out.get(),
+        m.retransmissions_out.get()
+    );
     server.shutdown().await;
 }

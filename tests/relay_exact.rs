@@ -88,6 +88,42 @@ async fn three_subscribers_receive_exactly_what_was_published() {
             "subscriber {i}: audio sequence gaps"
         );
     }
+    // The fast path sent the media (`sfu::egress`), and the sender reports each subscriber
+    // got describe it: packets and octets counted, and an RTP time that follows the stream's
+    // timestamps (what a receiver's lip sync maps to wallclock).
+    assert!(server.metrics().direct_srtp_packets_out.get() > 0);
+    for (i, sub) in subs.iter().enumerate() {
+        let video_ssrc = sub.video_packets()[0].ssrc;
+        let audio_ssrc = sub.audio_packets()[0].ssrc;
+        for (ssrc, clock, what) in [(video_ssrc, 90_000, "video"), (audio_ssrc, 48_000, "audio")] {
+            let reports: Vec<_> = sub
+                .sender_reports()
+                .into_iter()
+                // While the stream flows (after it ends the report's time runs on alone).
+                .filter(|r| {
+                    r.ssrc == ssrc
+                        && r.last_rtp_timestamp
+                            .is_some_and(|(_, age)| age < Duration::from_millis(200))
+                })
+                .collect();
+            assert!(
+                !reports.is_empty(),
+                "subscriber {i}: no {what} sender report"
+            );
+            for r in &reports {
+                let (last, _) = r.last_rtp_timestamp.unwrap();
+                let ahead = r.rtp_time.wrapping_sub(last) as i32;
+                assert!(
+                    r.packet_count > 0 && r.octet_count > 0,
+                    "subscriber {i}: {what} report counts nothing: {r:?}"
+                );
+                assert!(
+                    ahead.unsigned_abs() < clock,
+                    "subscriber {i}: {what} report's RTP time is {ahead} ticks from the stream: {r:?}"
+                );
+            }
+        }
+    }
     for s in &subs {
         s.close().await.unwrap();
     }

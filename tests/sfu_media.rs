@@ -24,8 +24,14 @@ struct Env {
 }
 
 async fn start() -> Env {
+    start_with(|_| {}).await
+}
+
+async fn start_with(adjust: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(Config::for_tests(dir.path())).await.unwrap();
+    let mut config = Config::for_tests(dir.path());
+    adjust(&mut config);
+    let server = Server::start(config).await.unwrap();
     let base = format!("http://{}", server.http_addr());
     Env {
         _dir: dir,
@@ -365,6 +371,10 @@ async fn metrics_move_with_media() {
     };
     assert!(value("classrelay_rtp_packets_in_total") > 50.0);
     assert!(value("classrelay_rtp_packets_out_total") > 50.0);
+    assert!(
+        value("classrelay_direct_srtp_packets_out_total") > 50.0,
+        "the subscriber's copies were protected on the fast path"
+    );
     assert!(value("classrelay_rtp_bytes_out_total") > 5000.0);
     assert!(value("classrelay_udp_datagrams_out_total") > 50.0);
     // Every forwarded datagram is timed from its packet's kernel arrival; on loopback with
@@ -601,7 +611,18 @@ async fn whep_viewer_that_cannot_decode_the_live_codec_gets_409() {
 /// pictures: they get a keyframe, a continuous sequence, and the publisher is never asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_joiners_start_from_the_cached_gop_without_asking_the_publisher() {
-    let env = start().await;
+    late_joiners_from_the_gop(true).await;
+}
+
+/// The same through str0m's own send path (`media.direct_srtp = false`), where the replay
+/// burst grows each viewer's str0m retransmission history until it is shrunk back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiners_from_the_gop_through_str0m_and_the_history_shrinks_back() {
+    late_joiners_from_the_gop(false).await;
+}
+
+async fn late_joiners_from_the_gop(direct: bool) {
+    let env = start_with(|c| c.media.direct_srtp = direct).await;
     let (publisher, _) = publish(&env, "gop").await;
     // Several seconds into a one-minute GOP.
     assert!(
@@ -637,6 +658,19 @@ async fn late_joiners_start_from_the_cached_gop_without_asking_the_publisher() {
         publisher.stats.keyframe_requests.load(Ordering::Relaxed),
         plis_before,
         "no keyframe request reached the publisher"
+    );
+    let direct_out = env.server.metrics().direct_srtp_packets_out.get();
+    if direct {
+        assert!(
+            direct_out > 0,
+            "the viewers got their media on the fast path"
+        );
+        env.server.shutdown().await;
+        return;
+    }
+    assert_eq!(
+        direct_out, 0,
+        "direct_srtp = false keeps every packet in str0m"
     );
     // The replay burst grew each viewer's retransmission history; once it has aged out
     // (one second), the history is replaced by a fresh one and media keeps flowing.

@@ -5,6 +5,8 @@
 //! (SDP parsing, answer generation) runs on the caller's thread in [`prepare_peer`], and the
 //! finished `Rtc` is handed to its worker.
 
+pub mod dtls_tap;
+pub mod egress;
 pub mod forward;
 pub mod keyframe;
 pub mod peer;
@@ -69,6 +71,8 @@ pub struct PreparedPeer {
     pub part: Option<String>,
     /// Subscribers: which publishers' tracks it receives.
     pub follow: Follow,
+    /// Where the DTLS handshake leaves the SRTP keys (the forwarding fast path).
+    pub keys: dtls_tap::KeySlot,
 }
 
 /// Which publishers a subscriber receives.
@@ -158,6 +162,10 @@ pub fn prepare_peer(
         }
         exts.set(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);
         config = config.set_extension_map(exts);
+        // The subscriber's NACKs arrive as raw RTCP events: the fast path (`egress`) answers
+        // them, since str0m never saw those packets. A viewer sends only RTCP, a few packets
+        // a second, so the copies this makes are cheap.
+        config = config.enable_raw_packets(true);
     }
     // str0m answers in its own codec order; put ours in the client's order so the encoder
     // (the teacher's browser, OBS) uses the codec and H.264 profile it prefers.
@@ -165,7 +173,7 @@ pub fn prepare_peer(
     let mut params = config.codec_config().params().to_vec();
     params.sort_by_key(|p| preference_rank(&prefs, p));
     *config.codec_config() = CodecConfig::new_from_payload_params(params);
-    let mut rtc = config.build(now);
+    let (mut rtc, keys) = dtls_tap::build_tapped(config, now);
     let cand = Candidate::host(setup.candidate, "udp")
         .map_err(|e| SetupError::Rejected(format!("bad local candidate: {e}")))?;
     rtc.add_local_candidate(cand);
@@ -230,6 +238,7 @@ pub fn prepare_peer(
         medias,
         answer,
         local_ufrag,
+        keys,
     })
 }
 
@@ -445,6 +454,8 @@ pub struct SfuSettings {
     pub keyframe_interval: Duration,
     /// How long a disconnected peer waits for an ICE restart.
     pub disconnect_grace: Duration,
+    /// Subscribers' media protected by the worker itself (`egress`), not through str0m.
+    pub direct_srtp: bool,
 }
 
 /// All media workers of the process.
@@ -486,6 +497,7 @@ impl Sfu {
             let shared = worker::Shared {
                 keyframe_interval: settings.keyframe_interval,
                 disconnect_grace: settings.disconnect_grace,
+                direct_srtp: settings.direct_srtp,
                 metrics: metrics.clone(),
                 peer_count: peer_count.clone(),
                 events: events.clone(),
@@ -557,6 +569,7 @@ mod tests {
                 announce: std::net::Ipv4Addr::LOCALHOST.into(),
                 keyframe_interval: Duration::from_millis(300),
                 disconnect_grace: Duration::from_secs(30),
+                direct_srtp: true,
             },
             Metrics::new(),
             events,

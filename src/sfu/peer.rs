@@ -9,6 +9,8 @@ use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::Ssrc;
 use str0m::Rtc;
 
+use super::dtls_tap::KeySlot;
+use super::egress::{Egress, Stream};
 use super::forward::Rewriter;
 use super::room::{PeerId, TrackId};
 use super::{MediaInfo, Role};
@@ -37,6 +39,8 @@ pub struct Slot {
     /// When to replace this slot's retransmission history with a fresh one: a GOP replay
     /// grew it to hold the whole burst, and str0m's history never shrinks by itself.
     pub history_reset_at: Option<Instant>,
+    /// The fast path's state for this m-line, made at its first packet on that path.
+    pub out: Option<Stream>,
 }
 
 impl Slot {
@@ -53,6 +57,7 @@ impl Slot {
             waiting_keyframe: None,
             last_kf_request: None,
             history_reset_at: None,
+            out: None,
         }
     }
 }
@@ -194,6 +199,15 @@ pub struct Peer {
     pub stats_seen: HashMap<(Mid, Option<str0m::media::Rid>, bool), StatsSeen>,
     /// Latest link figures (RTT, loss, rates) for link-quality summaries.
     pub link: LinkFigures,
+    /// Where the DTLS handshake leaves the SRTP keys.
+    pub keys: KeySlot,
+    /// Subscriber: the fast path, once the keys are known (see `egress`).
+    pub egress: Option<Egress>,
+    /// Where str0m last sent DTLS or SRTP (the nominated ICE pair's remote address): where
+    /// the fast path sends.
+    pub remote: Option<std::net::SocketAddr>,
+    /// Media bytes the fast path sent (str0m's own counters do not see them).
+    pub direct_bytes_out: u64,
 }
 
 impl Peer {

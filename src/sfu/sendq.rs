@@ -26,6 +26,12 @@ use crate::metrics::Metrics;
 /// Datagrams per `sendmmsg` call.
 pub const BATCH: usize = 32;
 
+/// Capacity of a datagram buffer: a full-size SRTP packet.
+const DATAGRAM_CAPACITY: usize = 1500;
+
+/// Sent datagrams' buffers kept for reuse.
+const SPARE_BUFFERS: usize = 256;
+
 /// Most segments the kernel accepts in one UDP GSO send (`UDP_MAX_SEGMENTS`).
 const GSO_MAX_SEGMENTS: usize = 64;
 
@@ -35,6 +41,8 @@ const GSO_MAX_BYTES: usize = 65_000;
 /// Datagrams waiting to be sent.
 pub struct SendQueue {
     queued: Vec<(SockaddrStorage, Vec<u8>)>,
+    /// Buffers of sent datagrams, for the next ones (no allocation per packet).
+    spare: Vec<Vec<u8>>,
     /// Kernel arrival of the earliest datagram read in this loop turn, if any.
     arrived: Option<SystemTime>,
     /// Whether UDP GSO is used; cleared for good the first time the kernel refuses it.
@@ -45,6 +53,7 @@ impl Default for SendQueue {
     fn default() -> Self {
         SendQueue {
             queued: Vec::new(),
+            spare: Vec::new(),
             arrived: None,
             gso: true,
         }
@@ -79,6 +88,13 @@ impl SendQueue {
         if self.queued.len() >= BATCH {
             self.flush(socket, m);
         }
+    }
+
+    /// An empty buffer for a datagram, reused from one already sent when there is one.
+    pub fn buffer(&mut self) -> Vec<u8> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(DATAGRAM_CAPACITY))
     }
 
     /// Datagrams waiting.
@@ -123,9 +139,14 @@ impl SendQueue {
             singles = i;
         }
         send_batch(fd, &queued[singles..], m, since);
-        // Keep the allocation.
+        // Keep the allocations: the queue's, and the datagrams' for `buffer`.
         self.queued = queued;
-        self.queued.clear();
+        for (_, mut d) in self.queued.drain(..) {
+            if self.spare.len() < SPARE_BUFFERS && d.capacity() >= DATAGRAM_CAPACITY {
+                d.clear();
+                self.spare.push(d);
+            }
+        }
     }
 }
 

@@ -19,9 +19,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+use str0m::rtp::rtcp::{Nack, ReceptionReport, Rtcp};
+use str0m::rtp::{ExtensionValues, RawPacket, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output};
 
+use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Stream};
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
 use super::peer::{LinkFigures, Peer, Slot};
@@ -67,6 +69,8 @@ struct Io {
     events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
     /// Datagrams on their way out, flushed with sendmmsg before the loop waits.
     out: SendQueue,
+    /// Whether subscribers get the fast path (`egress`) once their keys are known.
+    direct_srtp: bool,
 }
 
 /// Settings and handles every worker gets.
@@ -81,6 +85,8 @@ pub struct Shared {
     pub peer_count: Arc<AtomicUsize>,
     /// Events to signalling.
     pub events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
+    /// Subscribers' media protected here (`egress`) rather than through str0m.
+    pub direct_srtp: bool,
 }
 
 /// The worker state (moved into its thread by [`Worker::run`]).
@@ -119,6 +125,7 @@ impl Worker {
             metrics,
             peer_count,
             events,
+            direct_srtp,
         } = shared;
         let sock2 = socket2::SockRef::from(&socket);
         // Bigger kernel buffers absorb bursts (a keyframe fanned out to many subscribers).
@@ -154,6 +161,7 @@ impl Worker {
                 dead: Vec::new(),
                 events,
                 out: SendQueue::default(),
+                direct_srtp,
             },
             peers: HashMap::new(),
             created: HashMap::new(),
@@ -463,6 +471,7 @@ impl Worker {
             local_ufrag,
             part,
             follow,
+            keys,
             ..
         } = prepared;
         let slots = if role == Role::Subscriber {
@@ -488,6 +497,10 @@ impl Worker {
             follow,
             stats_seen: HashMap::new(),
             link: LinkFigures::new(now),
+            keys,
+            egress: None,
+            remote: None,
+            direct_bytes_out: 0,
         };
         let room = self.rooms.entry(room_name.clone()).or_default();
         room.peers.push(id);
@@ -729,6 +742,9 @@ impl Worker {
         let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag;
         tracing::debug!(session, ufrag = %ufrag, "ICE restart applied");
         self.router.add_ufrag(pid, ufrag);
+        // The client may come back on another address: the fast path waits until str0m has
+        // sent DTLS or SRTP on the new pair (media goes through str0m until then).
+        peer.remote = None;
         drain(peer, &mut self.io, now);
         Ok(answer.to_sdp_string())
     }
@@ -817,6 +833,8 @@ impl Worker {
         // so all of it stays retransmittable; the history it grows is shrunk back once the
         // replay has aged out (`history_reset_at`, see `fresh_history`).
         let mut sent = false;
+        // On the fast path every copy leaves at once and str0m keeps no history for it.
+        let direct = sub.egress.is_some() && sub.remote.is_some();
         for (i, p) in gop.iter().enumerate() {
             let f = Fwd {
                 source,
@@ -833,7 +851,7 @@ impl Worker {
                 clock_rate,
             };
             let ok = write_slot(sub, si, &mut self.io, &f, now);
-            if i % REPLAY_FLUSH == REPLAY_FLUSH - 1 {
+            if !direct && i % REPLAY_FLUSH == REPLAY_FLUSH - 1 {
                 // str0m releases written packets at its next timeout; let a few out at a time
                 // so a replay never queues the whole GOP per viewer (memory per subscriber).
                 if sub.rtc.handle_input(Input::Timeout(now)).is_ok() {
@@ -851,7 +869,7 @@ impl Worker {
             }
             sent |= ok;
         }
-        if sent {
+        if sent && !direct {
             if let Some(slot) = sub.slots.get_mut(si) {
                 slot.history_reset_at = Some(now + RTX_CACHE_AGE);
             }
@@ -1243,6 +1261,36 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
         }
     }
     let mid = slot.mid;
+    if let (Some(egress), Some(remote)) = (&sub.egress, sub.remote) {
+        if slot.out.is_none() {
+            slot.out = direct_stream(&mut sub.rtc, mid, f.clock_rate);
+        }
+        if let Some(stream) = slot.out.as_mut() {
+            let p = OutPacket {
+                pt: *out_pt,
+                seq: rw.seq,
+                ts: rw.ts,
+                marker: f.marker,
+                payload: f.payload,
+                audio_level: f.ext.audio_level.zip(f.ext.voice_activity),
+                orientation: f.ext.video_orientation.map(|o| o as u8),
+                capture: f
+                    .ext
+                    .abs_capture_time
+                    .map(|a| (ntp64(a.capture_time), a.clock_offset)),
+            };
+            let mut buf = io.out.buffer();
+            if egress.seal(stream, &p, &mut buf) {
+                stream.sent(&p, f.payload, f.arrival, f.nackable, now);
+                sub.direct_bytes_out += buf.len() as u64;
+                io.out.push(&io.socket, remote, buf, &io.metrics);
+                io.metrics.direct_srtp_packets_out.inc();
+                io.metrics.rtp_packets_out.inc();
+                io.metrics.rtp_bytes_out.inc_by(f.payload.len() as u64);
+                return true;
+            }
+        }
+    }
     {
         let mut api = sub.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {
@@ -1259,6 +1307,76 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
     io.metrics.rtp_bytes_out.inc_by(f.payload.len() as u64);
     drain(sub, io, now);
     true
+}
+
+/// The fast path's stream for a subscriber's `mid`: str0m's SSRC for it and the extension
+/// ids the subscriber negotiated.
+fn direct_stream(rtc: &mut str0m::Rtc, mid: Mid, clock_rate: u32) -> Option<Stream> {
+    let ssrc = *rtc.direct_api().stream_tx_by_mid(mid, None)?.ssrc();
+    let exts = rtc.media(mid)?.remote_extmap();
+    Some(Stream::new(ssrc, mid, exts, clock_rate))
+}
+
+/// Answers a subscriber's NACK on the fast path: each packet asked for that is still in the
+/// stream's history goes again, as it went the first time (same sequence number, same SRTP
+/// index: RFC 4585 retransmission without RTX).
+fn answer_nack(peer: &mut Peer, io: &mut Io, nack: &Nack, now: Instant) {
+    let (Some(egress), Some(remote)) = (&peer.egress, peer.remote) else {
+        return;
+    };
+    let Some(stream) = peer
+        .slots
+        .iter_mut()
+        .filter_map(|s| s.out.as_mut())
+        .find(|s| s.ssrc == *nack.ssrc)
+    else {
+        return;
+    };
+    for entry in nack.reports.iter() {
+        let lost = std::iter::once(entry.pid).chain(
+            (0..16u16)
+                .filter(|b| entry.blp & (1 << b) != 0)
+                .map(|b| entry.pid.wrapping_add(b + 1)),
+        );
+        for seq in lost {
+            let Some(again) = stream.resend(seq, now) else {
+                continue;
+            };
+            let mut buf = io.out.buffer();
+            if egress.seal(stream, &again.packet(), &mut buf) {
+                peer.direct_bytes_out += buf.len() as u64;
+                io.out.push(&io.socket, remote, buf, &io.metrics);
+                io.metrics.retransmissions_out.inc();
+            }
+        }
+    }
+}
+
+/// Loss and round-trip time from a subscriber's reception reports on fast-path streams
+/// (RFC 3550 §6.4.1: the fraction lost, and the RTT from the echoed sender report time and
+/// the delay since it, both in 1/65536 s).
+fn on_reports<'a>(peer: &mut Peer, reports: impl Iterator<Item = &'a ReceptionReport>) {
+    for r in reports {
+        let ours = peer
+            .slots
+            .iter()
+            .any(|s| s.out.as_ref().is_some_and(|o| o.ssrc == *r.ssrc));
+        if !ours {
+            continue;
+        }
+        peer.link.on_loss(f32::from(r.fraction_lost) / 256.0);
+        if r.last_sr_time != 0 {
+            let now = (ntp64(std::time::SystemTime::now()) >> 16) as u32;
+            let rtt = now
+                .wrapping_sub(r.last_sr_time)
+                .wrapping_sub(r.last_sr_delay);
+            // A wrapped (negative) figure means clocks or reports are off: no sample.
+            if rtt < 0x8000_0000 {
+                peer.link
+                    .on_rtt(Duration::from_secs_f64(f64::from(rtt) / 65_536.0));
+            }
+        }
+    }
 }
 
 /// The payload type a subscriber's `mid` carries media of `params` in: among the codecs it
@@ -1312,8 +1430,27 @@ fn drain(peer: &mut Peer, io: &mut Io, now: Instant) {
                 return;
             }
             Ok(Output::Transmit(t)) => {
-                io.out
-                    .push(&io.socket, t.destination, t.contents.into(), &io.metrics);
+                let mut data: Vec<u8> = t.contents.into();
+                // DTLS and SRTP (not STUN, which also answers other candidate pairs) go to
+                // the nominated pair: where the fast path sends.
+                if data.first().is_some_and(|b| *b >= 20) {
+                    peer.remote = Some(t.destination);
+                }
+                if let Some(egress) = &peer.egress {
+                    if is_rtcp(&data) {
+                        let slots = &peer.slots;
+                        let stream = |ssrc: u32| {
+                            slots
+                                .iter()
+                                .filter_map(|s| s.out.as_ref())
+                                .find(|s| s.ssrc == ssrc)
+                        };
+                        egress.patch_sender_reports(&mut data, stream, now);
+                    }
+                }
+                if !data.is_empty() {
+                    io.out.push(&io.socket, t.destination, data, &io.metrics);
+                }
             }
             Ok(Output::Event(ev)) => on_event(peer, io, ev, now),
             Err(e) => {
@@ -1329,6 +1466,15 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
     match ev {
         Event::Connected => {
             peer.connected = true;
+            if io.direct_srtp && peer.role == Role::Subscriber {
+                if let Some(keys) = peer.keys.get() {
+                    match Egress::new(keys) {
+                        Ok(e) => peer.egress = Some(e),
+                        // The peer still works, through str0m's send path.
+                        Err(e) => tracing::info!(session = %peer.session, "no fast path: {e}"),
+                    }
+                }
+            }
             io.connected.push(peer.id);
             let _ = io.events.send(SfuEvent::PeerConnected {
                 session: peer.session.clone(),
@@ -1382,9 +1528,24 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
             if let Some(rtt) = s.rtt {
                 io.metrics.rtt_seconds.observe(rtt.as_secs_f64());
             }
-            peer.link
-                .on_peer_stats(s.bytes_rx, s.bytes_tx, s.rtt, s.timestamp);
+            peer.link.on_peer_stats(
+                s.bytes_rx,
+                s.bytes_tx + peer.direct_bytes_out,
+                s.rtt,
+                s.timestamp,
+            );
         }
+        // A subscriber's RTCP about the streams of the fast path, which str0m's own send
+        // statistics do not cover (it counts only what it sent).
+        Event::RawPacket(raw) if peer.egress.is_some() => match &*raw {
+            RawPacket::RtcpRx(Rtcp::Nack(nack)) => {
+                io.metrics.nacks_received.inc();
+                answer_nack(peer, io, nack, now);
+            }
+            RawPacket::RtcpRx(Rtcp::ReceiverReport(rr)) => on_reports(peer, rr.reports.iter()),
+            RawPacket::RtcpRx(Rtcp::SenderReport(sr)) => on_reports(peer, sr.reports.iter()),
+            _ => {}
+        },
         Event::Closed => io.dead.push(peer.id),
         _ => {}
     }

@@ -32,6 +32,7 @@ use rtc::media::Sample;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::codec::opus::OpusPacket;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
@@ -245,6 +246,21 @@ pub struct ReceivedPacket {
     pub timestamp: u32,
     pub marker: bool,
     pub payload_len: usize,
+    pub received_at: Instant,
+}
+
+/// A sender report (RFC 3550 §6.4.1) as a subscriber received it, next to the RTP timestamp
+/// of the last packet of that SSRC received before it.
+#[derive(Clone, Debug)]
+pub struct SeenSenderReport {
+    pub ssrc: u32,
+    pub ntp_time: u64,
+    pub rtp_time: u32,
+    pub packet_count: u32,
+    pub octet_count: u32,
+    /// RTP timestamp of the latest packet of `ssrc` received before the report, and how long
+    /// before the report it came.
+    pub last_rtp_timestamp: Option<(u32, Duration)>,
     pub received_at: Instant,
 }
 
@@ -556,7 +572,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
-            if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+            // Sender reports too: a subscriber records them (`Subscriber::sender_reports`).
+            if packets
+                .iter()
+                .any(|p| is_keyframe_request(p.as_ref()) || p.as_any().is::<SenderReport>())
+            {
                 msg.message.add(Attribute::DeliverToApplication);
             }
         }
@@ -1237,6 +1257,7 @@ struct RecvLog {
     audio_packets: Vec<ReceivedPacket>,
     video_track: Option<Arc<dyn TrackRemote>>,
     assembler: Vp8Assembler,
+    sender_reports: Vec<SeenSenderReport>,
 }
 
 struct RecvShared {
@@ -1250,6 +1271,32 @@ impl RecvShared {
             log: Mutex::new(RecvLog::default()),
             counts: watch::channel(RecvCounts::default()).0,
         })
+    }
+
+    fn on_rtcp(&self, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        let now = Instant::now();
+        let mut log = lock(&self.log);
+        for p in packets {
+            let Some(sr) = p.as_any().downcast_ref::<SenderReport>() else {
+                continue;
+            };
+            let last_rtp_timestamp = log
+                .video_packets
+                .iter()
+                .chain(log.audio_packets.iter())
+                .filter(|r| r.ssrc == sr.ssrc)
+                .max_by_key(|r| r.received_at)
+                .map(|r| (r.timestamp, now.saturating_duration_since(r.received_at)));
+            log.sender_reports.push(SeenSenderReport {
+                ssrc: sr.ssrc,
+                ntp_time: sr.ntp_time,
+                rtp_time: sr.rtp_time,
+                packet_count: sr.packet_count,
+                octet_count: sr.octet_count,
+                last_rtp_timestamp,
+                received_at: now,
+            });
+        }
     }
 
     fn on_packet(&self, kind: MediaKind, pkt: rtc::rtp::Packet) {
@@ -1327,6 +1374,7 @@ async fn read_track(recv: Arc<RecvShared>, track: Arc<dyn TrackRemote>) {
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(pkt) => recv.on_packet(kind, pkt),
+            TrackRemoteEvent::OnRtcpPacket(packets) => recv.on_rtcp(&packets),
             TrackRemoteEvent::OnEnded => break,
             _ => {}
         }
@@ -1528,6 +1576,10 @@ impl Subscriber {
     }
 
     /// Every video RTP packet received so far, in arrival order.
+    pub fn sender_reports(&self) -> Vec<SeenSenderReport> {
+        lock(&self.recv.log).sender_reports.clone()
+    }
+
     pub fn video_packets(&self) -> Vec<ReceivedPacket> {
         lock(&self.recv.log).video_packets.clone()
     }

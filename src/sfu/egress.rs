@@ -1,0 +1,578 @@
+//! The forwarding fast path toward subscribers: a copy of a packet is serialized and
+//! SRTP-protected here and goes straight to the send queue.
+//!
+//! Through str0m, each copy is queued in the subscriber's `Rtc` and only leaves at its next
+//! full timeout (ICE, DTLS, RTCP, stats and pacer polled), which moves a 408-byte packet
+//! struct through a send queue into a retransmission history: about 5 µs per copy, half the
+//! server's cost per forwarded packet (BENCHMARKS.md). Once a subscriber's DTLS handshake
+//! has produced its keys (`dtls_tap`), the worker sends its media here instead, on the
+//! SSRCs str0m negotiated, and str0m keeps everything else (ICE, DTLS, RTCP, stats,
+//! keyframe requests). What str0m no longer sees is covered here:
+//!
+//! - **NACKs**: str0m's history for these streams is empty, so the worker answers the
+//!   subscriber's NACKs (raw RTCP events) from a small history per stream ([`History`]).
+//! - **Sender reports**: str0m still sends one per stream, but it counts no packets and has no
+//!   RTP time to report; [`Egress::patch_sender_reports`] fills in this path's figures in
+//!   str0m's outgoing SRTCP before it leaves (same keys, same SRTCP index).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use str0m::media::Mid;
+use str0m::rtp::{Extension, ExtensionMap};
+
+use super::dtls_tap::Keys;
+use super::srtp::{SrtpError, SrtpTx};
+
+/// Retransmittable packets kept per video stream (a power of two: the ring is indexed by
+/// sequence number). About two seconds of a 1.2 Mbit/s 720p stream.
+const HISTORY: usize = 256;
+
+/// How old a packet may be and still be resent.
+pub const HISTORY_AGE: Duration = Duration::from_secs(1);
+
+/// Times one packet is resent at most (a NACK repeated after a lost retransmission).
+const MAX_RESENDS: u8 = 3;
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch.
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// The sending half of a subscriber's SRTP session, and where its media goes.
+#[derive(Debug)]
+pub struct Egress {
+    srtp: SrtpTx,
+}
+
+impl Egress {
+    /// From the keys of a completed DTLS handshake.
+    pub fn new(keys: &Keys) -> Result<Self, SrtpError> {
+        Ok(Egress {
+            srtp: SrtpTx::new(keys.profile, &keys.material, keys.local_is_client)?,
+        })
+    }
+
+    /// Serializes `p` for `stream` into `buf` (cleared first) and protects it. False if the
+    /// packet cannot be built (never for well-formed input; the caller falls back to str0m).
+    pub fn seal(&self, stream: &Stream, p: &OutPacket<'_>, buf: &mut Vec<u8>) -> bool {
+        buf.clear();
+        let header_len = write_header(stream, p, buf);
+        buf.extend_from_slice(p.payload);
+        let len = buf.len();
+        buf.resize(len + self.srtp.tag_len(), 0);
+        let roc = (p.seq >> 16) as u32;
+        let n = self.srtp.protect_rtp(buf, len, header_len, roc);
+        if n == 0 {
+            return false;
+        }
+        buf.truncate(n);
+        true
+    }
+
+    /// Rewrites the sender reports in one of str0m's outgoing SRTCP packets for the streams
+    /// this path sends: RTP time, packet and octet counts. `now` is the time str0m stamped
+    /// the report with. Leaves the packet as it was if it cannot read it.
+    pub fn patch_sender_reports<'a>(
+        &self,
+        data: &mut Vec<u8>,
+        stream: impl Fn(u32) -> Option<&'a Stream>,
+        now: Instant,
+    ) {
+        let len = data.len();
+        let Some((plain, index)) = self.srtp.unprotect_rtcp(data, len) else {
+            return;
+        };
+        let mut o = 0;
+        while o + 4 <= plain {
+            let words = u16::from_be_bytes([data[o + 2], data[o + 3]]) as usize;
+            let end = o + (words + 1) * 4;
+            if end > plain {
+                break;
+            }
+            // SR: header, SSRC, NTP (8), RTP time, packet count, octet count.
+            if data[o + 1] == 200 && end >= o + 28 {
+                let ssrc = u32::from_be_bytes([data[o + 4], data[o + 5], data[o + 6], data[o + 7]]);
+                if let Some(s) = stream(ssrc) {
+                    if let Some((ts, at)) = s.last {
+                        let ahead = now.saturating_duration_since(at);
+                        let ticks = (ahead.as_secs_f64() * f64::from(s.clock_rate)) as u64;
+                        let rtp = ts.wrapping_add(ticks as u32);
+                        data[o + 16..o + 20].copy_from_slice(&rtp.to_be_bytes());
+                        data[o + 20..o + 24].copy_from_slice(&s.packets.to_be_bytes());
+                        data[o + 24..o + 28].copy_from_slice(&s.octets.to_be_bytes());
+                    }
+                }
+            }
+            o = end;
+        }
+        let n = self.srtp.protect_rtcp(data, plain, index);
+        if n == 0 {
+            // Cannot happen with the buffer it came in; never send a half-made packet.
+            data.clear();
+            return;
+        }
+        data.truncate(n);
+    }
+}
+
+/// One outgoing packet, as the worker has it after rewriting.
+#[derive(Debug, Clone, Copy)]
+pub struct OutPacket<'a> {
+    /// Payload type toward this subscriber.
+    pub pt: u8,
+    /// Extended output sequence number (its top bits are the SRTP rollover counter).
+    pub seq: u64,
+    /// Output RTP timestamp.
+    pub ts: u32,
+    /// Marker bit.
+    pub marker: bool,
+    /// The payload, shared with every other copy.
+    pub payload: &'a [u8],
+    /// Audio level and voice activity (RFC 6464).
+    pub audio_level: Option<(i8, bool)>,
+    /// Video orientation (CVO) byte.
+    pub orientation: Option<u8>,
+    /// abs-capture-time: NTP capture time and estimated clock offset.
+    pub capture: Option<(u64, Option<i64>)>,
+}
+
+/// A subscriber stream's sending state on this path.
+#[derive(Debug)]
+pub struct Stream {
+    /// The SSRC str0m negotiated for the m-line.
+    pub ssrc: u32,
+    mid: Mid,
+    ids: ExtIds,
+    clock_rate: u32,
+    /// Packets sent (for sender reports; wraps as RTCP's counter does).
+    pub packets: u32,
+    /// Payload octets sent (for sender reports).
+    pub octets: u32,
+    /// RTP time and wallclock of the latest packet, to extrapolate a report's RTP time.
+    pub last: Option<(u32, Instant)>,
+    history: Option<History>,
+}
+
+/// The header extension ids the subscriber negotiated, for the extensions this path writes.
+#[derive(Debug, Clone, Copy, Default)]
+struct ExtIds {
+    mid: Option<u8>,
+    audio_level: Option<u8>,
+    orientation: Option<u8>,
+    capture: Option<u8>,
+}
+
+impl Stream {
+    /// A stream on `ssrc` for m-line `mid`, with the extension ids of the subscriber's map.
+    pub fn new(ssrc: u32, mid: Mid, exts: &ExtensionMap, clock_rate: u32) -> Self {
+        let one_byte = |e: Extension| exts.id_of(e).filter(|id| (1..=14).contains(id));
+        Stream {
+            ssrc,
+            mid,
+            ids: ExtIds {
+                mid: one_byte(Extension::RtpMid),
+                audio_level: one_byte(Extension::AudioLevel),
+                orientation: one_byte(Extension::VideoOrientation),
+                capture: one_byte(Extension::AbsoluteCaptureTime),
+            },
+            clock_rate,
+            packets: 0,
+            octets: 0,
+            last: None,
+            history: None,
+        }
+    }
+
+    /// Notes a packet sent (not a resend): counters, report timing, and the history if it
+    /// may be asked for again.
+    pub fn sent(
+        &mut self,
+        p: &OutPacket<'_>,
+        payload: &Arc<[u8]>,
+        wallclock: Instant,
+        nackable: bool,
+        now: Instant,
+    ) {
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(p.payload.len() as u32);
+        self.last = Some((p.ts, wallclock));
+        if nackable {
+            self.history
+                .get_or_insert_with(History::new)
+                .push(p, payload, now);
+        }
+    }
+
+    /// The packet with sequence number `seq16` if it can still be resent (recent enough,
+    /// not resent too often); counts the resend.
+    pub fn resend(&mut self, seq16: u16, now: Instant) -> Option<Resend> {
+        let h = self.history.as_mut()?;
+        let e = &mut h.ring[usize::from(seq16) % HISTORY];
+        let (Some(payload), Some(at)) = (&e.payload, e.at) else {
+            return None;
+        };
+        if e.seq as u16 != seq16
+            || now.saturating_duration_since(at) > HISTORY_AGE
+            || e.resends >= MAX_RESENDS
+        {
+            return None;
+        }
+        e.resends += 1;
+        Some(Resend {
+            pt: e.pt,
+            seq: e.seq,
+            ts: e.ts,
+            marker: e.marker,
+            orientation: e.orientation,
+            capture: e.capture,
+            payload: payload.clone(),
+        })
+    }
+}
+
+/// A packet to send again, as it went the first time.
+#[derive(Debug, Clone)]
+pub struct Resend {
+    pt: u8,
+    seq: u64,
+    ts: u32,
+    marker: bool,
+    orientation: Option<u8>,
+    capture: Option<(u64, Option<i64>)>,
+    payload: Arc<[u8]>,
+}
+
+impl Resend {
+    /// The packet to seal.
+    pub fn packet(&self) -> OutPacket<'_> {
+        OutPacket {
+            pt: self.pt,
+            seq: self.seq,
+            ts: self.ts,
+            marker: self.marker,
+            payload: &self.payload,
+            audio_level: None,
+            orientation: self.orientation,
+            capture: self.capture,
+        }
+    }
+}
+
+/// A ring of recently sent video packets, indexed by sequence number.
+#[derive(Debug)]
+struct History {
+    ring: Box<[Sent]>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Sent {
+    seq: u64,
+    ts: u32,
+    pt: u8,
+    marker: bool,
+    resends: u8,
+    orientation: Option<u8>,
+    capture: Option<(u64, Option<i64>)>,
+    payload: Option<Arc<[u8]>>,
+    at: Option<Instant>,
+}
+
+impl History {
+    fn new() -> Self {
+        History {
+            ring: vec![Sent::default(); HISTORY].into_boxed_slice(),
+        }
+    }
+
+    fn push(&mut self, p: &OutPacket<'_>, payload: &Arc<[u8]>, now: Instant) {
+        let e = &mut self.ring[(p.seq as u16 as usize) % HISTORY];
+        *e = Sent {
+            seq: p.seq,
+            ts: p.ts,
+            pt: p.pt,
+            marker: p.marker,
+            resends: 0,
+            orientation: p.orientation,
+            capture: p.capture,
+            payload: Some(payload.clone()),
+            at: Some(now),
+        };
+    }
+}
+
+/// Whether a datagram on the media socket is (S)RTCP rather than (S)RTP (RFC 5761 §4).
+pub fn is_rtcp(data: &[u8]) -> bool {
+    data.len() >= 8 && data[0] >> 6 == 2 && (192..=223).contains(&data[1])
+}
+
+/// The NTP form of a wallclock time (RFC 5905: seconds since 1900, 32.32 fixed point).
+pub fn ntp64(t: SystemTime) -> u64 {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() + NTP_UNIX_OFFSET;
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}
+
+/// Writes the RTP header (RFC 3550 §5.1) with one-byte header extensions (RFC 8285 §4.2);
+/// returns its length.
+fn write_header(s: &Stream, p: &OutPacket<'_>, buf: &mut Vec<u8>) -> usize {
+    buf.extend_from_slice(&[0x80, (u8::from(p.marker) << 7) | (p.pt & 0x7f)]);
+    buf.extend_from_slice(&(p.seq as u16).to_be_bytes());
+    buf.extend_from_slice(&p.ts.to_be_bytes());
+    buf.extend_from_slice(&s.ssrc.to_be_bytes());
+    let start = buf.len();
+    buf.extend_from_slice(&[0xbe, 0xde, 0, 0]);
+    let mut element = |id: Option<u8>, data: &[u8]| {
+        if let Some(id) = id {
+            if (1..=16).contains(&data.len()) {
+                buf.push((id << 4) | (data.len() as u8 - 1));
+                buf.extend_from_slice(data);
+            }
+        }
+    };
+    element(s.ids.mid, s.mid.as_bytes());
+    if let Some((level, voice)) = p.audio_level {
+        element(
+            s.ids.audio_level,
+            &[u8::from(voice) << 7 | (level.unsigned_abs() & 0x7f)],
+        );
+    }
+    if let Some(o) = p.orientation {
+        element(s.ids.orientation, &[o]);
+    }
+    if let Some((ntp, offset)) = p.capture {
+        let mut v = [0u8; 16];
+        v[..8].copy_from_slice(&ntp.to_be_bytes());
+        let n = match offset {
+            Some(off) => {
+                v[8..].copy_from_slice(&off.to_be_bytes());
+                16
+            }
+            None => 8,
+        };
+        element(s.ids.capture, &v[..n]);
+    }
+    let ext_len = buf.len() - start - 4;
+    if ext_len == 0 {
+        // No extension after all.
+        buf.truncate(start);
+        return buf.len();
+    }
+    while (buf.len() - start) % 4 != 0 {
+        buf.push(0);
+    }
+    let words = ((buf.len() - start - 4) / 4) as u16;
+    buf[start + 2..start + 4].copy_from_slice(&words.to_be_bytes());
+    buf[0] |= 0x10;
+    buf.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::shared::marshal::Unmarshal;
+
+    fn exts() -> ExtensionMap {
+        let mut m = ExtensionMap::empty();
+        m.set(1, Extension::AudioLevel);
+        m.set(4, Extension::RtpMid);
+        m.set(7, Extension::AbsoluteCaptureTime);
+        m.set(13, Extension::VideoOrientation);
+        m
+    }
+
+    fn packet(payload: &[u8]) -> OutPacket<'_> {
+        OutPacket {
+            pt: 96,
+            seq: (3 << 16) | 65_535,
+            ts: 0xdead_beef,
+            marker: true,
+            payload,
+            audio_level: None,
+            orientation: Some(1),
+            capture: Some((0x0102_0304_0506_0708, Some(-5))),
+        }
+    }
+
+    #[test]
+    fn header_carries_the_negotiated_extensions() {
+        let s = Stream::new(0x1234_5678, Mid::from("v0"), &exts(), 90_000);
+        let payload = [9u8; 100];
+        let mut buf = Vec::new();
+        let header_len = write_header(&s, &packet(&payload), &mut buf);
+        buf.extend_from_slice(&payload);
+        // An independent parser (the webrtc crate's) reads it back.
+        let p = rtc::rtp::Packet::unmarshal(&mut &buf[..]).unwrap();
+        assert_eq!(p.header.ssrc, 0x1234_5678);
+        assert_eq!(p.header.sequence_number, 65_535);
+        assert_eq!(p.header.timestamp, 0xdead_beef);
+        assert!(p.header.marker);
+        assert_eq!(p.header.payload_type, 96);
+        assert_eq!(p.header.extension_profile, 0xbede);
+        assert_eq!(&p.header.get_extension(4).unwrap()[..], b"v0");
+        assert_eq!(&p.header.get_extension(13).unwrap()[..], &[1]);
+        let capture = p.header.get_extension(7).unwrap();
+        assert_eq!(&capture[..8], &0x0102_0304_0506_0708u64.to_be_bytes());
+        assert_eq!(&capture[8..], &(-5i64).to_be_bytes());
+        assert!(p.header.get_extension(1).is_none(), "no level on video");
+        assert_eq!(&p.payload[..], &payload[..]);
+        assert_eq!(header_len, buf.len() - payload.len());
+        assert_eq!(header_len % 4, 0);
+    }
+
+    #[test]
+    fn without_negotiated_extensions_the_header_is_plain() {
+        let s = Stream::new(7, Mid::from("a"), &ExtensionMap::empty(), 48_000);
+        let mut buf = Vec::new();
+        let p = OutPacket {
+            audio_level: Some((-30, true)),
+            ..packet(&[1, 2, 3])
+        };
+        assert_eq!(write_header(&s, &p, &mut buf), 12);
+        assert_eq!(buf[0], 0x80, "version 2, no extension bit");
+    }
+
+    #[test]
+    fn audio_level_is_written_as_rfc_6464() {
+        let s = Stream::new(7, Mid::from("a"), &exts(), 48_000);
+        let mut buf = Vec::new();
+        let p = OutPacket {
+            orientation: None,
+            capture: None,
+            audio_level: Some((-37, true)),
+            ..packet(&[])
+        };
+        write_header(&s, &p, &mut buf);
+        let parsed = rtc::rtp::Packet::unmarshal(&mut &buf[..]).unwrap();
+        assert_eq!(&parsed.header.get_extension(1).unwrap()[..], &[0x80 | 37]);
+    }
+
+    #[test]
+    fn history_resends_recent_packets_a_few_times() {
+        let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
+        let t0 = Instant::now();
+        let payload: Arc<[u8]> = Arc::from(&[5u8; 50][..]);
+        for seq in 100..110u64 {
+            let p = OutPacket {
+                seq,
+                ..packet(&payload)
+            };
+            s.sent(&p, &payload, t0, true, t0);
+        }
+        assert_eq!(s.packets, 10);
+        assert_eq!(s.octets, 500);
+        let again = s.resend(105, t0).expect("in the history");
+        assert_eq!(again.packet().seq, 105);
+        assert_eq!(again.packet().payload, &payload[..]);
+        assert!(s.resend(111, t0).is_none(), "never sent");
+        assert!(s.resend(105, t0).is_some());
+        assert!(s.resend(105, t0).is_some());
+        assert!(s.resend(105, t0).is_none(), "resent three times already");
+        assert!(
+            s.resend(106, t0 + HISTORY_AGE + Duration::from_millis(1))
+                .is_none(),
+            "too old"
+        );
+        // A ring slot reused by a later sequence number no longer answers for the old one.
+        let p = OutPacket {
+            seq: 100 + HISTORY as u64,
+            ..packet(&payload)
+        };
+        s.sent(&p, &payload, t0, true, t0);
+        assert!(s.resend(100, t0).is_none());
+        // Audio (not nackable) keeps no history.
+        let mut a = Stream::new(8, Mid::from("a"), &exts(), 48_000);
+        a.sent(&packet(&payload), &payload, t0, false, t0);
+        assert!(a.resend(65_535, t0).is_none());
+    }
+
+    #[test]
+    fn rtcp_and_rtp_are_told_apart() {
+        assert!(is_rtcp(&[0x80, 200, 0, 6, 0, 0, 0, 1]));
+        assert!(is_rtcp(&[0x81, 205, 0, 3, 0, 0, 0, 1]));
+        assert!(!is_rtcp(&[0x80, 96, 0, 1, 0, 0, 0, 1]));
+        assert!(!is_rtcp(&[0x80, 0xe0, 0, 1, 0, 0, 0, 1]), "marker + PT 96");
+        assert!(!is_rtcp(&[22, 254, 253, 0, 0, 0, 0, 0]), "DTLS");
+        assert!(!is_rtcp(&[0x80, 200]), "too short");
+    }
+
+    #[test]
+    fn ntp_time_of_the_unix_epoch_and_a_half_second() {
+        assert_eq!(ntp64(UNIX_EPOCH), NTP_UNIX_OFFSET << 32);
+        let t = UNIX_EPOCH + Duration::from_millis(1500);
+        assert_eq!(ntp64(t), ((NTP_UNIX_OFFSET + 1) << 32) | (1 << 31));
+    }
+
+    /// DTLS-SRTP keying material for AEAD_AES_128_GCM: two 16-byte keys, two 12-byte salts.
+    fn material() -> Vec<u8> {
+        (0..56u8).collect()
+    }
+
+    /// A compound RTCP packet as str0m sends a subscriber: an SR for `ssrc` with nothing
+    /// counted, then an SDES with a CNAME.
+    fn compound(ssrc: u32) -> Vec<u8> {
+        let mut b = vec![0x80, 200, 0, 6];
+        b.extend_from_slice(&ssrc.to_be_bytes());
+        b.extend_from_slice(&0x1111_2222_3333_4444u64.to_be_bytes());
+        b.extend_from_slice(&[0; 12]);
+        b.extend_from_slice(&[0x81, 202, 0, 3]);
+        b.extend_from_slice(&ssrc.to_be_bytes());
+        b.extend_from_slice(&[1, 2, b'a', b'b', 0, 0, 0, 0]);
+        b
+    }
+
+    #[test]
+    fn sender_reports_get_this_paths_figures() {
+        use str0m::crypto::dtls::SrtpProfile;
+        let keys = Keys {
+            profile: SrtpProfile::AEAD_AES_128_GCM,
+            material: material(),
+            local_is_client: false,
+        };
+        let egress = Egress::new(&keys).unwrap();
+        let now = Instant::now();
+        let mut s = Stream::new(0xabcd, Mid::from("v"), &exts(), 90_000);
+        s.packets = 10;
+        s.octets = 12_000;
+        s.last = Some((1_000, now - Duration::from_millis(100)));
+        let plain = compound(0xabcd);
+        let mut data = plain.clone();
+        let len = data.len();
+        data.resize(len + 64, 0);
+        let n = egress.srtp.protect_rtcp(&mut data, len, 5);
+        data.truncate(n);
+        let protected_len = data.len();
+
+        egress.patch_sender_reports(&mut data, |ssrc| (ssrc == 0xabcd).then_some(&s), now);
+        assert_eq!(data.len(), protected_len);
+        let (plain_len, index) = egress
+            .srtp
+            .unprotect_rtcp(&mut data, protected_len)
+            .unwrap();
+        assert_eq!(index, 5, "same SRTCP index");
+        assert_eq!(plain_len, plain.len());
+        let rtp = u32::from_be_bytes(data[16..20].try_into().unwrap());
+        assert!(
+            (9_990..=10_010).contains(&rtp),
+            "1000 + 100 ms at 90 kHz: {rtp}"
+        );
+        assert_eq!(u32::from_be_bytes(data[20..24].try_into().unwrap()), 10);
+        assert_eq!(u32::from_be_bytes(data[24..28].try_into().unwrap()), 12_000);
+        assert_eq!(&data[..16], &plain[..16], "header, SSRC and NTP time kept");
+        assert_eq!(&data[28..plain_len], &plain[28..], "the SDES untouched");
+
+        // Another stream's report is left alone (and still decrypts).
+        let mut other = plain.clone();
+        other.resize(len + 64, 0);
+        let n = egress.srtp.protect_rtcp(&mut other, len, 6);
+        other.truncate(n);
+        egress.patch_sender_reports(&mut other, |ssrc| (ssrc == 0x9999).then_some(&s), now);
+        let (l, _) = egress.srtp.unprotect_rtcp(&mut other, n).unwrap();
+        assert_eq!(&other[..l], &plain[..]);
+
+        // Garbage is left as it was.
+        let mut junk = vec![0x80, 200, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8];
+        let before = junk.clone();
+        egress.patch_sender_reports(&mut junk, |_| Some(&s), now);
+        assert_eq!(junk, before);
+    }
+}

@@ -376,6 +376,25 @@ mod tests {
     }
 
     #[test]
+    fn sent_buffers_come_back_for_reuse() {
+        let m = Metrics::new();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut q = SendQueue::default();
+        for i in 0..10u8 {
+            let mut b = q.buffer();
+            b.extend_from_slice(&[i; 100]);
+            q.push(&tx, sink.local_addr().unwrap(), b, &m);
+        }
+        assert!(q.spare.is_empty());
+        q.flush(&tx, &m);
+        assert_eq!(q.spare.len(), 10);
+        let b = q.buffer();
+        assert!(b.is_empty() && b.capacity() >= DATAGRAM_CAPACITY);
+        assert_eq!(q.spare.len(), 9);
+    }
+
+    #[test]
     fn a_refused_destination_does_not_stop_the_batch() {
         let m = Metrics::new();
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

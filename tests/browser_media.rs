@@ -174,6 +174,10 @@ async fn vp8_simulcast_camera_and_audio_reach_the_watcher() -> Result<()> {
         "{later}"
     );
     assert_eq!(later["inboundAudio"][0]["codec"], "audio/opus", "{later}");
+    assert!(
+        lesson.server.metrics().direct_srtp_packets_out.get() > 0,
+        "Chromium decoded copies the worker protected itself (the fast path)"
+    );
 
     // The publisher really sends three simulcast layers.
     let sent = publisher.stats().await?;

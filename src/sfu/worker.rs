@@ -29,7 +29,7 @@ use super::keyframe::Decision;
 use super::peer::{LinkFigures, Peer, Slot};
 use super::recvq::{self, RecvBatch};
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
-use super::routing::Router;
+use super::routing::{self, Router};
 use super::sendq::SendQueue;
 use super::{AddError, Command, LinkStat, PreparedPeer, Role, SfuEvent};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels};
@@ -285,6 +285,13 @@ impl Worker {
         let Some(peer) = self.peers.get_mut(&pid) else {
             return;
         };
+        if peer.remote.is_some_and(|r| r != source) && routing::is_stun(data) {
+            // A connectivity check from another address (NAT rebinding, another candidate
+            // pair): str0m may move the nominated pair there. The fast path waits until
+            // str0m has sent DTLS or SRTP again and so named the pair it uses (media goes
+            // through str0m meanwhile; a check on a pair that is not chosen costs only that).
+            peer.remote = None;
+        }
         if let Err(e) = peer.rtc.handle_input(Input::Receive(now, recv)) {
             tracing::debug!(session = %peer.session, "input rejected: {e}");
         }

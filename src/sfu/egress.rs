@@ -25,8 +25,17 @@ use super::dtls_tap::Keys;
 use super::srtp::{SrtpError, SrtpTx};
 
 /// Retransmittable packets kept per video stream (a power of two: the ring is indexed by
-/// sequence number). About two seconds of a 1.2 Mbit/s 720p stream.
-const HISTORY: usize = 256;
+/// sequence number). Holds a whole GOP replay to a joiner (`GopCache::MAX_REPLAY`, 400), so
+/// the replayed keyframe stays retransmittable while the rest of the burst goes out.
+const HISTORY: usize = 512;
+
+/// Retransmissions may spend this share of the bytes a stream sends (as str0m's 15 % cap),
+/// so a viewer's NACKs can never make the server send much more than the stream itself.
+const RTX_SHARE_PERCENT: i64 = 15;
+
+/// Retransmission credit a stream starts with and can save up to (bytes).
+const RTX_CREDIT_START: i64 = 64 * 1024;
+const RTX_CREDIT_MAX: i64 = 256 * 1024;
 
 /// How old a packet may be and still be resent.
 pub const HISTORY_AGE: Duration = Duration::from_secs(1);
@@ -71,15 +80,23 @@ impl Egress {
     /// Rewrites the sender reports in one of str0m's outgoing SRTCP packets for the streams
     /// this path sends: RTP time, packet and octet counts. `now` is the time str0m stamped
     /// the report with. Leaves the packet as it was if it cannot read it.
+    /// Returns the reports it patched as (SSRC, NTP time), at most four, for
+    /// [`Stream::report_sent`].
     pub fn patch_sender_reports<'a>(
         &self,
         data: &mut Vec<u8>,
         stream: impl Fn(u32) -> Option<&'a Stream>,
         now: Instant,
-    ) {
+    ) -> [Option<(u32, u64)>; 4] {
+        let mut patched = [None; 4];
+        let mut count = 0;
         let len = data.len();
+        // A failed GCM open may leave the buffer half decrypted; RTCP is a few packets a
+        // second, so keep the original to send as it was.
+        let original = data.clone();
         let Some((plain, index)) = self.srtp.unprotect_rtcp(data, len) else {
-            return;
+            *data = original;
+            return patched;
         };
         let mut o = 0;
         while o + 4 <= plain {
@@ -99,6 +116,12 @@ impl Egress {
                         data[o + 16..o + 20].copy_from_slice(&rtp.to_be_bytes());
                         data[o + 20..o + 24].copy_from_slice(&s.packets.to_be_bytes());
                         data[o + 24..o + 28].copy_from_slice(&s.octets.to_be_bytes());
+                        let ntp =
+                            u64::from_be_bytes(data[o + 8..o + 16].try_into().unwrap_or([0; 8]));
+                        if let Some(slot) = patched.get_mut(count) {
+                            *slot = Some((ssrc, ntp));
+                            count += 1;
+                        }
                     }
                 }
             }
@@ -108,9 +131,10 @@ impl Egress {
         if n == 0 {
             // Cannot happen with the buffer it came in; never send a half-made packet.
             data.clear();
-            return;
+            return [None; 4];
         }
         data.truncate(n);
+        patched
     }
 }
 
@@ -150,6 +174,11 @@ pub struct Stream {
     /// RTP time and wallclock of the latest packet, to extrapolate a report's RTP time.
     pub last: Option<(u32, Instant)>,
     history: Option<History>,
+    /// Bytes retransmissions may still spend (see `RTX_SHARE_PERCENT`).
+    rtx_credit: i64,
+    /// The latest sender reports sent for this stream: the middle 32 bits of their NTP time
+    /// (what a reception report echoes as LSR) and when they left, for the round-trip time.
+    reports: [(u32, Option<Instant>); 4],
 }
 
 /// The header extension ids the subscriber negotiated, for the extensions this path writes.
@@ -179,7 +208,28 @@ impl Stream {
             octets: 0,
             last: None,
             history: None,
+            rtx_credit: RTX_CREDIT_START,
+            reports: [(0, None); 4],
         }
+    }
+
+    /// Notes a sender report for this stream leaving at `at` with NTP time `ntp`.
+    pub fn report_sent(&mut self, ntp: u64, at: Instant) {
+        let lsr = (ntp >> 16) as u32;
+        let i = self
+            .reports
+            .iter()
+            .position(|r| r.1.is_none())
+            .unwrap_or_else(|| (0..4).min_by_key(|&i| self.reports[i].1).unwrap_or(0));
+        self.reports[i] = (lsr, Some(at));
+    }
+
+    /// When the sender report a reception report echoes (`lsr`, RFC 3550 §6.4.1) left.
+    pub fn report_sent_at(&self, lsr: u32) -> Option<Instant> {
+        self.reports
+            .iter()
+            .find(|r| r.0 == lsr && r.1.is_some())
+            .and_then(|r| r.1)
     }
 
     /// Notes a packet sent (not a resend): counters, report timing, and the history if it
@@ -194,6 +244,8 @@ impl Stream {
     ) {
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(p.payload.len() as u32);
+        self.rtx_credit = (self.rtx_credit + p.payload.len() as i64 * RTX_SHARE_PERCENT / 100)
+            .min(RTX_CREDIT_MAX);
         self.last = Some((p.ts, wallclock));
         if nackable {
             self.history
@@ -213,10 +265,12 @@ impl Stream {
         if e.seq as u16 != seq16
             || now.saturating_duration_since(at) > HISTORY_AGE
             || e.resends >= MAX_RESENDS
+            || self.rtx_credit < payload.len() as i64
         {
             return None;
         }
         e.resends += 1;
+        self.rtx_credit -= payload.len() as i64;
         Some(Resend {
             pt: e.pt,
             seq: e.seq,
@@ -299,9 +353,11 @@ impl History {
     }
 }
 
-/// Whether a datagram on the media socket is (S)RTCP rather than (S)RTP (RFC 5761 §4).
+/// Whether a datagram str0m sends is (S)RTCP rather than (S)RTP (RFC 5761 §4): the packet
+/// types str0m writes (SR … XR, 200–207), which no RTP packet with a dynamic payload type
+/// (96–127, or 35–63 as browsers now also use) can show, marker bit or not.
 pub fn is_rtcp(data: &[u8]) -> bool {
-    data.len() >= 8 && data[0] >> 6 == 2 && (192..=223).contains(&data[1])
+    data.len() >= 8 && data[0] >> 6 == 2 && (200..=207).contains(&data[1])
 }
 
 /// The NTP form of a wallclock time (RFC 5905: seconds since 1900, 32.32 fixed point).
@@ -486,9 +542,66 @@ mod tests {
     }
 
     #[test]
+    fn retransmissions_spend_at_most_a_share_of_the_stream() {
+        let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
+        let t0 = Instant::now();
+        let payload: Arc<[u8]> = Arc::from(&[5u8; 1000][..]);
+        for seq in 0..400u64 {
+            s.sent(
+                &OutPacket {
+                    seq,
+                    ..packet(&payload)
+                },
+                &payload,
+                t0,
+                true,
+                t0,
+            );
+        }
+        // 64 KiB to start with, plus 15 % of 400 kB: 124 resends of 1000 bytes.
+        let granted = (0..400u16)
+            .flat_map(|q| [q, q, q])
+            .filter(|&q| s.resend(q, t0).is_some())
+            .count();
+        assert_eq!(granted, (64 * 1024 + 400 * 1000 * 15 / 100) / 1000);
+    }
+
+    #[test]
+    fn round_trip_from_the_sender_reports_echoed() {
+        let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
+        let t0 = Instant::now();
+        for i in 0..6u64 {
+            s.report_sent((i + 1) << 32 | 0x8000_0000, t0 + Duration::from_secs(i));
+        }
+        // LSR is the middle 32 bits of the NTP time: seconds' low 16, fraction's high 16.
+        assert_eq!(
+            s.report_sent_at(0x0006_8000),
+            Some(t0 + Duration::from_secs(5))
+        );
+        assert_eq!(
+            s.report_sent_at(0x0003_8000),
+            Some(t0 + Duration::from_secs(2))
+        );
+        assert_eq!(
+            s.report_sent_at(0x0001_8000),
+            None,
+            "only the latest four are kept"
+        );
+        assert_eq!(s.report_sent_at(0x0009_8000), None, "never sent");
+    }
+
+    #[test]
     fn rtcp_and_rtp_are_told_apart() {
         assert!(is_rtcp(&[0x80, 200, 0, 6, 0, 0, 0, 1]));
         assert!(is_rtcp(&[0x81, 205, 0, 3, 0, 0, 0, 1]));
+        assert!(
+            !is_rtcp(&[0x80, 0x80 | 35, 0, 1, 0, 0, 0, 1]),
+            "marker + PT 35"
+        );
+        assert!(
+            !is_rtcp(&[0x80, 195, 0, 1, 0, 0, 0, 1]),
+            "not a type str0m sends"
+        );
         assert!(!is_rtcp(&[0x80, 96, 0, 1, 0, 0, 0, 1]));
         assert!(!is_rtcp(&[0x80, 0xe0, 0, 1, 0, 0, 0, 1]), "marker + PT 96");
         assert!(!is_rtcp(&[22, 254, 253, 0, 0, 0, 0, 0]), "DTLS");
@@ -574,5 +687,15 @@ mod tests {
         let before = junk.clone();
         egress.patch_sender_reports(&mut junk, |_| Some(&s), now);
         assert_eq!(junk, before);
+        // So is a packet whose tag does not check out (a failed GCM open must not leave it
+        // half decrypted).
+        let mut bad = plain.clone();
+        bad.resize(len + 64, 0);
+        let n = egress.srtp.protect_rtcp(&mut bad, len, 7);
+        bad.truncate(n);
+        bad[n - 6] ^= 1;
+        let before = bad.clone();
+        egress.patch_sender_reports(&mut bad, |_| Some(&s), now);
+        assert_eq!(bad, before);
     }
 }

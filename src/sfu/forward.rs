@@ -224,6 +224,26 @@ mod tests {
         assert_eq!(r.rewrite(a, 70, 9999, false, t1), None);
     }
 
+    /// A spotlight that leaves a class and comes back replays that class's cached GOP: once
+    /// the source is gone, its packets start after everything already sent, never on
+    /// sequence numbers (SRTP indexes) already used.
+    #[test]
+    fn the_same_source_bound_again_continues_after_the_last_number() {
+        let t0 = Instant::now();
+        let mut r = Rewriter::new(90_000, 500);
+        let a = source_id(1, 0xaaaa);
+        for i in 0..10u64 {
+            r.rewrite(a, 100 + i, 3000 * i as u32, i == 0, t0).unwrap();
+        }
+        r.source_gone();
+        assert_eq!(r.current_source(), None);
+        // The GOP again, from its keyframe at 100.
+        let again = r.rewrite(a, 100, 0, true, t0).unwrap();
+        assert_eq!(again.seq, 510, "after the ten already sent");
+        assert!(again.switched);
+        assert_eq!(r.rewrite(a, 101, 3000, false, t0).unwrap().seq, 511);
+    }
+
     #[test]
     fn gaps_are_preserved_and_retransmissions_pass() {
         let t0 = Instant::now();

@@ -120,6 +120,8 @@ pub struct PeerSetup {
     pub cert: DtlsCert,
     /// The candidate address announced for the worker this peer will live on.
     pub candidate: SocketAddr,
+    /// Whether subscribers take the forwarding fast path (`media.direct_srtp`).
+    pub direct_srtp: bool,
 }
 
 /// Builds an `Rtc` for `role` from a client's SDP offer and produces the answer.
@@ -146,6 +148,14 @@ pub fn prepare_peer(
         // Capture timestamps pass through unchanged (A/V sync at the receiver, and the load
         // generator's end-to-end latency figures).
         .set_extension(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);
+    if role == Role::Subscriber && setup.direct_srtp {
+        // The subscriber's NACKs and reports arrive as raw RTCP events: the fast path
+        // (`egress`) answers them, since str0m never saw those packets. A viewer sends only
+        // RTCP, a few packets a second, so the copies this makes are cheap. (str0m also copies
+        // every RTP packet it sends into such an event, which is why this is off when the
+        // fast path is: then str0m sends everything.)
+        config = config.enable_raw_packets(true);
+    }
     if role == Role::Subscriber {
         // Toward viewers the server does no bandwidth estimation (the simulcast layer follows
         // the viewer's request and the publisher's layers), so transport-wide sequence numbers
@@ -162,10 +172,6 @@ pub fn prepare_peer(
         }
         exts.set(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);
         config = config.set_extension_map(exts);
-        // The subscriber's NACKs arrive as raw RTCP events: the fast path (`egress`) answers
-        // them, since str0m never saw those packets. A viewer sends only RTCP, a few packets
-        // a second, so the copies this makes are cheap.
-        config = config.enable_raw_packets(true);
     }
     // str0m answers in its own codec order; put ours in the client's order so the encoder
     // (the teacher's browser, OBS) uses the codec and H.264 profile it prefers.
@@ -465,6 +471,8 @@ pub struct Sfu {
     pub peer_count: Arc<AtomicUsize>,
     /// Shared DTLS certificate.
     pub cert: DtlsCert,
+    /// Whether subscribers take the forwarding fast path.
+    pub direct_srtp: bool,
 }
 
 impl Sfu {
@@ -519,6 +527,7 @@ impl Sfu {
             workers,
             peer_count,
             cert,
+            direct_srtp: settings.direct_srtp,
         })
     }
 
@@ -633,6 +642,7 @@ mod tests {
                 .generate_certificate()
                 .unwrap(),
             candidate: "127.0.0.1:3478".parse().unwrap(),
+            direct_srtp: true,
         };
         let publisher = prepare_peer(Role::Publisher, &offer("sendonly"), &setup).unwrap();
         assert!(

@@ -665,8 +665,7 @@ impl Worker {
                     t.subscribers.retain(|(s, i)| !(*s == sid && *i == si));
                 }
                 if let Some(slot) = self.peers.get_mut(&sid).and_then(|p| p.slots.get_mut(si)) {
-                    slot.track = None;
-                    slot.waiting_keyframe = None;
+                    unbind(slot);
                 }
             }
             self.bind_free_slots(sid, now);
@@ -696,8 +695,7 @@ impl Worker {
                 for (sid, si) in track.subscribers {
                     if let Some(sub) = self.peers.get_mut(&sid) {
                         if let Some(slot) = sub.slots.get_mut(si) {
-                            slot.track = None;
-                            slot.waiting_keyframe = None;
+                            unbind(slot);
                         }
                         rebind.push(sid);
                     }
@@ -1289,7 +1287,7 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
             let mut buf = io.out.buffer();
             if egress.seal(stream, &p, &mut buf) {
                 stream.sent(&p, f.payload, f.arrival, f.nackable, now);
-                sub.direct_bytes_out += buf.len() as u64;
+                sub.direct_bytes_out += f.payload.len() as u64;
                 io.out.push(&io.socket, remote, buf, &io.metrics);
                 io.metrics.direct_srtp_packets_out.inc();
                 io.metrics.rtp_packets_out.inc();
@@ -1314,6 +1312,18 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
     io.metrics.rtp_bytes_out.inc_by(f.payload.len() as u64);
     drain(sub, io, now);
     true
+}
+
+/// Frees a subscriber slot of its track. The slot's output stream continues with whatever
+/// it gets next, from the next sequence number: its rewriter forgets the old source, so even
+/// the same source bound again (a spotlight that comes back, replaying its cached GOP) can
+/// never reuse a sequence number, and so an SRTP index, for different bytes.
+fn unbind(slot: &mut Slot) {
+    slot.track = None;
+    slot.waiting_keyframe = None;
+    if let Some(r) = slot.rewriter.as_mut() {
+        r.source_gone();
+    }
 }
 
 /// The fast path's stream for a subscriber's `mid`: str0m's SSRC for it and the extension
@@ -1350,8 +1360,9 @@ fn answer_nack(peer: &mut Peer, io: &mut Io, nack: &Nack, now: Instant) {
                 continue;
             };
             let mut buf = io.out.buffer();
-            if egress.seal(stream, &again.packet(), &mut buf) {
-                peer.direct_bytes_out += buf.len() as u64;
+            let p = again.packet();
+            if egress.seal(stream, &p, &mut buf) {
+                peer.direct_bytes_out += p.payload.len() as u64;
                 io.out.push(&io.socket, remote, buf, &io.metrics);
                 io.metrics.retransmissions_out.inc();
             }
@@ -1362,7 +1373,11 @@ fn answer_nack(peer: &mut Peer, io: &mut Io, nack: &Nack, now: Instant) {
 /// Loss and round-trip time from a subscriber's reception reports on fast-path streams
 /// (RFC 3550 §6.4.1: the fraction lost, and the RTT from the echoed sender report time and
 /// the delay since it, both in 1/65536 s).
-fn on_reports<'a>(peer: &mut Peer, reports: impl Iterator<Item = &'a ReceptionReport>) {
+fn on_reports<'a>(
+    peer: &mut Peer,
+    reports: impl Iterator<Item = &'a ReceptionReport>,
+    now: Instant,
+) {
     for r in reports {
         let ours = peer
             .slots
@@ -1372,15 +1387,17 @@ fn on_reports<'a>(peer: &mut Peer, reports: impl Iterator<Item = &'a ReceptionRe
             continue;
         }
         peer.link.on_loss(f32::from(r.fraction_lost) / 256.0);
-        if r.last_sr_time != 0 {
-            let now = (ntp64(std::time::SystemTime::now()) >> 16) as u32;
-            let rtt = now
-                .wrapping_sub(r.last_sr_time)
-                .wrapping_sub(r.last_sr_delay);
-            // A wrapped (negative) figure means clocks or reports are off: no sample.
-            if rtt < 0x8000_0000 {
-                peer.link
-                    .on_rtt(Duration::from_secs_f64(f64::from(rtt) / 65_536.0));
+        // RTT: now, less when the echoed report left, less how long the receiver held it
+        // (both on this process's monotonic clock; DLSR in 1/65536 s).
+        let sent = peer
+            .slots
+            .iter()
+            .filter_map(|s| s.out.as_ref())
+            .find_map(|s| s.report_sent_at(r.last_sr_time));
+        if let (Some(sent), true) = (sent, r.last_sr_time != 0) {
+            let held = Duration::from_secs_f64(f64::from(r.last_sr_delay) / 65_536.0);
+            if let Some(rtt) = now.saturating_duration_since(sent).checked_sub(held) {
+                peer.link.on_rtt(rtt);
             }
         }
     }
@@ -1452,7 +1469,13 @@ fn drain(peer: &mut Peer, io: &mut Io, now: Instant) {
                                 .filter_map(|s| s.out.as_ref())
                                 .find(|s| s.ssrc == ssrc)
                         };
-                        egress.patch_sender_reports(&mut data, stream, now);
+                        let sent = egress.patch_sender_reports(&mut data, stream, now);
+                        for (ssrc, ntp) in sent.into_iter().flatten() {
+                            let out = peer.slots.iter_mut().filter_map(|s| s.out.as_mut());
+                            if let Some(s) = out.into_iter().find(|s| s.ssrc == ssrc) {
+                                s.report_sent(ntp, now);
+                            }
+                        }
                     }
                 }
                 if !data.is_empty() {
@@ -1512,9 +1535,12 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
                 peer.link.on_loss(loss);
             }
             let seen = peer.stats_seen.entry((s.mid, s.rid, true)).or_default();
-            io.metrics
-                .nacks_received
-                .inc_by(s.nacks.saturating_sub(seen.nacks));
+            // On the fast path the raw RTCP events count them (see below).
+            if peer.egress.is_none() {
+                io.metrics
+                    .nacks_received
+                    .inc_by(s.nacks.saturating_sub(seen.nacks));
+            }
             seen.nacks = s.nacks;
         }
         Event::MediaIngressStats(s) => {
@@ -1549,8 +1575,8 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
                 io.metrics.nacks_received.inc();
                 answer_nack(peer, io, nack, now);
             }
-            RawPacket::RtcpRx(Rtcp::ReceiverReport(rr)) => on_reports(peer, rr.reports.iter()),
-            RawPacket::RtcpRx(Rtcp::SenderReport(sr)) => on_reports(peer, sr.reports.iter()),
+            RawPacket::RtcpRx(Rtcp::ReceiverReport(rr)) => on_reports(peer, rr.reports.iter(), now),
+            RawPacket::RtcpRx(Rtcp::SenderReport(sr)) => on_reports(peer, sr.reports.iter(), now),
             _ => {}
         },
         Event::Closed => io.dead.push(peer.id),

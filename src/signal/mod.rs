@@ -328,6 +328,7 @@ async fn create_session_following(
     let setup = PeerSetup {
         cert: state.sfu.cert.clone(),
         candidate: state.sfu.worker(worker).candidate_addr,
+        direct_srtp: state.sfu.direct_srtp,
     };
     let offer_copy = offer.clone();
     let prepared = tokio::task::spawn_blocking(move || prepare_peer(role, &offer_copy, &setup))

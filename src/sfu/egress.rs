@@ -25,9 +25,14 @@ use super::dtls_tap::Keys;
 use super::srtp::{SrtpError, SrtpTx};
 
 /// Retransmittable packets kept per video stream (a power of two: the ring is indexed by
-/// sequence number). Holds a whole GOP replay to a joiner (`GopCache::MAX_REPLAY`, 400), so
-/// the replayed keyframe stays retransmittable while the rest of the burst goes out.
-const HISTORY: usize = 512;
+/// sequence number): about two seconds of a 1.2 Mbit/s 720p stream.
+pub const HISTORY: usize = 256;
+
+/// What the ring may grow to for a GOP replay to a joiner (`GopCache::MAX_REPLAY` is 400),
+/// so the replayed keyframe stays retransmittable while the rest of the burst goes out; it
+/// shrinks back once the replay has aged out ([`Stream::shrink_history`]). A larger ring
+/// all the time costs memory and cache misses per copy (measured: BENCHMARKS.md).
+const HISTORY_MAX: usize = 1024;
 
 /// Retransmissions may spend this share of the bytes a stream sends (as str0m's 15 % cap),
 /// so a viewer's NACKs can never make the server send much more than the stream itself.
@@ -213,6 +218,30 @@ impl Stream {
         }
     }
 
+    /// Makes room for `packets` more retransmittable packets (a GOP replay about to go out),
+    /// up to `HISTORY_MAX`.
+    pub fn reserve_history(&mut self, packets: usize) {
+        let want = (packets + HISTORY / 4)
+            .next_power_of_two()
+            .clamp(HISTORY, HISTORY_MAX);
+        let h = self.history.get_or_insert_with(|| History::new(HISTORY));
+        if h.ring.len() < want {
+            h.resized(want);
+        }
+    }
+
+    /// Shrinks a ring grown by [`Stream::reserve_history`] back to its usual size, keeping
+    /// the latest packets. True if it was larger.
+    pub fn shrink_history(&mut self) -> bool {
+        match self.history.as_mut() {
+            Some(h) if h.ring.len() > HISTORY => {
+                h.resized(HISTORY);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Notes a sender report for this stream leaving at `at` with NTP time `ntp`.
     pub fn report_sent(&mut self, ntp: u64, at: Instant) {
         let lsr = (ntp >> 16) as u32;
@@ -249,7 +278,7 @@ impl Stream {
         self.last = Some((p.ts, wallclock));
         if nackable {
             self.history
-                .get_or_insert_with(History::new)
+                .get_or_insert_with(|| History::new(HISTORY))
                 .push(p, payload, now);
         }
     }
@@ -258,7 +287,8 @@ impl Stream {
     /// not resent too often); counts the resend.
     pub fn resend(&mut self, seq16: u16, now: Instant) -> Option<Resend> {
         let h = self.history.as_mut()?;
-        let e = &mut h.ring[usize::from(seq16) % HISTORY];
+        let len = h.ring.len();
+        let e = &mut h.ring[usize::from(seq16) % len];
         let (Some(payload), Some(at)) = (&e.payload, e.at) else {
             return None;
         };
@@ -331,14 +361,31 @@ struct Sent {
 }
 
 impl History {
-    fn new() -> Self {
+    fn new(len: usize) -> Self {
         History {
-            ring: vec![Sent::default(); HISTORY].into_boxed_slice(),
+            ring: vec![Sent::default(); len].into_boxed_slice(),
         }
     }
 
+    /// The same entries in a ring of `len` slots (where two collide, the later packet stays).
+    fn resized(&mut self, len: usize) {
+        let mut next = History::new(len);
+        let mut kept: Vec<Sent> = std::mem::take(&mut self.ring)
+            .into_vec()
+            .into_iter()
+            .filter(|e| e.payload.is_some())
+            .collect();
+        kept.sort_by_key(|e| e.seq);
+        for e in kept {
+            let i = (e.seq as u16 as usize) % len;
+            next.ring[i] = e;
+        }
+        *self = next;
+    }
+
     fn push(&mut self, p: &OutPacket<'_>, payload: &Arc<[u8]>, now: Instant) {
-        let e = &mut self.ring[(p.seq as u16 as usize) % HISTORY];
+        let len = self.ring.len();
+        let e = &mut self.ring[(p.seq as u16 as usize) % len];
         *e = Sent {
             seq: p.seq,
             ts: p.ts,
@@ -542,11 +589,48 @@ mod tests {
     }
 
     #[test]
+    fn the_history_grows_for_a_replay_and_shrinks_back() {
+        let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
+        let t0 = Instant::now();
+        let payload: Arc<[u8]> = Arc::from(&[1u8; 10][..]);
+        let send = |s: &mut Stream, seq: u64| {
+            let p = OutPacket {
+                seq,
+                ..packet(&payload)
+            };
+            s.sent(&p, &payload, t0, true, t0);
+        };
+        send(&mut s, 5);
+        // A 400-packet GOP replay: the ring grows first, so its keyframe (seq 10) survives.
+        s.reserve_history(400);
+        for seq in 10..410 {
+            send(&mut s, seq);
+        }
+        assert!(s.resend(10, t0).is_some(), "the replay's first packet");
+        assert!(
+            s.resend(5, t0).is_some(),
+            "what was there before the growth"
+        );
+        // Later, back to the usual size, keeping the latest packets.
+        assert!(s.shrink_history());
+        assert!(!s.shrink_history(), "once");
+        assert!(s.resend(409, t0).is_some());
+        assert!(s.resend(409 - HISTORY as u16 + 1, t0).is_some());
+        assert!(
+            s.resend(409 - HISTORY as u16, t0).is_none(),
+            "older than the ring"
+        );
+        // Never beyond the most.
+        s.reserve_history(100_000);
+        assert_eq!(s.history.as_ref().unwrap().ring.len(), HISTORY_MAX);
+    }
+
+    #[test]
     fn retransmissions_spend_at_most_a_share_of_the_stream() {
         let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
         let t0 = Instant::now();
         let payload: Arc<[u8]> = Arc::from(&[5u8; 1000][..]);
-        for seq in 0..400u64 {
+        for seq in 0..200u64 {
             s.sent(
                 &OutPacket {
                     seq,
@@ -558,12 +642,13 @@ mod tests {
                 t0,
             );
         }
-        // 64 KiB to start with, plus 15 % of 400 kB: 124 resends of 1000 bytes.
-        let granted = (0..400u16)
+        // 64 KiB to start with, plus 15 % of 200 kB: 95 resends of 1000 bytes, fewer than
+        // the 600 the NACKs ask for.
+        let granted = (0..200u16)
             .flat_map(|q| [q, q, q])
             .filter(|&q| s.resend(q, t0).is_some())
             .count();
-        assert_eq!(granted, (64 * 1024 + 400 * 1000 * 15 / 100) / 1000);
+        assert_eq!(granted, (64 * 1024 + 200 * 1000 * 15 / 100) / 1000);
     }
 
     #[test]

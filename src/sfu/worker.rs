@@ -871,10 +871,16 @@ impl Worker {
                 }
                 // Counted before the rest goes out, so whoever sees the keyframe sees this.
                 self.io.metrics.gop_replays.inc();
+                if direct {
+                    // The whole burst stays retransmittable (shrunk back after it aged out).
+                    if let Some(out) = sub.slots.get_mut(si).and_then(|s| s.out.as_mut()) {
+                        out.reserve_history(gop.len());
+                    }
+                }
             }
             sent |= ok;
         }
-        if sent && !direct {
+        if sent {
             if let Some(slot) = sub.slots.get_mut(si) {
                 slot.history_reset_at = Some(now + RTX_CACHE_AGE);
             }
@@ -1160,8 +1166,17 @@ impl Worker {
                     })
                     .collect();
                 for mid in due {
-                    fresh_history(peer, mid);
-                    self.io.metrics.nack_history_resets.inc();
+                    let direct = peer
+                        .slot_by_mid(mid)
+                        .and_then(|i| peer.slots[i].out.as_mut())
+                        .map(|out| out.shrink_history());
+                    let reset = direct.unwrap_or_else(|| {
+                        fresh_history(peer, mid);
+                        true
+                    });
+                    if reset {
+                        self.io.metrics.nack_history_resets.inc();
+                    }
                 }
             }
             if peer.role == Role::Subscriber && peer.connected {

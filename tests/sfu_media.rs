@@ -97,11 +97,16 @@ async fn publish_source(env: &Env, room: &str, source: Source) -> (PeerHandle, S
 }
 
 async fn subscribe(env: &Env, room: &str) -> PeerHandle {
+    subscribe_with_token(env, room).await.0
+}
+
+/// A subscriber, and the token it joined with (for its later PATCH requests).
+async fn subscribe_with_token(env: &Env, room: &str) -> (PeerHandle, String) {
     let token = env
         .server
         .mint_token(room, Grant::Subscribe, Duration::from_secs(600));
     let offer = env.swarm.subscriber_offer(1, 1).unwrap();
-    whip::join(
+    let sub = whip::join(
         &env.swarm,
         &env.http,
         &format!("{}/whep/{room}", env.base),
@@ -109,7 +114,8 @@ async fn subscribe(env: &Env, room: &str) -> PeerHandle {
         offer,
     )
     .await
-    .unwrap()
+    .unwrap();
+    (sub, token)
 }
 
 /// Waits (up to 30 s) until the subscriber has received more than `n` video packets.
@@ -126,10 +132,7 @@ async fn video_at_least(s: &PeerHandle, n: u64) -> bool {
 /// missing number), never a re-based stream (which would show as thousands missing or as
 /// every later packet going "backwards").
 fn assert_continuous(s: &PeerHandle) {
-    let ssrcs = s.stats.video_ssrcs.load(Ordering::Relaxed);
-    let gaps = s.stats.video_seq_gaps.load(Ordering::Relaxed);
-    let late = s.stats.video_seq_backwards.load(Ordering::Relaxed);
-    assert_eq!(ssrcs, 1, "one SSRC seen by the subscriber");
+    let (gaps, late) = one_stream(s);
     assert!(
         gaps <= late,
         "{gaps} sequence numbers missing, only {late} arrived late"
@@ -138,6 +141,17 @@ fn assert_continuous(s: &PeerHandle) {
         late <= 20,
         "{late} packets went backwards: the sequence was re-based"
     );
+}
+
+/// Asserts the subscriber saw one SSRC; returns its video sequence numbers skipped on
+/// arrival and those that arrived late (went backwards).
+fn one_stream(s: &PeerHandle) -> (u64, u64) {
+    let ssrcs = s.stats.video_ssrcs.load(Ordering::Relaxed);
+    assert_eq!(ssrcs, 1, "one SSRC seen by the subscriber");
+    (
+        s.stats.video_seq_gaps.load(Ordering::Relaxed),
+        s.stats.video_seq_backwards.load(Ordering::Relaxed),
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -329,19 +343,7 @@ async fn publisher_ice_restart_is_seamless_for_subscribers() {
 async fn subscriber_ice_restart_from_a_new_port_keeps_the_fast_path() {
     let env = start().await;
     let (_publisher, _) = publish(&env, "viewer-restart").await;
-    let token = env
-        .server
-        .mint_token("viewer-restart", Grant::Subscribe, Duration::from_secs(600));
-    let offer = env.swarm.subscriber_offer(1, 1).unwrap();
-    let sub = whip::join(
-        &env.swarm,
-        &env.http,
-        &format!("{}/whep/viewer-restart", env.base),
-        &token,
-        offer,
-    )
-    .await
-    .unwrap();
+    let (sub, token) = subscribe_with_token(&env, "viewer-restart").await;
     assert!(video_at_least(&sub, 30).await);
     env.swarm
         .blackhole(&sub, Duration::from_millis(1000))
@@ -363,10 +365,7 @@ async fn subscriber_ice_restart_from_a_new_port_keeps_the_fast_path() {
     // One stream, not re-based: what went missing is at most the second the link was down
     // (older than the retransmission history by the time the viewer could ask), and every
     // packet that went backwards was a repair.
-    let ssrcs = sub.stats.video_ssrcs.load(Ordering::Relaxed);
-    let gaps = sub.stats.video_seq_gaps.load(Ordering::Relaxed);
-    let late = sub.stats.video_seq_backwards.load(Ordering::Relaxed);
-    assert_eq!(ssrcs, 1, "one SSRC seen by the subscriber");
+    let (gaps, late) = one_stream(&sub);
     assert!(
         late <= gaps,
         "{late} went backwards, {gaps} missing: re-based"

@@ -496,6 +496,17 @@ mod tests {
         }
     }
 
+    /// Notes video packets `seqs` sent on `s` at `t0`.
+    fn send_all(s: &mut Stream, seqs: std::ops::Range<u64>, payload: &Arc<[u8]>, t0: Instant) {
+        for seq in seqs {
+            let p = OutPacket {
+                seq,
+                ..packet(payload)
+            };
+            s.sent(&p, payload, t0, true, t0);
+        }
+    }
+
     #[test]
     fn header_carries_the_negotiated_extensions() {
         let s = Stream::new(0x1234_5678, Mid::from("v0"), &exts(), 90_000);
@@ -554,13 +565,7 @@ mod tests {
         let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
         let t0 = Instant::now();
         let payload: Arc<[u8]> = Arc::from(&[5u8; 50][..]);
-        for seq in 100..110u64 {
-            let p = OutPacket {
-                seq,
-                ..packet(&payload)
-            };
-            s.sent(&p, &payload, t0, true, t0);
-        }
+        send_all(&mut s, 100..110, &payload, t0);
         assert_eq!(s.packets, 10);
         assert_eq!(s.octets, 500);
         let again = s.resend(105, t0).expect("in the history");
@@ -593,19 +598,10 @@ mod tests {
         let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
         let t0 = Instant::now();
         let payload: Arc<[u8]> = Arc::from(&[1u8; 10][..]);
-        let send = |s: &mut Stream, seq: u64| {
-            let p = OutPacket {
-                seq,
-                ..packet(&payload)
-            };
-            s.sent(&p, &payload, t0, true, t0);
-        };
-        send(&mut s, 5);
+        send_all(&mut s, 5..6, &payload, t0);
         // A 400-packet GOP replay: the ring grows first, so its keyframe (seq 10) survives.
         s.reserve_history(400);
-        for seq in 10..410 {
-            send(&mut s, seq);
-        }
+        send_all(&mut s, 10..410, &payload, t0);
         assert!(s.resend(10, t0).is_some(), "the replay's first packet");
         assert!(
             s.resend(5, t0).is_some(),
@@ -630,18 +626,7 @@ mod tests {
         let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
         let t0 = Instant::now();
         let payload: Arc<[u8]> = Arc::from(&[5u8; 1000][..]);
-        for seq in 0..200u64 {
-            s.sent(
-                &OutPacket {
-                    seq,
-                    ..packet(&payload)
-                },
-                &payload,
-                t0,
-                true,
-                t0,
-            );
-        }
+        send_all(&mut s, 0..200, &payload, t0);
         // 64 KiB to start with, plus 15 % of 200 kB: 95 resends of 1000 bytes, fewer than
         // the 600 the NACKs ask for.
         let granted = (0..200u16)

@@ -704,6 +704,20 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_the_wrong_length_give_no_fast_path() {
+        use str0m::crypto::dtls::SrtpProfile;
+        let keys = Keys {
+            profile: SrtpProfile::AEAD_AES_128_GCM,
+            material: vec![0; 40],
+            local_is_client: true,
+        };
+        assert!(matches!(
+            Egress::new(&keys),
+            Err(SrtpError::Material(40, 56))
+        ));
+    }
+
+    #[test]
     fn sender_reports_get_this_paths_figures() {
         use str0m::crypto::dtls::SrtpProfile;
         let keys = Keys {

@@ -203,6 +203,8 @@ pub struct Peer {
     pub keys: KeySlot,
     /// Subscriber: the fast path, once the keys are known (see `egress`).
     pub egress: Option<Egress>,
+    /// Whether making `egress` was tried (once).
+    pub egress_tried: bool,
     /// Where str0m last sent DTLS or SRTP (the nominated ICE pair's remote address): where
     /// the fast path sends.
     pub remote: Option<std::net::SocketAddr>,

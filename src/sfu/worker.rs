@@ -506,6 +506,7 @@ impl Worker {
             link: LinkFigures::new(now),
             keys,
             egress: None,
+            egress_tried: false,
             remote: None,
             direct_bytes_out: 0,
         };
@@ -1155,6 +1156,7 @@ impl Worker {
         }
         let mut retry = Vec::new();
         for peer in self.peers.values_mut() {
+            try_fast_path(peer, self.io.direct_srtp);
             if peer.role == Role::Subscriber {
                 let due: Vec<Mid> = peer
                     .slots
@@ -1327,6 +1329,23 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
     io.metrics.rtp_bytes_out.inc_by(f.payload.len() as u64);
     drain(sub, io, now);
     true
+}
+
+/// Puts a connected subscriber on the fast path once its DTLS keys are known (they come
+/// with the handshake, before `Connected`; housekeeping retries in case they did not). One
+/// attempt: a profile the fast path cannot do leaves the peer on str0m's send path.
+fn try_fast_path(peer: &mut Peer, direct_srtp: bool) {
+    if !direct_srtp || peer.role != Role::Subscriber || !peer.connected || peer.egress_tried {
+        return;
+    }
+    let Some(keys) = peer.keys.get() else {
+        return;
+    };
+    peer.egress_tried = true;
+    match Egress::new(keys) {
+        Ok(e) => peer.egress = Some(e),
+        Err(e) => tracing::info!(session = %peer.session, "no fast path: {e}"),
+    }
 }
 
 /// Frees a subscriber slot of its track. The slot's output stream continues with whatever
@@ -1511,15 +1530,7 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
     match ev {
         Event::Connected => {
             peer.connected = true;
-            if io.direct_srtp && peer.role == Role::Subscriber {
-                if let Some(keys) = peer.keys.get() {
-                    match Egress::new(keys) {
-                        Ok(e) => peer.egress = Some(e),
-                        // The peer still works, through str0m's send path.
-                        Err(e) => tracing::info!(session = %peer.session, "no fast path: {e}"),
-                    }
-                }
-            }
+            try_fast_path(peer, io.direct_srtp);
             io.connected.push(peer.id);
             let _ = io.events.send(SfuEvent::PeerConnected {
                 session: peer.session.clone(),

@@ -436,20 +436,8 @@ fn source() -> Source {
 }
 
 async fn metric(app: &App, name: &str) -> f64 {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.split(' ').next() == Some(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    let text = support::metrics::scrape(&app.http, &app.base).await;
+    support::metrics::value(&text, name).unwrap_or(0.0)
 }
 
 async fn join(app: &App, token: &str, lesson: i64) -> Value {

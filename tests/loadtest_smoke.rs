@@ -10,6 +10,8 @@
 //!
 //! Run: `cargo test --test loadtest_smoke`.
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -83,18 +85,9 @@ async fn broadcast_simulcast_smoke_against_classrelay() {
             .unwrap();
         assert_figures(&f, 3);
         assert!(f.sfu_residence_us.is_some());
-        let text = reqwest::get(format!("{}/metrics", server.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = support::metrics::scrape(&reqwest::Client::new(), &server.base).await;
         let value = |name: &str| -> f64 {
-            text.lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.rsplit(' ').next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} missing"))
+            support::metrics::value(&text, name).unwrap_or_else(|| panic!("{name} missing"))
         };
         value("classrelay_rtp_packets_in_total") / (value("classrelay_rtp_packets_out_total") / 3.0)
     }

@@ -9,6 +9,8 @@
 //!
 //! Run: `cargo test --test lossy_links -- --nocapture` (prints the figures).
 
+mod support;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,19 +55,7 @@ fn ms(n: u64) -> Duration {
 
 /// A metric's value from the `/metrics` text (0 when absent).
 async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.split(' ').next() == Some(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    support::metrics::value(&support::metrics::scrape(http, base).await, name).unwrap_or(0.0)
 }
 
 /// Share of datagrams a relay direction dropped at random.

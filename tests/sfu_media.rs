@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo test --test sfu_media`.
 
+mod support;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -405,21 +407,9 @@ async fn metrics_move_with_media() {
     let (_p, _) = publish(&env, "m").await;
     let sub = subscribe(&env, "m").await;
     assert!(video_at_least(&sub, 50).await);
-    let text = env
-        .http
-        .get(format!("{}/metrics", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::metrics::scrape(&env.http, &env.base).await;
     let value = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name) && !l.starts_with('#'))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+        support::metrics::value(&text, name).unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
     };
     assert!(value("classrelay_rtp_packets_in_total") > 50.0);
     assert!(value("classrelay_rtp_packets_out_total") > 50.0);

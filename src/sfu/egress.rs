@@ -51,7 +51,7 @@ const MAX_RESENDS: u8 = 3;
 /// Seconds from the NTP epoch (1900) to the Unix epoch.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
-/// The sending half of a subscriber's SRTP session, and where its media goes.
+/// The sending half of a subscriber's SRTP session.
 #[derive(Debug)]
 pub struct Egress {
     srtp: SrtpTx,
@@ -84,24 +84,21 @@ impl Egress {
 
     /// Rewrites the sender reports in one of str0m's outgoing SRTCP packets for the streams
     /// this path sends: RTP time, packet and octet counts. `now` is the time str0m stamped
-    /// the report with. Leaves the packet as it was if it cannot read it.
-    /// Returns the reports it patched as (SSRC, NTP time), at most four, for
-    /// [`Stream::report_sent`].
-    pub fn patch_sender_reports<'a>(
+    /// the report with. Leaves the packet as it was if it cannot read it. Each stream
+    /// notes its report's send time (for the round trip, [`Stream::report_sent_at`]).
+    pub fn patch_sender_reports(
         &self,
         data: &mut Vec<u8>,
-        stream: impl Fn(u32) -> Option<&'a Stream>,
+        streams: &mut [&mut Stream],
         now: Instant,
-    ) -> [Option<(u32, u64)>; 4] {
-        let mut patched = [None; 4];
-        let mut count = 0;
+    ) {
         let len = data.len();
         // A failed GCM open may leave the buffer half decrypted; RTCP is a few packets a
         // second, so keep the original to send as it was.
         let original = data.clone();
         let Some((plain, index)) = self.srtp.unprotect_rtcp(data, len) else {
             *data = original;
-            return patched;
+            return;
         };
         let mut o = 0;
         while o + 4 <= plain {
@@ -113,7 +110,7 @@ impl Egress {
             // SR: header, SSRC, NTP (8), RTP time, packet count, octet count.
             if data[o + 1] == 200 && end >= o + 28 {
                 let ssrc = u32::from_be_bytes([data[o + 4], data[o + 5], data[o + 6], data[o + 7]]);
-                if let Some(s) = stream(ssrc) {
+                if let Some(s) = streams.iter_mut().find(|s| s.ssrc == ssrc) {
                     if let Some((ts, at)) = s.last {
                         let ahead = now.saturating_duration_since(at);
                         let ticks = (ahead.as_secs_f64() * f64::from(s.clock_rate)) as u64;
@@ -123,10 +120,7 @@ impl Egress {
                         data[o + 24..o + 28].copy_from_slice(&s.octets.to_be_bytes());
                         let ntp =
                             u64::from_be_bytes(data[o + 8..o + 16].try_into().unwrap_or([0; 8]));
-                        if let Some(slot) = patched.get_mut(count) {
-                            *slot = Some((ssrc, ntp));
-                            count += 1;
-                        }
+                        s.report_sent(ntp, now);
                     }
                 }
             }
@@ -136,10 +130,9 @@ impl Egress {
         if n == 0 {
             // Cannot happen with the buffer it came in; never send a half-made packet.
             data.clear();
-            return [None; 4];
+            return;
         }
         data.truncate(n);
-        patched
     }
 }
 
@@ -285,7 +278,7 @@ impl Stream {
 
     /// The packet with sequence number `seq16` if it can still be resent (recent enough,
     /// not resent too often); counts the resend.
-    pub fn resend(&mut self, seq16: u16, now: Instant) -> Option<Resend> {
+    pub fn resend(&mut self, seq16: u16, now: Instant) -> Option<Sent> {
         let h = self.history.as_mut()?;
         let len = h.ring.len();
         let e = &mut h.ring[usize::from(seq16) % len];
@@ -299,45 +292,9 @@ impl Stream {
         {
             return None;
         }
-        e.resends += 1;
         self.rtx_credit -= payload.len() as i64;
-        Some(Resend {
-            pt: e.pt,
-            seq: e.seq,
-            ts: e.ts,
-            marker: e.marker,
-            orientation: e.orientation,
-            capture: e.capture,
-            payload: payload.clone(),
-        })
-    }
-}
-
-/// A packet to send again, as it went the first time.
-#[derive(Debug, Clone)]
-pub struct Resend {
-    pt: u8,
-    seq: u64,
-    ts: u32,
-    marker: bool,
-    orientation: Option<u8>,
-    capture: Option<(u64, Option<i64>)>,
-    payload: Arc<[u8]>,
-}
-
-impl Resend {
-    /// The packet to seal.
-    pub fn packet(&self) -> OutPacket<'_> {
-        OutPacket {
-            pt: self.pt,
-            seq: self.seq,
-            ts: self.ts,
-            marker: self.marker,
-            payload: &self.payload,
-            audio_level: None,
-            orientation: self.orientation,
-            capture: self.capture,
-        }
+        e.resends += 1;
+        Some(e.clone())
     }
 }
 
@@ -347,8 +304,9 @@ struct History {
     ring: Box<[Sent]>,
 }
 
+/// A sent packet as the history keeps it: enough to send it again byte for byte.
 #[derive(Debug, Clone, Default)]
-struct Sent {
+pub struct Sent {
     seq: u64,
     ts: u32,
     pt: u8,
@@ -358,6 +316,22 @@ struct Sent {
     capture: Option<(u64, Option<i64>)>,
     payload: Option<Arc<[u8]>>,
     at: Option<Instant>,
+}
+
+impl Sent {
+    /// The packet again, as it went the first time.
+    pub fn packet(&self) -> OutPacket<'_> {
+        OutPacket {
+            pt: self.pt,
+            seq: self.seq,
+            ts: self.ts,
+            marker: self.marker,
+            payload: self.payload.as_deref().unwrap_or_default(),
+            audio_level: None,
+            orientation: self.orientation,
+            capture: self.capture,
+        }
+    }
 }
 
 impl History {
@@ -739,7 +713,12 @@ mod tests {
         data.truncate(n);
         let protected_len = data.len();
 
-        egress.patch_sender_reports(&mut data, |ssrc| (ssrc == 0xabcd).then_some(&s), now);
+        egress.patch_sender_reports(&mut data, &mut [&mut s], now);
+        assert_eq!(
+            s.report_sent_at(0x2222_3333),
+            Some(now),
+            "its send time noted"
+        );
         assert_eq!(data.len(), protected_len);
         let (plain_len, index) = egress
             .srtp
@@ -762,14 +741,16 @@ mod tests {
         other.resize(len + 64, 0);
         let n = egress.srtp.protect_rtcp(&mut other, len, 6);
         other.truncate(n);
-        egress.patch_sender_reports(&mut other, |ssrc| (ssrc == 0x9999).then_some(&s), now);
+        let mut elsewhere = Stream::new(0x9999, Mid::from("v"), &exts(), 90_000);
+        elsewhere.last = s.last;
+        egress.patch_sender_reports(&mut other, &mut [&mut elsewhere], now);
         let (l, _) = egress.srtp.unprotect_rtcp(&mut other, n).unwrap();
         assert_eq!(&other[..l], &plain[..]);
 
         // Garbage is left as it was.
         let mut junk = vec![0x80, 200, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8];
         let before = junk.clone();
-        egress.patch_sender_reports(&mut junk, |_| Some(&s), now);
+        egress.patch_sender_reports(&mut junk, &mut [&mut s], now);
         assert_eq!(junk, before);
         // So is a packet whose tag does not check out (a failed GCM open must not leave it
         // half decrypted).
@@ -779,7 +760,7 @@ mod tests {
         bad.truncate(n);
         bad[n - 6] ^= 1;
         let before = bad.clone();
-        egress.patch_sender_reports(&mut bad, |_| Some(&s), now);
+        egress.patch_sender_reports(&mut bad, &mut [&mut s], now);
         assert_eq!(bad, before);
     }
 }

@@ -1496,20 +1496,13 @@ fn drain(peer: &mut Peer, io: &mut Io, now: Instant) {
                 }
                 if let Some(egress) = &peer.egress {
                     if is_rtcp(&data) {
-                        let slots = &peer.slots;
-                        let stream = |ssrc: u32| {
-                            slots
-                                .iter()
-                                .filter_map(|s| s.out.as_ref())
-                                .find(|s| s.ssrc == ssrc)
-                        };
-                        let sent = egress.patch_sender_reports(&mut data, stream, now);
-                        for (ssrc, ntp) in sent.into_iter().flatten() {
-                            let out = peer.slots.iter_mut().filter_map(|s| s.out.as_mut());
-                            if let Some(s) = out.into_iter().find(|s| s.ssrc == ssrc) {
-                                s.report_sent(ntp, now);
-                            }
-                        }
+                        // A few RTCP packets a second per peer: the list costs nothing.
+                        let mut streams: Vec<&mut Stream> = peer
+                            .slots
+                            .iter_mut()
+                            .filter_map(|s| s.out.as_mut())
+                            .collect();
+                        egress.patch_sender_reports(&mut data, &mut streams, now);
                     }
                 }
                 if !data.is_empty() {

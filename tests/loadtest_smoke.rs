@@ -42,6 +42,7 @@ fn load(subscribers: usize) -> Load {
         classes: 0,
         class_video: fixture("video_vp8.ivf"),
         simulcast: Vec::new(),
+        viewer_gro: true,
     }
 }
 

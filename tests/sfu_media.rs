@@ -435,6 +435,50 @@ async fn metrics_move_with_media() {
     env.server.shutdown().await;
 }
 
+/// A 720p frame is several equal-sized packets; each viewer's share of the packets read in
+/// one turn goes out as one UDP GSO send (the viewers' sockets take runs whole, UDP_GRO),
+/// rather than one datagram per viewer per packet in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewers_share_of_a_frame_leaves_as_one_gso_send() {
+    let env = start().await;
+    let source = classrelay_loadtest::scenario::source_from(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/loadtest/fixtures/vp8_720p30_1200k.ivf"
+        )),
+        30,
+    )
+    .unwrap();
+    let (_p, _) = publish_source(&env, "gso", source).await;
+    let mut subs = Vec::new();
+    for _ in 0..3 {
+        subs.push(subscribe(&env, "gso").await);
+    }
+    // After the joins (a joining viewer's GOP replay is a run of its own), in steady flow:
+    for s in &subs {
+        assert!(video_at_least(s, 150).await);
+    }
+    let gso = || async {
+        let text = support::metrics::scrape(&env.http, &env.base).await;
+        support::metrics::value(&text, "classrelay_udp_gso_datagrams_out_total").unwrap()
+    };
+    let runs = |s: &PeerHandle| s.stats.datagrams_in_runs.load(Ordering::Relaxed);
+    let gso_before = gso().await;
+    let before: Vec<u64> = subs.iter().map(runs).collect();
+    let video = subs[0].stats.video_packets.load(Ordering::Relaxed);
+    for s in &subs {
+        assert!(video_at_least(s, video + 300).await);
+    }
+    let sent = gso().await - gso_before;
+    assert!(sent > 150.0, "datagrams sent in GSO runs: {sent}");
+    for (s, b) in subs.iter().zip(before) {
+        let got = runs(s) - b;
+        assert!(got > 50, "datagrams that reached a viewer in runs: {got}");
+        assert_continuous(s);
+    }
+    env.server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulcast_layer_switch_happens_at_keyframes_and_is_seamless() {
     let env = start().await;

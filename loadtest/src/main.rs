@@ -87,6 +87,11 @@ struct Common {
     /// Do not pin the server to core 0 and the generator to core 1.
     #[arg(long)]
     no_pin: bool,
+    /// Viewers' sockets without UDP_GRO: on loopback the kernel then cuts the server's UDP
+    /// GSO runs back into datagrams on the server's core (work a viewer's own machine does
+    /// on a real network).
+    #[arg(long)]
+    no_viewer_gro: bool,
     /// Write the figures here as JSON: `{"runs": [...], "ratios": {...} | null}`.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -341,5 +346,6 @@ fn load_of(c: &Common, join_rate: f64, window: Duration) -> Load {
         classes: 0,
         class_video: PathBuf::from("tests/fixtures/video_vp8.ivf"),
         simulcast: c.simulcast.clone(),
+        viewer_gro: !c.no_viewer_gro,
     }
 }

@@ -59,6 +59,14 @@ pub struct Load {
     pub classes: usize,
     /// Sync: the VP8 IVF file each class publishes (same frame rate as `video`).
     pub class_video: PathBuf,
+    /// Whether the simulated viewers' sockets take UDP GSO runs whole (`UDP_GRO`), as a
+    /// viewer behind a NIC would; see `swarm::enable_gro`.
+    #[serde(default = "yes")]
+    pub viewer_gro: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The figures of one run.
@@ -468,7 +476,7 @@ pub fn join_interval(scenario: &str, load: &Load, joins: usize) -> f64 {
 /// Starts the subscriber swarms of a load.
 pub fn start_swarms(load: &Load) -> Result<Vec<Arc<Swarm>>> {
     (0..load.swarms.max(1))
-        .map(|_| Swarm::start().map(Arc::new))
+        .map(|_| Swarm::start_with(load.viewer_gro).map(Arc::new))
         .collect()
 }
 

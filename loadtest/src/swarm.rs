@@ -68,6 +68,9 @@ pub struct PeerStats {
     /// Video sequence numbers from the lowest to the highest received, summed over SSRCs;
     /// `video_seq_span - video_seq_distinct` are still missing.
     pub video_seq_span: AtomicU64,
+    /// Datagrams that arrived as part of a run the kernel handed over whole (the sender's
+    /// UDP GSO send, received with `UDP_GRO`).
+    pub datagrams_in_runs: AtomicU64,
     video_seqs: std::sync::Mutex<crate::seqs::SeqTracker>,
     notify: tokio::sync::Notify,
 }
@@ -90,6 +93,7 @@ impl PeerStats {
             frames_sent: AtomicU64::new(0),
             video_seq_distinct: AtomicU64::new(0),
             video_seq_span: AtomicU64::new(0),
+            datagrams_in_runs: AtomicU64::new(0),
             video_seqs: Default::default(),
             notify: tokio::sync::Notify::new(),
         }
@@ -177,6 +181,9 @@ enum Role {
     Subscriber {
         video_mids: Vec<Mid>,
         last_video_seq: HashMap<u32, u64>,
+        /// Per video SSRC: the RTP timestamp and capture time of the frame being received
+        /// (abs-capture-time rides on a frame's first packet only, as libwebrtc sends it).
+        frame_capture: HashMap<u32, (u32, std::time::SystemTime)>,
     },
 }
 
@@ -212,6 +219,8 @@ pub struct Swarm {
     waker: Arc<Waker>,
     epoch: Instant,
     join: Option<std::thread::JoinHandle<()>>,
+    /// Whether its sockets get `UDP_GRO` (see `enable_gro`).
+    gro: bool,
 }
 
 /// A peer in the swarm, as the test sees it.
@@ -240,8 +249,13 @@ pub struct Offer {
 }
 
 impl Swarm {
-    /// Starts the swarm thread.
+    /// Starts the swarm thread; its peers' sockets take UDP GSO runs whole (`UDP_GRO`).
     pub fn start() -> Result<Swarm> {
+        Swarm::start_with(true)
+    }
+
+    /// Starts the swarm thread, with or without `UDP_GRO` on its peers' sockets.
+    pub fn start_with(gro: bool) -> Result<Swarm> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -255,6 +269,7 @@ impl Swarm {
             waker,
             epoch,
             join: Some(join),
+            gro,
         })
     }
 
@@ -302,6 +317,7 @@ impl Swarm {
             role: Role::Subscriber {
                 video_mids,
                 last_video_seq: HashMap::new(),
+                frame_capture: HashMap::new(),
             },
         })
     }
@@ -399,6 +415,9 @@ impl Swarm {
         role: Role,
     ) -> Result<(usize, Arc<PeerStats>)> {
         socket.set_nonblocking(true)?;
+        if self.gro {
+            enable_gro(&socket);
+        }
         let local = socket.local_addr()?;
         let stats = Arc::new(PeerStats::new(self.epoch));
         let peer = SimPeer {
@@ -495,7 +514,8 @@ const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
 fn run(mut poll: Poll, rx: Receiver<Cmd>) {
     let mut peers: Vec<SimPeer> = Vec::new();
     let mut events = Events::with_capacity(256);
-    let mut buf = vec![0u8; 2048];
+    // Room for a coalesced run of datagrams (UDP GRO: up to 64 KB).
+    let mut buf = vec![0u8; 65_536];
     loop {
         let now = Instant::now();
         let mut next = now + Duration::from_millis(100);
@@ -586,15 +606,22 @@ fn run(mut poll: Poll, rx: Receiver<Cmd>) {
                 continue;
             }
             loop {
-                match p.socket.recv_from(&mut buf) {
-                    Ok((n, source)) => {
+                match recv_run(&p.socket, &mut buf) {
+                    Ok((n, source, segment)) => {
                         let now = Instant::now();
                         if p.blackhole_until.is_some_and(|t| now < t) {
                             continue;
                         }
-                        if let Ok(r) = Receive::new(Protocol::Udp, source, p.local, &buf[..n]) {
-                            let _ = p.rtc.handle_input(Input::Receive(now, r));
-                            drain(p, now);
+                        if n > segment {
+                            p.stats
+                                .datagrams_in_runs
+                                .fetch_add(n.div_ceil(segment) as u64, Ordering::Relaxed);
+                        }
+                        for datagram in buf[..n].chunks(segment) {
+                            if let Ok(r) = Receive::new(Protocol::Udp, source, p.local, datagram) {
+                                let _ = p.rtc.handle_input(Input::Receive(now, r));
+                                drain(p, now);
+                            }
                         }
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -613,9 +640,61 @@ fn run(mut poll: Poll, rx: Receiver<Cmd>) {
     }
 }
 
+/// Asks the kernel to hand over a run of datagrams a server sent as one UDP GSO send as one
+/// buffer (`UDP_GRO`), as a viewer on another machine would receive it from its NIC: on
+/// loopback the receive side runs on the sender's core, and without this the kernel cuts the
+/// run back into datagrams there, charging the server for the viewers' work. Best effort.
+fn enable_gro(socket: &std::net::UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt::UdpGroSegment};
+    if let Err(e) = setsockopt(socket, UdpGroSegment, &true) {
+        tracing::debug!("UDP_GRO not available: {e}");
+    }
+}
+
+/// Reads one datagram, or one run of them coalesced by UDP GRO. Returns the bytes read, the
+/// source and the datagram size within the run (the last one may be shorter).
+fn recv_run(
+    socket: &mio::net::UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, usize)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    use std::os::fd::AsRawFd;
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!(i32);
+    let msg = recvmsg::<SockaddrStorage>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(std::io::Error::from)?;
+    let n = msg.bytes;
+    let mut segment = n;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::UdpGroSegments(s) = c {
+                segment = usize::try_from(s).unwrap_or(n);
+            }
+        }
+    }
+    let source = msg
+        .address
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|s| SocketAddr::from(std::net::SocketAddrV4::from(*s)))
+        })
+        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "no IPv4 source"))?;
+    Ok((n, source, segment.clamp(1, n.max(1))))
+}
+
 fn restart(p: &mut SimPeer, poll: &Poll, idx: usize) -> Result<(String, String)> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     socket.set_nonblocking(true)?;
+    // The new socket takes runs whole if the old one did.
+    let gro = nix::sys::socket::getsockopt(&p.socket, nix::sys::socket::sockopt::UdpGroSegment);
+    if gro.unwrap_or(false) {
+        enable_gro(&socket);
+    }
     let local = socket.local_addr()?;
     let mut socket = mio::net::UdpSocket::from_std(socket);
     let _ = poll.registry().deregister(&mut p.socket);
@@ -815,6 +894,7 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
             let Role::Subscriber {
                 video_mids,
                 last_video_seq,
+                frame_capture,
             } = &mut p.role
             else {
                 return;
@@ -831,8 +911,16 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
                 return;
             }
             stats.video_packets.fetch_add(1, Ordering::Relaxed);
+            // Every packet of a frame is timed from the frame's capture: the publisher sends a
+            // frame's packets in one burst when it is captured, so that is each packet's send
+            // time (to within microseconds), and the frame's last packet gives the time at
+            // which the viewer can decode it.
+            let ts = pkt.header.timestamp;
             if let Some(act) = pkt.header.ext_vals.abs_capture_time {
-                if let Ok(d) = std::time::SystemTime::now().duration_since(act.capture_time) {
+                frame_capture.insert(*ssrc, (ts, act.capture_time));
+            }
+            if let Some(&(_, captured)) = frame_capture.get(&*ssrc).filter(|(t, _)| *t == ts) {
+                if let Ok(d) = std::time::SystemTime::now().duration_since(captured) {
                     p.latency.record(d);
                 }
             }

@@ -1,15 +1,18 @@
 //! The worker's outgoing datagrams, sent in batches with `sendmmsg(2)`, and runs to one
 //! destination as one UDP GSO send.
 //!
-//! A 1→N lesson sends every packet once per viewer, to N different addresses, so most
-//! datagrams go out through `sendmmsg`, which saves the per-call syscall and socket lookup
-//! overhead of `sendto`. But a video frame is several packets, and a viewer's share of a
-//! frame leaves str0m as consecutive datagrams to the same address; when they have the
-//! same size (MTU-sized fragments, as OBS, GStreamer and str0m packetize; the last one may
-//! be shorter) they go as one `sendmsg` with `UDP_SEGMENT`: the kernel walks its UDP/IP
-//! send path once for the run and cuts it into datagrams at the end. Neither std nor mio
-//! offers either call, hence `nix`. Datagrams wait here at most until the end of the
-//! worker's current loop iteration, and leave in the order they were queued.
+//! A 1→N lesson sends every packet once per viewer, to N different addresses, so datagrams
+//! to many viewers go out through `sendmmsg`, which saves the per-call syscall and socket
+//! lookup overhead of `sendto`. But a video frame is several packets, and the worker serves
+//! each viewer all the packets of a stream read in one turn before the next viewer (see
+//! `Worker::forward_group`), so a viewer's share of a frame is queued as consecutive
+//! datagrams to one address; when they have the same size (MTU-sized fragments, as OBS,
+//! GStreamer and str0m packetize; the last one may be shorter) they go as one `sendmsg`
+//! with `UDP_SEGMENT`: the kernel walks its UDP/IP send path once for the run and cuts it
+//! into datagrams at the end (or the NIC does). A batch is not sent in the middle of such a
+//! run. Neither std nor mio offers either call, hence `nix`. Datagrams wait here at most
+//! until the end of the worker's current loop iteration, and leave in the order they were
+//! queued.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -82,12 +85,17 @@ impl SendQueue {
         self.arrived = None;
     }
 
-    /// Queues a datagram; sends the batch when it is full.
+    /// Queues a datagram; sends the batch when it is full, but not between two datagrams to
+    /// the same destination (a run that may go as one GSO send), up to the kernel's limit.
     pub fn push(&mut self, socket: &impl AsRawFd, to: SocketAddr, data: Vec<u8>, m: &Metrics) {
-        self.queued.push((SockaddrStorage::from(to), data));
-        if self.queued.len() >= BATCH {
+        let to = SockaddrStorage::from(to);
+        if self.queued.len() >= BATCH
+            && (self.queued.last().is_none_or(|(last, _)| *last != to)
+                || self.queued.len() >= BATCH + GSO_MAX_SEGMENTS)
+        {
             self.flush(socket, m);
         }
+        self.queued.push((to, data));
     }
 
     /// An empty buffer for a datagram, reused from one already sent when there is one.
@@ -372,6 +380,49 @@ mod tests {
         for i in 0..(BATCH + 5) {
             let (n, _) = rx[i % 3].recv_from(&mut buf).unwrap();
             assert_eq!((n, buf[0]), (100 + i, i as u8));
+        }
+    }
+
+    #[test]
+    fn a_run_across_the_batch_boundary_is_not_cut() {
+        use nix::sys::socket::{recvmsg, setsockopt, sockopt::UdpGroSegment, ControlMessageOwned};
+        let m = Metrics::new();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let others: Vec<std::net::UdpSocket> = (0..2)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        // The viewer's socket takes a GSO run whole, so a cut run shows as two receives.
+        let viewer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        setsockopt(&viewer, UdpGroSegment, &true).unwrap();
+        let mut q = SendQueue::default();
+        for i in 0..(BATCH - 2) {
+            q.push(&tx, others[i % 2].local_addr().unwrap(), vec![0; 100], &m);
+        }
+        for i in 0..6u8 {
+            q.push(&tx, viewer.local_addr().unwrap(), vec![i; 1000], &m);
+        }
+        assert_eq!(q.len(), BATCH + 4, "the run stays queued with the batch");
+        // The next destination sends the batch first.
+        q.push(&tx, others[0].local_addr().unwrap(), vec![0; 100], &m);
+        assert_eq!(q.len(), 1);
+        assert_eq!(m.udp_gso_datagrams_out.get(), 6);
+        let mut buf = vec![0u8; 65_536];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!(i32);
+        let msg = recvmsg::<SockaddrStorage>(
+            viewer.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let segment = msg.cmsgs().unwrap().find_map(|c| match c {
+            ControlMessageOwned::UdpGroSegments(s) => Some(s),
+            _ => None,
+        });
+        assert_eq!((msg.bytes, segment), (6000, Some(1000)), "one run of six");
+        for (i, d) in buf[..6000].chunks(1000).enumerate() {
+            assert!(d.iter().all(|&b| b == i as u8), "datagram {i} in order");
         }
     }
 

@@ -109,6 +109,9 @@ pub struct Worker {
     peer_count: Arc<AtomicUsize>,
     next_housekeeping: Instant,
     next_rate_window: Instant,
+    /// Scratch for `process_pending` and `forward_group` (kept for their allocations).
+    group: Vec<RtpPacket>,
+    preps: Vec<Prep>,
 }
 
 impl Worker {
@@ -175,6 +178,8 @@ impl Worker {
             peer_count,
             next_housekeeping: now + HOUSEKEEPING,
             next_rate_window: now + Duration::from_secs(1),
+            group: Vec::new(),
+            preps: Vec::new(),
         })
     }
 
@@ -265,6 +270,8 @@ impl Worker {
                     }
                 }
             }
+            // The batch's media together: see `forward_group`.
+            self.process_pending(now);
             if n < recvq::BATCH {
                 return false;
             }
@@ -296,7 +303,6 @@ impl Worker {
             tracing::debug!(session = %peer.session, "input rejected: {e}");
         }
         drain(peer, &mut self.io, now);
-        self.process_pending(now);
     }
 
     /// Drains commands; false on shutdown.
@@ -774,9 +780,27 @@ impl Worker {
             if rtp.is_empty() && kf.is_empty() && self.io.connected.is_empty() {
                 break;
             }
+            // One publisher stream's packets together (each stream's order kept), so each
+            // subscriber gets a stream's share of the turn as a run (`forward_group`).
+            rtp.sort_by_key(|(pid, pkt)| (*pid, *pkt.header.ssrc));
+            let mut group = std::mem::take(&mut self.group);
+            let mut key = None;
             for (pid, pkt) in rtp.drain(..) {
-                self.forward(pid, pkt, now);
+                let k = (pid, pkt.header.ssrc);
+                if key.is_some_and(|prev| prev != k) {
+                    if let Some((gpid, _)) = key {
+                        self.forward_group(gpid, &group, now);
+                    }
+                    group.clear();
+                }
+                key = Some(k);
+                group.push(pkt);
             }
+            if let Some((gpid, _)) = key {
+                self.forward_group(gpid, &group, now);
+            }
+            group.clear();
+            self.group = group;
             for (sid, mid) in kf.drain(..) {
                 self.subscriber_wants_keyframe(sid, mid, now);
             }
@@ -889,17 +913,19 @@ impl Worker {
         sent
     }
 
-    fn forward(&mut self, pid: PeerId, pkt: RtpPacket, now: Instant) {
+    /// Forwards `pkts`, packets of one publisher's stream (one SSRC) that arrived in this
+    /// loop turn, in their order. Each subscriber gets all of them before the next
+    /// subscriber is served: its state stays in cache for the run, and its datagrams queue
+    /// next to each other, so a frame's equal-sized packets leave as one UDP GSO send.
+    fn forward_group(&mut self, pid: PeerId, pkts: &[RtpPacket], now: Instant) {
+        let Some(first) = pkts.first() else {
+            return;
+        };
         let kf_interval = self.keyframe_interval;
         let Some(publisher) = self.peers.get_mut(&pid) else {
             return;
         };
-        self.io.metrics.rtp_packets_in.inc();
-        self.io
-            .metrics
-            .rtp_bytes_in
-            .inc_by(pkt.payload.len() as u64);
-        let ssrc = pkt.header.ssrc;
+        let ssrc = first.header.ssrc;
         let (tid, li) = match publisher.rx_streams.get(&ssrc) {
             Some(v) => *v,
             None => {
@@ -922,60 +948,78 @@ impl Worker {
                 (tid, li)
             }
         };
-        let Some(params) = publisher.rx_params(pkt.header.payload_type) else {
-            return;
-        };
-        let Some(track) = self.tracks.get_mut(&tid) else {
-            return;
-        };
-        if track.params.map(|p| p.pt()) != Some(params.pt()) {
-            if track.params.is_some() {
-                // Another codec: what was cached no longer matches the track's parameters.
-                for l in &mut track.layers {
-                    l.gop.clear();
+        let source = source_id(pid, *ssrc);
+        let mut preps = std::mem::take(&mut self.preps);
+        preps.clear();
+        for (i, pkt) in pkts.iter().enumerate() {
+            self.io.metrics.rtp_packets_in.inc();
+            self.io
+                .metrics
+                .rtp_bytes_in
+                .inc_by(pkt.payload.len() as u64);
+            let Some(params) = publisher.rx_params(pkt.header.payload_type) else {
+                continue;
+            };
+            let Some(track) = self.tracks.get_mut(&tid) else {
+                return;
+            };
+            if track.params.map(|p| p.pt()) != Some(params.pt()) {
+                if track.params.is_some() {
+                    // Another codec: what was cached no longer matches the track's parameters.
+                    for l in &mut track.layers {
+                        l.gop.clear();
+                    }
+                }
+                track.params = Some(params);
+            }
+            let is_video = track.kind == MediaKind::Video;
+            let codec = params.spec().codec;
+            let keyframe = is_video && starts_keyframe(codec, &pkt.payload);
+            {
+                let layer = &mut track.layers[li];
+                layer.window_bytes += pkt.payload.len() as u64;
+                layer.last_packet = Some(now);
+                if keyframe {
+                    layer.gate.keyframe_arrived();
                 }
             }
-            track.params = Some(params);
-        }
-        let is_video = track.kind == MediaKind::Video;
-        let codec = params.spec().codec;
-        let clock_rate = params.spec().clock_rate.get();
-        let keyframe = is_video && starts_keyframe(codec, &pkt.payload);
-        {
-            let layer = &mut track.layers[li];
-            layer.window_bytes += pkt.payload.len() as u64;
-            layer.last_packet = Some(now);
-            if keyframe {
-                layer.gate.keyframe_arrived();
+            let ext = ExtensionValues {
+                audio_level: pkt.header.ext_vals.audio_level,
+                voice_activity: pkt.header.ext_vals.voice_activity,
+                video_orientation: pkt.header.ext_vals.video_orientation,
+                abs_capture_time: pkt.header.ext_vals.abs_capture_time,
+                ..Default::default()
+            };
+            if is_video {
+                // Shares the payload buffer: one refcount per packet, no copy.
+                track.layers[li].gop.push(
+                    keyframe,
+                    CachedPacket {
+                        seq: *pkt.seq_no,
+                        ts: pkt.header.timestamp,
+                        arrival: pkt.timestamp,
+                        pt: pkt.header.payload_type,
+                        marker: pkt.header.marker,
+                        payload: pkt.payload.clone(),
+                        ext: ext.clone(),
+                    },
+                );
             }
-        }
-        let source = source_id(pid, *ssrc);
-        let ext = ExtensionValues {
-            audio_level: pkt.header.ext_vals.audio_level,
-            voice_activity: pkt.header.ext_vals.voice_activity,
-            video_orientation: pkt.header.ext_vals.video_orientation,
-            abs_capture_time: pkt.header.ext_vals.abs_capture_time,
-            ..Default::default()
-        };
-        if is_video {
-            // Shares the payload buffer: one refcount per packet, no copy.
-            track.layers[li].gop.push(
+            preps.push(Prep {
+                index: i,
+                ext,
+                params,
+                is_video,
                 keyframe,
-                CachedPacket {
-                    seq: *pkt.seq_no,
-                    ts: pkt.header.timestamp,
-                    arrival: pkt.timestamp,
-                    pt: pkt.header.payload_type,
-                    marker: pkt.header.marker,
-                    payload: pkt.payload.clone(),
-                    ext: ext.clone(),
-                },
-            );
+            });
         }
+        let Some(track) = self.tracks.get(&tid) else {
+            self.preps = preps;
+            return;
+        };
         let mut kf_needed: Vec<(TrackId, usize)> = Vec::new();
-        let track = &*track;
-        let simulcast = is_video && track.layers.len() > 1;
-        // The automatic choice is the same for every subscriber: compute it once per packet.
+        let simulcast = track.kind == MediaKind::Video && track.layers.len() > 1;
+        // The automatic choice is the same for every subscriber: compute it once.
         let auto_layer = if simulcast {
             track.choose_layer(None, now)
         } else {
@@ -988,41 +1032,45 @@ impl Worker {
             if !sub.connected {
                 continue;
             }
-            let Some(slot) = sub.slots.get_mut(si) else {
-                continue;
-            };
-            if simulcast {
-                let want = match slot.wanted_rid.as_deref() {
-                    None => auto_layer,
-                    wanted => track.choose_layer(wanted, now),
+            for prep in &preps {
+                let pkt = &pkts[prep.index];
+                let Some(slot) = sub.slots.get_mut(si) else {
+                    break;
                 };
-                if want != slot.layer {
-                    slot.layer = want;
-                    slot.waiting_keyframe = Some(now);
-                    slot.last_kf_request = Some(now);
-                    kf_needed.push((tid, want));
+                if simulcast {
+                    let want = match slot.wanted_rid.as_deref() {
+                        None => auto_layer,
+                        wanted => track.choose_layer(wanted, now),
+                    };
+                    if want != slot.layer {
+                        slot.layer = want;
+                        slot.waiting_keyframe = Some(now);
+                        slot.last_kf_request = Some(now);
+                        kf_needed.push((tid, want));
+                    }
+                    let current = slot.rewriter.as_ref().and_then(|r| r.current_source());
+                    if li != slot.layer && current != Some(source) {
+                        continue;
+                    }
                 }
-                let current = slot.rewriter.as_ref().and_then(|r| r.current_source());
-                if li != slot.layer && current != Some(source) {
-                    continue;
-                }
+                let f = Fwd {
+                    source,
+                    seq: *pkt.seq_no,
+                    ts: pkt.header.timestamp,
+                    arrival: pkt.timestamp,
+                    pt: pkt.header.payload_type,
+                    marker: pkt.header.marker,
+                    payload: &pkt.payload,
+                    ext: &prep.ext,
+                    params: &prep.params,
+                    nackable: prep.is_video,
+                    may_start: !prep.is_video || prep.keyframe,
+                    clock_rate: prep.params.spec().clock_rate.get(),
+                };
+                write_slot(sub, si, &mut self.io, &f, now);
             }
-            let f = Fwd {
-                source,
-                seq: *pkt.seq_no,
-                ts: pkt.header.timestamp,
-                arrival: pkt.timestamp,
-                pt: pkt.header.payload_type,
-                marker: pkt.header.marker,
-                payload: &pkt.payload,
-                ext: &ext,
-                params: &params,
-                nackable: is_video,
-                may_start: !is_video || keyframe,
-                clock_rate,
-            };
-            write_slot(sub, si, &mut self.io, &f, now);
         }
+        self.preps = preps;
         for (tid, layer) in kf_needed {
             self.request_keyframe(tid, layer, now);
         }
@@ -1235,6 +1283,16 @@ impl Worker {
 const REPLAY_FLUSH: usize = 16;
 
 /// One packet on its way to one subscriber slot.
+/// What `forward_group` works out once per packet, before the copies.
+struct Prep {
+    /// The packet's index in the group.
+    index: usize,
+    ext: ExtensionValues,
+    params: PayloadParams,
+    is_video: bool,
+    keyframe: bool,
+}
+
 struct Fwd<'a> {
     source: SourceId,
     seq: u64,

@@ -59,6 +59,7 @@ impl Swarm {
         let role = Role::Subscriber {
             video_mids: video_mids(offer_sdp),
             last_video_seq: HashMap::new(),
+            frame_capture: HashMap::new(),
         };
         let (index, stats) = self.adopt(rtc, socket, role)?;
         Ok((

@@ -48,6 +48,12 @@ pub const HISTORY_AGE: Duration = Duration::from_secs(1);
 /// Times one packet is resent at most (a NACK repeated after a lost retransmission).
 const MAX_RESENDS: u8 = 3;
 
+/// Most RTP padding added to make a packet the size of the run it joins (see
+/// [`Egress::seal`]): a frame's first packet is 12–20 bytes longer for its abs-capture-time,
+/// packetizers that split frames evenly differ by a byte; anything shorter than this ends
+/// the run instead (a frame's last packet, audio).
+const MAX_PADDING: usize = 24;
+
 /// Seconds from the NTP epoch (1900) to the Unix epoch.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
@@ -67,10 +73,34 @@ impl Egress {
 
     /// Serializes `p` for `stream` into `buf` (cleared first) and protects it. False if the
     /// packet cannot be built (never for well-formed input; the caller falls back to str0m).
-    pub fn seal(&self, stream: &Stream, p: &OutPacket<'_>, buf: &mut Vec<u8>) -> bool {
+    ///
+    /// With `pad_to`, the size of the run of datagrams this one would join, a packet up to
+    /// `MAX_PADDING` bytes short of it gets RTP padding (RFC 3550 §5.1) to that size and is
+    /// noted in `p.padding` (so a resend is the same bytes): equal sizes let a viewer's share
+    /// of a frame leave as one UDP GSO send, where the frame's first packet (it alone carries
+    /// abs-capture-time) or a packetizer's ±1-byte split would otherwise cut the run.
+    pub fn seal(
+        &self,
+        stream: &Stream,
+        p: &mut OutPacket<'_>,
+        pad_to: Option<usize>,
+        buf: &mut Vec<u8>,
+    ) -> bool {
         buf.clear();
         let header_len = write_header(stream, p, buf);
         buf.extend_from_slice(p.payload);
+        if let Some(target) = pad_to {
+            let natural = buf.len() + self.srtp.tag_len();
+            p.padding = match target.checked_sub(natural) {
+                Some(short @ 1..=MAX_PADDING) => short as u8,
+                _ => 0,
+            };
+        }
+        if p.padding > 0 {
+            buf[0] |= 0x20;
+            buf.resize(buf.len() + usize::from(p.padding) - 1, 0);
+            buf.push(p.padding);
+        }
         let len = buf.len();
         buf.resize(len + self.srtp.tag_len(), 0);
         let roc = (p.seq >> 16) as u32;
@@ -155,6 +185,8 @@ pub struct OutPacket<'a> {
     pub orientation: Option<u8>,
     /// abs-capture-time: NTP capture time and estimated clock offset.
     pub capture: Option<(u64, Option<i64>)>,
+    /// RTP padding bytes (0: none); see [`Egress::seal`].
+    pub padding: u8,
 }
 
 /// A subscriber stream's sending state on this path.
@@ -314,6 +346,7 @@ pub struct Sent {
     resends: u8,
     orientation: Option<u8>,
     capture: Option<(u64, Option<i64>)>,
+    padding: u8,
     payload: Option<Arc<[u8]>>,
     at: Option<Instant>,
 }
@@ -330,6 +363,7 @@ impl Sent {
             audio_level: None,
             orientation: self.orientation,
             capture: self.capture,
+            padding: self.padding,
         }
     }
 }
@@ -368,6 +402,7 @@ impl History {
             resends: 0,
             orientation: p.orientation,
             capture: p.capture,
+            padding: p.padding,
             payload: Some(payload.clone()),
             at: Some(now),
         };
@@ -467,6 +502,7 @@ mod tests {
             audio_level: None,
             orientation: Some(1),
             capture: Some((0x0102_0304_0506_0708, Some(-5))),
+            padding: 0,
         }
     }
 
@@ -689,6 +725,68 @@ mod tests {
             Egress::new(&keys),
             Err(SrtpError::Material(40, 56))
         ));
+    }
+
+    #[test]
+    fn padding_makes_a_packet_the_size_of_its_run_and_a_resend_the_same_bytes() {
+        use str0m::crypto::dtls::SrtpProfile;
+        let profile = SrtpProfile::AEAD_AES_128_GCM;
+        let keys = Keys {
+            profile,
+            material: material(),
+            local_is_client: false,
+        };
+        let egress = Egress::new(&keys).unwrap();
+        let mut rx = crate::sfu::srtp::tests::rtc_context(profile, &material(), false);
+        let now = Instant::now();
+        let mut s = Stream::new(0xabcd, Mid::from("v"), &exts(), 90_000);
+        let payload: Arc<[u8]> = vec![7u8; 1000].into();
+        let later = |seq: u64, payload| OutPacket {
+            seq,
+            marker: false,
+            orientation: None,
+            capture: None,
+            ..packet(payload)
+        };
+        // A frame's first packet carries abs-capture-time, so it is longer than the next.
+        let mut first = OutPacket {
+            seq: 10,
+            marker: false,
+            ..packet(&payload)
+        };
+        let mut a = Vec::new();
+        assert!(egress.seal(&s, &mut first, None, &mut a));
+        let mut natural = Vec::new();
+        assert!(egress.seal(&s, &mut later(11, &payload), None, &mut natural));
+        assert!(natural.len() < a.len());
+
+        let mut second = later(11, &payload);
+        let mut b = Vec::new();
+        assert!(egress.seal(&s, &mut second, Some(a.len()), &mut b));
+        assert_eq!(b.len(), a.len(), "padded to the run's size");
+        assert_eq!(usize::from(second.padding), a.len() - natural.len());
+        let plain = rx.decrypt_rtp(&b).unwrap();
+        let parsed = rtc::rtp::Packet::unmarshal(&mut &plain[..]).unwrap();
+        assert!(parsed.header.padding);
+        assert_eq!(&parsed.payload[..], &payload[..], "the receiver strips it");
+        assert_eq!(parsed.header.sequence_number, 11);
+
+        // A resend is the same bytes (same SRTP index, so it must be).
+        s.sent(&second, &payload, now, true, now);
+        let again = s.resend(11, now).unwrap();
+        let mut c = Vec::new();
+        assert!(egress.seal(&s, &mut again.packet(), None, &mut c));
+        assert_eq!(c, b);
+
+        // Far shorter (a frame's last packet, audio) or longer than the run: no padding.
+        let short: Arc<[u8]> = vec![1u8; 300].into();
+        let mut last = later(12, &short);
+        let mut d = Vec::new();
+        assert!(egress.seal(&s, &mut last, Some(a.len()), &mut d));
+        assert_eq!((last.padding, d[0] & 0x20), (0, 0));
+        let mut longer = later(13, &payload);
+        assert!(egress.seal(&s, &mut longer, Some(natural.len() - 1), &mut d));
+        assert_eq!((longer.padding, d.len()), (0, natural.len()));
     }
 
     #[test]

@@ -50,6 +50,18 @@ pub struct SendQueue {
     arrived: Option<SystemTime>,
     /// Whether UDP GSO is used; cleared for good the first time the kernel refuses it.
     gso: bool,
+    /// The run of equal-sized datagrams to one destination at the end of the queue, while
+    /// another of the same size may still join it (see [`SendQueue::run_size`]).
+    run: Option<OpenRun>,
+}
+
+/// A run at the end of the queue: destination, datagram size, datagrams and bytes so far.
+#[derive(Debug, Clone, Copy)]
+struct OpenRun {
+    to: SocketAddr,
+    size: usize,
+    count: usize,
+    bytes: usize,
 }
 
 impl Default for SendQueue {
@@ -59,6 +71,7 @@ impl Default for SendQueue {
             spare: Vec::new(),
             arrived: None,
             gso: true,
+            run: None,
         }
     }
 }
@@ -88,14 +101,41 @@ impl SendQueue {
     /// Queues a datagram; sends the batch when it is full, but not between two datagrams to
     /// the same destination (a run that may go as one GSO send), up to the kernel's limit.
     pub fn push(&mut self, socket: &impl AsRawFd, to: SocketAddr, data: Vec<u8>, m: &Metrics) {
-        let to = SockaddrStorage::from(to);
         if self.queued.len() >= BATCH
-            && (self.queued.last().is_none_or(|(last, _)| *last != to)
+            && (self.run.is_none_or(|r| r.to != to)
                 || self.queued.len() >= BATCH + GSO_MAX_SEGMENTS)
         {
             self.flush(socket, m);
         }
-        self.queued.push((to, data));
+        let (len, dest) = (data.len(), to);
+        self.queued.push((SockaddrStorage::from(dest), data));
+        self.run = match self.run {
+            Some(r) if r.to == dest && len <= r.size && len > 0 => {
+                let r = OpenRun {
+                    count: r.count + 1,
+                    bytes: r.bytes + len,
+                    ..r
+                };
+                // A shorter datagram ends the run; so do the kernel's limits.
+                let full = r.count == GSO_MAX_SEGMENTS || r.bytes + r.size > GSO_MAX_BYTES;
+                (len == r.size && !full).then_some(r)
+            }
+            _ => (len > 0).then_some(OpenRun {
+                to: dest,
+                size: len,
+                count: 1,
+                bytes: len,
+            }),
+        };
+    }
+
+    /// The size a datagram to `to` queued next must have to join the run of equal-sized
+    /// datagrams to `to` at the end of the queue, if there is one it can still join (and
+    /// GSO is in use).
+    pub fn run_size(&self, to: SocketAddr) -> Option<usize> {
+        self.run
+            .filter(|r| self.gso && r.to == to && !self.queued.is_empty())
+            .map(|r| r.size)
     }
 
     /// An empty buffer for a datagram, reused from one already sent when there is one.
@@ -123,6 +163,7 @@ impl SendQueue {
             return;
         }
         let fd = socket.as_raw_fd();
+        self.run = None;
         let queued = std::mem::take(&mut self.queued);
         let since = self.arrived;
         let mut singles = 0;
@@ -424,6 +465,41 @@ mod tests {
         for (i, d) in buf[..6000].chunks(1000).enumerate() {
             assert!(d.iter().all(|&b| b == i as u8), "datagram {i} in order");
         }
+    }
+
+    #[test]
+    fn the_open_run_is_what_a_datagram_may_still_join() {
+        let m = Metrics::new();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (ta, tb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut q = SendQueue::default();
+        assert_eq!(q.run_size(ta), None);
+        q.push(&tx, ta, vec![0; 1000], &m);
+        assert_eq!((q.run_size(ta), q.run_size(tb)), (Some(1000), None));
+        q.push(&tx, ta, vec![0; 1000], &m);
+        assert_eq!(q.run_size(ta), Some(1000));
+        // A shorter one ends it.
+        q.push(&tx, ta, vec![0; 400], &m);
+        assert_eq!(q.run_size(ta), None);
+        q.push(&tx, tb, vec![0; 1000], &m);
+        assert_eq!((q.run_size(ta), q.run_size(tb)), (None, Some(1000)));
+        // So does another destination, and the kernel's segment limit.
+        q.push(&tx, ta, vec![0; 100], &m);
+        assert_eq!(q.run_size(tb), None);
+        for _ in 1..GSO_MAX_SEGMENTS {
+            q.push(&tx, ta, vec![0; 100], &m);
+        }
+        assert_eq!(q.run_size(ta), None, "64 segments: full");
+        q.push(&tx, ta, vec![0; 100], &m);
+        assert_eq!(q.run_size(ta), Some(100));
+        q.flush(&tx, &m);
+        assert_eq!(q.run_size(ta), None, "nothing queued");
+        // Without GSO there is no run to join.
+        let mut plain = SendQueue::without_gso();
+        plain.push(&tx, ta, vec![0; 1000], &m);
+        assert_eq!(plain.run_size(ta), None);
     }
 
     #[test]

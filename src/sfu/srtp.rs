@@ -473,7 +473,7 @@ fn read_u32(b: &[u8]) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rtc_srtp::config::Config;
     use rtc_srtp::context::Context;
     use rtc_srtp::protection_profile::ProtectionProfile;
@@ -748,7 +748,7 @@ mod tests {
 
     /// An rtc-srtp context keyed with what the endpoint that was (or was not) the DTLS
     /// client sends with; rtc-srtp does its own split of the material.
-    fn rtc_context(profile: SrtpProfile, material: &[u8], client_half: bool) -> Context {
+    pub(crate) fn rtc_context(profile: SrtpProfile, material: &[u8], client_half: bool) -> Context {
         let mut config = Config {
             profile: theirs(profile),
             ..Default::default()

@@ -1346,7 +1346,7 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
             slot.out = direct_stream(&mut sub.rtc, mid, f.clock_rate);
         }
         if let Some(stream) = slot.out.as_mut() {
-            let p = OutPacket {
+            let mut p = OutPacket {
                 pt: *out_pt,
                 seq: rw.seq,
                 ts: rw.ts,
@@ -1358,9 +1358,11 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
                     .ext
                     .abs_capture_time
                     .map(|a| (ntp64(a.capture_time), a.clock_offset)),
+                padding: 0,
             };
             let mut buf = io.out.buffer();
-            if egress.seal(stream, &p, &mut buf) {
+            let pad_to = io.out.run_size(remote);
+            if egress.seal(stream, &mut p, pad_to, &mut buf) {
                 stream.sent(&p, f.payload, f.arrival, f.nackable, now);
                 sub.direct_bytes_out += f.payload.len() as u64;
                 io.out.push(&io.socket, remote, buf, &io.metrics);
@@ -1452,8 +1454,8 @@ fn answer_nack(peer: &mut Peer, io: &mut Io, nack: &Nack, now: Instant) {
                 continue;
             };
             let mut buf = io.out.buffer();
-            let p = again.packet();
-            if egress.seal(stream, &p, &mut buf) {
+            let mut p = again.packet();
+            if egress.seal(stream, &mut p, None, &mut buf) {
                 peer.direct_bytes_out += p.payload.len() as u64;
                 io.out.push(&io.socket, remote, buf, &io.metrics);
                 io.metrics.retransmissions_out.inc();

@@ -200,6 +200,8 @@ struct SimPeer {
     blackhole_until: Option<Instant>,
     alive: bool,
     latency: Arc<Histogram>,
+    /// The kernel's arrival stamp of the datagram being handled (`SO_TIMESTAMPNS`).
+    arrived: Option<std::time::SystemTime>,
 }
 
 enum Cmd {
@@ -418,6 +420,7 @@ impl Swarm {
         if self.gro {
             enable_gro(&socket);
         }
+        stamp_arrivals(&socket);
         let local = socket.local_addr()?;
         let stats = Arc::new(PeerStats::new(self.epoch));
         let peer = SimPeer {
@@ -432,6 +435,7 @@ impl Swarm {
             blackhole_until: None,
             alive: true,
             latency: self.latency.clone(),
+            arrived: None,
         };
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.send(Cmd::Add(Box::new(peer), tx))?;
@@ -607,8 +611,9 @@ fn run(mut poll: Poll, rx: Receiver<Cmd>) {
             }
             loop {
                 match recv_run(&p.socket, &mut buf) {
-                    Ok((n, source, segment)) => {
+                    Ok((n, source, segment, arrived)) => {
                         let now = Instant::now();
+                        p.arrived = arrived;
                         if p.blackhole_until.is_some_and(|t| now < t) {
                             continue;
                         }
@@ -623,6 +628,7 @@ fn run(mut poll: Poll, rx: Receiver<Cmd>) {
                                 drain(p, now);
                             }
                         }
+                        p.arrived = None;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(_) => break,
@@ -651,16 +657,27 @@ fn enable_gro(socket: &std::net::UdpSocket) {
     }
 }
 
+/// Asks the kernel to stamp each datagram's arrival (`SO_TIMESTAMPNS`): latency is measured
+/// to when a packet reached the viewer's socket, not to when this thread, busy with the
+/// other viewers of its swarm, got to it. Best effort (without it, the time of handling).
+fn stamp_arrivals(socket: &std::net::UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimestampns};
+    if let Err(e) = setsockopt(socket, ReceiveTimestampns, &true) {
+        tracing::debug!("SO_TIMESTAMPNS not available: {e}");
+    }
+}
+
 /// Reads one datagram, or one run of them coalesced by UDP GRO. Returns the bytes read, the
-/// source and the datagram size within the run (the last one may be shorter).
+/// source, the datagram size within the run (the last one may be shorter) and the kernel's
+/// arrival stamp.
 fn recv_run(
     socket: &mio::net::UdpSocket,
     buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr, usize)> {
+) -> std::io::Result<(usize, SocketAddr, usize, Option<std::time::SystemTime>)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
     use std::os::fd::AsRawFd;
     let mut iov = [std::io::IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!(i32);
+    let mut space = nix::cmsg_space!(i32, nix::sys::time::TimeSpec);
     let msg = recvmsg::<SockaddrStorage>(
         socket.as_raw_fd(),
         &mut iov,
@@ -670,10 +687,21 @@ fn recv_run(
     .map_err(std::io::Error::from)?;
     let n = msg.bytes;
     let mut segment = n;
+    let mut arrived = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {
-            if let ControlMessageOwned::UdpGroSegments(s) = c {
-                segment = usize::try_from(s).unwrap_or(n);
+            match c {
+                ControlMessageOwned::UdpGroSegments(s) => {
+                    segment = usize::try_from(s).unwrap_or(n);
+                }
+                ControlMessageOwned::ScmTimestampns(t) => {
+                    let since_epoch = Duration::new(
+                        u64::try_from(t.tv_sec()).unwrap_or(0),
+                        u32::try_from(t.tv_nsec()).unwrap_or(0),
+                    );
+                    arrived = std::time::UNIX_EPOCH.checked_add(since_epoch);
+                }
+                _ => {}
             }
         }
     }
@@ -684,7 +712,7 @@ fn recv_run(
                 .map(|s| SocketAddr::from(std::net::SocketAddrV4::from(*s)))
         })
         .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "no IPv4 source"))?;
-    Ok((n, source, segment.clamp(1, n.max(1))))
+    Ok((n, source, segment.clamp(1, n.max(1)), arrived))
 }
 
 fn restart(p: &mut SimPeer, poll: &Poll, idx: usize) -> Result<(String, String)> {
@@ -695,6 +723,7 @@ fn restart(p: &mut SimPeer, poll: &Poll, idx: usize) -> Result<(String, String)>
     if gro.unwrap_or(false) {
         enable_gro(&socket);
     }
+    stamp_arrivals(&socket);
     let local = socket.local_addr()?;
     let mut socket = mio::net::UdpSocket::from_std(socket);
     let _ = poll.registry().deregister(&mut p.socket);
@@ -920,7 +949,8 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
                 frame_capture.insert(*ssrc, (ts, act.capture_time));
             }
             if let Some(&(_, captured)) = frame_capture.get(&*ssrc).filter(|(t, _)| *t == ts) {
-                if let Ok(d) = std::time::SystemTime::now().duration_since(captured) {
+                let arrived = p.arrived.unwrap_or_else(std::time::SystemTime::now);
+                if let Ok(d) = arrived.duration_since(captured) {
                     p.latency.record(d);
                 }
             }
@@ -957,5 +987,57 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
             stats.notify.notify_waiters();
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A viewer's socket hands over a sender's UDP GSO run whole, with its segment size, and
+    /// stamps every read with the kernel's arrival time.
+    #[test]
+    fn a_gso_run_arrives_whole_with_its_segment_size_and_arrival_stamp() {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrStorage};
+        use std::os::fd::AsRawFd;
+        let viewer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable_gro(&viewer);
+        stamp_arrivals(&viewer);
+        let to = viewer.local_addr().unwrap();
+        let viewer = mio::net::UdpSocket::from_std(viewer);
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = vec![0u8; 65_536];
+
+        let before = std::time::SystemTime::now();
+        let run: Vec<u8> = (0..3u8).flat_map(|i| [i; 500]).chain([9u8; 200]).collect();
+        let size: u16 = 500;
+        sendmsg(
+            server.as_raw_fd(),
+            &[std::io::IoSlice::new(&run)],
+            &[ControlMessage::UdpGsoSegments(&size)],
+            MsgFlags::empty(),
+            Some(&SockaddrStorage::from(to)),
+        )
+        .unwrap();
+        let (n, source, segment, arrived) = recv_run(&viewer, &mut buf).unwrap();
+        assert_eq!((n, segment), (1700, 500), "one read, four datagrams");
+        assert_eq!(source, server.local_addr().unwrap());
+        let parts: Vec<&[u8]> = buf[..n].chunks(segment).collect();
+        assert_eq!(parts.len(), 4);
+        assert_eq!((parts[1][0], parts[3].len()), (1, 200));
+        let arrived = arrived.expect("kernel arrival stamp");
+        assert!(arrived >= before - Duration::from_millis(5));
+        assert!(arrived <= std::time::SystemTime::now());
+
+        // A plain datagram is one segment.
+        server.send_to(&[7; 40], to).unwrap();
+        let (n, _, segment, arrived) = recv_run(&viewer, &mut buf).unwrap();
+        assert_eq!((n, segment), (40, 40));
+        assert!(arrived.is_some());
+        // Nothing more: would block.
+        assert_eq!(
+            recv_run(&viewer, &mut buf).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
     }
 }

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub udp_datagrams_out: Counter,
     /// Of those, datagrams that left inside UDP GSO sends (runs to one address).
     pub udp_gso_datagrams_out: Counter,
+    /// RTP padding bytes added so that a packet could join a GSO run (the cost of the runs).
+    pub rtp_padding_bytes_out: Counter,
     /// Datagrams that matched no peer (unknown address or ufrag) and were dropped.
     pub udp_unroutable: Counter,
     /// NACKs received from subscribers (answered from the RTX cache).
@@ -134,6 +136,11 @@ impl Metrics {
             &mut r,
             "udp_gso_datagrams_out",
             "UDP datagrams sent inside GSO sends (several to one address in one call)",
+        );
+        let rtp_padding_bytes_out = c(
+            &mut r,
+            "rtp_padding_bytes_out",
+            "RTP padding bytes added to make a packet the size of the GSO run it joins",
         );
         let udp_unroutable = c(
             &mut r,
@@ -209,6 +216,7 @@ impl Metrics {
             udp_datagrams_in,
             udp_datagrams_out,
             udp_gso_datagrams_out,
+            rtp_padding_bytes_out,
             udp_unroutable,
             nacks_received,
             nacks_sent,

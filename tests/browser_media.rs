@@ -314,3 +314,55 @@ async fn screen_share_reaches_the_watcher_beside_the_camera() -> Result<()> {
     lesson.server.shutdown().await;
     Ok(())
 }
+
+/// The server's fast path sends a 720p lesson's frames as UDP GSO runs, padding packets to
+/// the run's size: Chromium receives those (cut back into datagrams by the kernel) and
+/// decodes them. The publisher is the load generator's str0m peer, whose frames are several
+/// MTU-sized packets with abs-capture-time on the first, so runs and padding are certain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_decodes_a_lesson_sent_in_gso_runs_with_padding() -> Result<()> {
+    use classrelay_loadtest::{scenario, swarm::Swarm, whip};
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let lesson = Lesson::start("runs").await?;
+    let source = scenario::source_from(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/loadtest/fixtures/vp8_720p30_1200k.ivf"
+        )),
+        30,
+    )?;
+    let swarm = Swarm::start()?;
+    let offer = swarm.publisher_offer(source)?;
+    let http = reqwest::Client::new();
+    let url = format!("{}/whip/{}", lesson.base, lesson.room);
+    let _publisher = whip::join(&swarm, &http, &url, &lesson.pub_token, offer).await?;
+
+    let watcher = browser.new_page().await?;
+    watcher.goto(&lesson.watch_url("")).await?;
+    watcher
+        .wait_for_state("connected", DEFAULT_DEADLINE)
+        .await?;
+    let stats = watcher
+        .wait_for_stats(DEFAULT_DEADLINE, "decoded camera video", |s| {
+            decoded(s, "camera") > 0.0
+        })
+        .await?;
+    let stats = wait_for_more_frames(&watcher, "camera", decoded(&stats, "camera") + 50.0).await?;
+    let cam = inbound_video(&stats, "camera").expect("camera stats");
+    assert_eq!(num(cam, "/frameWidth") as u64, 1280, "{cam}");
+
+    let text = support::metrics::scrape(&http, &lesson.base).await;
+    let value = |name: &str| support::metrics::value(&text, name).unwrap_or(0.0);
+    assert!(
+        value("classrelay_udp_gso_datagrams_out_total") > 100.0,
+        "{text}"
+    );
+    assert!(
+        value("classrelay_rtp_padding_bytes_out_total") > 0.0,
+        "{text}"
+    );
+    lesson.server.shutdown().await;
+    Ok(())
+}

@@ -922,6 +922,9 @@ impl Worker {
             return;
         };
         let kf_interval = self.keyframe_interval;
+        self.io.metrics.rtp_packets_in.inc_by(pkts.len() as u64);
+        let bytes: usize = pkts.iter().map(|p| p.payload.len()).sum();
+        self.io.metrics.rtp_bytes_in.inc_by(bytes as u64);
         let Some(publisher) = self.peers.get_mut(&pid) else {
             return;
         };
@@ -952,11 +955,6 @@ impl Worker {
         let mut preps = std::mem::take(&mut self.preps);
         preps.clear();
         for (i, pkt) in pkts.iter().enumerate() {
-            self.io.metrics.rtp_packets_in.inc();
-            self.io
-                .metrics
-                .rtp_bytes_in
-                .inc_by(pkt.payload.len() as u64);
             let Some(params) = publisher.rx_params(pkt.header.payload_type) else {
                 continue;
             };
@@ -1364,6 +1362,11 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
             let pad_to = io.out.run_size(remote);
             if egress.seal(stream, &mut p, pad_to, &mut buf) {
                 stream.sent(&p, f.payload, f.arrival, f.nackable, now);
+                if p.padding > 0 {
+                    io.metrics
+                        .rtp_padding_bytes_out
+                        .inc_by(u64::from(p.padding));
+                }
                 sub.direct_bytes_out += f.payload.len() as u64;
                 io.out.push(&io.socket, remote, buf, &io.metrics);
                 io.metrics.direct_srtp_packets_out.inc();

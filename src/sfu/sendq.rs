@@ -335,6 +335,11 @@ fn send_batch(
 mod tests {
     use super::*;
 
+    /// A UDP socket on a free loopback port.
+    fn socket() -> std::net::UdpSocket {
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap()
+    }
+
     fn addr(port: u16) -> SockaddrStorage {
         SockaddrStorage::from(SocketAddr::from(([127, 0, 0, 1], port)))
     }
@@ -367,9 +372,9 @@ mod tests {
             (SendQueue::without_gso(), false),
         ] {
             let m = Metrics::new();
-            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let tx = socket();
+            let a = socket();
+            let b = socket();
             let (ta, tb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
             // A frame's packets to `a` (last shorter), audio to `b`, then more to `a`.
             let sent: Vec<(SocketAddr, Vec<u8>)> = vec![
@@ -404,10 +409,8 @@ mod tests {
     #[test]
     fn batches_reach_every_destination_in_order() {
         let m = Metrics::new();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let rx: Vec<std::net::UdpSocket> = (0..3)
-            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-            .collect();
+        let tx = socket();
+        let rx: Vec<std::net::UdpSocket> = (0..3).map(|_| socket()).collect();
         let mut q = SendQueue::default();
         for i in 0..(BATCH + 5) {
             let to = rx[i % 3].local_addr().unwrap();
@@ -428,12 +431,10 @@ mod tests {
     fn a_run_across_the_batch_boundary_is_not_cut() {
         use nix::sys::socket::{recvmsg, setsockopt, sockopt::UdpGroSegment, ControlMessageOwned};
         let m = Metrics::new();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let others: Vec<std::net::UdpSocket> = (0..2)
-            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-            .collect();
+        let tx = socket();
+        let others: Vec<std::net::UdpSocket> = (0..2).map(|_| socket()).collect();
         // The viewer's socket takes a GSO run whole, so a cut run shows as two receives.
-        let viewer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let viewer = socket();
         setsockopt(&viewer, UdpGroSegment, &true).unwrap();
         let mut q = SendQueue::default();
         for i in 0..(BATCH - 2) {
@@ -470,9 +471,9 @@ mod tests {
     #[test]
     fn the_open_run_is_what_a_datagram_may_still_join() {
         let m = Metrics::new();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = socket();
+        let a = socket();
+        let b = socket();
         let (ta, tb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
         let mut q = SendQueue::default();
         assert_eq!(q.run_size(ta), None);
@@ -505,8 +506,8 @@ mod tests {
     #[test]
     fn sent_buffers_come_back_for_reuse() {
         let m = Metrics::new();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = socket();
+        let sink = socket();
         let mut q = SendQueue::default();
         for i in 0..10u8 {
             let mut b = q.buffer();
@@ -524,8 +525,8 @@ mod tests {
     #[test]
     fn a_refused_destination_does_not_stop_the_batch() {
         let m = Metrics::new();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let good = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = socket();
+        let good = socket();
         let mut q = SendQueue::default();
         // Port 0 cannot be sent to (EINVAL); the datagrams after it still go.
         q.push(&tx, "127.0.0.1:0".parse().unwrap(), vec![1; 10], &m);

@@ -315,12 +315,13 @@ async fn screen_share_reaches_the_watcher_beside_the_camera() -> Result<()> {
     Ok(())
 }
 
-/// The server's fast path sends a 720p lesson's frames as UDP GSO runs, padding packets to
-/// the run's size: Chromium receives those (cut back into datagrams by the kernel) and
-/// decodes them. The publisher is the load generator's str0m peer, whose frames are several
-/// MTU-sized packets with abs-capture-time on the first, so runs and padding are certain.
+/// The server's fast path sends a 720p lesson's frames as UDP GSO runs: Chromium receives
+/// those (cut back into datagrams by the kernel) and decodes them. The publisher is the load
+/// generator's str0m peer, whose frames are several MTU-sized packets, so runs are certain.
+/// (Padding to a run's size is not exercised here: Chromium does not negotiate
+/// abs-capture-time, so this lesson's packets need none; `sfu_media` covers it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_watcher_decodes_a_lesson_sent_in_gso_runs_with_padding() -> Result<()> {
+async fn the_watcher_decodes_a_lesson_sent_in_gso_runs() -> Result<()> {
     use classrelay_loadtest::{scenario, swarm::Swarm, whip};
     let Some(browser) = Browser::start_or_skip().await else {
         return Ok(());
@@ -354,15 +355,8 @@ async fn the_watcher_decodes_a_lesson_sent_in_gso_runs_with_padding() -> Result<
     assert_eq!(num(cam, "/frameWidth") as u64, 1280, "{cam}");
 
     let text = support::metrics::scrape(&http, &lesson.base).await;
-    let value = |name: &str| support::metrics::value(&text, name).unwrap_or(0.0);
-    assert!(
-        value("classrelay_udp_gso_datagrams_out_total") > 100.0,
-        "{text}"
-    );
-    assert!(
-        value("classrelay_rtp_padding_bytes_out_total") > 0.0,
-        "{text}"
-    );
+    let gso = support::metrics::value(&text, "classrelay_udp_gso_datagrams_out_total");
+    assert!(gso.unwrap_or(0.0) > 100.0, "{text}");
     lesson.server.shutdown().await;
     Ok(())
 }

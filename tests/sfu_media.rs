@@ -471,6 +471,11 @@ async fn a_viewers_share_of_a_frame_leaves_as_one_gso_send() {
     }
     let sent = gso().await - gso_before;
     assert!(sent > 150.0, "datagrams sent in GSO runs: {sent}");
+    // A frame's first packet carries abs-capture-time (these viewers negotiate it), so the
+    // packets after it were padded to its size to stay in the run; str0m reads them.
+    let text = support::metrics::scrape(&env.http, &env.base).await;
+    let padding = support::metrics::value(&text, "classrelay_rtp_padding_bytes_out_total");
+    assert!(padding.unwrap_or(0.0) > 0.0, "no packet padded to its run");
     for (s, b) in subs.iter().zip(before) {
         let got = runs(s) - b;
         assert!(got > 50, "datagrams that reached a viewer in runs: {got}");

@@ -613,10 +613,10 @@ fn run(mut poll: Poll, rx: Receiver<Cmd>) {
                 match recv_run(&p.socket, &mut buf) {
                     Ok((n, source, segment, arrived)) => {
                         let now = Instant::now();
-                        p.arrived = arrived;
                         if p.blackhole_until.is_some_and(|t| now < t) {
                             continue;
                         }
+                        p.arrived = arrived;
                         if n > segment {
                             p.stats
                                 .datagrams_in_runs
@@ -946,7 +946,13 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
             // which the viewer can decode it.
             let ts = pkt.header.timestamp;
             if let Some(act) = pkt.header.ext_vals.abs_capture_time {
-                frame_capture.insert(*ssrc, (ts, act.capture_time));
+                // A late retransmission of an older frame's first packet does not take over.
+                let newer = frame_capture
+                    .get(&*ssrc)
+                    .is_none_or(|(t, _)| ts.wrapping_sub(*t) as i32 >= 0);
+                if newer {
+                    frame_capture.insert(*ssrc, (ts, act.capture_time));
+                }
             }
             if let Some(&(_, captured)) = frame_capture.get(&*ssrc).filter(|(t, _)| *t == ts) {
                 let arrived = p.arrived.unwrap_or_else(std::time::SystemTime::now);

@@ -78,7 +78,8 @@ impl Egress {
     /// `MAX_PADDING` bytes short of it gets RTP padding (RFC 3550 §5.1) to that size and is
     /// noted in `p.padding` (so a resend is the same bytes): equal sizes let a viewer's share
     /// of a frame leave as one UDP GSO send, where the frame's first packet (it alone carries
-    /// abs-capture-time) or a packetizer's ±1-byte split would otherwise cut the run.
+    /// abs-capture-time) or a packet a byte short from an even split would otherwise cut the
+    /// run.
     pub fn seal(
         &self,
         stream: &Stream,

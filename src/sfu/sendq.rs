@@ -10,9 +10,9 @@
 //! GStreamer and str0m packetize; the last one may be shorter) they go as one `sendmsg`
 //! with `UDP_SEGMENT`: the kernel walks its UDP/IP send path once for the run and cuts it
 //! into datagrams at the end (or the NIC does). A batch is not sent in the middle of such a
-//! run. Neither std nor mio offers either call, hence `nix`. Datagrams wait here at most
-//! until the end of the worker's current loop iteration, and leave in the order they were
-//! queued.
+//! run (of up to the kernel's 64 datagrams). Neither std nor mio offers either call, hence
+//! `nix`. Datagrams wait here at most until the end of the worker's current loop iteration,
+//! and leave in the order they were queued.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;

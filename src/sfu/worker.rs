@@ -780,9 +780,20 @@ impl Worker {
             if rtp.is_empty() && kf.is_empty() && self.io.connected.is_empty() {
                 break;
             }
-            // One publisher stream's packets together (each stream's order kept), so each
-            // subscriber gets a stream's share of the turn as a run (`forward_group`).
-            rtp.sort_by_key(|(pid, pkt)| (*pid, *pkt.header.ssrc));
+            // One publisher stream's packets together (each stream's order kept, streams in
+            // the order their first packet arrived), so each subscriber gets a stream's share
+            // of the turn as a run (`forward_group`).
+            let mut streams: Vec<(PeerId, Ssrc)> = Vec::new();
+            for (pid, pkt) in &rtp {
+                if !streams.contains(&(*pid, pkt.header.ssrc)) {
+                    streams.push((*pid, pkt.header.ssrc));
+                }
+            }
+            if streams.len() > 1 {
+                rtp.sort_by_key(|(pid, pkt)| {
+                    streams.iter().position(|k| *k == (*pid, pkt.header.ssrc))
+                });
+            }
             let mut group = std::mem::take(&mut self.group);
             let mut key = None;
             for (pid, pkt) in rtp.drain(..) {
@@ -959,7 +970,7 @@ impl Worker {
                 continue;
             };
             let Some(track) = self.tracks.get_mut(&tid) else {
-                return;
+                break;
             };
             if track.params.map(|p| p.pt()) != Some(params.pt()) {
                 if track.params.is_some() {

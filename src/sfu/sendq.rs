@@ -50,18 +50,39 @@ pub struct SendQueue {
     arrived: Option<SystemTime>,
     /// Whether UDP GSO is used; cleared for good the first time the kernel refuses it.
     gso: bool,
-    /// The run of equal-sized datagrams to one destination at the end of the queue, while
+    /// The run of equal-sized datagrams at the end of the queue and their destination, while
     /// another of the same size may still join it (see [`SendQueue::run_size`]).
-    run: Option<OpenRun>,
+    run: Option<(SocketAddr, Run)>,
 }
 
-/// A run at the end of the queue: destination, datagram size, datagrams and bytes so far.
+/// A run of datagrams to one destination that may go as one GSO send: the size of its first
+/// datagram, how many and how many bytes it holds.
 #[derive(Debug, Clone, Copy)]
-struct OpenRun {
-    to: SocketAddr,
+struct Run {
     size: usize,
     count: usize,
     bytes: usize,
+}
+
+impl Run {
+    fn new(len: usize) -> Self {
+        Run {
+            size: len,
+            count: 1,
+            bytes: len,
+        }
+    }
+
+    /// Whether a datagram of `len` bytes to the same destination may join: the kernel's
+    /// rules for one send (none longer than the first, 64 at most, 64 KB at most).
+    fn admits(&self, len: usize) -> bool {
+        len <= self.size && self.count < GSO_MAX_SEGMENTS && self.bytes + len <= GSO_MAX_BYTES
+    }
+
+    fn add(&mut self, len: usize) {
+        self.count += 1;
+        self.bytes += len;
+    }
 }
 
 impl Default for SendQueue {
@@ -102,30 +123,20 @@ impl SendQueue {
     /// the same destination (a run that may go as one GSO send), up to the kernel's limit.
     pub fn push(&mut self, socket: &impl AsRawFd, to: SocketAddr, data: Vec<u8>, m: &Metrics) {
         if self.queued.len() >= BATCH
-            && (self.run.is_none_or(|r| r.to != to)
+            && (self.run.is_none_or(|(dest, _)| dest != to)
                 || self.queued.len() >= BATCH + GSO_MAX_SEGMENTS)
         {
             self.flush(socket, m);
         }
-        let (len, dest) = (data.len(), to);
-        self.queued.push((SockaddrStorage::from(dest), data));
+        let len = data.len();
+        self.queued.push((SockaddrStorage::from(to), data));
         self.run = match self.run {
-            Some(r) if r.to == dest && len <= r.size && len > 0 => {
-                let r = OpenRun {
-                    count: r.count + 1,
-                    bytes: r.bytes + len,
-                    ..r
-                };
-                // A shorter datagram ends the run; so do the kernel's limits.
-                let full = r.count == GSO_MAX_SEGMENTS || r.bytes + r.size > GSO_MAX_BYTES;
-                (len == r.size && !full).then_some(r)
+            Some((dest, mut r)) if dest == to && len > 0 && r.admits(len) => {
+                r.add(len);
+                // A shorter datagram can only end a run.
+                (len == r.size).then_some((dest, r))
             }
-            _ => (len > 0).then_some(OpenRun {
-                to: dest,
-                size: len,
-                count: 1,
-                bytes: len,
-            }),
+            _ => (len > 0).then_some((to, Run::new(len))),
         };
     }
 
@@ -133,9 +144,10 @@ impl SendQueue {
     /// datagrams to `to` at the end of the queue, if there is one it can still join (and
     /// GSO is in use).
     pub fn run_size(&self, to: SocketAddr) -> Option<usize> {
-        self.run
-            .filter(|r| self.gso && r.to == to && !self.queued.is_empty())
-            .map(|r| r.size)
+        match self.run {
+            Some((dest, r)) if self.gso && dest == to && r.admits(r.size) => Some(r.size),
+            _ => None,
+        }
     }
 
     /// An empty buffer for a datagram, reused from one already sent when there is one.
@@ -205,24 +217,21 @@ fn gso_run(q: &[(SockaddrStorage, Vec<u8>)]) -> usize {
     let Some((to, first)) = q.first() else {
         return 0;
     };
-    let size = first.len();
-    if size == 0 {
+    if first.is_empty() {
         return 1;
     }
-    let mut n = 1;
-    let mut bytes = size;
+    let mut run = Run::new(first.len());
     for (a, d) in &q[1..] {
-        if a != to || d.len() > size || n == GSO_MAX_SEGMENTS || bytes + d.len() > GSO_MAX_BYTES {
+        if a != to || !run.admits(d.len()) {
             break;
         }
-        n += 1;
-        bytes += d.len();
-        if d.len() < size {
+        run.add(d.len());
+        if d.len() < run.size {
             // A shorter datagram can only end a run.
             break;
         }
     }
-    n
+    run.count
 }
 
 /// What became of a GSO send.

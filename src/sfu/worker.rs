@@ -109,8 +109,7 @@ pub struct Worker {
     peer_count: Arc<AtomicUsize>,
     next_housekeeping: Instant,
     next_rate_window: Instant,
-    /// Scratch for `process_pending` and `forward_group` (kept for their allocations).
-    group: Vec<RtpPacket>,
+    /// Scratch for `forward_group` (kept for its allocation).
     preps: Vec<Prep>,
 }
 
@@ -178,7 +177,6 @@ impl Worker {
             peer_count,
             next_housekeeping: now + HOUSEKEEPING,
             next_rate_window: now + Duration::from_secs(1),
-            group: Vec::new(),
             preps: Vec::new(),
         })
     }
@@ -771,6 +769,7 @@ impl Worker {
         }
         let mut rtp = Vec::new();
         let mut kf = Vec::new();
+        let mut streams: Vec<(PeerId, Ssrc)> = Vec::new();
         loop {
             for pid in std::mem::take(&mut self.io.connected) {
                 self.on_connected(pid, now);
@@ -783,7 +782,7 @@ impl Worker {
             // One publisher stream's packets together (each stream's order kept, streams in
             // the order their first packet arrived), so each subscriber gets a stream's share
             // of the turn as a run (`forward_group`).
-            let mut streams: Vec<(PeerId, Ssrc)> = Vec::new();
+            streams.clear();
             for (pid, pkt) in &rtp {
                 if !streams.contains(&(*pid, pkt.header.ssrc)) {
                     streams.push((*pid, pkt.header.ssrc));
@@ -794,24 +793,10 @@ impl Worker {
                     streams.iter().position(|k| *k == (*pid, pkt.header.ssrc))
                 });
             }
-            let mut group = std::mem::take(&mut self.group);
-            let mut key = None;
-            for (pid, pkt) in rtp.drain(..) {
-                let k = (pid, pkt.header.ssrc);
-                if key.is_some_and(|prev| prev != k) {
-                    if let Some((gpid, _)) = key {
-                        self.forward_group(gpid, &group, now);
-                    }
-                    group.clear();
-                }
-                key = Some(k);
-                group.push(pkt);
+            for group in rtp.chunk_by(|a, b| a.0 == b.0 && a.1.header.ssrc == b.1.header.ssrc) {
+                self.forward_group(group, now);
             }
-            if let Some((gpid, _)) = key {
-                self.forward_group(gpid, &group, now);
-            }
-            group.clear();
-            self.group = group;
+            rtp.clear();
             for (sid, mid) in kf.drain(..) {
                 self.subscriber_wants_keyframe(sid, mid, now);
             }
@@ -928,13 +913,13 @@ impl Worker {
     /// loop turn, in their order. Each subscriber gets all of them before the next
     /// subscriber is served: its state stays in cache for the run, and its datagrams queue
     /// next to each other, so a frame's equal-sized packets leave as one UDP GSO send.
-    fn forward_group(&mut self, pid: PeerId, pkts: &[RtpPacket], now: Instant) {
-        let Some(first) = pkts.first() else {
+    fn forward_group(&mut self, pkts: &[(PeerId, RtpPacket)], now: Instant) {
+        let Some(&(pid, ref first)) = pkts.first() else {
             return;
         };
         let kf_interval = self.keyframe_interval;
         self.io.metrics.rtp_packets_in.inc_by(pkts.len() as u64);
-        let bytes: usize = pkts.iter().map(|p| p.payload.len()).sum();
+        let bytes: usize = pkts.iter().map(|(_, p)| p.payload.len()).sum();
         self.io.metrics.rtp_bytes_in.inc_by(bytes as u64);
         let Some(publisher) = self.peers.get_mut(&pid) else {
             return;
@@ -965,7 +950,7 @@ impl Worker {
         let source = source_id(pid, *ssrc);
         let mut preps = std::mem::take(&mut self.preps);
         preps.clear();
-        for (i, pkt) in pkts.iter().enumerate() {
+        for (i, (_, pkt)) in pkts.iter().enumerate() {
             let Some(params) = publisher.rx_params(pkt.header.payload_type) else {
                 continue;
             };
@@ -1020,6 +1005,7 @@ impl Worker {
                 params,
                 is_video,
                 keyframe,
+                clock_rate: params.spec().clock_rate.get(),
             });
         }
         let Some(track) = self.tracks.get(&tid) else {
@@ -1042,7 +1028,7 @@ impl Worker {
                 continue;
             }
             for prep in &preps {
-                let pkt = &pkts[prep.index];
+                let pkt = &pkts[prep.index].1;
                 let Some(slot) = sub.slots.get_mut(si) else {
                     break;
                 };
@@ -1074,7 +1060,7 @@ impl Worker {
                     params: &prep.params,
                     nackable: prep.is_video,
                     may_start: !prep.is_video || prep.keyframe,
-                    clock_rate: prep.params.spec().clock_rate.get(),
+                    clock_rate: prep.clock_rate,
                 };
                 write_slot(sub, si, &mut self.io, &f, now);
             }
@@ -1300,6 +1286,7 @@ struct Prep {
     params: PayloadParams,
     is_video: bool,
     keyframe: bool,
+    clock_rate: u32,
 }
 
 struct Fwd<'a> {

@@ -3,7 +3,8 @@
 //! Started once per test binary from Debian's `postgresql` package (which `.ci/run`
 //! installs): `initdb` into a temporary directory, then `postgres` under a small shell that
 //! stops it when our end of its stdin closes, which happens when the test process exits,
-//! however it exits. Each test gets its own database. As root (CI), the server runs as the
+//! however it exits; the shell then deletes the data directory (the `TempDir` lives in a
+//! static, which is never dropped). Each test gets its own database. As root (CI), the server runs as the
 //! `postgres` user, because PostgreSQL refuses to run as root.
 
 use std::io::Write;
@@ -98,7 +99,7 @@ fn start() -> Result<Pg, String> {
     let script = format!(
         "'{pg}' -D '{data}' -k '{sock}' -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
          -c synchronous_commit=off -c full_page_writes=off >'{sock}/log' 2>&1 & pid=$!; \
-         cat >/dev/null; kill -INT $pid; wait $pid",
+         cat >/dev/null; kill -INT $pid; wait $pid; rm -rf '{sock}'",
         pg = bin.join("postgres").display(),
         data = data.display(),
         sock = dir.path().display(),

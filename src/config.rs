@@ -91,6 +91,12 @@ pub struct MediaConfig {
     pub public_ip: Option<IpAddr>,
     /// Worker threads, each with its own UDP socket (0 = number of cores).
     pub workers: usize,
+    /// A room's viewers stay on its home worker (where its publishers are) until that worker
+    /// holds this many peers; later viewers go to the least loaded worker, and the room's
+    /// media is piped there, so every core fans out a big broadcast (0: spread from the
+    /// first viewer).
+    #[serde(default = "default_spread_after")]
+    pub spread_after: usize,
     /// Most peers (publishers + subscribers) one server accepts before answering 503.
     pub max_peers: usize,
     /// Minimum spacing of keyframe requests sent to one publisher track, in milliseconds.
@@ -101,6 +107,10 @@ pub struct MediaConfig {
     /// `sfu::egress`) rather than sent through str0m.
     #[serde(default = "default_true")]
     pub direct_srtp: bool,
+}
+
+fn default_spread_after() -> usize {
+    50
 }
 
 fn default_true() -> bool {

@@ -46,8 +46,11 @@ pub struct Metrics {
     pub peers: Family<RoleLabels, Gauge>,
     /// Published tracks (one per m-line, simulcast layers count once).
     pub tracks: Gauge,
-    /// Rooms with at least one peer.
+    /// Rooms with a peer or a piped-in track, summed over the media workers (a room spread
+    /// over several workers counts once on each).
     pub rooms: Gauge,
+    /// Rooms piped from their home worker to another worker (counted per receiving worker).
+    pub pipes: Gauge,
     /// RTP packets received from publishers.
     pub rtp_packets_in: Counter,
     /// RTP payload bytes received from publishers.
@@ -80,6 +83,10 @@ pub struct Metrics {
     pub layer_switches: Counter,
     /// Viewers started from a cached group of pictures instead of a keyframe request.
     pub gop_replays: Counter,
+    /// Packets a room's home worker piped to other workers holding some of its viewers.
+    pub pipe_packets: Counter,
+    /// Packets not piped because the receiving worker had too many waiting.
+    pub pipe_drops: Counter,
     /// Viewer retransmission histories replaced after a GOP replay burst aged out.
     pub nack_history_resets: Counter,
     /// RTP packets the worker protected itself (the fast path, `sfu::egress`).
@@ -116,7 +123,17 @@ impl Metrics {
         let tracks = Gauge::default();
         r.register("tracks", "Published media tracks", tracks.clone());
         let rooms = Gauge::default();
-        r.register("rooms", "Rooms with at least one peer", rooms.clone());
+        r.register(
+            "rooms",
+            "Rooms with a peer or piped-in track, summed over media workers",
+            rooms.clone(),
+        );
+        let pipes = Gauge::default();
+        r.register(
+            "pipes",
+            "Rooms piped from their home media worker to another (per receiving worker)",
+            pipes.clone(),
+        );
         let c = |r: &mut Registry, name: &str, help: &str| {
             let c: Counter<u64, AtomicU64> = Counter::default();
             r.register(name, help, c.clone());
@@ -170,6 +187,16 @@ impl Metrics {
             "gop_replays",
             "Viewers started from the cached group of pictures (no keyframe request)",
         );
+        let pipe_packets = c(
+            &mut r,
+            "pipe_packets",
+            "Packets piped from a room's home worker to other workers holding its viewers",
+        );
+        let pipe_drops = c(
+            &mut r,
+            "pipe_drops",
+            "Packets not piped: the receiving worker had too many waiting",
+        );
         let nack_history_resets = c(
             &mut r,
             "nack_history_resets",
@@ -209,6 +236,7 @@ impl Metrics {
             peers,
             tracks,
             rooms,
+            pipes,
             rtp_packets_in,
             rtp_bytes_in,
             rtp_packets_out,
@@ -225,6 +253,8 @@ impl Metrics {
             keyframe_requests_coalesced,
             layer_switches,
             gop_replays,
+            pipe_packets,
+            pipe_drops,
             nack_history_resets,
             direct_srtp_packets_out,
             retransmissions_out,

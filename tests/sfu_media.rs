@@ -486,11 +486,32 @@ async fn a_viewers_share_of_a_frame_leaves_as_one_gso_send() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulcast_layer_switch_happens_at_keyframes_and_is_seamless() {
-    let env = start().await;
+    simulcast_layer_switch(false).await;
+}
+
+/// The same for a viewer on another worker than the publisher: the room's layers are piped
+/// to it, and the keyframe its switch needs is asked for through the home worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_layer_switch_of_a_viewer_away_from_home_asks_through_the_pipe() {
+    simulcast_layer_switch(true).await;
+}
+
+async fn simulcast_layer_switch(away: bool) {
+    let env = start_with(|c| {
+        if away {
+            c.media.workers = 2;
+            c.media.spread_after = 0;
+        }
+    })
+    .await;
     let mut source = rare_keyframe_source();
     source.simulcast = vec!["h".into(), "m".into(), "l".into()];
-    let (_p, _) = publish_source(&env, "sc", source).await;
+    let (publisher, _) = publish_source(&env, "sc", source).await;
     let sub = subscribe(&env, "sc").await;
+    if away {
+        assert_eq!(env.server.worker_loads().iter().min(), Some(&1));
+        assert_eq!(env.server.metrics().pipes.get(), 1);
+    }
     let packets = |s: &PeerHandle| s.stats.video_packets.load(Ordering::Relaxed);
     let bytes = |s: &PeerHandle| s.stats.bytes.load(Ordering::Relaxed);
     assert!(video_at_least(&sub, 90).await);
@@ -500,6 +521,7 @@ async fn simulcast_layer_switch_happens_at_keyframes_and_is_seamless() {
     assert!(video_at_least(&sub, n).await);
     let high_rate = (bytes(&sub) - b0) as f64 / (packets(&sub) - p0) as f64;
     let switches_before = env.server.metrics().layer_switches.get();
+    let plis_before = publisher.stats.keyframe_requests.load(Ordering::Relaxed);
     let token = env
         .server
         .mint_token("sc", Grant::Subscribe, Duration::from_secs(60));
@@ -536,6 +558,10 @@ async fn simulcast_layer_switch_happens_at_keyframes_and_is_seamless() {
     assert!(
         sub.stats.keyframes.load(Ordering::Relaxed) >= 2,
         "switched on a keyframe"
+    );
+    assert!(
+        publisher.stats.keyframe_requests.load(Ordering::Relaxed) > plis_before,
+        "which the publisher was asked for"
     );
     env.server.shutdown().await;
 }
@@ -776,5 +802,194 @@ async fn late_joiners_from_the_gop(direct: bool) {
         assert!(video_at_least(s, seen + 30).await, "media after the reset");
         assert_continuous(s);
     }
+    env.server.shutdown().await;
+}
+
+/// Polls `f` (every 20 ms, up to 10 s) until it is true.
+async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Waits until the publisher has sent `n` more frames.
+async fn frames_later(p: &PeerHandle, n: u64) {
+    let now = p.stats.frames_sent.load(Ordering::Relaxed);
+    assert!(
+        p.stats
+            .wait_for(Duration::from_secs(30), |s| s
+                .frames_sent
+                .load(Ordering::Relaxed)
+                >= now + n)
+            .await
+    );
+}
+
+/// A broadcast spread over two media workers (`media.spread_after = 0`): the viewers on
+/// the worker without the publisher get the room piped from its home worker. Each starts
+/// from a cached GOP (the home worker pipes its cache when the pipe opens), so the
+/// publisher is never asked for a keyframe; a publisher that reconnects as a new session
+/// reaches them seamlessly through the pipe; the pipe closes when the last viewer there
+/// leaves, and opens again for the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_spread_over_workers_reaches_every_viewer_through_the_pipe() {
+    let env = start_with(|c| {
+        c.media.workers = 2;
+        c.media.spread_after = 0;
+    })
+    .await;
+    let (publisher, token) = publish(&env, "wide").await;
+    frames_later(&publisher, 60).await;
+    let plis_before = publisher.stats.keyframe_requests.load(Ordering::Relaxed);
+    let mut subs = Vec::new();
+    for _ in 0..4 {
+        subs.push(subscribe_with_token(&env, "wide").await);
+    }
+    // The publisher and two viewers on one worker, two viewers on the other.
+    let mut loads = env.server.worker_loads();
+    loads.sort();
+    assert_eq!(loads, [2, 3]);
+    for (s, _) in &subs {
+        assert!(
+            s.stats
+                .wait_for(Duration::from_secs(30), |st| st
+                    .first_keyframe_at()
+                    .is_some())
+                .await,
+            "every viewer gets a picture"
+        );
+        let seen = s.stats.video_packets.load(Ordering::Relaxed);
+        assert!(
+            video_at_least(s, seen + 60).await,
+            "and live media after it"
+        );
+        assert_continuous(s);
+    }
+    let m = env.server.metrics();
+    assert!(m.pipe_packets.get() > 60, "{}", m.pipe_packets.get());
+    assert_eq!(m.pipes.get(), 1);
+    assert_eq!(m.pipe_drops.get(), 0);
+    assert_eq!(m.gop_replays.get(), 4, "all four started from a cached GOP");
+    assert_eq!(
+        publisher.stats.keyframe_requests.load(Ordering::Relaxed),
+        plis_before,
+        "no keyframe request reached the publisher"
+    );
+
+    // The teacher's browser comes back as a new session: new tracks, announced down the
+    // open pipe, and the old ones gone.
+    env.http
+        .delete(&publisher.session_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    env.swarm.close(&publisher).unwrap();
+    let before: Vec<u64> = subs
+        .iter()
+        .map(|(s, _)| s.stats.video_packets.load(Ordering::Relaxed))
+        .collect();
+    let (publisher, _) = publish(&env, "wide").await;
+    for ((s, _), seen) in subs.iter().zip(before) {
+        assert!(
+            video_at_least(s, seen + 60).await,
+            "the new session reaches every viewer"
+        );
+        assert_continuous(s);
+        assert!(s.stats.keyframes.load(Ordering::Relaxed) >= 2);
+    }
+
+    // Every viewer leaves: the pipe closes and nothing more crosses.
+    for (s, t) in subs.drain(..) {
+        let r = env
+            .http
+            .delete(&s.session_url)
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        env.swarm.close(&s).unwrap();
+    }
+    assert!(eventually(|| m.pipes.get() == 0).await, "the pipe closed");
+    let piped = m.pipe_packets.get();
+    frames_later(&publisher, 30).await;
+    assert_eq!(m.pipe_packets.get(), piped, "nothing piped after it closed");
+    assert_eq!(env.server.worker_loads().iter().sum::<usize>(), 1);
+
+    // The next viewer away from home opens it again.
+    let again = subscribe(&env, "wide").await;
+    assert!(m.pipes.get() == 1 || eventually(|| m.pipes.get() == 1).await);
+    assert!(
+        again
+            .stats
+            .wait_for(Duration::from_secs(30), |st| st
+                .first_keyframe_at()
+                .is_some())
+            .await
+    );
+    assert!(video_at_least(&again, 60).await);
+    assert_continuous(&again);
+    env.server.shutdown().await;
+}
+
+/// A viewer refused on a worker the room was piped to for it (it cannot decode the room's
+/// codec) closes that pipe again: the refusal leaves no pipe open and no place taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_viewer_away_from_home_closes_its_pipe() {
+    let env = start_with(|c| {
+        c.media.workers = 2;
+        c.media.spread_after = 0;
+    })
+    .await;
+    let (publisher, _) = publish(&env, "codec2").await;
+    // An H.264-only player, while the room sends VP8: placed on the other worker.
+    let mut rtc = str0m::Rtc::builder()
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let mut api = rtc.sdp_api();
+    for kind in [
+        str0m::media::MediaKind::Audio,
+        str0m::media::MediaKind::Video,
+    ] {
+        api.add_media(kind, str0m::media::Direction::RecvOnly, None, None, None);
+    }
+    let (offer, _pending) = api.apply().unwrap();
+    let token = env
+        .server
+        .mint_token("codec2", Grant::Subscribe, Duration::from_secs(60));
+    let r = env
+        .http
+        .post(format!("{}/whep/codec2", env.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        409,
+        "the worker away from home knew the room's codec"
+    );
+    let m = env.server.metrics();
+    assert!(eventually(|| m.pipes.get() == 0).await, "its pipe closed");
+    let mut loads = env.server.worker_loads();
+    loads.sort();
+    assert_eq!(loads, [0, 1], "only the publisher holds a place");
+    let piped = m.pipe_packets.get();
+    frames_later(&publisher, 30).await;
+    assert_eq!(m.pipe_packets.get(), piped);
+    // A capable viewer goes to the same worker and gets media.
+    let sub = subscribe(&env, "codec2").await;
+    assert!(video_at_least(&sub, 30).await);
+    assert_eq!(m.pipes.get(), 1);
     env.server.shutdown().await;
 }

@@ -221,13 +221,15 @@ pub async fn pass(app: &AppState, tracker: &mut Tracker) {
     let mut asked = Vec::new();
     for (lesson, names) in &rooms {
         for room in names {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let w = app.sfu.worker_for_room(room);
-            if app.sfu.worker(w).send(Command::LinkStats {
-                room: room.clone(),
-                reply: tx,
-            }) {
-                asked.push((*lesson, rx));
+            // A room's viewers may be on any worker (see `Sfu::place`).
+            for w in 0..app.sfu.len() {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if app.sfu.worker(w).send(Command::LinkStats {
+                    room: room.clone(),
+                    reply: tx,
+                }) {
+                    asked.push((*lesson, rx));
+                }
             }
         }
     }

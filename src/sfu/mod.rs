@@ -10,6 +10,7 @@ pub mod egress;
 pub mod forward;
 pub mod keyframe;
 pub mod peer;
+pub mod pipe;
 pub mod recvq;
 pub mod room;
 pub mod routing;
@@ -360,8 +361,36 @@ pub enum Command {
         role: Role,
         /// The peer.
         peer: Box<PreparedPeer>,
+        /// A viewer placed away from the room's home worker: that worker, which pipes the
+        /// room here (opened with [`Command::OpenPipe`] first; closed when the viewer goes).
+        piped_from: Option<usize>,
         /// Whether the worker took it.
         reply: tokio::sync::oneshot::Sender<Result<(), AddError>>,
+    },
+    /// To a room's home worker: pipe the room to worker `to`, for one more viewer there.
+    /// Replies once the room's tracks (and their cached GOPs) are in `to`'s pipe inbox.
+    OpenPipe {
+        /// The room.
+        room: String,
+        /// The worker the viewer is on.
+        to: usize,
+        /// Told when the tracks are on their way.
+        reply: tokio::sync::oneshot::Sender<()>,
+    },
+    /// To a room's home worker: one viewer on worker `to` is gone (or was never added).
+    ClosePipe {
+        /// The room.
+        room: String,
+        /// The worker the viewer was on.
+        to: usize,
+    },
+    /// To a room's home worker, from a worker the room is piped to: a keyframe request that
+    /// passed that worker's gate.
+    PipeKeyframe {
+        /// The track's id on the home worker.
+        tid: room::TrackId,
+        /// The layer.
+        layer: usize,
     },
     /// Remove a peer (DELETE, or its session expired).
     Remove {
@@ -462,11 +491,33 @@ pub struct SfuSettings {
     pub disconnect_grace: Duration,
     /// Subscribers' media protected by the worker itself (`egress`), not through str0m.
     pub direct_srtp: bool,
+    /// Viewers stay on their room's home worker until it holds this many peers; later
+    /// ones go to the least loaded worker, which the room is piped to (see [`pipe`]).
+    pub spread_after: usize,
+}
+
+/// Where a new peer goes (see [`Sfu::place`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The worker that takes the peer.
+    pub worker: usize,
+    /// The room's home worker (where its publishers are).
+    pub home: usize,
+}
+
+impl Placement {
+    /// The home worker, if the peer is not on it (its room is piped to it from there).
+    pub fn piped_from(&self) -> Option<usize> {
+        (self.worker != self.home).then_some(self.home)
+    }
 }
 
 /// All media workers of the process.
 pub struct Sfu {
     workers: Vec<WorkerHandle>,
+    /// Peers placed on each worker (see [`Sfu::place`]).
+    loads: Vec<Arc<AtomicUsize>>,
+    spread_after: usize,
     /// Live peers across workers (checked against `media.max_peers`).
     pub peer_count: Arc<AtomicUsize>,
     /// Shared DTLS certificate.
@@ -495,22 +546,40 @@ impl Sfu {
             .generate_certificate()
             .ok_or_else(|| std::io::Error::other("crypto provider cannot make a certificate"))?;
         let peer_count = Arc::new(AtomicUsize::new(0));
-        let mut workers = Vec::with_capacity(n);
-        for i in 0..n.max(1) {
+        let n = n.max(1);
+        let mut built = Vec::with_capacity(n);
+        let mut links = Vec::with_capacity(n);
+        let mut loads = Vec::with_capacity(n);
+        for i in 0..n {
             let p = if port == 0 { 0 } else { port + i as u16 };
             let socket = std::net::UdpSocket::bind(SocketAddr::new(bind, p))?;
             let local_addr = socket.local_addr()?;
             let candidate_addr = SocketAddr::new(announce, local_addr.port());
             let (tx, rx) = crossbeam_channel::unbounded();
+            let (pipe_tx, pipe_rx) = crossbeam_channel::unbounded();
+            let load = Arc::new(AtomicUsize::new(0));
             let shared = worker::Shared {
                 keyframe_interval: settings.keyframe_interval,
                 disconnect_grace: settings.disconnect_grace,
                 direct_srtp: settings.direct_srtp,
                 metrics: metrics.clone(),
                 peer_count: peer_count.clone(),
+                load: load.clone(),
                 events: events.clone(),
             };
-            let w = worker::Worker::new(i, socket, rx, shared)?;
+            let w = worker::Worker::new(i, socket, rx, pipe_rx, shared)?;
+            links.push(pipe::Link {
+                cmd: tx.clone(),
+                pipe: pipe_tx,
+                waker: w.waker(),
+            });
+            loads.push(load);
+            built.push((w, tx, local_addr, candidate_addr));
+        }
+        let links: Arc<[pipe::Link]> = links.into();
+        let mut workers = Vec::with_capacity(n);
+        for (i, (mut w, tx, local_addr, candidate_addr)) in built.into_iter().enumerate() {
+            w.set_links(links.clone());
             let waker = w.waker();
             let join = std::thread::Builder::new()
                 .name(format!("media-{i}"))
@@ -525,6 +594,8 @@ impl Sfu {
         }
         Ok(Sfu {
             workers,
+            loads,
+            spread_after: settings.spread_after,
             peer_count,
             cert,
             direct_srtp: settings.direct_srtp,
@@ -540,6 +611,39 @@ impl Sfu {
             h = h.wrapping_mul(0x100000001b3);
         }
         (h % self.workers.len() as u64) as usize
+    }
+
+    /// Chooses the worker for a new peer of `room` and counts it there (give it back with
+    /// [`Sfu::unplace`] if the peer is not added; the worker counts it down when it goes).
+    ///
+    /// Publishers go to the room's home worker. Viewers too, while that worker holds fewer
+    /// than `spread_after` peers; after that each goes to the least loaded worker (the home
+    /// worker on a tie), so a broadcast to many sites is fanned out by every core at once.
+    pub fn place(&self, room: &str, role: Role) -> Placement {
+        let home = self.worker_for_room(room);
+        let load = |i: usize| self.loads[i].load(Ordering::Relaxed);
+        let worker = if role == Role::Publisher || load(home) < self.spread_after {
+            home
+        } else {
+            (0..self.loads.len())
+                .min_by_key(|&i| (load(i), i != home))
+                .unwrap_or(home)
+        };
+        self.loads[worker].fetch_add(1, Ordering::Relaxed);
+        Placement { worker, home }
+    }
+
+    /// Gives back a place taken by [`Sfu::place`] for a peer that was not added.
+    pub fn unplace(&self, p: Placement) {
+        self.loads[p.worker].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Peers on each worker.
+    pub fn loads(&self) -> Vec<usize> {
+        self.loads
+            .iter()
+            .map(|l| l.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// The worker handle at `i`.
@@ -579,6 +683,7 @@ mod tests {
                 keyframe_interval: Duration::from_millis(300),
                 disconnect_grace: Duration::from_secs(30),
                 direct_srtp: true,
+                spread_after: 0,
             },
             Metrics::new(),
             events,
@@ -602,6 +707,58 @@ mod tests {
             reply: tx,
         }));
         assert_eq!(rx.await.unwrap(), Vec::new());
+    }
+
+    fn workers(workers: usize, spread_after: usize) -> Sfu {
+        let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
+        Sfu::start(
+            &SfuSettings {
+                workers,
+                bind: std::net::Ipv4Addr::LOCALHOST.into(),
+                port: 0,
+                announce: std::net::Ipv4Addr::LOCALHOST.into(),
+                keyframe_interval: Duration::from_millis(300),
+                disconnect_grace: Duration::from_secs(30),
+                direct_srtp: true,
+                spread_after,
+            },
+            Metrics::new(),
+            events,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn viewers_stay_home_until_spread_after_then_go_to_the_least_loaded_worker() {
+        let sfu = workers(2, 3);
+        let home = sfu.worker_for_room("wide");
+        let publisher = sfu.place("wide", Role::Publisher);
+        assert_eq!(publisher.piped_from(), None);
+        assert_eq!(publisher.worker, home);
+        // Home holds the publisher and two viewers: three peers, the limit.
+        for _ in 0..2 {
+            assert_eq!(sfu.place("wide", Role::Subscriber).piped_from(), None);
+        }
+        let away = sfu.place("wide", Role::Subscriber);
+        assert_eq!(away.piped_from(), Some(home));
+        assert_eq!(away.home, home);
+        // Then the least loaded: the other worker until it holds as many, then home on a tie.
+        for _ in 0..2 {
+            assert_eq!(sfu.place("wide", Role::Subscriber).piped_from(), Some(home));
+        }
+        assert_eq!(sfu.place("wide", Role::Subscriber).piped_from(), None);
+        // Publishers always go home, however loaded it is.
+        assert_eq!(sfu.place("wide", Role::Publisher).worker, home);
+        let mut loads = sfu.loads();
+        assert_eq!(loads[home], 5);
+        assert_eq!(loads[1 - home], 3);
+        // A place given back (the peer was refused) no longer counts.
+        sfu.unplace(away);
+        loads[1 - home] -= 1;
+        assert_eq!(sfu.loads(), loads);
+        // One worker: nothing to spread to.
+        let one = workers(1, 0);
+        assert_eq!(one.place("wide", Role::Subscriber).piped_from(), None);
     }
 
     #[test]

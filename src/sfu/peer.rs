@@ -210,6 +210,8 @@ pub struct Peer {
     pub remote: Option<std::net::SocketAddr>,
     /// Media bytes the fast path sent (str0m's own counters do not see them).
     pub direct_bytes_out: u64,
+    /// A viewer away from its room's home worker: that worker (told when the viewer goes).
+    pub piped_from: Option<usize>,
 }
 
 impl Peer {

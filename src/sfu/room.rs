@@ -161,6 +161,13 @@ pub struct Track {
     pub subscribers: Vec<(PeerId, usize)>,
     /// The codec the publisher is sending (known from the first packet).
     pub params: Option<PayloadParams>,
+    /// The publisher's participant id (lesson tokens), for source selection.
+    pub part: Option<String>,
+    /// A track piped in from the room's home worker: (that worker, the track's id there).
+    /// Its `publisher` is then an id no peer has.
+    pub origin: Option<(usize, TrackId)>,
+    /// Home track: the workers it is piped to (see `super::pipe`).
+    pub pipes: Vec<usize>,
 }
 
 impl Track {
@@ -227,6 +234,9 @@ mod tests {
             layers: vec![],
             subscribers: vec![],
             params: None,
+            part: None,
+            origin: None,
+            pipes: vec![],
         };
         for (rid, rate) in [("l", 150_000u64), ("h", 2_500_000), ("m", 600_000)] {
             let i = t.layer_for(Some(Rid::from(rid)), iv);

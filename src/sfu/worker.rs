@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::rtcp::{Nack, ReceptionReport, Rtcp};
 use str0m::rtp::{ExtensionValues, RawPacket, RtpPacket, RtpWrite, Ssrc};
@@ -27,6 +27,7 @@ use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Stream};
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
 use super::peer::{LinkFigures, Peer, Slot};
+use super::pipe::{self, Link, PipeMsg};
 use super::recvq::{self, RecvBatch};
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
 use super::routing::{self, Router};
@@ -83,6 +84,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Process-wide peer count (decremented here when a peer goes).
     pub peer_count: Arc<AtomicUsize>,
+    /// Peers placed on this worker (`Sfu::place`; decremented here when a peer goes).
+    pub load: Arc<AtomicUsize>,
     /// Events to signalling.
     pub events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
     /// Subscribers' media protected here (`egress`) rather than through str0m.
@@ -96,6 +99,22 @@ pub struct Worker {
     waker: Arc<Waker>,
     local_addr: SocketAddr,
     rx: Receiver<Command>,
+    /// Media piped in from other workers (see `pipe`).
+    pipe_rx: Receiver<PipeMsg>,
+    /// Every worker (this one included), to pipe to and to ask for keyframes.
+    links: Arc<[Link]>,
+    /// Home rooms piped to other workers: room -> (worker, viewers there).
+    pipes_out: HashMap<String, Vec<(usize, u32)>>,
+    /// Tracks piped in: (home worker, its track id) -> (room, our track id).
+    piped: HashMap<(usize, TrackId), (String, TrackId)>,
+    /// Workers sent media since they were last woken.
+    pipe_wake: Vec<usize>,
+    /// Piped packets of this turn: (our track id, layer, rid, SSRC, codec, packet).
+    pipe_in: Vec<PipeRtp>,
+    /// The pipe inbox was left with messages in it.
+    pipe_more: bool,
+    /// This worker's rooms as last added to the `rooms` gauge.
+    rooms_counted: i64,
     io: Io,
     peers: HashMap<PeerId, Peer>,
     created: HashMap<PeerId, Instant>,
@@ -107,6 +126,7 @@ pub struct Worker {
     keyframe_interval: Duration,
     disconnect_grace: Duration,
     peer_count: Arc<AtomicUsize>,
+    load: Arc<AtomicUsize>,
     next_housekeeping: Instant,
     next_rate_window: Instant,
     /// Scratch for `forward_group` (kept for its allocation).
@@ -119,6 +139,7 @@ impl Worker {
         index: usize,
         socket: std::net::UdpSocket,
         rx: Receiver<Command>,
+        pipe_rx: Receiver<PipeMsg>,
         shared: Shared,
     ) -> std::io::Result<Self> {
         let Shared {
@@ -126,6 +147,7 @@ impl Worker {
             disconnect_grace,
             metrics,
             peer_count,
+            load,
             events,
             direct_srtp,
         } = shared;
@@ -152,6 +174,14 @@ impl Worker {
             waker,
             local_addr,
             rx,
+            pipe_rx,
+            links: Arc::from(Vec::new()),
+            pipes_out: HashMap::new(),
+            piped: HashMap::new(),
+            pipe_wake: Vec::new(),
+            pipe_in: Vec::new(),
+            pipe_more: false,
+            rooms_counted: 0,
             io: Io {
                 socket,
                 metrics,
@@ -175,6 +205,7 @@ impl Worker {
             keyframe_interval,
             disconnect_grace,
             peer_count,
+            load,
             next_housekeeping: now + HOUSEKEEPING,
             next_rate_window: now + Duration::from_secs(1),
             preps: Vec::new(),
@@ -184,6 +215,11 @@ impl Worker {
     /// The waker signalling commands to this worker.
     pub fn waker(&self) -> Arc<Waker> {
         self.waker.clone()
+    }
+
+    /// How to reach every worker (indexed like the workers), before [`Worker::run`].
+    pub fn set_links(&mut self, links: Arc<[Link]>) {
+        self.links = links;
     }
 
     /// The thread body.
@@ -201,7 +237,7 @@ impl Worker {
             if let Some(Reverse((t, _))) = self.io.timers.peek() {
                 deadline = deadline.min(*t);
             }
-            let wait = if more_to_read || !self.io.due.is_empty() {
+            let wait = if more_to_read || self.pipe_more || !self.io.due.is_empty() {
                 Duration::ZERO
             } else {
                 deadline.saturating_duration_since(now)
@@ -303,8 +339,10 @@ impl Worker {
         drain(peer, &mut self.io, now);
     }
 
-    /// Drains commands; false on shutdown.
+    /// Drains piped media, then commands; false on shutdown.
     fn handle_commands(&mut self) -> bool {
+        // Piped first: a viewer added below must find the tracks its OpenPipe announced.
+        self.drain_pipe(Instant::now());
         while let Ok(cmd) = self.rx.try_recv() {
             let now = Instant::now();
             match cmd {
@@ -314,11 +352,12 @@ impl Worker {
                     room,
                     role,
                     peer,
+                    piped_from,
                     reply,
                 } => {
                     let r = self.check_compatible(&room, role, &peer);
                     if r.is_ok() {
-                        self.add_peer(session, room, role, *peer, now);
+                        self.add_peer(session, room, role, *peer, piped_from, now);
                     } else {
                         // The refused peer is dropped here; its place is freed by signalling.
                         drop(peer);
@@ -359,6 +398,12 @@ impl Worker {
                 Command::SetSpotlight { room, part } => {
                     self.set_spotlight(&room, part, now);
                 }
+                Command::OpenPipe { room, to, reply } => {
+                    self.open_pipe(room, to);
+                    let _ = reply.send(());
+                }
+                Command::ClosePipe { room, to } => self.close_pipe(&room, to),
+                Command::PipeKeyframe { tid, layer } => self.request_keyframe(tid, layer, now),
                 Command::LinkStats { room, reply } => {
                     // A oneshot send never blocks; a caller that gave up is fine to ignore.
                     let _ = reply.send(self.link_stats(&room));
@@ -472,6 +517,7 @@ impl Worker {
         room_name: String,
         role: Role,
         prepared: PreparedPeer,
+        piped_from: Option<usize>,
         now: Instant,
     ) {
         let id = self.next_id;
@@ -513,6 +559,7 @@ impl Worker {
             egress_tried: false,
             remote: None,
             direct_bytes_out: 0,
+            piped_from,
         };
         let room = self.rooms.entry(room_name.clone()).or_default();
         room.peers.push(id);
@@ -538,6 +585,9 @@ impl Worker {
                         layers,
                         subscribers: Vec::new(),
                         params: None,
+                        part: peer.part.clone(),
+                        origin: None,
+                        pipes: Vec::new(),
                     },
                 );
                 room.tracks.push(tid);
@@ -546,6 +596,18 @@ impl Worker {
             }
             self.io.metrics.tracks.inc_by(new_tracks.len() as i64);
         }
+        // Workers holding viewers of this room get the new tracks too.
+        let pipes: Vec<usize> = self
+            .pipes_out
+            .get(&room_name)
+            .map(|p| p.iter().map(|(w, _)| *w).collect())
+            .unwrap_or_default();
+        for &tid in &new_tracks {
+            for &to in &pipes {
+                self.pipe_track(&room_name, tid, to);
+            }
+        }
+        self.wake_pipes();
         self.by_session.insert(session, id);
         self.router.add_ufrag(id, local_ufrag);
         if role == Role::Subscriber {
@@ -566,7 +628,7 @@ impl Worker {
                 role: role_label(role),
             })
             .inc();
-        self.io.metrics.rooms.set(self.rooms.len() as i64);
+        self.count_rooms();
         // Bind free subscriber slots in the room (or this subscriber's slots) to tracks.
         let room_peers = self.rooms.get(&room_name).map(|r| r.peers.clone());
         for pid in room_peers.unwrap_or_default() {
@@ -601,10 +663,7 @@ impl Worker {
                         .map(|t| {
                             t.kind == slot.kind
                                 && t.publisher != sid
-                                && sub.follow.accepts(
-                                    self.peers.get(&t.publisher).and_then(|p| p.part.as_deref()),
-                                    spotlight,
-                                )
+                                && sub.follow.accepts(t.part.as_deref(), spotlight)
                         })
                         .unwrap_or(false)
             });
@@ -684,29 +743,17 @@ impl Worker {
         self.created.remove(&pid);
         self.by_session.remove(&peer.session);
         self.router.remove(pid);
-        let mut rebind = Vec::new();
         if let Some(room) = self.rooms.get_mut(&peer.room) {
             room.peers.retain(|p| *p != pid);
             for (_, tid) in &peer.tracks {
                 room.tracks.retain(|t| t != tid);
             }
-            if room.peers.is_empty() {
-                self.rooms.remove(&peer.room);
-            }
         }
+        let mut rebind = Vec::new();
         for (_, tid) in &peer.tracks {
-            if let Some(track) = self.tracks.remove(tid) {
-                self.io.metrics.tracks.dec();
-                for (sid, si) in track.subscribers {
-                    if let Some(sub) = self.peers.get_mut(&sid) {
-                        if let Some(slot) = sub.slots.get_mut(si) {
-                            unbind(slot);
-                        }
-                        rebind.push(sid);
-                    }
-                }
-            }
+            rebind.extend(self.drop_track(*tid));
         }
+        self.forget_room_if_empty(&peer.room);
         for slot in &peer.slots {
             if let Some(tid) = slot.track {
                 if let Some(t) = self.tracks.get_mut(&tid) {
@@ -720,6 +767,20 @@ impl Worker {
         for sid in rebind {
             self.bind_free_slots(sid, now);
         }
+        if let Some(home) = peer.piped_from {
+            let link = &self.links[home];
+            if link
+                .cmd
+                .send(Command::ClosePipe {
+                    room: peer.room.clone(),
+                    to: self.index,
+                })
+                .is_ok()
+            {
+                let _ = link.waker.wake();
+            }
+        }
+        self.load.fetch_sub(1, Ordering::Relaxed);
         self.io
             .metrics
             .peers
@@ -727,7 +788,7 @@ impl Worker {
                 role: role_label(peer.role),
             })
             .dec();
-        self.io.metrics.rooms.set(self.rooms.len() as i64);
+        self.count_rooms();
         self.peer_count.fetch_sub(1, Ordering::Relaxed);
         // Unbounded send never blocks; a closed receiver (shutdown) is fine to ignore.
         let _ = self.io.events.send(SfuEvent::PeerGone {
@@ -950,66 +1011,115 @@ impl Worker {
         let source = source_id(pid, *ssrc);
         let mut preps = std::mem::take(&mut self.preps);
         preps.clear();
-        for (i, (_, pkt)) in pkts.iter().enumerate() {
-            let Some(params) = publisher.rx_params(pkt.header.payload_type) else {
+        for (_, pkt) in pkts {
+            let Some(params) = self
+                .peers
+                .get_mut(&pid)
+                .and_then(|p| p.rx_params(pkt.header.payload_type))
+            else {
                 continue;
             };
-            let Some(track) = self.tracks.get_mut(&tid) else {
-                break;
+            let h = &pkt.header.ext_vals;
+            let cached = CachedPacket {
+                seq: *pkt.seq_no,
+                ts: pkt.header.timestamp,
+                arrival: pkt.timestamp,
+                pt: pkt.header.payload_type,
+                marker: pkt.header.marker,
+                // Shares the payload buffer: one refcount per packet, no copy.
+                payload: pkt.payload.clone(),
+                ext: ExtensionValues {
+                    audio_level: h.audio_level,
+                    voice_activity: h.voice_activity,
+                    video_orientation: h.video_orientation,
+                    abs_capture_time: h.abs_capture_time,
+                    ..Default::default()
+                },
             };
-            if track.params.map(|p| p.pt()) != Some(params.pt()) {
-                if track.params.is_some() {
-                    // Another codec: what was cached no longer matches the track's parameters.
-                    for l in &mut track.layers {
-                        l.gop.clear();
+            match self.ingest(tid, li, ssrc, params, cached, now) {
+                Some(p) => preps.push(p),
+                None => break,
+            }
+        }
+        // Other workers holding viewers start on their share while this one does its own.
+        self.wake_pipes();
+        self.fan_out(tid, li, source, &preps, now);
+        self.preps = preps;
+    }
+
+    /// Takes packet `pkt` of layer `li` of track `tid` in: the track's codec and the layer's
+    /// rate, keyframe gate and GOP cache, and a copy into the pipe of every worker the
+    /// track is piped to. `None` if the track is gone.
+    fn ingest(
+        &mut self,
+        tid: TrackId,
+        li: usize,
+        ssrc: Ssrc,
+        params: PayloadParams,
+        pkt: CachedPacket,
+        now: Instant,
+    ) -> Option<Prep> {
+        let track = self.tracks.get_mut(&tid)?;
+        if track.params.map(|p| p.pt()) != Some(params.pt()) {
+            if track.params.is_some() {
+                // Another codec: what was cached no longer matches the track's parameters.
+                for l in &mut track.layers {
+                    l.gop.clear();
+                }
+            }
+            track.params = Some(params);
+        }
+        let is_video = track.kind == MediaKind::Video;
+        let keyframe = is_video && starts_keyframe(params.spec().codec, &pkt.payload);
+        let layer = track.layers.get_mut(li)?;
+        layer.window_bytes += pkt.payload.len() as u64;
+        layer.last_packet = Some(now);
+        if keyframe {
+            layer.gate.keyframe_arrived();
+        }
+        if is_video {
+            layer.gop.push(keyframe, pkt.clone());
+        }
+        if !track.pipes.is_empty() {
+            let rid = layer.rid;
+            for &to in &track.pipes {
+                let Some(link) = self.links.get(to) else {
+                    continue;
+                };
+                if link.pipe.len() >= pipe::BACKLOG {
+                    self.io.metrics.pipe_drops.inc();
+                    continue;
+                }
+                let msg = PipeMsg::Rtp {
+                    home: self.index,
+                    tid,
+                    layer: li,
+                    rid,
+                    ssrc,
+                    params,
+                    pkt: pkt.clone(),
+                };
+                if link.pipe.send(msg).is_ok() {
+                    self.io.metrics.pipe_packets.inc();
+                    if !self.pipe_wake.contains(&to) {
+                        self.pipe_wake.push(to);
                     }
                 }
-                track.params = Some(params);
             }
-            let is_video = track.kind == MediaKind::Video;
-            let codec = params.spec().codec;
-            let keyframe = is_video && starts_keyframe(codec, &pkt.payload);
-            {
-                let layer = &mut track.layers[li];
-                layer.window_bytes += pkt.payload.len() as u64;
-                layer.last_packet = Some(now);
-                if keyframe {
-                    layer.gate.keyframe_arrived();
-                }
-            }
-            let ext = ExtensionValues {
-                audio_level: pkt.header.ext_vals.audio_level,
-                voice_activity: pkt.header.ext_vals.voice_activity,
-                video_orientation: pkt.header.ext_vals.video_orientation,
-                abs_capture_time: pkt.header.ext_vals.abs_capture_time,
-                ..Default::default()
-            };
-            if is_video {
-                // Shares the payload buffer: one refcount per packet, no copy.
-                track.layers[li].gop.push(
-                    keyframe,
-                    CachedPacket {
-                        seq: *pkt.seq_no,
-                        ts: pkt.header.timestamp,
-                        arrival: pkt.timestamp,
-                        pt: pkt.header.payload_type,
-                        marker: pkt.header.marker,
-                        payload: pkt.payload.clone(),
-                        ext: ext.clone(),
-                    },
-                );
-            }
-            preps.push(Prep {
-                index: i,
-                ext,
-                params,
-                is_video,
-                keyframe,
-                clock_rate: params.spec().clock_rate.get(),
-            });
         }
+        Some(Prep {
+            pkt,
+            params,
+            is_video,
+            keyframe,
+            clock_rate: params.spec().clock_rate.get(),
+        })
+    }
+
+    /// Sends `preps`, packets of layer `li` of track `tid` from stream `source`, to the
+    /// track's subscribers on this worker, one subscriber after the other.
+    fn fan_out(&mut self, tid: TrackId, li: usize, source: SourceId, preps: &[Prep], now: Instant) {
         let Some(track) = self.tracks.get(&tid) else {
-            self.preps = preps;
             return;
         };
         let mut kf_needed: Vec<(TrackId, usize)> = Vec::new();
@@ -1027,8 +1137,8 @@ impl Worker {
             if !sub.connected {
                 continue;
             }
-            for prep in &preps {
-                let pkt = &pkts[prep.index].1;
+            for prep in preps {
+                let pkt = &prep.pkt;
                 let Some(slot) = sub.slots.get_mut(si) else {
                     break;
                 };
@@ -1050,13 +1160,13 @@ impl Worker {
                 }
                 let f = Fwd {
                     source,
-                    seq: *pkt.seq_no,
-                    ts: pkt.header.timestamp,
-                    arrival: pkt.timestamp,
-                    pt: pkt.header.payload_type,
-                    marker: pkt.header.marker,
+                    seq: pkt.seq,
+                    ts: pkt.ts,
+                    arrival: pkt.arrival,
+                    pt: pkt.pt,
+                    marker: pkt.marker,
                     payload: &pkt.payload,
-                    ext: &prep.ext,
+                    ext: &pkt.ext,
                     params: &prep.params,
                     nackable: prep.is_video,
                     may_start: !prep.is_video || prep.keyframe,
@@ -1065,10 +1175,363 @@ impl Worker {
                 write_slot(sub, si, &mut self.io, &f, now);
             }
         }
-        self.preps = preps;
         for (tid, layer) in kf_needed {
             self.request_keyframe(tid, layer, now);
         }
+    }
+
+    /// Forwards piped packets of one layer of one piped-in track (see `drain_pipe`).
+    fn forward_piped(&mut self, group: &[PipeRtp], now: Instant) {
+        let Some(first) = group.first() else {
+            return;
+        };
+        let (tid, li, ssrc) = (first.tid, first.layer, first.ssrc);
+        let kf_interval = self.keyframe_interval;
+        let Some(track) = self.tracks.get_mut(&tid) else {
+            return;
+        };
+        // The home worker's layer indices, rids and SSRCs.
+        while track.layers.len() <= li {
+            track.layers.push(Layer::new(None, kf_interval));
+        }
+        let layer = &mut track.layers[li];
+        layer.rid = first.rid;
+        layer.ssrc = Some(ssrc);
+        let source = source_id(track.publisher, *ssrc);
+        let mut preps = std::mem::take(&mut self.preps);
+        preps.clear();
+        for p in group {
+            match self.ingest(tid, li, ssrc, p.params, p.pkt.clone(), now) {
+                Some(prep) => preps.push(prep),
+                None => break,
+            }
+        }
+        self.fan_out(tid, li, source, &preps, now);
+        self.preps = preps;
+    }
+
+    /// Reads the pipe inbox: tracks and packets of rooms whose home is another worker.
+    /// Messages are taken in order; packets are forwarded in runs, like a socket batch.
+    fn drain_pipe(&mut self, now: Instant) {
+        let mut pending = std::mem::take(&mut self.pipe_in);
+        self.pipe_more = false;
+        for _ in 0..PIPE_TURN {
+            let Ok(msg) = self.pipe_rx.try_recv() else {
+                break;
+            };
+            match msg {
+                PipeMsg::Rtp {
+                    home,
+                    tid,
+                    layer,
+                    rid,
+                    ssrc,
+                    params,
+                    pkt,
+                } => {
+                    if let Some((_, ours)) = self.piped.get(&(home, tid)) {
+                        pending.push(PipeRtp {
+                            tid: *ours,
+                            layer,
+                            rid,
+                            ssrc,
+                            params,
+                            pkt,
+                        });
+                    }
+                    continue;
+                }
+                other => {
+                    // A change of tracks applies after the packets before it.
+                    self.forward_pipe_batch(&mut pending, now);
+                    self.on_pipe_change(other, now);
+                }
+            }
+        }
+        self.pipe_more = !self.pipe_rx.is_empty();
+        self.forward_pipe_batch(&mut pending, now);
+        self.pipe_in = pending;
+    }
+
+    fn forward_pipe_batch(&mut self, pending: &mut Vec<PipeRtp>, now: Instant) {
+        if pending.is_empty() {
+            return;
+        }
+        for group in pending.chunk_by(|a, b| a.tid == b.tid && a.layer == b.layer) {
+            self.forward_piped(group, now);
+        }
+        pending.clear();
+        self.process_pending(now);
+    }
+
+    /// A piped-in track came, went, or the whole room's pipe closed.
+    fn on_pipe_change(&mut self, msg: PipeMsg, now: Instant) {
+        let mut rebind = Vec::new();
+        let mut room_name = None;
+        match msg {
+            PipeMsg::Rtp { .. } => {}
+            PipeMsg::Track {
+                room,
+                home,
+                tid,
+                mid,
+                kind,
+                part,
+                rids,
+                params,
+            } => {
+                if self.piped.contains_key(&(home, tid)) {
+                    return;
+                }
+                let ours = self.next_id;
+                self.next_id += 1;
+                let layers = rids
+                    .into_iter()
+                    .map(|r| Layer::new(r, self.keyframe_interval))
+                    .collect();
+                self.tracks.insert(
+                    ours,
+                    Track {
+                        publisher: ours,
+                        mid,
+                        kind,
+                        layers,
+                        subscribers: Vec::new(),
+                        params,
+                        part,
+                        origin: Some((home, tid)),
+                        pipes: Vec::new(),
+                    },
+                );
+                let r = self.rooms.entry(room.clone()).or_default();
+                r.tracks.push(ours);
+                rebind.extend(r.peers.iter().copied());
+                self.piped.insert((home, tid), (room, ours));
+                self.count_rooms();
+            }
+            PipeMsg::TrackGone { home, tid } => {
+                if let Some((room, ours)) = self.piped.remove(&(home, tid)) {
+                    if let Some(r) = self.rooms.get_mut(&room) {
+                        r.tracks.retain(|t| *t != ours);
+                    }
+                    rebind.extend(self.drop_track(ours));
+                    room_name = Some(room);
+                }
+            }
+            PipeMsg::Closed { room, home } => {
+                let gone: Vec<(usize, TrackId)> = self
+                    .piped
+                    .iter()
+                    .filter(|(k, (r, _))| k.0 == home && *r == room)
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in gone {
+                    if let Some((_, ours)) = self.piped.remove(&key) {
+                        if let Some(r) = self.rooms.get_mut(&room) {
+                            r.tracks.retain(|t| *t != ours);
+                        }
+                        rebind.extend(self.drop_track(ours));
+                    }
+                }
+                room_name = Some(room);
+            }
+        }
+        if let Some(room) = room_name {
+            self.forget_room_if_empty(&room);
+        }
+        rebind.sort_unstable();
+        rebind.dedup();
+        for sid in rebind {
+            self.bind_free_slots(sid, now);
+        }
+    }
+
+    /// Removes track `tid` (already out of its room's list): its subscribers' slots are
+    /// freed (returned, to be bound again), and the workers it was piped to are told.
+    fn drop_track(&mut self, tid: TrackId) -> Vec<PeerId> {
+        let Some(track) = self.tracks.remove(&tid) else {
+            return Vec::new();
+        };
+        if track.origin.is_none() {
+            self.io.metrics.tracks.dec();
+        }
+        for &to in &track.pipes {
+            self.send_pipe(
+                to,
+                PipeMsg::TrackGone {
+                    home: self.index,
+                    tid,
+                },
+            );
+        }
+        self.wake_pipes();
+        let mut freed = Vec::new();
+        for (sid, si) in track.subscribers {
+            if let Some(sub) = self.peers.get_mut(&sid) {
+                if let Some(slot) = sub.slots.get_mut(si) {
+                    unbind(slot);
+                }
+                freed.push(sid);
+            }
+        }
+        freed
+    }
+
+    /// Brings the `rooms` gauge (a sum over workers) up to date with this worker's rooms.
+    fn count_rooms(&mut self) {
+        let now = self.rooms.len() as i64;
+        self.io.metrics.rooms.inc_by(now - self.rooms_counted);
+        self.rooms_counted = now;
+    }
+
+    /// Forgets a room with neither peers nor tracks.
+    fn forget_room_if_empty(&mut self, room: &str) {
+        if self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.peers.is_empty() && r.tracks.is_empty())
+        {
+            self.rooms.remove(room);
+        }
+        self.count_rooms();
+    }
+
+    /// A pipe message to worker `to` (woken by the next `wake_pipes`).
+    fn send_pipe(&mut self, to: usize, msg: PipeMsg) {
+        if let Some(link) = self.links.get(to) {
+            if link.pipe.send(msg).is_ok() && !self.pipe_wake.contains(&to) {
+                self.pipe_wake.push(to);
+            }
+        }
+    }
+
+    /// Wakes the workers that were sent something.
+    fn wake_pipes(&mut self) {
+        for to in self.pipe_wake.drain(..) {
+            if let Some(link) = self.links.get(to) {
+                let _ = link.waker.wake();
+            }
+        }
+    }
+
+    /// Starts piping track `tid` of `room` to worker `to`: announces it, then its layers'
+    /// cached GOPs, so a viewer there starts from a picture at once.
+    fn pipe_track(&mut self, room: &str, tid: TrackId, to: usize) {
+        let Some(track) = self.tracks.get_mut(&tid) else {
+            return;
+        };
+        if track.pipes.contains(&to) {
+            return;
+        }
+        track.pipes.push(to);
+        let mut msgs = vec![PipeMsg::Track {
+            room: room.to_string(),
+            home: self.index,
+            tid,
+            mid: track.mid,
+            kind: track.kind,
+            part: track.part.clone(),
+            rids: track.layers.iter().map(|l| l.rid).collect(),
+            params: track.params,
+        }];
+        if let Some(params) = track.params {
+            for (li, layer) in track.layers.iter().enumerate() {
+                let (Some(gop), Some(ssrc)) = (layer.gop.replay(), layer.ssrc) else {
+                    continue;
+                };
+                msgs.extend(gop.iter().map(|p| PipeMsg::Rtp {
+                    home: self.index,
+                    tid,
+                    layer: li,
+                    rid: layer.rid,
+                    ssrc,
+                    params,
+                    pkt: p.clone(),
+                }));
+            }
+        }
+        for msg in msgs {
+            self.send_pipe(to, msg);
+        }
+    }
+
+    /// One more viewer of `room` on worker `to`: the first one opens the pipe.
+    fn open_pipe(&mut self, room: String, to: usize) {
+        let pipes = self.pipes_out.entry(room.clone()).or_default();
+        if let Some((_, n)) = pipes.iter_mut().find(|(w, _)| *w == to) {
+            *n += 1;
+            return;
+        }
+        pipes.push((to, 1));
+        self.io.metrics.pipes.inc();
+        let tids = self
+            .rooms
+            .get(&room)
+            .map(|r| r.tracks.clone())
+            .unwrap_or_default();
+        for tid in tids {
+            self.pipe_track(&room, tid, to);
+        }
+        self.wake_pipes();
+    }
+
+    /// One viewer of `room` on worker `to` gone: the last one closes the pipe.
+    fn close_pipe(&mut self, room: &str, to: usize) {
+        let Some(pipes) = self.pipes_out.get_mut(room) else {
+            return;
+        };
+        let Some(i) = pipes.iter().position(|(w, _)| *w == to) else {
+            return;
+        };
+        pipes[i].1 -= 1;
+        if pipes[i].1 > 0 {
+            return;
+        }
+        pipes.swap_remove(i);
+        self.io.metrics.pipes.dec();
+        if pipes.is_empty() {
+            self.pipes_out.remove(room);
+        }
+        if let Some(r) = self.rooms.get(room) {
+            for tid in &r.tracks {
+                if let Some(t) = self.tracks.get_mut(tid) {
+                    t.pipes.retain(|w| *w != to);
+                }
+            }
+        }
+        self.send_pipe(
+            to,
+            PipeMsg::Closed {
+                room: room.to_string(),
+                home: self.index,
+            },
+        );
+        self.wake_pipes();
+    }
+
+    /// Asks for a keyframe on layer `layer` of `tid` (its gate let the request through):
+    /// a PLI to its publisher, or for a piped-in track a request to its home worker.
+    fn ask_keyframe(&mut self, tid: TrackId, layer: usize, now: Instant) {
+        let Some(track) = self.tracks.get(&tid) else {
+            return;
+        };
+        if let Some((home, home_tid)) = track.origin {
+            if let Some(link) = self.links.get(home) {
+                let cmd = Command::PipeKeyframe {
+                    tid: home_tid,
+                    layer,
+                };
+                if link.cmd.send(cmd).is_ok() {
+                    let _ = link.waker.wake();
+                }
+            }
+            return;
+        }
+        let (publisher, ssrc) = (
+            track.publisher,
+            track.layers.get(layer).and_then(|l| l.ssrc),
+        );
+        self.send_pli(publisher, ssrc, now);
     }
 
     fn subscriber_wants_keyframe(&mut self, sid: PeerId, mid: Mid, now: Instant) {
@@ -1094,10 +1557,7 @@ impl Worker {
             return;
         };
         match l.gate.request(now) {
-            Decision::SendNow => {
-                let (publisher, ssrc) = (track.publisher, l.ssrc);
-                self.send_pli(publisher, ssrc, now);
-            }
+            Decision::SendNow => self.ask_keyframe(tid, layer, now),
             Decision::Coalesced => {
                 self.io.metrics.keyframe_requests_coalesced.inc();
             }
@@ -1177,8 +1637,7 @@ impl Worker {
                         continue;
                     };
                     if l.gate.poll(now) {
-                        let (publisher, ssrc) = (track.publisher, l.ssrc);
-                        self.send_pli(publisher, ssrc, now);
+                        self.ask_keyframe(tid, layer, now);
                     }
                 }
             }
@@ -1277,18 +1736,30 @@ impl Worker {
 /// Packets of a GOP replay written to a viewer between releases (see `replay_gop`).
 const REPLAY_FLUSH: usize = 16;
 
-/// One packet on its way to one subscriber slot.
-/// What `forward_group` works out once per packet, before the copies.
+/// Piped messages read per loop turn before the socket gets a turn again.
+const PIPE_TURN: usize = 1024;
+
+/// A piped packet waiting to be forwarded (see `Worker::drain_pipe`).
+struct PipeRtp {
+    /// Our id of the piped-in track.
+    tid: TrackId,
+    layer: usize,
+    rid: Option<Rid>,
+    ssrc: Ssrc,
+    params: PayloadParams,
+    pkt: CachedPacket,
+}
+
+/// What `ingest` works out once per packet, before the copies.
 struct Prep {
-    /// The packet's index in the group.
-    index: usize,
-    ext: ExtensionValues,
+    pkt: CachedPacket,
     params: PayloadParams,
     is_video: bool,
     keyframe: bool,
     clock_rate: u32,
 }
 
+/// One packet on its way to one subscriber slot.
 struct Fwd<'a> {
     source: SourceId,
     seq: u64,

@@ -160,11 +160,13 @@ pub async fn kick(state: &AppState, room: &str, which: impl Fn(&Session) -> bool
 /// Puts participant `part` (or nobody) on the big screen of `room`: subscribers that follow
 /// the spotlight switch to its tracks at the next keyframe.
 pub fn set_spotlight(state: &AppState, room: &str, part: Option<String>) {
-    let worker = state.sfu.worker_for_room(room);
-    state.sfu.worker(worker).send(Command::SetSpotlight {
-        room: room.to_string(),
-        part,
-    });
+    // Every worker: the room's viewers may be on any of them (see `Sfu::place`).
+    for w in 0..state.sfu.len() {
+        state.sfu.worker(w).send(Command::SetSpotlight {
+            room: room.to_string(),
+            part: part.clone(),
+        });
+    }
 }
 
 /// Tells the lesson (if any) that a session ended.
@@ -324,7 +326,8 @@ async fn create_session_following(
             5,
         ));
     }
-    let worker = state.sfu.worker_for_room(&room);
+    let place = state.sfu.place(&room, role);
+    let worker = place.worker;
     let setup = PeerSetup {
         cert: state.sfu.cert.clone(),
         candidate: state.sfu.worker(worker).candidate_addr,
@@ -338,6 +341,7 @@ async fn create_session_following(
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
             count.fetch_sub(1, Ordering::AcqRel);
+            state.sfu.unplace(place);
             return Err(match e {
                 SetupError::BadSdp(_) | SetupError::Rejected(_) => {
                     ApiError::bad_request("bad-sdp", e.to_string())
@@ -356,6 +360,7 @@ async fn create_session_following(
         }
         Err(e) => {
             count.fetch_sub(1, Ordering::AcqRel);
+            state.sfu.unplace(place);
             return Err(e);
         }
     };
@@ -381,14 +386,29 @@ async fn create_session_following(
             part: claims.part.clone(),
         },
     );
+    // A viewer away from the room's home worker: the room's tracks (and their cached
+    // pictures) must be on this worker before the viewer is, so it binds them at once.
+    let piped = match place.piped_from() {
+        None => true,
+        Some(home) => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            state.sfu.worker(home).send(Command::OpenPipe {
+                room: room.clone(),
+                to: worker,
+                reply: tx,
+            }) && rx.await.is_ok()
+        }
+    };
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let sent = state.sfu.worker(worker).send(Command::Add {
-        session: id.clone(),
-        room: room.clone(),
-        role,
-        peer: Box::new(prepared),
-        reply: tx,
-    });
+    let sent = piped
+        && state.sfu.worker(worker).send(Command::Add {
+            session: id.clone(),
+            room: room.clone(),
+            role,
+            peer: Box::new(prepared),
+            piped_from: place.piped_from(),
+            reply: tx,
+        });
     let refused = if sent {
         match rx.await {
             Ok(Ok(())) => None,
@@ -404,6 +424,13 @@ async fn create_session_following(
     };
     if let Some(e) = refused {
         count.fetch_sub(1, Ordering::AcqRel);
+        state.sfu.unplace(place);
+        if let (true, Some(home)) = (piped, place.piped_from()) {
+            state.sfu.worker(home).send(Command::ClosePipe {
+                room: room.clone(),
+                to: worker,
+            });
+        }
         state.sessions.lock().expect("sessions lock").remove(&id);
         return Err(e);
     }

@@ -1,0 +1,94 @@
+//! In-process pipes: a room's media from its home worker to the other workers that hold some
+//! of its viewers.
+//!
+//! One worker (one core) sends a frame to its viewers one after another, so a big broadcast
+//! on one worker is late for its last viewers and tops out at one core's worth of them. A
+//! viewer can therefore be placed on another worker (`Sfu::place`): the room's home worker,
+//! where the publishers are, then pipes every packet of the room, already decrypted and
+//! parsed, to that worker, which fans it out to its own viewers in parallel with the home
+//! worker (mediasoup's pipe transports, inside one process). The receiving worker keeps a
+//! copy of the room's tracks: its own keyframe gates, GOP caches and layer choice, so joins,
+//! layer switches and NACKs stay local; only keyframe requests that pass its gate go back to
+//! the home worker ([`super::Command::PipeKeyframe`]).
+//!
+//! Packets cross as [`CachedPacket`]s: the payload buffer is shared, not copied. The channel
+//! is unbounded, but a worker never queues more than [`BACKLOG`] packets to a worker that
+//! does not keep up; past that it drops them (counted) rather than let memory grow.
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use mio::Waker;
+use str0m::format::PayloadParams;
+use str0m::media::{MediaKind, Mid, Rid};
+use str0m::rtp::Ssrc;
+
+use super::room::{CachedPacket, TrackId};
+use super::Command;
+
+/// Packets a worker may have waiting in another worker's pipe inbox before it drops.
+pub const BACKLOG: usize = 8192;
+
+/// What goes through a pipe, in order.
+pub enum PipeMsg {
+    /// A track of the room (published, or already there when the pipe opened).
+    Track {
+        /// The room.
+        room: String,
+        /// The home worker.
+        home: usize,
+        /// The track's id on the home worker.
+        tid: TrackId,
+        /// The publisher's mid.
+        mid: Mid,
+        /// Audio or video.
+        kind: MediaKind,
+        /// The publisher's participant id.
+        part: Option<String>,
+        /// The layers' rids (one `None` without simulcast).
+        rids: Vec<Option<Rid>>,
+        /// The codec, once known.
+        params: Option<PayloadParams>,
+    },
+    /// A packet of a track.
+    Rtp {
+        /// The home worker.
+        home: usize,
+        /// The track's id on the home worker.
+        tid: TrackId,
+        /// The layer's index on the home worker.
+        layer: usize,
+        /// The layer's rid.
+        rid: Option<Rid>,
+        /// The publisher's SSRC of the layer.
+        ssrc: Ssrc,
+        /// The packet's codec.
+        params: PayloadParams,
+        /// The packet.
+        pkt: CachedPacket,
+    },
+    /// A track ended.
+    TrackGone {
+        /// The home worker.
+        home: usize,
+        /// The track's id on the home worker.
+        tid: TrackId,
+    },
+    /// The home worker stopped piping the room here (the last viewer here left).
+    Closed {
+        /// The room.
+        room: String,
+        /// The home worker.
+        home: usize,
+    },
+}
+
+/// How one worker reaches another.
+pub struct Link {
+    /// Its commands.
+    pub cmd: Sender<Command>,
+    /// Its pipe inbox.
+    pub pipe: Sender<PipeMsg>,
+    /// Wakes it.
+    pub waker: Arc<Waker>,
+}

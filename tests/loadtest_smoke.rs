@@ -18,7 +18,7 @@ use std::time::Duration;
 use classrelay_loadtest::janus::{JanusOptions, JanusServer};
 use classrelay_loadtest::scenario::{self, Figures, Load, Ratios};
 use classrelay_loadtest::side;
-use classrelay_loadtest::target::ClassrelayProc;
+use classrelay_loadtest::target::{ClassrelayProc, ServerOptions};
 use str0m::format::Codec;
 
 const INNER: &str = "inner_janus_load";
@@ -43,13 +43,76 @@ fn load(subscribers: usize) -> Load {
         class_video: fixture("video_vp8.ivf"),
         simulcast: Vec::new(),
         viewer_gro: true,
+        realtime: false,
     }
+}
+
+fn one_worker() -> ServerOptions {
+    ServerOptions {
+        workers: 1,
+        ..ServerOptions::default()
+    }
+}
+
+/// `--realtime --workers 2 --spread-after 0`, the latency set-up: every server thread runs
+/// `SCHED_FIFO`, the viewers are spread over both workers (the room piped to the second),
+/// and the figures are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_broadcast_over_two_workers_smoke() {
+    if !support::pg::is_root() && std::env::var_os("CI").is_none() {
+        println!("SKIPPED: SCHED_FIFO needs root");
+        return;
+    }
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
+    let server = ClassrelayProc::start(
+        &bin,
+        &ServerOptions {
+            workers: 2,
+            realtime: true,
+            spread_after: Some(0),
+            ..ServerOptions::default()
+        },
+    )
+    .unwrap();
+    let policies: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        // Field 41 (`policy`), counted after the parenthesised command name.
+        .filter_map(|st| {
+            st.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(38)
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(!policies.is_empty());
+    assert!(
+        policies.iter().all(|p| p == "1"),
+        "every server thread SCHED_FIFO: {policies:?}"
+    );
+    let mut l = load(4);
+    l.realtime = true;
+    let f = scenario::run_classrelay(&server, "broadcast", &l)
+        .await
+        .unwrap();
+    println!("{}", scenario::table(std::slice::from_ref(&f)));
+    assert_eq!(f.receiving, 4, "every subscriber got a keyframe");
+    assert!(f.latency_us.is_some_and(|l| l.p50 > 0.0));
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let piped = support::metrics::value(&metrics, "classrelay_pipe_packets_total").unwrap_or(0.0);
+    assert!(piped > 0.0, "half the viewers were fed through the pipe");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_smoke_against_classrelay() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
-    let server = ClassrelayProc::start(&bin, None, 1).unwrap();
+    let server = ClassrelayProc::start(&bin, &one_worker()).unwrap();
     let f = scenario::run_classrelay(&server, "broadcast", &load(4))
         .await
         .unwrap();
@@ -76,7 +139,7 @@ async fn broadcast_simulcast_smoke_against_classrelay() {
     // and one going out, clearly more than with one layer in the same run shape.
     async fn intake_per_viewer_copy(simulcast: Vec<String>) -> f64 {
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
-        let server = ClassrelayProc::start(&bin, None, 1).unwrap();
+        let server = ClassrelayProc::start(&bin, &one_worker()).unwrap();
         let l = Load {
             simulcast,
             ..load(3)
@@ -104,7 +167,7 @@ async fn broadcast_simulcast_smoke_against_classrelay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bell_smoke_against_classrelay() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
-    let server = ClassrelayProc::start(&bin, None, 1).unwrap();
+    let server = ClassrelayProc::start(&bin, &one_worker()).unwrap();
     let f = scenario::run_classrelay(&server, "bell", &load(6))
         .await
         .unwrap();
@@ -165,7 +228,7 @@ fn side_by_side(video: PathBuf, codec: Codec) {
         .unwrap();
     let c = rt
         .block_on(async {
-            let server = ClassrelayProc::start(&bin, None, 1)?;
+            let server = ClassrelayProc::start(&bin, &one_worker())?;
             scenario::run_classrelay(&server, "broadcast", &load(SUBS)).await
         })
         .unwrap();
@@ -238,7 +301,7 @@ fn inner_janus_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_smoke_against_classrelay() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
-    let server = ClassrelayProc::start(&bin, None, 1).unwrap();
+    let server = ClassrelayProc::start(&bin, &one_worker()).unwrap();
     let mut l = load(2);
     l.classes = 2;
     let f = scenario::run_classrelay(&server, "sync", &l).await.unwrap();

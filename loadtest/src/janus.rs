@@ -244,6 +244,8 @@ pub struct JanusOptions {
     pub threads: u32,
     /// Pin Janus to this core (`taskset -c`).
     pub core: Option<usize>,
+    /// Run Janus (every thread) `SCHED_FIFO` at `target::SERVER_PRIORITY` (`chrt`).
+    pub realtime: bool,
     /// Janus debug level (0-7); 4 logs every session, 3 only warnings.
     pub debug_level: u8,
     /// Session timeout in seconds (viewers keep alive well within it).
@@ -264,6 +266,7 @@ impl Default for JanusOptions {
             rtp_port_range: (20000, 29999),
             threads: 0,
             core: None,
+            realtime: false,
             debug_level: 3,
             session_timeout_s: 60,
         }
@@ -500,14 +503,18 @@ impl JanusServer {
         let started = (|| {
             write_configs(&dir, &opts)?;
             let log = std::fs::File::create(dir.join("janus.log"))?;
-            let mut cmd = match opts.core {
-                Some(c) => {
-                    let mut t = netns.command("taskset");
-                    t.args(["-c", &c.to_string()]).arg(&opts.janus_bin);
-                    t
-                }
-                None => netns.command(&opts.janus_bin),
-            };
+            // `taskset` and `chrt` exec what follows: the PID is Janus's.
+            let mut line: Vec<std::ffi::OsString> = Vec::new();
+            if let Some(c) = opts.core {
+                line.extend(["taskset".into(), "-c".into(), c.to_string().into()]);
+            }
+            if opts.realtime {
+                let prio = crate::target::SERVER_PRIORITY.to_string();
+                line.extend(["chrt".into(), "-f".into(), prio.into()]);
+            }
+            line.push(opts.janus_bin.clone().into());
+            let mut cmd = netns.command(&line[0]);
+            cmd.args(&line[1..]);
             cmd.arg("-F")
                 .arg(&dir)
                 .args(["-i", &opts.ip.to_string(), "-o"])

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use classrelay_loadtest::janus::{JanusOptions, JanusServer};
 use classrelay_loadtest::scenario::{self, Figures, Load, Ratios};
-use classrelay_loadtest::target::{pin_self, ClassrelayProc};
+use classrelay_loadtest::target::{pin_self, ClassrelayProc, ServerOptions};
 use classrelay_loadtest::{plot, side};
 
 #[derive(Parser)]
@@ -87,6 +87,15 @@ struct Common {
     /// Do not pin the server to core 0 and the generator to core 1.
     #[arg(long)]
     no_pin: bool,
+    /// Run the server (every thread) and the publisher's thread `SCHED_FIFO` (`chrt`), so
+    /// the generator's viewer threads never delay them. For latency with `--no-pin` and
+    /// `--workers 2`, where server and generator share both cores (needs root).
+    #[arg(long)]
+    realtime: bool,
+    /// The server's `media.spread_after`: viewers stay on the publisher's worker until it
+    /// holds this many peers (default: the server's own, 50).
+    #[arg(long)]
+    spread_after: Option<usize>,
     /// Viewers' sockets without UDP_GRO: on loopback the kernel then cuts the server's UDP
     /// GSO runs back into datagrams on the server's core (work a viewer's own machine does
     /// on a real network).
@@ -299,8 +308,15 @@ fn run_targets(name: &str, common: &Common, load: &Load) -> Result<(Vec<Figures>
             .enable_all()
             .build()?;
         let figures = rt.block_on(async {
-            let server =
-                ClassrelayProc::start(&common.server_bin, pin.then_some(0), common.workers)?;
+            let server = ClassrelayProc::start(
+                &common.server_bin,
+                &ServerOptions {
+                    core: pin.then_some(0),
+                    workers: common.workers,
+                    realtime: common.realtime,
+                    spread_after: common.spread_after,
+                },
+            )?;
             scenario::run_classrelay(&server, name, load).await
         })?;
         runs.push(figures);
@@ -315,6 +331,7 @@ fn run_targets(name: &str, common: &Common, load: &Load) -> Result<(Vec<Figures>
                 video_codec,
                 threads: common.janus_threads,
                 core: pin.then_some(0),
+                realtime: common.realtime,
                 ..JanusOptions::default()
             })?;
             runs.push(side::run_janus(&server, &["janus-inner"], name, load)?);
@@ -347,5 +364,6 @@ fn load_of(c: &Common, join_rate: f64, window: Duration) -> Load {
         class_video: PathBuf::from("tests/fixtures/video_vp8.ivf"),
         simulcast: c.simulcast.clone(),
         viewer_gro: !c.no_viewer_gro,
+        realtime: c.realtime,
     }
 }

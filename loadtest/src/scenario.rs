@@ -63,11 +63,20 @@ pub struct Load {
     /// viewer behind a NIC would; see `swarm::enable_gro`.
     #[serde(default = "yes")]
     pub viewer_gro: bool,
+    /// The publisher's thread runs `SCHED_FIFO` (see `Swarm::realtime`); with a server
+    /// started real-time too, for latency runs where server and generator share the cores.
+    #[serde(default)]
+    pub realtime: bool,
 }
 
 fn yes() -> bool {
     true
 }
+
+/// `SCHED_FIFO` priority of the publishers' thread in real-time runs: above the server's
+/// (`target::SERVER_PRIORITY`), so a busy server cannot delay a frame's capture stamp from
+/// its send either.
+pub const PUBLISHER_PRIORITY: u8 = 20;
 
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -521,6 +530,9 @@ async fn run_broadcast(server: &ClassrelayProc, scenario: &str, load: &Load) -> 
     let pub_token = server.token(room, "publish")?;
     let sub_token = server.token(room, "subscribe")?;
     let publisher_swarm = Swarm::start()?;
+    if load.realtime {
+        publisher_swarm.realtime(PUBLISHER_PRIORITY)?;
+    }
     let swarms = start_swarms(load)?;
     let publisher = whip::join(
         &publisher_swarm,
@@ -594,6 +606,9 @@ async fn run_sync(server: &ClassrelayProc, load: &Load) -> Result<Figures> {
     let class_pub = server.token(class_room, "publish")?;
     let class_sub = server.token(class_room, "subscribe")?;
     let publisher_swarm = Arc::new(Swarm::start()?);
+    if load.realtime {
+        publisher_swarm.realtime(PUBLISHER_PRIORITY)?;
+    }
     let swarms = start_swarms(load)?;
     let k = load.classes.max(1);
     let hub = whip::join(

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Token, Waker};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
@@ -223,6 +223,8 @@ pub struct Swarm {
     join: Option<std::thread::JoinHandle<()>>,
     /// Whether its sockets get `UDP_GRO` (see `enable_gro`).
     gro: bool,
+    /// The swarm thread's kernel thread id (0 if it could not be read).
+    tid: u32,
 }
 
 /// A peer in the swarm, as the test sees it.
@@ -262,9 +264,13 @@ impl Swarm {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
         let epoch = Instant::now();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let join = std::thread::Builder::new()
             .name("swarm".into())
-            .spawn(move || run(poll, rx))?;
+            .spawn(move || {
+                let _ = tid_tx.send(thread_id());
+                run(poll, rx)
+            })?;
         Ok(Swarm {
             latency: Arc::new(Histogram::default()),
             tx,
@@ -272,7 +278,25 @@ impl Swarm {
             epoch,
             join: Some(join),
             gro,
+            tid: tid_rx.recv().unwrap_or(0),
         })
+    }
+
+    /// Runs the swarm thread `SCHED_FIFO` at `priority` (`chrt`), so threads at normal
+    /// priority never delay it: a publisher whose sends are delayed by the generator's own
+    /// viewer threads would count that delay as the server's latency.
+    pub fn realtime(&self, priority: u8) -> Result<()> {
+        if self.tid == 0 {
+            bail!("the swarm thread's id is unknown");
+        }
+        let st = std::process::Command::new("chrt")
+            .args(["-f", "-p", &priority.to_string(), &self.tid.to_string()])
+            .status()
+            .context("running chrt")?;
+        if !st.success() {
+            bail!("chrt -f -p {priority} {} failed", self.tid);
+        }
+        Ok(())
     }
 
     fn send(&self, cmd: Cmd) -> Result<()> {
@@ -650,6 +674,14 @@ fn run(mut poll: Poll, rx: Receiver<Cmd>) {
 /// buffer (`UDP_GRO`), as a viewer on another machine would receive it from its NIC: on
 /// loopback the receive side runs on the sender's core, and without this the kernel cuts the
 /// run back into datagrams there, charging the server for the viewers' work. Best effort.
+/// The calling thread's kernel id, from `/proc/thread-self` (no unsafe `gettid` call).
+fn thread_id() -> u32 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn enable_gro(socket: &std::net::UdpSocket) {
     use nix::sys::socket::{setsockopt, sockopt::UdpGroSegment};
     if let Err(e) = setsockopt(socket, UdpGroSegment, &true) {

@@ -75,9 +75,31 @@ pub struct ClassrelayProc {
     pub base: String,
 }
 
+/// `SCHED_FIFO` priority of a server started real-time (`--realtime`).
+pub const SERVER_PRIORITY: u8 = 10;
+
+/// How to start the server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Pin it to this core (`taskset -c`).
+    pub core: Option<usize>,
+    /// Media workers (`media.workers`; 0 = one per core, as the server decides).
+    pub workers: usize,
+    /// Every thread `SCHED_FIFO` at [`SERVER_PRIORITY`] (`chrt`).
+    pub realtime: bool,
+    /// `media.spread_after` (the server's default when `None`).
+    pub spread_after: Option<usize>,
+}
+
 impl ClassrelayProc {
-    /// Starts `bin serve` on loopback with one media worker, pinned to `core` if given.
-    pub fn start(bin: &Path, core: Option<usize>, workers: usize) -> Result<Self> {
+    /// Starts `bin serve` on loopback as `opts` says.
+    pub fn start(bin: &Path, opts: &ServerOptions) -> Result<Self> {
+        let ServerOptions {
+            core,
+            workers,
+            realtime,
+            spread_after,
+        } = *opts;
         if !bin.exists() {
             bail!(
                 "{} not found: build it first (cargo build --release --bin classrelay)",
@@ -94,14 +116,21 @@ impl ClassrelayProc {
             "loadtest-{}-{port}-secret-secret-secret",
             std::process::id()
         );
-        let mut cmd = match core {
-            Some(c) => {
-                let mut t = Command::new("taskset");
-                t.args(["-c", &c.to_string()]).arg(bin);
-                t
-            }
-            None => Command::new(bin),
-        };
+        // `taskset` and `chrt` exec what follows: the child's PID is the server's.
+        let mut line: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(c) = core {
+            line.extend(["taskset".into(), "-c".into(), c.to_string().into()]);
+        }
+        if realtime {
+            line.extend([
+                "chrt".into(),
+                "-f".into(),
+                SERVER_PRIORITY.to_string().into(),
+            ]);
+        }
+        line.push(bin.into());
+        let mut cmd = Command::new(&line[0]);
+        cmd.args(&line[1..]);
         cmd.arg("serve")
             .env("CLASSRELAY_HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
@@ -112,6 +141,9 @@ impl ClassrelayProc {
             .env("CLASSRELAY_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(n) = spread_after {
+            cmd.env("CLASSRELAY_MEDIA__SPREAD_AFTER", n.to_string());
+        }
         let mut child = cmd.spawn().context("starting classrelay")?;
         let stdout = child.stdout.take().context("stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();

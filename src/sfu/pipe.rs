@@ -66,6 +66,9 @@ pub enum PipeMsg {
         params: PayloadParams,
         /// The packet.
         pkt: CachedPacket,
+        /// When the home worker's socket received the earliest datagram of the turn the
+        /// packet came in (the receiving worker times its copies from it).
+        arrived: Option<std::time::SystemTime>,
     },
     /// A track ended.
     TrackGone {

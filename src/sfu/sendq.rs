@@ -113,6 +113,11 @@ impl SendQueue {
         self.arrived = Some(self.arrived.map_or(at, |a| a.min(at)));
     }
 
+    /// The earliest kernel arrival noted in this loop turn.
+    pub fn arrival(&self) -> Option<SystemTime> {
+        self.arrived
+    }
+
     /// Sends everything queued and closes the loop turn.
     pub fn end_turn(&mut self, socket: &impl AsRawFd, m: &Metrics) {
         self.flush(socket, m);

@@ -1098,6 +1098,7 @@ impl Worker {
                     ssrc,
                     params,
                     pkt: pkt.clone(),
+                    arrived: self.io.out.arrival(),
                 };
                 if link.pipe.send(msg).is_ok() {
                     self.io.metrics.pipe_packets.inc();
@@ -1228,7 +1229,12 @@ impl Worker {
                     ssrc,
                     params,
                     pkt,
+                    arrived,
                 } => {
+                    if let Some(t) = arrived {
+                        // Copies sent this turn are timed from the home worker's arrival.
+                        self.io.out.note_arrival(t);
+                    }
                     if let Some((_, ours)) = self.piped.get(&(home, tid)) {
                         pending.push(PipeRtp {
                             tid: *ours,
@@ -1447,6 +1453,7 @@ impl Worker {
                     ssrc,
                     params,
                     pkt: p.clone(),
+                    arrived: None,
                 }));
             }
         }

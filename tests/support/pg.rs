@@ -36,7 +36,8 @@ fn bin_dir() -> Option<PathBuf> {
     dirs.pop()
 }
 
-fn is_root() -> bool {
+/// Whether the tests run as root (CI does).
+pub fn is_root() -> bool {
     std::env::var("USER").map(|u| u == "root").unwrap_or(false)
         || std::fs::read_to_string("/proc/self/status")
             .map(|s| {

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub udp_datagrams_out: Counter,
     /// Of those, datagrams that left inside UDP GSO sends (runs to one address).
     pub udp_gso_datagrams_out: Counter,
+    /// UDP GSO sends (`udp_gso_datagrams_out / udp_gso_sends` datagrams per send).
+    pub udp_gso_sends: Counter,
     /// RTP padding bytes added so that a packet could join a GSO run (the cost of the runs).
     pub rtp_padding_bytes_out: Counter,
     /// Datagrams that matched no peer (unknown address or ufrag) and were dropped.
@@ -149,6 +151,11 @@ impl Metrics {
         let rtp_bytes_out = c(&mut r, "rtp_bytes_out", "RTP payload bytes forwarded");
         let udp_datagrams_in = c(&mut r, "udp_datagrams_in", "UDP datagrams received");
         let udp_datagrams_out = c(&mut r, "udp_datagrams_out", "UDP datagrams sent");
+        let udp_gso_sends = c(
+            &mut r,
+            "udp_gso_sends",
+            "UDP GSO sends (each one sendmsg carrying a run of datagrams to one viewer)",
+        );
         let udp_gso_datagrams_out = c(
             &mut r,
             "udp_gso_datagrams_out",
@@ -244,6 +251,7 @@ impl Metrics {
             udp_datagrams_in,
             udp_datagrams_out,
             udp_gso_datagrams_out,
+            udp_gso_sends,
             rtp_padding_bytes_out,
             udp_unroutable,
             nacks_received,

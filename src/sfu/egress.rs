@@ -52,7 +52,7 @@ const MAX_RESENDS: u8 = 3;
 /// [`Egress::seal`]): a frame's first packet is 12–20 bytes longer for its abs-capture-time,
 /// packetizers that split frames evenly differ by a byte; anything shorter than this ends
 /// the run instead (a frame's last packet, audio).
-const MAX_PADDING: usize = 24;
+pub const MAX_PADDING: usize = 24;
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -69,6 +69,14 @@ impl Egress {
         Ok(Egress {
             srtp: SrtpTx::new(keys.profile, &keys.material, keys.local_is_client)?,
         })
+    }
+
+    /// The size `p` would have sealed without padding (its header written into
+    /// `scratch`): so the worker can make a viewer's whole share of a frame one size before
+    /// the first packet of it goes out (see `Worker::fan_out`).
+    pub fn sealed_len(&self, stream: &Stream, p: &OutPacket<'_>, scratch: &mut Vec<u8>) -> usize {
+        scratch.clear();
+        write_header(stream, p, scratch) + p.payload.len() + self.srtp.tag_len()
     }
 
     /// Serializes `p` for `stream` into `buf` (cleared first) and protects it. False if the

@@ -270,6 +270,7 @@ fn send_gso(
             Ok(_) => {
                 m.udp_datagrams_out.inc_by(run.len() as u64);
                 m.udp_gso_datagrams_out.inc_by(run.len() as u64);
+                m.udp_gso_sends.inc();
                 residence(m, since, run.len());
                 return Gso::Sent;
             }
@@ -462,6 +463,7 @@ mod tests {
         q.push(&tx, others[0].local_addr().unwrap(), vec![0; 100], &m);
         assert_eq!(q.len(), 1);
         assert_eq!(m.udp_gso_datagrams_out.get(), 6);
+        assert_eq!(m.udp_gso_sends.get(), 1, "one send");
         let mut buf = vec![0u8; 65_536];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!(i32);

@@ -23,7 +23,7 @@ use str0m::rtp::rtcp::{Nack, ReceptionReport, Rtcp};
 use str0m::rtp::{ExtensionValues, RawPacket, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output};
 
-use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Stream};
+use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Stream, MAX_PADDING};
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
 use super::peer::{LinkFigures, Peer, Slot};
@@ -131,6 +131,8 @@ pub struct Worker {
     next_rate_window: Instant,
     /// Scratch for `forward_group` (kept for its allocation).
     preps: Vec<Prep>,
+    /// Scratch for headers measured in `group_size`.
+    scratch: Vec<u8>,
 }
 
 impl Worker {
@@ -209,6 +211,7 @@ impl Worker {
             next_housekeeping: now + HOUSEKEEPING,
             next_rate_window: now + Duration::from_secs(1),
             preps: Vec::new(),
+            scratch: Vec::with_capacity(64),
         })
     }
 
@@ -936,6 +939,7 @@ impl Worker {
                 nackable: true,
                 may_start: i == 0,
                 clock_rate,
+                pad_to: None,
             };
             let ok = write_slot(sub, si, &mut self.io, &f, now);
             if !direct && i % REPLAY_FLUSH == REPLAY_FLUSH - 1 {
@@ -1138,6 +1142,7 @@ impl Worker {
             if !sub.connected {
                 continue;
             }
+            let pad_to = group_size(sub, si, source, preps, &mut self.scratch);
             for prep in preps {
                 let pkt = &prep.pkt;
                 let Some(slot) = sub.slots.get_mut(si) else {
@@ -1172,6 +1177,7 @@ impl Worker {
                     nackable: prep.is_video,
                     may_start: !prep.is_video || prep.keyframe,
                     clock_rate: prep.clock_rate,
+                    pad_to,
                 };
                 write_slot(sub, si, &mut self.io, &f, now);
             }
@@ -1782,6 +1788,79 @@ struct Fwd<'a> {
     /// Whether a new source may start here (audio: always; video: at a keyframe).
     may_start: bool,
     clock_rate: u32,
+    /// The size the viewer's copies of this packet's group are made (see `group_size`).
+    pad_to: Option<usize>,
+}
+
+/// `f` as the fast path serializes it toward one viewer.
+fn out_packet<'a>(f: &Fwd<'a>, pt: u8, seq: u64, ts: u32) -> OutPacket<'a> {
+    OutPacket {
+        pt,
+        seq,
+        ts,
+        marker: f.marker,
+        payload: f.payload,
+        audio_level: f.ext.audio_level.zip(f.ext.voice_activity),
+        orientation: f.ext.video_orientation.map(|o| o as u8),
+        capture: f
+            .ext
+            .abs_capture_time
+            .map(|a| (ntp64(a.capture_time), a.clock_offset)),
+        padding: 0,
+    }
+}
+
+/// The size to make a viewer's copies of a group of video packets (one publisher stream,
+/// read in one turn; usually a frame), so they leave as one UDP GSO run: the largest
+/// sealed size among them, if every packet but the last is at most `MAX_PADDING` short of
+/// it (a run's last datagram may be shorter).
+/// libwebrtc makes a frame's first packet shorter (room for its header extensions) and an
+/// even split makes later packets a byte longer; padding toward the run already open (what
+/// `write_slot` does without this) only lengthens packets that follow a longer one, so the
+/// run broke at the first longer packet. `None` for audio, a single packet, a viewer not on
+/// the fast path yet, or sizes too far apart (the run then breaks where it must).
+fn group_size(
+    sub: &Peer,
+    si: usize,
+    source: SourceId,
+    preps: &[Prep],
+    scratch: &mut Vec<u8>,
+) -> Option<usize> {
+    if preps.len() < 2 || !preps[0].is_video {
+        return None;
+    }
+    let (egress, slot) = (sub.egress.as_ref()?, sub.slots.get(si)?);
+    let stream = slot.out.as_ref()?;
+    // A slot between layers (simulcast) or sources gets only some of them: no group.
+    if slot.rewriter.as_ref()?.current_source() != Some(source) {
+        return None;
+    }
+    // The run's last datagram may be shorter than the others (a frame's remainder): it
+    // does not count toward the smallest.
+    let (mut min, mut max) = (usize::MAX, 0);
+    for (i, prep) in preps.iter().enumerate() {
+        let f = Fwd {
+            source,
+            seq: prep.pkt.seq,
+            ts: prep.pkt.ts,
+            arrival: prep.pkt.arrival,
+            pt: prep.pkt.pt,
+            marker: prep.pkt.marker,
+            payload: &prep.pkt.payload,
+            ext: &prep.pkt.ext,
+            params: &prep.params,
+            nackable: true,
+            may_start: false,
+            clock_rate: prep.clock_rate,
+            pad_to: None,
+        };
+        let len = egress.sealed_len(stream, &out_packet(&f, 0, 0, 0), scratch);
+        if i + 1 < preps.len() {
+            min = min.min(len);
+        }
+        max = max.max(len);
+    }
+    (max - min <= MAX_PADDING).then_some(max)
 }
 
 /// Writes `f` to slot `si` of `sub`: payload type mapping, sequence/timestamp rewriting,
@@ -1820,22 +1899,16 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
             slot.out = direct_stream(&mut sub.rtc, mid, f.clock_rate);
         }
         if let Some(stream) = slot.out.as_mut() {
-            let mut p = OutPacket {
-                pt: *out_pt,
-                seq: rw.seq,
-                ts: rw.ts,
-                marker: f.marker,
-                payload: f.payload,
-                audio_level: f.ext.audio_level.zip(f.ext.voice_activity),
-                orientation: f.ext.video_orientation.map(|o| o as u8),
-                capture: f
-                    .ext
-                    .abs_capture_time
-                    .map(|a| (ntp64(a.capture_time), a.clock_offset)),
-                padding: 0,
-            };
+            let mut p = out_packet(f, *out_pt, rw.seq, rw.ts);
             let mut buf = io.out.buffer();
-            let pad_to = io.out.run_size(remote);
+            // The group's size, or the size of the run still open to this viewer if that is
+            // a little larger (the packet may then join it).
+            let run = io.out.run_size(remote);
+            let pad_to = match (f.pad_to, run) {
+                (Some(t), Some(r)) if r >= t && r - t <= MAX_PADDING => Some(r),
+                (Some(t), _) => Some(t),
+                (None, r) => r,
+            };
             if egress.seal(stream, &mut p, pad_to, &mut buf) {
                 stream.sent(&p, f.payload, f.arrival, f.nackable, now);
                 if p.padding > 0 {

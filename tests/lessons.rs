@@ -693,7 +693,24 @@ async fn keyframe_of(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_class_spotlight_and_source_selection() {
-    let app = App::start(Backend::Sqlite).await.unwrap();
+    spotlight_and_sources(App::start(Backend::Sqlite).await.unwrap()).await;
+}
+
+/// The same with the viewers spread over two media workers (`media.spread_after = 0`):
+/// the spotlight and each viewer's source reach the worker away from the classes'
+/// publishers, whose tracks are piped there with their classroom.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_class_spotlight_and_source_selection_over_two_workers() {
+    let app = App::start_with(Backend::Sqlite, |c| {
+        c.media.workers = 2;
+        c.media.spread_after = 0;
+    })
+    .await
+    .unwrap();
+    spotlight_and_sources(app).await;
+}
+
+async fn spotlight_and_sources(app: App) {
     let f = fixture(&app).await;
     let id = lesson(&app, &f, "sync", "07:30", "08:10").await;
     app.clock.set(at("07:40"));
@@ -718,16 +735,17 @@ async fn sync_class_spotlight_and_source_selection() {
     let room = jv["room"].as_str().unwrap();
     let view_token = jv["token"].as_str().unwrap();
     // The receive-only room follows the big screen; another viewer follows classroom B only.
-    let big = support::webrtc_client::whep_subscribe(
+    // (In that order on two workers, the big screen is the viewer away from home.)
+    let only_b = support::webrtc_client::whep_subscribe(
         &app.base,
-        &format!("{room}?source=spotlight"),
+        &format!("{room}?source=c:{}", f.room_b),
         view_token,
     )
     .await
     .unwrap();
-    let only_b = support::webrtc_client::whep_subscribe(
+    let big = support::webrtc_client::whep_subscribe(
         &app.base,
-        &format!("{room}?source=c:{}", f.room_b),
+        &format!("{room}?source=spotlight"),
         view_token,
     )
     .await
@@ -891,7 +909,23 @@ fn link_of<'a>(links: &'a Value, part: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_quality_of_a_classroom_reaches_the_teacher() {
-    let app = App::start(Backend::Sqlite).await.unwrap();
+    link_quality(App::start(Backend::Sqlite).await.unwrap()).await;
+}
+
+/// The same with the classroom's preview on the other media worker than its publisher
+/// (`media.spread_after = 0`): the link figures are gathered from every worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_quality_gathers_a_classrooms_sessions_from_both_workers() {
+    let app = App::start_with(Backend::Sqlite, |c| {
+        c.media.workers = 2;
+        c.media.spread_after = 0;
+    })
+    .await
+    .unwrap();
+    link_quality(app).await;
+}
+
+async fn link_quality(app: App) {
     let f = fixture(&app).await;
     let id = lesson(&app, &f, "delivery", "07:30", "08:10").await;
     app.clock.set(at("07:40"));
@@ -934,7 +968,10 @@ async fn link_quality_of_a_classroom_reaches_the_teacher() {
             tokio::time::Instant::now() < deadline,
             "no complete quality event within 60 s"
         );
-        let v = ev.until("quality").await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let v = tokio::time::timeout(left, ev.until("quality"))
+            .await
+            .expect("a complete quality event within 60 s");
         let Some(l) = link_of(&v["data"]["links"], &part) else {
             continue;
         };

@@ -41,8 +41,14 @@ pub fn monday_7am() -> i64 {
 impl App {
     /// Starts a server on `backend`, or `None` when that backend is unavailable here.
     pub async fn start(backend: Backend) -> Option<App> {
+        App::start_with(backend, |_| {}).await
+    }
+
+    /// [`App::start`] with the test configuration changed by `adjust` first.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<App> {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::for_tests(dir.path());
+        adjust(&mut cfg);
         if backend == Backend::Postgres {
             cfg.database.url = super::pg::fresh_database().await?;
         }

@@ -156,6 +156,24 @@ fn one_stream(s: &PeerHandle) -> (u64, u64) {
     )
 }
 
+/// The viewer gets a keyframe, then 60 more video packets, with no sequence re-based.
+async fn starts_and_keeps_up(s: &PeerHandle) {
+    assert!(
+        s.stats
+            .wait_for(Duration::from_secs(30), |st| st
+                .first_keyframe_at()
+                .is_some())
+            .await,
+        "the viewer gets a keyframe"
+    );
+    let seen = s.stats.video_packets.load(Ordering::Relaxed);
+    assert!(
+        video_at_least(s, seen + 60).await,
+        "and the live packets after it"
+    );
+    assert_continuous(s);
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -755,20 +773,7 @@ async fn late_joiners_from_the_gop(direct: bool) {
     let replays_before = env.server.metrics().gop_replays.get();
     let subs = [subscribe(&env, "gop").await, subscribe(&env, "gop").await];
     for s in &subs {
-        assert!(
-            s.stats
-                .wait_for(Duration::from_secs(30), |st| st
-                    .first_keyframe_at()
-                    .is_some())
-                .await,
-            "a late joiner gets a keyframe"
-        );
-        let seen = s.stats.video_packets.load(Ordering::Relaxed);
-        assert!(
-            video_at_least(s, seen + 60).await,
-            "and the live packets after it"
-        );
-        assert_continuous(s);
+        starts_and_keeps_up(s).await;
     }
     assert_eq!(env.server.metrics().gop_replays.get() - replays_before, 2);
     assert_eq!(
@@ -855,20 +860,7 @@ async fn a_broadcast_spread_over_workers_reaches_every_viewer_through_the_pipe()
     loads.sort();
     assert_eq!(loads, [2, 3]);
     for (s, _) in &subs {
-        assert!(
-            s.stats
-                .wait_for(Duration::from_secs(30), |st| st
-                    .first_keyframe_at()
-                    .is_some())
-                .await,
-            "every viewer gets a picture"
-        );
-        let seen = s.stats.video_packets.load(Ordering::Relaxed);
-        assert!(
-            video_at_least(s, seen + 60).await,
-            "and live media after it"
-        );
-        assert_continuous(s);
+        starts_and_keeps_up(s).await;
     }
     let m = env.server.metrics();
     assert!(m.pipe_packets.get() > 60, "{}", m.pipe_packets.get());

@@ -673,22 +673,7 @@ mod tests {
 
     #[tokio::test]
     async fn link_stats_of_an_unknown_room_is_empty() {
-        let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let sfu = Sfu::start(
-            &SfuSettings {
-                workers: 1,
-                bind: std::net::Ipv4Addr::LOCALHOST.into(),
-                port: 0,
-                announce: std::net::Ipv4Addr::LOCALHOST.into(),
-                keyframe_interval: Duration::from_millis(300),
-                disconnect_grace: Duration::from_secs(30),
-                direct_srtp: true,
-                spread_after: 0,
-            },
-            Metrics::new(),
-            events,
-        )
-        .unwrap();
+        let sfu = workers(1, 0);
         let w = sfu.worker_for_room("lesson-404");
         let (tx, rx) = tokio::sync::oneshot::channel();
         assert!(sfu.worker(w).send(Command::LinkStats {

@@ -54,18 +54,8 @@ pub enum PipeMsg {
     Rtp {
         /// The home worker.
         home: usize,
-        /// The track's id on the home worker.
-        tid: TrackId,
-        /// The layer's index on the home worker.
-        layer: usize,
-        /// The layer's rid.
-        rid: Option<Rid>,
-        /// The publisher's SSRC of the layer.
-        ssrc: Ssrc,
-        /// The packet's codec.
-        params: PayloadParams,
-        /// The packet.
-        pkt: CachedPacket,
+        /// The packet; its `tid` is the track's id on the home worker.
+        packet: PipedPacket,
         /// When the home worker's socket received the earliest datagram of the turn the
         /// packet came in (the receiving worker times its copies from it).
         arrived: Option<std::time::SystemTime>,
@@ -84,6 +74,22 @@ pub enum PipeMsg {
         /// The home worker.
         home: usize,
     },
+}
+
+/// A packet of one layer of a track, as piped.
+pub struct PipedPacket {
+    /// The track (the home worker's id in a pipe, the receiving worker's once taken in).
+    pub tid: TrackId,
+    /// The layer's index on the home worker.
+    pub layer: usize,
+    /// The layer's rid.
+    pub rid: Option<Rid>,
+    /// The publisher's SSRC of the layer.
+    pub ssrc: Ssrc,
+    /// The packet's codec.
+    pub params: PayloadParams,
+    /// The packet.
+    pub pkt: CachedPacket,
 }
 
 /// How one worker reaches another.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::rtcp::{Nack, ReceptionReport, Rtcp};
 use str0m::rtp::{ExtensionValues, RawPacket, RtpPacket, RtpWrite, Ssrc};
@@ -27,7 +27,7 @@ use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Stream, MAX_PADDING};
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
 use super::peer::{LinkFigures, Peer, Slot};
-use super::pipe::{self, Link, PipeMsg};
+use super::pipe::{self, Link, PipeMsg, PipedPacket};
 use super::recvq::{self, RecvBatch};
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
 use super::routing::{self, Router};
@@ -110,7 +110,7 @@ pub struct Worker {
     /// Workers sent media since they were last woken.
     pipe_wake: Vec<usize>,
     /// Piped packets of this turn: (our track id, layer, rid, SSRC, codec, packet).
-    pipe_in: Vec<PipeRtp>,
+    pipe_in: Vec<PipedPacket>,
     /// The pipe inbox was left with messages in it.
     pipe_more: bool,
     /// This worker's rooms as last added to the `rooms` gauge.
@@ -1096,12 +1096,14 @@ impl Worker {
                 }
                 let msg = PipeMsg::Rtp {
                     home: self.index,
-                    tid,
-                    layer: li,
-                    rid,
-                    ssrc,
-                    params,
-                    pkt: pkt.clone(),
+                    packet: PipedPacket {
+                        tid,
+                        layer: li,
+                        rid,
+                        ssrc,
+                        params,
+                        pkt: pkt.clone(),
+                    },
                     arrived: self.io.out.arrival(),
                 };
                 if link.pipe.send(msg).is_ok() {
@@ -1188,7 +1190,7 @@ impl Worker {
     }
 
     /// Forwards piped packets of one layer of one piped-in track (see `drain_pipe`).
-    fn forward_piped(&mut self, group: &[PipeRtp], now: Instant) {
+    fn forward_piped(&mut self, group: &[PipedPacket], now: Instant) {
         let Some(first) = group.first() else {
             return;
         };
@@ -1229,27 +1231,16 @@ impl Worker {
             match msg {
                 PipeMsg::Rtp {
                     home,
-                    tid,
-                    layer,
-                    rid,
-                    ssrc,
-                    params,
-                    pkt,
+                    mut packet,
                     arrived,
                 } => {
                     if let Some(t) = arrived {
                         // Copies sent this turn are timed from the home worker's arrival.
                         self.io.out.note_arrival(t);
                     }
-                    if let Some((_, ours)) = self.piped.get(&(home, tid)) {
-                        pending.push(PipeRtp {
-                            tid: *ours,
-                            layer,
-                            rid,
-                            ssrc,
-                            params,
-                            pkt,
-                        });
+                    if let Some((_, ours)) = self.piped.get(&(home, packet.tid)) {
+                        packet.tid = *ours;
+                        pending.push(packet);
                     }
                     continue;
                 }
@@ -1265,7 +1256,7 @@ impl Worker {
         self.pipe_in = pending;
     }
 
-    fn forward_pipe_batch(&mut self, pending: &mut Vec<PipeRtp>, now: Instant) {
+    fn forward_pipe_batch(&mut self, pending: &mut Vec<PipedPacket>, now: Instant) {
         if pending.is_empty() {
             return;
         }
@@ -1453,12 +1444,14 @@ impl Worker {
                 };
                 msgs.extend(gop.iter().map(|p| PipeMsg::Rtp {
                     home: self.index,
-                    tid,
-                    layer: li,
-                    rid: layer.rid,
-                    ssrc,
-                    params,
-                    pkt: p.clone(),
+                    packet: PipedPacket {
+                        tid,
+                        layer: li,
+                        rid: layer.rid,
+                        ssrc,
+                        params,
+                        pkt: p.clone(),
+                    },
                     arrived: None,
                 }));
             }
@@ -1751,17 +1744,6 @@ const REPLAY_FLUSH: usize = 16;
 
 /// Piped messages read per loop turn before the socket gets a turn again.
 const PIPE_TURN: usize = 1024;
-
-/// A piped packet waiting to be forwarded (see `Worker::drain_pipe`).
-struct PipeRtp {
-    /// Our id of the piped-in track.
-    tid: TrackId,
-    layer: usize,
-    rid: Option<Rid>,
-    ssrc: Ssrc,
-    params: PayloadParams,
-    pkt: CachedPacket,
-}
 
 /// What `ingest` works out once per packet, before the copies.
 struct Prep {

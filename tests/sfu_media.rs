@@ -44,6 +44,16 @@ async fn start_with(adjust: impl FnOnce(&mut Config)) -> Env {
     }
 }
 
+/// A server with two media workers whose viewers spread from the first one
+/// (`media.spread_after = 0`): the publisher's worker and the other take turns.
+async fn start_spread() -> Env {
+    start_with(|c| {
+        c.media.workers = 2;
+        c.media.spread_after = 0;
+    })
+    .await
+}
+
 /// The VP8 fixture with keyframes made rare: the first keyframe, then a minute of delta
 /// frames. Within a test, every later keyframe was made because the SFU asked for one.
 fn rare_keyframe_source() -> Source {
@@ -154,6 +164,34 @@ fn one_stream(s: &PeerHandle) -> (u64, u64) {
         s.stats.video_seq_gaps.load(Ordering::Relaxed),
         s.stats.video_seq_backwards.load(Ordering::Relaxed),
     )
+}
+
+/// A WHEP request for `room` from a player that takes only H.264 (and Opus).
+async fn h264_only_viewer(env: &Env, room: &str) -> reqwest::Response {
+    let mut rtc = str0m::Rtc::builder()
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let mut api = rtc.sdp_api();
+    for kind in [
+        str0m::media::MediaKind::Audio,
+        str0m::media::MediaKind::Video,
+    ] {
+        api.add_media(kind, str0m::media::Direction::RecvOnly, None, None, None);
+    }
+    let (offer, _pending) = api.apply().unwrap();
+    let token = env
+        .server
+        .mint_token(room, Grant::Subscribe, Duration::from_secs(60));
+    env.http
+        .post(format!("{}/whep/{room}", env.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The viewer gets a keyframe, then 60 more video packets, with no sequence re-based.
@@ -515,13 +553,11 @@ async fn simulcast_layer_switch_of_a_viewer_away_from_home_asks_through_the_pipe
 }
 
 async fn simulcast_layer_switch(away: bool) {
-    let env = start_with(|c| {
-        if away {
-            c.media.workers = 2;
-            c.media.spread_after = 0;
-        }
-    })
-    .await;
+    let env = if away {
+        start_spread().await
+    } else {
+        start().await
+    };
     let mut source = rare_keyframe_source();
     source.simulcast = vec!["h".into(), "m".into(), "l".into()];
     let (publisher, _) = publish_source(&env, "sc", source).await;
@@ -691,39 +727,7 @@ async fn whep_viewer_that_cannot_decode_the_live_codec_gets_409() {
     // Wait until the server has seen the publisher's codec (media is flowing).
     assert!(video_at_least(&sub, 10).await);
     // A player that only takes H.264, while the room sends VP8.
-    let mut rtc = str0m::Rtc::builder()
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .build(Instant::now());
-    let mut api = rtc.sdp_api();
-    api.add_media(
-        str0m::media::MediaKind::Audio,
-        str0m::media::Direction::RecvOnly,
-        None,
-        None,
-        None,
-    );
-    api.add_media(
-        str0m::media::MediaKind::Video,
-        str0m::media::Direction::RecvOnly,
-        None,
-        None,
-        None,
-    );
-    let (offer, _pending) = api.apply().unwrap();
-    let token = env
-        .server
-        .mint_token("codec", Grant::Subscribe, Duration::from_secs(60));
-    let r = env
-        .http
-        .post(format!("{}/whep/codec", env.base))
-        .bearer_auth(&token)
-        .header("content-type", "application/sdp")
-        .body(offer.to_sdp_string())
-        .send()
-        .await
-        .unwrap();
+    let r = h264_only_viewer(&env, "codec").await;
     assert_eq!(r.status(), 409);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let body: serde_json::Value = r.json().await.unwrap();
@@ -843,11 +847,7 @@ async fn frames_later(p: &PeerHandle, n: u64) {
 /// leaves, and opens again for the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_spread_over_workers_reaches_every_viewer_through_the_pipe() {
-    let env = start_with(|c| {
-        c.media.workers = 2;
-        c.media.spread_after = 0;
-    })
-    .await;
+    let env = start_spread().await;
     let (publisher, token) = publish(&env, "wide").await;
     frames_later(&publisher, 60).await;
     let plis_before = publisher.stats.keyframe_requests.load(Ordering::Relaxed);
@@ -934,38 +934,10 @@ async fn a_broadcast_spread_over_workers_reaches_every_viewer_through_the_pipe()
 /// codec) closes that pipe again: the refusal leaves no pipe open and no place taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_viewer_away_from_home_closes_its_pipe() {
-    let env = start_with(|c| {
-        c.media.workers = 2;
-        c.media.spread_after = 0;
-    })
-    .await;
+    let env = start_spread().await;
     let (publisher, _) = publish(&env, "codec2").await;
     // An H.264-only player, while the room sends VP8: placed on the other worker.
-    let mut rtc = str0m::Rtc::builder()
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .build(Instant::now());
-    let mut api = rtc.sdp_api();
-    for kind in [
-        str0m::media::MediaKind::Audio,
-        str0m::media::MediaKind::Video,
-    ] {
-        api.add_media(kind, str0m::media::Direction::RecvOnly, None, None, None);
-    }
-    let (offer, _pending) = api.apply().unwrap();
-    let token = env
-        .server
-        .mint_token("codec2", Grant::Subscribe, Duration::from_secs(60));
-    let r = env
-        .http
-        .post(format!("{}/whep/codec2", env.base))
-        .bearer_auth(&token)
-        .header("content-type", "application/sdp")
-        .body(offer.to_sdp_string())
-        .send()
-        .await
-        .unwrap();
+    let r = h264_only_viewer(&env, "codec2").await;
     assert_eq!(
         r.status(),
         409,

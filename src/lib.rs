@@ -174,6 +174,11 @@ impl Server {
             .collect()
     }
 
+    /// Peers counted against `media.max_peers` (placed, being added or live).
+    pub fn peer_count(&self) -> usize {
+        self.state.sfu.peers()
+    }
+
     /// Peers placed on each media worker (see `Sfu::place`).
     pub fn worker_loads(&self) -> Vec<usize> {
         self.state.sfu.loads()

@@ -957,3 +957,63 @@ async fn a_refused_viewer_away_from_home_closes_its_pipe() {
     assert_eq!(m.pipes.get(), 1);
     env.server.shutdown().await;
 }
+
+/// Clients that hang up while their WHEP request is being served (here: a client timeout
+/// of a few milliseconds, while the offer is parsed or the room's pipe opened) leave no
+/// place counted on a worker and no pipe open for a peer that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_join_leaves_nothing_counted() {
+    let env = start_spread().await;
+    let (_publisher, _) = publish(&env, "hangup").await;
+    let token = env
+        .server
+        .mint_token("hangup", Grant::Subscribe, Duration::from_secs(60));
+    let sdp = {
+        let mut rtc = str0m::Rtc::builder().build(Instant::now());
+        let mut api = rtc.sdp_api();
+        for kind in [
+            str0m::media::MediaKind::Audio,
+            str0m::media::MediaKind::Video,
+        ] {
+            api.add_media(kind, str0m::media::Direction::RecvOnly, None, None, None);
+        }
+        api.apply().unwrap().0.to_sdp_string()
+    };
+    let mut answered = 0;
+    for ms in (1..=40).map(|i| i % 8 + 1) {
+        let r = env
+            .http
+            .post(format!("{}/whep/hangup", env.base))
+            .bearer_auth(&token)
+            .header("content-type", "application/sdp")
+            .body(sdp.clone())
+            .timeout(Duration::from_millis(ms))
+            .send()
+            .await;
+        answered += usize::from(r.is_ok());
+    }
+    println!("{answered} of 40 answered before the client gave up");
+    let m = env.server.metrics();
+    let peers = || {
+        m.peers
+            .get_or_create(&classrelay::metrics::RoleLabels {
+                role: classrelay::metrics::RoleLabel::Publisher,
+            })
+            .get()
+            + m.peers
+                .get_or_create(&classrelay::metrics::RoleLabels {
+                    role: classrelay::metrics::RoleLabel::Subscriber,
+                })
+                .get()
+    };
+    // Every place counted belongs to a peer the workers hold (peers whose clients left
+    // wait out their connect timeout like any peer that never connects).
+    assert!(
+        eventually(|| env.server.worker_loads().iter().sum::<usize>() as i64 == peers()).await,
+        "loads {:?}, peers {}",
+        env.server.worker_loads(),
+        peers()
+    );
+    assert_eq!(env.server.peer_count() as i64, peers());
+    env.server.shutdown().await;
+}

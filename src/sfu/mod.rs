@@ -455,12 +455,15 @@ pub struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    /// Sends a command and wakes the worker. False if the worker is gone.
+    /// Sends a command and wakes the worker. False if the worker is gone (true once the
+    /// command is queued: it will be handled, so the caller must not undo what it asks).
     pub fn send(&self, cmd: Command) -> bool {
         if self.tx.send(cmd).is_err() {
             return false;
         }
-        self.waker.wake().is_ok()
+        // A failed wake (never seen) only delays the command to the worker's next timer.
+        let _ = self.waker.wake();
+        true
     }
 }
 

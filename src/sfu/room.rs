@@ -37,6 +37,9 @@ pub struct Layer {
     pub last_packet: Option<Instant>,
     /// The packets since the last keyframe, for viewers that join mid-GOP.
     pub gop: GopCache,
+    /// Workers this layer is piped to that missed a packet of it (their inbox was full):
+    /// they get none of it until its next keyframe, so their GOP caches never hold a hole.
+    pub pipe_gaps: Vec<usize>,
 }
 
 /// One packet kept in a [`GopCache`]. The payload is the publisher's own buffer (shared, not
@@ -135,6 +138,7 @@ impl Layer {
             bitrate: 0,
             last_packet: None,
             gop: GopCache::default(),
+            pipe_gaps: Vec::new(),
         }
     }
 

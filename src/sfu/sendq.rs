@@ -113,6 +113,11 @@ impl SendQueue {
         self.arrived = Some(self.arrived.map_or(at, |a| a.min(at)));
     }
 
+    /// Whether runs may still leave as UDP GSO sends (false after the kernel refused it).
+    pub fn gso(&self) -> bool {
+        self.gso
+    }
+
     /// The earliest kernel arrival noted in this loop turn.
     pub fn arrival(&self) -> Option<SystemTime> {
         self.arrived

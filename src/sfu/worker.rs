@@ -358,6 +358,14 @@ impl Worker {
                     piped_from,
                     reply,
                 } => {
+                    if piped_from.is_some() {
+                        // The room's tracks were in the inbox before OpenPipe was answered,
+                        // so before this command was sent; take them all in first, so the
+                        // codec check and the slots see them.
+                        while self.pipe_more || !self.pipe_rx.is_empty() {
+                            self.drain_pipe(now);
+                        }
+                    }
                     let r = self.check_compatible(&room, role, &peer);
                     if r.is_ok() {
                         self.add_peer(session, room, role, *peer, piped_from, now);
@@ -406,7 +414,8 @@ impl Worker {
                     let _ = reply.send(());
                 }
                 Command::ClosePipe { room, to } => self.close_pipe(&room, to),
-                Command::PipeKeyframe { tid, layer } => self.request_keyframe(tid, layer, now),
+                // Counted in `keyframe_requests_in` where it was asked for.
+                Command::PipeKeyframe { tid, layer } => self.gate_keyframe(tid, layer, now),
                 Command::LinkStats { room, reply } => {
                     // A oneshot send never blocks; a caller that gave up is fine to ignore.
                     let _ = reply.send(self.link_stats(&room));
@@ -1086,12 +1095,22 @@ impl Worker {
         }
         if !track.pipes.is_empty() {
             let rid = layer.rid;
+            if keyframe {
+                layer.pipe_gaps.clear();
+            }
             for &to in &track.pipes {
                 let Some(link) = self.links.get(to) else {
                     continue;
                 };
+                if layer.pipe_gaps.contains(&to) {
+                    self.io.metrics.pipe_drops.inc();
+                    continue;
+                }
                 if link.pipe.len() >= pipe::BACKLOG {
                     self.io.metrics.pipe_drops.inc();
+                    if is_video {
+                        layer.pipe_gaps.push(to);
+                    }
                     continue;
                 }
                 let msg = PipeMsg::Rtp {
@@ -1427,6 +1446,10 @@ impl Worker {
             return;
         }
         track.pipes.push(to);
+        // A pipe opened again starts whole (its GOP follows below).
+        for l in &mut track.layers {
+            l.pipe_gaps.retain(|w| *w != to);
+        }
         let mut msgs = vec![PipeMsg::Track {
             room: room.to_string(),
             home: self.index,
@@ -1556,6 +1579,11 @@ impl Worker {
     /// Asks the publisher of `tid` for a keyframe on `layer`, through the coalescing gate.
     fn request_keyframe(&mut self, tid: TrackId, layer: usize, now: Instant) {
         self.io.metrics.keyframe_requests_in.inc();
+        self.gate_keyframe(tid, layer, now);
+    }
+
+    /// [`Worker::request_keyframe`] without counting it.
+    fn gate_keyframe(&mut self, tid: TrackId, layer: usize, now: Instant) {
         let Some(track) = self.tracks.get_mut(&tid) else {
             return;
         };
@@ -1770,8 +1798,9 @@ struct Fwd<'a> {
     /// Whether a new source may start here (audio: always; video: at a keyframe).
     may_start: bool,
     clock_rate: u32,
-    /// The size the viewer's copies of this packet's group are made (see `group_size`).
-    pad_to: Option<usize>,
+    /// The size the viewer's copies of this packet's group are made, and the smallest of
+    /// them but the last (see `group_size`).
+    pad_to: Option<(usize, usize)>,
 }
 
 /// `f` as the fast path serializes it toward one viewer.
@@ -1795,7 +1824,7 @@ fn out_packet<'a>(f: &Fwd<'a>, pt: u8, seq: u64, ts: u32) -> OutPacket<'a> {
 /// The size to make a viewer's copies of a group of video packets (one publisher stream,
 /// read in one turn; usually a frame), so they leave as one UDP GSO run: the largest
 /// sealed size among them, if every packet but the last is at most `MAX_PADDING` short of
-/// it (a run's last datagram may be shorter).
+/// it (a run's last datagram may be shorter); returned with the smallest of those.
 /// libwebrtc makes a frame's first packet shorter (room for its header extensions) and an
 /// even split makes later packets a byte longer; padding toward the run already open (what
 /// `write_slot` does without this) only lengthens packets that follow a longer one, so the
@@ -1807,7 +1836,7 @@ fn group_size(
     source: SourceId,
     preps: &[Prep],
     scratch: &mut Vec<u8>,
-) -> Option<usize> {
+) -> Option<(usize, usize)> {
     if preps.len() < 2 || !preps[0].is_video {
         return None;
     }
@@ -1842,7 +1871,7 @@ fn group_size(
         }
         max = max.max(len);
     }
-    (max - min <= MAX_PADDING).then_some(max)
+    (max - min <= MAX_PADDING).then_some((max, min))
 }
 
 /// Writes `f` to slot `si` of `sub`: payload type mapping, sequence/timestamp rewriting,
@@ -1886,9 +1915,9 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
             // The group's size, or the size of the run still open to this viewer if that is
             // a little larger (the packet may then join it).
             let run = io.out.run_size(remote);
-            let pad_to = match (f.pad_to, run) {
-                (Some(t), Some(r)) if r >= t && r - t <= MAX_PADDING => Some(r),
-                (Some(t), _) => Some(t),
+            let pad_to = match (f.pad_to.filter(|_| io.out.gso()), run) {
+                (Some((t, low)), Some(r)) if r >= t && r - low <= MAX_PADDING => Some(r),
+                (Some((t, _)), _) => Some(t),
                 (None, r) => r,
             };
             if egress.seal(stream, &mut p, pad_to, &mut buf) {

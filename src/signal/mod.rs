@@ -316,6 +316,58 @@ async fn create_session_following(
     if offer.trim().is_empty() {
         return Err(ApiError::bad_request("bad-sdp", "empty SDP offer"));
     }
+    // The admission runs to its end in a task of its own: a client that hangs up mid-way
+    // drops this handler, and with it any cleanup still to come (the peer count, the
+    // worker's place, a pipe opened for the viewer). A peer added for a client that left
+    // never connects, and its worker removes it (and closes its pipe) after the connect
+    // timeout.
+    let (id, etag, answer) = tokio::spawn(admit(
+        state.clone(),
+        role,
+        room.clone(),
+        offer,
+        claims,
+        follow,
+    ))
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let location = format!("/{}/{room}/{id}", endpoint(role));
+    let mut resp = (StatusCode::CREATED, answer).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("room and id are checked ASCII"),
+    );
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex etag"),
+    );
+    h.insert(
+        "accept-patch",
+        HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+    );
+    for link in ice_server_links(state) {
+        h.append(header::LINK, link);
+    }
+    Ok(resp)
+}
+
+/// Takes a checked offer into a media worker: reserves a place, builds the peer, opens the
+/// room's pipe if the peer is placed away from its home worker, and adds it. Returns the
+/// session id, its ETag and the SDP answer; on every failure the place is given back.
+async fn admit(
+    state: Arc<AppState>,
+    role: Role,
+    room: String,
+    offer: String,
+    claims: crate::auth::Claims,
+    follow: Follow,
+) -> Result<(String, String, String), ApiError> {
+    let state = &state;
     // Reserve a place before doing any work; give it back on every failure path below.
     let max = state.config.media.max_peers;
     let count = &state.sfu.peer_count;
@@ -453,29 +505,7 @@ async fn create_session_following(
             state.school.now(),
         );
     }
-    let location = format!("/{}/{room}/{id}", endpoint(role));
-    let mut resp = (StatusCode::CREATED, answer).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/sdp"),
-    );
-    h.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&location).expect("room and id are checked ASCII"),
-    );
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex etag"),
-    );
-    h.insert(
-        "accept-patch",
-        HeaderValue::from_static("application/trickle-ice-sdpfrag"),
-    );
-    for link in ice_server_links(state) {
-        h.append(header::LINK, link);
-    }
-    Ok(resp)
+    Ok((id, etag, answer))
 }
 
 fn lookup(state: &AppState, role: Role, room: &str, id: &str) -> Result<Session, ApiError> {

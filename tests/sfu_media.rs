@@ -166,6 +166,19 @@ fn one_stream(s: &PeerHandle) -> (u64, u64) {
     )
 }
 
+/// The peer ends its session (DELETE, as a page that closes does) and goes.
+async fn leave(env: &Env, peer: &PeerHandle, token: &str) {
+    let r = env
+        .http
+        .delete(&peer.session_url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    env.swarm.close(peer).unwrap();
+}
+
 /// A WHEP request for `room` from a player that takes only H.264 (and Opus).
 async fn h264_only_viewer(env: &Env, room: &str) -> reqwest::Response {
     let mut rtc = str0m::Rtc::builder()
@@ -439,13 +452,7 @@ async fn publisher_reconnect_with_new_session_is_seamless() {
     let sub = subscribe(&env, "again").await;
     assert!(video_at_least(&sub, 30).await);
     // The teacher's browser dies and comes back as a brand-new WHIP session (new SSRCs).
-    env.http
-        .delete(&first.session_url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    env.swarm.close(&first).unwrap();
+    leave(&env, &first, &token).await;
     let before = sub.stats.video_packets.load(Ordering::Relaxed);
     let (_second, _) = publish(&env, "again").await;
     assert!(
@@ -875,13 +882,7 @@ async fn a_broadcast_spread_over_workers_reaches_every_viewer_through_the_pipe()
 
     // The teacher's browser comes back as a new session: new tracks, announced down the
     // open pipe, and the old ones gone.
-    env.http
-        .delete(&publisher.session_url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    env.swarm.close(&publisher).unwrap();
+    leave(&env, &publisher, &token).await;
     let before: Vec<u64> = subs
         .iter()
         .map(|(s, _)| s.stats.video_packets.load(Ordering::Relaxed))
@@ -898,15 +899,7 @@ async fn a_broadcast_spread_over_workers_reaches_every_viewer_through_the_pipe()
 
     // Every viewer leaves: the pipe closes and nothing more crosses.
     for (s, t) in subs.drain(..) {
-        let r = env
-            .http
-            .delete(&s.session_url)
-            .bearer_auth(&t)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-        env.swarm.close(&s).unwrap();
+        leave(&env, &s, &t).await;
     }
     assert!(eventually(|| m.pipes.get() == 0).await, "the pipe closed");
     let piped = m.pipe_packets.get();

@@ -111,8 +111,6 @@ pub struct Worker {
     pipe_wake: Vec<usize>,
     /// Piped packets of this turn: (our track id, layer, rid, SSRC, codec, packet).
     pipe_in: Vec<PipedPacket>,
-    /// The pipe inbox was left with messages in it.
-    pipe_more: bool,
     /// This worker's rooms as last added to the `rooms` gauge.
     rooms_counted: i64,
     io: Io,
@@ -182,7 +180,6 @@ impl Worker {
             piped: HashMap::new(),
             pipe_wake: Vec::new(),
             pipe_in: Vec::new(),
-            pipe_more: false,
             rooms_counted: 0,
             io: Io {
                 socket,
@@ -240,7 +237,7 @@ impl Worker {
             if let Some(Reverse((t, _))) = self.io.timers.peek() {
                 deadline = deadline.min(*t);
             }
-            let wait = if more_to_read || self.pipe_more || !self.io.due.is_empty() {
+            let wait = if more_to_read || !self.pipe_rx.is_empty() || !self.io.due.is_empty() {
                 Duration::ZERO
             } else {
                 deadline.saturating_duration_since(now)
@@ -362,7 +359,7 @@ impl Worker {
                         // The room's tracks were in the inbox before OpenPipe was answered,
                         // so before this command was sent; take them all in first, so the
                         // codec check and the slots see them.
-                        while self.pipe_more || !self.pipe_rx.is_empty() {
+                        while !self.pipe_rx.is_empty() {
                             self.drain_pipe(now);
                         }
                     }
@@ -937,13 +934,7 @@ impl Worker {
         for (i, p) in gop.iter().enumerate() {
             let f = Fwd {
                 source,
-                seq: p.seq,
-                ts: p.ts,
-                arrival: p.arrival,
-                pt: p.pt,
-                marker: p.marker,
-                payload: &p.payload,
-                ext: &p.ext,
+                pkt: p,
                 params: &params,
                 nackable: true,
                 may_start: i == 0,
@@ -1165,7 +1156,6 @@ impl Worker {
             }
             let pad_to = group_size(sub, si, source, preps, &mut self.scratch);
             for prep in preps {
-                let pkt = &prep.pkt;
                 let Some(slot) = sub.slots.get_mut(si) else {
                     break;
                 };
@@ -1187,13 +1177,7 @@ impl Worker {
                 }
                 let f = Fwd {
                     source,
-                    seq: pkt.seq,
-                    ts: pkt.ts,
-                    arrival: pkt.arrival,
-                    pt: pkt.pt,
-                    marker: pkt.marker,
-                    payload: &pkt.payload,
-                    ext: &pkt.ext,
+                    pkt: &prep.pkt,
                     params: &prep.params,
                     nackable: prep.is_video,
                     may_start: !prep.is_video || prep.keyframe,
@@ -1242,7 +1226,6 @@ impl Worker {
     /// Messages are taken in order; packets are forwarded in runs, like a socket batch.
     fn drain_pipe(&mut self, now: Instant) {
         let mut pending = std::mem::take(&mut self.pipe_in);
-        self.pipe_more = false;
         for _ in 0..PIPE_TURN {
             let Ok(msg) = self.pipe_rx.try_recv() else {
                 break;
@@ -1270,7 +1253,6 @@ impl Worker {
                 }
             }
         }
-        self.pipe_more = !self.pipe_rx.is_empty();
         self.forward_pipe_batch(&mut pending, now);
         self.pipe_in = pending;
     }
@@ -1785,13 +1767,8 @@ struct Prep {
 /// One packet on its way to one subscriber slot.
 struct Fwd<'a> {
     source: SourceId,
-    seq: u64,
-    ts: u32,
-    arrival: Instant,
-    pt: Pt,
-    marker: bool,
-    payload: &'a Arc<[u8]>,
-    ext: &'a ExtensionValues,
+    /// The packet as the publisher sent it (payload shared).
+    pkt: &'a CachedPacket,
     params: &'a PayloadParams,
     /// Whether the subscriber's str0m keeps it for retransmission.
     nackable: bool,
@@ -1803,17 +1780,17 @@ struct Fwd<'a> {
     pad_to: Option<(usize, usize)>,
 }
 
-/// `f` as the fast path serializes it toward one viewer.
-fn out_packet<'a>(f: &Fwd<'a>, pt: u8, seq: u64, ts: u32) -> OutPacket<'a> {
+/// `pkt` as the fast path serializes it toward one viewer.
+fn out_packet(pkt: &CachedPacket, pt: u8, seq: u64, ts: u32) -> OutPacket<'_> {
     OutPacket {
         pt,
         seq,
         ts,
-        marker: f.marker,
-        payload: f.payload,
-        audio_level: f.ext.audio_level.zip(f.ext.voice_activity),
-        orientation: f.ext.video_orientation.map(|o| o as u8),
-        capture: f
+        marker: pkt.marker,
+        payload: &pkt.payload,
+        audio_level: pkt.ext.audio_level.zip(pkt.ext.voice_activity),
+        orientation: pkt.ext.video_orientation.map(|o| o as u8),
+        capture: pkt
             .ext
             .abs_capture_time
             .map(|a| (ntp64(a.capture_time), a.clock_offset)),
@@ -1850,22 +1827,7 @@ fn group_size(
     // does not count toward the smallest.
     let (mut min, mut max) = (usize::MAX, 0);
     for (i, prep) in preps.iter().enumerate() {
-        let f = Fwd {
-            source,
-            seq: prep.pkt.seq,
-            ts: prep.pkt.ts,
-            arrival: prep.pkt.arrival,
-            pt: prep.pkt.pt,
-            marker: prep.pkt.marker,
-            payload: &prep.pkt.payload,
-            ext: &prep.pkt.ext,
-            params: &prep.params,
-            nackable: true,
-            may_start: false,
-            clock_rate: prep.clock_rate,
-            pad_to: None,
-        };
-        let len = egress.sealed_len(stream, &out_packet(&f, 0, 0, 0), scratch);
+        let len = egress.sealed_len(stream, &out_packet(&prep.pkt, 0, 0, 0), scratch);
         if i + 1 < preps.len() {
             min = min.min(len);
         }
@@ -1881,13 +1843,13 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
     let Some(slot) = sub.slots.get_mut(si) else {
         return false;
     };
-    let out_pt = match slot.pt_map.iter().find(|(i, _)| *i == f.pt) {
+    let out_pt = match slot.pt_map.iter().find(|(i, _)| *i == f.pkt.pt) {
         Some((_, o)) => *o,
         None => {
             let Some(pt) = out_payload_type(&sub.rtc, slot.mid, f.params) else {
                 return false;
             };
-            slot.pt_map.push((f.pt, pt));
+            slot.pt_map.push((f.pkt.pt, pt));
             pt
         }
     };
@@ -1895,7 +1857,7 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
         .rewriter
         .get_or_insert_with(|| Rewriter::new(f.clock_rate, rand::random::<u16>() & 0x3fff));
     let previous = rewriter.current_source();
-    let Some(rw) = rewriter.rewrite(f.source, f.seq, f.ts, f.may_start, now) else {
+    let Some(rw) = rewriter.rewrite(f.source, f.pkt.seq, f.pkt.ts, f.may_start, now) else {
         return false;
     };
     if rw.switched {
@@ -1910,7 +1872,7 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
             slot.out = direct_stream(&mut sub.rtc, mid, f.clock_rate);
         }
         if let Some(stream) = slot.out.as_mut() {
-            let mut p = out_packet(f, *out_pt, rw.seq, rw.ts);
+            let mut p = out_packet(f.pkt, *out_pt, rw.seq, rw.ts);
             let mut buf = io.out.buffer();
             // The group's size, or the size of the run still open to this viewer if that is
             // a little larger (the packet may then join it).
@@ -1921,17 +1883,17 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
                 (None, r) => r,
             };
             if egress.seal(stream, &mut p, pad_to, &mut buf) {
-                stream.sent(&p, f.payload, f.arrival, f.nackable, now);
+                stream.sent(&p, &f.pkt.payload, f.pkt.arrival, f.nackable, now);
                 if p.padding > 0 {
                     io.metrics
                         .rtp_padding_bytes_out
                         .inc_by(u64::from(p.padding));
                 }
-                sub.direct_bytes_out += f.payload.len() as u64;
+                sub.direct_bytes_out += f.pkt.payload.len() as u64;
                 io.out.push(&io.socket, remote, buf, &io.metrics);
                 io.metrics.direct_srtp_packets_out.inc();
                 io.metrics.rtp_packets_out.inc();
-                io.metrics.rtp_bytes_out.inc_by(f.payload.len() as u64);
+                io.metrics.rtp_bytes_out.inc_by(f.pkt.payload.len() as u64);
                 return true;
             }
         }
@@ -1942,14 +1904,20 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
             return false;
         };
         tx.write_rtp(
-            RtpWrite::new(out_pt, rw.seq.into(), rw.ts, f.arrival, f.payload.clone())
-                .marker(f.marker)
-                .nackable(f.nackable)
-                .ext_vals(f.ext.clone()),
+            RtpWrite::new(
+                out_pt,
+                rw.seq.into(),
+                rw.ts,
+                f.pkt.arrival,
+                f.pkt.payload.clone(),
+            )
+            .marker(f.pkt.marker)
+            .nackable(f.nackable)
+            .ext_vals(f.pkt.ext.clone()),
         );
     }
     io.metrics.rtp_packets_out.inc();
-    io.metrics.rtp_bytes_out.inc_by(f.payload.len() as u64);
+    io.metrics.rtp_bytes_out.inc_by(f.pkt.payload.len() as u64);
     drain(sub, io, now);
     true
 }

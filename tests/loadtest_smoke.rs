@@ -318,3 +318,32 @@ async fn sync_smoke_against_classrelay() {
         f.forwarded_video_pps
     );
 }
+
+/// The floor scenario (no SFU) runs from the library and produces figures from real sends:
+/// every sealed video datagram reached its viewer's socket and was timed.
+#[test]
+fn floor_smoke() {
+    for gso_batch in [false, true] {
+        let f = classrelay_loadtest::floor::run(&classrelay_loadtest::floor::FloorOptions {
+            subscribers: 6,
+            senders: 2,
+            receivers: 2,
+            warmup: Duration::from_millis(300),
+            duration: Duration::from_secs(1),
+            video: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("loadtest/fixtures/vp8_720p30_1200k.ivf"),
+            fps: 30,
+            realtime: false,
+            gso_batch,
+        })
+        .expect("floor runs");
+        assert_eq!(f.subscribers, 6);
+        assert!(f.video_pkt_per_s > 6.0 * 30.0, "{f:?}");
+        assert_eq!(f.loss_pct, 0.0, "{f:?}");
+        assert!(
+            f.latency_us[0] > 0 && f.latency_us[2] >= f.latency_us[0],
+            "{f:?}"
+        );
+        assert!(f.cpu_us_per_viewer_frame > 0.0, "{f:?}");
+    }
+}

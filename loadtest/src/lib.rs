@@ -4,6 +4,7 @@
 //! without decoding, so the generator stays cheaper than the server it measures. The same
 //! peers serve the integration tests that need many subscribers at once.
 
+pub mod floor;
 pub mod h264;
 pub mod hist;
 pub mod ivf;

@@ -169,6 +169,38 @@ enum Scenario {
         )]
         title: String,
     },
+    /// The least a forwarder must do here, with no SFU: per viewer only the header, the copy,
+    /// an AES-128-GCM seal and one GSO send per frame (a `sendmmsg` share for audio), timed
+    /// from capture to the kernel's arrival stamp as `broadcast` times the server. A lower
+    /// bound on classrelay's CPU per viewer and latency on this machine.
+    Floor {
+        /// Viewing sites.
+        #[arg(long, default_value_t = 500)]
+        subscribers: usize,
+        /// Sender threads (the media workers it stands for).
+        #[arg(long, default_value_t = 2)]
+        senders: usize,
+        /// Threads reading the viewers' sockets.
+        #[arg(long, default_value_t = 2)]
+        receivers: usize,
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        warmup: Duration,
+        #[arg(long, default_value = "loadtest/fixtures/vp8_720p30_1200k.ivf")]
+        video: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        fps: u32,
+        /// Sender threads `SCHED_FIFO`, as `--realtime` runs the server (needs root).
+        #[arg(long)]
+        realtime: bool,
+        /// Send several viewers' GSO runs per `sendmmsg` instead of one `sendmsg` each.
+        #[arg(long)]
+        gso_batch: bool,
+        /// Write the figures here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Runs the load inside Janus's namespace (started by `--target janus|both`).
     #[command(hide = true)]
     JanusInner,
@@ -188,6 +220,35 @@ fn main() -> Result<()> {
             }
             plot::svg(&runs, &title, &svg)?;
             println!("plot written to {}", svg.display());
+            return Ok(());
+        }
+        Scenario::Floor {
+            subscribers,
+            senders,
+            receivers,
+            duration,
+            warmup,
+            video,
+            fps,
+            realtime,
+            gso_batch,
+            json,
+        } => {
+            let f = classrelay_loadtest::floor::run(&classrelay_loadtest::floor::FloorOptions {
+                subscribers,
+                senders,
+                receivers,
+                warmup,
+                duration,
+                video,
+                fps,
+                realtime,
+                gso_batch,
+            })?;
+            if let Some(p) = json {
+                std::fs::write(&p, serde_json::to_string_pretty(&f)?)?;
+                println!("figures written to {}", p.display());
+            }
             return Ok(());
         }
         Scenario::Sweep {

@@ -537,7 +537,7 @@ impl Drop for Swarm {
 }
 
 /// Opus silence: one 20 ms frame (TOC: CELT FB 20 ms, mono), valid for any decoder.
-const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
+pub(crate) const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
 
 fn run(mut poll: Poll, rx: Receiver<Cmd>) {
     let mut peers: Vec<SimPeer> = Vec::new();
@@ -675,14 +675,14 @@ fn run(mut poll: Poll, rx: Receiver<Cmd>) {
 /// loopback the receive side runs on the sender's core, and without this the kernel cuts the
 /// run back into datagrams there, charging the server for the viewers' work. Best effort.
 /// The calling thread's kernel id, from `/proc/thread-self` (no unsafe `gettid` call).
-fn thread_id() -> u32 {
+pub(crate) fn thread_id() -> u32 {
     std::fs::read_link("/proc/thread-self")
         .ok()
         .and_then(|p| p.file_name()?.to_str()?.parse().ok())
         .unwrap_or(0)
 }
 
-fn enable_gro(socket: &std::net::UdpSocket) {
+pub(crate) fn enable_gro(socket: &std::net::UdpSocket) {
     use nix::sys::socket::{setsockopt, sockopt::UdpGroSegment};
     if let Err(e) = setsockopt(socket, UdpGroSegment, &true) {
         tracing::debug!("UDP_GRO not available: {e}");
@@ -692,7 +692,7 @@ fn enable_gro(socket: &std::net::UdpSocket) {
 /// Asks the kernel to stamp each datagram's arrival (`SO_TIMESTAMPNS`): latency is measured
 /// to when a packet reached the viewer's socket, not to when this thread, busy with the
 /// other viewers of its swarm, got to it. Best effort (without it, the time of handling).
-fn stamp_arrivals(socket: &std::net::UdpSocket) {
+pub(crate) fn stamp_arrivals(socket: &std::net::UdpSocket) {
     use nix::sys::socket::{setsockopt, sockopt::ReceiveTimestampns};
     if let Err(e) = setsockopt(socket, ReceiveTimestampns, &true) {
         tracing::debug!("SO_TIMESTAMPNS not available: {e}");
@@ -702,7 +702,7 @@ fn stamp_arrivals(socket: &std::net::UdpSocket) {
 /// Reads one datagram, or one run of them coalesced by UDP GRO. Returns the bytes read, the
 /// source, the datagram size within the run (the last one may be shorter) and the kernel's
 /// arrival stamp.
-fn recv_run(
+pub(crate) fn recv_run(
     socket: &mio::net::UdpSocket,
     buf: &mut [u8],
 ) -> std::io::Result<(usize, SocketAddr, usize, Option<std::time::SystemTime>)> {

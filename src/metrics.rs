@@ -67,6 +67,8 @@ pub struct Metrics {
     pub udp_gso_datagrams_out: Counter,
     /// UDP GSO sends (`udp_gso_datagrams_out / udp_gso_sends` datagrams per send).
     pub udp_gso_sends: Counter,
+    /// Send system calls on media sockets (`udp_datagrams_out / udp_send_calls` per call).
+    pub udp_send_calls: Counter,
     /// RTP padding bytes added so that a packet could join a GSO run (the cost of the runs).
     pub rtp_padding_bytes_out: Counter,
     /// Datagrams that matched no peer (unknown address or ufrag) and were dropped.
@@ -154,7 +156,12 @@ impl Metrics {
         let udp_gso_sends = c(
             &mut r,
             "udp_gso_sends",
-            "UDP GSO sends (each one sendmsg carrying a run of datagrams to one viewer)",
+            "UDP GSO sends (each one message carrying a run of datagrams to one viewer)",
+        );
+        let udp_send_calls = c(
+            &mut r,
+            "udp_send_calls",
+            "sendmmsg calls on media sockets (each carries datagrams and GSO runs to many viewers)",
         );
         let udp_gso_datagrams_out = c(
             &mut r,
@@ -252,6 +259,7 @@ impl Metrics {
             udp_datagrams_out,
             udp_gso_datagrams_out,
             udp_gso_sends,
+            udp_send_calls,
             rtp_padding_bytes_out,
             udp_unroutable,
             nacks_received,

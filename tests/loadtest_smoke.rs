@@ -197,6 +197,12 @@ fn assert_figures(f: &Figures, subscribers: usize) {
     assert!(f.connect_ms.p50 > 0.0);
     assert!(f.rss_base_kib > 0 && f.rss_end_kib > 0);
     assert!(f.join_s > 0.0);
+    if f.target == "classrelay" {
+        let d = f
+            .datagrams_per_send_call
+            .expect("send calls from the server's metrics");
+        assert!(d >= 1.0, "{d} datagrams per send call");
+    }
 }
 
 #[test]

@@ -181,6 +181,7 @@ mod tests {
             loss_pct: 0.0,
             latency_us: lat.map(p),
             sfu_residence_us: None,
+            datagrams_per_send_call: None,
             ttfk_ms: p(1.0),
             ttfk_after_answer_ms: p(1.0),
             connect_ms: p(1.0),

@@ -115,6 +115,10 @@ pub struct Figures {
     /// the window (interpolated within buckets; classrelay only).
     #[serde(default)]
     pub sfu_residence_us: Option<Percentiles>,
+    /// Datagrams the server sent per send system call over the window, from its
+    /// `udp_datagrams_out` and `udp_send_calls` counters (classrelay only).
+    #[serde(default)]
+    pub datagrams_per_send_call: Option<f64>,
     /// Join request → first keyframe, milliseconds.
     pub ttfk_ms: Percentiles,
     /// Answer applied → first keyframe, milliseconds: for classrelay from the WHEP answer's
@@ -163,13 +167,25 @@ fn percentiles(mut v: Vec<f64>) -> Percentiles {
     }
 }
 
-/// The cumulative buckets `(le seconds, count)` of classrelay's
-/// `classrelay_forward_residence_seconds` histogram (`le = +Inf` as infinity); `None` if
-/// the endpoint cannot be read or has no such histogram.
-pub async fn residence_buckets(http: &reqwest::Client, url: &str) -> Option<Vec<(f64, f64)>> {
+/// The residence buckets and the (datagrams sent, send calls) counters from one reading of
+/// the server's metrics.
+async fn server_reading(
+    http: &reqwest::Client,
+    url: &str,
+) -> Option<(Vec<(f64, f64)>, Option<(f64, f64)>)> {
     let text = http.get(url).send().await.ok()?.text().await.ok()?;
     let b = parse_buckets(&text, "classrelay_forward_residence_seconds_bucket");
-    (!b.is_empty()).then_some(b)
+    let sends = parse_counter(&text, "classrelay_udp_datagrams_out_total")
+        .zip(parse_counter(&text, "classrelay_udp_send_calls_total"));
+    (!b.is_empty()).then_some((b, sends))
+}
+
+/// The value of counter `name` (a `name value` line), if present.
+pub fn parse_counter(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix(' ')?;
+        rest.trim().parse().ok()
+    })
 }
 
 /// The cumulative buckets of histogram `name` (`name{le="..."} count` lines).
@@ -374,7 +390,7 @@ pub async fn measure(j: Joined<'_>, probe: &mut dyn Probe) -> Result<Figures> {
     }
     let http = reqwest::Client::new();
     let held0 = match &j.metrics_url {
-        Some(u) => residence_buckets(&http, u).await,
+        Some(u) => server_reading(&http, u).await,
         None => None,
     };
     let cpu0 = probe.mark(Mark::WindowStart)?;
@@ -385,12 +401,16 @@ pub async fn measure(j: Joined<'_>, probe: &mut dyn Probe) -> Result<Figures> {
     let (v1, a1, g1) = snap(&j.sessions);
     let cpu1 = probe.mark(Mark::WindowEnd)?;
     let held1 = match &j.metrics_url {
-        Some(u) => residence_buckets(&http, u).await,
+        Some(u) => server_reading(&http, u).await,
         None => None,
     };
-    let sfu_residence_us = match (held0, held1) {
-        (Some(a), Some(b)) => bucket_percentiles(&a, &b),
-        _ => None,
+    let (sfu_residence_us, datagrams_per_send_call) = match (held0, held1) {
+        (Some((a, s0)), Some((b, s1))) => (
+            bucket_percentiles(&a, &b),
+            s0.zip(s1)
+                .and_then(|((d0, c0), (d1, c1))| (c1 > c0).then_some((d1 - d0) / (c1 - c0))),
+        ),
+        _ => (None, None),
     };
 
     let video = (v1 - v0) as f64;
@@ -461,6 +481,7 @@ pub async fn measure(j: Joined<'_>, probe: &mut dyn Probe) -> Result<Figures> {
         },
         latency_us,
         sfu_residence_us,
+        datagrams_per_send_call,
         ttfk_ms: percentiles(ttfk),
         ttfk_after_answer_ms: percentiles(ttfk_after),
         connect_ms: percentiles(connect),
@@ -717,6 +738,10 @@ fn rows(runs: &[Figures]) -> Vec<(String, Vec<String>)> {
     row(ROW_LATENCY, &|f| {
         f.latency_us.as_ref().map_or("n/a".to_string(), pct3)
     });
+    row("datagrams per send call", &|f| {
+        f.datagrams_per_send_call
+            .map_or("n/a".to_string(), |d| format!("{d:.1}"))
+    });
     row("SFU residence p50/p95/p99 µs", &|f| {
         f.sfu_residence_us.as_ref().map_or("n/a".to_string(), pct3)
     });
@@ -891,6 +916,7 @@ mod tests {
             loss_pct: 0.0,
             latency_us: lat,
             sfu_residence_us: None,
+            datagrams_per_send_call: None,
             ttfk_ms: p(100.0),
             ttfk_after_answer_ms: p(100.0),
             connect_ms: p(10.0),
@@ -945,5 +971,22 @@ mod tests {
             "nothing added"
         );
         assert!(parse_buckets("no histogram here", name).is_empty());
+    }
+
+    #[test]
+    fn a_counter_is_read_by_its_exact_name() {
+        let text = "# HELP classrelay_udp_send_calls sendmmsg calls\n\
+                    classrelay_udp_send_calls_total 1234\n\
+                    classrelay_udp_datagrams_out_total 98765\n\
+                    classrelay_udp_datagrams_out_total_other 1\n";
+        assert_eq!(
+            parse_counter(text, "classrelay_udp_send_calls_total"),
+            Some(1234.0)
+        );
+        assert_eq!(
+            parse_counter(text, "classrelay_udp_datagrams_out_total"),
+            Some(98765.0)
+        );
+        assert_eq!(parse_counter(text, "classrelay_udp_send_calls"), None);
     }
 }

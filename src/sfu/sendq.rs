@@ -10,9 +10,12 @@
 //! GStreamer and str0m packetize; the last one may be shorter) they go as one `sendmsg`
 //! with `UDP_SEGMENT`: the kernel walks its UDP/IP send path once for the run and cuts it
 //! into datagrams at the end (or the NIC does). A batch is not sent in the middle of such a
-//! run (of up to the kernel's 64 datagrams). Neither std nor mio offers either call, hence
-//! `nix`. Datagrams wait here at most until the end of the worker's current loop iteration,
-//! and leave in the order they were queued.
+//! run (of up to the kernel's 64 datagrams). Runs to many viewers go out together: one
+//! `sendmmsg` whose messages are each a viewer's run (several iovecs) or a single datagram,
+//! sharing one `UDP_SEGMENT` size (a single no longer than it goes as a plain datagram), so a
+//! frame fanned out to 32 viewers costs one system call, not 32. Neither std nor mio offers
+//! either call, hence `nix`. Datagrams wait here at most until the end of the worker's
+//! current loop iteration, and leave in the order they were queued.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -20,13 +23,11 @@ use std::os::fd::AsRawFd;
 use std::time::SystemTime;
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    sendmmsg, sendmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
-};
+use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
 
 use crate::metrics::Metrics;
 
-/// Datagrams per `sendmmsg` call.
+/// Messages (single datagrams or GSO runs) per `sendmmsg` call.
 pub const BATCH: usize = 32;
 
 /// Capacity of a datagram buffer: a full-size SRTP packet.
@@ -53,6 +54,11 @@ pub struct SendQueue {
     /// The run of equal-sized datagrams at the end of the queue and their destination, while
     /// another of the same size may still join it (see [`SendQueue::run_size`]).
     run: Option<(SocketAddr, Run)>,
+    /// Messages queued: datagrams that start a new message (not joining the open run).
+    messages: usize,
+    /// Where each message starts in `queued` and how many datagrams it holds (kept for its
+    /// allocation).
+    msgs: Vec<(usize, usize)>,
 }
 
 /// A run of datagrams to one destination that may go as one GSO send: the size of its first
@@ -93,6 +99,8 @@ impl Default for SendQueue {
             arrived: None,
             gso: true,
             run: None,
+            messages: 0,
+            msgs: Vec::new(),
         }
     }
 }
@@ -129,19 +137,21 @@ impl SendQueue {
         self.arrived = None;
     }
 
-    /// Queues a datagram; sends the batch when it is full, but not between two datagrams to
-    /// the same destination (a run that may go as one GSO send), up to the kernel's limit.
+    /// Queues a datagram; sends the batch when it holds [`BATCH`] messages and this datagram
+    /// would start another (a datagram joining the open run never cuts it).
     pub fn push(&mut self, socket: &impl AsRawFd, to: SocketAddr, data: Vec<u8>, m: &Metrics) {
-        if self.queued.len() >= BATCH
-            && (self.run.is_none_or(|(dest, _)| dest != to)
-                || self.queued.len() >= BATCH + GSO_MAX_SEGMENTS)
-        {
+        let len = data.len();
+        let joins = self.gso
+            && matches!(self.run, Some((dest, r)) if dest == to && len > 0 && r.admits(len));
+        if !joins && self.messages >= BATCH {
             self.flush(socket, m);
         }
-        let len = data.len();
+        if !joins {
+            self.messages += 1;
+        }
         self.queued.push((SockaddrStorage::from(to), data));
         self.run = match self.run {
-            Some((dest, mut r)) if dest == to && len > 0 && r.admits(len) => {
+            Some((dest, mut r)) if joins => {
                 r.add(len);
                 // A shorter datagram can only end a run.
                 (len == r.size).then_some((dest, r))
@@ -186,30 +196,37 @@ impl SendQueue {
         }
         let fd = socket.as_raw_fd();
         self.run = None;
+        self.messages = 0;
         let queued = std::mem::take(&mut self.queued);
         let since = self.arrived;
-        let mut singles = 0;
+        // Cut the queue into messages: a GSO run to one destination, or one datagram.
+        let mut msgs = std::mem::take(&mut self.msgs);
+        msgs.clear();
         let mut i = 0;
         while i < queued.len() {
-            let run = if self.gso { gso_run(&queued[i..]) } else { 1 };
-            if run < 2 {
-                i += 1;
-                continue;
-            }
-            send_batch(fd, &queued[singles..i], m, since);
-            match send_gso(fd, &queued[i..i + run], m, since) {
-                Gso::Sent => {}
-                Gso::Refused => send_batch(fd, &queued[i..i + run], m, since),
-                Gso::Unsupported => {
-                    tracing::info!("UDP GSO not supported here; sending datagrams one by one");
-                    self.gso = false;
-                    send_batch(fd, &queued[i..i + run], m, since);
-                }
-            }
-            i += run;
-            singles = i;
+            let n = if self.gso {
+                gso_run(&queued[i..]).max(1)
+            } else {
+                1
+            };
+            msgs.push((i, n));
+            i += n;
         }
-        send_batch(fd, &queued[singles..], m, since);
+        // Send them in order, as many consecutive ones per call as can share a segment size.
+        let mut j = 0;
+        while j < msgs.len() {
+            let (k, segment) = if self.gso {
+                compatible(&queued, &msgs[j..])
+            } else {
+                ((msgs.len() - j).min(BATCH), None)
+            };
+            if !send_messages(fd, &queued, &msgs[j..j + k], segment, m, since) {
+                tracing::info!("UDP GSO not supported here; sending datagrams one by one");
+                self.gso = false;
+            }
+            j += k;
+        }
+        self.msgs = msgs;
         // Keep the allocations: the queue's, and the datagrams' for `buffer`.
         self.queued = queued;
         for (_, mut d) in self.queued.drain(..) {
@@ -219,6 +236,121 @@ impl SendQueue {
             }
         }
     }
+}
+
+/// Sends `msgs` (ranges of `queued`) with `sendmmsg`, each message one destination's
+/// datagrams, all with `UDP_SEGMENT` = `segment` when given. A message the kernel refuses is
+/// dropped, as `sendto` would drop it (a run's datagrams are first tried one by one: a run
+/// larger than the path allows may still go so). Returns false if the kernel does not do
+/// GSO on this socket; what was not sent then went one datagram at a time.
+fn send_messages(
+    fd: i32,
+    queued: &[(SockaddrStorage, Vec<u8>)],
+    msgs: &[(usize, usize)],
+    segment: Option<u16>,
+    m: &Metrics,
+    since: Option<SystemTime>,
+) -> bool {
+    // nix's message headers hold raw pointers (not Send), so they live only here.
+    let space = segment.map(|_| nix::cmsg_space!(u16));
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(msgs.len(), space);
+    let flat: Vec<IoSlice<'_>> = msgs
+        .iter()
+        .flat_map(|&(at, n)| queued[at..at + n].iter().map(|(_, d)| IoSlice::new(d)))
+        .collect();
+    let mut slices: Vec<&[IoSlice<'_>]> = Vec::with_capacity(msgs.len());
+    let mut from = 0;
+    for &(_, n) in msgs {
+        slices.push(&flat[from..from + n]);
+        from += n;
+    }
+    let addrs: Vec<Option<SockaddrStorage>> =
+        msgs.iter().map(|&(at, _)| Some(queued[at].0)).collect();
+    let size = segment.unwrap_or(0);
+    let gso = [ControlMessage::UdpGsoSegments(&size)];
+    let cmsgs: &[ControlMessage<'_>] = if segment.is_some() { &gso } else { &[] };
+    let mut start = 0;
+    while start < msgs.len() {
+        m.udp_send_calls.inc();
+        match sendmmsg(
+            fd,
+            &mut headers,
+            &slices[start..],
+            &addrs[start..],
+            cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(sent) => {
+                let n = sent.count();
+                for &(_, len) in &msgs[start..start + n] {
+                    m.udp_datagrams_out.inc_by(len as u64);
+                    if len > 1 {
+                        m.udp_gso_datagrams_out.inc_by(len as u64);
+                        m.udp_gso_sends.inc();
+                    }
+                    residence(m, since, len);
+                }
+                // The kernel stops before a message it refuses; the next call starts with
+                // that one and reports why.
+                start += n;
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                // Socket buffer full: the rest is lost, as with sendto.
+                tracing::debug!(dropped = msgs.len() - start, "send buffer full");
+                break;
+            }
+            // No GSO here (old kernel, or a device that cannot checksum it).
+            Err(Errno::EIO | Errno::EOPNOTSUPP | Errno::ENOPROTOOPT) if segment.is_some() => {
+                for &(at, n) in &msgs[start..] {
+                    send_batch(fd, &queued[at..at + n], m, since);
+                }
+                return false;
+            }
+            Err(e) => {
+                let (at, n) = msgs[start];
+                tracing::debug!(datagrams = n, "send failed: {e}");
+                if n > 1 {
+                    send_batch(fd, &queued[at..at + n], m, since);
+                }
+                start += 1;
+            }
+        }
+    }
+    true
+}
+
+/// How many of `msgs` (from the first, at most [`BATCH`]) can go in one `sendmmsg`, and the
+/// `UDP_SEGMENT` size they share if any is a GSO run: every run's datagrams have that size
+/// (the last may be shorter), and no single datagram is longer (the kernel would cut it).
+fn compatible(
+    queued: &[(SockaddrStorage, Vec<u8>)],
+    msgs: &[(usize, usize)],
+) -> (usize, Option<u16>) {
+    let mut segment: Option<u16> = None;
+    let mut longest_single = 0;
+    let mut k = 0;
+    for &(at, n) in msgs.iter().take(BATCH) {
+        let len = queued[at].1.len();
+        if n > 1 {
+            let Ok(size) = u16::try_from(len) else {
+                break;
+            };
+            match segment {
+                Some(s) if s != size => break,
+                None if longest_single > len => break,
+                _ => segment = Some(size),
+            }
+        } else if segment.is_some_and(|s| len > usize::from(s)) {
+            break;
+        } else {
+            longest_single = longest_single.max(len);
+        }
+        k += 1;
+    }
+    // `k` is 0 only for a run whose datagrams exceed u16, which `gso_run` never makes (a
+    // run holds at most GSO_MAX_BYTES, so each of its datagrams is under 32 500 bytes).
+    (k.max(1), segment)
 }
 
 /// How many datagrams from the start of `q` can go as one GSO send: same destination, all
@@ -242,56 +374,6 @@ fn gso_run(q: &[(SockaddrStorage, Vec<u8>)]) -> usize {
         }
     }
     run.count
-}
-
-/// What became of a GSO send.
-enum Gso {
-    Sent,
-    /// Not sent; the datagrams may still go one by one (say, a run larger than the path
-    /// MTU allows, or a refused destination, which then fails again on its own).
-    Refused,
-    /// Not sent, and GSO will not work on this socket.
-    Unsupported,
-}
-
-/// One `sendmsg` with `UDP_SEGMENT` for a run found by `gso_run`. A full socket buffer
-/// drops the run, as `sendto` would drop its datagrams.
-fn send_gso(
-    fd: i32,
-    run: &[(SockaddrStorage, Vec<u8>)],
-    m: &Metrics,
-    since: Option<SystemTime>,
-) -> Gso {
-    let Some((to, first)) = run.first() else {
-        return Gso::Sent;
-    };
-    let Ok(size) = u16::try_from(first.len()) else {
-        return Gso::Refused;
-    };
-    let slices: Vec<IoSlice<'_>> = run.iter().map(|(_, d)| IoSlice::new(d)).collect();
-    let cmsg = [ControlMessage::UdpGsoSegments(&size)];
-    loop {
-        match sendmsg(fd, &slices, &cmsg, MsgFlags::MSG_DONTWAIT, Some(to)) {
-            Ok(_) => {
-                m.udp_datagrams_out.inc_by(run.len() as u64);
-                m.udp_gso_datagrams_out.inc_by(run.len() as u64);
-                m.udp_gso_sends.inc();
-                residence(m, since, run.len());
-                return Gso::Sent;
-            }
-            Err(Errno::EINTR) => continue,
-            // No GSO here (old kernel, or a device that cannot checksum it).
-            Err(Errno::EIO | Errno::EOPNOTSUPP | Errno::ENOPROTOOPT) => return Gso::Unsupported,
-            Err(Errno::EAGAIN) => {
-                tracing::debug!(dropped = run.len(), "send buffer full");
-                return Gso::Sent;
-            }
-            Err(e) => {
-                tracing::debug!(datagrams = run.len(), "GSO send failed: {e}");
-                return Gso::Refused;
-            }
-        }
-    }
 }
 
 /// Records how long `n` datagrams just sent were held, if the turn read any datagram.
@@ -457,13 +539,14 @@ mod tests {
         let viewer = socket();
         setsockopt(&viewer, UdpGroSegment, &true).unwrap();
         let mut q = SendQueue::default();
-        for i in 0..(BATCH - 2) {
+        for i in 0..(BATCH - 1) {
             q.push(&tx, others[i % 2].local_addr().unwrap(), vec![0; 100], &m);
         }
+        // The batch's last message: a run, which may grow past BATCH datagrams.
         for i in 0..6u8 {
             q.push(&tx, viewer.local_addr().unwrap(), vec![i; 1000], &m);
         }
-        assert_eq!(q.len(), BATCH + 4, "the run stays queued with the batch");
+        assert_eq!(q.len(), BATCH + 5, "the run stays queued with the batch");
         // The next destination sends the batch first.
         q.push(&tx, others[0].local_addr().unwrap(), vec![0; 100], &m);
         assert_eq!(q.len(), 1);
@@ -487,6 +570,78 @@ mod tests {
         for (i, d) in buf[..6000].chunks(1000).enumerate() {
             assert!(d.iter().all(|&b| b == i as u8), "datagram {i} in order");
         }
+    }
+
+    /// Reads one datagram, or one GRO run, from `s`: its bytes and segment size.
+    fn recv_gro(s: &std::net::UdpSocket) -> (Vec<u8>, Option<i32>) {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned};
+        let mut buf = vec![0u8; 65_536];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!(i32);
+        let msg = recvmsg::<SockaddrStorage>(
+            s.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let n = msg.bytes;
+        let segment = msg.cmsgs().unwrap().find_map(|c| match c {
+            ControlMessageOwned::UdpGroSegments(s) => Some(s),
+            _ => None,
+        });
+        (buf[..n].to_vec(), segment)
+    }
+
+    #[test]
+    fn many_viewers_runs_share_one_call_and_no_single_is_cut() {
+        use nix::sys::socket::{setsockopt, sockopt::UdpGroSegment};
+        let m = Metrics::new();
+        let tx = socket();
+        let viewers: Vec<std::net::UdpSocket> = (0..5).map(|_| socket()).collect();
+        for v in &viewers {
+            setsockopt(v, UdpGroSegment, &true).unwrap();
+        }
+        let to = |i: usize| viewers[i].local_addr().unwrap();
+        let mut q = SendQueue::default();
+        // A frame to viewers 0-2 (three of 1100, the last 500), an audio packet to viewer 3
+        // after each; then to viewer 3 a datagram longer than that segment size, which must
+        // not be cut into 1100 + 200, and a run of two of its size to viewer 4.
+        for i in 0..3 {
+            for part in 0..4u8 {
+                let len = if part == 3 { 500 } else { 1100 };
+                q.push(&tx, to(i), vec![part; len], &m);
+            }
+            q.push(&tx, to(3), vec![9; 80], &m);
+        }
+        q.push(&tx, to(3), vec![7; 1300], &m);
+        q.push(&tx, to(4), vec![8; 1300], &m);
+        q.push(&tx, to(4), vec![8; 1300], &m);
+        q.flush(&tx, &m);
+        assert_eq!(m.udp_datagrams_out.get(), 12 + 3 + 3);
+        assert_eq!(m.udp_gso_sends.get(), 4, "three runs of 4 and one of 2");
+        assert_eq!(m.udp_gso_datagrams_out.get(), 12 + 2);
+        // The runs of 1100 and the audio in one call; the 1300s in the next.
+        assert_eq!(m.udp_send_calls.get(), 2);
+        for v in &viewers[..3] {
+            let (bytes, segment) = recv_gro(v);
+            assert_eq!((bytes.len(), segment), (3 * 1100 + 500, Some(1100)));
+            for (part, d) in bytes.chunks(1100).enumerate() {
+                assert!(
+                    d.iter().all(|&b| b == part as u8),
+                    "datagram {part} in order"
+                );
+            }
+        }
+        for _ in 0..3 {
+            assert_eq!(recv_gro(&viewers[3]), (vec![9; 80], None));
+        }
+        let (bytes, segment) = recv_gro(&viewers[3]);
+        assert_eq!((bytes.len(), segment), (1300, None), "whole, not cut");
+        assert!(bytes.iter().all(|&b| b == 7));
+        let (bytes, segment) = recv_gro(&viewers[4]);
+        assert_eq!((bytes.len(), segment), (2600, Some(1300)));
+        assert!(bytes.iter().all(|&b| b == 8));
     }
 
     #[test]

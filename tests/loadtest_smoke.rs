@@ -43,6 +43,7 @@ fn load(subscribers: usize) -> Load {
         class_video: fixture("video_vp8.ivf"),
         simulcast: Vec::new(),
         viewer_gro: true,
+        viewer_spin: false,
         realtime: false,
     }
 }
@@ -329,7 +330,7 @@ async fn sync_smoke_against_classrelay() {
 /// every sealed video datagram reached its viewer's socket and was timed.
 #[test]
 fn floor_smoke() {
-    for gso_batch in [false, true] {
+    for (gso_batch, spin) in [(false, false), (true, true)] {
         let f = classrelay_loadtest::floor::run(&classrelay_loadtest::floor::FloorOptions {
             subscribers: 6,
             senders: 2,
@@ -341,6 +342,7 @@ fn floor_smoke() {
             fps: 30,
             realtime: false,
             gso_batch,
+            spin,
         })
         .expect("floor runs");
         assert_eq!(f.subscribers, 6);

@@ -59,6 +59,8 @@ pub struct FloorOptions {
     pub realtime: bool,
     /// Several viewers' GSO runs per `sendmmsg` (one `sendmsg` per viewer otherwise).
     pub gso_batch: bool,
+    /// Receivers poll without sleeping, so no datagram has to wake one (see `--spin`).
+    pub spin: bool,
 }
 
 /// Figures of one run.
@@ -88,6 +90,8 @@ struct Viewer {
 
 struct Shared {
     stop: AtomicBool,
+    /// Every sender has returned: `video_sent` is final.
+    senders_done: AtomicBool,
     measuring: AtomicBool,
     video_sent: AtomicU64,
     video_received: AtomicU64,
@@ -103,6 +107,7 @@ pub fn run(o: &FloorOptions) -> Result<FloorFigures> {
     let sizes: Vec<usize> = frames.iter().map(|f| f.data.len()).collect();
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
+        senders_done: AtomicBool::new(false),
         measuring: AtomicBool::new(false),
         video_sent: AtomicU64::new(0),
         video_received: AtomicU64::new(0),
@@ -123,7 +128,8 @@ pub fn run(o: &FloorOptions) -> Result<FloorFigures> {
     let mut threads = Vec::new();
     for set in sockets {
         let sh = shared.clone();
-        threads.push(std::thread::spawn(move || receive(set, &sh)));
+        let spin = o.spin;
+        threads.push(std::thread::spawn(move || receive(set, spin, &sh)));
     }
 
     // Senders: viewer i goes to sender i % senders, as placement spreads viewers.
@@ -175,13 +181,13 @@ pub fn run(o: &FloorOptions) -> Result<FloorFigures> {
     for s in senders {
         s.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
     }
-    // Let the last datagrams land before counting loss.
-    std::thread::sleep(Duration::from_millis(200));
-    let total_sent = shared.video_sent.load(Ordering::Relaxed);
-    let total_received = shared.video_received.load(Ordering::Relaxed);
+    shared.senders_done.store(true, Ordering::Relaxed);
+    // The receivers return once nothing more arrives.
     for t in threads {
         let _ = t.join();
     }
+    let total_sent = shared.video_sent.load(Ordering::Relaxed);
+    let total_received = shared.video_received.load(Ordering::Relaxed);
 
     let cpu = (cpu1.saturating_sub(cpu0)) as f64 / 1e9;
     let frames = secs * f64::from(o.fps.max(1));
@@ -501,7 +507,7 @@ fn send_batch(fd: i32, bufs: &[Vec<u8>], to: &[SockaddrStorage]) {
 
 /// One receiver thread: reads its viewers' sockets, counts video datagrams and times them
 /// from their capture stamp to the kernel's arrival stamp.
-fn receive(sockets: Vec<std::net::UdpSocket>, sh: &Shared) -> Result<()> {
+fn receive(sockets: Vec<std::net::UdpSocket>, spin: bool, sh: &Shared) -> Result<()> {
     let mut poll = Poll::new()?;
     let mut socks: Vec<mio::net::UdpSocket> = sockets
         .into_iter()
@@ -512,14 +518,17 @@ fn receive(sockets: Vec<std::net::UdpSocket>, sh: &Shared) -> Result<()> {
     }
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 65_536];
+    let wait = (!spin).then_some(Duration::from_millis(100));
+    let mut idle_since = Instant::now();
     loop {
-        if sh.stop.load(Ordering::Relaxed)
-            && sh.video_received.load(Ordering::Relaxed) >= sh.video_sent.load(Ordering::Relaxed)
+        // Done once the senders are, and nothing has come for a while (the other receiver
+        // may still be reading its share, so the shared counts alone cannot tell).
+        poll.poll(&mut events, Some(wait.unwrap_or(Duration::ZERO)))?;
+        if !events.is_empty() {
+            idle_since = Instant::now();
+        } else if sh.senders_done.load(Ordering::Relaxed)
+            && idle_since.elapsed() >= Duration::from_millis(100)
         {
-            return Ok(());
-        }
-        poll.poll(&mut events, Some(Duration::from_millis(100)))?;
-        if events.is_empty() && sh.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
         for e in &events {

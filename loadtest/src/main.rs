@@ -101,6 +101,11 @@ struct Common {
     /// on a real network).
     #[arg(long)]
     no_viewer_gro: bool,
+    /// The viewers' threads poll without sleeping, so the server's sends never have to wake
+    /// one (on loopback that wake-up runs on the server's core, inside its send call: a
+    /// viewer's cost a real network never puts on the server). Costs the generator's CPU.
+    #[arg(long)]
+    spin_viewers: bool,
     /// Write the figures here as JSON: `{"runs": [...], "ratios": {...} | null}`.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -197,6 +202,11 @@ enum Scenario {
         /// Send several viewers' GSO runs per `sendmmsg` instead of one `sendmsg` each.
         #[arg(long)]
         gso_batch: bool,
+        /// Receivers poll without ever sleeping. On loopback a datagram that reaches a
+        /// sleeping receiver's socket wakes that thread from the sender's core (an IPI, a
+        /// VM exit here): the viewers' cost, which a real network never puts on the server.
+        #[arg(long)]
+        spin: bool,
         /// Write the figures here as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -232,6 +242,7 @@ fn main() -> Result<()> {
             fps,
             realtime,
             gso_batch,
+            spin,
             json,
         } => {
             let f = classrelay_loadtest::floor::run(&classrelay_loadtest::floor::FloorOptions {
@@ -244,6 +255,7 @@ fn main() -> Result<()> {
                 fps,
                 realtime,
                 gso_batch,
+                spin,
             })?;
             if let Some(p) = json {
                 std::fs::write(&p, serde_json::to_string_pretty(&f)?)?;
@@ -425,6 +437,7 @@ fn load_of(c: &Common, join_rate: f64, window: Duration) -> Load {
         class_video: PathBuf::from("tests/fixtures/video_vp8.ivf"),
         simulcast: c.simulcast.clone(),
         viewer_gro: !c.no_viewer_gro,
+        viewer_spin: c.spin_viewers,
         realtime: c.realtime,
     }
 }

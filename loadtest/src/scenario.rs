@@ -67,6 +67,11 @@ pub struct Load {
     /// started real-time too, for latency runs where server and generator share the cores.
     #[serde(default)]
     pub realtime: bool,
+    /// The viewers' swarm threads poll without sleeping, so no datagram the server sends has
+    /// to wake one: on loopback that wake-up (an IPI, a VM exit here) runs on the server's
+    /// core inside its send call, a viewer's cost a real network never puts there.
+    #[serde(default)]
+    pub viewer_spin: bool,
 }
 
 fn yes() -> bool {
@@ -506,7 +511,7 @@ pub fn join_interval(scenario: &str, load: &Load, joins: usize) -> f64 {
 /// Starts the subscriber swarms of a load.
 pub fn start_swarms(load: &Load) -> Result<Vec<Arc<Swarm>>> {
     (0..load.swarms.max(1))
-        .map(|_| Swarm::start_with(load.viewer_gro).map(Arc::new))
+        .map(|_| Swarm::start_spinning(load.viewer_gro, load.viewer_spin).map(Arc::new))
         .collect()
 }
 

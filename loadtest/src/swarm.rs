@@ -260,6 +260,12 @@ impl Swarm {
 
     /// Starts the swarm thread, with or without `UDP_GRO` on its peers' sockets.
     pub fn start_with(gro: bool) -> Result<Swarm> {
+        Swarm::start_spinning(gro, false)
+    }
+
+    /// Starts the swarm thread; with `spin` it polls without ever sleeping (for viewers
+    /// only: a spinning publisher thread run `SCHED_FIFO` would hold its core).
+    pub fn start_spinning(gro: bool, spin: bool) -> Result<Swarm> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -269,7 +275,7 @@ impl Swarm {
             .name("swarm".into())
             .spawn(move || {
                 let _ = tid_tx.send(thread_id());
-                run(poll, rx)
+                run(poll, rx, spin)
             })?;
         Ok(Swarm {
             latency: Arc::new(Histogram::default()),
@@ -539,7 +545,7 @@ impl Drop for Swarm {
 /// Opus silence: one 20 ms frame (TOC: CELT FB 20 ms, mono), valid for any decoder.
 pub(crate) const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
 
-fn run(mut poll: Poll, rx: Receiver<Cmd>) {
+fn run(mut poll: Poll, rx: Receiver<Cmd>, spin: bool) {
     let mut peers: Vec<SimPeer> = Vec::new();
     let mut events = Events::with_capacity(256);
     // Room for a coalesced run of datagrams (UDP GRO: up to 64 KB).
@@ -564,7 +570,12 @@ fn run(mut poll: Poll, rx: Receiver<Cmd>) {
                 }
             }
         }
-        let _ = poll.poll(&mut events, Some(next.saturating_duration_since(now)));
+        let wait = if spin {
+            Duration::ZERO
+        } else {
+            next.saturating_duration_since(now)
+        };
+        let _ = poll.poll(&mut events, Some(wait));
         let mut readable = Vec::new();
         for ev in events.iter() {
             if ev.token() != WAKER {

@@ -107,6 +107,12 @@ pub struct MediaConfig {
     /// `sfu::egress`) rather than sent through str0m.
     #[serde(default = "default_true")]
     pub direct_srtp: bool,
+    /// Whether a viewer's run of datagrams leaves as one UDP GSO send (segmented by the
+    /// kernel or the NIC), several viewers' runs per `sendmmsg`. false: one datagram per
+    /// message and no padding to even out a frame's packets, for a NIC or driver whose
+    /// segmentation offload misbehaves. Without kernel support it turns itself off.
+    #[serde(default = "default_true")]
+    pub udp_gso: bool,
 }
 
 fn default_spread_after() -> usize {

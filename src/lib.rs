@@ -96,6 +96,7 @@ impl Server {
                 disconnect_grace: Duration::from_millis(config.media.disconnect_grace_ms),
                 direct_srtp: config.media.direct_srtp,
                 spread_after: config.media.spread_after,
+                udp_gso: config.media.udp_gso,
             },
             metrics.clone(),
             events_tx,

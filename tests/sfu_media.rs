@@ -503,7 +503,18 @@ async fn metrics_move_with_media() {
 /// rather than one datagram per viewer per packet in turn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewers_share_of_a_frame_leaves_as_one_gso_send() {
-    let env = start().await;
+    frame_runs(true).await;
+}
+
+/// With `media.udp_gso = false` (a NIC whose segmentation offload misbehaves) every
+/// datagram goes on its own, and no packet is padded to even out a run that will not be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_udp_gso_every_datagram_goes_alone_and_none_is_padded() {
+    frame_runs(false).await;
+}
+
+async fn frame_runs(gso: bool) {
+    let env = start_with(|c| c.media.udp_gso = gso).await;
     let source = classrelay_loadtest::scenario::source_from(
         std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -521,27 +532,38 @@ async fn a_viewers_share_of_a_frame_leaves_as_one_gso_send() {
     for s in &subs {
         assert!(video_at_least(s, 150).await);
     }
-    let gso = || async {
-        let text = support::metrics::scrape(&env.http, &env.base).await;
-        support::metrics::value(&text, "classrelay_udp_gso_datagrams_out_total").unwrap()
+    let metric = |name: &'static str| {
+        let env = &env;
+        async move {
+            let text = support::metrics::scrape(&env.http, &env.base).await;
+            support::metrics::value(&text, name).unwrap_or(0.0)
+        }
     };
     let runs = |s: &PeerHandle| s.stats.datagrams_in_runs.load(Ordering::Relaxed);
-    let gso_before = gso().await;
+    let gso_before = metric("classrelay_udp_gso_datagrams_out_total").await;
     let before: Vec<u64> = subs.iter().map(runs).collect();
     let video = subs[0].stats.video_packets.load(Ordering::Relaxed);
     for s in &subs {
         assert!(video_at_least(s, video + 300).await);
     }
-    let sent = gso().await - gso_before;
-    assert!(sent > 150.0, "datagrams sent in GSO runs: {sent}");
+    let sent = metric("classrelay_udp_gso_datagrams_out_total").await - gso_before;
     // A frame's first packet carries abs-capture-time (these viewers negotiate it), so the
-    // packets after it were padded to its size to stay in the run; str0m reads them.
-    let text = support::metrics::scrape(&env.http, &env.base).await;
-    let padding = support::metrics::value(&text, "classrelay_rtp_padding_bytes_out_total");
-    assert!(padding.unwrap_or(0.0) > 0.0, "no packet padded to its run");
+    // packets after it are padded to its size to stay in the run; str0m reads them.
+    let padding = metric("classrelay_rtp_padding_bytes_out_total").await;
+    if gso {
+        assert!(sent > 150.0, "datagrams sent in GSO runs: {sent}");
+        assert!(padding > 0.0, "no packet padded to its run");
+    } else {
+        assert_eq!(sent, 0.0, "datagrams sent in GSO runs");
+        assert_eq!(padding, 0.0, "padding without runs");
+    }
     for (s, b) in subs.iter().zip(before) {
         let got = runs(s) - b;
-        assert!(got > 50, "datagrams that reached a viewer in runs: {got}");
+        if gso {
+            assert!(got > 50, "datagrams that reached a viewer in runs: {got}");
+        } else {
+            assert_eq!(got, 0, "datagrams that reached a viewer in runs");
+        }
         assert_continuous(s);
     }
     env.server.shutdown().await;

@@ -497,6 +497,8 @@ pub struct SfuSettings {
     /// Viewers stay on their room's home worker until it holds this many peers; later
     /// ones go to the least loaded worker, which the room is piped to (see [`pipe`]).
     pub spread_after: usize,
+    /// UDP GSO sends (`media.udp_gso`; see [`sendq`]).
+    pub udp_gso: bool,
 }
 
 /// Where a new peer goes (see [`Sfu::place`]).
@@ -565,6 +567,7 @@ impl Sfu {
                 keyframe_interval: settings.keyframe_interval,
                 disconnect_grace: settings.disconnect_grace,
                 direct_srtp: settings.direct_srtp,
+                udp_gso: settings.udp_gso,
                 metrics: metrics.clone(),
                 peer_count: peer_count.clone(),
                 load: load.clone(),
@@ -709,6 +712,7 @@ mod tests {
                 disconnect_grace: Duration::from_secs(30),
                 direct_srtp: true,
                 spread_after,
+                udp_gso: true,
             },
             Metrics::new(),
             events,

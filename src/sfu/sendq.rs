@@ -106,13 +106,18 @@ impl Default for SendQueue {
 }
 
 impl SendQueue {
-    /// A queue that never uses UDP GSO (one datagram per message), as after a refusal.
-    #[cfg(test)]
-    fn without_gso() -> Self {
+    /// A queue that uses UDP GSO while the kernel takes it, or never (one datagram per
+    /// message, as after a refusal).
+    pub fn new(gso: bool) -> Self {
         SendQueue {
-            gso: false,
+            gso,
             ..Default::default()
         }
+    }
+
+    #[cfg(test)]
+    fn without_gso() -> Self {
+        SendQueue::new(false)
     }
 
     /// Notes a datagram read in this loop turn: what leaves until [`SendQueue::end_turn`] is

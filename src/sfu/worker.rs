@@ -90,6 +90,8 @@ pub struct Shared {
     pub events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
     /// Subscribers' media protected here (`egress`) rather than through str0m.
     pub direct_srtp: bool,
+    /// Runs to one viewer as UDP GSO sends (`media.udp_gso`).
+    pub udp_gso: bool,
 }
 
 /// The worker state (moved into its thread by [`Worker::run`]).
@@ -150,6 +152,7 @@ impl Worker {
             load,
             events,
             direct_srtp,
+            udp_gso,
         } = shared;
         let sock2 = socket2::SockRef::from(&socket);
         // Bigger kernel buffers absorb bursts (a keyframe fanned out to many subscribers).
@@ -191,7 +194,7 @@ impl Worker {
                 connected: Vec::new(),
                 dead: Vec::new(),
                 events,
-                out: SendQueue::default(),
+                out: SendQueue::new(udp_gso),
                 direct_srtp,
             },
             peers: HashMap::new(),

@@ -5,8 +5,9 @@
 //! N viewer sockets. At every frame of the publisher's file (and every 20 ms of audio) a
 //! sender does, for each of its viewers in turn, only what cannot be skipped: write an RTP
 //! header with the capture time, copy the payload, seal it with that viewer's own
-//! AES-128-GCM key (aws-lc-rs, as SRTP does), and hand the frame's datagrams to the kernel
-//! as one UDP GSO send (audio: one datagram per viewer, 32 per `sendmmsg`). No receive, no
+//! AES-256-GCM key (aws-lc-rs; SRTP's AEAD_AES_256_GCM, which str0m prefers, so classrelay
+//! negotiates it with the same simulated viewers), and hand the frame's datagrams to the
+//! kernel as one UDP GSO send (audio: one datagram per viewer, 32 per `sendmmsg`). No receive, no
 //! SRTP decrypt, no RTCP, no routing, no str0m: so its latency and CPU per viewer are a
 //! lower bound on what classrelay can reach here, and the gap between the two is what code
 //! can still win. Viewers' sockets take GSO runs whole and stamp arrivals in the kernel, as
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::socket::{
     sendmmsg, sendmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
@@ -270,14 +271,14 @@ fn send(
     let mut vs: Vec<Viewer> = viewers
         .iter()
         .map(|a| {
-            let mut key = [0u8; 16];
+            let mut key = [0u8; 32];
             let mut salt = [0u8; 12];
             rng.fill_bytes(&mut key);
             rng.fill_bytes(&mut salt);
             Ok(Viewer {
                 to: SockaddrStorage::from(*a),
                 key: LessSafeKey::new(
-                    UnboundKey::new(&AES_128_GCM, &key).map_err(|_| anyhow::anyhow!("AES key"))?,
+                    UnboundKey::new(&AES_256_GCM, &key).map_err(|_| anyhow::anyhow!("AES key"))?,
                 ),
                 salt,
                 ssrc: rng.next_u32(),
@@ -569,7 +570,7 @@ mod tests {
     fn viewer() -> Viewer {
         Viewer {
             to: SockaddrStorage::from("127.0.0.1:9".parse::<SocketAddr>().unwrap()),
-            key: LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &[7; 16]).unwrap()),
+            key: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).unwrap()),
             salt: [3; 12],
             ssrc: 0x1234_5678,
             video_seq: 0,

@@ -175,7 +175,7 @@ enum Scenario {
         title: String,
     },
     /// The least a forwarder must do here, with no SFU: per viewer only the header, the copy,
-    /// an AES-128-GCM seal and one GSO send per frame (a `sendmmsg` share for audio), timed
+    /// an AES-256-GCM seal and one GSO send per frame (a `sendmmsg` share for audio), timed
     /// from capture to the kernel's arrival stamp as `broadcast` times the server. A lower
     /// bound on classrelay's CPU per viewer and latency on this machine.
     Floor {

@@ -296,8 +296,9 @@ fn send_messages(
                     residence(m, since, len);
                 }
                 // The kernel stops before a message it refuses; the next call starts with
-                // that one and reports why.
-                start += n;
+                // that one and reports why. (It never takes none without an error; were it
+                // to, skipping one keeps this loop finite.)
+                start += n.max(1);
             }
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => {

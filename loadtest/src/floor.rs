@@ -185,7 +185,9 @@ pub fn run(o: &FloorOptions) -> Result<FloorFigures> {
     shared.senders_done.store(true, Ordering::Relaxed);
     // The receivers return once nothing more arrives.
     for t in threads {
-        let _ = t.join();
+        t.join()
+            .map_err(|_| anyhow::anyhow!("receiver panicked"))?
+            .context("receiver")?;
     }
     let total_sent = shared.video_sent.load(Ordering::Relaxed);
     let total_received = shared.video_received.load(Ordering::Relaxed);
@@ -524,7 +526,13 @@ fn receive(sockets: Vec<std::net::UdpSocket>, spin: bool, sh: &Shared) -> Result
     loop {
         // Done once the senders are, and nothing has come for a while (the other receiver
         // may still be reading its share, so the shared counts alone cannot tell).
-        poll.poll(&mut events, Some(wait.unwrap_or(Duration::ZERO)))?;
+        // A signal (SIGCHLD from `chrt`, run while the receivers start) interrupts the wait:
+        // that is no reason to stop reading (it once cost a receiver its whole share).
+        match poll.poll(&mut events, Some(wait.unwrap_or(Duration::ZERO))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
         if !events.is_empty() {
             idle_since = Instant::now();
         } else if sh.senders_done.load(Ordering::Relaxed)

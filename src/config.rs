@@ -113,6 +113,15 @@ pub struct MediaConfig {
     /// segmentation offload misbehaves. Without kernel support it turns itself off.
     #[serde(default = "default_true")]
     pub udp_gso: bool,
+    /// Packets a worker may leave waiting for another worker it pipes a room to; past that
+    /// it drops them (and holds that video layer back until its next keyframe) rather than
+    /// let memory grow behind a worker that does not keep up.
+    #[serde(default = "default_pipe_backlog")]
+    pub pipe_backlog: usize,
+}
+
+fn default_pipe_backlog() -> usize {
+    crate::sfu::pipe::BACKLOG
 }
 
 fn default_spread_after() -> usize {

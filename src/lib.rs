@@ -97,6 +97,7 @@ impl Server {
                 direct_srtp: config.media.direct_srtp,
                 spread_after: config.media.spread_after,
                 udp_gso: config.media.udp_gso,
+                pipe_backlog: config.media.pipe_backlog,
             },
             metrics.clone(),
             events_tx,

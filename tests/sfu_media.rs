@@ -945,6 +945,59 @@ async fn a_broadcast_spread_over_workers_reaches_every_viewer_through_the_pipe()
     env.server.shutdown().await;
 }
 
+/// A worker that lets more than `media.pipe_backlog` packets wait for another loses the
+/// rest; the video layer that lost one is then held back until its next keyframe, so a viewer
+/// away from home never resumes in the middle of a GOP (which it could not decode) and the
+/// receiving worker's GOP cache never holds a hole. A backlog of one packet makes every
+/// 720p frame (several packets, piped in one turn) lose all but its first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipe_that_drops_holds_the_layer_back_until_its_next_keyframe() {
+    let env = start_with(|c| {
+        c.media.workers = 2;
+        c.media.spread_after = 0;
+        c.media.pipe_backlog = 1;
+    })
+    .await;
+    let source = classrelay_loadtest::scenario::source_from(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/loadtest/fixtures/vp8_720p30_1200k.ivf"
+        )),
+        30,
+    )
+    .unwrap();
+    let (publisher, _) = publish_source(&env, "drops", source).await;
+    let away = subscribe(&env, "drops").await;
+    assert_eq!(
+        env.server.worker_loads(),
+        [1, 1],
+        "the viewer is away from home"
+    );
+    let m = env.server.metrics();
+    // Three keyframes (a keyframe every 2 s in the file) with drops in between.
+    assert!(
+        away.stats
+            .wait_for(Duration::from_secs(30), |st| st
+                .keyframes
+                .load(Ordering::Relaxed)
+                >= 3)
+            .await,
+        "keyframes reach the viewer away from home"
+    );
+    assert!(m.pipe_drops.get() > 0, "the pipe dropped");
+    assert!(
+        away.stats.video_seq_gaps.load(Ordering::Relaxed) > 0,
+        "the viewer saw the loss"
+    );
+    assert_eq!(
+        away.stats.video_resumed_mid_gop.load(Ordering::Relaxed),
+        0,
+        "after missing packets the stream resumed only at a keyframe"
+    );
+    drop(publisher);
+    env.server.shutdown().await;
+}
+
 /// A viewer refused on a worker the room was piped to for it (it cannot decode the room's
 /// codec) closes that pipe again: the refusal leaves no pipe open and no place taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,9 @@ pub struct PeerStats {
     pub video_seq_gaps: AtomicU64,
     /// Video packets whose sequence number went backwards (reorder or restart).
     pub video_seq_backwards: AtomicU64,
+    /// Video packets that came right after missing sequence numbers and do not start a
+    /// keyframe: the stream resumed in the middle of a GOP, which the viewer cannot decode.
+    pub video_resumed_mid_gop: AtomicU64,
     /// Distinct video SSRCs seen.
     pub video_ssrcs: AtomicU64,
     /// Keyframe requests (PLI/FIR) a publisher received.
@@ -88,6 +91,7 @@ impl PeerStats {
             keyframes: AtomicU64::new(0),
             video_seq_gaps: AtomicU64::new(0),
             video_seq_backwards: AtomicU64::new(0),
+            video_resumed_mid_gop: AtomicU64::new(0),
             video_ssrcs: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             frames_sent: AtomicU64::new(0),
@@ -1005,6 +1009,7 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
             }
             let seq = *pkt.seq_no;
             stats.record_video_seq(*ssrc, seq);
+            let kf = detect_vp8_keyframe(&pkt.payload) || detect_h264_keyframe(&pkt.payload);
             match last_video_seq.get(&*ssrc) {
                 None => {
                     stats.video_ssrcs.fetch_add(1, Ordering::Relaxed);
@@ -1015,6 +1020,9 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
                         stats
                             .video_seq_gaps
                             .fetch_add(seq - last - 1, Ordering::Relaxed);
+                        if !kf {
+                            stats.video_resumed_mid_gop.fetch_add(1, Ordering::Relaxed);
+                        }
                     } else if seq <= last {
                         stats.video_seq_backwards.fetch_add(1, Ordering::Relaxed);
                     }
@@ -1023,7 +1031,6 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
                     }
                 }
             }
-            let kf = detect_vp8_keyframe(&pkt.payload) || detect_h264_keyframe(&pkt.payload);
             if kf {
                 stats.keyframes.fetch_add(1, Ordering::Relaxed);
                 let _ = stats.first_keyframe_us.compare_exchange(

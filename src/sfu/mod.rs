@@ -499,6 +499,8 @@ pub struct SfuSettings {
     pub spread_after: usize,
     /// UDP GSO sends (`media.udp_gso`; see [`sendq`]).
     pub udp_gso: bool,
+    /// Packets queued to another worker's pipe before drops (`media.pipe_backlog`).
+    pub pipe_backlog: usize,
 }
 
 /// Where a new peer goes (see [`Sfu::place`]).
@@ -568,6 +570,7 @@ impl Sfu {
                 disconnect_grace: settings.disconnect_grace,
                 direct_srtp: settings.direct_srtp,
                 udp_gso: settings.udp_gso,
+                pipe_backlog: settings.pipe_backlog,
                 metrics: metrics.clone(),
                 peer_count: peer_count.clone(),
                 load: load.clone(),
@@ -713,6 +716,7 @@ mod tests {
                 direct_srtp: true,
                 spread_after,
                 udp_gso: true,
+                pipe_backlog: pipe::BACKLOG,
             },
             Metrics::new(),
             events,

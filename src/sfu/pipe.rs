@@ -12,8 +12,9 @@
 //! the home worker ([`super::Command::PipeKeyframe`]).
 //!
 //! Packets cross as [`CachedPacket`]s: the payload buffer is shared, not copied. The channel
-//! is unbounded, but a worker never queues more than [`BACKLOG`] packets to a worker that
-//! does not keep up; past that it drops them (counted) rather than let memory grow.
+//! is unbounded, but a worker never queues more than `media.pipe_backlog` packets (default
+//! [`BACKLOG`]) to a worker that does not keep up; past that it drops them (counted) rather
+//! than let memory grow, and holds back that video layer until its next keyframe.
 
 use std::sync::Arc;
 
@@ -26,7 +27,8 @@ use str0m::rtp::Ssrc;
 use super::room::{CachedPacket, TrackId};
 use super::Command;
 
-/// Packets a worker may have waiting in another worker's pipe inbox before it drops.
+/// Packets a worker may have waiting in another worker's pipe inbox before it drops (the
+/// default of `media.pipe_backlog`).
 pub const BACKLOG: usize = 8192;
 
 /// What goes through a pipe, in order.

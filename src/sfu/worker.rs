@@ -27,7 +27,7 @@ use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Stream, MAX_PADDING};
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
 use super::peer::{LinkFigures, Peer, Slot};
-use super::pipe::{self, Link, PipeMsg, PipedPacket};
+use super::pipe::{Link, PipeMsg, PipedPacket};
 use super::recvq::{self, RecvBatch};
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
 use super::routing::{self, Router};
@@ -92,6 +92,8 @@ pub struct Shared {
     pub direct_srtp: bool,
     /// Runs to one viewer as UDP GSO sends (`media.udp_gso`).
     pub udp_gso: bool,
+    /// Packets queued to another worker's pipe before drops (`media.pipe_backlog`).
+    pub pipe_backlog: usize,
 }
 
 /// The worker state (moved into its thread by [`Worker::run`]).
@@ -125,6 +127,8 @@ pub struct Worker {
     next_id: u64,
     keyframe_interval: Duration,
     disconnect_grace: Duration,
+    /// See `Shared::pipe_backlog`.
+    pipe_backlog: usize,
     peer_count: Arc<AtomicUsize>,
     load: Arc<AtomicUsize>,
     next_housekeeping: Instant,
@@ -153,6 +157,7 @@ impl Worker {
             events,
             direct_srtp,
             udp_gso,
+            pipe_backlog,
         } = shared;
         let sock2 = socket2::SockRef::from(&socket);
         // Bigger kernel buffers absorb bursts (a keyframe fanned out to many subscribers).
@@ -206,6 +211,7 @@ impl Worker {
             next_id: 1,
             keyframe_interval,
             disconnect_grace,
+            pipe_backlog,
             peer_count,
             load,
             next_housekeeping: now + HOUSEKEEPING,
@@ -1100,7 +1106,7 @@ impl Worker {
                     self.io.metrics.pipe_drops.inc();
                     continue;
                 }
-                if link.pipe.len() >= pipe::BACKLOG {
+                if link.pipe.len() >= self.pipe_backlog {
                     self.io.metrics.pipe_drops.inc();
                     if is_video {
                         layer.pipe_gaps.push(to);

@@ -54,6 +54,19 @@ async fn start_spread() -> Env {
     .await
 }
 
+/// The load generator's 720p30 VP8 at 1.2 Mbit/s (a frame is several packets; a keyframe
+/// every 2 s).
+fn hd_source() -> Source {
+    classrelay_loadtest::scenario::source_from(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/loadtest/fixtures/vp8_720p30_1200k.ivf"
+        )),
+        30,
+    )
+    .unwrap()
+}
+
 /// The VP8 fixture with keyframes made rare: the first keyframe, then a minute of delta
 /// frames. Within a test, every later keyframe was made because the SFU asked for one.
 fn rare_keyframe_source() -> Source {
@@ -515,15 +528,7 @@ async fn without_udp_gso_every_datagram_goes_alone_and_none_is_padded() {
 
 async fn frame_runs(gso: bool) {
     let env = start_with(|c| c.media.udp_gso = gso).await;
-    let source = classrelay_loadtest::scenario::source_from(
-        std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/loadtest/fixtures/vp8_720p30_1200k.ivf"
-        )),
-        30,
-    )
-    .unwrap();
-    let (_p, _) = publish_source(&env, "gso", source).await;
+    let (_p, _) = publish_source(&env, "gso", hd_source()).await;
     let mut subs = Vec::new();
     for _ in 0..3 {
         subs.push(subscribe(&env, "gso").await);
@@ -958,15 +963,7 @@ async fn a_pipe_that_drops_holds_the_layer_back_until_its_next_keyframe() {
         c.media.pipe_backlog = 1;
     })
     .await;
-    let source = classrelay_loadtest::scenario::source_from(
-        std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/loadtest/fixtures/vp8_720p30_1200k.ivf"
-        )),
-        30,
-    )
-    .unwrap();
-    let (publisher, _) = publish_source(&env, "drops", source).await;
+    let (publisher, _) = publish_source(&env, "drops", hd_source()).await;
     let away = subscribe(&env, "drops").await;
     assert_eq!(
         env.server.worker_loads(),

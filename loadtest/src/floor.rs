@@ -293,8 +293,7 @@ fn send(
     // One buffer per datagram of a frame, reused frame after frame (no allocation per packet).
     let mut bufs: Vec<Vec<u8>> = Vec::new();
     let mut audio: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(64)).collect();
-    let mut audio_to: Vec<SockaddrStorage> = vs.iter().take(BATCH).map(|v| v.to).collect();
-    audio_to.resize(BATCH, SockaddrStorage::from(viewers[0]));
+    let mut audio_to: Vec<SockaddrStorage> = Vec::with_capacity(BATCH);
     let frame_every = Duration::from_secs(1) / fps;
     let audio_every = Duration::from_millis(20);
     let (mut frame, mut next_frame, mut next_audio, mut audio_n) = (0usize, epoch, epoch, 0u32);
@@ -306,27 +305,19 @@ fn send(
         }
         if next_audio <= next_frame {
             let capture = micros_now();
-            let mut queued = 0;
+            let ts = audio_n.wrapping_mul(960);
             for v in vs.iter_mut() {
                 v.audio_seq = v.audio_seq.wrapping_add(1);
-                let ts = audio_n.wrapping_mul(960);
-                packet(
-                    &mut audio[queued],
-                    AUDIO_PT,
-                    v,
-                    v.audio_seq,
-                    ts,
-                    capture,
-                    &OPUS_SILENCE,
-                )?;
-                audio_to[queued] = v.to;
-                queued += 1;
-                if queued == BATCH {
-                    send_batch(fd, &audio[..queued], &audio_to[..queued]);
-                    queued = 0;
+                let b = &mut audio[audio_to.len()];
+                packet(b, AUDIO_PT, v, v.audio_seq, ts, capture, &OPUS_SILENCE)?;
+                audio_to.push(v.to);
+                if audio_to.len() == BATCH {
+                    send_runs(fd, &audio, 1, &audio_to, None);
+                    audio_to.clear();
                 }
             }
-            send_batch(fd, &audio[..queued], &audio_to[..queued]);
+            send_runs(fd, &audio[..audio_to.len()], 1, &audio_to, None);
+            audio_to.clear();
             audio_n = audio_n.wrapping_add(1);
             next_audio += audio_every;
             continue;
@@ -359,7 +350,8 @@ fn send(
                 }
                 let n = chunk.len();
                 let to: Vec<SockaddrStorage> = chunk.iter().map(|v| v.to).collect();
-                let sent = send_gso_batch(fd, &bufs[..n * per], per, &to, HEADER + part + TAG);
+                let size = u16::try_from(HEADER + part + TAG).ok();
+                let sent = send_runs(fd, &bufs[..n * per], per, &to, size);
                 sh.video_sent
                     .fetch_add((sent * per) as u64, Ordering::Relaxed);
                 chunk_start += n;
@@ -440,35 +432,37 @@ fn send_gso(fd: i32, to: &SockaddrStorage, bufs: &[Vec<u8>], size: usize) -> boo
     sendmsg(fd, &slices, &cmsg, MsgFlags::MSG_DONTWAIT, Some(to)).is_ok()
 }
 
-/// Runs of `per` datagrams, the k-th to `to[k]`, as one `sendmmsg` whose messages share one
-/// `UDP_SEGMENT` size; returns how many runs the kernel took.
-fn send_gso_batch(
+/// Runs of `per` datagrams, the k-th to `to[k]`, as one `sendmmsg`; with `segment`, every
+/// message carries that `UDP_SEGMENT` size (a GSO run), without it `per` must be 1. Skips
+/// what the kernel refuses; returns how many runs it took.
+fn send_runs(
     fd: i32,
     bufs: &[Vec<u8>],
     per: usize,
     to: &[SockaddrStorage],
-    size: usize,
+    segment: Option<u16>,
 ) -> usize {
-    let Ok(size) = u16::try_from(size) else {
+    if to.is_empty() {
         return 0;
-    };
-    let space = nix::cmsg_space!(u16);
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(to.len(), Some(space));
+    }
+    let space = segment.map(|_| nix::cmsg_space!(u16));
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(to.len(), space);
     let slices: Vec<Vec<IoSlice<'_>>> = bufs
         .chunks(per)
         .map(|c| c.iter().map(|b| IoSlice::new(b)).collect())
         .collect();
     let addrs: Vec<Option<SockaddrStorage>> = to.iter().map(|a| Some(*a)).collect();
-    let cmsg = [ControlMessage::UdpGsoSegments(&size)];
-    let mut start = 0;
-    let mut sent = 0;
+    let size = segment.unwrap_or(0);
+    let gso = [ControlMessage::UdpGsoSegments(&size)];
+    let cmsgs: &[ControlMessage<'_>] = if segment.is_some() { &gso } else { &[] };
+    let (mut start, mut sent) = (0, 0);
     while start < to.len() {
         match sendmmsg(
             fd,
             &mut headers,
             &slices[start..],
             &addrs[start..],
-            cmsg,
+            cmsgs,
             MsgFlags::MSG_DONTWAIT,
         ) {
             Ok(r) => {
@@ -481,31 +475,6 @@ fn send_gso_batch(
         }
     }
     sent
-}
-
-/// `bufs[i]` to `to[i]` with `sendmmsg`, skipping what the kernel refuses.
-fn send_batch(fd: i32, bufs: &[Vec<u8>], to: &[SockaddrStorage]) {
-    if bufs.is_empty() {
-        return;
-    }
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), None);
-    let slices: Vec<[IoSlice<'_>; 1]> = bufs.iter().map(|b| [IoSlice::new(b)]).collect();
-    let addrs: Vec<Option<SockaddrStorage>> = to.iter().map(|a| Some(*a)).collect();
-    let mut start = 0;
-    while start < bufs.len() {
-        match sendmmsg(
-            fd,
-            &mut headers,
-            &slices[start..],
-            &addrs[start..],
-            [],
-            MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(sent) => start += sent.count().max(1),
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => start += 1,
-        }
-    }
 }
 
 /// One receiver thread: reads its viewers' sockets, counts video datagrams and times them

@@ -225,11 +225,16 @@ impl SendQueue {
             } else {
                 ((msgs.len() - j).min(BATCH), None)
             };
-            if !send_messages(fd, &queued, &msgs[j..j + k], segment, m, since) {
+            j += k;
+            if !send_messages(fd, &queued, &msgs[j - k..j], segment, m, since) {
                 tracing::info!("UDP GSO not supported here; sending datagrams one by one");
                 self.gso = false;
+                // The rest was cut into runs: it goes datagram by datagram too.
+                if let Some(&(at, _)) = msgs.get(j) {
+                    send_batch(fd, &queued[at..], m, since);
+                }
+                break;
             }
-            j += k;
         }
         self.msgs = msgs;
         // Keep the allocations: the queue's, and the datagrams' for `buffer`.
@@ -393,50 +398,15 @@ fn residence(m: &Metrics, since: Option<SystemTime>, n: usize) {
     }
 }
 
-/// Sends `batch` with `sendmmsg`, skipping datagrams the kernel refuses.
+/// Sends `batch` one datagram per message (no GSO), skipping datagrams the kernel refuses.
 fn send_batch(
     fd: i32,
     batch: &[(SockaddrStorage, Vec<u8>)],
     m: &Metrics,
     since: Option<SystemTime>,
 ) {
-    if batch.is_empty() {
-        return;
-    }
-    // nix's message headers hold raw pointers (not Send), so they live only here.
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
-    let mut start = 0;
-    while start < batch.len() {
-        let rest = &batch[start..];
-        let slices: Vec<[IoSlice<'_>; 1]> = rest.iter().map(|(_, d)| [IoSlice::new(d)]).collect();
-        let addrs: Vec<Option<SockaddrStorage>> = rest.iter().map(|(a, _)| Some(*a)).collect();
-        match sendmmsg(
-            fd,
-            &mut headers,
-            &slices,
-            &addrs,
-            [],
-            MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(sent) => {
-                let n = sent.count();
-                m.udp_datagrams_out.inc_by(n as u64);
-                residence(m, since, n);
-                // The kernel stops at the first datagram it refuses; skip that one.
-                start += n.max(1);
-            }
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => {
-                // Socket buffer full: the rest of this batch is lost, as with sendto.
-                tracing::debug!(dropped = rest.len(), "send buffer full");
-                break;
-            }
-            Err(e) => {
-                tracing::debug!("send failed: {e}");
-                start += 1;
-            }
-        }
-    }
+    let singles: Vec<(usize, usize)> = (0..batch.len()).map(|i| (i, 1)).collect();
+    send_messages(fd, batch, &singles, None, m, since);
 }
 
 #[cfg(test)]

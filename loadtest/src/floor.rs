@@ -30,7 +30,7 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::hist::Histogram;
-use crate::swarm::{enable_gro, recv_run, stamp_arrivals, thread_id, OPUS_SILENCE};
+use crate::swarm::{enable_gro, make_realtime, recv_run, stamp_arrivals, thread_id, OPUS_SILENCE};
 
 /// Largest RTP payload per datagram (the frame is cut into equal parts no larger).
 const MAX_PAYLOAD: usize = 1160;
@@ -151,19 +151,8 @@ pub fn run(o: &FloorOptions) -> Result<FloorFigures> {
         tids.push(tid_rx.recv().context("sender thread")?);
     }
     if o.realtime {
-        for tid in &tids {
-            let st = std::process::Command::new("chrt")
-                .args([
-                    "-f",
-                    "-p",
-                    &crate::target::SERVER_PRIORITY.to_string(),
-                    &tid.to_string(),
-                ])
-                .status()
-                .context("running chrt")?;
-            if !st.success() {
-                bail!("chrt -f -p for sender {tid} failed (needs root)");
-            }
+        for &tid in &tids {
+            make_realtime(tid, crate::target::SERVER_PRIORITY)?;
         }
     }
 

@@ -511,7 +511,7 @@ pub fn join_interval(scenario: &str, load: &Load, joins: usize) -> f64 {
 /// Starts the subscriber swarms of a load.
 pub fn start_swarms(load: &Load) -> Result<Vec<Arc<Swarm>>> {
     (0..load.swarms.max(1))
-        .map(|_| Swarm::start_spinning(load.viewer_gro, load.viewer_spin).map(Arc::new))
+        .map(|_| Swarm::start_with(load.viewer_gro, load.viewer_spin).map(Arc::new))
         .collect()
 }
 

@@ -259,17 +259,13 @@ pub struct Offer {
 impl Swarm {
     /// Starts the swarm thread; its peers' sockets take UDP GSO runs whole (`UDP_GRO`).
     pub fn start() -> Result<Swarm> {
-        Swarm::start_with(true)
+        Swarm::start_with(true, false)
     }
 
-    /// Starts the swarm thread, with or without `UDP_GRO` on its peers' sockets.
-    pub fn start_with(gro: bool) -> Result<Swarm> {
-        Swarm::start_spinning(gro, false)
-    }
-
-    /// Starts the swarm thread; with `spin` it polls without ever sleeping (for viewers
-    /// only: a spinning publisher thread run `SCHED_FIFO` would hold its core).
-    pub fn start_spinning(gro: bool, spin: bool) -> Result<Swarm> {
+    /// Starts the swarm thread, with or without `UDP_GRO` on its peers' sockets; with
+    /// `spin` it polls without ever sleeping (for viewers only: a spinning publisher thread
+    /// run `SCHED_FIFO` would hold its core).
+    pub fn start_with(gro: bool, spin: bool) -> Result<Swarm> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -296,17 +292,7 @@ impl Swarm {
     /// priority never delay it: a publisher whose sends are delayed by the generator's own
     /// viewer threads would count that delay as the server's latency.
     pub fn realtime(&self, priority: u8) -> Result<()> {
-        if self.tid == 0 {
-            bail!("the swarm thread's id is unknown");
-        }
-        let st = std::process::Command::new("chrt")
-            .args(["-f", "-p", &priority.to_string(), &self.tid.to_string()])
-            .status()
-            .context("running chrt")?;
-        if !st.success() {
-            bail!("chrt -f -p {priority} {} failed", self.tid);
-        }
-        Ok(())
+        make_realtime(self.tid, priority)
     }
 
     fn send(&self, cmd: Cmd) -> Result<()> {
@@ -690,6 +676,21 @@ fn run(mut poll: Poll, rx: Receiver<Cmd>, spin: bool) {
 /// loopback the receive side runs on the sender's core, and without this the kernel cuts the
 /// run back into datagrams there, charging the server for the viewers' work. Best effort.
 /// The calling thread's kernel id, from `/proc/thread-self` (no unsafe `gettid` call).
+/// Makes thread `tid` of this process `SCHED_FIFO` at `priority` (`chrt`; needs root).
+pub(crate) fn make_realtime(tid: u32, priority: u8) -> Result<()> {
+    if tid == 0 {
+        bail!("the thread's id is unknown");
+    }
+    let st = std::process::Command::new("chrt")
+        .args(["-f", "-p", &priority.to_string(), &tid.to_string()])
+        .status()
+        .context("running chrt")?;
+    if !st.success() {
+        bail!("chrt -f -p {priority} {tid} failed (needs root)");
+    }
+    Ok(())
+}
+
 pub(crate) fn thread_id() -> u32 {
     std::fs::read_link("/proc/thread-self")
         .ok()

@@ -110,6 +110,37 @@ async fn three_subscribers_receive_exactly_what_was_published() {
                 !reports.is_empty(),
                 "subscriber {i}: no {what} sender report"
             );
+            // The counts run over the whole stream: a report's packet count covers at least
+            // what arrived before it (less a few the RTP reader logged ahead of the RTCP
+            // one). Counters that restarted between reports would fall behind from the
+            // second report on.
+            let packets: Vec<_> = if clock == 90_000 {
+                sub.video_packets()
+            } else {
+                sub.audio_packets()
+            };
+            let all: Vec<_> = sub
+                .sender_reports()
+                .into_iter()
+                .filter(|r| r.ssrc == ssrc)
+                .collect();
+            // Video's reports come about once a second; audio may see only one.
+            assert!(
+                all.len() >= if clock == 90_000 { 2 } else { 1 },
+                "subscriber {i}: {} {what} sender reports",
+                all.len()
+            );
+            for r in &all {
+                let before = packets
+                    .iter()
+                    .filter(|p| p.ssrc == ssrc && p.received_at <= r.received_at)
+                    .count();
+                assert!(
+                    r.packet_count as usize + 20 >= before,
+                    "subscriber {i}: {what} report counts {} packets, {before} arrived before it",
+                    r.packet_count
+                );
+            }
             for r in &reports {
                 let (last, _) = r.last_rtp_timestamp.unwrap();
                 let ahead = r.rtp_time.wrapping_sub(last) as i32;

@@ -28,10 +28,8 @@ pub struct Slot {
     pub layer: usize,
     /// Requested rid (API), `None` for automatic.
     pub wanted_rid: Option<String>,
-    /// Output sequence/timestamp continuity; created at the first packet (needs clock rate).
-    pub rewriter: Option<Rewriter>,
-    /// Cached payload-type mapping: publisher pt -> (our pt, is video).
-    pub pt_map: Vec<(Pt, Pt)>,
+    /// Its forwarding state in the worker's lanes (see [`Lane`]).
+    pub lane: usize,
     /// Since when this slot waits for a keyframe to start or switch, if it does.
     pub waiting_keyframe: Option<Instant>,
     /// When the server last asked for a keyframe on this slot's behalf.
@@ -39,26 +37,99 @@ pub struct Slot {
     /// When to replace this slot's retransmission history with a fresh one: a GOP replay
     /// grew it to hold the whole burst, and str0m's history never shrinks by itself.
     pub history_reset_at: Option<Instant>,
-    /// The fast path's state for this m-line, made at its first packet on that path.
-    pub out: Option<Stream>,
 }
 
 impl Slot {
-    /// An unbound slot.
-    pub fn new(mid: Mid, kind: MediaKind) -> Self {
+    /// An unbound slot whose forwarding state is lane `lane`.
+    pub fn new(mid: Mid, kind: MediaKind, lane: usize) -> Self {
         Slot {
             mid,
             kind,
             track: None,
             layer: 0,
             wanted_rid: None,
-            rewriter: None,
-            pt_map: Vec::new(),
+            lane,
             waiting_keyframe: None,
             last_kf_request: None,
             history_reset_at: None,
-            out: None,
         }
+    }
+}
+
+/// Payload types a lane remembers mapping (a publisher's media pts on one track: one per
+/// codec it switches between). Beyond that the mapping is looked up again each packet.
+const PT_MAP: usize = 4;
+
+/// What forwarding one packet to one subscriber slot reads and writes, kept apart from the
+/// `Peer` in the worker's slab of lanes.
+///
+/// A frame fanned out to N viewers touches N of these, one after the other, and a viewer's
+/// cold state is what the fan-out costs beyond the kernel's send (BENCHMARKS.md, session 9).
+/// Reached through the peer map, the same state sat behind a hash probe into 10 KB
+/// entries (`Peer` holds str0m's `Rtc` inline), then the slot array, then the payload-type
+/// map: a chain of dependent cache misses per viewer. A lane is one record reached by
+/// index from the track's subscriber list, in join order, with its own SRTP context; only
+/// the first packet of a stream and the str0m fallback go back to the `Peer`.
+#[derive(Debug)]
+pub struct Lane {
+    /// The subscriber.
+    pub peer: PeerId,
+    /// Its slot (index into `Peer::slots`).
+    pub slot: usize,
+    /// The subscriber is connected (`Peer::connected`).
+    pub live: bool,
+    /// Where the fast path sends (`Peer::remote`).
+    pub remote: Option<std::net::SocketAddr>,
+    /// The fast path's SRTP context, once the peer's keys are known (the same keys as
+    /// `Peer::egress`, its own copy so the send reads no other record).
+    pub egress: Option<Egress>,
+    /// Output sequence/timestamp continuity; created at the first packet (needs clock rate).
+    pub rewriter: Option<Rewriter>,
+    /// Cached payload-type mapping: publisher pt -> our pt (the first `pt_len` entries).
+    pt_map: [(Pt, Pt); PT_MAP],
+    pt_len: u8,
+    /// The fast path's state for this m-line, made at its first packet on that path.
+    pub out: Option<Stream>,
+    /// Media bytes the fast path sent (str0m's own counters do not see them).
+    pub direct_bytes_out: u64,
+}
+
+impl Lane {
+    /// Slot `slot` of subscriber `peer`, before it is connected.
+    pub fn new(peer: PeerId, slot: usize) -> Self {
+        Lane {
+            peer,
+            slot,
+            live: false,
+            remote: None,
+            egress: None,
+            rewriter: None,
+            pt_map: [(Pt::from(0), Pt::from(0)); PT_MAP],
+            pt_len: 0,
+            out: None,
+            direct_bytes_out: 0,
+        }
+    }
+
+    /// Our payload type for the publisher's `pt`, if mapped.
+    pub fn mapped_pt(&self, pt: Pt) -> Option<Pt> {
+        self.pt_map[..usize::from(self.pt_len)]
+            .iter()
+            .find(|(i, _)| *i == pt)
+            .map(|(_, o)| *o)
+    }
+
+    /// Remembers `pt` -> `ours` (while there is room).
+    pub fn map_pt(&mut self, pt: Pt, ours: Pt) {
+        if let Some(e) = self.pt_map.get_mut(usize::from(self.pt_len)) {
+            *e = (pt, ours);
+            self.pt_len += 1;
+        }
+    }
+
+    /// Forgets the payload-type mapping (the slot is bound to another track).
+    pub fn clear_pts(&mut self) {
+        self.pt_len = 0;
     }
 }
 
@@ -201,15 +272,14 @@ pub struct Peer {
     pub link: LinkFigures,
     /// Where the DTLS handshake leaves the SRTP keys.
     pub keys: KeySlot,
-    /// Subscriber: the fast path, once the keys are known (see `egress`).
+    /// Subscriber: the fast path's SRTP context, once the keys are known (see `egress`),
+    /// for its RTCP (each lane has its own for media).
     pub egress: Option<Egress>,
     /// Whether making `egress` was tried (once).
     pub egress_tried: bool,
     /// Where str0m last sent DTLS or SRTP (the nominated ICE pair's remote address): where
     /// the fast path sends.
     pub remote: Option<std::net::SocketAddr>,
-    /// Media bytes the fast path sent (str0m's own counters do not see them).
-    pub direct_bytes_out: u64,
     /// A viewer away from its room's home worker: that worker (told when the viewer goes).
     pub piped_from: Option<usize>,
 }
@@ -234,6 +304,24 @@ impl Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lane_remembers_a_few_payload_types_and_forgets_them_on_rebind() {
+        let mut lane = Lane::new(7, 1);
+        assert_eq!(lane.mapped_pt(Pt::from(96)), None);
+        for i in 0..6u8 {
+            lane.map_pt(Pt::from(96 + i), Pt::from(100 + i));
+        }
+        // The first PT_MAP are kept; the rest are looked up again each time (not wrongly).
+        for i in 0..6u8 {
+            let want = (usize::from(i) < PT_MAP).then(|| Pt::from(100 + i));
+            assert_eq!(lane.mapped_pt(Pt::from(96 + i)), want, "pt {}", 96 + i);
+        }
+        lane.clear_pts();
+        assert_eq!(lane.mapped_pt(Pt::from(96)), None);
+        lane.map_pt(Pt::from(111), Pt::from(109));
+        assert_eq!(lane.mapped_pt(Pt::from(111)), Some(Pt::from(109)));
+    }
 
     #[test]
     fn link_figures_rates_rounds_and_worst_stream() {

@@ -161,8 +161,8 @@ pub struct Track {
     pub kind: MediaKind,
     /// Layers (one unless simulcast).
     pub layers: Vec<Layer>,
-    /// Subscriber slots bound to this track: (subscriber, slot index).
-    pub subscribers: Vec<(PeerId, usize)>,
+    /// Subscriber slots bound to this track: (subscriber, slot index, its lane).
+    pub subscribers: Vec<(PeerId, usize, usize)>,
     /// The codec the publisher is sending (known from the first packet).
     pub params: Option<PayloadParams>,
     /// The publisher's participant id (lesson tokens), for source selection.

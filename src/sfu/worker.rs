@@ -26,7 +26,7 @@ use str0m::{Event, IceConnectionState, Input, Output};
 use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Stream, MAX_PADDING};
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
-use super::peer::{LinkFigures, Peer, Slot};
+use super::peer::{Lane, LinkFigures, Peer, Slot};
 use super::pipe::{Link, PipeMsg, PipedPacket};
 use super::recvq::{self, RecvBatch};
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
@@ -72,6 +72,8 @@ struct Io {
     out: SendQueue,
     /// Whether subscribers get the fast path (`egress`) once their keys are known.
     direct_srtp: bool,
+    /// Every subscriber slot's forwarding state (`Slot::lane`, the tracks' subscriber lists).
+    lanes: slab::Slab<Lane>,
 }
 
 /// Settings and handles every worker gets.
@@ -201,6 +203,7 @@ impl Worker {
                 events,
                 out: SendQueue::new(udp_gso),
                 direct_srtp,
+                lanes: slab::Slab::new(),
             },
             peers: HashMap::new(),
             created: HashMap::new(),
@@ -340,7 +343,7 @@ impl Worker {
             // pair): str0m may move the nominated pair there. The fast path waits until
             // str0m has sent DTLS or SRTP again and so named the pair it uses (media goes
             // through str0m meanwhile; a check on a pair that is not chosen costs only that).
-            peer.remote = None;
+            set_remote(peer, &mut self.io.lanes, None);
         }
         if let Err(e) = peer.rtc.handle_input(Input::Receive(now, recv)) {
             tracing::debug!(session = %peer.session, "input rejected: {e}");
@@ -550,7 +553,11 @@ impl Worker {
             ..
         } = prepared;
         let slots = if role == Role::Subscriber {
-            medias.iter().map(|m| Slot::new(m.mid, m.kind)).collect()
+            medias
+                .iter()
+                .enumerate()
+                .map(|(si, m)| Slot::new(m.mid, m.kind, self.io.lanes.insert(Lane::new(id, si))))
+                .collect()
         } else {
             Vec::new()
         };
@@ -576,7 +583,6 @@ impl Worker {
             egress: None,
             egress_tried: false,
             remote: None,
-            direct_bytes_out: 0,
             piped_from,
         };
         let room = self.rooms.entry(room_name.clone()).or_default();
@@ -694,15 +700,17 @@ impl Worker {
             let Some(track) = self.tracks.get_mut(&tid) else {
                 continue;
             };
-            track.subscribers.push((sid, si));
-            let kind = track.kind;
             let Some(sub) = self.peers.get_mut(&sid) else {
                 return;
             };
             let slot = &mut sub.slots[si];
+            track.subscribers.push((sid, si, slot.lane));
+            let kind = track.kind;
             slot.track = Some(tid);
             slot.layer = track.choose_layer(slot.wanted_rid.as_deref(), now);
-            slot.pt_map.clear();
+            if let Some(lane) = self.io.lanes.get_mut(slot.lane) {
+                lane.clear_pts();
+            }
             let connected = sub.connected;
             if kind == MediaKind::Video {
                 slot.waiting_keyframe = Some(now);
@@ -744,10 +752,10 @@ impl Worker {
                 .collect();
             for (si, tid) in bound {
                 if let Some(t) = self.tracks.get_mut(&tid) {
-                    t.subscribers.retain(|(s, i)| !(*s == sid && *i == si));
+                    t.subscribers.retain(|(s, i, _)| !(*s == sid && *i == si));
                 }
                 if let Some(slot) = self.peers.get_mut(&sid).and_then(|p| p.slots.get_mut(si)) {
-                    unbind(slot);
+                    unbind(slot, &mut self.io.lanes);
                 }
             }
             self.bind_free_slots(sid, now);
@@ -775,9 +783,10 @@ impl Worker {
         for slot in &peer.slots {
             if let Some(tid) = slot.track {
                 if let Some(t) = self.tracks.get_mut(&tid) {
-                    t.subscribers.retain(|(s, _)| *s != pid);
+                    t.subscribers.retain(|(s, _, _)| *s != pid);
                 }
             }
+            self.io.lanes.try_remove(slot.lane);
         }
         peer.rtc.disconnect();
         rebind.sort_unstable();
@@ -833,7 +842,7 @@ impl Worker {
         self.router.add_ufrag(pid, ufrag);
         // The client may come back on another address: the fast path waits until str0m has
         // sent DTLS or SRTP on the new pair (media goes through str0m until then).
-        peer.remote = None;
+        set_remote(peer, &mut self.io.lanes, None);
         drain(peer, &mut self.io, now);
         Ok(answer.to_sdp_string())
     }
@@ -916,12 +925,15 @@ impl Worker {
 
     /// Sends slot `si` of `sid` its layer's current GOP, keyframe first. True if it did.
     fn replay_gop(&mut self, sid: PeerId, si: usize, now: Instant) -> bool {
-        let Some(sub) = self.peers.get_mut(&sid) else {
+        let Some(sub) = self.peers.get(&sid) else {
             return false;
         };
         let Some(slot) = sub.slots.get(si) else {
             return false;
         };
+        let lane = slot.lane;
+        // On the fast path every copy leaves at once and str0m keeps no history for it.
+        let direct = sub.egress.is_some() && sub.remote.is_some();
         let Some(track) = slot.track.and_then(|t| self.tracks.get(&t)) else {
             return false;
         };
@@ -938,8 +950,6 @@ impl Worker {
         // so all of it stays retransmittable; the history it grows is shrunk back once the
         // replay has aged out (`history_reset_at`, see `fresh_history`).
         let mut sent = false;
-        // On the fast path every copy leaves at once and str0m keeps no history for it.
-        let direct = sub.egress.is_some() && sub.remote.is_some();
         for (i, p) in gop.iter().enumerate() {
             let f = Fwd {
                 source,
@@ -950,12 +960,14 @@ impl Worker {
                 clock_rate,
                 pad_to: None,
             };
-            let ok = write_slot(sub, si, &mut self.io, &f, now);
+            let ok = write_slot(lane, &mut self.peers, &mut self.io, &f, now);
             if !direct && i % REPLAY_FLUSH == REPLAY_FLUSH - 1 {
                 // str0m releases written packets at its next timeout; let a few out at a time
                 // so a replay never queues the whole GOP per viewer (memory per subscriber).
-                if sub.rtc.handle_input(Input::Timeout(now)).is_ok() {
-                    drain(sub, &mut self.io, now);
+                if let Some(sub) = self.peers.get_mut(&sid) {
+                    if sub.rtc.handle_input(Input::Timeout(now)).is_ok() {
+                        drain(sub, &mut self.io, now);
+                    }
                 }
             }
             if i == 0 {
@@ -968,7 +980,7 @@ impl Worker {
                 self.io.metrics.gop_replays.inc();
                 if direct {
                     // The whole burst stays retransmittable (shrunk back after it aged out).
-                    if let Some(out) = sub.slots.get_mut(si).and_then(|s| s.out.as_mut()) {
+                    if let Some(out) = self.io.lanes.get_mut(lane).and_then(|l| l.out.as_mut()) {
                         out.reserve_history(gop.len());
                     }
                 }
@@ -976,7 +988,7 @@ impl Worker {
             sent |= ok;
         }
         if sent {
-            if let Some(slot) = sub.slots.get_mut(si) {
+            if let Some(slot) = self.peers.get_mut(&sid).and_then(|p| p.slots.get_mut(si)) {
                 slot.history_reset_at = Some(now + RTX_CACHE_AGE);
             }
         }
@@ -1156,19 +1168,22 @@ impl Worker {
         } else {
             0
         };
-        for &(sid, si) in &track.subscribers {
-            let Some(sub) = self.peers.get_mut(&sid) else {
+        // Per viewer only its lane is read (one record, in join order), not its `Peer`,
+        // except for simulcast's layer choice.
+        for &(sid, si, lid) in &track.subscribers {
+            let Some(lane) = self.io.lanes.get(lid) else {
                 continue;
             };
-            if !sub.connected {
+            if !lane.live {
                 continue;
             }
-            let pad_to = group_size(sub, si, source, preps, &mut self.scratch);
+            let pad_to = group_size(lane, source, preps, &mut self.scratch);
             for prep in preps {
-                let Some(slot) = sub.slots.get_mut(si) else {
-                    break;
-                };
                 if simulcast {
+                    let Some(slot) = self.peers.get_mut(&sid).and_then(|p| p.slots.get_mut(si))
+                    else {
+                        break;
+                    };
                     let want = match slot.wanted_rid.as_deref() {
                         None => auto_layer,
                         wanted => track.choose_layer(wanted, now),
@@ -1179,7 +1194,12 @@ impl Worker {
                         slot.last_kf_request = Some(now);
                         kf_needed.push((tid, want));
                     }
-                    let current = slot.rewriter.as_ref().and_then(|r| r.current_source());
+                    let current = self
+                        .io
+                        .lanes
+                        .get(lid)
+                        .and_then(|l| l.rewriter.as_ref())
+                        .and_then(|r| r.current_source());
                     if li != slot.layer && current != Some(source) {
                         continue;
                     }
@@ -1193,7 +1213,7 @@ impl Worker {
                     clock_rate: prep.clock_rate,
                     pad_to,
                 };
-                write_slot(sub, si, &mut self.io, &f, now);
+                write_slot(lid, &mut self.peers, &mut self.io, &f, now);
             }
         }
         for (tid, layer) in kf_needed {
@@ -1379,10 +1399,10 @@ impl Worker {
         }
         self.wake_pipes();
         let mut freed = Vec::new();
-        for (sid, si) in track.subscribers {
+        for (sid, si, _) in track.subscribers {
             if let Some(sub) = self.peers.get_mut(&sid) {
                 if let Some(slot) = sub.slots.get_mut(si) {
-                    unbind(slot);
+                    unbind(slot, &mut self.io.lanes);
                 }
                 freed.push(sid);
             }
@@ -1683,7 +1703,7 @@ impl Worker {
         }
         let mut retry = Vec::new();
         for peer in self.peers.values_mut() {
-            try_fast_path(peer, self.io.direct_srtp);
+            try_fast_path(peer, &mut self.io.lanes, self.io.direct_srtp);
             if peer.role == Role::Subscriber {
                 let due: Vec<Mid> = peer
                     .slots
@@ -1697,7 +1717,8 @@ impl Worker {
                 for mid in due {
                     let direct = peer
                         .slot_by_mid(mid)
-                        .and_then(|i| peer.slots[i].out.as_mut())
+                        .and_then(|i| self.io.lanes.get_mut(peer.slots[i].lane))
+                        .and_then(|l| l.out.as_mut())
                         .map(|out| out.shrink_history());
                     let reset = direct.unwrap_or_else(|| {
                         fresh_history(peer, mid);
@@ -1817,8 +1838,7 @@ fn out_packet(pkt: &CachedPacket, pt: u8, seq: u64, ts: u32) -> OutPacket<'_> {
 /// run broke at the first longer packet. `None` for audio, a single packet, a viewer not on
 /// the fast path yet, or sizes too far apart (the run then breaks where it must).
 fn group_size(
-    sub: &Peer,
-    si: usize,
+    lane: &Lane,
     source: SourceId,
     preps: &[Prep],
     scratch: &mut Vec<u8>,
@@ -1826,10 +1846,9 @@ fn group_size(
     if preps.len() < 2 || !preps[0].is_video {
         return None;
     }
-    let (egress, slot) = (sub.egress.as_ref()?, sub.slots.get(si)?);
-    let stream = slot.out.as_ref()?;
+    let (egress, stream) = (lane.egress.as_ref()?, lane.out.as_ref()?);
     // A slot between layers (simulcast) or sources gets only some of them: no group.
-    if slot.rewriter.as_ref()?.current_source() != Some(source) {
+    if lane.rewriter.as_ref()?.current_source() != Some(source) {
         return None;
     }
     // The run's last datagram may be shorter than the others (a frame's remainder): it
@@ -1845,24 +1864,37 @@ fn group_size(
     (max - min <= MAX_PADDING).then_some((max, min))
 }
 
-/// Writes `f` to slot `si` of `sub`: payload type mapping, sequence/timestamp rewriting,
-/// str0m's send path, and the datagrams out. Returns false if the packet was not written
-/// (no common payload type, or the rewriter holds it back until a keyframe).
-fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> bool {
-    let Some(slot) = sub.slots.get_mut(si) else {
+/// Writes `f` to lane `id`: payload type mapping, sequence/timestamp rewriting, then
+/// the fast path's datagram, or str0m's send path. Returns false if the packet was not
+/// written (no common payload type, or the rewriter holds it back until a keyframe).
+///
+/// On the fast path only the lane is touched; the subscriber's `Peer` is looked up for a
+/// stream's first packet (its payload type and SSRC come from str0m) and a layer switch.
+fn write_slot(
+    id: usize,
+    peers: &mut HashMap<PeerId, Peer>,
+    io: &mut Io,
+    f: &Fwd,
+    now: Instant,
+) -> bool {
+    let Some(lane) = io.lanes.get_mut(id) else {
         return false;
     };
-    let out_pt = match slot.pt_map.iter().find(|(i, _)| *i == f.pkt.pt) {
-        Some((_, o)) => *o,
+    let (pid, si) = (lane.peer, lane.slot);
+    let out_pt = match lane.mapped_pt(f.pkt.pt) {
+        Some(pt) => pt,
         None => {
-            let Some(pt) = out_payload_type(&sub.rtc, slot.mid, f.params) else {
+            let Some(pt) = peers
+                .get(&pid)
+                .and_then(|sub| out_payload_type(&sub.rtc, sub.slots.get(si)?.mid, f.params))
+            else {
                 return false;
             };
-            slot.pt_map.push((f.pkt.pt, pt));
+            lane.map_pt(f.pkt.pt, pt);
             pt
         }
     };
-    let rewriter = slot
+    let rewriter = lane
         .rewriter
         .get_or_insert_with(|| Rewriter::new(f.clock_rate, rand::random::<u16>() & 0x3fff));
     let previous = rewriter.current_source();
@@ -1870,17 +1902,21 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
         return false;
     };
     if rw.switched {
-        slot.waiting_keyframe = None;
+        if let Some(slot) = peers.get_mut(&pid).and_then(|p| p.slots.get_mut(si)) {
+            slot.waiting_keyframe = None;
+        }
         if previous.is_some() {
             io.metrics.layer_switches.inc();
         }
     }
-    let mid = slot.mid;
-    if let (Some(egress), Some(remote)) = (&sub.egress, sub.remote) {
-        if slot.out.is_none() {
-            slot.out = direct_stream(&mut sub.rtc, mid, f.clock_rate);
+    if let (Some(egress), Some(remote)) = (&lane.egress, lane.remote) {
+        if lane.out.is_none() {
+            lane.out = peers.get_mut(&pid).and_then(|sub| {
+                let mid = sub.slots.get(si)?.mid;
+                direct_stream(&mut sub.rtc, mid, f.clock_rate)
+            });
         }
-        if let Some(stream) = slot.out.as_mut() {
+        if let Some(stream) = lane.out.as_mut() {
             let mut p = out_packet(f.pkt, *out_pt, rw.seq, rw.ts);
             let mut buf = io.out.buffer();
             // The group's size, or the size of the run still open to this viewer if that is
@@ -1898,7 +1934,7 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
                         .rtp_padding_bytes_out
                         .inc_by(u64::from(p.padding));
                 }
-                sub.direct_bytes_out += f.pkt.payload.len() as u64;
+                lane.direct_bytes_out += f.pkt.payload.len() as u64;
                 io.out.push(&io.socket, remote, buf, &io.metrics);
                 io.metrics.direct_srtp_packets_out.inc();
                 io.metrics.rtp_packets_out.inc();
@@ -1907,6 +1943,12 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
             }
         }
     }
+    let Some(sub) = peers.get_mut(&pid) else {
+        return false;
+    };
+    let Some(mid) = sub.slots.get(si).map(|s| s.mid) else {
+        return false;
+    };
     {
         let mut api = sub.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {
@@ -1934,7 +1976,7 @@ fn write_slot(sub: &mut Peer, si: usize, io: &mut Io, f: &Fwd, now: Instant) -> 
 /// Puts a connected subscriber on the fast path once its DTLS keys are known (they come
 /// with the handshake, before `Connected`; housekeeping retries in case they did not). One
 /// attempt: a profile the fast path cannot do leaves the peer on str0m's send path.
-fn try_fast_path(peer: &mut Peer, direct_srtp: bool) {
+fn try_fast_path(peer: &mut Peer, lanes: &mut slab::Slab<Lane>, direct_srtp: bool) {
     if !direct_srtp || peer.role != Role::Subscriber || !peer.connected || peer.egress_tried {
         return;
     }
@@ -1942,9 +1984,35 @@ fn try_fast_path(peer: &mut Peer, direct_srtp: bool) {
         return;
     };
     peer.egress_tried = true;
-    match Egress::new(keys) {
-        Ok(e) => peer.egress = Some(e),
+    // One context for the peer's RTCP and one per lane for its media: the same keys.
+    let made = Egress::new(keys).and_then(|e| {
+        let mine = peer
+            .slots
+            .iter()
+            .map(|s| Ok((s.lane, Egress::new(keys)?)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((e, mine))
+    });
+    match made {
+        Ok((e, mine)) => {
+            peer.egress = Some(e);
+            for (lane, e) in mine {
+                if let Some(l) = lanes.get_mut(lane) {
+                    l.egress = Some(e);
+                }
+            }
+        }
         Err(e) => tracing::info!(session = %peer.session, "no fast path: {e}"),
+    }
+}
+
+/// Sets where the fast path sends, for the peer and its lanes.
+fn set_remote(peer: &mut Peer, lanes: &mut slab::Slab<Lane>, remote: Option<SocketAddr>) {
+    peer.remote = remote;
+    for s in &peer.slots {
+        if let Some(l) = lanes.get_mut(s.lane) {
+            l.remote = remote;
+        }
     }
 }
 
@@ -1952,10 +2020,10 @@ fn try_fast_path(peer: &mut Peer, direct_srtp: bool) {
 /// it gets next, from the next sequence number: its rewriter forgets the old source, so even
 /// the same source bound again (a spotlight that comes back, replaying its cached GOP) can
 /// never reuse a sequence number, and so an SRTP index, for different bytes.
-fn unbind(slot: &mut Slot) {
+fn unbind(slot: &mut Slot, lanes: &mut slab::Slab<Lane>) {
     slot.track = None;
     slot.waiting_keyframe = None;
-    if let Some(r) = slot.rewriter.as_mut() {
+    if let Some(r) = lanes.get_mut(slot.lane).and_then(|l| l.rewriter.as_mut()) {
         r.source_gone();
     }
 }
@@ -1971,15 +2039,19 @@ fn direct_stream(rtc: &mut str0m::Rtc, mid: Mid, clock_rate: u32) -> Option<Stre
 /// Answers a subscriber's NACK on the fast path: each packet asked for that is still in the
 /// stream's history goes again, as it went the first time (same sequence number, same SRTP
 /// index: RFC 4585 retransmission without RTX).
-fn answer_nack(peer: &mut Peer, io: &mut Io, nack: &Nack, now: Instant) {
-    let (Some(egress), Some(remote)) = (&peer.egress, peer.remote) else {
+fn answer_nack(peer: &Peer, io: &mut Io, nack: &Nack, now: Instant) {
+    let Some(id) = peer.slots.iter().map(|s| s.lane).find(|&l| {
+        io.lanes
+            .get(l)
+            .and_then(|l| l.out.as_ref())
+            .is_some_and(|o| o.ssrc == *nack.ssrc)
+    }) else {
         return;
     };
-    let Some(stream) = peer
-        .slots
-        .iter_mut()
-        .filter_map(|s| s.out.as_mut())
-        .find(|s| s.ssrc == *nack.ssrc)
+    let Some(lane) = io.lanes.get_mut(id) else {
+        return;
+    };
+    let (Some(egress), Some(remote), Some(stream)) = (&lane.egress, lane.remote, lane.out.as_mut())
     else {
         return;
     };
@@ -1996,7 +2068,7 @@ fn answer_nack(peer: &mut Peer, io: &mut Io, nack: &Nack, now: Instant) {
             let mut buf = io.out.buffer();
             let mut p = again.packet();
             if egress.seal(stream, &mut p, None, &mut buf) {
-                peer.direct_bytes_out += p.payload.len() as u64;
+                lane.direct_bytes_out += p.payload.len() as u64;
                 io.out.push(&io.socket, remote, buf, &io.metrics);
                 io.metrics.retransmissions_out.inc();
             }
@@ -2009,24 +2081,26 @@ fn answer_nack(peer: &mut Peer, io: &mut Io, nack: &Nack, now: Instant) {
 /// the delay since it, both in 1/65536 s).
 fn on_reports<'a>(
     peer: &mut Peer,
+    lanes: &slab::Slab<Lane>,
     reports: impl Iterator<Item = &'a ReceptionReport>,
     now: Instant,
 ) {
-    for r in reports {
-        let ours = peer
-            .slots
+    let streams = |peer: &Peer| -> Vec<&Stream> {
+        peer.slots
             .iter()
-            .any(|s| s.out.as_ref().is_some_and(|o| o.ssrc == *r.ssrc));
+            .filter_map(|s| lanes.get(s.lane)?.out.as_ref())
+            .collect()
+    };
+    for r in reports {
+        let ours = streams(peer).iter().any(|o| o.ssrc == *r.ssrc);
         if !ours {
             continue;
         }
         peer.link.on_loss(f32::from(r.fraction_lost) / 256.0);
         // RTT: now, less when the echoed report left, less how long the receiver held it
         // (both on this process's monotonic clock; DLSR in 1/65536 s).
-        let sent = peer
-            .slots
+        let sent = streams(peer)
             .iter()
-            .filter_map(|s| s.out.as_ref())
             .find_map(|s| s.report_sent_at(r.last_sr_time));
         if let (Some(sent), true) = (sent, r.last_sr_time != 0) {
             let held = Duration::from_secs_f64(f64::from(r.last_sr_delay) / 65_536.0);
@@ -2091,18 +2165,29 @@ fn drain(peer: &mut Peer, io: &mut Io, now: Instant) {
                 let mut data: Vec<u8> = t.contents.into();
                 // DTLS and SRTP (not STUN, which also answers other candidate pairs) go to
                 // the nominated pair: where the fast path sends.
-                if data.first().is_some_and(|b| *b >= 20) {
-                    peer.remote = Some(t.destination);
+                if data.first().is_some_and(|b| *b >= 20) && peer.remote != Some(t.destination) {
+                    set_remote(peer, &mut io.lanes, Some(t.destination));
                 }
                 if let Some(egress) = &peer.egress {
                     if is_rtcp(&data) {
-                        // A few RTCP packets a second per peer: the list costs nothing.
-                        let mut streams: Vec<&mut Stream> = peer
+                        // A few RTCP packets a second per peer: the streams are lent out of
+                        // their lanes for it and put back.
+                        let mut lent: Vec<(usize, Stream)> = peer
                             .slots
-                            .iter_mut()
-                            .filter_map(|s| s.out.as_mut())
+                            .iter()
+                            .filter_map(|s| {
+                                let out = io.lanes.get_mut(s.lane)?.out.take()?;
+                                Some((s.lane, out))
+                            })
                             .collect();
+                        let mut streams: Vec<&mut Stream> =
+                            lent.iter_mut().map(|(_, s)| s).collect();
                         egress.patch_sender_reports(&mut data, &mut streams, now);
+                        for (lane, out) in lent {
+                            if let Some(l) = io.lanes.get_mut(lane) {
+                                l.out = Some(out);
+                            }
+                        }
                     }
                 }
                 if !data.is_empty() {
@@ -2123,7 +2208,12 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
     match ev {
         Event::Connected => {
             peer.connected = true;
-            try_fast_path(peer, io.direct_srtp);
+            for s in &peer.slots {
+                if let Some(l) = io.lanes.get_mut(s.lane) {
+                    l.live = true;
+                }
+            }
+            try_fast_path(peer, &mut io.lanes, io.direct_srtp);
             io.connected.push(peer.id);
             let _ = io.events.send(SfuEvent::PeerConnected {
                 session: peer.session.clone(),
@@ -2180,12 +2270,14 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
             if let Some(rtt) = s.rtt {
                 io.metrics.rtt_seconds.observe(rtt.as_secs_f64());
             }
-            peer.link.on_peer_stats(
-                s.bytes_rx,
-                s.bytes_tx + peer.direct_bytes_out,
-                s.rtt,
-                s.timestamp,
-            );
+            let direct: u64 = peer
+                .slots
+                .iter()
+                .filter_map(|s| io.lanes.get(s.lane))
+                .map(|l| l.direct_bytes_out)
+                .sum();
+            peer.link
+                .on_peer_stats(s.bytes_rx, s.bytes_tx + direct, s.rtt, s.timestamp);
         }
         // A subscriber's RTCP about the streams of the fast path, which str0m's own send
         // statistics do not cover (it counts only what it sent).
@@ -2194,8 +2286,12 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
                 io.metrics.nacks_received.inc();
                 answer_nack(peer, io, nack, now);
             }
-            RawPacket::RtcpRx(Rtcp::ReceiverReport(rr)) => on_reports(peer, rr.reports.iter(), now),
-            RawPacket::RtcpRx(Rtcp::SenderReport(sr)) => on_reports(peer, sr.reports.iter(), now),
+            RawPacket::RtcpRx(Rtcp::ReceiverReport(rr)) => {
+                on_reports(peer, &io.lanes, rr.reports.iter(), now)
+            }
+            RawPacket::RtcpRx(Rtcp::SenderReport(sr)) => {
+                on_reports(peer, &io.lanes, sr.reports.iter(), now)
+            }
             _ => {}
         },
         Event::Closed => io.dead.push(peer.id),

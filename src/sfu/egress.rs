@@ -71,12 +71,11 @@ impl Egress {
         })
     }
 
-    /// The size `p` would have sealed without padding (its header written into
-    /// `scratch`): so the worker can make a viewer's whole share of a frame one size before
-    /// the first packet of it goes out (see `Worker::fan_out`).
-    pub fn sealed_len(&self, stream: &Stream, p: &OutPacket<'_>, scratch: &mut Vec<u8>) -> usize {
-        scratch.clear();
-        write_header(stream, p, scratch) + p.payload.len() + self.srtp.tag_len()
+    /// The size `p` would have sealed without padding: so the worker can make a viewer's
+    /// whole share of a frame one size before the first packet of it goes out (see
+    /// `Worker::fan_out`).
+    pub fn sealed_len(&self, stream: &Stream, p: &OutPacket<'_>) -> usize {
+        header_len(stream, p) + p.payload.len() + self.srtp.tag_len()
     }
 
     /// Serializes `p` for `stream` into `buf` (cleared first) and protects it. False if the
@@ -433,6 +432,24 @@ pub fn ntp64(t: SystemTime) -> u64 {
     (secs << 32) | frac
 }
 
+/// The length [`write_header`] gives `p` on `s`, counted without writing it.
+fn header_len(s: &Stream, p: &OutPacket<'_>) -> usize {
+    let element = |id: Option<u8>, len: usize| match id {
+        Some(_) if (1..=16).contains(&len) => 1 + len,
+        _ => 0,
+    };
+    let ext = element(s.ids.mid, s.mid.len())
+        + p.audio_level.map_or(0, |_| element(s.ids.audio_level, 1))
+        + p.orientation.map_or(0, |_| element(s.ids.orientation, 1))
+        + p.capture.map_or(0, |(_, offset)| {
+            element(s.ids.capture, if offset.is_some() { 16 } else { 8 })
+        });
+    match ext {
+        0 => 12,
+        n => 12 + 4 + n.next_multiple_of(4),
+    }
+}
+
 /// Writes the RTP header (RFC 3550 §5.1) with one-byte header extensions (RFC 8285 §4.2);
 /// returns its length.
 fn write_header(s: &Stream, p: &OutPacket<'_>, buf: &mut Vec<u8>) -> usize {
@@ -550,6 +567,39 @@ mod tests {
         assert_eq!(&p.payload[..], &payload[..]);
         assert_eq!(header_len, buf.len() - payload.len());
         assert_eq!(header_len % 4, 0);
+    }
+
+    #[test]
+    fn header_len_counts_what_write_header_writes() {
+        let maps = [exts(), ExtensionMap::empty(), {
+            let mut m = ExtensionMap::empty();
+            m.set(2, Extension::AbsoluteCaptureTime);
+            m
+        }];
+        let payload = [0u8; 10];
+        for map in &maps {
+            for mid in ["", "v", "a1b2c3d4e5f6g7h8i9"] {
+                let s = Stream::new(1, Mid::from(mid), map, 90_000);
+                for level in [None, Some((-20, false))] {
+                    for orientation in [None, Some(3)] {
+                        for capture in [None, Some((5, None)), Some((5, Some(-1)))] {
+                            let p = OutPacket {
+                                audio_level: level,
+                                orientation,
+                                capture,
+                                ..packet(&payload)
+                            };
+                            let mut buf = Vec::new();
+                            assert_eq!(
+                                header_len(&s, &p),
+                                write_header(&s, &p, &mut buf),
+                                "mid {mid:?} {level:?} {orientation:?} {capture:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

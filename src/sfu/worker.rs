@@ -137,8 +137,6 @@ pub struct Worker {
     next_rate_window: Instant,
     /// Scratch for `forward_group` (kept for its allocation).
     preps: Vec<Prep>,
-    /// Scratch for headers measured in `group_size`.
-    scratch: Vec<u8>,
 }
 
 impl Worker {
@@ -220,7 +218,6 @@ impl Worker {
             next_housekeeping: now + HOUSEKEEPING,
             next_rate_window: now + Duration::from_secs(1),
             preps: Vec::new(),
-            scratch: Vec::with_capacity(64),
         })
     }
 
@@ -1177,7 +1174,7 @@ impl Worker {
             if !lane.live {
                 continue;
             }
-            let pad_to = group_size(lane, source, preps, &mut self.scratch);
+            let pad_to = group_size(lane, source, preps);
             for prep in preps {
                 if simulcast {
                     let Some(slot) = self.peers.get_mut(&sid).and_then(|p| p.slots.get_mut(si))
@@ -1837,12 +1834,7 @@ fn out_packet(pkt: &CachedPacket, pt: u8, seq: u64, ts: u32) -> OutPacket<'_> {
 /// `write_slot` does without this) only lengthens packets that follow a longer one, so the
 /// run broke at the first longer packet. `None` for audio, a single packet, a viewer not on
 /// the fast path yet, or sizes too far apart (the run then breaks where it must).
-fn group_size(
-    lane: &Lane,
-    source: SourceId,
-    preps: &[Prep],
-    scratch: &mut Vec<u8>,
-) -> Option<(usize, usize)> {
+fn group_size(lane: &Lane, source: SourceId, preps: &[Prep]) -> Option<(usize, usize)> {
     if preps.len() < 2 || !preps[0].is_video {
         return None;
     }
@@ -1855,7 +1847,7 @@ fn group_size(
     // does not count toward the smallest.
     let (mut min, mut max) = (usize::MAX, 0);
     for (i, prep) in preps.iter().enumerate() {
-        let len = egress.sealed_len(stream, &out_packet(&prep.pkt, 0, 0, 0), scratch);
+        let len = egress.sealed_len(stream, &out_packet(&prep.pkt, 0, 0, 0));
         if i + 1 < preps.len() {
             min = min.min(len);
         }

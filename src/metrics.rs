@@ -87,6 +87,8 @@ pub struct Metrics {
     pub layer_switches: Counter,
     /// Viewers started from a cached group of pictures instead of a keyframe request.
     pub gop_replays: Counter,
+    /// Extra socket reads for the rest of a frame that was read only in part.
+    pub frame_rereads: Counter,
     /// Packets a room's home worker piped to other workers holding some of its viewers.
     pub pipe_packets: Counter,
     /// Packets not piped because the receiving worker had too many waiting.
@@ -201,6 +203,11 @@ impl Metrics {
             "gop_replays",
             "Viewers started from the cached group of pictures (no keyframe request)",
         );
+        let frame_rereads = c(
+            &mut r,
+            "frame_rereads",
+            "Extra socket reads made because the media read so far ended mid-frame",
+        );
         let pipe_packets = c(
             &mut r,
             "pipe_packets",
@@ -269,6 +276,7 @@ impl Metrics {
             keyframe_requests_coalesced,
             layer_switches,
             gop_replays,
+            frame_rereads,
             pipe_packets,
             pipe_drops,
             nack_history_resets,

@@ -495,6 +495,9 @@ async fn metrics_move_with_media() {
     );
     assert!(value("classrelay_rtp_bytes_out_total") > 5000.0);
     assert!(value("classrelay_udp_datagrams_out_total") > 50.0);
+    // A read that ends on a packet without a marker (any audio packet but a talkspurt's
+    // first, a frame cut by the read) looks once more for the rest before forwarding.
+    assert!(value("classrelay_frame_rereads_total") > 0.0);
     // Every forwarded datagram is timed from its packet's kernel arrival; on loopback with
     // one viewer nearly all of them leave within 5 ms.
     let held = value("classrelay_forward_residence_seconds_count");

@@ -796,6 +796,15 @@ mod tests {
             local_is_client: false,
         };
         let egress = Egress::new(&keys).unwrap();
+        // What `group_size` plans with is what `seal` makes (no padding asked).
+        {
+            let s = Stream::new(9, Mid::from("v"), &exts(), 90_000);
+            let payload = [7u8; 300];
+            let mut p = packet(&payload);
+            let mut buf = Vec::new();
+            assert!(egress.seal(&s, &mut p, None, &mut buf));
+            assert_eq!(egress.sealed_len(&s, &packet(&payload)), buf.len());
+        }
         let mut rx = crate::sfu::srtp::tests::rtc_context(profile, &material(), false);
         let now = Instant::now();
         let mut s = Stream::new(0xabcd, Mid::from("v"), &exts(), 90_000);

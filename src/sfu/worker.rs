@@ -281,15 +281,18 @@ impl Worker {
         }
     }
 
-    /// Reads up to `RECV_BATCH` datagrams, `recvq::BATCH` per syscall. Returns true if the
-    /// socket may hold more.
+    /// Reads up to `RECV_BATCH` datagrams (one batch more after a second look for a frame's
+    /// rest), `recvq::BATCH` per syscall. Returns true if the socket may hold more.
     fn read_datagrams(
         &mut self,
         batch: &mut RecvBatch,
         headers: &mut nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
     ) -> bool {
         let mut looked_again = false;
-        for _ in 0..RECV_BATCH.div_ceil(recvq::BATCH) + 1 {
+        // Calls left: `RECV_BATCH` datagrams' worth, and one more after a second look.
+        let mut calls = RECV_BATCH.div_ceil(recvq::BATCH);
+        while calls > 0 {
+            calls -= 1;
             let n = match batch.recv(&self.io.socket, headers) {
                 Ok(0) => {
                     self.process_pending(Instant::now());
@@ -323,6 +326,7 @@ impl Worker {
                 // lets the frame go out as one group; otherwise its rest would wait for the
                 // first part's whole fan-out (BENCHMARKS.md, session 9).
                 looked_again = true;
+                calls += 1;
                 self.io.metrics.frame_rereads.inc();
                 continue;
             }
@@ -1196,6 +1200,8 @@ impl Worker {
             let Some(lane) = self.io.lanes.get(lid) else {
                 continue;
             };
+            // A lane is freed only with its peer, after the peer left every track's list.
+            debug_assert!(lane.peer == sid && lane.slot == si, "stale lane {lid}");
             if !lane.live {
                 continue;
             }

@@ -2108,21 +2108,20 @@ fn on_reports<'a>(
     reports: impl Iterator<Item = &'a ReceptionReport>,
     now: Instant,
 ) {
-    let streams = |peer: &Peer| -> Vec<&Stream> {
-        peer.slots
-            .iter()
-            .filter_map(|s| lanes.get(s.lane)?.out.as_ref())
-            .collect()
-    };
+    // The streams are the lanes' (they borrow the slab, not the peer, whose link changes).
+    let streams: Vec<&Stream> = peer
+        .slots
+        .iter()
+        .filter_map(|s| lanes.get(s.lane)?.out.as_ref())
+        .collect();
     for r in reports {
-        let ours = streams(peer).iter().any(|o| o.ssrc == *r.ssrc);
-        if !ours {
+        if !streams.iter().any(|o| o.ssrc == *r.ssrc) {
             continue;
         }
         peer.link.on_loss(f32::from(r.fraction_lost) / 256.0);
         // RTT: now, less when the echoed report left, less how long the receiver held it
         // (both on this process's monotonic clock; DLSR in 1/65536 s).
-        let sent = streams(peer)
+        let sent = streams
             .iter()
             .find_map(|s| s.report_sent_at(r.last_sr_time));
         if let (Some(sent), true) = (sent, r.last_sr_time != 0) {

@@ -118,6 +118,15 @@ pub struct MediaConfig {
     /// let memory grow behind a worker that does not keep up.
     #[serde(default = "default_pipe_backlog")]
     pub pipe_backlog: usize,
+    /// Viewers a worker serves between two looks for the rest of a video frame whose first
+    /// part it is sending (a look is one non-blocking read): what arrived meanwhile joins
+    /// the fan-out instead of waiting for its end. At least 1.
+    #[serde(default = "default_fanout_chunk")]
+    pub fanout_chunk: usize,
+}
+
+fn default_fanout_chunk() -> usize {
+    crate::sfu::worker::FAN_OUT_CHUNK
 }
 
 fn default_pipe_backlog() -> usize {
@@ -272,6 +281,12 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "media.public_ip".into(),
                 message: "must be set when media.bind_ip is 0.0.0.0 or ::".into(),
+            });
+        }
+        if self.media.fanout_chunk == 0 {
+            return Err(ConfigError::Value {
+                key: "media.fanout_chunk".into(),
+                message: "must be at least 1".into(),
             });
         }
         if self.http.max_body_bytes < 1024 {
@@ -467,5 +482,7 @@ mod tests {
         let err = Config::from_toml_over_defaults("[[ice_servers]]\nurls = [\"http://x\"]\n", "t")
             .unwrap_err();
         assert!(err.to_string().contains("ice_servers[0].urls"), "{err}");
+        let err = Config::from_toml_over_defaults("[media]\nfanout_chunk = 0\n", "t").unwrap_err();
+        assert!(err.to_string().contains("media.fanout_chunk"), "{err}");
     }
 }

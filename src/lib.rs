@@ -98,6 +98,7 @@ impl Server {
                 spread_after: config.media.spread_after,
                 udp_gso: config.media.udp_gso,
                 pipe_backlog: config.media.pipe_backlog,
+                fanout_chunk: config.media.fanout_chunk,
             },
             metrics.clone(),
             events_tx,

@@ -89,6 +89,10 @@ pub struct Metrics {
     pub gop_replays: Counter,
     /// Extra socket reads for the rest of a frame that was read only in part.
     pub frame_rereads: Counter,
+    /// Looks for a frame's rest made between chunks of viewers while its first part went out.
+    pub fanout_looks: Counter,
+    /// Packets that joined the fan-out of their frame's first part while it went out.
+    pub fanout_joined_packets: Counter,
     /// Packets a room's home worker piped to other workers holding some of its viewers.
     pub pipe_packets: Counter,
     /// Packets not piped because the receiving worker had too many waiting.
@@ -208,6 +212,16 @@ impl Metrics {
             "frame_rereads",
             "Extra socket reads made because the media read so far ended mid-frame",
         );
+        let fanout_looks = c(
+            &mut r,
+            "fanout_looks",
+            "Looks for a frame's rest made between chunks of viewers while its first part went out",
+        );
+        let fanout_joined_packets = c(
+            &mut r,
+            "fanout_joined_packets",
+            "Packets that joined the fan-out of their frame's first part while it went out",
+        );
         let pipe_packets = c(
             &mut r,
             "pipe_packets",
@@ -277,6 +291,8 @@ impl Metrics {
             layer_switches,
             gop_replays,
             frame_rereads,
+            fanout_looks,
+            fanout_joined_packets,
             pipe_packets,
             pipe_drops,
             nack_history_resets,

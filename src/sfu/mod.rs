@@ -501,6 +501,8 @@ pub struct SfuSettings {
     pub udp_gso: bool,
     /// Packets queued to another worker's pipe before drops (`media.pipe_backlog`).
     pub pipe_backlog: usize,
+    /// Viewers served between looks for a frame's rest (`media.fanout_chunk`).
+    pub fanout_chunk: usize,
 }
 
 /// Where a new peer goes (see [`Sfu::place`]).
@@ -571,6 +573,7 @@ impl Sfu {
                 direct_srtp: settings.direct_srtp,
                 udp_gso: settings.udp_gso,
                 pipe_backlog: settings.pipe_backlog,
+                fanout_chunk: settings.fanout_chunk,
                 metrics: metrics.clone(),
                 peer_count: peer_count.clone(),
                 load: load.clone(),
@@ -717,6 +720,7 @@ mod tests {
                 spread_after,
                 udp_gso: true,
                 pipe_backlog: pipe::BACKLOG,
+                fanout_chunk: worker::FAN_OUT_CHUNK,
             },
             Metrics::new(),
             events,

@@ -7,7 +7,7 @@
 //! database, no await, no shared locks. Replies to signalling go through oneshot channels.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +39,12 @@ const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 /// Datagrams read per wake-up before timers get a turn.
 const RECV_BATCH: usize = 256;
+/// Viewers served between two looks for the rest of a frame whose first part goes out
+/// (see `Worker::fan_out`; default of `media.fanout_chunk`): about a `sendmmsg` batch, a few
+/// hundred microseconds of work.
+pub const FAN_OUT_CHUNK: usize = 32;
+/// Most datagrams (or pipe messages) one such look takes in.
+const LOOK_BUDGET: usize = 32;
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// A subscriber still without a keyframe after this long asks again.
 const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
@@ -96,6 +102,8 @@ pub struct Shared {
     pub udp_gso: bool,
     /// Packets queued to another worker's pipe before drops (`media.pipe_backlog`).
     pub pipe_backlog: usize,
+    /// Viewers served between looks for a frame's rest (`media.fanout_chunk`).
+    pub fanout_chunk: usize,
 }
 
 /// The worker state (moved into its thread by [`Worker::run`]).
@@ -117,6 +125,13 @@ pub struct Worker {
     pipe_wake: Vec<usize>,
     /// Piped packets of this turn: (our track id, layer, rid, SSRC, codec, packet).
     pipe_in: Vec<PipedPacket>,
+    /// Pipe messages taken from the inbox by a look for a frame's rest during a fan-out
+    /// and not used by it: read before the inbox (`next_pipe_msg`).
+    pipe_stash: VecDeque<PipeMsg>,
+    /// A datagram read by a look for a frame's rest during a fan-out.
+    look_buf: Vec<u8>,
+    /// A look during a fan-out stopped at its budget: the socket may hold more.
+    left_unread: bool,
     /// This worker's rooms as last added to the `rooms` gauge.
     rooms_counted: i64,
     io: Io,
@@ -131,6 +146,8 @@ pub struct Worker {
     disconnect_grace: Duration,
     /// See `Shared::pipe_backlog`.
     pipe_backlog: usize,
+    /// See `Shared::fanout_chunk` (at least 1).
+    fanout_chunk: usize,
     peer_count: Arc<AtomicUsize>,
     load: Arc<AtomicUsize>,
     next_housekeeping: Instant,
@@ -158,6 +175,7 @@ impl Worker {
             direct_srtp,
             udp_gso,
             pipe_backlog,
+            fanout_chunk,
         } = shared;
         let sock2 = socket2::SockRef::from(&socket);
         // Bigger kernel buffers absorb bursts (a keyframe fanned out to many subscribers).
@@ -188,6 +206,10 @@ impl Worker {
             piped: HashMap::new(),
             pipe_wake: Vec::new(),
             pipe_in: Vec::new(),
+            pipe_stash: VecDeque::new(),
+            // One byte more than any datagram taken: a longer one shows as truncated.
+            look_buf: vec![0; recvq::MAX_DATAGRAM + 1],
+            left_unread: false,
             rooms_counted: 0,
             io: Io {
                 socket,
@@ -213,6 +235,7 @@ impl Worker {
             keyframe_interval,
             disconnect_grace,
             pipe_backlog,
+            fanout_chunk: fanout_chunk.max(1),
             peer_count,
             load,
             next_housekeeping: now + HOUSEKEEPING,
@@ -246,7 +269,11 @@ impl Worker {
             if let Some(Reverse((t, _))) = self.io.timers.peek() {
                 deadline = deadline.min(*t);
             }
-            let wait = if more_to_read || !self.pipe_rx.is_empty() || !self.io.due.is_empty() {
+            let wait = if more_to_read
+                || !self.pipe_rx.is_empty()
+                || !self.pipe_stash.is_empty()
+                || !self.io.due.is_empty()
+            {
                 Duration::ZERO
             } else {
                 deadline.saturating_duration_since(now)
@@ -271,6 +298,8 @@ impl Worker {
             if readable {
                 more_to_read = self.read_datagrams(&mut batch, &mut headers);
             }
+            // A look for a frame's rest during a fan-out may have stopped at its budget.
+            more_to_read |= std::mem::take(&mut self.left_unread);
             let now = Instant::now();
             self.fire_timers(now);
             if now >= self.next_housekeeping {
@@ -397,7 +426,7 @@ impl Worker {
                         // The room's tracks were in the inbox before OpenPipe was answered,
                         // so before this command was sent; take them all in first, so the
                         // codec check and the slots see them.
-                        while !self.pipe_rx.is_empty() {
+                        while !self.pipe_rx.is_empty() || !self.pipe_stash.is_empty() {
                             self.drain_pipe(now);
                         }
                     }
@@ -1030,9 +1059,7 @@ impl Worker {
             return;
         };
         let kf_interval = self.keyframe_interval;
-        self.io.metrics.rtp_packets_in.inc_by(pkts.len() as u64);
-        let bytes: usize = pkts.iter().map(|(_, p)| p.payload.len()).sum();
-        self.io.metrics.rtp_bytes_in.inc_by(bytes as u64);
+        count_in(&self.io.metrics, pkts);
         let Some(publisher) = self.peers.get_mut(&pid) else {
             return;
         };
@@ -1062,6 +1089,26 @@ impl Worker {
         let source = source_id(pid, *ssrc);
         let mut preps = std::mem::take(&mut self.preps);
         preps.clear();
+        self.prepare(pid, tid, li, ssrc, pkts, &mut preps, now);
+        // Other workers holding viewers start on their share while this one does its own.
+        self.wake_pipes();
+        self.fan_out(tid, li, source, &mut preps, Rest::Socket { pid, ssrc }, now);
+        self.preps = preps;
+    }
+
+    /// Takes packets of publisher `pid`'s stream `ssrc` (layer `li` of track `tid`) in
+    /// (`ingest`), appending them to `preps`.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &mut self,
+        pid: PeerId,
+        tid: TrackId,
+        li: usize,
+        ssrc: Ssrc,
+        pkts: &[(PeerId, RtpPacket)],
+        preps: &mut Vec<Prep>,
+        now: Instant,
+    ) {
         for (_, pkt) in pkts {
             let Some(params) = self
                 .peers
@@ -1092,10 +1139,6 @@ impl Worker {
                 None => break,
             }
         }
-        // Other workers holding viewers start on their share while this one does its own.
-        self.wake_pipes();
-        self.fan_out(tid, li, source, &preps, now);
-        self.preps = preps;
     }
 
     /// Takes packet `pkt` of layer `li` of track `tid` in: the track's codec and the layer's
@@ -1182,11 +1225,74 @@ impl Worker {
 
     /// Sends `preps`, packets of layer `li` of track `tid` from stream `source`, to the
     /// track's subscribers on this worker, one subscriber after the other.
-    fn fan_out(&mut self, tid: TrackId, li: usize, source: SourceId, preps: &[Prep], now: Instant) {
+    ///
+    /// A group that ends in the middle of a video frame (its last packet has no marker) was
+    /// read while the publisher was still sending the frame; its rest comes a few
+    /// microseconds later, while this fan-out runs (milliseconds for hundreds of viewers).
+    /// Left for the next turn, that rest would wait for the whole fan-out and then go out
+    /// viewer by viewer again: the frame's latency for the last viewer doubles (session 10 in
+    /// BENCHMARKS.md). So between chunks of viewers the worker looks where the rest comes
+    /// from (`rest`); what it finds goes at once to the viewers already served, and with the
+    /// first part to the others.
+    fn fan_out(
+        &mut self,
+        tid: TrackId,
+        li: usize,
+        source: SourceId,
+        preps: &mut Vec<Prep>,
+        rest: Rest,
+        now: Instant,
+    ) {
+        let mut kf_needed: Vec<(TrackId, usize)> = Vec::new();
+        let mut served = 0;
+        while let Some(viewers) = self.tracks.get(&tid).map(|t| t.subscribers.len()) {
+            let end = (served + self.fanout_chunk).min(viewers);
+            self.serve(tid, li, source, preps, served..end, &mut kf_needed, now);
+            served = end;
+            if served >= viewers {
+                break;
+            }
+            if frame_open(preps) {
+                let from = preps.len();
+                self.look_for_rest(tid, li, rest, preps, now);
+                if preps.len() > from {
+                    // The viewers already served get the rest now; the others get the
+                    // whole group in one run.
+                    self.serve(
+                        tid,
+                        li,
+                        source,
+                        &preps[from..],
+                        0..served,
+                        &mut kf_needed,
+                        now,
+                    );
+                }
+            }
+        }
+        for (tid, layer) in kf_needed {
+            self.request_keyframe(tid, layer, now);
+        }
+    }
+
+    /// Sends `preps` to the track's subscribers `viewers` (indices in its list).
+    #[allow(clippy::too_many_arguments)]
+    fn serve(
+        &mut self,
+        tid: TrackId,
+        li: usize,
+        source: SourceId,
+        preps: &[Prep],
+        viewers: std::ops::Range<usize>,
+        kf_needed: &mut Vec<(TrackId, usize)>,
+        now: Instant,
+    ) {
         let Some(track) = self.tracks.get(&tid) else {
             return;
         };
-        let mut kf_needed: Vec<(TrackId, usize)> = Vec::new();
+        let Some(list) = track.subscribers.get(viewers) else {
+            return;
+        };
         let simulcast = track.kind == MediaKind::Video && track.layers.len() > 1;
         // The automatic choice is the same for every subscriber: compute it once.
         let auto_layer = if simulcast {
@@ -1196,7 +1302,7 @@ impl Worker {
         };
         // Per viewer only its lane is read (one record, in join order), not its `Peer`,
         // except for simulcast's layer choice.
-        for &(sid, si, lid) in &track.subscribers {
+        for &(sid, si, lid) in list {
             let Some(lane) = self.io.lanes.get(lid) else {
                 continue;
             };
@@ -1244,8 +1350,83 @@ impl Worker {
                 write_slot(lid, &mut self.peers, &mut self.io, &f, now);
             }
         }
-        for (tid, layer) in kf_needed {
-            self.request_keyframe(tid, layer, now);
+    }
+
+    /// During a fan-out of an unfinished frame: takes in the packets of its rest that came
+    /// meanwhile (read from the socket, or from the pipe for a piped-in track), appending
+    /// them to `preps`. Whatever else a look reads waits for the fan-out to end, in order.
+    fn look_for_rest(
+        &mut self,
+        tid: TrackId,
+        li: usize,
+        rest: Rest,
+        preps: &mut Vec<Prep>,
+        now: Instant,
+    ) {
+        self.io.metrics.fanout_looks.inc();
+        let from = preps.len();
+        match rest {
+            Rest::Socket { pid, ssrc } => {
+                let mut buf = std::mem::take(&mut self.look_buf);
+                let mut read = 0;
+                while read < LOOK_BUDGET {
+                    match self.io.socket.recv_from(&mut buf) {
+                        Ok((n, from)) => {
+                            read += 1;
+                            self.io.metrics.udp_datagrams_in.inc();
+                            if n > recvq::MAX_DATAGRAM {
+                                // Longer than any WebRTC datagram: not ours (as in a batch).
+                                self.io.metrics.udp_unroutable.inc();
+                            } else {
+                                self.handle_datagram(&buf[..n], from, now);
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        // ICMP errors (port unreachable) surface here on Linux; not fatal.
+                        Err(_) => read += 1,
+                    }
+                }
+                if read == LOOK_BUDGET {
+                    self.left_unread = true;
+                }
+                self.look_buf = buf;
+                let found = take_stream(&mut self.io.pending_rtp, pid, ssrc);
+                if !found.is_empty() {
+                    count_in(&self.io.metrics, &found);
+                    self.prepare(pid, tid, li, ssrc, &found, preps, now);
+                }
+            }
+            Rest::Pipe => {
+                for _ in 0..LOOK_BUDGET {
+                    let Ok(msg) = self.pipe_rx.try_recv() else {
+                        break;
+                    };
+                    self.pipe_stash.push_back(msg);
+                }
+                let piped = &self.piped;
+                let found = take_piped(&mut self.pipe_stash, |home, their| {
+                    piped.get(&(home, their.tid)).map(|(_, ours)| *ours) == Some(tid)
+                        && their.layer == li
+                });
+                for (mut p, arrived) in found {
+                    if let Some(t) = arrived {
+                        self.io.out.note_arrival(t);
+                    }
+                    p.tid = tid;
+                    match self.ingest(tid, li, p.ssrc, p.params, p.pkt, now) {
+                        Some(prep) => preps.push(prep),
+                        None => break,
+                    }
+                }
+            }
+        }
+        if preps.len() > from {
+            self.io
+                .metrics
+                .fanout_joined_packets
+                .inc_by((preps.len() - from) as u64);
+            self.wake_pipes();
         }
     }
 
@@ -1275,7 +1456,7 @@ impl Worker {
                 None => break,
             }
         }
-        self.fan_out(tid, li, source, &preps, now);
+        self.fan_out(tid, li, source, &mut preps, Rest::Pipe, now);
         self.preps = preps;
     }
 
@@ -1284,7 +1465,7 @@ impl Worker {
     fn drain_pipe(&mut self, now: Instant) {
         let mut pending = std::mem::take(&mut self.pipe_in);
         for _ in 0..PIPE_TURN {
-            let Ok(msg) = self.pipe_rx.try_recv() else {
+            let Some(msg) = self.next_pipe_msg() else {
                 break;
             };
             match msg {
@@ -1304,9 +1485,14 @@ impl Worker {
                     continue;
                 }
                 other => {
-                    // A change of tracks applies after the packets before it.
+                    // A change of tracks applies after the packets before it. It waits at
+                    // the head of the stash while they go out, so that a look for a frame's
+                    // rest during their fan-out (`take_piped`) takes nothing past it.
+                    self.pipe_stash.push_front(other);
                     self.forward_pipe_batch(&mut pending, now);
-                    self.on_pipe_change(other, now);
+                    if let Some(other) = self.pipe_stash.pop_front() {
+                        self.on_pipe_change(other, now);
+                    }
                 }
             }
         }
@@ -1314,9 +1500,28 @@ impl Worker {
         self.pipe_in = pending;
     }
 
+    /// The next pipe message: one a look during a fan-out set aside, else the inbox's.
+    fn next_pipe_msg(&mut self) -> Option<PipeMsg> {
+        self.pipe_stash
+            .pop_front()
+            .or_else(|| self.pipe_rx.try_recv().ok())
+    }
+
     fn forward_pipe_batch(&mut self, pending: &mut Vec<PipedPacket>, now: Instant) {
         if pending.is_empty() {
             return;
+        }
+        // One group per track layer, each layer's order kept (as `process_pending` does), so
+        // a look during a group's fan-out never takes a later packet of its layer past one
+        // still waiting here.
+        let mut order: Vec<(TrackId, usize)> = Vec::new();
+        for p in pending.iter() {
+            if !order.contains(&(p.tid, p.layer)) {
+                order.push((p.tid, p.layer));
+            }
+        }
+        if order.len() > 1 {
+            pending.sort_by_key(|p| order.iter().position(|k| *k == (p.tid, p.layer)));
         }
         for group in pending.chunk_by(|a, b| a.tid == b.tid && a.layer == b.layer) {
             self.forward_piped(group, now);
@@ -1812,6 +2017,75 @@ const REPLAY_FLUSH: usize = 16;
 
 /// Piped messages read per loop turn before the socket gets a turn again.
 const PIPE_TURN: usize = 1024;
+
+/// Where the rest of a group being fanned out comes from (see `Worker::fan_out`).
+#[derive(Debug, Clone, Copy)]
+enum Rest {
+    /// This worker's socket: publisher `pid`'s stream `ssrc`.
+    Socket { pid: PeerId, ssrc: Ssrc },
+    /// The pipe from the track's home worker.
+    Pipe,
+}
+
+/// Whether a group ends in the middle of a video frame: its last packet is video and has no
+/// marker.
+fn frame_open(preps: &[Prep]) -> bool {
+    preps.last().is_some_and(|p| p.is_video && !p.pkt.marker)
+}
+
+/// Counts publisher packets taken in.
+fn count_in(metrics: &Metrics, pkts: &[(PeerId, RtpPacket)]) {
+    metrics.rtp_packets_in.inc_by(pkts.len() as u64);
+    let bytes: usize = pkts.iter().map(|(_, p)| p.payload.len()).sum();
+    metrics.rtp_bytes_in.inc_by(bytes as u64);
+}
+
+/// Takes publisher `pid`'s stream `ssrc` out of `pending` (media read but not yet
+/// forwarded), in order; the rest stays, in order.
+fn take_stream(
+    pending: &mut Vec<(PeerId, RtpPacket)>,
+    pid: PeerId,
+    ssrc: Ssrc,
+) -> Vec<(PeerId, RtpPacket)> {
+    if !pending
+        .iter()
+        .any(|(p, pkt)| *p == pid && pkt.header.ssrc == ssrc)
+    {
+        return Vec::new();
+    }
+    let (found, kept) = std::mem::take(pending)
+        .into_iter()
+        .partition(|(p, pkt)| *p == pid && pkt.header.ssrc == ssrc);
+    *pending = kept;
+    found
+}
+
+/// Takes the piped packets `wanted` (given the home worker and the packet as piped) out of
+/// `stash`, in order, up to the first message that is not a packet: a change of tracks
+/// applies after the packets before it, so none after it may pass it. Everything else stays,
+/// in order.
+fn take_piped(
+    stash: &mut VecDeque<PipeMsg>,
+    wanted: impl Fn(usize, &PipedPacket) -> bool,
+) -> Vec<(PipedPacket, Option<std::time::SystemTime>)> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < stash.len() {
+        match &stash[i] {
+            PipeMsg::Rtp { home, packet, .. } if wanted(*home, packet) => {
+                if let Some(PipeMsg::Rtp {
+                    packet, arrived, ..
+                }) = stash.remove(i)
+                {
+                    found.push((packet, arrived));
+                }
+            }
+            PipeMsg::Rtp { .. } => i += 1,
+            _ => break,
+        }
+    }
+    found
+}
 
 /// What `ingest` works out once per packet, before the copies.
 struct Prep {
@@ -2318,5 +2592,116 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
         },
         Event::Closed => io.dead.push(peer.id),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::format::{CodecSpec, FormatParams};
+
+    fn vp8() -> PayloadParams {
+        PayloadParams::new(
+            96.into(),
+            None,
+            CodecSpec {
+                codec: Codec::Vp8,
+                clock_rate: str0m::media::Frequency::NINETY_KHZ,
+                channels: None,
+                format: FormatParams::default(),
+            },
+        )
+    }
+
+    fn packet(tid: u64, layer: usize, seq: u64, marker: bool) -> PipedPacket {
+        PipedPacket {
+            tid,
+            layer,
+            rid: None,
+            ssrc: Ssrc::from(7),
+            params: vp8(),
+            pkt: CachedPacket {
+                seq,
+                ts: 0,
+                arrival: Instant::now(),
+                pt: Pt::from(96),
+                marker,
+                payload: vec![0u8; 10].into(),
+                ext: ExtensionValues::default(),
+            },
+        }
+    }
+
+    fn rtp(home: usize, tid: u64, layer: usize, seq: u64) -> PipeMsg {
+        PipeMsg::Rtp {
+            home,
+            packet: packet(tid, layer, seq, false),
+            arrived: None,
+        }
+    }
+
+    /// What is left: (tid, seq) of packets, `None` for any other message.
+    fn left(stash: &VecDeque<PipeMsg>) -> Vec<Option<(u64, u64)>> {
+        stash
+            .iter()
+            .map(|m| match m {
+                PipeMsg::Rtp { packet, .. } => Some((packet.tid, packet.pkt.seq)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_look_takes_the_frames_rest_from_the_pipe_in_order_and_stops_at_a_change_of_tracks() {
+        let mut stash: VecDeque<PipeMsg> = VecDeque::from(vec![
+            rtp(1, 5, 0, 10),
+            rtp(1, 6, 0, 500), // another track: stays
+            rtp(1, 5, 1, 90),  // another layer of the track: stays
+            rtp(1, 5, 0, 11),
+            rtp(2, 5, 0, 12), // the same id from another home worker: stays
+            rtp(1, 5, 0, 13),
+            PipeMsg::TrackGone { home: 1, tid: 5 },
+            rtp(1, 5, 0, 14), // after the change: must not pass it
+        ]);
+        let found = take_piped(&mut stash, |home, p| {
+            home == 1 && p.tid == 5 && p.layer == 0
+        });
+        let seqs: Vec<u64> = found.iter().map(|(p, _)| p.pkt.seq).collect();
+        assert_eq!(seqs, vec![10, 11, 13]);
+        assert_eq!(
+            left(&stash),
+            vec![
+                Some((6, 500)),
+                Some((5, 90)),
+                Some((5, 12)),
+                None,
+                Some((5, 14))
+            ]
+        );
+        // A change of tracks at the head (as `drain_pipe` leaves one while the packets
+        // before it go out): nothing passes it.
+        stash.push_front(PipeMsg::TrackGone { home: 1, tid: 6 });
+        assert!(take_piped(&mut stash, |_, _| true).is_empty());
+        stash.pop_front();
+        // Nothing wanted: nothing moves.
+        let before = left(&stash);
+        assert!(take_piped(&mut stash, |_, _| false).is_empty());
+        assert_eq!(left(&stash), before);
+    }
+
+    #[test]
+    fn only_a_video_group_without_its_marker_is_an_open_frame() {
+        let prep = |video: bool, marker: bool| Prep {
+            pkt: packet(1, 0, 1, marker).pkt,
+            params: vp8(),
+            is_video: video,
+            keyframe: false,
+            clock_rate: 90_000,
+        };
+        assert!(frame_open(&[prep(true, false), prep(true, false)]));
+        assert!(!frame_open(&[prep(true, false), prep(true, true)]));
+        // Audio has no frames to finish (its marker starts a talkspurt).
+        assert!(!frame_open(&[prep(false, false)]));
+        assert!(!frame_open(&[]));
     }
 }

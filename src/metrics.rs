@@ -71,6 +71,9 @@ pub struct Metrics {
     pub udp_send_calls: Counter,
     /// RTP padding bytes added so that a packet could join a GSO run (the cost of the runs).
     pub rtp_padding_bytes_out: Counter,
+    /// Runs to one viewer cut because the next datagram to it was longer (what the padding
+    /// prevents).
+    pub udp_gso_run_breaks: Counter,
     /// Datagrams that matched no peer (unknown address or ufrag) and were dropped.
     pub udp_unroutable: Counter,
     /// NACKs received from subscribers (answered from the RTX cache).
@@ -179,6 +182,11 @@ impl Metrics {
             "rtp_padding_bytes_out",
             "RTP padding bytes added to make a packet the size of the GSO run it joins",
         );
+        let udp_gso_run_breaks = c(
+            &mut r,
+            "udp_gso_run_breaks",
+            "GSO runs to one viewer cut because the next datagram to it was longer than the run's",
+        );
         let udp_unroutable = c(
             &mut r,
             "udp_unroutable",
@@ -282,6 +290,7 @@ impl Metrics {
             udp_gso_sends,
             udp_send_calls,
             rtp_padding_bytes_out,
+            udp_gso_run_breaks,
             udp_unroutable,
             nacks_received,
             nacks_sent,

@@ -364,8 +364,11 @@ async fn the_watcher_decodes_a_lesson_sent_in_gso_runs() -> Result<()> {
 /// A browser publisher's frame reaches each viewer as one UDP GSO run: libwebrtc makes a
 /// frame's first packet shorter than the rest and splits the rest evenly (some a byte
 /// longer), so the server makes each viewer's copies of a frame one size (RTP padding)
-/// before the first goes out. Without that the run broke at the first longer packet: about
-/// 2.9 datagrams per GSO send here and no padding at all, against 4.3 with it.
+/// before the first goes out. Without that the run broke at the first longer packet
+/// (`udp_gso_run_breaks`), once or more per frame and viewer. Datagrams per GSO send (about
+/// 2.9 without padding and 4.0–4.3 with it here) also depend on how the browser's pacer
+/// spreads a frame and how the server's reads cut it, which a busy machine changes (3.2
+/// with padding in one CI run), so the run breaks are what is checked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_publishers_frame_reaches_each_viewer_as_one_run() -> Result<()> {
     use classrelay_loadtest::{swarm::Swarm, whip};
@@ -401,24 +404,31 @@ async fn a_browser_publishers_frame_reaches_each_viewer_as_one_run() -> Result<(
     // Past the start (keyframes, the encoder ramping up), then a window of steady frames.
     assert!(subs[0].stats.wait_for(DEFAULT_DEADLINE, video(150)).await);
     let m = lesson.server.metrics();
-    let (sends, in_runs, padding) = (
+    let (sends, in_runs, padding, breaks) = (
         m.udp_gso_sends.get(),
         m.udp_gso_datagrams_out.get(),
         m.rtp_padding_bytes_out.get(),
+        m.udp_gso_run_breaks.get(),
     );
     assert!(subs[0].stats.wait_for(DEFAULT_DEADLINE, video(450)).await);
     let sends = m.udp_gso_sends.get() - sends;
     let in_runs = m.udp_gso_datagrams_out.get() - in_runs;
+    let breaks = m.udp_gso_run_breaks.get() - breaks;
     let per_send = in_runs as f64 / sends.max(1) as f64;
     println!(
-        "{in_runs} datagrams in {sends} GSO sends ({per_send:.2} per send), {} bytes of padding",
+        "{in_runs} datagrams in {sends} GSO sends ({per_send:.2} per send), {} bytes of padding, \
+         {breaks} runs cut by a longer datagram",
         m.rtp_padding_bytes_out.get() - padding
     );
     assert!(
         m.rtp_padding_bytes_out.get() > padding,
         "frames were made one size"
     );
-    assert!(per_send > 3.6, "{per_send:.2} datagrams per GSO send");
+    assert!(sends > 50, "{sends} GSO sends");
+    assert!(
+        breaks * 20 <= sends,
+        "{breaks} runs cut by a longer datagram in {sends} GSO sends"
+    );
     lesson.server.shutdown().await;
     Ok(())
 }

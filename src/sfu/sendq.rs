@@ -148,6 +148,10 @@ impl SendQueue {
         let len = data.len();
         let joins = self.gso
             && matches!(self.run, Some((dest, r)) if dest == to && len > 0 && r.admits(len));
+        if self.gso && !joins && matches!(self.run, Some((dest, r)) if dest == to && len > r.size) {
+            // The run to this viewer ends only because this datagram is longer.
+            m.udp_gso_run_breaks.inc();
+        }
         if !joins && self.messages >= BATCH {
             self.flush(socket, m);
         }
@@ -636,6 +640,7 @@ mod tests {
         // A shorter one ends it.
         q.push(&tx, ta, vec![0; 400], &m);
         assert_eq!(q.run_size(ta), None);
+        assert_eq!(m.udp_gso_run_breaks.get(), 0);
         q.push(&tx, tb, vec![0; 1000], &m);
         assert_eq!((q.run_size(ta), q.run_size(tb)), (None, Some(1000)));
         // So does another destination, and the kernel's segment limit.
@@ -649,6 +654,14 @@ mod tests {
         assert_eq!(q.run_size(ta), Some(100));
         q.flush(&tx, &m);
         assert_eq!(q.run_size(ta), None, "nothing queued");
+        // A longer one cuts it (counted: the padding exists to prevent that); another
+        // destination or a shorter one does not count.
+        assert_eq!(m.udp_gso_run_breaks.get(), 0);
+        q.push(&tx, tb, vec![0; 1000], &m);
+        q.push(&tx, tb, vec![0; 1001], &m);
+        assert_eq!(m.udp_gso_run_breaks.get(), 1);
+        assert_eq!(q.run_size(tb), Some(1001));
+        q.flush(&tx, &m);
         // Without GSO there is no run to join.
         let mut plain = SendQueue::without_gso();
         plain.push(&tx, ta, vec![0; 1000], &m);

@@ -15,6 +15,7 @@
 //!   RTP time to report; [`Egress::patch_sender_reports`] fills in this path's figures in
 //!   str0m's outgoing SRTCP before it leaves (same keys, same SRTCP index).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -197,12 +198,17 @@ pub struct OutPacket<'a> {
     pub padding: u8,
 }
 
+/// The longest mid a one-byte header extension element carries (RFC 8285 §4.2).
+const MID_MAX: usize = 16;
+
 /// A subscriber stream's sending state on this path.
 #[derive(Debug)]
 pub struct Stream {
     /// The SSRC str0m negotiated for the m-line.
     pub ssrc: u32,
-    mid: Mid,
+    /// The m-line's mid as it goes in the header (str0m's `Mid` trims its padding and
+    /// checks UTF-8 each time it is read: once per copy per viewer here).
+    mid: ([u8; MID_MAX], u8),
     ids: ExtIds,
     clock_rate: u32,
     /// Packets sent (for sender reports; wraps as RTCP's counter does).
@@ -232,9 +238,12 @@ impl Stream {
     /// A stream on `ssrc` for m-line `mid`, with the extension ids of the subscriber's map.
     pub fn new(ssrc: u32, mid: Mid, exts: &ExtensionMap, clock_rate: u32) -> Self {
         let one_byte = |e: Extension| exts.id_of(e).filter(|id| (1..=14).contains(id));
+        let mut mid_bytes = [0; MID_MAX];
+        let len = mid.len().min(MID_MAX);
+        mid_bytes[..len].copy_from_slice(&mid.as_bytes()[..len]);
         Stream {
             ssrc,
-            mid,
+            mid: (mid_bytes, len as u8),
             ids: ExtIds {
                 mid: one_byte(Extension::RtpMid),
                 audio_level: one_byte(Extension::AudioLevel),
@@ -294,47 +303,131 @@ impl Stream {
             .and_then(|r| r.1)
     }
 
-    /// Notes a packet sent (not a resend): counters, report timing, and the history if it
-    /// may be asked for again.
-    pub fn sent(
-        &mut self,
-        p: &OutPacket<'_>,
-        payload: &Arc<[u8]>,
-        wallclock: Instant,
-        nackable: bool,
-        now: Instant,
-    ) {
+    /// Notes a packet sent (not a resend): counters, report timing, and, if it may be asked
+    /// for again, the history entry that finds it in `kept` (its number in [`Recent`]).
+    pub fn sent(&mut self, p: &OutPacket<'_>, kept: Option<u64>, wallclock: Instant) {
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(p.payload.len() as u32);
         self.rtx_credit = (self.rtx_credit + p.payload.len() as i64 * RTX_SHARE_PERCENT / 100)
             .min(RTX_CREDIT_MAX);
         self.last = Some((p.ts, wallclock));
-        if nackable {
+        if let Some(kept) = kept {
             self.history
                 .get_or_insert_with(|| History::new(HISTORY))
-                .push(p, payload, now);
+                .push(p, kept);
         }
     }
 
-    /// The packet with sequence number `seq16` if it can still be resent (recent enough,
-    /// not resent too often); counts the resend.
-    pub fn resend(&mut self, seq16: u16, now: Instant) -> Option<Sent> {
+    /// The packet with sequence number `seq16`, as it went the first time, if it can still
+    /// be resent (still in `recent`, recent enough, not resent too often); counts the
+    /// resend.
+    pub fn resend<'a>(
+        &mut self,
+        seq16: u16,
+        now: Instant,
+        recent: &'a Recent,
+    ) -> Option<OutPacket<'a>> {
         let h = self.history.as_mut()?;
         let len = h.ring.len();
         let e = &mut h.ring[usize::from(seq16) % len];
-        let (Some(payload), Some(at)) = (&e.payload, e.at) else {
+        if e.seq as u16 != seq16 {
             return None;
-        };
-        if e.seq as u16 != seq16
-            || now.saturating_duration_since(at) > HISTORY_AGE
+        }
+        let k = recent.get(e.kept)?;
+        if now.saturating_duration_since(k.at) > HISTORY_AGE
             || e.resends >= MAX_RESENDS
-            || self.rtx_credit < payload.len() as i64
+            || self.rtx_credit < k.payload.len() as i64
         {
             return None;
         }
-        self.rtx_credit -= payload.len() as i64;
+        self.rtx_credit -= k.payload.len() as i64;
         e.resends += 1;
-        Some(e.clone())
+        Some(OutPacket {
+            pt: e.pt,
+            seq: e.seq,
+            ts: e.ts,
+            marker: k.marker,
+            payload: &k.payload,
+            audio_level: k.audio_level,
+            orientation: k.orientation,
+            capture: k.capture,
+            padding: e.padding,
+        })
+    }
+}
+
+/// The video packets a worker sent on this path in the last [`HISTORY_AGE`], each kept once
+/// however many viewers it went to, by number (from 1, in the order kept). A stream's
+/// [`History`] holds only what differs per viewer and the number.
+///
+/// Each viewer's history held its own reference to the payload (an `Arc` cloned for every
+/// copy sent and dropped when its slot was reused) and the header fields every copy shares:
+/// 80 bytes per entry, two atomic operations on a count every viewer shares, and a cache
+/// miss on the slot's old payload, per copy. Touched only by the worker thread.
+#[derive(Debug)]
+pub struct Recent {
+    /// The number of `kept[0]`.
+    first: u64,
+    kept: VecDeque<Kept>,
+}
+
+/// A packet as every viewer got it: payload and the header fields the viewers share.
+#[derive(Debug)]
+struct Kept {
+    payload: Arc<[u8]>,
+    marker: bool,
+    audio_level: Option<(i8, bool)>,
+    orientation: Option<u8>,
+    capture: Option<(u64, Option<i64>)>,
+    /// When it was kept (its copies went out then, within a fan-out's milliseconds).
+    at: Instant,
+}
+
+impl Default for Recent {
+    fn default() -> Self {
+        Recent {
+            first: 1,
+            kept: VecDeque::new(),
+        }
+    }
+}
+
+impl Recent {
+    /// Keeps `p`'s payload and shared header fields (its per-viewer fields are not read);
+    /// returns its number. What has grown too old to be resent goes.
+    pub fn keep(&mut self, p: &OutPacket<'_>, payload: &Arc<[u8]>, now: Instant) -> u64 {
+        while self
+            .kept
+            .front()
+            .is_some_and(|k| now.saturating_duration_since(k.at) > HISTORY_AGE)
+        {
+            self.kept.pop_front();
+            self.first += 1;
+        }
+        self.kept.push_back(Kept {
+            payload: payload.clone(),
+            marker: p.marker,
+            audio_level: p.audio_level,
+            orientation: p.orientation,
+            capture: p.capture,
+            at: now,
+        });
+        self.first + self.kept.len() as u64 - 1
+    }
+
+    /// Packets kept now.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    fn get(&self, n: u64) -> Option<&Kept> {
+        let i = n.checked_sub(self.first)?;
+        self.kept.get(usize::try_from(i).ok()?)
     }
 }
 
@@ -344,36 +437,17 @@ struct History {
     ring: Box<[Sent]>,
 }
 
-/// A sent packet as the history keeps it: enough to send it again byte for byte.
-#[derive(Debug, Clone, Default)]
-pub struct Sent {
+/// A sent packet as a viewer's history keeps it: what differs per viewer, and where the
+/// rest is ([`Recent`]); enough to send it again byte for byte. 24 bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent {
     seq: u64,
+    /// Its number in [`Recent`]; 0 for an empty slot.
+    kept: u64,
     ts: u32,
     pt: u8,
-    marker: bool,
     resends: u8,
-    orientation: Option<u8>,
-    capture: Option<(u64, Option<i64>)>,
     padding: u8,
-    payload: Option<Arc<[u8]>>,
-    at: Option<Instant>,
-}
-
-impl Sent {
-    /// The packet again, as it went the first time.
-    pub fn packet(&self) -> OutPacket<'_> {
-        OutPacket {
-            pt: self.pt,
-            seq: self.seq,
-            ts: self.ts,
-            marker: self.marker,
-            payload: self.payload.as_deref().unwrap_or_default(),
-            audio_level: None,
-            orientation: self.orientation,
-            capture: self.capture,
-            padding: self.padding,
-        }
-    }
 }
 
 impl History {
@@ -386,11 +460,7 @@ impl History {
     /// The same entries in a ring of `len` slots (where two collide, the later packet stays).
     fn resized(&mut self, len: usize) {
         let mut next = History::new(len);
-        let mut kept: Vec<Sent> = std::mem::take(&mut self.ring)
-            .into_vec()
-            .into_iter()
-            .filter(|e| e.payload.is_some())
-            .collect();
+        let mut kept: Vec<Sent> = self.ring.iter().filter(|e| e.kept != 0).copied().collect();
         kept.sort_by_key(|e| e.seq);
         for e in kept {
             let i = (e.seq as u16 as usize) % len;
@@ -399,20 +469,15 @@ impl History {
         *self = next;
     }
 
-    fn push(&mut self, p: &OutPacket<'_>, payload: &Arc<[u8]>, now: Instant) {
+    fn push(&mut self, p: &OutPacket<'_>, kept: u64) {
         let len = self.ring.len();
-        let e = &mut self.ring[(p.seq as u16 as usize) % len];
-        *e = Sent {
+        self.ring[(p.seq as u16 as usize) % len] = Sent {
             seq: p.seq,
+            kept,
             ts: p.ts,
             pt: p.pt,
-            marker: p.marker,
             resends: 0,
-            orientation: p.orientation,
-            capture: p.capture,
             padding: p.padding,
-            payload: Some(payload.clone()),
-            at: Some(now),
         };
     }
 }
@@ -438,7 +503,7 @@ fn header_len(s: &Stream, p: &OutPacket<'_>) -> usize {
         Some(_) if (1..=16).contains(&len) => 1 + len,
         _ => 0,
     };
-    let ext = element(s.ids.mid, s.mid.len())
+    let ext = element(s.ids.mid, usize::from(s.mid.1))
         + p.audio_level.map_or(0, |_| element(s.ids.audio_level, 1))
         + p.orientation.map_or(0, |_| element(s.ids.orientation, 1))
         + p.capture.map_or(0, |(_, offset)| {
@@ -467,7 +532,7 @@ fn write_header(s: &Stream, p: &OutPacket<'_>, buf: &mut Vec<u8>) -> usize {
             }
         }
     };
-    element(s.ids.mid, s.mid.as_bytes());
+    element(s.ids.mid, &s.mid.0[..usize::from(s.mid.1)]);
     if let Some((level, voice)) = p.audio_level {
         element(
             s.ids.audio_level,
@@ -532,14 +597,21 @@ mod tests {
         }
     }
 
-    /// Notes video packets `seqs` sent on `s` at `t0`.
-    fn send_all(s: &mut Stream, seqs: std::ops::Range<u64>, payload: &Arc<[u8]>, t0: Instant) {
+    /// Notes video packets `seqs` sent on `s` at `t0` (kept in `recent`).
+    fn send_all(
+        s: &mut Stream,
+        recent: &mut Recent,
+        seqs: std::ops::Range<u64>,
+        payload: &Arc<[u8]>,
+        t0: Instant,
+    ) {
         for seq in seqs {
             let p = OutPacket {
                 seq,
                 ..packet(payload)
             };
-            s.sent(&p, payload, t0, true, t0);
+            let kept = recent.keep(&p, payload, t0);
+            s.sent(&p, Some(kept), t0);
         }
     }
 
@@ -595,6 +667,12 @@ mod tests {
                                 write_header(&s, &p, &mut buf),
                                 "mid {mid:?} {level:?} {orientation:?} {capture:?}"
                             );
+                            // The mid element comes first: id 4, length − 1, the mid.
+                            if map.id_of(Extension::RtpMid).is_some() && !mid.is_empty() {
+                                let m = &mid.as_bytes()[..mid.len().min(16)];
+                                assert_eq!(buf[16], (4 << 4) | (m.len() as u8 - 1));
+                                assert_eq!(&buf[17..17 + m.len()], m, "mid {mid:?}");
+                            }
                         }
                     }
                 }
@@ -634,18 +712,22 @@ mod tests {
         let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
         let t0 = Instant::now();
         let payload: Arc<[u8]> = Arc::from(&[5u8; 50][..]);
-        send_all(&mut s, 100..110, &payload, t0);
+        let mut recent = Recent::default();
+        send_all(&mut s, &mut recent, 100..110, &payload, t0);
         assert_eq!(s.packets, 10);
         assert_eq!(s.octets, 500);
-        let again = s.resend(105, t0).expect("in the history");
-        assert_eq!(again.packet().seq, 105);
-        assert_eq!(again.packet().payload, &payload[..]);
-        assert!(s.resend(111, t0).is_none(), "never sent");
-        assert!(s.resend(105, t0).is_some());
-        assert!(s.resend(105, t0).is_some());
-        assert!(s.resend(105, t0).is_none(), "resent three times already");
+        let again = s.resend(105, t0, &recent).expect("in the history");
+        assert_eq!(again.seq, 105);
+        assert_eq!(again.payload, &payload[..]);
+        assert!(s.resend(111, t0, &recent).is_none(), "never sent");
+        assert!(s.resend(105, t0, &recent).is_some());
+        assert!(s.resend(105, t0, &recent).is_some());
         assert!(
-            s.resend(106, t0 + HISTORY_AGE + Duration::from_millis(1))
+            s.resend(105, t0, &recent).is_none(),
+            "resent three times already"
+        );
+        assert!(
+            s.resend(106, t0 + HISTORY_AGE + Duration::from_millis(1), &recent)
                 .is_none(),
             "too old"
         );
@@ -654,12 +736,20 @@ mod tests {
             seq: 100 + HISTORY as u64,
             ..packet(&payload)
         };
-        s.sent(&p, &payload, t0, true, t0);
-        assert!(s.resend(100, t0).is_none());
+        let kept = recent.keep(&p, &payload, t0);
+        s.sent(&p, Some(kept), t0);
+        assert!(s.resend(100, t0, &recent).is_none());
         // Audio (not nackable) keeps no history.
         let mut a = Stream::new(8, Mid::from("a"), &exts(), 48_000);
-        a.sent(&packet(&payload), &payload, t0, false, t0);
-        assert!(a.resend(65_535, t0).is_none());
+        a.sent(&packet(&payload), None, t0);
+        assert!(a.resend(65_535, t0, &recent).is_none());
+        // A packet no longer kept cannot be resent, even if the viewer's ring still has it.
+        let later = t0 + HISTORY_AGE + Duration::from_millis(1);
+        recent.keep(&packet(&payload), &payload, later);
+        assert_eq!(recent.len(), 1, "the old ones went");
+        let mut fresh = Stream::new(9, Mid::from("v"), &exts(), 90_000);
+        fresh.sent(&p, Some(kept), later);
+        assert!(fresh.resend(p.seq as u16, later, &recent).is_none());
     }
 
     #[test]
@@ -667,22 +757,26 @@ mod tests {
         let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
         let t0 = Instant::now();
         let payload: Arc<[u8]> = Arc::from(&[1u8; 10][..]);
-        send_all(&mut s, 5..6, &payload, t0);
+        let mut recent = Recent::default();
+        send_all(&mut s, &mut recent, 5..6, &payload, t0);
         // A 400-packet GOP replay: the ring grows first, so its keyframe (seq 10) survives.
         s.reserve_history(400);
-        send_all(&mut s, 10..410, &payload, t0);
-        assert!(s.resend(10, t0).is_some(), "the replay's first packet");
+        send_all(&mut s, &mut recent, 10..410, &payload, t0);
         assert!(
-            s.resend(5, t0).is_some(),
+            s.resend(10, t0, &recent).is_some(),
+            "the replay's first packet"
+        );
+        assert!(
+            s.resend(5, t0, &recent).is_some(),
             "what was there before the growth"
         );
         // Later, back to the usual size, keeping the latest packets.
         assert!(s.shrink_history());
         assert!(!s.shrink_history(), "once");
-        assert!(s.resend(409, t0).is_some());
-        assert!(s.resend(409 - HISTORY as u16 + 1, t0).is_some());
+        assert!(s.resend(409, t0, &recent).is_some());
+        assert!(s.resend(409 - HISTORY as u16 + 1, t0, &recent).is_some());
         assert!(
-            s.resend(409 - HISTORY as u16, t0).is_none(),
+            s.resend(409 - HISTORY as u16, t0, &recent).is_none(),
             "older than the ring"
         );
         // Never beyond the most.
@@ -695,12 +789,13 @@ mod tests {
         let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
         let t0 = Instant::now();
         let payload: Arc<[u8]> = Arc::from(&[5u8; 1000][..]);
-        send_all(&mut s, 0..200, &payload, t0);
+        let mut recent = Recent::default();
+        send_all(&mut s, &mut recent, 0..200, &payload, t0);
         // 64 KiB to start with, plus 15 % of 200 kB: 95 resends of 1000 bytes, fewer than
         // the 600 the NACKs ask for.
         let granted = (0..200u16)
             .flat_map(|q| [q, q, q])
-            .filter(|&q| s.resend(q, t0).is_some())
+            .filter(|&q| s.resend(q, t0, &recent).is_some())
             .count();
         assert_eq!(granted, (64 * 1024 + 200 * 1000 * 15 / 100) / 1000);
     }
@@ -840,11 +935,35 @@ mod tests {
         assert_eq!(parsed.header.sequence_number, 11);
 
         // A resend is the same bytes (same SRTP index, so it must be).
-        s.sent(&second, &payload, now, true, now);
-        let again = s.resend(11, now).unwrap();
+        let mut recent = Recent::default();
+        let kept = recent.keep(&second, &payload, now);
+        s.sent(&second, Some(kept), now);
+        let mut again = s.resend(11, now, &recent).unwrap();
         let mut c = Vec::new();
-        assert!(egress.seal(&s, &mut again.packet(), None, &mut c));
+        assert!(egress.seal(&s, &mut again, None, &mut c));
         assert_eq!(c, b);
+        // So is one with every extension this path writes (the viewers' shared fields come
+        // back from `recent`, the viewer's own from its history).
+        for (seq, mut p) in [
+            (10, first),
+            (
+                14,
+                OutPacket {
+                    seq: 14,
+                    audio_level: Some((-30, true)),
+                    ..packet(&payload)
+                },
+            ),
+        ] {
+            let mut sealed = Vec::new();
+            assert!(egress.seal(&s, &mut p, None, &mut sealed));
+            let kept = recent.keep(&p, &payload, now);
+            s.sent(&p, Some(kept), now);
+            let mut again = s.resend(seq, now, &recent).unwrap();
+            let mut resealed = Vec::new();
+            assert!(egress.seal(&s, &mut again, None, &mut resealed));
+            assert_eq!(resealed, sealed, "seq {seq}");
+        }
 
         // Far shorter (a frame's last packet, audio) or longer than the run: no padding.
         let short: Arc<[u8]> = vec![1u8; 300].into();

@@ -62,6 +62,20 @@ pub struct CachedPacket {
     pub ext: ExtensionValues,
 }
 
+impl CachedPacket {
+    /// A copy for another worker, with a payload allocation of its own. Every viewer's
+    /// retransmission history clones the payload's `Arc` and later drops it: a count shared
+    /// by two workers would move its cache line between their cores for every copy either
+    /// of them sends, where one copy of the bytes per worker costs nothing next to the
+    /// hundreds of viewers it goes to.
+    pub fn for_another_worker(&self) -> CachedPacket {
+        CachedPacket {
+            payload: Arc::from(&self.payload[..]),
+            ..self.clone()
+        }
+    }
+}
+
 /// The current group of pictures of one video layer: its keyframe and every packet after it.
 ///
 /// A viewer that joins (the bell: hundreds within seconds) gets this replayed at once and
@@ -226,6 +240,27 @@ pub struct Room {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packet_for_another_worker_has_the_same_bytes_in_its_own_allocation() {
+        let pkt = CachedPacket {
+            seq: 70_000,
+            ts: 90_000,
+            arrival: Instant::now(),
+            pt: Pt::from(96),
+            marker: true,
+            payload: Arc::from(&[7u8; 1100][..]),
+            ext: ExtensionValues::default(),
+        };
+        let copy = pkt.for_another_worker();
+        assert_eq!(copy.payload, pkt.payload);
+        assert!(!Arc::ptr_eq(&copy.payload, &pkt.payload), "no shared count");
+        assert_eq!(Arc::strong_count(&pkt.payload), 1);
+        assert_eq!(
+            (copy.seq, copy.ts, copy.arrival, copy.pt, copy.marker),
+            (pkt.seq, pkt.ts, pkt.arrival, pkt.pt, pkt.marker)
+        );
+    }
 
     #[test]
     fn choose_layer_prefers_request_then_bitrate() {

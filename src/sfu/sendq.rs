@@ -25,7 +25,7 @@ use std::time::SystemTime;
 use nix::errno::Errno;
 use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
 
-use crate::metrics::Metrics;
+use crate::metrics::Tally;
 
 /// Messages (single datagrams or GSO runs) per `sendmmsg` call.
 pub const BATCH: usize = 32;
@@ -44,7 +44,9 @@ const GSO_MAX_BYTES: usize = 65_000;
 
 /// Datagrams waiting to be sent.
 pub struct SendQueue {
-    queued: Vec<(SockaddrStorage, Vec<u8>)>,
+    /// Destinations stay `SocketAddr`s (32 bytes) until a message is built: the kernel's
+    /// 128-byte form is made once per message, not once per datagram.
+    queued: Vec<(SocketAddr, Vec<u8>)>,
     /// Buffers of sent datagrams, for the next ones (no allocation per packet).
     spare: Vec<Vec<u8>>,
     /// Kernel arrival of the earliest datagram read in this loop turn, if any.
@@ -137,28 +139,28 @@ impl SendQueue {
     }
 
     /// Sends everything queued and closes the loop turn.
-    pub fn end_turn(&mut self, socket: &impl AsRawFd, m: &Metrics) {
-        self.flush(socket, m);
+    pub fn end_turn(&mut self, socket: &impl AsRawFd, t: &mut Tally) {
+        self.flush(socket, t);
         self.arrived = None;
     }
 
     /// Queues a datagram; sends the batch when it holds [`BATCH`] messages and this datagram
     /// would start another (a datagram joining the open run never cuts it).
-    pub fn push(&mut self, socket: &impl AsRawFd, to: SocketAddr, data: Vec<u8>, m: &Metrics) {
+    pub fn push(&mut self, socket: &impl AsRawFd, to: SocketAddr, data: Vec<u8>, t: &mut Tally) {
         let len = data.len();
         let joins = self.gso
             && matches!(self.run, Some((dest, r)) if dest == to && len > 0 && r.admits(len));
         if self.gso && !joins && matches!(self.run, Some((dest, r)) if dest == to && len > r.size) {
             // The run to this viewer ends only because this datagram is longer.
-            m.udp_gso_run_breaks.inc();
+            t.udp_gso_run_breaks += 1;
         }
         if !joins && self.messages >= BATCH {
-            self.flush(socket, m);
+            self.flush(socket, t);
         }
         if !joins {
             self.messages += 1;
         }
-        self.queued.push((SockaddrStorage::from(to), data));
+        self.queued.push((to, data));
         self.run = match self.run {
             Some((dest, mut r)) if joins => {
                 r.add(len);
@@ -199,7 +201,7 @@ impl SendQueue {
     /// Sends everything queued, in order. A datagram the kernel refuses (an ICMP error
     /// reported for its destination, a full socket buffer) is dropped, as `sendto` would
     /// have dropped it; the rest still go.
-    pub fn flush(&mut self, socket: &impl AsRawFd, m: &Metrics) {
+    pub fn flush(&mut self, socket: &impl AsRawFd, t: &mut Tally) {
         if self.queued.is_empty() {
             return;
         }
@@ -230,12 +232,12 @@ impl SendQueue {
                 ((msgs.len() - j).min(BATCH), None)
             };
             j += k;
-            if !send_messages(fd, &queued, &msgs[j - k..j], segment, m, since) {
+            if !send_messages(fd, &queued, &msgs[j - k..j], segment, t, since) {
                 tracing::info!("UDP GSO not supported here; sending datagrams one by one");
                 self.gso = false;
                 // The rest was cut into runs: it goes datagram by datagram too.
                 if let Some(&(at, _)) = msgs.get(j) {
-                    send_batch(fd, &queued[at..], m, since);
+                    send_batch(fd, &queued[at..], t, since);
                 }
                 break;
             }
@@ -259,10 +261,10 @@ impl SendQueue {
 /// GSO on this socket; what was not sent then went one datagram at a time.
 fn send_messages(
     fd: i32,
-    queued: &[(SockaddrStorage, Vec<u8>)],
+    queued: &[(SocketAddr, Vec<u8>)],
     msgs: &[(usize, usize)],
     segment: Option<u16>,
-    m: &Metrics,
+    t: &mut Tally,
     since: Option<SystemTime>,
 ) -> bool {
     // nix's message headers hold raw pointers (not Send), so they live only here.
@@ -278,14 +280,16 @@ fn send_messages(
         slices.push(&flat[from..from + n]);
         from += n;
     }
-    let addrs: Vec<Option<SockaddrStorage>> =
-        msgs.iter().map(|&(at, _)| Some(queued[at].0)).collect();
+    let addrs: Vec<Option<SockaddrStorage>> = msgs
+        .iter()
+        .map(|&(at, _)| Some(SockaddrStorage::from(queued[at].0)))
+        .collect();
     let size = segment.unwrap_or(0);
     let gso = [ControlMessage::UdpGsoSegments(&size)];
     let cmsgs: &[ControlMessage<'_>] = if segment.is_some() { &gso } else { &[] };
     let mut start = 0;
     while start < msgs.len() {
-        m.udp_send_calls.inc();
+        t.udp_send_calls += 1;
         match sendmmsg(
             fd,
             &mut headers,
@@ -296,14 +300,17 @@ fn send_messages(
         ) {
             Ok(sent) => {
                 let n = sent.count();
+                let mut datagrams = 0;
                 for &(_, len) in &msgs[start..start + n] {
-                    m.udp_datagrams_out.inc_by(len as u64);
+                    datagrams += len;
                     if len > 1 {
-                        m.udp_gso_datagrams_out.inc_by(len as u64);
-                        m.udp_gso_sends.inc();
+                        t.udp_gso_datagrams_out += len as u64;
+                        t.udp_gso_sends += 1;
                     }
-                    residence(m, since, len);
                 }
+                t.udp_datagrams_out += datagrams as u64;
+                // They all left with this call.
+                residence(t, since, datagrams);
                 // The kernel stops before a message it refuses; the next call starts with
                 // that one and reports why. (It never takes none without an error; were it
                 // to, skipping one keeps this loop finite.)
@@ -318,7 +325,7 @@ fn send_messages(
             // No GSO here (old kernel, or a device that cannot checksum it).
             Err(Errno::EIO | Errno::EOPNOTSUPP | Errno::ENOPROTOOPT) if segment.is_some() => {
                 for &(at, n) in &msgs[start..] {
-                    send_batch(fd, &queued[at..at + n], m, since);
+                    send_batch(fd, &queued[at..at + n], t, since);
                 }
                 return false;
             }
@@ -326,7 +333,7 @@ fn send_messages(
                 let (at, n) = msgs[start];
                 tracing::debug!(datagrams = n, "send failed: {e}");
                 if n > 1 {
-                    send_batch(fd, &queued[at..at + n], m, since);
+                    send_batch(fd, &queued[at..at + n], t, since);
                 }
                 start += 1;
             }
@@ -338,10 +345,7 @@ fn send_messages(
 /// How many of `msgs` (from the first, at most [`BATCH`]) can go in one `sendmmsg`, and the
 /// `UDP_SEGMENT` size they share if any is a GSO run: every run's datagrams have that size
 /// (the last may be shorter), and no single datagram is longer (the kernel would cut it).
-fn compatible(
-    queued: &[(SockaddrStorage, Vec<u8>)],
-    msgs: &[(usize, usize)],
-) -> (usize, Option<u16>) {
+fn compatible(queued: &[(SocketAddr, Vec<u8>)], msgs: &[(usize, usize)]) -> (usize, Option<u16>) {
     let mut segment: Option<u16> = None;
     let mut longest_single = 0;
     let mut k = 0;
@@ -370,7 +374,7 @@ fn compatible(
 
 /// How many datagrams from the start of `q` can go as one GSO send: same destination, all
 /// the size of the first except that the last may be shorter, within the kernel's limits.
-fn gso_run(q: &[(SockaddrStorage, Vec<u8>)]) -> usize {
+fn gso_run(q: &[(SocketAddr, Vec<u8>)]) -> usize {
     let Some((to, first)) = q.first() else {
         return 0;
     };
@@ -392,43 +396,36 @@ fn gso_run(q: &[(SockaddrStorage, Vec<u8>)]) -> usize {
 }
 
 /// Records how long `n` datagrams just sent were held, if the turn read any datagram.
-fn residence(m: &Metrics, since: Option<SystemTime>, n: usize) {
-    let Some(d) = since.and_then(|t| SystemTime::now().duration_since(t).ok()) else {
+fn residence(t: &mut Tally, since: Option<SystemTime>, n: usize) {
+    let Some(d) = since.and_then(|at| SystemTime::now().duration_since(at).ok()) else {
         return;
     };
-    let s = d.as_secs_f64();
-    for _ in 0..n {
-        m.forward_residence_seconds.observe(s);
-    }
+    t.residence.observe_n(d.as_secs_f64(), n as u64);
 }
 
 /// Sends `batch` one datagram per message (no GSO), skipping datagrams the kernel refuses.
-fn send_batch(
-    fd: i32,
-    batch: &[(SockaddrStorage, Vec<u8>)],
-    m: &Metrics,
-    since: Option<SystemTime>,
-) {
+fn send_batch(fd: i32, batch: &[(SocketAddr, Vec<u8>)], t: &mut Tally, since: Option<SystemTime>) {
     let singles: Vec<(usize, usize)> = (0..batch.len()).map(|i| (i, 1)).collect();
-    send_messages(fd, batch, &singles, None, m, since);
+    send_messages(fd, batch, &singles, None, t, since);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Metrics;
 
     /// A UDP socket on a free loopback port.
     fn socket() -> std::net::UdpSocket {
         std::net::UdpSocket::bind("127.0.0.1:0").unwrap()
     }
 
-    fn addr(port: u16) -> SockaddrStorage {
-        SockaddrStorage::from(SocketAddr::from(([127, 0, 0, 1], port)))
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
     }
 
     #[test]
     fn gso_runs_stop_at_another_address_a_longer_or_a_short_datagram() {
-        let q = |v: &[(u16, usize)]| -> Vec<(SockaddrStorage, Vec<u8>)> {
+        let q = |v: &[(u16, usize)]| -> Vec<(SocketAddr, Vec<u8>)> {
             v.iter().map(|&(p, n)| (addr(p), vec![0; n])).collect()
         };
         assert_eq!(gso_run(&[]), 0);
@@ -453,7 +450,7 @@ mod tests {
             (SendQueue::default(), true),
             (SendQueue::without_gso(), false),
         ] {
-            let m = Metrics::new();
+            let mut m = Tally::new(&Metrics::new());
             let tx = socket();
             let a = socket();
             let b = socket();
@@ -470,14 +467,14 @@ mod tests {
                 (ta, vec![8; 90]),
             ];
             for (to, d) in &sent {
-                q.push(&tx, *to, d.clone(), &m);
+                q.push(&tx, *to, d.clone(), &mut m);
             }
-            q.flush(&tx, &m);
+            q.flush(&tx, &mut m);
             // Linux ≥ 4.18 has UDP GSO (Debian 12: 6.1): the runs went as GSO sends.
             assert_eq!(q.gso, gso, "GSO still in use after the runs");
             let in_runs = if gso { 7 } else { 0 };
-            assert_eq!(m.udp_gso_datagrams_out.get(), in_runs);
-            assert_eq!(m.udp_datagrams_out.get(), sent.len() as u64);
+            assert_eq!(m.udp_gso_datagrams_out, in_runs);
+            assert_eq!(m.udp_datagrams_out, sent.len() as u64);
             let mut buf = [0u8; 2048];
             for (to, d) in &sent {
                 let rx = if *to == ta { &a } else { &b };
@@ -490,18 +487,18 @@ mod tests {
 
     #[test]
     fn batches_reach_every_destination_in_order() {
-        let m = Metrics::new();
+        let mut m = Tally::new(&Metrics::new());
         let tx = socket();
         let rx: Vec<std::net::UdpSocket> = (0..3).map(|_| socket()).collect();
         let mut q = SendQueue::default();
         for i in 0..(BATCH + 5) {
             let to = rx[i % 3].local_addr().unwrap();
-            q.push(&tx, to, vec![i as u8; 100 + i], &m);
+            q.push(&tx, to, vec![i as u8; 100 + i], &mut m);
         }
         assert_eq!(q.len(), 5, "a full batch went at once");
-        q.flush(&tx, &m);
+        q.flush(&tx, &mut m);
         assert!(q.is_empty());
-        assert_eq!(m.udp_datagrams_out.get(), (BATCH + 5) as u64);
+        assert_eq!(m.udp_datagrams_out, (BATCH + 5) as u64);
         let mut buf = [0u8; 2048];
         for i in 0..(BATCH + 5) {
             let (n, _) = rx[i % 3].recv_from(&mut buf).unwrap();
@@ -512,7 +509,7 @@ mod tests {
     #[test]
     fn a_run_across_the_batch_boundary_is_not_cut() {
         use nix::sys::socket::{recvmsg, setsockopt, sockopt::UdpGroSegment, ControlMessageOwned};
-        let m = Metrics::new();
+        let mut m = Tally::new(&Metrics::new());
         let tx = socket();
         let others: Vec<std::net::UdpSocket> = (0..2).map(|_| socket()).collect();
         // The viewer's socket takes a GSO run whole, so a cut run shows as two receives.
@@ -520,18 +517,23 @@ mod tests {
         setsockopt(&viewer, UdpGroSegment, &true).unwrap();
         let mut q = SendQueue::default();
         for i in 0..(BATCH - 1) {
-            q.push(&tx, others[i % 2].local_addr().unwrap(), vec![0; 100], &m);
+            q.push(
+                &tx,
+                others[i % 2].local_addr().unwrap(),
+                vec![0; 100],
+                &mut m,
+            );
         }
         // The batch's last message: a run, which may grow past BATCH datagrams.
         for i in 0..6u8 {
-            q.push(&tx, viewer.local_addr().unwrap(), vec![i; 1000], &m);
+            q.push(&tx, viewer.local_addr().unwrap(), vec![i; 1000], &mut m);
         }
         assert_eq!(q.len(), BATCH + 5, "the run stays queued with the batch");
         // The next destination sends the batch first.
-        q.push(&tx, others[0].local_addr().unwrap(), vec![0; 100], &m);
+        q.push(&tx, others[0].local_addr().unwrap(), vec![0; 100], &mut m);
         assert_eq!(q.len(), 1);
-        assert_eq!(m.udp_gso_datagrams_out.get(), 6);
-        assert_eq!(m.udp_gso_sends.get(), 1, "one send");
+        assert_eq!(m.udp_gso_datagrams_out, 6);
+        assert_eq!(m.udp_gso_sends, 1, "one send");
         let mut buf = vec![0u8; 65_536];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!(i32);
@@ -576,7 +578,7 @@ mod tests {
     #[test]
     fn many_viewers_runs_share_one_call_and_no_single_is_cut() {
         use nix::sys::socket::{setsockopt, sockopt::UdpGroSegment};
-        let m = Metrics::new();
+        let mut m = Tally::new(&Metrics::new());
         let tx = socket();
         let viewers: Vec<std::net::UdpSocket> = (0..5).map(|_| socket()).collect();
         for v in &viewers {
@@ -590,19 +592,19 @@ mod tests {
         for i in 0..3 {
             for part in 0..4u8 {
                 let len = if part == 3 { 500 } else { 1100 };
-                q.push(&tx, to(i), vec![part; len], &m);
+                q.push(&tx, to(i), vec![part; len], &mut m);
             }
-            q.push(&tx, to(3), vec![9; 80], &m);
+            q.push(&tx, to(3), vec![9; 80], &mut m);
         }
-        q.push(&tx, to(3), vec![7; 1300], &m);
-        q.push(&tx, to(4), vec![8; 1300], &m);
-        q.push(&tx, to(4), vec![8; 1300], &m);
-        q.flush(&tx, &m);
-        assert_eq!(m.udp_datagrams_out.get(), 12 + 3 + 3);
-        assert_eq!(m.udp_gso_sends.get(), 4, "three runs of 4 and one of 2");
-        assert_eq!(m.udp_gso_datagrams_out.get(), 12 + 2);
+        q.push(&tx, to(3), vec![7; 1300], &mut m);
+        q.push(&tx, to(4), vec![8; 1300], &mut m);
+        q.push(&tx, to(4), vec![8; 1300], &mut m);
+        q.flush(&tx, &mut m);
+        assert_eq!(m.udp_datagrams_out, 12 + 3 + 3);
+        assert_eq!(m.udp_gso_sends, 4, "three runs of 4 and one of 2");
+        assert_eq!(m.udp_gso_datagrams_out, 12 + 2);
         // The runs of 1100 and the audio in one call; the 1300s in the next.
-        assert_eq!(m.udp_send_calls.get(), 2);
+        assert_eq!(m.udp_send_calls, 2);
         for v in &viewers[..3] {
             let (bytes, segment) = recv_gro(v);
             assert_eq!((bytes.len(), segment), (3 * 1100 + 500, Some(1100)));
@@ -626,61 +628,61 @@ mod tests {
 
     #[test]
     fn the_open_run_is_what_a_datagram_may_still_join() {
-        let m = Metrics::new();
+        let mut m = Tally::new(&Metrics::new());
         let tx = socket();
         let a = socket();
         let b = socket();
         let (ta, tb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
         let mut q = SendQueue::default();
         assert_eq!(q.run_size(ta), None);
-        q.push(&tx, ta, vec![0; 1000], &m);
+        q.push(&tx, ta, vec![0; 1000], &mut m);
         assert_eq!((q.run_size(ta), q.run_size(tb)), (Some(1000), None));
-        q.push(&tx, ta, vec![0; 1000], &m);
+        q.push(&tx, ta, vec![0; 1000], &mut m);
         assert_eq!(q.run_size(ta), Some(1000));
         // A shorter one ends it.
-        q.push(&tx, ta, vec![0; 400], &m);
+        q.push(&tx, ta, vec![0; 400], &mut m);
         assert_eq!(q.run_size(ta), None);
-        assert_eq!(m.udp_gso_run_breaks.get(), 0);
-        q.push(&tx, tb, vec![0; 1000], &m);
+        assert_eq!(m.udp_gso_run_breaks, 0);
+        q.push(&tx, tb, vec![0; 1000], &mut m);
         assert_eq!((q.run_size(ta), q.run_size(tb)), (None, Some(1000)));
         // So does another destination, and the kernel's segment limit.
-        q.push(&tx, ta, vec![0; 100], &m);
+        q.push(&tx, ta, vec![0; 100], &mut m);
         assert_eq!(q.run_size(tb), None);
         for _ in 1..GSO_MAX_SEGMENTS {
-            q.push(&tx, ta, vec![0; 100], &m);
+            q.push(&tx, ta, vec![0; 100], &mut m);
         }
         assert_eq!(q.run_size(ta), None, "64 segments: full");
-        q.push(&tx, ta, vec![0; 100], &m);
+        q.push(&tx, ta, vec![0; 100], &mut m);
         assert_eq!(q.run_size(ta), Some(100));
-        q.flush(&tx, &m);
+        q.flush(&tx, &mut m);
         assert_eq!(q.run_size(ta), None, "nothing queued");
         // A longer one cuts it (counted: the padding exists to prevent that); another
         // destination or a shorter one does not count.
-        assert_eq!(m.udp_gso_run_breaks.get(), 0);
-        q.push(&tx, tb, vec![0; 1000], &m);
-        q.push(&tx, tb, vec![0; 1001], &m);
-        assert_eq!(m.udp_gso_run_breaks.get(), 1);
+        assert_eq!(m.udp_gso_run_breaks, 0);
+        q.push(&tx, tb, vec![0; 1000], &mut m);
+        q.push(&tx, tb, vec![0; 1001], &mut m);
+        assert_eq!(m.udp_gso_run_breaks, 1);
         assert_eq!(q.run_size(tb), Some(1001));
-        q.flush(&tx, &m);
+        q.flush(&tx, &mut m);
         // Without GSO there is no run to join.
         let mut plain = SendQueue::without_gso();
-        plain.push(&tx, ta, vec![0; 1000], &m);
+        plain.push(&tx, ta, vec![0; 1000], &mut m);
         assert_eq!(plain.run_size(ta), None);
     }
 
     #[test]
     fn sent_buffers_come_back_for_reuse() {
-        let m = Metrics::new();
+        let mut m = Tally::new(&Metrics::new());
         let tx = socket();
         let sink = socket();
         let mut q = SendQueue::default();
         for i in 0..10u8 {
             let mut b = q.buffer();
             b.extend_from_slice(&[i; 100]);
-            q.push(&tx, sink.local_addr().unwrap(), b, &m);
+            q.push(&tx, sink.local_addr().unwrap(), b, &mut m);
         }
         assert!(q.spare.is_empty());
-        q.flush(&tx, &m);
+        q.flush(&tx, &mut m);
         assert_eq!(q.spare.len(), 10);
         let b = q.buffer();
         assert!(b.is_empty() && b.capacity() >= DATAGRAM_CAPACITY);
@@ -689,15 +691,15 @@ mod tests {
 
     #[test]
     fn a_refused_destination_does_not_stop_the_batch() {
-        let m = Metrics::new();
+        let mut m = Tally::new(&Metrics::new());
         let tx = socket();
         let good = socket();
         let mut q = SendQueue::default();
         // Port 0 cannot be sent to (EINVAL); the datagrams after it still go.
-        q.push(&tx, "127.0.0.1:0".parse().unwrap(), vec![1; 10], &m);
-        q.push(&tx, good.local_addr().unwrap(), vec![2; 10], &m);
-        q.push(&tx, good.local_addr().unwrap(), vec![3; 10], &m);
-        q.flush(&tx, &m);
+        q.push(&tx, "127.0.0.1:0".parse().unwrap(), vec![1; 10], &mut m);
+        q.push(&tx, good.local_addr().unwrap(), vec![2; 10], &mut m);
+        q.push(&tx, good.local_addr().unwrap(), vec![3; 10], &mut m);
+        q.flush(&tx, &mut m);
         let mut buf = [0u8; 64];
         assert_eq!(good.recv_from(&mut buf).unwrap().0, 10);
         assert_eq!(buf[0], 2);

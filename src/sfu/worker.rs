@@ -23,7 +23,7 @@ use str0m::rtp::rtcp::{Nack, ReceptionReport, Rtcp};
 use str0m::rtp::{ExtensionValues, RawPacket, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output};
 
-use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Stream, MAX_PADDING};
+use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Recent, Stream, MAX_PADDING};
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
 use super::peer::{Lane, LinkFigures, Peer, Slot};
@@ -33,7 +33,7 @@ use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
 use super::routing::{self, Router};
 use super::sendq::SendQueue;
 use super::{AddError, Command, LinkStat, PreparedPeer, Role, SfuEvent};
-use crate::metrics::{Metrics, RoleLabel, RoleLabels};
+use crate::metrics::{Metrics, RoleLabel, RoleLabels, Tally};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -80,6 +80,11 @@ struct Io {
     direct_srtp: bool,
     /// Every subscriber slot's forwarding state (`Slot::lane`, the tracks' subscriber lists).
     lanes: slab::Slab<Lane>,
+    /// What the packet path counted this loop turn, added to `metrics` at its end.
+    tally: Tally,
+    /// The video packets sent on the fast path lately, once each: what viewers' histories
+    /// resend from.
+    recent: Recent,
 }
 
 /// Settings and handles every worker gets.
@@ -213,6 +218,8 @@ impl Worker {
             rooms_counted: 0,
             io: Io {
                 socket,
+                tally: Tally::new(&metrics),
+                recent: Recent::default(),
                 metrics,
                 timers: BinaryHeap::new(),
                 due: Vec::new(),
@@ -263,7 +270,8 @@ impl Worker {
         let mut more_to_read = false;
         loop {
             // Everything this iteration produced leaves before the loop may sleep.
-            self.io.out.end_turn(&self.io.socket, &self.io.metrics);
+            self.io.out.end_turn(&self.io.socket, &mut self.io.tally);
+            self.io.tally.flush(&self.io.metrics);
             let now = Instant::now();
             let mut deadline = self.next_housekeeping;
             if let Some(Reverse((t, _))) = self.io.timers.peek() {
@@ -1011,6 +1019,11 @@ impl Worker {
                 pkt: p,
                 params: &params,
                 nackable: true,
+                kept: direct.then(|| {
+                    self.io
+                        .recent
+                        .keep(&out_packet(p, 0, 0, 0), &p.payload, now)
+                }),
                 may_start: i == 0,
                 clock_rate,
                 pad_to: None,
@@ -1202,7 +1215,7 @@ impl Worker {
                         rid,
                         ssrc,
                         params,
-                        pkt: pkt.clone(),
+                        pkt: pkt.for_another_worker(),
                     },
                     arrived: self.io.out.arrival(),
                 };
@@ -1214,12 +1227,18 @@ impl Worker {
                 }
             }
         }
+        let kept = is_video.then(|| {
+            self.io
+                .recent
+                .keep(&out_packet(&pkt, 0, 0, 0), &pkt.payload, now)
+        });
         Some(Prep {
             pkt,
             params,
             is_video,
             keyframe,
             clock_rate: params.spec().clock_rate.get(),
+            kept,
         })
     }
 
@@ -1343,6 +1362,7 @@ impl Worker {
                     pkt: &prep.pkt,
                     params: &prep.params,
                     nackable: prep.is_video,
+                    kept: prep.kept,
                     may_start: !prep.is_video || prep.keyframe,
                     clock_rate: prep.clock_rate,
                     pad_to,
@@ -1717,7 +1737,7 @@ impl Worker {
                         rid: layer.rid,
                         ssrc,
                         params,
-                        pkt: p.clone(),
+                        pkt: p.for_another_worker(),
                     },
                     arrived: None,
                 }));
@@ -2094,6 +2114,8 @@ struct Prep {
     is_video: bool,
     keyframe: bool,
     clock_rate: u32,
+    /// A video packet's number in `Io::recent`, for the viewers' histories.
+    kept: Option<u64>,
 }
 
 /// One packet on its way to one subscriber slot.
@@ -2104,6 +2126,9 @@ struct Fwd<'a> {
     params: &'a PayloadParams,
     /// Whether the subscriber's str0m keeps it for retransmission.
     nackable: bool,
+    /// Where the fast path's history finds it for a resend (`Io::recent`), if it may be
+    /// resent.
+    kept: Option<u64>,
     /// Whether a new source may start here (audio: always; video: at a keyframe).
     may_start: bool,
     clock_rate: u32,
@@ -2225,17 +2250,14 @@ fn write_slot(
                 (None, r) => r,
             };
             if egress.seal(stream, &mut p, pad_to, &mut buf) {
-                stream.sent(&p, &f.pkt.payload, f.pkt.arrival, f.nackable, now);
-                if p.padding > 0 {
-                    io.metrics
-                        .rtp_padding_bytes_out
-                        .inc_by(u64::from(p.padding));
-                }
+                stream.sent(&p, f.kept, f.pkt.arrival);
                 lane.direct_bytes_out += f.pkt.payload.len() as u64;
-                io.out.push(&io.socket, remote, buf, &io.metrics);
-                io.metrics.direct_srtp_packets_out.inc();
-                io.metrics.rtp_packets_out.inc();
-                io.metrics.rtp_bytes_out.inc_by(f.pkt.payload.len() as u64);
+                io.out.push(&io.socket, remote, buf, &mut io.tally);
+                let t = &mut io.tally;
+                t.rtp_padding_bytes_out += u64::from(p.padding);
+                t.direct_srtp_packets_out += 1;
+                t.rtp_packets_out += 1;
+                t.rtp_bytes_out += f.pkt.payload.len() as u64;
                 return true;
             }
         }
@@ -2264,8 +2286,8 @@ fn write_slot(
             .ext_vals(f.pkt.ext.clone()),
         );
     }
-    io.metrics.rtp_packets_out.inc();
-    io.metrics.rtp_bytes_out.inc_by(f.pkt.payload.len() as u64);
+    io.tally.rtp_packets_out += 1;
+    io.tally.rtp_bytes_out += f.pkt.payload.len() as u64;
     drain(sub, io, now);
     true
 }
@@ -2359,14 +2381,13 @@ fn answer_nack(peer: &Peer, io: &mut Io, nack: &Nack, now: Instant) {
                 .map(|b| entry.pid.wrapping_add(b + 1)),
         );
         for seq in lost {
-            let Some(again) = stream.resend(seq, now) else {
+            let Some(mut p) = stream.resend(seq, now, &io.recent) else {
                 continue;
             };
             let mut buf = io.out.buffer();
-            let mut p = again.packet();
             if egress.seal(stream, &mut p, None, &mut buf) {
                 lane.direct_bytes_out += p.payload.len() as u64;
-                io.out.push(&io.socket, remote, buf, &io.metrics);
+                io.out.push(&io.socket, remote, buf, &mut io.tally);
                 io.metrics.retransmissions_out.inc();
             }
         }
@@ -2487,7 +2508,7 @@ fn drain(peer: &mut Peer, io: &mut Io, now: Instant) {
                     }
                 }
                 if !data.is_empty() {
-                    io.out.push(&io.socket, t.destination, data, &io.metrics);
+                    io.out.push(&io.socket, t.destination, data, &mut io.tally);
                 }
             }
             Ok(Output::Event(ev)) => on_event(peer, io, ev, now),
@@ -2697,6 +2718,7 @@ mod tests {
             is_video: video,
             keyframe: false,
             clock_rate: 90_000,
+            kept: None,
         };
         assert!(frame_open(&[prep(true, false), prep(true, false)]));
         assert!(!frame_open(&[prep(true, false), prep(true, true)]));

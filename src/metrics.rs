@@ -536,26 +536,11 @@ mod tests {
         assert_eq!(m.udp_send_calls.get(), 1);
         let text = m.encode();
         assert!(line(&text, "classrelay_forward_residence_seconds_count").ends_with(" 8"));
-        assert!(line(
-            &text,
-            "classrelay_forward_residence_seconds_bucket{le=\"0.0003\"}"
-        )
-        .ends_with(" 0"));
-        assert!(line(
-            &text,
-            "classrelay_forward_residence_seconds_bucket{le=\"0.0005\"}"
-        )
-        .ends_with(" 6"));
-        assert!(line(
-            &text,
-            "classrelay_forward_residence_seconds_bucket{le=\"0.1\"}"
-        )
-        .ends_with(" 6"));
-        assert!(line(
-            &text,
-            "classrelay_forward_residence_seconds_bucket{le=\"+Inf\"}"
-        )
-        .ends_with(" 8"));
+        // Cumulative counts per upper bound, as Prometheus reads them.
+        for (le, count) in [("0.0003", 0), ("0.0005", 6), ("0.1", 6), ("+Inf", 8)] {
+            let name = format!("classrelay_forward_residence_seconds_bucket{{le=\"{le}\"}}");
+            assert!(line(&text, &name).ends_with(&format!(" {count}")), "{name}");
+        }
         let sum: f64 = line(&text, "classrelay_forward_residence_seconds_sum")
             .rsplit(' ')
             .next()

@@ -181,6 +181,14 @@ pub struct SchoolConfig {
     pub session_ttl: String,
     /// Seconds between link-quality checks of running lessons (0: off).
     pub quality_interval_sec: u32,
+    /// At most this many lessons per hub teacher per day (ad hoc creation is refused beyond
+    /// it with 429).
+    #[serde(default = "default_lessons_per_day")]
+    pub max_lessons_per_teacher_day: u32,
+}
+
+fn default_lessons_per_day() -> u32 {
+    16
 }
 
 /// One STUN or TURN server for clients.

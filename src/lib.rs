@@ -256,6 +256,8 @@ async fn create_first_admin(
             password: password.clone(),
             school_id: None,
             teacher_id: None,
+            scope: Some(auth::scope::Level::Global),
+            region_id: None,
         },
         now,
     )

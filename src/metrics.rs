@@ -119,6 +119,8 @@ pub struct Metrics {
     pub forward_residence_seconds: BulkHistogram,
     /// HTTP signalling responses.
     pub http_responses: Family<HttpLabels, Counter>,
+    /// Lessons refused because their hub teacher reached the daily limit.
+    pub lessons_refused_quota: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -280,6 +282,12 @@ impl Metrics {
             "Signalling HTTP responses by endpoint and status",
             http_responses.clone(),
         );
+        let lessons_refused_quota = Counter::default();
+        r.register(
+            "lessons_refused_quota",
+            "Lessons refused because the hub teacher reached school.max_lessons_per_teacher_day",
+            lessons_refused_quota.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             peers,
@@ -316,6 +324,7 @@ impl Metrics {
             rtt_seconds,
             forward_residence_seconds,
             http_responses,
+            lessons_refused_quota,
         }
     }
 

@@ -6,6 +6,7 @@
 //! never touches the media plane.
 
 pub mod people;
+pub mod scope;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -54,6 +55,13 @@ pub struct Claims {
     /// for the hub teacher, "u:<user id>" for observers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part: Option<String>,
+    /// The principal the lesson API issued the token to ("u:12", "d:3"): WHIP/WHEP refuse it
+    /// once that user is disabled or that device revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+    /// The principal's token version when it was issued (see `people::token_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ver: Option<i64>,
 }
 
 /// Why a token was refused.
@@ -117,6 +125,8 @@ impl TokenKeys {
             iat,
             lesson: None,
             part: None,
+            who: None,
+            ver: None,
         };
         self.mint_claims(&claims)
     }
@@ -240,6 +250,8 @@ mod tests {
             iat: now_secs() - 20,
             lesson: None,
             part: None,
+            who: None,
+            ver: None,
         };
         let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &k.enc).unwrap();
         assert_eq!(k.verify(&t).unwrap_err(), AuthError::Expired);

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::AssertSqlSafe;
 
+use super::scope::{Level, Place, Scope};
 use crate::school::time::Millis;
 use crate::store::{col, col_bool, col_enum, Store, StoreError, StoreResult};
 
@@ -77,6 +78,8 @@ pub enum Principal {
         school_id: Option<i64>,
         /// The teacher record, for teachers.
         teacher_id: Option<i64>,
+        /// Where in the organisation tree the person acts.
+        scope: Scope,
     },
     /// A classroom device.
     Device {
@@ -112,6 +115,15 @@ impl Principal {
     pub fn teacher_id(&self) -> Option<i64> {
         match self {
             Principal::User { teacher_id, .. } => *teacher_id,
+            Principal::Device { .. } => None,
+        }
+    }
+
+    /// The person's organisation scope (`None` for a device, which acts only in its
+    /// classroom).
+    pub fn scope(&self) -> Option<&Scope> {
+        match self {
+            Principal::User { scope, .. } => Some(scope),
             Principal::Device { .. } => None,
         }
     }
@@ -181,6 +193,10 @@ pub struct User {
     pub teacher_id: Option<i64>,
     /// Whether login is refused.
     pub disabled: bool,
+    /// The level of the person's organisation scope.
+    pub scope: Level,
+    /// The county row anchoring a county, city or province scope.
+    pub region_id: Option<i64>,
 }
 
 fn user_from(row: &sqlx::any::AnyRow) -> StoreResult<User> {
@@ -192,10 +208,18 @@ fn user_from(row: &sqlx::any::AnyRow) -> StoreResult<User> {
         school_id: col(row, "school_id")?,
         teacher_id: col(row, "teacher_id")?,
         disabled: col_bool(row, "disabled")?,
+        scope: col_enum_str(row, "scope")?,
+        region_id: col(row, "region_id")?,
     })
 }
 
-const USER_COLS: &str = "id, username, display_name, role, school_id, teacher_id, disabled";
+fn col_enum_str(row: &sqlx::any::AnyRow, name: &str) -> StoreResult<Level> {
+    let s: String = col(row, name)?;
+    s.parse().map_err(StoreError::Check)
+}
+
+const USER_COLS: &str =
+    "id, username, display_name, role, school_id, teacher_id, disabled, scope, region_id";
 
 /// What creating a user needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -214,14 +238,21 @@ pub struct NewUser {
     /// Teacher record (teachers).
     #[serde(default)]
     pub teacher_id: Option<i64>,
+    /// Scope level; `school` when absent (then `school_id` is required).
+    #[serde(default)]
+    pub scope: Option<Level>,
+    /// The county row anchoring a county, city or province scope.
+    #[serde(default)]
+    pub region_id: Option<i64>,
 }
 
-/// Creates a user.
+/// Creates a user (the caller has checked the scope: see [`scope_of`]).
 pub async fn create_user(store: &Store, u: &NewUser, now: Millis) -> StoreResult<User> {
     let hash = hash_password(&u.password);
     let row = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO users (username, display_name, role, password_hash, school_id, teacher_id, \
-         disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING {USER_COLS}"
+         disabled, created_at, scope, region_id) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9) \
+         RETURNING {USER_COLS}"
     )))
     .bind(&u.username)
     .bind(&u.display_name)
@@ -230,6 +261,8 @@ pub async fn create_user(store: &Store, u: &NewUser, now: Millis) -> StoreResult
     .bind(u.school_id)
     .bind(u.teacher_id)
     .bind(now)
+    .bind(u.scope.unwrap_or(Level::School).as_str())
+    .bind(u.region_id)
     .fetch_one(store.pool())
     .await?;
     user_from(&row)
@@ -245,30 +278,52 @@ pub async fn list_users(store: &Store) -> StoreResult<Vec<User>> {
     rows.iter().map(user_from).collect()
 }
 
-/// Sets a user's password and/or disabled flag. Disabling ends their sessions.
-pub async fn update_user(
-    store: &Store,
-    id: i64,
-    password: Option<&str>,
-    disabled: Option<bool>,
-) -> StoreResult<User> {
+/// What an admin changes about a user.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange<'a> {
+    /// A new password.
+    pub password: Option<&'a str>,
+    /// Disable or enable login.
+    pub disabled: Option<bool>,
+    /// A new scope: level, school, county row (checked by the caller, see [`scope_of`]).
+    pub scope: Option<(Level, Option<i64>, Option<i64>)>,
+}
+
+/// Changes a user. Disabling, a new password or a new scope ends their login sessions and
+/// makes every media token issued to them before void (`token_version`).
+pub async fn update_user(store: &Store, id: i64, change: &UserChange<'_>) -> StoreResult<User> {
+    // Hash before the transaction: it takes tens of milliseconds and holds no lock.
+    let hash = change.password.map(hash_password);
     let mut tx = store.begin().await?;
-    if let Some(p) = password {
+    if let Some(h) = hash {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash_password(p))
+            .bind(h)
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
-    if let Some(d) = disabled {
+    if let Some(d) = change.disabled {
         sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
             .bind(d as i64)
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
-    if password.is_some() || disabled == Some(true) {
+    if let Some((level, school, region)) = change.scope {
+        sqlx::query("UPDATE users SET scope = $1, school_id = $2, region_id = $3 WHERE id = $4")
+            .bind(level.as_str())
+            .bind(school)
+            .bind(region)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if change.password.is_some() || change.disabled == Some(true) || change.scope.is_some() {
         sqlx::query("DELETE FROM login_sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -282,6 +337,113 @@ pub async fn update_user(
     .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
     tx.commit().await?;
     user_from(&row)
+}
+
+/// The version a media token issued now to principal `who` ("u:12", "d:3") carries, or
+/// `None` when the principal may not hold one (disabled user, revoked device, unknown).
+pub async fn token_version(store: &Store, who: &str) -> StoreResult<Option<i64>> {
+    if let Some(id) = who.strip_prefix("u:").and_then(|n| n.parse::<i64>().ok()) {
+        let row = sqlx::query("SELECT disabled, token_version FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?;
+        return Ok(match row {
+            Some(r) if !col_bool(&r, "disabled")? => Some(col(&r, "token_version")?),
+            _ => None,
+        });
+    }
+    if let Some(id) = who.strip_prefix("d:").and_then(|n| n.parse::<i64>().ok()) {
+        let row = sqlx::query("SELECT revoked_at FROM device_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?;
+        return Ok(match row {
+            Some(r) if col::<Option<i64>>(&r, "revoked_at")?.is_none() => Some(0),
+            _ => None,
+        });
+    }
+    Ok(None)
+}
+
+/// One user.
+pub async fn get_user(store: &Store, id: i64) -> StoreResult<User> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {USER_COLS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
+    user_from(&row)
+}
+
+/// Where a school sits in the tree.
+pub async fn school_place(store: &Store, school_id: i64) -> StoreResult<Option<Place>> {
+    let row = sqlx::query(
+        "SELECT s.id, s.region_id, r.province, r.city FROM schools s \
+         LEFT JOIN regions r ON r.id = s.region_id WHERE s.id = $1",
+    )
+    .bind(school_id)
+    .fetch_optional(store.pool())
+    .await?;
+    row.map(|r| {
+        Ok(Place {
+            province: col(&r, "province")?,
+            city: col(&r, "city")?,
+            region_id: col(&r, "region_id")?,
+            school_id: Some(school_id),
+        })
+    })
+    .transpose()
+}
+
+/// Where a county row sits in the tree.
+pub async fn region_place(store: &Store, region_id: i64) -> StoreResult<Option<Place>> {
+    let row = sqlx::query("SELECT province, city FROM regions WHERE id = $1")
+        .bind(region_id)
+        .fetch_optional(store.pool())
+        .await?;
+    row.map(|r| {
+        Ok(Place {
+            province: Some(col(&r, "province")?),
+            city: Some(col(&r, "city")?),
+            region_id: Some(region_id),
+            school_id: None,
+        })
+    })
+    .transpose()
+}
+
+/// The scope a (level, school, county row) triple names, or why it names none.
+pub async fn scope_of(
+    store: &Store,
+    level: Level,
+    school_id: Option<i64>,
+    region_id: Option<i64>,
+) -> StoreResult<Result<Scope, String>> {
+    let place = match level {
+        Level::Global => Some(Place::default()),
+        Level::School => match school_id {
+            None => return Ok(Err("school_id: a school scope needs its school".into())),
+            Some(s) => school_place(store, s).await?,
+        },
+        _ => match region_id {
+            None => {
+                return Ok(Err(format!(
+                    "region_id: a {} scope needs a county row (regions) of that place",
+                    level.as_str()
+                )))
+            }
+            Some(r) => region_place(store, r).await?,
+        },
+    };
+    Ok(match place {
+        Some(place) => Ok(Scope { level, place }),
+        None => Err(format!(
+            "the {} scope's place does not exist (school_id {school_id:?}, region_id {region_id:?})",
+            level.as_str()
+        )),
+    })
 }
 
 /// Whether any admin exists (first start creates one).
@@ -416,6 +578,13 @@ pub async fn resolve(
     if u.disabled {
         return Ok(Err(CredentialError::Disabled));
     }
+    // A scope whose place is gone covers nothing (least privilege), rather than failing.
+    let scope = scope_of(store, u.scope, u.school_id, u.region_id)
+        .await?
+        .unwrap_or(Scope {
+            level: u.scope,
+            place: Place::default(),
+        });
     Ok(Ok(Principal::User {
         id: u.id,
         username: u.username,
@@ -423,6 +592,7 @@ pub async fn resolve(
         role: u.role,
         school_id: u.school_id,
         teacher_id: u.teacher_id,
+        scope,
     }))
 }
 
@@ -482,6 +652,18 @@ pub async fn list_devices(store: &Store, classroom_id: i64) -> StoreResult<Vec<D
     .fetch_all(store.pool())
     .await?;
     rows.iter().map(device_from).collect()
+}
+
+/// One device token.
+pub async fn get_device(store: &Store, id: i64) -> StoreResult<DeviceToken> {
+    let row = sqlx::query(
+        "SELECT id, classroom_id, label, created_at, revoked_at FROM device_tokens WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("device token {id}")))?;
+    device_from(&row)
 }
 
 /// Revokes a device token (idempotent).

@@ -149,6 +149,35 @@ impl Live {
         f(map.entry(lesson).or_insert_with(LessonLive::new))
     }
 
+    /// Like `with`, but does nothing (and returns `None`) for a lesson without live state:
+    /// for what must not bring an ended lesson's state back.
+    fn with_existing<R>(&self, lesson: i64, f: impl FnOnce(&mut LessonLive) -> R) -> Option<R> {
+        let mut map = self.lessons.lock().expect("live lock");
+        map.get_mut(&lesson).map(f)
+    }
+
+    /// Drops a lesson's live state (its room has ended; nobody follows it any more).
+    pub fn forget(&self, lesson: i64) {
+        self.lessons.lock().expect("live lock").remove(&lesson);
+    }
+
+    /// How many lessons have live state.
+    pub fn len(&self) -> usize {
+        self.lessons.lock().expect("live lock").len()
+    }
+
+    /// Whether no lesson has live state.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The current picture without creating state for a lesson that has none (an empty
+    /// picture then).
+    pub fn peek(&self, lesson: i64) -> Snapshot {
+        self.with_existing(lesson, |l| l.snapshot())
+            .unwrap_or_else(|| LessonLive::new().snapshot())
+    }
+
     /// Emits an event to a lesson's followers.
     pub fn emit(&self, lesson: i64, kind: &'static str, at: Millis, data: serde_json::Value) {
         self.with(lesson, |l| l.emit(kind, at, data));
@@ -274,7 +303,7 @@ impl Live {
 
     /// A media session of `part` ended.
     pub fn session_ended(&self, lesson: i64, part: &str, publish: bool, at: Millis) {
-        self.with(lesson, |l| {
+        self.with_existing(lesson, |l| {
             let Some(e) = l.present.get_mut(part) else {
                 return;
             };
@@ -291,7 +320,7 @@ impl Live {
                 l.present.remove(part);
                 l.emit("left", at, serde_json::json!({"part": part}));
             }
-        })
+        });
     }
 
     /// Keeps the latest link-quality summaries of a lesson; with `emit`, also tells its
@@ -308,12 +337,12 @@ impl Live {
     /// Forgets an ended lesson's hands, grants, spotlight and link figures (its events stay
     /// readable).
     pub fn clear(&self, lesson: i64) {
-        self.with(lesson, |l| {
+        self.with_existing(lesson, |l| {
             l.hands.clear();
             l.speakers.clear();
             l.spotlight = None;
             l.links.clear();
-        })
+        });
     }
 }
 

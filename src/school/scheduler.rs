@@ -32,7 +32,11 @@ pub async fn run(state: Weak<AppState>) {
         };
         let now = app.school.now();
         let nap = next
-            .map(|t| Duration::from_millis((t - now).clamp(0, MAX_NAP.as_millis() as i64) as u64))
+            .map(|t| {
+                Duration::from_millis(
+                    t.saturating_sub(now).clamp(0, MAX_NAP.as_millis() as i64) as u64
+                )
+            })
             .unwrap_or(MAX_NAP);
         let app2 = app.clone();
         drop(app);
@@ -78,9 +82,9 @@ pub async fn step(
             }
         }
         let due = match s {
-            LessonState::Scheduled => Some(l.starts_at - school.open_before),
+            LessonState::Scheduled => Some(l.starts_at.saturating_sub(school.open_before)),
             LessonState::Open => Some(l.starts_at),
-            LessonState::Live => Some(l.ends_at + school.grace),
+            LessonState::Live => Some(l.ends_at.saturating_add(school.grace)),
             LessonState::Ended => None,
         };
         if let Some(d) = due {
@@ -90,8 +94,11 @@ pub async fn step(
     Ok(next)
 }
 
-/// Ends every media session of a lesson and forgets its hands, grants and spotlight.
+/// Ends every media session of a lesson, closes its event streams (after the `ended` event
+/// already sent) and frees its live state.
 pub async fn end_room(app: &Arc<AppState>, lesson: i64) {
     app.school.live.clear(lesson);
     crate::signal::kick(app, &format!("lesson-{lesson}"), |_| true).await;
+    app.school.revoke(super::Revoked::Lesson(lesson));
+    app.school.live.forget(lesson);
 }

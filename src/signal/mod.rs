@@ -41,6 +41,8 @@ pub struct Session {
     pub lesson: Option<i64>,
     /// The participant in that lesson ("c:12", "t:3", "u:7").
     pub part: Option<String>,
+    /// The principal the lesson API issued the token to ("d:3", "u:7"), for revocation.
+    pub who: Option<String>,
 }
 
 /// Sessions by id. Signalling only; the media plane never sees this lock.
@@ -155,6 +157,26 @@ pub async fn kick(state: &AppState, room: &str, which: impl Fn(&Session) -> bool
         }
         session_closed(state, &s);
     }
+}
+
+/// Ends every session opened with a token issued to principal `who` ("d:3", "u:7"), in
+/// every room, and waits until their peers are gone. Returns how many ended.
+pub async fn kick_principal(state: &AppState, who: &str) -> usize {
+    let rooms: std::collections::BTreeSet<String> = state
+        .sessions
+        .lock()
+        .expect("sessions lock")
+        .values()
+        .filter(|s| s.who.as_deref() == Some(who))
+        .map(|s| s.room.clone())
+        .collect();
+    let mut n = 0;
+    for room in rooms {
+        let before = state.sessions.lock().expect("sessions lock").len();
+        kick(state, &room, |s| s.who.as_deref() == Some(who)).await;
+        n += before.saturating_sub(state.sessions.lock().expect("sessions lock").len());
+    }
+    n
 }
 
 /// Puts participant `part` (or nobody) on the big screen of `room`: subscribers that follow
@@ -436,6 +458,7 @@ async fn admit(
             remote_ufrag,
             lesson: claims.lesson,
             part: claims.part.clone(),
+            who: claims.who.clone(),
         },
     );
     // A viewer away from the room's home worker: the room's tracks (and their cached

@@ -249,6 +249,15 @@ pub async fn fixture(app: &App) -> Fixture {
             json!({"name": "2026秋", "starts_on": "2026-09-01", "ends_on": "2027-01-20"}),
         )
         .await;
+    // The hub school teaches English to both partner schools this term (结对).
+    for partner in [partner_a, partner_b] {
+        app.create(
+            "/api/pairings",
+            json!({"hub_school_id": hub_school, "partner_school_id": partner,
+                   "subject": "英语", "grade": "三年级", "term": "2026秋"}),
+        )
+        .await;
+    }
     let mut logins = Vec::new();
     for (name, role, t) in [
         ("wang", "teacher", Some(teacher)),
@@ -256,7 +265,9 @@ pub async fn fixture(app: &App) -> Fixture {
         ("observer1", "observer", None),
         ("inspector1", "inspector", None),
     ] {
-        app.create("/api/users", json!({"username": name, "display_name": name, "role": role, "password": "password-123", "teacher_id": t})).await;
+        // Teachers act in their school; the observer and inspector in the county office.
+        let scope = if t.is_some() { "school" } else { "county" };
+        app.create("/api/users", json!({"username": name, "display_name": name, "role": role, "password": "password-123", "teacher_id": t, "scope": scope, "region_id": region})).await;
         logins.push(app.login(name, "password-123").await);
     }
     Fixture {

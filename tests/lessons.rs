@@ -65,6 +65,8 @@ fn expectations() -> Vec<Expect> {
         ("POST", "/api/lessons", false, STAFF),
         ("POST", "/api/lessons/generate", false, A),
         ("GET", "/api/lessons/{id}", false, ALL),
+        ("PUT", "/api/lessons/{id}", false, STAFF),
+        ("DELETE", "/api/lessons/{id}", false, STAFF),
         ("POST", "/api/lessons/{id}/join", false, ALL),
         ("POST", "/api/lessons/{id}/end", false, STAFF),
         ("POST", "/api/lessons/{id}/hand", false, "classroom"),

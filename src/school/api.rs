@@ -2100,22 +2100,6 @@ async fn lessons_events(
 ) -> ApiResult {
     let l = lesson_for(&st, &p, &id).await?;
     let state = l.state_at(st.school.now(), st.school.open_before, st.school.grace);
-    if state == LessonState::Ended {
-        // An ended lesson has no live state to follow: one picture, then the stream ends.
-        let snap = st.school.live.peek(l.id);
-        let ev = SseEvent::default()
-            .id(snap.seq.to_string())
-            .event("resync")
-            .data(
-                serde_json::to_string(&serde_json::json!({
-                    "seq": snap.seq, "kind": "resync",
-                    "data": {"live": snap, "state": state}
-                }))
-                .unwrap_or_default(),
-            );
-        let once = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(ev)]);
-        return Ok(Sse::new(once).into_response());
-    }
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -2124,7 +2108,22 @@ async fn lessons_events(
         .and_then(|s| s.trim().parse::<u64>().ok());
     // Subscribe to revocations before the lesson's events, so none falls between the two.
     let revoked = st.school.revoked.subscribe();
-    let sub = st.school.live.subscribe(l.id, last);
+    let ended = state == LessonState::Ended;
+    // An ended lesson: what the follower missed (its state is kept a little while after the
+    // end) or one picture, and then the stream ends; it never brings live state back.
+    let sub = if ended {
+        st.school.live.subscribe_existing(l.id, last)
+    } else {
+        Some(st.school.live.subscribe(l.id, last))
+    };
+    let sub = match sub {
+        Some(sub) => sub,
+        None => super::live::Subscription {
+            resync: Some(st.school.live.peek(l.id)),
+            missed: Vec::new(),
+            rx: tokio::sync::broadcast::channel(1).1,
+        },
+    };
     let mut first: Vec<SseEvent> = Vec::new();
     let mut seen = last.unwrap_or(0);
     if let Some(snap) = &sub.resync {
@@ -2194,6 +2193,9 @@ async fn lessons_events(
         },
     );
     use futures_util::StreamExt;
+    if ended {
+        return Ok(Sse::new(head).into_response());
+    }
     Ok(Sse::new(head.chain(tail))
         .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
         .into_response())

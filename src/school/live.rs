@@ -190,7 +190,20 @@ impl Live {
 
     /// Follows a lesson from after `last_seen` (None: from a fresh snapshot).
     pub fn subscribe(&self, lesson: i64, last_seen: Option<u64>) -> Subscription {
-        self.with(lesson, |l| {
+        self.with(lesson, |l| l.subscribe(last_seen))
+    }
+
+    /// Like [`Live::subscribe`], for a lesson that still has live state (an ended lesson's
+    /// is kept a little while, so a follower that reconnects learns what it missed).
+    pub fn subscribe_existing(&self, lesson: i64, last_seen: Option<u64>) -> Option<Subscription> {
+        self.with_existing(lesson, |l| l.subscribe(last_seen))
+    }
+}
+
+impl LessonLive {
+    fn subscribe(&mut self, last_seen: Option<u64>) -> Subscription {
+        {
+            let l = self;
             let rx = l.tx.subscribe();
             let oldest = l.past.front().map(|e| e.seq).unwrap_or(l.seq + 1);
             match last_seen {
@@ -205,8 +218,11 @@ impl Live {
                     rx,
                 },
             }
-        })
+        }
     }
+}
+
+impl Live {
 
     /// A classroom raises (true) or lowers its hand. Returns whether anything changed.
     pub fn hand(&self, lesson: i64, classroom: i64, raised: bool, at: Millis) -> bool {

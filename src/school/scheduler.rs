@@ -100,5 +100,16 @@ pub async fn end_room(app: &Arc<AppState>, lesson: i64) {
     app.school.live.clear(lesson);
     crate::signal::kick(app, &format!("lesson-{lesson}"), |_| true).await;
     app.school.revoke(super::Revoked::Lesson(lesson));
-    app.school.live.forget(lesson);
+    // Keep the ended lesson's events a little while for followers that reconnect, then free
+    // them: nothing creates live state for an ended lesson again.
+    let weak = Arc::downgrade(app);
+    tokio::spawn(async move {
+        tokio::time::sleep(KEEP_AFTER_END).await;
+        if let Some(app) = weak.upgrade() {
+            app.school.live.forget(lesson);
+        }
+    });
 }
+
+/// How long an ended lesson's live state (its last events) is kept.
+pub const KEEP_AFTER_END: Duration = Duration::from_secs(120);

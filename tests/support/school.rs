@@ -249,15 +249,6 @@ pub async fn fixture(app: &App) -> Fixture {
             json!({"name": "2026秋", "starts_on": "2026-09-01", "ends_on": "2027-01-20"}),
         )
         .await;
-    // The hub school teaches English to both partner schools this term (结对).
-    for partner in [partner_a, partner_b] {
-        app.create(
-            "/api/pairings",
-            json!({"hub_school_id": hub_school, "partner_school_id": partner,
-                   "subject": "英语", "grade": "三年级", "term": "2026秋"}),
-        )
-        .await;
-    }
     let mut logins = Vec::new();
     for (name, role, t) in [
         ("wang", "teacher", Some(teacher)),
@@ -290,8 +281,29 @@ pub async fn fixture(app: &App) -> Fixture {
     }
 }
 
-/// An ad hoc lesson today (Monday 2026-09-07) from `start` to `end` local ("HH:MM").
+/// Pairs the hub school with both partner schools for 英语 三年级 in 2026秋 (结对), once.
+pub async fn pair(app: &App, f: &Fixture) {
+    for partner in [f.partner_a, f.partner_b] {
+        let (s, v) = app
+            .call(
+                Some(&app.admin),
+                Method::POST,
+                "/api/pairings",
+                Some(json!({"hub_school_id": f.hub_school, "partner_school_id": partner,
+                            "subject": "英语", "grade": "三年级", "term": "2026秋"})),
+            )
+            .await;
+        assert!(
+            s == StatusCode::CREATED || s == StatusCode::CONFLICT,
+            "pairing: {s} {v}"
+        );
+    }
+}
+
+/// An ad hoc lesson today (Monday 2026-09-07) from `start` to `end` local ("HH:MM"), with
+/// its sites paired first.
 pub async fn lesson(app: &App, f: &Fixture, mode: &str, start: &str, end: &str) -> i64 {
+    pair(app, f).await;
     let off = parse_offset("+08:00").unwrap();
     let d = parse_date("2026-09-07").unwrap();
     app.create(

@@ -79,10 +79,11 @@ fn expectations() -> Vec<Expect> {
         ("POST", "/api/logout", false, ALL),
     ];
     for (entity, read) in [
-        ("regions", ALL),
-        ("schools", ALL),
+        // A classroom device reads its own classroom (and its lessons'), never the directory.
+        ("regions", PEOPLE),
+        ("schools", PEOPLE),
         ("classrooms", ALL),
-        ("teachers", ALL),
+        ("teachers", PEOPLE),
         ("pairings", PEOPLE),
         ("terms", PEOPLE),
     ] {

@@ -174,7 +174,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/regions",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "List regions",
         None,
@@ -192,7 +192,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/regions/{id}",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "One region",
         None,
@@ -219,7 +219,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/schools",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "List schools",
         None,
@@ -237,7 +237,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/schools/{id}",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "One school",
         None,
@@ -309,7 +309,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/teachers",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "List teachers (?school_id=)",
         None,
@@ -327,7 +327,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/teachers/{id}",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "One teacher",
         None,

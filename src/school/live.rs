@@ -223,7 +223,6 @@ impl LessonLive {
 }
 
 impl Live {
-
     /// A classroom raises (true) or lowers its hand. Returns whether anything changed.
     pub fn hand(&self, lesson: i64, classroom: i64, raised: bool, at: Millis) -> bool {
         self.with(lesson, |l| {

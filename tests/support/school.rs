@@ -289,8 +289,10 @@ pub async fn pair(app: &App, f: &Fixture) {
                 Some(&app.admin),
                 Method::POST,
                 "/api/pairings",
-                Some(json!({"hub_school_id": f.hub_school, "partner_school_id": partner,
-                            "subject": "英语", "grade": "三年级", "term": "2026秋"})),
+                Some(
+                    json!({"hub_school_id": f.hub_school, "partner_school_id": partner,
+                            "subject": "英语", "grade": "三年级", "term": "2026秋"}),
+                ),
             )
             .await;
         assert!(

@@ -164,6 +164,9 @@ async fn world(app: &App) -> World {
     }
 }
 
+/// A request: method, path, JSON body.
+type Req = (Method, String, Option<Value>);
+
 fn lesson_body(teacher: i64, hub: i64, sites: &[i64], start: &str, end: &str) -> Value {
     json!({
         "mode": "delivery", "subject": "英语", "grade": "三年级", "title": "Unit 3",
@@ -314,7 +317,7 @@ async fn role_by_route_by_object_matrix() {
 
     // The directory, object by object: (caller, method, path, body, allowed).
     let g = |p: String| (Method::GET, p, None::<Value>);
-    let cases: Vec<(&str, (Method, String, Option<Value>), bool)> = vec![
+    let cases: Vec<(&str, Req, bool)> = vec![
         // Schools: own scope, or paired with a school in scope.
         ("teacher_1", g(format!("/api/schools/{}", w.p1)), true),
         ("teacher_1", g(format!("/api/schools/{}", w.p2)), false),

@@ -961,3 +961,73 @@ async fn revoking_a_kiosk_cuts_its_media_events_and_tokens_within_a_second() {
     .unwrap_err();
     assert!(format!("{e:#}").contains("token-revoked"), "{e:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_lesson_closes_its_streams_and_frees_its_live_state() {
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    let t1 = w.logins["teacher_1"].clone();
+    let l1 = app
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+        )
+        .await;
+    app.clock.set(at("08:00"));
+    let live = || app.server.state().school.live.len();
+    let events = app
+        .http
+        .get(format!("{}/api/lessons/{l1}/events", app.base))
+        .bearer_auth(&w.dev_p1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    let body = tokio::spawn(async move { events.text().await.unwrap() });
+    assert_eq!(live(), 1);
+    let (s, v) = app
+        .call(
+            Some(&t1),
+            Method::POST,
+            &format!("/api/lessons/{l1}/end"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let text = tokio::time::timeout(Duration::from_secs(1), body)
+        .await
+        .expect("the kiosk's event stream ends within a second of the lesson's end")
+        .unwrap();
+    assert!(
+        text.contains("\"ended\""),
+        "the stream said why first: {text}"
+    );
+    // Reading an ended lesson does not bring its live state back once it is freed.
+    app.clock.advance(3 * 60_000);
+    let t0 = Instant::now();
+    while live() != 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "live state freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, _) = app
+        .call(
+            Some(&t1),
+            Method::GET,
+            &format!("/api/lessons/{l1}/live"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let r = app
+        .http
+        .get(format!("{}/api/lessons/{l1}/events", app.base))
+        .bearer_auth(&t1)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.text().await.unwrap().contains("resync"),
+        "one picture, then the end"
+    );
+    assert_eq!(live(), 0);
+}

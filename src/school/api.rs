@@ -4,8 +4,10 @@
 //! Every route is listed once in [`ROUTES`] with who may call it. A guard in front of the
 //! routes resolves the caller (login session cookie or bearer, or a classroom device token)
 //! and applies that rule, so no handler can forget it; handlers add the rules that depend on
-//! the row (a teacher controls only their own lessons, a device joins only its classroom's).
-//! The same table feeds the OpenAPI document.
+//! the row, by the caller's organisation scope: the object-level table is in
+//! [`super::access`] (a teacher runs only their own lessons, an admin acts inside their
+//! school, county, city or province, a device reads only its classroom and its lessons).
+//! The same route table feeds the OpenAPI document.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -71,6 +71,8 @@ struct LessonLive {
     // part -> (publishing, watching)
     present: BTreeMap<String, (usize, usize)>,
     links: Vec<LinkSummary>,
+    // When the lesson ended (school clock), once it has.
+    ended_at: Option<Millis>,
 }
 
 impl LessonLive {
@@ -84,6 +86,7 @@ impl LessonLive {
             spotlight: None,
             present: BTreeMap::new(),
             links: Vec::new(),
+            ended_at: None,
         }
     }
 
@@ -154,6 +157,19 @@ impl Live {
     fn with_existing<R>(&self, lesson: i64, f: impl FnOnce(&mut LessonLive) -> R) -> Option<R> {
         let mut map = self.lessons.lock().expect("live lock");
         map.get_mut(&lesson).map(f)
+    }
+
+    /// Notes that a lesson ended at `at`: [`Live::sweep`] drops its state `keep` later.
+    pub fn mark_ended(&self, lesson: i64, at: Millis) {
+        self.with_existing(lesson, |l| l.ended_at = Some(at));
+    }
+
+    /// Drops the state of lessons that ended at least `keep` before `now`.
+    pub fn sweep(&self, now: Millis, keep: Millis) {
+        self.lessons
+            .lock()
+            .expect("live lock")
+            .retain(|_, l| l.ended_at.is_none_or(|e| now.saturating_sub(e) < keep));
     }
 
     /// Drops a lesson's live state (its room has ended; nobody follows it any more).

@@ -56,6 +56,7 @@ pub async fn step(
 ) -> Result<Option<Millis>, crate::store::StoreError> {
     let school = &app.school;
     let now = school.now();
+    school.live.sweep(now, KEEP_AFTER_END);
     let today = millis_to_local(now, school.offset).date();
     if *generated_for != Some(today) {
         let tomorrow = today.next_day().unwrap_or(today);
@@ -100,16 +101,10 @@ pub async fn end_room(app: &Arc<AppState>, lesson: i64) {
     app.school.live.clear(lesson);
     crate::signal::kick(app, &format!("lesson-{lesson}"), |_| true).await;
     app.school.revoke(super::Revoked::Lesson(lesson));
-    // Keep the ended lesson's events a little while for followers that reconnect, then free
-    // them: nothing creates live state for an ended lesson again.
-    let weak = Arc::downgrade(app);
-    tokio::spawn(async move {
-        tokio::time::sleep(KEEP_AFTER_END).await;
-        if let Some(app) = weak.upgrade() {
-            app.school.live.forget(lesson);
-        }
-    });
+    // Keep the ended lesson's events a little while for followers that reconnect; a later
+    // pass frees them (`Live::sweep`), and nothing creates live state for it again.
+    app.school.live.mark_ended(lesson, app.school.now());
 }
 
-/// How long an ended lesson's live state (its last events) is kept.
-pub const KEEP_AFTER_END: Duration = Duration::from_secs(120);
+/// How long an ended lesson's live state (its last events) is kept, by the school clock.
+pub const KEEP_AFTER_END: Millis = 2 * 60_000;

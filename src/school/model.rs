@@ -1337,6 +1337,28 @@ pub async fn generate_lessons(
 mod tests {
     use super::*;
 
+    #[test]
+    fn lesson_times_never_overflow() {
+        // The review's perpetual lesson, and every extreme: refused, and no arithmetic on
+        // them panics (debug) or wraps (release).
+        let extremes = [i64::MIN, -(1 << 62), -1, 0, 1, 1 << 62, i64::MAX];
+        for &a in &extremes {
+            for &b in &extremes {
+                let l = lesson(a, b);
+                assert!(l.validate().is_err(), "{a}..{b}");
+                for now in extremes {
+                    let _ = l.state_at(now, i64::MAX, i64::MAX);
+                    let _ = l.state_at(now, 600_000, 300_000);
+                }
+            }
+        }
+        let ok = lesson(1_788_739_200_000, 1_788_739_200_000 + 40 * 60_000);
+        assert!(ok.validate().is_ok());
+        assert!(lesson(ok.starts_at, ok.starts_at + 12 * 3_600_000 + 1)
+            .validate()
+            .is_err());
+    }
+
     fn lesson(starts: Millis, ends: Millis) -> Lesson {
         Lesson {
             id: 1,

@@ -917,6 +917,9 @@ async fn users_patch(
         b.disabled,
     )
     .await?;
+    if b.password.is_some() {
+        crate::auth::first_admin::password_set(&st.config.data.dir, &u);
+    }
     Ok(Json(u).into_response())
 }
 

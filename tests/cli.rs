@@ -126,17 +126,19 @@ fn token_prints_a_verifiable_token_with_the_data_dir_secret() {
 #[test]
 fn first_start_prints_how_to_log_in_and_serves_health() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = bin()
-        .current_dir(dir.path())
-        .env("CLASSRELAY_HTTP__LISTEN", "127.0.0.1:0")
-        .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
-        .env("CLASSRELAY_MEDIA__WORKERS", "1")
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(
+        bin()
+            .current_dir(dir.path())
+            .env("CLASSRELAY_HTTP__LISTEN", "127.0.0.1:0")
+            .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
+            .env("CLASSRELAY_MEDIA__WORKERS", "1")
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -180,6 +182,14 @@ fn first_start_prints_how_to_log_in_and_serves_health() {
         health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"),
         "{health}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+}
+
+/// The server, killed however the test ends (a failed assertion included).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

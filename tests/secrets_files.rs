@@ -43,10 +43,29 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
+/// A `classrelay` run, killed when dropped (also when an assertion fails first).
+struct Running {
+    child: Child,
+    /// The server's pid once it printed it (under strace the child is strace).
+    server: Option<u32>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(pid) = self.server {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `classrelay <args>` in `cwd` under `umask 000`, with its data in `<cwd>/data` (absolute, so
 /// traced paths are recognisable), loopback and ephemeral ports. With `trace`, the whole run
 /// is under `strace -f`, writing to that file.
-fn spawn(cwd: &Path, args: &[&str], trace: Option<&Path>) -> Child {
+fn spawn(cwd: &Path, args: &[&str], trace: Option<&Path>) -> Running {
     let mut c = match trace {
         Some(log) => {
             let mut c = Command::new("strace");
@@ -78,19 +97,21 @@ fn spawn(cwd: &Path, args: &[&str], trace: Option<&Path>) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
+        .map(|child| Running {
+            child,
+            server: None,
+        })
         .unwrap()
 }
 
-/// What the server printed up to its listening line (the last line of the start), and the
-/// pid of the server.
+/// What the server printed up to its listening line (the last line of the start).
 struct Started {
-    pid: u32,
     text: String,
     base: String,
 }
 
-fn read_start(child: &mut Child) -> Started {
-    let stdout = child.stdout.take().unwrap();
+fn read_start(run: &mut Running) -> Started {
+    let stdout = run.child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -99,11 +120,10 @@ fn read_start(child: &mut Child) -> Started {
             }
         }
     });
-    let mut pid = None;
     let mut lines = Vec::new();
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
         if let Some(p) = line.strip_prefix("pid ") {
-            pid = p.trim().parse().ok();
+            run.server = p.trim().parse().ok();
             continue;
         }
         let base = line
@@ -112,30 +132,21 @@ fn read_start(child: &mut Child) -> Started {
             .map(str::to_string);
         lines.push(line);
         if let Some(base) = base {
+            assert!(run.server.is_some(), "the shell prints its pid first");
             return Started {
-                pid: pid.expect("the shell prints its pid first"),
                 text: lines.join("\n"),
                 base,
             };
         }
     }
-    let _ = child.kill();
     panic!("no listening line; output so far:\n{}", lines.join("\n"));
-}
-
-fn kill(pid: u32) {
-    let st = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 #[test]
 fn first_start_under_umask_000_leaves_only_owner_only_files() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = spawn(tmp.path(), &["serve"], None);
-    let started = read_start(&mut child);
+    let mut run = spawn(tmp.path(), &["serve"], None);
+    let started = read_start(&mut run);
     let data = tmp.path().join("data");
     let modes: Vec<(&str, u32)> = PRIVATE_FILES
         .iter()
@@ -143,8 +154,7 @@ fn first_start_under_umask_000_leaves_only_owner_only_files() {
         .collect();
     let dir_mode = mode(&data);
     let password = std::fs::read_to_string(data.join("admin-password")).unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(run);
 
     assert_eq!(dir_mode, 0o700, "data directory");
     for (f, m) in modes {
@@ -173,10 +183,7 @@ fn serve_dev_prints_the_password_and_demo_tokens() {
     let tmp = tempfile::tempdir().unwrap();
     // `classrelay --dev` (no command: serve), as `cargo run --release -- --dev` runs it.
     for args in [&["serve", "--dev"][..], &["--dev"][..]] {
-        let mut child = spawn(tmp.path(), args, None);
-        let started = read_start(&mut child);
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let started = read_start(&mut spawn(tmp.path(), args, None));
         let text = started.text;
         assert!(
             text.contains("/publish?room=demo&token="),
@@ -189,10 +196,7 @@ fn serve_dev_prints_the_password_and_demo_tokens() {
     }
     // The first of the two starts created the admin and printed the password.
     let password = std::fs::read_to_string(tmp.path().join("data/admin-password")).unwrap();
-    let mut child = spawn(tmp.path(), &["serve"], None);
-    let started = read_start(&mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let started = read_start(&mut spawn(tmp.path(), &["serve"], None));
     assert!(!started.text.contains(password.trim()), "{}", started.text);
     assert!(!started.text.contains("token="), "{}", started.text);
     // `--dev` belongs to serve: other commands refuse it.
@@ -257,10 +261,10 @@ fn every_private_file_is_created_owner_only_and_never_chmodded() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let log_path: PathBuf = tmp.path().join("strace.log");
-    let mut child = spawn(tmp.path(), &["serve"], Some(&log_path));
-    let started = read_start(&mut child);
-    kill(started.pid);
-    child.wait().unwrap();
+    let mut run = spawn(tmp.path(), &["serve"], Some(&log_path));
+    read_start(&mut run);
+    // Ends the server, then strace, which has written the whole log by then.
+    drop(run);
     let log = std::fs::read_to_string(&log_path).unwrap();
     let data = tmp.path().join("data").display().to_string();
     let calls = traced_calls(&log, &data);

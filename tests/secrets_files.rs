@@ -156,10 +156,12 @@ fn first_start_under_umask_000_leaves_only_owner_only_files() {
     let password = std::fs::read_to_string(data.join("admin-password")).unwrap();
     drop(run);
 
-    assert_eq!(dir_mode, 0o700, "data directory");
-    for (f, m) in modes {
-        assert_eq!(m, 0o600, "{f} is {m:o}");
-    }
+    let wrong: Vec<String> = std::iter::once(("data/", dir_mode, 0o700))
+        .chain(modes.into_iter().map(|(f, m)| (f, m, 0o600)))
+        .filter(|(_, m, want)| m != want)
+        .map(|(f, m, want)| format!("{f} is {m:o}, not {want:o}"))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
     // The start says how to log in, without the password and without any token.
     let text = started.text;
     assert!(
@@ -276,20 +278,23 @@ fn every_private_file_is_created_owner_only_and_never_chmodded() {
         mkdirs.iter().any(|c| c.1 == data),
         "no mkdir of {data}: {mkdirs:?}"
     );
-    for c in &mkdirs {
-        assert_eq!(c.2, Some(0o700), "{c:?}");
+    let mut wrong = Vec::new();
+    for c in mkdirs.iter().filter(|c| c.2 != Some(0o700)) {
+        wrong.push(format!("directory made as {}({})", c.0, c.3));
     }
     // No chmod at all: modes are right when the file appears.
-    let chmods: Vec<_> = calls.iter().filter(|c| c.0.contains("chmod")).collect();
-    assert!(chmods.is_empty(), "chmod after the fact: {chmods:?}");
+    for c in calls.iter().filter(|c| c.0.contains("chmod")) {
+        wrong.push(format!("chmod after the fact: {}({})", c.0, c.3));
+    }
     // The first open that may create each file asks for 0600 (later O_CREAT opens of an
     // existing file, such as SQLite's own open of the database, create nothing).
     let mut seen = std::collections::HashSet::new();
     for c in calls.iter().filter(|c| c.3.contains("O_CREAT")) {
-        if seen.insert(c.1.clone()) {
-            assert_eq!(c.2, Some(0o600), "{} created as {:?}: {}", c.1, c.2, c.3);
+        if seen.insert(c.1.clone()) && c.2 != Some(0o600) {
+            wrong.push(format!("created as {}({})", c.0, c.3));
         }
     }
+    assert!(wrong.is_empty(), "{wrong:#?}");
     // `secret` is `secret.tmp` renamed once written.
     for f in PRIVATE_FILES
         .iter()

@@ -91,9 +91,11 @@ mod tests {
 
         // A symlink planted at the path is replaced, never followed.
         let target = t.path().join("target");
+        std::fs::remove_file(&f).unwrap();
         std::os::unix::fs::symlink(&target, &f).unwrap();
         write_private(&f, b"x").unwrap();
         assert!(!target.exists());
+        assert!(std::fs::symlink_metadata(&f).unwrap().is_file());
 
         let db = d.join("db");
         touch_private(&db).unwrap();

@@ -145,7 +145,8 @@ fn default_true() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// HMAC secret for tokens. Empty: generated on first start and kept in `data.dir/secret`.
+    /// HMAC secret for tokens, at least 32 bytes. Empty: generated on first start and kept in
+    /// `data.dir/secret`.
     pub secret: String,
     /// Default lifetime of tokens printed by `classrelay token`, e.g. "2h".
     pub default_ttl: String,
@@ -319,6 +320,17 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "media.max_peers".into(),
                 message: "must be at least 1".into(),
+            });
+        }
+        let secret_len = self.auth.secret.len();
+        if secret_len > 0 && secret_len < crate::auth::MIN_SECRET_BYTES {
+            return Err(ConfigError::Value {
+                key: "auth.secret".into(),
+                message: format!(
+                    "is {secret_len} bytes; a signing secret needs at least {} (or leave it \
+                     empty to have one generated in data.dir/secret)",
+                    crate::auth::MIN_SECRET_BYTES
+                ),
             });
         }
         parse_duration(&self.auth.default_ttl).map_err(|message| ConfigError::Value {

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod datadir;
 pub mod http;
 pub mod metrics;
 pub mod school;
@@ -72,7 +73,7 @@ impl Server {
         clock: Arc<dyn school::time::Clock>,
     ) -> Result<Server, StartError> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data.dir)
+        datadir::create_dir(&config.data.dir)
             .map_err(io_err(format!("creating {}", config.data.dir.display())))?;
         let (secret, secret_generated) =
             auth::load_or_create_secret(&config.auth.secret, &config.data.dir)
@@ -236,21 +237,27 @@ impl Server {
     }
 }
 
-/// On a database without an admin, creates `admin` with a random password, writes the
-/// password to `<dir>/admin-password` (mode 0600) and returns the login.
+/// On a database without an admin, creates `admin` with a random password written to
+/// `<dir>/admin-password` (created 0600) and returns the login. On one with an admin, removes
+/// that file if it no longer holds the admin's password.
 async fn create_first_admin(
     store: &store::Store,
     dir: &std::path::Path,
     now: i64,
 ) -> Result<Option<(String, String)>, StartError> {
+    use auth::first_admin;
     if auth::people::admin_exists(store).await? {
+        first_admin::forget_if_stale(store, dir).await?;
         return Ok(None);
     }
-    let password = hex::encode(rand::random::<[u8; 8]>());
+    let password = first_admin::write_new_password(dir).map_err(io_err(format!(
+        "writing {}",
+        first_admin::password_file(dir).display()
+    )))?;
     auth::people::create_user(
         store,
         &auth::people::NewUser {
-            username: "admin".into(),
+            username: first_admin::USERNAME.into(),
             display_name: "管理员 Administrator".into(),
             role: auth::people::Role::Admin,
             password: password.clone(),
@@ -262,14 +269,5 @@ async fn create_first_admin(
         now,
     )
     .await?;
-    let path = dir.join("admin-password");
-    std::fs::write(&path, format!("{password}\n"))
-        .map_err(io_err(format!("writing {}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(io_err(format!("protecting {}", path.display())))?;
-    }
-    Ok(Some(("admin".into(), password)))
+    Ok(Some((first_admin::USERNAME.into(), password)))
 }

@@ -1252,6 +1252,9 @@ async fn users_patch(
         .await?;
         cut_off(&st, &format!("u:{id}")).await;
     }
+    if b.password.is_some() {
+        crate::auth::first_admin::password_set(&st.config.data.dir, &u);
+    }
     Ok(Json(u).into_response())
 }
 

@@ -5,6 +5,7 @@
 //! ([`people`]: roles, password login, device tokens). This module only signs and checks; it
 //! never touches the media plane.
 
+pub mod limit;
 pub mod people;
 
 use std::path::Path;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::AssertSqlSafe;
 
+use super::limit::{HashPool, LoginLimits, PoolError, Refused};
 use crate::school::time::Millis;
 use crate::store::{col, col_bool, col_enum, Store, StoreError, StoreResult};
 
@@ -125,7 +126,8 @@ impl Principal {
     }
 }
 
-/// Hashes a password with argon2id (the crate's defaults: 19 MiB, 2 passes).
+/// Hashes a password with argon2id (the crate's defaults: 19 MiB, 2 passes). Blocks for
+/// tens of milliseconds: async code uses [`hash_password_pooled`].
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .expect("16 random bytes are a valid salt");
@@ -135,7 +137,20 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
-/// Checks a password against a stored hash (false for a malformed hash).
+/// [`hash_password`] on the process's hash pool (waiting for room in its queue: callers
+/// are signed-in administrators, never anonymous).
+pub async fn hash_password_pooled(password: &str) -> String {
+    let pw = password.to_string();
+    HashPool::global()
+        .run(move || hash_password(&pw))
+        .await
+        // `hash_password` panics only on a bug (its invariants are stated there), and the
+        // pool's threads are started with the pool.
+        .expect("hashing a password in the pool does not fail")
+}
+
+/// Checks a password against a stored hash (false for a malformed hash). Blocks for tens
+/// of milliseconds: [`login`] runs it on the hash pool.
 pub fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| {
@@ -218,7 +233,7 @@ pub struct NewUser {
 
 /// Creates a user.
 pub async fn create_user(store: &Store, u: &NewUser, now: Millis) -> StoreResult<User> {
-    let hash = hash_password(&u.password);
+    let hash = hash_password_pooled(&u.password).await;
     let row = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO users (username, display_name, role, password_hash, school_id, teacher_id, \
          disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING {USER_COLS}"
@@ -252,10 +267,15 @@ pub async fn update_user(
     password: Option<&str>,
     disabled: Option<bool>,
 ) -> StoreResult<User> {
+    // Hashed before the transaction opens, so no transaction waits for the hash pool.
+    let hash = match password {
+        Some(p) => Some(hash_password_pooled(p).await),
+        None => None,
+    };
     let mut tx = store.begin().await?;
-    if let Some(p) = password {
+    if let Some(hash) = hash {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash_password(p))
+            .bind(hash)
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -292,36 +312,81 @@ pub async fn admin_exists(store: &Store) -> StoreResult<bool> {
     Ok(col::<i64>(&row, "n")? > 0)
 }
 
+/// Why a login was not checked.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// A rate limit refused the attempt before the password was checked (429).
+    #[error("too many logins: wait {:?}", .0.wait)]
+    Limited(Refused),
+    /// The password-hash pool and its queue are full (503).
+    #[error("too many logins are being checked at once")]
+    Busy,
+    /// The password check itself failed (a bug, logged).
+    #[error("the password check failed")]
+    CheckFailed,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for LoginError {
+    fn from(e: sqlx::Error) -> Self {
+        LoginError::Store(e.into())
+    }
+}
+
 /// Checks a username and password; on success opens a login session and returns its
 /// bearer secret and the user. `None` for a wrong name or password or a disabled user
 /// (the caller answers all three the same way).
+///
+/// `limits` are checked first (`client` is the caller's address when known); the password
+/// check, or the same work for an unknown name, runs on the hash pool.
 pub async fn login(
     store: &Store,
+    limits: &LoginLimits,
+    client: Option<std::net::IpAddr>,
     username: &str,
     password: &str,
     now: Millis,
     ttl_ms: Millis,
-) -> StoreResult<Option<(String, User)>> {
+) -> Result<Option<(String, User)>, LoginError> {
+    limits
+        .admit(client, username)
+        .map_err(LoginError::Limited)?;
     let row = sqlx::query(AssertSqlSafe(format!(
         "SELECT {USER_COLS}, password_hash FROM users WHERE username = $1"
     )))
     .bind(username)
     .fetch_optional(store.pool())
     .await?;
-    let Some(row) = row else {
-        // Spend the same time as a real check, so a wrong name is not told apart by timing.
-        verify_password(DUMMY_HASH, password);
+    // For an unknown name, spend the same time as a real check, so a wrong name is not told
+    // apart by timing.
+    let (hash, user) = match row {
+        Some(row) => (
+            col::<String>(&row, "password_hash")?,
+            Some(user_from(&row)?),
+        ),
+        None => (DUMMY_HASH.to_string(), None),
+    };
+    let pw = password.to_string();
+    let ok = match HashPool::global()
+        .try_run(move || verify_password(&hash, &pw))
+        .await
+    {
+        Ok(ok) => ok,
+        Err(PoolError::Full) => {
+            limits.shed();
+            return Err(LoginError::Busy);
+        }
+        Err(PoolError::Failed) => return Err(LoginError::CheckFailed),
+    };
+    let Some(user) = user else {
         return Ok(None);
     };
-    let hash: String = col(&row, "password_hash")?;
-    let user = user_from(&row)?;
-    let pw = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &pw))
-        .await
-        .unwrap_or(false);
     if !ok || user.disabled {
         return Ok(None);
     }
+    limits.succeeded(username);
     let (token, th) = new_secret(SESSION_PREFIX);
     sqlx::query(
         "INSERT INTO login_sessions (token_hash, user_id, created_at, expires_at) \

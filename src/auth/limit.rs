@@ -156,17 +156,27 @@ impl HashPool {
             // The slot is held until the hash is done, even if the caller has gone away:
             // the memory is in use until then.
             let _slot = slot;
-            HASHES_IN_FLIGHT.inc();
-            let _running = InFlight;
-            let _ = tx.send(f());
+            let result = {
+                let _running = InFlight::enter();
+                f()
+            };
+            // Sent after the gauge is down again, so a caller never sees its own hash in it.
+            let _ = tx.send(result);
         });
         self.jobs.send(job).map_err(|_| PoolError::Failed)?;
         rx.await.map_err(|_| PoolError::Failed)
     }
 }
 
-/// Decrements the in-flight gauge when a job ends, panicking or not.
+/// Counts a job in the in-flight gauge until dropped (also when the job panics).
 struct InFlight;
+
+impl InFlight {
+    fn enter() -> InFlight {
+        HASHES_IN_FLIGHT.inc();
+        InFlight
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -337,7 +347,8 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 ///
 /// Each admitted attempt is a strike until a success forgives it. The first `burst - 1`
 /// strikes are free; strike number `burst + k` makes the next attempt wait
-/// `base × 2^k`, at most `max`. A username idle for `max` starts afresh. At most
+/// `base × 2^k`, at most `max`. A username idle for `max` after its wait ended (or after its
+/// last free strike) starts afresh. At most
 /// `max_tracked` usernames are kept: past that the idle ones are dropped, then the one
 /// tried longest ago.
 #[derive(Debug)]
@@ -395,6 +406,7 @@ impl Backoffs {
         }
         s.count = s.count.saturating_add(1);
         s.last = now;
+        s.next = now;
         if s.count >= self.burst {
             let doublings = s.count - self.burst;
             let factor = 1u32.checked_shl(doublings).unwrap_or(u32::MAX);
@@ -417,14 +429,15 @@ impl Backoffs {
         self.map.is_empty()
     }
 
+    /// Idle: no wait left and none for `max` since it ended (or since the last free strike).
     fn idle(&self, s: &Strikes, now: Instant) -> bool {
-        now.saturating_duration_since(s.last) >= self.max && now >= s.next
+        now.saturating_duration_since(s.next) >= self.max
     }
 
     fn evict(&mut self, now: Instant) {
         let (max, before) = (self.max, self.map.len());
         self.map
-            .retain(|_, s| now.saturating_duration_since(s.last) < max || now < s.next);
+            .retain(|_, s| now.saturating_duration_since(s.next) < max);
         if self.map.len() < before {
             return;
         }
@@ -488,8 +501,13 @@ mod tests {
         assert_eq!(b.wait("a", t0), None);
         b.strike("a", t0);
         b.strike("a", t0);
-        // Idle for the cap (and past its wait): a fresh start, one free strike again.
+        // Past its wait but not idle for the cap yet: the next failure waits longer.
         let t = t0 + 10 * S;
+        assert_eq!(b.wait("a", t), None);
+        b.strike("a", t);
+        assert_eq!(b.wait("a", t), Some(2 * S));
+        // Idle for the cap after the wait: a fresh start, one free strike again.
+        let t = t + 12 * S;
         assert_eq!(b.wait("a", t), None);
         b.strike("a", t);
         assert_eq!(b.wait("a", t), None);

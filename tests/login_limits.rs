@@ -266,7 +266,7 @@ async fn unknown_usernames_do_not_stall_the_runtime() {
     }
     eprintln!("{probes} /healthz probes during the flood, slowest {worst:?}");
     assert!(
-        worst < Duration::from_millis(400),
+        worst < Duration::from_millis(750),
         "/healthz took {worst:?} while unknown-username logins were checked"
     );
     while flood.join_next().await.is_some() {}

@@ -542,6 +542,51 @@ mod tests {
     }
 
     #[test]
+    fn limits_refuse_count_and_forget_addresses() {
+        let mut cfg = crate::Config::default();
+        cfg.auth.login_address_burst = 1;
+        cfg.auth.login_address_interval = "1ms".into();
+        cfg.auth.login_username_burst = 2;
+        cfg.auth.login_tracked_max = 100;
+        let metrics = Metrics::new();
+        let limits = LoginLimits::new(&cfg.auth, &metrics);
+        let ip = |i: u32| Some(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+        // Per username, across addresses; without an address only the username counts.
+        limits.admit(ip(1), "admin").unwrap();
+        limits.admit(None, "admin").unwrap();
+        let r = limits.admit(ip(2), "admin").unwrap_err();
+        assert_eq!(r.by, LoginLimit::Username);
+        assert!(r.wait > Duration::ZERO && r.wait <= Duration::from_secs(2));
+        limits.succeeded("admin");
+        limits.admit(ip(3), "admin").unwrap();
+        // Per address: the second attempt within the interval, whatever the username.
+        let r = limits.admit(ip(3), "someone").unwrap_err();
+        assert_eq!(r.by, LoginLimit::Address);
+        assert!(r.wait <= Duration::from_millis(1));
+        let count = |by| {
+            metrics
+                .logins_refused
+                .get_or_create(&LoginLimitLabels { by })
+                .get()
+        };
+        assert_eq!(
+            (count(LoginLimit::Username), count(LoginLimit::Address)),
+            (1, 1)
+        );
+        // Addresses are forgotten once their allowance is full again (here 1 ms after an
+        // attempt): past `max_tracked`, an attempt prunes them.
+        for i in 10..300 {
+            if i % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            limits.admit(ip(i), &format!("u{i}")).unwrap();
+            let (addresses, usernames) = limits.tracked();
+            assert!(addresses <= 101, "{addresses} addresses tracked");
+            assert!(usernames <= 100, "{usernames} usernames tracked");
+        }
+    }
+
+    #[test]
     fn refusals_round_retry_after_up() {
         let r = |ms| Refused {
             by: LoginLimit::Address,

@@ -150,6 +150,49 @@ pub struct AuthConfig {
     pub secret: String,
     /// Default lifetime of tokens printed by `classrelay token`, e.g. "2h".
     pub default_ttl: String,
+    /// Login attempts one client address may make at once (then one per
+    /// `login_address_interval`); more get 429. At least 1.
+    #[serde(default = "default_login_address_burst")]
+    pub login_address_burst: u32,
+    /// One more login attempt per address is allowed after each such interval, e.g. "1s".
+    #[serde(default = "default_login_address_interval")]
+    pub login_address_interval: String,
+    /// Failed logins in a row for one username before it backs off. At least 1.
+    #[serde(default = "default_login_username_burst")]
+    pub login_username_burst: u32,
+    /// The first backoff wait of a username, doubling with each further failure, e.g. "2s".
+    #[serde(default = "default_login_username_backoff")]
+    pub login_username_backoff: String,
+    /// The longest backoff wait; a username idle this long starts afresh, e.g. "10m".
+    #[serde(default = "default_login_username_backoff_max")]
+    pub login_username_backoff_max: String,
+    /// Most usernames (and client addresses, between prunes) the login limits remember.
+    #[serde(default = "default_login_tracked_max")]
+    pub login_tracked_max: usize,
+}
+
+fn default_login_address_burst() -> u32 {
+    30
+}
+
+fn default_login_address_interval() -> String {
+    "1s".into()
+}
+
+fn default_login_username_burst() -> u32 {
+    5
+}
+
+fn default_login_username_backoff() -> String {
+    "2s".into()
+}
+
+fn default_login_username_backoff_max() -> String {
+    "10m".into()
+}
+
+fn default_login_tracked_max() -> usize {
+    100_000
 }
 
 /// Data locations.
@@ -337,6 +380,7 @@ impl Config {
             key: "auth.default_ttl".into(),
             message,
         })?;
+        self.validate_login_limits()?;
         for (i, s) in self.ice_servers.iter().enumerate() {
             if s.urls.is_empty()
                 || s.urls.iter().any(|u| {
@@ -348,6 +392,38 @@ impl Config {
                     message: "each URL must start with stun:, turn: or turns:".into(),
                 });
             }
+        }
+        Ok(())
+    }
+
+    fn validate_login_limits(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        let bad = |key: &str, message: String| ConfigError::Value {
+            key: format!("auth.{key}"),
+            message,
+        };
+        let positive = |key: &str, v: &str| match parse_duration(v) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(bad(key, "must be longer than zero".into())),
+            Err(e) => Err(bad(key, e)),
+        };
+        if a.login_address_burst == 0 {
+            return Err(bad("login_address_burst", "must be at least 1".into()));
+        }
+        if a.login_username_burst == 0 {
+            return Err(bad("login_username_burst", "must be at least 1".into()));
+        }
+        if a.login_tracked_max < 100 {
+            return Err(bad("login_tracked_max", "must be at least 100".into()));
+        }
+        positive("login_address_interval", &a.login_address_interval)?;
+        let first = positive("login_username_backoff", &a.login_username_backoff)?;
+        let max = positive("login_username_backoff_max", &a.login_username_backoff_max)?;
+        if max < first {
+            return Err(bad(
+                "login_username_backoff_max",
+                "must not be shorter than auth.login_username_backoff".into(),
+            ));
         }
         Ok(())
     }
@@ -504,5 +580,37 @@ mod tests {
         assert!(err.to_string().contains("ice_servers[0].urls"), "{err}");
         let err = Config::from_toml_over_defaults("[media]\nfanout_chunk = 0\n", "t").unwrap_err();
         assert!(err.to_string().contains("media.fanout_chunk"), "{err}");
+    }
+
+    #[test]
+    fn login_limits_are_checked() {
+        let c = Config::default();
+        assert_eq!(c.auth.login_address_burst, 30);
+        assert_eq!(c.auth.login_username_burst, 5);
+        for (text, key) in [
+            ("login_address_burst = 0", "auth.login_address_burst"),
+            (
+                "login_address_interval = \"0s\"",
+                "auth.login_address_interval",
+            ),
+            (
+                "login_address_interval = \"often\"",
+                "auth.login_address_interval",
+            ),
+            ("login_username_burst = 0", "auth.login_username_burst"),
+            (
+                "login_username_backoff = \"0s\"",
+                "auth.login_username_backoff",
+            ),
+            (
+                "login_username_backoff = \"1h\"\nlogin_username_backoff_max = \"1m\"",
+                "auth.login_username_backoff_max",
+            ),
+            ("login_tracked_max = 10", "auth.login_tracked_max"),
+        ] {
+            let err =
+                Config::from_toml_over_defaults(&format!("[auth]\n{text}\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
     }
 }

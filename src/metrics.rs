@@ -34,6 +34,22 @@ pub struct RoleLabels {
     pub role: RoleLabel,
 }
 
+/// Which login rate limit refused an attempt (see `auth::limit`).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum LoginLimit {
+    /// Too many attempts from the client's address.
+    Address,
+    /// The username is backing off after failures.
+    Username,
+}
+
+/// Label set `{by=…}` of refused logins.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoginLimitLabels {
+    /// The limit.
+    pub by: LoginLimit,
+}
+
 /// Label set for HTTP responses.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -121,6 +137,12 @@ pub struct Metrics {
     pub http_responses: Family<HttpLabels, Counter>,
     /// Lessons refused because their hub teacher reached the daily limit.
     pub lessons_refused_quota: Counter,
+    /// Logins refused by a rate limit, by limit.
+    pub logins_refused: Family<LoginLimitLabels, Counter>,
+    /// Logins shed because the password-hash pool and its queue were full.
+    pub logins_shed: Counter,
+    /// Password hashes being computed in the process (the pool is process-wide).
+    pub password_hashes_in_flight: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -288,6 +310,23 @@ impl Metrics {
             "Lessons refused because the hub teacher reached school.max_lessons_per_teacher_day",
             lessons_refused_quota.clone(),
         );
+        let logins_refused = Family::<LoginLimitLabels, Counter>::default();
+        r.register(
+            "logins_refused",
+            "Logins refused with 429 by a rate limit, by limit (address or username)",
+            logins_refused.clone(),
+        );
+        let logins_shed = c(
+            &mut r,
+            "logins_shed",
+            "Logins refused with 503 because the password-hash pool and its queue were full",
+        );
+        let password_hashes_in_flight = crate::auth::limit::hashes_in_flight();
+        r.register(
+            "password_hashes_in_flight",
+            "Password hashes (argon2) being computed in the process",
+            password_hashes_in_flight.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             peers,
@@ -325,6 +364,9 @@ impl Metrics {
             forward_residence_seconds,
             http_responses,
             lessons_refused_quota,
+            logins_refused,
+            logins_shed,
+            password_hashes_in_flight,
         }
     }
 

@@ -363,7 +363,7 @@ async fn the_password_file_goes_once_the_admin_sets_a_password() {
     app.create(
         "/api/users",
         json!({"username": "second-admin", "display_name": "Second", "role": "admin",
-               "password": "second-password"}),
+               "password": "second-password", "scope": "global"}),
     )
     .await;
     let second = user_id(&app, "second-admin").await;

@@ -6,6 +6,7 @@
 //! never touches the media plane.
 
 pub mod first_admin;
+pub mod limit;
 pub mod people;
 pub mod scope;
 

@@ -1012,19 +1012,30 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<LoginBody>) -> ApiResult {
+/// The client's address comes from the serve loop's connect info; without it (a router
+/// driven in-process) only the per-username limit applies.
+async fn login(
+    State(st): State<Arc<AppState>>,
+    Extension(limits): Extension<Arc<crate::auth::limit::LoginLimits>>,
+    peer: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    JsonBody(b): JsonBody<LoginBody>,
+) -> ApiResult {
     if b.username.len() > 200 || b.password.len() > 1024 {
         return Err(ApiError::invalid("username or password too long"));
     }
     let now = st.school.now();
+    let client = peer.map(|Extension(axum::extract::ConnectInfo(a))| a.ip());
     let Some((token, user)) = people::login(
         &st.school.store,
+        &limits,
+        client,
         &b.username,
         &b.password,
         now,
         st.school.session_ttl,
     )
-    .await?
+    .await
+    .map_err(login_refused)?
     else {
         return Err(ApiError::unauthorized(
             "login-failed",
@@ -1046,6 +1057,31 @@ async fn login(State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<LoginBody>
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(r)
+}
+
+/// 429 `too-many-logins` (with how long to wait), 503 when the hash pool is full.
+fn login_refused(e: people::LoginError) -> ApiError {
+    use crate::metrics::LoginLimit;
+    match e {
+        people::LoginError::Limited(r) => {
+            let from = match r.by {
+                LoginLimit::Address => "from this address",
+                LoginLimit::Username => "for this username",
+            };
+            let s = r.retry_after_secs();
+            ApiError::too_many_requests(
+                "too-many-logins",
+                format!("too many login attempts {from}; try again in {s} s"),
+                s,
+            )
+        }
+        people::LoginError::Busy => ApiError::unavailable(
+            "too many logins are being checked at once; try again shortly",
+            1,
+        ),
+        people::LoginError::CheckFailed => ApiError::internal("a password check failed"),
+        people::LoginError::Store(e) => e.into(),
+    }
 }
 
 async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult {
@@ -2273,7 +2309,13 @@ async fn csv_route(
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let mut r: Router<Arc<AppState>> = Router::new()
         .route("/api/openapi.json", get(openapi_doc))
-        .route("/api/login", post(login))
+        .route(
+            "/api/login",
+            post(login).layer(Extension(Arc::new(crate::auth::limit::LoginLimits::new(
+                &state.config.auth,
+                &state.metrics,
+            )))),
+        )
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
         .route("/api/users", get(users_list).post(users_create))

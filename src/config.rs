@@ -123,6 +123,24 @@ pub struct MediaConfig {
     /// the fan-out instead of waiting for its end. At least 1.
     #[serde(default = "default_fanout_chunk")]
     pub fanout_chunk: usize,
+    /// Most WHIP/WHEP sessions (live or being set up) one principal holds over all rooms:
+    /// a lesson participant ("c:12", "t:3", "u:7"), or a token's `sub` in its room. A
+    /// lesson's hub teacher may hold one more per site of the lesson (a view of each class).
+    /// Past it: 429 `too-many-sessions`.
+    #[serde(default = "default_max_sessions_per_principal")]
+    pub max_sessions_per_principal: usize,
+    /// Most WHIP/WHEP sessions one token holds (plus the hub teacher's one per site), so a
+    /// leaked token cannot take all of its principal's sessions. Past it: 429.
+    #[serde(default = "default_max_sessions_per_token")]
+    pub max_sessions_per_token: usize,
+}
+
+fn default_max_sessions_per_principal() -> usize {
+    16
+}
+
+fn default_max_sessions_per_token() -> usize {
+    8
 }
 
 fn default_fanout_chunk() -> usize {
@@ -272,6 +290,10 @@ impl Config {
         c.auth.secret = "test-secret-test-secret-test-secret".into();
         // Link-quality events within a second or two of the media stats (no test sleeps 5 s).
         c.school.quality_interval_sec = 1;
+        // Tests stand many simulated peers on one minted token; tests of the session caps
+        // (tests/session_limits.rs) set them back.
+        c.media.max_sessions_per_principal = c.media.max_peers;
+        c.media.max_sessions_per_token = c.media.max_peers;
         c
     }
 
@@ -312,6 +334,20 @@ impl Config {
                 key: "media.max_peers".into(),
                 message: "must be at least 1".into(),
             });
+        }
+        for (key, v) in [
+            (
+                "media.max_sessions_per_principal",
+                self.media.max_sessions_per_principal,
+            ),
+            ("media.max_sessions_per_token", self.media.max_sessions_per_token),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Value {
+                    key: key.into(),
+                    message: "must be at least 1".into(),
+                });
+            }
         }
         parse_duration(&self.auth.default_ttl).map_err(|message| ConfigError::Value {
             key: "auth.default_ttl".into(),
@@ -484,5 +520,22 @@ mod tests {
         assert!(err.to_string().contains("ice_servers[0].urls"), "{err}");
         let err = Config::from_toml_over_defaults("[media]\nfanout_chunk = 0\n", "t").unwrap_err();
         assert!(err.to_string().contains("media.fanout_chunk"), "{err}");
+    }
+
+    #[test]
+    fn session_caps_default_and_refuse_zero() {
+        let c = Config::default();
+        assert_eq!(
+            (
+                c.media.max_sessions_per_principal,
+                c.media.max_sessions_per_token
+            ),
+            (16, 8)
+        );
+        for key in ["max_sessions_per_principal", "max_sessions_per_token"] {
+            let err =
+                Config::from_toml_over_defaults(&format!("[media]\n{key} = 0\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(&format!("media.{key}")), "{err}");
+        }
     }
 }

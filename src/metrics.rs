@@ -43,6 +43,24 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// Why a WHIP/WHEP session was refused before it was set up.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum RefusalReason {
+    /// Its principal holds `media.max_sessions_per_principal` sessions.
+    PerPrincipal,
+    /// Its token holds `media.max_sessions_per_token` sessions.
+    PerToken,
+    /// The server holds `media.max_peers` peers.
+    MaxPeers,
+}
+
+/// Label set `{reason=…}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// The reason.
+    pub reason: RefusalReason,
+}
+
 /// All metrics of the process.
 #[derive(Clone)]
 pub struct Metrics {
@@ -119,6 +137,8 @@ pub struct Metrics {
     pub forward_residence_seconds: BulkHistogram,
     /// HTTP signalling responses.
     pub http_responses: Family<HttpLabels, Counter>,
+    /// WHIP/WHEP sessions refused by a cap, by reason.
+    pub sessions_refused: Family<RefusalLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -280,6 +300,12 @@ impl Metrics {
             "Signalling HTTP responses by endpoint and status",
             http_responses.clone(),
         );
+        let sessions_refused = Family::<RefusalLabels, Counter>::default();
+        r.register(
+            "sessions_refused",
+            "WHIP/WHEP sessions refused by a cap (per principal, per token, max peers)",
+            sessions_refused.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             peers,
@@ -316,6 +342,7 @@ impl Metrics {
             rtt_seconds,
             forward_residence_seconds,
             http_responses,
+            sessions_refused,
         }
     }
 

@@ -520,10 +520,11 @@ async fn admit(
                 this_token += 1;
             }
         }
-        if this_token >= quota.per_token {
-            Some((RefusalReason::PerToken, this_token))
-        } else if mine >= quota.per_principal {
+        // The principal first: when both are full, another token would not help.
+        if mine >= quota.per_principal {
             Some((RefusalReason::PerPrincipal, mine))
+        } else if this_token >= quota.per_token {
+            Some((RefusalReason::PerToken, this_token))
         } else {
             sessions.insert(
                 id.clone(),

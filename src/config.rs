@@ -340,7 +340,10 @@ impl Config {
                 "media.max_sessions_per_principal",
                 self.media.max_sessions_per_principal,
             ),
-            ("media.max_sessions_per_token", self.media.max_sessions_per_token),
+            (
+                "media.max_sessions_per_token",
+                self.media.max_sessions_per_token,
+            ),
         ] {
             if v == 0 {
                 return Err(ConfigError::Value {

@@ -133,6 +133,14 @@ pub struct MediaConfig {
     /// leaked token cannot take all of its principal's sessions. Past it: 429.
     #[serde(default = "default_max_sessions_per_token")]
     pub max_sessions_per_token: usize,
+    /// Most of `max_peers` one room (a lesson) may hold, in percent, so that one lesson
+    /// cannot crowd every other out. Past it: 503 `room-full`. 100: no share.
+    #[serde(default = "default_max_room_share_percent")]
+    pub max_room_share_percent: u8,
+}
+
+fn default_max_room_share_percent() -> u8 {
+    50
 }
 
 fn default_max_sessions_per_principal() -> usize {
@@ -352,6 +360,12 @@ impl Config {
                 });
             }
         }
+        if !(1..=100).contains(&self.media.max_room_share_percent) {
+            return Err(ConfigError::Value {
+                key: "media.max_room_share_percent".into(),
+                message: "must be 1 to 100".into(),
+            });
+        }
         parse_duration(&self.auth.default_ttl).map_err(|message| ConfigError::Value {
             key: "auth.default_ttl".into(),
             message,
@@ -535,10 +549,21 @@ mod tests {
             ),
             (16, 8)
         );
-        for key in ["max_sessions_per_principal", "max_sessions_per_token"] {
+        assert_eq!(c.media.max_room_share_percent, 50);
+        for key in [
+            "max_sessions_per_principal",
+            "max_sessions_per_token",
+            "max_room_share_percent",
+        ] {
             let err =
                 Config::from_toml_over_defaults(&format!("[media]\n{key} = 0\n"), "t").unwrap_err();
             assert!(err.to_string().contains(&format!("media.{key}")), "{err}");
         }
+        let err = Config::from_toml_over_defaults("[media]\nmax_room_share_percent = 101\n", "t")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("media.max_room_share_percent"),
+            "{err}"
+        );
     }
 }

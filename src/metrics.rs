@@ -52,6 +52,8 @@ pub enum RefusalReason {
     PerToken,
     /// The server holds `media.max_peers` peers.
     MaxPeers,
+    /// The room holds `media.max_room_share_percent` of `media.max_peers`.
+    RoomShare,
 }
 
 /// Label set `{reason=…}`.
@@ -303,7 +305,7 @@ impl Metrics {
         let sessions_refused = Family::<RefusalLabels, Counter>::default();
         r.register(
             "sessions_refused",
-            "WHIP/WHEP sessions refused by a cap (per principal, per token, max peers)",
+            "WHIP/WHEP sessions refused by a cap (per principal, per token, room share, max peers)",
             sessions_refused.clone(),
         );
         Metrics {

@@ -1,6 +1,7 @@
 //! WHIP/WHEP session caps and ownership against a real server on loopback (review findings 4
 //! and 17): one token cannot fill the server, a principal's tokens share one budget, a cap's
-//! refusal is a 429 problem with `Retry-After`, sessions that end by any path (DELETE, a kick,
+//! refusal is a 429 problem with `Retry-After`, one room holds at most its share of the
+//! server (503 `room-full`), sessions that end by any path (DELETE, a kick,
 //! the media side) free their place, only a session's owner may PATCH or DELETE it, and
 //! `signal::kick_where` ends a principal's sessions in every room.
 //!
@@ -226,6 +227,47 @@ async fn one_token_cannot_fill_the_server() {
         )
     };
     assert_eq!((refused("PerToken"), refused("PerPrincipal")), (1.0, 3.0));
+}
+
+/// One lesson cannot crowd out the others: a room holds at most its share of `max_peers`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_room_cannot_take_the_whole_server() {
+    let env = start(|c| {
+        shipped_caps(c);
+        c.media.max_peers = 10;
+        c.media.max_room_share_percent = 50;
+    })
+    .await;
+    let url = format!("{}/whep/big", env.base);
+    for i in 0..5 {
+        let t = token(
+            &env.server,
+            &format!("site-{i}"),
+            "big",
+            &[Grant::Subscribe],
+            0,
+        );
+        let r = post_offer(&env.http, &url, &t).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "site {i}");
+    }
+    let t = token(&env.server, "site-5", "big", &[Grant::Subscribe], 0);
+    let r = post_offer(&env.http, &url, &t).await;
+    let retry = r.headers().get("retry-after").cloned();
+    assert!(retry.is_some(), "Retry-After");
+    let v = assert_problem(r, StatusCode::SERVICE_UNAVAILABLE, "room-full").await;
+    assert_eq!(v["limit"], 5, "{v}");
+    // Another lesson still gets in.
+    let t = token(&env.server, "site-0", "small", &[Grant::Subscribe], 0);
+    let r = post_offer(&env.http, &format!("{}/whep/small", env.base), &t).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(env.server.peer_count(), 6);
+    assert_eq!(
+        metric(
+            &env,
+            "classrelay_sessions_refused_total{reason=\"RoomShare\"}"
+        ),
+        1.0
+    );
 }
 
 fn source() -> Source {

@@ -139,6 +139,7 @@ impl ClassrelayProc {
             // Every simulated viewer joins with the one token of `token()`.
             .env("CLASSRELAY_MEDIA__MAX_SESSIONS_PER_PRINCIPAL", "100000")
             .env("CLASSRELAY_MEDIA__MAX_SESSIONS_PER_TOKEN", "100000")
+            .env("CLASSRELAY_MEDIA__MAX_ROOM_SHARE_PERCENT", "100")
             .env("CLASSRELAY_AUTH__SECRET", &secret)
             .env("CLASSRELAY_DATA__DIR", &data)
             .env("CLASSRELAY_LOG", "warn")

@@ -8,8 +8,10 @@
 //! Every session belongs to a principal (the lesson participant of its token, or the token's
 //! `sub` in its room) and was opened with one token; both are capped
 //! (`media.max_sessions_per_principal`, `media.max_sessions_per_token`: 429 past them), and
-//! only the principal that owns a session may PATCH or DELETE it. [`kick_where`] ends a
-//! principal's sessions everywhere, for revocation.
+//! only the principal that owns a session may PATCH or DELETE it. One room holds at most
+//! `media.max_room_share_percent` of `media.max_peers` (503 past it), so one lesson cannot
+//! crowd out the others. [`kick_where`] ends a principal's sessions everywhere, for
+//! revocation.
 
 pub mod sdpfrag;
 
@@ -108,6 +110,12 @@ async fn quota(state: &AppState, claims: &Claims, token: &str) -> Result<Quota, 
         per_principal: media.max_sessions_per_principal.saturating_add(extra),
         per_token: media.max_sessions_per_token.saturating_add(extra),
     })
+}
+
+/// Most sessions one room may hold: its share of `max_peers` (at least 1).
+fn room_share(media: &crate::config::MediaConfig) -> usize {
+    let share = usize::from(media.max_room_share_percent.min(100));
+    (media.max_peers.saturating_mul(share) / 100).max(1)
 }
 
 /// Refuses unless `claims` speak for the principal that owns `session`.
@@ -511,13 +519,19 @@ async fn admit(
         .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(|s| s.to_string()));
     // Reserve the session: counted against the caps (and found by `kick_where`) from here on.
     // The count and the insert are under one lock, so concurrent offers cannot overshoot.
+    let room_share = room_share(&state.config.media);
     let over = {
         let mut sessions = state.sessions.lock().expect("sessions lock");
-        let (mut mine, mut this_token) = (0, 0);
-        for s in sessions.values().filter(|s| s.owner == quota.owner) {
-            mine += 1;
-            if s.token == quota.token {
-                this_token += 1;
+        let (mut mine, mut this_token, mut in_room) = (0, 0, 0);
+        for s in sessions.values() {
+            if s.room == room {
+                in_room += 1;
+            }
+            if s.owner == quota.owner {
+                mine += 1;
+                if s.token == quota.token {
+                    this_token += 1;
+                }
             }
         }
         // The principal first: when both are full, another token would not help.
@@ -525,6 +539,8 @@ async fn admit(
             Some((RefusalReason::PerPrincipal, mine))
         } else if this_token >= quota.per_token {
             Some((RefusalReason::PerToken, this_token))
+        } else if in_room >= room_share {
+            Some((RefusalReason::RoomShare, in_room))
         } else {
             sessions.insert(
                 id.clone(),
@@ -549,6 +565,19 @@ async fn admit(
         count.fetch_sub(1, Ordering::AcqRel);
         state.sfu.unplace(place);
         refused(state, reason);
+        if reason == RefusalReason::RoomShare {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "room-full",
+                format!(
+                    "room `{room}` holds {held} sessions, its share of this server \
+                     (media.max_room_share_percent = {}% of {max} peers)",
+                    state.config.media.max_room_share_percent
+                ),
+            )
+            .with("limit", serde_json::json!(room_share))
+            .with_retry_after(5));
+        }
         let (what, key, limit) = match reason {
             RefusalReason::PerToken => (
                 "this token".to_string(),

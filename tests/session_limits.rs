@@ -438,6 +438,32 @@ async fn a_peer_gone_on_the_media_side_frees_its_place() {
     assert_eq!(r.status(), StatusCode::CREATED);
 }
 
+/// A session ended while it is being set up (a revocation racing the offer) leaves no peer
+/// behind: its offer is refused once the setup ends, and its peer removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_kicked_during_setup_leaves_no_peer() {
+    let env = start(shipped_caps).await;
+    let t = token(&env.server, "revoked", "race", &[Grant::Subscribe], 0);
+    let post = tokio::spawn({
+        let (http, url) = (env.http.clone(), format!("{}/whep/race", env.base));
+        async move { post_offer(&http, &url, &t).await }
+    });
+    // The session is in the map from before its peer is built: catch it there.
+    let mut ended = 0;
+    while ended == 0 && !post.is_finished() {
+        ended = classrelay::signal::kick_where(env.server.state(), |s| {
+            s.owner == "revoked@race" && !s.admitted
+        })
+        .await;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(ended, 1, "the session was kicked while being set up");
+    let r = post.await.unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "session-ended").await;
+    assert_eq!(env.server.peer_count(), 0, "no peer left behind");
+    assert!(env.server.state().sessions.lock().unwrap().is_empty());
+}
+
 fn at(h: &str) -> i64 {
     use classrelay::school::time::*;
     local_to_millis(

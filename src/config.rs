@@ -123,6 +123,32 @@ pub struct MediaConfig {
     /// the fan-out instead of waiting for its end. At least 1.
     #[serde(default = "default_fanout_chunk")]
     pub fanout_chunk: usize,
+    /// Most WHIP/WHEP sessions (live or being set up) one principal holds over all rooms:
+    /// a lesson participant ("c:12", "t:3", "u:7"), or a token's `sub` in its room. A
+    /// lesson's hub teacher may hold one more per site of the lesson (a view of each class).
+    /// Past it: 429 `too-many-sessions`.
+    #[serde(default = "default_max_sessions_per_principal")]
+    pub max_sessions_per_principal: usize,
+    /// Most WHIP/WHEP sessions one token holds (plus the hub teacher's one per site), so a
+    /// leaked token cannot take all of its principal's sessions. Past it: 429.
+    #[serde(default = "default_max_sessions_per_token")]
+    pub max_sessions_per_token: usize,
+    /// Most of `max_peers` one room (a lesson) may hold, in percent, so that one lesson
+    /// cannot crowd every other out. Past it: 503 `room-full`. 100: no share.
+    #[serde(default = "default_max_room_share_percent")]
+    pub max_room_share_percent: u8,
+}
+
+fn default_max_room_share_percent() -> u8 {
+    50
+}
+
+fn default_max_sessions_per_principal() -> usize {
+    16
+}
+
+fn default_max_sessions_per_token() -> usize {
+    8
 }
 
 fn default_fanout_chunk() -> usize {
@@ -324,6 +350,10 @@ impl Config {
         c.auth.secret = "test-secret-test-secret-test-secret".into();
         // Link-quality events within a second or two of the media stats (no test sleeps 5 s).
         c.school.quality_interval_sec = 1;
+        // Tests stand many simulated peers on one minted token; tests of the session caps
+        // (tests/session_limits.rs) set them back.
+        c.media.max_sessions_per_principal = c.media.max_peers;
+        c.media.max_sessions_per_token = c.media.max_peers;
         c
     }
 
@@ -374,6 +404,29 @@ impl Config {
                      empty to have one generated in data.dir/secret)",
                     crate::auth::MIN_SECRET_BYTES
                 ),
+            });
+        }
+        for (key, v) in [
+            (
+                "media.max_sessions_per_principal",
+                self.media.max_sessions_per_principal,
+            ),
+            (
+                "media.max_sessions_per_token",
+                self.media.max_sessions_per_token,
+            ),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Value {
+                    key: key.into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        if !(1..=100).contains(&self.media.max_room_share_percent) {
+            return Err(ConfigError::Value {
+                key: "media.max_room_share_percent".into(),
+                message: "must be 1 to 100".into(),
             });
         }
         parse_duration(&self.auth.default_ttl).map_err(|message| ConfigError::Value {
@@ -612,5 +665,33 @@ mod tests {
                 Config::from_toml_over_defaults(&format!("[auth]\n{text}\n"), "t").unwrap_err();
             assert!(err.to_string().contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn session_caps_default_and_refuse_zero() {
+        let c = Config::default();
+        assert_eq!(
+            (
+                c.media.max_sessions_per_principal,
+                c.media.max_sessions_per_token
+            ),
+            (16, 8)
+        );
+        assert_eq!(c.media.max_room_share_percent, 50);
+        for key in [
+            "max_sessions_per_principal",
+            "max_sessions_per_token",
+            "max_room_share_percent",
+        ] {
+            let err =
+                Config::from_toml_over_defaults(&format!("[media]\n{key} = 0\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(&format!("media.{key}")), "{err}");
+        }
+        let err = Config::from_toml_over_defaults("[media]\nmax_room_share_percent = 101\n", "t")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("media.max_room_share_percent"),
+            "{err}"
+        );
     }
 }

@@ -59,6 +59,26 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// Why a WHIP/WHEP session was refused before it was set up.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum RefusalReason {
+    /// Its principal holds `media.max_sessions_per_principal` sessions.
+    PerPrincipal,
+    /// Its token holds `media.max_sessions_per_token` sessions.
+    PerToken,
+    /// The server holds `media.max_peers` peers.
+    MaxPeers,
+    /// The room holds `media.max_room_share_percent` of `media.max_peers`.
+    RoomShare,
+}
+
+/// Label set `{reason=…}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// The reason.
+    pub reason: RefusalReason,
+}
+
 /// All metrics of the process.
 #[derive(Clone)]
 pub struct Metrics {
@@ -143,6 +163,8 @@ pub struct Metrics {
     pub logins_shed: Counter,
     /// Password hashes being computed in the process (the pool is process-wide).
     pub password_hashes_in_flight: Gauge,
+    /// WHIP/WHEP sessions refused by a cap, by reason.
+    pub sessions_refused: Family<RefusalLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -327,6 +349,12 @@ impl Metrics {
             "Password hashes (argon2) being computed in the process",
             password_hashes_in_flight.clone(),
         );
+        let sessions_refused = Family::<RefusalLabels, Counter>::default();
+        r.register(
+            "sessions_refused",
+            "WHIP/WHEP sessions refused by a cap (per principal, per token, room share, max peers)",
+            sessions_refused.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             peers,
@@ -367,6 +395,7 @@ impl Metrics {
             logins_refused,
             logins_shed,
             password_hashes_in_flight,
+            sessions_refused,
         }
     }
 

@@ -193,7 +193,11 @@ async fn event_streams_are_exempt_from_the_request_timeout() {
     })
     .await;
     assert_eq!(got, Ok(true), "stream so far: {seen}");
-    app.server.shutdown().await;
+    // Shutdown does not wait for the open stream for ever (it gets a few seconds' grace).
+    tokio::time::timeout(Duration::from_secs(15), app.server.shutdown())
+        .await
+        .expect("shutdown with an event stream open");
+    drop(resp);
 }
 
 /// Past `http.max_connections` a new connection gets 503 `too-many-connections` with
@@ -256,6 +260,7 @@ async fn tls_from_certificate_files() {
     let mut cfg = Config::for_tests(&dir.path().join("data"));
     cfg.http.tls_cert = Some(cert_path);
     cfg.http.tls_key = Some(key_path);
+    cfg.http.header_read_timeout_ms = 1000;
     let server = Server::start(cfg).await.unwrap();
     let addr = server.http_addr();
     assert!(server.base_url().starts_with("https://"));
@@ -297,6 +302,13 @@ async fn tls_from_certificate_files() {
         .send()
         .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    // A connection that never starts its TLS handshake is closed after the header timeout.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let t0 = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), read_to_close(&mut idle))
+        .await
+        .expect("idle TLS connection closed");
+    assert!(t0.elapsed() < Duration::from_secs(3));
     // A client that does not trust the certificate cannot connect.
     let untrusting = Client::builder()
         .use_rustls_tls()
@@ -736,6 +748,16 @@ async fn login_redirect_stays_on_this_origin() -> anyhow::Result<()> {
     let (user, password) = app.server.first_admin().cloned().unwrap();
     let origin = app.base.clone();
     let page = browser.new_page().await?;
+    // The pages with inline scripts run them under the CSP (allowed by hash).
+    for p in ["publish", "watch"] {
+        page.goto(&format!("{origin}/{p}?room=csp-{p}")).await?;
+        page.wait_until(
+            &format!("document.getElementById('room').textContent === 'csp-{p}'"),
+            Duration::from_secs(20),
+            "document.body.innerHTML",
+        )
+        .await?;
+    }
     for (next, want_path) in [
         ("/%5Cevil.example/x", "/today"),
         ("/%09/evil.example/x", "/today"),
@@ -767,6 +789,14 @@ async fn login_redirect_stays_on_this_origin() -> anyhow::Result<()> {
             .await?;
         let at = at.as_str().unwrap_or_default();
         assert!(at.starts_with(&origin), "next={next} went to {at}");
+        if want_path == "/today" {
+            page.wait_until(
+                "document.getElementById('date').textContent.length > 0",
+                Duration::from_secs(20),
+                "document.body.innerHTML",
+            )
+            .await?;
+        }
         // Log out for the next round (same origin, so the origin check lets it through).
         page.eval(
             "return fetch('/api/logout', {method: 'POST', credentials: 'same-origin'})

@@ -58,7 +58,7 @@ const REJECTING: usize = 64;
 const REJECT_DEADLINE: Duration = Duration::from_secs(2);
 
 /// After shutdown is asked for, open connections (lesson event streams, say) get this long
-/// to finish before they are dropped.
+/// to finish before they are closed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the TLS certificate or key could not be used.
@@ -114,6 +114,8 @@ pub async fn serve(
     let limit = Arc::new(Semaphore::new(settings.max_connections));
     let rejecting = Arc::new(Semaphore::new(REJECTING));
     let graceful = GracefulShutdown::new();
+    // Flipped when the grace after shutdown has run out: every connection still open closes.
+    let (abort_tx, abort_rx) = tokio::sync::watch::channel(false);
     // HTTP/1.1 only: hyper's header-read timer then runs from a connection's first moment
     // (an HTTP/2-sniffing server waits for a first byte without any deadline), and browsers
     // reach these pages over HTTP/1.1 anyway.
@@ -154,22 +156,30 @@ pub async fn serve(
         let tls = settings.tls.clone();
         let hrt = settings.header_read_timeout;
         let watcher = graceful.watcher();
+        let mut abort = abort_rx.clone();
         tokio::spawn(async move {
-            match tls {
-                None => {
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service(router, remote, false));
-                    let _ = watcher.watch(conn).await;
+            let serve_one = async move {
+                match tls {
+                    None => {
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), service(router, remote, false));
+                        let _ = watcher.watch(conn).await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(Ok(stream)) =
+                            tokio::time::timeout(hrt, acceptor.accept(stream)).await
+                        else {
+                            return; // handshake failed or too slow
+                        };
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), service(router, remote, true));
+                        let _ = watcher.watch(conn).await;
+                    }
                 }
-                Some(acceptor) => {
-                    let Ok(Ok(stream)) = tokio::time::timeout(hrt, acceptor.accept(stream)).await
-                    else {
-                        return; // handshake failed or too slow
-                    };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service(router, remote, true));
-                    let _ = watcher.watch(conn).await;
-                }
+            };
+            tokio::select! {
+                _ = serve_one => {}
+                _ = abort.wait_for(|a| *a) => {}
             }
             drop(permit);
         });
@@ -178,7 +188,8 @@ pub async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::info!("HTTP connections still open after {SHUTDOWN_GRACE:?}: dropped");
+            tracing::info!("HTTP connections still open after {SHUTDOWN_GRACE:?}: closed");
+            let _ = abort_tx.send(true);
         }
     }
 }

@@ -560,4 +560,22 @@ mod tests {
         let err = Config::from_toml_over_defaults("[media]\nfanout_chunk = 0\n", "t").unwrap_err();
         assert!(err.to_string().contains("media.fanout_chunk"), "{err}");
     }
+
+    #[test]
+    fn bad_http_values_are_named() {
+        for (toml, key) in [
+            ("max_connections = 0", "http.max_connections"),
+            ("header_read_timeout_ms = 0", "http.header_read_timeout_ms"),
+            ("request_timeout_ms = 0", "http.request_timeout_ms"),
+            ("tls_cert = \"/x.pem\"", "http.tls_cert"),
+            ("trusted_proxies = [\"proxy\"]", "http.trusted_proxies"),
+            ("public_url = \"relay.example\"", "http.public_url"),
+        ] {
+            let err =
+                Config::from_toml_over_defaults(&format!("[http]\n{toml}\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+        }
+        let ok = "[http]\ntrusted_proxies = [\"127.0.0.1/32\", \"::1\"]\nmetrics_token = \"m\"\n";
+        assert!(Config::from_toml_over_defaults(ok, "t").is_ok());
+    }
 }

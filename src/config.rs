@@ -73,9 +73,47 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Origins allowed by CORS; `["*"]` allows any.
     pub cors_origins: Vec<String>,
-    /// Public base URL used in printed links (defaults to `http://{listen}`).
+    /// Public base URL used in printed links (defaults to `http://{listen}`). Also an origin
+    /// that cookie-authenticated API calls may come from; an `https://` URL makes the session
+    /// cookie `Secure`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// A connection must send a request's whole header within this many milliseconds (and an
+    /// idle keep-alive connection is closed after it), or it is closed.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// A request (its body included) must be answered within this many milliseconds, or it
+    /// gets 408 `request-timeout`. Lesson event streams are exempt.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Most open HTTP connections; further connections get 503 `too-many-connections`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// PEM certificate chain: with `tls_key`, the server speaks HTTPS only.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Reverse proxies (IPs or CIDR nets, e.g. "127.0.0.1/32") whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed. Empty: none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Bearer token `/metrics` requires; empty: `/metrics` is open.
+    #[serde(default)]
+    pub metrics_token: String,
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_max_connections() -> usize {
+    4096
 }
 
 /// Media plane settings.
@@ -377,6 +415,7 @@ impl Config {
                 message: "must be at least 1024".into(),
             });
         }
+        self.validate_http()?;
         if crate::school::time::parse_offset(&self.school.utc_offset).is_none() {
             return Err(ConfigError::Value {
                 key: "school.utc_offset".into(),
@@ -477,6 +516,42 @@ impl Config {
                 "login_username_backoff_max",
                 "must not be shorter than auth.login_username_backoff".into(),
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Value {
+                key: format!("http.{key}"),
+                message: message.into(),
+            })
+        };
+        if h.header_read_timeout_ms == 0 {
+            return bad("header_read_timeout_ms", "must be at least 1");
+        }
+        if h.request_timeout_ms == 0 {
+            return bad("request_timeout_ms", "must be at least 1");
+        }
+        if h.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if h.tls_cert.is_some() != h.tls_key.is_some() {
+            return bad("tls_cert", "tls_cert and tls_key go together");
+        }
+        for p in &h.trusted_proxies {
+            if crate::http::proxy::parse_net(p).is_none() {
+                return bad(
+                    "trusted_proxies",
+                    &format!("`{p}` is not an IP address or CIDR net"),
+                );
+            }
+        }
+        if let Some(u) = &h.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return bad("public_url", "must start with http:// or https://");
+            }
         }
         Ok(())
     }
@@ -693,5 +768,23 @@ mod tests {
             err.to_string().contains("media.max_room_share_percent"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn bad_http_values_are_named() {
+        for (toml, key) in [
+            ("max_connections = 0", "http.max_connections"),
+            ("header_read_timeout_ms = 0", "http.header_read_timeout_ms"),
+            ("request_timeout_ms = 0", "http.request_timeout_ms"),
+            ("tls_cert = \"/x.pem\"", "http.tls_cert"),
+            ("trusted_proxies = [\"proxy\"]", "http.trusted_proxies"),
+            ("public_url = \"relay.example\"", "http.public_url"),
+        ] {
+            let err =
+                Config::from_toml_over_defaults(&format!("[http]\n{toml}\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+        }
+        let ok = "[http]\ntrusted_proxies = [\"127.0.0.1/32\", \"::1\"]\nmetrics_token = \"m\"\n";
+        assert!(Config::from_toml_over_defaults(ok, "t").is_ok());
     }
 }

@@ -36,6 +36,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] store::StoreError),
+    /// The TLS certificate or key (`http.tls_cert`, `http.tls_key`) could not be used.
+    #[error(transparent)]
+    Tls(#[from] http::serve::TlsError),
     /// A socket or the data directory failed.
     #[error("{what}: {source}")]
     Io {
@@ -108,6 +111,15 @@ impl Server {
             "binding media UDP on {}:{}",
             config.media.bind_ip, config.media.udp_port
         )))?;
+        let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(http::serve::load_tls(cert, key)?),
+            _ => None,
+        };
+        let serve_settings = http::serve::ServeSettings {
+            header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+            max_connections: config.http.max_connections,
+            tls,
+        };
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .map_err(io_err(format!("binding HTTP on {}", config.http.listen)))?;
@@ -136,19 +148,14 @@ impl Server {
         });
         let router = http::app(state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let r = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+        let task = tokio::spawn(http::serve::serve(
+            listener,
+            router,
+            serve_settings,
+            async move {
                 let _ = rx.await;
-            })
-            .await;
-            if let Err(e) = r {
-                tracing::error!("HTTP server failed: {e}");
-            }
-        });
+            },
+        ));
         Ok(Server {
             http_addr,
             state,
@@ -164,14 +171,19 @@ impl Server {
         self.http_addr
     }
 
-    /// `http://addr` (or the configured public URL).
+    /// `http://addr` (`https://` with TLS on), or the configured public URL.
     pub fn base_url(&self) -> String {
+        let scheme = if self.state.config.http.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         self.state
             .config
             .http
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.http_addr))
+            .unwrap_or_else(|| format!("{scheme}://{}", self.http_addr))
     }
 
     /// The bound UDP address of each media worker.

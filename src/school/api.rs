@@ -680,7 +680,32 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
         .map(|m| m.as_str().to_string())
         .unwrap_or_default();
     let method = req.method().as_str().to_string();
-    let Some(rule) = ROUTES.iter().find(|r| r.path == path && r.method == method) else {
+    // HEAD is GET without a body (axum answers it with the GET handler): same rule.
+    let rule_method = if method == "HEAD" { "GET" } else { &method };
+    let Some(rule) = ROUTES
+        .iter()
+        .find(|r| r.path == path && r.method == rule_method)
+    else {
+        let allow: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.path == path)
+            .flat_map(|r| match r.method {
+                "GET" => vec!["GET", "HEAD"],
+                m => vec![m],
+            })
+            .collect();
+        if !allow.is_empty() {
+            let mut r = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                format!("{path} does not take {method}"),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return r;
+        }
         // A route without a rule is a bug; refuse rather than serve it unguarded.
         return ApiError::internal(format!("no access rule for {method} {path}")).into_response();
     };
@@ -2292,6 +2317,7 @@ async fn csv_route(
     method: Method,
     matched: MatchedPath,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult {
     // The spreadsheets cover the whole district's pairings and timetable: only an
@@ -2302,6 +2328,9 @@ async fn csv_route(
         "the district's pairings and timetable",
         [],
     )?;
+    if method == Method::POST {
+        crate::http::edge::require_csv(&headers)?;
+    }
     super::csvio::handle(&st, method, matched.as_str(), &q, body).await
 }
 

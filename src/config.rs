@@ -123,6 +123,30 @@ pub struct MediaConfig {
     /// the fan-out instead of waiting for its end. At least 1.
     #[serde(default = "default_fanout_chunk")]
     pub fanout_chunk: usize,
+    /// Milliseconds a peer may take from its offer to connected (ICE and DTLS done) before it
+    /// is dropped and its place freed. 1000 to 120000.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Most media one publisher may send in, kbit/s of RTP payload (bursts up to one
+    /// second's worth pass); the excess is dropped before forwarding. At least 100.
+    #[serde(default = "default_max_publish_kbps")]
+    pub max_publish_kbps: u64,
+    /// Most RTP packets per second one publisher may send in (same burst and drops). At
+    /// least 50.
+    #[serde(default = "default_max_publish_pps")]
+    pub max_publish_pps: u64,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    crate::sfu::worker::CONNECT_TIMEOUT.as_millis() as u64
+}
+
+fn default_max_publish_kbps() -> u64 {
+    10_000
+}
+
+fn default_max_publish_pps() -> u64 {
+    2_500
 }
 
 fn default_fanout_chunk() -> usize {
@@ -287,6 +311,24 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "media.fanout_chunk".into(),
                 message: "must be at least 1".into(),
+            });
+        }
+        if !(1000..=120_000).contains(&self.media.connect_timeout_ms) {
+            return Err(ConfigError::Value {
+                key: "media.connect_timeout_ms".into(),
+                message: "must be between 1000 and 120000".into(),
+            });
+        }
+        if self.media.max_publish_kbps < 100 {
+            return Err(ConfigError::Value {
+                key: "media.max_publish_kbps".into(),
+                message: "must be at least 100".into(),
+            });
+        }
+        if self.media.max_publish_pps < 50 {
+            return Err(ConfigError::Value {
+                key: "media.max_publish_pps".into(),
+                message: "must be at least 50".into(),
             });
         }
         if self.http.max_body_bytes < 1024 {

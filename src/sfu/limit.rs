@@ -1,8 +1,9 @@
 //! A cap on what one publisher sends in: media bytes and packets per second (a token bucket
 //! each), so one token cannot multiply an unbounded upload by the number of viewers.
 //!
-//! Sans-IO: time is passed in. On the packet path a packet costs one branch and two
-//! subtractions while the buckets hold enough; they are topped up when they run short and
+//! Sans-IO: time is passed in. On the packet path a packet costs a multiplication, one
+//! branch and two subtractions while the buckets hold enough; they are topped up when they
+//! run short and
 //! by the worker's housekeeping (every 250 ms), so a bucket is never more than one tick
 //! (or one refill) behind a continuously refilled one. It never touches a socket or a clock.
 
@@ -34,7 +35,11 @@ const BURST: Duration = Duration::from_secs(1);
 /// The longest gap credited at once (a refill after a long silence fills the bucket anyway).
 const MAX_CREDIT_US: u64 = 10_000_000;
 
-/// One publisher's two buckets.
+/// Tokens are kept in millionths, so a refill credits `rate × µs` exactly (no rounding
+/// loss however often it runs).
+const SCALE: i64 = 1_000_000;
+
+/// One publisher's two buckets (in millionths of a byte and of a packet).
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
     cap: PublishCap,
@@ -55,23 +60,26 @@ impl TokenBucket {
     }
 
     fn burst(rate: u64) -> i64 {
-        i64::try_from(rate.saturating_mul(BURST.as_secs())).unwrap_or(i64::MAX)
+        i64::try_from(rate.saturating_mul(BURST.as_secs()))
+            .unwrap_or(i64::MAX)
+            .saturating_mul(SCALE)
     }
 
     /// Whether a packet of `len` payload bytes arriving at `now` may pass; takes its
     /// tokens if so. A refused packet takes nothing.
     #[inline]
     pub fn admit(&mut self, len: usize, now: Instant) -> bool {
-        let len = len as i64;
-        if self.bytes >= len && self.packets >= 1 {
+        // A datagram is at most 64 KiB: no overflow.
+        let len = len as i64 * SCALE;
+        if self.bytes >= len && self.packets >= SCALE {
             self.bytes -= len;
-            self.packets -= 1;
+            self.packets -= SCALE;
             return true;
         }
         self.refill(now);
-        if self.bytes >= len && self.packets >= 1 {
+        if self.bytes >= len && self.packets >= SCALE {
             self.bytes -= len;
-            self.packets -= 1;
+            self.packets -= SCALE;
             return true;
         }
         false
@@ -85,9 +93,8 @@ impl TokenBucket {
             return;
         }
         let add = |tokens: i64, rate: u64| {
-            // rate ≤ u64::MAX / 10^7 in any sane config; saturating keeps absurd ones safe.
-            let credit = rate.saturating_mul(us) / 1_000_000;
-            let credit = i64::try_from(credit).unwrap_or(i64::MAX);
+            // rate × µs is the credit in millionths; saturating keeps absurd configs safe.
+            let credit = i64::try_from(rate.saturating_mul(us)).unwrap_or(i64::MAX);
             tokens.saturating_add(credit).min(Self::burst(rate))
         };
         self.bytes = add(self.bytes, self.cap.bytes_per_sec);

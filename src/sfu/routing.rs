@@ -263,7 +263,7 @@ mod tests {
         /// not), possibly cut short or with a byte changed.
         fn datagram() -> impl Strategy<Value = Vec<u8>> {
             prop_oneof![
-                prop::collection::vec(any::<u8>(), 0..120),
+                prop::collection::vec(any::<u8>(), 0..80),
                 (0usize..5, any::<u16>(), any::<usize>(), any::<u8>()).prop_map(|(u, n, at, b)| {
                     let name = UFRAGS.get(u).copied().unwrap_or("zzzz");
                     let mut m = binding(&format!("{name}:{n}"));
@@ -302,7 +302,7 @@ mod tests {
             /// whose ufrag it names; the tables stay within their bounds.
             #[test]
             fn routing_never_panics_and_tables_stay_bounded(
-                ops in prop::collection::vec(op(), 1..16),
+                ops in prop::collection::vec(op(), 1..8),
             ) {
                 let mut r = Router::default();
                 for (i, u) in UFRAGS.iter().enumerate() {

@@ -444,7 +444,6 @@ pub enum Command {
     Shutdown,
     /// Tests only (debug builds): make the worker panic, to see it restart.
     #[cfg(debug_assertions)]
-    #[doc(hidden)]
     Panic,
 }
 

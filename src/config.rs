@@ -526,5 +526,24 @@ mod tests {
         assert!(err.to_string().contains("ice_servers[0].urls"), "{err}");
         let err = Config::from_toml_over_defaults("[media]\nfanout_chunk = 0\n", "t").unwrap_err();
         assert!(err.to_string().contains("media.fanout_chunk"), "{err}");
+        for (text, key) in [
+            ("connect_timeout_ms = 999", "media.connect_timeout_ms"),
+            ("connect_timeout_ms = 120001", "media.connect_timeout_ms"),
+            ("max_publish_kbps = 99", "media.max_publish_kbps"),
+            ("max_publish_pps = 49", "media.max_publish_pps"),
+        ] {
+            let err =
+                Config::from_toml_over_defaults(&format!("[media]\n{text}\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let c = Config::default();
+        assert_eq!(
+            (
+                c.media.connect_timeout_ms,
+                c.media.max_publish_kbps,
+                c.media.max_publish_pps
+            ),
+            (10_000, 10_000, 2_500)
+        );
     }
 }

@@ -575,6 +575,10 @@ impl Worker {
     /// only come from a client spoofing that peer's address with its own credentials.
     fn commit_verified(&mut self) {
         for (pid, addr) in std::mem::take(&mut self.io.verified) {
+            if !self.peers.contains_key(&pid) {
+                // Gone since (an answer drained on a timer, committed at the next datagram).
+                continue;
+            }
             if let Some(owner) = self.router.owner(addr).filter(|o| *o != pid) {
                 let live = self.peers.get(&owner).is_some_and(|o| {
                     o.connected && o.disconnected_since.is_none() && o.remote == Some(addr)

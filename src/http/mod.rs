@@ -218,6 +218,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.sfu.is_empty() {
         return ApiError::unavailable("no media workers", 5).into_response();
     }
+    if state.sfu.workers_down() > 0 {
+        return ApiError::unavailable("a media worker is restarting", 1).into_response();
+    }
     (StatusCode::OK, "ready").into_response()
 }
 

@@ -1048,4 +1048,120 @@ mod tests {
         egress.patch_sender_reports(&mut bad, &mut [&mut s], now);
         assert_eq!(bad, before);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use str0m::crypto::dtls::SrtpProfile;
+
+        fn egress() -> Egress {
+            Egress::new(&Keys {
+                profile: SrtpProfile::AEAD_AES_128_GCM,
+                material: material(),
+                local_is_client: false,
+            })
+            .unwrap()
+        }
+
+        /// A compound RTCP-like plaintext: `parts` of (packet type, length word, body).
+        fn plaintext() -> impl Strategy<Value = Vec<u8>> {
+            prop::collection::vec(
+                (
+                    prop_oneof![Just(200u8), Just(201), Just(202), any::<u8>()],
+                    0u16..12,
+                    prop::collection::vec(any::<u8>(), 0..48),
+                ),
+                1..4,
+            )
+            .prop_map(|parts| {
+                let mut b = Vec::new();
+                for (pt, words, body) in parts {
+                    b.extend_from_slice(&[0x80, pt]);
+                    b.extend_from_slice(&words.to_be_bytes());
+                    b.extend_from_slice(&body);
+                }
+                // The SRTCP header needs the sender's SSRC.
+                b.resize(b.len().max(8), 0);
+                b
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(100_000))]
+
+            /// Whatever str0m's outgoing RTCP holds, patching it never panics, and a packet
+            /// it cannot read leaves as it came.
+            #[test]
+            fn patching_arbitrary_bytes_never_panics(
+                data in prop::collection::vec(any::<u8>(), 0..200),
+                ssrc in any::<u32>(),
+            ) {
+                let e = egress();
+                let now = Instant::now();
+                let mut s = Stream::new(ssrc, Mid::from("v"), &exts(), 90_000);
+                s.last = Some((7, now));
+                let mut d = data.clone();
+                e.patch_sender_reports(&mut d, &mut [&mut s], now);
+                prop_assert_eq!(d, data);
+            }
+
+            /// Arbitrary (often malformed) compound RTCP protected with the right keys:
+            /// reports are walked without panics and the packet still opens, as long.
+            #[test]
+            fn patching_arbitrary_rtcp_never_panics(
+                plain in plaintext(),
+                index in 0u32..0x7fff_ffff,
+                ssrc_from_packet in any::<bool>(),
+            ) {
+                let e = egress();
+                let now = Instant::now();
+                let ssrc = if ssrc_from_packet {
+                    u32::from_be_bytes(plain[4..8].try_into().unwrap())
+                } else {
+                    1
+                };
+                let mut s = Stream::new(ssrc, Mid::from("v"), &exts(), 90_000);
+                s.last = Some((7, now));
+                let mut d = plain.clone();
+                let len = d.len();
+                d.resize(len + 64, 0);
+                let n = e.srtp.protect_rtcp(&mut d, len, index);
+                d.truncate(n);
+                e.patch_sender_reports(&mut d, &mut [&mut s], now);
+                prop_assert_eq!(d.len(), n);
+                let (l, i) = e.srtp.unprotect_rtcp(&mut d, n).unwrap();
+                prop_assert_eq!((l, i), (len, index));
+            }
+
+            /// NACKs name any sequence number: a resend never panics, and only packets
+            /// that went out come back.
+            #[test]
+            fn resending_any_sequence_number_never_panics(
+                sent in 0u64..600,
+                first in any::<u16>(),
+                asked in prop::collection::vec(any::<u16>(), 1..40),
+            ) {
+                let now = Instant::now();
+                let mut s = Stream::new(0xabcd, Mid::from("v"), &exts(), 90_000);
+                s.reserve_history(0);
+                let mut recent = Recent::default();
+                let payload: Arc<[u8]> = vec![7u8; 100].into();
+                let mut seqs = Vec::new();
+                for i in 0..sent {
+                    let seq = u64::from(first) + i;
+                    let mut p = packet(&payload);
+                    p.seq = seq;
+                    let kept = recent.keep(&p, &payload, now);
+                    s.sent(&p, Some(kept), now);
+                    seqs.push(seq as u16);
+                }
+                for seq in asked {
+                    if let Some(p) = s.resend(seq, now, &recent) {
+                        prop_assert!(seqs.contains(&(p.seq as u16)));
+                        prop_assert_eq!(p.seq as u16, seq);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -334,4 +334,26 @@ mod tests {
         assert!(!starts_keyframe(Codec::H264, &[0x7c, 0x81, 0x88]));
         assert!(!starts_keyframe(Codec::Opus, &[0xff; 10]));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(100_000))]
+
+            /// Keyframe detection reads publishers' payloads as they come: any bytes, any
+            /// codec, no panic.
+            #[test]
+            fn keyframe_detection_never_panics(
+                codec in prop_oneof![
+                    Just(Codec::Vp8), Just(Codec::Vp9), Just(Codec::H264), Just(Codec::Av1),
+                    Just(Codec::Opus),
+                ],
+                payload in prop::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let _ = starts_keyframe(codec, &payload);
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod dtls_tap;
 pub mod egress;
 pub mod forward;
 pub mod keyframe;
+pub mod limit;
 pub mod peer;
 pub mod pipe;
 pub mod recvq;
@@ -19,7 +20,7 @@ pub mod srtp;
 pub mod worker;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -441,6 +442,9 @@ pub enum Command {
     },
     /// Stop the worker thread.
     Shutdown,
+    /// Tests only (debug builds): make the worker panic, to see it restart.
+    #[cfg(debug_assertions)]
+    Panic,
 }
 
 /// Handle to one worker thread.
@@ -503,6 +507,10 @@ pub struct SfuSettings {
     pub pipe_backlog: usize,
     /// Viewers served between looks for a frame's rest (`media.fanout_chunk`).
     pub fanout_chunk: usize,
+    /// A peer not connected this long after its offer is dropped (`media.connect_timeout_ms`).
+    pub connect_timeout: Duration,
+    /// Each publisher's incoming cap (`media.max_publish_kbps`, `media.max_publish_pps`).
+    pub publish_cap: limit::PublishCap,
 }
 
 /// Where a new peer goes (see [`Sfu::place`]).
@@ -526,6 +534,8 @@ pub struct Sfu {
     workers: Vec<WorkerHandle>,
     /// Peers placed on each worker (see [`Sfu::place`]).
     loads: Vec<Arc<AtomicUsize>>,
+    /// Per worker: down (restarting after a panic, or gone).
+    down: Vec<Arc<AtomicBool>>,
     spread_after: usize,
     /// Live peers across workers (checked against `media.max_peers`).
     pub peer_count: Arc<AtomicUsize>,
@@ -559,6 +569,7 @@ impl Sfu {
         let mut built = Vec::with_capacity(n);
         let mut links = Vec::with_capacity(n);
         let mut loads = Vec::with_capacity(n);
+        let mut down = Vec::with_capacity(n);
         for i in 0..n {
             let p = if port == 0 { 0 } else { port + i as u16 };
             let socket = std::net::UdpSocket::bind(SocketAddr::new(bind, p))?;
@@ -567,7 +578,11 @@ impl Sfu {
             let (tx, rx) = crossbeam_channel::unbounded();
             let (pipe_tx, pipe_rx) = crossbeam_channel::unbounded();
             let load = Arc::new(AtomicUsize::new(0));
+            let is_down = Arc::new(AtomicBool::new(false));
             let shared = worker::Shared {
+                connect_timeout: settings.connect_timeout,
+                publish_cap: settings.publish_cap,
+                down: is_down.clone(),
                 keyframe_interval: settings.keyframe_interval,
                 disconnect_grace: settings.disconnect_grace,
                 direct_srtp: settings.direct_srtp,
@@ -586,6 +601,7 @@ impl Sfu {
                 waker: w.waker(),
             });
             loads.push(load);
+            down.push(is_down);
             built.push((w, tx, local_addr, candidate_addr));
         }
         let links: Arc<[pipe::Link]> = links.into();
@@ -607,6 +623,7 @@ impl Sfu {
         Ok(Sfu {
             workers,
             loads,
+            down,
             spread_after: settings.spread_after,
             peer_count,
             cert,
@@ -673,6 +690,14 @@ impl Sfu {
         self.workers.is_empty()
     }
 
+    /// Workers down right now: restarting after a panic, or gone for good.
+    pub fn workers_down(&self) -> usize {
+        self.down
+            .iter()
+            .filter(|d| d.load(Ordering::SeqCst))
+            .count()
+    }
+
     /// Current peer count.
     pub fn peers(&self) -> usize {
         self.peer_count.load(Ordering::Relaxed)
@@ -721,6 +746,8 @@ mod tests {
                 udp_gso: true,
                 pipe_backlog: pipe::BACKLOG,
                 fanout_chunk: worker::FAN_OUT_CHUNK,
+                connect_timeout: worker::CONNECT_TIMEOUT,
+                publish_cap: limit::PublishCap::new(10_000, 2_500),
             },
             Metrics::new(),
             events,

@@ -282,6 +282,8 @@ pub struct Peer {
     pub remote: Option<std::net::SocketAddr>,
     /// A viewer away from its room's home worker: that worker (told when the viewer goes).
     pub piped_from: Option<usize>,
+    /// Publisher: the cap on what it sends in (`media.max_publish_kbps` / `_pps`).
+    pub limit: super::limit::TokenBucket,
 }
 
 impl Peer {

@@ -10,7 +10,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use str0m::{Event, IceConnectionState, Input, Output};
 use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Recent, Stream, MAX_PADDING};
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
+use super::limit::{PublishCap, TokenBucket};
 use super::peer::{Lane, LinkFigures, Peer, Slot};
 use super::pipe::{Link, PipeMsg, PipedPacket};
 use super::recvq::{self, RecvBatch};
@@ -52,8 +54,15 @@ const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
 const RTX_CACHE_PACKETS: usize = 512;
 /// How old a packet may be and still be resent.
 const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
-/// A peer that never connects is dropped after this long.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A peer that has not connected (ICE and DTLS done) this long after its offer is dropped
+/// (the default of `media.connect_timeout_ms`; see there why 10 s).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a worker that panicked stays down before it starts again (doubled for each
+/// further panic within `PANIC_MEMORY`, up to `RESTART_DELAY_MAX`): `/readyz` says 503
+/// meanwhile, and a panic that repeats cannot spin a core.
+const RESTART_DELAY: Duration = Duration::from_millis(250);
+const RESTART_DELAY_MAX: Duration = Duration::from_secs(8);
+const PANIC_MEMORY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
@@ -73,6 +82,8 @@ struct Io {
     pending_kf: Vec<(PeerId, Mid)>,
     connected: Vec<PeerId>,
     dead: Vec<PeerId>,
+    /// Addresses str0m answered a connectivity check from (see `Worker::commit_verified`).
+    verified: Vec<(PeerId, SocketAddr)>,
     events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
     /// Datagrams on their way out, flushed with sendmmsg before the loop waits.
     out: SendQueue,
@@ -109,6 +120,14 @@ pub struct Shared {
     pub pipe_backlog: usize,
     /// Viewers served between looks for a frame's rest (`media.fanout_chunk`).
     pub fanout_chunk: usize,
+    /// A peer not connected this long after it was added is dropped
+    /// (`media.connect_timeout_ms`).
+    pub connect_timeout: Duration,
+    /// The cap on each publisher's incoming media (`media.max_publish_kbps` / `_pps`).
+    pub publish_cap: PublishCap,
+    /// Set while the worker is down after a panic (and for good if its thread ends for any
+    /// reason but a shutdown): `/readyz` answers 503.
+    pub down: Arc<AtomicBool>,
 }
 
 /// The worker state (moved into its thread by [`Worker::run`]).
@@ -159,6 +178,16 @@ pub struct Worker {
     next_rate_window: Instant,
     /// Scratch for `forward_group` (kept for its allocation).
     preps: Vec<Prep>,
+    /// See `Shared::connect_timeout`.
+    connect_timeout: Duration,
+    /// See `Shared::publish_cap`.
+    publish_cap: PublishCap,
+    /// See `Shared::down`.
+    down: Arc<AtomicBool>,
+    /// `media.udp_gso`, to make the send queue again after a panic.
+    udp_gso: bool,
+    /// Panics in the last `PANIC_MEMORY`, and when the last one was.
+    panics: (u32, Option<Instant>),
 }
 
 impl Worker {
@@ -181,6 +210,9 @@ impl Worker {
             udp_gso,
             pipe_backlog,
             fanout_chunk,
+            connect_timeout,
+            publish_cap,
+            down,
         } = shared;
         let sock2 = socket2::SockRef::from(&socket);
         // Bigger kernel buffers absorb bursts (a keyframe fanned out to many subscribers).
@@ -227,6 +259,7 @@ impl Worker {
                 pending_kf: Vec::new(),
                 connected: Vec::new(),
                 dead: Vec::new(),
+                verified: Vec::new(),
                 events,
                 out: SendQueue::new(udp_gso),
                 direct_srtp,
@@ -248,6 +281,11 @@ impl Worker {
             next_housekeeping: now + HOUSEKEEPING,
             next_rate_window: now + Duration::from_secs(1),
             preps: Vec::new(),
+            connect_timeout,
+            publish_cap,
+            down,
+            udp_gso,
+            panics: (0, None),
         })
     }
 
@@ -261,9 +299,129 @@ impl Worker {
         self.links = links;
     }
 
-    /// The thread body.
+    /// The thread body: the loop, started again (same socket, no peers) after a panic.
+    ///
+    /// A panic anywhere in the loop (str0m fed hostile input, say) would otherwise end the
+    /// thread and leave its rooms unserved until the process restarts. After one, every
+    /// peer of the worker is dropped (`SfuEvent::PeerGone`, so signalling forgets their
+    /// sessions; their clients reconnect), the worker stays down a short while
+    /// (`/readyz` answers 503) and the loop starts again on the same socket.
     pub fn run(mut self) {
         tracing::info!(worker = self.index, addr = %self.local_addr, "media worker started");
+        loop {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.run_loop()));
+            match outcome {
+                Ok(Stop::Shutdown) => return,
+                Ok(Stop::Failed) => break,
+                Err(payload) => {
+                    self.down.store(true, Ordering::SeqCst);
+                    let what = panic_message(&*payload);
+                    tracing::error!(worker = self.index, "media worker panicked: {what}");
+                    let restarted =
+                        panic::catch_unwind(AssertUnwindSafe(|| self.restart_after_panic()));
+                    if restarted.is_err() {
+                        tracing::error!(worker = self.index, "media worker cannot restart");
+                        break;
+                    }
+                    self.io.metrics.sfu_worker_restarts.inc();
+                    self.down.store(false, Ordering::SeqCst);
+                    tracing::warn!(worker = self.index, "media worker restarted");
+                }
+            }
+        }
+        // Not a shutdown: the worker is gone for good; `/readyz` says so.
+        self.down.store(true, Ordering::SeqCst);
+    }
+
+    /// After a panic: drops every peer (each as a normal removal where that still works),
+    /// forgets the rest of the state, waits the restart delay, and leaves the worker
+    /// ready to loop again. What stays: the socket, the channels, the links to the other
+    /// workers, the rooms piped out to viewers on other workers (those viewers are still
+    /// there), and the id counter (ids stay unique across the restart, as other workers
+    /// know this one's tracks by id).
+    fn restart_after_panic(&mut self) {
+        let now = Instant::now();
+        let pids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for pid in pids {
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| self.remove_peer(pid, now)));
+        }
+        // Peers whose removal itself panicked: signalling must still learn they are gone,
+        // and their places are given back (once: `remove_peer` forgets the session before
+        // it gives the places back, so a session still here was not counted down).
+        for (session, pid) in std::mem::take(&mut self.by_session) {
+            if let Some(peer) = self.peers.remove(&pid) {
+                self.io
+                    .metrics
+                    .peers
+                    .get_or_create(&RoleLabels {
+                        role: role_label(peer.role),
+                    })
+                    .dec();
+                if let Some(home) = peer.piped_from {
+                    if let Some(link) = self.links.get(home) {
+                        let _ = link.cmd.send(Command::ClosePipe {
+                            room: peer.room.clone(),
+                            to: self.index,
+                        });
+                        let _ = link.waker.wake();
+                    }
+                }
+            }
+            self.load.fetch_sub(1, Ordering::Relaxed);
+            self.peer_count.fetch_sub(1, Ordering::Relaxed);
+            let _ = self.io.events.send(SfuEvent::PeerGone { session });
+        }
+        // Tracks left over: other workers holding them are told they are gone.
+        let left: Vec<(TrackId, Track)> = self.tracks.drain().collect();
+        for (tid, track) in left {
+            if track.origin.is_none() {
+                self.io.metrics.tracks.dec();
+                for &to in &track.pipes {
+                    self.send_pipe(
+                        to,
+                        PipeMsg::TrackGone {
+                            home: self.index,
+                            tid,
+                        },
+                    );
+                }
+            }
+        }
+        self.wake_pipes();
+        self.peers.clear();
+        self.created.clear();
+        self.router = Router::default();
+        self.rooms.clear();
+        self.count_rooms();
+        self.piped.clear();
+        self.pipe_in.clear();
+        self.pipe_stash.clear();
+        self.left_unread = false;
+        self.preps.clear();
+        let io = &mut self.io;
+        io.timers.clear();
+        io.due.clear();
+        io.pending_rtp.clear();
+        io.pending_kf.clear();
+        io.connected.clear();
+        io.dead.clear();
+        io.verified.clear();
+        io.lanes.clear();
+        io.out = SendQueue::new(self.udp_gso);
+        io.tally = Tally::new(&io.metrics);
+        io.recent = Recent::default();
+        let (n, last) = self.panics;
+        let n = if last.is_some_and(|t| now.saturating_duration_since(t) < PANIC_MEMORY) {
+            n + 1
+        } else {
+            1
+        };
+        self.panics = (n, Some(now));
+        std::thread::sleep(restart_delay(n));
+        self.next_housekeeping = Instant::now() + HOUSEKEEPING;
+    }
+
+    fn run_loop(&mut self) -> Stop {
         let mut events = Events::with_capacity(64);
         let mut batch = RecvBatch::default();
         let mut headers = recvq::headers();
@@ -289,7 +447,7 @@ impl Worker {
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != ErrorKind::Interrupted {
                     tracing::error!(worker = self.index, "poll failed: {e}");
-                    return;
+                    return Stop::Failed;
                 }
             }
             let mut readable = more_to_read;
@@ -300,7 +458,7 @@ impl Worker {
             }
             if !self.handle_commands() {
                 tracing::info!(worker = self.index, "media worker stopping");
-                return;
+                return Stop::Shutdown;
             }
             more_to_read = false;
             if readable {
@@ -401,17 +559,47 @@ impl Worker {
         let Some(peer) = self.peers.get_mut(&pid) else {
             return;
         };
-        if peer.remote.is_some_and(|r| r != source) && routing::is_stun(data) {
-            // A connectivity check from another address (NAT rebinding, another candidate
-            // pair): str0m may move the nominated pair there. The fast path waits until
-            // str0m has sent DTLS or SRTP again and so named the pair it uses (media goes
-            // through str0m meanwhile; a check on a pair that is not chosen costs only that).
-            set_remote(peer, &mut self.io.lanes, None);
-        }
         if let Err(e) = peer.rtc.handle_input(Input::Receive(now, recv)) {
             tracing::debug!(session = %peer.session, "input rejected: {e}");
         }
         drain(peer, &mut self.io, now);
+        if !self.io.verified.is_empty() {
+            self.commit_verified();
+        }
+    }
+
+    /// Learns the addresses of connectivity checks str0m accepted (it answered them with a
+    /// binding success, so their MESSAGE-INTEGRITY matched the peer's ICE password): only
+    /// now may the router send that address's DTLS and SRTP to the peer. An address that
+    /// is the live path of another connected peer is not taken from it: such a check can
+    /// only come from a client spoofing that peer's address with its own credentials.
+    fn commit_verified(&mut self) {
+        for (pid, addr) in std::mem::take(&mut self.io.verified) {
+            if !self.peers.contains_key(&pid) {
+                // Gone since (an answer drained on a timer, committed at the next datagram).
+                continue;
+            }
+            if let Some(owner) = self.router.owner(addr).filter(|o| *o != pid) {
+                let live = self.peers.get(&owner).is_some_and(|o| {
+                    o.connected && o.disconnected_since.is_none() && o.remote == Some(addr)
+                });
+                if live {
+                    tracing::info!(worker = self.index, peer = pid, %addr, owner, "check from another peer's live address ignored");
+                    continue;
+                }
+            }
+            self.router.learn(pid, addr);
+            let Some(peer) = self.peers.get_mut(&pid) else {
+                continue;
+            };
+            if peer.remote.is_some_and(|r| r != addr) {
+                // A verified check from another address (NAT rebinding, another candidate
+                // pair): str0m may move the nominated pair there. The fast path waits until
+                // str0m has sent DTLS or SRTP again and so named the pair it uses (media
+                // goes through str0m meanwhile; a check on a pair not chosen costs only that).
+                set_remote(peer, &mut self.io.lanes, None);
+            }
+        }
     }
 
     /// Drains piped media, then commands; false on shutdown.
@@ -422,6 +610,8 @@ impl Worker {
             let now = Instant::now();
             match cmd {
                 Command::Shutdown => return false,
+                #[cfg(debug_assertions)]
+                Command::Panic => panic!("media worker {}: panic asked for by a test", self.index),
                 Command::Add {
                     session,
                     room,
@@ -647,6 +837,7 @@ impl Worker {
             egress_tried: false,
             remote: None,
             piped_from,
+            limit: TokenBucket::new(self.publish_cap, now),
         };
         let room = self.rooms.entry(room_name.clone()).or_default();
         room.peers.push(id);
@@ -2005,8 +2196,11 @@ impl Worker {
                 && self
                     .created
                     .get(&peer.id)
-                    .map(|c| now.saturating_duration_since(*c) >= CONNECT_TIMEOUT)
+                    .map(|c| now.saturating_duration_since(*c) >= self.connect_timeout)
                     .unwrap_or(false);
+            if peer.role == Role::Publisher {
+                peer.limit.refill(now);
+            }
             if gone || never || !peer.rtc.is_alive() {
                 self.io.dead.push(peer.id);
             }
@@ -2030,6 +2224,30 @@ impl Worker {
         }
         self.process_pending(now);
     }
+}
+
+/// Why the loop ended.
+enum Stop {
+    /// Asked to (`Command::Shutdown`).
+    Shutdown,
+    /// Its poll failed.
+    Failed,
+}
+
+/// How long a worker stays down after its `n`th panic in a row (`n` ≥ 1).
+fn restart_delay(n: u32) -> Duration {
+    RESTART_DELAY
+        .saturating_mul(1 << n.saturating_sub(1).min(6))
+        .min(RESTART_DELAY_MAX)
+}
+
+/// A panic's message, if it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Packets of a GOP replay written to a viewer between releases (see `replay_gop`).
@@ -2480,6 +2698,10 @@ fn drain(peer: &mut Peer, io: &mut Io, now: Instant) {
             }
             Ok(Output::Transmit(t)) => {
                 let mut data: Vec<u8> = t.contents.into();
+                if routing::is_binding_success(&data) {
+                    // str0m accepted a check from there (see `Worker::commit_verified`).
+                    io.verified.push((peer.id, t.destination));
+                }
                 // DTLS and SRTP (not STUN, which also answers other candidate pairs) go to
                 // the nominated pair: where the fast path sends.
                 if data.first().is_some_and(|b| *b >= 20) && peer.remote != Some(t.destination) {
@@ -2547,7 +2769,12 @@ fn on_event(peer: &mut Peer, io: &mut Io, ev: Event, now: Instant) {
             _ => {}
         },
         Event::RtpPacket(p) if peer.role == Role::Publisher => {
-            io.pending_rtp.push((peer.id, p));
+            if peer.limit.admit(p.payload.len(), now) {
+                io.pending_rtp.push((peer.id, p));
+            } else {
+                // Over `media.max_publish_kbps` / `_pps`: not forwarded (nor cached).
+                io.metrics.publish_dropped_packets.inc();
+            }
         }
         Event::KeyframeRequest(k) if peer.role == Role::Subscriber => {
             io.pending_kf.push((peer.id, k.mid));
@@ -2708,6 +2935,19 @@ mod tests {
         let before = left(&stash);
         assert!(take_piped(&mut stash, |_, _| false).is_empty());
         assert_eq!(left(&stash), before);
+    }
+
+    #[test]
+    fn a_worker_that_keeps_panicking_waits_longer_each_time_up_to_a_cap() {
+        let delays: Vec<Duration> = (1..=8).map(restart_delay).collect();
+        assert_eq!(delays[0], RESTART_DELAY);
+        assert_eq!(delays[1], RESTART_DELAY * 2);
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(delays[7], RESTART_DELAY_MAX);
+        assert_eq!(restart_delay(u32::MAX), RESTART_DELAY_MAX);
+        assert_eq!(panic_message(&"boom"), "boom");
+        assert_eq!(panic_message(&String::from("bang")), "bang");
+        assert_eq!(panic_message(&7u8), "(no message)");
     }
 
     #[test]

@@ -308,7 +308,7 @@ async fn formula_cells_are_exported_inert_and_round_trip() {
     for r in &cells {
         for c in r {
             assert!(
-                !c.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                !c.starts_with(['=', '+', '-', '@', '\t', '\r', '\0']),
                 "dangerous cell {c:?} in {text}"
             );
         }

@@ -128,10 +128,11 @@ fn rejected(errors: Errors) -> ApiError {
 }
 
 /// Whether a spreadsheet would take `cell` as a formula once one leading `'` is removed
-/// from it: it starts, after any `'`s, with `=`, `+`, `-`, `@`, TAB or CR (the OWASP list).
+/// from it: it starts, after any `'`s, with `=`, `+`, `-`, `@`, TAB or CR (OWASP's list),
+/// or NUL (added by OWASP ASVS 5, requirement 1.2.10).
 fn formula_like(cell: &str) -> bool {
     cell.trim_start_matches('\'')
-        .starts_with(['=', '+', '-', '@', '\t', '\r'])
+        .starts_with(['=', '+', '-', '@', '\t', '\r', '\0'])
 }
 
 /// A cell as exported: `'` in front of anything a spreadsheet would run as a formula
@@ -954,6 +955,7 @@ mod tests {
             ("@SUM(A1)", "'@SUM(A1)"),
             ("\tx", "'\tx"),
             ("\rx", "'\rx"),
+            ("\0x", "'\0x"),
             ("'=x", "''=x"),
             ("'x", "'x"),
             ("英语", "英语"),
@@ -1286,7 +1288,7 @@ mod prop_tests {
 
         #[test]
         fn export_then_import_gives_every_cell_back(cells in prop::collection::vec(
-            "[ '=+\\-@\t\r\"a,英\n]{0,8}", 1..6)
+            "[ '=+\\-@\t\r\0\"a,英\n]{0,8}", 1..6)
         ) {
             // Import trims spaces around cells (as before); the quoting is about the start.
             // The last cell is never empty, so no row is skipped as blank.
@@ -1300,7 +1302,7 @@ mod prop_tests {
             for rec in rdr.records() {
                 let rec = rec.map_err(|e| TestCaseError::fail(e.to_string()))?;
                 for c in rec.iter() {
-                    prop_assert!(!c.starts_with(['=', '+', '-', '@', '\t', '\r']), "{:?}", c);
+                    prop_assert!(!c.starts_with(['=', '+', '-', '@', '\t', '\r', '\0']), "{:?}", c);
                 }
             }
             let rows = parse(&text, &cols, &[]).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;

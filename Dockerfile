@@ -23,7 +23,10 @@ WORKDIR /var/lib/classrelay
 # In a container, bind all interfaces and announce the host's public IP:
 #   docker run -p 8080:8080 -p 3478:3478/udp -e CLASSRELAY_MEDIA__PUBLIC_IP=203.0.113.7 \
 #     -v classrelay-data:/var/lib/classrelay/data classrelay
-# The first start prints the administrator's login (also in data/admin-password). For
+# The first start writes the administrator's password to data/admin-password (read it with
+# `docker exec <container> cat /var/lib/classrelay/data/admin-password`; it is removed once
+# the administrator sets a password). Serve HTTPS with CLASSRELAY_HTTP__TLS_CERT/_TLS_KEY or
+# behind a proxy listed in CLASSRELAY_HTTP__TRUSTED_PROXIES (docs/SECURITY.md). For
 # PostgreSQL instead of the SQLite file: -e CLASSRELAY_DATABASE__URL=postgres://user:pw@host/db
 ENV CLASSRELAY_HTTP__LISTEN=0.0.0.0:8080 \
     CLASSRELAY_MEDIA__BIND_IP=0.0.0.0 \

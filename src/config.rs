@@ -73,9 +73,47 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Origins allowed by CORS; `["*"]` allows any.
     pub cors_origins: Vec<String>,
-    /// Public base URL used in printed links (defaults to `http://{listen}`).
+    /// Public base URL used in printed links (defaults to `http://{listen}`). Also an origin
+    /// that cookie-authenticated API calls may come from; an `https://` URL makes the session
+    /// cookie `Secure`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// A connection must send a request's whole header within this many milliseconds (and an
+    /// idle keep-alive connection is closed after it), or it is closed.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// A request (its body included) must be answered within this many milliseconds, or it
+    /// gets 408 `request-timeout`. Lesson event streams are exempt.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Most open HTTP connections; further connections get 503 `too-many-connections`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// PEM certificate chain: with `tls_key`, the server speaks HTTPS only.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Reverse proxies (IPs or CIDR nets, e.g. "127.0.0.1/32") whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed. Empty: none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Bearer token `/metrics` requires; empty: `/metrics` is open.
+    #[serde(default)]
+    pub metrics_token: String,
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_max_connections() -> usize {
+    4096
 }
 
 /// Media plane settings.
@@ -123,6 +161,32 @@ pub struct MediaConfig {
     /// the fan-out instead of waiting for its end. At least 1.
     #[serde(default = "default_fanout_chunk")]
     pub fanout_chunk: usize,
+    /// Most WHIP/WHEP sessions (live or being set up) one principal holds over all rooms:
+    /// a lesson participant ("c:12", "t:3", "u:7"), or a token's `sub` in its room. A
+    /// lesson's hub teacher may hold one more per site of the lesson (a view of each class).
+    /// Past it: 429 `too-many-sessions`.
+    #[serde(default = "default_max_sessions_per_principal")]
+    pub max_sessions_per_principal: usize,
+    /// Most WHIP/WHEP sessions one token holds (plus the hub teacher's one per site), so a
+    /// leaked token cannot take all of its principal's sessions. Past it: 429.
+    #[serde(default = "default_max_sessions_per_token")]
+    pub max_sessions_per_token: usize,
+    /// Most of `max_peers` one room (a lesson) may hold, in percent, so that one lesson
+    /// cannot crowd every other out. Past it: 503 `room-full`. 100: no share.
+    #[serde(default = "default_max_room_share_percent")]
+    pub max_room_share_percent: u8,
+}
+
+fn default_max_room_share_percent() -> u8 {
+    50
+}
+
+fn default_max_sessions_per_principal() -> usize {
+    16
+}
+
+fn default_max_sessions_per_token() -> usize {
+    8
 }
 
 fn default_fanout_chunk() -> usize {
@@ -145,10 +209,54 @@ fn default_true() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// HMAC secret for tokens. Empty: generated on first start and kept in `data.dir/secret`.
+    /// HMAC secret for tokens, at least 32 bytes. Empty: generated on first start and kept in
+    /// `data.dir/secret`.
     pub secret: String,
     /// Default lifetime of tokens printed by `classrelay token`, e.g. "2h".
     pub default_ttl: String,
+    /// Login attempts one client address may make at once (then one per
+    /// `login_address_interval`); more get 429. At least 1.
+    #[serde(default = "default_login_address_burst")]
+    pub login_address_burst: u32,
+    /// One more login attempt per address is allowed after each such interval, e.g. "1s".
+    #[serde(default = "default_login_address_interval")]
+    pub login_address_interval: String,
+    /// Failed logins in a row for one username before it backs off. At least 1.
+    #[serde(default = "default_login_username_burst")]
+    pub login_username_burst: u32,
+    /// The first backoff wait of a username, doubling with each further failure, e.g. "2s".
+    #[serde(default = "default_login_username_backoff")]
+    pub login_username_backoff: String,
+    /// The longest backoff wait; a username idle this long starts afresh, e.g. "10m".
+    #[serde(default = "default_login_username_backoff_max")]
+    pub login_username_backoff_max: String,
+    /// Most usernames (and client addresses, between prunes) the login limits remember.
+    #[serde(default = "default_login_tracked_max")]
+    pub login_tracked_max: usize,
+}
+
+fn default_login_address_burst() -> u32 {
+    30
+}
+
+fn default_login_address_interval() -> String {
+    "1s".into()
+}
+
+fn default_login_username_burst() -> u32 {
+    5
+}
+
+fn default_login_username_backoff() -> String {
+    "2s".into()
+}
+
+fn default_login_username_backoff_max() -> String {
+    "10m".into()
+}
+
+fn default_login_tracked_max() -> usize {
+    100_000
 }
 
 /// Data locations.
@@ -181,6 +289,14 @@ pub struct SchoolConfig {
     pub session_ttl: String,
     /// Seconds between link-quality checks of running lessons (0: off).
     pub quality_interval_sec: u32,
+    /// At most this many lessons per hub teacher per day (ad hoc creation is refused beyond
+    /// it with 429).
+    #[serde(default = "default_lessons_per_day")]
+    pub max_lessons_per_teacher_day: u32,
+}
+
+fn default_lessons_per_day() -> u32 {
+    16
 }
 
 /// One STUN or TURN server for clients.
@@ -272,6 +388,10 @@ impl Config {
         c.auth.secret = "test-secret-test-secret-test-secret".into();
         // Link-quality events within a second or two of the media stats (no test sleeps 5 s).
         c.school.quality_interval_sec = 1;
+        // Tests stand many simulated peers on one minted token; tests of the session caps
+        // (tests/session_limits.rs) set them back.
+        c.media.max_sessions_per_principal = c.media.max_peers;
+        c.media.max_sessions_per_token = c.media.max_peers;
         c
     }
 
@@ -295,6 +415,7 @@ impl Config {
                 message: "must be at least 1024".into(),
             });
         }
+        self.validate_http()?;
         if crate::school::time::parse_offset(&self.school.utc_offset).is_none() {
             return Err(ConfigError::Value {
                 key: "school.utc_offset".into(),
@@ -313,10 +434,45 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        let secret_len = self.auth.secret.len();
+        if secret_len > 0 && secret_len < crate::auth::MIN_SECRET_BYTES {
+            return Err(ConfigError::Value {
+                key: "auth.secret".into(),
+                message: format!(
+                    "is {secret_len} bytes; a signing secret needs at least {} (or leave it \
+                     empty to have one generated in data.dir/secret)",
+                    crate::auth::MIN_SECRET_BYTES
+                ),
+            });
+        }
+        for (key, v) in [
+            (
+                "media.max_sessions_per_principal",
+                self.media.max_sessions_per_principal,
+            ),
+            (
+                "media.max_sessions_per_token",
+                self.media.max_sessions_per_token,
+            ),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Value {
+                    key: key.into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        if !(1..=100).contains(&self.media.max_room_share_percent) {
+            return Err(ConfigError::Value {
+                key: "media.max_room_share_percent".into(),
+                message: "must be 1 to 100".into(),
+            });
+        }
         parse_duration(&self.auth.default_ttl).map_err(|message| ConfigError::Value {
             key: "auth.default_ttl".into(),
             message,
         })?;
+        self.validate_login_limits()?;
         for (i, s) in self.ice_servers.iter().enumerate() {
             if s.urls.is_empty()
                 || s.urls.iter().any(|u| {
@@ -327,6 +483,74 @@ impl Config {
                     key: format!("ice_servers[{i}].urls"),
                     message: "each URL must start with stun:, turn: or turns:".into(),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_login_limits(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        let bad = |key: &str, message: String| ConfigError::Value {
+            key: format!("auth.{key}"),
+            message,
+        };
+        let positive = |key: &str, v: &str| match parse_duration(v) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(bad(key, "must be longer than zero".into())),
+            Err(e) => Err(bad(key, e)),
+        };
+        if a.login_address_burst == 0 {
+            return Err(bad("login_address_burst", "must be at least 1".into()));
+        }
+        if a.login_username_burst == 0 {
+            return Err(bad("login_username_burst", "must be at least 1".into()));
+        }
+        if a.login_tracked_max < 100 {
+            return Err(bad("login_tracked_max", "must be at least 100".into()));
+        }
+        positive("login_address_interval", &a.login_address_interval)?;
+        let first = positive("login_username_backoff", &a.login_username_backoff)?;
+        let max = positive("login_username_backoff_max", &a.login_username_backoff_max)?;
+        if max < first {
+            return Err(bad(
+                "login_username_backoff_max",
+                "must not be shorter than auth.login_username_backoff".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Value {
+                key: format!("http.{key}"),
+                message: message.into(),
+            })
+        };
+        if h.header_read_timeout_ms == 0 {
+            return bad("header_read_timeout_ms", "must be at least 1");
+        }
+        if h.request_timeout_ms == 0 {
+            return bad("request_timeout_ms", "must be at least 1");
+        }
+        if h.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if h.tls_cert.is_some() != h.tls_key.is_some() {
+            return bad("tls_cert", "tls_cert and tls_key go together");
+        }
+        for p in &h.trusted_proxies {
+            if crate::http::proxy::parse_net(p).is_none() {
+                return bad(
+                    "trusted_proxies",
+                    &format!("`{p}` is not an IP address or CIDR net"),
+                );
+            }
+        }
+        if let Some(u) = &h.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return bad("public_url", "must start with http:// or https://");
             }
         }
         Ok(())
@@ -484,5 +708,83 @@ mod tests {
         assert!(err.to_string().contains("ice_servers[0].urls"), "{err}");
         let err = Config::from_toml_over_defaults("[media]\nfanout_chunk = 0\n", "t").unwrap_err();
         assert!(err.to_string().contains("media.fanout_chunk"), "{err}");
+    }
+
+    #[test]
+    fn login_limits_are_checked() {
+        let c = Config::default();
+        assert_eq!(c.auth.login_address_burst, 30);
+        assert_eq!(c.auth.login_username_burst, 5);
+        for (text, key) in [
+            ("login_address_burst = 0", "auth.login_address_burst"),
+            (
+                "login_address_interval = \"0s\"",
+                "auth.login_address_interval",
+            ),
+            (
+                "login_address_interval = \"often\"",
+                "auth.login_address_interval",
+            ),
+            ("login_username_burst = 0", "auth.login_username_burst"),
+            (
+                "login_username_backoff = \"0s\"",
+                "auth.login_username_backoff",
+            ),
+            (
+                "login_username_backoff = \"1h\"\nlogin_username_backoff_max = \"1m\"",
+                "auth.login_username_backoff_max",
+            ),
+            ("login_tracked_max = 10", "auth.login_tracked_max"),
+        ] {
+            let err =
+                Config::from_toml_over_defaults(&format!("[auth]\n{text}\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn session_caps_default_and_refuse_zero() {
+        let c = Config::default();
+        assert_eq!(
+            (
+                c.media.max_sessions_per_principal,
+                c.media.max_sessions_per_token
+            ),
+            (16, 8)
+        );
+        assert_eq!(c.media.max_room_share_percent, 50);
+        for key in [
+            "max_sessions_per_principal",
+            "max_sessions_per_token",
+            "max_room_share_percent",
+        ] {
+            let err =
+                Config::from_toml_over_defaults(&format!("[media]\n{key} = 0\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(&format!("media.{key}")), "{err}");
+        }
+        let err = Config::from_toml_over_defaults("[media]\nmax_room_share_percent = 101\n", "t")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("media.max_room_share_percent"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_http_values_are_named() {
+        for (toml, key) in [
+            ("max_connections = 0", "http.max_connections"),
+            ("header_read_timeout_ms = 0", "http.header_read_timeout_ms"),
+            ("request_timeout_ms = 0", "http.request_timeout_ms"),
+            ("tls_cert = \"/x.pem\"", "http.tls_cert"),
+            ("trusted_proxies = [\"proxy\"]", "http.trusted_proxies"),
+            ("public_url = \"relay.example\"", "http.public_url"),
+        ] {
+            let err =
+                Config::from_toml_over_defaults(&format!("[http]\n{toml}\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+        }
+        let ok = "[http]\ntrusted_proxies = [\"127.0.0.1/32\", \"::1\"]\nmetrics_token = \"m\"\n";
+        assert!(Config::from_toml_over_defaults(ok, "t").is_ok());
     }
 }

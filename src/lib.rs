@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod datadir;
 pub mod http;
 pub mod metrics;
 pub mod school;
@@ -35,6 +36,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] store::StoreError),
+    /// The TLS certificate or key (`http.tls_cert`, `http.tls_key`) could not be used.
+    #[error(transparent)]
+    Tls(#[from] http::serve::TlsError),
     /// A socket or the data directory failed.
     #[error("{what}: {source}")]
     Io {
@@ -72,7 +76,7 @@ impl Server {
         clock: Arc<dyn school::time::Clock>,
     ) -> Result<Server, StartError> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data.dir)
+        datadir::create_dir(&config.data.dir)
             .map_err(io_err(format!("creating {}", config.data.dir.display())))?;
         let (secret, secret_generated) =
             auth::load_or_create_secret(&config.auth.secret, &config.data.dir)
@@ -107,6 +111,15 @@ impl Server {
             "binding media UDP on {}:{}",
             config.media.bind_ip, config.media.udp_port
         )))?;
+        let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(http::serve::load_tls(cert, key)?),
+            _ => None,
+        };
+        let serve_settings = http::serve::ServeSettings {
+            header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+            max_connections: config.http.max_connections,
+            tls,
+        };
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .map_err(io_err(format!("binding HTTP on {}", config.http.listen)))?;
@@ -135,16 +148,14 @@ impl Server {
         });
         let router = http::app(state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let r = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::error!("HTTP server failed: {e}");
-            }
-        });
+        let task = tokio::spawn(http::serve::serve(
+            listener,
+            router,
+            serve_settings,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Ok(Server {
             http_addr,
             state,
@@ -160,14 +171,19 @@ impl Server {
         self.http_addr
     }
 
-    /// `http://addr` (or the configured public URL).
+    /// `http://addr` (`https://` with TLS on), or the configured public URL.
     pub fn base_url(&self) -> String {
+        let scheme = if self.state.config.http.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         self.state
             .config
             .http
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.http_addr))
+            .unwrap_or_else(|| format!("{scheme}://{}", self.http_addr))
     }
 
     /// The bound UDP address of each media worker.
@@ -236,38 +252,37 @@ impl Server {
     }
 }
 
-/// On a database without an admin, creates `admin` with a random password, writes the
-/// password to `<dir>/admin-password` (mode 0600) and returns the login.
+/// On a database without an admin, creates `admin` with a random password written to
+/// `<dir>/admin-password` (created 0600) and returns the login. On one with an admin, removes
+/// that file if it no longer holds the admin's password.
 async fn create_first_admin(
     store: &store::Store,
     dir: &std::path::Path,
     now: i64,
 ) -> Result<Option<(String, String)>, StartError> {
+    use auth::first_admin;
     if auth::people::admin_exists(store).await? {
+        first_admin::forget_if_stale(store, dir).await?;
         return Ok(None);
     }
-    let password = hex::encode(rand::random::<[u8; 8]>());
+    let password = first_admin::write_new_password(dir).map_err(io_err(format!(
+        "writing {}",
+        first_admin::password_file(dir).display()
+    )))?;
     auth::people::create_user(
         store,
         &auth::people::NewUser {
-            username: "admin".into(),
+            username: first_admin::USERNAME.into(),
             display_name: "管理员 Administrator".into(),
             role: auth::people::Role::Admin,
             password: password.clone(),
             school_id: None,
             teacher_id: None,
+            scope: Some(auth::scope::Level::Global),
+            region_id: None,
         },
         now,
     )
     .await?;
-    let path = dir.join("admin-password");
-    std::fs::write(&path, format!("{password}\n"))
-        .map_err(io_err(format!("writing {}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(io_err(format!("protecting {}", path.display())))?;
-    }
-    Ok(Some(("admin".into(), password)))
+    Ok(Some((first_admin::USERNAME.into(), password)))
 }

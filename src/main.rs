@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
 
 use classrelay::auth::{Grant, TokenKeys};
 use classrelay::config::{parse_duration, Config};
@@ -18,14 +19,25 @@ struct Cli {
     /// Config file (default: config/classrelay.toml if present, else embedded defaults).
     #[arg(long, short, global = true, env = "CLASSRELAY_CONFIG")]
     config: Option<PathBuf>,
+    /// Serve options, for running without a command (`classrelay --dev`).
+    #[command(flatten)]
+    serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Cmd>,
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Development: also print the first administrator's password and 8-hour publish/watch
+    /// links with tokens for room `demo`. Leave it off wherever stdout is logged or shared.
+    #[arg(long)]
+    dev: bool,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server (the default when no command is given).
-    Serve,
+    Serve(ServeArgs),
     /// Print a token for WHIP/WHEP clients such as OBS, GStreamer or scripts.
     Token {
         /// Room the token is for.
@@ -58,8 +70,13 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,str0m=warn,is=warn".into()),
         )
         .init();
-    match cli.command.unwrap_or(Cmd::Serve) {
-        Cmd::Serve => serve(cli.config),
+    if cli.serve.dev && !matches!(cli.command, None | Some(Cmd::Serve(_))) {
+        Cli::command()
+            .error(ErrorKind::ArgumentConflict, "--dev belongs to serve only")
+            .exit();
+    }
+    match cli.command.unwrap_or(Cmd::Serve(ServeArgs::default())) {
+        Cmd::Serve(args) => serve(cli.config, args.dev || cli.serve.dev),
         Cmd::Token {
             room,
             grant,
@@ -113,8 +130,11 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+/// Runs the server until Ctrl-C. Prints how to log in, never a password or token unless
+/// `dev`; the listening line comes last.
+fn serve(config: Option<PathBuf>, dev: bool) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref())?;
+    let password_file = classrelay::auth::first_admin::password_file(&cfg.data.dir);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -122,27 +142,44 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     rt.block_on(async move {
         let server = Server::start(cfg).await?;
         let base = server.base_url();
-        let room = "demo";
-        let ttl = Duration::from_secs(8 * 3600);
-        let pubt = server.mint_token(room, Grant::Publish, ttl);
-        let subt = server.mint_token(room, Grant::Subscribe, ttl);
+        let file = password_file.display();
         if server.secret_generated() {
             println!("Generated a new signing secret (kept in the data directory).");
         }
-        if let Some((user, password)) = server.first_admin() {
-            println!(
+        match server.first_admin() {
+            Some((user, password)) if dev => println!(
                 "Created the first administrator. Log in at {base}/login as `{user}` with \
-                 password `{password}` (also saved in the data directory as admin-password)."
+                 password `{password}` (also in {file} until you set your own)."
+            ),
+            Some((user, _)) => println!(
+                "Created the first administrator. Log in at {base}/login as `{user}` with the \
+                 password in {file} (removed once you set your own)."
+            ),
+            None if password_file.exists() => println!(
+                "Log in at {base}/login as `{}` with the password in {file}.",
+                classrelay::auth::first_admin::USERNAME
+            ),
+            None => {}
+        }
+        if dev {
+            let room = "demo";
+            let ttl = Duration::from_secs(8 * 3600);
+            let pubt = server.mint_token(room, Grant::Publish, ttl);
+            let subt = server.mint_token(room, Grant::Subscribe, ttl);
+            println!("Dev tokens for room `{room}` (valid 8 h):");
+            println!("  publish: {base}/publish?room={room}&token={pubt}");
+            println!("  watch:   {base}/watch?room={room}&token={subt}");
+            println!("  OBS:     WHIP URL {base}/whip/{room}  Bearer token {pubt}");
+        } else {
+            println!(
+                "Tokens for OBS or scripts: `classrelay token --room <room> --grant publish`; \
+                 demo links: start with --dev."
             );
         }
         println!(
             "classrelay listening on {base}  (media UDP {:?})",
             server.media_addrs()
         );
-        println!("Dev tokens for room `{room}` (valid 8 h):");
-        println!("  publish: {base}/publish?room={room}&token={pubt}");
-        println!("  watch:   {base}/watch?room={room}&token={subt}");
-        println!("  OBS:     WHIP URL {base}/whip/{room}  Bearer token {pubt}");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
                 println!("shutting down");

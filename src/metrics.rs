@@ -34,6 +34,22 @@ pub struct RoleLabels {
     pub role: RoleLabel,
 }
 
+/// Which login rate limit refused an attempt (see `auth::limit`).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum LoginLimit {
+    /// Too many attempts from the client's address.
+    Address,
+    /// The username is backing off after failures.
+    Username,
+}
+
+/// Label set `{by=…}` of refused logins.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoginLimitLabels {
+    /// The limit.
+    pub by: LoginLimit,
+}
+
 /// Label set for HTTP responses.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -41,6 +57,26 @@ pub struct HttpLabels {
     pub endpoint: String,
     /// The status code.
     pub status: u16,
+}
+
+/// Why a WHIP/WHEP session was refused before it was set up.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum RefusalReason {
+    /// Its principal holds `media.max_sessions_per_principal` sessions.
+    PerPrincipal,
+    /// Its token holds `media.max_sessions_per_token` sessions.
+    PerToken,
+    /// The server holds `media.max_peers` peers.
+    MaxPeers,
+    /// The room holds `media.max_room_share_percent` of `media.max_peers`.
+    RoomShare,
+}
+
+/// Label set `{reason=…}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// The reason.
+    pub reason: RefusalReason,
 }
 
 /// All metrics of the process.
@@ -119,6 +155,16 @@ pub struct Metrics {
     pub forward_residence_seconds: BulkHistogram,
     /// HTTP signalling responses.
     pub http_responses: Family<HttpLabels, Counter>,
+    /// Lessons refused because their hub teacher reached the daily limit.
+    pub lessons_refused_quota: Counter,
+    /// Logins refused by a rate limit, by limit.
+    pub logins_refused: Family<LoginLimitLabels, Counter>,
+    /// Logins shed because the password-hash pool and its queue were full.
+    pub logins_shed: Counter,
+    /// Password hashes being computed in the process (the pool is process-wide).
+    pub password_hashes_in_flight: Gauge,
+    /// WHIP/WHEP sessions refused by a cap, by reason.
+    pub sessions_refused: Family<RefusalLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -280,6 +326,35 @@ impl Metrics {
             "Signalling HTTP responses by endpoint and status",
             http_responses.clone(),
         );
+        let lessons_refused_quota = Counter::default();
+        r.register(
+            "lessons_refused_quota",
+            "Lessons refused because the hub teacher reached school.max_lessons_per_teacher_day",
+            lessons_refused_quota.clone(),
+        );
+        let logins_refused = Family::<LoginLimitLabels, Counter>::default();
+        r.register(
+            "logins_refused",
+            "Logins refused with 429 by a rate limit, by limit (address or username)",
+            logins_refused.clone(),
+        );
+        let logins_shed = c(
+            &mut r,
+            "logins_shed",
+            "Logins refused with 503 because the password-hash pool and its queue were full",
+        );
+        let password_hashes_in_flight = crate::auth::limit::hashes_in_flight();
+        r.register(
+            "password_hashes_in_flight",
+            "Password hashes (argon2) being computed in the process",
+            password_hashes_in_flight.clone(),
+        );
+        let sessions_refused = Family::<RefusalLabels, Counter>::default();
+        r.register(
+            "sessions_refused",
+            "WHIP/WHEP sessions refused by a cap (per principal, per token, room share, max peers)",
+            sessions_refused.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             peers,
@@ -316,6 +391,11 @@ impl Metrics {
             rtt_seconds,
             forward_residence_seconds,
             http_responses,
+            lessons_refused_quota,
+            logins_refused,
+            logins_shed,
+            password_hashes_in_flight,
+            sessions_refused,
         }
     }
 

@@ -121,20 +121,24 @@ fn token_prints_a_verifiable_token_with_the_data_dir_secret() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("teach"));
 }
 
+/// Without `--dev`: how to log in (where the password is), no password and no token; the
+/// listening line is the last line of the start.
 #[test]
-fn first_start_prints_links_and_serves_health() {
+fn first_start_prints_how_to_log_in_and_serves_health() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = bin()
-        .current_dir(dir.path())
-        .env("CLASSRELAY_HTTP__LISTEN", "127.0.0.1:0")
-        .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
-        .env("CLASSRELAY_MEDIA__WORKERS", "1")
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(
+        bin()
+            .current_dir(dir.path())
+            .env("CLASSRELAY_HTTP__LISTEN", "127.0.0.1:0")
+            .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
+            .env("CLASSRELAY_MEDIA__WORKERS", "1")
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -149,16 +153,20 @@ fn first_start_prints_links_and_serves_health() {
         if let Some(rest) = line.strip_prefix("classrelay listening on ") {
             base = rest.split_whitespace().next().map(str::to_string);
         }
-        let done = line.contains("OBS:");
         lines.push(line);
-        if done {
+        if base.is_some() {
             break;
         }
     }
     let text = lines.join("\n");
     assert!(text.contains("Generated a new signing secret"), "{text}");
-    assert!(text.contains("/publish?room=demo&token="), "{text}");
-    assert!(text.contains("/watch?room=demo&token="), "{text}");
+    assert!(
+        text.contains("/login as `admin` with the password in ./data/admin-password"),
+        "{text}"
+    );
+    let password = std::fs::read_to_string(dir.path().join("data/admin-password")).unwrap();
+    assert!(!text.contains(password.trim()), "{text}");
+    assert!(!text.contains("token="), "{text}");
     assert!(dir.path().join("data/secret").exists());
     let base = base.expect("listening line");
     let health = std::net::TcpStream::connect(base.trim_start_matches("http://"))
@@ -174,6 +182,14 @@ fn first_start_prints_links_and_serves_health() {
         health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"),
         "{health}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+}
+
+/// The server, killed however the test ends (a failed assertion included).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

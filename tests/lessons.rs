@@ -65,6 +65,8 @@ fn expectations() -> Vec<Expect> {
         ("POST", "/api/lessons", false, STAFF),
         ("POST", "/api/lessons/generate", false, A),
         ("GET", "/api/lessons/{id}", false, ALL),
+        ("PUT", "/api/lessons/{id}", false, STAFF),
+        ("DELETE", "/api/lessons/{id}", false, STAFF),
         ("POST", "/api/lessons/{id}/join", false, ALL),
         ("POST", "/api/lessons/{id}/end", false, STAFF),
         ("POST", "/api/lessons/{id}/hand", false, "classroom"),
@@ -77,10 +79,11 @@ fn expectations() -> Vec<Expect> {
         ("POST", "/api/logout", false, ALL),
     ];
     for (entity, read) in [
-        ("regions", ALL),
-        ("schools", ALL),
+        // A classroom device reads its own classroom (and its lessons'), never the directory.
+        ("regions", PEOPLE),
+        ("schools", PEOPLE),
         ("classrooms", ALL),
-        ("teachers", ALL),
+        ("teachers", PEOPLE),
         ("pairings", PEOPLE),
         ("terms", PEOPLE),
     ] {

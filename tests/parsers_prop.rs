@@ -164,22 +164,36 @@ fn payload() -> impl Strategy<Value = String> {
         Just(Some(json!(u64::MAX))),
         Just(Some(json!("7"))),
     ];
-    (exp, grants, room, lesson, any::<u8>()).prop_map(|(exp, grants, room, lesson, drop)| {
-        let mut m = serde_json::Map::new();
-        m.insert("sub".into(), json!("x"));
-        m.insert("room".into(), room);
-        m.insert("grants".into(), grants);
-        m.insert("exp".into(), exp);
-        m.insert("iat".into(), json!(0));
-        if let Some(l) = lesson {
-            m.insert("lesson".into(), l);
-        }
-        let keys: Vec<String> = m.keys().cloned().collect();
-        if drop % 2 == 1 {
-            m.remove(&keys[usize::from(drop / 2) % keys.len()]);
-        }
-        serde_json::Value::Object(m).to_string()
-    })
+    // The principal and its token version (revocation): right, wrong types, extremes.
+    let who = prop_oneof![
+        Just(None),
+        Just(Some((json!("u:1"), json!(1)))),
+        Just(Some((json!("d:3"), json!(u64::MAX)))),
+        Just(Some((json!(3), json!("1")))),
+        Just(Some((json!(null), json!(-1e300)))),
+    ];
+    (exp, grants, room, (lesson, who), any::<u8>()).prop_map(
+        |(exp, grants, room, (lesson, who), drop)| {
+            let mut m = serde_json::Map::new();
+            m.insert("sub".into(), json!("x"));
+            m.insert("room".into(), room);
+            m.insert("grants".into(), grants);
+            m.insert("exp".into(), exp);
+            m.insert("iat".into(), json!(0));
+            if let Some(l) = lesson {
+                m.insert("lesson".into(), l);
+            }
+            if let Some((w, v)) = who {
+                m.insert("who".into(), w);
+                m.insert("ver".into(), v);
+            }
+            let keys: Vec<String> = m.keys().cloned().collect();
+            if drop % 2 == 1 {
+                m.remove(&keys[usize::from(drop / 2) % keys.len()]);
+            }
+            serde_json::Value::Object(m).to_string()
+        },
+    )
 }
 
 /// Headers: the right one, other algorithms (`none` included), junk.

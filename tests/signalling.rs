@@ -91,6 +91,8 @@ fn expired_token(room: &str) -> String {
         iat: now - 3600,
         lesson: None,
         part: None,
+        who: None,
+        ver: None,
     };
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

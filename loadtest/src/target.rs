@@ -136,6 +136,10 @@ impl ClassrelayProc {
             .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
             .env("CLASSRELAY_MEDIA__WORKERS", workers.to_string())
             .env("CLASSRELAY_MEDIA__MAX_PEERS", "100000")
+            // Every simulated viewer joins with the one token of `token()`.
+            .env("CLASSRELAY_MEDIA__MAX_SESSIONS_PER_PRINCIPAL", "100000")
+            .env("CLASSRELAY_MEDIA__MAX_SESSIONS_PER_TOKEN", "100000")
+            .env("CLASSRELAY_MEDIA__MAX_ROOM_SHARE_PERCENT", "100")
             .env("CLASSRELAY_AUTH__SECRET", &secret)
             .env("CLASSRELAY_DATA__DIR", &data)
             .env("CLASSRELAY_LOG", "warn")

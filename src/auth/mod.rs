@@ -5,7 +5,10 @@
 //! ([`people`]: roles, password login, device tokens). This module only signs and checks; it
 //! never touches the media plane.
 
+pub mod first_admin;
+pub mod limit;
 pub mod people;
+pub mod scope;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -54,6 +57,13 @@ pub struct Claims {
     /// for the hub teacher, "u:<user id>" for observers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part: Option<String>,
+    /// The principal the lesson API issued the token to ("u:12", "d:3"): WHIP/WHEP refuse it
+    /// once that user is disabled or that device revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+    /// The principal's token version when it was issued (see `people::token_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ver: Option<i64>,
 }
 
 /// Why a token was refused.
@@ -117,6 +127,8 @@ impl TokenKeys {
             iat,
             lesson: None,
             part: None,
+            who: None,
+            ver: None,
         };
         self.mint_claims(&claims)
     }
@@ -166,29 +178,44 @@ impl TokenKeys {
     }
 }
 
+/// The shortest signing secret accepted, configured (`auth.secret`) or read from
+/// `<data.dir>/secret`: HS256 keys shorter than its 32-byte output are guessable offline.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// Reads the signing secret: the configured one, else `<dir>/secret`, else a new random one
-/// written there (mode 0600). Returns the secret and whether it was just generated.
+/// written there (created 0600, the directory 0700 when it is made here). Returns the secret
+/// and whether it was just generated. A secret file shorter than [`MIN_SECRET_BYTES`] is an
+/// `InvalidData` error.
 pub fn load_or_create_secret(configured: &str, dir: &Path) -> std::io::Result<(Vec<u8>, bool)> {
     if !configured.is_empty() {
         return Ok((configured.as_bytes().to_vec(), false));
     }
     let path = dir.join("secret");
     match std::fs::read_to_string(&path) {
-        Ok(s) if !s.trim().is_empty() => return Ok((s.trim().as_bytes().to_vec(), false)),
+        Ok(s) if s.trim().len() >= MIN_SECRET_BYTES => {
+            return Ok((s.trim().as_bytes().to_vec(), false))
+        }
+        Ok(s) if !s.trim().is_empty() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} holds {} bytes; a signing secret needs at least {MIN_SECRET_BYTES} \
+                     (remove the file to have one generated)",
+                    path.display(),
+                    s.trim().len()
+                ),
+            ))
+        }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(dir)?;
+    crate::datadir::create_dir(dir)?;
     let bytes: [u8; 32] = rand::random();
     let secret = hex::encode(bytes);
+    // Written aside and renamed, so a concurrent reader never sees half a secret.
     let tmp = dir.join("secret.tmp");
-    std::fs::write(&tmp, &secret)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
+    crate::datadir::write_private(&tmp, secret.as_bytes())?;
     std::fs::rename(&tmp, &path)?;
     Ok((secret.into_bytes(), true))
 }
@@ -240,6 +267,8 @@ mod tests {
             iat: now_secs() - 20,
             lesson: None,
             part: None,
+            who: None,
+            ver: None,
         };
         let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &k.enc).unwrap();
         assert_eq!(k.verify(&t).unwrap_err(), AuthError::Expired);
@@ -253,5 +282,14 @@ mod tests {
         assert!(new_a && !new_b);
         assert_eq!(a, b);
         assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn a_short_secret_file_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("secret"), "short\n").unwrap();
+        let e = load_or_create_secret("", d.path()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("32"), "{e}");
     }
 }

@@ -17,7 +17,7 @@ pub struct ApiError {
     pub kind: &'static str,
     /// What happened, for people.
     pub detail: String,
-    /// Seconds for `Retry-After` (503).
+    /// Seconds for `Retry-After` (429, 503).
     pub retry_after: Option<u64>,
     /// Extra members of the problem object (e.g. `errors` of a rejected CSV import).
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
@@ -79,6 +79,15 @@ impl ApiError {
             "internal",
             "internal error (see the server log)",
         )
+    }
+
+    /// 429 with `Retry-After` (seconds until the next attempt is allowed).
+    pub fn too_many_requests(
+        kind: &'static str,
+        detail: impl Into<String>,
+        retry_after: u64,
+    ) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, kind, detail).with_retry_after(retry_after)
     }
 
     /// 503 with `Retry-After`.

@@ -1,9 +1,13 @@
 //! The HTTP edge: router assembly, shared state, the embedded pages, health and metrics.
 //!
 //! `app(state)` builds the whole `Router`, so tests can drive it directly; `Server` in the crate
-//! root binds it. Every error leaves as `application/problem+json` (see [`error`]).
+//! root binds it with [`serve::serve`] (timeouts, connection limit, TLS). Every error leaves as
+//! `application/problem+json` (see [`error`]); [`edge`] and [`proxy`] wrap every request.
 
+pub mod edge;
 pub mod error;
+pub mod proxy;
+pub mod serve;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +41,8 @@ pub struct AppState {
     pub sessions: signal::Sessions,
     /// Schools, timetable, lessons.
     pub school: crate::school::SchoolState,
+    /// The HTTP edge's settings (deadline, origins, trusted proxies), from `config.http`.
+    pub edge: edge::EdgeSettings,
 }
 
 impl AppState {
@@ -49,6 +55,7 @@ impl AppState {
         school: crate::school::SchoolState,
     ) -> Self {
         AppState {
+            edge: edge::EdgeSettings::new(&config),
             config,
             keys,
             sfu,
@@ -136,6 +143,10 @@ fn page(path: &'static str) -> Response {
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
             r.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            if ct.starts_with("text/html") {
+                r.headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, edge::page_csp(path));
+            }
             r
         }
         None => ApiError::not_found("not-found", "no such page").into_response(),
@@ -157,10 +168,40 @@ async fn index() -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    r.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, edge::page_csp("/"));
     r
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// Whether `/metrics` may be read: open when `http.metrics_token` is empty, else only with
+/// `Authorization: Bearer <that token>`.
+fn metrics_allowed(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let want = state.config.http.metrics_token.as_bytes();
+    if want.is_empty() {
+        return true;
+    }
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().as_bytes())
+        .unwrap_or_default();
+    // Compare digests, so the time taken says nothing about how much of the token matched.
+    use sha2::{Digest, Sha256};
+    Sha256::digest(got) == Sha256::digest(want)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
+    if !metrics_allowed(&state, &headers) {
+        return ApiError::unauthorized(
+            "metrics-token",
+            "/metrics needs `Authorization: Bearer` with the configured http.metrics_token",
+        )
+        .into_response();
+    }
     let mut r = state.metrics.encode().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -180,8 +221,22 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     (StatusCode::OK, "ready").into_response()
 }
 
-/// Adds what a WHIP/WHEP client learns from `OPTIONS` (accepted type, ICE servers) to the
-/// response, including CORS preflights, which the CORS layer answers before routing.
+/// `Link: rel="ice-server"` values anyone may see: the configured servers without a
+/// username or credential (STUN). TURN credentials go only to an admitted POST (see
+/// `signal::ice_server_links`), never to an anonymous `OPTIONS`.
+fn public_ice_links(state: &AppState) -> Vec<HeaderValue> {
+    state
+        .config
+        .ice_servers
+        .iter()
+        .filter(|s| s.username.is_none() && s.credential.is_none())
+        .flat_map(|s| s.urls.iter())
+        .filter_map(|u| HeaderValue::from_str(&format!("<{u}>; rel=\"ice-server\"")).ok())
+        .collect()
+}
+
+/// Adds what a WHIP/WHEP client learns from `OPTIONS` (accepted type, public ICE servers) to
+/// the response, including CORS preflights, which the CORS layer answers before routing.
 async fn options_headers(
     State(state): State<Arc<AppState>>,
     req: axum::extract::Request,
@@ -197,7 +252,7 @@ async fn options_headers(
             "accept-patch",
             HeaderValue::from_static("application/trickle-ice-sdpfrag"),
         );
-        for link in signal::ice_server_links(&state) {
+        for link in public_ice_links(&state) {
             h.append(header::LINK, link);
         }
     }
@@ -267,6 +322,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             options_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            edge::edge,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            proxy::forwarded,
         ))
         .with_state(state)
 }

@@ -4,8 +4,10 @@
 //! Every route is listed once in [`ROUTES`] with who may call it. A guard in front of the
 //! routes resolves the caller (login session cookie or bearer, or a classroom device token)
 //! and applies that rule, so no handler can forget it; handlers add the rules that depend on
-//! the row (a teacher controls only their own lessons, a device joins only its classroom's).
-//! The same table feeds the OpenAPI document.
+//! the row, by the caller's organisation scope: the object-level table is in
+//! [`super::access`] (a teacher runs only their own lessons, an admin acts inside their
+//! school, county, city or province, a device reads only its classroom and its lessons).
+//! The same route table feeds the OpenAPI document.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::access::{self, admin_over, out_of_scope, Directory};
 use super::model::{
     self, Classroom, Entity, Lesson, LessonMode, LessonState, Pairing, Region, School, Slot,
     SlotError, Teacher, Term,
@@ -27,6 +30,7 @@ use super::model::{
 use super::policy;
 use super::time::{fmt_date, millis_to_local, parse_date, rfc3339};
 use crate::auth::people::{self, CredentialError, NewUser, Principal, Role};
+use crate::auth::scope::{Level, Place};
 use crate::http::{ApiError, AppState};
 
 /// Who may call a route.
@@ -172,7 +176,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/regions",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "List regions",
         None,
@@ -190,7 +194,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/regions/{id}",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "One region",
         None,
@@ -217,7 +221,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/schools",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "List schools",
         None,
@@ -235,7 +239,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/schools/{id}",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "One school",
         None,
@@ -307,7 +311,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/teachers",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "List teachers (?school_id=)",
         None,
@@ -325,7 +329,7 @@ pub const ROUTES: &[RouteRule] = &[
     r!(
         "GET",
         "/api/teachers/{id}",
-        Allow::Roles(ALL),
+        Allow::Roles(PEOPLE),
         "schools",
         "One teacher",
         None,
@@ -557,6 +561,24 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Lesson")
     ),
     r!(
+        "PUT",
+        "/api/lessons/{id}",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Change a lesson that has not opened yet (its hub teacher or an admin over its hub school; audited)",
+        Some("Lesson"),
+        Some("Lesson")
+    ),
+    r!(
+        "DELETE",
+        "/api/lessons/{id}",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Delete a lesson that has not opened yet (its hub teacher or an admin over its hub school; audited)",
+        None,
+        None
+    ),
+    r!(
         "POST",
         "/api/lessons/{id}/join",
         Allow::Roles(ALL),
@@ -658,7 +680,32 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
         .map(|m| m.as_str().to_string())
         .unwrap_or_default();
     let method = req.method().as_str().to_string();
-    let Some(rule) = ROUTES.iter().find(|r| r.path == path && r.method == method) else {
+    // HEAD is GET without a body (axum answers it with the GET handler): same rule.
+    let rule_method = if method == "HEAD" { "GET" } else { &method };
+    let Some(rule) = ROUTES
+        .iter()
+        .find(|r| r.path == path && r.method == rule_method)
+    else {
+        let allow: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.path == path)
+            .flat_map(|r| match r.method {
+                "GET" => vec!["GET", "HEAD"],
+                m => vec![m],
+            })
+            .collect();
+        if !allow.is_empty() {
+            let mut r = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                format!("{path} does not take {method}"),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return r;
+        }
         // A route without a rule is a bug; refuse rather than serve it unguarded.
         return ApiError::internal(format!("no access rule for {method} {path}")).into_response();
     };
@@ -745,8 +792,137 @@ fn plural<E: Entity>() -> &'static str {
     E::TABLE
 }
 
-async fn list_h<E: Entity>(
+/// How a directory entity sits in the organisation tree (see [`access`]).
+trait Scoped: Entity {
+    /// The lowest admin level that may create, change or delete one.
+    const WRITE_LEVEL: Level;
+    /// The places the row is about (all must be in an admin's scope to change it).
+    fn places(&self, d: &Directory) -> Vec<Place>;
+    /// Whether a person with `scope` may read it.
+    fn readable(&self, scope: &crate::auth::scope::Scope, d: &Directory) -> bool;
+    /// Whether classroom device `classroom` may read it (never the directory by default).
+    fn device_readable(&self, _classroom: i64, _shared: &[i64]) -> bool {
+        false
+    }
+}
+
+impl Scoped for Region {
+    const WRITE_LEVEL: Level = Level::City;
+    fn places(&self, _: &Directory) -> Vec<Place> {
+        vec![Place {
+            province: Some(self.province.clone()),
+            city: Some(self.city.clone()),
+            region_id: (self.id > 0).then_some(self.id),
+            school_id: None,
+        }]
+    }
+    fn readable(&self, _: &crate::auth::scope::Scope, _: &Directory) -> bool {
+        true
+    }
+}
+
+impl Scoped for School {
+    const WRITE_LEVEL: Level = Level::County;
+    fn places(&self, d: &Directory) -> Vec<Place> {
+        let region = self
+            .region_id
+            .and_then(|r| d.regions.get(&r).cloned())
+            .unwrap_or_default();
+        vec![Place {
+            school_id: (self.id > 0).then_some(self.id),
+            ..region
+        }]
+    }
+    fn readable(&self, scope: &crate::auth::scope::Scope, d: &Directory) -> bool {
+        d.school_visible(scope, self.id)
+    }
+}
+
+impl Scoped for Classroom {
+    const WRITE_LEVEL: Level = Level::School;
+    fn places(&self, d: &Directory) -> Vec<Place> {
+        vec![d.school(self.school_id)]
+    }
+    fn readable(&self, scope: &crate::auth::scope::Scope, d: &Directory) -> bool {
+        d.school_visible(scope, self.school_id)
+    }
+    fn device_readable(&self, classroom: i64, shared: &[i64]) -> bool {
+        self.id == classroom || shared.contains(&self.id)
+    }
+}
+
+impl Scoped for Teacher {
+    const WRITE_LEVEL: Level = Level::School;
+    fn places(&self, d: &Directory) -> Vec<Place> {
+        vec![d.school(self.school_id)]
+    }
+    fn readable(&self, scope: &crate::auth::scope::Scope, d: &Directory) -> bool {
+        d.school_visible(scope, self.school_id)
+    }
+}
+
+impl Scoped for Pairing {
+    const WRITE_LEVEL: Level = Level::School;
+    fn places(&self, d: &Directory) -> Vec<Place> {
+        vec![
+            d.school(self.hub_school_id),
+            d.school(self.partner_school_id),
+        ]
+    }
+    fn readable(&self, scope: &crate::auth::scope::Scope, d: &Directory) -> bool {
+        scope.covers_any(&self.places(d))
+    }
+}
+
+impl Scoped for Term {
+    // Terms are the installation's calendar: only a global admin changes them.
+    const WRITE_LEVEL: Level = Level::Global;
+    fn places(&self, _: &Directory) -> Vec<Place> {
+        Vec::new()
+    }
+    fn readable(&self, _: &crate::auth::scope::Scope, _: &Directory) -> bool {
+        true
+    }
+}
+
+/// The classrooms that share a lesson with `classroom` (what its kiosk may name).
+async fn classrooms_sharing_lessons(st: &AppState, classroom: i64) -> Result<Vec<i64>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT x.classroom_id AS c FROM ( \
+           SELECT l.id AS lesson_id, l.hub_classroom_id AS classroom_id FROM lessons l \
+           UNION SELECT ls.lesson_id, ls.classroom_id FROM lesson_sites ls) x \
+         WHERE x.lesson_id IN ( \
+           SELECT id FROM lessons WHERE hub_classroom_id = $1 \
+           UNION SELECT lesson_id FROM lesson_sites WHERE classroom_id = $1)",
+    )
+    .bind(classroom)
+    .fetch_all(st.school.store.pool())
+    .await
+    .map_err(crate::store::StoreError::from)?;
+    rows.iter()
+        .map(|r| crate::store::col::<i64>(r, "c").map_err(ApiError::from))
+        .collect()
+}
+
+/// Whether `p` may read row `e`.
+async fn may_read<E: Scoped>(
+    st: &AppState,
+    p: &Principal,
+    d: &Directory,
+    e: &E,
+) -> Result<bool, ApiError> {
+    Ok(match p {
+        Principal::Device { classroom_id, .. } => {
+            let shared = classrooms_sharing_lessons(st, *classroom_id).await?;
+            e.device_readable(*classroom_id, &shared)
+        }
+        Principal::User { scope, .. } => e.readable(scope, d),
+    })
+}
+
+async fn list_h<E: Scoped>(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let filter = E::FILTERS
@@ -761,18 +937,48 @@ async fn list_h<E: Entity>(
             ))
         })
         .transpose()?;
-    Ok(Json(model::list::<E>(&st.school.store, filter).await?).into_response())
+    let d = Directory::load(&st.school.store).await?;
+    let shared = match p.classroom_id() {
+        Some(c) => classrooms_sharing_lessons(&st, c).await?,
+        None => Vec::new(),
+    };
+    let rows: Vec<E> = model::list::<E>(&st.school.store, filter)
+        .await?
+        .into_iter()
+        .filter(|e| match &p {
+            Principal::Device { classroom_id, .. } => e.device_readable(*classroom_id, &shared),
+            Principal::User { scope, .. } => e.readable(scope, &d),
+        })
+        .collect();
+    Ok(Json(rows).into_response())
 }
 
-async fn get_h<E: Entity>(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
-    Ok(Json(model::get::<E>(&st.school.store, parse_id(&id)?).await?).into_response())
-}
-
-async fn create_h<E: Entity>(
+async fn get_h<E: Scoped>(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let e = model::get::<E>(&st.school.store, parse_id(&id)?).await?;
+    let d = Directory::load(&st.school.store).await?;
+    if !may_read(&st, &p, &d, &e).await? {
+        return Err(out_of_scope(format!("{} {id}", E::NAME)));
+    }
+    Ok(Json(e).into_response())
+}
+
+async fn create_h<E: Scoped>(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     JsonBody(e): JsonBody<E>,
 ) -> ApiResult {
     e.validate().map_err(ApiError::invalid)?;
+    let d = Directory::load(&st.school.store).await?;
+    admin_over(
+        &p,
+        E::WRITE_LEVEL,
+        format!("this {}", E::NAME),
+        &e.places(&d),
+    )?;
     let stored = model::insert(&st.school.store, &e).await?;
     let id = serde_json::to_value(&stored)
         .ok()
@@ -781,22 +987,41 @@ async fn create_h<E: Entity>(
     Ok(created(format!("/api/{}/{id}", plural::<E>()), &stored))
 }
 
-async fn update_h<E: Entity>(
+async fn update_h<E: Scoped>(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(e): JsonBody<E>,
 ) -> ApiResult {
     let id = parse_id(&id)?;
     e.validate().map_err(ApiError::invalid)?;
+    let old = model::get::<E>(&st.school.store, id).await?;
+    let d = Directory::load(&st.school.store).await?;
+    let mut places = old.places(&d);
+    places.extend(e.places(&d));
+    admin_over(&p, E::WRITE_LEVEL, format!("{} {id}", E::NAME), &places)?;
     Ok(Json(model::update(&st.school.store, id, &e).await?).into_response())
 }
 
-async fn delete_h<E: Entity>(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
-    model::delete::<E>(&st.school.store, parse_id(&id)?).await?;
+async fn delete_h<E: Scoped>(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    let old = model::get::<E>(&st.school.store, id).await?;
+    let d = Directory::load(&st.school.store).await?;
+    admin_over(
+        &p,
+        E::WRITE_LEVEL,
+        format!("{} {id}", E::NAME),
+        &old.places(&d),
+    )?;
+    model::delete::<E>(&st.school.store, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn entity_routes<E: Entity>(router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+fn entity_routes<E: Scoped>(router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
     let base = format!("/api/{}", plural::<E>());
     router
         .route(&base, get(list_h::<E>).post(create_h::<E>))
@@ -812,19 +1037,30 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<LoginBody>) -> ApiResult {
+/// The client's address comes from the serve loop's connect info; without it (a router
+/// driven in-process) only the per-username limit applies.
+async fn login(
+    State(st): State<Arc<AppState>>,
+    Extension(limits): Extension<Arc<crate::auth::limit::LoginLimits>>,
+    peer: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    JsonBody(b): JsonBody<LoginBody>,
+) -> ApiResult {
     if b.username.len() > 200 || b.password.len() > 1024 {
         return Err(ApiError::invalid("username or password too long"));
     }
     let now = st.school.now();
+    let client = peer.map(|Extension(axum::extract::ConnectInfo(a))| a.ip());
     let Some((token, user)) = people::login(
         &st.school.store,
+        &limits,
+        client,
         &b.username,
         &b.password,
         now,
         st.school.session_ttl,
     )
-    .await?
+    .await
+    .map_err(login_refused)?
     else {
         return Err(ApiError::unauthorized(
             "login-failed",
@@ -848,6 +1084,31 @@ async fn login(State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<LoginBody>
     Ok(r)
 }
 
+/// 429 `too-many-logins` (with how long to wait), 503 when the hash pool is full.
+fn login_refused(e: people::LoginError) -> ApiError {
+    use crate::metrics::LoginLimit;
+    match e {
+        people::LoginError::Limited(r) => {
+            let from = match r.by {
+                LoginLimit::Address => "from this address",
+                LoginLimit::Username => "for this username",
+            };
+            let s = r.retry_after_secs();
+            ApiError::too_many_requests(
+                "too-many-logins",
+                format!("too many login attempts {from}; try again in {s} s"),
+                s,
+            )
+        }
+        people::LoginError::Busy => ApiError::unavailable(
+            "too many logins are being checked at once; try again shortly",
+            1,
+        ),
+        people::LoginError::CheckFailed => ApiError::internal("a password check failed"),
+        people::LoginError::Store(e) => e.into(),
+    }
+}
+
 async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult {
     if let Some(t) = bearer_or_cookie(&headers) {
         if t.starts_with(people::SESSION_PREFIX) {
@@ -866,13 +1127,88 @@ async fn me(Extension(p): Extension<Principal>) -> ApiResult {
     Ok(Json(p).into_response())
 }
 
-async fn users_list(State(st): State<Arc<AppState>>) -> ApiResult {
-    Ok(Json(people::list_users(&st.school.store).await?).into_response())
+/// A user's scope, for containment checks.
+async fn user_scope(
+    st: &AppState,
+    u: &people::User,
+) -> Result<crate::auth::scope::Scope, ApiError> {
+    Ok(
+        people::scope_of(&st.school.store, u.scope, u.school_id, u.region_id)
+            .await?
+            .unwrap_or(crate::auth::scope::Scope {
+                level: u.scope,
+                place: Place::default(),
+            }),
+    )
+}
+
+async fn users_list(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult {
+    let mine = access::admin_scope(&p)?.clone();
+    let mut out = Vec::new();
+    for u in people::list_users(&st.school.store).await? {
+        if mine.contains(&user_scope(&st, &u).await?) {
+            out.push(u);
+        }
+    }
+    Ok(Json(out).into_response())
+}
+
+/// Works out and checks a new user's scope: a teacher acts in their teacher record's
+/// school; others need a scope the creating admin contains.
+async fn new_user_scope(st: &AppState, p: &Principal, u: &mut NewUser) -> Result<(), ApiError> {
+    if let Some(t) = u.teacher_id {
+        let teacher: Teacher = model::get(&st.school.store, t)
+            .await
+            .map_err(|_| ApiError::invalid(format!("teacher_id: no teacher {t}")))?;
+        if u.school_id.is_some_and(|s| s != teacher.school_id) {
+            return Err(ApiError::invalid(
+                "school_id: a teacher's account belongs to their teacher record's school",
+            ));
+        }
+        if u.scope.is_some_and(|l| l != Level::School) {
+            return Err(ApiError::invalid(
+                "scope: a teacher's account acts in their school (scope school)",
+            ));
+        }
+        u.school_id = Some(teacher.school_id);
+    }
+    let level = match u.scope {
+        Some(l) => l,
+        None if u.school_id.is_some() => Level::School,
+        None => {
+            return Err(ApiError::invalid(
+                "scope: say where this person acts (school with school_id; county, city or \
+                 province with region_id; or global)",
+            ))
+        }
+    };
+    u.scope = Some(level);
+    if level != Level::School {
+        u.school_id = None;
+    }
+    if matches!(level, Level::School | Level::Global) {
+        u.region_id = None;
+    }
+    let scope = people::scope_of(&st.school.store, level, u.school_id, u.region_id)
+        .await?
+        .map_err(ApiError::invalid)?;
+    if !access::admin_scope(p)?.contains(&scope) {
+        return Err(out_of_scope(format!(
+            "a {} scope at {:?}",
+            level.as_str(),
+            scope.place
+        )));
+    }
+    Ok(())
 }
 
 async fn users_create(
     State(st): State<Arc<AppState>>,
-    JsonBody(u): JsonBody<NewUser>,
+    Extension(p): Extension<Principal>,
+    JsonBody(mut u): JsonBody<NewUser>,
 ) -> ApiResult {
     if u.role == Role::Classroom {
         return Err(ApiError::invalid(
@@ -890,6 +1226,7 @@ async fn users_create(
             "teacher_id: a teacher account needs its teacher record",
         ));
     }
+    new_user_scope(&st, &p, &mut u).await?;
     let user = people::create_user(&st.school.store, &u, st.school.now()).await?;
     Ok(created(format!("/api/users/{}", user.id), &user))
 }
@@ -900,23 +1237,85 @@ struct UserPatch {
     password: Option<String>,
     #[serde(default)]
     disabled: Option<bool>,
+    #[serde(default)]
+    scope: Option<Level>,
+    #[serde(default)]
+    school_id: Option<i64>,
+    #[serde(default)]
+    region_id: Option<i64>,
+}
+
+/// Ends what a principal holds right now: their media sessions and event streams.
+async fn cut_off(st: &AppState, who: &str) {
+    st.school.revoke(super::Revoked::Principal(who.to_string()));
+    let n = crate::signal::kick_principal(st, who).await;
+    tracing::info!(principal = who, sessions = n, "access revoked");
 }
 
 async fn users_patch(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UserPatch>,
 ) -> ApiResult {
     if b.password.as_ref().is_some_and(|p| p.chars().count() < 8) {
         return Err(ApiError::invalid("password must be at least 8 characters"));
     }
-    let u = people::update_user(
-        &st.school.store,
-        parse_id(&id)?,
-        b.password.as_deref(),
-        b.disabled,
-    )
-    .await?;
+    let id = parse_id(&id)?;
+    let target = people::get_user(&st.school.store, id).await?;
+    let mine = access::admin_scope(&p)?.clone();
+    if !mine.contains(&user_scope(&st, &target).await?) {
+        return Err(out_of_scope(format!("user {id}")));
+    }
+    let scope = match b.scope {
+        None => None,
+        Some(level) => {
+            if target.role == Role::Teacher && level != Level::School {
+                return Err(ApiError::invalid(
+                    "scope: a teacher's account acts in their school (scope school)",
+                ));
+            }
+            let school = (level == Level::School)
+                .then_some(b.school_id.or(target.school_id))
+                .flatten();
+            let region = (!matches!(level, Level::School | Level::Global))
+                .then_some(b.region_id)
+                .flatten();
+            let new = people::scope_of(&st.school.store, level, school, region)
+                .await?
+                .map_err(ApiError::invalid)?;
+            if !mine.contains(&new) {
+                return Err(out_of_scope(format!("a {} scope", level.as_str())));
+            }
+            Some((level, school, region))
+        }
+    };
+    let change = people::UserChange {
+        password: b.password.as_deref(),
+        disabled: b.disabled,
+        scope,
+    };
+    let u = people::update_user(&st.school.store, id, &change).await?;
+    if b.password.is_some() || b.disabled == Some(true) || b.scope.is_some() {
+        model::audit(
+            &st.school.store,
+            st.school.now(),
+            &p.ident(),
+            "user-access-changed",
+            &format!("user {id}"),
+            &format!(
+                "password {}, disabled {:?}, scope {:?}",
+                b.password.is_some(),
+                b.disabled,
+                b.scope
+            ),
+        )
+        .await?;
+        cut_off(&st, &format!("u:{id}")).await;
+    }
+    if b.password.is_some() {
+        crate::auth::first_admin::password_set(&st.config.data.dir, &u);
+    }
     Ok(Json(u).into_response())
 }
 
@@ -925,14 +1324,28 @@ struct NewDevice {
     label: String,
 }
 
-async fn devices_list(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
+/// Refuses unless `p` is an admin over classroom `id`'s school.
+async fn admin_over_classroom(st: &AppState, p: &Principal, id: i64) -> Result<(), ApiError> {
+    let c: Classroom = model::get(&st.school.store, id).await?;
+    let place = people::school_place(&st.school.store, c.school_id)
+        .await?
+        .unwrap_or_default();
+    admin_over(p, Level::School, format!("classroom {id}"), [&place])
+}
+
+async fn devices_list(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
     let id = parse_id(&id)?;
-    model::get::<Classroom>(&st.school.store, id).await?;
+    admin_over_classroom(&st, &p, id).await?;
     Ok(Json(people::list_devices(&st.school.store, id).await?).into_response())
 }
 
 async fn devices_create(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<NewDevice>,
 ) -> ApiResult {
@@ -940,7 +1353,7 @@ async fn devices_create(
     if b.label.trim().is_empty() || b.label.chars().count() > 100 {
         return Err(ApiError::invalid("label must be 1-100 characters"));
     }
-    model::get::<Classroom>(&st.school.store, id).await?;
+    admin_over_classroom(&st, &p, id).await?;
     let (token, d) = people::create_device(&st.school.store, id, &b.label, st.school.now()).await?;
     Ok(created(
         format!("/api/devices/{}", d.id),
@@ -948,8 +1361,25 @@ async fn devices_create(
     ))
 }
 
-async fn devices_revoke(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
-    let d = people::revoke_device(&st.school.store, parse_id(&id)?, st.school.now()).await?;
+async fn devices_revoke(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    let d = people::get_device(&st.school.store, id).await?;
+    admin_over_classroom(&st, &p, d.classroom_id).await?;
+    let d = people::revoke_device(&st.school.store, id, st.school.now()).await?;
+    model::audit(
+        &st.school.store,
+        st.school.now(),
+        &p.ident(),
+        "device-revoked",
+        &format!("device {id}"),
+        &format!("classroom {}", d.classroom_id),
+    )
+    .await?;
+    cut_off(&st, &format!("d:{id}")).await;
     Ok(Json(d).into_response())
 }
 
@@ -961,8 +1391,35 @@ fn slot_err(e: SlotError) -> ApiError {
     }
 }
 
+/// The places of a slot's hub and site classrooms.
+fn slot_places(d: &Directory, s: &Slot) -> Vec<Place> {
+    std::iter::once(s.hub_classroom_id)
+        .chain(s.sites.iter().map(|x| x.classroom_id))
+        .map(|c| d.classroom(c))
+        .collect()
+}
+
+/// Refuses unless `p` is an admin over the slot's hub school and, for every site school not
+/// paired with the hub school, over that school too.
+fn admin_over_slot(p: &Principal, d: &Directory, s: &Slot) -> Result<(), ApiError> {
+    let hub = d.classroom(s.hub_classroom_id);
+    let mut places = vec![hub.clone()];
+    for site in &s.sites {
+        let pl = d.classroom(site.classroom_id);
+        let paired = match (hub.school_id, pl.school_id) {
+            (Some(h), Some(x)) => h == x || d.paired.get(&h).is_some_and(|o| o.contains(&x)),
+            _ => false,
+        };
+        if !paired {
+            places.push(pl);
+        }
+    }
+    admin_over(p, Level::School, format!("slot {}", s.id), &places)
+}
+
 async fn slots_list(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let term = q
@@ -976,34 +1433,74 @@ async fn slots_list(
         .acquire()
         .await
         .map_err(crate::store::StoreError::from)?;
-    Ok(Json(model::list_slots_in(&mut conn, term, None).await?).into_response())
+    let d = Directory::load(&st.school.store).await?;
+    let scope = p.scope().cloned().ok_or_else(|| {
+        ApiError::forbidden("role-forbidden", "devices do not read the timetable")
+    })?;
+    let slots: Vec<Slot> = model::list_slots_in(&mut conn, term, None)
+        .await?
+        .into_iter()
+        .filter(|s| scope.covers_any(&slot_places(&d, s)))
+        .collect();
+    Ok(Json(slots).into_response())
 }
 
-async fn slots_create(State(st): State<Arc<AppState>>, JsonBody(s): JsonBody<Slot>) -> ApiResult {
+async fn slots_create(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    JsonBody(s): JsonBody<Slot>,
+) -> ApiResult {
+    let d = Directory::load(&st.school.store).await?;
+    admin_over_slot(&p, &d, &s)?;
     let s = model::save_slot(&st.school.store, s, false)
         .await
         .map_err(slot_err)?;
     Ok(created(format!("/api/slots/{}", s.id), &s))
 }
 
-async fn slots_get(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
-    Ok(Json(model::get_slot(&st.school.store, parse_id(&id)?).await?).into_response())
+async fn slots_get(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let s = model::get_slot(&st.school.store, parse_id(&id)?).await?;
+    let d = Directory::load(&st.school.store).await?;
+    if !p
+        .scope()
+        .is_some_and(|sc| sc.covers_any(&slot_places(&d, &s)))
+    {
+        return Err(out_of_scope(format!("slot {id}")));
+    }
+    Ok(Json(s).into_response())
 }
 
 async fn slots_put(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(mut s): JsonBody<Slot>,
 ) -> ApiResult {
     s.id = parse_id(&id)?;
+    let old = model::get_slot(&st.school.store, s.id).await?;
+    let d = Directory::load(&st.school.store).await?;
+    admin_over_slot(&p, &d, &old)?;
+    admin_over_slot(&p, &d, &s)?;
     let s = model::save_slot(&st.school.store, s, true)
         .await
         .map_err(slot_err)?;
     Ok(Json(s).into_response())
 }
 
-async fn slots_delete(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
-    model::delete_slot(&st.school.store, parse_id(&id)?).await?;
+async fn slots_delete(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    let old = model::get_slot(&st.school.store, id).await?;
+    let d = Directory::load(&st.school.store).await?;
+    admin_over_slot(&p, &d, &old)?;
+    model::delete_slot(&st.school.store, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1052,11 +1549,19 @@ fn day_window(
     Ok((start, end))
 }
 
-fn visible(p: &Principal, l: &Lesson) -> bool {
-    match p.classroom_id() {
-        Some(c) => l.has_classroom(c),
-        None => true,
+/// The lessons `p` may watch among `ls` (one directory load).
+async fn watchable(st: &AppState, p: &Principal, ls: Vec<Lesson>) -> Result<Vec<Lesson>, ApiError> {
+    if let Principal::Device { classroom_id, .. } = p {
+        return Ok(ls
+            .into_iter()
+            .filter(|l| l.has_classroom(*classroom_id))
+            .collect());
     }
+    let d = Directory::load(&st.school.store).await?;
+    Ok(ls
+        .into_iter()
+        .filter(|l| access::may_watch(p, l, &d.lesson(l)))
+        .collect())
 }
 
 async fn lessons_list(
@@ -1066,42 +1571,356 @@ async fn lessons_list(
 ) -> ApiResult {
     let (from, to) = day_window(&st, q.get("from"), q.get("to"))?;
     let ls = model::lessons_between(&st.school.store, from, to).await?;
-    let out: Vec<LessonView> = ls
+    let out: Vec<LessonView> = watchable(&st, &p, ls)
+        .await?
         .into_iter()
-        .filter(|l| visible(&p, l))
         .map(|l| view(&st, l))
         .collect();
     Ok(Json(out).into_response())
 }
 
-fn own_lesson(p: &Principal, l: &Lesson) -> Result<(), ApiError> {
-    match p.role() {
-        Role::Admin => Ok(()),
-        Role::Teacher if p.teacher_id() == Some(l.hub_teacher_id) => Ok(()),
-        _ => Err(ApiError::forbidden(
+/// Refuses unless `p` runs lesson `l` (its hub teacher, or an admin over its hub school).
+async fn own_lesson(st: &AppState, p: &Principal, l: &Lesson) -> Result<(), ApiError> {
+    let d = Directory::load(&st.school.store).await?;
+    if access::may_run(p, l, &d.classroom(l.hub_classroom_id)) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
             "not-your-lesson",
-            format!("only lesson {}'s hub teacher or an admin may do this", l.id),
-        )),
+            format!(
+                "only lesson {}'s hub teacher or an administrator over its hub school may do this",
+                l.id
+            ),
+        ))
     }
+}
+
+/// How far in the past a new or moved lesson may start (a teacher creating a lesson at the
+/// bell, a clock a little behind).
+const PAST_START_SLACK: i64 = 5 * 60_000;
+
+/// Sites a lesson of `mode` may have at most (`master` is the hub school's setting).
+fn max_sites(mode: LessonMode, hub: &School) -> usize {
+    match mode {
+        LessonMode::Delivery => 6,
+        LessonMode::Sync => 10,
+        LessonMode::Master => hub.max_master_sites.max(0) as usize,
+    }
+}
+
+/// A lesson as the API takes it: the row plus, for an admin over every school involved, the
+/// explicit choice to include sites their pairings do not cover.
+#[derive(Deserialize)]
+struct LessonInput {
+    #[serde(flatten)]
+    lesson: Lesson,
+    #[serde(default)]
+    override_pairing: bool,
+}
+
+/// Checks a lesson that `p` creates (`existing` = 0) or changes: times, hub, sites,
+/// pairings, clashes and the daily quota. Returns the audit note when an admin overrode
+/// pairings.
+async fn check_lesson(
+    st: &AppState,
+    p: &Principal,
+    l: &Lesson,
+    existing: i64,
+    override_pairing: bool,
+) -> Result<Option<String>, ApiError> {
+    l.validate().map_err(ApiError::invalid)?;
+    let now = st.school.now();
+    if l.starts_at < now.saturating_sub(PAST_START_SLACK) {
+        return Err(ApiError::invalid(format!(
+            "starts_at: {} is in the past (a lesson may start at most {} minutes ago)",
+            rfc3339(l.starts_at, st.school.offset),
+            PAST_START_SLACK / 60_000
+        )));
+    }
+    if l.starts_at > now.saturating_add(400 * 86_400_000) {
+        return Err(ApiError::invalid(
+            "starts_at: a lesson is planned at most 400 days ahead",
+        ));
+    }
+    let store = &st.school.store;
+    let hub_room: Classroom = model::get(store, l.hub_classroom_id).await.map_err(|_| {
+        ApiError::invalid(format!(
+            "hub_classroom_id: no classroom {}",
+            l.hub_classroom_id
+        ))
+    })?;
+    let teacher: Teacher = model::get(store, l.hub_teacher_id).await.map_err(|_| {
+        ApiError::invalid(format!("hub_teacher_id: no teacher {}", l.hub_teacher_id))
+    })?;
+    if hub_room.kind == model::ClassroomKind::ReceiveOnly {
+        return Err(ApiError::invalid(format!(
+            "hub_classroom_id: classroom {} is receive-only and cannot lead a lesson",
+            hub_room.id
+        )));
+    }
+    if hub_room.school_id != teacher.school_id {
+        return Err(ApiError::invalid(format!(
+            "hub_classroom_id: classroom {} belongs to school {}, not to the hub teacher's school {}",
+            hub_room.id, hub_room.school_id, teacher.school_id
+        )));
+    }
+    let d = Directory::load(store).await?;
+    let hub_place = d.school(hub_room.school_id);
+    let is_admin = p.role() == Role::Admin;
+    if !access::may_run(p, l, &hub_place) {
+        return Err(if is_admin {
+            out_of_scope(format!("school {}", hub_room.school_id))
+        } else {
+            ApiError::forbidden(
+                "not-your-lesson",
+                "a teacher creates lessons they lead themselves (hub_teacher_id is yours)",
+            )
+        });
+    }
+    let hub_school: School = model::get(store, hub_room.school_id).await?;
+    let limit = max_sites(l.mode, &hub_school);
+    if l.sites.len() > limit {
+        return Err(ApiError::invalid(format!(
+            "sites: a {} lesson has at most {limit} sites, this one has {}",
+            l.mode.as_str(),
+            l.sites.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let date = fmt_date(millis_to_local(l.starts_at, st.school.offset).date());
+    let terms = model::terms_on(store, &date).await?;
+    let mut overridden = Vec::new();
+    for site in &l.sites {
+        if !seen.insert(site.classroom_id) {
+            return Err(ApiError::invalid(format!(
+                "sites: classroom {} is listed twice",
+                site.classroom_id
+            )));
+        }
+        let room: Classroom = model::get(store, site.classroom_id)
+            .await
+            .map_err(|_| ApiError::invalid(format!("sites: no classroom {}", site.classroom_id)))?;
+        if room.school_id == hub_room.school_id {
+            continue;
+        }
+        let mut paired = false;
+        for term in &terms {
+            if model::is_paired(
+                store,
+                hub_room.school_id,
+                room.school_id,
+                &l.subject,
+                &l.grade,
+                term,
+            )
+            .await?
+            {
+                paired = true;
+                break;
+            }
+        }
+        if paired {
+            continue;
+        }
+        let site_place = d.school(room.school_id);
+        let admin_over_site = p.scope().is_some_and(|s| s.covers(&site_place)) && is_admin;
+        if override_pairing && admin_over_site {
+            overridden.push(format!("classroom {} (school {})", room.id, room.school_id));
+            continue;
+        }
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "site-not-paired",
+            format!(
+                "sites: classroom {} belongs to school {}, which is not paired with hub school {} \
+                 for {} {} in the term of {date}{}",
+                room.id,
+                room.school_id,
+                hub_room.school_id,
+                l.subject,
+                l.grade,
+                if is_admin && admin_over_site {
+                    " (an administrator over both schools may send override_pairing: true)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    let mut rooms: Vec<i64> = vec![l.hub_classroom_id];
+    rooms.extend(l.sites.iter().map(|s| s.classroom_id));
+    let clashes = model::clashing_lessons(
+        store,
+        l.starts_at,
+        l.ends_at,
+        l.hub_teacher_id,
+        &rooms,
+        existing,
+    )
+    .await?;
+    if let Some(c) = clashes.first() {
+        let with = if c.hub_teacher_id == l.hub_teacher_id {
+            format!("the same hub teacher {}", c.hub_teacher_id)
+        } else {
+            let shared: Vec<String> = rooms
+                .iter()
+                .filter(|r| c.has_classroom(**r))
+                .map(|r| r.to_string())
+                .collect();
+            format!("classroom {}", shared.join(", "))
+        };
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "lesson-conflict",
+            format!(
+                "lesson {} ({} to {}) already has {with} at that time",
+                c.id,
+                rfc3339(c.starts_at, st.school.offset),
+                rfc3339(c.ends_at, st.school.offset)
+            ),
+        ));
+    }
+    let day = millis_to_local(l.starts_at, st.school.offset).date();
+    let day_start = super::time::local_to_millis(day, time::Time::MIDNIGHT, st.school.offset);
+    let day_end = super::time::local_to_millis(
+        day.next_day().unwrap_or(day),
+        time::Time::MIDNIGHT,
+        st.school.offset,
+    );
+    let n =
+        model::count_teacher_lessons(store, l.hub_teacher_id, day_start, day_end, existing).await?;
+    if n >= st.school.max_lessons_per_teacher_day {
+        st.metrics.lessons_refused_quota.inc();
+        let wait = ((day_end.saturating_sub(now)) / 1000).clamp(60, 86_400) as u64;
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-lessons",
+            format!(
+                "teacher {} already leads {n} lessons on {date}; the limit is {} a day \
+                 (school.max_lessons_per_teacher_day)",
+                l.hub_teacher_id, st.school.max_lessons_per_teacher_day
+            ),
+        )
+        .with_retry_after(wait));
+    }
+    Ok((!overridden.is_empty()).then(|| {
+        format!(
+            "sites outside the hub school's pairings: {}",
+            overridden.join(", ")
+        )
+    }))
 }
 
 async fn lessons_create(
     State(st): State<Arc<AppState>>,
     Extension(p): Extension<Principal>,
-    JsonBody(mut l): JsonBody<Lesson>,
+    JsonBody(input): JsonBody<LessonInput>,
 ) -> ApiResult {
+    let mut l = input.lesson;
     l.slot_id = None;
     l.lesson_date = None;
     l.ended_at = None;
     l.state = LessonState::Scheduled;
-    l.validate().map_err(ApiError::invalid)?;
-    own_lesson(&p, &l)?;
+    let note = check_lesson(&st, &p, &l, 0, input.override_pairing).await?;
     let stored = model::insert_lesson(&st.school.store, &l).await?;
+    if let Some(n) = note {
+        model::audit(
+            &st.school.store,
+            st.school.now(),
+            &p.ident(),
+            "pairing-override",
+            &format!("lesson {}", stored.id),
+            &n,
+        )
+        .await?;
+    }
     st.school.poke.notify_one();
     Ok(created(
         format!("/api/lessons/{}", stored.id),
         &view(&st, stored),
     ))
+}
+
+/// Loads lesson `id` for a change by `p`: it must be theirs to run and still scheduled.
+async fn scheduled_lesson_for(st: &AppState, p: &Principal, id: &str) -> Result<Lesson, ApiError> {
+    let l = model::get_lesson(&st.school.store, parse_id(id)?).await?;
+    own_lesson(st, p, &l).await?;
+    let s = l.state_at(st.school.now(), st.school.open_before, st.school.grace);
+    if s != LessonState::Scheduled || l.state != LessonState::Scheduled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "lesson-not-scheduled",
+            format!(
+                "lesson {} is {}; only a lesson that has not opened yet can be changed or deleted",
+                l.id,
+                s.as_str()
+            ),
+        ));
+    }
+    Ok(l)
+}
+
+async fn lessons_put(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<LessonInput>,
+) -> ApiResult {
+    let old = scheduled_lesson_for(&st, &p, &id).await?;
+    let mut l = input.lesson;
+    l.id = old.id;
+    l.slot_id = old.slot_id;
+    l.lesson_date = old.lesson_date.clone();
+    l.ended_at = None;
+    l.state = LessonState::Scheduled;
+    let note = check_lesson(&st, &p, &l, old.id, input.override_pairing).await?;
+    let stored = model::update_lesson(&st.school.store, old.id, &l).await?;
+    model::audit(
+        &st.school.store,
+        st.school.now(),
+        &p.ident(),
+        "lesson-changed",
+        &format!("lesson {}", old.id),
+        &format!(
+            "was {}..{} hub {} sites {:?}; now {}..{} hub {} sites {:?}{}",
+            old.starts_at,
+            old.ends_at,
+            old.hub_classroom_id,
+            old.sites.iter().map(|s| s.classroom_id).collect::<Vec<_>>(),
+            l.starts_at,
+            l.ends_at,
+            l.hub_classroom_id,
+            l.sites.iter().map(|s| s.classroom_id).collect::<Vec<_>>(),
+            note.map(|n| format!("; {n}")).unwrap_or_default()
+        ),
+    )
+    .await?;
+    st.school.poke.notify_one();
+    Ok(Json(view(&st, stored)).into_response())
+}
+
+async fn lessons_delete(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let l = scheduled_lesson_for(&st, &p, &id).await?;
+    model::delete_lesson(&st.school.store, l.id).await?;
+    model::audit(
+        &st.school.store,
+        st.school.now(),
+        &p.ident(),
+        "lesson-deleted",
+        &format!("lesson {}", l.id),
+        &format!(
+            "{} {} {}..{} hub {}",
+            l.subject, l.grade, l.starts_at, l.ends_at, l.hub_classroom_id
+        ),
+    )
+    .await?;
+    st.school.live.forget(l.id);
+    st.school.poke.notify_one();
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
@@ -1130,13 +1949,21 @@ async fn lessons_generate(
     )
 }
 
+/// Loads lesson `id` if `p` may watch it.
 async fn lesson_for(st: &AppState, p: &Principal, id: &str) -> Result<Lesson, ApiError> {
     let l = model::get_lesson(&st.school.store, parse_id(id)?).await?;
-    if !visible(p, &l) {
-        return Err(ApiError::forbidden(
-            "not-in-lesson",
-            format!("this classroom is not part of lesson {}", l.id),
-        ));
+    if let Principal::Device { classroom_id, .. } = p {
+        if !l.has_classroom(*classroom_id) {
+            return Err(ApiError::forbidden(
+                "not-in-lesson",
+                format!("this classroom is not part of lesson {}", l.id),
+            ));
+        }
+        return Ok(l);
+    }
+    let d = Directory::load(&st.school.store).await?;
+    if !access::may_watch(p, &l, &d.lesson(&l)) {
+        return Err(out_of_scope(format!("lesson {}", l.id)));
     }
     Ok(l)
 }
@@ -1155,11 +1982,17 @@ async fn lessons_join(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let l = model::get_lesson(&st.school.store, parse_id(&id)?).await?;
+    let l = lesson_for(&st, &p, &id).await?;
     let g = policy::decide(&st.school, &p, &l).await?;
     let now = st.school.now();
     policy::check_window(&st.school, &l, now)?;
-    let claims = policy::claims_for(&st.school, &l, &g, now);
+    let who = p.ident();
+    let ver = people::token_version(&st.school.store, &who)
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized("token-revoked", "this account or device was revoked")
+        })?;
+    let claims = policy::claims_for(&st.school, &l, &g, now, who, ver);
     let token = st.keys.mint_claims(&claims);
     let room = l.room();
     Ok(Json(serde_json::json!({
@@ -1186,7 +2019,7 @@ async fn lessons_end(
     Path(id): Path<String>,
 ) -> ApiResult {
     let l = model::get_lesson(&st.school.store, parse_id(&id)?).await?;
-    own_lesson(&p, &l)?;
+    own_lesson(&st, &p, &l).await?;
     let now = st.school.now();
     if l.state_at(now, st.school.open_before, st.school.grace) == LessonState::Ended {
         return Err(ApiError::new(
@@ -1249,7 +2082,7 @@ async fn lessons_speak(
     JsonBody(b): JsonBody<SpeakBody>,
 ) -> ApiResult {
     let l = model::get_lesson(&st.school.store, parse_id(&id)?).await?;
-    own_lesson(&p, &l)?;
+    own_lesson(&st, &p, &l).await?;
     if l.mode != LessonMode::Master {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -1285,7 +2118,7 @@ async fn lessons_spotlight(
     JsonBody(b): JsonBody<SpotlightBody>,
 ) -> ApiResult {
     let l = model::get_lesson(&st.school.store, parse_id(&id)?).await?;
-    own_lesson(&p, &l)?;
+    own_lesson(&st, &p, &l).await?;
     if l.mode != LessonMode::Sync {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -1313,7 +2146,8 @@ async fn lessons_live(
     Path(id): Path<String>,
 ) -> ApiResult {
     let l = lesson_for(&st, &p, &id).await?;
-    Ok(Json(st.school.live.snapshot(l.id)).into_response())
+    // `peek`: reading an ended (or not yet open) lesson does not bring live state back.
+    Ok(Json(st.school.live.peek(l.id)).into_response())
 }
 
 fn sse_of(ev: &super::live::Event) -> SseEvent {
@@ -1331,13 +2165,31 @@ async fn lessons_events(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let l = lesson_for(&st, &p, &id).await?;
+    let state = l.state_at(st.school.now(), st.school.open_before, st.school.grace);
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(|s| s.to_string())
         .or_else(|| q.get("last_event_id").cloned())
         .and_then(|s| s.trim().parse::<u64>().ok());
-    let sub = st.school.live.subscribe(l.id, last);
+    // Subscribe to revocations before the lesson's events, so none falls between the two.
+    let revoked = st.school.revoked.subscribe();
+    let ended = state == LessonState::Ended;
+    // An ended lesson: what the follower missed (its state is kept a little while after the
+    // end) or one picture, and then the stream ends; it never brings live state back.
+    let sub = if ended {
+        st.school.live.subscribe_existing(l.id, last)
+    } else {
+        Some(st.school.live.subscribe(l.id, last))
+    };
+    let sub = match sub {
+        Some(sub) => sub,
+        None => super::live::Subscription {
+            resync: Some(st.school.live.peek(l.id)),
+            missed: Vec::new(),
+            rx: tokio::sync::broadcast::channel(1).1,
+        },
+    };
     let mut first: Vec<SseEvent> = Vec::new();
     let mut seen = last.unwrap_or(0);
     if let Some(snap) = &sub.resync {
@@ -1346,14 +2198,17 @@ async fn lessons_events(
             SseEvent::default()
                 .id(snap.seq.to_string())
                 .event("resync")
-                .data(serde_json::to_string(&serde_json::json!({
-                    "seq": snap.seq,
-                    "kind": "resync",
-                    "data": {
-                        "live": snap,
-                        "state": l.state_at(st.school.now(), st.school.open_before, st.school.grace),
-                    }
-                })).unwrap_or_default()),
+                .data(
+                    serde_json::to_string(&serde_json::json!({
+                        "seq": snap.seq,
+                        "kind": "resync",
+                        "data": {
+                            "live": snap,
+                            "state": state,
+                        }
+                    }))
+                    .unwrap_or_default(),
+                ),
         );
     }
     for ev in &sub.missed {
@@ -1362,33 +2217,51 @@ async fn lessons_events(
     }
     let live = Arc::clone(&st);
     let lesson = l.id;
+    let who = p.ident();
     let head = futures_util::stream::iter(first.into_iter().map(Ok::<_, std::convert::Infallible>));
     let tail = futures_util::stream::unfold(
-        (sub.rx, seen, live),
-        move |(mut rx, mut seen, st)| async move {
+        (sub.rx, revoked, seen, live, who),
+        move |(mut rx, mut revoked, mut seen, st, who)| async move {
+            use tokio::sync::broadcast::error::RecvError;
             loop {
-                match rx.recv().await {
-                    Ok(ev) if ev.seq <= seen => continue,
-                    Ok(ev) => {
-                        seen = ev.seq;
-                        return Some((Ok(sse_of(&ev)), (rx, seen, st)));
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        // Too slow to follow: send the whole picture and carry on from it.
-                        let snap = st.school.live.snapshot(lesson);
-                        seen = snap.seq;
-                        let e = SseEvent::default()
-                        .id(snap.seq.to_string())
-                        .event("resync")
-                        .data(serde_json::to_string(&serde_json::json!({"seq": snap.seq, "kind": "resync", "data": {"live": snap}})).unwrap_or_default());
-                        return Some((Ok(e), (rx, seen, st)));
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                tokio::select! {
+                    // The lesson's own events first: an `ended` event sent before the lesson's
+                    // end is announced still reaches the client.
+                    biased;
+                    r = rx.recv() => match r {
+                        Ok(ev) if ev.seq <= seen => continue,
+                        Ok(ev) => {
+                            seen = ev.seq;
+                            return Some((Ok(sse_of(&ev)), (rx, revoked, seen, st, who)));
+                        }
+                        Err(RecvError::Lagged(_)) => {
+                            // Too slow to follow: send the whole picture and carry on from it.
+                            let snap = st.school.live.snapshot(lesson);
+                            seen = snap.seq;
+                            let e = SseEvent::default()
+                            .id(snap.seq.to_string())
+                            .event("resync")
+                            .data(serde_json::to_string(&serde_json::json!({"seq": snap.seq, "kind": "resync", "data": {"live": snap}})).unwrap_or_default());
+                            return Some((Ok(e), (rx, revoked, seen, st, who)));
+                        }
+                        Err(RecvError::Closed) => return None,
+                    },
+                    r = revoked.recv() => match r {
+                        Ok(super::Revoked::Principal(x)) if x == who => return None,
+                        Ok(super::Revoked::Lesson(x)) if x == lesson => return None,
+                        Ok(_) => continue,
+                        // Missed announcements might have been ours: end, and let the client
+                        // come back through the access check.
+                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                    },
                 }
             }
         },
     );
     use futures_util::StreamExt;
+    if ended {
+        return Ok(Sse::new(head).into_response());
+    }
     Ok(Sse::new(head.chain(tail))
         .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
         .into_response())
@@ -1406,11 +2279,15 @@ async fn today(State(st): State<Arc<AppState>>, Extension(p): Extension<Principa
         } => l.hub_teacher_id == *t || l.sites.iter().any(|s| s.assisting_teacher_id == Some(*t)),
         _ => true,
     };
-    let ls: Vec<Lesson> = model::lessons_between(&st.school.store, from, to)
-        .await?
-        .into_iter()
-        .filter(|l| mine(l))
-        .collect();
+    let ls: Vec<Lesson> = watchable(
+        &st,
+        &p,
+        model::lessons_between(&st.school.store, from, to).await?,
+    )
+    .await?
+    .into_iter()
+    .filter(|l| mine(l))
+    .collect();
     let state = |l: &Lesson| l.state_at(now, st.school.open_before, st.school.grace);
     let current = ls
         .iter()
@@ -1436,11 +2313,24 @@ async fn openapi_doc() -> Response {
 
 async fn csv_route(
     State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
     method: Method,
     matched: MatchedPath,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult {
+    // The spreadsheets cover the whole district's pairings and timetable: only an
+    // administrator of the whole installation imports or exports them.
+    admin_over(
+        &p,
+        Level::Global,
+        "the district's pairings and timetable",
+        [],
+    )?;
+    if method == Method::POST {
+        crate::http::edge::require_csv(&headers)?;
+    }
     super::csvio::handle(&st, method, matched.as_str(), &q, body).await
 }
 
@@ -1448,7 +2338,13 @@ async fn csv_route(
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let mut r: Router<Arc<AppState>> = Router::new()
         .route("/api/openapi.json", get(openapi_doc))
-        .route("/api/login", post(login))
+        .route(
+            "/api/login",
+            post(login).layer(Extension(Arc::new(crate::auth::limit::LoginLimits::new(
+                &state.config.auth,
+                &state.metrics,
+            )))),
+        )
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
         .route("/api/users", get(users_list).post(users_create))
@@ -1469,7 +2365,10 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/api/timetable/import", post(csv_route))
         .route("/api/lessons", get(lessons_list).post(lessons_create))
         .route("/api/lessons/generate", post(lessons_generate))
-        .route("/api/lessons/{id}", get(lessons_get))
+        .route(
+            "/api/lessons/{id}",
+            get(lessons_get).put(lessons_put).delete(lessons_delete),
+        )
         .route("/api/lessons/{id}/join", post(lessons_join))
         .route("/api/lessons/{id}/end", post(lessons_end))
         .route("/api/lessons/{id}/hand", post(lessons_hand))

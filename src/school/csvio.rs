@@ -1021,6 +1021,7 @@ mod prop_tests {
             name: code.into(),
             kind,
             region_id: None,
+            max_master_sites: 500,
         };
         let room = |id, school_id, name: &str, kind| Classroom {
             id,

@@ -71,6 +71,8 @@ struct LessonLive {
     // part -> (publishing, watching)
     present: BTreeMap<String, (usize, usize)>,
     links: Vec<LinkSummary>,
+    // When the lesson ended (school clock), once it has.
+    ended_at: Option<Millis>,
 }
 
 impl LessonLive {
@@ -84,6 +86,7 @@ impl LessonLive {
             spotlight: None,
             present: BTreeMap::new(),
             links: Vec::new(),
+            ended_at: None,
         }
     }
 
@@ -149,6 +152,48 @@ impl Live {
         f(map.entry(lesson).or_insert_with(LessonLive::new))
     }
 
+    /// Like `with`, but does nothing (and returns `None`) for a lesson without live state:
+    /// for what must not bring an ended lesson's state back.
+    fn with_existing<R>(&self, lesson: i64, f: impl FnOnce(&mut LessonLive) -> R) -> Option<R> {
+        let mut map = self.lessons.lock().expect("live lock");
+        map.get_mut(&lesson).map(f)
+    }
+
+    /// Notes that a lesson ended at `at`: [`Live::sweep`] drops its state `keep` later.
+    pub fn mark_ended(&self, lesson: i64, at: Millis) {
+        self.with_existing(lesson, |l| l.ended_at = Some(at));
+    }
+
+    /// Drops the state of lessons that ended at least `keep` before `now`.
+    pub fn sweep(&self, now: Millis, keep: Millis) {
+        self.lessons
+            .lock()
+            .expect("live lock")
+            .retain(|_, l| l.ended_at.is_none_or(|e| now.saturating_sub(e) < keep));
+    }
+
+    /// Drops a lesson's live state (its room has ended; nobody follows it any more).
+    pub fn forget(&self, lesson: i64) {
+        self.lessons.lock().expect("live lock").remove(&lesson);
+    }
+
+    /// How many lessons have live state.
+    pub fn len(&self) -> usize {
+        self.lessons.lock().expect("live lock").len()
+    }
+
+    /// Whether no lesson has live state.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The current picture without creating state for a lesson that has none (an empty
+    /// picture then).
+    pub fn peek(&self, lesson: i64) -> Snapshot {
+        self.with_existing(lesson, |l| l.snapshot())
+            .unwrap_or_else(|| LessonLive::new().snapshot())
+    }
+
     /// Emits an event to a lesson's followers.
     pub fn emit(&self, lesson: i64, kind: &'static str, at: Millis, data: serde_json::Value) {
         self.with(lesson, |l| l.emit(kind, at, data));
@@ -161,7 +206,20 @@ impl Live {
 
     /// Follows a lesson from after `last_seen` (None: from a fresh snapshot).
     pub fn subscribe(&self, lesson: i64, last_seen: Option<u64>) -> Subscription {
-        self.with(lesson, |l| {
+        self.with(lesson, |l| l.subscribe(last_seen))
+    }
+
+    /// Like [`Live::subscribe`], for a lesson that still has live state (an ended lesson's
+    /// is kept a little while, so a follower that reconnects learns what it missed).
+    pub fn subscribe_existing(&self, lesson: i64, last_seen: Option<u64>) -> Option<Subscription> {
+        self.with_existing(lesson, |l| l.subscribe(last_seen))
+    }
+}
+
+impl LessonLive {
+    fn subscribe(&mut self, last_seen: Option<u64>) -> Subscription {
+        {
+            let l = self;
             let rx = l.tx.subscribe();
             let oldest = l.past.front().map(|e| e.seq).unwrap_or(l.seq + 1);
             match last_seen {
@@ -176,9 +234,11 @@ impl Live {
                     rx,
                 },
             }
-        })
+        }
     }
+}
 
+impl Live {
     /// A classroom raises (true) or lowers its hand. Returns whether anything changed.
     pub fn hand(&self, lesson: i64, classroom: i64, raised: bool, at: Millis) -> bool {
         self.with(lesson, |l| {
@@ -274,7 +334,7 @@ impl Live {
 
     /// A media session of `part` ended.
     pub fn session_ended(&self, lesson: i64, part: &str, publish: bool, at: Millis) {
-        self.with(lesson, |l| {
+        self.with_existing(lesson, |l| {
             let Some(e) = l.present.get_mut(part) else {
                 return;
             };
@@ -291,7 +351,7 @@ impl Live {
                 l.present.remove(part);
                 l.emit("left", at, serde_json::json!({"part": part}));
             }
-        })
+        });
     }
 
     /// Keeps the latest link-quality summaries of a lesson; with `emit`, also tells its
@@ -308,12 +368,12 @@ impl Live {
     /// Forgets an ended lesson's hands, grants, spotlight and link figures (its events stay
     /// readable).
     pub fn clear(&self, lesson: i64) {
-        self.with(lesson, |l| {
+        self.with_existing(lesson, |l| {
             l.hands.clear();
             l.speakers.clear();
             l.spotlight = None;
             l.links.clear();
-        })
+        });
     }
 }
 

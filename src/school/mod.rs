@@ -9,6 +9,7 @@
 //! - [`quality`]: grades each participant's media link and reports it in the live state.
 //! - [`api`], [`csvio`], [`openapi`]: the HTTP API, CSV import/export, its OpenAPI document.
 
+pub mod access;
 pub mod api;
 pub mod csvio;
 pub mod live;
@@ -43,6 +44,19 @@ pub struct SchoolState {
     pub session_ttl: time::Millis,
     /// Wakes the scheduler (a lesson was created or ended by hand).
     pub poke: tokio::sync::Notify,
+    /// At most this many lessons per hub teacher per day.
+    pub max_lessons_per_teacher_day: i64,
+    /// Tells event streams that a principal lost access or a lesson ended.
+    pub revoked: tokio::sync::broadcast::Sender<Revoked>,
+}
+
+/// Access that ended: event streams of that principal or lesson close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// A device was revoked or a user disabled ("d:3", "u:12").
+    Principal(String),
+    /// A lesson ended.
+    Lesson(i64),
 }
 
 impl SchoolState {
@@ -61,7 +75,14 @@ impl SchoolState {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(12 * 3_600_000),
             poke: tokio::sync::Notify::new(),
+            max_lessons_per_teacher_day: s.max_lessons_per_teacher_day as i64,
+            revoked: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// Announces ended access to the event streams (nobody listening is fine).
+    pub fn revoke(&self, r: Revoked) {
+        let _ = self.revoked.send(r);
     }
 
     /// Now, by the school clock.

@@ -282,12 +282,20 @@ pub struct School {
     /// Region.
     #[serde(default)]
     pub region_id: Option<i64>,
+    /// How many sites a 名师课堂 (master) lesson of this hub school may reach.
+    #[serde(default = "default_master_sites")]
+    pub max_master_sites: i64,
+}
+
+fn default_master_sites() -> i64 {
+    500
 }
 
 impl Entity for School {
     const TABLE: &'static str = "schools";
     const NAME: &'static str = "school";
-    const COLS: &'static [&'static str] = &["code", "name", "kind", "region_id"];
+    const COLS: &'static [&'static str] =
+        &["code", "name", "kind", "region_id", "max_master_sites"];
     const FILTERS: &'static [&'static str] = &["region_id"];
     fn from_row(r: &AnyRow) -> StoreResult<Self> {
         Ok(School {
@@ -296,6 +304,7 @@ impl Entity for School {
             name: col(r, "name")?,
             kind: col_enum(r, "kind")?,
             region_id: col(r, "region_id")?,
+            max_master_sites: col(r, "max_master_sites")?,
         })
     }
     fn values(&self) -> Vec<Val> {
@@ -304,11 +313,16 @@ impl Entity for School {
             Val::Text(self.name.clone()),
             Val::Text(self.kind.as_str().into()),
             Val::Int(self.region_id),
+            Val::Int(Some(self.max_master_sites)),
         ]
     }
     fn validate(&self) -> Result<(), String> {
         need("code", &self.code)?;
-        need("name", &self.name)
+        need("name", &self.name)?;
+        if !(1..=10_000).contains(&self.max_master_sites) {
+            return Err("max_master_sites must be between 1 and 10000".into());
+        }
+        Ok(())
     }
 }
 
@@ -901,11 +915,11 @@ impl Lesson {
 
     /// The state at `now`, given the opening lead and the grace after the end.
     pub fn state_at(&self, now: Millis, open_before: Millis, grace: Millis) -> LessonState {
-        if self.ended_at.is_some() || now >= self.ends_at + grace {
+        if self.ended_at.is_some() || now >= self.ends_at.saturating_add(grace) {
             LessonState::Ended
         } else if now >= self.starts_at {
             LessonState::Live
-        } else if now >= self.starts_at - open_before {
+        } else if now >= self.starts_at.saturating_sub(open_before) {
             LessonState::Open
         } else {
             LessonState::Scheduled
@@ -916,11 +930,23 @@ impl Lesson {
     pub fn validate(&self) -> Result<(), String> {
         need("subject", &self.subject)?;
         need("grade", &self.grade)?;
+        // Any time a person could mean: 2000-01-01 to 2100-01-01 (epoch ms). Beyond that,
+        // arithmetic on the times could overflow.
+        const EARLIEST: Millis = 946_684_800_000;
+        const LATEST: Millis = 4_102_444_800_000;
+        for (name, t) in [("starts_at", self.starts_at), ("ends_at", self.ends_at)] {
+            if !(EARLIEST..=LATEST).contains(&t) {
+                return Err(format!(
+                    "{name} must be a time between 2000 and 2100 (epoch milliseconds)"
+                ));
+            }
+        }
         if self.ends_at <= self.starts_at {
             return Err("ends_at must be after starts_at".into());
         }
-        if self.ends_at - self.starts_at > 12 * 3_600_000 {
-            return Err("a lesson lasts at most 12 hours".into());
+        match self.ends_at.checked_sub(self.starts_at) {
+            Some(len) if len <= 12 * 3_600_000 => {}
+            _ => return Err("a lesson lasts at most 12 hours".into()),
         }
         if self
             .sites
@@ -963,41 +989,49 @@ fn lesson_from(r: &AnyRow) -> StoreResult<Lesson> {
     })
 }
 
-async fn with_sites(conn: &mut sqlx::AnyConnection, rows: Vec<AnyRow>) -> StoreResult<Vec<Lesson>> {
-    let mut out = Vec::with_capacity(rows.len());
+const LESSON_JOIN_COLS: &str = "l.id, l.slot_id, l.lesson_date, l.mode, l.title, l.subject, \
+    l.grade, l.textbook, l.chapter, l.hub_teacher_id, l.hub_classroom_id, l.starts_at, \
+    l.ends_at, l.state, l.ended_at, ls.classroom_id AS site_classroom, \
+    ls.assisting_teacher_id AS site_assistant";
+
+/// Lessons with their sites in one query: `filter` is the WHERE clause over `l` (lessons)
+/// with `$n` placeholders bound from `binds`.
+async fn lessons_joined(
+    store: &Store,
+    filter: &'static str,
+    binds: &[i64],
+) -> StoreResult<Vec<Lesson>> {
+    let mut q = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {LESSON_JOIN_COLS} FROM lessons l \
+         LEFT JOIN lesson_sites ls ON ls.lesson_id = l.id \
+         WHERE {filter} ORDER BY l.starts_at, l.id, ls.classroom_id"
+    )));
+    for b in binds {
+        q = q.bind(*b);
+    }
+    let rows = q.fetch_all(store.pool()).await?;
+    let mut out: Vec<Lesson> = Vec::new();
     for r in &rows {
-        let mut l = lesson_from(r)?;
-        let sites = sqlx::query(
-            "SELECT classroom_id, assisting_teacher_id FROM lesson_sites WHERE lesson_id = $1 \
-             ORDER BY classroom_id",
-        )
-        .bind(l.id)
-        .fetch_all(&mut *conn)
-        .await?;
-        l.sites = sites
-            .iter()
-            .map(|r| {
-                Ok(Site {
-                    classroom_id: col(r, "classroom_id")?,
-                    assisting_teacher_id: col(r, "assisting_teacher_id")?,
-                })
-            })
-            .collect::<StoreResult<_>>()?;
-        out.push(l);
+        let id: i64 = col(r, "id")?;
+        if out.last().map(|l| l.id) != Some(id) {
+            out.push(lesson_from(r)?);
+        }
+        if let Some(c) = col::<Option<i64>>(r, "site_classroom")? {
+            let l = out
+                .last_mut()
+                .expect("a lesson was pushed for this row above");
+            l.sites.push(Site {
+                classroom_id: c,
+                assisting_teacher_id: col(r, "site_assistant")?,
+            });
+        }
     }
     Ok(out)
 }
 
 /// One lesson.
 pub async fn get_lesson(store: &Store, id: i64) -> StoreResult<Lesson> {
-    let mut conn = store.pool().acquire().await?;
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {LESSON_COLS} FROM lessons WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    with_sites(&mut conn, rows)
+    lessons_joined(store, "l.id = $1", &[id])
         .await?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("lesson {id}")))
@@ -1005,27 +1039,171 @@ pub async fn get_lesson(store: &Store, id: i64) -> StoreResult<Lesson> {
 
 /// Lessons whose time window meets [`from`, `to`), by start.
 pub async fn lessons_between(store: &Store, from: Millis, to: Millis) -> StoreResult<Vec<Lesson>> {
-    let mut conn = store.pool().acquire().await?;
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {LESSON_COLS} FROM lessons WHERE starts_at < $1 AND ends_at >= $2 \
-         ORDER BY starts_at, id"
-    )))
-    .bind(to)
-    .bind(from)
-    .fetch_all(&mut *conn)
-    .await?;
-    with_sites(&mut conn, rows).await
+    lessons_joined(store, "l.starts_at < $1 AND l.ends_at >= $2", &[to, from]).await
 }
 
-/// Lessons not yet stored as ended (what the scheduler watches).
+/// Lessons not yet stored as ended (what the scheduler watches), in one query.
 pub async fn unfinished_lessons(store: &Store) -> StoreResult<Vec<Lesson>> {
-    let mut conn = store.pool().acquire().await?;
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {LESSON_COLS} FROM lessons WHERE state <> 'ended' ORDER BY starts_at, id"
-    )))
-    .fetch_all(&mut *conn)
+    lessons_joined(store, "l.state <> 'ended'", &[]).await
+}
+
+/// Lessons not ended that overlap [`from`, `to`) and share the hub teacher or any of
+/// `classrooms` (as hub or site), other than `except`: what a new lesson would clash with.
+pub async fn clashing_lessons(
+    store: &Store,
+    from: Millis,
+    to: Millis,
+    teacher: i64,
+    classrooms: &[i64],
+    except: i64,
+) -> StoreResult<Vec<Lesson>> {
+    let candidates = lessons_joined(
+        store,
+        "l.state <> 'ended' AND l.ended_at IS NULL AND l.starts_at < $1 AND l.ends_at > $2 \
+         AND l.id <> $3",
+        &[to, from, except],
+    )
     .await?;
-    with_sites(&mut conn, rows).await
+    Ok(candidates
+        .into_iter()
+        .filter(|l| l.hub_teacher_id == teacher || classrooms.iter().any(|c| l.has_classroom(*c)))
+        .collect())
+}
+
+/// How many lessons `teacher` leads that start in [`from`, `to`), other than `except`.
+pub async fn count_teacher_lessons(
+    store: &Store,
+    teacher: i64,
+    from: Millis,
+    to: Millis,
+    except: i64,
+) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM lessons WHERE hub_teacher_id = $1 AND starts_at >= $2 \
+         AND starts_at < $3 AND id <> $4",
+    )
+    .bind(teacher)
+    .bind(from)
+    .bind(to)
+    .bind(except)
+    .fetch_one(store.pool())
+    .await?;
+    col(&row, "n")
+}
+
+/// Replaces a scheduled lesson's fields and sites.
+pub async fn update_lesson(store: &Store, id: i64, l: &Lesson) -> StoreResult<Lesson> {
+    let mut tx = store.begin().await?;
+    let r = sqlx::query(
+        "UPDATE lessons SET mode = $1, title = $2, subject = $3, grade = $4, textbook = $5, \
+         chapter = $6, hub_teacher_id = $7, hub_classroom_id = $8, starts_at = $9, ends_at = $10 \
+         WHERE id = $11",
+    )
+    .bind(l.mode.as_str())
+    .bind(l.title.clone())
+    .bind(l.subject.clone())
+    .bind(l.grade.clone())
+    .bind(l.textbook.clone())
+    .bind(l.chapter.clone())
+    .bind(l.hub_teacher_id)
+    .bind(l.hub_classroom_id)
+    .bind(l.starts_at)
+    .bind(l.ends_at)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("lesson {id}")));
+    }
+    sqlx::query("DELETE FROM lesson_sites WHERE lesson_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    for s in &l.sites {
+        sqlx::query(
+            "INSERT INTO lesson_sites (lesson_id, classroom_id, assisting_teacher_id) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(s.classroom_id)
+        .bind(s.assisting_teacher_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    get_lesson(store, id).await
+}
+
+/// Deletes a lesson and its sites.
+pub async fn delete_lesson(store: &Store, id: i64) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query("DELETE FROM lesson_sites WHERE lesson_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let r = sqlx::query("DELETE FROM lessons WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("lesson {id}")));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Appends to the audit trail.
+pub async fn audit(
+    store: &Store,
+    at: Millis,
+    actor: &str,
+    action: &str,
+    object: &str,
+    detail: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, object, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(at)
+    .bind(actor)
+    .bind(action)
+    .bind(object)
+    .bind(detail)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Whether `hub` and `partner` are paired for `subject`/`grade` in the term named `term`.
+pub async fn is_paired(
+    store: &Store,
+    hub: i64,
+    partner: i64,
+    subject: &str,
+    grade: &str,
+    term: &str,
+) -> StoreResult<bool> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM pairings WHERE hub_school_id = $1 AND partner_school_id = $2 \
+         AND subject = $3 AND grade = $4 AND term = $5",
+    )
+    .bind(hub)
+    .bind(partner)
+    .bind(subject)
+    .bind(grade)
+    .bind(term)
+    .fetch_one(store.pool())
+    .await?;
+    Ok(col::<i64>(&row, "n")? > 0)
+}
+
+/// The names of the terms whose dates contain `date` ("YYYY-MM-DD").
+pub async fn terms_on(store: &Store, date: &str) -> StoreResult<Vec<String>> {
+    let rows = sqlx::query("SELECT name FROM terms WHERE starts_on <= $1 AND ends_on >= $1")
+        .bind(date)
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(|r| col(r, "name")).collect()
 }
 
 /// Stores a new lesson with its sites.
@@ -1158,6 +1336,28 @@ pub async fn generate_lessons(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lesson_times_never_overflow() {
+        // The review's perpetual lesson, and every extreme: refused, and no arithmetic on
+        // them panics (debug) or wraps (release).
+        let extremes = [i64::MIN, -(1 << 62), -1, 0, 1, 1 << 62, i64::MAX];
+        for &a in &extremes {
+            for &b in &extremes {
+                let l = lesson(a, b);
+                assert!(l.validate().is_err(), "{a}..{b}");
+                for now in extremes {
+                    let _ = l.state_at(now, i64::MAX, i64::MAX);
+                    let _ = l.state_at(now, 600_000, 300_000);
+                }
+            }
+        }
+        let ok = lesson(1_788_739_200_000, 1_788_739_200_000 + 40 * 60_000);
+        assert!(ok.validate().is_ok());
+        assert!(lesson(ok.starts_at, ok.starts_at + 12 * 3_600_000 + 1)
+            .validate()
+            .is_err());
+    }
 
     fn lesson(starts: Millis, ends: Millis) -> Lesson {
         Lesson {

@@ -39,7 +39,10 @@ pub fn check_window(school: &SchoolState, lesson: &Lesson, now: Millis) -> Resul
             format!(
                 "lesson {} opens at {} ({} minutes before the bell at {})",
                 lesson.id,
-                rfc3339(lesson.starts_at - school.open_before, school.offset),
+                rfc3339(
+                    lesson.starts_at.saturating_sub(school.open_before),
+                    school.offset
+                ),
                 school.open_before / 60_000,
                 rfc3339(lesson.starts_at, school.offset)
             ),
@@ -52,7 +55,7 @@ pub fn check_window(school: &SchoolState, lesson: &Lesson, now: Millis) -> Resul
                 rfc3339(
                     lesson
                         .ended_at
-                        .unwrap_or(lesson.ends_at + school.grace)
+                        .unwrap_or(lesson.ends_at.saturating_add(school.grace))
                         .min(now),
                     school.offset
                 )
@@ -86,15 +89,17 @@ pub async fn decide(
             ));
         }
         let part = classroom_part(cid);
+        let room: Classroom = model::get(&school.store, cid).await?;
+        // A receive-only room never sends, not even as the hub (lesson creation refuses
+        // such a hub; this holds for rows made before that rule).
+        let interactive = room.kind != ClassroomKind::ReceiveOnly;
         if cid == lesson.hub_classroom_id {
             return Ok(JoinGrant {
                 part,
-                publish: true,
+                publish: interactive,
                 needs_speak_grant: false,
             });
         }
-        let room: Classroom = model::get(&school.store, cid).await?;
-        let interactive = room.kind != ClassroomKind::ReceiveOnly;
         return Ok(JoinGrant {
             part,
             publish: interactive,
@@ -115,14 +120,30 @@ pub async fn decide(
     })
 }
 
-/// Claims for a participant's media token: valid until the lesson's end plus grace.
-pub fn claims_for(school: &SchoolState, lesson: &Lesson, g: &JoinGrant, now: Millis) -> Claims {
+/// The longest a media token lives: the longest lesson, its opening lead and its grace.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(14 * 3600);
+
+/// Claims for a participant's media token, issued to principal `who` at token version
+/// `ver`: valid until the lesson's end plus grace (never longer than [`MAX_TOKEN_TTL`]).
+pub fn claims_for(
+    school: &SchoolState,
+    lesson: &Lesson,
+    g: &JoinGrant,
+    now: Millis,
+    who: String,
+    ver: i64,
+) -> Claims {
     let mut grants = vec![Grant::Subscribe];
     if g.publish {
         grants.push(Grant::Publish);
     }
-    let end = lesson.ends_at + school.grace;
-    let ttl = Duration::from_millis((end - now).max(60_000) as u64);
+    let end = lesson.ends_at.saturating_add(school.grace);
+    // At least a second, so a token minted in the last moments still parses as unexpired
+    // while the window check (which refuses an ended lesson) answers.
+    let left = end
+        .saturating_sub(now)
+        .clamp(1_000, MAX_TOKEN_TTL.as_millis() as i64);
+    let ttl = Duration::from_millis(left as u64);
     // Token expiry is checked against the system clock; the lesson window itself is checked
     // again at WHIP/WHEP time by the school clock, so the two never need to agree.
     let iat = crate::auth::now_secs();
@@ -130,10 +151,12 @@ pub fn claims_for(school: &SchoolState, lesson: &Lesson, g: &JoinGrant, now: Mil
         sub: g.part.clone(),
         room: lesson.room(),
         grants,
-        exp: iat + ttl.as_secs(),
+        exp: iat + ttl.as_secs().max(1),
         iat,
         lesson: Some(lesson.id),
         part: Some(g.part.clone()),
+        who: Some(who),
+        ver: Some(ver),
     }
 }
 
@@ -143,6 +166,18 @@ pub async fn admit(school: &SchoolState, claims: &Claims, publish: bool) -> Resu
     let Some(id) = claims.lesson else {
         return Ok(());
     };
+    if let Some(who) = &claims.who {
+        let now_ver = crate::auth::people::token_version(&school.store, who).await?;
+        if now_ver.is_none() || now_ver != claims.ver {
+            return Err(ApiError::unauthorized(
+                "token-revoked",
+                format!(
+                    "this media token was issued to {who}, whose access has since been revoked \
+                     (device revoked, account disabled or its password or scope changed)"
+                ),
+            ));
+        }
+    }
     let lesson = model::get_lesson(&school.store, id).await?;
     check_window(school, &lesson, school.now())?;
     if !publish || lesson.mode != LessonMode::Master {

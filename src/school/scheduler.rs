@@ -32,7 +32,11 @@ pub async fn run(state: Weak<AppState>) {
         };
         let now = app.school.now();
         let nap = next
-            .map(|t| Duration::from_millis((t - now).clamp(0, MAX_NAP.as_millis() as i64) as u64))
+            .map(|t| {
+                Duration::from_millis(
+                    t.saturating_sub(now).clamp(0, MAX_NAP.as_millis() as i64) as u64
+                )
+            })
             .unwrap_or(MAX_NAP);
         let app2 = app.clone();
         drop(app);
@@ -52,6 +56,7 @@ pub async fn step(
 ) -> Result<Option<Millis>, crate::store::StoreError> {
     let school = &app.school;
     let now = school.now();
+    school.live.sweep(now, KEEP_AFTER_END);
     let today = millis_to_local(now, school.offset).date();
     if *generated_for != Some(today) {
         let tomorrow = today.next_day().unwrap_or(today);
@@ -78,9 +83,9 @@ pub async fn step(
             }
         }
         let due = match s {
-            LessonState::Scheduled => Some(l.starts_at - school.open_before),
+            LessonState::Scheduled => Some(l.starts_at.saturating_sub(school.open_before)),
             LessonState::Open => Some(l.starts_at),
-            LessonState::Live => Some(l.ends_at + school.grace),
+            LessonState::Live => Some(l.ends_at.saturating_add(school.grace)),
             LessonState::Ended => None,
         };
         if let Some(d) = due {
@@ -90,8 +95,16 @@ pub async fn step(
     Ok(next)
 }
 
-/// Ends every media session of a lesson and forgets its hands, grants and spotlight.
+/// Ends every media session of a lesson, closes its event streams (after the `ended` event
+/// already sent) and frees its live state.
 pub async fn end_room(app: &Arc<AppState>, lesson: i64) {
     app.school.live.clear(lesson);
     crate::signal::kick(app, &format!("lesson-{lesson}"), |_| true).await;
+    app.school.revoke(super::Revoked::Lesson(lesson));
+    // Keep the ended lesson's events a little while for followers that reconnect; a later
+    // pass frees them (`Live::sweep`), and nothing creates live state for it again.
+    app.school.live.mark_ended(lesson, app.school.now());
 }
+
+/// How long an ended lesson's live state (its last events) is kept, by the school clock.
+pub const KEEP_AFTER_END: Millis = 2 * 60_000;

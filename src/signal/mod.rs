@@ -4,6 +4,14 @@
 //! session's unguessable URL in `Location`, an `ETag`, and the SDP answer. `PATCH` on that URL
 //! carries trickled candidates or an ICE restart, `DELETE` ends the session. This module checks
 //! tokens and bodies, builds the peer off the media loop, and hands it to the room's worker.
+//!
+//! Every session belongs to a principal (the lesson participant of its token, or the token's
+//! `sub` in its room) and was opened with one token; both are capped
+//! (`media.max_sessions_per_principal`, `media.max_sessions_per_token`: 429 past them), and
+//! only the principal that owns a session may PATCH or DELETE it. One room holds at most
+//! `media.max_room_share_percent` of `media.max_peers` (503 past it), so one lesson cannot
+//! crowd out the others. [`kick_where`] ends a principal's sessions everywhere, for
+//! revocation.
 
 pub mod sdpfrag;
 
@@ -17,9 +25,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-use crate::auth::Grant;
+use crate::auth::{Claims, Grant};
 use crate::http::{ApiError, AppState};
+use crate::metrics::{RefusalLabels, RefusalReason};
 use crate::sfu::{prepare_peer, AddError, Command, Follow, PeerSetup, Role, SetupError};
 
 /// One live WHIP/WHEP session, as signalling knows it.
@@ -41,6 +51,93 @@ pub struct Session {
     pub lesson: Option<i64>,
     /// The participant in that lesson ("c:12", "t:3", "u:7").
     pub part: Option<String>,
+    /// The principal the lesson API issued the token to ("d:3", "u:7"), for revocation.
+    pub who: Option<String>,
+    /// Who owns it (see [`principal`]): only they may PATCH or DELETE it.
+    pub owner: String,
+    /// The token it was opened with (see [`token_id`]), for the per-token cap.
+    pub token: String,
+    /// Whether its peer is in its worker and the lesson was told. `false` while the session
+    /// is being set up: it is in the map from before its peer is built, so that it counts
+    /// against the caps and [`kick_where`] finds it.
+    pub admitted: bool,
+}
+
+/// `Retry-After` of a 429 for too many sessions: a session its client forgot ends after the
+/// media side's connect timeout or disconnect grace (30 s by default).
+const CAP_RETRY_AFTER_SECS: u64 = 10;
+
+/// The principal a token speaks for: its lesson participant ("c:12", "t:3", "u:7") for a
+/// lesson token, else its `sub` in its room ("viewer@demo"). Every token a participant gets
+/// for any lesson names the same principal.
+pub fn principal(claims: &Claims) -> String {
+    match (&claims.lesson, &claims.part) {
+        (Some(_), Some(part)) => part.clone(),
+        _ => format!("{}@{}", claims.sub, claims.room),
+    }
+}
+
+/// A token's identity: a digest of its signature (kept instead of the token, which is a
+/// bearer secret). Tokens signed over the same claims are the same token.
+pub fn token_id(token: &str) -> String {
+    let signature = token.trim().rsplit('.').next().unwrap_or("");
+    hex::encode(&Sha256::digest(signature.as_bytes())[..16])
+}
+
+/// The caps a new session of `claims` is held to: (per principal, per token).
+#[derive(Debug, Clone)]
+struct Quota {
+    owner: String,
+    token: String,
+    per_principal: usize,
+    per_token: usize,
+}
+
+/// The caps for `claims`. A lesson's hub teacher watches each class on a session of its own
+/// (web/teach.js), so gets one more per site of the lesson on both caps.
+async fn quota(state: &AppState, claims: &Claims, token: &str) -> Result<Quota, ApiError> {
+    let media = &state.config.media;
+    let mut extra = 0;
+    if let (Some(lesson), Some(part)) = (claims.lesson, claims.part.as_deref()) {
+        if part.starts_with("t:") {
+            let l = crate::school::model::get_lesson(&state.school.store, lesson).await?;
+            if part == format!("t:{}", l.hub_teacher_id) {
+                extra = l.sites.len();
+            }
+        }
+    }
+    Ok(Quota {
+        owner: principal(claims),
+        token: token_id(token),
+        per_principal: media.max_sessions_per_principal.saturating_add(extra),
+        per_token: media.max_sessions_per_token.saturating_add(extra),
+    })
+}
+
+/// Most sessions one room may hold: its share of `max_peers` (at least 1).
+fn room_share(media: &crate::config::MediaConfig) -> usize {
+    let share = usize::from(media.max_room_share_percent.min(100));
+    (media.max_peers.saturating_mul(share) / 100).max(1)
+}
+
+/// Refuses unless `claims` speak for the principal that owns `session`.
+fn check_owner(session: &Session, claims: &Claims) -> Result<(), ApiError> {
+    if principal(claims) == session.owner {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "not-session-owner",
+            "this session belongs to another participant; only its owner may change or end it",
+        ))
+    }
+}
+
+fn refused(state: &AppState, reason: RefusalReason) {
+    state
+        .metrics
+        .sessions_refused
+        .get_or_create(&RefusalLabels { reason })
+        .inc();
 }
 
 /// Sessions by id. Signalling only; the media plane never sees this lock.
@@ -125,36 +222,72 @@ fn authorize(
     headers: &HeaderMap,
     room: &str,
     role: Role,
-) -> Result<crate::auth::Claims, ApiError> {
+) -> Result<Claims, ApiError> {
+    Ok(authorize_token(state, headers, room, role)?.0)
+}
+
+/// [`authorize`], also returning the token itself.
+fn authorize_token<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+    room: &str,
+    role: Role,
+) -> Result<(Claims, &'h str), ApiError> {
     let h = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    Ok(state.keys.authorize(h, room, grant(role))?)
+    let claims = state.keys.authorize(h, room, grant(role))?;
+    // `authorize` accepted a `Bearer <token>` header, so it is there.
+    let token = h.unwrap_or("").get(7..).unwrap_or("");
+    Ok((claims, token))
 }
 
 /// Ends the sessions of `room` that `which` selects, and waits until their peers are gone.
 pub async fn kick(state: &AppState, room: &str, which: impl Fn(&Session) -> bool) {
+    kick_where(state, |s| s.room == room && which(s)).await;
+}
+
+/// Ends the sessions in every room that `which` selects (e.g. `|s| s.owner == "c:12"` when
+/// that classroom's device is revoked) and waits until their peers are gone; returns how
+/// many it ended. A selected session still being set up is refused when its setup ends (its
+/// peer, if already added by then, is removed at once).
+pub async fn kick_where(state: &AppState, which: impl Fn(&Session) -> bool) -> usize {
     let gone: Vec<(String, Session)> = {
         let mut sessions = state.sessions.lock().expect("sessions lock");
         let ids: Vec<String> = sessions
             .iter()
-            .filter(|(_, s)| s.room == room && which(s))
+            .filter(|(_, s)| which(s))
             .map(|(id, _)| id.clone())
             .collect();
         ids.into_iter()
             .filter_map(|id| sessions.remove(&id).map(|s| (id, s)))
             .collect()
     };
-    for (id, s) in gone {
+    // Ask every worker first, then wait: the peers go in parallel.
+    let mut waits = Vec::new();
+    for (id, s) in &gone {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if state.sfu.worker(s.worker).send(Command::Remove {
-            session: id,
+            session: id.clone(),
             reply: Some(tx),
         }) {
-            let _ = rx.await;
+            waits.push(rx);
         }
-        session_closed(state, &s);
     }
+    for rx in waits {
+        let _ = rx.await;
+    }
+    for (_, s) in &gone {
+        session_closed(state, s);
+    }
+    gone.len()
+}
+
+/// Ends every session opened with a token issued to principal `who` ("d:3", "u:7"), in
+/// every room, sessions still being set up included, and waits until their peers are gone.
+/// Returns how many ended.
+pub async fn kick_principal(state: &AppState, who: &str) -> usize {
+    kick_where(state, |s| s.who.as_deref() == Some(who)).await
 }
 
 /// Puts participant `part` (or nobody) on the big screen of `room`: subscribers that follow
@@ -169,8 +302,11 @@ pub fn set_spotlight(state: &AppState, room: &str, part: Option<String>) {
     }
 }
 
-/// Tells the lesson (if any) that a session ended.
+/// Tells the lesson (if any) that a session ended (one still being set up was never started).
 pub fn session_closed(state: &AppState, s: &Session) {
+    if !s.admitted {
+        return;
+    }
     if let (Some(lesson), Some(part)) = (s.lesson, &s.part) {
         state.school.live.session_ended(
             lesson,
@@ -305,10 +441,11 @@ async fn create_session_following(
     source: Option<&str>,
 ) -> Result<Response, ApiError> {
     check_room(&room)?;
-    let claims = authorize(state, &headers, &room, role)?;
+    let (claims, token) = authorize_token(state, &headers, &room, role)?;
     crate::school::policy::admit(&state.school, &claims, role == Role::Publisher).await?;
     let follow = resolve_source(state, &claims, source).await?;
     check_content_type(&headers, "application/sdp")?;
+    let quota = quota(state, &claims, token).await?;
     let offer = read_body(state, body).await?;
     if offer.trim().is_empty() {
         return Err(ApiError::bad_request("bad-sdp", "empty SDP offer"));
@@ -318,6 +455,7 @@ async fn create_session_following(
     // worker's place, a pipe opened for the viewer). A peer added for a client that left
     // never connects, and its worker removes it (and closes its pipe) after the connect
     // timeout.
+    let issued = (claims.who.clone(), claims.ver);
     let (id, etag, answer) = tokio::spawn(admit(
         state.clone(),
         role,
@@ -325,9 +463,22 @@ async fn create_session_following(
         offer,
         claims,
         follow,
+        quota,
     ))
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    if let (Some(who), ver) = issued {
+        // A revocation between the check above and the session entering the map would have
+        // found nothing to end: look again now that the session is there.
+        let now = crate::auth::people::token_version(&state.school.store, &who).await?;
+        if now.is_none() || now != ver {
+            kick_principal(state, &who).await;
+            return Err(ApiError::unauthorized(
+                "token-revoked",
+                format!("access of {who} was revoked while this session was set up"),
+            ));
+        }
+    }
     let location = format!("/{}/{room}/{id}", endpoint(role));
     let mut resp = (StatusCode::CREATED, answer).into_response();
     let h = resp.headers_mut();
@@ -353,16 +504,18 @@ async fn create_session_following(
     Ok(resp)
 }
 
-/// Takes a checked offer into a media worker: reserves a place, builds the peer, opens the
-/// room's pipe if the peer is placed away from its home worker, and adds it. Returns the
-/// session id, its ETag and the SDP answer; on every failure the place is given back.
+/// Takes a checked offer into a media worker: reserves a place and the session (against
+/// the caps of `quota`), builds the peer, opens the room's pipe if the peer is placed away
+/// from its home worker, and adds it. Returns the session id, its ETag and the SDP answer;
+/// on every failure the place and the session are given back.
 async fn admit(
     state: Arc<AppState>,
     role: Role,
     room: String,
     offer: String,
-    claims: crate::auth::Claims,
+    claims: Claims,
     follow: Follow,
+    quota: Quota,
 ) -> Result<(String, String, String), ApiError> {
     let state = &state;
     // Reserve a place before doing any work; give it back on every failure path below.
@@ -370,6 +523,7 @@ async fn admit(
     let count = &state.sfu.peer_count;
     if count.fetch_add(1, Ordering::AcqRel) >= max {
         count.fetch_sub(1, Ordering::AcqRel);
+        refused(state, RefusalReason::MaxPeers);
         return Err(ApiError::unavailable(
             format!("this server is at its limit of {max} peers"),
             5,
@@ -377,6 +531,97 @@ async fn admit(
     }
     let place = state.sfu.place(&room, role);
     let worker = place.worker;
+    let id = random_id();
+    let etag = random_id();
+    let remote_ufrag = remote_ufrag(&offer);
+    // Reserve the session: counted against the caps (and found by `kick_where`) from here on.
+    // The count and the insert are under one lock, so concurrent offers cannot overshoot.
+    let room_share = room_share(&state.config.media);
+    let over = {
+        let mut sessions = state.sessions.lock().expect("sessions lock");
+        let (mut mine, mut this_token, mut in_room) = (0, 0, 0);
+        for s in sessions.values() {
+            if s.room == room {
+                in_room += 1;
+            }
+            if s.owner == quota.owner {
+                mine += 1;
+                if s.token == quota.token {
+                    this_token += 1;
+                }
+            }
+        }
+        // The principal first: when both are full, another token would not help.
+        if mine >= quota.per_principal {
+            Some((RefusalReason::PerPrincipal, mine))
+        } else if this_token >= quota.per_token {
+            Some((RefusalReason::PerToken, this_token))
+        } else if in_room >= room_share {
+            Some((RefusalReason::RoomShare, in_room))
+        } else {
+            sessions.insert(
+                id.clone(),
+                Session {
+                    room: room.clone(),
+                    role,
+                    worker,
+                    etag: etag.clone(),
+                    offer: offer.clone(),
+                    remote_ufrag,
+                    lesson: claims.lesson,
+                    part: claims.part.clone(),
+                    who: claims.who.clone(),
+                    owner: quota.owner.clone(),
+                    token: quota.token.clone(),
+                    admitted: false,
+                },
+            );
+            None
+        }
+    };
+    if let Some((reason, held)) = over {
+        count.fetch_sub(1, Ordering::AcqRel);
+        state.sfu.unplace(place);
+        refused(state, reason);
+        if reason == RefusalReason::RoomShare {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "room-full",
+                format!(
+                    "room `{room}` holds {held} sessions, its share of this server \
+                     (media.max_room_share_percent = {}% of {max} peers)",
+                    state.config.media.max_room_share_percent
+                ),
+            )
+            .with("limit", serde_json::json!(room_share))
+            .with_retry_after(5));
+        }
+        let (what, key, limit) = match reason {
+            RefusalReason::PerToken => (
+                "this token".to_string(),
+                "media.max_sessions_per_token",
+                quota.per_token,
+            ),
+            _ => (
+                format!("`{}`", quota.owner),
+                "media.max_sessions_per_principal",
+                quota.per_principal,
+            ),
+        };
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-sessions",
+            format!(
+                "{what} already holds {held} WHIP/WHEP sessions, the most allowed ({key} = \
+                 {limit}); end one (DELETE its URL) or wait for an unused one to time out"
+            ),
+        )
+        .with("limit", serde_json::json!(limit))
+        .with_retry_after(CAP_RETRY_AFTER_SECS));
+    }
+    let forget = |id: &str| {
+        state.sessions.lock().expect("sessions lock").remove(id);
+    };
     let setup = PeerSetup {
         cert: state.sfu.cert.clone(),
         candidate: state.sfu.worker(worker).candidate_addr,
@@ -391,6 +636,7 @@ async fn admit(
         Ok(Err(e)) => {
             count.fetch_sub(1, Ordering::AcqRel);
             state.sfu.unplace(place);
+            forget(&id);
             return Err(match e {
                 SetupError::BadSdp(_) | SetupError::Rejected(_) => {
                     ApiError::bad_request("bad-sdp", e.to_string())
@@ -410,29 +656,14 @@ async fn admit(
         Err(e) => {
             count.fetch_sub(1, Ordering::AcqRel);
             state.sfu.unplace(place);
+            forget(&id);
             return Err(e);
         }
     };
     prepared.part = claims.part.clone();
     let follows_spotlight = follow == Follow::Spotlight;
     prepared.follow = follow;
-    let id = random_id();
-    let etag = random_id();
     let answer = prepared.answer.clone();
-    let remote_ufrag = remote_ufrag(&offer);
-    state.sessions.lock().expect("sessions lock").insert(
-        id.clone(),
-        Session {
-            room: room.clone(),
-            role,
-            worker,
-            etag: etag.clone(),
-            offer,
-            remote_ufrag,
-            lesson: claims.lesson,
-            part: claims.part.clone(),
-        },
-    );
     // A viewer away from the room's home worker: the room's tracks (and their cached
     // pictures) must be on this worker before the viewer is, so it binds them at once.
     let piped = match place.piped_from() {
@@ -478,8 +709,43 @@ async fn admit(
                 to: worker,
             });
         }
-        state.sessions.lock().expect("sessions lock").remove(&id);
+        forget(&id);
         return Err(e);
+    }
+    // The peer is in its worker. Unless the session was ended meanwhile (`kick_where`), it is
+    // admitted now, and the lesson told under the same lock, so that an end that comes
+    // right after is told after it.
+    let admitted = {
+        let mut sessions = state.sessions.lock().expect("sessions lock");
+        match sessions.get_mut(&id) {
+            Some(s) => {
+                s.admitted = true;
+                if let (Some(lesson), Some(part)) = (claims.lesson, &claims.part) {
+                    state.school.live.session_started(
+                        lesson,
+                        part,
+                        role == Role::Publisher,
+                        state.school.now(),
+                    );
+                }
+                true
+            }
+            None => false,
+        }
+    };
+    if !admitted {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if state.sfu.worker(worker).send(Command::Remove {
+            session: id.clone(),
+            reply: Some(tx),
+        }) {
+            let _ = rx.await;
+        }
+        return Err(ApiError::forbidden(
+            "session-ended",
+            "the session was ended while it was being set up (revoked, kicked, or its lesson \
+             ended)",
+        ));
     }
     if let (true, Some(lesson)) = (follows_spotlight, claims.lesson) {
         // The worker's room may be new (or was empty when the spotlight moved): tell it.
@@ -492,21 +758,13 @@ async fn admit(
                 .map(crate::school::policy::classroom_part),
         });
     }
-    if let (Some(lesson), Some(part)) = (claims.lesson, &claims.part) {
-        state.school.live.session_started(
-            lesson,
-            part,
-            role == Role::Publisher,
-            state.school.now(),
-        );
-    }
     Ok((id, etag, answer))
 }
 
 fn lookup(state: &AppState, role: Role, room: &str, id: &str) -> Result<Session, ApiError> {
     let sessions = state.sessions.lock().expect("sessions lock");
     match sessions.get(id) {
-        Some(s) if s.role == role && s.room == room => Ok(s.clone()),
+        Some(s) if s.role == role && s.room == room && s.admitted => Ok(s.clone()),
         _ => Err(ApiError::not_found(
             "session-not-found",
             format!("no {} session `{id}` in room `{room}`", endpoint(role)),
@@ -536,8 +794,9 @@ async fn patch_inner(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    authorize(state, &headers, room, role)?;
+    let claims = authorize(state, &headers, room, role)?;
     let session = lookup(state, role, room, id)?;
+    check_owner(&session, &claims)?;
     check_content_type(&headers, "application/trickle-ice-sdpfrag")?;
     let if_match = headers
         .get(header::IF_MATCH)
@@ -640,8 +899,9 @@ pub async fn delete_session(
         return ApiError::not_found("not-found", "no such resource").into_response();
     };
     let r = async {
-        authorize(&state, &headers, &room, role)?;
+        let claims = authorize(&state, &headers, &room, role)?;
         let session = lookup(&state, role, &room, &id)?;
+        check_owner(&session, &claims)?;
         let removed = state.sessions.lock().expect("sessions lock").remove(&id);
         let (tx, rx) = tokio::sync::oneshot::channel();
         if state.sfu.worker(session.worker).send(Command::Remove {
@@ -674,8 +934,9 @@ pub async fn whep_layer(
     Json(req): Json<LayerRequest>,
 ) -> Response {
     let r = async {
-        authorize(&state, &headers, &room, Role::Subscriber)?;
+        let claims = authorize(&state, &headers, &room, Role::Subscriber)?;
         let session = lookup(&state, Role::Subscriber, &room, &id)?;
+        check_owner(&session, &claims)?;
         if let Some(rid) = &req.rid {
             if rid.is_empty() || rid.len() > 16 || !rid.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(ApiError::bad_request(

@@ -75,20 +75,45 @@ pub struct Store {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The file a `sqlite:` URL asks SQLite to create when missing (`mode=rwc`); `None` for an
+/// in-memory database or a URL that only opens an existing file.
+fn sqlite_file_to_create(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (file, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let creates = params.split('&').any(|p| p == "mode=rwc");
+    (creates && !file.is_empty() && file != ":memory:").then(|| file.into())
+}
+
 impl Store {
     /// Opens `url` (`postgres://…`), or the SQLite file `default_file` when `url` is empty.
     /// Does not migrate; call [`Store::migrate`].
+    ///
+    /// A SQLite file this creates is owner-only from the start: the file is made empty with
+    /// mode 0600 before SQLite opens it (SQLite itself would make it 0644 less the umask),
+    /// and SQLite gives its `-wal` and `-shm` files the database file's mode. A missing
+    /// directory for `default_file` is made 0700.
     pub async fn open(url: &str, default_file: &Path) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
+        let io = |e| StoreError::Db(sqlx::Error::Io(e));
         let (url, backend) = if url.is_empty() {
             if let Some(dir) = default_file.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+                crate::datadir::create_dir(dir).map_err(io)?;
             }
+            crate::datadir::touch_private(default_file).map_err(io)?;
             (
                 format!("sqlite://{}?mode=rwc", default_file.display()),
                 Backend::Sqlite,
             )
         } else if url.starts_with("sqlite:") {
+            if let Some(file) = sqlite_file_to_create(url) {
+                // A missing directory is SQLite's error to report, as before.
+                let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+                if dir.is_none_or(Path::exists) {
+                    crate::datadir::touch_private(&file).map_err(io)?;
+                }
+            }
             (url.to_string(), Backend::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (url.to_string(), Backend::Postgres)
@@ -168,4 +193,30 @@ pub fn col_enum<T: FromStr>(row: &AnyRow, name: &str) -> StoreResult<T> {
     let s: String = col(row, name)?;
     s.parse()
         .map_err(|_| StoreError::Check(format!("column {name} holds unknown value `{s}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_sqlite_urls_create_a_file() {
+        let f = |u| sqlite_file_to_create(u).map(|p| p.display().to_string());
+        assert_eq!(
+            f("sqlite://data/x.db?mode=rwc").as_deref(),
+            Some("data/x.db")
+        );
+        assert_eq!(
+            f("sqlite:///abs/x.db?mode=rwc").as_deref(),
+            Some("/abs/x.db")
+        );
+        assert_eq!(
+            f("sqlite:x.db?cache=shared&mode=rwc").as_deref(),
+            Some("x.db")
+        );
+        assert_eq!(f("sqlite://data/x.db"), None, "opens an existing file only");
+        assert_eq!(f("sqlite://data/x.db?mode=rw"), None);
+        assert_eq!(f("sqlite::memory:"), None);
+        assert_eq!(f("sqlite://:memory:?mode=rwc"), None);
+    }
 }

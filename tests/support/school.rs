@@ -256,7 +256,9 @@ pub async fn fixture(app: &App) -> Fixture {
         ("observer1", "observer", None),
         ("inspector1", "inspector", None),
     ] {
-        app.create("/api/users", json!({"username": name, "display_name": name, "role": role, "password": "password-123", "teacher_id": t})).await;
+        // Teachers act in their school; the observer and inspector in the county office.
+        let scope = if t.is_some() { "school" } else { "county" };
+        app.create("/api/users", json!({"username": name, "display_name": name, "role": role, "password": "password-123", "teacher_id": t, "scope": scope, "region_id": region})).await;
         logins.push(app.login(name, "password-123").await);
     }
     Fixture {
@@ -279,8 +281,31 @@ pub async fn fixture(app: &App) -> Fixture {
     }
 }
 
-/// An ad hoc lesson today (Monday 2026-09-07) from `start` to `end` local ("HH:MM").
+/// Pairs the hub school with both partner schools for 英语 三年级 in 2026秋 (结对), once.
+pub async fn pair(app: &App, f: &Fixture) {
+    for partner in [f.partner_a, f.partner_b] {
+        let (s, v) = app
+            .call(
+                Some(&app.admin),
+                Method::POST,
+                "/api/pairings",
+                Some(
+                    json!({"hub_school_id": f.hub_school, "partner_school_id": partner,
+                            "subject": "英语", "grade": "三年级", "term": "2026秋"}),
+                ),
+            )
+            .await;
+        assert!(
+            s == StatusCode::CREATED || s == StatusCode::CONFLICT,
+            "pairing: {s} {v}"
+        );
+    }
+}
+
+/// An ad hoc lesson today (Monday 2026-09-07) from `start` to `end` local ("HH:MM"), with
+/// its sites paired first.
 pub async fn lesson(app: &App, f: &Fixture, mode: &str, start: &str, end: &str) -> i64 {
+    pair(app, f).await;
     let off = parse_offset("+08:00").unwrap();
     let d = parse_date("2026-09-07").unwrap();
     app.create(

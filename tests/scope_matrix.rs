@@ -1,0 +1,1033 @@
+//! Every school sees only its own: a role × route × object matrix over two counties with two
+//! schools each (one pair of them paired, the other not), every role in and out of scope,
+//! and the security review's reproductions (cross-school lesson injection, overflowing
+//! times, ad hoc clashes, revocation that reaches a live kiosk's media and event stream).
+//! The expected outcomes are written out here, independently of the server's rules.
+//!
+//! Run: `cargo test --test scope_matrix`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use classrelay::school::time::{local_to_millis, parse_date, parse_hhmm, parse_offset};
+use classrelay_loadtest::swarm::Swarm;
+use classrelay_loadtest::whip;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::school::{App, Backend};
+
+fn kind(v: &Value) -> &str {
+    v["type"]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches("urn:classrelay:problem:")
+}
+
+/// Epoch ms of "HH:MM" on the fixture's Monday, 2026-09-07 (+08:00).
+fn at(hhmm: &str) -> i64 {
+    local_to_millis(
+        parse_date("2026-09-07").unwrap(),
+        parse_hhmm(hhmm).unwrap(),
+        parse_offset("+08:00").unwrap(),
+    )
+}
+
+/// Two counties of one city; in each a hub school and a partner school. Hub 1 is paired
+/// with partner 1 (英语 三年级 2026秋); nothing else is paired.
+struct World {
+    r1: i64,
+    r2: i64,
+    h1: i64,
+    p1: i64,
+    h2: i64,
+    p2: i64,
+    h1_room: i64,
+    h1_view: i64,
+    p1_room: i64,
+    h2_room: i64,
+    p2_room: i64,
+    t1: i64,
+    t2: i64,
+    /// Logins by name: county admin 1, school admin of hub 1, teacher 1 (hub 1), teacher 2
+    /// (hub 2), observer of county 1, inspector of county 2, city admin.
+    logins: std::collections::HashMap<&'static str, String>,
+    dev_p1: String,
+    dev_p2: String,
+    dev_p1_id: i64,
+}
+
+async fn world(app: &App) -> World {
+    let region = |county: &'static str| json!({"province": "四川省", "city": "凉山彝族自治州", "county": county});
+    let r1 = app.create("/api/regions", region("昭觉县")).await;
+    let r2 = app.create("/api/regions", region("布拖县")).await;
+    let school = |code: &str, kind: &str, r: i64| json!({"code": code, "name": code, "kind": kind, "region_id": r});
+    let h1 = app.create("/api/schools", school("H1", "hub", r1)).await;
+    let p1 = app
+        .create("/api/schools", school("P1", "partner", r1))
+        .await;
+    let h2 = app.create("/api/schools", school("H2", "hub", r2)).await;
+    let p2 = app
+        .create("/api/schools", school("P2", "partner", r2))
+        .await;
+    let room = |s: i64, name: &str, kind: &str| json!({"school_id": s, "name": name, "kind": kind});
+    let h1_room = app
+        .create("/api/classrooms", room(h1, "录播教室", "hub"))
+        .await;
+    let h1_view = app
+        .create("/api/classrooms", room(h1, "多媒体教室", "receive_only"))
+        .await;
+    let p1_room = app
+        .create("/api/classrooms", room(p1, "三年级1班", "interactive"))
+        .await;
+    let h2_room = app
+        .create("/api/classrooms", room(h2, "录播教室", "hub"))
+        .await;
+    let p2_room = app
+        .create("/api/classrooms", room(p2, "三年级1班", "interactive"))
+        .await;
+    let teacher = |code: &str, s: i64| json!({"code": code, "name": code, "school_id": s});
+    let t1 = app.create("/api/teachers", teacher("T1", h1)).await;
+    let t2 = app.create("/api/teachers", teacher("T2", h2)).await;
+    app.create(
+        "/api/terms",
+        json!({"name": "2026秋", "starts_on": "2026-09-01", "ends_on": "2027-01-20"}),
+    )
+    .await;
+    app.create(
+        "/api/pairings",
+        json!({"hub_school_id": h1, "partner_school_id": p1, "subject": "英语",
+               "grade": "三年级", "term": "2026秋"}),
+    )
+    .await;
+    let mut logins = std::collections::HashMap::new();
+    for (name, body) in [
+        (
+            "county_admin_1",
+            json!({"role": "admin", "scope": "county", "region_id": r1}),
+        ),
+        (
+            "city_admin",
+            json!({"role": "admin", "scope": "city", "region_id": r1}),
+        ),
+        (
+            "school_admin_h1",
+            json!({"role": "admin", "scope": "school", "school_id": h1}),
+        ),
+        ("teacher_1", json!({"role": "teacher", "teacher_id": t1})),
+        ("teacher_2", json!({"role": "teacher", "teacher_id": t2})),
+        (
+            "observer_1",
+            json!({"role": "observer", "scope": "county", "region_id": r1}),
+        ),
+        (
+            "inspector_2",
+            json!({"role": "inspector", "scope": "county", "region_id": r2}),
+        ),
+    ] {
+        let mut b = body;
+        b["username"] = json!(name);
+        b["display_name"] = json!(name);
+        b["password"] = json!("password-123");
+        app.create("/api/users", b).await;
+        logins.insert(name, app.login(name, "password-123").await);
+    }
+    let dev = |c: i64| async move {
+        app.admin_ok(
+            Method::POST,
+            &format!("/api/classrooms/{c}/devices"),
+            json!({"label": "讲台电脑"}),
+            StatusCode::CREATED,
+        )
+        .await
+    };
+    let d1 = dev(p1_room).await;
+    let d2 = dev(p2_room).await;
+    World {
+        r1,
+        r2,
+        h1,
+        p1,
+        h2,
+        p2,
+        h1_room,
+        h1_view,
+        p1_room,
+        h2_room,
+        p2_room,
+        t1,
+        t2,
+        logins,
+        dev_p1: d1["token"].as_str().unwrap().into(),
+        dev_p2: d2["token"].as_str().unwrap().into(),
+        dev_p1_id: d1["device"]["id"].as_i64().unwrap(),
+    }
+}
+
+/// A request: method, path, JSON body.
+type Req = (Method, String, Option<Value>);
+
+fn lesson_body(teacher: i64, hub: i64, sites: &[i64], start: &str, end: &str) -> Value {
+    json!({
+        "mode": "delivery", "subject": "英语", "grade": "三年级", "title": "Unit 3",
+        "hub_teacher_id": teacher, "hub_classroom_id": hub,
+        "starts_at": at(start), "ends_at": at(end),
+        "sites": sites.iter().map(|c| json!({"classroom_id": c})).collect::<Vec<_>>(),
+    })
+}
+
+/// What a refusal for the object (not the route) looks like.
+fn refused(s: StatusCode, v: &Value) -> bool {
+    s == StatusCode::FORBIDDEN
+        && matches!(
+            kind(v),
+            "out-of-scope" | "not-in-lesson" | "not-your-lesson" | "role-forbidden"
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_by_route_by_object_matrix() {
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    // The lesson everything below is about: teacher 1 at hub 1 with partner 1's class.
+    let l1 = app
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+        )
+        .await;
+    // Open it (the room opens 10 minutes before the bell).
+    app.clock.set(at("07:55"));
+    let global = app.admin.clone();
+    let who = |n: &str| w.logins[n].clone();
+    // (caller name, token) in a fixed order.
+    let callers: Vec<(&str, String)> = vec![
+        ("global_admin", global.clone()),
+        ("city_admin", who("city_admin")),
+        ("county_admin_1", who("county_admin_1")),
+        ("school_admin_h1", who("school_admin_h1")),
+        ("teacher_1", who("teacher_1")),
+        ("teacher_2", who("teacher_2")),
+        ("observer_1", who("observer_1")),
+        ("inspector_2", who("inspector_2")),
+        ("device_p1", w.dev_p1.clone()),
+        ("device_p2", w.dev_p2.clone()),
+    ];
+    // Who may watch lesson 1 (hub 1 and partner 1 are both in county 1).
+    let watchers = [
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "school_admin_h1",
+        "teacher_1",
+        "observer_1",
+        "device_p1",
+    ];
+    // Who runs it: its hub teacher and admins over hub 1.
+    let runners = [
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "school_admin_h1",
+        "teacher_1",
+    ];
+    let lesson_routes: Vec<(Method, String, Option<Value>, &[&str])> = vec![
+        (Method::GET, format!("/api/lessons/{l1}"), None, &watchers),
+        (
+            Method::GET,
+            format!("/api/lessons/{l1}/live"),
+            None,
+            &watchers,
+        ),
+        (
+            Method::POST,
+            format!("/api/lessons/{l1}/join"),
+            None,
+            &watchers,
+        ),
+        (
+            Method::PUT,
+            format!("/api/lessons/{l1}"),
+            Some(lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40")),
+            &runners,
+        ),
+        (
+            Method::POST,
+            format!("/api/lessons/{l1}/speak"),
+            Some(json!({"classroom_id": w.p1_room, "granted": true})),
+            &runners,
+        ),
+        (
+            Method::POST,
+            format!("/api/lessons/{l1}/spotlight"),
+            Some(json!({"classroom_id": w.p1_room})),
+            &runners,
+        ),
+        (Method::DELETE, format!("/api/lessons/{l1}"), None, &runners),
+    ];
+    let mut checked = 0;
+    for (name, token) in &callers {
+        for (m, path, body, allowed) in &lesson_routes {
+            let (s, v) = app.call(Some(token), m.clone(), path, body.clone()).await;
+            let role_ok = !(s == StatusCode::FORBIDDEN && kind(&v) == "role-forbidden");
+            if !role_ok {
+                // The route's role rule refused first (devices may not PUT, say): a refusal.
+                assert!(!allowed.contains(name), "{name} {m} {path}: {s} {v}");
+                checked += 1;
+                continue;
+            }
+            if allowed.contains(name) {
+                assert!(!refused(s, &v), "{name} may {m} {path}: {s} {v}");
+                assert!(s != StatusCode::UNAUTHORIZED, "{name} {m} {path}: {s} {v}");
+            } else {
+                assert!(refused(s, &v), "{name} may not {m} {path}: {s} {v}");
+            }
+            checked += 1;
+        }
+        // The event stream: allowed callers get the stream, others a refusal.
+        let r = app
+            .http
+            .get(format!("{}/api/lessons/{l1}/events", app.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status() == StatusCode::OK,
+            watchers.contains(name),
+            "{name} events: {}",
+            r.status()
+        );
+        // Lists show only what the caller may watch.
+        let (s, v) = app
+            .call(Some(token), Method::GET, "/api/lessons", None)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let listed = v.as_array().unwrap().iter().any(|l| l["id"] == l1);
+        assert_eq!(listed, watchers.contains(name), "{name} /api/lessons: {v}");
+        let (_, v) = app.call(Some(token), Method::GET, "/api/today", None).await;
+        let listed = v["lessons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["id"] == l1);
+        assert_eq!(listed, watchers.contains(name), "{name} /api/today: {v}");
+        checked += 3;
+    }
+
+    // The directory, object by object: (caller, method, path, body, allowed).
+    let g = |p: String| (Method::GET, p, None::<Value>);
+    let cases: Vec<(&str, Req, bool)> = vec![
+        // Schools: own scope, or paired with a school in scope.
+        ("teacher_1", g(format!("/api/schools/{}", w.p1)), true),
+        ("teacher_1", g(format!("/api/schools/{}", w.p2)), false),
+        ("teacher_2", g(format!("/api/schools/{}", w.p1)), false),
+        ("observer_1", g(format!("/api/schools/{}", w.h2)), false),
+        ("inspector_2", g(format!("/api/schools/{}", w.h2)), true),
+        ("county_admin_1", g(format!("/api/schools/{}", w.p2)), false),
+        ("city_admin", g(format!("/api/schools/{}", w.p2)), true),
+        // Classrooms and teachers follow their school.
+        (
+            "teacher_2",
+            g(format!("/api/classrooms/{}", w.h1_room)),
+            false,
+        ),
+        (
+            "teacher_1",
+            g(format!("/api/classrooms/{}", w.p1_room)),
+            true,
+        ),
+        ("observer_1", g(format!("/api/teachers/{}", w.t2)), false),
+        ("inspector_2", g(format!("/api/teachers/{}", w.t2)), true),
+        // A kiosk: its own classroom and its lessons' classrooms, nothing else.
+        (
+            "device_p1",
+            g(format!("/api/classrooms/{}", w.p1_room)),
+            true,
+        ),
+        (
+            "device_p1",
+            g(format!("/api/classrooms/{}", w.h1_room)),
+            true,
+        ),
+        (
+            "device_p1",
+            g(format!("/api/classrooms/{}", w.p2_room)),
+            false,
+        ),
+        ("device_p1", g(format!("/api/schools/{}", w.p1)), false),
+        ("device_p1", g(format!("/api/teachers/{}", w.t1)), false),
+        ("device_p1", g("/api/users".into()), false),
+        // Pairings: either school in scope.
+        ("inspector_2", g("/api/pairings/1".into()), false),
+        ("observer_1", g("/api/pairings/1".into()), true),
+        // Devices of a classroom: admins over its school.
+        (
+            "school_admin_h1",
+            g(format!("/api/classrooms/{}/devices", w.h1_room)),
+            true,
+        ),
+        (
+            "school_admin_h1",
+            g(format!("/api/classrooms/{}/devices", w.p1_room)),
+            false,
+        ),
+        (
+            "county_admin_1",
+            (
+                Method::POST,
+                format!("/api/classrooms/{}/devices", w.p2_room),
+                Some(json!({"label": "x"})),
+            ),
+            false,
+        ),
+        (
+            "county_admin_1",
+            (
+                Method::POST,
+                format!("/api/classrooms/{}/devices", w.p1_room),
+                Some(json!({"label": "x"})),
+            ),
+            true,
+        ),
+        // Writing the directory: inside the admin's scope and at the entity's level.
+        (
+            "county_admin_1",
+            (
+                Method::POST,
+                "/api/classrooms".into(),
+                Some(json!({"school_id": w.p2, "name": "新教室", "kind": "interactive"})),
+            ),
+            false,
+        ),
+        (
+            "school_admin_h1",
+            (
+                Method::POST,
+                "/api/classrooms".into(),
+                Some(json!({"school_id": w.h1, "name": "新教室", "kind": "interactive"})),
+            ),
+            true,
+        ),
+        (
+            "school_admin_h1",
+            (
+                Method::POST,
+                "/api/schools".into(),
+                Some(json!({"code": "NEW1", "name": "x", "kind": "partner", "region_id": w.r1})),
+            ),
+            false,
+        ),
+        (
+            "county_admin_1",
+            (
+                Method::POST,
+                "/api/schools".into(),
+                Some(json!({"code": "NEW2", "name": "x", "kind": "partner", "region_id": w.r1})),
+            ),
+            true,
+        ),
+        (
+            "county_admin_1",
+            (
+                Method::PUT,
+                format!("/api/schools/{}", w.p1),
+                Some(json!({"code": "P1", "name": "P1", "kind": "partner", "region_id": w.r2})),
+            ),
+            false,
+        ),
+        (
+            "county_admin_1",
+            (
+                Method::PUT,
+                format!("/api/regions/{}", w.r1),
+                Some(json!({"province": "四川省", "city": "凉山彝族自治州", "county": "x"})),
+            ),
+            false,
+        ),
+        (
+            "city_admin",
+            (
+                Method::POST,
+                "/api/regions".into(),
+                Some(json!({"province": "四川省", "city": "凉山彝族自治州", "county": "美姑县"})),
+            ),
+            true,
+        ),
+        (
+            "city_admin",
+            (
+                Method::POST,
+                "/api/regions".into(),
+                Some(json!({"province": "四川省", "city": "成都市", "county": "金牛区"})),
+            ),
+            false,
+        ),
+        (
+            "county_admin_1",
+            (
+                Method::POST,
+                "/api/pairings".into(),
+                Some(json!({"hub_school_id": w.h1, "partner_school_id": w.p2,
+                            "subject": "数学", "grade": "三年级", "term": "2026秋"})),
+            ),
+            false,
+        ),
+        (
+            "city_admin",
+            (
+                Method::POST,
+                "/api/pairings".into(),
+                Some(json!({"hub_school_id": w.h1, "partner_school_id": w.p2,
+                            "subject": "数学", "grade": "三年级", "term": "2026秋"})),
+            ),
+            true,
+        ),
+        (
+            "city_admin",
+            (
+                Method::POST,
+                "/api/terms".into(),
+                Some(json!({"name": "x", "starts_on": "2027-02-01", "ends_on": "2027-06-30"})),
+            ),
+            false,
+        ),
+        ("county_admin_1", g("/api/pairings.csv".into()), false),
+        ("global_admin", g("/api/pairings.csv".into()), true),
+        // Users: admins manage people inside their own scope only.
+        (
+            "county_admin_1",
+            (
+                Method::POST,
+                "/api/users".into(),
+                Some(
+                    json!({"username": "o2", "display_name": "o2", "role": "observer",
+                            "password": "password-123", "scope": "county", "region_id": w.r2}),
+                ),
+            ),
+            false,
+        ),
+        (
+            "county_admin_1",
+            (
+                Method::POST,
+                "/api/users".into(),
+                Some(
+                    json!({"username": "o1b", "display_name": "o1b", "role": "observer",
+                            "password": "password-123", "scope": "county", "region_id": w.r1}),
+                ),
+            ),
+            true,
+        ),
+        (
+            "school_admin_h1",
+            (
+                Method::POST,
+                "/api/users".into(),
+                Some(
+                    json!({"username": "a1b", "display_name": "a1b", "role": "admin",
+                            "password": "password-123", "scope": "county", "region_id": w.r1}),
+                ),
+            ),
+            false,
+        ),
+        (
+            "county_admin_1",
+            (
+                Method::PATCH,
+                "/api/users/1".into(),
+                Some(json!({"disabled": true})),
+            ),
+            false,
+        ),
+    ];
+    for (name, (m, path, body), allowed) in cases {
+        let token = &callers.iter().find(|(n, _)| *n == name).unwrap().1;
+        let (s, v) = app.call(Some(token), m.clone(), &path, body).await;
+        if allowed {
+            assert!(s.is_success(), "{name} may {m} {path}: {s} {v}");
+        } else {
+            assert!(refused(s, &v), "{name} may not {m} {path}: {s} {v}");
+        }
+        checked += 1;
+    }
+    // Lists are filtered, not refused.
+    let (_, v) = app
+        .call(Some(&who("teacher_1")), Method::GET, "/api/schools", None)
+        .await;
+    let ids: Vec<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.contains(&w.h1) && ids.contains(&w.p1), "{v}");
+    assert!(!ids.contains(&w.h2), "{v}");
+    // Partner 2 became visible to hub 1's staff when the city admin paired them above.
+    assert!(ids.contains(&w.p2), "{v}");
+    let (_, v) = app
+        .call(Some(&w.dev_p1), Method::GET, "/api/classrooms", None)
+        .await;
+    let rooms: Vec<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        rooms,
+        vec![w.h1_room, w.p1_room],
+        "a kiosk lists its lessons' rooms"
+    );
+    let (_, v) = app
+        .call(
+            Some(&who("county_admin_1")),
+            Method::GET,
+            "/api/users",
+            None,
+        )
+        .await;
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"observer_1") && names.contains(&"teacher_1"));
+    assert!(
+        !names.contains(&"inspector_2")
+            && !names.contains(&"admin")
+            && !names.contains(&"city_admin")
+    );
+    assert!(checked > 100, "{checked} cases");
+    let _ = (w.r2, w.h1_view, w.t2, w.dev_p1_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lessons_are_refused_across_schools_overflow_and_clashes() {
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    let t2 = w.logins["teacher_2"].clone();
+    let t1 = w.logins["teacher_1"].clone();
+    let post = |token: String, body: Value| {
+        let app = &app;
+        async move {
+            app.call(Some(&token), Method::POST, "/api/lessons", Some(body))
+                .await
+        }
+    };
+    // Review #1: teacher 2 puts partner 1's classroom (not paired with hub 2) into a lesson.
+    let (s, v) = post(
+        t2.clone(),
+        lesson_body(w.t2, w.h2_room, &[w.p1_room], "07:59", "18:00"),
+    )
+    .await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "site-not-paired"),
+        "{v}"
+    );
+    // ... or uses hub 1's classroom as the hub, or leads a lesson as someone else.
+    let (s, v) = post(
+        t2.clone(),
+        lesson_body(w.t2, w.h1_room, &[], "08:00", "08:40"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = post(
+        t2.clone(),
+        lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+    )
+    .await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::FORBIDDEN, "not-your-lesson"),
+        "{v}"
+    );
+    // A receive-only classroom never leads.
+    let (s, v) = post(
+        t1.clone(),
+        lesson_body(w.t1, w.h1_view, &[], "08:00", "08:40"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Partner 1's kiosk sees nothing it could be pulled into.
+    let (_, v) = app
+        .call(Some(&w.dev_p1), Method::GET, "/api/today", None)
+        .await;
+    assert!(
+        v["current"].is_null() && v["lessons"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
+    // Review #2: times that overflow i64 arithmetic are refused (no panic, no endless lesson).
+    let mut b = lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40");
+    b["starts_at"] = json!(-4611686018427387904i64);
+    b["ends_at"] = json!(4611686018427387904i64);
+    let (s, v) = post(t1.clone(), b.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    b["starts_at"] = json!(i64::MIN);
+    b["ends_at"] = json!(i64::MAX);
+    let (s, v) = post(t1.clone(), b).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // A start in the past, a lesson over 12 h.
+    let (s, _) = post(
+        t1.clone(),
+        lesson_body(w.t1, w.h1_room, &[], "06:00", "06:40"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = post(
+        t1.clone(),
+        lesson_body(w.t1, w.h1_room, &[], "08:00", "20:30"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // Site count per mode: 专递 at most 6.
+    let mut rooms = Vec::new();
+    for i in 0..7 {
+        rooms.push(
+            app.create(
+                "/api/classrooms",
+                json!({"school_id": w.p1, "name": format!("班{i}"), "kind": "interactive"}),
+            )
+            .await,
+        );
+    }
+    let (s, v) = post(
+        t1.clone(),
+        lesson_body(w.t1, w.h1_room, &rooms, "08:00", "08:40"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("at most 6"), "{v}");
+    // The first good lesson; then an ad hoc clash on the same site is refused, naming it.
+    let (s, v) = post(
+        t1.clone(),
+        lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let first = v["id"].as_i64().unwrap();
+    let (s, v) = post(
+        t1.clone(),
+        lesson_body(w.t1, w.h1_room, &[rooms[0]], "08:20", "09:00"),
+    )
+    .await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::CONFLICT, "lesson-conflict"),
+        "{v}"
+    );
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("lesson {first}")),
+        "{v}"
+    );
+    // The city admin over both counties may override pairings explicitly; it is audited.
+    let city = w.logins["city_admin"].clone();
+    let mut b = lesson_body(w.t1, w.h1_room, &[w.p2_room], "10:00", "10:40");
+    let (s, v) = post(city.clone(), b.clone()).await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "site-not-paired"),
+        "{v}"
+    );
+    b["override_pairing"] = json!(true);
+    let (s, v) = post(w.logins["county_admin_1"].clone(), b.clone()).await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a county admin is not over partner 2: {v}"
+    );
+    let (s, v) = post(city, b).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let store = &app.server.state().school.store;
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'pairing-override'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(classrelay::store::col::<i64>(&row, "n").unwrap(), 1);
+    // A scheduled lesson can be moved and deleted by its teacher, not by another.
+    let (s, v) = app
+        .call(
+            Some(&t2),
+            Method::DELETE,
+            &format!("/api/lessons/{first}"),
+            None,
+        )
+        .await;
+    assert!(refused(s, &v), "{s} {v}");
+    let (s, v) = app
+        .call(
+            Some(&t1),
+            Method::PUT,
+            &format!("/api/lessons/{first}"),
+            Some(lesson_body(w.t1, w.h1_room, &[w.p1_room], "11:00", "11:40")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["starts_at"], json!(at("11:00")));
+    let (s, _) = app
+        .call(
+            Some(&t1),
+            Method::DELETE,
+            &format!("/api/lessons/{first}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app
+        .call(
+            Some(&t1),
+            Method::GET,
+            &format!("/api/lessons/{first}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let _ = (w.r1, w.r2, w.h1, w.h2, w.p2, w.dev_p2, w.dev_p1_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lessons_per_teacher_per_day_are_bounded() {
+    let app = App::start_with(Backend::Sqlite, |c| {
+        c.school.max_lessons_per_teacher_day = 2
+    })
+    .await
+    .unwrap();
+    let w = world(&app).await;
+    let t1 = w.logins["teacher_1"].clone();
+    for (i, (a, b)) in [("08:00", "08:40"), ("09:00", "09:40"), ("10:00", "10:40")]
+        .into_iter()
+        .enumerate()
+    {
+        let r = app
+            .http
+            .post(format!("{}/api/lessons", app.base))
+            .bearer_auth(&t1)
+            .json(&lesson_body(w.t1, w.h1_room, &[w.p1_room], a, b))
+            .send()
+            .await
+            .unwrap();
+        if i < 2 {
+            assert_eq!(r.status(), StatusCode::CREATED);
+        } else {
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert!(r.headers().contains_key("retry-after"));
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(kind(&v), "too-many-lessons");
+        }
+    }
+    assert!(app
+        .server
+        .metrics()
+        .encode()
+        .contains("classrelay_lessons_refused_quota_total 1"));
+}
+
+/// Reads the SSE stream until it ends; returns when it did.
+async fn until_closed(mut r: reqwest::Response) -> Instant {
+    while let Ok(Some(_)) = r.chunk().await {}
+    Instant::now()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_kiosk_cuts_its_media_events_and_tokens_within_a_second() {
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    let l1 = app
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+        )
+        .await;
+    app.clock.set(at("08:00"));
+    let (s, join) = app
+        .call(
+            Some(&w.dev_p1),
+            Method::POST,
+            &format!("/api/lessons/{l1}/join"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{join}");
+    let token = join["token"].as_str().unwrap().to_string();
+    let whep = format!("{}{}", app.base, join["whep"].as_str().unwrap());
+    // The kiosk watches (a real WebRTC peer) and follows the events.
+    let swarm = Swarm::start().unwrap();
+    let peer = whip::join(
+        &swarm,
+        &app.http,
+        &whep,
+        &token,
+        swarm.subscriber_offer(1, 1).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        peer.stats
+            .wait_for(Duration::from_secs(10), |s| s.connected_at().is_some())
+            .await,
+        "the kiosk's WHEP peer connects"
+    );
+    let events = app
+        .http
+        .get(format!("{}/api/lessons/{l1}/events", app.base))
+        .bearer_auth(&w.dev_p1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    let closed = tokio::spawn(until_closed(events));
+    let sessions = |app: &App| {
+        app.server
+            .state()
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.who.as_deref() == Some(&format!("d:{}", w.dev_p1_id)))
+            .count()
+    };
+    assert_eq!(sessions(&app), 1);
+    let peers_before = app.server.peer_count();
+    // Revoke.
+    let t0 = Instant::now();
+    app.admin_ok(
+        Method::DELETE,
+        &format!("/api/devices/{}", w.dev_p1_id),
+        json!(null),
+        StatusCode::OK,
+    )
+    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(1), closed)
+        .await
+        .expect("the event stream closes within a second")
+        .unwrap();
+    assert!(ended.duration_since(t0) < Duration::from_secs(1));
+    assert_eq!(sessions(&app), 0, "its WHEP session is gone");
+    assert!(
+        app.server.peer_count() < peers_before,
+        "its peer is removed"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    // The token issued before is refused now.
+    let e = whip::post_offer(
+        &app.http,
+        &whep,
+        &token,
+        &swarm.subscriber_offer(1, 1).unwrap().sdp,
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("token-revoked"), "{e:#}");
+    // A disabled user's media token goes the same way.
+    let (_, j) = app
+        .call(
+            Some(&w.logins["observer_1"]),
+            Method::POST,
+            &format!("/api/lessons/{l1}/join"),
+            None,
+        )
+        .await;
+    let obs_token = j["token"].as_str().unwrap().to_string();
+    let (_, users) = app
+        .call(Some(&app.admin), Method::GET, "/api/users", None)
+        .await;
+    let obs_id = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "observer_1")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    app.admin_ok(
+        Method::PATCH,
+        &format!("/api/users/{obs_id}"),
+        json!({"disabled": true}),
+        StatusCode::OK,
+    )
+    .await;
+    let e = whip::post_offer(
+        &app.http,
+        &whep,
+        &obs_token,
+        &swarm.subscriber_offer(1, 1).unwrap().sdp,
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("token-revoked"), "{e:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_lesson_closes_its_streams_and_frees_its_live_state() {
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    let t1 = w.logins["teacher_1"].clone();
+    let l1 = app
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+        )
+        .await;
+    app.clock.set(at("08:00"));
+    let live = || app.server.state().school.live.len();
+    let events = app
+        .http
+        .get(format!("{}/api/lessons/{l1}/events", app.base))
+        .bearer_auth(&w.dev_p1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    let body = tokio::spawn(async move { events.text().await.unwrap() });
+    assert_eq!(live(), 1);
+    let (s, v) = app
+        .call(
+            Some(&t1),
+            Method::POST,
+            &format!("/api/lessons/{l1}/end"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let text = tokio::time::timeout(Duration::from_secs(1), body)
+        .await
+        .expect("the kiosk's event stream ends within a second of the lesson's end")
+        .unwrap();
+    assert!(
+        text.contains("\"ended\""),
+        "the stream said why first: {text}"
+    );
+    // Reading an ended lesson does not bring its live state back once it is freed.
+    app.clock.advance(3 * 60_000);
+    let t0 = Instant::now();
+    while live() != 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "live state freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, _) = app
+        .call(
+            Some(&t1),
+            Method::GET,
+            &format!("/api/lessons/{l1}/live"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let r = app
+        .http
+        .get(format!("{}/api/lessons/{l1}/events", app.base))
+        .bearer_auth(&t1)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.text().await.unwrap().contains("resync"),
+        "one picture, then the end"
+    );
+    assert_eq!(live(), 0);
+}

@@ -2385,3 +2385,51 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     r = entity_routes::<Term>(r);
     r.route_layer(axum::middleware::from_fn_with_state(state, guard))
 }
+
+/// Property tests: `bearer_or_cookie` reads any header values without panicking.
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").map_or(100_000, |_| ProptestConfig::default().cases),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn bearer_or_cookie_takes_any_headers(
+            auth in prop::option::of(prop_oneof![
+                "(Bearer |bearer |Basic |)[ -~\t\u{80}-\u{ff}]{0,40}".prop_map(String::into_bytes),
+                prop::collection::vec(any::<u8>(), 0..40),
+            ]),
+            cookies in prop::collection::vec(prop_oneof![
+                "((cr_session|other| cr_session)=[ -~]{0,20};?){0,3}".prop_map(String::into_bytes),
+                prop::collection::vec(any::<u8>(), 0..40),
+            ], 0..3),
+        ) {
+            let mut h = HeaderMap::new();
+            let auth_ok = auth.as_deref().and_then(|a| HeaderValue::from_bytes(a).ok());
+            if let Some(v) = &auth_ok {
+                h.insert(header::AUTHORIZATION, v.clone());
+            }
+            for c in &cookies {
+                if let Ok(v) = HeaderValue::from_bytes(c) {
+                    h.append(header::COOKIE, v);
+                }
+            }
+            let got = bearer_or_cookie(&h);
+            if let Some(v) = auth_ok.as_ref().and_then(|v| v.to_str().ok()) {
+                // An Authorization header that is text decides alone.
+                let want = v
+                    .strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+                    .map(|t| t.trim().to_string());
+                prop_assert_eq!(got, want);
+            } else if let Some(t) = got {
+                prop_assert!(!t.contains(';'));
+            }
+        }
+    }
+}

@@ -869,3 +869,61 @@ mod tests {
         assert_eq!(params[1].spec().codec, Codec::Vp8);
     }
 }
+
+/// Property tests: `offer_preferences` reads any offer text without panicking.
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// SDP lines: media lines, rtpmap and fmtp (valid and broken), and other text.
+    const LINES: [&str; 20] = [
+        "m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 102",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "m=video 9",
+        "m=",
+        "a=rtpmap:96 VP8/90000",
+        "a=rtpmap:98 VP9/90000",
+        "a=rtpmap:102 H264/90000",
+        "a=rtpmap:111 opus/48000/2",
+        "a=rtpmap:97 rtx/90000",
+        "a=rtpmap:96",
+        "a=rtpmap: /",
+        "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        "a=fmtp:102 profile-level-id=zzzzzz;packetization-mode=99999999999",
+        "a=fmtp:98 profile-id=2",
+        "a=fmtp:98 profile-id=-1;;=;x",
+        "a=fmtp:111 minptime=10;useinbandfec=1;stereo=2",
+        "a=fmtp:97 apt=96",
+        "a=fmtp:96 ",
+        "a=fmtp:",
+        "v=0",
+    ];
+
+    fn offer() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            4 => prop::sample::select(&LINES[..]).prop_map(str::to_string),
+            1 => "a=fmtp:(96|98|102|111) [a-z0-9=;-]{0,30}",
+            1 => "m=[a-z0-9 /]{0,30}",
+            1 => "[ -~\u{80}-\u{10ffff}]{0,20}",
+        ];
+        prop::collection::vec(line, 0..16).prop_map(|l| l.join("\r\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").map_or(100_000, |_| ProptestConfig::default().cases),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn offer_preferences_takes_any_offer(sdp in prop_oneof![offer(), "\\PC{0,200}"]) {
+            let listed: usize = sdp
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("m="))
+                .map(|m| m.split(' ').skip(3).count())
+                .sum();
+            prop_assert!(offer_preferences(&sdp).len() <= listed);
+        }
+    }
+}

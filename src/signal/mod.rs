@@ -411,10 +411,7 @@ async fn resolve_source(
             ]))
         }
         other => {
-            let ok = other.len() <= 24
-                && matches!(other.split_once(':'), Some((k, n))
-                    if matches!(k, "c" | "t" | "u" | "d") && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if ok {
+            if is_part_source(other) {
                 Ok(Follow::Parts(vec![other.to_string()]))
             } else {
                 Err(bad(
@@ -536,9 +533,7 @@ async fn admit(
     let worker = place.worker;
     let id = random_id();
     let etag = random_id();
-    let remote_ufrag = offer
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(|s| s.to_string()));
+    let remote_ufrag = remote_ufrag(&offer);
     // Reserve the session: counted against the caps (and found by `kick_where`) from here on.
     // The count and the insert are under one lock, so concurrent offers cannot overshoot.
     let room_share = room_share(&state.config.media);
@@ -963,4 +958,58 @@ pub async fn whep_layer(
     }
     .await;
     finish(&state, Role::Subscriber, r)
+}
+
+/// The offer's ICE username fragment (its first `a=ice-ufrag:` line).
+fn remote_ufrag(offer: &str) -> Option<String> {
+    offer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(|s| s.to_string()))
+}
+
+/// Whether `?source=` names one participant: `c:`, `t:`, `u:` or `d:` and digits.
+fn is_part_source(s: &str) -> bool {
+    s.len() <= 24
+        && matches!(s.split_once(':'), Some((k, n))
+            if matches!(k, "c" | "t" | "u" | "d") && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Property tests: the offer's ufrag and `?source=` are read from any text without panics.
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").map_or(100_000, |_| ProptestConfig::default().cases),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn remote_ufrag_takes_any_offer(
+            lines in prop::collection::vec(prop_oneof![
+                "[ \t]{0,2}a=ice-ufrag:[ -~\u{80}-\u{10ffff}]{0,12}\r?",
+                "a=ice-pwd:[A-Za-z0-9]{0,30}",
+                "\\PC{0,20}",
+            ], 0..8),
+        ) {
+            let offer = lines.join("\n");
+            if let Some(u) = remote_ufrag(&offer) {
+                prop_assert!(!u.contains('\n'));
+                let line = format!("a=ice-ufrag:{u}");
+                prop_assert!(offer.contains(&line));
+            } else {
+                prop_assert!(!offer.lines().any(|l| l.trim().starts_with("a=ice-ufrag:")));
+            }
+        }
+
+        #[test]
+        fn part_source_takes_any_text(s in "[cdtux]:[0-9]{0,30}|\\PC{0,30}") {
+            if is_part_source(&s) {
+                prop_assert!(s.len() <= 24 && s.is_ascii());
+                prop_assert!(s[2..].bytes().all(|b| b.is_ascii_digit()) && s.len() > 2);
+            }
+        }
+    }
 }

@@ -1119,17 +1119,7 @@ pub async fn update_lesson(store: &Store, id: i64, l: &Lesson) -> StoreResult<Le
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    for s in &l.sites {
-        sqlx::query(
-            "INSERT INTO lesson_sites (lesson_id, classroom_id, assisting_teacher_id) \
-             VALUES ($1, $2, $3)",
-        )
-        .bind(id)
-        .bind(s.classroom_id)
-        .bind(s.assisting_teacher_id)
-        .execute(&mut *tx)
-        .await?;
-    }
+    insert_sites(&mut tx, id, &l.sites).await?;
     tx.commit().await?;
     get_lesson(store, id).await
 }
@@ -1229,19 +1219,29 @@ pub async fn insert_lesson_in(conn: &mut sqlx::AnyConnection, l: &Lesson) -> Sto
     .fetch_one(&mut *conn)
     .await?;
     let mut stored = lesson_from(&row)?;
-    for s in &l.sites {
+    insert_sites(conn, stored.id, &l.sites).await?;
+    stored.sites = l.sites.clone();
+    Ok(stored)
+}
+
+/// Stores a lesson's sites.
+async fn insert_sites(
+    conn: &mut sqlx::AnyConnection,
+    lesson: i64,
+    sites: &[Site],
+) -> StoreResult<()> {
+    for s in sites {
         sqlx::query(
             "INSERT INTO lesson_sites (lesson_id, classroom_id, assisting_teacher_id) \
              VALUES ($1, $2, $3)",
         )
-        .bind(stored.id)
+        .bind(lesson)
         .bind(s.classroom_id)
         .bind(s.assisting_teacher_id)
         .execute(&mut *conn)
         .await?;
     }
-    stored.sites = l.sites.clone();
-    Ok(stored)
+    Ok(())
 }
 
 /// Stores a new lesson.

@@ -49,6 +49,8 @@ fn expectations() -> Vec<Expect> {
         ("GET", "/api/users", false, A),
         ("POST", "/api/users", false, A),
         ("PATCH", "/api/users/{id}", false, A),
+        ("GET", "/api/users.csv", false, A),
+        ("POST", "/api/users/import", false, A),
         ("GET", "/api/classrooms/{id}/devices", false, A),
         ("POST", "/api/classrooms/{id}/devices", false, A),
         ("DELETE", "/api/devices/{id}", false, A),

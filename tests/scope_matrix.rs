@@ -1031,3 +1031,121 @@ async fn ending_a_lesson_closes_its_streams_and_frees_its_live_state() {
     );
     assert_eq!(live(), 0);
 }
+
+/// Posts a CSV as `token`.
+async fn post_csv(app: &App, token: &str, path: &str, csv: &str) -> (StatusCode, Value) {
+    let r = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_are_exported_and_imported_inside_the_admins_scope() {
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    let county1 = w.logins["county_admin_1"].clone();
+    let get_csv = |token: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .http
+                .get(format!("{}/api/users.csv", app.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.text().await.unwrap()
+        }
+    };
+    // A county admin exports the people of their county only, with their scopes.
+    let csv = get_csv(county1.clone()).await;
+    assert!(csv.starts_with("username,display_name,role,scope,school_code,province,city,county,teacher_code,disabled"), "{csv}");
+    assert!(
+        csv.contains("observer_1,observer_1,observer,county,,四川省,凉山彝族自治州,昭觉县,,0"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("teacher_1,teacher_1,teacher,school,H1,,,,T1,0"),
+        "{csv}"
+    );
+    assert!(
+        !csv.contains("inspector_2") && !csv.contains("teacher_2") && !csv.contains("city_admin"),
+        "{csv}"
+    );
+    // Exported and imported again, nothing changes.
+    let (s, v) = post_csv(&app, &county1, "/api/users/import", &csv).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["updated"].as_u64(),
+            v["created"].as_array().unwrap().len()
+        ),
+        (Some(0), 0),
+        "{v}"
+    );
+    // A new observer in the county: created, with a first password that logs in.
+    let header =
+        "username,display_name,role,scope,school_code,province,city,county,teacher_code,disabled\n";
+    let (s, v) = post_csv(
+        &app,
+        &county1,
+        "/api/users/import",
+        &format!("{header}obs_new,新观察员,observer,county,,四川省,凉山彝族自治州,昭觉县,,0\n"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let pw = v["created"][0]["password"].as_str().unwrap().to_string();
+    let obs = app.login("obs_new", &pw).await;
+    let (_, me) = app.call(Some(&obs), Method::GET, "/api/me", None).await;
+    assert_eq!(me["scope"]["level"], "county");
+    assert_eq!(me["scope"]["region_id"], json!(w.r1));
+    // Moving someone to the other county is outside a county admin's scope: nothing happens.
+    let move_obs =
+        format!("{header}obs_new,新观察员,observer,county,,四川省,凉山彝族自治州,布拖县,,0\n");
+    let (s, v) = post_csv(&app, &county1, "/api/users/import", &move_obs).await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "csv-rejected"),
+        "{v}"
+    );
+    assert_eq!(v["errors"][0]["row"], 2);
+    assert_eq!(v["errors"][0]["column"], "scope");
+    // ... and a user of the other county cannot be touched at all.
+    let (s, v) = post_csv(
+        &app,
+        &county1,
+        "/api/users/import",
+        &format!("{header}inspector_2,x,inspector,county,,四川省,凉山彝族自治州,昭觉县,,1\n"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // The city admin above both may move them; the old login session and tokens end.
+    let (s, v) = post_csv(
+        &app,
+        &w.logins["city_admin"],
+        "/api/users/import",
+        &move_obs,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["updated"], 1);
+    let (s, _) = app.call(Some(&obs), Method::GET, "/api/me", None).await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a new scope ends the old login session"
+    );
+    let obs = app.login("obs_new", &pw).await;
+    let (_, me) = app.call(Some(&obs), Method::GET, "/api/me", None).await;
+    assert_eq!(me["scope"]["region_id"], json!(w.r2));
+    let _ = (w.h2, w.p2);
+}

@@ -437,6 +437,16 @@ pub async fn token_version(store: &Store, who: &str) -> StoreResult<Option<i64>>
     Ok(None)
 }
 
+/// Renames a user (what others see; no effect on access).
+pub async fn set_display_name(store: &Store, id: i64, name: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
+        .bind(name)
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
 /// One user.
 pub async fn get_user(store: &Store, id: i64) -> StoreResult<User> {
     let row = sqlx::query(AssertSqlSafe(format!(

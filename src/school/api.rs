@@ -138,6 +138,24 @@ pub const ROUTES: &[RouteRule] = &[
         Some("User")
     ),
     r!(
+        "GET",
+        "/api/users.csv",
+        Allow::Roles(ADMIN),
+        "people",
+        "The users inside the caller's scope, with their scopes, as CSV (no passwords)",
+        None,
+        Some("csv")
+    ),
+    r!(
+        "POST",
+        "/api/users/import",
+        Allow::Roles(ADMIN),
+        "people",
+        "Create and update users (and their scopes) from CSV; new users' first passwords are in the answer",
+        Some("csv"),
+        Some("UsersImported")
+    ),
+    r!(
         "PATCH",
         "/api/users/{id}",
         Allow::Roles(ADMIN),
@@ -1125,6 +1143,23 @@ async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResul
 
 async fn me(Extension(p): Extension<Principal>) -> ApiResult {
     Ok(Json(p).into_response())
+}
+
+async fn users_csv(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult {
+    super::userscsv::export(&st, &p).await
+}
+
+async fn users_import(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    crate::http::edge::require_csv(&headers)?;
+    super::userscsv::import(&st, &p, body).await
 }
 
 /// A user's scope, for containment checks.
@@ -2349,6 +2384,8 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/api/me", get(me))
         .route("/api/users", get(users_list).post(users_create))
         .route("/api/users/{id}", axum::routing::patch(users_patch))
+        .route("/api/users.csv", get(users_csv))
+        .route("/api/users/import", post(users_import))
         .route(
             "/api/classrooms/{id}/devices",
             get(devices_list).post(devices_create),

@@ -60,14 +60,14 @@ impl Errors {
 
     /// Counts `e`, and keeps it while fewer than [`MAX_LISTED_ERRORS`] are kept. Callers push
     /// in row order, so the kept ones are the first rows'.
-    fn push(&mut self, e: RowError) {
+    pub(crate) fn push(&mut self, e: RowError) {
         self.count += 1;
         if self.listed.len() < MAX_LISTED_ERRORS {
             self.listed.push(e);
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
@@ -108,7 +108,7 @@ impl From<Rejection> for ApiError {
     }
 }
 
-fn rejected(errors: Errors) -> ApiError {
+pub(crate) fn rejected(errors: Errors) -> ApiError {
     let n = errors.count;
     let first = errors
         .listed
@@ -157,7 +157,7 @@ fn import_cell(cell: &str) -> &str {
     }
 }
 
-fn csv_response(name: &str, body: Vec<u8>) -> Response {
+pub(crate) fn csv_response(name: &str, body: Vec<u8>) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -206,7 +206,7 @@ pub async fn handle(
     }
 }
 
-async fn read_csv(body: Body) -> Result<axum::body::Bytes, ApiError> {
+pub(crate) async fn read_csv(body: Body) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_CSV_BYTES)
         .await
         .map_err(|_| {
@@ -221,7 +221,7 @@ async fn read_csv(body: Body) -> Result<axum::body::Bytes, ApiError> {
 
 /// Runs CPU-bound import work (decoding, parsing, checking up to [`MAX_CSV_ROWS`] rows) on
 /// the blocking pool, off the async runtime's threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -256,7 +256,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<String, ApiError> {
 }
 
 /// A data row: its number and its cells by (lowercase) column name.
-type CsvRow = (usize, HashMap<&'static str, String>);
+pub(crate) type CsvRow = (usize, HashMap<&'static str, String>);
 
 /// Parses a CSV with the given required (and optional) columns; returns (row number,
 /// column -> value) rows. Other columns are ignored. At most [`MAX_CSV_ROWS`] rows are read:
@@ -784,7 +784,7 @@ fn check_timetable(rows: &[CsvRow], dir: &Directory) -> Result<Vec<(usize, Slot)
     }
 }
 
-fn write_rows(header: &[&str], rows: Vec<Vec<String>>) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn write_rows(header: &[&str], rows: Vec<Vec<String>>) -> Result<Vec<u8>, ApiError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(header).map_err(ApiError::internal)?;
     for r in rows {

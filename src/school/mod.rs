@@ -19,6 +19,7 @@ pub mod policy;
 pub mod quality;
 pub mod scheduler;
 pub mod time;
+pub mod userscsv;
 
 use std::sync::Arc;
 

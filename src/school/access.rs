@@ -142,6 +142,23 @@ impl Directory {
             .collect()
     }
 
+    /// A user's scope from this snapshot (a place that is gone covers nothing): the
+    /// one-query-for-all form of `people::scope_of`, for lists of users.
+    pub fn user_scope(&self, u: &crate::auth::people::User) -> Scope {
+        let place = match u.scope {
+            Level::Global => Place::default(),
+            Level::School => u.school_id.map(|s| self.school(s)).unwrap_or_default(),
+            _ => u
+                .region_id
+                .and_then(|r| self.regions.get(&r).cloned())
+                .unwrap_or_default(),
+        };
+        Scope {
+            level: u.scope,
+            place,
+        }
+    }
+
     /// Whether a person may see school `id` in the directory: it lies in their scope, or is
     /// paired with a school that does.
     pub fn school_visible(&self, scope: &Scope, id: i64) -> bool {

@@ -1181,13 +1181,13 @@ async fn users_list(
     State(st): State<Arc<AppState>>,
     Extension(p): Extension<Principal>,
 ) -> ApiResult {
-    let mine = access::admin_scope(&p)?.clone();
-    let mut out = Vec::new();
-    for u in people::list_users(&st.school.store).await? {
-        if mine.contains(&user_scope(&st, &u).await?) {
-            out.push(u);
-        }
-    }
+    let mine = access::admin_scope(&p)?;
+    let d = Directory::load(&st.school.store).await?;
+    let out: Vec<people::User> = people::list_users(&st.school.store)
+        .await?
+        .into_iter()
+        .filter(|u| mine.contains(&d.user_scope(u)))
+        .collect();
     Ok(Json(out).into_response())
 }
 
@@ -1281,7 +1281,7 @@ struct UserPatch {
 }
 
 /// Ends what a principal holds right now: their media sessions and event streams.
-async fn cut_off(st: &AppState, who: &str) {
+pub(crate) async fn cut_off(st: &AppState, who: &str) {
     st.school.revoke(super::Revoked::Principal(who.to_string()));
     let n = crate::signal::kick_principal(st, who).await;
     tracing::info!(principal = who, sessions = n, "access revoked");

@@ -46,7 +46,7 @@ impl Names {
         let d = Directory::load(s).await?;
         let mut users = HashMap::new();
         for u in people::list_users(s).await? {
-            let scope = scope_of_user(&d, &u);
+            let scope = d.user_scope(&u);
             users.insert(u.username.clone(), (u, scope));
         }
         Ok(Names {
@@ -58,22 +58,6 @@ impl Names {
             teachers: teachers.into_iter().map(|t| (t.code.clone(), t)).collect(),
             users,
         })
-    }
-}
-
-/// A user's scope from the directory snapshot (a place that is gone covers nothing).
-fn scope_of_user(d: &Directory, u: &User) -> Scope {
-    let place = match u.scope {
-        Level::Global => Place::default(),
-        Level::School => u.school_id.map(|s| d.school(s)).unwrap_or_default(),
-        _ => u
-            .region_id
-            .and_then(|r| d.regions.get(&r).cloned())
-            .unwrap_or_default(),
-    };
-    Scope {
-        level: u.scope,
-        place,
     }
 }
 
@@ -362,9 +346,7 @@ pub async fn import(st: &AppState, p: &Principal, body: Body) -> Result<Response
                 people::update_user(store, user.id, &change).await?;
                 if !same_scope || disabled {
                     // New scope or disabled: what they hold now ends (as PATCH does).
-                    let who = format!("u:{}", user.id);
-                    st.school.revoke(super::Revoked::Principal(who.clone()));
-                    crate::signal::kick_principal(st, &who).await;
+                    super::api::cut_off(st, &format!("u:{}", user.id)).await;
                 }
                 updated += 1;
             }

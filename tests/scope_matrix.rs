@@ -492,6 +492,11 @@ async fn role_by_route_by_object_matrix() {
             ),
             false,
         ),
+        // The people spreadsheet: any admin, holding only the people of their scope (the
+        // rows are checked in `scopes_are_exported_and_imported_inside_the_admins_scope`).
+        ("county_admin_1", g("/api/users.csv".into()), true),
+        ("observer_1", g("/api/users.csv".into()), false),
+        ("device_p1", g("/api/users.csv".into()), false),
         ("county_admin_1", g("/api/pairings.csv".into()), false),
         ("global_admin", g("/api/pairings.csv".into()), true),
         // Users: admins manage people inside their own scope only.

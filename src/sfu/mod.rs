@@ -5,6 +5,7 @@
 //! (SDP parsing, answer generation) runs on the caller's thread in [`prepare_peer`], and the
 //! finished `Rtc` is handed to its worker.
 
+pub mod core;
 pub mod dtls_tap;
 pub mod egress;
 pub mod forward;

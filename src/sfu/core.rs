@@ -41,6 +41,15 @@ use super::routing::{self, Router};
 use super::{AddError, Command, LinkStat, PreparedPeer, Role, SfuEvent};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels, Tally};
 
+/// An invariant of the core's tables broke, which is a bug: debug builds (every test) panic
+/// with the invariant; a release build takes the quiet exit that follows it, since the restart
+/// a panic causes would cost every peer on the worker.
+macro_rules! broken {
+    ($invariant:literal) => {
+        debug_assert!(false, concat!("invariant broken: ", $invariant))
+    };
+}
+
 mod fanout;
 mod keyframes;
 mod membership;
@@ -485,7 +494,9 @@ impl<O: Outside> WorkerCore<O> {
             self.io.metrics.udp_unroutable.inc();
             return;
         };
+        // The router forgets a peer's keys when the peer is removed.
         let Some(peer) = self.peers.get_mut(&pid) else {
+            broken!("the router routes only to live peers");
             return;
         };
         if let Err(e) = peer.rtc.handle_input(Input::Receive(now, recv)) {
@@ -518,9 +529,7 @@ impl<O: Outside> WorkerCore<O> {
                 }
             }
             self.router.learn(pid, addr);
-            let Some(peer) = self.peers.get_mut(&pid) else {
-                continue;
-            };
+            let peer = self.peers.get_mut(&pid).expect("checked at the loop's top");
             if peer.remote.is_some_and(|r| r != addr) {
                 // A verified check from another address (NAT rebinding, another candidate
                 // pair): str0m may move the nominated pair there. The fast path waits until
@@ -660,6 +669,7 @@ impl<O: Outside> WorkerCore<O> {
     fn fire_timers(&mut self, now: Instant) {
         let mut due = std::mem::take(&mut self.io.due);
         for pid in due.drain(..) {
+            // A race: the peer may have been removed since it was found due.
             let Some(peer) = self.peers.get_mut(&pid) else {
                 continue;
             };
@@ -684,6 +694,7 @@ impl<O: Outside> WorkerCore<O> {
             self.io.timers.pop();
             match timer {
                 Timer::Peer(pid) => {
+                    // Timers are invalidated lazily: the peer may be gone.
                     let Some(peer) = self.peers.get_mut(&pid) else {
                         continue;
                     };
@@ -697,6 +708,7 @@ impl<O: Outside> WorkerCore<O> {
                     drain(peer, &mut self.io, now);
                 }
                 Timer::Gate(tid, layer) => {
+                    // Timers are invalidated lazily: the track may be gone.
                     let Some(track) = self.tracks.get_mut(&tid) else {
                         continue;
                     };

@@ -1,6 +1,6 @@
 //! Hands each peer's DTLS-SRTP keying material to the worker that owns the peer.
 //!
-//! The forwarding fast path (see `worker::write_slot`) protects a subscriber's copy of a
+//! The forwarding fast path (see `core::fanout::write_slot`) protects a subscriber's copy of a
 //! packet itself instead of queueing it through str0m's per-peer send machinery, so it needs
 //! the SRTP master keys str0m derives from the DTLS handshake. str0m keeps its SRTP context
 //! private but takes a pluggable crypto provider; this one is str0m's default with the DTLS

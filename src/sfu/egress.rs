@@ -74,7 +74,7 @@ impl Egress {
 
     /// The size `p` would have sealed without padding: so the worker can make a viewer's
     /// whole share of a frame one size before the first packet of it goes out (see
-    /// `Worker::fan_out`).
+    /// `WorkerCore::fan_out`).
     pub fn sealed_len(&self, stream: &Stream, p: &OutPacket<'_>) -> usize {
         header_len(stream, p) + p.payload.len() + self.srtp.tag_len()
     }

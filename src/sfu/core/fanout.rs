@@ -60,11 +60,10 @@ impl<O: Outside> WorkerCore<O> {
     /// subscriber is served: its state stays in cache for the run, and its datagrams queue
     /// next to each other, so a frame's equal-sized packets leave as one UDP GSO send.
     pub(super) fn forward_group(&mut self, pkts: &[(PeerId, RtpPacket)], now: Instant) {
-        let Some(&(pid, ref first)) = pkts.first() else {
-            return;
-        };
+        let &(pid, ref first) = pkts.first().expect("`chunk_by` groups are never empty");
         let kf_interval = self.keyframe_interval;
         count_in(&self.io.metrics, pkts);
+        // A race: the publisher may have been removed since its packets were queued.
         let Some(publisher) = self.peers.get_mut(&pid) else {
             return;
         };
@@ -79,10 +78,13 @@ impl<O: Outside> WorkerCore<O> {
                     };
                     (s.mid(), s.rid())
                 };
+                // Not a bug: an m-line the publisher added later (in an ICE restart's offer)
+                // has no track.
                 let Some(&(_, tid)) = publisher.tracks.iter().find(|(m, _)| *m == mid) else {
                     return;
                 };
                 let Some(track) = self.tracks.get_mut(&tid) else {
+                    broken!("a live publisher's tracks are in the track table");
                     return;
                 };
                 let li = track.layer_for(rid, kf_interval);
@@ -305,10 +307,13 @@ impl<O: Outside> WorkerCore<O> {
         kf_needed: &mut Vec<(TrackId, usize)>,
         now: Instant,
     ) {
+        // Nothing removes a track or a subscriber during a fan-out (a look only queues).
         let Some(track) = self.tracks.get(&tid) else {
+            broken!("a track being fanned out stays in the table");
             return;
         };
         let Some(list) = track.subscribers.get(viewers) else {
+            broken!("a fan-out serves viewers within the track's list");
             return;
         };
         let simulcast = track.kind == MediaKind::Video && track.layers.len() > 1;
@@ -321,10 +326,11 @@ impl<O: Outside> WorkerCore<O> {
         // Per viewer only its lane is read (one record, in join order), not its `Peer`,
         // except for simulcast's layer choice.
         for &(sid, si, lid) in list {
+            // A lane is freed only with its peer, after the peer left every track's list.
             let Some(lane) = self.io.lanes.get(lid) else {
+                broken!("a track's subscribers have lanes");
                 continue;
             };
-            // A lane is freed only with its peer, after the peer left every track's list.
             debug_assert!(lane.peer == sid && lane.slot == si, "stale lane {lid}");
             if !lane.live {
                 continue;
@@ -334,6 +340,7 @@ impl<O: Outside> WorkerCore<O> {
                 if simulcast {
                     let Some(slot) = self.peers.get_mut(&sid).and_then(|p| p.slots.get_mut(si))
                     else {
+                        broken!("a track's subscribers are peers with that slot");
                         break;
                     };
                     let want = match slot.wanted_rid.as_deref() {
@@ -587,6 +594,7 @@ pub(super) fn write_slot(
     now: Instant,
 ) -> bool {
     let Some(lane) = io.lanes.get_mut(id) else {
+        broken!("writes go to lanes of live slots");
         return false;
     };
     let (pid, si) = (lane.peer, lane.slot);
@@ -649,12 +657,15 @@ pub(super) fn write_slot(
             }
         }
     }
-    let Some(sub) = peers.get_mut(&pid) else {
+    let Some(mid) = peers
+        .get(&pid)
+        .and_then(|sub| sub.slots.get(si))
+        .map(|s| s.mid)
+    else {
+        broken!("a lane's peer and slot exist while the lane does");
         return false;
     };
-    let Some(mid) = sub.slots.get(si).map(|s| s.mid) else {
-        return false;
-    };
+    let sub = peers.get_mut(&pid).expect("looked up just above");
     {
         let mut api = sub.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {

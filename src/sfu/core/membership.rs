@@ -230,11 +230,10 @@ impl<O: Outside> WorkerCore<O> {
         }
         for (si, tid) in bindings {
             let Some(track) = self.tracks.get_mut(&tid) else {
+                broken!("a track just found in the table is still there");
                 continue;
             };
-            let Some(sub) = self.peers.get_mut(&sid) else {
-                return;
-            };
+            let sub = self.peers.get_mut(&sid).expect("looked up at the top");
             let slot = &mut sub.slots[si];
             track.subscribers.push((sid, si, slot.lane));
             let kind = track.kind;

@@ -7,12 +7,13 @@ use super::*;
 impl<O: Outside> WorkerCore<O> {
     /// Forwards piped packets of one layer of one piped-in track (see `drain_pipe`).
     pub(super) fn forward_piped(&mut self, group: &[PipedPacket], now: Instant) {
-        let Some(first) = group.first() else {
-            return;
-        };
+        let first = group.first().expect("`chunk_by` groups are never empty");
         let (tid, li, ssrc) = (first.tid, first.layer, first.ssrc);
         let kf_interval = self.keyframe_interval;
+        // A piped-in track leaves the table only with its `piped` entry, and only after the
+        // packets before that change went out (`drain_pipe`).
         let Some(track) = self.tracks.get_mut(&tid) else {
+            broken!("a piped packet's track is in the table");
             return;
         };
         // The home worker's layer indices, rids and SSRCs.

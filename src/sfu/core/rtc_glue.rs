@@ -72,9 +72,7 @@ pub(super) fn answer_nack(peer: &Peer, io: &mut Outbox<impl Outside>, nack: &Nac
     }) else {
         return;
     };
-    let Some(lane) = io.lanes.get_mut(id) else {
-        return;
-    };
+    let lane = io.lanes.get_mut(id).expect("found just above");
     let (Some(egress), Some(remote), Some(stream)) = (&lane.egress, lane.remote, lane.out.as_mut())
     else {
         return;

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use classrelay::sfu::{prepare_peer, AddError, Command, Follow, PeerSetup, Role};
+use classrelay::sfu::{prepare_peer_at, AddError, Command, Follow, PeerSetup, Role};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 
@@ -69,7 +69,8 @@ impl World {
             follow,
             piped_from,
         } = j;
-        let mut peer = prepare_peer(role, offer, &self.setup(core)).expect("the offer is accepted");
+        let mut peer = prepare_peer_at(role, offer, &self.setup(core), self.now)
+            .expect("the offer is accepted");
         peer.part = part;
         peer.follow = follow;
         let answer = peer.answer.clone();

@@ -34,12 +34,11 @@ pub struct World {
 }
 
 impl World {
-    /// An empty world. Its clock starts 200 ms after the wall clock's `Instant::now()`, read
-    /// once only as an origin (str0m needs `Instant`s): `prepare_peer` builds the server's
-    /// `Rtc`s at the wall clock's time, which should not be later than the virtual one (the
-    /// simulation runs faster than real time, so it stays ahead once it has started).
+    /// An empty world. Its clock starts at the wall clock's `Instant::now()`, read once only
+    /// as an origin (str0m needs `Instant`s); nothing after reads the wall clock (the
+    /// server's `Rtc`s are built at virtual time too, by `prepare_peer_at`).
     pub fn new(seed: u64) -> World {
-        let start = Instant::now() + Duration::from_millis(200);
+        let start = Instant::now();
         let cert = str0m::crypto::from_feature_flags()
             .dtls_provider
             .generate_certificate()

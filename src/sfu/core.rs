@@ -33,7 +33,7 @@ use super::egress::{is_rtcp, ntp64, Egress, OutPacket, Recent, Stream, MAX_PADDI
 use super::forward::{pick_payload_type, source_id, starts_keyframe, Rewriter, SourceId};
 use super::keyframe::Decision;
 use super::limit::{PublishCap, TokenBucket};
-use super::peer::{Lane, LinkFigures, Peer, Slot};
+use super::peer::{Lane, LinkFigures, Peer, RecvSlot};
 use super::pipe::{PipeMsg, PipedPacket};
 use super::recvq;
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
@@ -48,7 +48,7 @@ mod pipes;
 mod queued;
 mod rtc_glue;
 
-use fanout::{out_packet, write_slot, Fwd, Prep, Rest};
+use fanout::{out_packet, write_slot, Ingested, RestFrom, SlotWrite};
 use membership::role_label;
 use pipes::take_piped;
 pub use queued::{Queued, Transmit};
@@ -145,7 +145,7 @@ struct Outbox<O> {
     verified: Vec<(PeerId, SocketAddr)>,
     /// Whether subscribers get the fast path (`egress`) once their keys are known.
     direct_srtp: bool,
-    /// Every subscriber slot's forwarding state (`Slot::lane`, the tracks' subscriber lists).
+    /// Every subscriber slot's forwarding state (`RecvSlot::lane`, the tracks' subscriber lists).
     lanes: slab::Slab<Lane>,
     /// What the packet path counted this loop turn, added to `metrics` at its end.
     tally: Tally,
@@ -228,7 +228,7 @@ pub struct WorkerCore<O: Outside> {
     /// already due.
     last_now: Instant,
     /// Scratch for `forward_group` (kept for its allocation).
-    preps: Vec<Prep>,
+    preps: Vec<Ingested>,
     /// See `Settings::connect_timeout`.
     connect_timeout: Duration,
     /// See `Settings::publish_cap`.
@@ -753,16 +753,17 @@ impl<O: Outside> WorkerCore<O> {
             }
             if peer.role == Role::Subscriber && peer.connected {
                 for slot in peer.slots.iter_mut() {
-                    let (Some(tid), Some(_)) = (slot.track, slot.waiting_keyframe) else {
+                    let (Some(tid), Some(_)) = (slot.track, slot.switch.waiting_keyframe) else {
                         continue;
                     };
                     let due = slot
+                        .switch
                         .last_kf_request
                         .map(|t| now.saturating_duration_since(t) >= KEYFRAME_RETRY)
                         .unwrap_or(true);
                     if due {
-                        slot.last_kf_request = Some(now);
-                        retry.push((tid, slot.layer));
+                        slot.switch.last_kf_request = Some(now);
+                        retry.push((tid, slot.switch.layer));
                     }
                 }
             }

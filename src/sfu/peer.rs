@@ -12,45 +12,40 @@ use str0m::Rtc;
 use super::dtls_tap::KeySlot;
 use super::egress::{Egress, Stream};
 use super::forward::Rewriter;
+use super::layer::LayerSwitch;
 use super::room::{PeerId, TrackId};
 use super::{MediaInfo, Role};
 
 /// A subscriber m-line and what it is bound to.
 #[derive(Debug)]
-pub struct Slot {
+pub struct RecvSlot {
     /// The subscriber's mid.
     pub mid: Mid,
     /// Audio or video.
     pub kind: MediaKind,
     /// The track feeding it.
     pub track: Option<TrackId>,
-    /// The layer currently chosen (index into the track's layers).
-    pub layer: usize,
+    /// The layer chosen and the wait for a keyframe (see [`LayerSwitch`]).
+    pub switch: LayerSwitch,
     /// Requested rid (API), `None` for automatic.
     pub wanted_rid: Option<String>,
     /// Its forwarding state in the worker's lanes (see [`Lane`]).
     pub lane: usize,
-    /// Since when this slot waits for a keyframe to start or switch, if it does.
-    pub waiting_keyframe: Option<Instant>,
-    /// When the server last asked for a keyframe on this slot's behalf.
-    pub last_kf_request: Option<Instant>,
     /// When to replace this slot's retransmission history with a fresh one: a GOP replay
     /// grew it to hold the whole burst, and str0m's history never shrinks by itself.
     pub history_reset_at: Option<Instant>,
 }
 
-impl Slot {
+impl RecvSlot {
     /// An unbound slot whose forwarding state is lane `lane`.
     pub fn new(mid: Mid, kind: MediaKind, lane: usize) -> Self {
-        Slot {
+        RecvSlot {
             mid,
             kind,
             track: None,
-            layer: 0,
+            switch: LayerSwitch::default(),
             wanted_rid: None,
             lane,
-            waiting_keyframe: None,
-            last_kf_request: None,
             history_reset_at: None,
         }
     }
@@ -261,7 +256,7 @@ pub struct Peer {
     /// Publisher: pt -> negotiated parameters cache.
     pub rx_params: Vec<(Pt, PayloadParams)>,
     /// Subscriber: its slots.
-    pub slots: Vec<Slot>,
+    pub slots: Vec<RecvSlot>,
     /// The participant (lesson tokens), for source selection and the spotlight.
     pub part: Option<String>,
     /// Subscriber: which publishers it receives.

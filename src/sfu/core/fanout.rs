@@ -97,7 +97,14 @@ impl<O: Outside> WorkerCore<O> {
         self.prepare(pid, tid, li, ssrc, pkts, &mut preps, now);
         // Other workers holding viewers start on their share while this one does its own.
         self.wake_pipes();
-        self.fan_out(tid, li, source, &mut preps, Rest::Socket { pid, ssrc }, now);
+        self.fan_out(
+            tid,
+            li,
+            source,
+            &mut preps,
+            RestFrom::Socket { pid, ssrc },
+            now,
+        );
         self.preps = preps;
     }
 
@@ -111,7 +118,7 @@ impl<O: Outside> WorkerCore<O> {
         li: usize,
         ssrc: Ssrc,
         pkts: &[(PeerId, RtpPacket)],
-        preps: &mut Vec<Prep>,
+        preps: &mut Vec<Ingested>,
         now: Instant,
     ) {
         for (_, pkt) in pkts {
@@ -157,7 +164,7 @@ impl<O: Outside> WorkerCore<O> {
         params: PayloadParams,
         pkt: CachedPacket,
         now: Instant,
-    ) -> Option<Prep> {
+    ) -> Option<Ingested> {
         let track = self.tracks.get_mut(&tid)?;
         if track.params.map(|p| p.pt()) != Some(params.pt()) {
             if track.params.is_some() {
@@ -224,7 +231,7 @@ impl<O: Outside> WorkerCore<O> {
                 .recent
                 .keep(&out_packet(&pkt, 0, 0, 0), &pkt.payload, now)
         });
-        Some(Prep {
+        Some(Ingested {
             pkt,
             params,
             is_video,
@@ -250,8 +257,8 @@ impl<O: Outside> WorkerCore<O> {
         tid: TrackId,
         li: usize,
         source: SourceId,
-        preps: &mut Vec<Prep>,
-        rest: Rest,
+        preps: &mut Vec<Ingested>,
+        rest: RestFrom,
         now: Instant,
     ) {
         let mut kf_needed: Vec<(TrackId, usize)> = Vec::new();
@@ -293,7 +300,7 @@ impl<O: Outside> WorkerCore<O> {
         tid: TrackId,
         li: usize,
         source: SourceId,
-        preps: &[Prep],
+        preps: &[Ingested],
         viewers: std::ops::Range<usize>,
         kf_needed: &mut Vec<(TrackId, usize)>,
         now: Instant,
@@ -333,23 +340,21 @@ impl<O: Outside> WorkerCore<O> {
                         None => auto_layer,
                         wanted => track.choose_layer(wanted, now),
                     };
-                    if want != slot.layer {
-                        slot.layer = want;
-                        slot.waiting_keyframe = Some(now);
-                        slot.last_kf_request = Some(now);
-                        kf_needed.push((tid, want));
-                    }
-                    let current = self
+                    let showing = self
                         .io
                         .lanes
                         .get(lid)
                         .and_then(|l| l.rewriter.as_ref())
                         .and_then(|r| r.current_source());
-                    if li != slot.layer && current != Some(source) {
+                    let action = slot.switch.on_packet(want, li, source, showing, now);
+                    if let Some(layer) = action.ask_keyframe {
+                        kf_needed.push((tid, layer));
+                    }
+                    if !action.forward {
                         continue;
                     }
                 }
-                let f = Fwd {
+                let f = SlotWrite {
                     source,
                     pkt: &prep.pkt,
                     params: &prep.params,
@@ -371,14 +376,14 @@ impl<O: Outside> WorkerCore<O> {
         &mut self,
         tid: TrackId,
         li: usize,
-        rest: Rest,
-        preps: &mut Vec<Prep>,
+        rest: RestFrom,
+        preps: &mut Vec<Ingested>,
         now: Instant,
     ) {
         self.io.metrics.fanout_looks.inc();
         let from = preps.len();
         match rest {
-            Rest::Socket { pid, ssrc } => {
+            RestFrom::Socket { pid, ssrc } => {
                 let mut buf = std::mem::take(&mut self.look_buf);
                 let mut read = 0;
                 while read < LOOK_BUDGET {
@@ -409,7 +414,7 @@ impl<O: Outside> WorkerCore<O> {
                     self.prepare(pid, tid, li, ssrc, &found, preps, now);
                 }
             }
-            Rest::Pipe => {
+            RestFrom::Pipe => {
                 for _ in 0..LOOK_BUDGET {
                     let Some(msg) = self.io.out.piped() else {
                         break;
@@ -445,7 +450,7 @@ impl<O: Outside> WorkerCore<O> {
 
 /// Where the rest of a group being fanned out comes from (see `WorkerCore::fan_out`).
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Rest {
+pub(super) enum RestFrom {
     /// This worker's socket: publisher `pid`'s stream `ssrc`.
     Socket { pid: PeerId, ssrc: Ssrc },
     /// The pipe from the track's home worker.
@@ -454,7 +459,7 @@ pub(super) enum Rest {
 
 /// Whether a group ends in the middle of a video frame: its last packet is video and has no
 /// marker.
-pub(super) fn frame_open(preps: &[Prep]) -> bool {
+pub(super) fn frame_open(preps: &[Ingested]) -> bool {
     preps.last().is_some_and(|p| p.is_video && !p.pkt.marker)
 }
 
@@ -486,7 +491,7 @@ pub(super) fn take_stream(
 }
 
 /// What `ingest` works out once per packet, before the copies.
-pub(super) struct Prep {
+pub(super) struct Ingested {
     pub(super) pkt: CachedPacket,
     pub(super) params: PayloadParams,
     pub(super) is_video: bool,
@@ -497,7 +502,7 @@ pub(super) struct Prep {
 }
 
 /// One packet on its way to one subscriber slot.
-pub(super) struct Fwd<'a> {
+pub(super) struct SlotWrite<'a> {
     pub(super) source: SourceId,
     /// The packet as the publisher sent it (payload shared).
     pub(super) pkt: &'a CachedPacket,
@@ -542,7 +547,11 @@ pub(super) fn out_packet(pkt: &CachedPacket, pt: u8, seq: u64, ts: u32) -> OutPa
 /// `write_slot` does without this) only lengthens packets that follow a longer one, so the
 /// run broke at the first longer packet. `None` for audio, a single packet, a viewer not on
 /// the fast path yet, or sizes too far apart (the run then breaks where it must).
-pub(super) fn group_size(lane: &Lane, source: SourceId, preps: &[Prep]) -> Option<(usize, usize)> {
+pub(super) fn group_size(
+    lane: &Lane,
+    source: SourceId,
+    preps: &[Ingested],
+) -> Option<(usize, usize)> {
     if preps.len() < 2 || !preps[0].is_video {
         return None;
     }
@@ -574,7 +583,7 @@ pub(super) fn write_slot(
     id: usize,
     peers: &mut Map<PeerId, Peer>,
     io: &mut Outbox<impl Outside>,
-    f: &Fwd,
+    f: &SlotWrite,
     now: Instant,
 ) -> bool {
     let Some(lane) = io.lanes.get_mut(id) else {
@@ -603,7 +612,7 @@ pub(super) fn write_slot(
     };
     if rw.switched {
         if let Some(slot) = peers.get_mut(&pid).and_then(|p| p.slots.get_mut(si)) {
-            slot.waiting_keyframe = None;
+            slot.switch.waiting_keyframe = None;
         }
         if previous.is_some() {
             io.metrics.layer_switches.inc();

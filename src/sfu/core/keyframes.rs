@@ -13,8 +13,8 @@ impl<O: Outside> WorkerCore<O> {
         let mut video = Vec::new();
         for (si, slot) in peer.slots.iter_mut().enumerate() {
             if let (Some(tid), MediaKind::Video) = (slot.track, slot.kind) {
-                slot.waiting_keyframe = Some(now);
-                video.push((si, tid, slot.layer));
+                slot.switch.waiting_keyframe = Some(now);
+                video.push((si, tid, slot.switch.layer));
             }
         }
         for (si, tid, layer) in video {
@@ -36,7 +36,7 @@ impl<O: Outside> WorkerCore<O> {
             return;
         }
         if let Some(slot) = self.peers.get_mut(&sid).and_then(|p| p.slots.get_mut(si)) {
-            slot.last_kf_request = Some(now);
+            slot.switch.last_kf_request = Some(now);
         }
         self.request_keyframe(tid, layer, now);
     }
@@ -55,7 +55,7 @@ impl<O: Outside> WorkerCore<O> {
         let Some(track) = slot.track.and_then(|t| self.tracks.get(&t)) else {
             return false;
         };
-        let Some(layer) = track.layers.get(slot.layer) else {
+        let Some(layer) = track.layers.get(slot.switch.layer) else {
             return false;
         };
         let (Some(gop), Some(params), Some(ssrc)) = (layer.gop.replay(), track.params, layer.ssrc)
@@ -69,7 +69,7 @@ impl<O: Outside> WorkerCore<O> {
         // replay has aged out (`history_reset_at`, see `fresh_history`).
         let mut sent = false;
         for (i, p) in gop.iter().enumerate() {
-            let f = Fwd {
+            let f = SlotWrite {
                 source,
                 pkt: p,
                 params: &params,
@@ -147,7 +147,7 @@ impl<O: Outside> WorkerCore<O> {
             return;
         };
         if let Some(tid) = slot.track {
-            let layer = slot.layer;
+            let layer = slot.switch.layer;
             self.request_keyframe(tid, layer, now);
         }
     }

@@ -85,7 +85,9 @@ impl<O: Outside> WorkerCore<O> {
             medias
                 .iter()
                 .enumerate()
-                .map(|(si, m)| Slot::new(m.mid, m.kind, self.io.lanes.insert(Lane::new(id, si))))
+                .map(|(si, m)| {
+                    RecvSlot::new(m.mid, m.kind, self.io.lanes.insert(Lane::new(id, si)))
+                })
                 .collect()
         } else {
             Vec::new()
@@ -237,15 +239,15 @@ impl<O: Outside> WorkerCore<O> {
             track.subscribers.push((sid, si, slot.lane));
             let kind = track.kind;
             slot.track = Some(tid);
-            slot.layer = track.choose_layer(slot.wanted_rid.as_deref(), now);
+            slot.switch.layer = track.choose_layer(slot.wanted_rid.as_deref(), now);
             if let Some(lane) = self.io.lanes.get_mut(slot.lane) {
                 lane.clear_pts();
             }
             let connected = sub.connected;
             if kind == MediaKind::Video {
-                slot.waiting_keyframe = Some(now);
+                slot.switch.waiting_keyframe = Some(now);
                 if connected {
-                    let layer = slot.layer;
+                    let layer = slot.switch.layer;
                     self.start_video(sid, si, tid, layer, now);
                 }
             }
@@ -428,9 +430,9 @@ impl<O: Outside> WorkerCore<O> {
 /// it gets next, from the next sequence number: its rewriter forgets the old source, so even
 /// the same source bound again (a spotlight that comes back, replaying its cached GOP) can
 /// never reuse a sequence number, and so an SRTP index, for different bytes.
-pub(super) fn unbind(slot: &mut Slot, lanes: &mut slab::Slab<Lane>) {
+pub(super) fn unbind(slot: &mut RecvSlot, lanes: &mut slab::Slab<Lane>) {
     slot.track = None;
-    slot.waiting_keyframe = None;
+    slot.switch.waiting_keyframe = None;
     if let Some(r) = lanes.get_mut(slot.lane).and_then(|l| l.rewriter.as_mut()) {
         r.source_gone();
     }

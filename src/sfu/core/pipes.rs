@@ -31,7 +31,7 @@ impl<O: Outside> WorkerCore<O> {
                 None => break,
             }
         }
-        self.fan_out(tid, li, source, &mut preps, Rest::Pipe, now);
+        self.fan_out(tid, li, source, &mut preps, RestFrom::Pipe, now);
         self.preps = preps;
     }
 

@@ -144,7 +144,7 @@ fn a_core_runs_on_the_time_it_is_given_without_a_socket() {
 
 #[test]
 fn only_a_video_group_without_its_marker_is_an_open_frame() {
-    let prep = |video: bool, marker: bool| Prep {
+    let prep = |video: bool, marker: bool| Ingested {
         pkt: packet(1, 0, 1, marker).pkt,
         params: vp8(),
         is_video: video,

@@ -136,9 +136,19 @@ pub fn prepare_peer(
     offer_text: &str,
     setup: &PeerSetup,
 ) -> Result<PreparedPeer, SetupError> {
+    prepare_peer_at(role, offer_text, setup, Instant::now())
+}
+
+/// [`prepare_peer`] at `now` (the simulated-time tests' clock, `tests/sim`).
+#[doc(hidden)]
+pub fn prepare_peer_at(
+    role: Role,
+    offer_text: &str,
+    setup: &PeerSetup,
+    now: Instant,
+) -> Result<PreparedPeer, SetupError> {
     let offer =
         SdpOffer::from_sdp_string(offer_text).map_err(|e| SetupError::BadSdp(e.to_string()))?;
-    let now = Instant::now();
     let mut config = Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)

@@ -219,10 +219,8 @@ async fn sync_class_in_three_browsers() -> Result<()> {
             "window.classrelay.classes()",
         )
         .await?;
-    assert!(
-        ["good", "fair", "poor"].contains(&q["grade"].as_str().unwrap_or("")),
-        "{q}"
-    );
+    // On loopback the link is good (nothing lost, a round trip of a few ms).
+    assert_eq!(q["grade"], "good", "{q}");
     let tiles = teacher.eval_expr("window.classrelay.classes()").await?;
     assert_eq!(tiles[f.room_a.to_string()]["name"], "三年级1班", "{tiles}");
 

@@ -6,7 +6,7 @@
 //! (the side-by-side peer) the way `classrelay-loadtest broadcast --target both` does: Janus
 //! in its network namespace, the load re-executed inside it (here: this test binary filtered
 //! to the ignored `inner_janus_load`). It needs root and `/usr/bin/janus`; without janus it
-//! prints SKIPPED for the Janus half unless `CI` is set.
+//! skips the Janus half (`support::skip`), unless `CI` is set, where that is a failure.
 //!
 //! Run: `cargo test --test loadtest_smoke`.
 
@@ -60,8 +60,8 @@ fn one_worker() -> ServerOptions {
 /// and the figures are all there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn realtime_broadcast_over_two_workers_smoke() {
-    if !support::pg::is_root() && std::env::var_os("CI").is_none() {
-        println!("SKIPPED: SCHED_FIFO needs root");
+    if !support::skip::is_root() {
+        support::skip::because("SCHED_FIFO needs root");
         return;
     }
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
@@ -254,16 +254,11 @@ fn side_by_side(video: PathBuf, codec: Codec) {
         ..JanusOptions::default()
     };
     if !opts.janus_bin.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} missing on CI (.ci/run installs the janus package)",
-            opts.janus_bin.display()
-        );
         println!("{}", scenario::table(std::slice::from_ref(&c)));
-        println!(
-            "SKIPPED: Janus half, {} not installed",
+        support::skip::because(format!(
+            "the Janus half: {} not installed (apt-get install -y janus)",
             opts.janus_bin.display()
-        );
+        ));
         return;
     }
     let server = JanusServer::start(opts).expect("janus starts in a namespace");
@@ -295,13 +290,17 @@ fn side_by_side(video: PathBuf, codec: Codec) {
     assert!(json["pkts_per_cpu_s"].is_number());
 }
 
-/// Runs inside Janus's namespace (started by the test above); a no-op anywhere else.
+/// Runs inside Janus's namespace (started by the test above); refuses to run anywhere else,
+/// so `--ignored` or `--include-ignored` cannot count it as a pass.
 #[test]
 #[ignore = "run by broadcast_side_by_side_smoke inside Janus's network namespace"]
 fn inner_janus_load() {
     match side::inner_main() {
         Some(r) => r.expect("the load inside the namespace"),
-        None => println!("not started by run_janus: nothing to do"),
+        None => panic!(
+            "{INNER} runs only inside Janus's network namespace, started by \
+             side::run_janus (run broadcast_side_by_side_smoke instead)"
+        ),
     }
 }
 

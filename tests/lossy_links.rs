@@ -166,10 +166,8 @@ async fn five_percent_loss_on_both_legs_is_repaired_by_nack_and_rtx() {
         up_relay.up().forwarded(),
         up_share * 100.0
     );
-    assert!(
-        (0.03..0.07).contains(&up_share),
-        "the uplink lost about 5 % ({up_share})"
-    );
+    // How much the relay lost is the link model's business (`netem` tests it on simulated
+    // time); here only what the classrooms got counts.
     for (s, relay) in &classrooms {
         let down_lost = relay.down().lost.load(Ordering::Relaxed);
         let down_share = lost_share(down_lost, relay.down().forwarded());
@@ -193,10 +191,6 @@ async fn five_percent_loss_on_both_legs_is_repaired_by_nack_and_rtx() {
             missing_share(st) * 100.0,
             gaps as f64 * 100.0 / span.max(1) as f64,
             st.audio_packets.load(Ordering::Relaxed),
-        );
-        assert!(
-            (0.03..0.07).contains(&down_share),
-            "the downlink lost about 5 % ({down_share})"
         );
         assert_eq!(st.video_ssrcs.load(Ordering::Relaxed), 1);
         assert!(span > 400, "video flowed over the window ({span} numbers)");
@@ -321,12 +315,8 @@ async fn a_300_kbit_downlink_still_connects_and_carries_audio() {
         sub.stats.video_seq_missing(),
         sub.stats.video_seq_span.load(Ordering::Acquire),
     );
-    // The relay held the line: never more than the cap plus one bucket and the queue.
-    assert!(
-        (bits as f64) <= rate as f64 * (elapsed + 0.25) + 24_000.0,
-        "{bits} bits in {elapsed} s through a {rate} bit/s link"
-    );
-    assert_eq!(relay.down().lost.load(Ordering::Relaxed), 0);
+    // That the relay held the line (the rate cap, no random loss) is the link model's
+    // business, tested in `netem` on simulated time; the bits are printed above.
     drop(relay);
     server.shutdown().await;
 }

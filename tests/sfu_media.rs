@@ -1090,3 +1090,27 @@ async fn a_client_that_hangs_up_mid_join_leaves_nothing_counted() {
     assert_eq!(env.server.peer_count() as i64, peers());
     env.server.shutdown().await;
 }
+
+/// `Server::shutdown` stops the media workers itself (joining their threads off the
+/// runtime's), instead of leaving it to whoever drops the last `AppState`: their UDP ports
+/// are free when it returns, even while a task or tool still holds the state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_the_media_workers_while_the_state_is_still_held() {
+    let env = start_spread().await;
+    let (_publisher, _) = publish(&env, "closing").await;
+    let addrs = env.server.media_addrs();
+    assert_eq!(addrs.len(), 2);
+    for a in &addrs {
+        assert!(
+            std::net::UdpSocket::bind(a).is_err(),
+            "{a} in use while serving"
+        );
+    }
+    let held = env.server.state().clone();
+    env.server.shutdown().await;
+    for a in &addrs {
+        std::net::UdpSocket::bind(a)
+            .unwrap_or_else(|e| panic!("{a} still bound after shutdown: {e}"));
+    }
+    assert_eq!(held.sfu.len(), 2, "the state itself is still there");
+}

@@ -1034,6 +1034,10 @@ async fn a_refused_viewer_away_from_home_closes_its_pipe() {
 /// Clients that hang up while their WHEP request is being served (here: a client timeout
 /// of a few milliseconds, while the offer is parsed or the room's pipe opened) leave no
 /// place counted on a worker and no pipe open for a peer that does not exist.
+///
+/// The test checks that it exercised that: some viewer was added whose client never got its
+/// answer (it hung up after its admission began). If none was, the timeouts were all too
+/// short or all too long for this machine; they double, up to five times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_mid_join_leaves_nothing_counted() {
     let env = start_spread().await;
@@ -1052,42 +1056,52 @@ async fn a_client_that_hangs_up_mid_join_leaves_nothing_counted() {
         }
         api.apply().unwrap().0.to_sdp_string()
     };
-    let mut answered = 0;
-    for ms in (1..=40).map(|i| i % 8 + 1) {
-        let r = env
-            .http
-            .post(format!("{}/whep/hangup", env.base))
-            .bearer_auth(&token)
-            .header("content-type", "application/sdp")
-            .body(sdp.clone())
-            .timeout(Duration::from_millis(ms))
-            .send()
-            .await;
-        answered += usize::from(r.is_ok());
-    }
-    println!("{answered} of 40 answered before the client gave up");
     let m = env.server.metrics();
-    let peers = || {
+    let role = |role| {
         m.peers
-            .get_or_create(&classrelay::metrics::RoleLabels {
-                role: classrelay::metrics::RoleLabel::Publisher,
-            })
+            .get_or_create(&classrelay::metrics::RoleLabels { role })
             .get()
-            + m.peers
-                .get_or_create(&classrelay::metrics::RoleLabels {
-                    role: classrelay::metrics::RoleLabel::Subscriber,
-                })
-                .get()
     };
-    // Every place counted belongs to a peer the workers hold (peers whose clients left
-    // wait out their connect timeout like any peer that never connects).
-    assert!(
-        eventually(|| env.server.worker_loads().iter().sum::<usize>() as i64 == peers()).await,
-        "loads {:?}, peers {}",
-        env.server.worker_loads(),
-        peers()
+    let viewers = || role(classrelay::metrics::RoleLabel::Subscriber);
+    let peers = || role(classrelay::metrics::RoleLabel::Publisher) + viewers();
+    let (mut answered, mut created, mut tried) = (0, 0, 0);
+    for scale in [1, 2, 4, 8, 16, 32] {
+        for ms in (1..=40).map(|i| (i % 8 + 1) * scale) {
+            let r = env
+                .http
+                .post(format!("{}/whep/hangup", env.base))
+                .bearer_auth(&token)
+                .header("content-type", "application/sdp")
+                .body(sdp.clone())
+                .timeout(Duration::from_millis(ms))
+                .send()
+                .await;
+            tried += 1;
+            answered += usize::from(r.is_ok());
+            created += usize::from(r.is_ok_and(|r| r.status() == reqwest::StatusCode::CREATED));
+        }
+        // Every place counted belongs to a peer the workers hold (peers whose clients left
+        // wait out their connect timeout like any peer that never connects).
+        assert!(
+            eventually(|| env.server.worker_loads().iter().sum::<usize>() as i64 == peers()).await,
+            "loads {:?}, peers {}",
+            env.server.worker_loads(),
+            peers()
+        );
+        assert_eq!(env.server.peer_count() as i64, peers());
+        if viewers() > created as i64 {
+            break;
+        }
+    }
+    println!(
+        "{answered} of {tried} answered before the client gave up; {} viewers added for \
+         {created} answers",
+        viewers()
     );
-    assert_eq!(env.server.peer_count() as i64, peers());
+    assert!(
+        viewers() > created as i64,
+        "no client hung up after its admission began, so nothing was cleaned up after one"
+    );
     env.server.shutdown().await;
 }
 

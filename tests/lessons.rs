@@ -9,15 +9,13 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
-use classrelay_loadtest::ivf;
-use classrelay_loadtest::swarm::{Source, Swarm};
+use classrelay_loadtest::swarm::Swarm;
 use classrelay_loadtest::whip;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use str0m::format::Codec;
+use support::media::{hd_source, vp8_source};
 use support::school::{fixture, lesson, App, Backend, Fixture};
 
 fn kind(v: &Value) -> &str {
@@ -340,7 +338,7 @@ async fn a_timetabled_lesson_opens_and_ends_by_the_clock() {
     // The classroom publishes with the lesson token: presence shows in the events.
     let swarm = Swarm::start().unwrap();
     let token = join["token"].as_str().unwrap();
-    let offer = swarm.publisher_offer(source()).unwrap();
+    let offer = swarm.publisher_offer(vp8_source()).unwrap();
     let p = whip::join(
         &swarm,
         &app.http,
@@ -392,7 +390,7 @@ async fn a_timetabled_lesson_opens_and_ends_by_the_clock() {
         .await;
     assert_eq!((s, kind(&v)), (StatusCode::FORBIDDEN, "lesson-ended"));
     // The token issued earlier no longer opens a session either.
-    let offer = swarm.publisher_offer(source()).unwrap();
+    let offer = swarm.publisher_offer(vp8_source()).unwrap();
     let r = whip::post_offer(
         &app.http,
         &format!("{}{}", app.base, join["whip"].as_str().unwrap()),
@@ -422,22 +420,6 @@ async fn a_timetabled_lesson_opens_and_ends_by_the_clock() {
         )
         .await;
     assert_eq!(l["state"], "ended");
-}
-
-fn source() -> Source {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/video_vp8.ivf"
-    ))
-    .unwrap();
-    let (_, frames) = ivf::parse(&bytes).unwrap();
-    Source {
-        frames: Arc::new(frames),
-        fps: 30,
-        codec: Codec::Vp8,
-        audio: true,
-        simulcast: Vec::new(),
-    }
 }
 
 async fn metric(app: &App, name: &str) -> f64 {
@@ -479,7 +461,7 @@ async fn master_class_sites_publish_only_while_granted() {
     let whip_url = format!("{}{}", app.base, site["whip"].as_str().unwrap());
     let site_token = site["token"].as_str().unwrap().to_string();
     // Not granted: refused at WHIP time.
-    let offer = swarm.publisher_offer(source()).unwrap();
+    let offer = swarm.publisher_offer(vp8_source()).unwrap();
     let e = whip::post_offer(&app.http, &whip_url, &site_token, &offer.sdp)
         .await
         .unwrap_err();
@@ -543,7 +525,7 @@ async fn master_class_sites_publish_only_while_granted() {
         &app.http,
         &whip_url,
         &site_token,
-        swarm.publisher_offer(source()).unwrap(),
+        swarm.publisher_offer(vp8_source()).unwrap(),
     )
     .await
     .unwrap();
@@ -591,7 +573,7 @@ async fn master_class_sites_publish_only_while_granted() {
         &app.http,
         &whip_url,
         &site_token,
-        &swarm.publisher_offer(source()).unwrap().sdp,
+        &swarm.publisher_offer(vp8_source()).unwrap().sdp,
     )
     .await
     .unwrap_err();
@@ -654,22 +636,6 @@ fn vp8_size(frame: &[u8]) -> Option<(u16, u16)> {
     let w = u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff;
     let h = u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff;
     Some((w, h))
-}
-
-fn hd_source() -> Source {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/loadtest/fixtures/vp8_720p30_1200k.ivf"
-    ))
-    .unwrap();
-    let (_, frames) = ivf::parse(&bytes).unwrap();
-    Source {
-        frames: Arc::new(frames),
-        fps: 30,
-        codec: Codec::Vp8,
-        audio: true,
-        simulcast: Vec::new(),
-    }
 }
 
 /// Waits until `sub` has received a keyframe of `size` after the first `skip` frames.
@@ -775,7 +741,7 @@ async fn spotlight_and_sources(app: App) {
         &app.http,
         &format!("{}{}", app.base, ja["whip"].as_str().unwrap()),
         ja["token"].as_str().unwrap(),
-        swarm.publisher_offer(source()).unwrap(),
+        swarm.publisher_offer(vp8_source()).unwrap(),
     )
     .await
     .unwrap();
@@ -950,7 +916,7 @@ async fn link_quality(app: App) {
         &app.http,
         &format!("{}{}", app.base, ja["whip"].as_str().unwrap()),
         token,
-        swarm.publisher_offer(source()).unwrap(),
+        swarm.publisher_offer(vp8_source()).unwrap(),
     )
     .await
     .unwrap();

@@ -12,16 +12,14 @@
 mod support;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use classrelay::auth::Grant;
 use classrelay::{Config, Server};
-use classrelay_loadtest::ivf;
 use classrelay_loadtest::netem::{LinkProfile, LinkRelay, WIRE_OVERHEAD_BYTES};
-use classrelay_loadtest::swarm::{PeerHandle, PeerStats, Source, Swarm};
+use classrelay_loadtest::swarm::{PeerHandle, PeerStats, Swarm};
 use classrelay_loadtest::whip;
-use str0m::format::Codec;
+use support::media::vp8_source;
 
 /// Random loss on every lossy leg.
 const LOSS: f64 = 0.05;
@@ -32,22 +30,6 @@ const WINDOW: Duration = Duration::from_secs(15);
 /// over 15 s in trial runs, the same numbers at both classrooms: lost upstream), see
 /// `five_percent_loss_on_both_legs_is_repaired_by_nack_and_rtx`; without jitter none do.
 const MAX_MISSING: f64 = 0.02;
-
-fn fixture_source() -> Source {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/video_vp8.ivf"
-    ))
-    .unwrap();
-    let (_, frames) = ivf::parse(&bytes).unwrap();
-    Source {
-        frames: Arc::new(frames),
-        fps: 30,
-        codec: Codec::Vp8,
-        audio: true,
-        simulcast: Vec::new(),
-    }
-}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -90,7 +72,7 @@ async fn five_percent_loss_on_both_legs_is_repaired_by_nack_and_rtx() {
         &http,
         &format!("{base}/whip/rural"),
         &pub_token,
-        swarm.publisher_offer(fixture_source()).unwrap(),
+        swarm.publisher_offer(vp8_source()).unwrap(),
         LinkProfile {
             loss: LOSS,
             delay: ms(30),
@@ -240,7 +222,7 @@ async fn a_300_kbit_downlink_still_connects_and_carries_audio() {
         &http,
         &format!("{base}/whip/capped"),
         &pub_token,
-        swarm.publisher_offer(fixture_source()).unwrap(),
+        swarm.publisher_offer(vp8_source()).unwrap(),
     )
     .await
     .unwrap();

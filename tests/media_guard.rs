@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use classrelay::auth::Grant;
 use classrelay::{Config, Server};
-use classrelay_loadtest::swarm::{PeerHandle, Source, Swarm};
+use classrelay_loadtest::swarm::{PeerHandle, Swarm};
 use classrelay_loadtest::whip;
+use support::media::hd_source;
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -37,18 +38,6 @@ async fn start_with(adjust: impl FnOnce(&mut Config)) -> Env {
         http: reqwest::Client::new(),
         base,
     }
-}
-
-/// The load generator's 720p30 VP8 at 1.2 Mbit/s, with Opus.
-fn hd_source() -> Source {
-    classrelay_loadtest::scenario::source_from(
-        std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/loadtest/fixtures/vp8_720p30_1200k.ivf"
-        )),
-        30,
-    )
-    .unwrap()
 }
 
 async fn publish(env: &Env, room: &str) -> PeerHandle {

@@ -14,19 +14,17 @@
 mod support;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use classrelay::auth::{now_secs, Claims, Grant};
 use classrelay::{Config, Server};
-use classrelay_loadtest::ivf;
-use classrelay_loadtest::swarm::{PeerHandle, Source, Swarm};
+use classrelay_loadtest::swarm::{PeerHandle, Swarm};
 use classrelay_loadtest::whip;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
-use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind};
 use str0m::Rtc;
+use support::media::vp8_source;
 use support::school::{fixture, lesson, App, Backend};
 
 const TTL: Duration = Duration::from_secs(600);
@@ -272,22 +270,6 @@ async fn one_room_cannot_take_the_whole_server() {
     );
 }
 
-fn source() -> Source {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/video_vp8.ivf"
-    ))
-    .unwrap();
-    let (_, frames) = ivf::parse(&bytes).unwrap();
-    Source {
-        frames: Arc::new(frames),
-        fps: 30,
-        codec: Codec::Vp8,
-        audio: true,
-        simulcast: Vec::new(),
-    }
-}
-
 async fn video_beyond(peer: &PeerHandle, n: u64) -> bool {
     peer.stats
         .wait_for(Duration::from_secs(30), |s| {
@@ -309,7 +291,7 @@ async fn only_the_owner_changes_or_ends_a_session() {
         &env.http,
         &format!("{}/whip/{room}", env.base),
         &hub,
-        swarm.publisher_offer(source()).unwrap(),
+        swarm.publisher_offer(vp8_source()).unwrap(),
     )
     .await
     .unwrap();

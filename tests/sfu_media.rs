@@ -16,6 +16,7 @@ use classrelay_loadtest::ivf;
 use classrelay_loadtest::swarm::{PeerHandle, Source, Swarm};
 use classrelay_loadtest::whip;
 use str0m::format::Codec;
+use support::media::hd_source;
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -52,19 +53,6 @@ async fn start_spread() -> Env {
         c.media.spread_after = 0;
     })
     .await
-}
-
-/// The load generator's 720p30 VP8 at 1.2 Mbit/s (a frame is several packets; a keyframe
-/// every 2 s).
-fn hd_source() -> Source {
-    classrelay_loadtest::scenario::source_from(
-        std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/loadtest/fixtures/vp8_720p30_1200k.ivf"
-        )),
-        30,
-    )
-    .unwrap()
 }
 
 /// The VP8 fixture with keyframes made rare: the first keyframe, then a minute of delta
@@ -270,7 +258,7 @@ async fn fifty_joins_in_a_second_cost_a_handful_of_keyframe_requests() {
             (asked, subscribe(env, "bell").await)
         });
     }
-    let subs = futures_join_all(joins).await;
+    let subs = futures_util::future::join_all(joins).await;
     println!("50 WHEP joins answered in {:?}", t0.elapsed());
 
     let mut ttfk = Vec::new();
@@ -341,35 +329,6 @@ async fn fifty_joins_in_a_second_cost_a_handful_of_keyframe_requests() {
         );
     }
     env.server.shutdown().await;
-}
-
-/// Joins futures without pulling in the `futures` crate.
-async fn futures_join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    // Poll all concurrently via tokio::join! on a local set of pinned futures.
-    let mut pinned: Vec<_> = fs.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if done[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => done[i] = Some(v),
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    for d in done {
-        set.push(d.expect("all futures completed"));
-    }
-    set
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

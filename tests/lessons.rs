@@ -16,7 +16,7 @@ use classrelay_loadtest::whip;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::media::{hd_source, vp8_source};
-use support::school::{fixture, lesson, App, Backend, Fixture};
+use support::school::{at, fixture, lesson, App, Backend, Fixture};
 
 fn kind(v: &Value) -> &str {
     v["type"]
@@ -244,15 +244,6 @@ impl Sse {
             }
         }
     }
-}
-
-fn at(h: &str) -> i64 {
-    use classrelay::school::time::*;
-    local_to_millis(
-        parse_date("2026-09-07").unwrap(),
-        parse_hhmm(h).unwrap(),
-        parse_offset("+08:00").unwrap(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

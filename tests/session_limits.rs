@@ -25,7 +25,7 @@ use serde_json::Value;
 use str0m::media::{Direction, MediaKind};
 use str0m::Rtc;
 use support::media::vp8_source;
-use support::school::{fixture, lesson, App, Backend};
+use support::school::{at, fixture, lesson, App, Backend};
 
 const TTL: Duration = Duration::from_secs(600);
 
@@ -446,15 +446,6 @@ async fn a_session_kicked_during_setup_leaves_no_peer() {
     assert_problem(r, StatusCode::FORBIDDEN, "session-ended").await;
     assert_eq!(env.server.peer_count(), 0, "no peer left behind");
     assert!(env.server.state().sessions.lock().unwrap().is_empty());
-}
-
-fn at(h: &str) -> i64 {
-    use classrelay::school::time::*;
-    local_to_millis(
-        parse_date("2026-09-07").unwrap(),
-        parse_hhmm(h).unwrap(),
-        parse_offset("+08:00").unwrap(),
-    )
 }
 
 async fn join(app: &App, login: &str, lesson: i64) -> Value {

@@ -15,7 +15,7 @@ use classrelay_loadtest::swarm::Swarm;
 use classrelay_loadtest::whip;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::media::{hd_source, vp8_source};
+use support::media::{hd_source, sent_more_than, vp8_source};
 use support::school::{at, fixture, lesson, App, Backend, Fixture};
 
 fn kind(v: &Value) -> &str {
@@ -543,14 +543,7 @@ async fn master_class_sites_publish_only_while_granted() {
     let unroutable = metric(&app, "classrelay_udp_unroutable_total").await;
     let sent_then = p.stats.frames_sent.load(Ordering::Relaxed);
     // Wait until the site has sent 30 more frames into the void.
-    assert!(
-        p.stats
-            .wait_for(Duration::from_secs(20), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > sent_then + 30)
-            .await
-    );
+    assert!(sent_more_than(&p, sent_then + 30, Duration::from_secs(20)).await);
     assert!(
         metric(&app, "classrelay_udp_unroutable_total").await > unroutable,
         "the revoked site's packets are dropped"
@@ -749,22 +742,8 @@ async fn spotlight_and_sources(app: App) {
         keyframe_of(&only_b, 0, (1280, 720)).await,
         "source=c:B receives B"
     );
-    assert!(
-        pa.stats
-            .wait_for(Duration::from_secs(20), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > 60)
-            .await
-    );
-    assert!(
-        pb.stats
-            .wait_for(Duration::from_secs(20), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > 60)
-            .await
-    );
+    assert!(sent_more_than(&pa, 60, Duration::from_secs(20)).await);
+    assert!(sent_more_than(&pb, 60, Duration::from_secs(20)).await);
     assert_eq!(big.counts().video_frames, 0, "nobody on the big screen yet");
     assert!(
         only_b
@@ -821,24 +800,10 @@ async fn spotlight_and_sources(app: App) {
     // After the switch has reached the worker (the publishers have sent 30 more frames),
     // the big screen gets nothing new.
     let sent = pb.stats.frames_sent.load(Ordering::Relaxed);
-    assert!(
-        pb.stats
-            .wait_for(Duration::from_secs(20), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > sent + 30)
-            .await
-    );
+    assert!(sent_more_than(&pb, sent + 30, Duration::from_secs(20)).await);
     let off = big.video_frames().len();
     let sent = pb.stats.frames_sent.load(Ordering::Relaxed);
-    assert!(
-        pb.stats
-            .wait_for(Duration::from_secs(20), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > sent + 30)
-            .await
-    );
+    assert!(sent_more_than(&pb, sent + 30, Duration::from_secs(20)).await);
     assert_eq!(
         big.video_frames().len(),
         off,

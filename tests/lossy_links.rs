@@ -19,7 +19,7 @@ use classrelay::{Config, Server};
 use classrelay_loadtest::netem::{LinkProfile, LinkRelay, WIRE_OVERHEAD_BYTES};
 use classrelay_loadtest::swarm::{PeerHandle, PeerStats, Swarm};
 use classrelay_loadtest::whip;
-use support::media::vp8_source;
+use support::media::{sent_more_than, vp8_source};
 
 /// Random loss on every lossy leg.
 const LOSS: f64 = 0.05;
@@ -88,13 +88,7 @@ async fn five_percent_loss_on_both_legs_is_repaired_by_nack_and_rtx() {
     .await
     .unwrap();
     assert!(
-        publisher
-            .stats
-            .wait_for(Duration::from_secs(30), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > 10)
-            .await,
+        sent_more_than(&publisher, 10, Duration::from_secs(30)).await,
         "the publisher connected through its lossy uplink"
     );
 
@@ -226,15 +220,7 @@ async fn a_300_kbit_downlink_still_connects_and_carries_audio() {
     )
     .await
     .unwrap();
-    assert!(
-        publisher
-            .stats
-            .wait_for(Duration::from_secs(30), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > 10)
-            .await
-    );
+    assert!(sent_more_than(&publisher, 10, Duration::from_secs(30)).await);
 
     // ~250 kbit/s of video with 8 KB keyframes, plus audio and RTCP, into 300 kbit/s.
     let rate = 300_000u64;

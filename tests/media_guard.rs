@@ -15,7 +15,7 @@ use classrelay::auth::Grant;
 use classrelay::{Config, Server};
 use classrelay_loadtest::swarm::{PeerHandle, Swarm};
 use classrelay_loadtest::whip;
-use support::media::hd_source;
+use support::media::{hd_source, sent_more_than};
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -55,12 +55,7 @@ async fn publish(env: &Env, room: &str) -> PeerHandle {
     .await
     .unwrap();
     assert!(
-        p.stats
-            .wait_for(Duration::from_secs(30), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > 10)
-            .await,
+        sent_more_than(&p, 10, Duration::from_secs(30)).await,
         "publisher connected and sending"
     );
     p

@@ -16,7 +16,7 @@ use classrelay_loadtest::ivf;
 use classrelay_loadtest::swarm::{PeerHandle, Source, Swarm};
 use classrelay_loadtest::whip;
 use str0m::format::Codec;
-use support::media::hd_source;
+use support::media::{hd_source, sent_more_than};
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -98,12 +98,7 @@ async fn publish_source(env: &Env, room: &str, source: Source) -> (PeerHandle, S
     .await
     .unwrap();
     assert!(
-        p.stats
-            .wait_for(Duration::from_secs(30), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > 10)
-            .await,
+        sent_more_than(&p, 10, Duration::from_secs(30)).await,
         "publisher connected and sending"
     );
     (p, token)
@@ -235,15 +230,7 @@ async fn fifty_joins_in_a_second_cost_a_handful_of_keyframe_requests() {
     let env = start().await;
     let (publisher, _) = publish(&env, "bell").await;
     // Let the publisher's own first keyframe pass, so every later keyframe was asked for.
-    assert!(
-        publisher
-            .stats
-            .wait_for(Duration::from_secs(30), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > 40)
-            .await
-    );
+    assert!(sent_more_than(&publisher, 40, Duration::from_secs(30)).await);
     let sent_before = env.server.metrics().keyframe_requests_sent.get();
     let plis_before = publisher.stats.keyframe_requests.load(Ordering::Relaxed);
 
@@ -765,15 +752,7 @@ async fn late_joiners_from_the_gop(direct: bool) {
     let env = start_with(|c| c.media.direct_srtp = direct).await;
     let (publisher, _) = publish(&env, "gop").await;
     // Several seconds into a one-minute GOP.
-    assert!(
-        publisher
-            .stats
-            .wait_for(Duration::from_secs(30), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > 90)
-            .await
-    );
+    assert!(sent_more_than(&publisher, 90, Duration::from_secs(30)).await);
     let plis_before = publisher.stats.keyframe_requests.load(Ordering::Relaxed);
     let replays_before = env.server.metrics().gop_replays.get();
     let subs = [subscribe(&env, "gop").await, subscribe(&env, "gop").await];

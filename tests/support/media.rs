@@ -2,7 +2,10 @@
 //! `classrelay_loadtest`). Loading only: what arrives is checked by the swarm's counters and
 //! by `webrtc_client`, never here.
 
-use classrelay_loadtest::swarm::Source;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use classrelay_loadtest::swarm::{PeerHandle, Source};
 
 fn load(path: &str) -> Source {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
@@ -19,4 +22,11 @@ pub fn vp8_source() -> Source {
 /// every 2 s), with Opus.
 pub fn hd_source() -> Source {
     load("loadtest/fixtures/vp8_720p30_1200k.ivf")
+}
+
+/// Whether the simulated publisher `p` has sent more than `n` frames within `limit`.
+pub async fn sent_more_than(p: &PeerHandle, n: u64, limit: Duration) -> bool {
+    p.stats
+        .wait_for(limit, |s| s.frames_sent.load(Ordering::Relaxed) > n)
+        .await
 }

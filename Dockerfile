@@ -21,17 +21,22 @@ COPY config/classrelay.toml /etc/classrelay/classrelay.toml
 USER classrelay
 WORKDIR /var/lib/classrelay
 # In a container, bind all interfaces and announce the host's public IP:
-#   docker run -p 8080:8080 -p 3478:3478/udp -e CLASSRELAY_MEDIA__PUBLIC_IP=203.0.113.7 \
+#   docker run -p 8080:8080 -p 3478-3479:3478-3479/udp -e CLASSRELAY_MEDIA__PUBLIC_IP=203.0.113.7 \
 #     -v classrelay-data:/var/lib/classrelay/data classrelay
 # The first start writes the administrator's password to data/admin-password (read it with
 # `docker exec <container> cat /var/lib/classrelay/data/admin-password`; it is removed once
 # the administrator sets a password). Serve HTTPS with CLASSRELAY_HTTP__TLS_CERT/_TLS_KEY or
 # behind a proxy listed in CLASSRELAY_HTTP__TRUSTED_PROXIES (docs/SECURITY.md). For
 # PostgreSQL instead of the SQLite file: -e CLASSRELAY_DATABASE__URL=postgres://user:pw@host/db
+# One UDP port per media worker, 3478 + i. The count is pinned here, so the ports below are
+# the ones in use whatever the host's core count (the server's default is one worker per
+# core). For N workers: -e CLASSRELAY_MEDIA__WORKERS=N and publish 3478 to 3477+N.
 ENV CLASSRELAY_HTTP__LISTEN=0.0.0.0:8080 \
     CLASSRELAY_MEDIA__BIND_IP=0.0.0.0 \
+    CLASSRELAY_MEDIA__WORKERS=2 \
     CLASSRELAY_DATA__DIR=/var/lib/classrelay/data
-# One UDP port per media worker: 3478 + i (set CLASSRELAY_MEDIA__WORKERS to fix the count).
 EXPOSE 8080/tcp 3478-3479/udp
+# `docker stop` sends this; the server shuts down gracefully on it (as on Ctrl-C).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["classrelay", "--config", "/etc/classrelay/classrelay.toml"]
 CMD ["serve"]

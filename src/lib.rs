@@ -1,8 +1,8 @@
 //! classrelay: live lessons from hub schools to paired rural classrooms.
 //!
 //! A WebRTC SFU on str0m with WHIP/WHEP signalling (this crate's media path), plus the school
-//! side, recording and lesson observation that build on it. [`Server`] wires the parts; the
-//! `classrelay` binary is a thin CLI around it.
+//! side that builds on it (organisations, timetables, lessons and who may join them).
+//! [`Server`] wires the parts; the `classrelay` binary is a thin CLI around it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -245,13 +245,20 @@ impl Server {
         }
     }
 
-    /// Stops HTTP and the media workers.
+    /// Stops HTTP, then the media workers (their threads joined on a blocking thread, not
+    /// left to whichever runtime thread drops the last `AppState`), then closes the
+    /// database. The UDP ports are free when this returns, even while someone still holds
+    /// [`Server::state`].
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
+        }
+        let state = self.state.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || state.sfu.stop()).await {
+            tracing::error!("stopping the media workers: {e}");
         }
         self.state.school.store.close().await;
     }

@@ -11,6 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use classrelay::auth::{Grant, TokenKeys};
 use classrelay::config::{parse_duration, Config};
 use classrelay::Server;
+use tokio::signal::unix::{signal, SignalKind};
 
 /// classrelay — live lessons from hub schools to paired rural classrooms (WebRTC SFU, WHIP/WHEP).
 #[derive(Parser)]
@@ -130,7 +131,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Runs the server until Ctrl-C. Prints how to log in, never a password or token unless
+/// Runs the server until Ctrl-C or SIGTERM, then shuts it down gracefully. Prints how to log in, never a password or token unless
 /// `dev`; the listening line comes last.
 fn serve(config: Option<PathBuf>, dev: bool) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref())?;
@@ -180,12 +181,16 @@ fn serve(config: Option<PathBuf>, dev: bool) -> anyhow::Result<()> {
             "classrelay listening on {base}  (media UDP {:?})",
             server.media_addrs()
         );
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                println!("shutting down");
-                server.shutdown().await;
-            }
-        }
+        // SIGTERM too: what `docker stop` and systemd send (PID 1 in a container has no
+        // default handler for it).
+        let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+        let why = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        println!("shutting down ({why})");
+        server.shutdown().await;
+        println!("stopped");
         Ok::<_, anyhow::Error>(())
     })
 }

@@ -126,9 +126,92 @@ fn token_prints_a_verifiable_token_with_the_data_dir_secret() {
 #[test]
 fn first_start_prints_how_to_log_in_and_serves_health() {
     let dir = tempfile::tempdir().unwrap();
+    let (_child, _rest, lines, base) = serve(dir.path());
+    let text = lines.join("\n");
+    assert!(text.contains("Generated a new signing secret"), "{text}");
+    assert!(
+        text.contains("/login as `admin` with the password in ./data/admin-password"),
+        "{text}"
+    );
+    let password = std::fs::read_to_string(dir.path().join("data/admin-password")).unwrap();
+    assert!(!text.contains(password.trim()), "{text}");
+    assert!(!text.contains("token="), "{text}");
+    assert!(dir.path().join("data/secret").exists());
+    let health = std::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .map(|mut s| {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            let mut r = String::new();
+            s.read_to_string(&mut r).unwrap();
+            r
+        })
+        .unwrap();
+    assert!(
+        health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"),
+        "{health}"
+    );
+}
+
+/// SIGTERM (what `docker stop` sends to the container's PID 1) shuts the server down like
+/// Ctrl-C: the shutdown lines, then exit status 0, well before Docker's 10 s SIGKILL.
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rest, _, _) = serve(dir.path());
+    let sent = std::time::Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // The rest of stdout, up to its end (the process exited or closed it).
+    let mut after = Vec::new();
+    while let Ok(line) = rest.recv_timeout(Duration::from_secs(10)) {
+        after.push(line);
+    }
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM; printed {after:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    println!("exited {status} {:?} after SIGTERM", sent.elapsed());
+    // The log lines of the shutdown (the workers stopping) come in between.
+    assert_eq!(
+        after.first().map(String::as_str),
+        Some("shutting down (SIGTERM)"),
+        "{after:?}"
+    );
+    assert_eq!(
+        after.last().map(String::as_str),
+        Some("stopped"),
+        "{after:?}"
+    );
+    assert!(status.success(), "{status}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
+}
+
+/// `classrelay serve` in `dir` on free ports with one media worker: the running server, its
+/// stdout after the listening line, the lines up to and including it, and the base URL.
+fn serve(
+    dir: &std::path::Path,
+) -> (
+    KillOnDrop,
+    std::sync::mpsc::Receiver<String>,
+    Vec<String>,
+    String,
+) {
     let mut child = KillOnDrop(
         bin()
-            .current_dir(dir.path())
+            .current_dir(dir)
             .env("CLASSRELAY_HTTP__LISTEN", "127.0.0.1:0")
             .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
             .env("CLASSRELAY_MEDIA__WORKERS", "1")
@@ -158,30 +241,8 @@ fn first_start_prints_how_to_log_in_and_serves_health() {
             break;
         }
     }
-    let text = lines.join("\n");
-    assert!(text.contains("Generated a new signing secret"), "{text}");
-    assert!(
-        text.contains("/login as `admin` with the password in ./data/admin-password"),
-        "{text}"
-    );
-    let password = std::fs::read_to_string(dir.path().join("data/admin-password")).unwrap();
-    assert!(!text.contains(password.trim()), "{text}");
-    assert!(!text.contains("token="), "{text}");
-    assert!(dir.path().join("data/secret").exists());
-    let base = base.expect("listening line");
-    let health = std::net::TcpStream::connect(base.trim_start_matches("http://"))
-        .map(|mut s| {
-            use std::io::{Read, Write};
-            s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
-            let mut r = String::new();
-            s.read_to_string(&mut r).unwrap();
-            r
-        })
-        .unwrap();
-    assert!(
-        health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"),
-        "{health}"
-    );
+    let base = base.unwrap_or_else(|| panic!("no listening line in {lines:?}"));
+    (child, rx, lines, base)
 }
 
 /// The server, killed however the test ends (a failed assertion included).

@@ -6,7 +6,7 @@
 //! (the side-by-side peer) the way `classrelay-loadtest broadcast --target both` does: Janus
 //! in its network namespace, the load re-executed inside it (here: this test binary filtered
 //! to the ignored `inner_janus_load`). It needs root and `/usr/bin/janus`; without janus it
-//! prints SKIPPED for the Janus half unless `CI` is set.
+//! skips the Janus half (`support::skip`), unless `CI` is set, where that is a failure.
 //!
 //! Run: `cargo test --test loadtest_smoke`.
 
@@ -60,8 +60,8 @@ fn one_worker() -> ServerOptions {
 /// and the figures are all there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn realtime_broadcast_over_two_workers_smoke() {
-    if !support::pg::is_root() && std::env::var_os("CI").is_none() {
-        println!("SKIPPED: SCHED_FIFO needs root");
+    if !support::skip::is_root() {
+        support::skip::because("SCHED_FIFO needs root");
         return;
     }
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
@@ -169,11 +169,21 @@ async fn broadcast_simulcast_smoke_against_classrelay() {
 async fn bell_smoke_against_classrelay() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
     let server = ClassrelayProc::start(&bin, &one_worker()).unwrap();
-    let f = scenario::run_classrelay(&server, "bell", &load(6))
-        .await
-        .unwrap();
+    let l = load(6);
+    let f = scenario::run_classrelay(&server, "bell", &l).await.unwrap();
+    println!("{}", scenario::table(std::slice::from_ref(&f)));
     assert_eq!(f.receiving, 6);
-    assert!(f.keyframe_requests_at_publisher.is_some_and(|k| k <= 6));
+    // Six joins spread over the join window: at most one keyframe request per 300 ms reaches
+    // the publisher, plus the one that opens the window (without coalescing, and with joiners
+    // not served from the GOP cache, there would be about one per join).
+    let allowed = 1 + (l.join_window.as_millis() / 300) as u64;
+    let asked = f
+        .keyframe_requests_at_publisher
+        .expect("counted at the publisher");
+    assert!(
+        asked <= allowed,
+        "{asked} keyframe requests, allowed {allowed}"
+    );
 }
 
 /// Every figure of a broadcast run was produced and media flowed.
@@ -254,16 +264,11 @@ fn side_by_side(video: PathBuf, codec: Codec) {
         ..JanusOptions::default()
     };
     if !opts.janus_bin.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} missing on CI (.ci/run installs the janus package)",
-            opts.janus_bin.display()
-        );
         println!("{}", scenario::table(std::slice::from_ref(&c)));
-        println!(
-            "SKIPPED: Janus half, {} not installed",
+        support::skip::because(format!(
+            "the Janus half: {} not installed (apt-get install -y janus)",
             opts.janus_bin.display()
-        );
+        ));
         return;
     }
     let server = JanusServer::start(opts).expect("janus starts in a namespace");
@@ -295,13 +300,17 @@ fn side_by_side(video: PathBuf, codec: Codec) {
     assert!(json["pkts_per_cpu_s"].is_number());
 }
 
-/// Runs inside Janus's namespace (started by the test above); a no-op anywhere else.
+/// Runs inside Janus's namespace (started by the test above); refuses to run anywhere else,
+/// so `--ignored` or `--include-ignored` cannot count it as a pass.
 #[test]
 #[ignore = "run by broadcast_side_by_side_smoke inside Janus's network namespace"]
 fn inner_janus_load() {
     match side::inner_main() {
         Some(r) => r.expect("the load inside the namespace"),
-        None => println!("not started by run_janus: nothing to do"),
+        None => panic!(
+            "{INNER} runs only inside Janus's network namespace, started by \
+             side::run_janus (run broadcast_side_by_side_smoke instead)"
+        ),
     }
 }
 

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use classrelay::auth::Grant;
 use classrelay::{Config, Server};
-use classrelay_loadtest::swarm::{PeerHandle, Source, Swarm};
+use classrelay_loadtest::swarm::{PeerHandle, Swarm};
 use classrelay_loadtest::whip;
+use support::media::{hd_source, sent_more_than};
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -39,18 +40,6 @@ async fn start_with(adjust: impl FnOnce(&mut Config)) -> Env {
     }
 }
 
-/// The load generator's 720p30 VP8 at 1.2 Mbit/s, with Opus.
-fn hd_source() -> Source {
-    classrelay_loadtest::scenario::source_from(
-        std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/loadtest/fixtures/vp8_720p30_1200k.ivf"
-        )),
-        30,
-    )
-    .unwrap()
-}
-
 async fn publish(env: &Env, room: &str) -> PeerHandle {
     let token = env
         .server
@@ -66,12 +55,7 @@ async fn publish(env: &Env, room: &str) -> PeerHandle {
     .await
     .unwrap();
     assert!(
-        p.stats
-            .wait_for(Duration::from_secs(30), |s| s
-                .frames_sent
-                .load(Ordering::Relaxed)
-                > 10)
-            .await,
+        sent_more_than(&p, 10, Duration::from_secs(30)).await,
         "publisher connected and sending"
     );
     p

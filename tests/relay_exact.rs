@@ -8,13 +8,13 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use classrelay::auth::Grant;
 use classrelay::{Config, Server};
 use support::webrtc_client::{
     audio_fixture, match_audio, match_video, sequence_gaps, video_fixture, whep_subscribe,
-    whip_publish_with, PublishOptions,
+    whip_publish_with, FrameMatch, PublishOptions,
 };
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -58,13 +58,24 @@ async fn three_subscribers_receive_exactly_what_was_published() {
     );
 
     for (i, sub) in subs.iter().enumerate() {
-        // Everything after the first keyframe arrives; wait until the last sent frame is in.
+        // Everything after the first keyframe arrives; wait until the last sent frame is in
+        // (frames lost at the end would leave no sequence gap behind them).
         sub.wait_video_frames(200, LIMIT).await.unwrap();
         sub.wait_audio_frames(300, LIMIT).await.unwrap();
-        let v = match_video(&sent_video, &sub.video_frames())
-            .unwrap_or_else(|e| panic!("subscriber {i}: {e}"));
-        let a = match_audio(&sent_audio, &sub.audio_frames())
-            .unwrap_or_else(|e| panic!("subscriber {i}: {e}"));
+        let deadline = Instant::now() + LIMIT;
+        let (v, a) = loop {
+            let v = match_video(&sent_video, &sub.video_frames())
+                .unwrap_or_else(|e| panic!("subscriber {i}: {e}"));
+            let a = match_audio(&sent_audio, &sub.audio_frames())
+                .unwrap_or_else(|e| panic!("subscriber {i}: {e}"));
+            let ends = |m: &FrameMatch, sent: usize| m.sent_offset + m.matched == sent;
+            if (ends(&v, sent_video.len()) && ends(&a, sent_audio.len()))
+                || Instant::now() > deadline
+            {
+                break (v, a);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         println!(
             "subscriber {i}: {} video frames equal from sent #{}, {} audio frames equal from #{}",
             v.matched, v.sent_offset, a.matched, a.sent_offset
@@ -78,6 +89,16 @@ async fn three_subscribers_receive_exactly_what_was_published() {
             a.matched >= 300,
             "subscriber {i}: only {} audio frames",
             a.matched
+        );
+        assert_eq!(
+            v.sent_offset + v.matched,
+            sent_video.len(),
+            "subscriber {i}: the last video frames sent never arrived"
+        );
+        assert_eq!(
+            a.sent_offset + a.matched,
+            sent_audio.len(),
+            "subscriber {i}: the last audio frames sent never arrived"
         );
         let counts = sub.counts();
         assert_eq!(counts.video_frames_dropped, 0, "subscriber {i}: {counts:?}");

@@ -10,27 +10,17 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use classrelay::school::time::{local_to_millis, parse_date, parse_hhmm, parse_offset};
 use classrelay_loadtest::swarm::Swarm;
 use classrelay_loadtest::whip;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::school::{App, Backend};
+use support::school::{at, App, Backend};
 
 fn kind(v: &Value) -> &str {
     v["type"]
         .as_str()
         .unwrap_or("")
         .trim_start_matches("urn:classrelay:problem:")
-}
-
-/// Epoch ms of "HH:MM" on the fixture's Monday, 2026-09-07 (+08:00).
-fn at(hhmm: &str) -> i64 {
-    local_to_millis(
-        parse_date("2026-09-07").unwrap(),
-        parse_hhmm(hhmm).unwrap(),
-        parse_offset("+08:00").unwrap(),
-    )
 }
 
 /// Two counties of one city; in each a hub school and a partner school. Hub 1 is paired

@@ -14,20 +14,18 @@
 mod support;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use classrelay::auth::{now_secs, Claims, Grant};
 use classrelay::{Config, Server};
-use classrelay_loadtest::ivf;
-use classrelay_loadtest::swarm::{PeerHandle, Source, Swarm};
+use classrelay_loadtest::swarm::{PeerHandle, Swarm};
 use classrelay_loadtest::whip;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
-use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind};
 use str0m::Rtc;
-use support::school::{fixture, lesson, App, Backend};
+use support::media::vp8_source;
+use support::school::{at, fixture, lesson, App, Backend};
 
 const TTL: Duration = Duration::from_secs(600);
 
@@ -272,22 +270,6 @@ async fn one_room_cannot_take_the_whole_server() {
     );
 }
 
-fn source() -> Source {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/video_vp8.ivf"
-    ))
-    .unwrap();
-    let (_, frames) = ivf::parse(&bytes).unwrap();
-    Source {
-        frames: Arc::new(frames),
-        fps: 30,
-        codec: Codec::Vp8,
-        audio: true,
-        simulcast: Vec::new(),
-    }
-}
-
 async fn video_beyond(peer: &PeerHandle, n: u64) -> bool {
     peer.stats
         .wait_for(Duration::from_secs(30), |s| {
@@ -309,7 +291,7 @@ async fn only_the_owner_changes_or_ends_a_session() {
         &env.http,
         &format!("{}/whip/{room}", env.base),
         &hub,
-        swarm.publisher_offer(source()).unwrap(),
+        swarm.publisher_offer(vp8_source()).unwrap(),
     )
     .await
     .unwrap();
@@ -464,15 +446,6 @@ async fn a_session_kicked_during_setup_leaves_no_peer() {
     assert_problem(r, StatusCode::FORBIDDEN, "session-ended").await;
     assert_eq!(env.server.peer_count(), 0, "no peer left behind");
     assert!(env.server.state().sessions.lock().unwrap().is_empty());
-}
-
-fn at(h: &str) -> i64 {
-    use classrelay::school::time::*;
-    local_to_millis(
-        parse_date("2026-09-07").unwrap(),
-        parse_hhmm(h).unwrap(),
-        parse_offset("+08:00").unwrap(),
-    )
 }
 
 async fn join(app: &App, login: &str, lesson: i64) -> Value {

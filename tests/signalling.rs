@@ -133,7 +133,8 @@ async fn whip_whep_create_patch_delete() {
         "host candidate on loopback: {answer}"
     );
 
-    // Trickle with the right ETag: 204.
+    // Trickle with the right ETag: accepted (204). That is all this shows: the server is
+    // ICE-lite, so a trickled candidate changes nothing a client could observe.
     let resp = env
         .http
         .patch(format!("{}{location}", env.base))

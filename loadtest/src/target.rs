@@ -224,8 +224,23 @@ mod tests {
 
     #[test]
     fn samples_own_process() {
-        let s = sample(std::process::id()).unwrap();
-        assert!(s.rss_kib > 0);
-        assert!(s.cpu_seconds >= 0.0);
+        let before = sample(std::process::id()).unwrap();
+        assert!(before.rss_kib > 0);
+        // Burn CPU until the count moves (it moves in clock ticks, 10 ms at USER_HZ 100).
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        let after = loop {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            let s = sample(std::process::id()).unwrap();
+            if s.cpu_seconds > before.cpu_seconds || started.elapsed() > Duration::from_secs(10) {
+                break s;
+            }
+        };
+        assert!(
+            after.cpu_seconds > before.cpu_seconds,
+            "CPU time did not move while burning it: {before:?} then {after:?}"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! Link quality of the participants of running lessons, for the teacher's console.
 //!
-//! Every `school.quality_interval_sec` seconds one task asks the media worker of each lesson
-//! room that has sessions for its peers' latest link figures ([`Command::LinkStats`]; the
-//! worker keeps what str0m reports once a second), folds them per participant (a classroom may
+//! Every `school.quality_interval_sec` seconds one task asks every media worker, for each
+//! lesson room that has sessions, for the room's peers' latest link figures
+//! ([`Command::LinkStats`]: a room's viewers may be spread over several workers; each keeps
+//! what str0m reports once a second), folds them per participant (a classroom may
 //! publish and watch: several sessions) into a [`LinkSummary`] with a [`Grade`], keeps the
 //! result in the lesson's live state (`links` in `GET /api/lessons/{id}/live`) and emits a
 //! `quality` event `{"links": [...]}` when something meaningful changed (see [`changed`]; at

@@ -467,7 +467,8 @@ pub struct WorkerHandle {
     pub local_addr: SocketAddr,
     /// The address put in ICE candidates.
     pub candidate_addr: SocketAddr,
-    join: Option<std::thread::JoinHandle<()>>,
+    /// Taken by the first [`WorkerHandle::join`] ([`Sfu::stop`] or the drop).
+    join: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl WorkerHandle {
@@ -481,15 +482,28 @@ impl WorkerHandle {
         let _ = self.waker.wake();
         true
     }
+
+    /// Waits for the worker thread to end (at once if it was joined before). Blocks.
+    fn join(&self) {
+        // A poisoned lock only means another join panicked; the handle is still there.
+        let join = self
+            .join
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(j) = join {
+            let _ = j.join();
+        }
+    }
 }
 
 impl Drop for WorkerHandle {
+    /// A worker not stopped by [`Sfu::stop`] is stopped here (blocking whatever thread drops
+    /// the last handle: `Server::shutdown` stops them first, off the runtime's threads).
     fn drop(&mut self) {
         let _ = self.tx.send(Command::Shutdown);
         let _ = self.waker.wake();
-        if let Some(j) = self.join.take() {
-            let _ = j.join();
-        }
+        self.join();
     }
 }
 
@@ -629,7 +643,7 @@ impl Sfu {
                 waker,
                 local_addr,
                 candidate_addr,
-                join: Some(join),
+                join: std::sync::Mutex::new(Some(join)),
             });
         }
         Ok(Sfu {
@@ -641,6 +655,20 @@ impl Sfu {
             cert,
             direct_srtp: settings.direct_srtp,
         })
+    }
+
+    /// Stops every worker and waits for its thread to end: its socket is closed and its peers
+    /// are gone when this returns, and later commands are refused ([`WorkerHandle::send`]
+    /// returns false). Blocks: call it from `spawn_blocking` inside a runtime. Stopping
+    /// twice is harmless.
+    pub fn stop(&self) {
+        for w in &self.workers {
+            let _ = w.tx.send(Command::Shutdown);
+            let _ = w.waker.wake();
+        }
+        for w in &self.workers {
+            w.join();
+        }
     }
 
     /// The worker a room lives on (stable for the room's name).

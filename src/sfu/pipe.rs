@@ -11,7 +11,9 @@
 //! layer switches and NACKs stay local; only keyframe requests that pass its gate go back to
 //! the home worker ([`super::Command::PipeKeyframe`]).
 //!
-//! Packets cross as [`CachedPacket`]s: the payload buffer is shared, not copied. The channel
+//! Packets cross as [`CachedPacket`]s, each with a payload copy of its own
+//! ([`CachedPacket::for_another_worker`]: a reference count shared by two workers would bounce
+//! its cache line between their cores for every viewer's copy). The channel
 //! is unbounded, but a worker never queues more than `media.pipe_backlog` packets (default
 //! [`BACKLOG`]) to a worker that does not keep up; past that it drops them (counted) rather
 //! than let memory grow, and holds back that video layer until its next keyframe.

@@ -2,8 +2,8 @@
 //!
 //! [`Browser::start`] runs `/usr/bin/chromedriver` on a free loopback port;
 //! [`Browser::new_page`] opens a WebDriver session, which is one headless
-//! Chromium process with a fresh profile, the flags from
-//! `shared/docs/TESTING.md` and a fake camera and microphone. A [`Page`] opens
+//! Chromium process with a fresh profile, the flags in [`BASE_FLAGS`] and a
+//! fake camera and microphone. A [`Page`] opens
 //! URLs, runs JavaScript that returns JSON, and waits for a JS predicate.
 //!
 //! Browser tests in one test binary run one at a time ([`Browser`] holds a
@@ -12,7 +12,8 @@
 //! Never fetches a browser: `/usr/bin/chromium` and `/usr/bin/chromedriver`
 //! come from Debian's `chromium` and `chromium-driver` packages (override
 //! with `CLASSRELAY_CHROMIUM` / `CLASSRELAY_CHROMEDRIVER`). Without them a
-//! test skips, unless `CI` is set, where a missing browser is a failure.
+//! test skips ([`super::skip::because`]), unless `CI` is set, where a missing
+//! browser is a failure.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::io::{BufRead, BufReader};
@@ -30,7 +31,8 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 /// How often [`Page::wait_until`] re-evaluates its predicate.
 const POLL_INTERVAL: Duration = Duration::from_millis(150);
 
-/// Chromium flags that work as root on this closed network (TESTING.md).
+/// Chromium flags that work as root on a closed network: no sandbox (root), no GPU, no
+/// QUIC, nothing fetched or synced in the background.
 const BASE_FLAGS: &[&str] = &[
     "--headless",
     "--no-sandbox",
@@ -77,23 +79,17 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver, or returns `None` (after printing why) when it
-    /// is not installed and `CI` is unset. Panics when it is missing under CI.
+    /// Starts chromedriver, or returns `None` (skipped, see
+    /// [`super::skip::because`]) when it is not installed and `CI` is unset.
+    /// Panics when it is missing under CI.
     pub async fn start_or_skip() -> Option<Browser> {
         let driver = chromedriver_path();
         if !driver.exists() || !chromium_path().exists() {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "CI is set but {} or {} is missing (apt-get install -y chromium chromium-driver)",
-                    driver.display(),
-                    chromium_path().display()
-                );
-            }
-            eprintln!(
-                "SKIPPED: {} or {} not installed (apt-get install -y chromium chromium-driver)",
+            super::skip::because(format!(
+                "{} or {} not installed (apt-get install -y chromium chromium-driver)",
                 driver.display(),
                 chromium_path().display()
-            );
+            ));
             return None;
         }
         Some(Self::start().await.expect("start chromedriver"))

@@ -1,7 +1,12 @@
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: the browser harness, PostgreSQL on loopback, the
+//! school fixtures, the media sources, the independent WebRTC client, `/metrics` parsing and the one skip
+//! helper. Test-only: nothing here is built into the server.
+#![allow(dead_code)] // each test binary uses a different part
 
 pub mod browser;
+pub mod media;
 pub mod metrics;
 pub mod pg;
 pub mod school;
+pub mod skip;
 pub mod webrtc_client;

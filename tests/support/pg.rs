@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::skip::is_root;
+
 struct Pg {
     port: u16,
     _dir: tempfile::TempDir,
@@ -34,17 +36,6 @@ fn bin_dir() -> Option<PathBuf> {
         .collect();
     dirs.sort();
     dirs.pop()
-}
-
-/// Whether the tests run as root (CI does).
-pub fn is_root() -> bool {
-    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || std::fs::read_to_string("/proc/self/status")
-            .map(|s| {
-                s.lines()
-                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-            })
-            .unwrap_or(false)
 }
 
 fn as_pg_user(program: &str) -> Command {
@@ -137,17 +128,14 @@ fn start() -> Result<Pg, String> {
     })
 }
 
-/// A URL to a new, empty database on the shared server; `None` (skip) where PostgreSQL is
-/// not installed, except on CI, where that is a failure.
+/// A URL to a new, empty database on the shared server; `None` (skipped, see
+/// [`super::skip::because`]) where PostgreSQL is not installed, except on CI, where that is a
+/// failure.
 pub async fn fresh_database() -> Option<String> {
     let pg = match PG.get_or_init(start) {
         Ok(pg) => pg,
         Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "PostgreSQL needed on CI (.ci/run installs it): {e}"
-            );
-            println!("SKIPPED (PostgreSQL): {e}");
+            super::skip::because(format!("PostgreSQL: {e} (apt-get install -y postgresql)"));
             return None;
         }
     };

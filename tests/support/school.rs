@@ -31,9 +31,14 @@ pub struct App {
 
 /// 2026-09-07 (a Monday) 07:00 in Beijing.
 pub fn monday_7am() -> i64 {
+    at("07:00")
+}
+
+/// 2026-09-07 (a Monday) at `hhmm` in Beijing, in Unix milliseconds.
+pub fn at(hhmm: &str) -> i64 {
     local_to_millis(
         parse_date("2026-09-07").unwrap(),
-        parse_hhmm("07:00").unwrap(),
+        parse_hhmm(hhmm).unwrap(),
         parse_offset("+08:00").unwrap(),
     )
 }

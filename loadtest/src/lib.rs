@@ -10,6 +10,8 @@ pub mod hist;
 pub mod ivf;
 pub mod janus;
 pub mod netem;
+#[cfg(test)]
+mod old_media;
 pub mod plot;
 pub mod scenario;
 pub mod seqs;

@@ -9,9 +9,9 @@ pub mod h264;
 pub mod hist;
 pub mod ivf;
 pub mod janus;
-pub mod netem;
 #[cfg(test)]
-mod old_media;
+mod media_pins;
+pub mod netem;
 pub mod plot;
 pub mod scenario;
 pub mod seqs;

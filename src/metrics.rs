@@ -116,6 +116,8 @@ pub struct Metrics {
     /// Runs to one viewer cut because the next datagram to it was longer (what the padding
     /// prevents).
     pub udp_gso_run_breaks: Counter,
+    /// Datagrams dropped because a media socket's send buffer was full (`EAGAIN`).
+    pub udp_send_dropped: Counter,
     /// Datagrams that matched no peer (unknown address or ufrag) and were dropped.
     pub udp_unroutable: Counter,
     /// NACKs received from subscribers (answered from the RTX cache).
@@ -242,6 +244,11 @@ impl Metrics {
             &mut r,
             "udp_gso_run_breaks",
             "GSO runs to one viewer cut because the next datagram to it was longer than the run's",
+        );
+        let udp_send_dropped = c(
+            &mut r,
+            "udp_send_dropped",
+            "UDP datagrams dropped because the media socket's send buffer was full",
         );
         let udp_unroutable = c(
             &mut r,
@@ -386,6 +393,7 @@ impl Metrics {
             udp_send_calls,
             rtp_padding_bytes_out,
             udp_gso_run_breaks,
+            udp_send_dropped,
             udp_unroutable,
             nacks_received,
             nacks_sent,
@@ -560,6 +568,8 @@ pub struct Tally {
     pub udp_send_calls: u64,
     /// `udp_gso_run_breaks`.
     pub udp_gso_run_breaks: u64,
+    /// `udp_send_dropped`.
+    pub udp_send_dropped: u64,
     /// `forward_residence_seconds`.
     pub residence: LocalHistogram,
 }
@@ -577,6 +587,7 @@ impl Tally {
             udp_gso_sends: 0,
             udp_send_calls: 0,
             udp_gso_run_breaks: 0,
+            udp_send_dropped: 0,
             residence: m.forward_residence_seconds.local(),
         }
     }
@@ -596,6 +607,7 @@ impl Tally {
             (&mut self.udp_gso_sends, &m.udp_gso_sends),
             (&mut self.udp_send_calls, &m.udp_send_calls),
             (&mut self.udp_gso_run_breaks, &m.udp_gso_run_breaks),
+            (&mut self.udp_send_dropped, &m.udp_send_dropped),
         ] {
             let n = std::mem::take(n);
             if n > 0 {

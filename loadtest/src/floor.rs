@@ -7,14 +7,15 @@
 //! header with the capture time, copy the payload, seal it with that viewer's own
 //! AES-256-GCM key (aws-lc-rs; SRTP's AEAD_AES_256_GCM, which str0m prefers, so classrelay
 //! negotiates it with the same simulated viewers), and hand the frame's datagrams to the
-//! kernel as one UDP GSO send (audio: one datagram per viewer, 32 per `sendmmsg`). No receive, no
+//! kernel through the server's own send path (`classrelay-udp`: a viewer's share as one UDP
+//! GSO run, up to 32 viewers per `sendmmsg`; audio: one datagram per viewer). No receive, no
 //! SRTP decrypt, no RTCP, no routing, no str0m: so its latency and CPU per viewer are a
 //! lower bound on what classrelay can reach here, and the gap between the two is what code
 //! can still win. Viewers' sockets take GSO runs whole and stamp arrivals in the kernel, as
 //! in `broadcast`; latency is that stamp minus the capture time the sender wrote just
 //! before its fan-out of the frame began.
 
-use std::io::{ErrorKind, IoSlice};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,10 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use classrelay_udp::{Counts, SendQueue};
 use mio::{Events, Interest, Poll, Token};
-use nix::sys::socket::{
-    sendmmsg, sendmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
-};
 use rand::RngCore;
 use serde::Serialize;
 
@@ -40,8 +39,6 @@ const HEADER: usize = 12 + 4 + 12;
 const TAG: usize = 16;
 const VIDEO_PT: u8 = 96;
 const AUDIO_PT: u8 = 111;
-/// Datagrams per `sendmmsg` for audio.
-const BATCH: usize = 32;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -58,7 +55,7 @@ pub struct FloorOptions {
     pub fps: u32,
     /// Sender threads `SCHED_FIFO` (as `--realtime` runs the server).
     pub realtime: bool,
-    /// Several viewers' GSO runs per `sendmmsg` (one `sendmsg` per viewer otherwise).
+    /// Several viewers' GSO runs per `sendmmsg` (a call per viewer otherwise).
     pub gso_batch: bool,
     /// Receivers poll without sleeping, so no datagram has to wake one (see `--spin`).
     pub spin: bool,
@@ -81,7 +78,7 @@ pub struct FloorFigures {
 
 /// One viewer as a sender sees it.
 struct Viewer {
-    to: SockaddrStorage,
+    to: SocketAddr,
     key: LessSafeKey,
     salt: [u8; 12],
     ssrc: u32,
@@ -257,7 +254,6 @@ fn send(
     sh: &Shared,
 ) -> Result<()> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
     let mut rng = rand::rng();
     let mut vs: Vec<Viewer> = viewers
         .iter()
@@ -267,7 +263,7 @@ fn send(
             rng.fill_bytes(&mut key);
             rng.fill_bytes(&mut salt);
             Ok(Viewer {
-                to: SockaddrStorage::from(*a),
+                to: *a,
                 key: LessSafeKey::new(
                     UnboundKey::new(&AES_256_GCM, &key).map_err(|_| anyhow::anyhow!("AES key"))?,
                 ),
@@ -279,10 +275,10 @@ fn send(
         })
         .collect::<Result<_>>()?;
     let payload: Vec<u8> = (0..MAX_PAYLOAD).map(|i| i as u8).collect();
-    // One buffer per datagram of a frame, reused frame after frame (no allocation per packet).
-    let mut bufs: Vec<Vec<u8>> = Vec::new();
-    let mut audio: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(64)).collect();
-    let mut audio_to: Vec<SockaddrStorage> = Vec::with_capacity(BATCH);
+    // The server's send path: datagram buffers reused frame after frame (no allocation per
+    // packet), a viewer's share of a frame as one GSO run, BATCH messages per `sendmmsg`.
+    let mut out = SendQueue::new(true);
+    let mut counts = Counts::default();
     let frame_every = Duration::from_secs(1) / fps;
     let audio_every = Duration::from_millis(20);
     let (mut frame, mut next_frame, mut next_audio, mut audio_n) = (0usize, epoch, epoch, 0u32);
@@ -297,16 +293,11 @@ fn send(
             let ts = audio_n.wrapping_mul(960);
             for v in vs.iter_mut() {
                 v.audio_seq = v.audio_seq.wrapping_add(1);
-                let b = &mut audio[audio_to.len()];
-                packet(b, AUDIO_PT, v, v.audio_seq, ts, capture, &OPUS_SILENCE)?;
-                audio_to.push(v.to);
-                if audio_to.len() == BATCH {
-                    send_runs(fd, &audio, 1, &audio_to, None);
-                    audio_to.clear();
-                }
+                let mut b = out.buffer();
+                packet(&mut b, AUDIO_PT, v, v.audio_seq, ts, capture, &OPUS_SILENCE)?;
+                out.push(&socket, v.to, b, &mut counts);
             }
-            send_runs(fd, &audio[..audio_to.len()], 1, &audio_to, None);
-            audio_to.clear();
+            out.flush(&socket, &mut counts);
             audio_n = audio_n.wrapping_add(1);
             next_audio += audio_every;
             continue;
@@ -314,48 +305,32 @@ fn send(
         let len = sizes[frame % sizes.len()];
         let parts = len.div_ceil(MAX_PAYLOAD).max(1);
         let part = len.div_ceil(parts);
-        if bufs.len() < parts {
-            bufs.resize_with(parts, || Vec::with_capacity(1500));
-        }
         let capture = micros_now();
         let ts = (frame as u32).wrapping_mul(90_000 / fps);
-        if gso_batch {
-            // Up to BATCH viewers' runs per `sendmmsg`, each message one viewer's run with the
-            // same UDP_SEGMENT size.
-            let per = parts;
-            let need = per * BATCH;
-            if bufs.len() < need {
-                bufs.resize_with(need, || Vec::with_capacity(1500));
+        let sent_before = counts.datagrams_out;
+        for v in vs.iter_mut() {
+            for _ in 0..parts {
+                v.video_seq = v.video_seq.wrapping_add(1);
+                let mut b = out.buffer();
+                packet(
+                    &mut b,
+                    VIDEO_PT,
+                    v,
+                    v.video_seq,
+                    ts,
+                    capture,
+                    &payload[..part],
+                )?;
+                out.push(&socket, v.to, b, &mut counts);
             }
-            let mut chunk_start = 0;
-            while chunk_start < vs.len() {
-                let end = (chunk_start + BATCH).min(vs.len());
-                let chunk = &mut vs[chunk_start..end];
-                for (k, v) in chunk.iter_mut().enumerate() {
-                    for b in bufs[k * per..(k + 1) * per].iter_mut() {
-                        v.video_seq = v.video_seq.wrapping_add(1);
-                        packet(b, VIDEO_PT, v, v.video_seq, ts, capture, &payload[..part])?;
-                    }
-                }
-                let n = chunk.len();
-                let to: Vec<SockaddrStorage> = chunk.iter().map(|v| v.to).collect();
-                let size = u16::try_from(HEADER + part + TAG).ok();
-                let sent = send_runs(fd, &bufs[..n * per], per, &to, size);
-                sh.video_sent
-                    .fetch_add((sent * per) as u64, Ordering::Relaxed);
-                chunk_start += n;
-            }
-        } else {
-            for v in vs.iter_mut() {
-                for b in bufs.iter_mut().take(parts) {
-                    v.video_seq = v.video_seq.wrapping_add(1);
-                    packet(b, VIDEO_PT, v, v.video_seq, ts, capture, &payload[..part])?;
-                }
-                if send_gso(fd, &v.to, &bufs[..parts], HEADER + part + TAG) {
-                    sh.video_sent.fetch_add(parts as u64, Ordering::Relaxed);
-                }
+            if !gso_batch {
+                // One call per viewer.
+                out.flush(&socket, &mut counts);
             }
         }
+        out.flush(&socket, &mut counts);
+        sh.video_sent
+            .fetch_add(counts.datagrams_out - sent_before, Ordering::Relaxed);
         frame += 1;
         next_frame += frame_every;
     }
@@ -405,65 +380,8 @@ fn packet(
         .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(&*head), body)
         .map_err(|_| anyhow::anyhow!("seal"))?;
     b.extend_from_slice(tag.as_ref());
+    debug_assert_eq!(b.len(), HEADER + payload.len() + TAG);
     Ok(())
-}
-
-/// One `sendmsg` with `UDP_SEGMENT` of equal-sized datagrams to one viewer; true if sent.
-fn send_gso(fd: i32, to: &SockaddrStorage, bufs: &[Vec<u8>], size: usize) -> bool {
-    let slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
-    let Ok(size) = u16::try_from(size) else {
-        return false;
-    };
-    if bufs.len() == 1 {
-        return sendmsg(fd, &slices, &[], MsgFlags::MSG_DONTWAIT, Some(to)).is_ok();
-    }
-    let cmsg = [ControlMessage::UdpGsoSegments(&size)];
-    sendmsg(fd, &slices, &cmsg, MsgFlags::MSG_DONTWAIT, Some(to)).is_ok()
-}
-
-/// Runs of `per` datagrams, the k-th to `to[k]`, as one `sendmmsg`; with `segment`, every
-/// message carries that `UDP_SEGMENT` size (a GSO run), without it `per` must be 1. Skips
-/// what the kernel refuses; returns how many runs it took.
-fn send_runs(
-    fd: i32,
-    bufs: &[Vec<u8>],
-    per: usize,
-    to: &[SockaddrStorage],
-    segment: Option<u16>,
-) -> usize {
-    if to.is_empty() {
-        return 0;
-    }
-    let space = segment.map(|_| nix::cmsg_space!(u16));
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(to.len(), space);
-    let slices: Vec<Vec<IoSlice<'_>>> = bufs
-        .chunks(per)
-        .map(|c| c.iter().map(|b| IoSlice::new(b)).collect())
-        .collect();
-    let addrs: Vec<Option<SockaddrStorage>> = to.iter().map(|a| Some(*a)).collect();
-    let size = segment.unwrap_or(0);
-    let gso = [ControlMessage::UdpGsoSegments(&size)];
-    let cmsgs: &[ControlMessage<'_>] = if segment.is_some() { &gso } else { &[] };
-    let (mut start, mut sent) = (0, 0);
-    while start < to.len() {
-        match sendmmsg(
-            fd,
-            &mut headers,
-            &slices[start..],
-            &addrs[start..],
-            cmsgs,
-            MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(r) => {
-                let n = r.count();
-                sent += n;
-                start += n.max(1);
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => start += 1,
-        }
-    }
-    sent
 }
 
 /// One receiver thread: reads its viewers' sockets, counts video datagrams and times them
@@ -535,7 +453,7 @@ mod tests {
 
     fn viewer() -> Viewer {
         Viewer {
-            to: SockaddrStorage::from("127.0.0.1:9".parse::<SocketAddr>().unwrap()),
+            to: "127.0.0.1:9".parse().unwrap(),
             key: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).unwrap()),
             salt: [3; 12],
             ssrc: 0x1234_5678,

@@ -1,13 +1,13 @@
 //! H.264 for the load generator: access units from an Annex B elementary stream (what
-//! `ffmpeg -f h264` and `x264` write), and RFC 6184 payloads for the plain-RTP feeder.
-//!
-//! Hand-written because the job is small and fixed — find start codes, group NAL units into
-//! access units (ITU-T H.264 §7.4.1.2.3), fragment large NAL units as FU-A — and no
-//! maintained crate does it without a decoder or a media framework attached. str0m
-//! packetizes H.264 itself for the WHIP publisher; it exposes its packetizer only behind its
-//! unversioned feature (see `janus::vp8_payloads`).
+//! `ffmpeg -f h264` and `x264` write) and RFC 6184 payloads for the plain-RTP feeder, on
+//! `rtc-media`'s NAL reader and `rtc-rtp`'s payloader; never paces or sends them. Grouping
+//! NAL units into access units (ITU-T H.264 §7.4.1.2.3) is the one part done here.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
+use bytes::Bytes;
+use rtc_media::io::h26x_reader::H26xReader;
+use rtc_rtp::codec::h264::H264Payloader;
+use rtc_rtp::packetizer::Payloader;
 use str0m::format::Codec;
 
 use crate::ivf::Frame;
@@ -19,31 +19,16 @@ const SEI: u8 = 6;
 const SPS: u8 = 7;
 const PPS: u8 = 8;
 const AUD: u8 = 9;
-/// Fragmentation unit A (RFC 6184 §5.8).
-const FU_A: u8 = 28;
 
-/// The NAL units of an Annex B byte stream, without their start codes.
-pub fn nal_units(stream: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= stream.len() {
-        if stream[i] == 0 && stream[i + 1] == 0 && stream[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut out = Vec::with_capacity(starts.len());
-    for (k, &s) in starts.iter().enumerate() {
-        let mut end = starts.get(k + 1).map(|&n| n - 3).unwrap_or(stream.len());
-        // A four-byte start code's leading zero (and any trailing_zero_8bits) is not payload.
-        while end > s && stream[end - 1] == 0 {
-            end -= 1;
-        }
-        if end > s {
-            out.push(&stream[s..end]);
-        }
+/// The NAL units of an Annex B byte stream, without their start codes. `rtc-media`'s reader
+/// leaves SEI units out (WebRTC receivers do not need them).
+pub fn nal_units(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut reader = H26xReader::new(stream, 1 << 20, false);
+    let mut out = Vec::new();
+    // The reader ends with an error at the end of the stream, or on one that does not start
+    // with a start code; either way there are no more units.
+    while let Ok(nal) = reader.next_nal() {
+        out.push(nal.data().to_vec());
     }
     out
 }
@@ -79,7 +64,7 @@ pub fn access_units(stream: &[u8]) -> Result<Vec<Frame>> {
             keyframe = false;
         }
         cur.extend_from_slice(&[0, 0, 0, 1]);
-        cur.extend_from_slice(nal);
+        cur.extend_from_slice(&nal);
         has_slice |= is_slice;
         keyframe |= t == IDR;
     }
@@ -95,41 +80,16 @@ pub fn access_units(stream: &[u8]) -> Result<Vec<Frame>> {
     Ok(frames)
 }
 
-/// RTP payloads (packetization-mode 1) for one access unit: a NAL unit that fits goes as a
-/// single NAL unit packet, a larger one as FU-A fragments; AUDs are left out (RFC 6184
-/// §5.4 leaves them optional and WebRTC receivers ignore them).
-pub fn payloads(access_unit: &[u8], max_payload: usize) -> Vec<Vec<u8>> {
-    let max = max_payload.max(3);
-    let mut out = Vec::new();
-    for nal in nal_units(access_unit) {
-        let header = nal[0];
-        if header & 0x1f == AUD {
-            continue;
-        }
-        if nal.len() <= max {
-            out.push(nal.to_vec());
-            continue;
-        }
-        let indicator = (header & 0xe0) | FU_A;
-        let body = &nal[1..];
-        let chunk = max - 2;
-        let n = body.len().div_ceil(chunk);
-        for (i, c) in body.chunks(chunk).enumerate() {
-            let mut fu = (header & 0x1f) & 0x1f;
-            if i == 0 {
-                fu |= 0x80;
-            }
-            if i + 1 == n {
-                fu |= 0x40;
-            }
-            let mut p = Vec::with_capacity(2 + c.len());
-            p.push(indicator);
-            p.push(fu);
-            p.extend_from_slice(c);
-            out.push(p);
-        }
-    }
-    out
+/// RTP payloads (packetization-mode 1) for one access unit, by `rtc-rtp`: a NAL unit that
+/// fits goes as a single NAL unit packet, a larger one as FU-A fragments, SPS and PPS
+/// together as one STAP-A; AUDs are left out (RFC 6184 §5.4 leaves them optional and WebRTC
+/// receivers ignore them).
+pub fn payloads(access_unit: &[u8], max_payload: usize) -> Result<Vec<Vec<u8>>> {
+    let mut p = H264Payloader::default();
+    let out = p
+        .payload(max_payload, &Bytes::copy_from_slice(access_unit))
+        .map_err(|e| anyhow!("H.264 payloads: {e}"))?;
+    Ok(out.into_iter().map(|b| b.to_vec()).collect())
 }
 
 /// The codec of a video file, from its first bytes: IVF with VP8, or Annex B H.264.
@@ -227,14 +187,18 @@ mod tests {
             .chain((0..2500u32).map(|i| (i % 251) as u8 | 1))
             .collect();
         let au = stream(&[AUD_NAL, SPS_NAL, PPS_NAL, &big]);
-        let p = payloads(&au, 1000);
-        assert_eq!(p[0], SPS_NAL, "AUD left out, SPS whole");
-        assert_eq!(p[1], PPS_NAL);
-        let fus = &p[2..];
+        let p = payloads(&au, 1000).unwrap();
+        // AUD left out; SPS and PPS whole in one STAP-A (type 24), each after its size.
+        let mut stap = vec![0x78, 0, 4];
+        stap.extend_from_slice(SPS_NAL);
+        stap.extend_from_slice(&[0, 4]);
+        stap.extend_from_slice(PPS_NAL);
+        assert_eq!(p[0], stap);
+        let fus = &p[1..];
         assert_eq!(fus.len(), 3, "2 499 body bytes in 998-byte chunks");
         for (i, f) in fus.iter().enumerate() {
             assert!(f.len() <= 1000);
-            assert_eq!(f[0], 0x60 | FU_A, "NRI kept, type 28");
+            assert_eq!(f[0], 0x60 | 28, "NRI kept, type 28 (FU-A)");
             assert_eq!(f[1] & 0x1f, IDR);
             assert_eq!(f[1] & 0x80 != 0, i == 0, "S bit on the first");
             assert_eq!(f[1] & 0x40 != 0, i == 2, "E bit on the last");

@@ -1,8 +1,12 @@
-//! IVF reading (the container `vpxenc`/ffmpeg write VP8 into): a 32-byte file header, then per
-//! frame a 12-byte header (size, timestamp) and the frame. Hand-written because the format is
-//! two fixed headers and a load generator should not pull a media framework for it.
+//! IVF reading (the container `vpxenc`/ffmpeg write VP8 into) on `rtc-media`'s reader: the
+//! whole file's frames, each marked keyframe or not; never paces or packetizes them.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
+use rtc_media::io::ivf_reader::IVFReader;
+
+/// IVF's file header and per-frame header sizes.
+const FILE_HEADER: usize = 32;
+const FRAME_HEADER: usize = 12;
 
 /// One encoded frame.
 #[derive(Debug, Clone)]
@@ -13,26 +17,25 @@ pub struct Frame {
     pub keyframe: bool,
 }
 
-/// Parses a whole IVF file.
+/// Parses a whole IVF file: its FourCC and frames.
 pub fn parse(bytes: &[u8]) -> Result<(String, Vec<Frame>)> {
-    if bytes.len() < 32 || &bytes[0..4] != b"DKIF" {
-        bail!("not an IVF file (no DKIF signature)");
-    }
-    let header_len = u16::from_le_bytes([bytes[6], bytes[7]]) as usize;
-    let fourcc = String::from_utf8_lossy(&bytes[8..12]).to_string();
-    let mut pos = header_len.max(32);
+    let (mut reader, header) =
+        IVFReader::new(bytes).map_err(|e| anyhow!("not an IVF file: {e}"))?;
+    let fourcc = String::from_utf8_lossy(&header.four_cc).to_string();
+    let mut pos = FILE_HEADER;
     let mut frames = Vec::new();
-    while pos + 12 <= bytes.len() {
-        let size =
-            u32::from_le_bytes(bytes[pos..pos + 4].try_into().context("frame header")?) as usize;
-        pos += 12;
-        if pos + size > bytes.len() {
-            bail!("truncated IVF frame at byte {pos}: {size} bytes announced");
-        }
-        let data = bytes[pos..pos + size].to_vec();
+    // The reader cannot tell the end of the file from a truncated frame header; what is
+    // left can.
+    while pos + FRAME_HEADER <= bytes.len() {
+        let (data, h) = reader
+            .parse_next_frame()
+            .map_err(|e| anyhow!("truncated IVF frame at byte {pos}: {e}"))?;
+        pos += FRAME_HEADER + h.frame_size as usize;
         let keyframe = fourcc == "VP80" && data.first().is_some_and(|b| b & 1 == 0);
-        frames.push(Frame { data, keyframe });
-        pos += size;
+        frames.push(Frame {
+            data: data.to_vec(),
+            keyframe,
+        });
     }
     if frames.is_empty() {
         bail!("IVF file holds no frames");

@@ -43,6 +43,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use rtc_media::io::ogg_reader::OggReader;
+use rtc_rtp::codec::vp8::Vp8Payloader;
+use rtc_rtp::packetizer::Payloader;
+use rtc_shared::marshal::Marshal;
 use serde_json::{json, Value};
 use str0m::format::Codec;
 
@@ -639,76 +644,64 @@ pub const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
 /// Payload bytes per RTP packet (the publisher's str0m packetizes to a similar size).
 const MAX_PAYLOAD: usize = 1100;
 
-/// Splits one VP8 frame into RTP payloads per RFC 7741: each payload starts with a payload
-/// descriptor (X=1, S=1 on the first packet, partition index 0, then I=1 with a 15-bit
-/// PictureID, M=1), followed by a chunk of the frame.
-///
-/// Hand-written because str0m exposes its `Vp8Packetizer` only behind its `unversioned`
-/// feature (no semver promise), and turning that on would change str0m's feature set for the
-/// whole workspace; the descriptor is four bytes.
-pub fn vp8_payloads(frame: &[u8], picture_id: u16, max_payload: usize) -> Vec<Vec<u8>> {
-    const DESC: usize = 4;
-    let chunk = max_payload.saturating_sub(DESC).max(1);
-    let pid = picture_id & 0x7fff;
-    frame
-        .chunks(chunk)
-        .enumerate()
-        .map(|(i, c)| {
-            let mut p = Vec::with_capacity(DESC + c.len());
-            p.push(0x80 | if i == 0 { 0x10 } else { 0 });
-            p.push(0x80);
-            p.push(0x80 | (pid >> 8) as u8);
-            p.push(pid as u8);
-            p.extend_from_slice(c);
-            p
-        })
+/// A VP8 payloader as the feeder uses it: RFC 7741 payload descriptors with a PictureID
+/// (`rtc-rtp` numbers pictures from 0, one per frame it payloads: 7 bits below 128, then
+/// 15 bits).
+pub fn vp8_payloader() -> Vp8Payloader {
+    let mut p = Vp8Payloader::default();
+    p.enable_picture_id = true;
+    p
+}
+
+/// Splits one VP8 frame into RTP payloads of at most `max_payload` bytes, the descriptor
+/// included (S=1 on the first), and moves `p` to the next picture.
+pub fn vp8_payloads(p: &mut Vp8Payloader, frame: &[u8], max_payload: usize) -> Vec<Vec<u8>> {
+    // It refuses nothing but an empty frame or a zero size, which yield no payloads anyway.
+    p.payload(max_payload, &Bytes::copy_from_slice(frame))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| b.to_vec())
         .collect()
 }
 
 /// A 12-byte RTP header (no CSRCs, no extensions) followed by `payload`.
 pub fn rtp_packet(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(12 + payload.len());
-    p.push(0x80);
-    p.push((u8::from(marker) << 7) | (pt & 0x7f));
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
+    let packet = rtc_rtp::Packet {
+        header: rtc_rtp::Header {
+            version: 2,
+            marker,
+            payload_type: pt & 0x7f,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            ..Default::default()
+        },
+        payload: Bytes::copy_from_slice(payload),
+    };
+    // Marshalling fails only for an extension or CSRC list that does not fit; there is none.
+    packet.marshal().map(|b| b.to_vec()).unwrap_or_default()
 }
 
-/// Opus packets of an Ogg Opus file, in order (the `OpusHead`/`OpusTags` headers dropped).
-/// Packets spanning pages are joined. Hand-written: Ogg framing is a 27-byte page header and
-/// a lacing table.
+/// Opus packets of an Ogg Opus file, in order (the `OpusHead`/`OpusTags` headers dropped),
+/// by `rtc-media`'s reader. It reads pages, not packets, so a page must hold one 20 ms
+/// packet (as ffmpeg writes with `-page_duration 20000`, and the test fixture is); a page
+/// that spans more samples is refused.
 pub fn ogg_opus_packets(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
-    let mut pos = 0;
+    let (mut reader, _) =
+        OggReader::new(bytes, false).map_err(|e| anyhow!("not an Ogg Opus file: {e}"))?;
     let mut packets = Vec::new();
-    let mut partial: Vec<u8> = Vec::new();
-    while pos < bytes.len() {
-        let h = bytes
-            .get(pos..pos + 27)
-            .context("truncated Ogg page header")?;
-        if &h[0..4] != b"OggS" {
-            bail!("no Ogg page at byte {pos}");
+    let mut granule = 0;
+    while let Ok((payload, page)) = reader.parse_next_page() {
+        if payload.starts_with(b"OpusTags") {
+            continue;
         }
-        let nseg = h[26] as usize;
-        let table = bytes
-            .get(pos + 27..pos + 27 + nseg)
-            .context("truncated lacing table")?;
-        let mut body = pos + 27 + nseg;
-        for &lace in table {
-            let seg = bytes
-                .get(body..body + lace as usize)
-                .context("truncated Ogg page body")?;
-            partial.extend_from_slice(seg);
-            body += lace as usize;
-            if lace < 255 {
-                packets.push(std::mem::take(&mut partial));
-            }
+        let samples = page.granule_position.saturating_sub(granule);
+        granule = page.granule_position;
+        if samples > 960 {
+            bail!("an Ogg page spans {samples} samples; expected one 20 ms Opus packet per page");
         }
-        pos = body;
+        packets.push(payload.to_vec());
     }
-    packets.retain(|p| !p.starts_with(b"OpusHead") && !p.starts_with(b"OpusTags"));
     if packets.is_empty() {
         bail!("no Opus packets in the Ogg file");
     }
@@ -819,6 +812,7 @@ fn feed(
     let (mut vseq, mut aseq) = (0u16, 0u16);
     let (mut frame_n, mut audio_n) = (0u64, 0u64);
     let (mut next_video, mut next_audio) = (start, start);
+    let mut vp8 = vp8_payloader();
     let send = |pkt: &[u8], to: SocketAddr| {
         if socket.send_to(pkt, to).is_err() {
             stats.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -830,8 +824,9 @@ fn feed(
             let frame = &media.video[(frame_n % media.video.len() as u64) as usize];
             let ts = (frame_n * 90_000 / u64::from(fps)) as u32;
             let payloads = match media.codec {
-                Codec::H264 => crate::h264::payloads(&frame.data, MAX_PAYLOAD),
-                _ => vp8_payloads(&frame.data, frame_n as u16, MAX_PAYLOAD),
+                // A unit the payloader refuses (none of a valid file) is skipped.
+                Codec::H264 => crate::h264::payloads(&frame.data, MAX_PAYLOAD).unwrap_or_default(),
+                _ => vp8_payloads(&mut vp8, &frame.data, MAX_PAYLOAD),
             };
             let last = payloads.len().saturating_sub(1);
             for (i, p) in payloads.iter().enumerate() {
@@ -1051,14 +1046,28 @@ mod tests {
     #[test]
     fn vp8_payload_descriptors() {
         let frame: Vec<u8> = (0..2500u32).map(|i| i as u8).collect();
-        let p = vp8_payloads(&frame, 0x1234, 1000);
+        let mut vp8 = vp8_payloader();
+        // Picture 0: a 7-bit PictureID.
+        let p = vp8_payloads(&mut vp8, &frame, 1000);
         assert_eq!(p.len(), 3);
+        assert_eq!(&p[0][..3], &[0x90, 0x80, 0x00]);
+        assert_eq!(&p[1][..3], &[0x80, 0x80, 0x00]);
+        assert!(p.iter().all(|x| x.len() <= 1000));
+        let joined: Vec<u8> = p.iter().flat_map(|x| x[3..].to_vec()).collect();
+        assert_eq!(joined, frame);
+        // From picture 128 on, 15 bits (M=1).
+        for _ in 1..0x1234 {
+            vp8_payloads(&mut vp8, &[1], 1000);
+        }
+        let p = vp8_payloads(&mut vp8, &frame, 1000);
         assert_eq!(&p[0][..4], &[0x90, 0x80, 0x92, 0x34]);
         assert_eq!(&p[1][..4], &[0x80, 0x80, 0x92, 0x34]);
-        let joined: Vec<u8> = p.iter().flat_map(|x| x[4..].to_vec()).collect();
-        assert_eq!(joined, frame);
-        // str0m's own keyframe detection reads the descriptor we wrote.
-        let key = vp8_payloads(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a], 1, 1000);
+        // str0m's own keyframe detection reads the descriptor written.
+        let key = vp8_payloads(
+            &mut vp8_payloader(),
+            &[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a],
+            1000,
+        );
         assert!(str0m::format::detect_vp8_keyframe(&key[0]));
     }
 
@@ -1068,7 +1077,8 @@ mod tests {
         assert_eq!(p, vec![0x80, 0xe0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0xff]);
     }
 
-    fn page(packets: &[&[u8]]) -> Vec<u8> {
+    /// An Ogg page (checksum left zero) of `packets`, ending at `granule` samples.
+    fn page(packets: &[&[u8]], granule: u64, header_type: u8) -> Vec<u8> {
         let mut lacing = Vec::new();
         let mut body = Vec::new();
         for p in packets {
@@ -1081,7 +1091,9 @@ mod tests {
             body.extend_from_slice(p);
         }
         let mut v = b"OggS".to_vec();
-        v.extend_from_slice(&[0; 22]);
+        v.extend_from_slice(&[0, header_type]);
+        v.extend_from_slice(&granule.to_le_bytes());
+        v.extend_from_slice(&[0; 12]);
         v.push(lacing.len() as u8);
         v.extend_from_slice(&lacing);
         v.extend_from_slice(&body);
@@ -1089,13 +1101,20 @@ mod tests {
     }
 
     #[test]
-    fn ogg_packets_skip_headers_and_join_long_ones() {
+    fn ogg_packets_skip_headers_and_keep_long_ones_whole() {
         let long = vec![7u8; 300];
-        let mut f = page(&[b"OpusHead12345678"]);
-        f.extend(page(&[b"OpusTags...."]));
-        f.extend(page(&[&[1, 2, 3], &long]));
+        // OpusHead: version 1, mono, pre-skip 312, 48 kHz, gain 0, mapping family 0.
+        let head = b"OpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00";
+        let mut f = page(&[head], 0, 2);
+        f.extend(page(&[b"OpusTags...."], 0, 0));
+        f.extend(page(&[&[1, 2, 3]], 960, 0));
+        f.extend(page(&[&long], 1920, 0));
         let p = ogg_opus_packets(&f).unwrap();
-        assert_eq!(p, vec![vec![1, 2, 3], long]);
+        assert_eq!(p, vec![vec![1, 2, 3], long.clone()]);
+        // Two packets in one page cannot be told apart by the page reader: refused.
+        let mut two = page(&[head], 0, 2);
+        two.extend(page(&[&[1, 2, 3], &long], 1920, 0));
+        assert!(ogg_opus_packets(&two).is_err());
         assert!(ogg_opus_packets(b"nope").is_err());
     }
 

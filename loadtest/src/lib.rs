@@ -9,6 +9,8 @@ pub mod h264;
 pub mod hist;
 pub mod ivf;
 pub mod janus;
+#[cfg(test)]
+mod media_pins;
 pub mod netem;
 pub mod plot;
 pub mod scenario;

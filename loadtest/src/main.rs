@@ -199,7 +199,7 @@ enum Scenario {
         /// Sender threads `SCHED_FIFO`, as `--realtime` runs the server (needs root).
         #[arg(long)]
         realtime: bool,
-        /// Send several viewers' GSO runs per `sendmmsg` instead of one `sendmsg` each.
+        /// Send several viewers' GSO runs per `sendmmsg` instead of a call per viewer.
         #[arg(long)]
         gso_batch: bool,
         /// Receivers poll without ever sleeping. On loopback a datagram that reaches a

@@ -5,6 +5,8 @@
 //! SQLite and PostgreSQL accept. Each backend has its own migrations (`migrations/sqlite`,
 //! `migrations/postgres`), embedded in the binary and run at start or by `classrelay migrate`.
 
+pub mod entity;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;

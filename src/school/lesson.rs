@@ -4,13 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, FromRow};
 
 use super::org::{text_enum, Term};
 use super::time::{parse_date, parse_hhmm, Millis};
 use super::timetable::{list_slots_in, LessonMode, Site};
 use crate::store::entity::{list, need};
-use crate::store::{col, col_enum, Store, StoreError, StoreResult};
+use crate::store::{col, Store, StoreError, StoreResult};
 
 text_enum!(
     /// Where a lesson is in its life.
@@ -26,7 +26,7 @@ text_enum!(
     }
 );
 /// A lesson: one occurrence of a slot, or an ad hoc lesson.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Lesson {
     /// Id (ignored on input).
     #[serde(default)]
@@ -38,6 +38,7 @@ pub struct Lesson {
     #[serde(default)]
     pub lesson_date: Option<String>,
     /// Mode.
+    #[sqlx(try_from = "String")]
     pub mode: LessonMode,
     /// Title (课题).
     #[serde(default)]
@@ -62,12 +63,14 @@ pub struct Lesson {
     pub ends_at: Millis,
     /// State as last stored (the scheduler keeps it current).
     #[serde(default = "scheduled")]
+    #[sqlx(try_from = "String")]
     pub state: LessonState,
     /// When the teacher ended it, if they did.
     #[serde(default)]
     pub ended_at: Option<Millis>,
     /// Paired classrooms.
     #[serde(default)]
+    #[sqlx(skip)]
     pub sites: Vec<Site>,
 }
 
@@ -137,24 +140,7 @@ const LESSON_COLS: &str = "id, slot_id, lesson_date, mode, title, subject, grade
                            ended_at";
 
 fn lesson_from(r: &AnyRow) -> StoreResult<Lesson> {
-    Ok(Lesson {
-        id: col(r, "id")?,
-        slot_id: col(r, "slot_id")?,
-        lesson_date: col(r, "lesson_date")?,
-        mode: col_enum(r, "mode")?,
-        title: col(r, "title")?,
-        subject: col(r, "subject")?,
-        grade: col(r, "grade")?,
-        textbook: col(r, "textbook")?,
-        chapter: col(r, "chapter")?,
-        hub_teacher_id: col(r, "hub_teacher_id")?,
-        hub_classroom_id: col(r, "hub_classroom_id")?,
-        starts_at: col(r, "starts_at")?,
-        ends_at: col(r, "ends_at")?,
-        state: col_enum(r, "state")?,
-        ended_at: col(r, "ended_at")?,
-        sites: Vec::new(),
-    })
+    Ok(Lesson::from_row(r)?)
 }
 
 const LESSON_JOIN_COLS: &str = "l.id, l.slot_id, l.lesson_date, l.mode, l.title, l.subject, \

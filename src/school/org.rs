@@ -2,14 +2,13 @@
 //! terms, each an [`Entity`] on the generic repository, plus the enums stored as text. Plain
 //! data and field checks: never timetable or lesson rules, never HTTP.
 
-use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-
 use super::time::parse_date;
-use crate::store::entity::{need, Entity, Val};
-use crate::store::{col, col_enum, Store, StoreResult};
+use crate::store::entity::{entity_columns, need, Entity};
+use crate::store::{col, Store, StoreResult};
+use serde::{Deserialize, Serialize};
 
-/// Declares an enum stored as text, with serde, `FromStr` and `as_str`.
+/// Declares an enum stored as text, with serde, `FromStr` and `as_str`, read from a row
+/// (`#[sqlx(try_from = "String")]`) and bound as text.
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
         $(#[$m])*
@@ -20,6 +19,15 @@ macro_rules! text_enum {
             pub fn as_str(self) -> &'static str { match self { $($name::$var => $s),+ } }
             /// Every value.
             pub const ALL: &'static [$name] = &[$($name::$var),+];
+        }
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> { s.parse() }
+        }
+        impl $crate::store::entity::ToVal for $name {
+            fn to_val(&self) -> $crate::store::entity::Val {
+                $crate::store::entity::Val::Text(self.as_str().into())
+            }
         }
         impl std::str::FromStr for $name {
             type Err = String;
@@ -52,8 +60,9 @@ text_enum!(
         ReceiveOnly = "receive_only",
     }
 );
+
 /// A province / city / county.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Region {
     /// Id (ignored on input).
     #[serde(default)]
@@ -69,22 +78,7 @@ pub struct Region {
 impl Entity for Region {
     const TABLE: &'static str = "regions";
     const NAME: &'static str = "region";
-    const COLS: &'static [&'static str] = &["province", "city", "county"];
-    fn from_row(r: &AnyRow) -> StoreResult<Self> {
-        Ok(Region {
-            id: col(r, "id")?,
-            province: col(r, "province")?,
-            city: col(r, "city")?,
-            county: col(r, "county")?,
-        })
-    }
-    fn values(&self) -> Vec<Val> {
-        vec![
-            Val::Text(self.province.clone()),
-            Val::Text(self.city.clone()),
-            Val::Text(self.county.clone()),
-        ]
-    }
+    entity_columns!(province, city, county);
     fn validate(&self) -> Result<(), String> {
         need("province", &self.province)?;
         need("city", &self.city)?;
@@ -93,7 +87,7 @@ impl Entity for Region {
 }
 
 /// A school.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct School {
     /// Id (ignored on input).
     #[serde(default)]
@@ -103,6 +97,7 @@ pub struct School {
     /// Name.
     pub name: String,
     /// Hub or partner.
+    #[sqlx(try_from = "String")]
     pub kind: SchoolKind,
     /// Region.
     #[serde(default)]
@@ -119,28 +114,8 @@ fn default_master_sites() -> i64 {
 impl Entity for School {
     const TABLE: &'static str = "schools";
     const NAME: &'static str = "school";
-    const COLS: &'static [&'static str] =
-        &["code", "name", "kind", "region_id", "max_master_sites"];
     const FILTERS: &'static [&'static str] = &["region_id"];
-    fn from_row(r: &AnyRow) -> StoreResult<Self> {
-        Ok(School {
-            id: col(r, "id")?,
-            code: col(r, "code")?,
-            name: col(r, "name")?,
-            kind: col_enum(r, "kind")?,
-            region_id: col(r, "region_id")?,
-            max_master_sites: col(r, "max_master_sites")?,
-        })
-    }
-    fn values(&self) -> Vec<Val> {
-        vec![
-            Val::Text(self.code.clone()),
-            Val::Text(self.name.clone()),
-            Val::Text(self.kind.as_str().into()),
-            Val::Int(self.region_id),
-            Val::Int(Some(self.max_master_sites)),
-        ]
-    }
+    entity_columns!(code, name, kind, region_id, max_master_sites);
     fn validate(&self) -> Result<(), String> {
         need("code", &self.code)?;
         need("name", &self.name)?;
@@ -152,7 +127,7 @@ impl Entity for School {
 }
 
 /// A classroom and the device that sits in it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Classroom {
     /// Id (ignored on input).
     #[serde(default)]
@@ -162,6 +137,7 @@ pub struct Classroom {
     /// Name ("三年级1班", "录播教室").
     pub name: String,
     /// Hub, interactive or receive-only.
+    #[sqlx(try_from = "String")]
     pub kind: ClassroomKind,
     /// The device there (model, serial), free text.
     #[serde(default)]
@@ -171,32 +147,15 @@ pub struct Classroom {
 impl Entity for Classroom {
     const TABLE: &'static str = "classrooms";
     const NAME: &'static str = "classroom";
-    const COLS: &'static [&'static str] = &["school_id", "name", "kind", "device"];
     const FILTERS: &'static [&'static str] = &["school_id"];
-    fn from_row(r: &AnyRow) -> StoreResult<Self> {
-        Ok(Classroom {
-            id: col(r, "id")?,
-            school_id: col(r, "school_id")?,
-            name: col(r, "name")?,
-            kind: col_enum(r, "kind")?,
-            device: col(r, "device")?,
-        })
-    }
-    fn values(&self) -> Vec<Val> {
-        vec![
-            Val::Int(Some(self.school_id)),
-            Val::Text(self.name.clone()),
-            Val::Text(self.kind.as_str().into()),
-            Val::Text(self.device.clone()),
-        ]
-    }
+    entity_columns!(school_id, name, kind, device);
     fn validate(&self) -> Result<(), String> {
         need("name", &self.name)
     }
 }
 
 /// A teacher.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Teacher {
     /// Id (ignored on input).
     #[serde(default)]
@@ -215,25 +174,8 @@ pub struct Teacher {
 impl Entity for Teacher {
     const TABLE: &'static str = "teachers";
     const NAME: &'static str = "teacher";
-    const COLS: &'static [&'static str] = &["code", "name", "school_id", "subjects"];
     const FILTERS: &'static [&'static str] = &["school_id"];
-    fn from_row(r: &AnyRow) -> StoreResult<Self> {
-        Ok(Teacher {
-            id: col(r, "id")?,
-            code: col(r, "code")?,
-            name: col(r, "name")?,
-            school_id: col(r, "school_id")?,
-            subjects: col(r, "subjects")?,
-        })
-    }
-    fn values(&self) -> Vec<Val> {
-        vec![
-            Val::Text(self.code.clone()),
-            Val::Text(self.name.clone()),
-            Val::Int(Some(self.school_id)),
-            Val::Text(self.subjects.clone()),
-        ]
-    }
+    entity_columns!(code, name, school_id, subjects);
     fn validate(&self) -> Result<(), String> {
         need("code", &self.code)?;
         need("name", &self.name)
@@ -241,7 +183,7 @@ impl Entity for Teacher {
 }
 
 /// A pairing (结对): a hub school helps a partner school in a subject and grade for a term.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Pairing {
     /// Id (ignored on input).
     #[serde(default)]
@@ -264,36 +206,15 @@ pub struct Pairing {
 impl Entity for Pairing {
     const TABLE: &'static str = "pairings";
     const NAME: &'static str = "pairing";
-    const COLS: &'static [&'static str] = &[
-        "hub_school_id",
-        "partner_school_id",
-        "subject",
-        "grade",
-        "term",
-        "owner",
-    ];
     const FILTERS: &'static [&'static str] = &["hub_school_id", "partner_school_id"];
-    fn from_row(r: &AnyRow) -> StoreResult<Self> {
-        Ok(Pairing {
-            id: col(r, "id")?,
-            hub_school_id: col(r, "hub_school_id")?,
-            partner_school_id: col(r, "partner_school_id")?,
-            subject: col(r, "subject")?,
-            grade: col(r, "grade")?,
-            term: col(r, "term")?,
-            owner: col(r, "owner")?,
-        })
-    }
-    fn values(&self) -> Vec<Val> {
-        vec![
-            Val::Int(Some(self.hub_school_id)),
-            Val::Int(Some(self.partner_school_id)),
-            Val::Text(self.subject.clone()),
-            Val::Text(self.grade.clone()),
-            Val::Text(self.term.clone()),
-            Val::Text(self.owner.clone()),
-        ]
-    }
+    entity_columns!(
+        hub_school_id,
+        partner_school_id,
+        subject,
+        grade,
+        term,
+        owner
+    );
     fn validate(&self) -> Result<(), String> {
         if self.hub_school_id == self.partner_school_id {
             return Err("partner_school_id must differ from hub_school_id".into());
@@ -305,7 +226,7 @@ impl Entity for Pairing {
 }
 
 /// A school term: the dates its timetable runs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Term {
     /// Id (ignored on input).
     #[serde(default)]
@@ -321,22 +242,7 @@ pub struct Term {
 impl Entity for Term {
     const TABLE: &'static str = "terms";
     const NAME: &'static str = "term";
-    const COLS: &'static [&'static str] = &["name", "starts_on", "ends_on"];
-    fn from_row(r: &AnyRow) -> StoreResult<Self> {
-        Ok(Term {
-            id: col(r, "id")?,
-            name: col(r, "name")?,
-            starts_on: col(r, "starts_on")?,
-            ends_on: col(r, "ends_on")?,
-        })
-    }
-    fn values(&self) -> Vec<Val> {
-        vec![
-            Val::Text(self.name.clone()),
-            Val::Text(self.starts_on.clone()),
-            Val::Text(self.ends_on.clone()),
-        ]
-    }
+    entity_columns!(name, starts_on, ends_on);
     fn validate(&self) -> Result<(), String> {
         need("name", &self.name)?;
         let s = parse_date(&self.starts_on).ok_or("starts_on must be YYYY-MM-DD")?;

@@ -3,12 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, FromRow};
 
 use super::org::text_enum;
 use super::time::{fmt_hhmm, parse_hhmm};
 use crate::store::entity::need;
-use crate::store::{col, col_enum, Store, StoreError, StoreResult};
+use crate::store::{Store, StoreError, StoreResult};
 
 text_enum!(
     /// The three classrooms (三个课堂).
@@ -22,7 +22,7 @@ text_enum!(
     }
 );
 /// A remote site of a slot or lesson: a classroom and its on-site assisting teacher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Site {
     /// The classroom.
     pub classroom_id: i64,
@@ -32,7 +32,7 @@ pub struct Site {
 }
 
 /// A weekly timetable slot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Slot {
     /// Id (ignored on input).
     #[serde(default)]
@@ -52,6 +52,7 @@ pub struct Slot {
     /// Grade.
     pub grade: String,
     /// Lesson mode.
+    #[sqlx(try_from = "String")]
     pub mode: LessonMode,
     /// The hub teacher.
     pub hub_teacher_id: i64,
@@ -59,6 +60,7 @@ pub struct Slot {
     pub hub_classroom_id: i64,
     /// Paired classrooms.
     #[serde(default)]
+    #[sqlx(skip)]
     pub sites: Vec<Site>,
 }
 
@@ -135,20 +137,7 @@ const SLOT_COLS: &str = "id, term_id, weekday, period, starts, ends, subject, gr
                          hub_teacher_id, hub_classroom_id";
 
 fn slot_from(r: &AnyRow) -> StoreResult<Slot> {
-    Ok(Slot {
-        id: col(r, "id")?,
-        term_id: col(r, "term_id")?,
-        weekday: col(r, "weekday")?,
-        period: col(r, "period")?,
-        starts: col(r, "starts")?,
-        ends: col(r, "ends")?,
-        subject: col(r, "subject")?,
-        grade: col(r, "grade")?,
-        mode: col_enum(r, "mode")?,
-        hub_teacher_id: col(r, "hub_teacher_id")?,
-        hub_classroom_id: col(r, "hub_classroom_id")?,
-        sites: Vec::new(),
-    })
+    Ok(Slot::from_row(r)?)
 }
 
 async fn slot_sites(conn: &mut sqlx::AnyConnection, slot: &mut Slot) -> StoreResult<()> {
@@ -159,15 +148,7 @@ async fn slot_sites(conn: &mut sqlx::AnyConnection, slot: &mut Slot) -> StoreRes
     .bind(slot.id)
     .fetch_all(&mut *conn)
     .await?;
-    slot.sites = rows
-        .iter()
-        .map(|r| {
-            Ok(Site {
-                classroom_id: col(r, "classroom_id")?,
-                assisting_teacher_id: col(r, "assisting_teacher_id")?,
-            })
-        })
-        .collect::<StoreResult<_>>()?;
+    slot.sites = rows.iter().map(Site::from_row).collect::<Result<_, _>>()?;
     Ok(())
 }
 

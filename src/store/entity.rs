@@ -18,8 +18,48 @@ pub enum Val {
     Text(String),
 }
 
-/// A plain entity: one table, an integer id, columns bound in order.
-pub trait Entity: Serialize + DeserializeOwned + Send + Sync + 'static {
+/// A value that binds as one [`Val`]: what a field of an [`Entity`] must be.
+pub trait ToVal {
+    /// The value to bind.
+    fn to_val(&self) -> Val;
+}
+
+impl ToVal for String {
+    fn to_val(&self) -> Val {
+        Val::Text(self.clone())
+    }
+}
+
+impl ToVal for i64 {
+    fn to_val(&self) -> Val {
+        Val::Int(Some(*self))
+    }
+}
+
+impl ToVal for Option<i64> {
+    fn to_val(&self) -> Val {
+        Val::Int(*self)
+    }
+}
+
+/// Inside an `impl Entity`: [`Entity::COLS`] and [`Entity::values`] from one list of field
+/// names, each column named after its field, so a column cannot be bound to another field's
+/// value. Rows are read back by `#[derive(sqlx::FromRow)]`, by the same names.
+macro_rules! entity_columns {
+    ($($field:ident),+ $(,)?) => {
+        const COLS: &'static [&'static str] = &[$(stringify!($field)),+];
+        fn values(&self) -> Vec<$crate::store::entity::Val> {
+            vec![$($crate::store::entity::ToVal::to_val(&self.$field)),+]
+        }
+    };
+}
+pub(crate) use entity_columns;
+
+/// A plain entity: one table, an integer id, columns bound in order, rows read by name
+/// (`#[derive(sqlx::FromRow)]`).
+pub trait Entity:
+    Serialize + DeserializeOwned + for<'r> sqlx::FromRow<'r, AnyRow> + Send + Sync + 'static
+{
     /// Table name.
     const TABLE: &'static str;
     /// Singular name for messages and URLs ("school").
@@ -28,8 +68,6 @@ pub trait Entity: Serialize + DeserializeOwned + Send + Sync + 'static {
     const COLS: &'static [&'static str];
     /// Columns a list may be filtered by (`?school_id=3`).
     const FILTERS: &'static [&'static str] = &[];
-    /// Reads a row.
-    fn from_row(row: &AnyRow) -> StoreResult<Self>;
     /// The values of [`Entity::COLS`].
     fn values(&self) -> Vec<Val>;
     /// Checks the fields; the message names the bad field.
@@ -72,7 +110,7 @@ pub async fn list<E: Entity>(store: &Store, filter: Option<(&str, i64)>) -> Stor
         q = q.bind(v);
     }
     let rows = q.fetch_all(store.pool()).await?;
-    rows.iter().map(E::from_row).collect()
+    rows.iter().map(|r| Ok(E::from_row(r)?)).collect()
 }
 
 /// Reads one row.
@@ -87,7 +125,7 @@ pub async fn get<E: Entity>(store: &Store, id: i64) -> StoreResult<E> {
         .fetch_optional(store.pool())
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("{} {id}", E::NAME)))?;
-    E::from_row(&row)
+    Ok(E::from_row(&row)?)
 }
 
 /// Inserts a row inside `tx` and returns it as stored.
@@ -103,7 +141,7 @@ pub async fn insert_in<E: Entity>(tx: &mut sqlx::AnyConnection, e: &E) -> StoreR
     let row = bind_all(sqlx::query(AssertSqlSafe(sql.clone())), e.values())
         .fetch_one(&mut *tx)
         .await?;
-    E::from_row(&row)
+    Ok(E::from_row(&row)?)
 }
 
 /// Inserts a row.
@@ -131,7 +169,7 @@ pub async fn update<E: Entity>(store: &Store, id: i64, e: &E) -> StoreResult<E> 
         .fetch_optional(store.pool())
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("{} {id}", E::NAME)))?;
-    E::from_row(&row)
+    Ok(E::from_row(&row)?)
 }
 
 /// Deletes a row (refused while other rows refer to it).

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use classrelay::school::model::{
     self, Classroom, ClassroomKind, Entity, Lesson, LessonMode, LessonState, Pairing, Region,
-    School, SchoolKind, Site, Slot as TimetableSlot, Teacher, Term,
+    School, SchoolKind, Site, Teacher, Term, TimetableSlot,
 };
 use classrelay::store::Store;
 use serde_json::Value;

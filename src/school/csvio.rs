@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::model::{
-    self, Classroom, LessonMode, Pairing, School, SchoolKind, Site, Slot, SlotError, Teacher, Term,
+    self, Classroom, LessonMode, Pairing, School, SchoolKind, Site, SlotError, Teacher, Term,
+    TimetableSlot,
 };
 use crate::http::{ApiError, AppState};
 use crate::store::StoreError;
@@ -655,7 +656,10 @@ pub async fn import_timetable(st: &AppState, bytes: Bytes) -> Result<usize, ApiE
 }
 
 /// Checks timetable rows against the directory: the slots to write, or every problem.
-fn check_timetable(rows: &[CsvRow], dir: &Directory) -> Result<Vec<(usize, Slot)>, Errors> {
+fn check_timetable(
+    rows: &[CsvRow],
+    dir: &Directory,
+) -> Result<Vec<(usize, TimetableSlot)>, Errors> {
     let mut errors = Errors::default();
     let mut slots = Vec::new();
     for (n, cells) in rows {
@@ -750,7 +754,7 @@ fn check_timetable(rows: &[CsvRow], dir: &Directory) -> Result<Vec<(usize, Slot)
         ) = (
             term, weekday, period, starts, ends, subject, grade, mode, teacher, hub_room, sites_ok,
         ) {
-            let slot = Slot {
+            let slot = TimetableSlot {
                 id: 0,
                 term_id,
                 weekday,

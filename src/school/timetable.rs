@@ -33,7 +33,7 @@ pub struct Site {
 
 /// A weekly timetable slot.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
-pub struct Slot {
+pub struct TimetableSlot {
     /// Id (ignored on input).
     #[serde(default)]
     pub id: i64,
@@ -66,7 +66,7 @@ pub struct Slot {
 
 const WEEKDAYS: [&str; 7] = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"];
 
-impl Slot {
+impl TimetableSlot {
     /// "周一 第3节 09:00–09:40 英语 (slot 12)", for conflict messages.
     pub fn describe(&self) -> String {
         let wd = WEEKDAYS
@@ -136,11 +136,11 @@ impl Slot {
 const SLOT_COLS: &str = "id, term_id, weekday, period, starts, ends, subject, grade, mode, \
                          hub_teacher_id, hub_classroom_id";
 
-fn slot_from(r: &AnyRow) -> StoreResult<Slot> {
-    Ok(Slot::from_row(r)?)
+fn slot_from(r: &AnyRow) -> StoreResult<TimetableSlot> {
+    Ok(TimetableSlot::from_row(r)?)
 }
 
-async fn slot_sites(conn: &mut sqlx::AnyConnection, slot: &mut Slot) -> StoreResult<()> {
+async fn slot_sites(conn: &mut sqlx::AnyConnection, slot: &mut TimetableSlot) -> StoreResult<()> {
     let rows = sqlx::query(
         "SELECT classroom_id, assisting_teacher_id FROM slot_sites WHERE slot_id = $1 \
          ORDER BY classroom_id",
@@ -157,7 +157,7 @@ pub async fn list_slots_in(
     conn: &mut sqlx::AnyConnection,
     term_id: i64,
     weekday: Option<i64>,
-) -> StoreResult<Vec<Slot>> {
+) -> StoreResult<Vec<TimetableSlot>> {
     let rows = match weekday {
         Some(w) => {
             sqlx::query(AssertSqlSafe(format!(
@@ -188,7 +188,7 @@ pub async fn list_slots_in(
 }
 
 /// One slot.
-pub async fn get_slot(store: &Store, id: i64) -> StoreResult<Slot> {
+pub async fn get_slot(store: &Store, id: i64) -> StoreResult<TimetableSlot> {
     let mut conn = store.pool().acquire().await?;
     let row = sqlx::query(AssertSqlSafe(format!(
         "SELECT {SLOT_COLS} FROM slots WHERE id = $1"
@@ -220,7 +220,7 @@ pub enum SlotError {
 /// or a classroom with `s`; returns what clashes, naming the other slot.
 pub async fn find_conflict(
     conn: &mut sqlx::AnyConnection,
-    s: &Slot,
+    s: &TimetableSlot,
 ) -> StoreResult<Option<String>> {
     let others = list_slots_in(conn, s.term_id, Some(s.weekday)).await?;
     for o in others.iter().filter(|o| o.id != s.id) {
@@ -247,9 +247,9 @@ pub async fn find_conflict(
 /// Stores a new slot (or replaces slot `s.id` when `replace`), inside `conn`'s transaction.
 pub async fn save_slot_in(
     conn: &mut sqlx::AnyConnection,
-    s: Slot,
+    s: TimetableSlot,
     replace: bool,
-) -> Result<Slot, SlotError> {
+) -> Result<TimetableSlot, SlotError> {
     s.validate().map_err(SlotError::Invalid)?;
     let mut s = s.normalized();
     if let Some(c) = find_conflict(conn, &s).await? {
@@ -307,7 +307,11 @@ pub async fn save_slot_in(
 }
 
 /// Stores a new slot, or replaces one.
-pub async fn save_slot(store: &Store, s: Slot, replace: bool) -> Result<Slot, SlotError> {
+pub async fn save_slot(
+    store: &Store,
+    s: TimetableSlot,
+    replace: bool,
+) -> Result<TimetableSlot, SlotError> {
     let mut tx = store.begin().await?;
     let stored = save_slot_in(&mut tx, s, replace).await?;
     tx.commit().await.map_err(StoreError::from)?;
@@ -342,7 +346,7 @@ mod tests {
 
     #[test]
     fn slot_validation_names_the_field() {
-        let mut s = Slot {
+        let mut s = TimetableSlot {
             id: 0,
             term_id: 1,
             weekday: 1,

@@ -492,4 +492,36 @@ mod tests {
         ended.ended_at = Some(150_000);
         assert_eq!(ended.state_at(150_001, open, grace), LessonState::Ended);
     }
+
+    /// `state_at` by table: (now, open lead, grace, ended by the teacher at) → state, for a
+    /// lesson from 100 s to 200 s.
+    #[test]
+    fn lesson_state_by_table() {
+        use LessonState::*;
+        let table: &[(Millis, Millis, Millis, Option<Millis>, LessonState)] = &[
+            // No lead: scheduled until the bell.
+            (99_999, 0, 5_000, None, Scheduled),
+            (100_000, 0, 5_000, None, Live),
+            // A lead larger than the epoch time saturates instead of wrapping.
+            (0, i64::MAX, 5_000, None, Open),
+            // No grace: ended at the end.
+            (199_999, 10_000, 0, None, Live),
+            (200_000, 10_000, 0, None, Ended),
+            // Ended by the teacher: ended whatever the clock says, even before the bell.
+            (50_000, 10_000, 5_000, Some(40_000), Ended),
+            (95_000, 10_000, 5_000, Some(150_000), Ended),
+            (150_000, 10_000, 5_000, Some(150_000), Ended),
+            // A grace past the end of time saturates: live for ever after the bell.
+            (i64::MAX - 1, 10_000, i64::MAX, None, Live),
+        ];
+        for &(now, open, grace, ended_at, want) in table {
+            let mut l = lesson(100_000, 200_000);
+            l.ended_at = ended_at;
+            assert_eq!(
+                l.state_at(now, open, grace),
+                want,
+                "now {now}, open {open}, grace {grace}, ended {ended_at:?}"
+            );
+        }
+    }
 }

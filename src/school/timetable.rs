@@ -216,6 +216,29 @@ pub enum SlotError {
     Store(#[from] StoreError),
 }
 
+/// Why `s` and `other` cannot both be kept: they overlap in time and share a teacher or a
+/// classroom (the message names which, and `other`). Pure: the caller picks slots of the
+/// same term and weekday.
+pub fn clash(s: &TimetableSlot, other: &TimetableSlot) -> Option<String> {
+    // "HH:MM" strings order like times.
+    if !(s.starts < other.ends && other.starts < s.ends) {
+        return None;
+    }
+    if let Some(t) = s.teachers().find(|t| other.teachers().any(|x| x == *t)) {
+        return Some(format!(
+            "teacher {t} is already in {} at that time",
+            other.describe()
+        ));
+    }
+    if let Some(c) = s.classrooms().find(|c| other.classrooms().any(|x| x == *c)) {
+        return Some(format!(
+            "classroom {c} is already in {} at that time",
+            other.describe()
+        ));
+    }
+    None
+}
+
 /// Finds a slot of the same term and weekday, overlapping in time, that shares a teacher
 /// or a classroom with `s`; returns what clashes, naming the other slot.
 pub async fn find_conflict(
@@ -223,25 +246,10 @@ pub async fn find_conflict(
     s: &TimetableSlot,
 ) -> StoreResult<Option<String>> {
     let others = list_slots_in(conn, s.term_id, Some(s.weekday)).await?;
-    for o in others.iter().filter(|o| o.id != s.id) {
-        // "HH:MM" strings order like times.
-        if !(s.starts < o.ends && o.starts < s.ends) {
-            continue;
-        }
-        if let Some(t) = s.teachers().find(|t| o.teachers().any(|x| x == *t)) {
-            return Ok(Some(format!(
-                "teacher {t} is already in {} at that time",
-                o.describe()
-            )));
-        }
-        if let Some(c) = s.classrooms().find(|c| o.classrooms().any(|x| x == *c)) {
-            return Ok(Some(format!(
-                "classroom {c} is already in {} at that time",
-                o.describe()
-            )));
-        }
-    }
-    Ok(None)
+    Ok(others
+        .iter()
+        .filter(|o| o.id != s.id)
+        .find_map(|o| clash(s, o)))
 }
 
 /// Stores a new slot (or replaces slot `s.id` when `replace`), inside `conn`'s transaction.
@@ -383,5 +391,56 @@ mod tests {
             assisting_teacher_id: None,
         }];
         assert!(s.validate().unwrap_err().contains("hub classroom"));
+    }
+
+    fn at(id: i64, starts: &str, ends: &str, teacher: i64, rooms: &[i64]) -> TimetableSlot {
+        TimetableSlot {
+            id,
+            term_id: 1,
+            weekday: 2,
+            period: 3,
+            starts: starts.into(),
+            ends: ends.into(),
+            subject: "英语".into(),
+            grade: "三年级".into(),
+            mode: LessonMode::Delivery,
+            hub_teacher_id: teacher,
+            hub_classroom_id: rooms[0],
+            sites: rooms[1..]
+                .iter()
+                .map(|&c| Site {
+                    classroom_id: c,
+                    assisting_teacher_id: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn slots_clash_when_they_overlap_and_share_a_teacher_or_a_classroom() {
+        let s = at(1, "09:00", "09:40", 7, &[10, 11]);
+        // Back to back is not an overlap; one minute in is.
+        assert_eq!(clash(&s, &at(2, "09:40", "10:20", 7, &[10, 11])), None);
+        assert_eq!(clash(&s, &at(2, "08:20", "09:00", 7, &[10, 11])), None);
+        let teacher = clash(&s, &at(2, "09:39", "10:20", 7, &[20, 21])).unwrap();
+        assert!(
+            teacher.starts_with("teacher 7 is already in slot 2"),
+            "{teacher}"
+        );
+        // Overlapping but sharing nobody is fine.
+        assert_eq!(clash(&s, &at(2, "08:50", "09:30", 8, &[20, 21])), None);
+        // A site classroom of one is the hub classroom of the other.
+        let room = clash(&s, &at(3, "08:50", "09:30", 8, &[11, 21])).unwrap();
+        assert!(
+            room.starts_with("classroom 11 is already in slot 3"),
+            "{room}"
+        );
+        // An assisting teacher counts as a teacher.
+        let mut other = at(4, "09:10", "09:20", 8, &[20, 21]);
+        other.sites[0].assisting_teacher_id = Some(7);
+        assert!(clash(&s, &other).unwrap().starts_with("teacher 7"));
+        // Containment both ways.
+        assert!(clash(&s, &at(5, "08:00", "11:00", 7, &[20])).is_some());
+        assert!(clash(&at(5, "08:00", "11:00", 7, &[20]), &s).is_some());
     }
 }

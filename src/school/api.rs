@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, MatchedPath, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -2346,27 +2346,54 @@ async fn openapi_doc() -> Response {
     Json(super::openapi::document()).into_response()
 }
 
-async fn csv_route(
-    State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
-    method: Method,
-    matched: MatchedPath,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> ApiResult {
-    // The spreadsheets cover the whole district's pairings and timetable: only an
-    // administrator of the whole installation imports or exports them.
+/// The spreadsheets cover the whole district's pairings and timetable: only an
+/// administrator of the whole installation imports or exports them.
+fn district_admin(p: &Principal) -> Result<(), ApiError> {
     admin_over(
-        &p,
+        p,
         Level::Global,
         "the district's pairings and timetable",
         [],
-    )?;
-    if method == Method::POST {
-        crate::http::edge::require_csv(&headers)?;
-    }
-    super::csvio::handle(&st, method, matched.as_str(), &q, body).await
+    )
+}
+
+async fn pairings_csv(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult {
+    district_admin(&p)?;
+    super::csvio::pairings_csv(&st).await
+}
+
+async fn timetable_csv(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    district_admin(&p)?;
+    super::csvio::timetable_csv(&st, &q).await
+}
+
+async fn pairings_import(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    district_admin(&p)?;
+    crate::http::edge::require_csv(&headers)?;
+    super::csvio::pairings_import(&st, body).await
+}
+
+async fn timetable_import(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    district_admin(&p)?;
+    crate::http::edge::require_csv(&headers)?;
+    super::csvio::timetable_import(&st, body).await
 }
 
 /// The `/api` router (with the guard applied).
@@ -2396,10 +2423,10 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/api/slots/{id}",
             get(slots_get).put(slots_put).delete(slots_delete),
         )
-        .route("/api/pairings.csv", get(csv_route))
-        .route("/api/pairings/import", post(csv_route))
-        .route("/api/timetable.csv", get(csv_route))
-        .route("/api/timetable/import", post(csv_route))
+        .route("/api/pairings.csv", get(pairings_csv))
+        .route("/api/pairings/import", post(pairings_import))
+        .route("/api/timetable.csv", get(timetable_csv))
+        .route("/api/timetable/import", post(timetable_import))
         .route("/api/lessons", get(lessons_list).post(lessons_create))
         .route("/api/lessons/generate", post(lessons_generate))
         .route(

@@ -12,9 +12,10 @@
 use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::model::{
     self, Classroom, LessonMode, Pairing, School, SchoolKind, Site, SlotError, Teacher, Term,
@@ -171,40 +172,38 @@ pub(crate) fn csv_response(name: &str, body: Vec<u8>) -> Response {
     r
 }
 
-/// Dispatches the CSV routes.
-pub async fn handle(
+/// `GET /api/pairings.csv`: every pairing.
+pub async fn pairings_csv(st: &AppState) -> Result<Response, ApiError> {
+    Ok(csv_response("pairings.csv", export_pairings(st).await?))
+}
+
+/// `GET /api/timetable.csv?term_id=`: one term's slots.
+pub async fn timetable_csv(
     st: &AppState,
-    method: Method,
-    path: &str,
     q: &HashMap<String, String>,
-    body: Body,
 ) -> Result<Response, ApiError> {
-    match (method, path) {
-        (Method::GET, "/api/pairings.csv") => {
-            Ok(csv_response("pairings.csv", export_pairings(st).await?))
-        }
-        (Method::GET, "/api/timetable.csv") => {
-            let term = q
-                .get("term_id")
-                .and_then(|s| s.parse::<i64>().ok())
-                .ok_or_else(|| ApiError::bad_request("bad-query", "term_id is required"))?;
-            Ok(csv_response(
-                "timetable.csv",
-                export_timetable(st, term).await?,
-            ))
-        }
-        (Method::POST, "/api/pairings/import") => {
-            let bytes = read_csv(body).await?;
-            let n = import_pairings(st, bytes).await?;
-            Ok(axum::Json(serde_json::json!({"imported": n})).into_response())
-        }
-        (Method::POST, "/api/timetable/import") => {
-            let bytes = read_csv(body).await?;
-            let n = import_timetable(st, bytes).await?;
-            Ok(axum::Json(serde_json::json!({"imported": n})).into_response())
-        }
-        _ => Err(ApiError::not_found("not-found", "no such resource")),
-    }
+    let term = q
+        .get("term_id")
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| ApiError::bad_request("bad-query", "term_id is required"))?;
+    Ok(csv_response(
+        "timetable.csv",
+        export_timetable(st, term).await?,
+    ))
+}
+
+/// `POST /api/pairings/import`: all of the file's pairings, or none.
+pub async fn pairings_import(st: &AppState, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_csv(body).await?;
+    let n = import_pairings(st, bytes).await?;
+    Ok(axum::Json(serde_json::json!({"imported": n})).into_response())
+}
+
+/// `POST /api/timetable/import`: all of the file's slots, or none.
+pub async fn timetable_import(st: &AppState, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_csv(body).await?;
+    let n = import_timetable(st, bytes).await?;
+    Ok(axum::Json(serde_json::json!({"imported": n})).into_response())
 }
 
 pub(crate) async fn read_csv(body: Body) -> Result<axum::body::Bytes, ApiError> {
@@ -257,16 +256,27 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<String, ApiError> {
 }
 
 /// A data row: its number and its cells by (lowercase) column name.
-pub(crate) type CsvRow = (usize, HashMap<&'static str, String>);
+pub(crate) type CsvRow = (usize, HashMap<String, String>);
 
-/// Parses a CSV with the given required (and optional) columns; returns (row number,
-/// column -> value) rows. Other columns are ignored. At most [`MAX_CSV_ROWS`] rows are read:
-/// the work is linear in the file's size.
+/// [`parse_as`] into a map of cells by column name.
 pub(crate) fn parse(
     text: &str,
     required: &[&'static str],
     optional: &[&'static str],
 ) -> Result<Vec<CsvRow>, Rejection> {
+    parse_as(text, required, optional)
+}
+
+/// Parses a CSV with the given required (and optional) columns into rows of `T` (a
+/// `#[derive(Deserialize)]` struct whose fields are those columns, or a map), each with its
+/// row number. Header names are matched without case; other columns are ignored, and of a
+/// column named twice the last is read. At most [`MAX_CSV_ROWS`] rows are read: the work is
+/// linear in the file's size.
+pub(crate) fn parse_as<T: DeserializeOwned>(
+    text: &str,
+    required: &[&'static str],
+    optional: &[&'static str],
+) -> Result<Vec<(usize, T)>, Rejection> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -296,6 +306,16 @@ pub(crate) fn parse(
     let columns: Vec<Option<&'static str>> = headers
         .iter()
         .map(|h| required.iter().chain(optional).find(|c| **c == h).copied())
+        .collect();
+    // The names rows are read by: ours, where the header names one of our columns for the
+    // last time; empty (ignored) elsewhere.
+    let names: csv::StringRecord = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match c {
+            Some(c) if !columns[i + 1..].contains(&Some(*c)) => *c,
+            _ => "",
+        })
         .collect();
     let mut rows = Vec::new();
     let mut errors = Errors::default();
@@ -342,12 +362,29 @@ pub(crate) fn parse(
                 if r.iter().all(|c| c.is_empty()) {
                     continue;
                 }
-                let map = columns
+                // One cell per header name: a short row's missing cells are empty, a long
+                // row's extra cells are not read.
+                let cells: csv::StringRecord = r
                     .iter()
-                    .zip(r.iter())
-                    .filter_map(|(c, v)| Some(((*c)?, import_cell(v).to_string())))
+                    .map(import_cell)
+                    .chain(std::iter::repeat(""))
+                    .take(names.len())
                     .collect();
-                rows.push((row, map));
+                match cells.deserialize::<T>(Some(&names)) {
+                    Ok(v) => rows.push((row, v)),
+                    Err(e) => errors.push(RowError {
+                        row,
+                        column: match e.kind() {
+                            csv::ErrorKind::Deserialize { err, .. } => err
+                                .field()
+                                .and_then(|f| names.get(usize::try_from(f).ok()?)),
+                            _ => None,
+                        }
+                        .unwrap_or_default()
+                        .to_string(),
+                        message: format!("unreadable row: {e}"),
+                    }),
+                }
             }
             Err(e) => errors.push(RowError {
                 row,
@@ -370,9 +407,9 @@ pub(crate) fn parse(
     }
 }
 
+/// The problems of one data row, as its checks find them.
 struct Row<'a> {
     n: usize,
-    cells: &'a HashMap<&'static str, String>,
     errors: &'a mut Errors,
 }
 
@@ -384,8 +421,8 @@ impl Row<'_> {
             message: message.into(),
         });
     }
-    fn text(&mut self, column: &str) -> Option<String> {
-        let v = self.cells.get(column).cloned().unwrap_or_default();
+    /// `v`, the cell of `column`, when it is not empty and not too long.
+    fn text(&mut self, column: &str, v: &str) -> Option<String> {
         if v.is_empty() {
             self.err(column, "empty");
             None
@@ -393,11 +430,8 @@ impl Row<'_> {
             self.err(column, "longer than 200 characters");
             None
         } else {
-            Some(v)
+            Some(v.to_string())
         }
-    }
-    fn optional(&self, column: &str) -> String {
-        self.cells.get(column).cloned().unwrap_or_default()
     }
 }
 
@@ -426,8 +460,8 @@ impl Directory {
         })
     }
 
-    fn school(&self, r: &mut Row<'_>, column: &str) -> Option<School> {
-        let code = r.text(column)?;
+    fn school(&self, r: &mut Row<'_>, column: &str, code: &str) -> Option<School> {
+        let code = r.text(column, code)?;
         match self.schools.get(&code) {
             Some(s) => Some(s.clone()),
             None => {
@@ -473,6 +507,18 @@ impl Directory {
     }
 }
 
+/// A row of the pairings spreadsheet (cells as text; [`check_pairings`] reads them).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PairingRow {
+    hub_school_code: String,
+    partner_school_code: String,
+    subject: String,
+    grade: String,
+    term: String,
+    owner: String,
+}
+
 const PAIRING_COLS: &[&str] = &[
     "hub_school_code",
     "partner_school_code",
@@ -484,7 +530,14 @@ const PAIRING_COLS: &[&str] = &[
 /// Imports pairings from the file's bytes (see [`decode`]); returns how many rows were
 /// written.
 pub async fn import_pairings(st: &AppState, bytes: Bytes) -> Result<usize, ApiError> {
-    let rows = blocking(move || Ok(parse(&decode(&bytes)?, PAIRING_COLS, &["owner"])?)).await?;
+    let rows = blocking(move || {
+        Ok(parse_as::<PairingRow>(
+            &decode(&bytes)?,
+            PAIRING_COLS,
+            &["owner"],
+        )?)
+    })
+    .await?;
     let dir = Directory::load(st).await?;
     let items = blocking(move || check_pairings(&rows, &dir).map_err(rejected)).await?;
     let mut tx = st.school.store.begin().await?;
@@ -506,21 +559,23 @@ pub async fn import_pairings(st: &AppState, bytes: Bytes) -> Result<usize, ApiEr
 }
 
 /// Checks pairing rows against the directory: the pairings to write, or every problem.
-fn check_pairings(rows: &[CsvRow], dir: &Directory) -> Result<Vec<(usize, Pairing)>, Errors> {
+fn check_pairings(
+    rows: &[(usize, PairingRow)],
+    dir: &Directory,
+) -> Result<Vec<(usize, Pairing)>, Errors> {
     let mut errors = Errors::default();
     let mut items = Vec::new();
     for (n, cells) in rows {
         let mut r = Row {
             n: *n,
-            cells,
             errors: &mut errors,
         };
-        let hub = dir.school(&mut r, "hub_school_code");
-        let partner = dir.school(&mut r, "partner_school_code");
-        let subject = r.text("subject");
-        let grade = r.text("grade");
-        let term = r.text("term");
-        let owner = r.optional("owner");
+        let hub = dir.school(&mut r, "hub_school_code", &cells.hub_school_code);
+        let partner = dir.school(&mut r, "partner_school_code", &cells.partner_school_code);
+        let subject = r.text("subject", &cells.subject);
+        let grade = r.text("grade", &cells.grade);
+        let term = r.text("term", &cells.term);
+        let owner = cells.owner.clone();
         if let Some(h) = &hub {
             if h.kind != SchoolKind::Hub {
                 r.err(
@@ -610,6 +665,23 @@ fn parse_mode(s: &str) -> Option<LessonMode> {
     }
 }
 
+/// A row of the timetable spreadsheet (cells as text; [`check_timetable`] reads them).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TimetableRow {
+    term: String,
+    weekday: String,
+    period: String,
+    starts: String,
+    ends: String,
+    subject: String,
+    grade: String,
+    mode: String,
+    hub_teacher_code: String,
+    hub_classroom: String,
+    sites: String,
+}
+
 const TIMETABLE_COLS: &[&str] = &[
     "term",
     "weekday",
@@ -627,7 +699,14 @@ const TIMETABLE_COLS: &[&str] = &[
 /// Imports timetable slots from the file's bytes (see [`decode`]); returns how many were
 /// written.
 pub async fn import_timetable(st: &AppState, bytes: Bytes) -> Result<usize, ApiError> {
-    let rows = blocking(move || Ok(parse(&decode(&bytes)?, TIMETABLE_COLS, &[])?)).await?;
+    let rows = blocking(move || {
+        Ok(parse_as::<TimetableRow>(
+            &decode(&bytes)?,
+            TIMETABLE_COLS,
+            &[],
+        )?)
+    })
+    .await?;
     let dir = Directory::load(st).await?;
     let slots = blocking(move || check_timetable(&rows, &dir).map_err(rejected)).await?;
     let mut tx = st.school.store.begin().await?;
@@ -657,7 +736,7 @@ pub async fn import_timetable(st: &AppState, bytes: Bytes) -> Result<usize, ApiE
 
 /// Checks timetable rows against the directory: the slots to write, or every problem.
 fn check_timetable(
-    rows: &[CsvRow],
+    rows: &[(usize, TimetableRow)],
     dir: &Directory,
 ) -> Result<Vec<(usize, TimetableSlot)>, Errors> {
     let mut errors = Errors::default();
@@ -665,17 +744,18 @@ fn check_timetable(
     for (n, cells) in rows {
         let mut r = Row {
             n: *n,
-            cells,
             errors: &mut errors,
         };
-        let term = r.text("term").and_then(|t| match dir.terms.get(&t) {
-            Some(t) => Some(t.id),
-            None => {
-                r.err("term", format!("no term named `{t}`"));
-                None
-            }
-        });
-        let weekday = r.text("weekday").and_then(|w| {
+        let term = r
+            .text("term", &cells.term)
+            .and_then(|t| match dir.terms.get(&t) {
+                Some(t) => Some(t.id),
+                None => {
+                    r.err("term", format!("no term named `{t}`"));
+                    None
+                }
+            });
+        let weekday = r.text("weekday", &cells.weekday).and_then(|w| {
             let v = parse_weekday(&w);
             if v.is_none() {
                 r.err(
@@ -685,18 +765,20 @@ fn check_timetable(
             }
             v
         });
-        let period = r.text("period").and_then(|p| match p.parse::<i64>() {
-            Ok(v) => Some(v),
-            Err(_) => {
-                r.err("period", format!("`{p}` is not a number"));
-                None
-            }
-        });
-        let starts = r.text("starts");
-        let ends = r.text("ends");
-        let subject = r.text("subject");
-        let grade = r.text("grade");
-        let mode = r.text("mode").and_then(|m| {
+        let period = r
+            .text("period", &cells.period)
+            .and_then(|p| match p.parse::<i64>() {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    r.err("period", format!("`{p}` is not a number"));
+                    None
+                }
+            });
+        let starts = r.text("starts", &cells.starts);
+        let ends = r.text("ends", &cells.ends);
+        let subject = r.text("subject", &cells.subject);
+        let grade = r.text("grade", &cells.grade);
+        let mode = r.text("mode", &cells.mode).and_then(|m| {
             let v = parse_mode(&m);
             if v.is_none() {
                 r.err(
@@ -707,14 +789,14 @@ fn check_timetable(
             v
         });
         let teacher = r
-            .text("hub_teacher_code")
+            .text("hub_teacher_code", &cells.hub_teacher_code)
             .and_then(|c| dir.teacher_ref(&mut r, "hub_teacher_code", &c));
         let hub_room = r
-            .text("hub_classroom")
+            .text("hub_classroom", &cells.hub_classroom)
             .and_then(|c| dir.classroom_ref(&mut r, "hub_classroom", &c));
         let mut sites = Vec::new();
         let mut sites_ok = true;
-        if let Some(list) = r.text("sites") {
+        if let Some(list) = r.text("sites", &cells.sites) {
             for item in list
                 .split([';', '；'])
                 .map(str::trim)
@@ -1131,13 +1213,15 @@ mod prop_tests {
             return Ok(());
         };
         for (cols, optional) in [(PAIRING_COLS, &["owner"][..]), (TIMETABLE_COLS, &[][..])] {
-            match parse(&text, cols, optional) {
-                Ok(rows) => {
-                    let checked = if cols == PAIRING_COLS {
-                        check_pairings(&rows, dir).map(|_| ())
-                    } else {
-                        check_timetable(&rows, dir).map(|_| ())
-                    };
+            let parsed = if cols == PAIRING_COLS {
+                parse_as::<PairingRow>(&text, cols, optional)
+                    .map(|rows| check_pairings(&rows, dir).map(|_| ()))
+            } else {
+                parse_as::<TimetableRow>(&text, cols, optional)
+                    .map(|rows| check_timetable(&rows, dir).map(|_| ()))
+            };
+            match parsed {
+                Ok(checked) => {
                     if let Err(e) = checked {
                         bounded(&e, &text)?;
                     }
@@ -1311,7 +1395,7 @@ mod prop_tests {
                 }
             }
             let rows = parse(&text, &cols, &[]).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-            let back: Vec<String> = cols.iter().map(|c| rows[0].1[c].clone()).collect();
+            let back: Vec<String> = cols.iter().map(|c| rows[0].1[*c].clone()).collect();
             prop_assert_eq!(back, cells);
         }
     }

@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod api;
+pub mod csvfile;
 pub mod csvio;
 pub mod lesson;
 pub mod live;

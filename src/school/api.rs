@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, MatchedPath, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::access::{self, admin_over, out_of_scope, Directory};
 use super::model::{
-    self, Classroom, Entity, Lesson, LessonMode, LessonState, Pairing, Region, School, Slot,
-    SlotError, Teacher, Term,
+    self, Classroom, Entity, Lesson, LessonMode, LessonState, Pairing, Region, School, SlotError,
+    Teacher, Term, TimetableSlot,
 };
 use super::policy;
 use super::time::{fmt_date, millis_to_local, parse_date, rfc3339};
@@ -1427,7 +1427,7 @@ fn slot_err(e: SlotError) -> ApiError {
 }
 
 /// The places of a slot's hub and site classrooms.
-fn slot_places(d: &Directory, s: &Slot) -> Vec<Place> {
+fn slot_places(d: &Directory, s: &TimetableSlot) -> Vec<Place> {
     std::iter::once(s.hub_classroom_id)
         .chain(s.sites.iter().map(|x| x.classroom_id))
         .map(|c| d.classroom(c))
@@ -1436,7 +1436,7 @@ fn slot_places(d: &Directory, s: &Slot) -> Vec<Place> {
 
 /// Refuses unless `p` is an admin over the slot's hub school and, for every site school not
 /// paired with the hub school, over that school too.
-fn admin_over_slot(p: &Principal, d: &Directory, s: &Slot) -> Result<(), ApiError> {
+fn admin_over_slot(p: &Principal, d: &Directory, s: &TimetableSlot) -> Result<(), ApiError> {
     let hub = d.classroom(s.hub_classroom_id);
     let mut places = vec![hub.clone()];
     for site in &s.sites {
@@ -1472,7 +1472,7 @@ async fn slots_list(
     let scope = p.scope().cloned().ok_or_else(|| {
         ApiError::forbidden("role-forbidden", "devices do not read the timetable")
     })?;
-    let slots: Vec<Slot> = model::list_slots_in(&mut conn, term, None)
+    let slots: Vec<TimetableSlot> = model::list_slots_in(&mut conn, term, None)
         .await?
         .into_iter()
         .filter(|s| scope.covers_any(&slot_places(&d, s)))
@@ -1483,7 +1483,7 @@ async fn slots_list(
 async fn slots_create(
     State(st): State<Arc<AppState>>,
     Extension(p): Extension<Principal>,
-    JsonBody(s): JsonBody<Slot>,
+    JsonBody(s): JsonBody<TimetableSlot>,
 ) -> ApiResult {
     let d = Directory::load(&st.school.store).await?;
     admin_over_slot(&p, &d, &s)?;
@@ -1513,7 +1513,7 @@ async fn slots_put(
     State(st): State<Arc<AppState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
-    JsonBody(mut s): JsonBody<Slot>,
+    JsonBody(mut s): JsonBody<TimetableSlot>,
 ) -> ApiResult {
     s.id = parse_id(&id)?;
     let old = model::get_slot(&st.school.store, s.id).await?;
@@ -2346,27 +2346,54 @@ async fn openapi_doc() -> Response {
     Json(super::openapi::document()).into_response()
 }
 
-async fn csv_route(
-    State(st): State<Arc<AppState>>,
-    Extension(p): Extension<Principal>,
-    method: Method,
-    matched: MatchedPath,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> ApiResult {
-    // The spreadsheets cover the whole district's pairings and timetable: only an
-    // administrator of the whole installation imports or exports them.
+/// The spreadsheets cover the whole district's pairings and timetable: only an
+/// administrator of the whole installation imports or exports them.
+fn district_admin(p: &Principal) -> Result<(), ApiError> {
     admin_over(
-        &p,
+        p,
         Level::Global,
         "the district's pairings and timetable",
         [],
-    )?;
-    if method == Method::POST {
-        crate::http::edge::require_csv(&headers)?;
-    }
-    super::csvio::handle(&st, method, matched.as_str(), &q, body).await
+    )
+}
+
+async fn pairings_csv(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult {
+    district_admin(&p)?;
+    super::csvio::pairings_csv(&st).await
+}
+
+async fn timetable_csv(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    district_admin(&p)?;
+    super::csvio::timetable_csv(&st, &q).await
+}
+
+async fn pairings_import(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    district_admin(&p)?;
+    crate::http::edge::require_csv(&headers)?;
+    super::csvio::pairings_import(&st, body).await
+}
+
+async fn timetable_import(
+    State(st): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    district_admin(&p)?;
+    crate::http::edge::require_csv(&headers)?;
+    super::csvio::timetable_import(&st, body).await
 }
 
 /// The `/api` router (with the guard applied).
@@ -2396,10 +2423,10 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/api/slots/{id}",
             get(slots_get).put(slots_put).delete(slots_delete),
         )
-        .route("/api/pairings.csv", get(csv_route))
-        .route("/api/pairings/import", post(csv_route))
-        .route("/api/timetable.csv", get(csv_route))
-        .route("/api/timetable/import", post(csv_route))
+        .route("/api/pairings.csv", get(pairings_csv))
+        .route("/api/pairings/import", post(pairings_import))
+        .route("/api/timetable.csv", get(timetable_csv))
+        .route("/api/timetable/import", post(timetable_import))
         .route("/api/lessons", get(lessons_list).post(lessons_create))
         .route("/api/lessons/generate", post(lessons_generate))
         .route(

@@ -1,7 +1,9 @@
 //! The school side: schools, classrooms, teachers, pairings, the term timetable, lessons and
 //! their modes, and the HTTP API over them.
 //!
-//! - [`model`]: the rows and their rules (timetable conflicts, lesson generation).
+//! - [`model`]: the rows and their rules, one path re-exporting [`org`] (regions, schools,
+//!   classrooms, teachers, pairings, terms), [`timetable`] (slots and their conflicts) and
+//!   [`lesson`] (lessons, their states, generation from the timetable).
 //! - [`live`]: what happens during a lesson (hands, speak grants, spotlight, events).
 //! - [`policy`]: who may join a lesson and send what, by mode; checked when the lesson API
 //!   mints a media token and again at WHIP/WHEP time.
@@ -11,14 +13,18 @@
 
 pub mod access;
 pub mod api;
+pub mod csvfile;
 pub mod csvio;
+pub mod lesson;
 pub mod live;
 pub mod model;
 pub mod openapi;
+pub mod org;
 pub mod policy;
 pub mod quality;
 pub mod scheduler;
 pub mod time;
+pub mod timetable;
 pub mod userscsv;
 
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::api::{Allow, ROUTES};
 
-fn obj(props: &[(&str, Value)], required: &[&str]) -> Value {
+fn object(props: &[(&str, Value)], required: &[&str]) -> Value {
     let mut p = Map::new();
     for (k, v) in props {
         p.insert((*k).to_string(), v.clone());
@@ -16,108 +16,114 @@ fn obj(props: &[(&str, Value)], required: &[&str]) -> Value {
     json!({"type": "object", "properties": p, "required": required})
 }
 
-fn s() -> Value {
+fn string() -> Value {
     json!({"type": "string"})
 }
-fn i() -> Value {
+fn int() -> Value {
     json!({"type": "integer", "format": "int64"})
 }
-fn oi() -> Value {
+fn int_or_null() -> Value {
     json!({"type": ["integer", "null"], "format": "int64"})
 }
-fn num() -> Value {
+fn number() -> Value {
     json!({"type": "number"})
 }
-fn num_or_null() -> Value {
+fn number_or_null() -> Value {
     json!({"type": ["number", "null"]})
 }
-fn b() -> Value {
+fn boolean() -> Value {
     json!({"type": "boolean"})
 }
-fn e(values: &[&str]) -> Value {
+fn one_of(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
-fn r(name: &str) -> Value {
+fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
-fn arr(v: Value) -> Value {
+fn nullable(v: Value) -> Value {
+    json!({"anyOf": [v, {"type": "null"}]})
+}
+fn array_of(v: Value) -> Value {
     json!({"type": "array", "items": v})
 }
 
 fn schemas() -> Value {
-    let site = obj(
-        &[("classroom_id", i()), ("assisting_teacher_id", oi())],
+    let site = object(
+        &[
+            ("classroom_id", int()),
+            ("assisting_teacher_id", int_or_null()),
+        ],
         &["classroom_id"],
     );
-    let modes = e(&["delivery", "master", "sync"]);
-    let states = e(&["scheduled", "open", "live", "ended"]);
-    let roles = e(&["admin", "teacher", "classroom", "observer", "inspector"]);
-    let scopes = e(&["school", "county", "city", "province", "global"]);
+    let modes = one_of(&["delivery", "master", "sync"]);
+    let states = one_of(&["scheduled", "open", "live", "ended"]);
+    let roles = one_of(&["admin", "teacher", "classroom", "observer", "inspector"]);
+    let scopes = one_of(&["school", "county", "city", "province", "global"]);
     json!({
-        "Problem": obj(&[("type", s()), ("title", s()), ("status", i()), ("detail", s()),
-            ("errors", arr(obj(&[("row", i()), ("column", s()), ("message", s())], &["row", "column", "message"]))),
-            ("error_count", i()), ("limit", i()), ("max_rows", i()), ("max_bytes", i())],
+        "Problem": object(&[("type", string()), ("title", string()), ("status", int()), ("detail", string()),
+            ("errors", array_of(object(&[("row", int()), ("column", string()), ("message", string())], &["row", "column", "message"]))),
+            ("error_count", int()), ("limit", int()), ("max_rows", int()), ("max_bytes", int())],
             &["type", "title", "status", "detail"]),
-        "Login": obj(&[("username", s()), ("password", s())], &["username", "password"]),
-        "LoginResult": obj(&[("token", s()), ("user", r("User")), ("expires_at", i())], &["token", "user", "expires_at"]),
-        "Principal": obj(&[("kind", e(&["user", "device"])), ("id", i()), ("role", roles.clone()),
-            ("username", s()), ("display_name", s()), ("school_id", oi()), ("teacher_id", oi()),
-            ("scope", r("Scope")), ("classroom_id", i()), ("label", s())], &["kind", "id"]),
-        "Scope": obj(&[("level", scopes.clone()), ("province", s()), ("city", s()), ("region_id", i()), ("school_id", i())],
+        "Login": object(&[("username", string()), ("password", string())], &["username", "password"]),
+        "LoginResult": object(&[("token", string()), ("user", schema_ref("User")), ("expires_at", int())], &["token", "user", "expires_at"]),
+        "Principal": object(&[("kind", one_of(&["user", "device"])), ("id", int()), ("role", roles.clone()),
+            ("username", string()), ("display_name", string()), ("school_id", int_or_null()), ("teacher_id", int_or_null()),
+            ("scope", schema_ref("Scope")), ("classroom_id", int()), ("label", string())], &["kind", "id"]),
+        "Scope": object(&[("level", scopes.clone()), ("province", string()), ("city", string()), ("region_id", int()), ("school_id", int())],
             &["level"]),
-        "User": obj(&[("id", i()), ("username", s()), ("display_name", s()), ("role", roles.clone()),
-            ("school_id", oi()), ("teacher_id", oi()), ("disabled", b()), ("scope", scopes.clone()),
-            ("region_id", oi())], &["id", "username", "role", "scope"]),
-        "NewUser": obj(&[("username", s()), ("display_name", s()), ("role", roles), ("password", s()),
-            ("school_id", oi()), ("teacher_id", oi()), ("scope", scopes.clone()), ("region_id", oi())],
+        "User": object(&[("id", int()), ("username", string()), ("display_name", string()), ("role", roles.clone()),
+            ("school_id", int_or_null()), ("teacher_id", int_or_null()), ("disabled", boolean()), ("scope", scopes.clone()),
+            ("region_id", int_or_null())], &["id", "username", "role", "scope"]),
+        "NewUser": object(&[("username", string()), ("display_name", string()), ("role", roles), ("password", string()),
+            ("school_id", int_or_null()), ("teacher_id", int_or_null()), ("scope", scopes.clone()), ("region_id", int_or_null())],
             &["username", "display_name", "role", "password"]),
-        "UserPatch": obj(&[("password", s()), ("disabled", b()), ("scope", scopes), ("school_id", oi()),
-            ("region_id", oi())], &[]),
-        "NewDevice": obj(&[("label", s())], &["label"]),
-        "DeviceToken": obj(&[("id", i()), ("classroom_id", i()), ("label", s()), ("created_at", i()), ("revoked_at", oi())],
+        "UserPatch": object(&[("password", string()), ("disabled", boolean()), ("scope", scopes), ("school_id", int_or_null()),
+            ("region_id", int_or_null())], &[]),
+        "NewDevice": object(&[("label", string())], &["label"]),
+        "DeviceToken": object(&[("id", int()), ("classroom_id", int()), ("label", string()), ("created_at", int()), ("revoked_at", int_or_null())],
             &["id", "classroom_id", "label", "created_at"]),
-        "IssuedDevice": obj(&[("token", s()), ("device", r("DeviceToken"))], &["token", "device"]),
-        "Region": obj(&[("id", i()), ("province", s()), ("city", s()), ("county", s())], &["province", "city", "county"]),
-        "School": obj(&[("id", i()), ("code", s()), ("name", s()), ("kind", e(&["hub", "partner"])), ("region_id", oi()),
-            ("max_master_sites", i())],
+        "IssuedDevice": object(&[("token", string()), ("device", schema_ref("DeviceToken"))], &["token", "device"]),
+        "Region": object(&[("id", int()), ("province", string()), ("city", string()), ("county", string())], &["province", "city", "county"]),
+        "School": object(&[("id", int()), ("code", string()), ("name", string()), ("kind", one_of(&["hub", "partner"])), ("region_id", int_or_null()),
+            ("max_master_sites", int())],
             &["code", "name", "kind"]),
-        "Classroom": obj(&[("id", i()), ("school_id", i()), ("name", s()),
-            ("kind", e(&["hub", "interactive", "receive_only"])), ("device", s())], &["school_id", "name", "kind"]),
-        "Teacher": obj(&[("id", i()), ("code", s()), ("name", s()), ("school_id", i()), ("subjects", s())],
+        "Classroom": object(&[("id", int()), ("school_id", int()), ("name", string()),
+            ("kind", one_of(&["hub", "interactive", "receive_only"])), ("device", string())], &["school_id", "name", "kind"]),
+        "Teacher": object(&[("id", int()), ("code", string()), ("name", string()), ("school_id", int()), ("subjects", string())],
             &["code", "name", "school_id"]),
-        "Pairing": obj(&[("id", i()), ("hub_school_id", i()), ("partner_school_id", i()), ("subject", s()),
-            ("grade", s()), ("term", s()), ("owner", s())], &["hub_school_id", "partner_school_id", "subject", "grade", "term"]),
-        "Term": obj(&[("id", i()), ("name", s()), ("starts_on", json!({"type": "string", "format": "date"})),
+        "Pairing": object(&[("id", int()), ("hub_school_id", int()), ("partner_school_id", int()), ("subject", string()),
+            ("grade", string()), ("term", string()), ("owner", string())], &["hub_school_id", "partner_school_id", "subject", "grade", "term"]),
+        "Term": object(&[("id", int()), ("name", string()), ("starts_on", json!({"type": "string", "format": "date"})),
             ("ends_on", json!({"type": "string", "format": "date"}))], &["name", "starts_on", "ends_on"]),
         "Site": site.clone(),
-        "Slot": obj(&[("id", i()), ("term_id", i()), ("weekday", json!({"type": "integer", "minimum": 1, "maximum": 7})),
-            ("period", i()), ("starts", s()), ("ends", s()), ("subject", s()), ("grade", s()), ("mode", modes.clone()),
-            ("hub_teacher_id", i()), ("hub_classroom_id", i()), ("sites", arr(r("Site")))],
+        "Slot": object(&[("id", int()), ("term_id", int()), ("weekday", json!({"type": "integer", "minimum": 1, "maximum": 7})),
+            ("period", int()), ("starts", string()), ("ends", string()), ("subject", string()), ("grade", string()), ("mode", modes.clone()),
+            ("hub_teacher_id", int()), ("hub_classroom_id", int()), ("sites", array_of(schema_ref("Site")))],
             &["term_id", "weekday", "period", "starts", "ends", "subject", "grade", "mode", "hub_teacher_id", "hub_classroom_id", "sites"]),
-        "Lesson": obj(&[("id", i()), ("slot_id", oi()), ("lesson_date", json!({"type": ["string", "null"]})), ("mode", modes.clone()),
-            ("title", s()), ("subject", s()), ("grade", s()), ("textbook", s()), ("chapter", s()),
-            ("hub_teacher_id", i()), ("hub_classroom_id", i()), ("starts_at", i()), ("ends_at", i()),
-            ("state", states.clone()), ("ended_at", oi()), ("sites", arr(r("Site"))), ("room", s()), ("starts", s()), ("ends", s()),
-            ("override_pairing", b())],
+        "Lesson": object(&[("id", int()), ("slot_id", int_or_null()), ("lesson_date", json!({"type": ["string", "null"]})), ("mode", modes.clone()),
+            ("title", string()), ("subject", string()), ("grade", string()), ("textbook", string()), ("chapter", string()),
+            ("hub_teacher_id", int()), ("hub_classroom_id", int()), ("starts_at", int()), ("ends_at", int()),
+            ("state", states.clone()), ("ended_at", int_or_null()), ("sites", array_of(schema_ref("Site"))), ("room", string()), ("starts", string()), ("ends", string()),
+            ("override_pairing", boolean())],
             &["mode", "subject", "grade", "hub_teacher_id", "hub_classroom_id", "starts_at", "ends_at"]),
-        "DateRange": obj(&[("from", s()), ("to", s())], &["from", "to"]),
-        "Generated": obj(&[("created", i()), ("from", s()), ("to", s())], &["created"]),
-        "ImportResult": obj(&[("imported", i())], &["imported"]),
-        "UsersImported": obj(&[("imported", i()), ("updated", i()),
-            ("created", arr(obj(&[("id", i()), ("username", s()), ("password", s())], &["id", "username", "password"])))],
+        "DateRange": object(&[("from", string()), ("to", string())], &["from", "to"]),
+        "Generated": object(&[("created", int()), ("from", string()), ("to", string())], &["created"]),
+        "ImportResult": object(&[("imported", int())], &["imported"]),
+        "UsersImported": object(&[("imported", int()), ("updated", int()),
+            ("created", array_of(object(&[("id", int()), ("username", string()), ("password", string())], &["id", "username", "password"])))],
             &["imported", "created", "updated"]),
-        "Join": obj(&[("lesson", i()), ("mode", modes), ("state", states), ("room", s()), ("part", s()),
-            ("publish", b()), ("needs_speak_grant", b()), ("token", s()), ("whip", s()), ("whep", s()),
-            ("events", s()), ("hub_classroom_id", i()), ("spotlight", oi())], &["lesson", "token", "whip", "whep"]),
-        "Hand": obj(&[("raised", b())], &["raised"]),
-        "Speak": obj(&[("classroom_id", i()), ("granted", b())], &["classroom_id", "granted"]),
-        "Spotlight": obj(&[("classroom_id", oi())], &[]),
-        "LiveState": obj(&[("seq", i()), ("hands", arr(i())), ("speakers", arr(i())), ("spotlight", oi()),
-            ("present", arr(obj(&[("part", s()), ("publishing", i()), ("watching", i())], &["part"]))),
-            ("links", arr(r("LinkSummary")))], &["seq"]),
-        "LinkSummary": obj(&[("part", s()), ("grade", e(&["good", "fair", "poor"])),
-            ("rtt_ms", num_or_null()), ("loss_pct", num_or_null()), ("kbps_in", num()), ("kbps_out", num()),
-            ("sessions", i())], &["part", "grade", "kbps_in", "kbps_out", "sessions"]),
+        "Join": object(&[("lesson", int()), ("mode", modes), ("state", states), ("room", string()), ("part", string()),
+            ("publish", boolean()), ("needs_speak_grant", boolean()), ("token", string()), ("whip", string()), ("whep", string()),
+            ("events", string()), ("hub_classroom_id", int()), ("spotlight", int_or_null())], &["lesson", "token", "whip", "whep"]),
+        "Hand": object(&[("raised", boolean())], &["raised"]),
+        "Speak": object(&[("classroom_id", int()), ("granted", boolean())], &["classroom_id", "granted"]),
+        "Spotlight": object(&[("classroom_id", int_or_null())], &[]),
+        "LiveState": object(&[("seq", int()), ("hands", array_of(int())), ("speakers", array_of(int())), ("spotlight", int_or_null()),
+            ("present", array_of(object(&[("part", string()), ("publishing", int()), ("watching", int())], &["part"]))),
+            ("links", array_of(schema_ref("LinkSummary")))], &["seq"]),
+        "LinkSummary": object(&[("part", string()), ("grade", one_of(&["good", "fair", "poor"])),
+            ("rtt_ms", number_or_null()), ("loss_pct", number_or_null()), ("kbps_in", number()), ("kbps_out", number()),
+            ("sessions", int())], &["part", "grade", "kbps_in", "kbps_out", "sessions"]),
         "LessonEvent": {
             "description": "One server-sent event of GET /api/lessons/{id}/events (the SSE `event:` is `kind`, \
                 `id:` is `seq`). data by kind: joined/left/published/unpublished {part}; hand {classroom, raised}; \
@@ -126,15 +132,15 @@ fn schemas() -> Value {
                 RTT < 150 ms, poor = loss >= 8 % or RTT >= 400 ms, else fair); resync {live: LiveState, state}.",
             "type": "object",
             "properties": {
-                "seq": i(),
-                "kind": e(&["joined", "left", "published", "unpublished", "hand", "speak", "spotlight",
+                "seq": int(),
+                "kind": one_of(&["joined", "left", "published", "unpublished", "hand", "speak", "spotlight",
                     "state", "quality", "resync"]),
-                "at": i(),
+                "at": int(),
                 "data": {"type": "object"}
             },
             "required": ["seq", "kind", "data"]
         },
-        "Today": obj(&[("now", i()), ("date", s()), ("current", r("Lesson")), ("next", r("Lesson")), ("lessons", arr(r("Lesson")))],
+        "Today": object(&[("now", int()), ("date", string()), ("current", nullable(schema_ref("Lesson"))), ("next", nullable(schema_ref("Lesson"))), ("lessons", array_of(schema_ref("Lesson")))],
             &["now", "date", "lessons"]),
     })
 }
@@ -144,17 +150,17 @@ fn content(schema: &str) -> Value {
         "csv" => json!({"text/csv": {"schema": {"type": "string"}}}),
         "event-stream" => json!({"text/event-stream": {"schema": {"type": "string",
             "description": "Server-sent events; each data line is a LessonEvent",
-            "contentSchema": r("LessonEvent")}}}),
+            "contentSchema": schema_ref("LessonEvent")}}}),
         name => match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
-            Some(inner) => json!({"application/json": {"schema": arr(r(inner))}}),
-            None => json!({"application/json": {"schema": r(name)}}),
+            Some(inner) => json!({"application/json": {"schema": array_of(schema_ref(inner))}}),
+            None => json!({"application/json": {"schema": schema_ref(name)}}),
         },
     }
 }
 
 /// The document.
 pub fn document() -> Value {
-    let problem = json!({"application/problem+json": {"schema": r("Problem")}});
+    let problem = json!({"application/problem+json": {"schema": schema_ref("Problem")}});
     let mut paths = Map::new();
     for rule in ROUTES {
         let mut op = Map::new();
@@ -174,7 +180,7 @@ pub fn document() -> Value {
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": i()}))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": int()}))
             .collect();
         if !params.is_empty() {
             op.insert("parameters".into(), json!(params));

@@ -5,6 +5,8 @@
 //! SQLite and PostgreSQL accept. Each backend has its own migrations (`migrations/sqlite`,
 //! `migrations/postgres`), embedded in the binary and run at start or by `classrelay migrate`.
 
+pub mod entity;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -49,6 +51,10 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
+            // A text enum column holding a name the enum does not know.
+            sqlx::Error::ColumnDecode { index, source } => {
+                StoreError::Check(format!("column {index} holds {source}"))
+            }
             sqlx::Error::Database(d) => match d.kind() {
                 ErrorKind::UniqueViolation => StoreError::Duplicate(d.message().to_string()),
                 ErrorKind::ForeignKeyViolation => StoreError::Reference(d.message().to_string()),

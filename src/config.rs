@@ -42,6 +42,18 @@ pub enum ConfigError {
     },
 }
 
+/// The shortest signing secret accepted, configured (`auth.secret`) or read from
+/// `<data.dir>/secret`: HS256 keys shorter than its 32-byte output are guessable offline.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Parses "10.0.0.0/8", "::1/128" or a bare address (a /32 or /128 net).
+pub fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -458,7 +470,7 @@ impl Config {
             });
         }
         self.validate_http()?;
-        if crate::school::time::parse_offset(&self.school.utc_offset).is_none() {
+        if crate::time::parse_offset(&self.school.utc_offset).is_none() {
             return Err(ConfigError::Value {
                 key: "school.utc_offset".into(),
                 message: format!("`{}` is not an offset like +08:00", self.school.utc_offset),
@@ -477,13 +489,13 @@ impl Config {
             });
         }
         let secret_len = self.auth.secret.len();
-        if secret_len > 0 && secret_len < crate::auth::MIN_SECRET_BYTES {
+        if secret_len > 0 && secret_len < MIN_SECRET_BYTES {
             return Err(ConfigError::Value {
                 key: "auth.secret".into(),
                 message: format!(
                     "is {secret_len} bytes; a signing secret needs at least {} (or leave it \
                      empty to have one generated in data.dir/secret)",
-                    crate::auth::MIN_SECRET_BYTES
+                    MIN_SECRET_BYTES
                 ),
             });
         }
@@ -583,7 +595,7 @@ impl Config {
             return bad("tls_cert", "tls_cert and tls_key go together");
         }
         for p in &h.trusted_proxies {
-            if crate::http::proxy::parse_net(p).is_none() {
+            if parse_net(p).is_none() {
                 return bad(
                     "trusted_proxies",
                     &format!("`{p}` is not an IP address or CIDR net"),

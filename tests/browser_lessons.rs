@@ -22,7 +22,7 @@ use support::school::{fixture, lesson, App, Backend};
 const WAIT: Duration = Duration::from_secs(60);
 
 fn at(hhmm: &str) -> i64 {
-    use classrelay::school::time::{local_to_millis, parse_date, parse_hhmm, parse_offset};
+    use classrelay::time::{local_to_millis, parse_date, parse_hhmm, parse_offset};
     local_to_millis(
         parse_date("2026-09-07").unwrap(),
         parse_hhmm(hhmm).unwrap(),

@@ -249,7 +249,7 @@ impl Sse {
 }
 
 fn at(h: &str) -> i64 {
-    use classrelay::school::time::*;
+    use classrelay::time::*;
     local_to_millis(
         parse_date("2026-09-07").unwrap(),
         parse_hhmm(h).unwrap(),

@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use classrelay::school::time::{local_to_millis, parse_date, parse_hhmm, parse_offset};
+use classrelay::time::{local_to_millis, parse_date, parse_hhmm, parse_offset};
 use classrelay_loadtest::swarm::Swarm;
 use classrelay_loadtest::whip;
 use reqwest::{Method, StatusCode};
@@ -889,6 +889,7 @@ async fn revoking_a_kiosk_cuts_its_media_events_and_tokens_within_a_second() {
     let sessions = |app: &App| {
         app.server
             .state()
+            .media
             .sessions
             .lock()
             .unwrap()

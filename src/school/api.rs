@@ -12,14 +12,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::access::{self, admin_over, out_of_scope, Directory};
@@ -28,10 +27,11 @@ use super::model::{
     SlotError, Teacher, Term,
 };
 use super::policy;
-use super::time::{fmt_date, millis_to_local, parse_date, rfc3339};
+use super::SchoolState;
 use crate::auth::people::{self, CredentialError, NewUser, Principal, Role};
 use crate::auth::scope::{Level, Place};
-use crate::http::{ApiError, AppState};
+use crate::problem::{ApiError, JsonBody};
+use crate::time::{fmt_date, millis_to_local, parse_date, rfc3339};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -691,7 +691,11 @@ fn bearer_or_cookie(h: &HeaderMap) -> Option<String> {
 }
 
 /// Resolves the caller and applies the route's rule; puts the [`Principal`] in the request.
-pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+pub async fn guard(
+    State(state): State<Arc<SchoolState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req
         .extensions()
         .get::<MatchedPath>()
@@ -730,7 +734,7 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
     let token = bearer_or_cookie(req.headers());
     let principal = match &token {
         None => None,
-        Some(t) => match people::resolve(&state.school.store, t, state.school.now()).await {
+        Some(t) => match people::resolve(&state.store, t, state.now()).await {
             Ok(Ok(p)) => Some(p),
             Ok(Err(e)) if rule.allow != Allow::Anyone => {
                 let (kind, detail) = match e {
@@ -770,23 +774,6 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
         req.extensions_mut().insert(p);
     }
     next.run(req).await
-}
-
-/// A JSON body whose rejections are problem documents.
-pub struct JsonBody<T>(pub T);
-
-impl<S, T> FromRequest<S> for JsonBody<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(e) => Err(ApiError::new(e.status(), "bad-json", e.body_text())),
-        }
-    }
 }
 
 fn parse_id(s: &str) -> Result<i64, ApiError> {
@@ -904,7 +891,10 @@ impl Scoped for Term {
 }
 
 /// The classrooms that share a lesson with `classroom` (what its kiosk may name).
-async fn classrooms_sharing_lessons(st: &AppState, classroom: i64) -> Result<Vec<i64>, ApiError> {
+async fn classrooms_sharing_lessons(
+    st: &SchoolState,
+    classroom: i64,
+) -> Result<Vec<i64>, ApiError> {
     let rows = sqlx::query(
         "SELECT DISTINCT x.classroom_id AS c FROM ( \
            SELECT l.id AS lesson_id, l.hub_classroom_id AS classroom_id FROM lessons l \
@@ -914,7 +904,7 @@ async fn classrooms_sharing_lessons(st: &AppState, classroom: i64) -> Result<Vec
            UNION SELECT lesson_id FROM lesson_sites WHERE classroom_id = $1)",
     )
     .bind(classroom)
-    .fetch_all(st.school.store.pool())
+    .fetch_all(st.store.pool())
     .await
     .map_err(crate::store::StoreError::from)?;
     rows.iter()
@@ -924,7 +914,7 @@ async fn classrooms_sharing_lessons(st: &AppState, classroom: i64) -> Result<Vec
 
 /// Whether `p` may read row `e`.
 async fn may_read<E: Scoped>(
-    st: &AppState,
+    st: &SchoolState,
     p: &Principal,
     d: &Directory,
     e: &E,
@@ -939,7 +929,7 @@ async fn may_read<E: Scoped>(
 }
 
 async fn list_h<E: Scoped>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
@@ -955,12 +945,12 @@ async fn list_h<E: Scoped>(
             ))
         })
         .transpose()?;
-    let d = Directory::load(&st.school.store).await?;
+    let d = Directory::load(&st.store).await?;
     let shared = match p.classroom_id() {
         Some(c) => classrooms_sharing_lessons(&st, c).await?,
         None => Vec::new(),
     };
-    let rows: Vec<E> = model::list::<E>(&st.school.store, filter)
+    let rows: Vec<E> = model::list::<E>(&st.store, filter)
         .await?
         .into_iter()
         .filter(|e| match &p {
@@ -972,12 +962,12 @@ async fn list_h<E: Scoped>(
 }
 
 async fn get_h<E: Scoped>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let e = model::get::<E>(&st.school.store, parse_id(&id)?).await?;
-    let d = Directory::load(&st.school.store).await?;
+    let e = model::get::<E>(&st.store, parse_id(&id)?).await?;
+    let d = Directory::load(&st.store).await?;
     if !may_read(&st, &p, &d, &e).await? {
         return Err(out_of_scope(format!("{} {id}", E::NAME)));
     }
@@ -985,19 +975,19 @@ async fn get_h<E: Scoped>(
 }
 
 async fn create_h<E: Scoped>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     JsonBody(e): JsonBody<E>,
 ) -> ApiResult {
     e.validate().map_err(ApiError::invalid)?;
-    let d = Directory::load(&st.school.store).await?;
+    let d = Directory::load(&st.store).await?;
     admin_over(
         &p,
         E::WRITE_LEVEL,
         format!("this {}", E::NAME),
         &e.places(&d),
     )?;
-    let stored = model::insert(&st.school.store, &e).await?;
+    let stored = model::insert(&st.store, &e).await?;
     let id = serde_json::to_value(&stored)
         .ok()
         .and_then(|v| v.get("id").and_then(|i| i.as_i64()))
@@ -1006,40 +996,40 @@ async fn create_h<E: Scoped>(
 }
 
 async fn update_h<E: Scoped>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(e): JsonBody<E>,
 ) -> ApiResult {
     let id = parse_id(&id)?;
     e.validate().map_err(ApiError::invalid)?;
-    let old = model::get::<E>(&st.school.store, id).await?;
-    let d = Directory::load(&st.school.store).await?;
+    let old = model::get::<E>(&st.store, id).await?;
+    let d = Directory::load(&st.store).await?;
     let mut places = old.places(&d);
     places.extend(e.places(&d));
     admin_over(&p, E::WRITE_LEVEL, format!("{} {id}", E::NAME), &places)?;
-    Ok(Json(model::update(&st.school.store, id, &e).await?).into_response())
+    Ok(Json(model::update(&st.store, id, &e).await?).into_response())
 }
 
 async fn delete_h<E: Scoped>(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
     let id = parse_id(&id)?;
-    let old = model::get::<E>(&st.school.store, id).await?;
-    let d = Directory::load(&st.school.store).await?;
+    let old = model::get::<E>(&st.store, id).await?;
+    let d = Directory::load(&st.store).await?;
     admin_over(
         &p,
         E::WRITE_LEVEL,
         format!("{} {id}", E::NAME),
         &old.places(&d),
     )?;
-    model::delete::<E>(&st.school.store, id).await?;
+    model::delete::<E>(&st.store, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn entity_routes<E: Scoped>(router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+fn entity_routes<E: Scoped>(router: Router<Arc<SchoolState>>) -> Router<Arc<SchoolState>> {
     let base = format!("/api/{}", plural::<E>());
     router
         .route(&base, get(list_h::<E>).post(create_h::<E>))
@@ -1058,7 +1048,7 @@ struct LoginBody {
 /// The client's address comes from the serve loop's connect info; without it (a router
 /// driven in-process) only the per-username limit applies.
 async fn login(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(limits): Extension<Arc<crate::auth::limit::LoginLimits>>,
     peer: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     JsonBody(b): JsonBody<LoginBody>,
@@ -1066,16 +1056,16 @@ async fn login(
     if b.username.len() > 200 || b.password.len() > 1024 {
         return Err(ApiError::invalid("username or password too long"));
     }
-    let now = st.school.now();
+    let now = st.now();
     let client = peer.map(|Extension(axum::extract::ConnectInfo(a))| a.ip());
     let Some((token, user)) = people::login(
-        &st.school.store,
+        &st.store,
         &limits,
         client,
         &b.username,
         &b.password,
         now,
-        st.school.session_ttl,
+        st.session_ttl,
     )
     .await
     .map_err(login_refused)?
@@ -1085,7 +1075,7 @@ async fn login(
             "wrong username or password, or the account is disabled",
         ));
     };
-    let expires_at = now + st.school.session_ttl;
+    let expires_at = now + st.session_ttl;
     let mut r = Json(serde_json::json!({
         "token": token,
         "user": user,
@@ -1094,7 +1084,7 @@ async fn login(
     .into_response();
     let cookie = format!(
         "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
-        st.school.session_ttl / 1000
+        st.session_ttl / 1000
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
@@ -1127,10 +1117,10 @@ fn login_refused(e: people::LoginError) -> ApiError {
     }
 }
 
-async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult {
+async fn logout(State(st): State<Arc<SchoolState>>, headers: HeaderMap) -> ApiResult {
     if let Some(t) = bearer_or_cookie(&headers) {
         if t.starts_with(people::SESSION_PREFIX) {
-            people::logout(&st.school.store, &t).await?;
+            people::logout(&st.store, &t).await?;
         }
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
@@ -1146,29 +1136,29 @@ async fn me(Extension(p): Extension<Principal>) -> ApiResult {
 }
 
 async fn users_csv(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
 ) -> ApiResult {
     super::userscsv::export(&st, &p).await
 }
 
 async fn users_import(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult {
-    crate::http::edge::require_csv(&headers)?;
+    require_csv(&headers)?;
     super::userscsv::import(&st, &p, body).await
 }
 
 /// A user's scope, for containment checks.
 async fn user_scope(
-    st: &AppState,
+    st: &SchoolState,
     u: &people::User,
 ) -> Result<crate::auth::scope::Scope, ApiError> {
     Ok(
-        people::scope_of(&st.school.store, u.scope, u.school_id, u.region_id)
+        people::scope_of(&st.store, u.scope, u.school_id, u.region_id)
             .await?
             .unwrap_or(crate::auth::scope::Scope {
                 level: u.scope,
@@ -1178,12 +1168,12 @@ async fn user_scope(
 }
 
 async fn users_list(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
 ) -> ApiResult {
     let mine = access::admin_scope(&p)?;
-    let d = Directory::load(&st.school.store).await?;
-    let out: Vec<people::User> = people::list_users(&st.school.store)
+    let d = Directory::load(&st.store).await?;
+    let out: Vec<people::User> = people::list_users(&st.store)
         .await?
         .into_iter()
         .filter(|u| mine.contains(&d.user_scope(u)))
@@ -1193,9 +1183,9 @@ async fn users_list(
 
 /// Works out and checks a new user's scope: a teacher acts in their teacher record's
 /// school; others need a scope the creating admin contains.
-async fn new_user_scope(st: &AppState, p: &Principal, u: &mut NewUser) -> Result<(), ApiError> {
+async fn new_user_scope(st: &SchoolState, p: &Principal, u: &mut NewUser) -> Result<(), ApiError> {
     if let Some(t) = u.teacher_id {
-        let teacher: Teacher = model::get(&st.school.store, t)
+        let teacher: Teacher = model::get(&st.store, t)
             .await
             .map_err(|_| ApiError::invalid(format!("teacher_id: no teacher {t}")))?;
         if u.school_id.is_some_and(|s| s != teacher.school_id) {
@@ -1227,7 +1217,7 @@ async fn new_user_scope(st: &AppState, p: &Principal, u: &mut NewUser) -> Result
     if matches!(level, Level::School | Level::Global) {
         u.region_id = None;
     }
-    let scope = people::scope_of(&st.school.store, level, u.school_id, u.region_id)
+    let scope = people::scope_of(&st.store, level, u.school_id, u.region_id)
         .await?
         .map_err(ApiError::invalid)?;
     if !access::admin_scope(p)?.contains(&scope) {
@@ -1241,7 +1231,7 @@ async fn new_user_scope(st: &AppState, p: &Principal, u: &mut NewUser) -> Result
 }
 
 async fn users_create(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     JsonBody(mut u): JsonBody<NewUser>,
 ) -> ApiResult {
@@ -1262,7 +1252,7 @@ async fn users_create(
         ));
     }
     new_user_scope(&st, &p, &mut u).await?;
-    let user = people::create_user(&st.school.store, &u, st.school.now()).await?;
+    let user = people::create_user(&st.store, &u, st.now()).await?;
     Ok(created(format!("/api/users/{}", user.id), &user))
 }
 
@@ -1281,14 +1271,14 @@ struct UserPatch {
 }
 
 /// Ends what a principal holds right now: their media sessions and event streams.
-pub(crate) async fn cut_off(st: &AppState, who: &str) {
-    st.school.revoke(super::Revoked::Principal(who.to_string()));
-    let n = crate::signal::kick_principal(st, who).await;
+pub(crate) async fn cut_off(st: &SchoolState, who: &str) {
+    st.revoke(super::Revoked::Principal(who.to_string()));
+    let n = st.media.kick_principal(who).await;
     tracing::info!(principal = who, sessions = n, "access revoked");
 }
 
 async fn users_patch(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UserPatch>,
@@ -1297,7 +1287,7 @@ async fn users_patch(
         return Err(ApiError::invalid("password must be at least 8 characters"));
     }
     let id = parse_id(&id)?;
-    let target = people::get_user(&st.school.store, id).await?;
+    let target = people::get_user(&st.store, id).await?;
     let mine = access::admin_scope(&p)?.clone();
     if !mine.contains(&user_scope(&st, &target).await?) {
         return Err(out_of_scope(format!("user {id}")));
@@ -1316,7 +1306,7 @@ async fn users_patch(
             let region = (!matches!(level, Level::School | Level::Global))
                 .then_some(b.region_id)
                 .flatten();
-            let new = people::scope_of(&st.school.store, level, school, region)
+            let new = people::scope_of(&st.store, level, school, region)
                 .await?
                 .map_err(ApiError::invalid)?;
             if !mine.contains(&new) {
@@ -1330,11 +1320,11 @@ async fn users_patch(
         disabled: b.disabled,
         scope,
     };
-    let u = people::update_user(&st.school.store, id, &change).await?;
+    let u = people::update_user(&st.store, id, &change).await?;
     if b.password.is_some() || b.disabled == Some(true) || b.scope.is_some() {
         model::audit(
-            &st.school.store,
-            st.school.now(),
+            &st.store,
+            st.now(),
             &p.ident(),
             "user-access-changed",
             &format!("user {id}"),
@@ -1360,26 +1350,26 @@ struct NewDevice {
 }
 
 /// Refuses unless `p` is an admin over classroom `id`'s school.
-async fn admin_over_classroom(st: &AppState, p: &Principal, id: i64) -> Result<(), ApiError> {
-    let c: Classroom = model::get(&st.school.store, id).await?;
-    let place = people::school_place(&st.school.store, c.school_id)
+async fn admin_over_classroom(st: &SchoolState, p: &Principal, id: i64) -> Result<(), ApiError> {
+    let c: Classroom = model::get(&st.store, id).await?;
+    let place = people::school_place(&st.store, c.school_id)
         .await?
         .unwrap_or_default();
     admin_over(p, Level::School, format!("classroom {id}"), [&place])
 }
 
 async fn devices_list(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
     let id = parse_id(&id)?;
     admin_over_classroom(&st, &p, id).await?;
-    Ok(Json(people::list_devices(&st.school.store, id).await?).into_response())
+    Ok(Json(people::list_devices(&st.store, id).await?).into_response())
 }
 
 async fn devices_create(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<NewDevice>,
@@ -1389,7 +1379,7 @@ async fn devices_create(
         return Err(ApiError::invalid("label must be 1-100 characters"));
     }
     admin_over_classroom(&st, &p, id).await?;
-    let (token, d) = people::create_device(&st.school.store, id, &b.label, st.school.now()).await?;
+    let (token, d) = people::create_device(&st.store, id, &b.label, st.now()).await?;
     Ok(created(
         format!("/api/devices/{}", d.id),
         &serde_json::json!({"token": token, "device": d}),
@@ -1397,17 +1387,17 @@ async fn devices_create(
 }
 
 async fn devices_revoke(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
     let id = parse_id(&id)?;
-    let d = people::get_device(&st.school.store, id).await?;
+    let d = people::get_device(&st.store, id).await?;
     admin_over_classroom(&st, &p, d.classroom_id).await?;
-    let d = people::revoke_device(&st.school.store, id, st.school.now()).await?;
+    let d = people::revoke_device(&st.store, id, st.now()).await?;
     model::audit(
-        &st.school.store,
-        st.school.now(),
+        &st.store,
+        st.now(),
         &p.ident(),
         "device-revoked",
         &format!("device {id}"),
@@ -1453,7 +1443,7 @@ fn admin_over_slot(p: &Principal, d: &Directory, s: &Slot) -> Result<(), ApiErro
 }
 
 async fn slots_list(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
@@ -1462,13 +1452,12 @@ async fn slots_list(
         .ok_or_else(|| ApiError::bad_request("bad-query", "term_id is required"))?;
     let term = parse_id(term)?;
     let mut conn = st
-        .school
         .store
         .pool()
         .acquire()
         .await
         .map_err(crate::store::StoreError::from)?;
-    let d = Directory::load(&st.school.store).await?;
+    let d = Directory::load(&st.store).await?;
     let scope = p.scope().cloned().ok_or_else(|| {
         ApiError::forbidden("role-forbidden", "devices do not read the timetable")
     })?;
@@ -1481,25 +1470,25 @@ async fn slots_list(
 }
 
 async fn slots_create(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     JsonBody(s): JsonBody<Slot>,
 ) -> ApiResult {
-    let d = Directory::load(&st.school.store).await?;
+    let d = Directory::load(&st.store).await?;
     admin_over_slot(&p, &d, &s)?;
-    let s = model::save_slot(&st.school.store, s, false)
+    let s = model::save_slot(&st.store, s, false)
         .await
         .map_err(slot_err)?;
     Ok(created(format!("/api/slots/{}", s.id), &s))
 }
 
 async fn slots_get(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let s = model::get_slot(&st.school.store, parse_id(&id)?).await?;
-    let d = Directory::load(&st.school.store).await?;
+    let s = model::get_slot(&st.store, parse_id(&id)?).await?;
+    let d = Directory::load(&st.store).await?;
     if !p
         .scope()
         .is_some_and(|sc| sc.covers_any(&slot_places(&d, &s)))
@@ -1510,32 +1499,32 @@ async fn slots_get(
 }
 
 async fn slots_put(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(mut s): JsonBody<Slot>,
 ) -> ApiResult {
     s.id = parse_id(&id)?;
-    let old = model::get_slot(&st.school.store, s.id).await?;
-    let d = Directory::load(&st.school.store).await?;
+    let old = model::get_slot(&st.store, s.id).await?;
+    let d = Directory::load(&st.store).await?;
     admin_over_slot(&p, &d, &old)?;
     admin_over_slot(&p, &d, &s)?;
-    let s = model::save_slot(&st.school.store, s, true)
+    let s = model::save_slot(&st.store, s, true)
         .await
         .map_err(slot_err)?;
     Ok(Json(s).into_response())
 }
 
 async fn slots_delete(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
     let id = parse_id(&id)?;
-    let old = model::get_slot(&st.school.store, id).await?;
-    let d = Directory::load(&st.school.store).await?;
+    let old = model::get_slot(&st.store, id).await?;
+    let d = Directory::load(&st.store).await?;
     admin_over_slot(&p, &d, &old)?;
-    model::delete_slot(&st.school.store, id).await?;
+    model::delete_slot(&st.store, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1549,22 +1538,22 @@ struct LessonView {
     ends: String,
 }
 
-fn view(st: &AppState, l: Lesson) -> LessonView {
+fn view(st: &SchoolState, l: Lesson) -> LessonView {
     LessonView {
         room: l.room(),
-        starts: rfc3339(l.starts_at, st.school.offset),
-        ends: rfc3339(l.ends_at, st.school.offset),
+        starts: rfc3339(l.starts_at, st.offset),
+        ends: rfc3339(l.ends_at, st.offset),
         lesson: l,
     }
 }
 
 fn day_window(
-    st: &AppState,
+    st: &SchoolState,
     from: Option<&String>,
     to: Option<&String>,
 ) -> Result<(i64, i64), ApiError> {
-    let off = st.school.offset;
-    let today = millis_to_local(st.school.now(), off).date();
+    let off = st.offset;
+    let today = millis_to_local(st.now(), off).date();
     let parse = |s: Option<&String>, dflt| match s {
         None => Ok(dflt),
         Some(s) => parse_date(s).ok_or_else(|| {
@@ -1579,20 +1568,24 @@ fn day_window(
             "to must be on or after from, at most 62 days later",
         ));
     }
-    let start = super::time::local_to_millis(from, time::Time::MIDNIGHT, off);
-    let end = super::time::local_to_millis(to.next_day().unwrap_or(to), time::Time::MIDNIGHT, off);
+    let start = crate::time::local_to_millis(from, time::Time::MIDNIGHT, off);
+    let end = crate::time::local_to_millis(to.next_day().unwrap_or(to), time::Time::MIDNIGHT, off);
     Ok((start, end))
 }
 
 /// The lessons `p` may watch among `ls` (one directory load).
-async fn watchable(st: &AppState, p: &Principal, ls: Vec<Lesson>) -> Result<Vec<Lesson>, ApiError> {
+async fn watchable(
+    st: &SchoolState,
+    p: &Principal,
+    ls: Vec<Lesson>,
+) -> Result<Vec<Lesson>, ApiError> {
     if let Principal::Device { classroom_id, .. } = p {
         return Ok(ls
             .into_iter()
             .filter(|l| l.has_classroom(*classroom_id))
             .collect());
     }
-    let d = Directory::load(&st.school.store).await?;
+    let d = Directory::load(&st.store).await?;
     Ok(ls
         .into_iter()
         .filter(|l| access::may_watch(p, l, &d.lesson(l)))
@@ -1600,12 +1593,12 @@ async fn watchable(st: &AppState, p: &Principal, ls: Vec<Lesson>) -> Result<Vec<
 }
 
 async fn lessons_list(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let (from, to) = day_window(&st, q.get("from"), q.get("to"))?;
-    let ls = model::lessons_between(&st.school.store, from, to).await?;
+    let ls = model::lessons_between(&st.store, from, to).await?;
     let out: Vec<LessonView> = watchable(&st, &p, ls)
         .await?
         .into_iter()
@@ -1615,8 +1608,8 @@ async fn lessons_list(
 }
 
 /// Refuses unless `p` runs lesson `l` (its hub teacher, or an admin over its hub school).
-async fn own_lesson(st: &AppState, p: &Principal, l: &Lesson) -> Result<(), ApiError> {
-    let d = Directory::load(&st.school.store).await?;
+async fn own_lesson(st: &SchoolState, p: &Principal, l: &Lesson) -> Result<(), ApiError> {
+    let d = Directory::load(&st.store).await?;
     if access::may_run(p, l, &d.classroom(l.hub_classroom_id)) {
         Ok(())
     } else {
@@ -1657,18 +1650,18 @@ struct LessonInput {
 /// pairings, clashes and the daily quota. Returns the audit note when an admin overrode
 /// pairings.
 async fn check_lesson(
-    st: &AppState,
+    st: &SchoolState,
     p: &Principal,
     l: &Lesson,
     existing: i64,
     override_pairing: bool,
 ) -> Result<Option<String>, ApiError> {
     l.validate().map_err(ApiError::invalid)?;
-    let now = st.school.now();
+    let now = st.now();
     if l.starts_at < now.saturating_sub(PAST_START_SLACK) {
         return Err(ApiError::invalid(format!(
             "starts_at: {} is in the past (a lesson may start at most {} minutes ago)",
-            rfc3339(l.starts_at, st.school.offset),
+            rfc3339(l.starts_at, st.offset),
             PAST_START_SLACK / 60_000
         )));
     }
@@ -1677,7 +1670,7 @@ async fn check_lesson(
             "starts_at: a lesson is planned at most 400 days ahead",
         ));
     }
-    let store = &st.school.store;
+    let store = &st.store;
     let hub_room: Classroom = model::get(store, l.hub_classroom_id).await.map_err(|_| {
         ApiError::invalid(format!(
             "hub_classroom_id: no classroom {}",
@@ -1722,7 +1715,7 @@ async fn check_lesson(
         )));
     }
     let mut seen = std::collections::HashSet::new();
-    let date = fmt_date(millis_to_local(l.starts_at, st.school.offset).date());
+    let date = fmt_date(millis_to_local(l.starts_at, st.offset).date());
     let terms = model::terms_on(store, &date).await?;
     let mut overridden = Vec::new();
     for site in &l.sites {
@@ -1810,21 +1803,21 @@ async fn check_lesson(
             format!(
                 "lesson {} ({} to {}) already has {with} at that time",
                 c.id,
-                rfc3339(c.starts_at, st.school.offset),
-                rfc3339(c.ends_at, st.school.offset)
+                rfc3339(c.starts_at, st.offset),
+                rfc3339(c.ends_at, st.offset)
             ),
         ));
     }
-    let day = millis_to_local(l.starts_at, st.school.offset).date();
-    let day_start = super::time::local_to_millis(day, time::Time::MIDNIGHT, st.school.offset);
-    let day_end = super::time::local_to_millis(
+    let day = millis_to_local(l.starts_at, st.offset).date();
+    let day_start = crate::time::local_to_millis(day, time::Time::MIDNIGHT, st.offset);
+    let day_end = crate::time::local_to_millis(
         day.next_day().unwrap_or(day),
         time::Time::MIDNIGHT,
-        st.school.offset,
+        st.offset,
     );
     let n =
         model::count_teacher_lessons(store, l.hub_teacher_id, day_start, day_end, existing).await?;
-    if n >= st.school.max_lessons_per_teacher_day {
+    if n >= st.max_lessons_per_teacher_day {
         st.metrics.lessons_refused_quota.inc();
         let wait = ((day_end.saturating_sub(now)) / 1000).clamp(60, 86_400) as u64;
         return Err(ApiError::new(
@@ -1833,7 +1826,7 @@ async fn check_lesson(
             format!(
                 "teacher {} already leads {n} lessons on {date}; the limit is {} a day \
                  (school.max_lessons_per_teacher_day)",
-                l.hub_teacher_id, st.school.max_lessons_per_teacher_day
+                l.hub_teacher_id, st.max_lessons_per_teacher_day
             ),
         )
         .with_retry_after(wait));
@@ -1847,7 +1840,7 @@ async fn check_lesson(
 }
 
 async fn lessons_create(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     JsonBody(input): JsonBody<LessonInput>,
 ) -> ApiResult {
@@ -1857,11 +1850,11 @@ async fn lessons_create(
     l.ended_at = None;
     l.state = LessonState::Scheduled;
     let note = check_lesson(&st, &p, &l, 0, input.override_pairing).await?;
-    let stored = model::insert_lesson(&st.school.store, &l).await?;
+    let stored = model::insert_lesson(&st.store, &l).await?;
     if let Some(n) = note {
         model::audit(
-            &st.school.store,
-            st.school.now(),
+            &st.store,
+            st.now(),
             &p.ident(),
             "pairing-override",
             &format!("lesson {}", stored.id),
@@ -1869,7 +1862,7 @@ async fn lessons_create(
         )
         .await?;
     }
-    st.school.poke.notify_one();
+    st.poke.notify_one();
     Ok(created(
         format!("/api/lessons/{}", stored.id),
         &view(&st, stored),
@@ -1877,10 +1870,14 @@ async fn lessons_create(
 }
 
 /// Loads lesson `id` for a change by `p`: it must be theirs to run and still scheduled.
-async fn scheduled_lesson_for(st: &AppState, p: &Principal, id: &str) -> Result<Lesson, ApiError> {
-    let l = model::get_lesson(&st.school.store, parse_id(id)?).await?;
+async fn scheduled_lesson_for(
+    st: &SchoolState,
+    p: &Principal,
+    id: &str,
+) -> Result<Lesson, ApiError> {
+    let l = model::get_lesson(&st.store, parse_id(id)?).await?;
     own_lesson(st, p, &l).await?;
-    let s = l.state_at(st.school.now(), st.school.open_before, st.school.grace);
+    let s = l.state_at(st.now(), st.open_before, st.grace);
     if s != LessonState::Scheduled || l.state != LessonState::Scheduled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -1896,7 +1893,7 @@ async fn scheduled_lesson_for(st: &AppState, p: &Principal, id: &str) -> Result<
 }
 
 async fn lessons_put(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<LessonInput>,
@@ -1909,10 +1906,10 @@ async fn lessons_put(
     l.ended_at = None;
     l.state = LessonState::Scheduled;
     let note = check_lesson(&st, &p, &l, old.id, input.override_pairing).await?;
-    let stored = model::update_lesson(&st.school.store, old.id, &l).await?;
+    let stored = model::update_lesson(&st.store, old.id, &l).await?;
     model::audit(
-        &st.school.store,
-        st.school.now(),
+        &st.store,
+        st.now(),
         &p.ident(),
         "lesson-changed",
         &format!("lesson {}", old.id),
@@ -1930,20 +1927,20 @@ async fn lessons_put(
         ),
     )
     .await?;
-    st.school.poke.notify_one();
+    st.poke.notify_one();
     Ok(Json(view(&st, stored)).into_response())
 }
 
 async fn lessons_delete(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
     let l = scheduled_lesson_for(&st, &p, &id).await?;
-    model::delete_lesson(&st.school.store, l.id).await?;
+    model::delete_lesson(&st.store, l.id).await?;
     model::audit(
-        &st.school.store,
-        st.school.now(),
+        &st.store,
+        st.now(),
         &p.ident(),
         "lesson-deleted",
         &format!("lesson {}", l.id),
@@ -1953,8 +1950,8 @@ async fn lessons_delete(
         ),
     )
     .await?;
-    st.school.live.forget(l.id);
-    st.school.poke.notify_one();
+    st.live.forget(l.id);
+    st.poke.notify_one();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1965,7 +1962,7 @@ struct DateRange {
 }
 
 async fn lessons_generate(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     JsonBody(r): JsonBody<DateRange>,
 ) -> ApiResult {
     let (Some(from), Some(to)) = (parse_date(&r.from), parse_date(&r.to)) else {
@@ -1976,8 +1973,8 @@ async fn lessons_generate(
             "to must be on or after from, at most 200 days later",
         ));
     }
-    let n = model::generate_lessons(&st.school.store, from, to, st.school.offset).await?;
-    st.school.poke.notify_one();
+    let n = model::generate_lessons(&st.store, from, to, st.offset).await?;
+    st.poke.notify_one();
     Ok(
         Json(serde_json::json!({"created": n, "from": fmt_date(from), "to": fmt_date(to)}))
             .into_response(),
@@ -1985,8 +1982,8 @@ async fn lessons_generate(
 }
 
 /// Loads lesson `id` if `p` may watch it.
-async fn lesson_for(st: &AppState, p: &Principal, id: &str) -> Result<Lesson, ApiError> {
-    let l = model::get_lesson(&st.school.store, parse_id(id)?).await?;
+async fn lesson_for(st: &SchoolState, p: &Principal, id: &str) -> Result<Lesson, ApiError> {
+    let l = model::get_lesson(&st.store, parse_id(id)?).await?;
     if let Principal::Device { classroom_id, .. } = p {
         if !l.has_classroom(*classroom_id) {
             return Err(ApiError::forbidden(
@@ -1996,7 +1993,7 @@ async fn lesson_for(st: &AppState, p: &Principal, id: &str) -> Result<Lesson, Ap
         }
         return Ok(l);
     }
-    let d = Directory::load(&st.school.store).await?;
+    let d = Directory::load(&st.store).await?;
     if !access::may_watch(p, &l, &d.lesson(&l)) {
         return Err(out_of_scope(format!("lesson {}", l.id)));
     }
@@ -2004,7 +2001,7 @@ async fn lesson_for(st: &AppState, p: &Principal, id: &str) -> Result<Lesson, Ap
 }
 
 async fn lessons_get(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
@@ -2013,27 +2010,27 @@ async fn lessons_get(
 }
 
 async fn lessons_join(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
     let l = lesson_for(&st, &p, &id).await?;
-    let g = policy::decide(&st.school, &p, &l).await?;
-    let now = st.school.now();
-    policy::check_window(&st.school, &l, now)?;
+    let g = policy::decide(&st, &p, &l).await?;
+    let now = st.now();
+    policy::check_window(&st, &l, now)?;
     let who = p.ident();
-    let ver = people::token_version(&st.school.store, &who)
+    let ver = people::token_version(&st.store, &who)
         .await?
         .ok_or_else(|| {
             ApiError::unauthorized("token-revoked", "this account or device was revoked")
         })?;
-    let claims = policy::claims_for(&st.school, &l, &g, now, who, ver);
+    let claims = policy::claims_for(&st, &l, &g, now, who, ver);
     let token = st.keys.mint_claims(&claims);
     let room = l.room();
     Ok(Json(serde_json::json!({
         "lesson": l.id,
         "mode": l.mode,
-        "state": l.state_at(now, st.school.open_before, st.school.grace),
+        "state": l.state_at(now, st.open_before, st.grace),
         "room": room,
         "part": g.part,
         "publish": g.publish,
@@ -2043,35 +2040,35 @@ async fn lessons_join(
         "whep": format!("/whep/{room}"),
         "events": format!("/api/lessons/{}/events", l.id),
         "hub_classroom_id": l.hub_classroom_id,
-        "spotlight": st.school.live.spotlit(l.id),
+        "spotlight": st.live.spotlit(l.id),
     }))
     .into_response())
 }
 
 async fn lessons_end(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let l = model::get_lesson(&st.school.store, parse_id(&id)?).await?;
+    let l = model::get_lesson(&st.store, parse_id(&id)?).await?;
     own_lesson(&st, &p, &l).await?;
-    let now = st.school.now();
-    if l.state_at(now, st.school.open_before, st.school.grace) == LessonState::Ended {
+    let now = st.now();
+    if l.state_at(now, st.open_before, st.grace) == LessonState::Ended {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "lesson-ended",
             format!("lesson {} has already ended", l.id),
         ));
     }
-    model::set_lesson_state(&st.school.store, l.id, LessonState::Ended, Some(now)).await?;
-    st.school.live.emit(
+    model::set_lesson_state(&st.store, l.id, LessonState::Ended, Some(now)).await?;
+    st.live.emit(
         l.id,
         "state",
         now,
         serde_json::json!({"state": "ended", "lesson": l.id, "by": p.ident()}),
     );
     super::scheduler::end_room(&st, l.id).await;
-    let l = model::get_lesson(&st.school.store, l.id).await?;
+    let l = model::get_lesson(&st.store, l.id).await?;
     Ok(Json(view(&st, l)).into_response())
 }
 
@@ -2081,16 +2078,16 @@ struct HandBody {
 }
 
 async fn lessons_hand(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<HandBody>,
 ) -> ApiResult {
     let l = lesson_for(&st, &p, &id).await?;
-    policy::check_window(&st.school, &l, st.school.now())?;
+    policy::check_window(&st, &l, st.now())?;
     let c = p.classroom_id().unwrap_or_default();
-    st.school.live.hand(l.id, c, b.raised, st.school.now());
-    Ok(Json(st.school.live.snapshot(l.id)).into_response())
+    st.live.hand(l.id, c, b.raised, st.now());
+    Ok(Json(st.live.snapshot(l.id)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -2111,12 +2108,12 @@ fn site_of(l: &Lesson, c: i64) -> Result<(), ApiError> {
 }
 
 async fn lessons_speak(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<SpeakBody>,
 ) -> ApiResult {
-    let l = model::get_lesson(&st.school.store, parse_id(&id)?).await?;
+    let l = model::get_lesson(&st.store, parse_id(&id)?).await?;
     own_lesson(&st, &p, &l).await?;
     if l.mode != LessonMode::Master {
         return Err(ApiError::new(
@@ -2126,19 +2123,18 @@ async fn lessons_speak(
         ));
     }
     site_of(&l, b.classroom_id)?;
-    policy::check_window(&st.school, &l, st.school.now())?;
-    st.school
-        .live
-        .speak(l.id, b.classroom_id, b.granted, st.school.now());
+    policy::check_window(&st, &l, st.now())?;
+    st.live.speak(l.id, b.classroom_id, b.granted, st.now());
     if !b.granted {
         // The grant is checked at WHIP time; a revoke also ends what is being sent.
         let part = policy::classroom_part(b.classroom_id);
-        crate::signal::kick(&st, &l.room(), |s| {
-            s.role == crate::sfu::Role::Publisher && s.part.as_deref() == Some(part.as_str())
-        })
-        .await;
+        st.media
+            .kick(&l.room(), |s| {
+                s.role == crate::sfu::Role::Publisher && s.part.as_deref() == Some(part.as_str())
+            })
+            .await;
     }
-    Ok(Json(st.school.live.snapshot(l.id)).into_response())
+    Ok(Json(st.live.snapshot(l.id)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -2147,12 +2143,12 @@ struct SpotlightBody {
 }
 
 async fn lessons_spotlight(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<SpotlightBody>,
 ) -> ApiResult {
-    let l = model::get_lesson(&st.school.store, parse_id(&id)?).await?;
+    let l = model::get_lesson(&st.store, parse_id(&id)?).await?;
     own_lesson(&st, &p, &l).await?;
     if l.mode != LessonMode::Sync {
         return Err(ApiError::new(
@@ -2164,25 +2160,22 @@ async fn lessons_spotlight(
     if let Some(c) = b.classroom_id {
         site_of(&l, c)?;
     }
-    policy::check_window(&st.school, &l, st.school.now())?;
-    if st
-        .school
-        .live
-        .spotlight(l.id, b.classroom_id, st.school.now())
-    {
-        crate::signal::set_spotlight(&st, &l.room(), b.classroom_id.map(policy::classroom_part));
+    policy::check_window(&st, &l, st.now())?;
+    if st.live.spotlight(l.id, b.classroom_id, st.now()) {
+        st.media
+            .set_spotlight(&l.room(), b.classroom_id.map(policy::classroom_part));
     }
-    Ok(Json(st.school.live.snapshot(l.id)).into_response())
+    Ok(Json(st.live.snapshot(l.id)).into_response())
 }
 
 async fn lessons_live(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
     let l = lesson_for(&st, &p, &id).await?;
     // `peek`: reading an ended (or not yet open) lesson does not bring live state back.
-    Ok(Json(st.school.live.peek(l.id)).into_response())
+    Ok(Json(st.live.peek(l.id)).into_response())
 }
 
 fn sse_of(ev: &super::live::Event) -> SseEvent {
@@ -2193,14 +2186,14 @@ fn sse_of(ev: &super::live::Event) -> SseEvent {
 }
 
 async fn lessons_events(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let l = lesson_for(&st, &p, &id).await?;
-    let state = l.state_at(st.school.now(), st.school.open_before, st.school.grace);
+    let state = l.state_at(st.now(), st.open_before, st.grace);
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -2208,19 +2201,19 @@ async fn lessons_events(
         .or_else(|| q.get("last_event_id").cloned())
         .and_then(|s| s.trim().parse::<u64>().ok());
     // Subscribe to revocations before the lesson's events, so none falls between the two.
-    let revoked = st.school.revoked.subscribe();
+    let revoked = st.revoked.subscribe();
     let ended = state == LessonState::Ended;
     // An ended lesson: what the follower missed (its state is kept a little while after the
     // end) or one picture, and then the stream ends; it never brings live state back.
     let sub = if ended {
-        st.school.live.subscribe_existing(l.id, last)
+        st.live.subscribe_existing(l.id, last)
     } else {
-        Some(st.school.live.subscribe(l.id, last))
+        Some(st.live.subscribe(l.id, last))
     };
     let sub = match sub {
         Some(sub) => sub,
         None => super::live::Subscription {
-            resync: Some(st.school.live.peek(l.id)),
+            resync: Some(st.live.peek(l.id)),
             missed: Vec::new(),
             rx: tokio::sync::broadcast::channel(1).1,
         },
@@ -2271,7 +2264,7 @@ async fn lessons_events(
                         }
                         Err(RecvError::Lagged(_)) => {
                             // Too slow to follow: send the whole picture and carry on from it.
-                            let snap = st.school.live.snapshot(lesson);
+                            let snap = st.live.snapshot(lesson);
                             seen = snap.seq;
                             let e = SseEvent::default()
                             .id(snap.seq.to_string())
@@ -2302,9 +2295,12 @@ async fn lessons_events(
         .into_response())
 }
 
-async fn today(State(st): State<Arc<AppState>>, Extension(p): Extension<Principal>) -> ApiResult {
+async fn today(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult {
     let (from, to) = day_window(&st, None, None)?;
-    let now = st.school.now();
+    let now = st.now();
     let mine = |l: &Lesson| match &p {
         Principal::Device { classroom_id, .. } => l.has_classroom(*classroom_id),
         Principal::User {
@@ -2314,16 +2310,12 @@ async fn today(State(st): State<Arc<AppState>>, Extension(p): Extension<Principa
         } => l.hub_teacher_id == *t || l.sites.iter().any(|s| s.assisting_teacher_id == Some(*t)),
         _ => true,
     };
-    let ls: Vec<Lesson> = watchable(
-        &st,
-        &p,
-        model::lessons_between(&st.school.store, from, to).await?,
-    )
-    .await?
-    .into_iter()
-    .filter(|l| mine(l))
-    .collect();
-    let state = |l: &Lesson| l.state_at(now, st.school.open_before, st.school.grace);
+    let ls: Vec<Lesson> = watchable(&st, &p, model::lessons_between(&st.store, from, to).await?)
+        .await?
+        .into_iter()
+        .filter(|l| mine(l))
+        .collect();
+    let state = |l: &Lesson| l.state_at(now, st.open_before, st.grace);
     let current = ls
         .iter()
         .find(|l| matches!(state(l), LessonState::Open | LessonState::Live))
@@ -2334,7 +2326,7 @@ async fn today(State(st): State<Arc<AppState>>, Extension(p): Extension<Principa
         .cloned();
     Ok(Json(serde_json::json!({
         "now": now,
-        "date": fmt_date(millis_to_local(now, st.school.offset).date()),
+        "date": fmt_date(millis_to_local(now, st.offset).date()),
         "current": current.map(|l| view(&st, l)),
         "next": next.map(|l| view(&st, l)),
         "lessons": ls.into_iter().map(|l| view(&st, l)).collect::<Vec<_>>(),
@@ -2347,7 +2339,7 @@ async fn openapi_doc() -> Response {
 }
 
 async fn csv_route(
-    State(st): State<Arc<AppState>>,
+    State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     method: Method,
     matched: MatchedPath,
@@ -2364,14 +2356,14 @@ async fn csv_route(
         [],
     )?;
     if method == Method::POST {
-        crate::http::edge::require_csv(&headers)?;
+        require_csv(&headers)?;
     }
     super::csvio::handle(&st, method, matched.as_str(), &q, body).await
 }
 
 /// The `/api` router (with the guard applied).
-pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    let mut r: Router<Arc<AppState>> = Router::new()
+pub fn router(state: Arc<SchoolState>) -> Router<Arc<SchoolState>> {
+    let mut r: Router<Arc<SchoolState>> = Router::new()
         .route("/api/openapi.json", get(openapi_doc))
         .route(
             "/api/login",
@@ -2421,6 +2413,26 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     r = entity_routes::<Pairing>(r);
     r = entity_routes::<Term>(r);
     r.route_layer(axum::middleware::from_fn_with_state(state, guard))
+}
+
+/// Refuses a CSV upload that is not declared `text/csv` (what the admin page sends). A
+/// cross-site HTML form can only send `text/plain`, urlencoded or multipart bodies, so this
+/// keeps forms elsewhere from posting a timetable with an administrator's cookie.
+fn require_csv(h: &HeaderMap) -> Result<(), ApiError> {
+    let ct = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("text/csv") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("send the file as Content-Type: text/csv (got `{ct}`)"),
+        ))
+    }
 }
 
 /// Property tests: `bearer_or_cookie` reads any header values without panicking.

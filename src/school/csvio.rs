@@ -19,7 +19,8 @@ use serde::Serialize;
 use super::model::{
     self, Classroom, LessonMode, Pairing, School, SchoolKind, Site, Slot, SlotError, Teacher, Term,
 };
-use crate::http::{ApiError, AppState};
+use super::SchoolState;
+use crate::problem::ApiError;
 use crate::store::StoreError;
 
 /// Largest CSV file accepted (bytes, before decoding); a larger body is refused with 413
@@ -172,7 +173,7 @@ pub(crate) fn csv_response(name: &str, body: Vec<u8>) -> Response {
 
 /// Dispatches the CSV routes.
 pub async fn handle(
-    st: &AppState,
+    st: &SchoolState,
     method: Method,
     path: &str,
     q: &HashMap<String, String>,
@@ -408,8 +409,8 @@ struct Directory {
 }
 
 impl Directory {
-    async fn load(st: &AppState) -> Result<Directory, StoreError> {
-        let s = &st.school.store;
+    async fn load(st: &SchoolState) -> Result<Directory, StoreError> {
+        let s = &st.store;
         let schools: Vec<School> = model::list(s, None).await?;
         let classrooms: Vec<Classroom> = model::list(s, None).await?;
         let teachers: Vec<Teacher> = model::list(s, None).await?;
@@ -482,11 +483,11 @@ const PAIRING_COLS: &[&str] = &[
 
 /// Imports pairings from the file's bytes (see [`decode`]); returns how many rows were
 /// written.
-pub async fn import_pairings(st: &AppState, bytes: Bytes) -> Result<usize, ApiError> {
+pub async fn import_pairings(st: &SchoolState, bytes: Bytes) -> Result<usize, ApiError> {
     let rows = blocking(move || Ok(parse(&decode(&bytes)?, PAIRING_COLS, &["owner"])?)).await?;
     let dir = Directory::load(st).await?;
     let items = blocking(move || check_pairings(&rows, &dir).map_err(rejected)).await?;
-    let mut tx = st.school.store.begin().await?;
+    let mut tx = st.store.begin().await?;
     for (n, p) in &items {
         if let Err(e) = model::insert_in(&mut tx, p).await {
             let message = match e {
@@ -625,11 +626,11 @@ const TIMETABLE_COLS: &[&str] = &[
 
 /// Imports timetable slots from the file's bytes (see [`decode`]); returns how many were
 /// written.
-pub async fn import_timetable(st: &AppState, bytes: Bytes) -> Result<usize, ApiError> {
+pub async fn import_timetable(st: &SchoolState, bytes: Bytes) -> Result<usize, ApiError> {
     let rows = blocking(move || Ok(parse(&decode(&bytes)?, TIMETABLE_COLS, &[])?)).await?;
     let dir = Directory::load(st).await?;
     let slots = blocking(move || check_timetable(&rows, &dir).map_err(rejected)).await?;
-    let mut tx = st.school.store.begin().await?;
+    let mut tx = st.store.begin().await?;
     for (n, s) in slots.iter().cloned() {
         match model::save_slot_in(&mut tx, s, false).await {
             Ok(_) => {}
@@ -794,8 +795,8 @@ pub(crate) fn write_rows(header: &[&str], rows: Vec<Vec<String>>) -> Result<Vec<
     w.into_inner().map_err(ApiError::internal)
 }
 
-async fn export_pairings(st: &AppState) -> Result<Vec<u8>, ApiError> {
-    let s = &st.school.store;
+async fn export_pairings(st: &SchoolState) -> Result<Vec<u8>, ApiError> {
+    let s = &st.store;
     let schools: HashMap<i64, School> = model::list::<School>(s, None)
         .await?
         .into_iter()
@@ -821,8 +822,8 @@ async fn export_pairings(st: &AppState) -> Result<Vec<u8>, ApiError> {
     write_rows(&header, rows)
 }
 
-async fn export_timetable(st: &AppState, term_id: i64) -> Result<Vec<u8>, ApiError> {
-    let s = &st.school.store;
+async fn export_timetable(st: &SchoolState, term_id: i64) -> Result<Vec<u8>, ApiError> {
+    let s = &st.store;
     let term: Term = model::get(s, term_id).await?;
     let schools: HashMap<i64, School> = model::list::<School>(s, None)
         .await?

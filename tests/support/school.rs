@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use classrelay::school::time::{
-    local_to_millis, parse_date, parse_hhmm, parse_offset, ManualClock,
-};
+use classrelay::time::{local_to_millis, parse_date, parse_hhmm, parse_offset, ManualClock};
 use classrelay::{Config, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

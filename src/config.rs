@@ -715,6 +715,50 @@ mod tests {
         assert_eq!(off.school.quality_interval_sec, 0);
     }
 
+    /// The defaults live in the embedded TOML and in the serde `default_*` functions (which
+    /// also read `sfu::worker::FAN_OUT_CHUNK`, `sfu::pipe::BACKLOG`...): they must agree, key
+    /// by key, or a file that leaves a key out would get another value than the docs say.
+    #[test]
+    fn serde_defaults_equal_the_embedded_toml() {
+        let embedded = toml::Value::try_from(Config::default()).unwrap();
+        // Every section of the embedded file, with every key left out that serde can fill.
+        let full: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let mut sparse = toml::Table::new();
+        for (section, v) in &full {
+            let mut keep = toml::Table::new();
+            if let toml::Value::Table(t) = v {
+                for (k, x) in t {
+                    let mut probe = full.clone();
+                    if let Some(toml::Value::Table(pt)) = probe.get_mut(section) {
+                        pt.remove(k);
+                    }
+                    if toml::Value::Table(probe).try_into::<Config>().is_err() {
+                        keep.insert(k.clone(), x.clone()); // required: no serde default
+                    }
+                }
+                sparse.insert(section.clone(), toml::Value::Table(keep));
+            } else {
+                sparse.insert(section.clone(), v.clone());
+            }
+        }
+        let from_serde: Config = toml::Value::Table(sparse).try_into().unwrap();
+        let from_serde = toml::Value::try_from(from_serde).unwrap();
+        let (toml::Value::Table(a), toml::Value::Table(b)) = (&embedded, &from_serde) else {
+            panic!("a config serializes to a table");
+        };
+        for (section, va) in a {
+            let vb = &b[section];
+            if let (toml::Value::Table(ta), toml::Value::Table(tb)) = (va, vb) {
+                for (k, x) in ta {
+                    assert_eq!(Some(x), tb.get(k), "default of {section}.{k}: TOML vs serde");
+                }
+            } else {
+                assert_eq!(va, vb, "default of {section}: TOML vs serde");
+            }
+        }
+        assert_eq!(embedded, from_serde);
+    }
+
     #[test]
     fn unknown_key_is_named() {
         let err = Config::from_toml_over_defaults("[media]\nudp_prot = 5\n", "t.toml").unwrap_err();

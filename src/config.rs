@@ -750,7 +750,11 @@ mod tests {
             let vb = &b[section];
             if let (toml::Value::Table(ta), toml::Value::Table(tb)) = (va, vb) {
                 for (k, x) in ta {
-                    assert_eq!(Some(x), tb.get(k), "default of {section}.{k}: TOML vs serde");
+                    assert_eq!(
+                        Some(x),
+                        tb.get(k),
+                        "default of {section}.{k}: TOML vs serde"
+                    );
                 }
             } else {
                 assert_eq!(va, vb, "default of {section}: TOML vs serde");

@@ -79,18 +79,12 @@ impl Server {
         config: Config,
         clock: Arc<dyn crate::time::Clock>,
     ) -> Result<Server, StartError> {
-        config.validate()?;
-        datadir::create_dir(&config.data.dir)
-            .map_err(io_err(format!("creating {}", config.data.dir.display())))?;
-        let (secret, secret_generated) =
-            auth::load_or_create_secret(&config.auth.secret, &config.data.dir)
-                .map_err(io_err("reading or creating the signing secret"))?;
-        let keys = TokenKeys::new(&secret);
-        let store =
-            store::Store::open(&config.database.url, &config.data.dir.join("classrelay.db"))
-                .await?;
-        store.migrate().await?;
-        let first_admin = create_first_admin(&store, &config.data.dir, clock.now()).await?;
+        let Prepared {
+            keys,
+            secret_generated,
+            store,
+            first_admin,
+        } = prepare(&config, clock.as_ref()).await?;
         let metrics = Metrics::new();
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let sfu = Sfu::start(
@@ -250,6 +244,75 @@ impl Server {
             let _ = t.await;
         }
         self.state.school.store.close().await;
+    }
+}
+
+/// What every start does before the media and HTTP: the checked config's data directory,
+/// signing keys, the migrated database and its first admin.
+struct Prepared {
+    keys: TokenKeys,
+    secret_generated: bool,
+    store: store::Store,
+    first_admin: Option<(String, String)>,
+}
+
+async fn prepare(config: &Config, clock: &dyn crate::time::Clock) -> Result<Prepared, StartError> {
+    config.validate()?;
+    datadir::create_dir(&config.data.dir)
+        .map_err(io_err(format!("creating {}", config.data.dir.display())))?;
+    let (secret, secret_generated) =
+        auth::load_or_create_secret(&config.auth.secret, &config.data.dir)
+            .map_err(io_err("reading or creating the signing secret"))?;
+    let keys = TokenKeys::new(&secret);
+    let store =
+        store::Store::open(&config.database.url, &config.data.dir.join("classrelay.db")).await?;
+    store.migrate().await?;
+    let first_admin = create_first_admin(&store, &config.data.dir, clock.now()).await?;
+    Ok(Prepared {
+        keys,
+        secret_generated,
+        store,
+        first_admin,
+    })
+}
+
+/// The server without a socket, for driving [`http::app`] in-process with
+/// `tower::ServiceExt::oneshot`: the database opened and migrated, the first admin made, the
+/// lesson scheduler running, and an SFU without workers, so nothing binds UDP or TCP and a
+/// WHIP/WHEP offer that gets as far as the media is refused (503 `overloaded`).
+pub struct InProcess {
+    /// The whole state.
+    pub state: Arc<AppState>,
+    /// The admin made by this start (see [`Server::first_admin`]).
+    pub first_admin: Option<(String, String)>,
+}
+
+impl InProcess {
+    /// Assembles it from `config`, on `clock`. Must be called inside a tokio runtime.
+    pub async fn start(
+        config: Config,
+        clock: Arc<dyn crate::time::Clock>,
+    ) -> Result<InProcess, StartError> {
+        let p = prepare(&config, clock.as_ref()).await?;
+        let sfu = Sfu::without_workers().map_err(io_err("making the DTLS certificate"))?;
+        let state = Arc::new(AppState::new(
+            config,
+            p.keys,
+            sfu,
+            Metrics::new(),
+            p.store,
+            clock,
+        ));
+        tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));
+        Ok(InProcess {
+            state,
+            first_admin: p.first_admin,
+        })
+    }
+
+    /// The router over this state.
+    pub fn app(&self) -> axum::Router {
+        http::app(self.state.clone())
     }
 }
 

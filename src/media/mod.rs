@@ -250,6 +250,10 @@ impl Media {
             follow,
             quota,
         } = new;
+        if self.sfu.is_empty() {
+            // An SFU without workers (the HTTP app driven in-process) takes no media.
+            return Err(ApiError::unavailable("no media workers", 5));
+        }
         // Reserve a place before doing any work.
         let max = self.limits.max_peers;
         let count = &self.sfu.peer_count;

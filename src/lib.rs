@@ -161,6 +161,42 @@ impl Server {
         })
     }
 
+    /// The server without a socket, for driving [`Server::app`] in-process with
+    /// `tower::ServiceExt::oneshot`: the database opened and migrated, the first admin made,
+    /// the lesson scheduler running, and an SFU without workers, so nothing binds TCP or UDP
+    /// and a WHIP/WHEP offer that gets as far as the media is refused (503 `overloaded`).
+    /// Its [`Server::http_addr`] is the unspecified address. Must be called inside a tokio
+    /// runtime.
+    pub async fn in_process(
+        config: Config,
+        clock: Arc<dyn crate::time::Clock>,
+    ) -> Result<Server, StartError> {
+        let p = prepare(&config, clock.as_ref()).await?;
+        let sfu = Sfu::without_workers().map_err(io_err("making the DTLS certificate"))?;
+        let state = Arc::new(AppState::new(
+            config,
+            p.keys,
+            sfu,
+            Metrics::new(),
+            p.store,
+            clock,
+        ));
+        tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));
+        Ok(Server {
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            state,
+            secret_generated: p.secret_generated,
+            first_admin: p.first_admin,
+            shutdown: None,
+            task: None,
+        })
+    }
+
+    /// The router over this server's state (what [`Server::start`] serves).
+    pub fn app(&self) -> axum::Router {
+        http::app(self.state.clone())
+    }
+
     /// The bound HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
@@ -274,46 +310,6 @@ async fn prepare(config: &Config, clock: &dyn crate::time::Clock) -> Result<Prep
         store,
         first_admin,
     })
-}
-
-/// The server without a socket, for driving [`http::app`] in-process with
-/// `tower::ServiceExt::oneshot`: the database opened and migrated, the first admin made, the
-/// lesson scheduler running, and an SFU without workers, so nothing binds UDP or TCP and a
-/// WHIP/WHEP offer that gets as far as the media is refused (503 `overloaded`).
-pub struct InProcess {
-    /// The whole state.
-    pub state: Arc<AppState>,
-    /// The admin made by this start (see [`Server::first_admin`]).
-    pub first_admin: Option<(String, String)>,
-}
-
-impl InProcess {
-    /// Assembles it from `config`, on `clock`. Must be called inside a tokio runtime.
-    pub async fn start(
-        config: Config,
-        clock: Arc<dyn crate::time::Clock>,
-    ) -> Result<InProcess, StartError> {
-        let p = prepare(&config, clock.as_ref()).await?;
-        let sfu = Sfu::without_workers().map_err(io_err("making the DTLS certificate"))?;
-        let state = Arc::new(AppState::new(
-            config,
-            p.keys,
-            sfu,
-            Metrics::new(),
-            p.store,
-            clock,
-        ));
-        tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));
-        Ok(InProcess {
-            state,
-            first_admin: p.first_admin,
-        })
-    }
-
-    /// The router over this state.
-    pub fn app(&self) -> axum::Router {
-        http::app(self.state.clone())
-    }
 }
 
 /// On a database without an admin, creates `admin` with a random password written to

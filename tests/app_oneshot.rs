@@ -1,5 +1,5 @@
 //! The HTTP app driven in-process (`tower::ServiceExt::oneshot` over `http::app(state)`): no
-//! TCP listener, no UDP socket, no media worker (`classrelay::InProcess`). WHIP/WHEP status
+//! TCP listener, no UDP socket, no media worker (`Server::in_process`). WHIP/WHEP status
 //! codes that are decided before any media work, the problem+json shape, and the school API's
 //! answers to anonymous and signed-in callers. What needs media (an SDP the SFU must read, a
 //! session that lives) stays in `tests/signalling.rs` over real sockets.
@@ -13,7 +13,7 @@ use axum::http::{Method, Request, StatusCode};
 use axum::response::Response;
 use classrelay::auth::{Claims, Grant};
 use classrelay::time::ManualClock;
-use classrelay::{Config, InProcess};
+use classrelay::{Config, Server};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -21,14 +21,14 @@ const SECRET: &str = "test-secret-test-secret-test-secret";
 
 struct Env {
     _dir: tempfile::TempDir,
-    app: InProcess,
+    app: Server,
 }
 
 async fn start() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::for_tests(dir.path());
     cfg.auth.secret = SECRET.into();
-    let app = InProcess::start(cfg, ManualClock::new(1_790_000_000_000))
+    let app = Server::in_process(cfg, ManualClock::new(1_790_000_000_000))
         .await
         .unwrap();
     Env { _dir: dir, app }
@@ -42,7 +42,7 @@ impl Env {
             "viewer"
         };
         self.app
-            .state
+            .state()
             .keys
             .mint(sub, room, &[grant], Duration::from_secs(60))
     }
@@ -239,10 +239,10 @@ async fn whip_whep_refusals_before_media_are_problems() {
         assert_problem(r, status, kind).await;
     }
     // Nothing was left behind by the refusals.
-    assert!(env.app.state.media.sessions.lock().unwrap().is_empty());
+    assert!(env.app.state().media.sessions.lock().unwrap().is_empty());
     assert_eq!(
         env.app
-            .state
+            .state()
             .media
             .sfu
             .peer_count
@@ -324,8 +324,8 @@ async fn school_api_answers_by_caller() {
     let env = start().await;
     let (user, password) = env
         .app
-        .first_admin
-        .clone()
+        .first_admin()
+        .cloned()
         .expect("first start makes an admin");
     // Anonymous: refused with a problem, the route's rule applied by the guard.
     let r = env

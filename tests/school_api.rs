@@ -362,7 +362,11 @@ async fn timetable(app: App) {
     assert_eq!(ls[0]["room"], format!("lesson-{}", ls[0]["id"]));
     assert_eq!(ls[0]["sites"][0]["classroom_id"], f.room_a);
 }
-both_backends!(timetable_conflicts_and_generation, timetable, start_in_process);
+both_backends!(
+    timetable_conflicts_and_generation,
+    timetable,
+    start_in_process
+);
 
 const PAIRINGS_OK: &str = "hub_school_code,partner_school_code,subject,grade,term,owner\n\
 HUB01,ZJ01,英语,三年级,2026秋,昭觉县教育局\n\

@@ -140,7 +140,7 @@ pub(super) async fn may_read<E: Scoped>(
     })
 }
 
-pub(super) async fn list_h<E: Scoped>(
+pub(super) async fn list_entities<E: Scoped>(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
@@ -173,7 +173,7 @@ pub(super) async fn list_h<E: Scoped>(
     Ok(Json(rows).into_response())
 }
 
-pub(super) async fn get_h<E: Scoped>(
+pub(super) async fn get_entity<E: Scoped>(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
@@ -186,7 +186,7 @@ pub(super) async fn get_h<E: Scoped>(
     Ok(Json(e).into_response())
 }
 
-pub(super) async fn create_h<E: Scoped>(
+pub(super) async fn create_entity<E: Scoped>(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     JsonBody(e): JsonBody<E>,
@@ -207,7 +207,7 @@ pub(super) async fn create_h<E: Scoped>(
     Ok(created(format!("/api/{}/{id}", plural::<E>()), &stored))
 }
 
-pub(super) async fn update_h<E: Scoped>(
+pub(super) async fn update_entity<E: Scoped>(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
@@ -223,7 +223,7 @@ pub(super) async fn update_h<E: Scoped>(
     Ok(Json(model::update(&st.store, id, &e).await?).into_response())
 }
 
-pub(super) async fn delete_h<E: Scoped>(
+pub(super) async fn delete_entity<E: Scoped>(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
@@ -241,14 +241,18 @@ pub(super) async fn delete_h<E: Scoped>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub(super) fn entity_routes<E: Scoped>(
-    router: Router<Arc<SchoolState>>,
-) -> Router<Arc<SchoolState>> {
-    let base = format!("/api/{}", plural::<E>());
-    router
-        .route(&base, get(list_h::<E>).post(create_h::<E>))
-        .route(
-            &format!("{base}/{{id}}"),
-            get(get_h::<E>).put(update_h::<E>).delete(delete_h::<E>),
-        )
+/// The generic handler of entity `E` for `method` on its list (`item`: on one row).
+pub(super) fn entity_handler<E: Scoped>(
+    method: &str,
+    item: bool,
+) -> Option<MethodRouter<Arc<SchoolState>>> {
+    use axum::routing::{delete, put};
+    Some(match (method, item) {
+        ("GET", false) => get(list_entities::<E>),
+        ("POST", false) => post(create_entity::<E>),
+        ("GET", true) => get(get_entity::<E>),
+        ("PUT", true) => put(update_entity::<E>),
+        ("DELETE", true) => delete(delete_entity::<E>),
+        _ => return None,
+    })
 }

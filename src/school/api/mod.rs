@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +81,7 @@ const PEOPLE: &[Role] = &[Role::Admin, Role::Teacher, Role::Observer, Role::Insp
 const STAFF: &[Role] = &[Role::Admin, Role::Teacher];
 const DEVICE: &[Role] = &[Role::Classroom];
 
-macro_rules! r {
+macro_rules! route_rule {
     ($m:literal, $p:literal, $a:expr, $tag:literal, $s:literal, $body:expr, $resp:expr) => {
         RouteRule {
             method: $m,
@@ -97,7 +97,7 @@ macro_rules! r {
 
 /// Every `/api` route with its rule.
 pub const ROUTES: &[RouteRule] = &[
-    r!(
+    route_rule!(
         "GET",
         "/api/openapi.json",
         Allow::Anyone,
@@ -106,7 +106,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         None
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/login",
         Allow::Anyone,
@@ -115,7 +115,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Login"),
         Some("LoginResult")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/logout",
         Allow::Roles(ALL),
@@ -124,7 +124,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         None
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/me",
         Allow::Roles(ALL),
@@ -133,7 +133,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("Principal")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/users",
         Allow::Roles(ADMIN),
@@ -142,7 +142,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("[User]")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/users",
         Allow::Roles(ADMIN),
@@ -151,7 +151,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("NewUser"),
         Some("User")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/users.csv",
         Allow::Roles(ADMIN),
@@ -160,7 +160,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("csv")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/users/import",
         Allow::Roles(ADMIN),
@@ -169,7 +169,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("csv"),
         Some("UsersImported")
     ),
-    r!(
+    route_rule!(
         "PATCH",
         "/api/users/{id}",
         Allow::Roles(ADMIN),
@@ -178,7 +178,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("UserPatch"),
         Some("User")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/classrooms/{id}/devices",
         Allow::Roles(ADMIN),
@@ -187,7 +187,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("[DeviceToken]")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/classrooms/{id}/devices",
         Allow::Roles(ADMIN),
@@ -196,7 +196,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("NewDevice"),
         Some("IssuedDevice")
     ),
-    r!(
+    route_rule!(
         "DELETE",
         "/api/devices/{id}",
         Allow::Roles(ADMIN),
@@ -205,7 +205,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("DeviceToken")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/regions",
         Allow::Roles(PEOPLE),
@@ -214,7 +214,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("[Region]")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/regions",
         Allow::Roles(ADMIN),
@@ -223,7 +223,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Region"),
         Some("Region")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/regions/{id}",
         Allow::Roles(PEOPLE),
@@ -232,7 +232,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("Region")
     ),
-    r!(
+    route_rule!(
         "PUT",
         "/api/regions/{id}",
         Allow::Roles(ADMIN),
@@ -241,7 +241,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Region"),
         Some("Region")
     ),
-    r!(
+    route_rule!(
         "DELETE",
         "/api/regions/{id}",
         Allow::Roles(ADMIN),
@@ -250,7 +250,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         None
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/schools",
         Allow::Roles(PEOPLE),
@@ -259,7 +259,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("[School]")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/schools",
         Allow::Roles(ADMIN),
@@ -268,7 +268,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("School"),
         Some("School")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/schools/{id}",
         Allow::Roles(PEOPLE),
@@ -277,7 +277,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("School")
     ),
-    r!(
+    route_rule!(
         "PUT",
         "/api/schools/{id}",
         Allow::Roles(ADMIN),
@@ -286,7 +286,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("School"),
         Some("School")
     ),
-    r!(
+    route_rule!(
         "DELETE",
         "/api/schools/{id}",
         Allow::Roles(ADMIN),
@@ -295,7 +295,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         None
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/classrooms",
         Allow::Roles(ALL),
@@ -304,7 +304,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("[Classroom]")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/classrooms",
         Allow::Roles(ADMIN),
@@ -313,7 +313,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Classroom"),
         Some("Classroom")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/classrooms/{id}",
         Allow::Roles(ALL),
@@ -322,7 +322,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("Classroom")
     ),
-    r!(
+    route_rule!(
         "PUT",
         "/api/classrooms/{id}",
         Allow::Roles(ADMIN),
@@ -331,7 +331,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Classroom"),
         Some("Classroom")
     ),
-    r!(
+    route_rule!(
         "DELETE",
         "/api/classrooms/{id}",
         Allow::Roles(ADMIN),
@@ -340,7 +340,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         None
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/teachers",
         Allow::Roles(PEOPLE),
@@ -349,7 +349,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("[Teacher]")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/teachers",
         Allow::Roles(ADMIN),
@@ -358,7 +358,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Teacher"),
         Some("Teacher")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/teachers/{id}",
         Allow::Roles(PEOPLE),
@@ -367,7 +367,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("Teacher")
     ),
-    r!(
+    route_rule!(
         "PUT",
         "/api/teachers/{id}",
         Allow::Roles(ADMIN),
@@ -376,7 +376,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Teacher"),
         Some("Teacher")
     ),
-    r!(
+    route_rule!(
         "DELETE",
         "/api/teachers/{id}",
         Allow::Roles(ADMIN),
@@ -385,7 +385,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         None
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/pairings",
         Allow::Roles(PEOPLE),
@@ -394,7 +394,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("[Pairing]")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/pairings",
         Allow::Roles(ADMIN),
@@ -403,7 +403,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Pairing"),
         Some("Pairing")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/pairings/{id}",
         Allow::Roles(PEOPLE),
@@ -412,7 +412,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("Pairing")
     ),
-    r!(
+    route_rule!(
         "PUT",
         "/api/pairings/{id}",
         Allow::Roles(ADMIN),
@@ -421,7 +421,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Pairing"),
         Some("Pairing")
     ),
-    r!(
+    route_rule!(
         "DELETE",
         "/api/pairings/{id}",
         Allow::Roles(ADMIN),
@@ -430,7 +430,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         None
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/pairings.csv",
         Allow::Roles(ADMIN),
@@ -439,7 +439,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("csv")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/pairings/import",
         Allow::Roles(ADMIN),
@@ -448,7 +448,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("csv"),
         Some("ImportResult")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/terms",
         Allow::Roles(PEOPLE),
@@ -457,7 +457,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("[Term]")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/terms",
         Allow::Roles(ADMIN),
@@ -466,7 +466,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Term"),
         Some("Term")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/terms/{id}",
         Allow::Roles(PEOPLE),
@@ -475,7 +475,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("Term")
     ),
-    r!(
+    route_rule!(
         "PUT",
         "/api/terms/{id}",
         Allow::Roles(ADMIN),
@@ -484,7 +484,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Term"),
         Some("Term")
     ),
-    r!(
+    route_rule!(
         "DELETE",
         "/api/terms/{id}",
         Allow::Roles(ADMIN),
@@ -493,7 +493,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         None
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/slots",
         Allow::Roles(PEOPLE),
@@ -502,7 +502,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("[Slot]")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/slots",
         Allow::Roles(ADMIN),
@@ -511,7 +511,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Slot"),
         Some("Slot")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/slots/{id}",
         Allow::Roles(PEOPLE),
@@ -520,7 +520,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("Slot")
     ),
-    r!(
+    route_rule!(
         "PUT",
         "/api/slots/{id}",
         Allow::Roles(ADMIN),
@@ -529,7 +529,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Slot"),
         Some("Slot")
     ),
-    r!(
+    route_rule!(
         "DELETE",
         "/api/slots/{id}",
         Allow::Roles(ADMIN),
@@ -538,7 +538,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         None
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/timetable.csv",
         Allow::Roles(ADMIN),
@@ -547,7 +547,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("csv")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/timetable/import",
         Allow::Roles(ADMIN),
@@ -556,7 +556,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("csv"),
         Some("ImportResult")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/lessons",
         Allow::Roles(ALL),
@@ -565,7 +565,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("[Lesson]")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/lessons",
         Allow::Roles(STAFF),
@@ -574,7 +574,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Lesson"),
         Some("Lesson")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/lessons/generate",
         Allow::Roles(ADMIN),
@@ -583,7 +583,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("DateRange"),
         Some("Generated")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/lessons/{id}",
         Allow::Roles(ALL),
@@ -592,7 +592,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("Lesson")
     ),
-    r!(
+    route_rule!(
         "PUT",
         "/api/lessons/{id}",
         Allow::Roles(STAFF),
@@ -601,7 +601,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Lesson"),
         Some("Lesson")
     ),
-    r!(
+    route_rule!(
         "DELETE",
         "/api/lessons/{id}",
         Allow::Roles(STAFF),
@@ -610,7 +610,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         None
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/lessons/{id}/join",
         Allow::Roles(ALL),
@@ -619,7 +619,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("Join")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/lessons/{id}/end",
         Allow::Roles(STAFF),
@@ -628,7 +628,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("Lesson")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/lessons/{id}/hand",
         Allow::Roles(DEVICE),
@@ -637,7 +637,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Hand"),
         Some("LiveState")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/lessons/{id}/speak",
         Allow::Roles(STAFF),
@@ -646,7 +646,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Speak"),
         Some("LiveState")
     ),
-    r!(
+    route_rule!(
         "POST",
         "/api/lessons/{id}/spotlight",
         Allow::Roles(STAFF),
@@ -655,7 +655,7 @@ pub const ROUTES: &[RouteRule] = &[
         Some("Spotlight"),
         Some("LiveState")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/lessons/{id}/live",
         Allow::Roles(ALL),
@@ -664,7 +664,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("LiveState")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/lessons/{id}/events",
         Allow::Roles(ALL),
@@ -674,7 +674,7 @@ pub const ROUTES: &[RouteRule] = &[
         None,
         Some("event-stream")
     ),
-    r!(
+    route_rule!(
         "GET",
         "/api/today",
         Allow::Roles(ALL),
@@ -834,57 +834,88 @@ async fn csv_route(
     super::csvio::handle(&st, method, matched.as_str(), &q, body).await
 }
 
-/// The `/api` router (with the guard applied).
+/// The handler of each `(method, path)` of [`ROUTES`]; `None` for a pair it does not know.
+fn handler(
+    method: &str,
+    path: &str,
+    state: &Arc<SchoolState>,
+) -> Option<MethodRouter<Arc<SchoolState>>> {
+    use axum::routing::{delete, patch, put};
+    let entity = path
+        .strip_prefix("/api/")
+        .map(|p| p.trim_end_matches("/{id}"));
+    if let Some(table) = entity.filter(|t| !t.contains('/')) {
+        let item = path.ends_with("/{id}");
+        let e = match table {
+            t if t == plural::<Region>() => entity_handler::<Region>(method, item),
+            t if t == plural::<School>() => entity_handler::<School>(method, item),
+            t if t == plural::<Classroom>() => entity_handler::<Classroom>(method, item),
+            t if t == plural::<Teacher>() => entity_handler::<Teacher>(method, item),
+            t if t == plural::<Pairing>() => entity_handler::<Pairing>(method, item),
+            t if t == plural::<Term>() => entity_handler::<Term>(method, item),
+            _ => None,
+        };
+        if e.is_some() {
+            return e;
+        }
+    }
+    Some(match (method, path) {
+        ("GET", "/api/openapi.json") => get(openapi_doc),
+        ("POST", "/api/login") => post(login).layer(Extension(Arc::new(
+            crate::auth::limit::LoginLimits::new(&state.config.auth, &state.metrics),
+        ))),
+        ("POST", "/api/logout") => post(logout),
+        ("GET", "/api/me") => get(me),
+        ("GET", "/api/users") => get(users_list),
+        ("POST", "/api/users") => post(users_create),
+        ("PATCH", "/api/users/{id}") => patch(users_patch),
+        ("GET", "/api/users.csv") => get(users_csv),
+        ("POST", "/api/users/import") => post(users_import),
+        ("GET", "/api/classrooms/{id}/devices") => get(devices_list),
+        ("POST", "/api/classrooms/{id}/devices") => post(devices_create),
+        ("DELETE", "/api/devices/{id}") => delete(devices_revoke),
+        ("GET", "/api/slots") => get(slots_list),
+        ("POST", "/api/slots") => post(slots_create),
+        ("GET", "/api/slots/{id}") => get(slots_get),
+        ("PUT", "/api/slots/{id}") => put(slots_put),
+        ("DELETE", "/api/slots/{id}") => delete(slots_delete),
+        ("GET", "/api/pairings.csv") | ("GET", "/api/timetable.csv") => get(csv_route),
+        ("POST", "/api/pairings/import") | ("POST", "/api/timetable/import") => post(csv_route),
+        ("GET", "/api/lessons") => get(lessons_list),
+        ("POST", "/api/lessons") => post(lessons_create),
+        ("POST", "/api/lessons/generate") => post(lessons_generate),
+        ("GET", "/api/lessons/{id}") => get(lessons_get),
+        ("PUT", "/api/lessons/{id}") => put(lessons_put),
+        ("DELETE", "/api/lessons/{id}") => delete(lessons_delete),
+        ("POST", "/api/lessons/{id}/join") => post(lessons_join),
+        ("POST", "/api/lessons/{id}/end") => post(lessons_end),
+        ("POST", "/api/lessons/{id}/hand") => post(lessons_hand),
+        ("POST", "/api/lessons/{id}/speak") => post(lessons_speak),
+        ("POST", "/api/lessons/{id}/spotlight") => post(lessons_spotlight),
+        ("GET", "/api/lessons/{id}/live") => get(lessons_live),
+        ("GET", "/api/lessons/{id}/events") => get(lessons_events),
+        ("GET", "/api/today") => get(today),
+        _ => return None,
+    })
+}
+
+/// The school API's router, built from [`ROUTES`]: every route is a rule of the table (so a
+/// route without an access rule cannot exist), every rule must have a handler (checked here,
+/// at start), and the guard applies the rule to every request.
 pub fn router(state: Arc<SchoolState>) -> Router<Arc<SchoolState>> {
-    let mut r: Router<Arc<SchoolState>> = Router::new()
-        .route("/api/openapi.json", get(openapi_doc))
-        .route(
-            "/api/login",
-            post(login).layer(Extension(Arc::new(crate::auth::limit::LoginLimits::new(
-                &state.config.auth,
-                &state.metrics,
-            )))),
-        )
-        .route("/api/logout", post(logout))
-        .route("/api/me", get(me))
-        .route("/api/users", get(users_list).post(users_create))
-        .route("/api/users/{id}", axum::routing::patch(users_patch))
-        .route("/api/users.csv", get(users_csv))
-        .route("/api/users/import", post(users_import))
-        .route(
-            "/api/classrooms/{id}/devices",
-            get(devices_list).post(devices_create),
-        )
-        .route("/api/devices/{id}", axum::routing::delete(devices_revoke))
-        .route("/api/slots", get(slots_list).post(slots_create))
-        .route(
-            "/api/slots/{id}",
-            get(slots_get).put(slots_put).delete(slots_delete),
-        )
-        .route("/api/pairings.csv", get(csv_route))
-        .route("/api/pairings/import", post(csv_route))
-        .route("/api/timetable.csv", get(csv_route))
-        .route("/api/timetable/import", post(csv_route))
-        .route("/api/lessons", get(lessons_list).post(lessons_create))
-        .route("/api/lessons/generate", post(lessons_generate))
-        .route(
-            "/api/lessons/{id}",
-            get(lessons_get).put(lessons_put).delete(lessons_delete),
-        )
-        .route("/api/lessons/{id}/join", post(lessons_join))
-        .route("/api/lessons/{id}/end", post(lessons_end))
-        .route("/api/lessons/{id}/hand", post(lessons_hand))
-        .route("/api/lessons/{id}/speak", post(lessons_speak))
-        .route("/api/lessons/{id}/spotlight", post(lessons_spotlight))
-        .route("/api/lessons/{id}/live", get(lessons_live))
-        .route("/api/lessons/{id}/events", get(lessons_events))
-        .route("/api/today", get(today));
-    r = entity_routes::<Region>(r);
-    r = entity_routes::<School>(r);
-    r = entity_routes::<Classroom>(r);
-    r = entity_routes::<Teacher>(r);
-    r = entity_routes::<Pairing>(r);
-    r = entity_routes::<Term>(r);
+    let mut by_path: Vec<(&'static str, MethodRouter<Arc<SchoolState>>)> = Vec::new();
+    for rule in ROUTES {
+        let h = handler(rule.method, rule.path, &state)
+            .unwrap_or_else(|| panic!("no handler for {} {}", rule.method, rule.path));
+        match by_path.iter_mut().find(|(p, _)| *p == rule.path) {
+            Some((_, m)) => *m = std::mem::take(m).merge(h),
+            None => by_path.push((rule.path, h)),
+        }
+    }
+    let mut r: Router<Arc<SchoolState>> = Router::new();
+    for (path, m) in by_path {
+        r = r.route(path, m);
+    }
     r.route_layer(axum::middleware::from_fn_with_state(state, guard))
 }
 

@@ -42,6 +42,18 @@ pub enum ConfigError {
     },
 }
 
+/// The shortest signing secret accepted, configured (`auth.secret`) or read from
+/// `<data.dir>/secret`: HS256 keys shorter than its 32-byte output are guessable offline.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Parses "10.0.0.0/8", "::1/128" or a bare address (a /32 or /128 net).
+pub fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -458,7 +470,7 @@ impl Config {
             });
         }
         self.validate_http()?;
-        if crate::school::time::parse_offset(&self.school.utc_offset).is_none() {
+        if crate::time::parse_offset(&self.school.utc_offset).is_none() {
             return Err(ConfigError::Value {
                 key: "school.utc_offset".into(),
                 message: format!("`{}` is not an offset like +08:00", self.school.utc_offset),
@@ -477,13 +489,13 @@ impl Config {
             });
         }
         let secret_len = self.auth.secret.len();
-        if secret_len > 0 && secret_len < crate::auth::MIN_SECRET_BYTES {
+        if secret_len > 0 && secret_len < MIN_SECRET_BYTES {
             return Err(ConfigError::Value {
                 key: "auth.secret".into(),
                 message: format!(
                     "is {secret_len} bytes; a signing secret needs at least {} (or leave it \
                      empty to have one generated in data.dir/secret)",
-                    crate::auth::MIN_SECRET_BYTES
+                    MIN_SECRET_BYTES
                 ),
             });
         }
@@ -583,7 +595,7 @@ impl Config {
             return bad("tls_cert", "tls_cert and tls_key go together");
         }
         for p in &h.trusted_proxies {
-            if crate::http::proxy::parse_net(p).is_none() {
+            if parse_net(p).is_none() {
                 return bad(
                     "trusted_proxies",
                     &format!("`{p}` is not an IP address or CIDR net"),
@@ -701,6 +713,54 @@ mod tests {
         let off =
             Config::from_toml_over_defaults("[school]\nquality_interval_sec = 0\n", "t").unwrap();
         assert_eq!(off.school.quality_interval_sec, 0);
+    }
+
+    /// The defaults live in the embedded TOML and in the serde `default_*` functions (which
+    /// also read `sfu::worker::FAN_OUT_CHUNK`, `sfu::pipe::BACKLOG`...): they must agree, key
+    /// by key, or a file that leaves a key out would get another value than the docs say.
+    #[test]
+    fn serde_defaults_equal_the_embedded_toml() {
+        let embedded = toml::Value::try_from(Config::default()).unwrap();
+        // Every section of the embedded file, with every key left out that serde can fill.
+        let full: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let mut sparse = toml::Table::new();
+        for (section, v) in &full {
+            let mut keep = toml::Table::new();
+            if let toml::Value::Table(t) = v {
+                for (k, x) in t {
+                    let mut probe = full.clone();
+                    if let Some(toml::Value::Table(pt)) = probe.get_mut(section) {
+                        pt.remove(k);
+                    }
+                    if toml::Value::Table(probe).try_into::<Config>().is_err() {
+                        keep.insert(k.clone(), x.clone()); // required: no serde default
+                    }
+                }
+                sparse.insert(section.clone(), toml::Value::Table(keep));
+            } else {
+                sparse.insert(section.clone(), v.clone());
+            }
+        }
+        let from_serde: Config = toml::Value::Table(sparse).try_into().unwrap();
+        let from_serde = toml::Value::try_from(from_serde).unwrap();
+        let (toml::Value::Table(a), toml::Value::Table(b)) = (&embedded, &from_serde) else {
+            panic!("a config serializes to a table");
+        };
+        for (section, va) in a {
+            let vb = &b[section];
+            if let (toml::Value::Table(ta), toml::Value::Table(tb)) = (va, vb) {
+                for (k, x) in ta {
+                    assert_eq!(
+                        Some(x),
+                        tb.get(k),
+                        "default of {section}.{k}: TOML vs serde"
+                    );
+                }
+            } else {
+                assert_eq!(va, vb, "default of {section}: TOML vs serde");
+            }
+        }
+        assert_eq!(embedded, from_serde);
     }
 
     #[test]

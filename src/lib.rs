@@ -10,11 +10,15 @@ pub mod auth;
 pub mod config;
 pub mod datadir;
 pub mod http;
+pub mod ids;
+pub mod media;
 pub mod metrics;
+pub mod problem;
 pub mod school;
 pub mod sfu;
 pub mod signal;
 pub mod store;
+pub mod time;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,27 +71,20 @@ pub struct Server {
 impl Server {
     /// Starts everything from `config`. Must be called inside a tokio runtime.
     pub async fn start(config: Config) -> Result<Server, StartError> {
-        Self::start_with_clock(config, Arc::new(school::time::SystemClock::default())).await
+        Self::start_with_clock(config, Arc::new(crate::time::SystemClock::default())).await
     }
 
-    /// Starts with a given clock (tests drive lesson times with a [`school::time::ManualClock`]).
+    /// Starts with a given clock (tests drive lesson times with a [`crate::time::ManualClock`]).
     pub async fn start_with_clock(
         config: Config,
-        clock: Arc<dyn school::time::Clock>,
+        clock: Arc<dyn crate::time::Clock>,
     ) -> Result<Server, StartError> {
-        config.validate()?;
-        datadir::create_dir(&config.data.dir)
-            .map_err(io_err(format!("creating {}", config.data.dir.display())))?;
-        let (secret, secret_generated) =
-            auth::load_or_create_secret(&config.auth.secret, &config.data.dir)
-                .map_err(io_err("reading or creating the signing secret"))?;
-        let keys = TokenKeys::new(&secret);
-        let store =
-            store::Store::open(&config.database.url, &config.data.dir.join("classrelay.db"))
-                .await?;
-        store.migrate().await?;
-        let first_admin = create_first_admin(&store, &config.data.dir, clock.now()).await?;
-        let school = school::SchoolState::new(&config, store, clock);
+        let Prepared {
+            keys,
+            secret_generated,
+            store,
+            first_admin,
+        } = prepare(&config, clock.as_ref()).await?;
         let metrics = Metrics::new();
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let sfu = Sfu::start(
@@ -131,23 +128,16 @@ impl Server {
         let http_addr = listener
             .local_addr()
             .map_err(io_err("reading the HTTP address"))?;
-        let state = Arc::new(AppState::new(config, keys, sfu, metrics, school));
-        tokio::spawn(school::scheduler::run(Arc::downgrade(&state)));
-        tokio::spawn(school::quality::run(Arc::downgrade(&state)));
+        let state = Arc::new(AppState::new(config, keys, sfu, metrics, store, clock));
+        tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));
+        tokio::spawn(school::quality::run(Arc::downgrade(&state.school)));
         // Sessions end on the media side too (ICE failure, timeouts): forget them here.
-        let weak = Arc::downgrade(&state);
+        let weak = Arc::downgrade(&state.media);
         tokio::spawn(async move {
             while let Some(ev) = events_rx.recv().await {
-                let Some(state) = weak.upgrade() else { break };
+                let Some(media) = weak.upgrade() else { break };
                 if let sfu::SfuEvent::PeerGone { session } = ev {
-                    let gone = state
-                        .sessions
-                        .lock()
-                        .expect("sessions lock")
-                        .remove(&session);
-                    if let Some(s) = gone {
-                        signal::session_closed(&state, &s);
-                    }
+                    media.peer_gone(&session);
                 }
             }
         });
@@ -169,6 +159,42 @@ impl Server {
             shutdown: Some(tx),
             task: Some(task),
         })
+    }
+
+    /// The server without a socket, for driving [`Server::app`] in-process with
+    /// `tower::ServiceExt::oneshot`: the database opened and migrated, the first admin made,
+    /// the lesson scheduler running, and an SFU without workers, so nothing binds TCP or UDP
+    /// and a WHIP/WHEP offer that gets as far as the media is refused (503 `overloaded`).
+    /// Its [`Server::http_addr`] is the unspecified address. Must be called inside a tokio
+    /// runtime.
+    pub async fn in_process(
+        config: Config,
+        clock: Arc<dyn crate::time::Clock>,
+    ) -> Result<Server, StartError> {
+        let p = prepare(&config, clock.as_ref()).await?;
+        let sfu = Sfu::without_workers().map_err(io_err("making the DTLS certificate"))?;
+        let state = Arc::new(AppState::new(
+            config,
+            p.keys,
+            sfu,
+            Metrics::new(),
+            p.store,
+            clock,
+        ));
+        tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));
+        Ok(Server {
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            state,
+            secret_generated: p.secret_generated,
+            first_admin: p.first_admin,
+            shutdown: None,
+            task: None,
+        })
+    }
+
+    /// The router over this server's state (what [`Server::start`] serves).
+    pub fn app(&self) -> axum::Router {
+        http::app(self.state.clone())
     }
 
     /// The bound HTTP address.
@@ -193,19 +219,19 @@ impl Server {
 
     /// The bound UDP address of each media worker.
     pub fn media_addrs(&self) -> Vec<SocketAddr> {
-        (0..self.state.sfu.len())
-            .map(|i| self.state.sfu.worker(i).local_addr)
+        (0..self.state.media.sfu.len())
+            .map(|i| self.state.media.sfu.worker(i).local_addr)
             .collect()
     }
 
     /// Peers counted against `media.max_peers` (placed, being added or live).
     pub fn peer_count(&self) -> usize {
-        self.state.sfu.peers()
+        self.state.media.sfu.peers()
     }
 
     /// Peers placed on each media worker (see `Sfu::place`).
     pub fn worker_loads(&self) -> Vec<usize> {
-        self.state.sfu.loads()
+        self.state.media.sfu.loads()
     }
 
     /// Whether the signing secret was generated by this start.
@@ -257,11 +283,40 @@ impl Server {
             let _ = t.await;
         }
         let state = self.state.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || state.sfu.stop()).await {
+        if let Err(e) = tokio::task::spawn_blocking(move || state.media.sfu.stop()).await {
             tracing::error!("stopping the media workers: {e}");
         }
         self.state.school.store.close().await;
     }
+}
+
+/// What every start does before the media and HTTP: the checked config's data directory,
+/// signing keys, the migrated database and its first admin.
+struct Prepared {
+    keys: TokenKeys,
+    secret_generated: bool,
+    store: store::Store,
+    first_admin: Option<(String, String)>,
+}
+
+async fn prepare(config: &Config, clock: &dyn crate::time::Clock) -> Result<Prepared, StartError> {
+    config.validate()?;
+    datadir::create_dir(&config.data.dir)
+        .map_err(io_err(format!("creating {}", config.data.dir.display())))?;
+    let (secret, secret_generated) =
+        auth::load_or_create_secret(&config.auth.secret, &config.data.dir)
+            .map_err(io_err("reading or creating the signing secret"))?;
+    let keys = TokenKeys::new(&secret);
+    let store =
+        store::Store::open(&config.database.url, &config.data.dir.join("classrelay.db")).await?;
+    store.migrate().await?;
+    let first_admin = create_first_admin(&store, &config.data.dir, clock.now()).await?;
+    Ok(Prepared {
+        keys,
+        secret_generated,
+        store,
+        first_admin,
+    })
 }
 
 /// On a database without an admin, creates `admin` with a random password written to

@@ -85,7 +85,7 @@ fn main() -> anyhow::Result<()> {
             name,
         } => {
             let cfg = Config::load(cli.config.as_deref())?;
-            classrelay::signal::check_room(&room).map_err(|e| anyhow::anyhow!(e.detail))?;
+            classrelay::ids::RoomName::parse(&room)?;
             let ttl = parse_duration(ttl.as_deref().unwrap_or(&cfg.auth.default_ttl))
                 .map_err(|e| anyhow::anyhow!(e))?;
             let (secret, _) =

@@ -79,6 +79,15 @@ pub struct RefusalLabels {
     pub reason: RefusalReason,
 }
 
+/// Password hashes being computed right now, in the whole process (the hash pool of
+/// `auth::limit` is process-wide).
+static HASHES_IN_FLIGHT: std::sync::LazyLock<Gauge> = std::sync::LazyLock::new(Gauge::default);
+
+/// The process-wide gauge of password hashes being computed (registered by [`Metrics`]).
+pub fn hashes_in_flight() -> Gauge {
+    HASHES_IN_FLIGHT.clone()
+}
+
 /// All metrics of the process.
 #[derive(Clone)]
 pub struct Metrics {
@@ -364,7 +373,7 @@ impl Metrics {
             "logins_shed",
             "Logins refused with 503 because the password-hash pool and its queue were full",
         );
-        let password_hashes_in_flight = crate::auth::limit::hashes_in_flight();
+        let password_hashes_in_flight = hashes_in_flight();
         r.register(
             "password_hashes_in_flight",
             "Password hashes (argon2) being computed in the process",

@@ -165,10 +165,10 @@ async fn a_worker_that_panics_drops_its_peers_and_serves_again() {
     let (viewer, _) = subscribe(&env, "crash").await;
     assert!(video_at_least(&viewer, 30).await, "media flows before");
     assert_eq!(env.server.peer_count(), 2);
-    assert_eq!(env.server.state().sessions.lock().unwrap().len(), 2);
+    assert_eq!(env.server.state().media.sessions.lock().unwrap().len(), 2);
     assert_eq!(ready(&env).await.status(), 200);
 
-    assert!(env.server.state().sfu.worker(0).send(Command::Panic));
+    assert!(env.server.state().media.sfu.worker(0).send(Command::Panic));
     // Down a while (503 with Retry-After), then ready again.
     let mut saw_503 = false;
     assert!(
@@ -186,7 +186,7 @@ async fn a_worker_that_panics_drops_its_peers_and_serves_again() {
     // Every peer of the worker is gone, and signalling learned it (PeerGone).
     assert!(
         eventually(Duration::from_secs(5), async || {
-            env.server.state().sessions.lock().unwrap().is_empty()
+            env.server.state().media.sessions.lock().unwrap().is_empty()
         })
         .await,
         "the sessions were forgotten"
@@ -322,7 +322,7 @@ async fn a_viewer_that_never_connects_is_gone_within_the_connect_timeout() {
     );
     assert!(
         eventually(Duration::from_secs(2), async || {
-            env.server.state().sessions.lock().unwrap().is_empty()
+            env.server.state().media.sessions.lock().unwrap().is_empty()
         })
         .await,
         "its session was forgotten"

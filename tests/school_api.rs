@@ -11,21 +11,25 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::school::{fixture, App, Backend};
 
-/// Runs `$body(app)` as two tests, one per backend.
+/// Runs `$body(app)` as two tests, one per backend; `$start` is `start` (loopback and UDP) or
+/// `start_in_process` (the router through oneshot, no sockets).
 macro_rules! both_backends {
     ($name:ident, $body:ident) => {
+        both_backends!($name, $body, start);
+    };
+    ($name:ident, $body:ident, $start:ident) => {
         mod $name {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = App::start(Backend::Sqlite)
+                let app = App::$start(Backend::Sqlite)
                     .await
                     .expect("sqlite always works");
                 $body(app).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = App::start(Backend::Postgres).await {
+                if let Some(app) = App::$start(Backend::Postgres).await {
                     $body(app).await;
                 }
             }
@@ -358,7 +362,11 @@ async fn timetable(app: App) {
     assert_eq!(ls[0]["room"], format!("lesson-{}", ls[0]["id"]));
     assert_eq!(ls[0]["sites"][0]["classroom_id"], f.room_a);
 }
-both_backends!(timetable_conflicts_and_generation, timetable);
+both_backends!(
+    timetable_conflicts_and_generation,
+    timetable,
+    start_in_process
+);
 
 const PAIRINGS_OK: &str = "hub_school_code,partner_school_code,subject,grade,term,owner\n\
 HUB01,ZJ01,英语,三年级,2026秋,昭觉县教育局\n\

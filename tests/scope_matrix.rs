@@ -177,7 +177,7 @@ fn refused(s: StatusCode, v: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_by_route_by_object_matrix() {
-    let app = App::start(Backend::Sqlite).await.unwrap();
+    let app = App::start_in_process(Backend::Sqlite).await.unwrap();
     let w = world(&app).await;
     // The lesson everything below is about: teacher 1 at hub 1 with partner 1's class.
     let l1 = app
@@ -276,12 +276,13 @@ async fn role_by_route_by_object_matrix() {
         }
         // The event stream: allowed callers get the stream, others a refusal.
         let r = app
-            .http
-            .get(format!("{}/api/lessons/{l1}/events", app.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+            .oneshot_request(
+                Some(token),
+                Method::GET,
+                &format!("/api/lessons/{l1}/events"),
+                None,
+            )
+            .await;
         assert_eq!(
             r.status() == StatusCode::OK,
             watchers.contains(name),
@@ -879,6 +880,7 @@ async fn revoking_a_kiosk_cuts_its_media_events_and_tokens_within_a_second() {
     let sessions = |app: &App| {
         app.server
             .state()
+            .media
             .sessions
             .lock()
             .unwrap()

@@ -3,7 +3,7 @@
 //! refusal is a 429 problem with `Retry-After`, one room holds at most its share of the
 //! server (503 `room-full`), sessions that end by any path (DELETE, a kick,
 //! the media side) free their place, only a session's owner may PATCH or DELETE it, and
-//! `signal::kick_where` ends a principal's sessions in every room.
+//! `Media::kick_where` ends a principal's sessions in every room.
 //!
 //! Offers come from independent str0m instances: raw ones never driven (peers that never
 //! connect, as in the review's flood), and the load generator's simulated peers where media
@@ -161,6 +161,7 @@ fn session_id(url: &str) -> String {
 fn has_session(server: &Server, url: &str) -> bool {
     server
         .state()
+        .media
         .sessions
         .lock()
         .unwrap()
@@ -348,7 +349,7 @@ async fn only_the_owner_changes_or_ends_a_session() {
 
     // Untouched: both sessions are there, their ETags unchanged, and media keeps flowing.
     for peer in [&viewer, &publisher] {
-        let sessions = env.server.state().sessions.lock().unwrap();
+        let sessions = env.server.state().media.sessions.lock().unwrap();
         let s = &sessions[&session_id(&peer.session_url)];
         assert_eq!(format!("\"{}\"", s.etag), peer.etag);
     }
@@ -435,17 +436,19 @@ async fn a_session_kicked_during_setup_leaves_no_peer() {
     // The session is in the map from before its peer is built: catch it there.
     let mut ended = 0;
     while ended == 0 && !post.is_finished() {
-        ended = classrelay::signal::kick_where(env.server.state(), |s| {
-            s.owner == "revoked@race" && !s.admitted
-        })
-        .await;
+        ended = env
+            .server
+            .state()
+            .media
+            .kick_where(|s| s.owner == "revoked@race" && !s.admitted)
+            .await;
         tokio::task::yield_now().await;
     }
     assert_eq!(ended, 1, "the session was kicked while being set up");
     let r = post.await.unwrap();
     assert_problem(r, StatusCode::FORBIDDEN, "session-ended").await;
     assert_eq!(env.server.peer_count(), 0, "no peer left behind");
-    assert!(env.server.state().sessions.lock().unwrap().is_empty());
+    assert!(env.server.state().media.sessions.lock().unwrap().is_empty());
 }
 
 async fn join(app: &App, login: &str, lesson: i64) -> Value {
@@ -528,7 +531,12 @@ async fn lesson_participants_are_principals() {
 
     // Revocation: every session of classroom A ends at once; nobody else's.
     let peers = app.server.peer_count();
-    let ended = classrelay::signal::kick_where(app.server.state(), |s| s.owner == part_a).await;
+    let ended = app
+        .server
+        .state()
+        .media
+        .kick_where(|s| s.owner == part_a)
+        .await;
     assert_eq!(ended, 4);
     assert_eq!(app.server.peer_count(), peers - 4);
     assert!(a_sessions.iter().all(|(u, _)| !has_session(&app.server, u)));
@@ -553,6 +561,11 @@ async fn lesson_participants_are_principals() {
         let (r, _) = watch(&app, &f.observer_login, l).await;
         assert_eq!(r.status(), StatusCode::CREATED);
     }
-    let ended = classrelay::signal::kick_where(app.server.state(), |s| s.owner == observer).await;
+    let ended = app
+        .server
+        .state()
+        .media
+        .kick_where(|s| s.owner == observer)
+        .await;
     assert_eq!(ended, 2);
 }

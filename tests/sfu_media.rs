@@ -1064,5 +1064,5 @@ async fn shutdown_stops_the_media_workers_while_the_state_is_still_held() {
         std::net::UdpSocket::bind(a)
             .unwrap_or_else(|e| panic!("{a} still bound after shutdown: {e}"));
     }
-    assert_eq!(held.sfu.len(), 2, "the state itself is still there");
+    assert_eq!(held.media.sfu.len(), 2, "the state itself is still there");
 }

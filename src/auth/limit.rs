@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -24,7 +24,6 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{parse_duration, AuthConfig};
@@ -32,14 +31,6 @@ use crate::metrics::{LoginLimit, LoginLimitLabels, Metrics};
 
 /// Jobs that may wait for a hashing thread, per thread, before logins are shed.
 pub const QUEUE_PER_THREAD: usize = 4;
-
-/// Hashes being computed right now, in the whole process (the pool is process-wide).
-static HASHES_IN_FLIGHT: LazyLock<Gauge> = LazyLock::new(Gauge::default);
-
-/// The process-wide gauge of password hashes being computed (registered by [`Metrics`]).
-pub fn hashes_in_flight() -> Gauge {
-    HASHES_IN_FLIGHT.clone()
-}
 
 /// Why a job did not run in the hash pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -173,14 +164,14 @@ struct InFlight;
 
 impl InFlight {
     fn enter() -> InFlight {
-        HASHES_IN_FLIGHT.inc();
+        crate::metrics::hashes_in_flight().inc();
         InFlight
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        HASHES_IN_FLIGHT.dec();
+        crate::metrics::hashes_in_flight().dec();
     }
 }
 

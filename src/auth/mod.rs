@@ -178,9 +178,7 @@ impl TokenKeys {
     }
 }
 
-/// The shortest signing secret accepted, configured (`auth.secret`) or read from
-/// `<data.dir>/secret`: HS256 keys shorter than its 32-byte output are guessable offline.
-pub const MIN_SECRET_BYTES: usize = 32;
+pub use crate::config::MIN_SECRET_BYTES;
 
 /// Reads the signing secret: the configured one, else `<dir>/secret`, else a new random one
 /// written there (created 0600, the directory 0700 when it is made here). Returns the secret

@@ -12,8 +12,8 @@ use sqlx::AssertSqlSafe;
 
 use super::limit::{HashPool, LoginLimits, PoolError, Refused};
 use super::scope::{Level, Place, Scope};
-use crate::school::time::Millis;
 use crate::store::{col, col_bool, col_enum, Store, StoreError, StoreResult};
+use crate::time::Millis;
 
 /// Who someone is in the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

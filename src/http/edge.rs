@@ -17,8 +17,9 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::serve::ClientScheme;
-use super::{ApiError, AppState};
+use super::AppState;
 use crate::config::Config;
+use crate::problem::ApiError;
 
 /// What the edge middleware needs from the configuration, worked out once at start.
 #[derive(Debug, Clone)]
@@ -182,26 +183,6 @@ pub async fn edge(State(state): State<Arc<AppState>>, req: Request, next: Next) 
         }
     };
     with_headers(resp, https, edge.public_https)
-}
-
-/// Refuses a CSV upload that is not declared `text/csv` (what the admin page sends). A
-/// cross-site HTML form can only send `text/plain`, urlencoded or multipart bodies, so this
-/// keeps forms elsewhere from posting a timetable with an administrator's cookie.
-pub fn require_csv(h: &HeaderMap) -> Result<(), ApiError> {
-    let ct = h
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("text/csv") {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            format!("send the file as Content-Type: text/csv (got `{ct}`)"),
-        ))
-    }
 }
 
 /// HSTS lifetime sent over HTTPS: one year.

@@ -2,67 +2,102 @@
 //!
 //! `app(state)` builds the whole `Router`, so tests can drive it directly; `Server` in the crate
 //! root binds it with [`serve::serve`] (timeouts, connection limit, TLS). Every error leaves as
-//! `application/problem+json` (see [`error`]); [`edge`] and [`proxy`] wrap every request.
+//! `application/problem+json` (see [`crate::problem`]); [`edge`] and [`proxy`] wrap every request.
 
 pub mod edge;
-pub mod error;
 pub mod proxy;
 pub mod serve;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-pub use error::ApiError;
-
 use crate::auth::TokenKeys;
 use crate::config::Config;
+use crate::media::Media;
 use crate::metrics::Metrics;
+use crate::problem::ApiError;
+use crate::school::SchoolState;
 use crate::sfu::Sfu;
-use crate::signal;
+use crate::signal::{self, SignalState};
+use crate::store::Store;
+use crate::time::Clock;
 
-/// State shared by all handlers.
+/// The whole server state; only this module (router assembly) sees all of it. Handlers take
+/// their area's part through [`FromRef`]: `State<Arc<SignalState>>` for WHIP/WHEP,
+/// `State<Arc<SchoolState>>` for the school API. Cloning it clones handles.
+#[derive(Clone)]
 pub struct AppState {
     /// The configuration in force.
-    pub config: Config,
+    pub config: Arc<Config>,
     /// Token signing keys.
     pub keys: TokenKeys,
-    /// The media workers.
-    pub sfu: Sfu,
     /// Metrics registry and handles.
     pub metrics: Metrics,
-    /// Live WHIP/WHEP sessions.
-    pub sessions: signal::Sessions,
+    /// The media workers and the live WHIP/WHEP sessions.
+    pub media: Arc<Media>,
+    /// What the WHIP/WHEP handlers need.
+    pub signal: Arc<SignalState>,
     /// Schools, timetable, lessons.
-    pub school: crate::school::SchoolState,
+    pub school: Arc<SchoolState>,
     /// The HTTP edge's settings (deadline, origins, trusted proxies), from `config.http`.
-    pub edge: edge::EdgeSettings,
+    pub edge: Arc<edge::EdgeSettings>,
 }
 
 impl AppState {
-    /// Assembles the state.
+    /// Assembles the state: the media service over `sfu`, the school side listening to its
+    /// session events, and signalling asking the school side for admission.
     pub fn new(
         config: Config,
         keys: TokenKeys,
         sfu: Sfu,
         metrics: Metrics,
-        school: crate::school::SchoolState,
+        store: Store,
+        clock: Arc<dyn Clock>,
     ) -> Self {
+        let media = Arc::new(Media::new(sfu, metrics.clone(), config.media.clone()));
+        let school = Arc::new(SchoolState::new(
+            &config,
+            store,
+            clock,
+            keys.clone(),
+            metrics.clone(),
+            media.clone(),
+        ));
+        school.listen_to_sessions();
+        let signal = Arc::new(SignalState {
+            config: config.clone(),
+            keys: keys.clone(),
+            metrics: metrics.clone(),
+            media: media.clone(),
+            admission: school.clone(),
+        });
         AppState {
-            edge: edge::EdgeSettings::new(&config),
-            config,
+            edge: Arc::new(edge::EdgeSettings::new(&config)),
+            config: Arc::new(config),
             keys,
-            sfu,
             metrics,
-            sessions: Mutex::new(HashMap::new()),
+            media,
+            signal,
             school,
         }
+    }
+}
+
+impl FromRef<AppState> for Arc<SignalState> {
+    fn from_ref(s: &AppState) -> Self {
+        s.signal.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<SchoolState> {
+    fn from_ref(s: &AppState) -> Self {
+        s.school.clone()
     }
 }
 
@@ -194,7 +229,7 @@ fn metrics_allowed(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
     Sha256::digest(got) == Sha256::digest(want)
 }
 
-async fn metrics(State(state): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     if !metrics_allowed(&state, &headers) {
         return ApiError::unauthorized(
             "metrics-token",
@@ -214,11 +249,11 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.sfu.is_empty() {
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.media.sfu.is_empty() {
         return ApiError::unavailable("no media workers", 5).into_response();
     }
-    if state.sfu.workers_down() > 0 {
+    if state.media.sfu.workers_down() > 0 {
         return ApiError::unavailable("a media worker is restarting", 1).into_response();
     }
     (StatusCode::OK, "ready").into_response()
@@ -295,7 +330,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             header::HeaderName::from_static("accept-patch"),
         ]);
     Router::new()
-        .merge(crate::school::api::router(state.clone()))
+        .merge(crate::school::api::router(state.school.clone()).with_state(state.school.clone()))
         .route("/", get(index))
         .route("/publish", get(|| async { page("/publish") }))
         .route("/watch", get(|| async { page("/watch") }))
@@ -334,5 +369,5 @@ pub fn app(state: Arc<AppState>) -> Router {
             state.clone(),
             proxy::forwarded,
         ))
-        .with_state(state)
+        .with_state((*state).clone())
 }

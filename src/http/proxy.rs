@@ -15,14 +15,7 @@ use ipnet::IpNet;
 
 use super::serve::ClientScheme;
 use super::AppState;
-
-/// Parses "10.0.0.0/8", "::1/128" or a bare address (a /32 or /128 net).
-pub fn parse_net(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-}
+pub use crate::config::parse_net;
 
 /// The trusted proxy nets of a configuration (validated at start, so none fails here).
 pub fn trusted_nets(list: &[String]) -> Vec<IpNet> {

@@ -29,7 +29,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::ApiError;
+use crate::problem::ApiError;
 
 /// How the client reached us, as a request extension: set by the serve loop (TLS or not) and
 /// replaced by [`super::proxy`] when a trusted reverse proxy says `X-Forwarded-Proto: https`.

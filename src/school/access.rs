@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::auth::people::{Principal, Role};
 use crate::auth::scope::{Level, Place, Scope};
-use crate::http::ApiError;
+use crate::problem::ApiError;
 use crate::school::model::Lesson;
 use crate::store::{col, Store, StoreResult};
 

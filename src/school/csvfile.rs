@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::http::ApiError;
+use crate::problem::ApiError;
 
 /// Largest CSV file accepted (bytes, before decoding); a larger body is refused with 413
 /// `body-too-large`.

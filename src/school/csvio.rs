@@ -19,7 +19,8 @@ use super::model::{
     self, Classroom, LessonMode, Pairing, School, SchoolKind, Site, SlotError, Teacher, Term,
     TimetableSlot,
 };
-use crate::http::{ApiError, AppState};
+use super::SchoolState;
+use crate::problem::ApiError;
 use crate::store::StoreError;
 
 pub(crate) use super::csvfile::{
@@ -29,13 +30,13 @@ pub(crate) use super::csvfile::{
 pub use super::csvfile::{MAX_CSV_BYTES, MAX_CSV_ROWS, MAX_LISTED_ERRORS};
 
 /// `GET /api/pairings.csv`: every pairing.
-pub async fn pairings_csv(st: &AppState) -> Result<Response, ApiError> {
+pub async fn pairings_csv(st: &SchoolState) -> Result<Response, ApiError> {
     Ok(csv_response("pairings.csv", export_pairings(st).await?))
 }
 
 /// `GET /api/timetable.csv?term_id=`: one term's slots.
 pub async fn timetable_csv(
-    st: &AppState,
+    st: &SchoolState,
     q: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let term = q
@@ -49,14 +50,14 @@ pub async fn timetable_csv(
 }
 
 /// `POST /api/pairings/import`: all of the file's pairings, or none.
-pub async fn pairings_import(st: &AppState, body: Body) -> Result<Response, ApiError> {
+pub async fn pairings_import(st: &SchoolState, body: Body) -> Result<Response, ApiError> {
     let bytes = read_csv(body).await?;
     let n = import_pairings(st, bytes).await?;
     Ok(axum::Json(serde_json::json!({"imported": n})).into_response())
 }
 
 /// `POST /api/timetable/import`: all of the file's slots, or none.
-pub async fn timetable_import(st: &AppState, body: Body) -> Result<Response, ApiError> {
+pub async fn timetable_import(st: &SchoolState, body: Body) -> Result<Response, ApiError> {
     let bytes = read_csv(body).await?;
     let n = import_timetable(st, bytes).await?;
     Ok(axum::Json(serde_json::json!({"imported": n})).into_response())
@@ -98,8 +99,8 @@ struct Directory {
 }
 
 impl Directory {
-    async fn load(st: &AppState) -> Result<Directory, StoreError> {
-        let s = &st.school.store;
+    async fn load(st: &SchoolState) -> Result<Directory, StoreError> {
+        let s = &st.store;
         let schools: Vec<School> = model::list(s, None).await?;
         let classrooms: Vec<Classroom> = model::list(s, None).await?;
         let teachers: Vec<Teacher> = model::list(s, None).await?;
@@ -184,7 +185,7 @@ const PAIRING_COLS: &[&str] = &[
 
 /// Imports pairings from the file's bytes (see [`decode`]); returns how many rows were
 /// written.
-pub async fn import_pairings(st: &AppState, bytes: Bytes) -> Result<usize, ApiError> {
+pub async fn import_pairings(st: &SchoolState, bytes: Bytes) -> Result<usize, ApiError> {
     let rows = blocking(move || {
         Ok(parse_as::<PairingRow>(
             &decode(&bytes)?,
@@ -195,7 +196,7 @@ pub async fn import_pairings(st: &AppState, bytes: Bytes) -> Result<usize, ApiEr
     .await?;
     let dir = Directory::load(st).await?;
     let items = blocking(move || check_pairings(&rows, &dir).map_err(rejected)).await?;
-    let mut tx = st.school.store.begin().await?;
+    let mut tx = st.store.begin().await?;
     for (n, p) in &items {
         if let Err(e) = model::insert_in(&mut tx, p).await {
             let message = match e {
@@ -353,7 +354,7 @@ const TIMETABLE_COLS: &[&str] = &[
 
 /// Imports timetable slots from the file's bytes (see [`decode`]); returns how many were
 /// written.
-pub async fn import_timetable(st: &AppState, bytes: Bytes) -> Result<usize, ApiError> {
+pub async fn import_timetable(st: &SchoolState, bytes: Bytes) -> Result<usize, ApiError> {
     let rows = blocking(move || {
         Ok(parse_as::<TimetableRow>(
             &decode(&bytes)?,
@@ -364,7 +365,7 @@ pub async fn import_timetable(st: &AppState, bytes: Bytes) -> Result<usize, ApiE
     .await?;
     let dir = Directory::load(st).await?;
     let slots = blocking(move || check_timetable(&rows, &dir).map_err(rejected)).await?;
-    let mut tx = st.school.store.begin().await?;
+    let mut tx = st.store.begin().await?;
     for (n, s) in slots.iter().cloned() {
         match model::save_slot_in(&mut tx, s, false).await {
             Ok(_) => {}
@@ -525,8 +526,8 @@ fn check_timetable(
     }
 }
 
-async fn export_pairings(st: &AppState) -> Result<Vec<u8>, ApiError> {
-    let s = &st.school.store;
+async fn export_pairings(st: &SchoolState) -> Result<Vec<u8>, ApiError> {
+    let s = &st.store;
     let schools: HashMap<i64, School> = model::list::<School>(s, None)
         .await?
         .into_iter()
@@ -552,8 +553,8 @@ async fn export_pairings(st: &AppState) -> Result<Vec<u8>, ApiError> {
     write_rows(&header, rows)
 }
 
-async fn export_timetable(st: &AppState, term_id: i64) -> Result<Vec<u8>, ApiError> {
-    let s = &st.school.store;
+async fn export_timetable(st: &SchoolState, term_id: i64) -> Result<Vec<u8>, ApiError> {
+    let s = &st.store;
     let term: Term = model::get(s, term_id).await?;
     let schools: HashMap<i64, School> = model::list::<School>(s, None)
         .await?

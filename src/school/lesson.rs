@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::org::{text_enum, Term};
-use super::time::{parse_date, parse_hhmm, Millis};
+use crate::time::{parse_date, parse_hhmm, Millis};
 use super::timetable::{list_slots_in, LessonMode, Site};
 use crate::store::entity::{list, need};
 use crate::store::{col, Store, StoreError, StoreResult};
@@ -386,9 +386,9 @@ pub async fn generate_lessons(
         let mut d = from.max(ts);
         let last = to.min(te);
         while d <= last {
-            let wd = super::time::iso_weekday(d) as i64;
+            let wd = crate::time::iso_weekday(d) as i64;
             for s in slots.iter().filter(|s| s.weekday == wd) {
-                let date = super::time::fmt_date(d);
+                let date = crate::time::fmt_date(d);
                 let exists =
                     sqlx::query("SELECT id FROM lessons WHERE slot_id = $1 AND lesson_date = $2")
                         .bind(s.id)
@@ -413,8 +413,8 @@ pub async fn generate_lessons(
                     chapter: String::new(),
                     hub_teacher_id: s.hub_teacher_id,
                     hub_classroom_id: s.hub_classroom_id,
-                    starts_at: super::time::local_to_millis(d, st, offset),
-                    ends_at: super::time::local_to_millis(d, en, offset),
+                    starts_at: crate::time::local_to_millis(d, st, offset),
+                    ends_at: crate::time::local_to_millis(d, en, offset),
                     state: LessonState::Scheduled,
                     ended_at: None,
                     sites: s.sites.clone(),

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::quality::LinkSummary;
-use super::time::Millis;
+use crate::time::Millis;
 
 /// How many past events each lesson keeps for reconnecting clients.
 pub const KEEP: usize = 256;

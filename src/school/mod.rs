@@ -12,6 +12,7 @@
 //! - [`api`], [`csvio`], [`openapi`]: the HTTP API, CSV import/export, its OpenAPI document.
 
 pub mod access;
+mod admission;
 pub mod api;
 pub mod csvfile;
 pub mod csvio;
@@ -23,32 +24,41 @@ pub mod org;
 pub mod policy;
 pub mod quality;
 pub mod scheduler;
-pub mod time;
 pub mod timetable;
 pub mod userscsv;
 
 use std::sync::Arc;
 
+use crate::auth::TokenKeys;
 use crate::config::Config;
+use crate::media::Media;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// Shared state of the school side.
-#[derive(Debug)]
+/// Shared state of the school side: what its handlers, scheduler and quality pass need.
 pub struct SchoolState {
+    /// The configuration in force.
+    pub config: Config,
+    /// Token signing keys (lesson media tokens).
+    pub keys: TokenKeys,
+    /// Metrics registry and handles.
+    pub metrics: Metrics,
+    /// The media sessions (kicks, the spotlight, link figures).
+    pub media: Arc<Media>,
     /// The database.
     pub store: Store,
     /// Now.
-    pub clock: Arc<dyn time::Clock>,
+    pub clock: Arc<dyn crate::time::Clock>,
     /// Live lesson state and events.
     pub live: live::Live,
     /// The schools' UTC offset.
     pub offset: ::time::UtcOffset,
     /// A lesson opens this long before its bell (ms).
-    pub open_before: time::Millis,
+    pub open_before: crate::time::Millis,
     /// And stays live this long after its end (ms).
-    pub grace: time::Millis,
+    pub grace: crate::time::Millis,
     /// Login session lifetime (ms).
-    pub session_ttl: time::Millis,
+    pub session_ttl: crate::time::Millis,
     /// Wakes the scheduler (a lesson was created or ended by hand).
     pub poke: tokio::sync::Notify,
     /// At most this many lessons per hub teacher per day.
@@ -68,14 +78,25 @@ pub enum Revoked {
 
 impl SchoolState {
     /// Assembles the state from the configuration.
-    pub fn new(config: &Config, store: Store, clock: Arc<dyn time::Clock>) -> SchoolState {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        clock: Arc<dyn crate::time::Clock>,
+        keys: TokenKeys,
+        metrics: Metrics,
+        media: Arc<Media>,
+    ) -> SchoolState {
         let s = &config.school;
         SchoolState {
+            config: config.clone(),
+            keys,
+            metrics,
+            media,
             store,
             clock,
             live: live::Live::default(),
             // Both are checked by `Config::validate`.
-            offset: time::parse_offset(&s.utc_offset).unwrap_or(::time::UtcOffset::UTC),
+            offset: crate::time::parse_offset(&s.utc_offset).unwrap_or(::time::UtcOffset::UTC),
             open_before: s.open_before_min as i64 * 60_000,
             grace: s.grace_min as i64 * 60_000,
             session_ttl: crate::config::parse_duration(&s.session_ttl)
@@ -93,7 +114,7 @@ impl SchoolState {
     }
 
     /// Now, by the school clock.
-    pub fn now(&self) -> time::Millis {
+    pub fn now(&self) -> crate::time::Millis {
         self.clock.now()
     }
 }

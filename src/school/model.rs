@@ -8,7 +8,7 @@ pub use super::org::*;
 pub use super::timetable::*;
 pub use crate::store::entity::{delete, get, insert, insert_in, list, update, Entity, Val};
 
-use super::time::Millis;
+use crate::time::Millis;
 use crate::store::{Store, StoreResult};
 
 /// Appends to the audit trail.

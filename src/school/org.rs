@@ -2,7 +2,7 @@
 //! terms, each an [`Entity`] on the generic repository, plus the enums stored as text. Plain
 //! data and field checks: never timetable or lesson rules, never HTTP.
 
-use super::time::parse_date;
+use crate::time::parse_date;
 use crate::store::entity::{entity_columns, need, Entity};
 use crate::store::{col, Store, StoreResult};
 use serde::{Deserialize, Serialize};

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use crate::auth::people::Principal;
 use crate::auth::{Claims, Grant};
-use crate::http::ApiError;
+use crate::problem::ApiError;
 use crate::school::model::{self, Classroom, ClassroomKind, Lesson, LessonMode, LessonState};
-use crate::school::time::{rfc3339, Millis};
 use crate::school::SchoolState;
+use crate::time::{rfc3339, Millis};
 
 /// Participant id of a classroom.
 pub fn classroom_part(id: i64) -> String {

@@ -2,7 +2,7 @@
 //!
 //! Every `school.quality_interval_sec` seconds one task asks every media worker, for each
 //! lesson room that has sessions, for the room's peers' latest link figures
-//! ([`Command::LinkStats`]: a room's viewers may be spread over several workers; each keeps
+//! ([`crate::media::Media::link_stats`]: a room's viewers may be spread over several workers; each keeps
 //! what str0m reports once a second), folds them per participant (a classroom may
 //! publish and watch: several sessions) into a [`LinkSummary`] with a [`Grade`], keeps the
 //! result in the lesson's live state (`links` in `GET /api/lessons/{id}/live`) and emits a
@@ -10,14 +10,14 @@
 //! most one per [`MIN_PASSES_BETWEEN_EVENTS`] passes), so the 256 kept events are not flooded
 //! with figures that move every second.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Weak;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::http::AppState;
-use crate::sfu::{Command, LinkStat};
+use super::SchoolState;
+use crate::sfu::LinkStat;
 
 // Grading thresholds, on the worst session of a participant:
 //
@@ -204,16 +204,8 @@ impl Tracker {
 
 /// One pass over the lessons with media sessions (and those that had some last time):
 /// asks their workers, updates their live state, emits `quality` events where warranted.
-pub async fn pass(app: &AppState, tracker: &mut Tracker) {
-    let mut rooms: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
-    {
-        let sessions = app.sessions.lock().expect("sessions lock");
-        for s in sessions.values() {
-            if let Some(lesson) = s.lesson {
-                rooms.entry(lesson).or_default().insert(s.room.clone());
-            }
-        }
-    }
+pub async fn pass(app: &SchoolState, tracker: &mut Tracker) {
+    let mut rooms = app.media.lesson_rooms();
     tracker.begin_pass();
     for lesson in tracker.lessons() {
         rooms.entry(lesson).or_default();
@@ -222,15 +214,8 @@ pub async fn pass(app: &AppState, tracker: &mut Tracker) {
     let mut asked = Vec::new();
     for (lesson, names) in &rooms {
         for room in names {
-            // A room's viewers may be on any worker (see `Sfu::place`).
-            for w in 0..app.sfu.len() {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                if app.sfu.worker(w).send(Command::LinkStats {
-                    room: room.clone(),
-                    reply: tx,
-                }) {
-                    asked.push((*lesson, rx));
-                }
+            for rx in app.media.link_stats(room) {
+                asked.push((*lesson, rx));
             }
         }
     }
@@ -240,16 +225,16 @@ pub async fn pass(app: &AppState, tracker: &mut Tracker) {
             stats.entry(lesson).or_default().extend(s);
         }
     }
-    let now = app.school.now();
+    let now = app.now();
     for (lesson, s) in stats {
         let links = summarize_all(&s);
         let emit = tracker.decide(lesson, &links);
-        app.school.live.set_links(lesson, links, emit, now);
+        app.live.set_links(lesson, links, emit, now);
     }
 }
 
 /// Runs until the server state is dropped (returns at once when the interval is 0).
-pub async fn run(state: Weak<AppState>) {
+pub async fn run(state: Weak<SchoolState>) {
     let secs = match state.upgrade() {
         Some(s) => s.config.school.quality_interval_sec,
         None => return,

@@ -8,16 +8,16 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::model::{self, LessonState};
-use super::time::{millis_to_local, Millis};
-use crate::http::AppState;
+use super::SchoolState;
+use crate::time::{millis_to_local, Millis};
 
 /// The longest the scheduler sleeps without looking.
 const MAX_NAP: Duration = Duration::from_secs(30);
 
 /// Runs until the server state is dropped.
-pub async fn run(state: Weak<AppState>) {
+pub async fn run(state: Weak<SchoolState>) {
     let mut changes = match state.upgrade() {
-        Some(s) => s.school.clock.changes(),
+        Some(s) => s.clock.changes(),
         None => return,
     };
     let mut generated_for = None;
@@ -30,7 +30,7 @@ pub async fn run(state: Weak<AppState>) {
                 None
             }
         };
-        let now = app.school.now();
+        let now = app.now();
         let nap = next
             .map(|t| {
                 Duration::from_millis(
@@ -43,7 +43,7 @@ pub async fn run(state: Weak<AppState>) {
         tokio::select! {
             _ = tokio::time::sleep(nap) => {}
             r = changes.changed() => if r.is_err() { return },
-            _ = app2.school.poke.notified() => {}
+            _ = app2.poke.notified() => {}
         }
     }
 }
@@ -51,10 +51,10 @@ pub async fn run(state: Weak<AppState>) {
 /// One pass: generate today's lessons once a day, apply due transitions. Returns when the
 /// next transition is due.
 pub async fn step(
-    app: &Arc<AppState>,
+    app: &Arc<SchoolState>,
     generated_for: &mut Option<time::Date>,
 ) -> Result<Option<Millis>, crate::store::StoreError> {
-    let school = &app.school;
+    let school = &app;
     let now = school.now();
     school.live.sweep(now, KEEP_AFTER_END);
     let today = millis_to_local(now, school.offset).date();
@@ -97,13 +97,13 @@ pub async fn step(
 
 /// Ends every media session of a lesson, closes its event streams (after the `ended` event
 /// already sent) and frees its live state.
-pub async fn end_room(app: &Arc<AppState>, lesson: i64) {
-    app.school.live.clear(lesson);
-    crate::signal::kick(app, &format!("lesson-{lesson}"), |_| true).await;
-    app.school.revoke(super::Revoked::Lesson(lesson));
+pub async fn end_room(app: &Arc<SchoolState>, lesson: i64) {
+    app.live.clear(lesson);
+    app.media.kick(&format!("lesson-{lesson}"), |_| true).await;
+    app.revoke(super::Revoked::Lesson(lesson));
     // Keep the ended lesson's events a little while for followers that reconnect; a later
     // pass frees them (`Live::sweep`), and nothing creates live state for it again.
-    app.school.live.mark_ended(lesson, app.school.now());
+    app.live.mark_ended(lesson, app.now());
 }
 
 /// How long an ended lesson's live state (its last events) is kept, by the school clock.

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::org::text_enum;
-use super::time::{fmt_hhmm, parse_hhmm};
+use crate::time::{fmt_hhmm, parse_hhmm};
 use crate::store::entity::need;
 use crate::store::{Store, StoreError, StoreResult};
 

@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use super::access::{self, Directory};
 use super::csvio::{self, CsvRow, Errors, RowError};
 use super::model::{self, Region, School, Teacher};
+use super::SchoolState;
 use crate::auth::people::{self, NewUser, Principal, Role, User, UserChange};
 use crate::auth::scope::{Level, Place, Scope};
-use crate::http::{ApiError, AppState};
+use crate::problem::ApiError;
 
 const REQUIRED: &[&str] = &["username", "display_name", "role", "scope"];
 const OPTIONAL: &[&str] = &[
@@ -39,8 +40,8 @@ struct Names {
 }
 
 impl Names {
-    async fn load(st: &AppState) -> Result<Names, ApiError> {
-        let s = &st.school.store;
+    async fn load(st: &SchoolState) -> Result<Names, ApiError> {
+        let s = &st.store;
         let schools: Vec<School> = model::list(s, None).await?;
         let teachers: Vec<Teacher> = model::list(s, None).await?;
         let d = Directory::load(s).await?;
@@ -62,7 +63,7 @@ impl Names {
 }
 
 /// `GET /api/users.csv`.
-pub async fn export(st: &AppState, p: &Principal) -> Result<Response, ApiError> {
+pub async fn export(st: &SchoolState, p: &Principal) -> Result<Response, ApiError> {
     let mine = access::admin_scope(p)?.clone();
     let n = Names::load(st).await?;
     let region = |id: Option<i64>| {
@@ -305,7 +306,7 @@ fn check(rows: &[CsvRow], n: &Names, mine: &Scope) -> Result<Vec<Item>, Errors> 
 }
 
 /// `POST /api/users/import`.
-pub async fn import(st: &AppState, p: &Principal, body: Body) -> Result<Response, ApiError> {
+pub async fn import(st: &SchoolState, p: &Principal, body: Body) -> Result<Response, ApiError> {
     let mine = access::admin_scope(p)?.clone();
     let bytes: Bytes = csvio::read_csv(body).await?;
     let rows =
@@ -313,8 +314,8 @@ pub async fn import(st: &AppState, p: &Principal, body: Body) -> Result<Response
             .await?;
     let names = Names::load(st).await?;
     let items = check(&rows, &names, &mine).map_err(csvio::rejected)?;
-    let store = &st.school.store;
-    let now = st.school.now();
+    let store = &st.store;
+    let now = st.now();
     let mut created = Vec::new();
     let mut updated = 0usize;
     for item in items {

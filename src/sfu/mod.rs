@@ -671,6 +671,24 @@ impl Sfu {
         }
     }
 
+    /// An SFU with no workers: it binds no socket and starts no thread, and the media service
+    /// refuses every peer (503). For driving the HTTP app in-process (`tower::ServiceExt`).
+    pub fn without_workers() -> std::io::Result<Sfu> {
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| std::io::Error::other("crypto provider cannot make a certificate"))?;
+        Ok(Sfu {
+            workers: Vec::new(),
+            loads: Vec::new(),
+            down: Vec::new(),
+            spread_after: 0,
+            peer_count: Arc::new(AtomicUsize::new(0)),
+            cert,
+            direct_srtp: false,
+        })
+    }
+
     /// The worker a room lives on (stable for the room's name).
     pub fn worker_for_room(&self, room: &str) -> usize {
         // FNV-1a: stable across runs and cheap; the std hasher is randomly seeded.
@@ -725,7 +743,7 @@ impl Sfu {
         self.workers.len()
     }
 
-    /// True when there are no workers (never after `start`).
+    /// True when there are no workers (only [`Sfu::without_workers`]).
     pub fn is_empty(&self) -> bool {
         self.workers.is_empty()
     }

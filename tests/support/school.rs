@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use classrelay::school::time::{
-    local_to_millis, parse_date, parse_hhmm, parse_offset, ManualClock,
-};
+use classrelay::time::{local_to_millis, parse_date, parse_hhmm, parse_offset, ManualClock};
 use classrelay::{Config, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -27,6 +25,9 @@ pub struct App {
     pub http: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub admin: String,
+    /// Set for a server started in-process (`Server::in_process`): `call` goes through
+    /// `tower::ServiceExt::oneshot` on this router instead of over loopback.
+    pub oneshot: Option<axum::Router>,
 }
 
 /// 2026-09-07 (a Monday) 07:00 in Beijing.
@@ -59,31 +60,79 @@ impl App {
         }
         let clock = ManualClock::new(monday_7am());
         let server = Server::start_with_clock(cfg, clock.clone()).await.unwrap();
+        Some(App::logged_in(dir, server, clock, false).await)
+    }
+
+    /// [`App::start`] without sockets: the router driven in-process, no media workers.
+    pub async fn start_in_process(backend: Backend) -> Option<App> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::for_tests(dir.path());
+        if backend == Backend::Postgres {
+            cfg.database.url = super::pg::fresh_database().await?;
+        }
+        let clock = ManualClock::new(monday_7am());
+        let server = Server::in_process(cfg, clock.clone()).await.unwrap();
+        Some(App::logged_in(dir, server, clock, true).await)
+    }
+
+    async fn logged_in(
+        dir: tempfile::TempDir,
+        server: Server,
+        clock: Arc<ManualClock>,
+        in_process: bool,
+    ) -> App {
         let (user, password) = server
             .first_admin()
             .cloned()
             .expect("first start makes an admin");
         let base = server.base_url();
-        let http = reqwest::Client::new();
-        let r = http
-            .post(format!("{base}/api/login"))
-            .json(&json!({"username": user, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        let admin = r.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        Some(App {
+        let oneshot = in_process.then(|| server.app());
+        let mut app = App {
             dir,
             server,
             base,
-            http,
+            http: reqwest::Client::new(),
             clock,
-            admin,
-        })
+            admin: String::new(),
+            oneshot,
+        };
+        let (s, v) = app
+            .call(
+                None,
+                Method::POST,
+                "/api/login",
+                Some(json!({"username": user, "password": password})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        app.admin = v["token"].as_str().unwrap().to_string();
+        app
+    }
+
+    /// Sends a request in-process; returns the response.
+    pub async fn oneshot_request(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> axum::response::Response {
+        use tower::ServiceExt;
+        let router = self.oneshot.clone().expect("started in-process");
+        let mut req = axum::http::Request::builder()
+            .method(axum::http::Method::from_bytes(method.as_str().as_bytes()).unwrap())
+            .uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                axum::body::Body::from(b.to_string())
+            }
+            None => axum::body::Body::empty(),
+        };
+        router.oneshot(req.body(body).unwrap()).await.unwrap()
     }
 
     /// Sends a request as `token` (None: anonymous) and returns status and JSON body.
@@ -94,6 +143,18 @@ impl App {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        if self.oneshot.is_some() {
+            let r = self.oneshot_request(token, method, path, body).await;
+            let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+            let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            return (
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            );
+        }
         let mut rb = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             rb = rb.bearer_auth(t);

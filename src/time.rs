@@ -1,5 +1,6 @@
-//! Time for the school side: a clock the tests can drive, and the local wall-clock arithmetic
-//! of timetables (weekday, "HH:MM", dates) in the schools' fixed UTC offset.
+//! Time as the server sees it: a clock the tests can drive, and the local wall-clock arithmetic
+//! of timetables (weekday, "HH:MM", dates) in the schools' fixed UTC offset. A leaf: it must
+//! never import another module of this crate.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

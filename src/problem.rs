@@ -1,8 +1,13 @@
-//! The one error type of the HTTP edge: every failure becomes `application/problem+json`
+//! The one error type at the HTTP edge: every failure becomes `application/problem+json`
 //! (RFC 9457) with a stable `type`, the right status, and the headers the status calls for.
+//! A leaf: it knows the error enums of auth and store and must never import http, signal,
+//! school or media.
 
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Prefix of every problem `type`.
@@ -153,6 +158,12 @@ impl From<crate::auth::AuthError> for ApiError {
     }
 }
 
+impl From<crate::ids::BadRoomName> for ApiError {
+    fn from(e: crate::ids::BadRoomName) -> Self {
+        Self::bad_request("bad-room-name", e.to_string())
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError::*;
@@ -191,5 +202,22 @@ impl ApiError {
     pub fn with_retry_after(mut self, s: u64) -> Self {
         self.retry_after = Some(s);
         self
+    }
+}
+
+/// A JSON body whose rejections are problem documents.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(e) => Err(ApiError::new(e.status(), "bad-json", e.body_text())),
+        }
     }
 }

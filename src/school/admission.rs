@@ -1,0 +1,88 @@
+//! The school side's answers to signalling ([`Admission`]) and what it learns back from the
+//! media service ([`SessionEvent`]s: who is present in a lesson). It must never call into
+//! signal or http; they call it through the trait.
+
+use std::sync::{Arc, Weak};
+
+use super::{model, policy, SchoolState};
+use crate::auth::Claims;
+use crate::media::SessionEvent;
+use crate::problem::ApiError;
+use crate::sfu::Role;
+use crate::signal::{Admission, BoxFuture};
+
+impl Admission for SchoolState {
+    fn admit<'a>(
+        &'a self,
+        claims: &'a Claims,
+        publish: bool,
+    ) -> BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(policy::admit(self, claims, publish))
+    }
+
+    fn hub_parts(&self, lesson: i64) -> BoxFuture<'_, Result<Vec<String>, ApiError>> {
+        Box::pin(async move {
+            let l = model::get_lesson(&self.store, lesson).await?;
+            Ok(vec![
+                format!("t:{}", l.hub_teacher_id),
+                format!("c:{}", l.hub_classroom_id),
+            ])
+        })
+    }
+
+    fn extra_sessions<'a>(&'a self, claims: &'a Claims) -> BoxFuture<'a, Result<usize, ApiError>> {
+        Box::pin(async move {
+            if let (Some(lesson), Some(part)) = (claims.lesson, claims.part.as_deref()) {
+                if part.starts_with("t:") {
+                    let l = model::get_lesson(&self.store, lesson).await?;
+                    if part == format!("t:{}", l.hub_teacher_id) {
+                        return Ok(l.sites.len());
+                    }
+                }
+            }
+            Ok(0)
+        })
+    }
+
+    fn token_current<'a>(
+        &'a self,
+        who: &'a str,
+        ver: Option<i64>,
+    ) -> BoxFuture<'a, Result<bool, ApiError>> {
+        Box::pin(async move {
+            let now = crate::auth::people::token_version(&self.store, who).await?;
+            Ok(now.is_some() && now == ver)
+        })
+    }
+
+    fn spotlight(&self, lesson: i64) -> Option<String> {
+        self.live.spotlit(lesson).map(policy::classroom_part)
+    }
+}
+
+impl SchoolState {
+    /// Keeps the lessons' presence from the media service's session events (for as long as
+    /// this state lives).
+    pub fn listen_to_sessions(self: &Arc<Self>) {
+        let school: Weak<SchoolState> = Arc::downgrade(self);
+        self.media.listen(Box::new(move |ev| {
+            let Some(school) = school.upgrade() else {
+                return;
+            };
+            school.on_session(ev);
+        }));
+    }
+
+    fn on_session(&self, ev: &SessionEvent) {
+        match ev {
+            SessionEvent::Started { lesson, part, role } => {
+                self.live
+                    .session_started(*lesson, part, *role == Role::Publisher, self.now())
+            }
+            SessionEvent::Ended { lesson, part, role } => {
+                self.live
+                    .session_ended(*lesson, part, *role == Role::Publisher, self.now())
+            }
+        }
+    }
+}

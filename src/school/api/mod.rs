@@ -1,0 +1,277 @@
+//! The school API under `/api`: login, people and devices, the school entities, timetable,
+//! lessons, and a lesson's live controls and event stream.
+//!
+//! Every route is listed once in [`ROUTES`] with who may call it. A guard in front of the
+//! routes resolves the caller (login session cookie or bearer, or a classroom device token)
+//! and applies that rule, so no handler can forget it; handlers add the rules that depend on
+//! the row, by the caller's organisation scope: the object-level table is in
+//! [`super::access`] (a teacher runs only their own lessons, an admin acts inside their
+//! school, county, city or province, a device reads only its classroom and its lessons).
+//! The same route table feeds the OpenAPI document.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::access::{self, admin_over, out_of_scope, Directory};
+use super::model::{
+    self, Classroom, Entity, Lesson, LessonMode, LessonState, Pairing, Region, School, SlotError,
+    Teacher, Term, TimetableSlot,
+};
+use super::policy;
+use super::SchoolState;
+use crate::auth::people::{self, CredentialError, NewUser, Principal, Role};
+use crate::auth::scope::{Level, Place};
+use crate::problem::{ApiError, JsonBody};
+use crate::time::{fmt_date, millis_to_local, parse_date, rfc3339};
+
+mod entities;
+mod lessons;
+mod live;
+mod rules;
+mod timetable;
+mod users;
+
+use entities::*;
+use lessons::*;
+use live::*;
+use rules::*;
+use timetable::*;
+use users::*;
+
+pub use rules::{guard, Allow, RouteRule, COOKIE, ROUTES};
+pub(crate) use users::cut_off;
+
+fn parse_id(s: &str) -> Result<i64, ApiError> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::not_found("not-found", format!("`{s}` is not an id")))
+}
+
+fn created<T: Serialize>(location: String, v: &T) -> Response {
+    let mut r = (StatusCode::CREATED, Json(v)).into_response();
+    if let Ok(h) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, h);
+    }
+    r
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+async fn openapi_doc() -> Response {
+    Json(super::openapi::document()).into_response()
+}
+
+/// The spreadsheets cover the whole district's pairings and timetable: only an
+/// administrator of the whole installation imports or exports them.
+fn district_admin(p: &Principal) -> Result<(), ApiError> {
+    admin_over(
+        p,
+        Level::Global,
+        "the district's pairings and timetable",
+        [],
+    )
+}
+
+async fn pairings_csv(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult {
+    district_admin(&p)?;
+    super::csvio::pairings_csv(&st).await
+}
+
+async fn timetable_csv(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    district_admin(&p)?;
+    super::csvio::timetable_csv(&st, &q).await
+}
+
+async fn pairings_import(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    district_admin(&p)?;
+    require_csv(&headers)?;
+    super::csvio::pairings_import(&st, body).await
+}
+
+async fn timetable_import(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    district_admin(&p)?;
+    require_csv(&headers)?;
+    super::csvio::timetable_import(&st, body).await
+}
+
+/// The handler of each `(method, path)` of [`ROUTES`]; `None` for a pair it does not know.
+fn handler(
+    method: &str,
+    path: &str,
+    state: &Arc<SchoolState>,
+) -> Option<MethodRouter<Arc<SchoolState>>> {
+    use axum::routing::{delete, patch, put};
+    let entity = path
+        .strip_prefix("/api/")
+        .map(|p| p.trim_end_matches("/{id}"));
+    if let Some(table) = entity.filter(|t| !t.contains('/')) {
+        let item = path.ends_with("/{id}");
+        let e = match table {
+            t if t == plural::<Region>() => entity_handler::<Region>(method, item),
+            t if t == plural::<School>() => entity_handler::<School>(method, item),
+            t if t == plural::<Classroom>() => entity_handler::<Classroom>(method, item),
+            t if t == plural::<Teacher>() => entity_handler::<Teacher>(method, item),
+            t if t == plural::<Pairing>() => entity_handler::<Pairing>(method, item),
+            t if t == plural::<Term>() => entity_handler::<Term>(method, item),
+            _ => None,
+        };
+        if e.is_some() {
+            return e;
+        }
+    }
+    Some(match (method, path) {
+        ("GET", "/api/openapi.json") => get(openapi_doc),
+        ("POST", "/api/login") => post(login).layer(Extension(Arc::new(
+            crate::auth::limit::LoginLimits::new(&state.config.auth, &state.metrics),
+        ))),
+        ("POST", "/api/logout") => post(logout),
+        ("GET", "/api/me") => get(me),
+        ("GET", "/api/users") => get(users_list),
+        ("POST", "/api/users") => post(users_create),
+        ("PATCH", "/api/users/{id}") => patch(users_patch),
+        ("GET", "/api/users.csv") => get(users_csv),
+        ("POST", "/api/users/import") => post(users_import),
+        ("GET", "/api/classrooms/{id}/devices") => get(devices_list),
+        ("POST", "/api/classrooms/{id}/devices") => post(devices_create),
+        ("DELETE", "/api/devices/{id}") => delete(devices_revoke),
+        ("GET", "/api/slots") => get(slots_list),
+        ("POST", "/api/slots") => post(slots_create),
+        ("GET", "/api/slots/{id}") => get(slots_get),
+        ("PUT", "/api/slots/{id}") => put(slots_put),
+        ("DELETE", "/api/slots/{id}") => delete(slots_delete),
+        ("GET", "/api/pairings.csv") => get(pairings_csv),
+        ("GET", "/api/timetable.csv") => get(timetable_csv),
+        ("POST", "/api/pairings/import") => post(pairings_import),
+        ("POST", "/api/timetable/import") => post(timetable_import),
+        ("GET", "/api/lessons") => get(lessons_list),
+        ("POST", "/api/lessons") => post(lessons_create),
+        ("POST", "/api/lessons/generate") => post(lessons_generate),
+        ("GET", "/api/lessons/{id}") => get(lessons_get),
+        ("PUT", "/api/lessons/{id}") => put(lessons_put),
+        ("DELETE", "/api/lessons/{id}") => delete(lessons_delete),
+        ("POST", "/api/lessons/{id}/join") => post(lessons_join),
+        ("POST", "/api/lessons/{id}/end") => post(lessons_end),
+        ("POST", "/api/lessons/{id}/hand") => post(lessons_hand),
+        ("POST", "/api/lessons/{id}/speak") => post(lessons_speak),
+        ("POST", "/api/lessons/{id}/spotlight") => post(lessons_spotlight),
+        ("GET", "/api/lessons/{id}/live") => get(lessons_live),
+        ("GET", "/api/lessons/{id}/events") => get(lessons_events),
+        ("GET", "/api/today") => get(today),
+        _ => return None,
+    })
+}
+
+/// The school API's router, built from [`ROUTES`]: every route is a rule of the table (so a
+/// route without an access rule cannot exist), every rule must have a handler (checked here,
+/// at start), and the guard applies the rule to every request.
+pub fn router(state: Arc<SchoolState>) -> Router<Arc<SchoolState>> {
+    let mut by_path: Vec<(&'static str, MethodRouter<Arc<SchoolState>>)> = Vec::new();
+    for rule in ROUTES {
+        let h = handler(rule.method, rule.path, &state)
+            .unwrap_or_else(|| panic!("no handler for {} {}", rule.method, rule.path));
+        match by_path.iter_mut().find(|(p, _)| *p == rule.path) {
+            Some((_, m)) => *m = std::mem::take(m).merge(h),
+            None => by_path.push((rule.path, h)),
+        }
+    }
+    let mut r: Router<Arc<SchoolState>> = Router::new();
+    for (path, m) in by_path {
+        r = r.route(path, m);
+    }
+    r.route_layer(axum::middleware::from_fn_with_state(state, guard))
+}
+
+/// Refuses a CSV upload that is not declared `text/csv` (what the admin page sends). A
+/// cross-site HTML form can only send `text/plain`, urlencoded or multipart bodies, so this
+/// keeps forms elsewhere from posting a timetable with an administrator's cookie.
+fn require_csv(h: &HeaderMap) -> Result<(), ApiError> {
+    let ct = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("text/csv") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("send the file as Content-Type: text/csv (got `{ct}`)"),
+        ))
+    }
+}
+
+/// Property tests: `bearer_or_cookie` reads any header values without panicking.
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").map_or(100_000, |_| ProptestConfig::default().cases),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn bearer_or_cookie_takes_any_headers(
+            auth in prop::option::of(prop_oneof![
+                "(Bearer |bearer |Basic |)[ -~\t\u{80}-\u{ff}]{0,40}".prop_map(String::into_bytes),
+                prop::collection::vec(any::<u8>(), 0..40),
+            ]),
+            cookies in prop::collection::vec(prop_oneof![
+                "((cr_session|other| cr_session)=[ -~]{0,20};?){0,3}".prop_map(String::into_bytes),
+                prop::collection::vec(any::<u8>(), 0..40),
+            ], 0..3),
+        ) {
+            let mut h = HeaderMap::new();
+            let auth_ok = auth.as_deref().and_then(|a| HeaderValue::from_bytes(a).ok());
+            if let Some(v) = &auth_ok {
+                h.insert(header::AUTHORIZATION, v.clone());
+            }
+            for c in &cookies {
+                if let Ok(v) = HeaderValue::from_bytes(c) {
+                    h.append(header::COOKIE, v);
+                }
+            }
+            let got = bearer_or_cookie(&h);
+            if let Some(v) = auth_ok.as_ref().and_then(|v| v.to_str().ok()) {
+                // An Authorization header that is text decides alone.
+                let want = v
+                    .strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+                    .map(|t| t.trim().to_string());
+                prop_assert_eq!(got, want);
+            } else if let Some(t) = got {
+                prop_assert!(!t.contains(';'));
+            }
+        }
+    }
+}

@@ -1,0 +1,749 @@
+//! The access table of the school API: every route with who may call it ([`ROUTES`]), and the
+//! guard that resolves the caller and applies the route's rule before any handler runs. Must
+//! never let a request through to a handler without a rule.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    /// Anybody, signed in or not.
+    Anyone,
+    /// These roles.
+    Roles(&'static [Role]),
+}
+
+/// One API route and its rule.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRule {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template as the router has it (`/api/schools/{id}`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub allow: Allow,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// OpenAPI tag.
+    pub tag: &'static str,
+    /// Request body schema (component name, or "csv").
+    pub body: Option<&'static str>,
+    /// Success response schema (component name; `[Name]` for an array).
+    pub response: Option<&'static str>,
+}
+
+pub(super) const ALL: &[Role] = &Role::ALL;
+pub(super) const ADMIN: &[Role] = &[Role::Admin];
+pub(super) const PEOPLE: &[Role] = &[Role::Admin, Role::Teacher, Role::Observer, Role::Inspector];
+pub(super) const STAFF: &[Role] = &[Role::Admin, Role::Teacher];
+pub(super) const DEVICE: &[Role] = &[Role::Classroom];
+
+macro_rules! route_rule {
+    ($m:literal, $p:literal, $a:expr, $tag:literal, $s:literal, $body:expr, $resp:expr) => {
+        RouteRule {
+            method: $m,
+            path: $p,
+            allow: $a,
+            summary: $s,
+            tag: $tag,
+            body: $body,
+            response: $resp,
+        }
+    };
+}
+
+/// Every `/api` route with its rule.
+pub const ROUTES: &[RouteRule] = &[
+    route_rule!(
+        "GET",
+        "/api/openapi.json",
+        Allow::Anyone,
+        "meta",
+        "This document",
+        None,
+        None
+    ),
+    route_rule!(
+        "POST",
+        "/api/login",
+        Allow::Anyone,
+        "auth",
+        "Log in with username and password; sets the session cookie",
+        Some("Login"),
+        Some("LoginResult")
+    ),
+    route_rule!(
+        "POST",
+        "/api/logout",
+        Allow::Roles(ALL),
+        "auth",
+        "End the current login session",
+        None,
+        None
+    ),
+    route_rule!(
+        "GET",
+        "/api/me",
+        Allow::Roles(ALL),
+        "auth",
+        "Who the caller is",
+        None,
+        Some("Principal")
+    ),
+    route_rule!(
+        "GET",
+        "/api/users",
+        Allow::Roles(ADMIN),
+        "people",
+        "List users",
+        None,
+        Some("[User]")
+    ),
+    route_rule!(
+        "POST",
+        "/api/users",
+        Allow::Roles(ADMIN),
+        "people",
+        "Create a user",
+        Some("NewUser"),
+        Some("User")
+    ),
+    route_rule!(
+        "GET",
+        "/api/users.csv",
+        Allow::Roles(ADMIN),
+        "people",
+        "The users inside the caller's scope, with their scopes, as CSV (no passwords)",
+        None,
+        Some("csv")
+    ),
+    route_rule!(
+        "POST",
+        "/api/users/import",
+        Allow::Roles(ADMIN),
+        "people",
+        "Create and update users (and their scopes) from CSV; new users' first passwords are in the answer",
+        Some("csv"),
+        Some("UsersImported")
+    ),
+    route_rule!(
+        "PATCH",
+        "/api/users/{id}",
+        Allow::Roles(ADMIN),
+        "people",
+        "Set a user's password or disable them",
+        Some("UserPatch"),
+        Some("User")
+    ),
+    route_rule!(
+        "GET",
+        "/api/classrooms/{id}/devices",
+        Allow::Roles(ADMIN),
+        "people",
+        "A classroom's device tokens",
+        None,
+        Some("[DeviceToken]")
+    ),
+    route_rule!(
+        "POST",
+        "/api/classrooms/{id}/devices",
+        Allow::Roles(ADMIN),
+        "people",
+        "Issue a device token (the secret is shown once)",
+        Some("NewDevice"),
+        Some("IssuedDevice")
+    ),
+    route_rule!(
+        "DELETE",
+        "/api/devices/{id}",
+        Allow::Roles(ADMIN),
+        "people",
+        "Revoke a device token",
+        None,
+        Some("DeviceToken")
+    ),
+    route_rule!(
+        "GET",
+        "/api/regions",
+        Allow::Roles(PEOPLE),
+        "schools",
+        "List regions",
+        None,
+        Some("[Region]")
+    ),
+    route_rule!(
+        "POST",
+        "/api/regions",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Create a region",
+        Some("Region"),
+        Some("Region")
+    ),
+    route_rule!(
+        "GET",
+        "/api/regions/{id}",
+        Allow::Roles(PEOPLE),
+        "schools",
+        "One region",
+        None,
+        Some("Region")
+    ),
+    route_rule!(
+        "PUT",
+        "/api/regions/{id}",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Replace a region",
+        Some("Region"),
+        Some("Region")
+    ),
+    route_rule!(
+        "DELETE",
+        "/api/regions/{id}",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Delete a region",
+        None,
+        None
+    ),
+    route_rule!(
+        "GET",
+        "/api/schools",
+        Allow::Roles(PEOPLE),
+        "schools",
+        "List schools",
+        None,
+        Some("[School]")
+    ),
+    route_rule!(
+        "POST",
+        "/api/schools",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Create a school",
+        Some("School"),
+        Some("School")
+    ),
+    route_rule!(
+        "GET",
+        "/api/schools/{id}",
+        Allow::Roles(PEOPLE),
+        "schools",
+        "One school",
+        None,
+        Some("School")
+    ),
+    route_rule!(
+        "PUT",
+        "/api/schools/{id}",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Replace a school",
+        Some("School"),
+        Some("School")
+    ),
+    route_rule!(
+        "DELETE",
+        "/api/schools/{id}",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Delete a school",
+        None,
+        None
+    ),
+    route_rule!(
+        "GET",
+        "/api/classrooms",
+        Allow::Roles(ALL),
+        "schools",
+        "List classrooms (?school_id=)",
+        None,
+        Some("[Classroom]")
+    ),
+    route_rule!(
+        "POST",
+        "/api/classrooms",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Create a classroom",
+        Some("Classroom"),
+        Some("Classroom")
+    ),
+    route_rule!(
+        "GET",
+        "/api/classrooms/{id}",
+        Allow::Roles(ALL),
+        "schools",
+        "One classroom",
+        None,
+        Some("Classroom")
+    ),
+    route_rule!(
+        "PUT",
+        "/api/classrooms/{id}",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Replace a classroom",
+        Some("Classroom"),
+        Some("Classroom")
+    ),
+    route_rule!(
+        "DELETE",
+        "/api/classrooms/{id}",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Delete a classroom",
+        None,
+        None
+    ),
+    route_rule!(
+        "GET",
+        "/api/teachers",
+        Allow::Roles(PEOPLE),
+        "schools",
+        "List teachers (?school_id=)",
+        None,
+        Some("[Teacher]")
+    ),
+    route_rule!(
+        "POST",
+        "/api/teachers",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Create a teacher",
+        Some("Teacher"),
+        Some("Teacher")
+    ),
+    route_rule!(
+        "GET",
+        "/api/teachers/{id}",
+        Allow::Roles(PEOPLE),
+        "schools",
+        "One teacher",
+        None,
+        Some("Teacher")
+    ),
+    route_rule!(
+        "PUT",
+        "/api/teachers/{id}",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Replace a teacher",
+        Some("Teacher"),
+        Some("Teacher")
+    ),
+    route_rule!(
+        "DELETE",
+        "/api/teachers/{id}",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Delete a teacher",
+        None,
+        None
+    ),
+    route_rule!(
+        "GET",
+        "/api/pairings",
+        Allow::Roles(PEOPLE),
+        "timetable",
+        "List pairings",
+        None,
+        Some("[Pairing]")
+    ),
+    route_rule!(
+        "POST",
+        "/api/pairings",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Create a pairing",
+        Some("Pairing"),
+        Some("Pairing")
+    ),
+    route_rule!(
+        "GET",
+        "/api/pairings/{id}",
+        Allow::Roles(PEOPLE),
+        "timetable",
+        "One pairing",
+        None,
+        Some("Pairing")
+    ),
+    route_rule!(
+        "PUT",
+        "/api/pairings/{id}",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Replace a pairing",
+        Some("Pairing"),
+        Some("Pairing")
+    ),
+    route_rule!(
+        "DELETE",
+        "/api/pairings/{id}",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Delete a pairing",
+        None,
+        None
+    ),
+    route_rule!(
+        "GET",
+        "/api/pairings.csv",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Export pairings as CSV",
+        None,
+        Some("csv")
+    ),
+    route_rule!(
+        "POST",
+        "/api/pairings/import",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Import pairings from CSV (all rows or none)",
+        Some("csv"),
+        Some("ImportResult")
+    ),
+    route_rule!(
+        "GET",
+        "/api/terms",
+        Allow::Roles(PEOPLE),
+        "timetable",
+        "List terms",
+        None,
+        Some("[Term]")
+    ),
+    route_rule!(
+        "POST",
+        "/api/terms",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Create a term",
+        Some("Term"),
+        Some("Term")
+    ),
+    route_rule!(
+        "GET",
+        "/api/terms/{id}",
+        Allow::Roles(PEOPLE),
+        "timetable",
+        "One term",
+        None,
+        Some("Term")
+    ),
+    route_rule!(
+        "PUT",
+        "/api/terms/{id}",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Replace a term",
+        Some("Term"),
+        Some("Term")
+    ),
+    route_rule!(
+        "DELETE",
+        "/api/terms/{id}",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Delete a term",
+        None,
+        None
+    ),
+    route_rule!(
+        "GET",
+        "/api/slots",
+        Allow::Roles(PEOPLE),
+        "timetable",
+        "Timetable slots of a term (?term_id=)",
+        None,
+        Some("[Slot]")
+    ),
+    route_rule!(
+        "POST",
+        "/api/slots",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Add a slot (conflicts are refused, naming the clashing slot)",
+        Some("Slot"),
+        Some("Slot")
+    ),
+    route_rule!(
+        "GET",
+        "/api/slots/{id}",
+        Allow::Roles(PEOPLE),
+        "timetable",
+        "One slot",
+        None,
+        Some("Slot")
+    ),
+    route_rule!(
+        "PUT",
+        "/api/slots/{id}",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Replace a slot",
+        Some("Slot"),
+        Some("Slot")
+    ),
+    route_rule!(
+        "DELETE",
+        "/api/slots/{id}",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Delete a slot",
+        None,
+        None
+    ),
+    route_rule!(
+        "GET",
+        "/api/timetable.csv",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Export a term's timetable as CSV (?term_id=)",
+        None,
+        Some("csv")
+    ),
+    route_rule!(
+        "POST",
+        "/api/timetable/import",
+        Allow::Roles(ADMIN),
+        "timetable",
+        "Import timetable slots from CSV (all rows or none)",
+        Some("csv"),
+        Some("ImportResult")
+    ),
+    route_rule!(
+        "GET",
+        "/api/lessons",
+        Allow::Roles(ALL),
+        "lessons",
+        "Lessons in a window (?from=&to= dates, default today)",
+        None,
+        Some("[Lesson]")
+    ),
+    route_rule!(
+        "POST",
+        "/api/lessons",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Create an ad hoc lesson",
+        Some("Lesson"),
+        Some("Lesson")
+    ),
+    route_rule!(
+        "POST",
+        "/api/lessons/generate",
+        Allow::Roles(ADMIN),
+        "lessons",
+        "Make the lessons of a date range from the timetable",
+        Some("DateRange"),
+        Some("Generated")
+    ),
+    route_rule!(
+        "GET",
+        "/api/lessons/{id}",
+        Allow::Roles(ALL),
+        "lessons",
+        "One lesson",
+        None,
+        Some("Lesson")
+    ),
+    route_rule!(
+        "PUT",
+        "/api/lessons/{id}",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Change a lesson that has not opened yet (its hub teacher or an admin over its hub school; audited)",
+        Some("Lesson"),
+        Some("Lesson")
+    ),
+    route_rule!(
+        "DELETE",
+        "/api/lessons/{id}",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Delete a lesson that has not opened yet (its hub teacher or an admin over its hub school; audited)",
+        None,
+        None
+    ),
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/join",
+        Allow::Roles(ALL),
+        "lessons",
+        "Join: get the media token and endpoints this caller may use",
+        None,
+        Some("Join")
+    ),
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/end",
+        Allow::Roles(STAFF),
+        "lessons",
+        "End the lesson now (its hub teacher or an admin)",
+        None,
+        Some("Lesson")
+    ),
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/hand",
+        Allow::Roles(DEVICE),
+        "lessons",
+        "Raise or lower the classroom's hand",
+        Some("Hand"),
+        Some("LiveState")
+    ),
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/speak",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Grant or revoke speaking for a classroom (名师课堂)",
+        Some("Speak"),
+        Some("LiveState")
+    ),
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/spotlight",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Put a classroom on everyone's big screen, or nobody (同步课堂)",
+        Some("Spotlight"),
+        Some("LiveState")
+    ),
+    route_rule!(
+        "GET",
+        "/api/lessons/{id}/live",
+        Allow::Roles(ALL),
+        "lessons",
+        "Hands, speakers, spotlight, who is connected and their link quality",
+        None,
+        Some("LiveState")
+    ),
+    route_rule!(
+        "GET",
+        "/api/lessons/{id}/events",
+        Allow::Roles(ALL),
+        "lessons",
+        "Server-sent events of the lesson (joined, left, published, unpublished, hand, speak, \
+         spotlight, state, quality; see LessonEvent); resumes from Last-Event-ID",
+        None,
+        Some("event-stream")
+    ),
+    route_rule!(
+        "GET",
+        "/api/today",
+        Allow::Roles(ALL),
+        "lessons",
+        "What is on now and next for the caller",
+        None,
+        Some("Today")
+    ),
+];
+
+/// The login session cookie.
+pub const COOKIE: &str = "cr_session";
+
+pub(super) fn bearer_or_cookie(h: &HeaderMap) -> Option<String> {
+    if let Some(v) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let t = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))?;
+        return Some(t.trim().to_string());
+    }
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Resolves the caller and applies the route's rule; puts the [`Principal`] in the request.
+pub async fn guard(
+    State(state): State<Arc<SchoolState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let method = req.method().as_str().to_string();
+    // HEAD is GET without a body (axum answers it with the GET handler): same rule.
+    let rule_method = if method == "HEAD" { "GET" } else { &method };
+    let Some(rule) = ROUTES
+        .iter()
+        .find(|r| r.path == path && r.method == rule_method)
+    else {
+        let allow: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.path == path)
+            .flat_map(|r| match r.method {
+                "GET" => vec!["GET", "HEAD"],
+                m => vec![m],
+            })
+            .collect();
+        if !allow.is_empty() {
+            let mut r = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                format!("{path} does not take {method}"),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return r;
+        }
+        // A route without a rule is a bug; refuse rather than serve it unguarded.
+        return ApiError::internal(format!("no access rule for {method} {path}")).into_response();
+    };
+    let token = bearer_or_cookie(req.headers());
+    let principal = match &token {
+        None => None,
+        Some(t) => match people::resolve(&state.store, t, state.now()).await {
+            Ok(Ok(p)) => Some(p),
+            Ok(Err(e)) if rule.allow != Allow::Anyone => {
+                let (kind, detail) = match e {
+                    CredentialError::Unknown => {
+                        ("credentials-invalid", "unknown session or device token")
+                    }
+                    CredentialError::Expired => (
+                        "session-expired",
+                        "the login session has expired; log in again",
+                    ),
+                    CredentialError::Revoked => (
+                        "device-revoked",
+                        "this device token was revoked by an administrator",
+                    ),
+                    CredentialError::Disabled => ("user-disabled", "this account is disabled"),
+                };
+                return ApiError::unauthorized(kind, detail).into_response();
+            }
+            Ok(Err(_)) => None,
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+    };
+    if let Allow::Roles(roles) = rule.allow {
+        let Some(p) = &principal else {
+            return ApiError::unauthorized("login-required", "log in, or send a device token")
+                .into_response();
+        };
+        if !roles.contains(&p.role()) {
+            return ApiError::forbidden(
+                "role-forbidden",
+                format!("a {} may not {method} {path}", p.role().as_str()),
+            )
+            .into_response();
+        }
+    }
+    if let Some(p) = principal {
+        req.extensions_mut().insert(p);
+    }
+    next.run(req).await
+}

@@ -7,10 +7,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::org::{text_enum, Term};
-use crate::time::{parse_date, parse_hhmm, Millis};
 use super::timetable::{list_slots_in, LessonMode, Site};
 use crate::store::entity::{list, need};
 use crate::store::{col, Store, StoreError, StoreResult};
+use crate::time::{parse_date, parse_hhmm, Millis};
 
 text_enum!(
     /// Where a lesson is in its life.

@@ -8,8 +8,8 @@ pub use super::org::*;
 pub use super::timetable::*;
 pub use crate::store::entity::{delete, get, insert, insert_in, list, update, Entity, Val};
 
-use crate::time::Millis;
 use crate::store::{Store, StoreResult};
+use crate::time::Millis;
 
 /// Appends to the audit trail.
 pub async fn audit(

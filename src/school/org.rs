@@ -2,9 +2,9 @@
 //! terms, each an [`Entity`] on the generic repository, plus the enums stored as text. Plain
 //! data and field checks: never timetable or lesson rules, never HTTP.
 
-use crate::time::parse_date;
 use crate::store::entity::{entity_columns, need, Entity};
 use crate::store::{col, Store, StoreResult};
+use crate::time::parse_date;
 use serde::{Deserialize, Serialize};
 
 /// Declares an enum stored as text, with serde, `FromStr` and `as_str`, read from a row

@@ -6,9 +6,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::org::text_enum;
-use crate::time::{fmt_hhmm, parse_hhmm};
 use crate::store::entity::need;
 use crate::store::{Store, StoreError, StoreResult};
+use crate::time::{fmt_hhmm, parse_hhmm};
 
 text_enum!(
     /// The three classrooms (三个课堂).

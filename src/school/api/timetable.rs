@@ -22,7 +22,11 @@ pub(super) fn slot_places(d: &Directory, s: &TimetableSlot) -> Vec<Place> {
 
 /// Refuses unless `p` is an admin over the slot's hub school and, for every site school not
 /// paired with the hub school, over that school too.
-pub(super) fn admin_over_slot(p: &Principal, d: &Directory, s: &TimetableSlot) -> Result<(), ApiError> {
+pub(super) fn admin_over_slot(
+    p: &Principal,
+    d: &Directory,
+    s: &TimetableSlot,
+) -> Result<(), ApiError> {
     let hub = d.classroom(s.hub_classroom_id);
     let mut places = vec![hub.clone()];
     for site in &s.sites {

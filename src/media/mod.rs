@@ -13,7 +13,7 @@ use crate::config::MediaConfig;
 use crate::metrics::{Metrics, RefusalLabels, RefusalReason};
 use crate::problem::ApiError;
 use crate::sfu::{
-    prepare_peer, AddError, Command, Follow, LinkStat, PeerSetup, Placement, Role, SetupError, Sfu,
+    prepare_peer, AddError, Command, Follow, LinkStat, PeerSetup, Placement, PeerKind, SetupError, Sfu,
 };
 
 /// One live WHIP/WHEP session, as signalling knows it.
@@ -22,7 +22,7 @@ pub struct Session {
     /// Its room.
     pub room: String,
     /// Publisher or subscriber.
-    pub role: Role,
+    pub role: PeerKind,
     /// The worker holding its peer.
     pub worker: usize,
     /// Current entity tag (changes on ICE restart).
@@ -60,7 +60,7 @@ pub enum SessionEvent {
         /// The participant ("c:12", "t:3", "u:7").
         part: String,
         /// Publisher or subscriber.
-        role: Role,
+        role: PeerKind,
     },
     /// An admitted session ended (DELETE, kick, or the media side gave up on it).
     Ended {
@@ -69,7 +69,7 @@ pub enum SessionEvent {
         /// The participant.
         part: String,
         /// Publisher or subscriber.
-        role: Role,
+        role: PeerKind,
     },
 }
 
@@ -100,7 +100,7 @@ pub struct NewSession {
     /// Its room (checked by the caller).
     pub room: String,
     /// Publisher or subscriber.
-    pub role: Role,
+    pub role: PeerKind,
     /// The client's SDP offer.
     pub offer: String,
     /// The client's ICE ufrag in that offer.
@@ -612,18 +612,18 @@ impl Media {
 }
 
 /// The problem for an offer the peer could not be built from.
-fn setup_refused(role: Role, e: SetupError) -> ApiError {
+fn setup_refused(role: PeerKind, e: SetupError) -> ApiError {
     match e {
         SetupError::BadSdp(_) | SetupError::Rejected(_) => {
             ApiError::bad_request("bad-sdp", e.to_string())
         }
         SetupError::NoUsableMedia(_) => match role {
-            Role::Publisher => ApiError::new(
+            PeerKind::Publisher => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "no-usable-media",
                 e.to_string(),
             ),
-            Role::Subscriber => {
+            PeerKind::Subscriber => {
                 ApiError::new(StatusCode::NOT_ACCEPTABLE, "no-usable-media", e.to_string())
             }
         },

@@ -8,7 +8,7 @@ use super::{model, policy, SchoolState};
 use crate::auth::Claims;
 use crate::media::SessionEvent;
 use crate::problem::ApiError;
-use crate::sfu::Role;
+use crate::sfu::PeerKind;
 use crate::signal::{Admission, BoxFuture};
 
 impl Admission for SchoolState {
@@ -77,11 +77,11 @@ impl SchoolState {
         match ev {
             SessionEvent::Started { lesson, part, role } => {
                 self.live
-                    .session_started(*lesson, part, *role == Role::Publisher, self.now())
+                    .session_started(*lesson, part, *role == PeerKind::Publisher, self.now())
             }
             SessionEvent::Ended { lesson, part, role } => {
                 self.live
-                    .session_ended(*lesson, part, *role == Role::Publisher, self.now())
+                    .session_ended(*lesson, part, *role == PeerKind::Publisher, self.now())
             }
         }
     }

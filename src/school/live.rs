@@ -423,7 +423,7 @@ mod tests {
         let links = summarize_all(&[crate::sfu::LinkStat {
             session: "s1".into(),
             part: Some("c:5".into()),
-            role: crate::sfu::Role::Publisher,
+            role: crate::sfu::PeerKind::Publisher,
             rtt_ms: Some(30.0),
             loss_pct: Some(0.0),
             kbps_in: 700.0,

@@ -255,11 +255,11 @@ pub async fn run(state: Weak<SchoolState>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sfu::Role;
+    use crate::sfu::PeerKind;
 
     fn stat(
         part: &str,
-        role: Role,
+        role: PeerKind,
         rtt: Option<f64>,
         loss: Option<f64>,
         kin: f64,
@@ -293,12 +293,12 @@ mod tests {
     #[test]
     fn a_classroom_that_publishes_and_watches_is_graded_on_its_worst_session() {
         let stats = vec![
-            stat("c:5", Role::Publisher, None, Some(0.5), 900.04, 0.0),
-            stat("c:5", Role::Subscriber, Some(180.0), Some(1.0), 2.0, 1500.0),
-            stat("t:1", Role::Publisher, Some(12.34), Some(0.0), 2500.0, 0.0),
+            stat("c:5", PeerKind::Publisher, None, Some(0.5), 900.04, 0.0),
+            stat("c:5", PeerKind::Subscriber, Some(180.0), Some(1.0), 2.0, 1500.0),
+            stat("t:1", PeerKind::Publisher, Some(12.34), Some(0.0), 2500.0, 0.0),
             LinkStat {
                 part: None,
-                ..stat("x", Role::Subscriber, Some(900.0), Some(50.0), 0.0, 10.0)
+                ..stat("x", PeerKind::Subscriber, Some(900.0), Some(50.0), 0.0, 10.0)
             },
         ];
         let links = summarize_all(&stats);
@@ -330,7 +330,7 @@ mod tests {
     fn only_meaningful_changes_are_events() {
         let a = summarize_all(&[stat(
             "c:5",
-            Role::Publisher,
+            PeerKind::Publisher,
             Some(20.0),
             Some(0.0),
             800.0,
@@ -340,7 +340,7 @@ mod tests {
         assert!(!changed(None, &[]), "nothing to say");
         let wiggle = summarize_all(&[stat(
             "c:5",
-            Role::Publisher,
+            PeerKind::Publisher,
             Some(35.0),
             Some(1.0),
             750.0,
@@ -349,24 +349,24 @@ mod tests {
         assert!(!changed(Some(&a), &wiggle), "figures within a grade");
         let worse = summarize_all(&[stat(
             "c:5",
-            Role::Publisher,
+            PeerKind::Publisher,
             Some(35.0),
             Some(3.0),
             750.0,
             0.0,
         )]);
         assert!(changed(Some(&a), &worse), "good → fair");
-        let unknown = summarize_all(&[stat("c:5", Role::Publisher, None, Some(0.0), 800.0, 0.0)]);
+        let unknown = summarize_all(&[stat("c:5", PeerKind::Publisher, None, Some(0.0), 800.0, 0.0)]);
         assert!(changed(Some(&unknown), &a), "an RTT became known");
         let more = summarize_all(&[
-            stat("c:5", Role::Publisher, Some(20.0), Some(0.0), 800.0, 0.0),
-            stat("c:5", Role::Subscriber, Some(20.0), Some(0.0), 0.0, 800.0),
+            stat("c:5", PeerKind::Publisher, Some(20.0), Some(0.0), 800.0, 0.0),
+            stat("c:5", PeerKind::Subscriber, Some(20.0), Some(0.0), 0.0, 800.0),
         ]);
         assert!(changed(Some(&a), &more), "a second session");
         assert!(changed(Some(&a), &[]), "everyone left");
         let silent = summarize_all(&[stat(
             "c:5",
-            Role::Publisher,
+            PeerKind::Publisher,
             Some(20.0),
             Some(0.0),
             0.0,
@@ -379,7 +379,7 @@ mod tests {
     fn events_are_spaced_and_held_back_changes_follow() {
         let good = summarize_all(&[stat(
             "c:5",
-            Role::Publisher,
+            PeerKind::Publisher,
             Some(20.0),
             Some(0.0),
             800.0,
@@ -387,7 +387,7 @@ mod tests {
         )]);
         let fair = summarize_all(&[stat(
             "c:5",
-            Role::Publisher,
+            PeerKind::Publisher,
             Some(20.0),
             Some(3.0),
             800.0,

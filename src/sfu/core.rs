@@ -38,7 +38,7 @@ use super::pipe::{PipeMsg, PipedPacket};
 use super::recvq;
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
 use super::routing::{self, Router};
-use super::{AddError, Command, LinkStat, PreparedPeer, Role, SfuEvent};
+use super::{AddError, Command, LinkStat, PreparedPeer, PeerKind, SfuEvent};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels, Tally};
 
 /// An invariant of the core's tables broke, which is a bug: debug builds (every test) panic
@@ -629,7 +629,7 @@ impl<O: Outside> WorkerCore<O> {
                     .get(&session)
                     .and_then(|pid| self.peers.get_mut(pid))
                 {
-                    Some(peer) if peer.role == Role::Subscriber => {
+                    Some(peer) if peer.role == PeerKind::Subscriber => {
                         for slot in peer.slots.iter_mut() {
                             if slot.kind == MediaKind::Video {
                                 slot.wanted_rid = rid.clone();
@@ -738,7 +738,7 @@ impl<O: Outside> WorkerCore<O> {
         let mut retry = Vec::new();
         for peer in self.peers.values_mut() {
             try_fast_path(peer, &mut self.io.lanes, self.io.direct_srtp);
-            if peer.role == Role::Subscriber {
+            if peer.role == PeerKind::Subscriber {
                 let due: Vec<Mid> = peer
                     .slots
                     .iter_mut()
@@ -763,7 +763,7 @@ impl<O: Outside> WorkerCore<O> {
                     }
                 }
             }
-            if peer.role == Role::Subscriber && peer.connected {
+            if peer.role == PeerKind::Subscriber && peer.connected {
                 for slot in peer.slots.iter_mut() {
                     let (Some(tid), Some(_)) = (slot.track, slot.switch.waiting_keyframe) else {
                         continue;
@@ -789,7 +789,7 @@ impl<O: Outside> WorkerCore<O> {
                     .get(&peer.id)
                     .map(|c| now.saturating_duration_since(*c) >= self.connect_timeout)
                     .unwrap_or(false);
-            if peer.role == Role::Publisher {
+            if peer.role == PeerKind::Publisher {
                 peer.limit.refill(now);
             }
             if gone || never || !peer.rtc.is_alive() {

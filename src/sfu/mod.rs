@@ -41,7 +41,7 @@ pub const ABS_CAPTURE_TIME_ID: u8 = 7;
 /// Whether a peer sends media into a room or receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub enum PeerKind {
     /// WHIP: sends media in.
     Publisher,
     /// WHEP: receives media.
@@ -132,7 +132,7 @@ pub struct PeerSetup {
 ///
 /// Runs on a signalling thread, not on a media worker.
 pub fn prepare_peer(
-    role: Role,
+    role: PeerKind,
     offer_text: &str,
     setup: &PeerSetup,
 ) -> Result<PreparedPeer, SetupError> {
@@ -142,7 +142,7 @@ pub fn prepare_peer(
 /// [`prepare_peer`] at `now` (the simulated-time tests' clock, `tests/sim`).
 #[doc(hidden)]
 pub fn prepare_peer_at(
-    role: Role,
+    role: PeerKind,
     offer_text: &str,
     setup: &PeerSetup,
     now: Instant,
@@ -162,7 +162,7 @@ pub fn prepare_peer_at(
         // Capture timestamps pass through unchanged (A/V sync at the receiver, and the load
         // generator's end-to-end latency figures).
         .set_extension(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);
-    if role == Role::Subscriber && setup.direct_srtp {
+    if role == PeerKind::Subscriber && setup.direct_srtp {
         // The subscriber's NACKs and reports arrive as raw RTCP events: the fast path
         // (`egress`) answers them, since str0m never saw those packets. A viewer sends only
         // RTCP, a few packets a second, so the copies this makes are cheap. (str0m also copies
@@ -170,7 +170,7 @@ pub fn prepare_peer_at(
         // fast path is: then str0m sends everything.)
         config = config.enable_raw_packets(true);
     }
-    if role == Role::Subscriber {
+    if role == PeerKind::Subscriber {
         // Toward viewers the server does no bandwidth estimation (the simulcast layer follows
         // the viewer's request and the publisher's layers), so transport-wide sequence numbers
         // and abs-send-time would only cost: a register entry per packet sent and a TWCC
@@ -231,8 +231,8 @@ pub fn prepare_peer_at(
     // Keep only m-lines in the role's direction with at least one negotiated codec.
     medias.retain(|m| {
         let dir_ok = match role {
-            Role::Publisher => matches!(m.direction, Direction::RecvOnly | Direction::SendRecv),
-            Role::Subscriber => matches!(m.direction, Direction::SendOnly | Direction::SendRecv),
+            PeerKind::Publisher => matches!(m.direction, Direction::RecvOnly | Direction::SendRecv),
+            PeerKind::Subscriber => matches!(m.direction, Direction::SendOnly | Direction::SendRecv),
         };
         let has_codec = rtc
             .media(m.mid)
@@ -242,8 +242,8 @@ pub fn prepare_peer_at(
     });
     if medias.is_empty() {
         let want = match role {
-            Role::Publisher => "sendonly or sendrecv",
-            Role::Subscriber => "recvonly or sendrecv",
+            PeerKind::Publisher => "sendonly or sendrecv",
+            PeerKind::Subscriber => "recvonly or sendrecv",
         };
         return Err(SetupError::NoUsableMedia(format!(
             "need at least one {want} audio/video m-line with a supported codec \
@@ -350,7 +350,7 @@ pub struct LinkStat {
     /// The participant ("c:12"), for peers opened with a lesson token.
     pub part: Option<String>,
     /// Publisher or subscriber.
-    pub role: Role,
+    pub role: PeerKind,
     /// Round-trip time in milliseconds, when known.
     pub rtt_ms: Option<f64>,
     /// Loss in percent, when known: what the server receives from a publisher (its own
@@ -371,7 +371,7 @@ pub enum Command {
         /// The room.
         room: String,
         /// Publisher or subscriber.
-        role: Role,
+        role: PeerKind,
         /// The peer.
         peer: Box<PreparedPeer>,
         /// A viewer placed away from the room's home worker: that worker, which pipes the
@@ -706,10 +706,10 @@ impl Sfu {
     /// Publishers go to the room's home worker. Viewers too, while that worker holds fewer
     /// than `spread_after` peers; after that each goes to the least loaded worker (the home
     /// worker on a tie), so a broadcast to many sites is fanned out by every core at once.
-    pub fn place(&self, room: &str, role: Role) -> Placement {
+    pub fn place(&self, room: &str, role: PeerKind) -> Placement {
         let home = self.worker_for_room(room);
         let load = |i: usize| self.loads[i].load(Ordering::Relaxed);
-        let worker = if role == Role::Publisher || load(home) < self.spread_after {
+        let worker = if role == PeerKind::Publisher || load(home) < self.spread_after {
             home
         } else {
             (0..self.loads.len())

@@ -14,7 +14,7 @@ use super::egress::{Egress, Stream};
 use super::forward::Rewriter;
 use super::layer::LayerSwitch;
 use super::room::{PeerId, TrackId};
-use super::{MediaInfo, Role};
+use super::{MediaInfo, PeerKind};
 
 /// A subscriber m-line and what it is bound to.
 #[derive(Debug)]
@@ -238,7 +238,7 @@ pub struct Peer {
     /// The room it belongs to.
     pub room: String,
     /// Publisher or subscriber.
-    pub role: Role,
+    pub role: PeerKind,
     /// The str0m instance.
     pub rtc: Rtc,
     /// Negotiated m-lines.

@@ -54,23 +54,23 @@ fn workers(workers: usize, spread_after: usize) -> Sfu {
 fn viewers_stay_home_until_spread_after_then_go_to_the_least_loaded_worker() {
     let sfu = workers(2, 3);
     let home = sfu.worker_for_room("wide");
-    let publisher = sfu.place("wide", Role::Publisher);
+    let publisher = sfu.place("wide", PeerKind::Publisher);
     assert_eq!(publisher.piped_from(), None);
     assert_eq!(publisher.worker, home);
     // Home holds the publisher and two viewers: three peers, the limit.
     for _ in 0..2 {
-        assert_eq!(sfu.place("wide", Role::Subscriber).piped_from(), None);
+        assert_eq!(sfu.place("wide", PeerKind::Subscriber).piped_from(), None);
     }
-    let away = sfu.place("wide", Role::Subscriber);
+    let away = sfu.place("wide", PeerKind::Subscriber);
     assert_eq!(away.piped_from(), Some(home));
     assert_eq!(away.home, home);
     // Then the least loaded: the other worker until it holds as many, then home on a tie.
     for _ in 0..2 {
-        assert_eq!(sfu.place("wide", Role::Subscriber).piped_from(), Some(home));
+        assert_eq!(sfu.place("wide", PeerKind::Subscriber).piped_from(), Some(home));
     }
-    assert_eq!(sfu.place("wide", Role::Subscriber).piped_from(), None);
+    assert_eq!(sfu.place("wide", PeerKind::Subscriber).piped_from(), None);
     // Publishers always go home, however loaded it is.
-    assert_eq!(sfu.place("wide", Role::Publisher).worker, home);
+    assert_eq!(sfu.place("wide", PeerKind::Publisher).worker, home);
     let mut loads = sfu.loads();
     assert_eq!(loads[home], 5);
     assert_eq!(loads[1 - home], 3);
@@ -80,7 +80,7 @@ fn viewers_stay_home_until_spread_after_then_go_to_the_least_loaded_worker() {
     assert_eq!(sfu.loads(), loads);
     // One worker: nothing to spread to.
     let one = workers(1, 0);
-    assert_eq!(one.place("wide", Role::Subscriber).piped_from(), None);
+    assert_eq!(one.place("wide", PeerKind::Subscriber).piped_from(), None);
 }
 
 #[test]
@@ -123,12 +123,12 @@ fn viewers_get_no_transport_cc() {
         candidate: "127.0.0.1:3478".parse().unwrap(),
         direct_srtp: true,
     };
-    let publisher = prepare_peer(Role::Publisher, &offer("sendonly"), &setup).unwrap();
+    let publisher = prepare_peer(PeerKind::Publisher, &offer("sendonly"), &setup).unwrap();
     assert!(
         publisher.answer.contains("transport-wide-cc"),
         "the publisher's congestion control needs TWCC feedback from us"
     );
-    let viewer = prepare_peer(Role::Subscriber, &offer("recvonly"), &setup).unwrap();
+    let viewer = prepare_peer(PeerKind::Subscriber, &offer("recvonly"), &setup).unwrap();
     assert!(
         !viewer.answer.contains("transport-wide-cc"),
         "{}",

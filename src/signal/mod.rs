@@ -37,7 +37,7 @@ use crate::ids::RoomName;
 use crate::media::{random_id, Media, NewSession, Quota, Session};
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
-use crate::sfu::{Command, Follow, Role};
+use crate::sfu::{Command, Follow, PeerKind};
 
 /// A boxed future, for the methods of [`Admission`] (a trait object).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -122,25 +122,25 @@ fn check_owner(session: &Session, claims: &Claims) -> Result<(), ApiError> {
     }
 }
 
-fn endpoint(role: Role) -> &'static str {
+fn endpoint(role: PeerKind) -> &'static str {
     match role {
-        Role::Publisher => "whip",
-        Role::Subscriber => "whep",
+        PeerKind::Publisher => "whip",
+        PeerKind::Subscriber => "whep",
     }
 }
 
-fn role_of(kind: &str) -> Option<Role> {
+fn role_of(kind: &str) -> Option<PeerKind> {
     match kind {
-        "whip" => Some(Role::Publisher),
-        "whep" => Some(Role::Subscriber),
+        "whip" => Some(PeerKind::Publisher),
+        "whep" => Some(PeerKind::Subscriber),
         _ => None,
     }
 }
 
-fn grant(role: Role) -> Grant {
+fn grant(role: PeerKind) -> Grant {
     match role {
-        Role::Publisher => Grant::Publish,
-        Role::Subscriber => Grant::Subscribe,
+        PeerKind::Publisher => Grant::Publish,
+        PeerKind::Subscriber => Grant::Subscribe,
     }
 }
 
@@ -178,7 +178,7 @@ fn authorize(
     state: &SignalState,
     headers: &HeaderMap,
     room: &str,
-    role: Role,
+    role: PeerKind,
 ) -> Result<Claims, ApiError> {
     Ok(authorize_token(state, headers, room, role)?.0)
 }
@@ -188,7 +188,7 @@ fn authorize_token<'h>(
     state: &SignalState,
     headers: &'h HeaderMap,
     room: &str,
-    role: Role,
+    role: PeerKind,
 ) -> Result<(Claims, &'h str), ApiError> {
     let h = headers
         .get(header::AUTHORIZATION)
@@ -219,7 +219,7 @@ pub fn ice_server_links(state: &SignalState) -> Vec<HeaderValue> {
         .collect()
 }
 
-fn record(state: &SignalState, role: Role, status: StatusCode) {
+fn record(state: &SignalState, role: PeerKind, status: StatusCode) {
     state
         .metrics
         .http_responses
@@ -237,8 +237,8 @@ pub async fn whip_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let r = create_session(&state, Role::Publisher, room, headers, body).await;
-    finish(&state, Role::Publisher, r)
+    let r = create_session(&state, PeerKind::Publisher, room, headers, body).await;
+    finish(&state, PeerKind::Publisher, r)
 }
 
 /// `POST /whep/{room}` (`?source=hub|spotlight|c:<id>|t:<id>` picks what to receive).
@@ -251,14 +251,14 @@ pub async fn whep_post(
 ) -> Response {
     let r = match q.get("source") {
         Some(src) => {
-            create_session_following(&state, Role::Subscriber, room, headers, body, Some(src)).await
+            create_session_following(&state, PeerKind::Subscriber, room, headers, body, Some(src)).await
         }
-        None => create_session(&state, Role::Subscriber, room, headers, body).await,
+        None => create_session(&state, PeerKind::Subscriber, room, headers, body).await,
     };
-    finish(&state, Role::Subscriber, r)
+    finish(&state, PeerKind::Subscriber, r)
 }
 
-fn finish(state: &SignalState, role: Role, r: Result<Response, ApiError>) -> Response {
+fn finish(state: &SignalState, role: PeerKind, r: Result<Response, ApiError>) -> Response {
     let resp = match r {
         Ok(resp) => resp,
         Err(e) => {
@@ -302,7 +302,7 @@ async fn resolve_source(
 
 async fn create_session(
     state: &Arc<SignalState>,
-    role: Role,
+    role: PeerKind,
     room: String,
     headers: HeaderMap,
     body: Body,
@@ -312,7 +312,7 @@ async fn create_session(
 
 async fn create_session_following(
     state: &Arc<SignalState>,
-    role: Role,
+    role: PeerKind,
     room: String,
     headers: HeaderMap,
     body: Body,
@@ -322,7 +322,7 @@ async fn create_session_following(
     let (claims, token) = authorize_token(state, &headers, &room, role)?;
     state
         .admission
-        .admit(&claims, role == Role::Publisher)
+        .admit(&claims, role == PeerKind::Publisher)
         .await?;
     let follow = resolve_source(state, &claims, source).await?;
     check_content_type(&headers, "application/sdp")?;
@@ -407,7 +407,7 @@ async fn admit(
     Ok((a.id, a.etag, a.answer))
 }
 
-fn lookup(state: &SignalState, role: Role, room: &str, id: &str) -> Result<Session, ApiError> {
+fn lookup(state: &SignalState, role: PeerKind, room: &str, id: &str) -> Result<Session, ApiError> {
     let sessions = state.media.sessions.lock().expect("sessions lock");
     match sessions.get(id) {
         Some(s) if s.role == role && s.room == room && s.admitted => Ok(s.clone()),
@@ -434,7 +434,7 @@ pub async fn patch_session(
 
 async fn patch_inner(
     state: &Arc<SignalState>,
-    role: Role,
+    role: PeerKind,
     room: &str,
     id: &str,
     headers: HeaderMap,
@@ -570,8 +570,8 @@ pub async fn whep_layer(
     Json(req): Json<LayerRequest>,
 ) -> Response {
     let r = async {
-        let claims = authorize(&state, &headers, &room, Role::Subscriber)?;
-        let session = lookup(&state, Role::Subscriber, &room, &id)?;
+        let claims = authorize(&state, &headers, &room, PeerKind::Subscriber)?;
+        let session = lookup(&state, PeerKind::Subscriber, &room, &id)?;
         check_owner(&session, &claims)?;
         if let Some(rid) = &req.rid {
             if rid.is_empty() || rid.len() > 16 || !rid.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -597,7 +597,7 @@ pub async fn whep_layer(
         }
     }
     .await;
-    finish(&state, Role::Subscriber, r)
+    finish(&state, PeerKind::Subscriber, r)
 }
 
 /// The offer's ICE username fragment (its first `a=ice-ufrag:` line).

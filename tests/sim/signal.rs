@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use classrelay::sfu::{prepare_peer_at, AddError, Command, Follow, PeerSetup, Role};
+use classrelay::sfu::{prepare_peer_at, AddError, Command, Follow, PeerSetup, PeerKind};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 
@@ -28,7 +28,7 @@ pub struct View {
 /// How a peer joins: what signalling would put in its `Command::Add`.
 struct Join<'a> {
     room: &'a str,
-    role: Role,
+    role: PeerKind,
     part: Option<String>,
     follow: Follow,
     piped_from: Option<usize>,
@@ -103,7 +103,7 @@ impl World {
         let (c, offer) = Client::publisher(name, self.next_client_addr(), self.now, opts);
         let j = Join {
             room,
-            role: Role::Publisher,
+            role: PeerKind::Publisher,
             part,
             follow: Follow::Any,
             piped_from: None,
@@ -143,7 +143,7 @@ impl World {
         }
         let j = Join {
             room,
-            role: Role::Subscriber,
+            role: PeerKind::Subscriber,
             part: v.part,
             follow: v.follow,
             piped_from,

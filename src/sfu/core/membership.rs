@@ -11,10 +11,10 @@ impl<O: Outside> WorkerCore<O> {
     pub(super) fn check_compatible(
         &self,
         room: &str,
-        role: Role,
+        role: PeerKind,
         peer: &PreparedPeer,
     ) -> Result<(), AddError> {
-        if role != Role::Subscriber {
+        if role != PeerKind::Subscriber {
             return Ok(());
         }
         let Some(room) = self.rooms.get(room) else {
@@ -65,7 +65,7 @@ impl<O: Outside> WorkerCore<O> {
         &mut self,
         session: String,
         room_name: String,
-        role: Role,
+        role: PeerKind,
         prepared: PreparedPeer,
         piped_from: Option<usize>,
         now: Instant,
@@ -81,7 +81,7 @@ impl<O: Outside> WorkerCore<O> {
             keys,
             ..
         } = prepared;
-        let slots = if role == Role::Subscriber {
+        let slots = if role == PeerKind::Subscriber {
             medias
                 .iter()
                 .enumerate()
@@ -120,7 +120,7 @@ impl<O: Outside> WorkerCore<O> {
         let room = self.rooms.entry(room_name.clone()).or_default();
         room.peers.push(id);
         let mut new_tracks = Vec::new();
-        if role == Role::Publisher {
+        if role == PeerKind::Publisher {
             for m in &peer.medias {
                 let tid = self.next_id;
                 self.next_id += 1;
@@ -166,7 +166,7 @@ impl<O: Outside> WorkerCore<O> {
         self.wake_pipes();
         self.by_session.insert(session, id);
         self.router.add_ufrag(id, local_ufrag);
-        if role == Role::Subscriber {
+        if role == PeerKind::Subscriber {
             // Keep one second of sent packets for NACKs (rural RTTs are well under that);
             // str0m's default of three seconds triples the per-subscriber memory.
             let mids: Vec<Mid> = peer.slots.iter().map(|s| s.mid).collect();
@@ -198,7 +198,7 @@ impl<O: Outside> WorkerCore<O> {
         let Some(sub) = self.peers.get(&sid) else {
             return;
         };
-        if sub.role != Role::Subscriber {
+        if sub.role != PeerKind::Subscriber {
             return;
         }
         let Some(room) = self.rooms.get(&sub.room) else {
@@ -437,9 +437,9 @@ pub(super) fn unbind(slot: &mut RecvSlot, lanes: &mut slab::Slab<Lane>) {
     }
 }
 
-pub(super) fn role_label(role: Role) -> RoleLabel {
+pub(super) fn role_label(role: PeerKind) -> RoleLabel {
     match role {
-        Role::Publisher => RoleLabel::Publisher,
-        Role::Subscriber => RoleLabel::Subscriber,
+        PeerKind::Publisher => RoleLabel::Publisher,
+        PeerKind::Subscriber => RoleLabel::Subscriber,
     }
 }

@@ -9,7 +9,7 @@ use super::*;
 /// with the handshake, before `Connected`; housekeeping retries in case they did not). One
 /// attempt: a profile the fast path cannot do leaves the peer on str0m's send path.
 pub(super) fn try_fast_path(peer: &mut Peer, lanes: &mut slab::Slab<Lane>, direct_srtp: bool) {
-    if !direct_srtp || peer.role != Role::Subscriber || !peer.connected || peer.egress_tried {
+    if !direct_srtp || peer.role != PeerKind::Subscriber || !peer.connected || peer.egress_tried {
         return;
     }
     let Some(keys) = peer.keys.get() else {
@@ -246,7 +246,7 @@ pub(super) fn on_event(peer: &mut Peer, io: &mut Outbox<impl Outside>, ev: Event
             }
             _ => {}
         },
-        Event::RtpPacket(p) if peer.role == Role::Publisher => {
+        Event::RtpPacket(p) if peer.role == PeerKind::Publisher => {
             if peer.limit.admit(p.payload.len(), now) {
                 io.pending_rtp.push((peer.id, p));
             } else {
@@ -254,7 +254,7 @@ pub(super) fn on_event(peer: &mut Peer, io: &mut Outbox<impl Outside>, ev: Event
                 io.metrics.publish_dropped_packets.inc();
             }
         }
-        Event::KeyframeRequest(k) if peer.role == Role::Subscriber => {
+        Event::KeyframeRequest(k) if peer.role == PeerKind::Subscriber => {
             io.pending_kf.push((peer.id, k.mid));
         }
         Event::MediaEgressStats(s) => {
@@ -262,7 +262,7 @@ pub(super) fn on_event(peer: &mut Peer, io: &mut Outbox<impl Outside>, ev: Event
                 peer.link.on_rtt(rtt);
             }
             // What a subscriber's receiver reports say it lost of what the server sent.
-            if let (Role::Subscriber, Some(loss)) = (peer.role, s.loss) {
+            if let (PeerKind::Subscriber, Some(loss)) = (peer.role, s.loss) {
                 peer.link.on_loss(loss);
             }
             let seen = peer.stats_seen.entry((s.mid, s.rid, true)).or_default();
@@ -279,7 +279,7 @@ pub(super) fn on_event(peer: &mut Peer, io: &mut Outbox<impl Outside>, ev: Event
                 peer.link.on_rtt(rtt);
             }
             // What the server lost of a publisher's media (its own receiver reports).
-            if let (Role::Publisher, Some(loss)) = (peer.role, s.loss) {
+            if let (PeerKind::Publisher, Some(loss)) = (peer.role, s.loss) {
                 peer.link.on_loss(loss);
             }
             let seen = peer.stats_seen.entry((s.mid, s.rid, false)).or_default();

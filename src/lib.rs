@@ -5,6 +5,7 @@
 //! [`Server`] wires the parts; the `classrelay` binary is a thin CLI around it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod auth;
 pub mod config;

@@ -13,7 +13,8 @@ use crate::config::MediaConfig;
 use crate::metrics::{Metrics, RefusalLabels, RefusalReason};
 use crate::problem::ApiError;
 use crate::sfu::{
-    prepare_peer, AddError, Command, Follow, LinkStat, PeerSetup, Placement, PeerKind, SetupError, Sfu,
+    prepare_peer, AddError, Command, Follow, LinkStat, PeerKind, PeerSetup, Placement, SetupError,
+    Sfu,
 };
 
 /// One live WHIP/WHEP session, as signalling knows it.

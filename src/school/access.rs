@@ -27,7 +27,7 @@ use crate::school::model::Lesson;
 use crate::store::{col, Store, StoreResult};
 
 /// The refusal for an object outside the caller's scope.
-pub fn out_of_scope(what: impl std::fmt::Display) -> ApiError {
+pub(crate) fn out_of_scope(what: impl std::fmt::Display) -> ApiError {
     ApiError::forbidden(
         "out-of-scope",
         format!("{what} is outside your organisation scope"),
@@ -35,7 +35,7 @@ pub fn out_of_scope(what: impl std::fmt::Display) -> ApiError {
 }
 
 /// Every school's place, by school id (one query).
-pub async fn school_places(store: &Store) -> StoreResult<HashMap<i64, Place>> {
+pub(crate) async fn school_places(store: &Store) -> StoreResult<HashMap<i64, Place>> {
     let rows = sqlx::query(
         "SELECT s.id, s.region_id, r.province, r.city FROM schools s \
          LEFT JOIN regions r ON r.id = s.region_id",
@@ -59,7 +59,7 @@ pub async fn school_places(store: &Store) -> StoreResult<HashMap<i64, Place>> {
 }
 
 /// The school of each classroom (one query).
-pub async fn classroom_schools(store: &Store) -> StoreResult<HashMap<i64, i64>> {
+pub(crate) async fn classroom_schools(store: &Store) -> StoreResult<HashMap<i64, i64>> {
     let rows = sqlx::query("SELECT id, school_id FROM classrooms")
         .fetch_all(store.pool())
         .await?;
@@ -71,7 +71,7 @@ pub async fn classroom_schools(store: &Store) -> StoreResult<HashMap<i64, i64>> 
 /// A snapshot of the directory's shape: where each school and classroom sits, and which
 /// schools are paired. Loaded with three queries; enough to answer every rule for a list.
 #[derive(Debug, Default)]
-pub struct Directory {
+pub(crate) struct Directory {
     /// School → place.
     pub schools: HashMap<i64, Place>,
     /// Classroom → school.
@@ -84,7 +84,7 @@ pub struct Directory {
 
 impl Directory {
     /// Loads it.
-    pub async fn load(store: &Store) -> StoreResult<Directory> {
+    pub(crate) async fn load(store: &Store) -> StoreResult<Directory> {
         let rows = sqlx::query("SELECT hub_school_id, partner_school_id FROM pairings")
             .fetch_all(store.pool())
             .await?;
@@ -119,7 +119,7 @@ impl Directory {
     }
 
     /// The place of a school (an unknown school sits nowhere: only the global scope has it).
-    pub fn school(&self, id: i64) -> Place {
+    pub(crate) fn school(&self, id: i64) -> Place {
         self.schools.get(&id).cloned().unwrap_or(Place {
             school_id: Some(id),
             ..Place::default()
@@ -127,7 +127,7 @@ impl Directory {
     }
 
     /// The place of a classroom's school.
-    pub fn classroom(&self, id: i64) -> Place {
+    pub(crate) fn classroom(&self, id: i64) -> Place {
         match self.classrooms.get(&id) {
             Some(s) => self.school(*s),
             None => Place::default(),
@@ -135,7 +135,7 @@ impl Directory {
     }
 
     /// The places of a lesson's hub and site classrooms.
-    pub fn lesson(&self, l: &Lesson) -> Vec<Place> {
+    pub(crate) fn lesson(&self, l: &Lesson) -> Vec<Place> {
         std::iter::once(l.hub_classroom_id)
             .chain(l.sites.iter().map(|s| s.classroom_id))
             .map(|c| self.classroom(c))
@@ -144,7 +144,7 @@ impl Directory {
 
     /// A user's scope from this snapshot (a place that is gone covers nothing): the
     /// one-query-for-all form of `people::scope_of`, for lists of users.
-    pub fn user_scope(&self, u: &crate::auth::people::User) -> Scope {
+    pub(crate) fn user_scope(&self, u: &crate::auth::people::User) -> Scope {
         let place = match u.scope {
             Level::Global => Place::default(),
             Level::School => u.school_id.map(|s| self.school(s)).unwrap_or_default(),
@@ -161,7 +161,7 @@ impl Directory {
 
     /// Whether a person may see school `id` in the directory: it lies in their scope, or is
     /// paired with a school that does.
-    pub fn school_visible(&self, scope: &Scope, id: i64) -> bool {
+    pub(crate) fn school_visible(&self, scope: &Scope, id: i64) -> bool {
         if scope.covers(&self.school(id)) {
             return true;
         }
@@ -173,7 +173,7 @@ impl Directory {
 
 /// Whether `p` may watch `l` and read its state and events: a device of one of its
 /// classrooms, or a person whose scope covers its hub or one of its sites' schools.
-pub fn may_watch(p: &Principal, l: &Lesson, places: &[Place]) -> bool {
+pub(crate) fn may_watch(p: &Principal, l: &Lesson, places: &[Place]) -> bool {
     match p {
         Principal::Device { classroom_id, .. } => l.has_classroom(*classroom_id),
         Principal::User { scope, .. } => scope.covers_any(places),
@@ -182,7 +182,7 @@ pub fn may_watch(p: &Principal, l: &Lesson, places: &[Place]) -> bool {
 
 /// Whether `p` runs `l` (ends it, grants speech, moves the spotlight, edits or deletes it):
 /// its hub teacher, or an admin whose scope covers its hub school.
-pub fn may_run(p: &Principal, l: &Lesson, hub: &Place) -> bool {
+pub(crate) fn may_run(p: &Principal, l: &Lesson, hub: &Place) -> bool {
     match p {
         Principal::User {
             role: Role::Admin,
@@ -199,7 +199,7 @@ pub fn may_run(p: &Principal, l: &Lesson, hub: &Place) -> bool {
 }
 
 /// The caller's scope when they are an admin (the role guard has already checked the role).
-pub fn admin_scope(p: &Principal) -> Result<&Scope, ApiError> {
+pub(crate) fn admin_scope(p: &Principal) -> Result<&Scope, ApiError> {
     match p {
         Principal::User {
             role: Role::Admin,
@@ -215,7 +215,7 @@ pub fn admin_scope(p: &Principal) -> Result<&Scope, ApiError> {
 
 /// Refuses unless `p` is an admin whose scope covers every place in `places` and sits at
 /// `min` or above.
-pub fn admin_over<'a>(
+pub(crate) fn admin_over<'a>(
     p: &Principal,
     min: Level,
     what: impl std::fmt::Display,

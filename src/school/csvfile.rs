@@ -15,17 +15,17 @@ use crate::problem::ApiError;
 
 /// Largest CSV file accepted (bytes, before decoding); a larger body is refused with 413
 /// `body-too-large`.
-pub const MAX_CSV_BYTES: usize = 4 << 20;
+pub(crate) const MAX_CSV_BYTES: usize = 4 << 20;
 
 /// Most data rows one import may have; more is refused with 413 `csv-too-many-rows`.
-pub const MAX_CSV_ROWS: usize = 20_000;
+pub(crate) const MAX_CSV_ROWS: usize = 20_000;
 
 /// Most problems a rejected import lists (`errors`); `error_count` counts all of them.
-pub const MAX_LISTED_ERRORS: usize = 100;
+pub(crate) const MAX_LISTED_ERRORS: usize = 100;
 
 /// One problem in an import.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RowError {
+pub(crate) struct RowError {
     /// Row number as a spreadsheet shows it (header = 1).
     pub row: usize,
     /// Column name.

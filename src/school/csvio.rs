@@ -27,15 +27,14 @@ pub(crate) use super::csvfile::{
     blocking, csv_response, decode, parse, parse_as, read_csv, rejected, write_rows, CsvRow,
     Errors, RowError,
 };
-pub use super::csvfile::{MAX_CSV_BYTES, MAX_CSV_ROWS, MAX_LISTED_ERRORS};
 
 /// `GET /api/pairings.csv`: every pairing.
-pub async fn pairings_csv(st: &SchoolState) -> Result<Response, ApiError> {
+pub(crate) async fn pairings_csv(st: &SchoolState) -> Result<Response, ApiError> {
     Ok(csv_response("pairings.csv", export_pairings(st).await?))
 }
 
 /// `GET /api/timetable.csv?term_id=`: one term's slots.
-pub async fn timetable_csv(
+pub(crate) async fn timetable_csv(
     st: &SchoolState,
     q: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
@@ -50,14 +49,14 @@ pub async fn timetable_csv(
 }
 
 /// `POST /api/pairings/import`: all of the file's pairings, or none.
-pub async fn pairings_import(st: &SchoolState, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn pairings_import(st: &SchoolState, body: Body) -> Result<Response, ApiError> {
     let bytes = read_csv(body).await?;
     let n = import_pairings(st, bytes).await?;
     Ok(axum::Json(serde_json::json!({"imported": n})).into_response())
 }
 
 /// `POST /api/timetable/import`: all of the file's slots, or none.
-pub async fn timetable_import(st: &SchoolState, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn timetable_import(st: &SchoolState, body: Body) -> Result<Response, ApiError> {
     let bytes = read_csv(body).await?;
     let n = import_timetable(st, bytes).await?;
     Ok(axum::Json(serde_json::json!({"imported": n})).into_response())
@@ -185,7 +184,7 @@ const PAIRING_COLS: &[&str] = &[
 
 /// Imports pairings from the file's bytes (see [`decode`]); returns how many rows were
 /// written.
-pub async fn import_pairings(st: &SchoolState, bytes: Bytes) -> Result<usize, ApiError> {
+pub(crate) async fn import_pairings(st: &SchoolState, bytes: Bytes) -> Result<usize, ApiError> {
     let rows = blocking(move || {
         Ok(parse_as::<PairingRow>(
             &decode(&bytes)?,
@@ -354,7 +353,7 @@ const TIMETABLE_COLS: &[&str] = &[
 
 /// Imports timetable slots from the file's bytes (see [`decode`]); returns how many were
 /// written.
-pub async fn import_timetable(st: &SchoolState, bytes: Bytes) -> Result<usize, ApiError> {
+pub(crate) async fn import_timetable(st: &SchoolState, bytes: Bytes) -> Result<usize, ApiError> {
     let rows = blocking(move || {
         Ok(parse_as::<TimetableRow>(
             &decode(&bytes)?,

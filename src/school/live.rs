@@ -16,7 +16,7 @@ use super::quality::LinkSummary;
 use crate::time::Millis;
 
 /// How many past events each lesson keeps for reconnecting clients.
-pub const KEEP: usize = 256;
+pub(crate) const KEEP: usize = 256;
 
 /// One event of a lesson.
 #[derive(Debug, Clone, Serialize)]

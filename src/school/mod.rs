@@ -11,21 +11,21 @@
 //! - [`quality`]: grades each participant's media link and reports it in the live state.
 //! - [`api`], [`csvio`], [`openapi`]: the HTTP API, CSV import/export, its OpenAPI document.
 
-pub mod access;
+pub(crate) mod access;
 mod admission;
-pub mod api;
-pub mod csvfile;
-pub mod csvio;
-pub mod lesson;
-pub mod live;
+pub(crate) mod api;
+pub(crate) mod csvfile;
+pub(crate) mod csvio;
+pub(crate) mod lesson;
+pub(crate) mod live;
 pub mod model;
-pub mod openapi;
-pub mod org;
-pub mod policy;
-pub mod quality;
-pub mod scheduler;
-pub mod timetable;
-pub mod userscsv;
+pub(crate) mod openapi;
+pub(crate) mod org;
+pub(crate) mod policy;
+pub(crate) mod quality;
+pub(crate) mod scheduler;
+pub(crate) mod timetable;
+pub(crate) mod userscsv;
 
 use std::sync::Arc;
 

@@ -159,7 +159,7 @@ fn content(schema: &str) -> Value {
 }
 
 /// The document.
-pub fn document() -> Value {
+pub(crate) fn document() -> Value {
     let problem = json!({"application/problem+json": {"schema": schema_ref("Problem")}});
     let mut paths = Map::new();
     for rule in ROUTES {

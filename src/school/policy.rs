@@ -21,17 +21,21 @@ use crate::school::SchoolState;
 use crate::time::{rfc3339, Millis};
 
 /// Participant id of a classroom.
-pub fn classroom_part(id: i64) -> String {
+pub(crate) fn classroom_part(id: i64) -> String {
     format!("c:{id}")
 }
 
 /// The classroom a participant id names, if it is one.
-pub fn part_classroom(part: &str) -> Option<i64> {
+pub(crate) fn part_classroom(part: &str) -> Option<i64> {
     part.strip_prefix("c:")?.parse().ok()
 }
 
 /// Refuses with the reason when `lesson` is not open or live at `now`.
-pub fn check_window(school: &SchoolState, lesson: &Lesson, now: Millis) -> Result<(), ApiError> {
+pub(crate) fn check_window(
+    school: &SchoolState,
+    lesson: &Lesson,
+    now: Millis,
+) -> Result<(), ApiError> {
     match lesson.state_at(now, school.open_before, school.grace) {
         LessonState::Open | LessonState::Live => Ok(()),
         LessonState::Scheduled => Err(ApiError::forbidden(
@@ -66,7 +70,7 @@ pub fn check_window(school: &SchoolState, lesson: &Lesson, now: Millis) -> Resul
 
 /// What joining gives a participant.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct JoinGrant {
+pub(crate) struct JoinGrant {
     /// Participant id.
     pub part: String,
     /// Whether they may publish (in 名师课堂 a site also needs the teacher's grant).
@@ -76,7 +80,7 @@ pub struct JoinGrant {
 }
 
 /// Decides what `who` may do in `lesson` (not the time window).
-pub async fn decide(
+pub(crate) async fn decide(
     school: &SchoolState,
     who: &Principal,
     lesson: &Lesson,
@@ -121,11 +125,11 @@ pub async fn decide(
 }
 
 /// The longest a media token lives: the longest lesson, its opening lead and its grace.
-pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(14 * 3600);
+pub(crate) const MAX_TOKEN_TTL: Duration = Duration::from_secs(14 * 3600);
 
 /// Claims for a participant's media token, issued to principal `who` at token version
 /// `ver`: valid until the lesson's end plus grace (never longer than [`MAX_TOKEN_TTL`]).
-pub fn claims_for(
+pub(crate) fn claims_for(
     school: &SchoolState,
     lesson: &Lesson,
     g: &JoinGrant,
@@ -162,7 +166,11 @@ pub fn claims_for(
 
 /// The check at WHIP/WHEP time for a lesson token: the lesson is open or live, and in
 /// 名师课堂 a site publishes only while the teacher's grant stands.
-pub async fn admit(school: &SchoolState, claims: &Claims, publish: bool) -> Result<(), ApiError> {
+pub(crate) async fn admit(
+    school: &SchoolState,
+    claims: &Claims,
+    publish: bool,
+) -> Result<(), ApiError> {
     let Some(id) = claims.lesson else {
         return Ok(());
     };

@@ -29,13 +29,13 @@ use crate::sfu::LinkStat;
 // fine: the grade says what is known to be wrong, and `rtt_ms`/`loss_pct` are then `null`.
 
 /// Loss below this (percent) can be good.
-pub const GOOD_LOSS_PCT: f64 = 2.0;
+pub(crate) const GOOD_LOSS_PCT: f64 = 2.0;
 /// RTT below this (ms) can be good.
-pub const GOOD_RTT_MS: f64 = 150.0;
+pub(crate) const GOOD_RTT_MS: f64 = 150.0;
 /// Loss from this (percent) is poor.
-pub const POOR_LOSS_PCT: f64 = 8.0;
+pub(crate) const POOR_LOSS_PCT: f64 = 8.0;
 /// RTT from this (ms) is poor.
-pub const POOR_RTT_MS: f64 = 400.0;
+pub(crate) const POOR_RTT_MS: f64 = 400.0;
 
 /// How a participant's link is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,7 +69,7 @@ pub struct LinkSummary {
 }
 
 /// The grade of a link with these figures (unknown figures count as fine).
-pub fn grade(rtt_ms: Option<f64>, loss_pct: Option<f64>) -> Grade {
+pub(crate) fn grade(rtt_ms: Option<f64>, loss_pct: Option<f64>) -> Grade {
     let rtt = rtt_ms.unwrap_or(0.0);
     let loss = loss_pct.unwrap_or(0.0);
     if loss >= POOR_LOSS_PCT || rtt >= POOR_RTT_MS {
@@ -94,7 +94,7 @@ fn worst(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// Folds one participant's sessions into its summary.
-pub fn summarize(part: &str, stats: &[&LinkStat]) -> LinkSummary {
+pub(crate) fn summarize(part: &str, stats: &[&LinkStat]) -> LinkSummary {
     let rtt = stats.iter().fold(None, |w, s| worst(w, s.rtt_ms));
     let loss = stats.iter().fold(None, |w, s| worst(w, s.loss_pct));
     let kbps_in: f64 = stats.iter().map(|s| s.kbps_in).sum();
@@ -112,7 +112,7 @@ pub fn summarize(part: &str, stats: &[&LinkStat]) -> LinkSummary {
 
 /// One summary per participant of a lesson's peers, ordered by participant id. Peers without
 /// a participant (opened with a plain room token) are left out.
-pub fn summarize_all(stats: &[LinkStat]) -> Vec<LinkSummary> {
+pub(crate) fn summarize_all(stats: &[LinkStat]) -> Vec<LinkSummary> {
     let mut by_part: BTreeMap<&str, Vec<&LinkStat>> = BTreeMap::new();
     for s in stats {
         if let Some(p) = s.part.as_deref() {
@@ -141,7 +141,7 @@ fn signature(l: &LinkSummary) -> (&str, Grade, usize, bool, bool, bool) {
 
 /// Whether `next` is worth an event after `prev` (`None`: nothing sent yet for the lesson;
 /// an empty first picture is not).
-pub fn changed(prev: Option<&[LinkSummary]>, next: &[LinkSummary]) -> bool {
+pub(crate) fn changed(prev: Option<&[LinkSummary]>, next: &[LinkSummary]) -> bool {
     match prev {
         None => !next.is_empty(),
         Some(prev) => {
@@ -160,25 +160,25 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// A lesson gets at most one `quality` event per this many passes: a grade flapping at a
 /// threshold costs one event every other pass, not one per pass. A change held back goes out
 /// at the next allowed pass if it still stands (the live state is updated every pass anyway).
-pub const MIN_PASSES_BETWEEN_EVENTS: u64 = 2;
+pub(crate) const MIN_PASSES_BETWEEN_EVENTS: u64 = 2;
 
 /// What the task remembers between passes: the pass count, and per lesson the last
 /// summaries sent and the pass they were sent in.
 #[derive(Debug, Default)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     pass: u64,
     sent: HashMap<i64, (u64, Vec<LinkSummary>)>,
 }
 
 impl Tracker {
     /// Starts a new pass.
-    pub fn begin_pass(&mut self) {
+    pub(crate) fn begin_pass(&mut self) {
         self.pass += 1;
     }
 
     /// Whether `links` of `lesson` are worth a `quality` event in this pass (see [`changed`]
     /// and [`MIN_PASSES_BETWEEN_EVENTS`]); if so they are remembered as sent.
-    pub fn decide(&mut self, lesson: i64, links: &[LinkSummary]) -> bool {
+    pub(crate) fn decide(&mut self, lesson: i64, links: &[LinkSummary]) -> bool {
         let prev = self.sent.get(&lesson);
         if !changed(prev.map(|(_, l)| l.as_slice()), links) {
             return false;
@@ -204,7 +204,7 @@ impl Tracker {
 
 /// One pass over the lessons with media sessions (and those that had some last time):
 /// asks their workers, updates their live state, emits `quality` events where warranted.
-pub async fn pass(app: &SchoolState, tracker: &mut Tracker) {
+pub(crate) async fn pass(app: &SchoolState, tracker: &mut Tracker) {
     let mut rooms = app.media.lesson_rooms();
     tracker.begin_pass();
     for lesson in tracker.lessons() {
@@ -234,7 +234,7 @@ pub async fn pass(app: &SchoolState, tracker: &mut Tracker) {
 }
 
 /// Runs until the server state is dropped (returns at once when the interval is 0).
-pub async fn run(state: Weak<SchoolState>) {
+pub(crate) async fn run(state: Weak<SchoolState>) {
     let secs = match state.upgrade() {
         Some(s) => s.config.school.quality_interval_sec,
         None => return,
@@ -294,11 +294,32 @@ mod tests {
     fn a_classroom_that_publishes_and_watches_is_graded_on_its_worst_session() {
         let stats = vec![
             stat("c:5", PeerKind::Publisher, None, Some(0.5), 900.04, 0.0),
-            stat("c:5", PeerKind::Subscriber, Some(180.0), Some(1.0), 2.0, 1500.0),
-            stat("t:1", PeerKind::Publisher, Some(12.34), Some(0.0), 2500.0, 0.0),
+            stat(
+                "c:5",
+                PeerKind::Subscriber,
+                Some(180.0),
+                Some(1.0),
+                2.0,
+                1500.0,
+            ),
+            stat(
+                "t:1",
+                PeerKind::Publisher,
+                Some(12.34),
+                Some(0.0),
+                2500.0,
+                0.0,
+            ),
             LinkStat {
                 part: None,
-                ..stat("x", PeerKind::Subscriber, Some(900.0), Some(50.0), 0.0, 10.0)
+                ..stat(
+                    "x",
+                    PeerKind::Subscriber,
+                    Some(900.0),
+                    Some(50.0),
+                    0.0,
+                    10.0,
+                )
             },
         ];
         let links = summarize_all(&stats);
@@ -356,11 +377,32 @@ mod tests {
             0.0,
         )]);
         assert!(changed(Some(&a), &worse), "good → fair");
-        let unknown = summarize_all(&[stat("c:5", PeerKind::Publisher, None, Some(0.0), 800.0, 0.0)]);
+        let unknown = summarize_all(&[stat(
+            "c:5",
+            PeerKind::Publisher,
+            None,
+            Some(0.0),
+            800.0,
+            0.0,
+        )]);
         assert!(changed(Some(&unknown), &a), "an RTT became known");
         let more = summarize_all(&[
-            stat("c:5", PeerKind::Publisher, Some(20.0), Some(0.0), 800.0, 0.0),
-            stat("c:5", PeerKind::Subscriber, Some(20.0), Some(0.0), 0.0, 800.0),
+            stat(
+                "c:5",
+                PeerKind::Publisher,
+                Some(20.0),
+                Some(0.0),
+                800.0,
+                0.0,
+            ),
+            stat(
+                "c:5",
+                PeerKind::Subscriber,
+                Some(20.0),
+                Some(0.0),
+                0.0,
+                800.0,
+            ),
         ]);
         assert!(changed(Some(&a), &more), "a second session");
         assert!(changed(Some(&a), &[]), "everyone left");

@@ -15,7 +15,7 @@ use crate::time::{millis_to_local, Millis};
 const MAX_NAP: Duration = Duration::from_secs(30);
 
 /// Runs until the server state is dropped.
-pub async fn run(state: Weak<SchoolState>) {
+pub(crate) async fn run(state: Weak<SchoolState>) {
     let mut changes = match state.upgrade() {
         Some(s) => s.clock.changes(),
         None => return,
@@ -50,7 +50,7 @@ pub async fn run(state: Weak<SchoolState>) {
 
 /// One pass: generate today's lessons once a day, apply due transitions. Returns when the
 /// next transition is due.
-pub async fn step(
+pub(crate) async fn step(
     app: &Arc<SchoolState>,
     generated_for: &mut Option<time::Date>,
 ) -> Result<Option<Millis>, crate::store::StoreError> {
@@ -97,7 +97,7 @@ pub async fn step(
 
 /// Ends every media session of a lesson, closes its event streams (after the `ended` event
 /// already sent) and frees its live state.
-pub async fn end_room(app: &Arc<SchoolState>, lesson: i64) {
+pub(crate) async fn end_room(app: &Arc<SchoolState>, lesson: i64) {
     app.live.clear(lesson);
     app.media.kick(&format!("lesson-{lesson}"), |_| true).await;
     app.revoke(super::Revoked::Lesson(lesson));
@@ -107,4 +107,4 @@ pub async fn end_room(app: &Arc<SchoolState>, lesson: i64) {
 }
 
 /// How long an ended lesson's live state (its last events) is kept, by the school clock.
-pub const KEEP_AFTER_END: Millis = 2 * 60_000;
+pub(crate) const KEEP_AFTER_END: Millis = 2 * 60_000;

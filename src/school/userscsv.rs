@@ -63,7 +63,7 @@ impl Names {
 }
 
 /// `GET /api/users.csv`.
-pub async fn export(st: &SchoolState, p: &Principal) -> Result<Response, ApiError> {
+pub(crate) async fn export(st: &SchoolState, p: &Principal) -> Result<Response, ApiError> {
     let mine = access::admin_scope(p)?.clone();
     let n = Names::load(st).await?;
     let region = |id: Option<i64>| {
@@ -306,7 +306,11 @@ fn check(rows: &[CsvRow], n: &Names, mine: &Scope) -> Result<Vec<Item>, Errors> 
 }
 
 /// `POST /api/users/import`.
-pub async fn import(st: &SchoolState, p: &Principal, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn import(
+    st: &SchoolState,
+    p: &Principal,
+    body: Body,
+) -> Result<Response, ApiError> {
     let mine = access::admin_scope(p)?.clone();
     let bytes: Bytes = csvio::read_csv(body).await?;
     let rows =

@@ -38,7 +38,7 @@ use super::pipe::{PipeMsg, PipedPacket};
 use super::recvq;
 use super::room::{CachedPacket, Layer, PeerId, Room, Track, TrackId};
 use super::routing::{self, Router};
-use super::{AddError, Command, LinkStat, PreparedPeer, PeerKind, SfuEvent};
+use super::{AddError, Command, LinkStat, PeerKind, PreparedPeer, SfuEvent};
 use crate::metrics::{Metrics, RoleLabel, RoleLabels, Tally};
 
 /// An invariant of the core's tables broke, which is a bug: debug builds (every test) panic

@@ -40,7 +40,7 @@ impl std::fmt::Debug for Keys {
 
 /// Where a peer's keys land once its handshake completes. Written once, by the worker
 /// thread driving the peer; read by the same thread (an atomic load, no lock).
-pub type KeySlot = Arc<OnceLock<Keys>>;
+pub(crate) type KeySlot = Arc<OnceLock<Keys>>;
 
 thread_local! {
     /// The slot the DTLS instance created next on this thread reports into.
@@ -48,7 +48,7 @@ thread_local! {
 }
 
 /// Builds an `Rtc` whose DTLS handshake reports its SRTP keys into the returned slot.
-pub fn build_tapped(config: RtcConfig, now: Instant) -> (Rtc, KeySlot) {
+pub(crate) fn build_tapped(config: RtcConfig, now: Instant) -> (Rtc, KeySlot) {
     let slot: KeySlot = Arc::new(OnceLock::new());
     NEXT.with(|n| *n.borrow_mut() = Some(slot.clone()));
     let rtc = config.set_crypto_provider(provider()).build(now);

@@ -27,7 +27,7 @@ use super::srtp::{SrtpError, SrtpTx};
 
 /// Retransmittable packets kept per video stream (a power of two: the ring is indexed by
 /// sequence number): about two seconds of a 1.2 Mbit/s 720p stream.
-pub const HISTORY: usize = 256;
+pub(crate) const HISTORY: usize = 256;
 
 /// What the ring may grow to for a GOP replay to a joiner (`GopCache::MAX_REPLAY` is 400),
 /// so the replayed keyframe stays retransmittable while the rest of the burst goes out; it
@@ -44,7 +44,7 @@ const RTX_CREDIT_START: i64 = 64 * 1024;
 const RTX_CREDIT_MAX: i64 = 256 * 1024;
 
 /// How old a packet may be and still be resent.
-pub const HISTORY_AGE: Duration = Duration::from_secs(1);
+pub(crate) const HISTORY_AGE: Duration = Duration::from_secs(1);
 
 /// Times one packet is resent at most (a NACK repeated after a lost retransmission).
 const MAX_RESENDS: u8 = 3;
@@ -53,20 +53,20 @@ const MAX_RESENDS: u8 = 3;
 /// [`Egress::seal`]): a frame's first packet is 12–20 bytes longer for its abs-capture-time,
 /// packetizers that split frames evenly differ by a byte; anything shorter than this ends
 /// the run instead (a frame's last packet, audio).
-pub const MAX_PADDING: usize = 24;
+pub(crate) const MAX_PADDING: usize = 24;
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
 /// The sending half of a subscriber's SRTP session.
 #[derive(Debug)]
-pub struct Egress {
+pub(crate) struct Egress {
     srtp: SrtpTx,
 }
 
 impl Egress {
     /// From the keys of a completed DTLS handshake.
-    pub fn new(keys: &Keys) -> Result<Self, SrtpError> {
+    pub(crate) fn new(keys: &Keys) -> Result<Self, SrtpError> {
         Ok(Egress {
             srtp: SrtpTx::new(keys.profile, &keys.material, keys.local_is_client)?,
         })
@@ -75,7 +75,7 @@ impl Egress {
     /// The size `p` would have sealed without padding: so the worker can make a viewer's
     /// whole share of a frame one size before the first packet of it goes out (see
     /// `WorkerCore::fan_out`).
-    pub fn sealed_len(&self, stream: &Stream, p: &OutPacket<'_>) -> usize {
+    pub(crate) fn sealed_len(&self, stream: &Stream, p: &OutPacket<'_>) -> usize {
         header_len(stream, p) + p.payload.len() + self.srtp.tag_len()
     }
 
@@ -88,7 +88,7 @@ impl Egress {
     /// of a frame leave as one UDP GSO send, where the frame's first packet (it alone carries
     /// abs-capture-time) or a packet a byte short from an even split would otherwise cut the
     /// run.
-    pub fn seal(
+    pub(crate) fn seal(
         &self,
         stream: &Stream,
         p: &mut OutPacket<'_>,
@@ -125,7 +125,7 @@ impl Egress {
     /// this path sends: RTP time, packet and octet counts. `now` is the time str0m stamped
     /// the report with. Leaves the packet as it was if it cannot read it. Each stream
     /// notes its report's send time (for the round trip, [`Stream::report_sent_at`]).
-    pub fn patch_sender_reports(
+    pub(crate) fn patch_sender_reports(
         &self,
         data: &mut Vec<u8>,
         streams: &mut [&mut Stream],
@@ -177,7 +177,7 @@ impl Egress {
 
 /// One outgoing packet, as the worker has it after rewriting.
 #[derive(Debug, Clone, Copy)]
-pub struct OutPacket<'a> {
+pub(crate) struct OutPacket<'a> {
     /// Payload type toward this subscriber.
     pub pt: u8,
     /// Extended output sequence number (its top bits are the SRTP rollover counter).
@@ -203,7 +203,7 @@ const MID_MAX: usize = 16;
 
 /// A subscriber stream's sending state on this path.
 #[derive(Debug)]
-pub struct Stream {
+pub(crate) struct Stream {
     /// The SSRC str0m negotiated for the m-line.
     pub ssrc: u32,
     /// The m-line's mid as it goes in the header (str0m's `Mid` trims its padding and
@@ -236,7 +236,7 @@ struct ExtIds {
 
 impl Stream {
     /// A stream on `ssrc` for m-line `mid`, with the extension ids of the subscriber's map.
-    pub fn new(ssrc: u32, mid: Mid, exts: &ExtensionMap, clock_rate: u32) -> Self {
+    pub(crate) fn new(ssrc: u32, mid: Mid, exts: &ExtensionMap, clock_rate: u32) -> Self {
         let one_byte = |e: Extension| exts.id_of(e).filter(|id| (1..=14).contains(id));
         let mut mid_bytes = [0; MID_MAX];
         let len = mid.len().min(MID_MAX);
@@ -262,7 +262,7 @@ impl Stream {
 
     /// Makes room for `packets` more retransmittable packets (a GOP replay about to go out),
     /// up to `HISTORY_MAX`.
-    pub fn reserve_history(&mut self, packets: usize) {
+    pub(crate) fn reserve_history(&mut self, packets: usize) {
         let want = (packets + HISTORY / 4)
             .next_power_of_two()
             .clamp(HISTORY, HISTORY_MAX);
@@ -274,7 +274,7 @@ impl Stream {
 
     /// Shrinks a ring grown by [`Stream::reserve_history`] back to its usual size, keeping
     /// the latest packets. True if it was larger.
-    pub fn shrink_history(&mut self) -> bool {
+    pub(crate) fn shrink_history(&mut self) -> bool {
         match self.history.as_mut() {
             Some(h) if h.ring.len() > HISTORY => {
                 h.resized(HISTORY);
@@ -285,7 +285,7 @@ impl Stream {
     }
 
     /// Notes a sender report for this stream leaving at `at` with NTP time `ntp`.
-    pub fn report_sent(&mut self, ntp: u64, at: Instant) {
+    pub(crate) fn report_sent(&mut self, ntp: u64, at: Instant) {
         let lsr = (ntp >> 16) as u32;
         let i = self
             .reports
@@ -296,7 +296,7 @@ impl Stream {
     }
 
     /// When the sender report a reception report echoes (`lsr`, RFC 3550 §6.4.1) left.
-    pub fn report_sent_at(&self, lsr: u32) -> Option<Instant> {
+    pub(crate) fn report_sent_at(&self, lsr: u32) -> Option<Instant> {
         self.reports
             .iter()
             .find(|r| r.0 == lsr && r.1.is_some())
@@ -305,7 +305,7 @@ impl Stream {
 
     /// Notes a packet sent (not a resend): counters, report timing, and, if it may be asked
     /// for again, the history entry that finds it in `kept` (its number in [`Recent`]).
-    pub fn sent(&mut self, p: &OutPacket<'_>, kept: Option<u64>, wallclock: Instant) {
+    pub(crate) fn sent(&mut self, p: &OutPacket<'_>, kept: Option<u64>, wallclock: Instant) {
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(p.payload.len() as u32);
         self.rtx_credit = (self.rtx_credit + p.payload.len() as i64 * RTX_SHARE_PERCENT / 100)
@@ -321,7 +321,7 @@ impl Stream {
     /// The packet with sequence number `seq16`, as it went the first time, if it can still
     /// be resent (still in `recent`, recent enough, not resent too often); counts the
     /// resend.
-    pub fn resend<'a>(
+    pub(crate) fn resend<'a>(
         &mut self,
         seq16: u16,
         now: Instant,
@@ -365,7 +365,7 @@ impl Stream {
 /// 80 bytes per entry, two atomic operations on a count every viewer shares, and a cache
 /// miss on the slot's old payload, per copy. Touched only by the worker thread.
 #[derive(Debug)]
-pub struct Recent {
+pub(crate) struct Recent {
     /// The number of `kept[0]`.
     first: u64,
     kept: VecDeque<Kept>,
@@ -395,7 +395,7 @@ impl Default for Recent {
 impl Recent {
     /// Keeps `p`'s payload and shared header fields (its per-viewer fields are not read);
     /// returns its number. What has grown too old to be resent goes.
-    pub fn keep(&mut self, p: &OutPacket<'_>, payload: &Arc<[u8]>, now: Instant) -> u64 {
+    pub(crate) fn keep(&mut self, p: &OutPacket<'_>, payload: &Arc<[u8]>, now: Instant) -> u64 {
         while self
             .kept
             .front()
@@ -415,14 +415,10 @@ impl Recent {
         self.first + self.kept.len() as u64 - 1
     }
 
+    #[cfg(test)]
     /// Packets kept now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.kept.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.kept.is_empty()
     }
 
     fn get(&self, n: u64) -> Option<&Kept> {
@@ -485,12 +481,12 @@ impl History {
 /// Whether a datagram str0m sends is (S)RTCP rather than (S)RTP (RFC 5761 §4): the packet
 /// types str0m writes (SR … XR, 200–207), which no RTP packet with a dynamic payload type
 /// (96–127, or 35–63 as browsers now also use) can show, marker bit or not.
-pub fn is_rtcp(data: &[u8]) -> bool {
+pub(crate) fn is_rtcp(data: &[u8]) -> bool {
     data.len() >= 8 && data[0] >> 6 == 2 && (200..=207).contains(&data[1])
 }
 
 /// The NTP form of a wallclock time (RFC 5905: seconds since 1900, 32.32 fixed point).
-pub fn ntp64(t: SystemTime) -> u64 {
+pub(crate) fn ntp64(t: SystemTime) -> u64 {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() + NTP_UNIX_OFFSET;
     let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;

@@ -16,10 +16,10 @@ use str0m::format::{
 use str0m::media::Pt;
 
 /// Opaque identity of one incoming RTP stream (publisher peer + SSRC).
-pub type SourceId = u64;
+pub(crate) type SourceId = u64;
 
 /// Builds a [`SourceId`] from a publisher's id and the stream's SSRC.
-pub fn source_id(peer: u64, ssrc: u32) -> SourceId {
+pub(crate) fn source_id(peer: u64, ssrc: u32) -> SourceId {
     (peer << 32) ^ u64::from(ssrc)
 }
 
@@ -27,7 +27,7 @@ pub fn source_id(peer: u64, ssrc: u32) -> SourceId {
 ///
 /// For H.264 a packet carrying an SPS counts (browsers send SPS/PPS in a STAP-A just before the
 /// IDR; starting at the IDR alone would leave the decoder without parameter sets).
-pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
+pub(crate) fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
     const H264_IDR: u8 = 5;
     const H264_SPS: u8 = 7;
     match codec {
@@ -43,7 +43,7 @@ pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
 /// negotiated `candidates`: same codec and clock rate; for H.264 the same packetization mode
 /// and the same profile (profile_idc and constraint flags; the level may differ), for VP9 the
 /// same profile. `None` if the subscriber cannot receive this stream.
-pub fn pick_payload_type<'a>(
+pub(crate) fn pick_payload_type<'a>(
     publisher: &PayloadParams,
     candidates: impl Iterator<Item = &'a PayloadParams>,
 ) -> Option<Pt> {
@@ -86,7 +86,7 @@ struct Mapping {
 
 /// Output of [`Rewriter::rewrite`] for a packet that is forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rewritten {
+pub(crate) struct Rewritten {
     /// Extended output sequence number.
     pub seq: u64,
     /// Output RTP timestamp.
@@ -97,7 +97,7 @@ pub struct Rewritten {
 
 /// Maps packets of changing sources onto one continuous outgoing stream.
 #[derive(Debug, Clone)]
-pub struct Rewriter {
+pub(crate) struct Rewriter {
     clock_rate: u32,
     current: Option<Mapping>,
     /// Highest output sequence number sent so far.
@@ -109,7 +109,7 @@ pub struct Rewriter {
 impl Rewriter {
     /// A rewriter for a stream with `clock_rate` Hz timestamps, whose first output sequence
     /// number will be `first_seq` (keep it below 65536 so no ROC has to be signalled).
-    pub fn new(clock_rate: u32, first_seq: u16) -> Self {
+    pub(crate) fn new(clock_rate: u32, first_seq: u16) -> Self {
         Rewriter {
             clock_rate: clock_rate.max(1),
             current: None,
@@ -120,19 +120,19 @@ impl Rewriter {
     }
 
     /// The source currently mapped, if any.
-    pub fn current_source(&self) -> Option<SourceId> {
+    pub(crate) fn current_source(&self) -> Option<SourceId> {
         self.current.map(|m| m.source)
     }
 
     /// Forgets the current source (its publisher left); the next source starts seamlessly.
-    pub fn source_gone(&mut self) {
+    pub(crate) fn source_gone(&mut self) {
         self.current = None;
     }
 
     /// Maps one packet. `may_start` says whether the packet can begin a stream (audio: always;
     /// video: the first packet of a keyframe). Returns `None` when the packet must not be
     /// forwarded: a new source's packets before its start point, or stale packets of an old one.
-    pub fn rewrite(
+    pub(crate) fn rewrite(
         &mut self,
         source: SourceId,
         in_seq: u64,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// What to do with one keyframe request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Send a PLI upstream now.
     SendNow,
     /// A request is already scheduled; this one is absorbed.
@@ -21,7 +21,7 @@ pub enum Decision {
 
 /// The per-layer gate.
 #[derive(Debug, Clone)]
-pub struct KeyframeGate {
+pub(crate) struct KeyframeGate {
     interval: Duration,
     last_sent: Option<Instant>,
     pending: bool,
@@ -29,7 +29,7 @@ pub struct KeyframeGate {
 
 impl KeyframeGate {
     /// A gate allowing one request per `interval`.
-    pub fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         KeyframeGate {
             interval,
             last_sent: None,
@@ -39,7 +39,7 @@ impl KeyframeGate {
 
     /// A subscriber (or the server, for a new subscriber) wants a keyframe.
     #[must_use]
-    pub fn request(&mut self, now: Instant) -> Decision {
+    pub(crate) fn request(&mut self, now: Instant) -> Decision {
         match self.last_sent {
             Some(last) if now.saturating_duration_since(last) < self.interval => {
                 if self.pending {
@@ -59,7 +59,7 @@ impl KeyframeGate {
 
     /// Call when the deferred deadline passes; true means send the deferred request now.
     #[must_use]
-    pub fn poll(&mut self, now: Instant) -> bool {
+    pub(crate) fn poll(&mut self, now: Instant) -> bool {
         match (self.pending, self.last_sent) {
             (true, Some(last)) if now >= last + self.interval => {
                 self.pending = false;
@@ -71,12 +71,13 @@ impl KeyframeGate {
     }
 
     /// A keyframe arrived from the publisher: whoever was waiting has it, drop the deferred one.
-    pub fn keyframe_arrived(&mut self) {
+    pub(crate) fn keyframe_arrived(&mut self) {
         self.pending = false;
     }
 
+    #[cfg(test)]
     /// When the deferred request is due, if any.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         if self.pending {
             self.last_sent.map(|l| l + self.interval)
         } else {

@@ -16,7 +16,7 @@ use super::forward::SourceId;
 /// A receiving slot's layer and its wait for a keyframe (also used, without simulcast, for
 /// the first picture after binding or connecting).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LayerSwitch {
+pub(crate) struct LayerSwitch {
     /// The layer chosen (index into the track's layers).
     pub layer: usize,
     /// Since when the slot waits for a keyframe to start or switch, if it does.
@@ -27,7 +27,7 @@ pub struct LayerSwitch {
 
 /// What to do with one packet for one simulcast slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Action {
+pub(crate) struct Action {
     /// The slot switched to this layer just now: ask for its keyframe.
     pub ask_keyframe: Option<usize>,
     /// Offer the packet to the slot's rewriter.
@@ -38,7 +38,7 @@ impl LayerSwitch {
     /// A packet of layer `packet_layer` from stream `source` arrives while the slot should
     /// receive layer `want` and its output shows `showing`.
     #[must_use]
-    pub fn on_packet(
+    pub(crate) fn on_packet(
         &mut self,
         want: usize,
         packet_layer: usize,

@@ -6,20 +6,20 @@
 //! finished `Rtc` is handed to its worker.
 
 pub mod core;
-pub mod dtls_tap;
-pub mod egress;
-pub mod forward;
-pub mod keyframe;
-pub mod layer;
+pub(crate) mod dtls_tap;
+pub(crate) mod egress;
+pub(crate) mod forward;
+pub(crate) mod keyframe;
+pub(crate) mod layer;
 pub mod limit;
-pub mod peer;
+pub(crate) mod peer;
 pub mod pipe;
-pub mod recvq;
-pub mod room;
-pub mod routing;
+pub(crate) mod recvq;
+pub(crate) mod room;
+pub(crate) mod routing;
 pub mod sendq;
-pub mod srtp;
-pub mod worker;
+pub(crate) mod srtp;
+pub(crate) mod worker;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -232,7 +232,9 @@ pub fn prepare_peer_at(
     medias.retain(|m| {
         let dir_ok = match role {
             PeerKind::Publisher => matches!(m.direction, Direction::RecvOnly | Direction::SendRecv),
-            PeerKind::Subscriber => matches!(m.direction, Direction::SendOnly | Direction::SendRecv),
+            PeerKind::Subscriber => {
+                matches!(m.direction, Direction::SendOnly | Direction::SendRecv)
+            }
         };
         let has_codec = rtc
             .media(m.mid)

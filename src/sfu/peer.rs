@@ -18,7 +18,7 @@ use super::{MediaInfo, PeerKind};
 
 /// A subscriber m-line and what it is bound to.
 #[derive(Debug)]
-pub struct RecvSlot {
+pub(crate) struct RecvSlot {
     /// The subscriber's mid.
     pub mid: Mid,
     /// Audio or video.
@@ -38,7 +38,7 @@ pub struct RecvSlot {
 
 impl RecvSlot {
     /// An unbound slot whose forwarding state is lane `lane`.
-    pub fn new(mid: Mid, kind: MediaKind, lane: usize) -> Self {
+    pub(crate) fn new(mid: Mid, kind: MediaKind, lane: usize) -> Self {
         RecvSlot {
             mid,
             kind,
@@ -66,7 +66,7 @@ const PT_MAP: usize = 4;
 /// index from the track's subscriber list, in join order, with its own SRTP context; only
 /// the first packet of a stream and the str0m fallback go back to the `Peer`.
 #[derive(Debug)]
-pub struct Lane {
+pub(crate) struct Lane {
     /// The subscriber.
     pub peer: PeerId,
     /// Its slot (index into `Peer::slots`).
@@ -91,7 +91,7 @@ pub struct Lane {
 
 impl Lane {
     /// Slot `slot` of subscriber `peer`, before it is connected.
-    pub fn new(peer: PeerId, slot: usize) -> Self {
+    pub(crate) fn new(peer: PeerId, slot: usize) -> Self {
         Lane {
             peer,
             slot,
@@ -107,7 +107,7 @@ impl Lane {
     }
 
     /// Our payload type for the publisher's `pt`, if mapped.
-    pub fn mapped_pt(&self, pt: Pt) -> Option<Pt> {
+    pub(crate) fn mapped_pt(&self, pt: Pt) -> Option<Pt> {
         self.pt_map[..usize::from(self.pt_len)]
             .iter()
             .find(|(i, _)| *i == pt)
@@ -115,7 +115,7 @@ impl Lane {
     }
 
     /// Remembers `pt` -> `ours` (while there is room).
-    pub fn map_pt(&mut self, pt: Pt, ours: Pt) {
+    pub(crate) fn map_pt(&mut self, pt: Pt, ours: Pt) {
         if let Some(e) = self.pt_map.get_mut(usize::from(self.pt_len)) {
             *e = (pt, ours);
             self.pt_len += 1;
@@ -123,14 +123,14 @@ impl Lane {
     }
 
     /// Forgets the payload-type mapping (the slot is bound to another track).
-    pub fn clear_pts(&mut self) {
+    pub(crate) fn clear_pts(&mut self) {
         self.pt_len = 0;
     }
 }
 
 /// Cumulative RTCP counters last seen in str0m stats, to turn them into metric increments.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct StatsSeen {
+pub(crate) struct StatsSeen {
     /// NACKs.
     pub nacks: u64,
 }
@@ -143,7 +143,7 @@ pub struct StatsSeen {
 /// batch, so a "round" starts at each `PeerStats`; within a round the worst stream counts, and a
 /// round without a figure keeps the previous one.
 #[derive(Debug, Clone, Copy)]
-pub struct LinkFigures {
+pub(crate) struct LinkFigures {
     round: u32,
     rtt_round: u32,
     loss_round: u32,
@@ -164,7 +164,7 @@ pub struct LinkFigures {
 
 impl LinkFigures {
     /// Nothing known yet; rates are counted from `now` (the peer's creation).
-    pub fn new(now: Instant) -> Self {
+    pub(crate) fn new(now: Instant) -> Self {
         LinkFigures {
             round: 0,
             rtt_round: 0,
@@ -180,7 +180,7 @@ impl LinkFigures {
     }
 
     /// A `PeerStats` event: cumulative media bytes at `at`, and maybe an RTT. Starts a round.
-    pub fn on_peer_stats(
+    pub(crate) fn on_peer_stats(
         &mut self,
         bytes_rx: u64,
         bytes_tx: u64,
@@ -204,7 +204,7 @@ impl LinkFigures {
     }
 
     /// An RTT figure of the current round (the largest of the round wins).
-    pub fn on_rtt(&mut self, rtt: Duration) {
+    pub(crate) fn on_rtt(&mut self, rtt: Duration) {
         if self.rtt_round != self.round {
             self.rtt_round = self.round;
             self.rtt = Some(rtt);
@@ -214,7 +214,7 @@ impl LinkFigures {
     }
 
     /// A loss fraction of the current round (the largest of the round wins).
-    pub fn on_loss(&mut self, loss: f32) {
+    pub(crate) fn on_loss(&mut self, loss: f32) {
         let loss = if loss.is_finite() {
             loss.clamp(0.0, 1.0)
         } else {
@@ -230,7 +230,7 @@ impl LinkFigures {
 }
 
 /// One WebRTC peer on a worker.
-pub struct Peer {
+pub(crate) struct Peer {
     /// Worker-local id.
     pub id: PeerId,
     /// The WHIP/WHEP session id.
@@ -283,12 +283,12 @@ pub struct Peer {
 
 impl Peer {
     /// The slot index for `mid`.
-    pub fn slot_by_mid(&self, mid: Mid) -> Option<usize> {
+    pub(crate) fn slot_by_mid(&self, mid: Mid) -> Option<usize> {
         self.slots.iter().position(|s| s.mid == mid)
     }
 
     /// Negotiated parameters for an incoming payload type (cached).
-    pub fn rx_params(&mut self, pt: Pt) -> Option<PayloadParams> {
+    pub(crate) fn rx_params(&mut self, pt: Pt) -> Option<PayloadParams> {
         if let Some((_, p)) = self.rx_params.iter().find(|(p, _)| *p == pt) {
             return Some(*p);
         }

@@ -20,13 +20,13 @@ use nix::sys::socket::{
 use nix::sys::time::TimeSpec;
 
 /// Datagrams per `recvmmsg` call.
-pub const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 
 /// Largest datagram taken: WebRTC stays under the path MTU (~1 200–1 500 bytes).
-pub const MAX_DATAGRAM: usize = 2048;
+pub(crate) const MAX_DATAGRAM: usize = 2048;
 
 /// Receive buffers and what the last call put in them.
-pub struct RecvBatch {
+pub(crate) struct RecvBatch {
     bufs: Vec<Vec<u8>>,
     got: Vec<(usize, Option<SocketAddr>, Option<SystemTime>)>,
 }
@@ -44,12 +44,12 @@ impl Default for RecvBatch {
 /// makes them on its own thread and passes them in. One set per socket: the kernel shrinks
 /// each header's address length to the last source's and nix does not reset it, so a set
 /// used on an IPv4 socket would cut IPv6 sources short (one socket has one family).
-pub fn headers() -> MultiHeaders<SockaddrStorage> {
+pub(crate) fn headers() -> MultiHeaders<SockaddrStorage> {
     MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(TimeSpec)))
 }
 
 /// Asks the kernel to stamp each datagram's arrival on `socket` (`SO_TIMESTAMPNS`).
-pub fn enable_timestamps(socket: &impl std::os::fd::AsFd) -> std::io::Result<()> {
+pub(crate) fn enable_timestamps(socket: &impl std::os::fd::AsFd) -> std::io::Result<()> {
     setsockopt(socket, sockopt::ReceiveTimestampns, &true)?;
     Ok(())
 }
@@ -57,7 +57,7 @@ pub fn enable_timestamps(socket: &impl std::os::fd::AsFd) -> std::io::Result<()>
 impl RecvBatch {
     /// Reads up to [`BATCH`] datagrams without blocking. `Ok(0)`: nothing waiting; an
     /// interrupted call is an error of kind `Interrupted` (call again).
-    pub fn recv(
+    pub(crate) fn recv(
         &mut self,
         socket: &impl AsRawFd,
         headers: &mut MultiHeaders<SockaddrStorage>,
@@ -106,13 +106,13 @@ impl RecvBatch {
 
     /// Datagram `i` of the last call and its source; `None` if it was truncated (too long)
     /// or came without an IP source address.
-    pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+    pub(crate) fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
         let &(len, from, _) = self.got.get(i)?;
         Some((&self.bufs[i][..len], from?))
     }
 
     /// When the kernel took datagram `i` of the last call in (with [`enable_timestamps`]).
-    pub fn arrived(&self, i: usize) -> Option<SystemTime> {
+    pub(crate) fn arrived(&self, i: usize) -> Option<SystemTime> {
         self.got.get(i)?.2
     }
 }

@@ -16,13 +16,13 @@ use str0m::rtp::{ExtensionValues, Ssrc};
 use super::keyframe::KeyframeGate;
 
 /// Worker-local peer id (never reused within a worker).
-pub type PeerId = u64;
+pub(crate) type PeerId = u64;
 /// Worker-local track id (never reused within a worker).
-pub type TrackId = u64;
+pub(crate) type TrackId = u64;
 
 /// One simulcast layer (or the only layer) of a track.
 #[derive(Debug)]
-pub struct Layer {
+pub(crate) struct Layer {
     /// The rid, if simulcast.
     pub rid: Option<Rid>,
     /// The SSRC once packets arrived.
@@ -84,7 +84,7 @@ impl CachedPacket {
 /// that (a publisher with a 10 s keyframe interval) stops being cached until the next
 /// keyframe, and joiners fall back to asking for one. Touched only by the worker thread.
 #[derive(Debug, Default)]
-pub struct GopCache {
+pub(crate) struct GopCache {
     packets: Vec<CachedPacket>,
     bytes: usize,
     /// False until a keyframe starts the cache, and after it overflowed.
@@ -93,12 +93,12 @@ pub struct GopCache {
 
 impl GopCache {
     /// At most this many packets (~4 s of a 1.2 Mbit/s 720p stream).
-    pub const MAX_PACKETS: usize = 2048;
+    pub(crate) const MAX_PACKETS: usize = 2048;
     /// At most this many payload bytes.
-    pub const MAX_BYTES: usize = 2 << 20;
+    pub(crate) const MAX_BYTES: usize = 2 << 20;
 
     /// Takes a packet of the layer: a keyframe's first packet restarts the cache.
-    pub fn push(&mut self, keyframe_start: bool, p: CachedPacket) {
+    pub(crate) fn push(&mut self, keyframe_start: bool, p: CachedPacket) {
         if keyframe_start {
             self.packets.clear();
             self.bytes = 0;
@@ -127,23 +127,23 @@ impl GopCache {
     /// At most this many packets are replayed to a joiner (~1.3 s of a 1.2 Mbit/s stream,
     /// ~400 KB): a longer burst would itself cause loss on a slow rural link. Beyond it the
     /// joiner asks for a keyframe, whose arrival restarts the cache short for those after it.
-    pub const MAX_REPLAY: usize = 400;
+    pub(crate) const MAX_REPLAY: usize = 400;
 
     /// The cached GOP, keyframe first, or `None` when there is none (or too much) to replay.
-    pub fn replay(&self) -> Option<&[CachedPacket]> {
+    pub(crate) fn replay(&self) -> Option<&[CachedPacket]> {
         (self.valid && !self.packets.is_empty() && self.packets.len() <= Self::MAX_REPLAY)
             .then_some(&self.packets[..])
     }
 
     /// Forgets everything (the publisher changed codec or left).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         *self = GopCache::default();
     }
 }
 
 impl Layer {
     /// A layer with no packets yet.
-    pub fn new(rid: Option<Rid>, keyframe_interval: Duration) -> Self {
+    pub(crate) fn new(rid: Option<Rid>, keyframe_interval: Duration) -> Self {
         Layer {
             rid,
             ssrc: None,
@@ -157,7 +157,7 @@ impl Layer {
     }
 
     /// Whether the layer is sending (a packet within the last second).
-    pub fn active(&self, now: Instant) -> bool {
+    pub(crate) fn active(&self, now: Instant) -> bool {
         self.last_packet
             .map(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
             .unwrap_or(false)
@@ -166,7 +166,7 @@ impl Layer {
 
 /// One published m-line.
 #[derive(Debug)]
-pub struct Track {
+pub(crate) struct Track {
     /// The publisher.
     pub publisher: PeerId,
     /// The publisher's mid.
@@ -190,7 +190,7 @@ pub struct Track {
 
 impl Track {
     /// The layer index for `rid`, adding a layer for a rid seen for the first time.
-    pub fn layer_for(&mut self, rid: Option<Rid>, keyframe_interval: Duration) -> usize {
+    pub(crate) fn layer_for(&mut self, rid: Option<Rid>, keyframe_interval: Duration) -> usize {
         if let Some(i) = self.layers.iter().position(|l| l.rid == rid) {
             return i;
         }
@@ -206,7 +206,7 @@ impl Track {
 
     /// The layer a subscriber gets: the requested rid if it is sending, else the highest
     /// bitrate active layer, else the first layer.
-    pub fn choose_layer(&self, wanted: Option<&str>, now: Instant) -> usize {
+    pub(crate) fn choose_layer(&self, wanted: Option<&str>, now: Instant) -> usize {
         if let Some(w) = wanted {
             if let Some(i) = self
                 .layers
@@ -228,7 +228,7 @@ impl Track {
 
 /// A room on this worker.
 #[derive(Debug, Default)]
-pub struct Room {
+pub(crate) struct Room {
     /// Peers in the room.
     pub peers: Vec<PeerId>,
     /// Tracks in publish order.

@@ -16,11 +16,11 @@ use std::net::SocketAddr;
 use super::room::PeerId;
 
 /// Addresses remembered per peer.
-pub const MAX_ADDRS_PER_PEER: usize = 8;
+pub(crate) const MAX_ADDRS_PER_PEER: usize = 8;
 
 /// The routing tables of one worker.
 #[derive(Debug, Default)]
-pub struct Router {
+pub(crate) struct Router {
     by_ufrag: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
     addrs: HashMap<PeerId, Vec<SocketAddr>>,
@@ -28,19 +28,19 @@ pub struct Router {
 }
 
 /// Whether a datagram looks like STUN (RFC 7983 demultiplexing: first byte 0 or 1).
-pub fn is_stun(data: &[u8]) -> bool {
+pub(crate) fn is_stun(data: &[u8]) -> bool {
     data.len() >= 20 && data[0] < 2
 }
 
 /// Whether a datagram is a STUN binding success response (type 0x0101, magic cookie): what
 /// str0m sends only to a check whose integrity it verified.
-pub fn is_binding_success(data: &[u8]) -> bool {
+pub(crate) fn is_binding_success(data: &[u8]) -> bool {
     data.len() >= 20 && data[..2] == [0x01, 0x01] && data[4..8] == [0x21, 0x12, 0xa4, 0x42]
 }
 
 impl Router {
     /// Registers a local ICE ufrag for `peer` (at setup and after each ICE restart).
-    pub fn add_ufrag(&mut self, peer: PeerId, ufrag: String) {
+    pub(crate) fn add_ufrag(&mut self, peer: PeerId, ufrag: String) {
         self.by_ufrag.insert(ufrag.clone(), peer);
         let list = self.ufrags.entry(peer).or_default();
         if !list.contains(&ufrag) {
@@ -50,7 +50,7 @@ impl Router {
 
     /// The peer a datagram from `source` belongs to. A STUN check goes to the peer whose
     /// ufrag it names, for its str0m to verify; nothing is learned from it here.
-    pub fn route(&self, data: &[u8], source: SocketAddr) -> Option<PeerId> {
+    pub(crate) fn route(&self, data: &[u8], source: SocketAddr) -> Option<PeerId> {
         if is_stun(data) {
             if let Ok(msg) = str0m::ice::StunMessage::parse(data) {
                 if let Some((local, _remote)) = msg.split_username() {
@@ -64,14 +64,14 @@ impl Router {
     }
 
     /// The peer whose traffic comes from `addr`, if any.
-    pub fn owner(&self, addr: SocketAddr) -> Option<PeerId> {
+    pub(crate) fn owner(&self, addr: SocketAddr) -> Option<PeerId> {
         self.by_addr.get(&addr).copied()
     }
 
     /// Routes what comes from `source` to `pid` from now on: call only once `pid`'s str0m
     /// accepted a connectivity check from there. An address another peer had moves (its
     /// NAT binding ended; the worker keeps it from a peer that still uses it).
-    pub fn learn(&mut self, pid: PeerId, source: SocketAddr) {
+    pub(crate) fn learn(&mut self, pid: PeerId, source: SocketAddr) {
         if self.by_addr.get(&source) == Some(&pid) {
             return;
         }
@@ -95,7 +95,7 @@ impl Router {
     }
 
     /// Forgets everything about `peer`.
-    pub fn remove(&mut self, peer: PeerId) {
+    pub(crate) fn remove(&mut self, peer: PeerId) {
         for u in self.ufrags.remove(&peer).unwrap_or_default() {
             if self.by_ufrag.get(&u) == Some(&peer) {
                 self.by_ufrag.remove(&u);
@@ -108,8 +108,9 @@ impl Router {
         }
     }
 
+    #[cfg(test)]
     /// Table sizes (ufrags, addresses), for tests and metrics.
-    pub fn sizes(&self) -> (usize, usize) {
+    pub(crate) fn sizes(&self) -> (usize, usize) {
         (self.by_ufrag.len(), self.by_addr.len())
     }
 }

@@ -26,11 +26,11 @@
 use aws_lc_rs::{aead, cipher, constant_time, hmac};
 
 /// The DTLS-SRTP protection profiles, as str0m negotiates them.
-pub use str0m::crypto::dtls::SrtpProfile;
+pub(crate) use str0m::crypto::dtls::SrtpProfile;
 
 /// Why a context could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum SrtpError {
+pub(crate) enum SrtpError {
     /// A profile this module does not implement (or whose keys the crypto backend refused).
     #[error("unsupported SRTP profile {0:?}")]
     Profile(SrtpProfile),
@@ -67,7 +67,7 @@ const LABEL_RTCP_AUTH: u8 = 4;
 const LABEL_RTCP_SALT: u8 = 5;
 
 /// The sending half of one DTLS-SRTP association: session keys for SRTP and SRTCP.
-pub struct SrtpTx {
+pub(crate) struct SrtpTx {
     profile: SrtpProfile,
     suite: Suite,
 }
@@ -105,7 +105,7 @@ impl SrtpTx {
     /// server_write_master_key | client_write_master_salt | server_write_master_salt) and
     /// whether this endpoint was the DTLS client (then it sends with the client half, else
     /// the server half).
-    pub fn new(
+    pub(crate) fn new(
         profile: SrtpProfile,
         material: &[u8],
         local_is_client: bool,
@@ -160,7 +160,7 @@ impl SrtpTx {
     }
 
     /// Bytes protection adds to an RTP packet (10 for AES-CM-HMAC-SHA1-80, 16 for GCM).
-    pub fn tag_len(&self) -> usize {
+    pub(crate) fn tag_len(&self) -> usize {
         match self.suite {
             Suite::Cm { .. } => HMAC_TAG_LEN,
             Suite::Gcm { .. } => GCM_TAG_LEN,
@@ -179,7 +179,13 @@ impl SrtpTx {
     ///
     /// Returns 0 and leaves `buf` as it was if `header_len < 12`, `header_len > len`, or
     /// `buf` is shorter than `len + tag_len()`. Never panics.
-    pub fn protect_rtp(&self, buf: &mut [u8], len: usize, header_len: usize, roc: u32) -> usize {
+    pub(crate) fn protect_rtp(
+        &self,
+        buf: &mut [u8],
+        len: usize,
+        header_len: usize,
+        roc: u32,
+    ) -> usize {
         let tag_len = self.tag_len();
         let end = len.saturating_add(tag_len);
         if header_len < RTP_HEADER_LEN || header_len > len || end > buf.len() {
@@ -217,7 +223,7 @@ impl SrtpTx {
     ///
     /// Returns 0 and leaves `buf` as it was if `len < 8` or `buf` is shorter than
     /// `len + 4 + tag_len()`. Never panics.
-    pub fn protect_rtcp(&self, buf: &mut [u8], len: usize, index: u32) -> usize {
+    pub(crate) fn protect_rtcp(&self, buf: &mut [u8], len: usize, index: u32) -> usize {
         let end = len.saturating_add(self.rtcp_overhead());
         if len < SRTCP_CLEAR_LEN || end > buf.len() {
             return 0;
@@ -257,7 +263,7 @@ impl SrtpTx {
     /// does not verify. After `None`, AES-CM leaves `buf` untouched, but GCM may already
     /// have overwritten the encrypted part (it decrypts before it compares tags). Never
     /// panics.
-    pub fn unprotect_rtcp(&self, buf: &mut [u8], len: usize) -> Option<(usize, u32)> {
+    pub(crate) fn unprotect_rtcp(&self, buf: &mut [u8], len: usize) -> Option<(usize, u32)> {
         let buf = buf.get_mut(..len)?;
         if len < SRTCP_CLEAR_LEN + self.rtcp_overhead() {
             return None;

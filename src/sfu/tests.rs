@@ -66,7 +66,10 @@ fn viewers_stay_home_until_spread_after_then_go_to_the_least_loaded_worker() {
     assert_eq!(away.home, home);
     // Then the least loaded: the other worker until it holds as many, then home on a tie.
     for _ in 0..2 {
-        assert_eq!(sfu.place("wide", PeerKind::Subscriber).piped_from(), Some(home));
+        assert_eq!(
+            sfu.place("wide", PeerKind::Subscriber).piped_from(),
+            Some(home)
+        );
     }
     assert_eq!(sfu.place("wide", PeerKind::Subscriber).piped_from(), None);
     // Publishers always go home, however loaded it is.

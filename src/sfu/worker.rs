@@ -23,7 +23,7 @@ use super::sendq::SendQueue;
 use super::{Command, SfuEvent};
 use crate::metrics::{Metrics, Tally};
 
-pub use super::core::{CONNECT_TIMEOUT, FAN_OUT_CHUNK};
+pub(crate) use super::core::{CONNECT_TIMEOUT, FAN_OUT_CHUNK};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -37,7 +37,7 @@ const RESTART_DELAY_MAX: Duration = Duration::from_secs(8);
 const PANIC_MEMORY: Duration = Duration::from_secs(60);
 
 /// Settings and handles every worker gets.
-pub struct Shared {
+pub(crate) struct Shared {
     /// Keyframe request spacing per publisher layer.
     pub keyframe_interval: Duration,
     /// How long a disconnected peer waits for an ICE restart.
@@ -70,7 +70,7 @@ pub struct Shared {
 
 /// The core's way out of the thread: the socket (a second handle of the worker's), the
 /// send queue, the other workers' channels and signalling's event channel.
-pub struct Wire {
+pub(crate) struct Wire {
     socket: std::net::UdpSocket,
     /// Datagrams on their way out, flushed with sendmmsg before the loop waits (or when a
     /// batch is full).
@@ -155,7 +155,7 @@ impl Outside for Wire {
 }
 
 /// The worker state (moved into its thread by [`Worker::run`]).
-pub struct Worker {
+pub(crate) struct Worker {
     index: usize,
     poll: Poll,
     waker: Arc<Waker>,
@@ -175,7 +175,7 @@ pub struct Worker {
 
 impl Worker {
     /// Wraps a bound socket; the thread starts with [`Worker::run`].
-    pub fn new(
+    pub(crate) fn new(
         index: usize,
         socket: std::net::UdpSocket,
         rx: Receiver<Command>,
@@ -250,12 +250,12 @@ impl Worker {
     }
 
     /// The waker signalling commands to this worker.
-    pub fn waker(&self) -> Arc<Waker> {
+    pub(crate) fn waker(&self) -> Arc<Waker> {
         self.waker.clone()
     }
 
     /// How to reach every worker (indexed like the workers), before [`Worker::run`].
-    pub fn set_links(&mut self, links: Arc<[Link]>) {
+    pub(crate) fn set_links(&mut self, links: Arc<[Link]>) {
         self.core.outside().links = links;
     }
 
@@ -266,7 +266,7 @@ impl Worker {
     /// peer of the worker is dropped (`SfuEvent::PeerGone`, so signalling forgets their
     /// sessions; their clients reconnect), the worker stays down a short while
     /// (`/readyz` answers 503) and the loop starts again on the same socket.
-    pub fn run(mut self) {
+    pub(crate) fn run(mut self) {
         tracing::info!(worker = self.index, addr = %self.local_addr, "media worker started");
         loop {
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.run_loop()));

@@ -251,7 +251,8 @@ pub async fn whep_post(
 ) -> Response {
     let r = match q.get("source") {
         Some(src) => {
-            create_session_following(&state, PeerKind::Subscriber, room, headers, body, Some(src)).await
+            create_session_following(&state, PeerKind::Subscriber, room, headers, body, Some(src))
+                .await
         }
         None => create_session(&state, PeerKind::Subscriber, room, headers, body).await,
     };

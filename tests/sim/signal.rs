@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use classrelay::sfu::{prepare_peer_at, AddError, Command, Follow, PeerSetup, PeerKind};
+use classrelay::sfu::{prepare_peer_at, AddError, Command, Follow, PeerKind, PeerSetup};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 

@@ -62,7 +62,8 @@ pub(super) async fn lessons_speak(
         let part = policy::classroom_part(b.classroom_id);
         st.media
             .kick(&l.room(), |s| {
-                s.role == crate::sfu::PeerKind::Publisher && s.part.as_deref() == Some(part.as_str())
+                s.role == crate::sfu::PeerKind::Publisher
+                    && s.part.as_deref() == Some(part.as_str())
             })
             .await;
     }

@@ -47,7 +47,7 @@ use rules::*;
 use timetable::*;
 use users::*;
 
-pub use rules::{guard, Allow, RouteRule, COOKIE, ROUTES};
+pub(crate) use rules::{guard, Allow, COOKIE, ROUTES};
 pub(crate) use users::cut_off;
 
 fn parse_id(s: &str) -> Result<i64, ApiError> {
@@ -191,7 +191,7 @@ fn handler(
 /// The school API's router, built from [`ROUTES`]: every route is a rule of the table (so a
 /// route without an access rule cannot exist), every rule must have a handler (checked here,
 /// at start), and the guard applies the rule to every request.
-pub fn router(state: Arc<SchoolState>) -> Router<Arc<SchoolState>> {
+pub(crate) fn router(state: Arc<SchoolState>) -> Router<Arc<SchoolState>> {
     let mut by_path: Vec<(&'static str, MethodRouter<Arc<SchoolState>>)> = Vec::new();
     for rule in ROUTES {
         let h = handler(rule.method, rule.path, &state)

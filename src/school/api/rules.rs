@@ -7,7 +7,7 @@ use super::*;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Allow {
+pub(crate) enum Allow {
     /// Anybody, signed in or not.
     Anyone,
     /// These roles.
@@ -16,7 +16,7 @@ pub enum Allow {
 
 /// One API route and its rule.
 #[derive(Debug, Clone, Copy)]
-pub struct RouteRule {
+pub(crate) struct RouteRule {
     /// HTTP method.
     pub method: &'static str,
     /// Path template as the router has it (`/api/schools/{id}`).
@@ -54,7 +54,7 @@ macro_rules! route_rule {
 }
 
 /// Every `/api` route with its rule.
-pub const ROUTES: &[RouteRule] = &[
+pub(crate) const ROUTES: &[RouteRule] = &[
     route_rule!(
         "GET",
         "/api/openapi.json",
@@ -644,7 +644,7 @@ pub const ROUTES: &[RouteRule] = &[
 ];
 
 /// The login session cookie.
-pub const COOKIE: &str = "cr_session";
+pub(crate) const COOKIE: &str = "cr_session";
 
 pub(super) fn bearer_or_cookie(h: &HeaderMap) -> Option<String> {
     if let Some(v) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
@@ -663,7 +663,7 @@ pub(super) fn bearer_or_cookie(h: &HeaderMap) -> Option<String> {
 }
 
 /// Resolves the caller and applies the route's rule; puts the [`Principal`] in the request.
-pub async fn guard(
+pub(crate) async fn guard(
     State(state): State<Arc<SchoolState>>,
     mut req: Request,
     next: Next,

@@ -1,7 +1,7 @@
 //! Property tests of the CSV importers (see the module doc in `csvio.rs`).
 
 use super::*;
-use crate::school::csvfile::Rejection;
+use crate::school::csvfile::{Rejection, MAX_LISTED_ERRORS};
 use crate::school::model::ClassroomKind;
 use proptest::prelude::*;
 

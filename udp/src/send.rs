@@ -190,17 +190,20 @@ impl SendQueue {
         self.room = Some(messages);
     }
 
+    #[inline]
     /// Notes a datagram read in this loop turn: what leaves until [`SendQueue::end_turn`] is
     /// timed from the earliest such arrival (`forward_residence_seconds`).
     pub fn note_arrival(&mut self, at: SystemTime) {
         self.arrived = Some(self.arrived.map_or(at, |a| a.min(at)));
     }
 
+    #[inline]
     /// Whether runs may still leave as UDP GSO sends (false after the kernel refused it).
     pub fn gso(&self) -> bool {
         self.gso
     }
 
+    #[inline]
     /// The earliest kernel arrival noted in this loop turn.
     pub fn arrival(&self) -> Option<SystemTime> {
         self.arrived
@@ -245,6 +248,7 @@ impl SendQueue {
         };
     }
 
+    #[inline]
     /// The size a datagram to `to` queued next must have to join the run of equal-sized
     /// datagrams to `to` at the end of the queue, if there is one it can still join (and
     /// GSO is in use).
@@ -255,6 +259,7 @@ impl SendQueue {
         }
     }
 
+    #[inline]
     /// An empty buffer for a datagram, reused from one already sent when there is one.
     pub fn buffer(&mut self) -> Vec<u8> {
         self.spare
@@ -262,11 +267,13 @@ impl SendQueue {
             .unwrap_or_else(|| Vec::with_capacity(DATAGRAM_CAPACITY))
     }
 
+    #[inline]
     /// Datagrams waiting.
     pub fn len(&self) -> usize {
         self.queued.len()
     }
 
+    #[inline]
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.queued.is_empty()

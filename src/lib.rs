@@ -15,6 +15,7 @@ pub mod ids;
 pub mod media;
 pub mod metrics;
 pub mod problem;
+pub mod record;
 pub mod school;
 pub mod sfu;
 pub mod signal;

@@ -25,9 +25,13 @@ pub enum SourceKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
+    /// VP8 video.
     Vp8,
+    /// VP9 video.
     Vp9,
+    /// H.264 video.
     H264,
+    /// Opus audio.
     Opus,
 }
 
@@ -57,7 +61,9 @@ pub struct CaptureHeader {
 pub struct TrackInfo {
     /// Unique within one capture; [`Record`]s refer to it.
     pub track: u32,
+    /// What the source is.
     pub kind: SourceKind,
+    /// Its codec.
     pub codec: Codec,
     /// The RTP payload type the packets carry.
     pub payload_type: u8,
@@ -78,28 +84,42 @@ pub enum Record {
     /// One RTP packet as the server received it (decrypted, header included), for simulcast the
     /// top layer only, with its arrival time in microseconds since capture time zero.
     Rtp {
+        /// The [`TrackInfo::track`] it belongs to.
         track: u32,
+        /// Arrival, microseconds since capture time zero.
         arrival_us: u64,
+        /// The whole RTP packet.
         packet: Vec<u8>,
     },
     /// An RTCP sender report of the track's publisher: maps its RTP clock to NTP wall time
     /// (the one source of audio/video alignment).
     SenderReport {
+        /// The track whose publisher sent it.
         track: u32,
+        /// Arrival, microseconds since capture time zero.
         arrival_us: u64,
         /// 64-bit NTP timestamp (seconds << 32 | fraction).
         ntp: u64,
+        /// The RTP time that corresponds to `ntp`.
         rtp_time: u32,
     },
     /// The capture lost packets before the disk (writer behind, channel full): counted so the
     /// processor can report a gap that is the recorder's, not the network's.
     Dropped {
+        /// The track that lost them.
         track: u32,
+        /// When the loss was noticed, microseconds since capture time zero.
         arrival_us: u64,
+        /// How many packets were lost.
         packets: u32,
     },
     /// The track ends (its publisher left, or recording stopped).
-    TrackEnd { track: u32, arrival_us: u64 },
+    TrackEnd {
+        /// The track.
+        track: u32,
+        /// When, microseconds since capture time zero.
+        arrival_us: u64,
+    },
 }
 
 impl Record {
@@ -118,6 +138,8 @@ impl Record {
 /// A whole capture read back: its header and every record up to the end or the first damage.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Capture {
+    /// The header, unless the file was damaged before it ended.
     pub header: Option<CaptureHeader>,
+    /// Every record read, in file order.
     pub records: Vec<Record>,
 }

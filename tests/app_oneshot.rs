@@ -319,6 +319,35 @@ async fn health_readiness_and_options_without_sockets() {
     );
 }
 
+/// A CORS preflight from a page on another origin is answered (the test config allows any
+/// origin), and WHEP says what it takes as WHIP does.
+#[tokio::test]
+async fn cors_preflight_and_whep_options_without_sockets() {
+    let env = start().await;
+    let req = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/whip/r1")
+        .header("origin", "https://school.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let r = env.send(req).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let req = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/whep/r1")
+        .body(Body::empty())
+        .unwrap();
+    let r = env.send(req).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(r.headers()["accept-post"], "application/sdp");
+}
+
 #[tokio::test]
 async fn school_api_answers_by_caller() {
     let env = start().await;

@@ -124,29 +124,7 @@ fn ice_ufrag(sdp: &str) -> String {
 /// A STUN binding request with `username` whose MESSAGE-INTEGRITY is made up (no one
 /// without the peer's ICE password can make a valid one).
 fn forged_binding(username: &str) -> Vec<u8> {
-    let mut attrs = Vec::new();
-    attrs.extend_from_slice(&0x0006u16.to_be_bytes());
-    attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
-    attrs.extend_from_slice(username.as_bytes());
-    while attrs.len() % 4 != 0 {
-        attrs.push(0);
-    }
-    // PRIORITY, then USE-CANDIDATE (a nomination), then the made-up MESSAGE-INTEGRITY.
-    attrs.extend_from_slice(&0x0024u16.to_be_bytes());
-    attrs.extend_from_slice(&4u16.to_be_bytes());
-    attrs.extend_from_slice(&0x6e00_1effu32.to_be_bytes());
-    attrs.extend_from_slice(&0x0025u16.to_be_bytes());
-    attrs.extend_from_slice(&0u16.to_be_bytes());
-    attrs.extend_from_slice(&0x0008u16.to_be_bytes());
-    attrs.extend_from_slice(&20u16.to_be_bytes());
-    attrs.extend_from_slice(&[0xab; 20]);
-    let mut m = Vec::new();
-    m.extend_from_slice(&0x0001u16.to_be_bytes());
-    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-    m.extend_from_slice(&0x2112_a442u32.to_be_bytes());
-    m.extend_from_slice(&rand_id());
-    m.extend_from_slice(&attrs);
-    m
+    support::stun::forged_binding(username, true, rand_id())
 }
 
 fn rand_id() -> [u8; 12] {

@@ -611,28 +611,7 @@ async fn simulcast_layer_switch(away: bool) {
 /// A STUN binding request with a real USERNAME (the server's ufrag for a live session) but a
 /// forged MESSAGE-INTEGRITY.
 fn forged_stun(server_ufrag: &str) -> Vec<u8> {
-    let username = format!("{server_ufrag}:evil");
-    let mut attrs = Vec::new();
-    attrs.extend_from_slice(&0x0006u16.to_be_bytes());
-    attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
-    attrs.extend_from_slice(username.as_bytes());
-    while attrs.len() % 4 != 0 {
-        attrs.push(0);
-    }
-    // PRIORITY, required in a binding request.
-    attrs.extend_from_slice(&0x0024u16.to_be_bytes());
-    attrs.extend_from_slice(&4u16.to_be_bytes());
-    attrs.extend_from_slice(&0x6e00_1effu32.to_be_bytes());
-    attrs.extend_from_slice(&0x0008u16.to_be_bytes());
-    attrs.extend_from_slice(&20u16.to_be_bytes());
-    attrs.extend_from_slice(&[0xab; 20]);
-    let mut m = Vec::new();
-    m.extend_from_slice(&0x0001u16.to_be_bytes());
-    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-    m.extend_from_slice(&0x2112_a442u32.to_be_bytes());
-    m.extend_from_slice(&[7u8; 12]);
-    m.extend_from_slice(&attrs);
-    m
+    support::stun::forged_binding(&format!("{server_ufrag}:evil"), false, [7; 12])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -359,6 +359,48 @@ pub struct Joined<'a> {
     pub metrics_url: Option<String>,
 }
 
+impl<'a> Joined<'a> {
+    /// A run against classrelay before its joins: nothing joined yet, no notes, and the
+    /// server's `/metrics` to read. The runner fills in what its joins gave.
+    fn classrelay(
+        scenario: &'a str,
+        load: &'a Load,
+        swarms: &'a [Arc<Swarm>],
+        server: &ClassrelayProc,
+    ) -> Joined<'a> {
+        Joined {
+            scenario,
+            target: "classrelay",
+            load,
+            asked_for: 0,
+            sessions: Vec::new(),
+            swarms,
+            publishers: Vec::new(),
+            kf_before: 0,
+            base: None,
+            join_s: 0.0,
+            notes: Vec::new(),
+            metrics_url: Some(format!("{}/metrics", server.base)),
+        }
+    }
+}
+
+/// Awaits every join task: what joined, in order; a failed join is logged (as `what`
+/// failed) and left out, so the figures count the sessions that really came up.
+pub async fn gather<T>(
+    pending: Vec<tokio::task::JoinHandle<Result<T>>>,
+    what: &str,
+) -> Result<Vec<T>> {
+    let mut joined = Vec::with_capacity(pending.len());
+    for task in pending {
+        match task.await? {
+            Ok(j) => joined.push(j),
+            Err(e) => tracing::warn!("{what} failed: {e:#}"),
+        }
+    }
+    Ok(joined)
+}
+
 fn kf_sum(publishers: &[Arc<PeerStats>]) -> u64 {
     publishers
         .iter()
@@ -596,27 +638,16 @@ async fn run_broadcast(server: &ClassrelayProc, scenario: &str, load: &Load) -> 
             1,
         )));
     }
-    let mut sessions = Vec::new();
-    for task in pending {
-        match task.await? {
-            Ok(j) => sessions.push(j),
-            Err(e) => tracing::warn!("join failed: {e:#}"),
-        }
-    }
+    let sessions = gather(pending, "join").await?;
     let join_s = t0.elapsed().as_secs_f64();
     let joined = Joined {
-        scenario,
-        target: "classrelay",
-        load,
         asked_for: load.subscribers,
         sessions,
-        swarms: &swarms,
         publishers,
         kf_before,
         base,
         join_s,
-        notes: Vec::new(),
-        metrics_url: Some(format!("{}/metrics", server.base)),
+        ..Joined::classrelay(scenario, load, &swarms, server)
     };
     let figures = measure(joined, &mut probe).await;
     drop(publisher_swarm);
@@ -676,14 +707,9 @@ async fn run_sync(server: &ClassrelayProc, load: &Load) -> Result<Figures> {
     }
     let mut sessions = Vec::new();
     let mut publishers = vec![hub.stats.clone()];
-    for task in pending {
-        match task.await? {
-            Ok((p, s)) => {
-                publishers.push(p.stats);
-                sessions.push(s);
-            }
-            Err(e) => tracing::warn!("class join failed: {e:#}"),
-        }
+    for (p, s) in gather(pending, "class join").await? {
+        publishers.push(p.stats);
+        sessions.push(s);
     }
     // The hub receives every class: K audio and K video slots in the classes' room.
     let url = format!("{}/whep/{class_room}", server.base);
@@ -693,18 +719,13 @@ async fn run_sync(server: &ClassrelayProc, load: &Load) -> Result<Figures> {
     }
     let join_s = t0.elapsed().as_secs_f64();
     let joined = Joined {
-        scenario: "sync",
-        target: "classrelay",
-        load,
         asked_for: k + 1,
         sessions,
-        swarms: &swarms,
         publishers,
         kf_before,
         base,
         join_s,
-        notes: Vec::new(),
-        metrics_url: Some(format!("{}/metrics", server.base)),
+        ..Joined::classrelay("sync", load, &swarms, server)
     };
     let figures = measure(joined, &mut probe).await;
     drop(publisher_swarm);

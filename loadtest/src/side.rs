@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::janus::{FeedMedia, JanusEndpoint, JanusServer, JanusViewer, RtpFeeder};
 use crate::scenario::{
-    join_interval, measure, start_swarms, Figures, Joined, Load, Mark, Probe, Session,
+    gather, join_interval, measure, start_swarms, Figures, Joined, Load, Mark, Probe, Session,
 };
 use crate::target::ProcSample;
 
@@ -226,13 +226,7 @@ async fn run_inner(endpoint: &JanusEndpoint, scenario: &str, load: &Load) -> Res
                 .map(|v| (i % swarms_len, v))
         }));
     }
-    let mut viewers = Vec::new();
-    for task in pending {
-        match task.await? {
-            Ok(v) => viewers.push(v),
-            Err(e) => tracing::warn!("janus viewer failed: {e:#}"),
-        }
-    }
+    let viewers = gather(pending, "janus viewer").await?;
     let join_s = t0.elapsed().as_secs_f64();
     let sessions = viewers
         .iter()

@@ -79,9 +79,9 @@ fn scheduled() -> LessonState {
 }
 
 impl Lesson {
-    /// The media room of this lesson.
+    /// The media room of this lesson ([`crate::ids::RoomName::lesson`]), as text.
     pub fn room(&self) -> String {
-        format!("lesson-{}", self.id)
+        crate::ids::RoomName::lesson(self.id).to_string()
     }
 
     /// The state at `now`, given the opening lead and the grace after the end.

@@ -99,7 +99,9 @@ pub(crate) async fn step(
 /// already sent) and frees its live state.
 pub(crate) async fn end_room(app: &Arc<SchoolState>, lesson: i64) {
     app.live.clear(lesson);
-    app.media.kick(&format!("lesson-{lesson}"), |_| true).await;
+    app.media
+        .kick(crate::ids::RoomName::lesson(lesson).as_str(), |_| true)
+        .await;
     app.revoke(super::Revoked::Lesson(lesson));
     // Keep the ended lesson's events a little while for followers that reconnect; a later
     // pass frees them (`Live::sweep`), and nothing creates live state for it again.

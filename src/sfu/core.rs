@@ -423,16 +423,7 @@ impl<O: Outside> WorkerCore<O> {
         let left: Vec<(TrackId, Track)> = self.tracks.drain().collect();
         for (tid, track) in left {
             if track.origin.is_none() {
-                self.io.metrics.tracks.dec();
-                for &to in &track.pipes {
-                    self.send_pipe(
-                        to,
-                        PipeMsg::TrackGone {
-                            home: self.index,
-                            tid,
-                        },
-                    );
-                }
+                self.track_gone(tid, &track);
             }
         }
         self.wake_pipes();

@@ -115,33 +115,20 @@ impl Router {
     }
 }
 
+/// The forged STUN check the integration tests use too (one builder for both).
+#[cfg(test)]
+#[path = "../../tests/support/stun.rs"]
+#[allow(unreachable_pub)] // `pub` for the integration tests that share the file
+mod test_stun;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A binding request with `username` (its MESSAGE-INTEGRITY is not verified by the
+    /// router; str0m checks it later).
     fn binding(username: &str) -> Vec<u8> {
-        let mut attrs = Vec::new();
-        attrs.extend_from_slice(&0x0006u16.to_be_bytes());
-        attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
-        attrs.extend_from_slice(username.as_bytes());
-        while attrs.len() % 4 != 0 {
-            attrs.push(0);
-        }
-        // MESSAGE-INTEGRITY (not verified by the router; str0m checks it later).
-        // PRIORITY, required in a binding request.
-        attrs.extend_from_slice(&0x0024u16.to_be_bytes());
-        attrs.extend_from_slice(&4u16.to_be_bytes());
-        attrs.extend_from_slice(&0x6e00_1effu32.to_be_bytes());
-        attrs.extend_from_slice(&0x0008u16.to_be_bytes());
-        attrs.extend_from_slice(&20u16.to_be_bytes());
-        attrs.extend_from_slice(&[0xab; 20]);
-        let mut m = Vec::new();
-        m.extend_from_slice(&0x0001u16.to_be_bytes());
-        m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-        m.extend_from_slice(&0x2112_a442u32.to_be_bytes());
-        m.extend_from_slice(&[9u8; 12]);
-        m.extend_from_slice(&attrs);
-        m
+        super::test_stun::forged_binding(username, false, [9; 12])
     }
 
     fn addr(port: u16) -> SocketAddr {

@@ -366,19 +366,11 @@ async fn create_session_following(
         }
     }
     let location = format!("/{}/{room}/{id}", endpoint(role));
-    let mut resp = (StatusCode::CREATED, answer).into_response();
+    let mut resp = sdp_response(StatusCode::CREATED, "application/sdp", answer, &etag);
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/sdp"),
-    );
     h.insert(
         header::LOCATION,
         HeaderValue::from_str(&location).expect("room and id are checked ASCII"),
-    );
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex etag"),
     );
     h.insert(
         "accept-patch",
@@ -523,17 +515,30 @@ async fn patch_inner(
             s.offer = offer_text;
         }
     }
-    let mut resp = (StatusCode::OK, sdpfrag::answer_fragment(&answer)).into_response();
+    Ok(sdp_response(
+        StatusCode::OK,
+        "application/trickle-ice-sdpfrag",
+        sdpfrag::answer_fragment(&answer),
+        &new_etag,
+    ))
+}
+
+/// An SDP (or SDP fragment) answer: `status`, `body` as `content_type`, and the session's
+/// current `etag` (a hex id, quoted) for the client's next `If-Match`.
+fn sdp_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+    etag: &str,
+) -> Response {
+    let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/trickle-ice-sdpfrag"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         header::ETAG,
-        HeaderValue::from_str(&format!("\"{new_etag}\"")).expect("hex etag"),
+        HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex etag"),
     );
-    Ok(resp)
+    resp
 }
 
 /// `DELETE /whip/{room}/{id}` and `DELETE /whep/{room}/{id}`. Answers once the peer is gone.

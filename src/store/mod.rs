@@ -169,9 +169,20 @@ impl Store {
         self.backend
     }
 
-    /// Starts a transaction.
+    /// Starts a write transaction.
+    ///
+    /// On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken at the start, waiting up to
+    /// `busy_timeout` for another writer. A plain (deferred) `BEGIN` takes the lock only at the
+    /// first write, and a transaction that has read by then cannot be upgraded once another
+    /// connection has written: SQLite answers `SQLITE_BUSY` at once, without consulting the
+    /// busy timeout, and the request failed with 503 `store-unavailable`. Every transaction
+    /// here writes, so nothing is lost by taking the lock early; readers outside transactions
+    /// never wait (WAL). PostgreSQL keeps its default `BEGIN` (row locks, READ COMMITTED).
     pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Closes the pool.
@@ -224,5 +235,55 @@ mod tests {
         assert_eq!(f("sqlite://data/x.db?mode=rw"), None);
         assert_eq!(f("sqlite::memory:"), None);
         assert_eq!(f("sqlite://:memory:?mode=rwc"), None);
+    }
+
+    /// Many writers whose transactions read before they write, on a real SQLite file: each
+    /// takes the largest number so far and stores the next one. Every write must succeed
+    /// (no `SQLITE_BUSY` surfacing as a store error) and the transactions must have run one
+    /// after another (the numbers are exactly 1..=N). A deferred `BEGIN` fails this: two
+    /// transactions that both read cannot both upgrade to writers, and busy_timeout does not
+    /// help a reader that must become a writer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn write_transactions_that_read_first_never_meet_busy() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open("", &dir.path().join("busy.db"))
+            .await
+            .expect("open");
+        sqlx::query("CREATE TABLE counter (n INTEGER NOT NULL UNIQUE)")
+            .execute(store.pool())
+            .await
+            .expect("create");
+        const WRITERS: i64 = 8;
+        const EACH: i64 = 25;
+        let mut tasks = Vec::new();
+        for _ in 0..WRITERS {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..EACH {
+                    let mut tx = store.begin().await?;
+                    let row = sqlx::query("SELECT COALESCE(MAX(n), 0) AS n FROM counter")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let n: i64 = col(&row, "n")?;
+                    tokio::task::yield_now().await;
+                    sqlx::query("INSERT INTO counter (n) VALUES ($1)")
+                        .bind(n + 1)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+                StoreResult::Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await.expect("writer task").expect("every write succeeds");
+        }
+        let row = sqlx::query("SELECT COUNT(*) AS c, MAX(n) AS m FROM counter")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(col::<i64>(&row, "c").unwrap(), WRITERS * EACH);
+        assert_eq!(col::<i64>(&row, "m").unwrap(), WRITERS * EACH);
+        store.close().await;
     }
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: the browser harness, PostgreSQL on loopback, the
-//! school fixtures, the media sources, the independent WebRTC client, `/metrics` parsing and the one skip
-//! helper. Test-only: nothing here is built into the server.
+//! school fixtures, the media sources, the independent WebRTC client, `/metrics` parsing, a forged STUN check
+//! and the one skip helper. Test-only: nothing here is built into the server.
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod browser;
@@ -9,4 +9,5 @@ pub mod metrics;
 pub mod pg;
 pub mod school;
 pub mod skip;
+pub mod stun;
 pub mod webrtc_client;

@@ -16,6 +16,7 @@ pub(super) async fn lessons_hand(
     JsonBody(b): JsonBody<HandBody>,
 ) -> ApiResult {
     let l = lesson_for(&st, &p, &id).await?;
+    policy::check_mode(&l, policy::Control::Hand)?;
     policy::check_window(&st, &l, st.now())?;
     let c = p.classroom_id().unwrap_or_default();
     st.live.hand(l.id, c, b.raised, st.now());
@@ -28,17 +29,6 @@ pub(super) struct SpeakBody {
     granted: bool,
 }
 
-pub(super) fn site_of(l: &Lesson, c: i64) -> Result<(), ApiError> {
-    if l.sites.iter().any(|s| s.classroom_id == c) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!(
-            "classroom_id: {c} is not a site of lesson {}",
-            l.id
-        )))
-    }
-}
-
 pub(super) async fn lessons_speak(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -47,14 +37,8 @@ pub(super) async fn lessons_speak(
 ) -> ApiResult {
     let l = model::get_lesson(&st.store, parse_id(&id)?).await?;
     own_lesson(&st, &p, &l).await?;
-    if l.mode != LessonMode::Master {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "wrong-mode",
-            "speak grants apply to 名师课堂 (master) lessons; other modes let sites publish",
-        ));
-    }
-    site_of(&l, b.classroom_id)?;
+    policy::check_mode(&l, policy::Control::Speak)?;
+    policy::check_site(&l, b.classroom_id)?;
     policy::check_window(&st, &l, st.now())?;
     st.live.speak(l.id, b.classroom_id, b.granted, st.now());
     if !b.granted {
@@ -83,15 +67,9 @@ pub(super) async fn lessons_spotlight(
 ) -> ApiResult {
     let l = model::get_lesson(&st.store, parse_id(&id)?).await?;
     own_lesson(&st, &p, &l).await?;
-    if l.mode != LessonMode::Sync {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "wrong-mode",
-            "the spotlight belongs to 同步课堂 (sync) lessons",
-        ));
-    }
+    policy::check_mode(&l, policy::Control::Spotlight)?;
     if let Some(c) = b.classroom_id {
-        site_of(&l, c)?;
+        policy::check_site(&l, c)?;
     }
     policy::check_window(&st, &l, st.now())?;
     if st.live.spotlight(l.id, b.classroom_id, st.now()) {

@@ -99,14 +99,19 @@ async fn timetable_csv(
     super::csvio::timetable_csv(&st, &q).await
 }
 
+/// What both spreadsheet imports check first: a district administrator sending CSV.
+fn csv_import_allowed(p: &Principal, headers: &HeaderMap) -> Result<(), ApiError> {
+    district_admin(p)?;
+    require_csv(headers)
+}
+
 async fn pairings_import(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult {
-    district_admin(&p)?;
-    require_csv(&headers)?;
+    csv_import_allowed(&p, &headers)?;
     super::csvio::pairings_import(&st, body).await
 }
 
@@ -116,8 +121,7 @@ async fn timetable_import(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult {
-    district_admin(&p)?;
-    require_csv(&headers)?;
+    csv_import_allowed(&p, &headers)?;
     super::csvio::timetable_import(&st, body).await
 }
 

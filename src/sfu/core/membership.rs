@@ -380,6 +380,24 @@ impl<O: Outside> WorkerCore<O> {
         let Some(track) = self.tracks.remove(&tid) else {
             return Vec::new();
         };
+        self.track_gone(tid, &track);
+        self.wake_pipes();
+        let mut freed = Vec::new();
+        for (sid, si, _) in track.subscribers {
+            if let Some(sub) = self.peers.get_mut(&sid) {
+                if let Some(slot) = sub.slots.get_mut(si) {
+                    unbind(slot, &mut self.io.lanes);
+                }
+                freed.push(sid);
+            }
+        }
+        freed
+    }
+
+    /// Track `tid`, already out of `self.tracks`, is gone: the `tracks` gauge stops counting
+    /// it (when it was published here) and the workers it was piped to are told (woken by the
+    /// next `wake_pipes`).
+    pub(super) fn track_gone(&mut self, tid: TrackId, track: &Track) {
         if track.origin.is_none() {
             self.io.metrics.tracks.dec();
         }
@@ -392,17 +410,6 @@ impl<O: Outside> WorkerCore<O> {
                 },
             );
         }
-        self.wake_pipes();
-        let mut freed = Vec::new();
-        for (sid, si, _) in track.subscribers {
-            if let Some(sub) = self.peers.get_mut(&sid) {
-                if let Some(slot) = sub.slots.get_mut(si) {
-                    unbind(slot, &mut self.io.lanes);
-                }
-                freed.push(sid);
-            }
-        }
-        freed
     }
 
     /// Brings the `rooms` gauge (a sum over workers) up to date with this worker's rooms.

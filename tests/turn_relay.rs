@@ -20,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use support::browser::{num, Browser, Page, DEFAULT_DEADLINE};
+use support::school::{at, fixture, lesson, App, Backend};
 
 const SECRET: &str = "coturn-shared-secret-for-the-test";
 const REALM: &str = "classrelay.test";
@@ -109,6 +110,28 @@ impl Coturn {
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// classrelay's `[turn]` for this coturn: TCP only, as a school that blocks UDP.
+    fn config(&self) -> classrelay::config::TurnConfig {
+        classrelay::config::TurnConfig {
+            secret: SECRET.into(),
+            secret_file: None,
+            urls: vec![format!("turn:127.0.0.1:{}?transport=tcp", self.port)],
+            ttl: "1h".into(),
+        }
+    }
+
+    /// Whether coturn allocated a relay for a username `<expiry>:<principal>` whose principal
+    /// starts with `prefix`.
+    fn allocated_for(&self, prefix: &str) -> bool {
+        self.log().lines().any(|l| {
+            l.contains("ALLOCATE processed, success")
+                && l.split("user <")
+                    .nth(1)
+                    .and_then(|u| u.split_once(':'))
+                    .is_some_and(|(exp, who)| exp.parse::<u64>().is_ok() && who.starts_with(prefix))
+        })
+    }
 }
 
 impl Drop for Coturn {
@@ -153,12 +176,7 @@ async fn chromium_publisher_and_viewer_exchange_media_through_coturn_over_tcp() 
     };
     let dir = tempfile::tempdir()?;
     let mut cfg = classrelay::Config::for_tests(dir.path());
-    cfg.turn = classrelay::config::TurnConfig {
-        secret: SECRET.into(),
-        secret_file: None,
-        urls: vec![format!("turn:127.0.0.1:{}?transport=tcp", coturn.port)],
-        ttl: "1h".into(),
-    };
+    cfg.turn = coturn.config();
     cfg.validate()?;
     let server = classrelay::Server::start(cfg).await?;
     let base = format!("http://{}", server.http_addr());
@@ -246,6 +264,95 @@ async fn chromium_publisher_and_viewer_exchange_media_through_coturn_over_tcp() 
     publisher.close().await?;
     watcher.close().await?;
     server.shutdown().await;
+    drop(coturn);
+    Ok(())
+}
+
+/// The school pages through coturn: the teacher console and a classroom kiosk (device token)
+/// with `&relay=1` get their credentials from `GET /{whip|whep}/{room}/ice-servers` with their
+/// lesson tokens (the pages' `Link` class), and the classroom decodes the teacher over a relay
+/// reached by TCP. The minted usernames carry the lesson API's principals (`u:<user>`,
+/// `d:<device>`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lesson_pages_relay_through_coturn_with_their_principals() -> Result<()> {
+    let Some(coturn) = Coturn::start()? else {
+        return Ok(());
+    };
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start_with(Backend::Sqlite, |c| c.turn = coturn.config())
+        .await
+        .expect("server");
+    let f = fixture(&app).await;
+    let id = lesson(&app, &f, "master", "07:30", "08:10").await;
+    app.clock.set(at("07:35"));
+
+    let teacher = browser.new_page().await?;
+    teacher
+        .goto(&format!(
+            "{}/login?next=/teach%3Flesson%3D{id}%26screen%3D1%26width%3D640%26height%3D360%26relay%3D1",
+            app.base
+        ))
+        .await?;
+    teacher
+        .eval(
+            "document.getElementById('username').value = 'wang';
+             document.getElementById('password').value = 'password-123';
+             document.getElementById('submit').click(); return true;",
+        )
+        .await?;
+    if let Err(e) = teacher.wait_for_state("connected", DEFAULT_DEADLINE).await {
+        bail!(
+            "teacher: {e}\n{}\ncoturn:\n{}",
+            teacher.page_log().await,
+            coturn.log()
+        );
+    }
+    let a = browser.new_page().await?;
+    a.goto(&format!(
+        "{}/classroom?device={}&lesson={id}&width=320&height=240&relay=1",
+        app.base,
+        app.device(f.room_a).await
+    ))
+    .await?;
+    if let Err(e) = a.wait_for_state("connected", DEFAULT_DEADLINE).await {
+        bail!(
+            "classroom: {e}\n{}\ncoturn:\n{}",
+            a.page_log().await,
+            coturn.log()
+        );
+    }
+    let hub = a
+        .wait_for_stats(
+            DEFAULT_DEADLINE,
+            "the classroom decoding the teacher",
+            |s| decoded_camera(&s["hub"]) > 10.0,
+        )
+        .await?["hub"]
+        .clone();
+    assert_eq!(
+        pair(&hub),
+        ("relay".to_string(), "tcp".to_string()),
+        "classroom's hub pair: {}",
+        hub["candidatePair"]
+    );
+    let published = teacher.stats().await?["publish"].clone();
+    assert_eq!(
+        pair(&published),
+        ("relay".to_string(), "tcp".to_string()),
+        "teacher's publish pair: {}",
+        published["candidatePair"]
+    );
+    for prefix in ["u:", "d:"] {
+        assert!(
+            coturn.allocated_for(prefix),
+            "no allocation for a {prefix} principal in coturn's log:\n{}",
+            coturn.log()
+        );
+    }
+    teacher.close().await?;
+    a.close().await?;
     drop(coturn);
     Ok(())
 }

@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo test --test turn_credentials`.
 
+mod support;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use classrelay::auth::turn::credential;
@@ -16,6 +18,7 @@ use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::Value;
 use str0m::media::{Direction, MediaKind};
 use str0m::Rtc;
+use support::school::{at, fixture, lesson, App, Backend};
 
 const TURN_SECRET: &str = "turn-shared-secret-for-tests-0123";
 const STATIC_PASS: &str = "static-turn-pass-9876";
@@ -397,4 +400,92 @@ fn check_config_refuses_a_bad_turn_block() {
     )
     .unwrap();
     assert!(ok.turn.enabled());
+}
+
+fn turn_for_tests() -> TurnConfig {
+    TurnConfig {
+        secret: TURN_SECRET.into(),
+        secret_file: None,
+        urls: vec!["turn:127.0.0.1:3478?transport=tcp".into()],
+        ttl: "2h".into(),
+    }
+}
+
+/// Lesson tokens: the credential is minted for the lesson API's principal (`d:<device>`,
+/// `u:<user>`), only while the lesson admits the caller; a login session or device token
+/// (not a WHIP/WHEP token) gets nothing, nor does anyone once the lesson has ended.
+#[tokio::test]
+async fn lesson_tokens_get_credentials_for_their_principal_while_the_lesson_admits_them() {
+    let app = App::start_with(Backend::Sqlite, |c| c.turn = turn_for_tests())
+        .await
+        .expect("server");
+    let f = fixture(&app).await;
+    let id = lesson(&app, &f, "master", "07:30", "08:10").await;
+    app.clock.set(at("07:35"));
+    let dev = app.device(f.room_a).await;
+    let join = |who: String| {
+        let app = &app;
+        async move {
+            let (s, v) = app
+                .call(
+                    Some(&who),
+                    Method::POST,
+                    &format!("/api/lessons/{id}/join"),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            (
+                v["token"].as_str().unwrap().to_string(),
+                v["room"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    let get = |kind: &'static str, room: String, token: String| {
+        let app = &app;
+        async move {
+            app.http
+                .get(format!("{}/{kind}/{room}/ice-servers", app.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let (dev_token, room) = join(dev.clone()).await;
+    let (teacher_token, _) = join(f.teacher_login.clone()).await;
+    for (kind, token, prefix) in [("whep", &dev_token, "d:"), ("whip", &teacher_token, "u:")] {
+        let before = unix_now();
+        let r = get(kind, room.clone(), token.clone()).await;
+        assert_eq!(r.status(), StatusCode::OK, "{kind}");
+        let v: Value = r.json().await.unwrap();
+        let m = &v["ice_servers"][0];
+        let user = m["username"].as_str().unwrap();
+        let (_, who) = user.split_once(':').unwrap();
+        assert!(who.starts_with(prefix), "{user}");
+        check_minted(user, m["credential"].as_str().unwrap(), who, before);
+    }
+    // A device token or login session is not a WHIP/WHEP token.
+    for t in [&dev, &f.teacher_login] {
+        let r = get("whep", room.clone(), t.clone()).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(!r.text().await.unwrap().contains("credential"));
+    }
+    // The lesson ends: its tokens open no session, and get no credential.
+    let (s, v) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::POST,
+            &format!("/api/lessons/{id}/end"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (kind, token) in [("whep", &dev_token), ("whip", &teacher_token)] {
+        let r = get(kind, room.clone(), token.clone()).await;
+        let status = r.status();
+        assert!(status.is_client_error(), "{kind} after the end: {status}");
+        let all = format!("{:?}\n{}", r.headers().clone(), r.text().await.unwrap());
+        assert!(!all.contains("credential"), "{all}");
+    }
 }

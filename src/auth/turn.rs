@@ -166,6 +166,23 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever a token's subject holds, the username is `<expiry>:<safe principal>`,
+        /// fits a quoted `Link` parameter, and its credential is the HMAC of exactly it.
+        #[test]
+        fn any_principal_gives_a_header_safe_username(principal in ".{0,200}", now in 0u64..4_000_000_000) {
+            let m = minter("1h");
+            let c = m.mint(&principal, now);
+            let (exp, who) = c.username.split_once(':').unwrap();
+            proptest::prop_assert_eq!(exp.parse::<u64>().unwrap(), now + 3600);
+            proptest::prop_assert!(!who.is_empty() && who.chars().count() <= MAX_PRINCIPAL);
+            proptest::prop_assert!(who.chars().all(|ch| ch.is_ascii_alphanumeric() || ":._@-".contains(ch)));
+            let link = format!("<turn:x>; rel=\"ice-server\"; username=\"{}\"; credential=\"{}\"", c.username, c.credential);
+            proptest::prop_assert!(axum::http::HeaderValue::from_str(&link).is_ok());
+            proptest::prop_assert_eq!(c.credential, credential(b"classrelay-turn-secret-0123", &c.username));
+        }
+    }
+
     #[test]
     fn config_checks() {
         let mut c = TurnConfig::default();

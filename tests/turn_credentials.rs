@@ -402,6 +402,46 @@ fn check_config_refuses_a_bad_turn_block() {
     assert!(ok.turn.enabled());
 }
 
+/// `classrelay check-config` reads `turn.secret_file` and names the key at fault.
+#[test]
+fn check_config_reads_the_turn_secret_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |toml: String| {
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, toml).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_classrelay"))
+            .current_dir(dir.path())
+            .env_remove("CLASSRELAY_TURN__SECRET")
+            .arg("check-config")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let secret = dir.path().join("turn-secret");
+    let block = format!(
+        "[turn]\nurls = [\"turn:t.example:3478?transport=tcp\"]\nsecret_file = \"{}\"\n",
+        secret.display()
+    );
+    let out = run(block.clone());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("turn.secret_file"), "{err}");
+    std::fs::write(&secret, "short\n").unwrap();
+    let err = String::from_utf8_lossy(&run(block.clone()).stderr).into_owned();
+    assert!(
+        err.contains("turn.secret_file") && err.contains("16"),
+        "{err}"
+    );
+    std::fs::write(&secret, format!("{TURN_SECRET}\n")).unwrap();
+    let out = run(block);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config OK"));
+}
+
 fn turn_for_tests() -> TurnConfig {
     TurnConfig {
         secret: TURN_SECRET.into(),

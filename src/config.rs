@@ -73,6 +73,9 @@ pub struct Config {
     /// STUN/TURN servers handed to clients in `Link: rel="ice-server"`.
     #[serde(default)]
     pub ice_servers: Vec<IceServer>,
+    /// TURN servers whose short-lived credentials classrelay mints (coturn `use-auth-secret`).
+    #[serde(default)]
+    pub turn: TurnConfig,
 }
 
 /// HTTP settings.
@@ -349,6 +352,142 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+/// A TURN service sharing a secret with classrelay (the TURN REST API scheme coturn's
+/// `use-auth-secret` / `static-auth-secret` implements): every authenticated WHIP/WHEP caller
+/// gets a username `<expiry>:<principal>` and its HMAC-SHA1 under the secret, valid for `ttl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnConfig {
+    /// The shared secret (coturn's `static-auth-secret`); empty: none (see `secret_file`).
+    #[serde(default)]
+    pub secret: String,
+    /// A file holding the shared secret (surrounding whitespace ignored), instead of `secret`.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// `turn:`/`turns:` URLs of the service; empty: no minted credentials.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// How long a minted credential is valid (a lesson's length or more).
+    #[serde(default = "default_turn_ttl")]
+    pub ttl: String,
+}
+
+fn default_turn_ttl() -> String {
+    "6h".into()
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            secret: String::new(),
+            secret_file: None,
+            urls: Vec::new(),
+            ttl: default_turn_ttl(),
+        }
+    }
+}
+
+/// The shortest TURN shared secret accepted: it is an HMAC key guessable offline from one
+/// minted credential if short.
+pub const MIN_TURN_SECRET_BYTES: usize = 16;
+
+/// The longest `turn.ttl` accepted: a leaked credential stays usable for this long at most.
+pub const MAX_TURN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl TurnConfig {
+    /// Whether credentials are minted (URLs configured).
+    pub fn enabled(&self) -> bool {
+        !self.urls.is_empty()
+    }
+
+    /// The shared secret, read from `secret_file` when set. `None` when TURN is off.
+    pub fn secret_bytes(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        if !self.enabled() {
+            return Ok(None);
+        }
+        let bad = |key: &str, message: String| ConfigError::Value {
+            key: format!("turn.{key}"),
+            message,
+        };
+        let (key, secret) = match (&self.secret_file, self.secret.is_empty()) {
+            (Some(_), false) => {
+                return Err(bad(
+                    "secret_file",
+                    "set secret or secret_file, not both".into(),
+                ))
+            }
+            (None, true) => {
+                return Err(bad(
+                    "secret",
+                    "turn.urls is set: the shared secret (secret or secret_file) is needed".into(),
+                ))
+            }
+            (None, false) => ("secret", self.secret.as_bytes().to_vec()),
+            (Some(path), true) => {
+                let text = std::fs::read(path).map_err(|e| {
+                    bad(
+                        "secret_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let text = String::from_utf8(text).map_err(|_| {
+                    bad(
+                        "secret_file",
+                        format!("{} is not UTF-8 text", path.display()),
+                    )
+                })?;
+                ("secret_file", text.trim().as_bytes().to_vec())
+            }
+        };
+        if secret.len() < MIN_TURN_SECRET_BYTES {
+            return Err(bad(
+                key,
+                format!(
+                    "is {} bytes; the TURN shared secret needs at least {MIN_TURN_SECRET_BYTES}",
+                    secret.len()
+                ),
+            ));
+        }
+        Ok(Some(secret))
+    }
+
+    /// The credential lifetime.
+    pub fn ttl(&self) -> Result<Duration, ConfigError> {
+        let bad = |message: String| ConfigError::Value {
+            key: "turn.ttl".into(),
+            message,
+        };
+        let d = parse_duration(&self.ttl).map_err(bad)?;
+        if d < Duration::from_secs(60) || d > MAX_TURN_TTL {
+            return Err(bad(format!(
+                "must be between 1 minute and {}",
+                humantime::format_duration(MAX_TURN_TTL)
+            )));
+        }
+        Ok(d)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.ttl()?;
+        if !self.enabled() && (!self.secret.is_empty() || self.secret_file.is_some()) {
+            return Err(ConfigError::Value {
+                key: "turn.urls".into(),
+                message: "a TURN secret is set but no turn: or turns: URL to hand out".into(),
+            });
+        }
+        for u in &self.urls {
+            if !(u.starts_with("turn:") || u.starts_with("turns:")) {
+                return Err(ConfigError::Value {
+                    key: "turn.urls".into(),
+                    message: format!("`{u}` must start with turn: or turns:"),
+                });
+            }
+        }
+        self.secret_bytes()?;
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         // The embedded file is checked by a unit test, so parsing it cannot fail at run time.
@@ -539,6 +678,7 @@ impl Config {
                 });
             }
         }
+        self.turn.validate()?;
         Ok(())
     }
 

@@ -145,6 +145,8 @@ pub struct Metrics {
     pub gop_replays: Counter,
     /// Extra socket reads for the rest of a frame that was read only in part.
     pub frame_rereads: Counter,
+    /// TURN credentials minted for authenticated WHIP/WHEP callers (`[turn]`).
+    pub turn_credentials: Counter,
     /// Looks for a frame's rest made between chunks of viewers while its first part went out.
     pub fanout_looks: Counter,
     /// Packets that joined the fan-out of their frame's first part while it went out.
@@ -292,6 +294,11 @@ impl Metrics {
             "frame_rereads",
             "Extra socket reads made because the media read so far ended mid-frame",
         );
+        let turn_credentials = c(
+            &mut r,
+            "turn_credentials",
+            "TURN credentials minted for authenticated WHIP/WHEP callers",
+        );
         let fanout_looks = c(
             &mut r,
             "fanout_looks",
@@ -412,6 +419,7 @@ impl Metrics {
             layer_switches,
             gop_replays,
             frame_rereads,
+            turn_credentials,
             fanout_looks,
             fanout_joined_packets,
             pipe_packets,

@@ -11,7 +11,7 @@
 // - Link: one WHIP or WHEP session that reconnects by itself (new join, new offer) when the
 //   connection fails, with a visible state.
 
-import { postOffer, deleteResource, waitForIceGathering, preferCodec, summarizeStats } from './whip.js';
+import { postOffer, deleteResource, waitForIceGathering, preferCodec, summarizeStats, iceConfig } from './whip.js';
 
 export { preferCodec, summarizeStats };
 
@@ -457,11 +457,19 @@ export class Link {
     clearTimeout(this.timer);
     this.setState(this.attempts === 0 ? 'connecting' : 'reconnecting');
     this.attempts += 1;
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
-    this.pc = pc;
+    let pc = null;
     try {
       const { url, token } = await this.opts.session();
       this.token = token;
+      // ICE servers (a TURN credential minted for this token) before the offer is made;
+      // `&relay=1` on the page forces relayed candidates (diagnostics, tests).
+      const relay = new URLSearchParams(window.location.search).get('relay') === '1';
+      pc = new RTCPeerConnection(await iceConfig(url, token, { relay, log: (m) => this.log(m) }));
+      if (this.stopped) {
+        pc.close();
+        return;
+      }
+      this.pc = pc;
       await this.opts.setup(pc);
       if (this.opts.onTrack) pc.addEventListener('track', (ev) => this.opts.onTrack(ev, this));
       pc.addEventListener('connectionstatechange', () => this.watch(pc));
@@ -481,7 +489,7 @@ export class Link {
       const p = asProblem(e);
       this.problem = p;
       this.log(`connect failed: ${p.status ?? ''} ${p.title} ${p.detail ?? ''}`);
-      pc.close();
+      if (pc) pc.close();
       if (permanent(p)) {
         this.setState('failed');
         return;

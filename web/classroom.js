@@ -7,7 +7,8 @@
 // (名师课堂: only while the teacher grants it), shows the class on the big screen (同步课堂),
 // has a raise-hand button, and reconnects by itself with the state on screen.
 //
-// Test/diagnostic parameters: &width=&height= for the camera, &audio=0.
+// Test/diagnostic parameters: &width=&height= for the camera, &audio=0, &relay=1 for relayed
+// (TURN) ICE only.
 //
 // window.classrelay: state (the hub link), lessonState, lesson, mode, spotlight, publishing
 // (the publish link's state or null), hand, log, stats() -> { hub, spotlight, publish },

@@ -4,7 +4,7 @@
 // raised hands, speak grants (名师课堂), the big screen (同步课堂), ending the lesson.
 //
 // Test/diagnostic parameters: &screen=1 shares a drawn canvas instead of a real screen,
-// &simulcast=0, &audio=0, &width=&height= for the camera.
+// &simulcast=0, &audio=0, &width=&height= for the camera, &relay=1 for relayed (TURN) ICE only.
 //
 // window.classrelay (for tests and the console):
 //   state          the publish link's state; lessonState; mode; log

@@ -35,6 +35,8 @@ export function pageParams(search = window.location.search) {
     profile: (q.get('profile') ?? '').toLowerCase(),
     simulcast: q.get('simulcast') !== '0',
     screen: q.get('screen') === '1',
+    // Test/diagnostic: only relayed (TURN) candidates, to prove the TURN path from this PC.
+    relay: q.get('relay') === '1',
     audio: q.get('audio') !== '0',
     autostart: q.get('autostart') !== '0',
     width: num('width', 1280),
@@ -188,6 +190,45 @@ export async function postOffer(endpoint, token, offerSdp) {
   return { location: new URL(loc, resp.url || endpoint).toString(), answer: body };
 }
 
+/**
+ * The RTCPeerConnection configuration for a session at `endpoint` (a WHIP/WHEP URL, query
+ * ignored): the ICE servers from `GET <endpoint>/ice-servers`, which the server answers only
+ * for the same token the POST will carry (with a TURN credential minted for it), and
+ * `iceTransportPolicy: 'relay'` when `relay` is set (`&relay=1`). If that request fails, the
+ * configuration has no ICE servers: direct UDP still works where the network allows it, and
+ * the POST reports a bad token.
+ */
+export async function iceConfig(endpoint, token, { relay = false, log = () => {} } = {}) {
+  const config = { bundlePolicy: 'max-bundle', iceServers: [] };
+  if (relay) config.iceTransportPolicy = 'relay';
+  const url = new URL(endpoint, window.location.href);
+  url.pathname = `${url.pathname.replace(/\/$/, '')}/ice-servers`;
+  url.search = '';
+  try {
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const resp = await fetch(url, { headers, cache: 'no-store', credentials: 'same-origin' });
+    if (!resp.ok) {
+      log(`GET ${url.pathname} -> ${resp.status}`);
+      return config;
+    }
+    const body = await resp.json();
+    config.iceServers = (body.ice_servers ?? [])
+      .filter((s) => Array.isArray(s.urls) && s.urls.length > 0)
+      .map((s) => {
+        const server = { urls: s.urls };
+        if (s.username != null) server.username = s.username;
+        if (s.credential != null) server.credential = s.credential;
+        return server;
+      });
+    // URLs only: a credential never goes into the page's log.
+    const urls = config.iceServers.flatMap((s) => s.urls);
+    log(`ICE servers${relay ? ' (relay only)' : ''}: ${urls.join(' ') || 'none'}`);
+  } catch (e) {
+    log(`GET ${url.pathname} failed: ${e}`);
+  }
+  return config;
+}
+
 /** DELETEs a WHIP/WHEP session resource; errors are logged, not thrown. */
 export async function deleteResource(resource, token, log = () => {}) {
   if (!resource) return;
@@ -323,7 +364,8 @@ export function runPublishPage() {
         },
       });
       $('preview').srcObject = camStream;
-      const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+      const config = await iceConfig(endpointFor('whip', params.room), params.token, { relay: params.relay, log });
+      const pc = new RTCPeerConnection(config);
       handle.pc = pc;
       trackConnectionState(handle, log);
 
@@ -401,7 +443,8 @@ export function runWatchPage() {
     handle.error = null;
     try {
       if (!params.room) throw { status: null, title: '缺少 room 参数 (missing room parameter)', detail: null };
-      const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+      const config = await iceConfig(endpointFor('whep', params.room), params.token, { relay: params.relay, log });
+      const pc = new RTCPeerConnection(config);
       handle.pc = pc;
       trackConnectionState(handle, log);
       const transceivers = [
@@ -448,7 +491,10 @@ export function runWatchPage() {
  *                     frameWidth, frameHeight, framesPerSecond, active,
  *                     qualityLimitationReason }],
  *   outboundAudio: [{ mid, role, ssrc, codec, bytesSent, packetsSent }],
- *   candidatePair: null | { state, local, remote, currentRoundTripTime, availableOutgoingBitrate }
+ *   candidatePair: null | { state, local, remote, localType, localRelayProtocol,
+ *                           currentRoundTripTime, availableOutgoingBitrate }
+ *     (localType "host" | "srflx" | "prflx" | "relay"; localRelayProtocol, for a relay
+ *     candidate, how the browser reaches the TURN server: "udp" | "tcp" | "tls")
  * }
  * Numbers absent from the browser's stats are 0; codec is a mimeType such as
  * "video/VP8" (null until known). Arrays are sorted by mid, then rid.
@@ -532,6 +578,8 @@ export async function summarizeStats(pc, handle = null) {
       state: pair.state,
       local: cand(pair.localCandidateId),
       remote: cand(pair.remoteCandidateId),
+      localType: byId.get(pair.localCandidateId)?.candidateType ?? null,
+      localRelayProtocol: byId.get(pair.localCandidateId)?.relayProtocol ?? null,
       currentRoundTripTime: n(pair.currentRoundTripTime),
       availableOutgoingBitrate: n(pair.availableOutgoingBitrate),
     };

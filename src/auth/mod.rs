@@ -9,6 +9,7 @@ pub mod first_admin;
 pub mod limit;
 pub mod people;
 pub mod scope;
+pub mod turn;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -76,6 +76,11 @@ impl AppState {
             metrics: metrics.clone(),
             media: media.clone(),
             admission: school.clone(),
+            // Config::load validated `[turn]` (the secret file was read then).
+            turn: crate::auth::turn::TurnMinter::from_config(&config.turn).unwrap_or_else(|e| {
+                tracing::error!("TURN credentials off: {e}");
+                None
+            }),
         });
         AppState {
             edge: Arc::new(edge::EdgeSettings::new(&config)),
@@ -352,6 +357,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             axum::routing::patch(signal::patch_session).delete(signal::delete_session),
         )
         .route("/whep/{room}/{id}/layer", post(signal::whep_layer))
+        .route("/{kind}/{room}/ice-servers", get(signal::ice_servers_get))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

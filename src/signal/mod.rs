@@ -31,6 +31,7 @@ use axum::Json;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::auth::turn::{TurnCredential, TurnMinter};
 use crate::auth::{Claims, Grant, TokenKeys};
 use crate::config::Config;
 use crate::ids::RoomName;
@@ -78,6 +79,8 @@ pub struct SignalState {
     pub media: Arc<Media>,
     /// The school side's answers.
     pub admission: Arc<dyn Admission>,
+    /// Mints TURN credentials (`[turn]`), for authenticated callers only; `None`: off.
+    pub turn: Option<TurnMinter>,
 }
 
 /// The principal a token speaks for: its lesson participant ("c:12", "t:3", "u:7") for a
@@ -199,24 +202,124 @@ fn authorize_token<'h>(
     Ok((claims, token))
 }
 
-/// `Link: <url>; rel="ice-server"` values for the configured STUN/TURN servers.
-pub fn ice_server_links(state: &SignalState) -> Vec<HeaderValue> {
+/// The principal a TURN credential is minted for: the lesson API's principal ("u:12",
+/// "d:3"), else the lesson participant, else the token's subject.
+fn turn_principal(claims: &Claims) -> &str {
+    claims
+        .who
+        .as_deref()
+        .or(claims.part.as_deref())
+        .unwrap_or(&claims.sub)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A credential minted now for the authenticated `claims`, when `[turn]` is on.
+fn mint_for(state: &SignalState, claims: &Claims) -> Option<TurnCredential> {
+    let c = state
+        .turn
+        .as_ref()?
+        .mint(turn_principal(claims), unix_now());
+    state.metrics.turn_credentials.inc();
+    Some(c)
+}
+
+fn link_value(url: &str, user_cred: Option<(&str, &str)>) -> Option<HeaderValue> {
+    let mut v = format!("<{url}>; rel=\"ice-server\"");
+    if let Some((user, cred)) = user_cred {
+        v.push_str(&format!(
+            "; username=\"{user}\"; credential=\"{cred}\"; credential-type=\"password\""
+        ));
+    }
+    HeaderValue::from_str(&v).ok()
+}
+
+/// `Link: <url>; rel="ice-server"` values for an authenticated, admitted caller: the
+/// configured STUN/TURN servers (static credentials included) and, with `[turn]`, the TURN
+/// service with the credential minted for this caller.
+pub fn ice_server_links(state: &SignalState, minted: Option<&TurnCredential>) -> Vec<HeaderValue> {
+    let configured = state.config.ice_servers.iter().flat_map(|s| {
+        let cred = s.username.as_deref().zip(s.credential.as_deref());
+        s.urls.iter().filter_map(move |u| link_value(u, cred))
+    });
+    let minted = minted.into_iter().flat_map(|c| {
+        c.urls
+            .iter()
+            .filter_map(|u| link_value(u, Some((&c.username, &c.credential))))
+    });
+    configured.chain(minted).collect()
+}
+
+/// One entry of `GET /{whip|whep}/{room}/ice-servers`, shaped like WebRTC's `RTCIceServer`.
+#[derive(Debug, serde::Serialize)]
+struct IceServerJson<'a> {
+    urls: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<&'a str>,
+}
+
+/// `GET /whip/{room}/ice-servers` and `GET /whep/{room}/ice-servers`: the ICE servers a page
+/// puts in its `RTCPeerConnection` before it makes the offer, with a TURN credential minted
+/// for the caller. Authorized exactly as the POST it precedes (the same token, room, grant
+/// and lesson admission), so nobody gets a credential who could not open the session.
+/// Body: `{"ice_servers": [RTCIceServer...], "expires_at": <unix seconds or null>}`.
+pub async fn ice_servers_get(
+    State(state): State<Arc<SignalState>>,
+    Path((kind, room)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(role) = role_of(&kind) else {
+        return ApiError::not_found("not-found", "no such resource").into_response();
+    };
+    let r = ice_servers_inner(&state, role, &room, &headers).await;
+    finish(&state, role, r)
+}
+
+async fn ice_servers_inner(
+    state: &SignalState,
+    role: PeerKind,
+    room: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    RoomName::parse(room)?;
+    let claims = authorize(state, headers, room, role)?;
     state
+        .admission
+        .admit(&claims, role == PeerKind::Publisher)
+        .await?;
+    let minted = mint_for(state, &claims);
+    let mut servers: Vec<IceServerJson<'_>> = state
         .config
         .ice_servers
         .iter()
-        .flat_map(|s| {
-            s.urls.iter().filter_map(move |u| {
-                let mut v = format!("<{u}>; rel=\"ice-server\"");
-                if let (Some(user), Some(cred)) = (&s.username, &s.credential) {
-                    v.push_str(&format!(
-                        "; username=\"{user}\"; credential=\"{cred}\"; credential-type=\"password\""
-                    ));
-                }
-                HeaderValue::from_str(&v).ok()
-            })
+        .map(|s| IceServerJson {
+            urls: &s.urls,
+            username: s.username.as_deref(),
+            credential: s.credential.as_deref(),
         })
-        .collect()
+        .collect();
+    if let Some(c) = &minted {
+        servers.push(IceServerJson {
+            urls: &c.urls,
+            username: Some(&c.username),
+            credential: Some(&c.credential),
+        });
+    }
+    let body = serde_json::json!({
+        "ice_servers": servers,
+        "expires_at": minted.as_ref().map(|c| c.expires_at),
+    });
+    let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }
 
 fn record(state: &SignalState, role: PeerKind, status: StatusCode) {
@@ -376,7 +479,7 @@ async fn create_session_following(
         "accept-patch",
         HeaderValue::from_static("application/trickle-ice-sdpfrag"),
     );
-    for link in ice_server_links(state) {
+    for link in ice_server_links(state, mint_for(state, &claims).as_ref()) {
         h.append(header::LINK, link);
     }
     Ok(resp)

@@ -534,3 +534,70 @@ fn lesson_row(f: &support::school::Fixture, mode: &str, start: &str, end: &str) 
         "sites": [{"classroom_id": f.room_a, "assisting_teacher_id": f.assistant_a}],
     })
 }
+
+/// The WHIP/WHEP operations the document lists are the server's: each is routed (not the
+/// fallback's 404 or a 405), and without a token it answers a documented status with a
+/// problem that matches the document's schema.
+#[tokio::test]
+async fn signalling_operations_are_routed_as_documented() {
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let (_, doc) = app.call(None, Method::GET, "/api/openapi.json", None).await;
+    let mut called = Vec::new();
+    let mut wrong = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if path.starts_with("/api/") {
+            continue;
+        }
+        for (method, op) in ops.as_object().unwrap() {
+            for kind in ["whip", "whep"] {
+                let url = path
+                    .replace("{kind}", kind)
+                    .replace("{room}", "openapi-room")
+                    .replace("{id}", "nosuch");
+                if url.contains('{') || (!path.contains("{kind}") && kind == "whep") {
+                    continue;
+                }
+                let ct = op["requestBody"]["content"]
+                    .as_object()
+                    .and_then(|c| c.keys().next().cloned());
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let mut rb = app.http.request(m.clone(), format!("{}{url}", app.base));
+                if let Some(ct) = &ct {
+                    rb = rb.header("content-type", ct).body("v=0\r\n");
+                }
+                let r = rb.send().await.unwrap();
+                let status = r.status();
+                let problem_ct = r
+                    .headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                assert!(
+                    status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{m} {url} is documented but not routed: {status} {body}"
+                );
+                let documented = &op["responses"][status.as_str()];
+                assert!(
+                    documented.is_object(),
+                    "{m} {url} answered {status}, not listed in the document"
+                );
+                assert!(
+                    problem_ct.starts_with("application/problem+json"),
+                    "{m} {url} answered {status} as {problem_ct}: {body}"
+                );
+                wrong.extend(mismatches(
+                    &doc,
+                    &documented["content"],
+                    "application/problem+json",
+                    &format!("{m} {url}"),
+                    &body,
+                ));
+                called.push(format!("{m} {url} {status}"));
+            }
+        }
+    }
+    assert!(called.len() >= 7, "{called:?}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

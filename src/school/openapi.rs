@@ -139,17 +139,24 @@ fn complete(method: &str, path: &str, op: &mut Map<String, Value>) {
         // The handler's doc comment is for this code's readers, not the API's.
         op.remove("description");
     }
-    let csv_upload = op
-        .get("requestBody")
-        .and_then(|b| b["content"].get("text/csv"))
-        .is_some();
+    let body = op.contains_key("requestBody");
     let responses = op
         .entry("responses")
         .or_insert_with(|| json!({}))
         .as_object_mut()
         .expect("responses is an object");
     let problem = json!({"application/problem+json": {"schema": schema_ref("Problem")}});
-    let more = csv_upload.then_some(("415", "the upload is not declared text/csv"));
+    let upload = [
+        (
+            "413",
+            "the body is too large (CSV: see max_bytes or max_rows)",
+        ),
+        (
+            "415",
+            "the body is not declared with the content type documented here",
+        ),
+    ];
+    let more = upload.into_iter().filter(|_| body);
     for (code, what) in ERRORS.iter().copied().chain(more) {
         responses
             .entry(code)

@@ -27,7 +27,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -614,7 +613,8 @@ pub async fn whep_layer(
     State(state): State<Arc<SignalState>>,
     Path((room, id)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(req): Json<LayerRequest>,
+    // A problem document for a bad body, like every other endpoint.
+    crate::problem::JsonBody(req): crate::problem::JsonBody<LayerRequest>,
 ) -> Response {
     let r = async {
         let claims = authorize(&state, &headers, &room, PeerKind::Subscriber)?;

@@ -600,4 +600,71 @@ async fn signalling_operations_are_routed_as_documented() {
     }
     assert!(called.len() >= 7, "{called:?}");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // A real offer with a lesson's media token: the 201 is the documented answer, with every
+    // documented header (`link` only comes with configured ICE servers, none here), and the
+    // session's `Location` is the documented DELETE resource.
+    let f = fixture(&app).await;
+    let lesson_id = lesson(&app, &f, "sync", "07:00", "07:40").await;
+    let (s, join) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::POST,
+            &format!("/api/lessons/{lesson_id}/join"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{join}");
+    let r = app
+        .http
+        .post(format!("{}{}", app.base, join["whip"].as_str().unwrap()))
+        .bearer_auth(join["token"].as_str().unwrap())
+        .header("content-type", "application/sdp")
+        .body(str0m_offer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created = &doc["paths"]["/whip/{room}"]["post"]["responses"]["201"];
+    assert!(
+        created["content"]["application/sdp"].is_object(),
+        "{created}"
+    );
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/sdp"));
+    for (h, _) in created["headers"].as_object().unwrap() {
+        assert!(
+            h == "link" || r.headers().contains_key(h.as_str()),
+            "the documented header {h} is missing from {:?}",
+            r.headers()
+        );
+    }
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/whip/"), "{location}");
+    let gone = app
+        .http
+        .delete(format!("{}{location}", app.base))
+        .bearer_auth(join["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let status = gone.status();
+    assert!(
+        doc["paths"]["/{kind}/{room}/{id}"]["delete"]["responses"][status.as_str()].is_object()
+            && status.is_success(),
+        "DELETE {location}: {status}"
+    );
+}
+
+/// An offer made by an independent str0m instance (the client side).
+fn str0m_offer() -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::builder().build(std::time::Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, _pending) = api.apply().expect("offer");
+    offer.to_sdp_string()
 }

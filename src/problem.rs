@@ -28,14 +28,23 @@ pub struct ApiError {
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An error (RFC 9457 problem details, `application/problem+json`). Some problems carry more
+/// members: a rejected CSV import `errors` (`[{row, column, message}]`) and `error_count`, a
+/// reached limit `limit`, an oversized upload `max_rows` or `max_bytes`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
+    /// `urn:classrelay:problem:` and a stable kind (`not-found`, `invalid-field`, …).
     #[serde(rename = "type")]
     ty: String,
+    /// The status's reason phrase.
     title: &'a str,
+    /// The HTTP status.
     status: u16,
+    /// What happened, for people.
     detail: &'a str,
+    /// The extra members named above (any JSON).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 

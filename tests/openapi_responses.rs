@@ -1,14 +1,20 @@
-//! The served `/api/openapi.json` describes what the server really answers: every GET route
-//! with a JSON response is called on a small school with a lesson under way (as a role the
-//! route allows), and each body is validated with `jsonschema` against the schema the
-//! document gives for that route and status; so is a problem response. A field renamed,
-//! retyped or dropped in a Rust type without its schema fails here.
+//! The served `/api/openapi.json` (derived from the types with utoipa) describes what the
+//! server really answers: every GET list and detail route of the school API is called on a
+//! small school with a lesson under way (as each role the route allows whose view differs),
+//! and so is every write whose success answers JSON (create, change, import, join, the live
+//! controls, end); each body is validated with `jsonschema` against the schema the document
+//! gives for that route and status, and the test fails if any documented JSON success
+//! response of `/api` was never checked against a real body. A problem response is checked
+//! too. A field renamed, retyped or dropped in a Rust type without its derive following
+//! fails here.
 
 mod support;
 
+use std::collections::BTreeSet;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::school::{fixture, lesson, App, Backend};
+use support::school::{at, fixture, lesson, App, Backend};
 
 /// The schema of `content` (a media-type map) as a standalone JSON Schema whose
 /// `#/components/...` references resolve in `doc`.
@@ -28,20 +34,111 @@ fn mismatches(doc: &Value, content: &Value, media: &str, what: &str, body: &Valu
         .collect()
 }
 
+/// Calls routes and validates each success body against the document's schema for its
+/// `(method, path template, status)`, remembering which of those were checked.
+struct Checker<'a> {
+    app: &'a App,
+    doc: Value,
+    checked: BTreeSet<(String, String, String)>,
+    wrong: Vec<String>,
+}
+
+impl Checker<'_> {
+    /// Validates `body`, the answer `status` of `method url` (route `template`).
+    fn validate(
+        &mut self,
+        method: &Method,
+        template: &str,
+        url: &str,
+        status: StatusCode,
+        body: &Value,
+    ) {
+        let m = method.as_str().to_lowercase();
+        let responses = &self.doc["paths"][template][&m]["responses"];
+        let resp = &responses[status.as_str()];
+        assert!(
+            resp.is_object(),
+            "{method} {url} answered {status}, which the document does not list: {responses}"
+        );
+        if resp["content"].get("application/json").is_some() {
+            let what = format!("{method} {url} ({status})");
+            let content = resp["content"].clone();
+            let doc = self.doc.clone();
+            self.wrong
+                .extend(mismatches(&doc, &content, "application/json", &what, body));
+            self.checked.insert((
+                m.to_uppercase(),
+                template.to_string(),
+                status.as_str().to_string(),
+            ));
+        }
+    }
+
+    /// Calls `method url` as `token` (empty: anonymous), wants a success, validates and returns the body.
+    async fn call(
+        &mut self,
+        token: &str,
+        method: Method,
+        template: &str,
+        url: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let token = (!token.is_empty()).then_some(token);
+        let (status, v) = self.app.call(token, method.clone(), url, body).await;
+        assert!(status.is_success(), "{method} {url}: {status} {v}");
+        self.validate(&method, template, url, status, &v);
+        v
+    }
+
+    /// Posts CSV as the admin to `path`, wants a success, validates and returns the body.
+    async fn csv(&mut self, path: &str, csv: &str) -> Value {
+        let (status, v) = self.app.post_csv(path, csv).await;
+        assert!(status.is_success(), "POST {path}: {status} {v}");
+        self.validate(&Method::POST, path, path, status, &v);
+        v
+    }
+}
+
 #[tokio::test]
 async fn real_responses_match_the_served_document() {
     let app = App::start(Backend::Sqlite).await.unwrap();
     let f = fixture(&app).await;
-    let slot = app
-        .create(
+    let (status, doc) = app.call(None, Method::GET, "/api/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut c = Checker {
+        app: &app,
+        doc: doc.clone(),
+        checked: BTreeSet::new(),
+        wrong: Vec::new(),
+    };
+    let admin = app.admin.clone();
+    let slot = c
+        .call(
+            &admin,
+            Method::POST,
             "/api/slots",
-            json!({"term_id": f.term, "weekday": 2, "period": 1, "starts": "08:00",
+            "/api/slots",
+            Some(
+                json!({"term_id": f.term, "weekday": 2, "period": 1, "starts": "08:00",
                    "ends": "08:40", "subject": "英语", "grade": "三年级", "mode": "delivery",
                    "hub_teacher_id": f.teacher, "hub_classroom_id": f.hub_room,
                    "sites": [{"classroom_id": f.room_a, "assisting_teacher_id": f.assistant_a}]}),
+            ),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let issued = c
+        .call(
+            &admin,
+            Method::POST,
+            "/api/classrooms/{id}/devices",
+            &format!("/api/classrooms/{}/devices", f.room_a),
+            Some(json!({"label": "讲台电脑"})),
         )
         .await;
-    let device = app.device(f.room_a).await;
+    let device = issued["token"].as_str().unwrap().to_string();
     // A lesson live now (the clock stands at 07:00), so live state and today have content.
     // Made last: it wakes the scheduler, whose writes can make a concurrent SQLite write
     // transaction give up with 503 (seen with POST /api/slots made right after).
@@ -56,9 +153,6 @@ async fn real_responses_match_the_served_document() {
         .1[0]["id"]
         .as_i64()
         .unwrap();
-
-    let (status, doc) = app.call(None, Method::GET, "/api/openapi.json", None).await;
-    assert_eq!(status, StatusCode::OK);
 
     // Each `{id}` route gets a row that exists; the rest of the path and a query as needed.
     let concrete = |path: &str| -> Option<String> {
@@ -81,32 +175,39 @@ async fn real_responses_match_the_served_document() {
         })
     };
 
-    let mut checked = Vec::new();
-    let mut wrong = Vec::new();
+    // Every GET route of the school API with a JSON answer, as each role whose view differs.
+    let mut gets = Vec::new();
     let paths = doc["paths"].as_object().expect("paths");
     for (path, ops) in paths {
         let Some(get) = ops.get("get") else { continue };
+        if !path.starts_with("/api/") {
+            continue;
+        }
         let ok = &get["responses"]["200"]["content"];
         if ok.get("application/json").is_none() {
-            continue; // CSV, event streams and the document itself
+            continue; // CSV and event streams
         }
-        let roles: Vec<&str> = get["x-roles"]
+        let allow = &get["x-classrelay-allow"];
+        let roles: Vec<&str> = allow
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        // Every allowed role whose view differs: the admin sees all, a teacher their own
-        // lessons, a classroom device its own.
+        assert!(
+            allow == "anyone" || !roles.is_empty(),
+            "GET {path}: x-classrelay-allow is {allow}"
+        );
+        // The admin sees all, a teacher their own lessons, a classroom device its own.
         let mut callers: Vec<(&str, &str)> = Vec::new();
         for (role, token) in [
             ("admin", app.admin.as_str()),
             ("teacher", f.teacher_login.as_str()),
             ("classroom", device.as_str()),
         ] {
-            if roles.is_empty() || roles.contains(&role) {
+            if allow == "anyone" || roles.contains(&role) {
                 callers.push((role, token));
             }
         }
-        assert!(!callers.is_empty(), "GET {path}: no caller for {roles:?}");
+        assert!(!callers.is_empty(), "GET {path}: no caller for {allow}");
         let url = concrete(path).unwrap();
         for (role, token) in callers {
             let (status, body) = app.call(Some(token), Method::GET, &url, None).await;
@@ -116,23 +217,29 @@ async fn real_responses_match_the_served_document() {
                 continue;
             }
             assert_eq!(status, StatusCode::OK, "GET {url} as {role}: {body}");
-            wrong.extend(mismatches(
-                &doc,
-                ok,
-                "application/json",
-                &format!("GET {url} as {role}"),
+            c.validate(
+                &Method::GET,
+                path,
+                &format!("{url} as {role}"),
+                status,
                 &body,
-            ));
-            checked.push(format!("{path} as {role}"));
+            );
+            gets.push(format!("{path} as {role}"));
         }
     }
     for must in [
         "/api/regions",
         "/api/regions/{id}",
+        "/api/schools",
         "/api/schools/{id}",
+        "/api/classrooms",
         "/api/classrooms/{id}",
+        "/api/classrooms/{id}/devices",
+        "/api/teachers",
         "/api/teachers/{id}",
+        "/api/pairings",
         "/api/pairings/{id}",
+        "/api/terms",
         "/api/terms/{id}",
         "/api/slots",
         "/api/slots/{id}",
@@ -141,12 +248,11 @@ async fn real_responses_match_the_served_document() {
         "/api/lessons/{id}/live",
         "/api/today",
         "/api/me",
+        "/api/users",
     ] {
         assert!(
-            checked
-                .iter()
-                .any(|c| c.starts_with(&format!("{must} as "))),
-            "{must} was not checked: {checked:?}"
+            gets.iter().any(|g| g.starts_with(&format!("{must} as "))),
+            "GET {must} was not checked: {gets:?}"
         );
     }
     // The live state and today carry the lesson under way, so their nested schemas are used.
@@ -159,6 +265,234 @@ async fn real_responses_match_the_served_document() {
         )
         .await;
     assert!(live.is_object(), "{live}");
+    let (_, today) = app
+        .call(Some(&f.teacher_login), Method::GET, "/api/today", None)
+        .await;
+    assert_eq!(today["current"]["id"], lesson_id, "{today}");
+
+    // The writes whose success answers JSON.
+    let login = c
+        .call(
+            "",
+            Method::POST,
+            "/api/login",
+            "/api/login",
+            Some(json!({"username": "wang", "password": "password-123"})),
+        )
+        .await;
+    assert_eq!(login["user"]["username"], "wang", "{login}");
+    let new_user = c
+        .call(
+            &admin,
+            Method::POST,
+            "/api/users",
+            "/api/users",
+            Some(
+                json!({"username": "zhao", "display_name": "赵老师", "role": "observer",
+                "password": "password-123", "scope": "county", "region_id": f.region}),
+            ),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    c.call(
+        &admin,
+        Method::PATCH,
+        "/api/users/{id}",
+        &format!("/api/users/{new_user}"),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    c.call(
+        &admin,
+        Method::DELETE,
+        "/api/devices/{id}",
+        &format!("/api/devices/{}", issued["device"]["id"]),
+        None,
+    )
+    .await;
+    let device = app.device(f.room_a).await;
+    // Each entity: a new row, then the same row changed.
+    for (list, row, change) in [
+        (
+            "/api/regions",
+            json!({"province": "四川省", "city": "凉山彝族自治州", "county": "美姑县"}),
+            ("county", json!("雷波县")),
+        ),
+        (
+            "/api/schools",
+            json!({"code": "ZJ03", "name": "昭觉县第三小学", "kind": "partner", "region_id": f.region}),
+            ("name", json!("昭觉县三小")),
+        ),
+        (
+            "/api/classrooms",
+            json!({"school_id": f.partner_a, "name": "四年级1班", "kind": "interactive"}),
+            ("device", json!("希沃 C86")),
+        ),
+        (
+            "/api/teachers",
+            json!({"code": "T009", "name": "张老师", "school_id": f.hub_school}),
+            ("subjects", json!("数学")),
+        ),
+        (
+            "/api/pairings",
+            json!({"hub_school_id": f.hub_school, "partner_school_id": f.partner_a, "subject": "数学", "grade": "四年级", "term": "2026秋"}),
+            ("owner", json!("县教育局")),
+        ),
+        (
+            "/api/terms",
+            json!({"name": "2027春", "starts_on": "2027-02-20", "ends_on": "2027-07-10"}),
+            ("name", json!("2027年春")),
+        ),
+    ] {
+        let mut made = c.call(&admin, Method::POST, list, list, Some(row)).await;
+        let id = made["id"].as_i64().unwrap();
+        made[change.0] = change.1;
+        let item = format!("{list}/{{id}}");
+        c.call(
+            &admin,
+            Method::PUT,
+            &item,
+            &format!("{list}/{id}"),
+            Some(made),
+        )
+        .await;
+    }
+    let (_, mut s) = app
+        .call(
+            Some(&admin),
+            Method::GET,
+            &format!("/api/slots/{slot}"),
+            None,
+        )
+        .await;
+    s["subject"] = json!("英语");
+    c.call(
+        &admin,
+        Method::PUT,
+        "/api/slots/{id}",
+        &format!("/api/slots/{slot}"),
+        Some(s),
+    )
+    .await;
+    c.csv(
+        "/api/pairings/import",
+        "hub_school_code,partner_school_code,subject,grade,term,owner\n\
+         HUB01,ZJ02,音乐,三年级,2026秋,县教育局\n",
+    )
+    .await;
+    c.csv(
+        "/api/timetable/import",
+        "term,weekday,period,starts,ends,subject,grade,mode,hub_teacher_code,hub_classroom,sites\n\
+         2026秋,3,2,09:00,09:40,英语,三年级,专递,T001,HUB01/录播教室,ZJ01/三年级1班@A001\n",
+    )
+    .await;
+    let imported = c
+        .csv(
+            "/api/users/import",
+            "username,display_name,role,scope,school_code,province,city,county,teacher_code,disabled\n\
+             obs_new,新观察员,observer,county,,四川省,凉山彝族自治州,昭觉县,,0\n",
+        )
+        .await;
+    assert_eq!(imported["created"][0]["username"], "obs_new", "{imported}");
+    c.call(
+        &admin,
+        Method::POST,
+        "/api/lessons/generate",
+        "/api/lessons/generate",
+        Some(json!({"from": "2026-09-08", "to": "2026-09-08"})),
+    )
+    .await;
+    // A 名师课堂 lesson after the live one, made and changed by the API.
+    let base = lesson_row(&f, "master", "07:45", "08:25");
+    let master = c
+        .call(
+            &admin,
+            Method::POST,
+            "/api/lessons",
+            "/api/lessons",
+            Some(base.clone()),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let mut changed = base;
+    changed["title"] = json!("Unit 4 We love animals");
+    c.call(
+        &admin,
+        Method::PUT,
+        "/api/lessons/{id}",
+        &format!("/api/lessons/{master}"),
+        Some(changed),
+    )
+    .await;
+    // The live controls of the sync lesson under way.
+    let live_url = |what: &str, id: i64| format!("/api/lessons/{id}/{what}");
+    c.call(
+        &f.teacher_login,
+        Method::POST,
+        "/api/lessons/{id}/join",
+        &live_url("join", lesson_id),
+        None,
+    )
+    .await;
+    c.call(
+        &device,
+        Method::POST,
+        "/api/lessons/{id}/hand",
+        &live_url("hand", lesson_id),
+        Some(json!({"raised": true})),
+    )
+    .await;
+    let lit = c
+        .call(
+            &f.teacher_login,
+            Method::POST,
+            "/api/lessons/{id}/spotlight",
+            &live_url("spotlight", lesson_id),
+            Some(json!({"classroom_id": f.room_a})),
+        )
+        .await;
+    assert_eq!(lit["spotlight"], f.room_a, "{lit}");
+    // 07:40: the master lesson is open; its teacher grants a site the floor.
+    app.clock.set(at("07:40"));
+    let spoke = c
+        .call(
+            &f.teacher_login,
+            Method::POST,
+            "/api/lessons/{id}/speak",
+            &live_url("speak", master),
+            Some(json!({"classroom_id": f.room_a, "granted": true})),
+        )
+        .await;
+    assert_eq!(spoke["speakers"], json!([f.room_a]), "{spoke}");
+    let ended = c
+        .call(
+            &f.teacher_login,
+            Method::POST,
+            "/api/lessons/{id}/end",
+            &live_url("end", lesson_id),
+            None,
+        )
+        .await;
+    assert_eq!(ended["state"], "ended", "{ended}");
+
+    // Every documented JSON success of the school API was checked against a real body.
+    let mut documented = BTreeSet::new();
+    for (path, ops) in paths.iter().filter(|(p, _)| p.starts_with("/api/")) {
+        for (method, op) in ops.as_object().unwrap() {
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                if status.starts_with('2') && resp["content"].get("application/json").is_some() {
+                    documented.insert((method.to_uppercase(), path.clone(), status.clone()));
+                }
+            }
+        }
+    }
+    let unchecked: Vec<_> = documented.difference(&c.checked).collect();
+    assert!(
+        unchecked.is_empty(),
+        "documented JSON answers never checked: {unchecked:?}"
+    );
 
     // A problem: 404 as application/problem+json, against the document's Problem schema.
     let r = app
@@ -176,6 +510,7 @@ async fn real_responses_match_the_served_document() {
     assert!(ct.starts_with("application/problem+json"), "{ct}");
     let body: Value = r.json().await.unwrap();
     let not_found = &doc["paths"]["/api/regions/{id}"]["get"]["responses"]["404"]["content"];
+    let mut wrong = c.wrong;
     wrong.extend(mismatches(
         &doc,
         not_found,
@@ -188,4 +523,148 @@ async fn real_responses_match_the_served_document() {
         "responses that do not match the document:\n{}",
         wrong.join("\n")
     );
+}
+
+/// The body of a lesson on Monday 2026-09-07 from `start` to `end` local ("HH:MM").
+fn lesson_row(f: &support::school::Fixture, mode: &str, start: &str, end: &str) -> Value {
+    json!({
+        "mode": mode, "subject": "英语", "grade": "三年级", "title": "Unit 3 Colours",
+        "hub_teacher_id": f.teacher, "hub_classroom_id": f.hub_room,
+        "starts_at": at(start), "ends_at": at(end),
+        "sites": [{"classroom_id": f.room_a, "assisting_teacher_id": f.assistant_a}],
+    })
+}
+
+/// The WHIP/WHEP operations the document lists are the server's: each is routed (not the
+/// fallback's 404 or a 405), and without a token it answers a documented status with a
+/// problem that matches the document's schema.
+#[tokio::test]
+async fn signalling_operations_are_routed_as_documented() {
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let (_, doc) = app.call(None, Method::GET, "/api/openapi.json", None).await;
+    let mut called = Vec::new();
+    let mut wrong = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if path.starts_with("/api/") {
+            continue;
+        }
+        for (method, op) in ops.as_object().unwrap() {
+            for kind in ["whip", "whep"] {
+                let url = path
+                    .replace("{kind}", kind)
+                    .replace("{room}", "openapi-room")
+                    .replace("{id}", "nosuch");
+                if url.contains('{') || (!path.contains("{kind}") && kind == "whep") {
+                    continue;
+                }
+                let ct = op["requestBody"]["content"]
+                    .as_object()
+                    .and_then(|c| c.keys().next().cloned());
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let mut rb = app.http.request(m.clone(), format!("{}{url}", app.base));
+                if let Some(ct) = &ct {
+                    rb = rb.header("content-type", ct).body("v=0\r\n");
+                }
+                let r = rb.send().await.unwrap();
+                let status = r.status();
+                let problem_ct = r
+                    .headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                assert!(
+                    status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{m} {url} is documented but not routed: {status} {body}"
+                );
+                let documented = &op["responses"][status.as_str()];
+                assert!(
+                    documented.is_object(),
+                    "{m} {url} answered {status}, not listed in the document"
+                );
+                assert!(
+                    problem_ct.starts_with("application/problem+json"),
+                    "{m} {url} answered {status} as {problem_ct}: {body}"
+                );
+                wrong.extend(mismatches(
+                    &doc,
+                    &documented["content"],
+                    "application/problem+json",
+                    &format!("{m} {url}"),
+                    &body,
+                ));
+                called.push(format!("{m} {url} {status}"));
+            }
+        }
+    }
+    assert!(called.len() >= 7, "{called:?}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // A real offer with a lesson's media token: the 201 is the documented answer, with every
+    // documented header (`link` only comes with configured ICE servers, none here), and the
+    // session's `Location` is the documented DELETE resource.
+    let f = fixture(&app).await;
+    let lesson_id = lesson(&app, &f, "sync", "07:00", "07:40").await;
+    let (s, join) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::POST,
+            &format!("/api/lessons/{lesson_id}/join"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{join}");
+    let r = app
+        .http
+        .post(format!("{}{}", app.base, join["whip"].as_str().unwrap()))
+        .bearer_auth(join["token"].as_str().unwrap())
+        .header("content-type", "application/sdp")
+        .body(str0m_offer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created = &doc["paths"]["/whip/{room}"]["post"]["responses"]["201"];
+    assert!(
+        created["content"]["application/sdp"].is_object(),
+        "{created}"
+    );
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/sdp"));
+    for (h, _) in created["headers"].as_object().unwrap() {
+        assert!(
+            h == "link" || r.headers().contains_key(h.as_str()),
+            "the documented header {h} is missing from {:?}",
+            r.headers()
+        );
+    }
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/whip/"), "{location}");
+    let gone = app
+        .http
+        .delete(format!("{}{location}", app.base))
+        .bearer_auth(join["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let status = gone.status();
+    assert!(
+        doc["paths"]["/{kind}/{room}/{id}"]["delete"]["responses"][status.as_str()].is_object()
+            && status.is_success(),
+        "DELETE {location}: {status}"
+    );
+}
+
+/// An offer made by an independent str0m instance (the client side).
+fn str0m_offer() -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::builder().build(std::time::Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, _pending) = api.apply().expect("offer");
+    offer.to_sdp_string()
 }

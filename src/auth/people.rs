@@ -16,7 +16,7 @@ use crate::store::{col, col_bool, col_enum, Store, StoreError, StoreResult};
 use crate::time::Millis;
 
 /// Who someone is in the system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// School or district IT staff: manages everything.
@@ -64,7 +64,7 @@ impl std::str::FromStr for Role {
 }
 
 /// An authenticated caller.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Principal {
     /// A person who logged in.
@@ -246,7 +246,7 @@ pub const SESSION_PREFIX: &str = "crs_";
 pub const DEVICE_PREFIX: &str = "crd_";
 
 /// A user row as the API shows it (never the hash).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// Id.
     pub id: i64,
@@ -291,7 +291,7 @@ const USER_COLS: &str =
     "id, username, display_name, role, school_id, teacher_id, disabled, scope, region_id";
 
 /// What creating a user needs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewUser {
     /// Login name.
     pub username: String,
@@ -724,7 +724,7 @@ pub async fn resolve(
 }
 
 /// A device token row (never the secret).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeviceToken {
     /// Id.
     pub id: i64,
@@ -733,8 +733,10 @@ pub struct DeviceToken {
     /// Label ("讲台电脑", "box-3").
     pub label: String,
     /// Created.
+    #[schema(value_type = i64)]
     pub created_at: Millis,
     /// Revoked, if it was.
+    #[schema(value_type = Option<i64>)]
     pub revoked_at: Option<Millis>,
 }
 

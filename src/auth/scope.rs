@@ -12,7 +12,19 @@
 use serde::{Deserialize, Serialize};
 
 /// How high in the tree a scope sits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// One school (学校).
@@ -59,7 +71,7 @@ impl std::str::FromStr for Level {
 }
 
 /// Where a school (or a scope's anchor) sits: every level of the tree that is known.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Place {
     /// 省.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,7 +88,7 @@ pub struct Place {
 }
 
 /// A person's scope: a level and the place that anchors it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Scope {
     /// How high.
     pub level: Level,

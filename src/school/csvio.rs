@@ -48,18 +48,25 @@ pub(crate) async fn timetable_csv(
     ))
 }
 
+/// What an all-or-nothing import answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ImportResult {
+    /// How many rows were stored.
+    imported: usize,
+}
+
 /// `POST /api/pairings/import`: all of the file's pairings, or none.
 pub(crate) async fn pairings_import(st: &SchoolState, body: Body) -> Result<Response, ApiError> {
     let bytes = read_csv(body).await?;
     let n = import_pairings(st, bytes).await?;
-    Ok(axum::Json(serde_json::json!({"imported": n})).into_response())
+    Ok(axum::Json(ImportResult { imported: n }).into_response())
 }
 
 /// `POST /api/timetable/import`: all of the file's slots, or none.
 pub(crate) async fn timetable_import(st: &SchoolState, body: Body) -> Result<Response, ApiError> {
     let bytes = read_csv(body).await?;
     let n = import_timetable(st, bytes).await?;
-    Ok(axum::Json(serde_json::json!({"imported": n})).into_response())
+    Ok(axum::Json(ImportResult { imported: n }).into_response())
 }
 
 /// The problems of one data row, as its checks find them.

@@ -26,7 +26,7 @@ text_enum!(
     }
 );
 /// A lesson: one occurrence of a slot, or an ad hoc lesson.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Lesson {
     /// Id (ignored on input).
     #[serde(default)]
@@ -58,8 +58,10 @@ pub struct Lesson {
     /// Hub classroom.
     pub hub_classroom_id: i64,
     /// Bell, epoch ms.
+    #[schema(value_type = i64)]
     pub starts_at: Millis,
     /// End of the slot, epoch ms.
+    #[schema(value_type = i64)]
     pub ends_at: Millis,
     /// State as last stored (the scheduler keeps it current).
     #[serde(default = "scheduled")]
@@ -67,6 +69,7 @@ pub struct Lesson {
     pub state: LessonState,
     /// When the teacher ended it, if they did.
     #[serde(default)]
+    #[schema(value_type = Option<i64>)]
     pub ended_at: Option<Millis>,
     /// Paired classrooms.
     #[serde(default)]

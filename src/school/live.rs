@@ -18,21 +18,29 @@ use crate::time::Millis;
 /// How many past events each lesson keeps for reconnecting clients.
 pub(crate) const KEEP: usize = 256;
 
-/// One event of a lesson.
-#[derive(Debug, Clone, Serialize)]
+/// One event of a lesson: one server-sent event of `GET /api/lessons/{id}/events` (the SSE
+/// `event:` is `kind`, `id:` is `seq`). `data` by kind: joined/left/published/unpublished
+/// {part}; hand {classroom, raised}; speak {classroom, granted}; spotlight {classroom}; state
+/// {state, lesson}; quality {links: [LinkSummary]} (when a participant's link grade changes:
+/// good = loss < 2 % and RTT < 150 ms, poor = loss >= 8 % or RTT >= 400 ms, else fair); resync
+/// {live: LiveState, state}.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = LessonEvent)]
 pub struct Event {
     /// Sequence number within the lesson, from 1.
     pub seq: u64,
     /// Kind: joined, left, published, unpublished, hand, speak, spotlight, state, quality.
     pub kind: &'static str,
     /// When (epoch ms, the server's clock).
+    #[schema(value_type = i64)]
     pub at: Millis,
     /// The details.
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
 
 /// Someone connected to the lesson's media.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Presence {
     /// Participant id ("c:12", "t:3", "u:7").
     pub part: String,
@@ -43,7 +51,8 @@ pub struct Presence {
 }
 
 /// A lesson's live state, as a page needs it to draw itself.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
+#[schema(as = LiveState)]
 pub struct Snapshot {
     /// The last event's sequence number.
     pub seq: u64,

@@ -1,288 +1,281 @@
-//! The OpenAPI 3.1 document at `/api/openapi.json`, built from [`super::api::ROUTES`] (so a
-//! route cannot exist without being described) plus the component schemas below.
+//! The OpenAPI 3.1 document at `/api/openapi.json`, derived with `utoipa`: the component
+//! schemas from `#[derive(ToSchema)]` on the real request and response types, the operations
+//! from `#[utoipa::path]` on the handlers (and, for the generic entity handlers, from each
+//! entity type), and who may call each route from [`super::api::ROUTES`]. Must never describe
+//! a type by hand: a schema here is a type's derive or nothing.
 //!
-//! Written by hand rather than derived: the route table already holds what a derive would
-//! need, and the schemas are short.
+//! The router is built from `ROUTES` (so no route exists without an access rule); the tests
+//! below fail when the document and `ROUTES` disagree on a path or a method.
 
 use serde_json::{json, Map, Value};
+use utoipa::OpenApi;
 
-use super::api::{Allow, ROUTES};
+use super::api::{Allow, Operations, ROUTES};
+use super::model::{Classroom, Entity, Pairing, Region, School, Teacher, Term};
 
-fn object(props: &[(&str, Value)], required: &[&str]) -> Value {
-    let mut p = Map::new();
-    for (k, v) in props {
-        p.insert((*k).to_string(), v.clone());
-    }
-    json!({"type": "object", "properties": p, "required": required})
-}
+/// The WHIP/WHEP operations of signalling, from the attributes on its handlers.
+#[derive(OpenApi)]
+#[openapi(paths(
+    crate::signal::whip_post,
+    crate::signal::whep_post,
+    crate::signal::patch_session,
+    crate::signal::delete_session,
+    crate::signal::whep_layer
+))]
+struct Signalling;
 
-fn string() -> Value {
-    json!({"type": "string"})
-}
-fn int() -> Value {
-    json!({"type": "integer", "format": "int64"})
-}
-fn int_or_null() -> Value {
-    json!({"type": ["integer", "null"], "format": "int64"})
-}
-fn number() -> Value {
-    json!({"type": "number"})
-}
-fn number_or_null() -> Value {
-    json!({"type": ["number", "null"]})
-}
-fn boolean() -> Value {
-    json!({"type": "boolean"})
-}
-fn one_of(values: &[&str]) -> Value {
-    json!({"type": "string", "enum": values})
-}
+/// The schemas no operation names by itself: the entity rows (their operations are made per
+/// entity type below) and the problem every error answers with.
+#[derive(OpenApi)]
+#[openapi(components(schemas(
+    Region,
+    School,
+    Classroom,
+    Teacher,
+    Pairing,
+    Term,
+    crate::problem::Problem
+)))]
+struct Schemas;
+
 fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
-fn nullable(v: Value) -> Value {
-    json!({"anyOf": [v, {"type": "null"}]})
-}
-fn array_of(v: Value) -> Value {
-    json!({"type": "array", "items": v})
-}
 
-fn schemas() -> Value {
-    let site = object(
-        &[
-            ("classroom_id", int()),
-            ("assisting_teacher_id", int_or_null()),
-        ],
-        &["classroom_id"],
+/// The five operations of the generic entity handlers for `E`, into `paths`.
+fn entity_operations<E: Entity + utoipa::ToSchema>(paths: &mut Map<String, Value>) {
+    let name = E::name();
+    let row = schema_ref(&name);
+    let json_of = |schema: Value| json!({"application/json": {"schema": schema}});
+    let id = json!({"name": "id", "in": "path", "required": true, "description": "the row's id",
+        "schema": {"type": "integer", "format": "int64"}});
+    let filters: Vec<Value> = E::FILTERS
+        .iter()
+        .map(|f| {
+            json!({"name": f, "in": "query", "required": false,
+            "description": format!("only rows with this {f}"),
+            "schema": {"type": "integer", "format": "int64"}})
+        })
+        .collect();
+    let list = format!("/api/{}", E::TABLE);
+    let item = format!("{list}/{{id}}");
+    let op = |verb: &str, what: &str| format!("{verb}_{}{what}", E::NAME);
+    paths.insert(
+        list,
+        json!({
+            "get": {"operationId": op("list_", "s"), "parameters": filters,
+                "responses": {"200": {"description": "the rows the caller may read",
+                    "content": json_of(json!({"type": "array", "items": row}))}}},
+            "post": {"operationId": op("create_", ""),
+                "requestBody": {"required": true, "content": json_of(row.clone())},
+                "responses": {"201": {"description": "created", "content": json_of(row.clone()),
+                    "headers": {"location": {"description": "the new row",
+                        "schema": {"type": "string"}}}}}},
+        }),
     );
-    let modes = one_of(&["delivery", "master", "sync"]);
-    let states = one_of(&["scheduled", "open", "live", "ended"]);
-    let roles = one_of(&["admin", "teacher", "classroom", "observer", "inspector"]);
-    let scopes = one_of(&["school", "county", "city", "province", "global"]);
-    json!({
-        "Problem": object(&[("type", string()), ("title", string()), ("status", int()), ("detail", string()),
-            ("errors", array_of(object(&[("row", int()), ("column", string()), ("message", string())], &["row", "column", "message"]))),
-            ("error_count", int()), ("limit", int()), ("max_rows", int()), ("max_bytes", int())],
-            &["type", "title", "status", "detail"]),
-        "Login": object(&[("username", string()), ("password", string())], &["username", "password"]),
-        "LoginResult": object(&[("token", string()), ("user", schema_ref("User")), ("expires_at", int())], &["token", "user", "expires_at"]),
-        "Principal": object(&[("kind", one_of(&["user", "device"])), ("id", int()), ("role", roles.clone()),
-            ("username", string()), ("display_name", string()), ("school_id", int_or_null()), ("teacher_id", int_or_null()),
-            ("scope", schema_ref("Scope")), ("classroom_id", int()), ("label", string())], &["kind", "id"]),
-        "Scope": object(&[("level", scopes.clone()), ("province", string()), ("city", string()), ("region_id", int()), ("school_id", int())],
-            &["level"]),
-        "User": object(&[("id", int()), ("username", string()), ("display_name", string()), ("role", roles.clone()),
-            ("school_id", int_or_null()), ("teacher_id", int_or_null()), ("disabled", boolean()), ("scope", scopes.clone()),
-            ("region_id", int_or_null())], &["id", "username", "role", "scope"]),
-        "NewUser": object(&[("username", string()), ("display_name", string()), ("role", roles), ("password", string()),
-            ("school_id", int_or_null()), ("teacher_id", int_or_null()), ("scope", scopes.clone()), ("region_id", int_or_null())],
-            &["username", "display_name", "role", "password"]),
-        "UserPatch": object(&[("password", string()), ("disabled", boolean()), ("scope", scopes), ("school_id", int_or_null()),
-            ("region_id", int_or_null())], &[]),
-        "NewDevice": object(&[("label", string())], &["label"]),
-        "DeviceToken": object(&[("id", int()), ("classroom_id", int()), ("label", string()), ("created_at", int()), ("revoked_at", int_or_null())],
-            &["id", "classroom_id", "label", "created_at"]),
-        "IssuedDevice": object(&[("token", string()), ("device", schema_ref("DeviceToken"))], &["token", "device"]),
-        "Region": object(&[("id", int()), ("province", string()), ("city", string()), ("county", string())], &["province", "city", "county"]),
-        "School": object(&[("id", int()), ("code", string()), ("name", string()), ("kind", one_of(&["hub", "partner"])), ("region_id", int_or_null()),
-            ("max_master_sites", int())],
-            &["code", "name", "kind"]),
-        "Classroom": object(&[("id", int()), ("school_id", int()), ("name", string()),
-            ("kind", one_of(&["hub", "interactive", "receive_only"])), ("device", string())], &["school_id", "name", "kind"]),
-        "Teacher": object(&[("id", int()), ("code", string()), ("name", string()), ("school_id", int()), ("subjects", string())],
-            &["code", "name", "school_id"]),
-        "Pairing": object(&[("id", int()), ("hub_school_id", int()), ("partner_school_id", int()), ("subject", string()),
-            ("grade", string()), ("term", string()), ("owner", string())], &["hub_school_id", "partner_school_id", "subject", "grade", "term"]),
-        "Term": object(&[("id", int()), ("name", string()), ("starts_on", json!({"type": "string", "format": "date"})),
-            ("ends_on", json!({"type": "string", "format": "date"}))], &["name", "starts_on", "ends_on"]),
-        "Site": site.clone(),
-        "Slot": object(&[("id", int()), ("term_id", int()), ("weekday", json!({"type": "integer", "minimum": 1, "maximum": 7})),
-            ("period", int()), ("starts", string()), ("ends", string()), ("subject", string()), ("grade", string()), ("mode", modes.clone()),
-            ("hub_teacher_id", int()), ("hub_classroom_id", int()), ("sites", array_of(schema_ref("Site")))],
-            &["term_id", "weekday", "period", "starts", "ends", "subject", "grade", "mode", "hub_teacher_id", "hub_classroom_id", "sites"]),
-        "Lesson": object(&[("id", int()), ("slot_id", int_or_null()), ("lesson_date", json!({"type": ["string", "null"]})), ("mode", modes.clone()),
-            ("title", string()), ("subject", string()), ("grade", string()), ("textbook", string()), ("chapter", string()),
-            ("hub_teacher_id", int()), ("hub_classroom_id", int()), ("starts_at", int()), ("ends_at", int()),
-            ("state", states.clone()), ("ended_at", int_or_null()), ("sites", array_of(schema_ref("Site"))), ("room", string()), ("starts", string()), ("ends", string()),
-            ("override_pairing", boolean())],
-            &["mode", "subject", "grade", "hub_teacher_id", "hub_classroom_id", "starts_at", "ends_at"]),
-        "DateRange": object(&[("from", string()), ("to", string())], &["from", "to"]),
-        "Generated": object(&[("created", int()), ("from", string()), ("to", string())], &["created"]),
-        "ImportResult": object(&[("imported", int())], &["imported"]),
-        "UsersImported": object(&[("imported", int()), ("updated", int()),
-            ("created", array_of(object(&[("id", int()), ("username", string()), ("password", string())], &["id", "username", "password"])))],
-            &["imported", "created", "updated"]),
-        "Join": object(&[("lesson", int()), ("mode", modes), ("state", states), ("room", string()), ("part", string()),
-            ("publish", boolean()), ("needs_speak_grant", boolean()), ("token", string()), ("whip", string()), ("whep", string()),
-            ("events", string()), ("hub_classroom_id", int()), ("spotlight", int_or_null())], &["lesson", "token", "whip", "whep"]),
-        "Hand": object(&[("raised", boolean())], &["raised"]),
-        "Speak": object(&[("classroom_id", int()), ("granted", boolean())], &["classroom_id", "granted"]),
-        "Spotlight": object(&[("classroom_id", int_or_null())], &[]),
-        "LiveState": object(&[("seq", int()), ("hands", array_of(int())), ("speakers", array_of(int())), ("spotlight", int_or_null()),
-            ("present", array_of(object(&[("part", string()), ("publishing", int()), ("watching", int())], &["part"]))),
-            ("links", array_of(schema_ref("LinkSummary")))], &["seq"]),
-        "LinkSummary": object(&[("part", string()), ("grade", one_of(&["good", "fair", "poor"])),
-            ("rtt_ms", number_or_null()), ("loss_pct", number_or_null()), ("kbps_in", number()), ("kbps_out", number()),
-            ("sessions", int())], &["part", "grade", "kbps_in", "kbps_out", "sessions"]),
-        "LessonEvent": {
-            "description": "One server-sent event of GET /api/lessons/{id}/events (the SSE `event:` is `kind`, \
-                `id:` is `seq`). data by kind: joined/left/published/unpublished {part}; hand {classroom, raised}; \
-                speak {classroom, granted}; spotlight {classroom}; state {state, lesson}; \
-                quality {links: [LinkSummary]} (when a participant's link grade changes: good = loss < 2 % and \
-                RTT < 150 ms, poor = loss >= 8 % or RTT >= 400 ms, else fair); resync {live: LiveState, state}.",
-            "type": "object",
-            "properties": {
-                "seq": int(),
-                "kind": one_of(&["joined", "left", "published", "unpublished", "hand", "speak", "spotlight",
-                    "state", "quality", "resync"]),
-                "at": int(),
-                "data": {"type": "object"}
-            },
-            "required": ["seq", "kind", "data"]
-        },
-        "Today": object(&[("now", int()), ("date", string()), ("current", nullable(schema_ref("Lesson"))), ("next", nullable(schema_ref("Lesson"))), ("lessons", array_of(schema_ref("Lesson")))],
-            &["now", "date", "lessons"]),
-    })
+    paths.insert(
+        item,
+        json!({
+            "get": {"operationId": op("get_", ""), "parameters": [id],
+                "responses": {"200": {"description": "the row", "content": json_of(row.clone())}}},
+            "put": {"operationId": op("update_", ""), "parameters": [id],
+                "requestBody": {"required": true, "content": json_of(row.clone())},
+                "responses": {"200": {"description": "changed", "content": json_of(row.clone())}}},
+            "delete": {"operationId": op("delete_", ""), "parameters": [id],
+                "responses": {"204": {"description": "deleted"}}},
+        }),
+    );
 }
 
-fn content(schema: &str) -> Value {
-    match schema {
-        "csv" => json!({"text/csv": {"schema": {"type": "string"}}}),
-        "event-stream" => json!({"text/event-stream": {"schema": {"type": "string",
-            "description": "Server-sent events; each data line is a LessonEvent",
-            "contentSchema": schema_ref("LessonEvent")}}}),
-        name => match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
-            Some(inner) => json!({"application/json": {"schema": array_of(schema_ref(inner))}}),
-            None => json!({"application/json": {"schema": schema_ref(name)}}),
-        },
+/// The errors every operation may answer, each an `application/problem+json` [`Problem`].
+///
+/// [`Problem`]: crate::problem::Problem
+const ERRORS: &[(&str, &str)] = &[
+    ("400", "malformed request"),
+    (
+        "401",
+        "not logged in, or the credentials are invalid, expired or revoked",
+    ),
+    ("403", "this role, or this caller, may not do this"),
+    ("404", "no such row"),
+    (
+        "409",
+        "conflict (duplicate, timetable clash, wrong lesson mode, still referenced)",
+    ),
+    (
+        "422",
+        "a field is wrong; CSV imports list every bad row and column",
+    ),
+    (
+        "429",
+        "a limit was reached (logins, lessons per day); see Retry-After",
+    ),
+    (
+        "503",
+        "the database is unavailable or the server is shedding load; see Retry-After",
+    ),
+];
+
+/// Who may call a route, as the document's `x-classrelay-allow` says it.
+fn allow_value(a: Allow) -> Value {
+    match a {
+        Allow::Anyone => json!("anyone"),
+        Allow::Roles(roles) => json!(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()),
+    }
+}
+
+/// Adds to `op` (the operation `method path`) its rule from `ROUTES`, and the problem answers.
+fn complete(method: &str, path: &str, op: &mut Map<String, Value>) {
+    if let Some(rule) = ROUTES
+        .iter()
+        .find(|r| r.path == path && r.method.eq_ignore_ascii_case(method))
+    {
+        op.insert("summary".into(), json!(rule.summary));
+        op.insert("tags".into(), json!([rule.tag]));
+        op.insert("x-classrelay-allow".into(), allow_value(rule.allow));
+        if rule.allow == Allow::Anyone {
+            op.insert("security".into(), json!([]));
+        }
+        // The handler's doc comment is for this code's readers, not the API's.
+        op.remove("description");
+    }
+    let body = op.contains_key("requestBody");
+    let responses = op
+        .entry("responses")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .expect("responses is an object");
+    let problem = json!({"application/problem+json": {"schema": schema_ref("Problem")}});
+    let upload = [
+        (
+            "413",
+            "the body is too large (CSV: see max_bytes or max_rows)",
+        ),
+        (
+            "415",
+            "the body is not declared with the content type documented here",
+        ),
+    ];
+    let more = upload.into_iter().filter(|_| body);
+    for (code, what) in ERRORS.iter().copied().chain(more) {
+        responses
+            .entry(code)
+            .or_insert_with(|| json!({"description": what, "content": problem}));
     }
 }
 
 /// The document.
 pub(crate) fn document() -> Value {
-    let problem = json!({"application/problem+json": {"schema": schema_ref("Problem")}});
-    let mut paths = Map::new();
-    for rule in ROUTES {
-        let mut op = Map::new();
-        op.insert("summary".into(), json!(rule.summary));
-        op.insert("tags".into(), json!([rule.tag]));
-        op.insert(
-            "operationId".into(),
-            json!(format!(
-                "{}_{}",
-                rule.method.to_lowercase(),
-                rule.path
-                    .trim_start_matches("/api/")
-                    .replace(['/', '.', '{', '}'], "_")
-            )),
-        );
-        let params: Vec<Value> = rule
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": int()}))
-            .collect();
-        if !params.is_empty() {
-            op.insert("parameters".into(), json!(params));
-        }
-        match rule.allow {
-            Allow::Anyone => {
-                op.insert("security".into(), json!([]));
-            }
-            Allow::Roles(roles) => {
-                op.insert(
-                    "x-roles".into(),
-                    json!(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()),
-                );
+    let mut derived = Operations::openapi();
+    derived.merge(Signalling::openapi());
+    derived.merge(Schemas::openapi());
+    // Serializing the derived document (plain data) cannot fail.
+    let mut doc = serde_json::to_value(derived).expect("the OpenAPI document serializes");
+    let paths = doc["paths"].as_object_mut().expect("paths");
+    entity_operations::<Region>(paths);
+    entity_operations::<School>(paths);
+    entity_operations::<Classroom>(paths);
+    entity_operations::<Teacher>(paths);
+    entity_operations::<Pairing>(paths);
+    entity_operations::<Term>(paths);
+    for (path, item) in paths.iter_mut() {
+        for (method, op) in item.as_object_mut().expect("path item").iter_mut() {
+            if let Some(op) = op.as_object_mut() {
+                complete(method, path, op);
             }
         }
-        if let Some(body) = rule.body {
-            op.insert(
-                "requestBody".into(),
-                json!({"required": true, "content": content(body)}),
-            );
-        }
-        let ok = match (rule.method, rule.response) {
-            ("POST", Some(_))
-                if !rule.path.contains('{')
-                    && rule.body.is_some_and(|b| b != "csv")
-                    && !rule.path.ends_with("login")
-                    && !rule.path.ends_with("generate") =>
-            {
-                "201"
-            }
-            (_, Some(_)) => "200",
-            (_, None) if rule.path.ends_with("openapi.json") => "200",
-            (_, None) => "204",
-        };
-        let mut responses = Map::new();
-        let mut success = json!({"description": "success"});
-        if let Some(resp) = rule.response {
-            success["content"] = content(resp);
-        }
-        responses.insert(ok.into(), success);
-        for (code, what) in [
-            ("400", "malformed request"),
-            (
-                "401",
-                "not logged in, or the credentials are invalid, expired or revoked",
-            ),
-            ("403", "this role, or this caller, may not do this"),
-            ("404", "no such row"),
-            (
-                "409",
-                "conflict (duplicate, timetable clash, wrong lesson mode, still referenced)",
-            ),
-            (
-                "422",
-                "a field is wrong; CSV imports list every bad row and column",
-            ),
-            (
-                "429",
-                "a limit was reached (logins, lessons per day); see Retry-After",
-            ),
-            (
-                "503",
-                "the database is unavailable or the server is shedding load; see Retry-After",
-            ),
-        ] {
-            responses.insert(
-                code.into(),
-                json!({"description": what, "content": problem}),
-            );
-        }
-        op.insert("responses".into(), Value::Object(responses));
-        let entry = paths
-            .entry(rule.path.to_string())
-            .or_insert_with(|| json!({}));
-        entry[rule.method.to_lowercase()] = Value::Object(op);
     }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "classrelay API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Schools, classrooms, pairings, the term timetable and lessons of the three classrooms \
-                (三个课堂). Log in with POST /api/login (cookie or bearer), or send a classroom device token as a \
-                bearer. Media goes over WHIP/WHEP with the token from POST /api/lessons/{id}/join. Every error is \
-                application/problem+json; x-roles names who may call each operation."
-        },
-        "servers": [{"url": "/"}],
-        "components": {
-            "schemas": schemas(),
-            "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": super::api::COOKIE},
-                "bearer": {"type": "http", "scheme": "bearer"}
-            }
-        },
-        "security": [{"session": []}, {"bearer": []}],
-        "paths": paths,
-    })
+    doc["info"] = json!({
+        "title": "classrelay API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "Schools, classrooms, pairings, the term timetable and lessons of the three classrooms \
+            (三个课堂). Log in with POST /api/login (cookie or bearer), or send a classroom device token as a \
+            bearer. Media goes over WHIP/WHEP with the token from POST /api/lessons/{id}/join. Every error is \
+            application/problem+json; x-classrelay-allow names who may call each /api operation (\"anyone\", \
+            or roles), and each handler checks the row against the caller's organisation scope."
+    });
+    doc["servers"] = json!([{"url": "/"}]);
+    doc["components"]["securitySchemes"] = json!({
+        "session": {"type": "apiKey", "in": "cookie", "name": super::api::COOKIE},
+        "bearer": {"type": "http", "scheme": "bearer",
+            "description": "a login session token, a classroom device token, or (WHIP/WHEP) a lesson media token"}
+    });
+    doc["security"] = json!([{"session": []}, {"bearer": []}]);
+    doc
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    /// `(METHOD, path)` of every operation of the document under `/api`.
+    fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, _) in item.as_object().unwrap() {
+                if path.starts_with("/api/") {
+                    out.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The router is built from `ROUTES`; the document must list exactly its routes with the
+    /// same methods: a route without a documented operation, an operation without a route,
+    /// or a documented method the route does not have all fail here.
+    #[test]
+    fn the_document_lists_exactly_the_routes() {
+        let doc = document();
+        let routes: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_string()))
+            .collect();
+        let docs = documented(&doc);
+        let undocumented: Vec<_> = routes.difference(&docs).collect();
+        let unrouted: Vec<_> = docs.difference(&routes).collect();
+        assert!(
+            undocumented.is_empty() && unrouted.is_empty(),
+            "routes without an operation: {undocumented:?}; operations without a route: {unrouted:?}"
+        );
+        for rule in ROUTES {
+            let op = &doc["paths"][rule.path][rule.method.to_lowercase()];
+            assert_eq!(
+                op["x-classrelay-allow"],
+                allow_value(rule.allow),
+                "{rule:?}"
+            );
+            assert_eq!(op["summary"], rule.summary);
+        }
+    }
+
+    /// Every `$ref` resolves to a derived component schema.
+    #[test]
+    fn every_reference_resolves() {
+        fn walk(v: &Value, schemas: &Map<String, Value>, bad: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        let name = r.trim_start_matches("#/components/schemas/");
+                        if !schemas.contains_key(name) {
+                            bad.push(r.clone());
+                        }
+                    }
+                    m.values().for_each(|v| walk(v, schemas, bad));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, schemas, bad)),
+                _ => {}
+            }
+        }
+        let doc = document();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let mut bad = Vec::new();
+        walk(&doc, schemas, &mut bad);
+        assert!(bad.is_empty(), "unresolved: {bad:?}");
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
 
     #[test]
     fn lesson_events_and_link_quality_are_described() {
@@ -293,21 +286,96 @@ mod tests {
             "#/components/schemas/LinkSummary"
         );
         assert_eq!(
-            schemas["LinkSummary"]["properties"]["grade"]["enum"],
-            json!(["good", "fair", "poor"])
+            schemas["Grade"]["enum"],
+            json!(["good", "fair", "poor"]),
+            "{}",
+            schemas["Grade"]
         );
-        let kinds = schemas["LessonEvent"]["properties"]["kind"]["enum"]
-            .as_array()
-            .unwrap();
+        let event = schemas["LessonEvent"]["description"].as_str().unwrap();
         for k in ["joined", "left", "spotlight", "state", "quality"] {
-            assert!(kinds.contains(&json!(k)), "{k}");
+            assert!(event.contains(k), "{k}");
         }
         let events = &doc["paths"]["/api/lessons/{id}/events"]["get"];
         assert!(events["summary"].as_str().unwrap().contains("quality"));
         assert_eq!(
-            events["responses"]["200"]["content"]["text/event-stream"]["schema"]["contentSchema"]
-                ["$ref"],
+            events["responses"]["200"]["content"]["text/event-stream"]["schema"]["$ref"],
             "#/components/schemas/LessonEvent"
         );
+    }
+
+    /// The text enums' schemas name exactly the values serde writes.
+    #[test]
+    fn text_enums_list_their_stored_names() {
+        use crate::school::model::{ClassroomKind, LessonMode, LessonState, SchoolKind};
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        let names = |all: &[&str]| json!(all);
+        let cases = [
+            (
+                "LessonMode",
+                names(
+                    &LessonMode::ALL
+                        .iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            (
+                "LessonState",
+                names(
+                    &LessonState::ALL
+                        .iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            (
+                "SchoolKind",
+                names(
+                    &SchoolKind::ALL
+                        .iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            (
+                "ClassroomKind",
+                names(
+                    &ClassroomKind::ALL
+                        .iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+        ];
+        for (name, want) in cases {
+            assert_eq!(schemas[name]["enum"], want, "{name}");
+        }
+        let roles: Vec<&str> = crate::auth::people::Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        assert_eq!(schemas["Role"]["enum"], json!(roles));
+    }
+
+    #[test]
+    fn whip_and_whep_are_described() {
+        let doc = document();
+        for path in ["/whip/{room}", "/whep/{room}"] {
+            let op = &doc["paths"][path]["post"];
+            assert!(
+                op["requestBody"]["content"]["application/sdp"].is_object(),
+                "{op}"
+            );
+            let created = &op["responses"]["201"];
+            assert!(created["content"]["application/sdp"].is_object(), "{op}");
+            for h in ["location", "etag", "link"] {
+                assert!(created["headers"][h].is_object(), "{path} {h}: {op}");
+            }
+            assert_eq!(op["security"], json!([{"bearer": []}]));
+        }
+        assert!(doc["paths"]["/{kind}/{room}/{id}"]["delete"].is_object());
+        assert!(doc["paths"]["/{kind}/{room}/{id}"]["patch"].is_object());
+        assert!(doc["paths"]["/whep/{room}/{id}/layer"]["post"].is_object());
     }
 }

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 /// Declares an enum stored as text, with serde, `FromStr` and `as_str`, read from a row
 /// (`#[sqlx(try_from = "String")]`) and bound as text.
 macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:tt),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         pub enum $name { $($(#[$vm])* #[serde(rename = $s)] $var),+ }
         impl $name {
             /// The stored name.
@@ -62,7 +62,7 @@ text_enum!(
 );
 
 /// A province / city / county.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Region {
     /// Id (ignored on input).
     #[serde(default)]
@@ -87,7 +87,7 @@ impl Entity for Region {
 }
 
 /// A school.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct School {
     /// Id (ignored on input).
     #[serde(default)]
@@ -127,7 +127,7 @@ impl Entity for School {
 }
 
 /// A classroom and the device that sits in it.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Classroom {
     /// Id (ignored on input).
     #[serde(default)]
@@ -155,7 +155,7 @@ impl Entity for Classroom {
 }
 
 /// A teacher.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Teacher {
     /// Id (ignored on input).
     #[serde(default)]
@@ -183,7 +183,7 @@ impl Entity for Teacher {
 }
 
 /// A pairing (结对): a hub school helps a partner school in a subject and grade for a term.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Pairing {
     /// Id (ignored on input).
     #[serde(default)]
@@ -226,7 +226,7 @@ impl Entity for Pairing {
 }
 
 /// A school term: the dates its timetable runs.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Term {
     /// Id (ignored on input).
     #[serde(default)]
@@ -234,8 +234,10 @@ pub struct Term {
     /// Name ("2026秋").
     pub name: String,
     /// First day, "YYYY-MM-DD".
+    #[schema(format = Date)]
     pub starts_on: String,
     /// Last day, "YYYY-MM-DD".
+    #[schema(format = Date)]
     pub ends_on: String,
 }
 

@@ -38,7 +38,7 @@ pub(crate) const POOR_LOSS_PCT: f64 = 8.0;
 pub(crate) const POOR_RTT_MS: f64 = 400.0;
 
 /// How a participant's link is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Grade {
     /// Loss < 2 % and RTT < 150 ms.
@@ -50,7 +50,7 @@ pub enum Grade {
 }
 
 /// One participant's link, over all its media sessions.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LinkSummary {
     /// Participant id ("c:12", "t:3").
     pub part: String,

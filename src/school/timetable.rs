@@ -22,7 +22,7 @@ text_enum!(
     }
 );
 /// A remote site of a slot or lesson: a classroom and its on-site assisting teacher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Site {
     /// The classroom.
     pub classroom_id: i64,
@@ -32,7 +32,8 @@ pub struct Site {
 }
 
 /// A weekly timetable slot.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = Slot)]
 pub struct TimetableSlot {
     /// Id (ignored on input).
     #[serde(default)]
@@ -40,6 +41,7 @@ pub struct TimetableSlot {
     /// Term.
     pub term_id: i64,
     /// ISO weekday, 1 = Monday.
+    #[schema(minimum = 1, maximum = 7)]
     pub weekday: i64,
     /// Period number (节次).
     pub period: i64,

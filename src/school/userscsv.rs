@@ -305,6 +305,28 @@ fn check(rows: &[CsvRow], n: &Names, mine: &Scope) -> Result<Vec<Item>, Errors> 
     }
 }
 
+/// What a users import answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct UsersImported {
+    /// Users created or changed.
+    imported: usize,
+    /// The users created, with their first passwords (shown this once).
+    created: Vec<CreatedUser>,
+    /// Users changed.
+    updated: usize,
+}
+
+/// A user created by an import.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedUser {
+    /// Id.
+    id: i64,
+    /// Login name.
+    username: String,
+    /// The first password.
+    password: String,
+}
+
 /// `POST /api/users/import`.
 pub(crate) async fn import(
     st: &SchoolState,
@@ -326,9 +348,11 @@ pub(crate) async fn import(
         match item {
             Item::New(u) => {
                 let user = people::create_user(store, &u, now).await?;
-                created.push(serde_json::json!({
-                    "id": user.id, "username": user.username, "password": u.password,
-                }));
+                created.push(CreatedUser {
+                    id: user.id,
+                    username: user.username,
+                    password: u.password,
+                });
             }
             Item::Change {
                 user,
@@ -366,10 +390,10 @@ pub(crate) async fn import(
         &format!("{} created, {updated} updated", created.len()),
     )
     .await?;
-    Ok(axum::Json(serde_json::json!({
-        "imported": created.len() + updated,
-        "created": created,
-        "updated": updated,
-    }))
+    Ok(axum::Json(UsersImported {
+        imported: created.len() + updated,
+        created,
+        updated,
+    })
     .into_response())
 }

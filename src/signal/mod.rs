@@ -27,7 +27,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -334,6 +333,15 @@ fn record(state: &SignalState, role: PeerKind, status: StatusCode) {
 }
 
 /// `POST /whip/{room}`.
+#[utoipa::path(
+    post, path = "/whip/{room}", tag = "media", params(("room" = String, Path, description = "the room (a lesson's room name from its join answer)")), request_body(content = String, content_type = "application/sdp", description = "the SDP offer"),
+    responses((status = 201, description = "the SDP answer; the session's resource is at `Location`", body = String, content_type = "application/sdp",
+        headers(("location" = String, description = "the session resource (`/{kind}/{room}/{id}`) for PATCH and DELETE"),
+            ("etag" = String, description = "the ICE session's entity tag, for If-Match on PATCH"),
+            ("accept-patch" = String, description = "`application/trickle-ice-sdpfrag`"),
+            ("link" = String, description = "one `<turn:…>; rel=\"ice-server\"` per configured STUN/TURN server, with credentials")))),
+    security(("bearer" = []))
+)]
 pub async fn whip_post(
     State(state): State<Arc<SignalState>>,
     Path(room): Path<String>,
@@ -345,6 +353,18 @@ pub async fn whip_post(
 }
 
 /// `POST /whep/{room}` (`?source=hub|spotlight|c:<id>|t:<id>` picks what to receive).
+#[utoipa::path(
+    post, path = "/whep/{room}", tag = "media",
+    params(("room" = String, Path, description = "the room (a lesson's room name from its join answer)"),
+        ("source" = Option<String>, Query, description = "what to receive: `hub`, `spotlight`, `c:<id>` or `t:<id>` (default: the room's usual view)")),
+    request_body(content = String, content_type = "application/sdp", description = "the SDP offer"),
+    responses((status = 201, description = "the SDP answer; the session's resource is at `Location`", body = String, content_type = "application/sdp",
+        headers(("location" = String, description = "the session resource (`/{kind}/{room}/{id}`) for PATCH and DELETE"),
+            ("etag" = String, description = "the ICE session's entity tag, for If-Match on PATCH"),
+            ("accept-patch" = String, description = "`application/trickle-ice-sdpfrag`"),
+            ("link" = String, description = "one `<turn:…>; rel=\"ice-server\"` per configured STUN/TURN server, with credentials")))),
+    security(("bearer" = []))
+)]
 pub async fn whep_post(
     State(state): State<Arc<SignalState>>,
     Path(room): Path<String>,
@@ -515,6 +535,18 @@ fn lookup(state: &SignalState, role: PeerKind, room: &str, id: &str) -> Result<S
 }
 
 /// `PATCH /whip/{room}/{id}` and `PATCH /whep/{room}/{id}`.
+#[utoipa::path(
+    patch, path = "/{kind}/{room}/{id}", tag = "media",
+    params(("kind" = String, Path, description = "`whip` or `whep`"), ("room" = String, Path, description = "the room (a lesson's room name from its join answer)"), ("id" = String, Path, description = "the session"),
+        ("if-match" = String, Header, description = "the ETag of the ICE session")),
+    request_body(content = String, content_type = "application/trickle-ice-sdpfrag", description = "trickled candidates, or new credentials for an ICE restart"),
+    responses((status = 204, description = "candidates taken"),
+        (status = 200, description = "ICE restarted: the answer fragment", body = String, content_type = "application/trickle-ice-sdpfrag",
+            headers(("etag" = String, description = "the new ICE session's entity tag"))),
+        (status = 412, description = "If-Match names another ICE session", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is missing", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn patch_session(
     State(state): State<Arc<SignalState>>,
     Path((kind, room, id)): Path<(String, String, String)>,
@@ -645,6 +677,12 @@ fn sdp_response(
 }
 
 /// `DELETE /whip/{room}/{id}` and `DELETE /whep/{room}/{id}`. Answers once the peer is gone.
+#[utoipa::path(
+    delete, path = "/{kind}/{room}/{id}", tag = "media",
+    params(("kind" = String, Path, description = "`whip` or `whep`"), ("room" = String, Path, description = "the room (a lesson's room name from its join answer)"), ("id" = String, Path, description = "the session")),
+    responses((status = 200, description = "the session has ended")),
+    security(("bearer" = []))
+)]
 pub async fn delete_session(
     State(state): State<Arc<SignalState>>,
     Path((kind, room, id)): Path<(String, String, String)>,
@@ -665,18 +703,26 @@ pub async fn delete_session(
 }
 
 /// Body of `POST /whep/{room}/{id}/layer`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LayerRequest {
     /// The simulcast rid wanted, or null for automatic.
     pub rid: Option<String>,
 }
 
 /// `POST /whep/{room}/{id}/layer`: choose the simulcast layer a subscriber receives.
+#[utoipa::path(
+    post, path = "/whep/{room}/{id}/layer", tag = "media",
+    params(("room" = String, Path, description = "the room (a lesson's room name from its join answer)"), ("id" = String, Path, description = "the WHEP session")),
+    request_body = LayerRequest,
+    responses((status = 204, description = "the layer is chosen")),
+    security(("bearer" = []))
+)]
 pub async fn whep_layer(
     State(state): State<Arc<SignalState>>,
     Path((room, id)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(req): Json<LayerRequest>,
+    // A problem document for a bad body, like every other endpoint.
+    crate::problem::JsonBody(req): crate::problem::JsonBody<LayerRequest>,
 ) -> Response {
     let r = async {
         let claims = authorize(&state, &headers, &room, PeerKind::Subscriber)?;

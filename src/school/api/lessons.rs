@@ -5,12 +5,15 @@
 use super::*;
 
 /// A lesson as the API shows it: the row, plus its room and local times.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct LessonView {
     #[serde(flatten)]
     lesson: Lesson,
+    /// The media room (`/whip/{room}`, `/whep/{room}`).
     room: String,
+    /// The bell, RFC 3339 local time.
     starts: String,
+    /// The end of the slot, RFC 3339 local time.
     ends: String,
 }
 
@@ -68,6 +71,12 @@ pub(super) async fn watchable(
         .collect())
 }
 
+#[utoipa::path(
+    get, path = "/api/lessons",
+    params(("from" = Option<String>, Query, format = Date, description = "first day (default today)"),
+        ("to" = Option<String>, Query, format = Date, description = "last day (default `from`; at most 62 days later)")),
+    responses((status = 200, description = "the lessons the caller may watch", body = Vec<LessonView>))
+)]
 pub(super) async fn lessons_list(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -118,10 +127,11 @@ pub(super) fn max_sites(mode: LessonMode, hub: &School) -> usize {
 
 /// A lesson as the API takes it: the row plus, for an admin over every school involved, the
 /// explicit choice to include sites their pairings do not cover.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct LessonInput {
     #[serde(flatten)]
     lesson: Lesson,
+    /// An admin over every school involved: include sites no pairing covers (audited).
     #[serde(default)]
     override_pairing: bool,
 }
@@ -319,6 +329,10 @@ pub(super) async fn check_lesson(
     }))
 }
 
+#[utoipa::path(
+    post, path = "/api/lessons", request_body = LessonInput,
+    responses((status = 201, description = "created", body = LessonView, headers(("location" = String, description = "the new row"))))
+)]
 pub(super) async fn lessons_create(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -372,6 +386,10 @@ pub(super) async fn scheduled_lesson_for(
     Ok(l)
 }
 
+#[utoipa::path(
+    put, path = "/api/lessons/{id}", params(("id" = i64, Path, description = "the lesson's id")), request_body = LessonInput,
+    responses((status = 200, description = "changed", body = LessonView))
+)]
 pub(super) async fn lessons_put(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -411,6 +429,10 @@ pub(super) async fn lessons_put(
     Ok(Json(view(&st, stored)).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/lessons/{id}", params(("id" = i64, Path, description = "the lesson's id")),
+    responses((status = 204, description = "deleted"))
+)]
 pub(super) async fn lessons_delete(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -458,6 +480,10 @@ pub(super) async fn lesson_for(
     Ok(l)
 }
 
+#[utoipa::path(
+    get, path = "/api/lessons/{id}", params(("id" = i64, Path, description = "the lesson's id")),
+    responses((status = 200, description = "the lesson", body = LessonView))
+)]
 pub(super) async fn lessons_get(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -467,6 +493,10 @@ pub(super) async fn lessons_get(
     Ok(Json(view(&st, l)).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/lessons/{id}/join", params(("id" = i64, Path, description = "the lesson's id")),
+    responses((status = 200, description = "a media token for the lesson's room", body = Join))
+)]
 pub(super) async fn lessons_join(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -485,24 +515,59 @@ pub(super) async fn lessons_join(
     let claims = policy::claims_for(&st, &l, &g, now, who, ver);
     let token = st.keys.mint_claims(&claims);
     let room = l.room();
-    Ok(Json(serde_json::json!({
-        "lesson": l.id,
-        "mode": l.mode,
-        "state": l.state_at(now, st.open_before, st.grace),
-        "room": room,
-        "part": g.part,
-        "publish": g.publish,
-        "needs_speak_grant": g.needs_speak_grant,
-        "token": token,
-        "whip": format!("/whip/{room}"),
-        "whep": format!("/whep/{room}"),
-        "events": format!("/api/lessons/{}/events", l.id),
-        "hub_classroom_id": l.hub_classroom_id,
-        "spotlight": st.live.spotlit(l.id),
-    }))
+    Ok(Json(Join {
+        lesson: l.id,
+        mode: l.mode,
+        state: l.state_at(now, st.open_before, st.grace),
+        whip: format!("/whip/{room}"),
+        whep: format!("/whep/{room}"),
+        room,
+        part: g.part,
+        publish: g.publish,
+        needs_speak_grant: g.needs_speak_grant,
+        token,
+        events: format!("/api/lessons/{}/events", l.id),
+        hub_classroom_id: l.hub_classroom_id,
+        spotlight: st.live.spotlit(l.id),
+    })
     .into_response())
 }
 
+/// What joining a lesson answers: a media token for its room and where to use it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Join {
+    /// The lesson.
+    lesson: i64,
+    /// Its mode.
+    mode: LessonMode,
+    /// Its state now.
+    state: LessonState,
+    /// Its media room.
+    room: String,
+    /// The caller's participant id in the room.
+    part: String,
+    /// Whether the caller may publish.
+    publish: bool,
+    /// Whether publishing waits for a speak grant (名师课堂 sites).
+    needs_speak_grant: bool,
+    /// The media token (bearer for WHIP/WHEP).
+    token: String,
+    /// Where to publish.
+    whip: String,
+    /// Where to watch.
+    whep: String,
+    /// The lesson's event stream.
+    events: String,
+    /// The hub classroom.
+    hub_classroom_id: i64,
+    /// The classroom on the big screen, if any.
+    spotlight: Option<i64>,
+}
+
+#[utoipa::path(
+    post, path = "/api/lessons/{id}/end", params(("id" = i64, Path, description = "the lesson's id")),
+    responses((status = 200, description = "ended", body = LessonView))
+)]
 pub(super) async fn lessons_end(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -530,6 +595,10 @@ pub(super) async fn lessons_end(
     Ok(Json(view(&st, l)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/today",
+    responses((status = 200, description = "the caller's lessons of today", body = Today))
+)]
 pub(super) async fn today(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -559,12 +628,28 @@ pub(super) async fn today(
         .iter()
         .find(|l| state(l) == LessonState::Scheduled)
         .cloned();
-    Ok(Json(serde_json::json!({
-        "now": now,
-        "date": fmt_date(millis_to_local(now, st.offset).date()),
-        "current": current.map(|l| view(&st, l)),
-        "next": next.map(|l| view(&st, l)),
-        "lessons": ls.into_iter().map(|l| view(&st, l)).collect::<Vec<_>>(),
-    }))
+    Ok(Json(Today {
+        now,
+        date: fmt_date(millis_to_local(now, st.offset).date()),
+        current: current.map(|l| view(&st, l)),
+        next: next.map(|l| view(&st, l)),
+        lessons: ls.into_iter().map(|l| view(&st, l)).collect(),
+    })
     .into_response())
+}
+
+/// The caller's lessons of today.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Today {
+    /// The server's clock, epoch ms.
+    now: i64,
+    /// Today's local date.
+    #[schema(format = Date)]
+    date: String,
+    /// The lesson open or live now, if any.
+    current: Option<LessonView>,
+    /// The next lesson still to come today, if any.
+    next: Option<LessonView>,
+    /// All of today's lessons.
+    lessons: Vec<LessonView>,
 }

@@ -4,11 +4,16 @@
 #[allow(unused_imports)]
 use super::*;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Hand)]
 pub(super) struct HandBody {
     raised: bool,
 }
 
+#[utoipa::path(
+    post, path = "/api/lessons/{id}/hand", params(("id" = i64, Path, description = "the lesson's id")), request_body = HandBody,
+    responses((status = 200, description = "the live state after the change", body = crate::school::live::Snapshot))
+)]
 pub(super) async fn lessons_hand(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -23,12 +28,17 @@ pub(super) async fn lessons_hand(
     Ok(Json(st.live.snapshot(l.id)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Speak)]
 pub(super) struct SpeakBody {
     classroom_id: i64,
     granted: bool,
 }
 
+#[utoipa::path(
+    post, path = "/api/lessons/{id}/speak", params(("id" = i64, Path, description = "the lesson's id")), request_body = SpeakBody,
+    responses((status = 200, description = "the live state after the change", body = crate::school::live::Snapshot))
+)]
 pub(super) async fn lessons_speak(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -54,11 +64,16 @@ pub(super) async fn lessons_speak(
     Ok(Json(st.live.snapshot(l.id)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Spotlight)]
 pub(super) struct SpotlightBody {
     classroom_id: Option<i64>,
 }
 
+#[utoipa::path(
+    post, path = "/api/lessons/{id}/spotlight", params(("id" = i64, Path, description = "the lesson's id")), request_body = SpotlightBody,
+    responses((status = 200, description = "the live state after the change", body = crate::school::live::Snapshot))
+)]
 pub(super) async fn lessons_spotlight(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -79,6 +94,10 @@ pub(super) async fn lessons_spotlight(
     Ok(Json(st.live.snapshot(l.id)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/lessons/{id}/live", params(("id" = i64, Path, description = "the lesson's id")),
+    responses((status = 200, description = "the live state", body = crate::school::live::Snapshot))
+)]
 pub(super) async fn lessons_live(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -96,6 +115,13 @@ pub(super) fn sse_of(ev: &crate::school::live::Event) -> SseEvent {
         .data(serde_json::to_string(ev).unwrap_or_default())
 }
 
+#[utoipa::path(
+    get, path = "/api/lessons/{id}/events",
+    params(("id" = i64, Path, description = "the lesson's id"),
+        ("last_event_id" = Option<u64>, Query, description = "resume after this event (or send `Last-Event-ID`)"),
+        ("last-event-id" = Option<u64>, Header, description = "resume after this event")),
+    responses((status = 200, description = "server-sent events, each data line one LessonEvent", body = crate::school::live::Event, content_type = "text/event-stream"))
+)]
 pub(super) async fn lessons_events(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,

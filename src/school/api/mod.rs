@@ -67,9 +67,55 @@ fn created<T: Serialize>(location: String, v: &T) -> Response {
 
 type ApiResult = Result<Response, ApiError>;
 
+#[utoipa::path(
+    get, path = "/api/openapi.json",
+    responses((status = 200, description = "this OpenAPI 3.1 document", body = Object))
+)]
 async fn openapi_doc() -> Response {
     Json(super::openapi::document()).into_response()
 }
+
+/// The operations of the handlers, derived from their `#[utoipa::path]` attributes (the
+/// generic entity handlers are added per entity type by [`super::openapi`]).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    openapi_doc,
+    login,
+    logout,
+    me,
+    users_list,
+    users_create,
+    users_patch,
+    users_csv,
+    users_import,
+    devices_list,
+    devices_create,
+    devices_revoke,
+    slots_list,
+    slots_create,
+    slots_get,
+    slots_put,
+    slots_delete,
+    pairings_csv,
+    timetable_csv,
+    pairings_import,
+    timetable_import,
+    lessons_list,
+    lessons_create,
+    lessons_generate,
+    lessons_get,
+    lessons_put,
+    lessons_delete,
+    lessons_join,
+    lessons_end,
+    lessons_hand,
+    lessons_speak,
+    lessons_spotlight,
+    lessons_live,
+    lessons_events,
+    today
+))]
+pub(super) struct Operations;
 
 /// The spreadsheets cover the whole district's pairings and timetable: only an
 /// administrator of the whole installation imports or exports them.
@@ -82,6 +128,10 @@ fn district_admin(p: &Principal) -> Result<(), ApiError> {
     )
 }
 
+#[utoipa::path(
+    get, path = "/api/pairings.csv",
+    responses((status = 200, description = "the pairings as CSV", body = String, content_type = "text/csv"))
+)]
 async fn pairings_csv(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -90,6 +140,11 @@ async fn pairings_csv(
     super::csvio::pairings_csv(&st).await
 }
 
+#[utoipa::path(
+    get, path = "/api/timetable.csv",
+    params(("term_id" = i64, Query, description = "the term")),
+    responses((status = 200, description = "the term's slots as CSV", body = String, content_type = "text/csv"))
+)]
 async fn timetable_csv(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -105,6 +160,11 @@ fn csv_import_allowed(p: &Principal, headers: &HeaderMap) -> Result<(), ApiError
     require_csv(headers)
 }
 
+#[utoipa::path(
+    post, path = "/api/pairings/import",
+    request_body(content = String, content_type = "text/csv", description = "pairings CSV: all rows are stored, or none"),
+    responses((status = 200, description = "stored", body = crate::school::csvio::ImportResult))
+)]
 async fn pairings_import(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -115,6 +175,11 @@ async fn pairings_import(
     super::csvio::pairings_import(&st, body).await
 }
 
+#[utoipa::path(
+    post, path = "/api/timetable/import",
+    request_body(content = String, content_type = "text/csv", description = "timetable CSV: all rows are stored, or none"),
+    responses((status = 200, description = "stored", body = crate::school::csvio::ImportResult))
+)]
 async fn timetable_import(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,

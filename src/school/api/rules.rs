@@ -27,10 +27,6 @@ pub(crate) struct RouteRule {
     pub summary: &'static str,
     /// OpenAPI tag.
     pub tag: &'static str,
-    /// Request body schema (component name, or "csv").
-    pub body: Option<&'static str>,
-    /// Success response schema (component name; `[Name]` for an array).
-    pub response: Option<&'static str>,
 }
 
 pub(super) const ALL: &[Role] = &Role::ALL;
@@ -40,15 +36,13 @@ pub(super) const STAFF: &[Role] = &[Role::Admin, Role::Teacher];
 pub(super) const DEVICE: &[Role] = &[Role::Classroom];
 
 macro_rules! route_rule {
-    ($m:literal, $p:literal, $a:expr, $tag:literal, $s:literal, $body:expr, $resp:expr) => {
+    ($m:literal, $p:literal, $a:expr, $tag:literal, $s:literal $(,)?) => {
         RouteRule {
             method: $m,
             path: $p,
             allow: $a,
             summary: $s,
             tag: $tag,
-            body: $body,
-            response: $resp,
         }
     };
 }
@@ -61,8 +55,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Anyone,
         "meta",
         "This document",
-        None,
-        None
     ),
     route_rule!(
         "POST",
@@ -70,8 +62,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Anyone,
         "auth",
         "Log in with username and password; sets the session cookie",
-        Some("Login"),
-        Some("LoginResult")
     ),
     route_rule!(
         "POST",
@@ -79,8 +69,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "auth",
         "End the current login session",
-        None,
-        None
     ),
     route_rule!(
         "GET",
@@ -88,8 +76,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "auth",
         "Who the caller is",
-        None,
-        Some("Principal")
     ),
     route_rule!(
         "GET",
@@ -97,8 +83,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "people",
         "List users",
-        None,
-        Some("[User]")
     ),
     route_rule!(
         "POST",
@@ -106,8 +90,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "people",
         "Create a user",
-        Some("NewUser"),
-        Some("User")
     ),
     route_rule!(
         "GET",
@@ -115,8 +97,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "people",
         "The users inside the caller's scope, with their scopes, as CSV (no passwords)",
-        None,
-        Some("csv")
     ),
     route_rule!(
         "POST",
@@ -124,8 +104,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "people",
         "Create and update users (and their scopes) from CSV; new users' first passwords are in the answer",
-        Some("csv"),
-        Some("UsersImported")
     ),
     route_rule!(
         "PATCH",
@@ -133,8 +111,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "people",
         "Set a user's password or disable them",
-        Some("UserPatch"),
-        Some("User")
     ),
     route_rule!(
         "GET",
@@ -142,8 +118,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "people",
         "A classroom's device tokens",
-        None,
-        Some("[DeviceToken]")
     ),
     route_rule!(
         "POST",
@@ -151,8 +125,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "people",
         "Issue a device token (the secret is shown once)",
-        Some("NewDevice"),
-        Some("IssuedDevice")
     ),
     route_rule!(
         "DELETE",
@@ -160,8 +132,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "people",
         "Revoke a device token",
-        None,
-        Some("DeviceToken")
     ),
     route_rule!(
         "GET",
@@ -169,8 +139,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "schools",
         "List regions",
-        None,
-        Some("[Region]")
     ),
     route_rule!(
         "POST",
@@ -178,8 +146,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Create a region",
-        Some("Region"),
-        Some("Region")
     ),
     route_rule!(
         "GET",
@@ -187,8 +153,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "schools",
         "One region",
-        None,
-        Some("Region")
     ),
     route_rule!(
         "PUT",
@@ -196,8 +160,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Replace a region",
-        Some("Region"),
-        Some("Region")
     ),
     route_rule!(
         "DELETE",
@@ -205,8 +167,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Delete a region",
-        None,
-        None
     ),
     route_rule!(
         "GET",
@@ -214,8 +174,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "schools",
         "List schools",
-        None,
-        Some("[School]")
     ),
     route_rule!(
         "POST",
@@ -223,8 +181,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Create a school",
-        Some("School"),
-        Some("School")
     ),
     route_rule!(
         "GET",
@@ -232,8 +188,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "schools",
         "One school",
-        None,
-        Some("School")
     ),
     route_rule!(
         "PUT",
@@ -241,8 +195,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Replace a school",
-        Some("School"),
-        Some("School")
     ),
     route_rule!(
         "DELETE",
@@ -250,8 +202,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Delete a school",
-        None,
-        None
     ),
     route_rule!(
         "GET",
@@ -259,8 +209,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "schools",
         "List classrooms (?school_id=)",
-        None,
-        Some("[Classroom]")
     ),
     route_rule!(
         "POST",
@@ -268,8 +216,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Create a classroom",
-        Some("Classroom"),
-        Some("Classroom")
     ),
     route_rule!(
         "GET",
@@ -277,8 +223,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "schools",
         "One classroom",
-        None,
-        Some("Classroom")
     ),
     route_rule!(
         "PUT",
@@ -286,8 +230,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Replace a classroom",
-        Some("Classroom"),
-        Some("Classroom")
     ),
     route_rule!(
         "DELETE",
@@ -295,8 +237,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Delete a classroom",
-        None,
-        None
     ),
     route_rule!(
         "GET",
@@ -304,8 +244,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "schools",
         "List teachers (?school_id=)",
-        None,
-        Some("[Teacher]")
     ),
     route_rule!(
         "POST",
@@ -313,8 +251,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Create a teacher",
-        Some("Teacher"),
-        Some("Teacher")
     ),
     route_rule!(
         "GET",
@@ -322,8 +258,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "schools",
         "One teacher",
-        None,
-        Some("Teacher")
     ),
     route_rule!(
         "PUT",
@@ -331,8 +265,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Replace a teacher",
-        Some("Teacher"),
-        Some("Teacher")
     ),
     route_rule!(
         "DELETE",
@@ -340,8 +272,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "schools",
         "Delete a teacher",
-        None,
-        None
     ),
     route_rule!(
         "GET",
@@ -349,8 +279,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "timetable",
         "List pairings",
-        None,
-        Some("[Pairing]")
     ),
     route_rule!(
         "POST",
@@ -358,8 +286,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Create a pairing",
-        Some("Pairing"),
-        Some("Pairing")
     ),
     route_rule!(
         "GET",
@@ -367,8 +293,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "timetable",
         "One pairing",
-        None,
-        Some("Pairing")
     ),
     route_rule!(
         "PUT",
@@ -376,8 +300,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Replace a pairing",
-        Some("Pairing"),
-        Some("Pairing")
     ),
     route_rule!(
         "DELETE",
@@ -385,8 +307,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Delete a pairing",
-        None,
-        None
     ),
     route_rule!(
         "GET",
@@ -394,8 +314,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Export pairings as CSV",
-        None,
-        Some("csv")
     ),
     route_rule!(
         "POST",
@@ -403,8 +321,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Import pairings from CSV (all rows or none)",
-        Some("csv"),
-        Some("ImportResult")
     ),
     route_rule!(
         "GET",
@@ -412,8 +328,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "timetable",
         "List terms",
-        None,
-        Some("[Term]")
     ),
     route_rule!(
         "POST",
@@ -421,8 +335,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Create a term",
-        Some("Term"),
-        Some("Term")
     ),
     route_rule!(
         "GET",
@@ -430,8 +342,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "timetable",
         "One term",
-        None,
-        Some("Term")
     ),
     route_rule!(
         "PUT",
@@ -439,8 +349,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Replace a term",
-        Some("Term"),
-        Some("Term")
     ),
     route_rule!(
         "DELETE",
@@ -448,8 +356,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Delete a term",
-        None,
-        None
     ),
     route_rule!(
         "GET",
@@ -457,8 +363,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "timetable",
         "Timetable slots of a term (?term_id=)",
-        None,
-        Some("[Slot]")
     ),
     route_rule!(
         "POST",
@@ -466,8 +370,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Add a slot (conflicts are refused, naming the clashing slot)",
-        Some("Slot"),
-        Some("Slot")
     ),
     route_rule!(
         "GET",
@@ -475,8 +377,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(PEOPLE),
         "timetable",
         "One slot",
-        None,
-        Some("Slot")
     ),
     route_rule!(
         "PUT",
@@ -484,8 +384,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Replace a slot",
-        Some("Slot"),
-        Some("Slot")
     ),
     route_rule!(
         "DELETE",
@@ -493,8 +391,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Delete a slot",
-        None,
-        None
     ),
     route_rule!(
         "GET",
@@ -502,8 +398,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Export a term's timetable as CSV (?term_id=)",
-        None,
-        Some("csv")
     ),
     route_rule!(
         "POST",
@@ -511,8 +405,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "timetable",
         "Import timetable slots from CSV (all rows or none)",
-        Some("csv"),
-        Some("ImportResult")
     ),
     route_rule!(
         "GET",
@@ -520,8 +412,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "lessons",
         "Lessons in a window (?from=&to= dates, default today)",
-        None,
-        Some("[Lesson]")
     ),
     route_rule!(
         "POST",
@@ -529,8 +419,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(STAFF),
         "lessons",
         "Create an ad hoc lesson",
-        Some("Lesson"),
-        Some("Lesson")
     ),
     route_rule!(
         "POST",
@@ -538,8 +426,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "lessons",
         "Make the lessons of a date range from the timetable",
-        Some("DateRange"),
-        Some("Generated")
     ),
     route_rule!(
         "GET",
@@ -547,8 +433,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "lessons",
         "One lesson",
-        None,
-        Some("Lesson")
     ),
     route_rule!(
         "PUT",
@@ -556,8 +440,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(STAFF),
         "lessons",
         "Change a lesson that has not opened yet (its hub teacher or an admin over its hub school; audited)",
-        Some("Lesson"),
-        Some("Lesson")
     ),
     route_rule!(
         "DELETE",
@@ -565,8 +447,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(STAFF),
         "lessons",
         "Delete a lesson that has not opened yet (its hub teacher or an admin over its hub school; audited)",
-        None,
-        None
     ),
     route_rule!(
         "POST",
@@ -574,8 +454,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "lessons",
         "Join: get the media token and endpoints this caller may use",
-        None,
-        Some("Join")
     ),
     route_rule!(
         "POST",
@@ -583,8 +461,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(STAFF),
         "lessons",
         "End the lesson now (its hub teacher or an admin)",
-        None,
-        Some("Lesson")
     ),
     route_rule!(
         "POST",
@@ -592,8 +468,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(DEVICE),
         "lessons",
         "Raise or lower the classroom's hand",
-        Some("Hand"),
-        Some("LiveState")
     ),
     route_rule!(
         "POST",
@@ -601,8 +475,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(STAFF),
         "lessons",
         "Grant or revoke speaking for a classroom (名师课堂)",
-        Some("Speak"),
-        Some("LiveState")
     ),
     route_rule!(
         "POST",
@@ -610,8 +482,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(STAFF),
         "lessons",
         "Put a classroom on everyone's big screen, or nobody (同步课堂)",
-        Some("Spotlight"),
-        Some("LiveState")
     ),
     route_rule!(
         "GET",
@@ -619,8 +489,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "lessons",
         "Hands, speakers, spotlight, who is connected and their link quality",
-        None,
-        Some("LiveState")
     ),
     route_rule!(
         "GET",
@@ -629,8 +497,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         "lessons",
         "Server-sent events of the lesson (joined, left, published, unpublished, hand, speak, \
          spotlight, state, quality; see LessonEvent); resumes from Last-Event-ID",
-        None,
-        Some("event-stream")
     ),
     route_rule!(
         "GET",
@@ -638,8 +504,6 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "lessons",
         "What is on now and next for the caller",
-        None,
-        Some("Today")
     ),
 ];
 

@@ -42,6 +42,11 @@ pub(super) fn admin_over_slot(
     admin_over(p, Level::School, format!("slot {}", s.id), &places)
 }
 
+#[utoipa::path(
+    get, path = "/api/slots",
+    params(("term_id" = i64, Query, description = "the term")),
+    responses((status = 200, description = "the term's slots inside the caller's scope", body = Vec<TimetableSlot>))
+)]
 pub(super) async fn slots_list(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -69,6 +74,10 @@ pub(super) async fn slots_list(
     Ok(Json(slots).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/slots", request_body = TimetableSlot,
+    responses((status = 201, description = "created", body = TimetableSlot, headers(("location" = String, description = "the new row"))))
+)]
 pub(super) async fn slots_create(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -82,6 +91,10 @@ pub(super) async fn slots_create(
     Ok(created(format!("/api/slots/{}", s.id), &s))
 }
 
+#[utoipa::path(
+    get, path = "/api/slots/{id}", params(("id" = i64, Path, description = "the row's id")),
+    responses((status = 200, description = "the slot", body = TimetableSlot))
+)]
 pub(super) async fn slots_get(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -98,6 +111,10 @@ pub(super) async fn slots_get(
     Ok(Json(s).into_response())
 }
 
+#[utoipa::path(
+    put, path = "/api/slots/{id}", params(("id" = i64, Path, description = "the row's id")), request_body = TimetableSlot,
+    responses((status = 200, description = "changed", body = TimetableSlot))
+)]
 pub(super) async fn slots_put(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -115,6 +132,10 @@ pub(super) async fn slots_put(
     Ok(Json(s).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/slots/{id}", params(("id" = i64, Path, description = "the row's id")),
+    responses((status = 204, description = "deleted"))
+)]
 pub(super) async fn slots_delete(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -128,12 +149,34 @@ pub(super) async fn slots_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+/// Dates to make lessons for from the timetable, both included.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct DateRange {
+    /// First day.
+    #[schema(format = Date)]
     from: String,
+    /// Last day (at most 200 days after `from`).
+    #[schema(format = Date)]
     to: String,
 }
 
+/// What generating lessons answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Generated {
+    /// Lessons made (existing ones are kept).
+    created: usize,
+    /// First day.
+    #[schema(format = Date)]
+    from: String,
+    /// Last day.
+    #[schema(format = Date)]
+    to: String,
+}
+
+#[utoipa::path(
+    post, path = "/api/lessons/generate", request_body = DateRange,
+    responses((status = 200, description = "lessons made from the timetable", body = Generated))
+)]
 pub(super) async fn lessons_generate(
     State(st): State<Arc<SchoolState>>,
     JsonBody(r): JsonBody<DateRange>,
@@ -148,8 +191,10 @@ pub(super) async fn lessons_generate(
     }
     let n = model::generate_lessons(&st.store, from, to, st.offset).await?;
     st.poke.notify_one();
-    Ok(
-        Json(serde_json::json!({"created": n, "from": fmt_date(from), "to": fmt_date(to)}))
-            .into_response(),
-    )
+    Ok(Json(Generated {
+        created: n,
+        from: fmt_date(from),
+        to: fmt_date(to),
+    })
+    .into_response())
 }

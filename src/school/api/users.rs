@@ -4,14 +4,32 @@
 #[allow(unused_imports)]
 use super::*;
 
-#[derive(Deserialize)]
+/// What a login sends.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Login)]
 pub(super) struct LoginBody {
     username: String,
     password: String,
 }
 
+/// What a login answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct LoginResult {
+    /// The session token (also set as the session cookie); send it as a bearer.
+    token: String,
+    /// Who logged in.
+    user: people::User,
+    /// When the session ends, epoch ms.
+    expires_at: i64,
+}
+
 /// The client's address comes from the serve loop's connect info; without it (a router
 /// driven in-process) only the per-username limit applies.
+#[utoipa::path(
+    post, path = "/api/login", request_body = LoginBody,
+    responses((status = 200, description = "logged in", body = LoginResult,
+        headers(("set-cookie" = String, description = "the session cookie"))))
+)]
 pub(super) async fn login(
     State(st): State<Arc<SchoolState>>,
     Extension(limits): Extension<Arc<crate::auth::limit::LoginLimits>>,
@@ -41,16 +59,16 @@ pub(super) async fn login(
         ));
     };
     let expires_at = now + st.session_ttl;
-    let mut r = Json(serde_json::json!({
-        "token": token,
-        "user": user,
-        "expires_at": expires_at,
-    }))
-    .into_response();
     let cookie = format!(
         "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
         st.session_ttl / 1000
     );
+    let mut r = Json(LoginResult {
+        token,
+        user,
+        expires_at,
+    })
+    .into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -82,6 +100,11 @@ pub(super) fn login_refused(e: people::LoginError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/logout",
+    responses((status = 204, description = "the session ended; the cookie is cleared",
+        headers(("set-cookie" = String, description = "clears the session cookie"))))
+)]
 pub(super) async fn logout(State(st): State<Arc<SchoolState>>, headers: HeaderMap) -> ApiResult {
     if let Some(t) = bearer_or_cookie(&headers) {
         if t.starts_with(people::SESSION_PREFIX) {
@@ -96,10 +119,18 @@ pub(super) async fn logout(State(st): State<Arc<SchoolState>>, headers: HeaderMa
     Ok(r)
 }
 
+#[utoipa::path(
+    get, path = "/api/me",
+    responses((status = 200, description = "the caller", body = Principal))
+)]
 pub(super) async fn me(Extension(p): Extension<Principal>) -> ApiResult {
     Ok(Json(p).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/users.csv",
+    responses((status = 200, description = "the users as CSV", body = String, content_type = "text/csv"))
+)]
 pub(super) async fn users_csv(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -107,6 +138,11 @@ pub(super) async fn users_csv(
     crate::school::userscsv::export(&st, &p).await
 }
 
+#[utoipa::path(
+    post, path = "/api/users/import",
+    request_body(content = String, content_type = "text/csv", description = "users CSV: all rows are stored, or none"),
+    responses((status = 200, description = "stored", body = crate::school::userscsv::UsersImported))
+)]
 pub(super) async fn users_import(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -132,6 +168,10 @@ pub(super) async fn user_scope(
     )
 }
 
+#[utoipa::path(
+    get, path = "/api/users",
+    responses((status = 200, description = "the users inside the caller's scope", body = Vec<people::User>))
+)]
 pub(super) async fn users_list(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -199,6 +239,10 @@ pub(super) async fn new_user_scope(
     Ok(())
 }
 
+#[utoipa::path(
+    post, path = "/api/users", request_body = NewUser,
+    responses((status = 201, description = "created", body = people::User, headers(("location" = String, description = "the new row"))))
+)]
 pub(super) async fn users_create(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -225,7 +269,8 @@ pub(super) async fn users_create(
     Ok(created(format!("/api/users/{}", user.id), &user))
 }
 
-#[derive(Deserialize)]
+/// What PATCH changes in a user: each member that is present.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct UserPatch {
     #[serde(default)]
     password: Option<String>,
@@ -246,6 +291,10 @@ pub(crate) async fn cut_off(st: &SchoolState, who: &str) {
     tracing::info!(principal = who, sessions = n, "access revoked");
 }
 
+#[utoipa::path(
+    patch, path = "/api/users/{id}", params(("id" = i64, Path, description = "the row's id")), request_body = UserPatch,
+    responses((status = 200, description = "changed", body = people::User))
+)]
 pub(super) async fn users_patch(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -313,7 +362,8 @@ pub(super) async fn users_patch(
     Ok(Json(u).into_response())
 }
 
-#[derive(Deserialize)]
+/// A new classroom device.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewDevice {
     label: String,
 }
@@ -331,6 +381,10 @@ pub(super) async fn admin_over_classroom(
     admin_over(p, Level::School, format!("classroom {id}"), [&place])
 }
 
+#[utoipa::path(
+    get, path = "/api/classrooms/{id}/devices", params(("id" = i64, Path, description = "the classroom's id")),
+    responses((status = 200, description = "the classroom's device tokens", body = Vec<people::DeviceToken>))
+)]
 pub(super) async fn devices_list(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -341,6 +395,19 @@ pub(super) async fn devices_list(
     Ok(Json(people::list_devices(&st.store, id).await?).into_response())
 }
 
+/// A device token just issued: the secret is shown this once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct IssuedDevice {
+    /// The secret (`crd_…`), for the classroom device to send as a bearer.
+    token: String,
+    /// The token's row.
+    device: people::DeviceToken,
+}
+
+#[utoipa::path(
+    post, path = "/api/classrooms/{id}/devices", params(("id" = i64, Path, description = "the classroom's id")), request_body = NewDevice,
+    responses((status = 201, description = "issued", body = IssuedDevice, headers(("location" = String, description = "the new row"))))
+)]
 pub(super) async fn devices_create(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -355,10 +422,14 @@ pub(super) async fn devices_create(
     let (token, d) = people::create_device(&st.store, id, &b.label, st.now()).await?;
     Ok(created(
         format!("/api/devices/{}", d.id),
-        &serde_json::json!({"token": token, "device": d}),
+        &IssuedDevice { token, device: d },
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/devices/{id}", params(("id" = i64, Path, description = "the row's id")),
+    responses((status = 200, description = "revoked", body = people::DeviceToken))
+)]
 pub(super) async fn devices_revoke(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,

@@ -14,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod media;
 pub mod metrics;
+pub mod observe;
 pub mod problem;
 pub mod record;
 pub mod school;

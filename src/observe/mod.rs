@@ -5,6 +5,7 @@
 
 pub mod codes;
 pub mod fias;
+pub mod rubric;
 pub mod st;
 
 #[cfg(test)]

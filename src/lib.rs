@@ -313,6 +313,7 @@ async fn prepare(config: &Config, clock: &dyn crate::time::Clock) -> Result<Prep
     let store =
         store::Store::open(&config.database.url, &config.data.dir.join("classrelay.db")).await?;
     store.migrate().await?;
+    observe::store::seed_default_rubric(&store, clock.now()).await?;
     let first_admin = create_first_admin(&store, &config.data.dir, clock.now()).await?;
     Ok(Prepared {
         keys,

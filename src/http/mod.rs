@@ -331,6 +331,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         ]);
     Router::new()
         .merge(crate::school::api::router(state.school.clone()).with_state(state.school.clone()))
+        .merge(crate::observe::api::router(state.school.clone()).with_state(state.school.clone()))
         .route("/", get(index))
         .route("/publish", get(|| async { page("/publish") }))
         .route("/watch", get(|| async { page("/watch") }))

@@ -7,6 +7,9 @@ pub mod codes;
 pub mod fias;
 pub mod rubric;
 pub mod st;
+pub mod store;
+
+pub(crate) mod api;
 
 #[cfg(test)]
 mod analysis_tests;

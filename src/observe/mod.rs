@@ -13,3 +13,9 @@ pub(crate) mod api;
 
 #[cfg(test)]
 mod analysis_tests;
+
+/// Every observation API route as (method, path template): what the role × route × object
+/// matrix test checks it covers.
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    api::ROUTES.iter().map(|r| (r.method, r.path)).collect()
+}

@@ -14,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod media;
 pub mod metrics;
+pub mod observe;
 pub mod problem;
 pub mod record;
 pub mod school;
@@ -312,6 +313,7 @@ async fn prepare(config: &Config, clock: &dyn crate::time::Clock) -> Result<Prep
     let store =
         store::Store::open(&config.database.url, &config.data.dir.join("classrelay.db")).await?;
     store.migrate().await?;
+    observe::store::seed_default_rubric(&store, clock.now()).await?;
     let first_admin = create_first_admin(&store, &config.data.dir, clock.now()).await?;
     Ok(Prepared {
         keys,

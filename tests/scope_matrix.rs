@@ -1146,3 +1146,356 @@ async fn scopes_are_exported_and_imported_inside_the_admins_scope() {
     assert_eq!(me["scope"]["region_id"], json!(w.r2));
     let _ = (w.h2, w.p2);
 }
+
+/// The observation routes (issue 21), every one of them, for every role in and out of scope:
+/// an observer observes lessons whose hub school lies in their scope and owns their
+/// observations; admins covering the hub school read them; the lesson's hub teacher reads
+/// them once submitted; devices never; only a global admin edits rubrics. The expected
+/// callers are written out here, independently of the server's rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observation_routes_by_role_and_object() {
+    let app = App::start_in_process(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    let l1 = app
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+        )
+        .await;
+    // A second observer of county 1 (in scope, not the owner) and one of county 2.
+    for (name, r) in [("observer_1b", w.r1), ("observer_2", w.r2)] {
+        app.create(
+            "/api/users",
+            json!({"username": name, "display_name": name, "role": "observer",
+                   "password": "password-123", "scope": "county", "region_id": r}),
+        )
+        .await;
+    }
+    let who = |n: &str| w.logins[n].clone();
+    let callers: Vec<(&str, String)> = vec![
+        ("global_admin", app.admin.clone()),
+        ("city_admin", who("city_admin")),
+        ("county_admin_1", who("county_admin_1")),
+        ("school_admin_h1", who("school_admin_h1")),
+        ("teacher_1", who("teacher_1")),
+        ("teacher_2", who("teacher_2")),
+        ("observer_1", who("observer_1")),
+        (
+            "observer_1b",
+            app.login("observer_1b", "password-123").await,
+        ),
+        ("observer_2", app.login("observer_2", "password-123").await),
+        ("inspector_2", who("inspector_2")),
+        ("device_p1", w.dev_p1.clone()),
+        ("device_p2", w.dev_p2.clone()),
+    ];
+    let token = |n: &str| callers.iter().find(|(c, _)| *c == n).unwrap().1.clone();
+    let (s, v) = app
+        .call(
+            Some(&token("observer_1")),
+            Method::POST,
+            "/api/observations",
+            Some(json!({"lesson_id": l1, "methods": ["rubric", "st", "fias"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let o = v["id"].as_i64().unwrap();
+    let rubric = v["rubric_id"].as_i64().unwrap();
+    let (_, rv) = app
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            &format!("/api/rubrics/{rubric}"),
+            None,
+        )
+        .await;
+    let people = [
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "school_admin_h1",
+        "teacher_1",
+        "teacher_2",
+        "observer_1",
+        "observer_1b",
+        "observer_2",
+        "inspector_2",
+    ];
+    // Readers of the draft: its observer and the admins covering hub 1.
+    let draft_readers = [
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "school_admin_h1",
+        "observer_1",
+    ];
+    let owner = ["observer_1"];
+    let observers_in_scope = ["observer_1", "observer_1b"];
+    let global = ["global_admin"];
+    let obs = |s: &str| format!("/api/observations/{o}{s}");
+    let mut rubric_keys = 0;
+    let mut new_rubric = |_: &str| {
+        rubric_keys += 1;
+        json!({"key": format!("k{rubric_keys}"), "rubric": rv["rubric"].clone()})
+    };
+    // (method, path template it exercises, concrete path, body, allowed callers); the
+    // submit and the amendment come last, in that order (they change the state).
+    let mut cases: Vec<Case> = vec![
+        (
+            Method::GET,
+            "/api/rubrics",
+            "/api/rubrics".into(),
+            None,
+            &people,
+        ),
+        (
+            Method::GET,
+            "/api/rubrics/{id}",
+            format!("/api/rubrics/{rubric}"),
+            None,
+            &people,
+        ),
+        (
+            Method::GET,
+            "/api/observations/{id}",
+            obs(""),
+            None,
+            &draft_readers,
+        ),
+        (
+            Method::GET,
+            "/api/observations/{id}/st.svg",
+            obs("/st.svg"),
+            None,
+            &draft_readers,
+        ),
+        (
+            Method::GET,
+            "/api/observations/{id}/rt-ch.svg",
+            obs("/rt-ch.svg"),
+            None,
+            &draft_readers,
+        ),
+        (
+            Method::GET,
+            "/api/observations/{id}/fias.svg",
+            obs("/fias.svg"),
+            None,
+            &draft_readers,
+        ),
+        (
+            Method::POST,
+            "/api/observations",
+            "/api/observations".into(),
+            Some(json!({"lesson_id": l1, "methods": ["st"]})),
+            &observers_in_scope,
+        ),
+        (
+            Method::POST,
+            "/api/observations/{id}/codes",
+            obs("/codes"),
+            Some(json!({"method": "st", "codes": "TS"})),
+            &owner,
+        ),
+        (
+            Method::DELETE,
+            "/api/observations/{id}/codes",
+            obs("/codes?method=st&last=1"),
+            None,
+            &owner,
+        ),
+        (
+            Method::PUT,
+            "/api/observations/{id}/scores",
+            obs("/scores"),
+            Some(json!({"scores": [{"item": "objectives", "score": 9}]})),
+            &owner,
+        ),
+        (
+            Method::POST,
+            "/api/observations/{id}/comments",
+            obs("/comments"),
+            Some(json!({"at_ms": 60_000, "body": "导入自然"})),
+            &owner,
+        ),
+    ];
+    let mut checked = 0;
+    let mut covered = std::collections::BTreeSet::new();
+    let refused_here = |s: StatusCode, v: &Value| {
+        s == StatusCode::FORBIDDEN
+            && matches!(
+                kind(v),
+                "out-of-scope" | "not-your-observation" | "role-forbidden"
+            )
+    };
+    let (n, seen) = run_cases(&app, &callers, std::mem::take(&mut cases)).await;
+    checked += n;
+    covered.extend(seen);
+    // Rubric writes: one allowed caller each, with a fresh body for it.
+    for (name, t) in &callers {
+        let (s, v) = app
+            .call(
+                Some(t),
+                Method::POST,
+                "/api/rubrics",
+                Some(new_rubric(name)),
+            )
+            .await;
+        assert_eq!(
+            s.is_success(),
+            global.contains(name),
+            "{name} POST /api/rubrics: {s} {v}"
+        );
+        if !s.is_success() {
+            assert!(refused_here(s, &v), "{name}: {s} {v}");
+        }
+        let (s, v) = app
+            .call(
+                Some(t),
+                Method::PUT,
+                &format!("/api/rubrics/{rubric}"),
+                Some(rv["rubric"].clone()),
+            )
+            .await;
+        assert_eq!(
+            s.is_success(),
+            global.contains(name),
+            "{name} PUT rubric: {s} {v}"
+        );
+        if !s.is_success() {
+            assert!(refused_here(s, &v), "{name}: {s} {v}");
+        }
+        checked += 2;
+    }
+    covered.insert(("POST".into(), "/api/rubrics"));
+    covered.insert(("PUT".into(), "/api/rubrics/{id}"));
+    // Lists are filtered, not refused.
+    for (name, t) in &callers {
+        let (s, v) = app
+            .call(Some(t), Method::GET, "/api/observations", None)
+            .await;
+        if name.starts_with("device") {
+            assert!(refused_here(s, &v), "{name}: {s} {v}");
+        } else {
+            assert_eq!(s, StatusCode::OK, "{name}: {v}");
+            let listed = v.as_array().unwrap().iter().any(|x| x["id"] == o);
+            assert_eq!(listed, draft_readers.contains(name), "{name}: {v}");
+        }
+        checked += 1;
+    }
+    covered.insert(("GET".into(), "/api/observations"));
+    // Submit (finish it first), then the submitted observation's readers and amendments.
+    let (s, v) = app
+        .call(
+            Some(&token("observer_1")),
+            Method::PUT,
+            &obs("/scores"),
+            Some(
+                json!({"scores": rv["rubric"]["items"].as_array().unwrap().iter()
+                .map(|i| json!({"item": i["key"], "score": 5})).collect::<Vec<_>>()}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (m, c) in [("st", "TTS"), ("fias", "5548")] {
+        app.call(
+            Some(&token("observer_1")),
+            Method::POST,
+            &obs("/codes"),
+            Some(json!({"method": m, "codes": c})),
+        )
+        .await;
+    }
+    let submitted_readers = [
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "school_admin_h1",
+        "observer_1",
+        "teacher_1",
+    ];
+    // Submit is refused to everyone but its observer, who then gets it once.
+    for (name, t) in callers.iter().filter(|(n, _)| *n != "observer_1") {
+        let (s, v) = app.call(Some(t), Method::POST, &obs("/submit"), None).await;
+        assert!(refused_here(s, &v), "{name} may not submit: {s} {v}");
+        checked += 1;
+    }
+    let (s, v) = app
+        .call(
+            Some(&token("observer_1")),
+            Method::POST,
+            &obs("/submit"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    covered.insert(("POST".into(), "/api/observations/{id}/submit"));
+    let (n, _) = run_cases(
+        &app,
+        &callers,
+        vec![
+            (
+                Method::GET,
+                "/api/observations/{id}",
+                obs(""),
+                None,
+                &submitted_readers,
+            ),
+            (
+                Method::POST,
+                "/api/observations/{id}/amendments",
+                obs("/amendments"),
+                Some(json!({"reason": "复核", "scores": [{"item": "content", "score": 6}]})),
+                &owner,
+            ),
+        ],
+    )
+    .await;
+    checked += n;
+    covered.insert(("POST".into(), "/api/observations/{id}/amendments"));
+    // Every observation route is in this matrix.
+    for (m, p) in classrelay::observe::routes() {
+        assert!(
+            covered.contains(&(m.to_string(), p)),
+            "{m} {p} is not in the observation matrix"
+        );
+    }
+    assert!(checked > 150, "{checked} cases");
+}
+
+/// One observation-matrix case: method, the route template it exercises, the concrete path,
+/// the body, and who may call it.
+type Case<'a> = (Method, &'static str, String, Option<Value>, &'a [&'a str]);
+
+/// A refusal of an observation route: the role rule, the scope, or not the owner.
+fn refused_here(s: StatusCode, v: &Value) -> bool {
+    s == StatusCode::FORBIDDEN
+        && matches!(
+            kind(v),
+            "out-of-scope" | "not-your-observation" | "role-forbidden"
+        )
+}
+
+/// Runs every case for every caller; returns how many calls were checked and which route
+/// templates were exercised.
+async fn run_cases(
+    app: &App,
+    callers: &[(&str, String)],
+    cases: Vec<Case<'_>>,
+) -> (usize, Vec<(String, &'static str)>) {
+    let mut n = 0;
+    let mut seen = Vec::new();
+    for (m, template, path, body, allowed) in cases {
+        seen.push((m.to_string(), template));
+        for (name, t) in callers {
+            let (s, v) = app.call(Some(t), m.clone(), &path, body.clone()).await;
+            if allowed.contains(name) {
+                assert!(s.is_success(), "{name} may {m} {path}: {s} {v}");
+            } else {
+                assert!(refused_here(s, &v), "{name} may not {m} {path}: {s} {v}");
+            }
+            n += 1;
+        }
+    }
+    (n, seen)
+}

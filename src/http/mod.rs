@@ -173,6 +173,22 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../web/style.css"),
     ),
+    // The observer's workspace (issue 21).
+    (
+        "/observe",
+        "text/html; charset=utf-8",
+        include_str!("../../web/observe.html"),
+    ),
+    (
+        "/observe.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/observe.js"),
+    ),
+    (
+        "/observe.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/observe.css"),
+    ),
 ];
 
 fn page(path: &'static str) -> Response {
@@ -336,6 +352,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         ]);
     Router::new()
         .merge(crate::school::api::router(state.school.clone()).with_state(state.school.clone()))
+        .merge(crate::observe::api::router(state.school.clone()).with_state(state.school.clone()))
         .route("/", get(index))
         .route("/publish", get(|| async { page("/publish") }))
         .route("/watch", get(|| async { page("/watch") }))
@@ -350,6 +367,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/classroom.js", get(|| async { page("/classroom.js") }))
         .route("/admin.js", get(|| async { page("/admin.js") }))
         .route("/style.css", get(|| async { page("/style.css") }))
+        .route("/observe", get(|| async { page("/observe") }))
+        .route("/observe.js", get(|| async { page("/observe.js") }))
+        .route("/observe.css", get(|| async { page("/observe.css") }))
         .route("/whip/{room}", post(signal::whip_post))
         .route("/whep/{room}", post(signal::whep_post))
         .route(

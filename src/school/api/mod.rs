@@ -47,7 +47,7 @@ use rules::*;
 use timetable::*;
 use users::*;
 
-pub(crate) use rules::{guard, Allow, COOKIE, ROUTES};
+pub(crate) use rules::{guard, guard_routes, Allow, RouteRule, COOKIE, ROUTES};
 pub(crate) use users::cut_off;
 
 fn parse_id(s: &str) -> Result<i64, ApiError> {

@@ -529,6 +529,17 @@ pub(super) fn bearer_or_cookie(h: &HeaderMap) -> Option<String> {
 /// Resolves the caller and applies the route's rule; puts the [`Principal`] in the request.
 pub(crate) async fn guard(
     State(state): State<Arc<SchoolState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    guard_routes(ROUTES, &state, req, next).await
+}
+
+/// [`guard`] over another area's route table (the observation API keeps its own table of
+/// [`RouteRule`]s, under the same rules and the same guard).
+pub(crate) async fn guard_routes(
+    routes: &'static [RouteRule],
+    state: &SchoolState,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -540,11 +551,11 @@ pub(crate) async fn guard(
     let method = req.method().as_str().to_string();
     // HEAD is GET without a body (axum answers it with the GET handler): same rule.
     let rule_method = if method == "HEAD" { "GET" } else { &method };
-    let Some(rule) = ROUTES
+    let Some(rule) = routes
         .iter()
         .find(|r| r.path == path && r.method == rule_method)
     else {
-        let allow: Vec<&str> = ROUTES
+        let allow: Vec<&str> = routes
             .iter()
             .filter(|r| r.path == path)
             .flat_map(|r| match r.method {

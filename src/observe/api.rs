@@ -1,0 +1,970 @@
+//! The observation API: rubric versions (`/api/rubrics`) and observations
+//! (`/api/observations`): codes, scores, time-stamped comments, submission, amendments and
+//! the SVG charts. Its own route table ([`ROUTES`]) goes through the school API's guard, so
+//! no route exists without a role rule; the object rules are here. Must never let a
+//! submitted observation change except through an audited amendment.
+//!
+//! | object | read | write |
+//! | --- | --- | --- |
+//! | rubric | anyone signed in (not devices) | a global admin (every edit is a new version) |
+//! | observation | its observer; admins covering the lesson's hub school; the lesson's hub teacher once submitted | its observer (a draft; amendments once submitted) |
+//! | new observation | | an observer whose scope covers the lesson's hub school |
+//!
+//! Classroom devices never reach any of it (the role rule). Corrections: `DELETE
+//! /api/observations/{id}/codes?method=st&last=3` removes a draft's last three S-T samples.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::codes::{self, CodesError};
+use super::rubric::{self, ItemScore, RubricBody};
+use super::store::{self as ostore, DraftWrite, Method, ObservationRow};
+use super::{fias, st};
+use crate::auth::people::{Principal, Role};
+use crate::problem::{ApiError, JsonBody};
+use crate::school::access::{out_of_scope, Directory};
+use crate::school::api::{guard_routes, Allow, RouteRule};
+use crate::school::model;
+use crate::school::SchoolState;
+
+type ApiResult = Result<Response, ApiError>;
+
+const PEOPLE: &[Role] = &[Role::Admin, Role::Teacher, Role::Observer, Role::Inspector];
+const ADMIN: &[Role] = &[Role::Admin];
+const OBSERVER: &[Role] = &[Role::Observer];
+
+const fn rule(
+    method: &'static str,
+    path: &'static str,
+    roles: &'static [Role],
+    summary: &'static str,
+) -> RouteRule {
+    RouteRule {
+        method,
+        path,
+        allow: Allow::Roles(roles),
+        summary,
+        tag: "observation",
+        body: None,
+        response: None,
+    }
+}
+
+/// Every observation route with its role rule (the object rules are in the handlers).
+pub(crate) const ROUTES: &[RouteRule] = &[
+    rule(
+        "GET",
+        "/api/rubrics",
+        PEOPLE,
+        "The newest version of each rubric (?all=true: every version)",
+    ),
+    rule(
+        "POST",
+        "/api/rubrics",
+        ADMIN,
+        "Create a rubric (version 1; global admin)",
+    ),
+    rule("GET", "/api/rubrics/{id}", PEOPLE, "One rubric version"),
+    rule(
+        "PUT",
+        "/api/rubrics/{id}",
+        ADMIN,
+        "Edit a rubric: stores the next version (global admin)",
+    ),
+    rule(
+        "GET",
+        "/api/observations",
+        PEOPLE,
+        "Observations the caller may read (?lesson_id=, ?teacher_id=, ?mine=true)",
+    ),
+    rule(
+        "POST",
+        "/api/observations",
+        OBSERVER,
+        "Open an observation of a lesson in the observer's scope",
+    ),
+    rule(
+        "GET",
+        "/api/observations/{id}",
+        PEOPLE,
+        "One observation with its S-T, FIAS and rubric results",
+    ),
+    rule(
+        "POST",
+        "/api/observations/{id}/codes",
+        OBSERVER,
+        "Append S-T or FIAS codes in order (draft)",
+    ),
+    rule(
+        "DELETE",
+        "/api/observations/{id}/codes",
+        OBSERVER,
+        "Remove the last codes (?method=st&last=3; draft)",
+    ),
+    rule(
+        "PUT",
+        "/api/observations/{id}/scores",
+        OBSERVER,
+        "Set the rubric scores (draft)",
+    ),
+    rule(
+        "POST",
+        "/api/observations/{id}/comments",
+        OBSERVER,
+        "A comment at a moment of the lesson (at_ms; draft)",
+    ),
+    rule(
+        "POST",
+        "/api/observations/{id}/submit",
+        OBSERVER,
+        "Submit: from now on changed only by amendments",
+    ),
+    rule(
+        "POST",
+        "/api/observations/{id}/amendments",
+        OBSERVER,
+        "Amend a submitted observation (reason required; audited)",
+    ),
+    rule(
+        "GET",
+        "/api/observations/{id}/st.svg",
+        PEOPLE,
+        "The S-T curve",
+    ),
+    rule(
+        "GET",
+        "/api/observations/{id}/rt-ch.svg",
+        PEOPLE,
+        "The Rt-Ch chart",
+    ),
+    rule(
+        "GET",
+        "/api/observations/{id}/fias.svg",
+        PEOPLE,
+        "The FIAS matrix as a heat map",
+    ),
+];
+
+fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<SchoolState>>> {
+    Some(match (method, path) {
+        ("GET", "/api/rubrics") => get(rubrics_list),
+        ("POST", "/api/rubrics") => post(rubrics_create),
+        ("GET", "/api/rubrics/{id}") => get(rubrics_get),
+        ("PUT", "/api/rubrics/{id}") => put(rubrics_edit),
+        ("GET", "/api/observations") => get(obs_list),
+        ("POST", "/api/observations") => post(obs_create),
+        ("GET", "/api/observations/{id}") => get(obs_get),
+        ("POST", "/api/observations/{id}/codes") => post(codes_append),
+        ("DELETE", "/api/observations/{id}/codes") => delete(codes_cut),
+        ("PUT", "/api/observations/{id}/scores") => put(scores_put),
+        ("POST", "/api/observations/{id}/comments") => post(comments_add),
+        ("POST", "/api/observations/{id}/submit") => post(obs_submit),
+        ("POST", "/api/observations/{id}/amendments") => post(obs_amend),
+        ("GET", "/api/observations/{id}/st.svg") => get(st_svg),
+        ("GET", "/api/observations/{id}/rt-ch.svg") => get(rt_ch_svg),
+        ("GET", "/api/observations/{id}/fias.svg") => get(fias_svg),
+        _ => return None,
+    })
+}
+
+/// The router, built from [`ROUTES`] (a route without a rule cannot exist; a rule without a
+/// handler stops the start).
+pub(crate) fn router(state: Arc<SchoolState>) -> Router<Arc<SchoolState>> {
+    let mut by_path: Vec<(&'static str, MethodRouter<Arc<SchoolState>>)> = Vec::new();
+    for r in ROUTES {
+        let h = handler(r.method, r.path)
+            .unwrap_or_else(|| panic!("no handler for {} {}", r.method, r.path));
+        match by_path.iter_mut().find(|(p, _)| *p == r.path) {
+            Some((_, m)) => *m = std::mem::take(m).merge(h),
+            None => by_path.push((r.path, h)),
+        }
+    }
+    let mut router: Router<Arc<SchoolState>> = Router::new();
+    for (path, m) in by_path {
+        router = router.route(path, m);
+    }
+    router.route_layer(axum::middleware::from_fn_with_state(
+        state,
+        |State(st): State<Arc<SchoolState>>, req, next| async move {
+            guard_routes(ROUTES, &st, req, next).await
+        },
+    ))
+}
+
+fn parse_id(s: &str) -> Result<i64, ApiError> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::not_found("not-found", format!("`{s}` is not an id")))
+}
+
+fn created(location: String, v: Value) -> Response {
+    let mut r = (StatusCode::CREATED, Json(v)).into_response();
+    if let Ok(h) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, h);
+    }
+    r
+}
+
+fn submitted(id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "observation-submitted",
+        format!("observation {id} is submitted: change it through POST /api/observations/{id}/amendments"),
+    )
+}
+
+fn invalid_list(what: &str, problems: Vec<String>) -> ApiError {
+    ApiError::invalid(format!("{what}: {}", problems.join("; "))).with("errors", json!(problems))
+}
+
+// ---- rubrics ----
+
+fn global_admin(p: &Principal) -> Result<(), ApiError> {
+    match p {
+        Principal::User {
+            role: Role::Admin,
+            scope,
+            ..
+        } if scope.level == crate::auth::scope::Level::Global => Ok(()),
+        _ => Err(out_of_scope("the installation's rubrics")),
+    }
+}
+
+fn rubric_json(r: &ostore::RubricRow) -> Value {
+    json!({
+        "id": r.id, "key": r.key, "version": r.version, "created_by": r.created_by,
+        "created_at": r.created_at, "rubric": r.rubric,
+    })
+}
+
+async fn rubrics_list(
+    State(st): State<Arc<SchoolState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let all = q.get("all").is_some_and(|v| v == "true" || v == "1");
+    let rows = ostore::rubrics(&st.store, all).await?;
+    Ok(Json(rows.iter().map(rubric_json).collect::<Vec<_>>()).into_response())
+}
+
+async fn rubrics_get(State(st): State<Arc<SchoolState>>, Path(id): Path<String>) -> ApiResult {
+    let r = ostore::rubric(&st.store, parse_id(&id)?).await?;
+    Ok(Json(rubric_json(&r)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRubric {
+    key: String,
+    rubric: RubricBody,
+}
+
+fn check_rubric(r: &RubricBody) -> Result<(), ApiError> {
+    let p = r.problems();
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid_list("the rubric does not add up", p))
+    }
+}
+
+async fn rubrics_create(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    JsonBody(b): JsonBody<NewRubric>,
+) -> ApiResult {
+    global_admin(&p)?;
+    if b.key.is_empty()
+        || b.key.len() > 64
+        || !b
+            .key
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
+    {
+        return Err(ApiError::invalid("key must be 1-64 of a-z, 0-9, _ and -"));
+    }
+    check_rubric(&b.rubric)?;
+    let id = ostore::insert_rubric(&st.store, &b.key, 1, &b.rubric, &p.ident(), st.now())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Duplicate(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate",
+                format!(
+                    "rubric `{}` exists: edit it with PUT /api/rubrics/{{id}}",
+                    b.key
+                ),
+            ),
+            e => e.into(),
+        })?;
+    let r = ostore::rubric(&st.store, id).await?;
+    Ok(created(format!("/api/rubrics/{id}"), rubric_json(&r)))
+}
+
+/// Stores the edit as the next version of the rubric `{id}` is a version of. `{id}` must be
+/// the newest version: an edit of an older one is a conflict (someone edited since).
+async fn rubrics_edit(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<RubricBody>,
+) -> ApiResult {
+    global_admin(&p)?;
+    let old = ostore::rubric(&st.store, parse_id(&id)?).await?;
+    check_rubric(&b)?;
+    let newest = ostore::latest_rubric(&st.store, &old.key).await?;
+    let stale = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "stale-version",
+            format!(
+                "rubric `{}` has a version newer than {}: edit the newest",
+                old.key, old.version
+            ),
+        )
+    };
+    if newest.as_ref().is_some_and(|n| n.id != old.id) {
+        return Err(stale());
+    }
+    let nid = ostore::insert_rubric(
+        &st.store,
+        &old.key,
+        old.version + 1,
+        &b,
+        &p.ident(),
+        st.now(),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::store::StoreError::Duplicate(_) => stale(),
+        e => e.into(),
+    })?;
+    model::audit(
+        &st.store,
+        st.now(),
+        &p.ident(),
+        "rubric.edit",
+        &format!("rubric:{nid}"),
+        &format!("{} v{} → v{}", old.key, old.version, old.version + 1),
+    )
+    .await?;
+    let r = ostore::rubric(&st.store, nid).await?;
+    Ok(created(format!("/api/rubrics/{nid}"), rubric_json(&r)))
+}
+
+// ---- observations: object rules ----
+
+fn user_id(p: &Principal) -> Option<i64> {
+    match p {
+        Principal::User { id, .. } => Some(*id),
+        Principal::Device { .. } => None,
+    }
+}
+
+/// Whether `p` may read `o` (whose hub school sits at `hub`).
+fn may_read(p: &Principal, o: &ObservationRow, d: &Directory) -> bool {
+    match p {
+        Principal::User {
+            role: Role::Observer,
+            id,
+            ..
+        } => *id == o.observer_id,
+        Principal::User {
+            role: Role::Admin,
+            scope,
+            ..
+        } => scope.covers(&d.classroom(o.hub_classroom_id)),
+        Principal::User {
+            role: Role::Teacher,
+            teacher_id: Some(t),
+            ..
+        } => *t == o.hub_teacher_id && o.state != "draft",
+        _ => false,
+    }
+}
+
+/// The observation, when `p` may read it.
+async fn readable(st: &SchoolState, p: &Principal, id: &str) -> Result<ObservationRow, ApiError> {
+    let o = ostore::observation(&st.store, parse_id(id)?).await?;
+    let d = Directory::load(&st.store).await?;
+    if !may_read(p, &o, &d) {
+        return Err(out_of_scope(format!("observation {}", o.id)));
+    }
+    Ok(o)
+}
+
+/// The observation, when `p` is its observer.
+async fn own(st: &SchoolState, p: &Principal, id: &str) -> Result<ObservationRow, ApiError> {
+    let o = ostore::observation(&st.store, parse_id(id)?).await?;
+    if user_id(p) != Some(o.observer_id) {
+        return Err(ApiError::forbidden(
+            "not-your-observation",
+            format!("observation {} belongs to another observer", o.id),
+        ));
+    }
+    Ok(o)
+}
+
+// ---- observations: reading ----
+
+async fn view(st: &SchoolState, o: &ObservationRow) -> Result<Value, ApiError> {
+    let s = &st.store;
+    let mut v = json!({
+        "id": o.id,
+        "lesson_id": o.lesson_id,
+        "observer_id": o.observer_id,
+        "methods": o.methods,
+        "rubric_id": o.rubric_id,
+        "interval_s": o.interval_s,
+        "state": o.state,
+        "created_at": o.created_at,
+        "updated_at": o.updated_at,
+        "submitted_at": o.submitted_at,
+        "st": null,
+        "fias": null,
+        "rubric": null,
+    });
+    let l = model::get_lesson(s, o.lesson_id).await?;
+    v["lesson"] = json!({
+        "id": l.id, "title": l.title, "subject": l.subject, "grade": l.grade,
+        "mode": l.mode, "hub_teacher_id": l.hub_teacher_id, "starts_at": l.starts_at,
+        "ends_at": l.ends_at,
+    });
+    let mut codes = serde_json::Map::new();
+    for m in &o.methods {
+        match m {
+            Method::St => {
+                let c = ostore::codes(s, o.id, *m).await?;
+                v["st"] = json!(st::analyse(&ostore::st_codes(&c)));
+                codes.insert("st".into(), json!(c));
+            }
+            Method::Fias => {
+                let c = ostore::codes(s, o.id, *m).await?;
+                v["fias"] = json!(fias::analyse(&ostore::fias_codes(&c)));
+                codes.insert("fias".into(), json!(c));
+            }
+            Method::Rubric => {
+                if let Some(rid) = o.rubric_id {
+                    let r = ostore::rubric(s, rid).await?;
+                    let scores = ostore::scores(s, o.id).await?;
+                    let res = rubric::result(&r.rubric, &scores);
+                    v["rubric"] = json!({
+                        "id": r.id, "key": r.key, "version": r.version,
+                        "name": r.rubric.name, "items": r.rubric.items, "bands": r.rubric.bands,
+                        "scores": scores, "total": res.total, "complete": res.complete,
+                        "band": res.band, "band_name": res.band_name,
+                    });
+                }
+            }
+        }
+    }
+    v["codes"] = Value::Object(codes);
+    v["comments"] = json!(ostore::comments(s, o.id).await?);
+    v["amendments"] = json!(ostore::amendments(s, o.id).await?);
+    Ok(v)
+}
+
+async fn obs_get(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let o = readable(&st, &p, &id).await?;
+    Ok(Json(view(&st, &o).await?).into_response())
+}
+
+async fn obs_list(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let num = |k: &str| -> Result<Option<i64>, ApiError> {
+        q.get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::invalid(format!("{k} must be an id, not `{v}`")))
+            })
+            .transpose()
+    };
+    let mine = q.get("mine").is_some_and(|v| v == "true" || v == "1");
+    let f = ostore::ListFilter {
+        lesson_id: num("lesson_id")?,
+        teacher_id: num("teacher_id")?,
+        observer_id: if mine { user_id(&p) } else { None },
+    };
+    let rows = ostore::observations(&st.store, f).await?;
+    let d = Directory::load(&st.store).await?;
+    let out: Vec<&ObservationRow> = rows.iter().filter(|o| may_read(&p, o, &d)).collect();
+    Ok(Json(json!(out)).into_response())
+}
+
+fn svg(body: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn not_coded(o: &ObservationRow, m: Method) -> Result<(), ApiError> {
+    if o.methods.contains(&m) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "not-found",
+            format!("observation {} has no {} coding", o.id, m.as_str()),
+        ))
+    }
+}
+
+async fn st_svg(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let o = readable(&st, &p, &id).await?;
+    not_coded(&o, Method::St)?;
+    let c = ostore::st_codes(&ostore::codes(&st.store, o.id, Method::St).await?);
+    Ok(svg(st::curve_svg(&c, o.interval_s as u32)))
+}
+
+async fn rt_ch_svg(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let o = readable(&st, &p, &id).await?;
+    not_coded(&o, Method::St)?;
+    let c = ostore::st_codes(&ostore::codes(&st.store, o.id, Method::St).await?);
+    Ok(svg(st::rt_ch_svg(&st::analyse(&c))))
+}
+
+async fn fias_svg(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let o = readable(&st, &p, &id).await?;
+    not_coded(&o, Method::Fias)?;
+    let c = ostore::fias_codes(&ostore::codes(&st.store, o.id, Method::Fias).await?);
+    Ok(svg(fias::heatmap_svg(&fias::analyse(&c))))
+}
+
+// ---- observations: writing ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewObservation {
+    lesson_id: i64,
+    methods: Vec<String>,
+    #[serde(default)]
+    rubric_id: Option<i64>,
+    #[serde(default)]
+    interval_s: Option<u32>,
+}
+
+fn parse_methods(names: &[String]) -> Result<Vec<Method>, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::invalid(
+            "methods must name at least one of rubric, st, fias",
+        ));
+    }
+    let mut out = Vec::new();
+    for n in names {
+        let m = Method::parse(n).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "unknown method `{}`: use rubric, st or fias",
+                n.chars().take(40).collect::<String>()
+            ))
+        })?;
+        if out.contains(&m) {
+            return Err(ApiError::invalid(format!("method `{n}` is named twice")));
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+async fn obs_create(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    JsonBody(b): JsonBody<NewObservation>,
+) -> ApiResult {
+    let methods = parse_methods(&b.methods)?;
+    let interval = b.interval_s.unwrap_or(30);
+    if !(5..=600).contains(&interval) {
+        return Err(ApiError::invalid(format!(
+            "interval_s must be 5 to 600 seconds, not {interval}"
+        )));
+    }
+    let rubric_id = match (methods.contains(&Method::Rubric), b.rubric_id) {
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                "rubric_id is for observations with the rubric method",
+            ))
+        }
+        (false, None) => None,
+        (true, Some(id)) => match ostore::rubric(&st.store, id).await {
+            Ok(r) => Some(r.id),
+            Err(crate::store::StoreError::NotFound(_)) => {
+                return Err(ApiError::invalid(format!("there is no rubric {id}")))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        (true, None) => ostore::latest_rubric(&st.store, rubric::DEFAULT_KEY)
+            .await?
+            .map(|r| r.id),
+    };
+    if b.lesson_id <= 0 {
+        return Err(ApiError::not_found(
+            "not-found",
+            format!("lesson {} not found", b.lesson_id),
+        ));
+    }
+    let l = model::get_lesson(&st.store, b.lesson_id).await?;
+    let d = Directory::load(&st.store).await?;
+    let (Principal::User { id: uid, scope, .. }, true) = (&p, p.role() == Role::Observer) else {
+        return Err(out_of_scope(format!("lesson {}", l.id)));
+    };
+    // An observer observes lessons whose hub school lies in their scope.
+    if !scope.covers(&d.classroom(l.hub_classroom_id)) {
+        return Err(out_of_scope(format!("lesson {}", l.id)));
+    }
+    let id = ostore::insert_observation(
+        &st.store,
+        l.id,
+        *uid,
+        &methods,
+        rubric_id,
+        interval,
+        st.now(),
+    )
+    .await?;
+    let o = ostore::observation(&st.store, id).await?;
+    Ok(created(
+        format!("/api/observations/{id}"),
+        view(&st, &o).await?,
+    ))
+}
+
+fn coded_method(o: &ObservationRow, name: &str) -> Result<Method, ApiError> {
+    let m = Method::parse(name).filter(|m| m.coded()).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "method must be st or fias, not `{}`",
+            name.chars().take(40).collect::<String>()
+        ))
+    })?;
+    if !o.methods.contains(&m) {
+        return Err(ApiError::invalid(format!(
+            "observation {} does not use {}",
+            o.id,
+            m.as_str()
+        )));
+    }
+    Ok(m)
+}
+
+/// Parses `codes` for `m` into the stored string form.
+fn codes_string(m: Method, v: &Value) -> Result<String, ApiError> {
+    let r = match m {
+        Method::St => codes::parse_st(v).map(|c| c.iter().map(|c| c.letter()).collect()),
+        _ => codes::parse_fias(v).map(|c| c.iter().map(|c| c.digit()).collect()),
+    };
+    r.map_err(|e| match e {
+        CodesError::TooMany(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-many-codes",
+            e.to_string(),
+        ),
+        e => ApiError::invalid(e.to_string()),
+    })
+}
+
+async fn coded_figures(st: &SchoolState, o: &ObservationRow, m: Method) -> Result<Value, ApiError> {
+    let c = ostore::codes(&st.store, o.id, m).await?;
+    Ok(match m {
+        Method::St => json!({"method": "st", "n": c.len(), "codes": c,
+                              "st": st::analyse(&ostore::st_codes(&c))}),
+        _ => json!({"method": "fias", "n": c.len(), "codes": c,
+                    "fias": fias::analyse(&ostore::fias_codes(&c))}),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCodes {
+    method: String,
+    codes: Value,
+}
+
+fn too_many(m: Method) -> ApiError {
+    ApiError::invalid(format!(
+        "an observation holds at most {} {} codes",
+        ostore::MAX_CODES_PER_METHOD,
+        m.as_str()
+    ))
+}
+
+async fn codes_append(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<NewCodes>,
+) -> ApiResult {
+    let o = own(&st, &p, &id).await?;
+    let m = coded_method(&o, &b.method)?;
+    let add = codes_string(m, &b.codes)?;
+    match ostore::append_codes(&st.store, o.id, m, &add, st.now()).await? {
+        DraftWrite::Done => {}
+        DraftWrite::NotDraft => return Err(submitted(o.id)),
+        DraftWrite::DoesNotFit => return Err(too_many(m)),
+    }
+    Ok(Json(coded_figures(&st, &o, m).await?).into_response())
+}
+
+async fn codes_cut(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let o = own(&st, &p, &id).await?;
+    let m = coded_method(&o, q.get("method").map_or("", |s| s.as_str()))?;
+    let last = q.get("last").map_or("1", |s| s.as_str());
+    let n: usize = last
+        .parse()
+        .ok()
+        .filter(|n| (1..=ostore::MAX_CODES_PER_METHOD).contains(n))
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "last must be 1 to {}, not `{last}`",
+                ostore::MAX_CODES_PER_METHOD
+            ))
+        })?;
+    match ostore::cut_codes(&st.store, o.id, m, n, st.now()).await? {
+        DraftWrite::Done => {}
+        DraftWrite::NotDraft => return Err(submitted(o.id)),
+        DraftWrite::DoesNotFit => {
+            return Err(ApiError::invalid(format!(
+                "there are fewer than {n} {} codes to remove",
+                m.as_str()
+            )))
+        }
+    }
+    Ok(Json(coded_figures(&st, &o, m).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scores {
+    scores: Vec<ItemScore>,
+}
+
+async fn rubric_of(st: &SchoolState, o: &ObservationRow) -> Result<RubricBody, ApiError> {
+    match (o.methods.contains(&Method::Rubric), o.rubric_id) {
+        (true, Some(rid)) => Ok(ostore::rubric(&st.store, rid).await?.rubric),
+        _ => Err(ApiError::invalid(format!(
+            "observation {} does not use a rubric",
+            o.id
+        ))),
+    }
+}
+
+async fn scores_put(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<Scores>,
+) -> ApiResult {
+    let o = own(&st, &p, &id).await?;
+    let r = rubric_of(&st, &o).await?;
+    let problems = rubric::score_problems(&r, &b.scores);
+    if !problems.is_empty() {
+        return Err(invalid_list("the scores do not fit the rubric", problems));
+    }
+    match ostore::put_scores(&st.store, o.id, &b.scores, true, st.now()).await? {
+        DraftWrite::Done => {}
+        _ => return Err(submitted(o.id)),
+    }
+    let scores = ostore::scores(&st.store, o.id).await?;
+    Ok(Json(json!({"scores": scores, "result": rubric::result(&r, &scores)})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewComment {
+    at_ms: i64,
+    body: String,
+}
+
+/// Comments sit on a lesson's timeline: from its start to a day later at most.
+const MAX_AT_MS: i64 = 24 * 3600 * 1000;
+
+async fn comments_add(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<NewComment>,
+) -> ApiResult {
+    let o = own(&st, &p, &id).await?;
+    if !(0..=MAX_AT_MS).contains(&b.at_ms) {
+        return Err(ApiError::invalid(format!(
+            "at_ms must be 0 to {MAX_AT_MS} (ms from the lesson's start), not {}",
+            b.at_ms
+        )));
+    }
+    let body = b.body.trim();
+    if body.is_empty() || body.chars().count() > 2_000 {
+        return Err(ApiError::invalid("a comment has 1 to 2000 characters"));
+    }
+    let Some(cid) = ostore::add_comment(&st.store, o.id, b.at_ms, body, st.now()).await? else {
+        return Err(submitted(o.id));
+    };
+    Ok(created(
+        format!("/api/observations/{}", o.id),
+        json!({"id": cid, "at_ms": b.at_ms, "body": body}),
+    ))
+}
+
+async fn obs_submit(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let o = own(&st, &p, &id).await?;
+    if o.state != "draft" {
+        return Err(submitted(o.id));
+    }
+    // Only a finished observation is submitted: every rubric item scored, some codes coded.
+    let mut missing = Vec::new();
+    for m in &o.methods {
+        match m {
+            Method::Rubric => {
+                let r = rubric_of(&st, &o).await?;
+                let scores = ostore::scores(&st.store, o.id).await?;
+                for it in &r.items {
+                    if !scores.iter().any(|s| s.item == it.key) {
+                        missing.push(format!(
+                            "rubric item `{}` ({}) is not scored",
+                            it.key, it.name
+                        ));
+                    }
+                }
+            }
+            m => {
+                if ostore::codes(&st.store, o.id, *m).await?.is_empty() {
+                    missing.push(format!("no {} codes", m.as_str()));
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(invalid_list("the observation is not finished", missing));
+    }
+    if !ostore::submit(&st.store, o.id, st.now()).await? {
+        return Err(submitted(o.id));
+    }
+    model::audit(
+        &st.store,
+        st.now(),
+        &p.ident(),
+        "observation.submit",
+        &format!("observation:{}", o.id),
+        "",
+    )
+    .await?;
+    let o = ostore::observation(&st.store, o.id).await?;
+    Ok(Json(view(&st, &o).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAmendment {
+    reason: String,
+    #[serde(default)]
+    scores: Option<Vec<ItemScore>>,
+    #[serde(default)]
+    codes: Option<NewCodes>,
+}
+
+/// Amends a submitted observation: the given rubric items' scores replace theirs, and/or a
+/// method's whole code sequence is replaced. What it replaced and what it became are kept
+/// in the append-only amendment log with the reason.
+async fn obs_amend(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<NewAmendment>,
+) -> ApiResult {
+    let o = own(&st, &p, &id).await?;
+    if o.state == "draft" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "observation-draft",
+            format!("observation {} is a draft: change it directly", o.id),
+        ));
+    }
+    let reason = b.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2_000 {
+        return Err(ApiError::invalid(
+            "an amendment needs a reason (1 to 2000 characters)",
+        ));
+    }
+    if b.scores.is_none() && b.codes.is_none() {
+        return Err(ApiError::invalid("an amendment changes scores or codes"));
+    }
+    let (mut old, mut new) = (json!({}), json!({}));
+    if let Some(scores) = &b.scores {
+        let r = rubric_of(&st, &o).await?;
+        let problems = rubric::score_problems(&r, scores);
+        if !problems.is_empty() {
+            return Err(invalid_list("the scores do not fit the rubric", problems));
+        }
+        let before = ostore::scores(&st.store, o.id).await?;
+        let touched: Vec<&ItemScore> = before
+            .iter()
+            .filter(|s| scores.iter().any(|n| n.item == s.item))
+            .collect();
+        old["scores"] = json!(touched);
+        new["scores"] = json!(scores);
+    }
+    let mut code_change = None;
+    if let Some(c) = &b.codes {
+        let m = coded_method(&o, &c.method)?;
+        let s = codes_string(m, &c.codes)?;
+        old["codes"] =
+            json!({"method": m.as_str(), "codes": ostore::codes(&st.store, o.id, m).await?});
+        new["codes"] = json!({"method": m.as_str(), "codes": s});
+        code_change = Some((m, s));
+    }
+    let aid =
+        ostore::add_amendment(&st.store, o.id, &p.ident(), reason, &old, &new, st.now()).await?;
+    if let Some(scores) = &b.scores {
+        ostore::put_scores(&st.store, o.id, scores, false, st.now()).await?;
+    }
+    if let Some((m, s)) = code_change {
+        ostore::replace_codes(&st.store, o.id, m, &s).await?;
+    }
+    model::audit(
+        &st.store,
+        st.now(),
+        &p.ident(),
+        "observation.amend",
+        &format!("observation:{}", o.id),
+        &format!("amendment {aid}: {reason}"),
+    )
+    .await?;
+    let o = ostore::observation(&st.store, o.id).await?;
+    Ok(created(
+        format!("/api/observations/{}", o.id),
+        json!({"id": aid, "observation": view(&st, &o).await?}),
+    ))
+}

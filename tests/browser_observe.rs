@@ -1,0 +1,209 @@
+//! The observer's workspace (/observe) in headless Chromium: the observer logs in, picks the
+//! lesson, opens a rubric + S-T observation, codes ten minutes of S-T with the keyboard
+//! (20 samples at the default 30 s: T and S keys, Backspace correcting a wrong key), scores
+//! the rubric, leaves a comment, and submits; the server's figures match the keys pressed,
+//! the lesson's teacher then reads the submitted observation, and the English page shows no
+//! untranslated key.
+//!
+//! Run: `cargo test --test browser_observe` (needs `chromium` and `chromium-driver`).
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use fantoccini::key::Key;
+use fantoccini::Locator;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::browser::Browser;
+use support::school::{fixture, lesson, App, Backend};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observer_codes_st_with_the_keyboard_and_submits() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start(Backend::Sqlite).await.expect("server");
+    let f = fixture(&app).await;
+    let l = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let page = browser
+        .new_page_with_flags(&["--window-size=1280,900"])
+        .await?;
+    page.goto(&format!("{}/login?next=/observe", app.base))
+        .await?;
+    page.eval(
+        "document.getElementById('username').value = 'observer1';
+         document.getElementById('password').value = 'password-123';
+         document.getElementById('submit').click(); return true;",
+    )
+    .await?;
+    page.wait_until(
+        "location.pathname !== '/login'",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    page.goto(&format!("{}/observe", app.base)).await?;
+    page.wait_until(
+        &format!("document.querySelector('#lesson option[value=\"{l}\"]')"),
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    // Chinese first.
+    let title = page
+        .eval_expr("document.getElementById('start').textContent")
+        .await?;
+    assert_eq!(title, "开始观察");
+    page.eval(&format!(
+        "document.getElementById('lesson').value = '{l}';
+         document.getElementById('start').click(); return true;"
+    ))
+    .await?;
+    let id = page
+        .wait_until(
+            "new URLSearchParams(location.search).get('observation') && window.classrelayObserve && document.getElementById('obsId').textContent",
+            WAIT,
+            "document.body.innerText",
+        )
+        .await?;
+    let id: i64 = id.as_str().unwrap().parse()?;
+
+    // Ten minutes of S-T at 30 s: 20 samples. One wrong key (an S where a T belongs) is
+    // corrected with Backspace.
+    let want = "TTTTSSTTSTTTSSSSTTTT";
+    let coder = page.client().find(Locator::Id("stCoder")).await?;
+    coder.send_keys(&want[..9]).await?;
+    coder.send_keys("s").await?;
+    page.wait_until(
+        "document.getElementById('stFigures').dataset.n === '10'",
+        WAIT,
+        "document.getElementById('stCodes').textContent",
+    )
+    .await?;
+    coder.send_keys(&Key::Backspace.to_string()).await?;
+    page.wait_until(
+        "document.getElementById('stFigures').dataset.n === '9'",
+        WAIT,
+        "document.getElementById('stCodes').textContent",
+    )
+    .await?;
+    coder.send_keys(&want[9..]).await?;
+    page.wait_until(
+        "document.getElementById('stFigures').dataset.n === '20'",
+        WAIT,
+        "document.getElementById('stCodes').textContent",
+    )
+    .await?;
+    let shown = page
+        .eval_expr("document.getElementById('stCodes').textContent")
+        .await?;
+    assert_eq!(shown, want);
+    // N = 20, N_T = 13, g = 7: Rt = 0.65, Ch = 0.3 → mixed (混合型), shown as the server says.
+    let ty = page
+        .eval_expr("document.getElementById('stFigures').dataset.type")
+        .await?;
+    assert_eq!(ty, "mixed");
+    assert!(page
+        .eval_expr("document.getElementById('stFigures').textContent")
+        .await?
+        .as_str()
+        .unwrap()
+        .contains("混合型"));
+    // The charts load (same-origin, with the login cookie).
+    page.wait_until(
+        "document.getElementById('stSvg').complete && document.getElementById('stSvg').naturalWidth > 0",
+        WAIT,
+        "document.getElementById('stSvg').src",
+    )
+    .await?;
+
+    // Score every rubric item 8 of its weight's worth, save, comment, submit.
+    page.eval(
+        "for (const i of document.querySelectorAll('#rubricItems input[data-item]')) i.value = Number(i.max) * 0.8;
+         document.querySelector('#rubricForm button[type=submit]').click(); return true;",
+    )
+    .await?;
+    page.wait_until(
+        "document.getElementById('rubricTotal').textContent === '80'",
+        WAIT,
+        "document.getElementById('rubricTotal').textContent",
+    )
+    .await?;
+    page.eval(
+        "document.getElementById('comment').value = '提问后等待时间不足';
+         document.querySelector('#commentForm button').click(); return true;",
+    )
+    .await?;
+    page.wait_until(
+        "document.querySelectorAll('#comments li').length === 1",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    page.eval("document.getElementById('submit').click(); return true;")
+        .await?;
+    page.wait_until(
+        "document.getElementById('state').dataset.state === 'submitted'",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    // After submission the keys change nothing.
+    coder.send_keys("TTT").await?;
+
+    // What the server holds is what was pressed; the lesson's teacher reads it.
+    let (s, v) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::GET,
+            &format!("/api/observations/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "submitted");
+    assert_eq!(v["codes"]["st"], want);
+    assert_eq!(
+        v["st"],
+        json!({"n": 20, "n_t": 13, "runs": 7, "rt": 0.65, "ch": 0.3, "type": "mixed"})
+    );
+    assert_eq!(v["rubric"]["total"], 80.0);
+    assert_eq!(v["rubric"]["band_name"], "良好");
+    assert_eq!(v["comments"].as_array().map(Vec::len), Some(1));
+    let (_, list) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::GET,
+            &format!("/api/observations?teacher_id={}", f.teacher),
+            None,
+        )
+        .await;
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o: &Value| o["id"] == id));
+
+    // English: every label translated (no `obs_` key shown).
+    page.goto(&format!("{}/observe?observation={id}&lang=en", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayObserve && document.getElementById('state').dataset.state",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    let text = page.eval_expr("document.body.innerText").await?;
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("Submitted") && text.contains("Mixed"),
+        "{text}"
+    );
+    assert!(!text.contains("obs_"), "untranslated key: {text}");
+    page.close().await?;
+    Ok(())
+}

@@ -1,0 +1,214 @@
+// The observer's workspace (/observe): lesson picker, keyboard S-T and FIAS coders, rubric
+// form, comments at the current moment of the lesson, live figures and charts from the
+// server, submission. Plain ES module, served as /observe.js. Never computes a figure itself
+// and never sends a code out of order (one request at a time, in a queue).
+
+import { api, header, h, t, hhmm, showError } from '/app.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(window.location.search);
+let obs = null; // the observation as the server last returned it
+let clockMs = 0; // the lesson timeline: ms since coding started (pausable)
+let running = true;
+let lastMethod = null; // which coder Backspace corrects
+let queue = Promise.resolve(); // codes go out one request at a time, in order
+
+const fmt = (ms) => {
+  const s = Math.floor(ms / 1000);
+  return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+};
+const num = (v) => (v == null ? '–' : Number(v).toFixed(3));
+
+function send(fn) {
+  queue = queue.then(fn).catch(showError);
+  return queue;
+}
+
+function drawFigures() {
+  const row = (k, v) => h('tr', {}, h('td', {}, t(k)), h('td', {}, v));
+  if (obs.st) {
+    const s = obs.st;
+    $('stCodes').textContent = obs.codes.st ?? '';
+    $('stFigures').replaceChildren(
+      row('obs_n', s.n), row('obs_n_t', s.n_t), row('obs_runs', s.runs),
+      row('obs_rt', num(s.rt)), row('obs_ch', num(s.ch)),
+      row('obs_type', s.type ? t(`obs_type_${s.type}`) : '–'));
+    $('stFigures').dataset.n = s.n;
+    $('stFigures').dataset.type = s.type ?? '';
+  }
+  if (obs.fias) {
+    const f = obs.fias;
+    $('fiasCodes').textContent = obs.codes.fias ?? '';
+    $('fiasFigures').replaceChildren(
+      row('obs_n', f.n), row('obs_teacher_talk', num(f.teacher_talk)),
+      row('obs_student_talk', num(f.student_talk)), row('obs_silence', num(f.silence)),
+      row('obs_id_ratio', num(f.indirect_direct)), row('obs_rid_ratio', num(f.revised_indirect_direct)),
+      row('obs_steady', f.steady_state));
+    $('fiasFigures').dataset.n = f.n;
+  }
+  const bust = `?v=${Date.now()}`;
+  const base = `/api/observations/${obs.id}`;
+  for (const [img, on, path] of [['stSvg', !!obs.st, 'st.svg'], ['rtChSvg', !!obs.st, 'rt-ch.svg'], ['fiasSvg', !!obs.fias, 'fias.svg']]) {
+    $(img).hidden = !on;
+    if (on) $(img).src = `${base}/${path}${bust}`;
+  }
+}
+
+function drawRubric() {
+  const r = obs.rubric;
+  $('rubricCard').hidden = !r;
+  if (!r) return;
+  $('rubricName').textContent = `${r.name} (v${r.version})`;
+  const given = Object.fromEntries((r.scores ?? []).map((s) => [s.item, s]));
+  if (!$('rubricItems').children.length) {
+    $('rubricItems').replaceChildren(...r.items.map((it) =>
+      h('tr', {},
+        h('td', {}, h('strong', {}, it.name), h('div', { class: 'muted' }, it.criteria)),
+        h('td', {}, h('input', { type: 'number', min: 0, max: it.weight, step: '0.5', name: it.key, dataset: { item: it.key }, value: given[it.key]?.score ?? '' }), ` / ${it.weight}`),
+        h('td', {}, h('input', { name: `${it.key}_comment`, dataset: { comment: it.key }, value: given[it.key]?.comment ?? '', placeholder: t('obs_item_comment') })))));
+  }
+  $('rubricTotal').textContent = r.total;
+  $('rubricBand').textContent = r.band_name ?? '';
+}
+
+function drawComments() {
+  $('comments').replaceChildren(...obs.comments.map((c) =>
+    h('li', { dataset: { at: c.at_ms } }, h('strong', {}, fmt(c.at_ms)), ' ', c.body)));
+}
+
+function draw() {
+  $('obsId').textContent = obs.id;
+  $('state').textContent = t(`obs_state_${obs.state}`);
+  $('state').dataset.state = obs.state;
+  $('lessonName').textContent = `${obs.lesson.subject} · ${obs.lesson.grade} · ${obs.lesson.title}`;
+  $('stCoder').hidden = !obs.methods.includes('st');
+  $('fiasCoder').hidden = !obs.methods.includes('fias');
+  $('submit').disabled = obs.state !== 'draft';
+  drawFigures();
+  drawRubric();
+  drawComments();
+}
+
+async function reload() {
+  obs = await api('GET', `/api/observations/${obs.id}`);
+  draw();
+}
+
+function code(method, c) {
+  lastMethod = method;
+  $('tick').classList.remove('due');
+  return send(async () => {
+    await api('POST', `/api/observations/${obs.id}/codes`, { method, codes: c });
+    await reload();
+  });
+}
+
+function undo() {
+  if (!lastMethod) return null;
+  const m = lastMethod;
+  return send(async () => {
+    await api('DELETE', `/api/observations/${obs.id}/codes?method=${m}&last=1`);
+    await reload();
+  });
+}
+
+function onKey(e) {
+  if (!obs || obs.state !== 'draft') return;
+  const tag = (e.target.tagName || '').toLowerCase();
+  if (tag === 'input' || tag === 'textarea' || tag === 'select') return;
+  const k = e.key;
+  if (obs.methods.includes('st') && (k === 't' || k === 'T' || k === 's' || k === 'S')) {
+    e.preventDefault();
+    code('st', k.toUpperCase());
+  } else if (obs.methods.includes('fias') && /^[0-9]$/.test(k)) {
+    e.preventDefault();
+    code('fias', k);
+  } else if (k === 'Backspace') {
+    e.preventDefault();
+    undo();
+  }
+}
+
+async function workspace(id) {
+  $('work').hidden = false;
+  obs = { id };
+  await reload();
+  document.addEventListener('keydown', onKey);
+  // The lesson clock and the S-T prompt at each interval.
+  let last = Date.now();
+  setInterval(() => {
+    const now = Date.now();
+    if (running) {
+      const before = clockMs;
+      clockMs += now - last;
+      const every = (obs.interval_s || 30) * 1000;
+      if (Math.floor(clockMs / every) > Math.floor(before / every)) $('tick').classList.add('due');
+    }
+    last = now;
+    $('clock').textContent = fmt(clockMs);
+  }, 250);
+  $('pause').addEventListener('click', () => {
+    running = !running;
+    $('pause').textContent = t(running ? 'obs_pause' : 'obs_resume');
+  });
+  $('commentForm').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const body = $('comment').value.trim();
+    if (!body) return;
+    const at = Math.floor(clockMs);
+    send(async () => {
+      await api('POST', `/api/observations/${obs.id}/comments`, { at_ms: at, body });
+      $('comment').value = '';
+      await reload();
+    });
+  });
+  $('rubricForm').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const scores = [...document.querySelectorAll('#rubricItems input[data-item]')]
+      .filter((i) => i.value !== '')
+      .map((i) => ({ item: i.dataset.item, score: Number(i.value), comment: document.querySelector(`input[data-comment="${i.dataset.item}"]`).value }));
+    send(async () => {
+      await api('PUT', `/api/observations/${obs.id}/scores`, { scores });
+      await reload();
+    });
+  });
+  $('submit').addEventListener('click', () => send(async () => {
+    await api('POST', `/api/observations/${obs.id}/submit`);
+    await reload();
+  }));
+  const focus = obs.methods.includes('st') ? $('stCoder') : $('fiasCoder');
+  focus.focus();
+}
+
+async function picker() {
+  $('picker').hidden = false;
+  const lessons = await api('GET', '/api/lessons');
+  $('lesson').replaceChildren(...lessons.map((l) =>
+    h('option', { value: l.id }, `${hhmm(l.starts)} ${l.subject} · ${l.grade} · ${l.title ?? ''}`)));
+  const mine = await api('GET', '/api/observations?mine=true');
+  $('mine').querySelector('tbody').replaceChildren(...mine.map((o) =>
+    h('tr', {}, h('td', {}, h('a', { href: `/observe?observation=${o.id}` }, `#${o.id}`)),
+      h('td', {}, `${t('obs_lesson')} ${o.lesson_id}`), h('td', {}, o.methods.map((m) => t(`obs_m_${m}`)).join(' / ')),
+      h('td', {}, t(`obs_state_${o.state}`)))));
+  $('open').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const methods = ['rubric', 'st', 'fias'].filter((m) => $(`m_${m}`).checked);
+    send(async () => {
+      const o = await api('POST', '/api/observations', {
+        lesson_id: Number($('lesson').value), methods, interval_s: Number($('interval').value),
+      });
+      window.location.assign(`/observe?observation=${o.id}`);
+    });
+  });
+}
+
+try {
+  const me = await api('GET', '/api/me');
+  await header(me);
+  const id = Number(params.get('observation'));
+  if (id > 0) await workspace(id);
+  else await picker();
+  window.classrelayObserve = { ready: true };
+} catch (e) {
+  showError(e);
+}

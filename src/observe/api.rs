@@ -53,8 +53,6 @@ const fn rule(
         allow: Allow::Roles(roles),
         summary,
         tag: "observation",
-        body: None,
-        response: None,
     }
 }
 

@@ -315,7 +315,7 @@ async fn ice_servers_inner(
         "ice_servers": servers,
         "expires_at": minted.as_ref().map(|c| c.expires_at),
     });
-    let mut resp = Json(body).into_response();
+    let mut resp = axum::Json(body).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)

@@ -15,7 +15,6 @@
 //! the server on 127.0.0.1 could reach.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -381,7 +380,7 @@ fn mismatch_error(kind: &str, sent: &[&[u8]], received: &[&[u8]]) -> anyhow::Err
 
 // The POST itself is the load generator's (one WHIP/WHEP client for both): the test client
 // differs from it in the WebRTC stack, not in how an offer is posted.
-pub use classrelay_loadtest::whip::{post_offer, resolve_location, Created, HttpStatusError};
+use classrelay_loadtest::whip::post_offer;
 
 /// The resource a session was given, for `DELETE`.
 #[derive(Debug, Clone)]

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use support::webrtc_client::{
     audio_fixture, connect_in_process, find_contiguous, load_ivf, load_ogg_opus, match_audio,
-    match_video, resolve_location, sequence_gaps, video_fixture, PublishOptions,
+    match_video, sequence_gaps, video_fixture, PublishOptions,
 };
+// The WHIP/WHEP POST is the load generator's, shared with this client.
+use classrelay_loadtest::whip::resolve_location;
 
 #[test]
 fn fixtures_parse() {

@@ -18,7 +18,49 @@ pub struct Created {
     pub answer: String,
 }
 
-/// POSTs `sdp` to `url` with a bearer token; expects 201.
+/// A WHIP/WHEP POST that did not get `201 Created`. Callers can downcast the
+/// `anyhow::Error` of [`post_offer`] to it to check the status.
+#[derive(Debug, Clone)]
+pub struct HttpStatusError {
+    /// The URL posted to.
+    pub url: String,
+    /// The status received.
+    pub status: u16,
+    /// The response body (a problem+json document from classrelay).
+    pub body: String,
+}
+
+impl std::fmt::Display for HttpStatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "POST {}: HTTP {}: {}", self.url, self.status, self.body)
+    }
+}
+
+impl std::error::Error for HttpStatusError {}
+
+/// `scheme://host:port` of a URL (what a path-absolute reference resolves against).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+/// Resolves a `Location` header against `base_url` (it is normally a path).
+pub fn resolve_location(base_url: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_owned()
+    } else if let Some(path) = location.strip_prefix('/') {
+        format!("{}/{path}", origin_of(base_url))
+    } else {
+        format!("{}/{location}", base_url.trim_end_matches('/'))
+    }
+}
+
+/// POSTs `sdp` to `url` with a bearer token as WHIP/WHEP does. Anything but `201 Created`
+/// with a `Location` header and an SDP body (`application/sdp` when the type is given) is
+/// an error ([`HttpStatusError`] for a status other than 201).
 pub async fn post_offer(
     http: &reqwest::Client,
     url: &str,
@@ -33,32 +75,37 @@ pub async fn post_offer(
         .send()
         .await
         .with_context(|| format!("POST {url}"))?;
-    let status = resp.status();
-    if status.as_u16() != 201 {
-        let body = resp.text().await.unwrap_or_default();
-        bail!("POST {url}: {status}: {body}");
-    }
-    let h = resp.headers().clone();
-    let location = h
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .context("201 without Location")?
-        .to_string();
-    let etag = h
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let base = url.split('/').take(3).collect::<Vec<_>>().join("/");
-    let url = if location.starts_with("http") {
-        location
-    } else {
-        format!("{base}{location}")
+    let status = resp.status().as_u16();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     };
+    let (location, etag, content_type) =
+        (header("location"), header("etag"), header("content-type"));
+    let body = resp.text().await.unwrap_or_default();
+    if status != 201 {
+        return Err(HttpStatusError {
+            url: url.to_string(),
+            status,
+            body,
+        }
+        .into());
+    }
+    let location = location.with_context(|| format!("POST {url}: 201 without Location"))?;
+    if let Some(ct) = content_type {
+        if !ct.starts_with("application/sdp") {
+            bail!("POST {url}: answer has Content-Type {ct}, expected application/sdp");
+        }
+    }
+    if !body.starts_with("v=0") {
+        bail!("POST {url}: the body is not an SDP answer: {body:?}");
+    }
     Ok(Created {
-        url,
-        etag,
-        answer: resp.text().await?,
+        url: resolve_location(url, &location),
+        etag: etag.unwrap_or_default(),
+        answer: body,
     })
 }
 

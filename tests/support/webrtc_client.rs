@@ -15,7 +15,6 @@
 //! the server on 127.0.0.1 could reach.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -379,30 +378,9 @@ fn mismatch_error(kind: &str, sent: &[&[u8]], received: &[&[u8]]) -> anyhow::Err
 
 // ── HTTP (WHIP / WHEP) ────────────────────────────────────────────────────────────────────────
 
-/// A WHIP/WHEP request that did not get `201 Created`. Tests can downcast the `anyhow::Error`
-/// from [`whip_publish`] / [`whep_subscribe`] to this to check the status.
-#[derive(Debug, Clone)]
-pub struct HttpStatusError {
-    pub status: u16,
-    pub body: String,
-}
-
-impl fmt::Display for HttpStatusError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HTTP {}: {}", self.status, self.body)
-    }
-}
-
-impl std::error::Error for HttpStatusError {}
-
-/// The answer to a WHIP/WHEP POST.
-#[derive(Debug, Clone)]
-pub struct SdpAnswer {
-    pub sdp: String,
-    /// The `Location` header as sent (a path such as `/whip/room/<id>`).
-    pub location: String,
-    pub etag: Option<String>,
-}
+// The POST itself is the load generator's (one WHIP/WHEP client for both): the test client
+// differs from it in the WebRTC stack, not in how an offer is posted.
+use classrelay_loadtest::whip::post_offer;
 
 /// The resource a session was given, for `DELETE`.
 #[derive(Debug, Clone)]
@@ -427,72 +405,6 @@ impl Resource {
 
 fn http_client() -> Result<reqwest::Client> {
     Ok(reqwest::Client::builder().timeout(HTTP_TIMEOUT).build()?)
-}
-
-/// Resolves a `Location` header against the base URL (it is normally a path).
-pub fn resolve_location(base_url: &str, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        location.to_owned()
-    } else if let Some(path) = location.strip_prefix('/') {
-        format!("{}/{path}", origin_of(base_url))
-    } else {
-        format!("{}/{location}", base_url.trim_end_matches('/'))
-    }
-}
-
-/// `http://host:port` of a URL (what a path-absolute reference resolves against).
-fn origin_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
-    }
-}
-
-/// POSTs an SDP offer as WHIP/WHEP does and returns the answer; anything but `201 Created`
-/// with a `Location` header is an error ([`HttpStatusError`] for a non-201 status).
-pub async fn post_offer(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    offer_sdp: &str,
-) -> Result<SdpAnswer> {
-    let resp = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/sdp")
-        .bearer_auth(token)
-        .body(offer_sdp.to_owned())
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
-    let status = resp.status().as_u16();
-    let header = |name: reqwest::header::HeaderName| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let location = header(reqwest::header::LOCATION);
-    let etag = header(reqwest::header::ETAG);
-    let content_type = header(reqwest::header::CONTENT_TYPE);
-    let body = resp.text().await.unwrap_or_default();
-    if status != 201 {
-        return Err(HttpStatusError { status, body }.into());
-    }
-    let location = location.ok_or_else(|| anyhow!("POST {url}: 201 without a Location header"))?;
-    if let Some(ct) = content_type {
-        if !ct.starts_with("application/sdp") {
-            bail!("POST {url}: answer has Content-Type {ct}, expected application/sdp");
-        }
-    }
-    if !body.starts_with("v=0") {
-        bail!("POST {url}: the body is not an SDP answer: {body:?}");
-    }
-    Ok(SdpAnswer {
-        sdp: body,
-        location,
-        etag,
-    })
 }
 
 // ── Peer connection plumbing ──────────────────────────────────────────────────────────────────
@@ -1114,11 +1026,11 @@ pub async fn whip_publish_with(
     };
     let resource = Resource {
         client,
-        url: resolve_location(base_url, &answer.location),
+        url: answer.url,
         token: token.to_owned(),
     };
-    pending.connect(&answer.sdp).await?;
-    pending.start(answer.sdp, Some(resource)).await
+    pending.connect(&answer.answer).await?;
+    pending.start(answer.answer, Some(resource)).await
 }
 
 impl Publisher {
@@ -1529,10 +1441,10 @@ pub async fn whep_subscribe(base_url: &str, room: &str, token: &str) -> Result<S
     };
     let resource = Resource {
         client,
-        url: resolve_location(base_url, &answer.location),
+        url: answer.url,
         token: token.to_owned(),
     };
-    peer.apply_answer(answer.sdp.clone()).await?;
+    peer.apply_answer(answer.answer.clone()).await?;
     if let Err(e) = peer.wait_connected().await {
         let _ = peer.pc.close().await;
         return Err(e);
@@ -1541,7 +1453,7 @@ pub async fn whep_subscribe(base_url: &str, room: &str, token: &str) -> Result<S
         pc: peer.pc,
         connection: peer.connection,
         resource: Some(resource),
-        answer_sdp: Some(answer.sdp),
+        answer_sdp: Some(answer.answer),
         recv,
     })
 }

@@ -204,30 +204,26 @@ impl<O: Outside> WorkerCore<O> {
         let Some(room) = self.rooms.get(&sub.room) else {
             return;
         };
-        let mut bindings = Vec::new();
-        let mut taken: Vec<TrackId> = sub.slots.iter().filter_map(|s| s.track).collect();
-        let spotlight = room.spotlight.as_deref();
-        for (si, slot) in sub.slots.iter().enumerate() {
-            if slot.track.is_some() {
-                continue;
-            }
-            let found = room.tracks.iter().copied().find(|tid| {
-                !taken.contains(tid)
-                    && self
-                        .tracks
-                        .get(tid)
-                        .map(|t| {
-                            t.kind == slot.kind
-                                && t.publisher != sid
-                                && sub.follow.accepts(t.part.as_deref(), spotlight)
-                        })
-                        .unwrap_or(false)
-            });
-            if let Some(tid) = found {
-                taken.push(tid);
-                bindings.push((si, tid));
-            }
-        }
+        let slots: Vec<_> = sub.slots.iter().map(|s| (s.kind, s.track)).collect();
+        let offered: Vec<_> = room
+            .tracks
+            .iter()
+            .filter_map(|tid| {
+                self.tracks.get(tid).map(|t| Offered {
+                    id: *tid,
+                    kind: t.kind,
+                    publisher: t.publisher,
+                    part: t.part.as_deref(),
+                })
+            })
+            .collect();
+        let bindings = choose_bindings(
+            sid,
+            &sub.follow,
+            room.spotlight.as_deref(),
+            &slots,
+            &offered,
+        );
         for (si, tid) in bindings {
             let Some(track) = self.tracks.get_mut(&tid) else {
                 broken!("a track just found in the table is still there");
@@ -432,6 +428,52 @@ impl<O: Outside> WorkerCore<O> {
     }
 }
 
+/// A track of the room as the binding decision sees it (`K`: its kind, str0m's
+/// `MediaKind` in the core, anything comparable in tests).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Offered<'a, K> {
+    /// The track.
+    pub id: TrackId,
+    /// Audio or video.
+    pub kind: K,
+    /// Who publishes it (a viewer never receives its own).
+    pub publisher: PeerId,
+    /// Its publisher's participant id, for the follow rule.
+    pub part: Option<&'a str>,
+}
+
+/// Who receives whom, decided on the tables alone: for each slot of subscriber `sub`
+/// without a track (`slots[i]` is its kind and what it receives now), the first of the
+/// room's `tracks` (in publish order) of that kind, not published by `sub`, that `follow`
+/// accepts under `spotlight`, and that no slot of `sub` receives yet. Returns the new
+/// `(slot index, track)` pairs in slot order.
+pub(super) fn choose_bindings<K: PartialEq + Copy>(
+    sub: PeerId,
+    follow: &crate::sfu::Follow,
+    spotlight: Option<&str>,
+    slots: &[(K, Option<TrackId>)],
+    tracks: &[Offered<'_, K>],
+) -> Vec<(usize, TrackId)> {
+    let mut taken: Vec<TrackId> = slots.iter().filter_map(|(_, t)| *t).collect();
+    let mut bindings = Vec::new();
+    for (si, (kind, track)) in slots.iter().enumerate() {
+        if track.is_some() {
+            continue;
+        }
+        let found = tracks.iter().find(|t| {
+            !taken.contains(&t.id)
+                && t.kind == *kind
+                && t.publisher != sub
+                && follow.accepts(t.part, spotlight)
+        });
+        if let Some(t) = found {
+            taken.push(t.id);
+            bindings.push((si, t.id));
+        }
+    }
+    bindings
+}
+
 /// Frees a subscriber slot of its track. The slot's output stream continues with whatever
 /// it gets next, from the next sequence number: its rewriter forgets the old source, so even
 /// the same source bound again (a spotlight that comes back, replaying its cached GOP) can
@@ -448,5 +490,95 @@ pub(super) fn role_label(role: PeerKind) -> RoleLabel {
     match role {
         PeerKind::Publisher => RoleLabel::Publisher,
         PeerKind::Subscriber => RoleLabel::Subscriber,
+    }
+}
+
+/// The binding decision on plain data: no str0m, no peers, no sockets.
+#[cfg(test)]
+mod decision_tests {
+    use super::{choose_bindings, Offered};
+    use crate::sfu::Follow;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum K {
+        Audio,
+        Video,
+    }
+
+    /// The room of these tests: teacher 1 (`t:1`) publishes audio 10 and video 11, classroom
+    /// 2 (`c:2`) audio 20 and video 21, in that order.
+    fn room() -> Vec<Offered<'static, K>> {
+        let t = |id, kind, publisher, part| Offered {
+            id,
+            kind,
+            publisher,
+            part: Some(part),
+        };
+        vec![
+            t(10, K::Audio, 1, "t:1"),
+            t(11, K::Video, 1, "t:1"),
+            t(20, K::Audio, 2, "c:2"),
+            t(21, K::Video, 2, "c:2"),
+        ]
+    }
+
+    const FREE_AV: &[(K, Option<u64>)] = &[(K::Audio, None), (K::Video, None)];
+
+    #[test]
+    fn free_slots_take_the_first_track_of_their_kind() {
+        let b = choose_bindings(9, &Follow::Any, None, FREE_AV, &room());
+        assert_eq!(b, vec![(0, 10), (1, 11)]);
+    }
+
+    #[test]
+    fn a_viewer_never_receives_its_own_tracks() {
+        // Classroom 1 as a viewer too: it gets classroom 2's, not its own.
+        let b = choose_bindings(1, &Follow::Any, None, FREE_AV, &room());
+        assert_eq!(b, vec![(0, 20), (1, 21)]);
+    }
+
+    #[test]
+    fn a_track_is_received_once_per_viewer() {
+        // The audio slot already has track 10: a second audio slot gets the next one, and a
+        // third finds nothing.
+        let slots = [(K::Audio, Some(10)), (K::Audio, None), (K::Audio, None)];
+        let b = choose_bindings(9, &Follow::Any, None, &slots, &room());
+        assert_eq!(b, vec![(1, 20)]);
+    }
+
+    #[test]
+    fn bound_slots_are_left_alone() {
+        let slots = [(K::Audio, Some(20)), (K::Video, Some(21))];
+        assert!(choose_bindings(9, &Follow::Any, None, &slots, &room()).is_empty());
+    }
+
+    #[test]
+    fn follow_rules_pick_the_participants() {
+        let parts = Follow::Parts(vec!["c:2".into()]);
+        let b = choose_bindings(9, &parts, None, FREE_AV, &room());
+        assert_eq!(b, vec![(0, 20), (1, 21)], "only c:2");
+        let nobody = Follow::Parts(vec!["c:3".into()]);
+        assert!(choose_bindings(9, &nobody, None, FREE_AV, &room()).is_empty());
+    }
+
+    #[test]
+    fn spotlight_followers_receive_the_spotlit_participant_only() {
+        let b = choose_bindings(9, &Follow::Spotlight, Some("c:2"), FREE_AV, &room());
+        assert_eq!(b, vec![(0, 20), (1, 21)]);
+        let b = choose_bindings(9, &Follow::Spotlight, Some("t:1"), FREE_AV, &room());
+        assert_eq!(b, vec![(0, 10), (1, 11)]);
+        assert!(
+            choose_bindings(9, &Follow::Spotlight, None, FREE_AV, &room()).is_empty(),
+            "nobody spotlit: nothing"
+        );
+        // A track without a participant id is never the spotlight's.
+        let anon = [Offered {
+            id: 30,
+            kind: K::Video,
+            publisher: 3,
+            part: None,
+        }];
+        let b = choose_bindings(9, &Follow::Spotlight, None, &[(K::Video, None)], &anon);
+        assert!(b.is_empty());
     }
 }

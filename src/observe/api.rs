@@ -788,7 +788,7 @@ async fn scores_put(
     if !problems.is_empty() {
         return Err(invalid_list("the scores do not fit the rubric", problems));
     }
-    match ostore::put_scores(&st.store, o.id, &b.scores, true, st.now()).await? {
+    match ostore::put_scores(&st.store, o.id, &b.scores, st.now()).await? {
         DraftWrite::Done => {}
         _ => return Err(submitted(o.id)),
     }
@@ -919,38 +919,32 @@ async fn obs_amend(
     if b.scores.is_none() && b.codes.is_none() {
         return Err(ApiError::invalid("an amendment changes scores or codes"));
     }
-    let (mut old, mut new) = (json!({}), json!({}));
     if let Some(scores) = &b.scores {
         let r = rubric_of(&st, &o).await?;
         let problems = rubric::score_problems(&r, scores);
         if !problems.is_empty() {
             return Err(invalid_list("the scores do not fit the rubric", problems));
         }
-        let before = ostore::scores(&st.store, o.id).await?;
-        let touched: Vec<&ItemScore> = before
-            .iter()
-            .filter(|s| scores.iter().any(|n| n.item == s.item))
-            .collect();
-        old["scores"] = json!(touched);
-        new["scores"] = json!(scores);
     }
-    let mut code_change = None;
-    if let Some(c) = &b.codes {
-        let m = coded_method(&o, &c.method)?;
-        let s = codes_string(m, &c.codes)?;
-        old["codes"] =
-            json!({"method": m.as_str(), "codes": ostore::codes(&st.store, o.id, m).await?});
-        new["codes"] = json!({"method": m.as_str(), "codes": s});
-        code_change = Some((m, s));
-    }
-    let aid =
-        ostore::add_amendment(&st.store, o.id, &p.ident(), reason, &old, &new, st.now()).await?;
-    if let Some(scores) = &b.scores {
-        ostore::put_scores(&st.store, o.id, scores, false, st.now()).await?;
-    }
-    if let Some((m, s)) = code_change {
-        ostore::replace_codes(&st.store, o.id, m, &s).await?;
-    }
+    let codes = match &b.codes {
+        Some(c) => {
+            let m = coded_method(&o, &c.method)?;
+            Some((m, codes_string(m, &c.codes)?))
+        }
+        None => None,
+    };
+    let change = ostore::Change {
+        scores: b.scores.as_deref(),
+        codes: codes.as_ref().map(|(m, s)| (*m, s.as_str())),
+    };
+    let Some(aid) = ostore::amend(&st.store, o.id, &p.ident(), reason, &change, st.now()).await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "observation-draft",
+            format!("observation {} is a draft: change it directly", o.id),
+        ));
+    };
     model::audit(
         &st.store,
         st.now(),

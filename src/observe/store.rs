@@ -415,19 +415,6 @@ pub async fn cut_codes(
     Ok(DraftWrite::Done)
 }
 
-/// Replaces a method's codes (amendments only: no state condition).
-pub async fn replace_codes(store: &Store, id: i64, m: Method, codes: &str) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE observation_codes SET codes = $3 WHERE observation_id = $1 AND method = $2",
-    )
-    .bind(id)
-    .bind(m.as_str())
-    .bind(codes)
-    .execute(store.pool())
-    .await?;
-    Ok(())
-}
-
 /// The scores of an observation, in the order stored.
 pub async fn scores(store: &Store, id: i64) -> StoreResult<Vec<ItemScore>> {
     let rows = sqlx::query(
@@ -448,40 +435,29 @@ pub async fn scores(store: &Store, id: i64) -> StoreResult<Vec<ItemScore>> {
         .collect()
 }
 
-/// Replaces all of a draft's scores (`draft_only`), or some items of a submitted one (an
-/// amendment: the items given replace theirs).
+/// Replaces all of a draft's scores.
 pub async fn put_scores(
     store: &Store,
     id: i64,
     scores: &[ItemScore],
-    draft_only: bool,
     now: Millis,
 ) -> StoreResult<DraftWrite> {
     let mut tx = store.begin().await?;
-    if draft_only {
-        // Claims the draft for this transaction (and fails when it is no longer one).
-        let r = sqlx::query(
-            "UPDATE observations SET updated_at = $2 WHERE id = $1 AND state = 'draft'",
-        )
+    // Claims the draft for this transaction (and fails when it is no longer one).
+    let r =
+        sqlx::query("UPDATE observations SET updated_at = $2 WHERE id = $1 AND state = 'draft'")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    if r.rows_affected() == 0 {
+        return Ok(DraftWrite::NotDraft);
+    }
+    sqlx::query("DELETE FROM observation_scores WHERE observation_id = $1")
         .bind(id)
-        .bind(now)
         .execute(&mut *tx)
         .await?;
-        if r.rows_affected() == 0 {
-            drop(tx);
-            return Ok(DraftWrite::NotDraft);
-        }
-        sqlx::query("DELETE FROM observation_scores WHERE observation_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
     for s in scores {
-        sqlx::query("DELETE FROM observation_scores WHERE observation_id = $1 AND item_key = $2")
-            .bind(id)
-            .bind(&s.item)
-            .execute(&mut *tx)
-            .await?;
         sqlx::query(
             "INSERT INTO observation_scores (observation_id, item_key, score, comment) \
              VALUES ($1, $2, $3, $4)",
@@ -588,16 +564,98 @@ pub struct Amendment {
     pub new: serde_json::Value,
 }
 
-/// Records an amendment (append-only).
-pub async fn add_amendment(
+/// What an amendment changes: some rubric items' scores, and/or one method's whole codes.
+#[derive(Debug, Default)]
+pub struct Change<'a> {
+    /// These items' scores replace theirs.
+    pub scores: Option<&'a [ItemScore]>,
+    /// This method's codes (string form) replace its codes.
+    pub codes: Option<(Method, &'a str)>,
+}
+
+/// Amends a submitted (or reviewed) observation in one transaction: records what the changed
+/// parts were and what they became with the reason (append-only), then applies the change.
+/// The first statement claims the observation's row, so two amendments of one observation
+/// run one after the other and each records the values the other left. `None` when the
+/// observation is a draft.
+pub async fn amend(
     store: &Store,
     id: i64,
     actor: &str,
     reason: &str,
-    old: &serde_json::Value,
-    new: &serde_json::Value,
+    change: &Change<'_>,
     now: Millis,
-) -> StoreResult<i64> {
+) -> StoreResult<Option<i64>> {
+    let mut tx = store.begin().await?;
+    let r =
+        sqlx::query("UPDATE observations SET updated_at = $2 WHERE id = $1 AND state <> 'draft'")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    if r.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let (mut old, mut new) = (serde_json::json!({}), serde_json::json!({}));
+    if let Some(scores) = change.scores {
+        let mut before = Vec::new();
+        for s in scores {
+            let row = sqlx::query(
+                "SELECT item_key, score, comment FROM observation_scores \
+                 WHERE observation_id = $1 AND item_key = $2",
+            )
+            .bind(id)
+            .bind(&s.item)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(r) = row {
+                before.push(ItemScore {
+                    item: col(&r, "item_key")?,
+                    score: col(&r, "score")?,
+                    comment: col(&r, "comment")?,
+                });
+            }
+            sqlx::query(
+                "DELETE FROM observation_scores WHERE observation_id = $1 AND item_key = $2",
+            )
+            .bind(id)
+            .bind(&s.item)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO observation_scores (observation_id, item_key, score, comment) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(&s.item)
+            .bind(s.score)
+            .bind(&s.comment)
+            .execute(&mut *tx)
+            .await?;
+        }
+        old["scores"] = serde_json::json!(before);
+        new["scores"] = serde_json::json!(scores);
+    }
+    if let Some((m, codes)) = change.codes {
+        let r = sqlx::query(
+            "SELECT codes FROM observation_codes WHERE observation_id = $1 AND method = $2",
+        )
+        .bind(id)
+        .bind(m.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let before: String = col(&r, "codes")?;
+        sqlx::query(
+            "UPDATE observation_codes SET codes = $3 WHERE observation_id = $1 AND method = $2",
+        )
+        .bind(id)
+        .bind(m.as_str())
+        .bind(codes)
+        .execute(&mut *tx)
+        .await?;
+        old["codes"] = serde_json::json!({"method": m.as_str(), "codes": before});
+        new["codes"] = serde_json::json!({"method": m.as_str(), "codes": codes});
+    }
     let r = sqlx::query(
         "INSERT INTO observation_amendments (observation_id, at, actor, reason, old_value, \
          new_value) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -608,10 +666,11 @@ pub async fn add_amendment(
     .bind(reason)
     .bind(old.to_string())
     .bind(new.to_string())
-    .fetch_one(store.pool())
+    .fetch_one(&mut *tx)
     .await?;
-    touch(store, id, now).await?;
-    col(&r, "id")
+    let aid: i64 = col(&r, "id")?;
+    tx.commit().await?;
+    Ok(Some(aid))
 }
 
 /// An observation's amendments, oldest first.

@@ -3,5 +3,7 @@
 //! only hands packets to a bounded channel; everything here runs on its own threads.
 //!
 //! - [`format`]: the records a capture holds (the contract between capture and processing).
+//! - [`file`]: the capture file on disk (docs/CAPTURE.md), its encoder and its reader.
 
+pub mod file;
 pub mod format;

@@ -59,7 +59,7 @@ pub enum DamageKind {
     #[error("capture format version {0} is newer than this build reads ({FORMAT_VERSION})")]
     NewerVersion(u16),
     /// The file ends inside a frame: the normal end of a capture whose writer was killed.
-    #[error("torn frame: the file ends inside it (a writer killed mid-write)")]
+    #[error("torn frame: the file ends inside it (writer killed or disk full mid-write)")]
     Torn,
     /// A frame's checksum does not match its bytes.
     #[error("checksum mismatch")]

@@ -4,6 +4,8 @@
 //!
 //! - [`format`]: the records a capture holds (the contract between capture and processing).
 //! - [`file`]: the capture file on disk (docs/CAPTURE.md), its encoder and its reader.
+//! - [`writer`]: the writer thread that owns the open capture files.
 
 pub mod file;
 pub mod format;
+pub mod writer;

@@ -99,6 +99,11 @@ const DICT = {
     term: '学期',
     error: '错误',
     you: '本班',
+    // Recording (issue 20).
+    recording_on: '录制中',
+    record_start: '开始录制',
+    record_stop: '停止录制',
+    recording_failed: '录制已停止（写入失败）',
   },
   en: {
     app: 'Three Classrooms',
@@ -183,6 +188,11 @@ const DICT = {
     term: 'Term',
     error: 'Error',
     you: 'This class',
+    // Recording (issue 20).
+    recording_on: 'Recording',
+    record_start: 'Start recording',
+    record_stop: 'Stop recording',
+    recording_failed: 'Recording stopped (write failed)',
   },
 };
 

@@ -193,6 +193,7 @@ impl WriterCore {
                 }
                 encode_record(&record, &mut f.buf);
                 f.records += 1;
+                self.metrics.records.inc();
                 f.oldest.get_or_insert(sent);
                 f.buffered_since.get_or_insert(now);
                 if f.buf.len() >= WRITE_AT_BYTES {

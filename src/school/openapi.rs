@@ -59,7 +59,32 @@ fn schemas() -> Value {
     let states = one_of(&["scheduled", "open", "live", "ended"]);
     let roles = one_of(&["admin", "teacher", "classroom", "observer", "inspector"]);
     let scopes = one_of(&["school", "county", "city", "province", "global"]);
-    json!({
+    // Recording control (issue 20); added after, as one more entry would pass `json!`'s
+    // recursion limit.
+    let recording_switch = object(&[("on", boolean())], &["on"]);
+    let recording_state = object(
+        &[
+            ("lesson", int()),
+            ("recording", boolean()),
+            (
+                "recordings",
+                array_of(object(
+                    &[
+                        ("id", int()),
+                        ("room", string()),
+                        ("state", one_of(&["recording", "stopped", "failed"])),
+                        ("started_at", int()),
+                        ("ended_at", int_or_null()),
+                        ("capture_path", string()),
+                        ("error", json!({"type": ["string", "null"]})),
+                    ],
+                    &["id", "state"],
+                )),
+            ),
+        ],
+        &["lesson", "recording"],
+    );
+    let mut all = json!({
         "Problem": object(&[("type", string()), ("title", string()), ("status", int()), ("detail", string()),
             ("errors", array_of(object(&[("row", int()), ("column", string()), ("message", string())], &["row", "column", "message"]))),
             ("error_count", int()), ("limit", int()), ("max_rows", int()), ("max_bytes", int())],
@@ -120,7 +145,7 @@ fn schemas() -> Value {
         "Spotlight": object(&[("classroom_id", int_or_null())], &[]),
         "LiveState": object(&[("seq", int()), ("hands", array_of(int())), ("speakers", array_of(int())), ("spotlight", int_or_null()),
             ("present", array_of(object(&[("part", string()), ("publishing", int()), ("watching", int())], &["part"]))),
-            ("links", array_of(schema_ref("LinkSummary")))], &["seq"]),
+            ("links", array_of(schema_ref("LinkSummary"))), ("recording", boolean())], &["seq"]),
         "LinkSummary": object(&[("part", string()), ("grade", one_of(&["good", "fair", "poor"])),
             ("rtt_ms", number_or_null()), ("loss_pct", number_or_null()), ("kbps_in", number()), ("kbps_out", number()),
             ("sessions", int())], &["part", "grade", "kbps_in", "kbps_out", "sessions"]),
@@ -142,7 +167,10 @@ fn schemas() -> Value {
         },
         "Today": object(&[("now", int()), ("date", string()), ("current", nullable(schema_ref("Lesson"))), ("next", nullable(schema_ref("Lesson"))), ("lessons", array_of(schema_ref("Lesson")))],
             &["now", "date", "lessons"]),
-    })
+    });
+    all["RecordingSwitch"] = recording_switch;
+    all["RecordingState"] = recording_state;
+    all
 }
 
 fn content(schema: &str) -> Value {

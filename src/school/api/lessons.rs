@@ -525,6 +525,9 @@ pub(super) async fn lessons_end(
         now,
         serde_json::json!({"state": "ended", "lesson": l.id, "by": p.ident()}),
     );
+    if let Err(e) = crate::school::recording::stop_lesson(&st, l.id).await {
+        tracing::warn!(lesson = l.id, "recording: {e}");
+    }
     crate::school::scheduler::end_room(&st, l.id).await;
     let l = model::get_lesson(&st.store, l.id).await?;
     Ok(Json(view(&st, l)).into_response())
@@ -565,6 +568,60 @@ pub(super) async fn today(
         "current": current.map(|l| view(&st, l)),
         "next": next.map(|l| view(&st, l)),
         "lessons": ls.into_iter().map(|l| view(&st, l)).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// `POST /api/lessons/{id}/recording` body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RecordingSwitch {
+    on: bool,
+}
+
+/// Starts or stops recording a lesson that is open or live (its hub teacher or an admin).
+pub(super) async fn lessons_recording(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<RecordingSwitch>,
+) -> ApiResult {
+    use crate::school::recording;
+    let l = model::get_lesson(&st.store, parse_id(&id)?).await?;
+    own_lesson(&st, &p, &l).await?;
+    let state = l.state_at(st.now(), st.open_before, st.grace);
+    if b.on && !matches!(state, LessonState::Open | LessonState::Live) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "lesson-not-running",
+            format!(
+                "lesson {} is {}: only an open or live lesson can be recorded",
+                l.id,
+                state.as_str()
+            ),
+        ));
+    }
+    let res = if b.on {
+        recording::start_lesson(&st, l.id).await.map(|_| ())
+    } else {
+        recording::stop_lesson(&st, l.id).await.map(|_| ())
+    };
+    match res {
+        Ok(()) => {}
+        Err(recording::SwitchError::Media(e)) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "recording-unavailable",
+                e.to_string(),
+            ))
+        }
+        Err(recording::SwitchError::Store(e)) => return Err(e.into()),
+    }
+    let recordings = recording::of_lesson(&st.store, l.id).await?;
+    Ok(Json(serde_json::json!({
+        "lesson": l.id,
+        "recording": recording::is_recording(&st, l.id),
+        "recordings": recordings,
     }))
     .into_response())
 }

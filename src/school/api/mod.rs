@@ -178,6 +178,7 @@ fn handler(
         ("DELETE", "/api/lessons/{id}") => delete(lessons_delete),
         ("POST", "/api/lessons/{id}/join") => post(lessons_join),
         ("POST", "/api/lessons/{id}/end") => post(lessons_end),
+        ("POST", "/api/lessons/{id}/recording") => post(lessons_recording),
         ("POST", "/api/lessons/{id}/hand") => post(lessons_hand),
         ("POST", "/api/lessons/{id}/speak") => post(lessons_speak),
         ("POST", "/api/lessons/{id}/spotlight") => post(lessons_spotlight),

@@ -260,6 +260,26 @@ async fn a_killed_server_leaves_every_frame_sent_up_to_250_ms_before_the_kill() 
         lost_audio,
         report.describe()
     );
+    // The command line lists it (still `recording`: nothing closed it) with its capture.
+    let out = Command::new(env!("CARGO_BIN_EXE_classrelay"))
+        .env("CLASSRELAY_DATA__DIR", dir.path())
+        .args(["recordings", "list", "--json"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(rows[0]["id"], ids[0], "{rows}");
+    assert_eq!(rows[0]["lesson_id"], id, "{rows}");
+    assert_eq!(rows[0]["state"], "recording", "{rows}");
+    assert_eq!(
+        rows[0]["capture_path"],
+        path.display().to_string(),
+        "{rows}"
+    );
     assert!(lost_video <= Duration::from_millis(250), "{lost_video:?}");
     assert!(lost_audio <= Duration::from_millis(250), "{lost_audio:?}");
 }

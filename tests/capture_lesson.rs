@@ -6,9 +6,11 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use classrelay::record::file::read_capture;
+use classrelay::record::file::{read_capture, DamageKind};
 use classrelay::record::format::{Codec, Record, SourceKind};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -214,4 +216,152 @@ async fn a_lesson_recorded_at_the_bell_holds_exactly_the_frames_the_teacher_sent
     );
     let text = state.metrics.encode();
     assert!(text.contains("classrelay_capture_records_total"), "{text}");
+}
+
+/// A size-limited tmpfs at `dir`, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Result<Self, String> {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed (needs root): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The recordings directory on a 256 KiB filesystem: it fills a few seconds into the lesson.
+/// The recording stops with a `failed` state naming the error, the metric counts it, what was
+/// written stays readable, and the teacher's media keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_the_recording_not_the_lesson() {
+    let small = tempfile::tempdir().expect("tempdir");
+    let _fs = match Tmpfs::mount(small.path(), "256k") {
+        Ok(fs) => fs,
+        Err(why) => return support::skip::because(why),
+    };
+    let root = small.path().to_path_buf();
+    let app = App::start_with(Backend::Sqlite, move |c| c.recording.dir = Some(root))
+        .await
+        .expect("sqlite");
+    let f = fixture(&app).await;
+    let id = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let room = format!("lesson-{id}");
+    let state = app.server.state();
+    app.clock.set(at("08:00"));
+    let t0 = Instant::now();
+    while state
+        .media
+        .recorder()
+        .and_then(|r| r.recording_of(&room))
+        .is_none()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "recording at the bell"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, j) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::POST,
+            &format!("/api/lessons/{id}/join"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    let publisher = whip_publish_with(
+        &app.base,
+        &room,
+        j["token"].as_str().expect("a token"),
+        &video_fixture(),
+        &audio_fixture(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("the teacher publishes");
+    // Await the failure: the recording mark goes off by itself.
+    let t0 = Instant::now();
+    loop {
+        let (_, live) = app
+            .call(
+                Some(&f.teacher_login),
+                Method::GET,
+                &format!("/api/lessons/{id}/live"),
+                None,
+            )
+            .await;
+        if live["recording"] == false {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the disk fills: {:?}",
+            publisher.progress()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let at_failure = publisher.progress().video_frames;
+    // The lesson goes on: the teacher's media keeps being taken, its connection stays up.
+    publisher
+        .wait_progress(Duration::from_secs(10), |p| {
+            p.video_frames >= at_failure + 30
+        })
+        .await
+        .expect("the teacher keeps sending after the failure");
+    assert_eq!(
+        format!("{:?}", publisher.connection_state()),
+        "Connected",
+        "the publisher's connection survives"
+    );
+    let (s, v) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::POST,
+            &format!("/api/lessons/{id}/recording"),
+            Some(json!({"on": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let rec = &v["recordings"][0];
+    assert_eq!(rec["state"], "failed", "{v}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("No space left")),
+        "{v}"
+    );
+    assert_eq!(state.metrics.capture.write_errors.get(), 1);
+    let (c, report) = read_capture(Path::new(rec["capture_path"].as_str().expect("a path")));
+    if let Some(d) = &report.damage {
+        assert_eq!(d.kind, DamageKind::Torn, "{}", report.describe());
+    }
+    let rtp = c
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Rtp { .. }))
+        .count();
+    assert!(
+        rtp > 100,
+        "what was written before stays readable: {rtp} packets"
+    );
+    eprintln!(
+        "full disk after {at_failure} video frames: {rtp} packets kept, {}",
+        report.describe()
+    );
 }

@@ -76,6 +76,41 @@ pub struct Config {
     /// TURN servers whose short-lived credentials classrelay mints (coturn `use-auth-secret`).
     #[serde(default)]
     pub turn: TurnConfig,
+    /// Which rooms are recorded, and where captures go.
+    #[serde(default)]
+    pub recording: RecordingConfig,
+}
+
+/// Which rooms are recorded (`[recording] rooms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordRooms {
+    /// Timetable lessons of schools whose `record_lessons` is on (the default).
+    #[default]
+    Lessons,
+    /// Every room, plain token rooms too.
+    All,
+    /// Nothing is recorded unless asked for through the API.
+    None,
+}
+
+/// Recording settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Which rooms are recorded.
+    #[serde(default)]
+    pub rooms: RecordRooms,
+    /// Where recordings live (`<data.dir>/recordings` when empty).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+impl RecordingConfig {
+    /// The recordings directory for data directory `data`.
+    pub fn dir_in(&self, data: &std::path::Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| data.join("recordings"))
+    }
 }
 
 /// HTTP settings.

@@ -132,6 +132,8 @@ impl Server {
             .local_addr()
             .map_err(io_err("reading the HTTP address"))?;
         let state = Arc::new(AppState::new(config, keys, sfu, metrics, store, clock));
+        // Recording: the capture writer thread and the recorder (before the scheduler's bells).
+        school::recording::start(&state.school);
         tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));
         tokio::spawn(school::quality::run(Arc::downgrade(&state.school)));
         // Sessions end on the media side too (ICE failure, timeouts): forget them here.
@@ -289,6 +291,7 @@ impl Server {
         if let Err(e) = tokio::task::spawn_blocking(move || state.media.sfu.stop()).await {
             tracing::error!("stopping the media workers: {e}");
         }
+        school::recording::shutdown(&self.state.school).await;
         self.state.school.store.close().await;
     }
 }

@@ -56,11 +56,74 @@ enum Cmd {
     },
     /// Create or upgrade the database schema (also done at every start).
     Migrate,
+    /// Lesson recordings.
+    #[command(subcommand)]
+    Recordings(RecordingsCmd),
     /// Validate a config file (with the environment overrides) and name any bad key.
     CheckConfig {
         /// The file to check (default: the --config file or config/classrelay.toml).
         file: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum RecordingsCmd {
+    /// List recordings, newest first.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `classrelay recordings list`: the `recordings` rows.
+fn recordings(config: Option<PathBuf>, cmd: RecordingsCmd) -> anyhow::Result<()> {
+    let RecordingsCmd::List { json } = cmd;
+    let cfg = Config::load(config.as_deref())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let store =
+            classrelay::store::Store::open(&cfg.database.url, &cfg.data.dir.join("classrelay.db"))
+                .await?;
+        store.migrate().await?;
+        let rows = classrelay::school::recording::list(&store).await?;
+        store.close().await;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(());
+        }
+        println!(
+            "{:>6}  {:<10}  {:>7}  {:<24}  {:<24}  capture",
+            "id", "state", "lesson", "started", "ended"
+        );
+        for r in rows {
+            let when = |ms: i64| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default()
+            };
+            println!(
+                "{:>6}  {:<10}  {:>7}  {:<24}  {:<24}  {}{}",
+                r.id,
+                r.state,
+                r.lesson_id
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                when(r.started_at),
+                r.ended_at.map(when).unwrap_or_else(|| "-".into()),
+                r.capture_path,
+                r.error.map(|e| format!("  ({e})")).unwrap_or_default(),
+            );
+        }
+        Ok::<_, anyhow::Error>(())
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -115,6 +178,7 @@ fn main() -> anyhow::Result<()> {
                 Ok::<_, anyhow::Error>(())
             })
         }
+        Cmd::Recordings(cmd) => recordings(cli.config, cmd),
         Cmd::CheckConfig { file } => {
             let path = file.or(cli.config);
             match Config::load(path.as_deref()) {

@@ -182,6 +182,73 @@ pub struct Metrics {
     pub password_hashes_in_flight: Gauge,
     /// WHIP/WHEP sessions refused by a cap, by reason.
     pub sessions_refused: Family<RefusalLabels, Counter>,
+    /// Lesson capture (the recording tap and its writer thread, `record::writer`).
+    pub capture: CaptureMetrics,
+}
+
+/// The capture writer's figures (`record::writer`) and the tap's drops (`sfu::core`).
+#[derive(Debug, Clone, Default)]
+pub struct CaptureMetrics {
+    /// Capture files open for writing.
+    pub open: Gauge,
+    /// Bytes handed to the kernel for capture files.
+    pub bytes: Counter,
+    /// Records (packets, sender reports, track changes) written.
+    pub records: Counter,
+    /// Packets a media worker could not hand to the writer (its channel was full).
+    pub dropped_packets: Counter,
+    /// Write or sync errors; each stops its recording.
+    pub write_errors: Counter,
+    /// Recordings stopped by an error.
+    pub failed: Counter,
+    /// The oldest record's wait between the media worker and the kernel, at the last write.
+    pub writer_lag_seconds: Gauge<f64, AtomicU64>,
+    /// Messages waiting in the writer's channel at its last turn.
+    pub writer_queue: Gauge,
+}
+
+impl CaptureMetrics {
+    fn register(r: &mut Registry) -> Self {
+        let m = CaptureMetrics::default();
+        let sub = r.sub_registry_with_prefix("capture");
+        sub.register(
+            "open_files",
+            "Capture files open for writing",
+            m.open.clone(),
+        );
+        sub.register(
+            "bytes",
+            "Bytes handed to the kernel for capture files",
+            m.bytes.clone(),
+        );
+        sub.register(
+            "records",
+            "Capture records (RTP packets, sender reports, track changes) written",
+            m.records.clone(),
+        );
+        sub.register(
+            "dropped_packets",
+            "Recorded packets a media worker could not hand to the capture writer (channel full)",
+            m.dropped_packets.clone(),
+        );
+        sub.register(
+            "write_errors",
+            "Capture write or sync errors (each stops its recording; disk full)",
+            m.write_errors.clone(),
+        );
+        sub.register("failed", "Recordings stopped by an error", m.failed.clone());
+        sub.register(
+            "writer_lag_seconds",
+            "Oldest record's wait from the media worker to the kernel at the writer's last write",
+            m.writer_lag_seconds.clone(),
+        );
+        sub.register(
+            "writer_queue",
+            "Messages waiting in the capture writer's channel",
+            m.writer_queue.clone(),
+        );
+        m
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -392,6 +459,7 @@ impl Metrics {
             "WHIP/WHEP sessions refused by a cap (per principal, per token, room share, max peers)",
             sessions_refused.clone(),
         );
+        let capture = CaptureMetrics::register(&mut r);
         Metrics {
             registry: Arc::new(r),
             peers,
@@ -437,6 +505,7 @@ impl Metrics {
             logins_shed,
             password_hashes_in_flight,
             sessions_refused,
+            capture,
         }
     }
 

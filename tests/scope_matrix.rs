@@ -253,6 +253,12 @@ async fn role_by_route_by_object_matrix() {
             Some(json!({"classroom_id": w.p1_room})),
             &runners,
         ),
+        (
+            Method::POST,
+            format!("/api/lessons/{l1}/recording"),
+            Some(json!({"on": false})),
+            &runners,
+        ),
         (Method::DELETE, format!("/api/lessons/{l1}"), None, &runners),
     ];
     let mut checked = 0;

@@ -139,6 +139,11 @@ const DICT = {
     obs_state_draft: '草稿',
     obs_state_submitted: '已提交',
     obs_state_reviewed: '已复核',
+    // Recording (issue 20).
+    recording_on: '录制中',
+    record_start: '开始录制',
+    record_stop: '停止录制',
+    recording_failed: '录制已停止（写入失败）',
   },
   en: {
     app: 'Three Classrooms',
@@ -263,6 +268,11 @@ const DICT = {
     obs_state_draft: 'Draft',
     obs_state_submitted: 'Submitted',
     obs_state_reviewed: 'Reviewed',
+    // Recording (issue 20).
+    recording_on: 'Recording',
+    record_start: 'Start recording',
+    record_stop: 'Stop recording',
+    recording_failed: 'Recording stopped (write failed)',
   },
 };
 

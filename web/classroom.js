@@ -225,10 +225,19 @@ async function runLesson(lessonId, me) {
     if (speakers.includes(ownClass)) await startPublish();
     else await stopPublish();
   };
+  // 录制中: shown while the lesson is recorded (the snapshot's `recording`, `recording` events).
+  const showRecording = (on) => {
+    handle.recording = Boolean(on);
+    $('recMark').hidden = !on;
+  };
   const events = new LessonEvents(lessonId, (ev) => {
     const d = ev.data ?? {};
+    if (ev.kind === 'recording') {
+      showRecording(d.state === 'recording');
+    }
     if (ev.kind === 'resync') {
       const live = d.live ?? {};
+      showRecording(live.recording);
       showSpot(live.spotlight ?? null);
       setHand((live.hands ?? []).includes(ownClass));
       speakFor(live.speakers ?? []).catch((e) => log(`publish: ${e}`));

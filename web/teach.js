@@ -166,8 +166,17 @@ async function main() {
     return m ? classes.get(Number(m[1])) : undefined;
   };
 
+  // 录制中: the lesson's recording state, and the button that switches it.
+  const showRecording = (on, failed) => {
+    handle.recording = Boolean(on);
+    $('recMark').hidden = !on;
+    $('recToggle').textContent = t(on ? 'record_stop' : 'record_start');
+    if (failed) showError(new Error(t('recording_failed')));
+  };
   const apply = (ev) => {
     const d = ev.data ?? {};
+    if (ev.kind === 'recording') showRecording(d.state === 'recording', d.state === 'failed');
+    if (ev.kind === 'resync') showRecording((d.live ?? {}).recording, false);
     switch (ev.kind) {
       case 'resync': {
         // { live: <snapshot>, state }: the full picture after a (re)connect.
@@ -302,6 +311,12 @@ async function main() {
   handle.grant = (id, granted) => act('speak', { classroom_id: id, granted });
   handle.spotlight = (id) => act('spotlight', { classroom_id: id });
   handle.end = () => act('end');
+  handle.record = async (on) => {
+    const r = await act('recording', { on });
+    showRecording(r.recording, false);
+    return r;
+  };
+  $('recToggle').addEventListener('click', () => handle.record(!handle.recording).catch(() => {}));
   $('end').addEventListener('click', () => {
     if (window.confirm(t('end_confirm'))) handle.end().catch(() => {});
   });

@@ -9,6 +9,9 @@ use std::sync::Mutex;
 
 use axum::http::StatusCode;
 
+mod recording;
+pub use recording::{RecordError, Recorder};
+
 use crate::config::MediaConfig;
 use crate::metrics::{Metrics, RefusalLabels, RefusalReason};
 use crate::problem::ApiError;
@@ -140,6 +143,8 @@ pub struct Media {
     metrics: Metrics,
     limits: MediaConfig,
     listeners: Mutex<Vec<SessionListener>>,
+    /// The recording side (`recording.rs`), when this server records.
+    recorder: std::sync::OnceLock<Recorder>,
 }
 
 impl std::fmt::Debug for Media {
@@ -207,6 +212,7 @@ impl Media {
             metrics,
             limits,
             listeners: Mutex::new(Vec::new()),
+            recorder: std::sync::OnceLock::new(),
         }
     }
 

@@ -3,5 +3,11 @@
 //! only hands packets to a bounded channel; everything here runs on its own threads.
 //!
 //! - [`format`]: the records a capture holds (the contract between capture and processing).
+//! - [`file`]: the capture file on disk (docs/CAPTURE.md), its encoder and its reader.
+//! - [`writer`]: the writer thread that owns the open capture files.
+//! - [`storage`]: where a recording's files live (a directory now, object storage later).
 
+pub mod file;
 pub mod format;
+pub mod storage;
+pub mod writer;

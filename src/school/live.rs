@@ -66,6 +66,8 @@ pub struct Snapshot {
     pub present: Vec<Presence>,
     /// Link quality per participant, as last measured (see [`super::quality`]).
     pub links: Vec<LinkSummary>,
+    /// Whether the lesson is being recorded (录制中; from the `recording` events).
+    pub recording: bool,
 }
 
 #[derive(Debug)]
@@ -80,6 +82,8 @@ struct LessonLive {
     // part -> (publishing, watching)
     present: BTreeMap<String, (usize, usize)>,
     links: Vec<LinkSummary>,
+    // Recording now (the last `recording` event's state).
+    recording: bool,
     // When the lesson ended (school clock), once it has.
     ended_at: Option<Millis>,
 }
@@ -95,11 +99,15 @@ impl LessonLive {
             spotlight: None,
             present: BTreeMap::new(),
             links: Vec::new(),
+            recording: false,
             ended_at: None,
         }
     }
 
     fn emit(&mut self, kind: &'static str, at: Millis, data: serde_json::Value) -> Event {
+        if kind == "recording" {
+            self.recording = data["state"] == "recording";
+        }
         self.seq += 1;
         let ev = Event {
             seq: self.seq,
@@ -134,6 +142,7 @@ impl LessonLive {
                 })
                 .collect(),
             links: self.links.clone(),
+            recording: self.recording,
         }
     }
 }

@@ -9,6 +9,7 @@
 //!   mints a media token and again at WHIP/WHEP time.
 //! - [`scheduler`]: moves lessons through scheduled → open → live → ended by the clock.
 //! - [`quality`]: grades each participant's media link and reports it in the live state.
+//! - [`recording`]: which lessons are recorded and when (the `recordings` rows).
 //! - [`api`], [`csvio`], [`openapi`]: the HTTP API, CSV import/export, its OpenAPI document.
 
 pub(crate) mod access;
@@ -23,6 +24,7 @@ pub(crate) mod openapi;
 pub(crate) mod org;
 pub(crate) mod policy;
 pub(crate) mod quality;
+pub mod recording;
 pub(crate) mod scheduler;
 pub(crate) mod timetable;
 pub(crate) mod userscsv;

@@ -78,7 +78,13 @@ pub(crate) async fn step(
                 serde_json::json!({"state": s.as_str(), "lesson": l.id}),
             );
             tracing::info!(lesson = l.id, "lesson {}", s.as_str());
+            if s == LessonState::Live {
+                super::recording::at_bell(app, l.id).await;
+            }
             if s == LessonState::Ended {
+                if let Err(e) = super::recording::stop_lesson(app, l.id).await {
+                    tracing::warn!(lesson = l.id, "recording: {e}");
+                }
                 end_room(app, l.id).await;
             }
         }

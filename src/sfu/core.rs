@@ -56,12 +56,14 @@ mod membership;
 mod pipes;
 mod queued;
 mod rtc_glue;
+mod tap;
 
 use fanout::{out_packet, write_slot, Ingested, RestFrom, SlotWrite};
 use membership::role_label;
 use pipes::take_piped;
 pub use queued::{Queued, Transmit};
 use rtc_glue::{direct_stream, drain, fresh_history, out_payload_type, set_remote, try_fast_path};
+pub use tap::{Tap, TapPart};
 
 /// Viewers served between two looks for the rest of a frame whose first part goes out
 /// (see `WorkerCore::fan_out`; default of `media.fanout_chunk`): about a `sendmmsg` batch, a
@@ -148,6 +150,8 @@ struct Outbox<O> {
     due: Vec<PeerId>,
     pending_rtp: Vec<(PeerId, RtpPacket)>,
     pending_kf: Vec<(PeerId, Mid)>,
+    /// Publishers' sender reports, for the recording tap (`tap.rs`).
+    pending_sr: Vec<(PeerId, str0m::media::SenderFeedback)>,
     connected: Vec<PeerId>,
     dead: Vec<PeerId>,
     /// Addresses str0m answered a connectivity check from (see `WorkerCore::commit_verified`).
@@ -242,6 +246,8 @@ pub struct WorkerCore<O: Outside> {
     connect_timeout: Duration,
     /// See `Settings::publish_cap`.
     publish_cap: PublishCap,
+    /// Rooms recorded on this worker (`tap.rs`).
+    taps: Map<String, tap::RoomTap>,
 }
 
 impl<O: Outside> WorkerCore<O> {
@@ -287,6 +293,7 @@ impl<O: Outside> WorkerCore<O> {
                 due: Vec::new(),
                 pending_rtp: Vec::with_capacity(64),
                 pending_kf: Vec::new(),
+                pending_sr: Vec::new(),
                 connected: Vec::new(),
                 dead: Vec::new(),
                 verified: Vec::new(),
@@ -313,6 +320,7 @@ impl<O: Outside> WorkerCore<O> {
             preps: Vec::new(),
             connect_timeout,
             publish_cap,
+            taps: Map::default(),
         }
     }
 
@@ -606,6 +614,12 @@ impl<O: Outside> WorkerCore<O> {
             Command::ClosePipe { room, to } => self.close_pipe(&room, to),
             // Counted in `keyframe_requests_in` where it was asked for.
             Command::PipeKeyframe { tid, layer } => self.gate_keyframe(tid, layer, now),
+            Command::Record { room, tap, reply } => {
+                self.set_tap(room, tap.map(|t| *t), now);
+                if let Some(r) = reply {
+                    let _ = r.send(());
+                }
+            }
             Command::LinkStats { room, reply } => {
                 // A oneshot send never blocks; a caller that gave up is fine to ignore.
                 let _ = reply.send(self.link_stats(&room));
@@ -790,6 +804,7 @@ impl<O: Outside> WorkerCore<O> {
         for (tid, layer) in retry {
             self.request_keyframe(tid, layer, now);
         }
+        self.tap_housekeeping(now);
         self.process_pending(now);
     }
 

@@ -454,6 +454,17 @@ pub enum Command {
         /// Where the figures go.
         reply: tokio::sync::oneshot::Sender<Vec<LinkStat>>,
     },
+    /// Start (`tap: Some`) or stop (`None`) recording a room (send it to the room's home
+    /// worker, where its publishers are). `reply` is answered once a stop's `TrackEnd`s are
+    /// in the writer's channel, so the file can be closed after it.
+    Record {
+        /// The room.
+        room: String,
+        /// Where its records go.
+        tap: Option<Box<core::Tap>>,
+        /// Told when done.
+        reply: Option<tokio::sync::oneshot::Sender<()>>,
+    },
     /// Stop the worker thread.
     Shutdown,
     /// Tests only (debug builds): make the worker panic, to see it restart.

@@ -40,7 +40,7 @@ pub fn vp8_frame(keyframe: bool, source: u8, layer: u8, frame: FrameNo, len: usi
 }
 
 /// The VP8 payload descriptor's length (RFC 7741 4.2), or `None` if it is cut short.
-fn vp8_descriptor_len(p: &[u8]) -> Option<usize> {
+pub fn vp8_descriptor_len(p: &[u8]) -> Option<usize> {
     let b0 = *p.first()?;
     let mut i = 1;
     if b0 & 0x80 != 0 {
@@ -582,6 +582,14 @@ impl Client {
     }
 
     /// A publisher's state.
+    /// Video frames the publisher has sent (the next frame's number).
+    pub fn frames_sent(&self) -> FrameNo {
+        match &self.role {
+            Role::Publisher(s) => s.frame,
+            Role::Viewer(_) => panic!("{} is a viewer", self.name),
+        }
+    }
+
     pub fn sender(&mut self) -> &mut Sender {
         match &mut self.role {
             Role::Publisher(s) => s,

@@ -23,5 +23,6 @@ mod signal;
 mod worker;
 mod world;
 
+mod capture;
 mod cases;
 mod selftest;

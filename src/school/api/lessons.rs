@@ -590,6 +590,9 @@ pub(super) async fn lessons_end(
         now,
         serde_json::json!({"state": "ended", "lesson": l.id, "by": p.ident()}),
     );
+    if let Err(e) = crate::school::recording::stop_lesson(&st, l.id).await {
+        tracing::warn!(lesson = l.id, "recording: {e}");
+    }
     crate::school::scheduler::end_room(&st, l.id).await;
     let l = model::get_lesson(&st.store, l.id).await?;
     Ok(Json(view(&st, l)).into_response())
@@ -652,4 +655,72 @@ pub(super) struct Today {
     next: Option<LessonView>,
     /// All of today's lessons.
     lessons: Vec<LessonView>,
+/// `POST /api/lessons/{id}/recording` body.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RecordingSwitch {
+    on: bool,
+}
+
+/// `POST /api/lessons/{id}/recording` answer: whether the lesson is being recorded now, and
+/// its recordings so far.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct RecordingState {
+    /// The lesson.
+    lesson: i64,
+    /// Whether a recording of it is running.
+    recording: bool,
+    /// Its recordings, oldest first.
+    recordings: Vec<crate::school::recording::Recording>,
+}
+
+/// Starts or stops recording a lesson that is open or live (its hub teacher or an admin).
+#[utoipa::path(
+    post, path = "/api/lessons/{id}/recording", params(("id" = i64, Path, description = "the lesson's id")), request_body = RecordingSwitch,
+    responses((status = 200, description = "the lesson's recording state after the change", body = RecordingState))
+)]
+pub(super) async fn lessons_recording(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<RecordingSwitch>,
+) -> ApiResult {
+    use crate::school::recording;
+    let l = model::get_lesson(&st.store, parse_id(&id)?).await?;
+    own_lesson(&st, &p, &l).await?;
+    let state = l.state_at(st.now(), st.open_before, st.grace);
+    if b.on && !matches!(state, LessonState::Open | LessonState::Live) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "lesson-not-running",
+            format!(
+                "lesson {} is {}: only an open or live lesson can be recorded",
+                l.id,
+                state.as_str()
+            ),
+        ));
+    }
+    let res = if b.on {
+        recording::start_lesson(&st, l.id).await.map(|_| ())
+    } else {
+        recording::stop_lesson(&st, l.id).await.map(|_| ())
+    };
+    match res {
+        Ok(()) => {}
+        Err(recording::SwitchError::Media(e)) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "recording-unavailable",
+                e.to_string(),
+            ))
+        }
+        Err(recording::SwitchError::Store(e)) => return Err(e.into()),
+    }
+    let recordings = recording::of_lesson(&st.store, l.id).await?;
+    Ok(Json(RecordingState {
+        lesson: l.id,
+        recording: recording::is_recording(&st, l.id),
+        recordings,
+    })
+    .into_response())
 }

@@ -464,6 +464,13 @@ pub(crate) const ROUTES: &[RouteRule] = &[
     ),
     route_rule!(
         "POST",
+        "/api/lessons/{id}/recording",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Start or stop recording the lesson (its hub teacher or an admin over its hub school)",
+    ),
+    route_rule!(
+        "POST",
         "/api/lessons/{id}/hand",
         Allow::Roles(DEVICE),
         "lessons",

@@ -9,6 +9,9 @@ use super::*;
 impl<O: Outside> WorkerCore<O> {
     /// Forwards queued RTP and handles queued keyframe requests until both queues are empty.
     pub(super) fn process_pending(&mut self, now: Instant) {
+        if !self.io.pending_sr.is_empty() {
+            self.tap_reports();
+        }
         if self.io.pending_rtp.is_empty()
             && self.io.pending_kf.is_empty()
             && self.io.connected.is_empty()
@@ -152,6 +155,9 @@ impl<O: Outside> WorkerCore<O> {
                 Some(p) => preps.push(p),
                 None => break,
             }
+        }
+        if !self.taps.is_empty() {
+            self.tap_packets(pid, tid, li, pkts, now);
         }
     }
 

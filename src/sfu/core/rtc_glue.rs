@@ -254,6 +254,10 @@ pub(super) fn on_event(peer: &mut Peer, io: &mut Outbox<impl Outside>, ev: Event
                 io.metrics.publish_dropped_packets.inc();
             }
         }
+        // A few a second: kept for the recording tap (`tap.rs`), dropped if none.
+        Event::SenderFeedback(f) if peer.role == PeerKind::Publisher => {
+            io.pending_sr.push((peer.id, f));
+        }
         Event::KeyframeRequest(k) if peer.role == PeerKind::Subscriber => {
             io.pending_kf.push((peer.id, k.mid));
         }

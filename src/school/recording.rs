@@ -1,0 +1,326 @@
+//! Which lessons are recorded and when: at a lesson's bell when `[recording] rooms` and its
+//! school's `record_lessons` say so, on and off by hand through the API, stopped at the
+//! lesson's end; the `recordings` rows and the `recording` lesson event pages show as 录制中.
+//! It must never touch capture files or the media path (`media` starts and stops the tap).
+
+use std::sync::{Arc, Weak};
+
+use serde::Serialize;
+
+use super::SchoolState;
+use crate::config::RecordRooms;
+use crate::media::RecordError;
+use crate::record::storage::DirStorage;
+use crate::record::writer::{Writer, WriterEvent, DEFAULT_CAPACITY};
+use crate::sfu::core::TapPart;
+use crate::store::{Store, StoreResult};
+
+/// A row of `recordings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Recording {
+    /// Id (also the directory under the recordings root).
+    pub id: i64,
+    /// The room recorded.
+    pub room: String,
+    /// The lesson, for a lesson's room.
+    pub lesson_id: Option<i64>,
+    /// Started (ms since the Unix epoch).
+    pub started_at: i64,
+    /// Ended, once it has.
+    pub ended_at: Option<i64>,
+    /// `recording`, `stopped` or `failed`.
+    pub state: String,
+    /// The capture file.
+    pub capture_path: String,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+const COLS: &str = "id, room, lesson_id, started_at, ended_at, state, capture_path, error";
+
+/// Every recording, newest first.
+pub async fn list(store: &Store) -> StoreResult<Vec<Recording>> {
+    let sql = format!("SELECT {COLS} FROM recordings ORDER BY id DESC");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(store.pool())
+        .await?)
+}
+
+/// A lesson's recordings, oldest first.
+pub async fn of_lesson(store: &Store, lesson: i64) -> StoreResult<Vec<Recording>> {
+    let sql = format!("SELECT {COLS} FROM recordings WHERE lesson_id = $1 ORDER BY id");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(lesson)
+        .fetch_all(store.pool())
+        .await?)
+}
+
+/// Starts the capture writer and the recorder (storage under `[recording] dir`), and the task
+/// that turns the writer's events into recording states and lesson events.
+pub(crate) fn start(app: &Arc<SchoolState>) {
+    let root = app.config.recording.dir_in(&app.config.data.dir);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let writer = Writer::start(
+        DEFAULT_CAPACITY,
+        app.metrics.capture.clone(),
+        Box::new(move |e| {
+            let _ = tx.send(e);
+        }),
+    );
+    app.media.set_recorder(crate::media::Recorder::new(
+        writer,
+        Arc::new(DirStorage::new(root)),
+    ));
+    let weak: Weak<SchoolState> = Arc::downgrade(app);
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            let Some(app) = weak.upgrade() else { break };
+            on_writer_event(&app, ev).await;
+        }
+    });
+}
+
+async fn on_writer_event(app: &Arc<SchoolState>, ev: WriterEvent) {
+    match ev {
+        WriterEvent::Failed { id, error } => {
+            tracing::error!(recording = id, %error, "recording failed; the lesson goes on");
+            let now = app.now();
+            let row: Option<(String, Option<i64>)> = sqlx::query_as(
+                "UPDATE recordings SET state = 'failed', error = $1, ended_at = $2 \
+                 WHERE id = $3 RETURNING room, lesson_id",
+            )
+            .bind(&error)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(app.store.pool())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("recording {id}: {e}");
+                None
+            });
+            if let Some((room, lesson)) = row {
+                // The worker stops copying (the writer already closed the file).
+                app.media.stop_recording(&room).await;
+                if let Some(l) = lesson {
+                    app.live.emit(
+                        l,
+                        "recording",
+                        now,
+                        serde_json::json!({"lesson": l, "recording": id, "state": "failed", "error": error}),
+                    );
+                }
+            }
+        }
+        WriterEvent::Lagging { id, lag } => {
+            tracing::warn!(
+                recording = id,
+                lag_ms = lag.as_millis() as u64,
+                "capture writer behind"
+            );
+        }
+        WriterEvent::Dropped { id, track, packets } => {
+            tracing::warn!(
+                recording = id,
+                track,
+                packets,
+                "capture dropped packets (writer channel full)"
+            );
+        }
+        WriterEvent::Opened { .. } | WriterEvent::Closed(_) => {}
+    }
+}
+
+/// Whether lesson `lesson` is recorded by default (at its bell).
+async fn wanted(app: &SchoolState, lesson: i64) -> StoreResult<bool> {
+    Ok(match app.config.recording.rooms {
+        RecordRooms::None => false,
+        RecordRooms::All => true,
+        RecordRooms::Lessons => {
+            let on: Option<(i64,)> = sqlx::query_as(
+                "SELECT s.record_lessons FROM lessons l \
+                 JOIN classrooms c ON c.id = l.hub_classroom_id \
+                 JOIN schools s ON s.id = c.school_id WHERE l.id = $1",
+            )
+            .bind(lesson)
+            .fetch_optional(app.store.pool())
+            .await?;
+            on.is_some_and(|(v,)| v != 0)
+        }
+    })
+}
+
+/// The lesson's hub teacher and hub classroom, as the capture names their tracks.
+async fn parts(app: &SchoolState, lesson: i64) -> StoreResult<Vec<TapPart>> {
+    let row: Option<(i64, String, i64, String)> = sqlx::query_as(
+        "SELECT t.id, t.name, c.id, c.name FROM lessons l \
+         JOIN teachers t ON t.id = l.hub_teacher_id \
+         JOIN classrooms c ON c.id = l.hub_classroom_id WHERE l.id = $1",
+    )
+    .bind(lesson)
+    .fetch_optional(app.store.pool())
+    .await?;
+    Ok(row
+        .map(|(t, tn, c, cn)| {
+            vec![
+                TapPart {
+                    part: format!("t:{t}"),
+                    name: tn,
+                    hub: true,
+                },
+                TapPart {
+                    part: format!("c:{c}"),
+                    name: cn,
+                    hub: true,
+                },
+            ]
+        })
+        .unwrap_or_default())
+}
+
+/// Why a recording could not be switched.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    /// The media side refused.
+    #[error(transparent)]
+    Media(#[from] RecordError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Starts recording lesson `lesson`'s room (a new `recordings` row). `Ok(None)` if it is
+/// being recorded already.
+pub async fn start_lesson(
+    app: &SchoolState,
+    lesson: i64,
+) -> Result<Option<Recording>, SwitchError> {
+    let room = format!("lesson-{lesson}");
+    if app
+        .media
+        .recorder()
+        .is_some_and(|r| r.recording_of(&room).is_some())
+    {
+        return Ok(None);
+    }
+    let now = app.now();
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO recordings (room, lesson_id, started_at, state) \
+         VALUES ($1, $2, $3, 'recording') RETURNING id",
+    )
+    .bind(&room)
+    .bind(lesson)
+    .bind(now)
+    .fetch_one(app.store.pool())
+    .await
+    .map_err(crate::store::StoreError::from)?;
+    let parts = parts(app, lesson).await?;
+    match app
+        .media
+        .start_recording(id, &room, Some(lesson), now, parts)
+        .await
+    {
+        Ok(path) => {
+            sqlx::query("UPDATE recordings SET capture_path = $1 WHERE id = $2")
+                .bind(path.display().to_string())
+                .bind(id)
+                .execute(app.store.pool())
+                .await
+                .map_err(crate::store::StoreError::from)?;
+            app.live.emit(
+                lesson,
+                "recording",
+                now,
+                serde_json::json!({"lesson": lesson, "recording": id, "state": "recording"}),
+            );
+            tracing::info!(lesson, recording = id, path = %path.display(), "recording");
+            Ok(of_lesson(&app.store, lesson)
+                .await?
+                .into_iter()
+                .find(|r| r.id == id))
+        }
+        Err(e) => {
+            sqlx::query(
+                "UPDATE recordings SET state = 'failed', error = $1, ended_at = $2 WHERE id = $3",
+            )
+            .bind(e.to_string())
+            .bind(now)
+            .bind(id)
+            .execute(app.store.pool())
+            .await
+            .map_err(crate::store::StoreError::from)?;
+            Err(e.into())
+        }
+    }
+}
+
+/// Stops recording lesson `lesson`'s room; whether it was being recorded.
+pub async fn stop_lesson(app: &SchoolState, lesson: i64) -> Result<bool, SwitchError> {
+    let room = format!("lesson-{lesson}");
+    let Some(id) = app.media.recorder().and_then(|r| r.recording_of(&room)) else {
+        return Ok(false);
+    };
+    let closed = app.media.stop_recording(&room).await;
+    let now = app.now();
+    let error = closed.and_then(|c| c.error);
+    sqlx::query(
+        "UPDATE recordings SET state = CASE WHEN state = 'failed' THEN 'failed' ELSE 'stopped' END, \
+         ended_at = COALESCE(ended_at, $1) WHERE id = $2",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(app.store.pool())
+    .await
+    .map_err(crate::store::StoreError::from)?;
+    if let Some(e) = error {
+        tracing::warn!(
+            lesson,
+            recording = id,
+            "recording closed after an error: {e}"
+        );
+    }
+    app.live.emit(
+        lesson,
+        "recording",
+        now,
+        serde_json::json!({"lesson": lesson, "recording": id, "state": "stopped"}),
+    );
+    Ok(true)
+}
+
+/// The scheduler's bell: a lesson that went live is recorded if it should be.
+pub(crate) async fn at_bell(app: &SchoolState, lesson: i64) {
+    match wanted(app, lesson).await {
+        Ok(true) => {
+            if let Err(e) = start_lesson(app, lesson).await {
+                tracing::warn!(lesson, "recording did not start: {e}");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(lesson, "recording: {e}"),
+    }
+}
+
+/// Whether lesson `lesson`'s room is being recorded now (the pages' 录制中).
+pub fn is_recording(app: &SchoolState, lesson: i64) -> bool {
+    app.media
+        .recorder()
+        .is_some_and(|r| r.recording_of(&format!("lesson-{lesson}")).is_some())
+}
+
+/// At shutdown (media workers stopped): every capture written, synced and closed, and the
+/// recordings still running marked stopped.
+pub(crate) async fn shutdown(app: &Arc<SchoolState>) {
+    let a = app.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(r) = a.media.recorder() {
+            r.stop_writer();
+        }
+    })
+    .await;
+    let _ = sqlx::query(
+        "UPDATE recordings SET state = 'stopped', ended_at = $1 WHERE state = 'recording'",
+    )
+    .bind(app.now())
+    .execute(app.store.pool())
+    .await;
+}

@@ -3,5 +3,7 @@
 //! only hands packets to a bounded channel; everything here runs on its own threads.
 //!
 //! - [`format`]: the records a capture holds (the contract between capture and processing).
+//! - [`process`]: a capture → WebM/Matroska files per source and the lesson's manifest.
 
 pub mod format;
+pub mod process;

@@ -249,7 +249,7 @@ impl Assembler {
 }
 
 /// The sequence number `seq` unwrapped next to `reference` (the closest candidate).
-fn unwrap_seq(seq: u16, reference: Option<u64>) -> u64 {
+pub(super) fn unwrap_seq(seq: u16, reference: Option<u64>) -> u64 {
     const BASE: u64 = 1 << 20; // room below the first packet for reordered earlier ones
     match reference {
         None => BASE + u64::from(seq),
@@ -260,7 +260,7 @@ fn unwrap_seq(seq: u16, reference: Option<u64>) -> u64 {
     }
 }
 
-fn unwrap_ts(ts: u32, reference: Option<i64>) -> i64 {
+pub(super) fn unwrap_ts(ts: u32, reference: Option<i64>) -> i64 {
     match reference {
         None => i64::from(ts),
         Some(r) => r + i64::from(ts.wrapping_sub(r as u32) as i32),
@@ -309,6 +309,7 @@ impl TrackBuilder {
             return;
         }
         let ssrc = p.header.ssrc;
+        let created = !self.by_ssrc.contains_key(&ssrc);
         let idx = match self.by_ssrc.get(&ssrc) {
             Some(&i) => i,
             None => {
@@ -357,6 +358,16 @@ impl TrackBuilder {
             },
         );
         let max = seg.max_seq.unwrap_or(seq);
+        if created && !self.pending_srs.is_empty() {
+            let pending = std::mem::take(&mut self.pending_srs);
+            for (arrival_us, ntp, rtp_time) in pending {
+                match self.attach(idx, arrival_us, ntp, rtp_time) {
+                    Some(sr) => self.out.srs.push(sr),
+                    None => self.pending_srs.push((arrival_us, ntp, rtp_time)),
+                }
+            }
+        }
+        let seg = &mut self.segments[idx];
         while let Some(entry) = seg.buffer.first_entry() {
             if *entry.key() + REORDER_WINDOW > max {
                 break;
@@ -371,18 +382,37 @@ impl TrackBuilder {
         if ntp == 0 {
             return;
         }
-        match self.current {
-            Some(i) => {
-                let rtp_ts = unwrap_ts(rtp_time, self.segments[i].ts_ref);
-                self.out.srs.push(Sr {
-                    segment: i,
-                    arrival_us,
-                    ntp,
-                    rtp_ts,
-                });
+        // The report names no SSRC (the capture keeps the track's): it belongs to the segment
+        // that was current when it came, unless its RTP time is far from that segment's clock,
+        // which is a report of a new SSRC whose first packet is still to come.
+        match self
+            .current
+            .and_then(|i| self.attach(i, arrival_us, ntp, rtp_time))
+        {
+            Some(sr) => self.out.srs.push(sr),
+            None => {
+                // Bounded: only the latest few wait for a segment to come.
+                if self.pending_srs.len() >= 8 {
+                    self.pending_srs.remove(0);
+                }
+                self.pending_srs.push((arrival_us, ntp, rtp_time));
             }
-            None => self.pending_srs.push((arrival_us, ntp, rtp_time)),
         }
+    }
+
+    /// The report as one of segment `i`'s, if its RTP time is plausible there (within a
+    /// minute of the segment's newest packet).
+    fn attach(&self, i: usize, arrival_us: u64, ntp: u64, rtp_time: u32) -> Option<Sr> {
+        let seg = &self.segments[i];
+        let reference = seg.ts_ref?;
+        let rtp_ts = unwrap_ts(rtp_time, Some(reference));
+        let limit = 60 * i64::from(self.info.clock_rate.max(1));
+        ((rtp_ts - reference).abs() <= limit).then_some(Sr {
+            segment: i,
+            arrival_us,
+            ntp,
+            rtp_ts,
+        })
     }
 
     pub(super) fn dropped(&mut self) {
@@ -396,18 +426,6 @@ impl TrackBuilder {
     /// Flushes every buffer and returns the frames of all segments, segment after segment.
     pub(super) fn finish(mut self) -> TrackFrames {
         let mut out = std::mem::take(&mut self.out);
-        // Reports that came before any packet belong to the first segment.
-        if let Some(first) = self.segments.first() {
-            let ts_ref = first.ts_ref;
-            for (arrival_us, ntp, rtp_time) in self.pending_srs.drain(..) {
-                out.srs.push(Sr {
-                    segment: 0,
-                    arrival_us,
-                    ntp,
-                    rtp_ts: unwrap_ts(rtp_time, ts_ref),
-                });
-            }
-        }
         for seg in &mut self.segments {
             let buffer = std::mem::take(&mut seg.buffer);
             for (s, pkt) in buffer {

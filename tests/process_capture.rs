@@ -1130,3 +1130,82 @@ proptest! {
         }
     }
 }
+
+/// A benchmark, not a test (ignored; speed goals belong in benchmarks): processes a 45-minute
+/// lesson of three sources — teacher camera + its audio, courseware, a classroom camera, each
+/// camera the load generator's 720p VP8 at 1.2 Mbit/s looped — and prints the time. Run:
+/// `cargo test --release --test process_capture -- --ignored --nocapture forty_five_minutes`.
+#[test]
+#[ignore]
+fn forty_five_minutes_three_sources_benchmark() {
+    let (_, frames) =
+        classrelay_loadtest::ivf::parse(&fixture("loadtest/fixtures/vp8_720p30_1200k.ivf"))
+            .unwrap();
+    let minutes: usize = std::env::var("BENCH_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(45);
+    let n = minutes * 60 * 30;
+    let video: Vec<Vec<u8>> = (0..n)
+        .map(|i| frames[i % frames.len()].data.clone())
+        .collect();
+    let opus = opus_frames();
+    let audio: Vec<Vec<u8>> = (0..minutes * 60 * 50)
+        .map(|i| opus[i % opus.len()].clone())
+        .collect();
+    let t_build = std::time::Instant::now();
+    let mut items = Vec::new();
+    let mut tracks = Vec::new();
+    for (k, kind) in [
+        SourceKind::TeacherCamera,
+        SourceKind::Courseware,
+        SourceKind::ClassroomCamera,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut s = video_stream();
+        s.track = 10 + k as u32;
+        s.ssrc = 100 + k as u32;
+        items.extend(packetize(&s, &video, &times(n, 33_333, 0), 30_000, true));
+        tracks.push(track_info(
+            s.track,
+            kind,
+            Codec::Vp8,
+            if k == 2 { "二班" } else { "王老师" },
+        ));
+    }
+    items.extend(packetize(
+        &audio_stream(),
+        &audio,
+        &times(audio.len(), 20_000, 0),
+        30_000,
+        true,
+    ));
+    tracks.push(track_info(AUDIO, SourceKind::Audio, Codec::Opus, "王老师"));
+    let c = capture(tracks, items, true);
+    let bytes: usize = c
+        .records
+        .iter()
+        .map(|r| match r {
+            Record::Rtp { packet, .. } => packet.len(),
+            _ => 0,
+        })
+        .sum();
+    eprintln!(
+        "capture: {} records, {:.0} MB of RTP, built in {:.1} s",
+        c.records.len(),
+        bytes as f64 / 1e6,
+        t_build.elapsed().as_secs_f64()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    let m = process(&c, dir.path()).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "processed {minutes} min, {} sources, {} frames in {secs:.2} s",
+        m.sources.len(),
+        m.sources.iter().map(|s| s.frames).sum::<u64>()
+    );
+    assert_eq!(m.sources.len(), 3);
+}

@@ -23,6 +23,8 @@ mod timeline;
 mod track;
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -457,13 +459,9 @@ pub fn process(capture: &Capture, out_dir: &Path) -> Result<Manifest, ProcessErr
                 .unwrap_or("?"),
             lead.info.owner
         );
-        let muxed = mux::mux(&mux_tracks, &title).map_err(|e| ProcessError::Mux {
-            file: file.clone(),
-            reason: e.to_string(),
-        })?;
         let path = out_dir.join(&file);
-        write_atomic(&path, &muxed.bytes)?;
-        lesson_end = lesson_end.max(start_ms.saturating_add(muxed.duration_ms));
+        let (duration_ms, sha256) = write_file(&path, |w| mux::mux(&mux_tracks, &title, w))?;
+        lesson_end = lesson_end.max(start_ms.saturating_add(duration_ms));
         let has_video = g.iter().any(|&i| !timed[i].info.codec.is_audio());
         sources.push(Source {
             file,
@@ -482,10 +480,10 @@ pub fn process(capture: &Capture, out_dir: &Path) -> Result<Manifest, ProcessErr
             owner: lead.info.owner.clone(),
             hub: lead.info.hub,
             start_ms,
-            duration_ms: muxed.duration_ms,
+            duration_ms,
             frames: entries.iter().map(|e| e.frames).sum(),
             gaps,
-            sha256: hex::encode(Sha256::digest(&muxed.bytes)),
+            sha256,
             timeline: if entries
                 .iter()
                 .all(|e| e.timeline == Timeline::SenderReports)
@@ -532,4 +530,53 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProcessError> {
     let tmp = path.with_extension("part");
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Hashes what passes through on its way to the file.
+struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Muxes into `path` (through a temporary file and a rename, synced); returns the duration
+/// and the file's hex SHA-256.
+fn write_file(
+    path: &Path,
+    mux: impl FnOnce(&mut Hashing<BufWriter<File>>) -> Result<u64, mux::MuxError>,
+) -> Result<(u64, String), ProcessError> {
+    let io = |source| ProcessError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("part");
+    let mut w = Hashing {
+        inner: BufWriter::new(File::create(&tmp).map_err(io)?),
+        sha: Sha256::new(),
+    };
+    let duration = match mux(&mut w) {
+        Ok(d) => d,
+        Err(mux::MuxError::Io(e)) => return Err(io(e)),
+        Err(e) => {
+            return Err(ProcessError::Mux {
+                file: path.display().to_string(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let sha = hex::encode(w.sha.finalize());
+    let file = w.inner.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok((duration, sha))
 }

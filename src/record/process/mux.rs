@@ -11,6 +11,8 @@
 //! reader, used by the tests to check these files independently), `webm` (libwebm bindings, a
 //! C++ library).
 
+use std::io::Write;
+
 use webm_iterable::matroska_spec::{Master, MatroskaSpec, SimpleBlock};
 use webm_iterable::{WebmWriter, WriteOptions};
 
@@ -32,19 +34,19 @@ pub(super) struct MuxFrame<'a> {
     pub data: &'a [u8],
 }
 
-/// What the muxer wrote, for the manifest and the tests.
-#[derive(Debug)]
-pub(super) struct Muxed {
-    pub bytes: Vec<u8>,
-    pub duration_ms: u64,
+/// Why a file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum MuxError {
+    /// The destination refused the bytes.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The element writer or the layout failed.
+    #[error("matroska writer: {0}")]
+    Layout(String),
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("matroska writer: {0}")]
-pub(super) struct MuxError(String);
-
 fn err(e: impl std::fmt::Display) -> MuxError {
-    MuxError(e.to_string())
+    MuxError::Layout(e.to_string())
 }
 
 /// A cluster longer than this starts a new one even without a keyframe (block timestamps are
@@ -127,8 +129,12 @@ fn track_entry(number: u64, t: &MuxTrack<'_>) -> MatroskaSpec {
     MatroskaSpec::TrackEntry(Master::Full(children))
 }
 
-/// Muxes the tracks (video first, if any) into one file.
-pub(super) fn mux(tracks: &[MuxTrack<'_>], title: &str) -> Result<Muxed, MuxError> {
+/// Muxes the tracks (video first, if any) into `out`; returns the duration in ms.
+pub(super) fn mux(
+    tracks: &[MuxTrack<'_>],
+    title: &str,
+    out: &mut impl Write,
+) -> Result<u64, MuxError> {
     let webm = tracks
         .iter()
         .all(|t| matches!(t.codec, Codec::Vp8 | Codec::Vp9 | Codec::Opus));
@@ -259,7 +265,7 @@ pub(super) fn mux(tracks: &[MuxTrack<'_>], title: &str) -> Result<Muxed, MuxErro
         positions = next;
         rounds += 1;
         if rounds > 8 {
-            return Err(MuxError("segment layout did not settle".into()));
+            return Err(err("segment layout did not settle"));
         }
     }
     let cues = MatroskaSpec::Cues(Master::Full(
@@ -278,11 +284,6 @@ pub(super) fn mux(tracks: &[MuxTrack<'_>], title: &str) -> Result<Muxed, MuxErro
     ));
     let (cue_bytes, _) = encode_in_segment(&[cues])?;
 
-    let mut body = header;
-    body.extend_from_slice(&clusters);
-    drop(clusters);
-    body.extend_from_slice(&cue_bytes);
-
     let mut w = WebmWriter::new(Vec::new());
     w.write(&MatroskaSpec::Ebml(Master::Full(vec![
         MatroskaSpec::EbmlVersion(1),
@@ -294,7 +295,20 @@ pub(super) fn mux(tracks: &[MuxTrack<'_>], title: &str) -> Result<Muxed, MuxErro
         MatroskaSpec::DocTypeReadVersion(2),
     ])))
     .map_err(err)?;
-    w.write_raw(ID_SEGMENT, &body).map_err(err)?;
-    let bytes = w.into_inner().map_err(err)?;
-    Ok(Muxed { bytes, duration_ms })
+    out.write_all(&w.into_inner().map_err(err)?)?;
+    // The Segment's own header is written here, not through the element writer, so that the
+    // clusters stream straight to `out` instead of being copied into one more buffer: its ID
+    // and an 8-byte size (EBML VINT: marker 0x01, then 7 bytes big-endian).
+    let size = (header.len() + clusters.len() + cue_bytes.len()) as u64;
+    if size >= 1 << 56 {
+        return Err(err("segment too large"));
+    }
+    out.write_all(&ID_SEGMENT.to_be_bytes()[4..])?;
+    let mut vint = size.to_be_bytes();
+    vint[0] = 0x01;
+    out.write_all(&vint)?;
+    out.write_all(&header)?;
+    out.write_all(&clusters)?;
+    out.write_all(&cue_bytes)?;
+    Ok(duration_ms)
 }

@@ -6,8 +6,10 @@
 //! - [`file`]: the capture file on disk (docs/CAPTURE.md), its encoder and its reader.
 //! - [`writer`]: the writer thread that owns the open capture files.
 //! - [`storage`]: where a recording's files live (a directory now, object storage later).
+//! - [`process`]: a capture → WebM/Matroska files per source and the lesson's manifest.
 
 pub mod file;
 pub mod format;
 pub mod storage;
 pub mod writer;
+pub mod process;

@@ -204,8 +204,10 @@ async fn real_responses_match_the_served_document() {
             Method::POST,
             "/api/observations",
             "/api/observations",
-            Some(json!({"lesson_id": lesson_id, "methods": ["rubric", "st", "fias"],
-                "rubric_id": rubric, "interval_s": 15})),
+            Some(
+                json!({"lesson_id": lesson_id, "methods": ["rubric", "st", "fias"],
+                "rubric_id": rubric, "interval_s": 15}),
+            ),
         )
         .await["id"]
         .as_i64()
@@ -513,7 +515,11 @@ async fn real_responses_match_the_served_document() {
             None,
         )
         .await;
-    assert_eq!(ice["ice_servers"].as_array().map(Vec::len), Some(2), "{ice}");
+    assert_eq!(
+        ice["ice_servers"].as_array().map(Vec::len),
+        Some(2),
+        "{ice}"
+    );
     assert!(ice["ice_servers"][1]["credential"].is_string(), "{ice}");
     assert!(ice["expires_at"].is_u64(), "{ice}");
     let r = app
@@ -608,8 +614,10 @@ async fn real_responses_match_the_served_document() {
         Method::PUT,
         "/api/observations/{id}/scores",
         &obs("scores"),
-        Some(json!({"scores": [{"item": "goals", "score": 5, "comment": "目标清楚"},
-            {"item": "sites", "score": 3}]})),
+        Some(
+            json!({"scores": [{"item": "goals", "score": 5, "comment": "目标清楚"},
+            {"item": "sites", "score": 3}]}),
+        ),
     )
     .await;
     c.call(
@@ -646,8 +654,10 @@ async fn real_responses_match_the_served_document() {
             Method::POST,
             "/api/observations/{id}/amendments",
             &obs("amendments"),
-            Some(json!({"reason": "补记一处", "scores": [{"item": "sites", "score": 4}],
-                "codes": {"method": "st", "codes": "TTSTTSS"}})),
+            Some(
+                json!({"reason": "补记一处", "scores": [{"item": "sites", "score": 4}],
+                "codes": {"method": "st", "codes": "TTSTTSS"}}),
+            ),
         )
         .await;
     assert_eq!(

@@ -537,6 +537,32 @@ mod tests {
         assert_eq!(app.matches(".merge(").count(), routers.len());
     }
 
+    /// Every `$ref` of the whole document (observation schemas included) resolves.
+    #[test]
+    fn every_reference_of_the_whole_document_resolves() {
+        let doc = api_document();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let text = doc.to_string();
+        let mut bad = Vec::new();
+        for (i, _) in text.match_indices("\"$ref\":\"#/components/schemas/") {
+            let rest = &text[i + "\"$ref\":\"#/components/schemas/".len()..];
+            let name = &rest[..rest.find('"').unwrap()];
+            if !schemas.contains_key(name) {
+                bad.push(name.to_string());
+            }
+        }
+        assert!(bad.is_empty(), "unresolved: {bad:?}");
+        for name in [
+            "ObservationView",
+            "StResult",
+            "FiasResult",
+            "RubricRow",
+            "IceServers",
+        ] {
+            assert!(schemas.contains_key(name), "{name}");
+        }
+    }
+
     /// The charts answer SVG; the ice-servers answer is described with its header.
     #[test]
     fn observation_charts_and_ice_servers_are_described() {

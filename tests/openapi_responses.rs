@@ -4,12 +4,14 @@
 //! and so is every write whose success answers JSON (create, change, import, join, the live
 //! controls, end); each body is validated with `jsonschema` against the schema the document
 //! gives for that route and status, and the test fails if any documented JSON success
-//! response was never checked against a real body. The observation API (rubrics,
-//! an observation with every method through codes, scores, comments, submission and an
-//! amendment) and `GET /{whip|whep}/{room}/ice-servers` (with a configured STUN server and a
-//! minted TURN credential, so its entries are not vacuous) are called the same way. A problem
-//! response is checked too. A field renamed, retyped or dropped in a Rust type without its derive following
-//! fails here.
+//! response was never checked against a real body. The JSON request bodies sent are
+//! validated against the documented request schemas, and a problem response is checked too.
+//! The observation API (rubrics, an observation with every method through codes, scores,
+//! comments, submission and an amendment) and `GET /{whip|whep}/{room}/ice-servers` (with a
+//! configured STUN server and a minted TURN credential, so its entries are not vacuous) are
+//! called the same way. A field renamed, retyped or dropped in a Rust type without its derive
+//! following fails here. The WHIP/WHEP operations are checked to be routed, to answer
+//! documented problems, and a real offer's 201 to carry the documented headers.
 
 mod support;
 
@@ -87,6 +89,15 @@ impl Checker<'_> {
         url: &str,
         body: Option<Value>,
     ) -> Value {
+        if let Some(b) = &body {
+            // What the test sends is a valid request by the document, too.
+            let m = method.as_str().to_lowercase();
+            let content = self.doc["paths"][template][&m]["requestBody"]["content"].clone();
+            let doc = self.doc.clone();
+            let what = format!("the request body of {method} {url}");
+            self.wrong
+                .extend(mismatches(&doc, &content, "application/json", &what, b));
+        }
         let token = (!token.is_empty()).then_some(token);
         let (status, v) = self.app.call(token, method.clone(), url, body).await;
         assert!(status.is_success(), "{method} {url}: {status} {v}");

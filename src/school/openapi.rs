@@ -338,6 +338,17 @@ pub(crate) mod tests {
         walk(&doc, schemas, &mut bad);
         assert!(bad.is_empty(), "unresolved: {bad:?}");
         assert_eq!(doc["openapi"], "3.1.0");
+        // Every operation has an id, and no two share one (client generators need both).
+        let mut ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str();
+                assert!(
+                    id.is_some_and(|i| ids.insert(i.to_string())),
+                    "{method} {path}: {id:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -537,7 +537,8 @@ mod tests {
         assert_eq!(app.matches(".merge(").count(), routers.len());
     }
 
-    /// Every `$ref` of the whole document (observation schemas included) resolves.
+    /// Every `$ref` of the whole document (observation schemas included) resolves, and every
+    /// operation has its own `operationId`.
     #[test]
     fn every_reference_of_the_whole_document_resolves() {
         let doc = api_document();
@@ -552,6 +553,17 @@ mod tests {
             }
         }
         assert!(bad.is_empty(), "unresolved: {bad:?}");
+        // Every operation has an id, and no two share one (client generators need both).
+        let mut ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str();
+                assert!(
+                    id.is_some_and(|i| ids.insert(i.to_string())),
+                    "{method} {path}: {id:?}"
+                );
+            }
+        }
         for name in [
             "ObservationView",
             "StResult",

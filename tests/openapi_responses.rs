@@ -4,14 +4,20 @@
 //! and so is every write whose success answers JSON (create, change, import, join, the live
 //! controls, end); each body is validated with `jsonschema` against the schema the document
 //! gives for that route and status, and the test fails if any documented JSON success
-//! response of `/api` was never checked against a real body. A problem response is checked
-//! too. A field renamed, retyped or dropped in a Rust type without its derive following
-//! fails here.
+//! response was never checked against a real body. The JSON request bodies sent are
+//! validated against the documented request schemas, and a problem response is checked too.
+//! The observation API (rubrics, an observation with every method through codes, scores,
+//! comments, submission and an amendment) and `GET /{whip|whep}/{room}/ice-servers` (with a
+//! configured STUN server and a minted TURN credential, so its entries are not vacuous) are
+//! called the same way. A field renamed, retyped or dropped in a Rust type without its derive
+//! following fails here. The WHIP/WHEP operations are checked to be routed, to answer
+//! documented problems, and a real offer's 201 to carry the documented headers.
 
 mod support;
 
 use std::collections::BTreeSet;
 
+use classrelay::config::{IceServer, TurnConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::school::{at, fixture, lesson, App, Backend};
@@ -83,6 +89,15 @@ impl Checker<'_> {
         url: &str,
         body: Option<Value>,
     ) -> Value {
+        if let Some(b) = &body {
+            // What the test sends is a valid request by the document, too.
+            let m = method.as_str().to_lowercase();
+            let content = self.doc["paths"][template][&m]["requestBody"]["content"].clone();
+            let doc = self.doc.clone();
+            let what = format!("the request body of {method} {url}");
+            self.wrong
+                .extend(mismatches(&doc, &content, "application/json", &what, b));
+        }
         let token = (!token.is_empty()).then_some(token);
         let (status, v) = self.app.call(token, method.clone(), url, body).await;
         assert!(status.is_success(), "{method} {url}: {status} {v}");
@@ -101,7 +116,21 @@ impl Checker<'_> {
 
 #[tokio::test]
 async fn real_responses_match_the_served_document() {
-    let app = App::start(Backend::Sqlite).await.unwrap();
+    let app = App::start_with(Backend::Sqlite, |c| {
+        c.ice_servers = vec![IceServer {
+            urls: vec!["stun:127.0.0.1:3478".into()],
+            username: None,
+            credential: None,
+        }];
+        c.turn = TurnConfig {
+            secret: "openapi-turn-secret-0123456789".into(),
+            secret_file: None,
+            urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+            ttl: "2h".into(),
+        };
+    })
+    .await
+    .unwrap();
     let f = fixture(&app).await;
     let (status, doc) = app.call(None, Method::GET, "/api/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -154,6 +183,47 @@ async fn real_responses_match_the_served_document() {
         .as_i64()
         .unwrap();
 
+    // Observation: a rubric made and edited (version 2) by the admin, and an observation of
+    // the live lesson with every method under it, so the `{id}` GETs below have rows.
+    let rubric_body = json!({"name": "互动课堂评价", "description": "三个课堂", "total": 10,
+        "items": [{"key": "goals", "name": "教学目标", "weight": 6, "criteria": "清楚"},
+                  {"key": "sites", "name": "远端互动", "weight": 4}],
+        "bands": [{"key": "pass", "name": "合格", "min": 0}, {"key": "good", "name": "良好", "min": 8}]});
+    let v1 = c
+        .call(
+            &admin,
+            Method::POST,
+            "/api/rubrics",
+            "/api/rubrics",
+            Some(json!({"key": "openapi", "rubric": rubric_body})),
+        )
+        .await;
+    let rubric = c
+        .call(
+            &admin,
+            Method::PUT,
+            "/api/rubrics/{id}",
+            &format!("/api/rubrics/{}", v1["id"]),
+            Some(rubric_body.clone()),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let observation = c
+        .call(
+            &f.observer_login,
+            Method::POST,
+            "/api/observations",
+            "/api/observations",
+            Some(
+                json!({"lesson_id": lesson_id, "methods": ["rubric", "st", "fias"],
+                "rubric_id": rubric, "interval_s": 15}),
+            ),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+
     // Each `{id}` route gets a row that exists; the rest of the path and a query as needed.
     let concrete = |path: &str| -> Option<String> {
         let id = match path.split('/').nth(2)? {
@@ -166,6 +236,8 @@ async fn real_responses_match_the_served_document() {
             "slots" => slot,
             "lessons" => lesson_id,
             "users" => user,
+            "rubrics" => rubric,
+            "observations" => observation,
             _ => 0,
         };
         let p = path.replace("{id}", &id.to_string());
@@ -249,6 +321,10 @@ async fn real_responses_match_the_served_document() {
         "/api/today",
         "/api/me",
         "/api/users",
+        "/api/rubrics",
+        "/api/rubrics/{id}",
+        "/api/observations",
+        "/api/observations/{id}",
     ] {
         assert!(
             gets.iter().any(|g| g.starts_with(&format!("{must} as "))),
@@ -428,14 +504,50 @@ async fn real_responses_match_the_served_document() {
     .await;
     // The live controls of the sync lesson under way.
     let live_url = |what: &str, id: i64| format!("/api/lessons/{id}/{what}");
-    c.call(
-        &f.teacher_login,
-        Method::POST,
-        "/api/lessons/{id}/join",
-        &live_url("join", lesson_id),
-        None,
-    )
-    .await;
+    let join = c
+        .call(
+            &f.teacher_login,
+            Method::POST,
+            "/api/lessons/{id}/join",
+            &live_url("join", lesson_id),
+            None,
+        )
+        .await;
+    // The ICE servers for the teacher's WHIP session: the STUN server and a minted TURN
+    // credential, never cached.
+    let ice_url = format!("{}/ice-servers", join["whip"].as_str().unwrap());
+    let media_token = join["token"].as_str().unwrap().to_string();
+    let ice = c
+        .call(
+            &media_token,
+            Method::GET,
+            "/{kind}/{room}/ice-servers",
+            &ice_url,
+            None,
+        )
+        .await;
+    assert_eq!(
+        ice["ice_servers"].as_array().map(Vec::len),
+        Some(2),
+        "{ice}"
+    );
+    assert!(ice["ice_servers"][1]["credential"].is_string(), "{ice}");
+    assert!(ice["expires_at"].is_u64(), "{ice}");
+    let r = app
+        .http
+        .get(format!("{}{ice_url}", app.base))
+        .bearer_auth(&media_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()[reqwest::header::CACHE_CONTROL], "no-store");
+    let documented_headers =
+        &doc["paths"]["/{kind}/{room}/ice-servers"]["get"]["responses"]["200"]["headers"];
+    assert!(
+        documented_headers["cache-control"].is_object(),
+        "{documented_headers}"
+    );
     c.call(
         &device,
         Method::POST,
@@ -477,9 +589,122 @@ async fn real_responses_match_the_served_document() {
         .await;
     assert_eq!(ended["state"], "ended", "{ended}");
 
-    // Every documented JSON success of the school API was checked against a real body.
+    // The observation's writes, in the order an observer makes them.
+    let obs = |what: &str| format!("/api/observations/{observation}/{what}");
+    let observer = f.observer_login.clone();
+    let st = c
+        .call(
+            &observer,
+            Method::POST,
+            "/api/observations/{id}/codes",
+            &obs("codes"),
+            Some(json!({"method": "st", "codes": "TTSTTSSTT"})),
+        )
+        .await;
+    assert_eq!(st["n"], 9, "{st}");
+    c.call(
+        &observer,
+        Method::POST,
+        "/api/observations/{id}/codes",
+        &obs("codes"),
+        Some(json!({"method": "fias", "codes": [5, 5, 4, 8, 8, 2, 10, 9, 3]})),
+    )
+    .await;
+    let cut = c
+        .call(
+            &observer,
+            Method::DELETE,
+            "/api/observations/{id}/codes",
+            &format!("{}?method=st&last=2", obs("codes")),
+            None,
+        )
+        .await;
+    assert_eq!(cut["n"], 7, "{cut}");
+    c.call(
+        &observer,
+        Method::PUT,
+        "/api/observations/{id}/scores",
+        &obs("scores"),
+        Some(
+            json!({"scores": [{"item": "goals", "score": 5, "comment": "目标清楚"},
+            {"item": "sites", "score": 3}]}),
+        ),
+    )
+    .await;
+    c.call(
+        &observer,
+        Method::POST,
+        "/api/observations/{id}/comments",
+        &obs("comments"),
+        Some(json!({"at_ms": 120000, "body": "远端学生回答积极"})),
+    )
+    .await;
+    let drafted = c
+        .call(
+            &observer,
+            Method::GET,
+            "/api/observations/{id}",
+            &format!("/api/observations/{observation}"),
+            None,
+        )
+        .await;
+    assert!(drafted["st"]["rt"].is_number(), "{drafted}");
+    let sent = c
+        .call(
+            &observer,
+            Method::POST,
+            "/api/observations/{id}/submit",
+            &obs("submit"),
+            None,
+        )
+        .await;
+    assert_eq!(sent["state"], "submitted", "{sent}");
+    let amended = c
+        .call(
+            &observer,
+            Method::POST,
+            "/api/observations/{id}/amendments",
+            &obs("amendments"),
+            Some(
+                json!({"reason": "补记一处", "scores": [{"item": "sites", "score": 4}],
+                "codes": {"method": "st", "codes": "TTSTTSS"}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        amended["observation"]["amendments"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{amended}"
+    );
+    // The charts answer the SVG the document names.
+    for chart in ["st.svg", "rt-ch.svg", "fias.svg"] {
+        let r = app
+            .http
+            .get(format!("{}{}", app.base, obs(chart)))
+            .bearer_auth(&observer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{chart}");
+        let ct = r.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let template = format!("/api/observations/{{id}}/{chart}");
+        assert!(
+            doc["paths"][&template]["get"]["responses"]["200"]["content"]["image/svg+xml"]
+                .is_object(),
+            "{template}"
+        );
+        assert!(ct.starts_with("image/svg+xml"), "{chart}: {ct}");
+        assert!(r.text().await.unwrap().contains("<svg"), "{chart}");
+    }
+
+    // Every documented JSON success (the APIs and signalling) was checked against a real body.
     let mut documented = BTreeSet::new();
-    for (path, ops) in paths.iter().filter(|(p, _)| p.starts_with("/api/")) {
+    for (path, ops) in paths.iter() {
         for (method, op) in ops.as_object().unwrap() {
             for (status, resp) in op["responses"].as_object().unwrap() {
                 if status.starts_with('2') && resp["content"].get("application/json").is_some() {

@@ -318,8 +318,56 @@ async fn options_headers(
     resp
 }
 
+/// The [`SIGNALLING`] routes (a route without a handler stops the start).
+fn signalling_router() -> Router<AppState> {
+    let mut by_path: Vec<(&str, axum::routing::MethodRouter<AppState>)> = Vec::new();
+    for (method, path) in SIGNALLING {
+        let h = signalling_handler(method, path)
+            .unwrap_or_else(|| panic!("no handler for {method} {path}"));
+        match by_path.iter_mut().find(|(p, _)| p == path) {
+            Some((_, m)) => *m = std::mem::take(m).merge(h),
+            None => by_path.push((path, h)),
+        }
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |r, (path, m)| r.route(path, m))
+}
+
 async fn fallback() -> Response {
     ApiError::not_found("not-found", "no such resource").into_response()
+}
+
+/// The signalling routes (WHIP/WHEP and their ICE servers) as (method, path): `app` mounts
+/// exactly these, and the OpenAPI document must describe exactly these (the test below).
+pub(crate) const SIGNALLING: &[(&str, &str)] = &[
+    ("POST", "/whip/{room}"),
+    ("POST", "/whep/{room}"),
+    ("PATCH", "/{kind}/{room}/{id}"),
+    ("DELETE", "/{kind}/{room}/{id}"),
+    ("POST", "/whep/{room}/{id}/layer"),
+    ("GET", "/{kind}/{room}/ice-servers"),
+];
+
+fn signalling_handler(method: &str, path: &str) -> Option<axum::routing::MethodRouter<AppState>> {
+    Some(match (method, path) {
+        ("POST", "/whip/{room}") => post(signal::whip_post),
+        ("POST", "/whep/{room}") => post(signal::whep_post),
+        ("PATCH", "/{kind}/{room}/{id}") => axum::routing::patch(signal::patch_session),
+        ("DELETE", "/{kind}/{room}/{id}") => axum::routing::delete(signal::delete_session),
+        ("POST", "/whep/{room}/{id}/layer") => post(signal::whep_layer),
+        ("GET", "/{kind}/{room}/ice-servers") => get(signal::ice_servers_get),
+        _ => return None,
+    })
+}
+
+/// The whole API's OpenAPI document: the school side's, with the observation API's
+/// operations and route table. `GET /api/openapi.json` serves it.
+pub(crate) fn api_document() -> serde_json::Value {
+    crate::school::openapi::document_with(vec![crate::school::openapi::Part {
+        ops: <crate::observe::api::Operations as utoipa::OpenApi>::openapi(),
+        routes: crate::observe::api::ROUTES,
+    }])
 }
 
 /// Builds the router.
@@ -370,18 +418,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/observe", get(|| async { page("/observe") }))
         .route("/observe.js", get(|| async { page("/observe.js") }))
         .route("/observe.css", get(|| async { page("/observe.css") }))
-        .route("/whip/{room}", post(signal::whip_post))
-        .route("/whep/{room}", post(signal::whep_post))
-        .route(
-            "/{kind}/{room}/{id}",
-            axum::routing::patch(signal::patch_session).delete(signal::delete_session),
-        )
-        .route("/whep/{room}/{id}/layer", post(signal::whep_layer))
-        .route("/{kind}/{room}/ice-servers", get(signal::ice_servers_get))
+        .merge(signalling_router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(fallback)
+        .layer(axum::Extension(crate::school::openapi::Served(Arc::new(
+            api_document(),
+        ))))
         .layer(cors)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -396,4 +440,164 @@ pub fn app(state: Arc<AppState>) -> Router {
             proxy::forwarded,
         ))
         .with_state((*state).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::school::openapi::tests::{documented, route_mismatches};
+
+    /// The served document lists exactly the routes of both API route tables (school and
+    /// observation), with each route's summary and `x-classrelay-allow`: an observation route
+    /// without an operation fails here, and so does an operation without a route.
+    #[test]
+    fn the_document_lists_exactly_the_api_routes() {
+        let doc = api_document();
+        let bad = route_mismatches(
+            &doc,
+            &[crate::school::api::ROUTES, crate::observe::api::ROUTES],
+        );
+        assert!(bad.is_empty(), "{bad:#?}");
+        // The observation table is really in it (not vacuously empty).
+        let api = documented(&doc);
+        for (m, p) in crate::observe::routes() {
+            assert!(api.contains(&(m.to_string(), p.to_string())), "{m} {p}");
+        }
+    }
+
+    /// The operations outside `/api` are exactly the [`SIGNALLING`] routes `app` mounts.
+    #[test]
+    fn the_document_lists_exactly_the_signalling_routes() {
+        let doc = api_document();
+        let mut docs = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, _) in item.as_object().unwrap() {
+                if !path.starts_with("/api/") {
+                    docs.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let routes: BTreeSet<(String, String)> = SIGNALLING
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(docs, routes, "documented ≠ mounted signalling routes");
+    }
+
+    /// What `app` may mount besides the route tables: the index, the embedded pages and the
+    /// operator endpoints (none of them is part of the API).
+    const NOT_API: &[&str] = &["/", "/metrics", "/healthz", "/readyz"];
+
+    /// `app` mounts nothing the document could miss: every `.route(` in this file's
+    /// production code names a page or an operator endpoint, and every `.merge(` is one of
+    /// the API routers built from their tables (school, observation, [`SIGNALLING`]). A
+    /// route added to `app` by hand, outside the tables, fails here.
+    #[test]
+    fn app_mounts_no_route_outside_the_tables() {
+        let src = include_str!("mod.rs");
+        let code = &src[..src
+            .find("#[cfg(test)]\nmod tests")
+            .expect("the test module")];
+        let app = &code[code.find("pub fn app(").expect("fn app")..];
+        let pages: BTreeSet<&str> = PAGES.iter().map(|(p, _, _)| *p).collect();
+        let mut bad = Vec::new();
+        for (i, _) in app.match_indices(".route(") {
+            let arg = app[i + ".route(".len()..].trim_start();
+            let path = arg
+                .strip_prefix('"')
+                .and_then(|a| a.split('"').next())
+                .unwrap_or(arg.lines().next().unwrap_or(""));
+            if !(pages.contains(path) || NOT_API.contains(&path)) {
+                bad.push(format!(".route({path}…)"));
+            }
+        }
+        let routers = [
+            "crate::school::api::router(",
+            "crate::observe::api::router(",
+            "signalling_router()",
+        ];
+        for what in [".merge(", ".nest(", ".nest_service(", ".route_service("] {
+            for (i, _) in app.match_indices(what) {
+                let arg = app[i + what.len()..].trim_start();
+                if what != ".merge(" || !routers.iter().any(|r| arg.starts_with(r)) {
+                    bad.push(format!("{what}{}…", arg.lines().next().unwrap_or("")));
+                }
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "app mounts routes outside ROUTES, observe::api::ROUTES and SIGNALLING, which the \
+             OpenAPI document is checked against: {bad:?}"
+        );
+        // The check reads the real router code (it found the tables' routers).
+        assert_eq!(app.matches(".merge(").count(), routers.len());
+    }
+
+    /// Every `$ref` of the whole document (observation schemas included) resolves, and every
+    /// operation has its own `operationId`.
+    #[test]
+    fn every_reference_of_the_whole_document_resolves() {
+        let doc = api_document();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let text = doc.to_string();
+        let mut bad = Vec::new();
+        for (i, _) in text.match_indices("\"$ref\":\"#/components/schemas/") {
+            let rest = &text[i + "\"$ref\":\"#/components/schemas/".len()..];
+            let name = &rest[..rest.find('"').unwrap()];
+            if !schemas.contains_key(name) {
+                bad.push(name.to_string());
+            }
+        }
+        assert!(bad.is_empty(), "unresolved: {bad:?}");
+        // Every operation has an id, and no two share one (client generators need both).
+        let mut ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str();
+                assert!(
+                    id.is_some_and(|i| ids.insert(i.to_string())),
+                    "{method} {path}: {id:?}"
+                );
+            }
+        }
+        for name in [
+            "ObservationView",
+            "StResult",
+            "FiasResult",
+            "RubricRow",
+            "IceServers",
+        ] {
+            assert!(schemas.contains_key(name), "{name}");
+        }
+    }
+
+    /// The charts answer SVG; the ice-servers answer is described with its header.
+    #[test]
+    fn observation_charts_and_ice_servers_are_described() {
+        let doc = api_document();
+        for chart in ["st", "rt-ch", "fias"] {
+            let op = &doc["paths"][format!("/api/observations/{{id}}/{chart}.svg")]["get"];
+            assert!(
+                op["responses"]["200"]["content"]["image/svg+xml"].is_object(),
+                "{chart}: {op}"
+            );
+        }
+        let ice = &doc["paths"]["/{kind}/{room}/ice-servers"]["get"];
+        let ok = &ice["responses"]["200"];
+        assert_eq!(
+            ok["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/IceServers"
+        );
+        assert!(ok["headers"]["cache-control"].is_object(), "{ice}");
+        assert_eq!(ice["security"], json!([{"bearer": []}]));
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["ObservationView"]["additionalProperties"],
+            json!(false)
+        );
+    }
 }

@@ -151,6 +151,29 @@ pub(crate) const ROUTES: &[RouteRule] = &[
     ),
 ];
 
+/// The observation operations, from the attributes on the handlers; the school side's
+/// document takes them with [`ROUTES`] (see `http::api_document`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    rubrics_list,
+    rubrics_create,
+    rubrics_get,
+    rubrics_edit,
+    obs_list,
+    obs_create,
+    obs_get,
+    codes_append,
+    codes_cut,
+    scores_put,
+    comments_add,
+    obs_submit,
+    obs_amend,
+    st_svg,
+    rt_ch_svg,
+    fias_svg
+))]
+pub(crate) struct Operations;
+
 fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<SchoolState>>> {
     Some(match (method, path) {
         ("GET", "/api/rubrics") => get(rubrics_list),
@@ -244,6 +267,11 @@ fn rubric_json(r: &ostore::RubricRow) -> Value {
     })
 }
 
+#[utoipa::path(
+    get, path = "/api/rubrics",
+    params(("all" = Option<bool>, Query, description = "every version, not only the newest")),
+    responses((status = 200, description = "the rubrics", body = Vec<ostore::RubricRow>))
+)]
 async fn rubrics_list(
     State(st): State<Arc<SchoolState>>,
     Query(q): Query<HashMap<String, String>>,
@@ -253,12 +281,16 @@ async fn rubrics_list(
     Ok(Json(rows.iter().map(rubric_json).collect::<Vec<_>>()).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/rubrics/{id}", params(("id" = i64, Path, description = "the rubric version's id")),
+    responses((status = 200, description = "the rubric version", body = ostore::RubricRow))
+)]
 async fn rubrics_get(State(st): State<Arc<SchoolState>>, Path(id): Path<String>) -> ApiResult {
     let r = ostore::rubric(&st.store, parse_id(&id)?).await?;
     Ok(Json(rubric_json(&r)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRubric {
     key: String,
@@ -274,6 +306,10 @@ fn check_rubric(r: &RubricBody) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/rubrics", request_body = NewRubric,
+    responses((status = 201, description = "created (version 1)", body = ostore::RubricRow, headers(("location" = String, description = "the new version"))))
+)]
 async fn rubrics_create(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -309,6 +345,10 @@ async fn rubrics_create(
 
 /// Stores the edit as the next version of the rubric `{id}` is a version of. `{id}` must be
 /// the newest version: an edit of an older one is a conflict (someone edited since).
+#[utoipa::path(
+    put, path = "/api/rubrics/{id}", params(("id" = i64, Path, description = "the newest rubric version's id")), request_body = RubricBody,
+    responses((status = 201, description = "the next version, stored", body = ostore::RubricRow, headers(("location" = String, description = "the new version"))))
+)]
 async fn rubrics_edit(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -470,6 +510,10 @@ async fn view(st: &SchoolState, o: &ObservationRow) -> Result<Value, ApiError> {
     Ok(v)
 }
 
+#[utoipa::path(
+    get, path = "/api/observations/{id}", params(("id" = i64, Path, description = "the observation's id")),
+    responses((status = 200, description = "the observation", body = super::views::ObservationView))
+)]
 async fn obs_get(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -479,6 +523,13 @@ async fn obs_get(
     Ok(Json(view(&st, &o).await?).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/observations",
+    params(("lesson_id" = Option<i64>, Query, description = "of this lesson"),
+        ("teacher_id" = Option<i64>, Query, description = "of lessons this hub teacher gives"),
+        ("mine" = Option<bool>, Query, description = "only the caller's own")),
+    responses((status = 200, description = "the observations the caller may read", body = Vec<ObservationRow>))
+)]
 async fn obs_list(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -523,6 +574,10 @@ fn not_coded(o: &ObservationRow, m: Method) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/observations/{id}/st.svg", params(("id" = i64, Path, description = "the observation's id")),
+    responses((status = 200, description = "the S-T curve", body = String, content_type = "image/svg+xml"))
+)]
 async fn st_svg(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -534,6 +589,10 @@ async fn st_svg(
     Ok(svg(st::curve_svg(&c, o.interval_s as u32)))
 }
 
+#[utoipa::path(
+    get, path = "/api/observations/{id}/rt-ch.svg", params(("id" = i64, Path, description = "the observation's id")),
+    responses((status = 200, description = "the Rt-Ch chart with this lesson's point", body = String, content_type = "image/svg+xml"))
+)]
 async fn rt_ch_svg(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -545,6 +604,10 @@ async fn rt_ch_svg(
     Ok(svg(st::rt_ch_svg(&st::analyse(&c))))
 }
 
+#[utoipa::path(
+    get, path = "/api/observations/{id}/fias.svg", params(("id" = i64, Path, description = "the observation's id")),
+    responses((status = 200, description = "the FIAS matrix as a heat map", body = String, content_type = "image/svg+xml"))
+)]
 async fn fias_svg(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -558,10 +621,11 @@ async fn fias_svg(
 
 // ---- observations: writing ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewObservation {
     lesson_id: i64,
+    /// Some of `rubric`, `st`, `fias`, each once.
     methods: Vec<String>,
     #[serde(default)]
     rubric_id: Option<i64>,
@@ -591,6 +655,10 @@ fn parse_methods(names: &[String]) -> Result<Vec<Method>, ApiError> {
     Ok(out)
 }
 
+#[utoipa::path(
+    post, path = "/api/observations", request_body = NewObservation,
+    responses((status = 201, description = "opened (a draft)", body = super::views::ObservationView, headers(("location" = String, description = "the new observation"))))
+)]
 async fn obs_create(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -696,10 +764,12 @@ async fn coded_figures(st: &SchoolState, o: &ObservationRow, m: Method) -> Resul
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCodes {
+    /// `st` or `fias`.
     method: String,
+    /// S-T: `"TTSS"` or `["T","T","S","S"]`; FIAS: `"5548820"` (digit 0 is category 10) or `[5, 5, 4, 8, 8, 2, 10]`.
     codes: Value,
 }
 
@@ -711,6 +781,10 @@ fn too_many(m: Method) -> ApiError {
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/observations/{id}/codes", params(("id" = i64, Path, description = "the observation's id")), request_body = NewCodes,
+    responses((status = 200, description = "the method's codes and figures now", body = super::views::CodedFigures))
+)]
 async fn codes_append(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -728,6 +802,13 @@ async fn codes_append(
     Ok(Json(coded_figures(&st, &o, m).await?).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/observations/{id}/codes",
+    params(("id" = i64, Path, description = "the observation's id"),
+        ("method" = String, Query, description = "`st` or `fias`"),
+        ("last" = Option<u32>, Query, description = "how many of the last codes to remove (default 1)")),
+    responses((status = 200, description = "the method's codes and figures now", body = super::views::CodedFigures))
+)]
 async fn codes_cut(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -760,8 +841,9 @@ async fn codes_cut(
     Ok(Json(coded_figures(&st, &o, m).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ScoresInput)]
 struct Scores {
     scores: Vec<ItemScore>,
 }
@@ -776,6 +858,10 @@ async fn rubric_of(st: &SchoolState, o: &ObservationRow) -> Result<RubricBody, A
     }
 }
 
+#[utoipa::path(
+    put, path = "/api/observations/{id}/scores", params(("id" = i64, Path, description = "the observation's id")), request_body = Scores,
+    responses((status = 200, description = "every score so far and the result", body = super::views::ScoresView))
+)]
 async fn scores_put(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -796,7 +882,7 @@ async fn scores_put(
     Ok(Json(json!({"scores": scores, "result": rubric::result(&r, &scores)})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewComment {
     at_ms: i64,
@@ -806,6 +892,10 @@ struct NewComment {
 /// Comments sit on a lesson's timeline: from its start to a day later at most.
 const MAX_AT_MS: i64 = 24 * 3600 * 1000;
 
+#[utoipa::path(
+    post, path = "/api/observations/{id}/comments", params(("id" = i64, Path, description = "the observation's id")), request_body = NewComment,
+    responses((status = 201, description = "stored", body = super::views::CommentCreated, headers(("location" = String, description = "the observation"))))
+)]
 async fn comments_add(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -832,6 +922,10 @@ async fn comments_add(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/observations/{id}/submit", params(("id" = i64, Path, description = "the observation's id")),
+    responses((status = 200, description = "submitted", body = super::views::ObservationView))
+)]
 async fn obs_submit(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
@@ -883,7 +977,7 @@ async fn obs_submit(
     Ok(Json(view(&st, &o).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAmendment {
     reason: String,
@@ -896,6 +990,10 @@ struct NewAmendment {
 /// Amends a submitted observation: the given rubric items' scores replace theirs, and/or a
 /// method's whole code sequence is replaced. What it replaced and what it became are kept
 /// in the append-only amendment log with the reason.
+#[utoipa::path(
+    post, path = "/api/observations/{id}/amendments", params(("id" = i64, Path, description = "the observation's id")), request_body = NewAmendment,
+    responses((status = 201, description = "amended (the amendment is logged and audited)", body = super::views::AmendmentCreated, headers(("location" = String, description = "the observation"))))
+)]
 async fn obs_amend(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,

@@ -37,7 +37,7 @@ impl Category {
 }
 
 /// The FIAS figures of a sequence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FiasResult {
     /// N: real codes (not the padding).
     pub n: u64,

@@ -8,6 +8,7 @@ pub mod fias;
 pub mod rubric;
 pub mod st;
 pub mod store;
+pub mod views;
 
 pub(crate) mod api;
 

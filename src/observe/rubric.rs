@@ -17,7 +17,7 @@ const MAX_ITEMS: usize = 100;
 const MAX_TEXT: usize = 2_000;
 
 /// A rubric: weighted items and grade bands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RubricBody {
     /// Its title.
@@ -34,7 +34,7 @@ pub struct RubricBody {
 }
 
 /// One scored dimension.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RubricItem {
     /// Stable key (`objectives`), used by scores.
@@ -49,8 +49,9 @@ pub struct RubricItem {
 }
 
 /// One grade band.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RubricBand)]
 pub struct Band {
     /// Stable key (`excellent`).
     pub key: String,
@@ -195,7 +196,7 @@ pub fn default_rubric() -> RubricBody {
 }
 
 /// One item's score as given.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemScore {
     /// The rubric item's key.
     pub item: String,
@@ -236,7 +237,7 @@ pub fn score_problems(r: &RubricBody, scores: &[ItemScore]) -> Vec<String> {
 }
 
 /// The total of the scores, whether every item is scored, and the band (only when complete).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RubricResult {
     /// Sum of the item scores.
     pub total: f64,

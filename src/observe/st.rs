@@ -38,8 +38,9 @@ impl StCode {
 }
 
 /// The lesson type read off Rt and Ch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = StLessonType)]
 pub enum LessonType {
     /// 练习型: Rt ≤ 0.3.
     Practice,
@@ -75,7 +76,7 @@ impl LessonType {
 
 /// The S-T figures of a sequence. With no samples Rt, Ch and the type are undefined (`None`,
 /// JSON `null`), never a division by zero.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StResult {
     /// N: samples.
     pub n: u64,

@@ -22,7 +22,7 @@ fn safe(sql: String) -> AssertSqlSafe<String> {
 pub const MAX_CODES_PER_METHOD: usize = 20_000;
 
 /// One stored rubric version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RubricRow {
     /// Row id: what observations and scores point at.
     pub id: i64,
@@ -142,8 +142,9 @@ pub async fn seed_default_rubric(store: &Store, now: Millis) -> StoreResult<()> 
 }
 
 /// The observation methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ObservationMethod)]
 pub enum Method {
     /// Rubric scoring.
     Rubric,
@@ -180,7 +181,7 @@ impl Method {
 }
 
 /// An observation's row, with the lesson facts its rules need.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ObservationRow {
     /// Id.
     pub id: i64,
@@ -474,7 +475,8 @@ pub async fn put_scores(
 }
 
 /// A time-stamped comment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ObservationComment)]
 pub struct Comment {
     /// Id.
     pub id: i64,
@@ -548,7 +550,8 @@ pub async fn submit(store: &Store, id: i64, now: Millis) -> StoreResult<bool> {
 }
 
 /// One amendment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ObservationAmendment)]
 pub struct Amendment {
     /// Id.
     pub id: i64,

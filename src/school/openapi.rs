@@ -5,12 +5,17 @@
 //! a type by hand: a schema here is a type's derive or nothing.
 //!
 //! The router is built from `ROUTES` (so no route exists without an access rule); the tests
-//! below fail when the document and `ROUTES` disagree on a path or a method.
+//! below fail when the document and `ROUTES` disagree on a path or a method. Parts mounted
+//! above the school side (observation) bring their operations and route table as a [`Part`];
+//! `http` assembles the served document with them ([`document_with`]) and hands it to the
+//! handler as a [`Served`] extension, since `school` must never import those modules.
+
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
-use super::api::{Allow, Operations, ROUTES};
+use super::api::{Allow, Operations, RouteRule, ROUTES};
 use super::model::{Classroom, Entity, Pairing, Region, School, Teacher, Term};
 
 /// The WHIP/WHEP operations of signalling, from the attributes on its handlers.
@@ -20,7 +25,8 @@ use super::model::{Classroom, Entity, Pairing, Region, School, Teacher, Term};
     crate::signal::whep_post,
     crate::signal::patch_session,
     crate::signal::delete_session,
-    crate::signal::whep_layer
+    crate::signal::whep_layer,
+    crate::signal::ice_servers_get
 ))]
 struct Signalling;
 
@@ -124,10 +130,12 @@ fn allow_value(a: Allow) -> Value {
     }
 }
 
-/// Adds to `op` (the operation `method path`) its rule from `ROUTES`, and the problem answers.
-fn complete(method: &str, path: &str, op: &mut Map<String, Value>) {
-    if let Some(rule) = ROUTES
+/// Adds to `op` (the operation `method path`) its rule from the route `tables`, and the
+/// problem answers.
+fn complete(method: &str, path: &str, op: &mut Map<String, Value>, tables: &[&[RouteRule]]) {
+    if let Some(rule) = tables
         .iter()
+        .flat_map(|t| t.iter())
         .find(|r| r.path == path && r.method.eq_ignore_ascii_case(method))
     {
         op.insert("summary".into(), json!(rule.summary));
@@ -164,11 +172,35 @@ fn complete(method: &str, path: &str, op: &mut Map<String, Value>) {
     }
 }
 
-/// The document.
+/// A part of the API mounted above the school side: the operations derived from its
+/// handlers and the route table its router is built from (who may call each route).
+pub(crate) struct Part {
+    /// The derived operations and the schemas they name.
+    pub ops: utoipa::openapi::OpenApi,
+    /// Its route table.
+    pub routes: &'static [RouteRule],
+}
+
+/// The document `GET /api/openapi.json` serves, when the router that mounts it provides one
+/// (the whole API's, from [`document_with`]); without it the handler serves [`document`].
+#[derive(Clone)]
+pub(crate) struct Served(pub Arc<Value>);
+
+/// The school side's document (school API and signalling).
 pub(crate) fn document() -> Value {
+    document_with(Vec::new())
+}
+
+/// The document of the school side and `parts`.
+pub(crate) fn document_with(parts: Vec<Part>) -> Value {
     let mut derived = Operations::openapi();
     derived.merge(Signalling::openapi());
     derived.merge(Schemas::openapi());
+    let mut tables: Vec<&[RouteRule]> = vec![ROUTES];
+    for p in parts {
+        derived.merge(p.ops);
+        tables.push(p.routes);
+    }
     // Serializing the derived document (plain data) cannot fail.
     let mut doc = serde_json::to_value(derived).expect("the OpenAPI document serializes");
     let paths = doc["paths"].as_object_mut().expect("paths");
@@ -181,7 +213,7 @@ pub(crate) fn document() -> Value {
     for (path, item) in paths.iter_mut() {
         for (method, op) in item.as_object_mut().expect("path item").iter_mut() {
             if let Some(op) = op.as_object_mut() {
-                complete(method, path, op);
+                complete(method, path, op, &tables);
             }
         }
     }
@@ -205,19 +237,50 @@ pub(crate) fn document() -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
 
     /// `(METHOD, path)` of every operation of the document under `/api`.
-    fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    pub(crate) fn documented(doc: &Value) -> BTreeSet<(String, String)> {
         let mut out = BTreeSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, _) in item.as_object().unwrap() {
                 if path.starts_with("/api/") {
                     out.insert((method.to_uppercase(), path.clone()));
                 }
+            }
+        }
+        out
+    }
+
+    /// How `doc`'s `/api` operations and the route `tables` disagree: a route without an
+    /// operation, an operation without a route, or a summary or `x-classrelay-allow` that is
+    /// not the route's. Empty when they agree.
+    pub(crate) fn route_mismatches(doc: &Value, tables: &[&[RouteRule]]) -> Vec<String> {
+        let rules: Vec<&RouteRule> = tables.iter().flat_map(|t| t.iter()).collect();
+        let routes: BTreeSet<(String, String)> = rules
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_string()))
+            .collect();
+        let docs = documented(doc);
+        let mut out: Vec<String> = routes
+            .difference(&docs)
+            .map(|(m, p)| format!("route without an operation: {m} {p}"))
+            .collect();
+        out.extend(
+            docs.difference(&routes)
+                .map(|(m, p)| format!("operation without a route: {m} {p}")),
+        );
+        for rule in rules {
+            let op = &doc["paths"][rule.path][rule.method.to_lowercase()];
+            if op["x-classrelay-allow"] != allow_value(rule.allow) || op["summary"] != rule.summary
+            {
+                out.push(format!(
+                    "{} {}: allow {} and summary {} are not the route's",
+                    rule.method, rule.path, op["x-classrelay-allow"], op["summary"]
+                ));
             }
         }
         out
@@ -275,6 +338,17 @@ mod tests {
         walk(&doc, schemas, &mut bad);
         assert!(bad.is_empty(), "unresolved: {bad:?}");
         assert_eq!(doc["openapi"], "3.1.0");
+        // Every operation has an id, and no two share one (client generators need both).
+        let mut ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str();
+                assert!(
+                    id.is_some_and(|i| ids.insert(i.to_string())),
+                    "{method} {path}: {id:?}"
+                );
+            }
+        }
     }
 
     #[test]

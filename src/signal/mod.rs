@@ -255,13 +255,31 @@ pub fn ice_server_links(state: &SignalState, minted: Option<&TurnCredential>) ->
 }
 
 /// One entry of `GET /{whip|whep}/{room}/ice-servers`, shaped like WebRTC's `RTCIceServer`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = IceServer)]
 struct IceServerJson<'a> {
+    /// `stun:`, `turn:` or `turns:` URLs of one server.
+    #[schema(value_type = Vec<String>)]
     urls: &'a [String],
+    /// The TURN username (a minted one is `<expiry unix seconds>:<who>`); absent for STUN.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     username: Option<&'a str>,
+    /// The TURN password (a minted one is valid until `expires_at`); absent for STUN.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     credential: Option<&'a str>,
+}
+
+/// The body of `GET /{whip|whep}/{room}/ice-servers`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = IceServers)]
+struct IceServersJson<'a> {
+    /// The configured STUN/TURN servers, then (with `[turn]`) the TURN service with the
+    /// credential minted for this caller.
+    ice_servers: Vec<IceServerJson<'a>>,
+    /// When the minted credential expires (Unix seconds); `null` when none was minted.
+    expires_at: Option<u64>,
 }
 
 /// `GET /whip/{room}/ice-servers` and `GET /whep/{room}/ice-servers`: the ICE servers a page
@@ -269,6 +287,17 @@ struct IceServerJson<'a> {
 /// for the caller. Authorized exactly as the POST it precedes (the same token, room, grant
 /// and lesson admission), so nobody gets a credential who could not open the session.
 /// Body: `{"ice_servers": [RTCIceServer...], "expires_at": <unix seconds or null>}`.
+#[utoipa::path(
+    get, path = "/{kind}/{room}/ice-servers", tag = "media",
+    summary = "The ICE servers for the session this token may open, with a TURN credential minted for the caller",
+    description = "Authorized exactly as the POST it precedes (the lesson media token of the room, with the grant \
+        `kind` needs, and the lesson's admission), so nobody gets a TURN credential who could not open the session. \
+        Never cached (`Cache-Control: no-store`): each call mints a fresh credential.",
+    params(("kind" = String, Path, description = "`whip` (publish) or `whep` (watch)"), ("room" = String, Path, description = "the room (a lesson's room name from its join answer)")),
+    responses((status = 200, description = "the servers for `RTCPeerConnection`'s `iceServers`", body = IceServersJson,
+        headers(("cache-control" = String, description = "`no-store`: the body holds a credential")))),
+    security(("bearer" = []))
+)]
 pub async fn ice_servers_get(
     State(state): State<Arc<SignalState>>,
     Path((kind, room)): Path<(String, String)>,
@@ -311,10 +340,10 @@ async fn ice_servers_inner(
             credential: Some(&c.credential),
         });
     }
-    let body = serde_json::json!({
-        "ice_servers": servers,
-        "expires_at": minted.as_ref().map(|c| c.expires_at),
-    });
+    let body = IceServersJson {
+        ice_servers: servers,
+        expires_at: minted.as_ref().map(|c| c.expires_at),
+    };
     let mut resp = axum::Json(body).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -71,8 +71,11 @@ type ApiResult = Result<Response, ApiError>;
     get, path = "/api/openapi.json",
     responses((status = 200, description = "this OpenAPI 3.1 document", body = Object))
 )]
-async fn openapi_doc() -> Response {
-    Json(super::openapi::document()).into_response()
+async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Response {
+    match served {
+        Some(Extension(d)) => Json(&*d.0).into_response(),
+        None => Json(super::openapi::document()).into_response(),
+    }
 }
 
 /// The operations of the handlers, derived from their `#[utoipa::path]` attributes (the

@@ -655,6 +655,8 @@ pub(super) struct Today {
     next: Option<LessonView>,
     /// All of today's lessons.
     lessons: Vec<LessonView>,
+}
+
 /// `POST /api/lessons/{id}/recording` body.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

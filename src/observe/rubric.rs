@@ -251,7 +251,8 @@ pub struct RubricResult {
 
 /// Totals the scores under `r`.
 pub fn result(r: &RubricBody, scores: &[ItemScore]) -> RubricResult {
-    let total: f64 = scores.iter().map(|s| s.score).sum();
+    // A fold from +0.0: `Iterator::sum` of no floats is -0.0, which JSON shows as `-0.0`.
+    let total: f64 = scores.iter().fold(0.0, |t, s| t + s.score);
     let complete = r
         .items
         .iter()
@@ -269,6 +270,14 @@ pub fn result(r: &RubricBody, scores: &[ItemScore]) -> RubricResult {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn no_scores_total_zero_not_minus_zero() {
+        let res = result(&default_rubric(), &[]);
+        assert_eq!(serde_json::to_string(&res.total).unwrap(), "0.0");
+        assert!(!res.complete);
+        assert_eq!(res.band, None);
+    }
 
     #[test]
     fn the_default_rubric_is_valid_and_as_domain_md_says() {

@@ -189,6 +189,35 @@ async fn sync_class_in_three_browsers() -> Result<()> {
     )
     .await?;
 
+    // Recorded from the bell (the default): 录制中 on the classroom page and the console;
+    // the teacher stops it and the mark goes everywhere, then starts it again.
+    let mark = |on: bool| {
+        format!(
+            "(() => {{ const m = document.getElementById('recMark'); \
+             return m.hidden === {} && (m.hidden || (m.textContent === '录制中' && m.offsetWidth > 0)); }})()",
+            !on
+        )
+    };
+    for (page, name) in [(&b, "B"), (&teacher, "the teacher")] {
+        page.wait_until(&mark(true), WAIT, "document.body.innerText")
+            .await
+            .map_err(|e| anyhow::anyhow!("{name} shows 录制中: {e}"))?;
+    }
+    teacher
+        .eval("document.getElementById('recToggle').click(); return true;")
+        .await?;
+    for (page, name) in [(&b, "B"), (&teacher, "the teacher")] {
+        page.wait_until(&mark(false), WAIT, "document.body.innerText")
+            .await
+            .map_err(|e| anyhow::anyhow!("{name} drops 录制中: {e}"))?;
+    }
+    teacher
+        .eval("document.getElementById('recToggle').click(); return true;")
+        .await?;
+    b.wait_until(&mark(true), WAIT, "document.body.innerText")
+        .await
+        .map_err(|e| anyhow::anyhow!("B shows 录制中 again: {e}"))?;
+
     // The teacher decodes both classes, each in its own tile.
     let s = wait_stats(&teacher, "the teacher decoding both classes", |s| {
         [f.room_a, f.room_b]

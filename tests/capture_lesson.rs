@@ -365,3 +365,94 @@ async fn a_full_disk_fails_the_recording_not_the_lesson() {
         report.describe()
     );
 }
+
+/// `[recording] rooms = "all"`: a plain token room is recorded from its first publisher until
+/// its last session ends, with no lesson.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_room_is_recorded_from_its_first_publisher_when_rooms_is_all() {
+    let app = App::start_with(Backend::Sqlite, |c| {
+        c.recording.rooms = classrelay::config::RecordRooms::All
+    })
+    .await
+    .expect("sqlite");
+    let room = "open-day";
+    let token = app.server.mint_token(
+        room,
+        classrelay::auth::Grant::Publish,
+        Duration::from_secs(600),
+    );
+    let publisher = whip_publish_with(
+        &app.base,
+        room,
+        &token,
+        &video_fixture(),
+        &audio_fixture(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("publishes");
+    let state = app.server.state();
+    let recorder = state.media.recorder().expect("a recorder");
+    let t0 = Instant::now();
+    while recorder.recording_of(room).is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "recording starts");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let from = publisher.progress().video_frames;
+    publisher
+        .wait_progress(Duration::from_secs(20), |p| p.video_frames >= from + 60)
+        .await
+        .expect("two seconds more");
+    publisher.close().await.expect("DELETE");
+    let sent_video = publisher.sent_video();
+    let t0 = Instant::now();
+    while recorder.recording_of(room).is_some() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "stops with its last session"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The row is written after the file is closed.
+    let t0 = Instant::now();
+    let row = loop {
+        let rows = classrelay::school::recording::list(&state.school.store)
+            .await
+            .expect("rows");
+        if rows.first().is_some_and(|r| r.state != "recording") {
+            break rows[0].clone();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (row.room.as_str(), row.lesson_id, row.state.as_str()),
+        (room, None, "stopped")
+    );
+    let (c, report) = read_capture(Path::new(&row.capture_path));
+    assert_eq!(report.damage, None, "{}", report.describe());
+    let video = c
+        .records
+        .iter()
+        .find_map(|r| match r {
+            Record::Track(t) if t.codec == Codec::Vp8 => Some(t.clone()),
+            _ => None,
+        })
+        .expect("video");
+    assert_eq!(video.kind, SourceKind::TeacherCamera);
+    let packets: Vec<&[u8]> = c
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Rtp { track, packet, .. } if *track == video.track => Some(&packet[..]),
+            _ => None,
+        })
+        .collect();
+    let frames = vp8_frames(&packets);
+    assert!(frames.len() >= 55, "{} frames", frames.len());
+    let sent: Vec<&[u8]> = sent_video.iter().map(|f| &f.data[..]).collect();
+    assert!(
+        find_contiguous(&sent, &frames).is_some(),
+        "a run of the frames sent, byte for byte"
+    );
+}

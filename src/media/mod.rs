@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use axum::http::StatusCode;
 
 mod recording;
-pub use recording::{RecordError, Recorder};
+pub use recording::{PlainRoom, PlainRoomListener, RecordError, Recorder};
 
 use crate::config::MediaConfig;
 use crate::metrics::{Metrics, RefusalLabels, RefusalReason};
@@ -145,6 +145,8 @@ pub struct Media {
     listeners: Mutex<Vec<SessionListener>>,
     /// The recording side (`recording.rs`), when this server records.
     recorder: std::sync::OnceLock<Recorder>,
+    /// Told about rooms without a lesson (`recording.rs`).
+    plain_rooms: std::sync::OnceLock<PlainRoomListener>,
 }
 
 impl std::fmt::Debug for Media {
@@ -213,6 +215,7 @@ impl Media {
             limits,
             listeners: Mutex::new(Vec::new()),
             recorder: std::sync::OnceLock::new(),
+            plain_rooms: std::sync::OnceLock::new(),
         }
     }
 
@@ -416,6 +419,9 @@ impl Media {
                 None => false,
             }
         };
+        if admitted && lesson.is_none() && role == PeerKind::Publisher {
+            self.tell_plain(PlainRoom::Published(room.clone()));
+        }
         if !admitted {
             self.remove_peer(worker, &id).await;
             return Err(ApiError::forbidden(
@@ -510,6 +516,17 @@ impl Media {
     fn closed(&self, s: &Session) {
         if !s.admitted {
             return;
+        }
+        if s.lesson.is_none() {
+            let empty = !self
+                .sessions
+                .lock()
+                .expect("sessions lock")
+                .values()
+                .any(|x| x.room == s.room);
+            if empty {
+                self.tell_plain(PlainRoom::Empty(s.room.clone()));
+            }
         }
         if let (Some(lesson), Some(part)) = (s.lesson, &s.part) {
             self.tell(SessionEvent::Ended {

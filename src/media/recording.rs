@@ -92,7 +92,31 @@ impl Recorder {
     }
 }
 
+/// What happens in a room without a lesson, for `[recording] rooms = "all"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlainRoom {
+    /// A publisher was admitted.
+    Published(String),
+    /// Its last session ended.
+    Empty(String),
+}
+
+/// Who hears [`PlainRoom`] changes (called synchronously; must not call back into [`Media`]).
+pub type PlainRoomListener = Box<dyn Fn(PlainRoom) + Send + Sync>;
+
 impl Media {
+    /// Listens to rooms without a lesson (once, at start-up: school records them when
+    /// `[recording] rooms = "all"`).
+    pub fn listen_plain_rooms(&self, f: PlainRoomListener) {
+        let _ = self.plain_rooms.set(f);
+    }
+
+    pub(super) fn tell_plain(&self, ev: PlainRoom) {
+        if let Some(f) = self.plain_rooms.get() {
+            f(ev);
+        }
+    }
+
     /// Gives the media service its recorder (once, at start-up).
     pub fn set_recorder(&self, r: Recorder) {
         let _ = self.recorder.set(r);

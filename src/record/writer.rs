@@ -64,6 +64,8 @@ pub enum WriterMsg {
         /// Told when the file is closed.
         reply: Option<tokio::sync::oneshot::Sender<Closed>>,
     },
+    /// Close every file and end the thread (shutdown; other senders may still exist).
+    Shutdown,
 }
 
 /// A closed recording's totals.
@@ -206,6 +208,8 @@ impl WriterCore {
                     let _ = r.send(closed);
                 }
             }
+            // The thread's (`run`); a core driven by hand just closes everything.
+            WriterMsg::Shutdown => self.close_all(now),
         }
     }
 
@@ -440,15 +444,15 @@ impl Writer {
         self.tx.clone()
     }
 
-    /// Closes the channel on this side and waits for the thread to write, sync and close
-    /// every file (it ends when every other sender is gone too).
+    /// Asks the thread to write, sync and close every file and waits for it to end. Records
+    /// sent after this are not written.
     pub fn stop(mut self) {
         self.join();
     }
 
     fn join(&mut self) {
-        let (dead, _) = crossbeam_channel::bounded(1);
-        drop(std::mem::replace(&mut self.tx, dead));
+        // Blocks only while the channel is full, which the thread is emptying.
+        let _ = self.tx.send(WriterMsg::Shutdown);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -479,9 +483,16 @@ fn run(mut core: WriterCore, rx: Receiver<WriterMsg>) {
         };
         let now = Instant::now();
         if let Some(m) = msg {
+            if matches!(m, WriterMsg::Shutdown) {
+                break;
+            }
             core.handle(m, now);
             // Everything already waiting, up to a bound so ticks are not starved.
             for m in rx.try_iter().take(4096) {
+                if matches!(m, WriterMsg::Shutdown) {
+                    core.close_all(Instant::now());
+                    return;
+                }
                 core.handle(m, now);
             }
         }

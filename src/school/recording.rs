@@ -71,6 +71,28 @@ pub(crate) fn start(app: &Arc<SchoolState>) {
         writer,
         Arc::new(DirStorage::new(root)),
     ));
+    if app.config.recording.rooms == RecordRooms::All {
+        // Plain token rooms: recorded from their first publisher until their last session.
+        let weak = Arc::downgrade(app);
+        app.media
+            .listen_plain_rooms(Box::new(move |ev: crate::media::PlainRoom| {
+                let weak = weak.clone();
+                tokio::spawn(async move {
+                    let Some(app) = weak.upgrade() else { return };
+                    let res = match &ev {
+                        crate::media::PlainRoom::Published(room) => {
+                            start_room(&app, room, None).await.map(|_| ())
+                        }
+                        crate::media::PlainRoom::Empty(room) => {
+                            stop_room(&app, room).await.map(|_| ())
+                        }
+                    };
+                    if let Err(e) = res {
+                        tracing::warn!("recording {ev:?}: {e}");
+                    }
+                });
+            }));
+    }
     let weak: Weak<SchoolState> = Arc::downgrade(app);
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
@@ -194,11 +216,20 @@ pub async fn start_lesson(
     app: &SchoolState,
     lesson: i64,
 ) -> Result<Option<Recording>, SwitchError> {
-    let room = format!("lesson-{lesson}");
+    start_room(app, &format!("lesson-{lesson}"), Some(lesson)).await
+}
+
+/// Starts recording `room` (of `lesson`, if it is a lesson's). `Ok(None)` if it is being
+/// recorded already.
+async fn start_room(
+    app: &SchoolState,
+    room: &str,
+    lesson: Option<i64>,
+) -> Result<Option<Recording>, SwitchError> {
     if app
         .media
         .recorder()
-        .is_some_and(|r| r.recording_of(&room).is_some())
+        .is_some_and(|r| r.recording_of(room).is_some())
     {
         return Ok(None);
     }
@@ -207,16 +238,19 @@ pub async fn start_lesson(
         "INSERT INTO recordings (room, lesson_id, started_at, state) \
          VALUES ($1, $2, $3, 'recording') RETURNING id",
     )
-    .bind(&room)
+    .bind(room)
     .bind(lesson)
     .bind(now)
     .fetch_one(app.store.pool())
     .await
     .map_err(crate::store::StoreError::from)?;
-    let parts = parts(app, lesson).await?;
+    let parts = match lesson {
+        Some(l) => parts(app, l).await?,
+        None => Vec::new(),
+    };
     match app
         .media
-        .start_recording(id, &room, Some(lesson), now, parts)
+        .start_recording(id, room, lesson, now, parts)
         .await
     {
         Ok(path) => {
@@ -226,17 +260,16 @@ pub async fn start_lesson(
                 .execute(app.store.pool())
                 .await
                 .map_err(crate::store::StoreError::from)?;
-            app.live.emit(
-                lesson,
-                "recording",
-                now,
-                serde_json::json!({"lesson": lesson, "recording": id, "state": "recording"}),
-            );
-            tracing::info!(lesson, recording = id, path = %path.display(), "recording");
-            Ok(of_lesson(&app.store, lesson)
-                .await?
-                .into_iter()
-                .find(|r| r.id == id))
+            if let Some(lesson) = lesson {
+                app.live.emit(
+                    lesson,
+                    "recording",
+                    now,
+                    serde_json::json!({"lesson": lesson, "recording": id, "state": "recording"}),
+                );
+            }
+            tracing::info!(room, recording = id, path = %path.display(), "recording");
+            Ok(list(&app.store).await?.into_iter().find(|r| r.id == id))
         }
         Err(e) => {
             sqlx::query(
@@ -255,11 +288,24 @@ pub async fn start_lesson(
 
 /// Stops recording lesson `lesson`'s room; whether it was being recorded.
 pub async fn stop_lesson(app: &SchoolState, lesson: i64) -> Result<bool, SwitchError> {
-    let room = format!("lesson-{lesson}");
-    let Some(id) = app.media.recorder().and_then(|r| r.recording_of(&room)) else {
+    let Some(id) = stop_room(app, &format!("lesson-{lesson}")).await? else {
         return Ok(false);
     };
-    let closed = app.media.stop_recording(&room).await;
+    app.live.emit(
+        lesson,
+        "recording",
+        app.now(),
+        serde_json::json!({"lesson": lesson, "recording": id, "state": "stopped"}),
+    );
+    Ok(true)
+}
+
+/// Stops recording `room`; the recording, if it was being recorded.
+async fn stop_room(app: &SchoolState, room: &str) -> Result<Option<i64>, SwitchError> {
+    let Some(id) = app.media.recorder().and_then(|r| r.recording_of(room)) else {
+        return Ok(None);
+    };
+    let closed = app.media.stop_recording(room).await;
     let now = app.now();
     let error = closed.and_then(|c| c.error);
     sqlx::query(
@@ -272,19 +318,9 @@ pub async fn stop_lesson(app: &SchoolState, lesson: i64) -> Result<bool, SwitchE
     .await
     .map_err(crate::store::StoreError::from)?;
     if let Some(e) = error {
-        tracing::warn!(
-            lesson,
-            recording = id,
-            "recording closed after an error: {e}"
-        );
+        tracing::warn!(room, recording = id, "recording closed after an error: {e}");
     }
-    app.live.emit(
-        lesson,
-        "recording",
-        now,
-        serde_json::json!({"lesson": lesson, "recording": id, "state": "stopped"}),
-    );
-    Ok(true)
+    Ok(Some(id))
 }
 
 /// The scheduler's bell: a lesson that went live is recorded if it should be.

@@ -34,9 +34,17 @@ pub struct Recording {
     pub capture_path: String,
     /// Why it failed.
     pub error: Option<String>,
+    /// Processing into playable files (`recording_files`): `processing`, `ready` or `failed`;
+    /// none before it starts.
+    pub processing: Option<String>,
+    /// Why processing failed.
+    pub processing_error: Option<String>,
+    /// The processed recording's `manifest.json`, once ready.
+    pub manifest_path: Option<String>,
 }
 
-const COLS: &str = "id, room, lesson_id, started_at, ended_at, state, capture_path, error";
+const COLS: &str = "id, room, lesson_id, started_at, ended_at, state, capture_path, error, \
+                    processing, processing_error, manifest_path";
 
 /// Every recording, newest first.
 pub async fn list(store: &Store) -> StoreResult<Vec<Recording>> {
@@ -101,6 +109,8 @@ async fn on_writer_event(app: &Arc<SchoolState>, ev: WriterEvent) {
             if let Some((room, lesson)) = row {
                 // The worker stops copying (the writer already closed the file).
                 app.media.stop_recording(&room).await;
+                // What was captured before the failure becomes playable files.
+                super::recording_files::spawn_processing(app, id);
                 if let Some(l) = lesson {
                     app.live.emit(
                         l,
@@ -278,6 +288,8 @@ pub async fn stop_lesson(app: &SchoolState, lesson: i64) -> Result<bool, SwitchE
             "recording closed after an error: {e}"
         );
     }
+    // The closed capture becomes playable files, off the async workers.
+    super::recording_files::spawn_processing(app, id);
     app.live.emit(
         lesson,
         "recording",

@@ -135,6 +135,28 @@ mod tests {
         assert!(r.manifest_path.is_file());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Any bytes after a valid header, or any cut of them: processed up to the damage, a
+        /// manifest written, never a panic.
+        #[test]
+        fn any_capture_bytes_are_processed_never_a_panic(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            cut in 0usize..600,
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let cap = dir.path().join("capture.crcap");
+            let mut bytes = encode_capture(&header(), &[]);
+            bytes.extend_from_slice(&tail);
+            bytes.truncate(cut.max(1));
+            std::fs::write(&cap, &bytes).expect("write");
+            let r = process_recording(&cap, dir.path()).expect("processed");
+            proptest::prop_assert!(r.bytes_read <= bytes.len() as u64);
+            proptest::prop_assert!(r.manifest_path.is_file());
+            proptest::prop_assert!(r.read.starts_with("processed up to byte"));
+        }
+    }
+
     #[test]
     fn a_missing_capture_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -134,6 +134,8 @@ impl Server {
         let state = Arc::new(AppState::new(config, keys, sfu, metrics, store, clock));
         // Recording: the capture writer thread and the recorder (before the scheduler's bells).
         school::recording::start(&state.school);
+        // Recovery: recordings a crash left open or unprocessed become playable files.
+        school::recording_files::recover(&state.school).await;
         tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));
         tokio::spawn(school::quality::run(Arc::downgrade(&state.school)));
         // Sessions end on the media side too (ICE failure, timeouts): forget them here.

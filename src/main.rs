@@ -74,16 +74,38 @@ enum RecordingsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// (Re-)process a stopped recording into playable files and print the report (JSON).
+    Process {
+        /// The recording's id.
+        id: i64,
+    },
+}
+
+/// `classrelay recordings process ID`: processes it now (as the server does when it stops) and
+/// prints the report.
+async fn process_recording(cfg: &Config, id: i64) -> anyhow::Result<()> {
+    let store =
+        classrelay::store::Store::open(&cfg.database.url, &cfg.data.dir.join("classrelay.db"))
+            .await?;
+    store.migrate().await?;
+    let r = classrelay::school::recording_files::process(&store, id).await;
+    store.close().await;
+    let r = r.with_context(|| format!("processing recording {id}"))?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
 }
 
 /// `classrelay recordings list`: the `recordings` rows.
 fn recordings(config: Option<PathBuf>, cmd: RecordingsCmd) -> anyhow::Result<()> {
-    let RecordingsCmd::List { json } = cmd;
     let cfg = Config::load(config.as_deref())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let json = match cmd {
+        RecordingsCmd::List { json } => json,
+        RecordingsCmd::Process { id } => return rt.block_on(process_recording(&cfg, id)),
+    };
     rt.block_on(async {
         let store =
             classrelay::store::Store::open(&cfg.database.url, &cfg.data.dir.join("classrelay.db"))

@@ -18,3 +18,11 @@ CREATE TABLE recordings (
     error TEXT
 );
 CREATE INDEX recordings_lesson ON recordings (lesson_id);
+
+-- Processing (record::recover): NULL until it starts; processing, ready (manifest_path set)
+-- or failed (processing_error says why). Recovery at start-up picks up every stopped or failed
+-- recording not yet ready or failed, and every one a crash left in `recording`.
+ALTER TABLE recordings ADD COLUMN processing TEXT
+    CHECK (processing IN ('processing', 'ready', 'failed'));
+ALTER TABLE recordings ADD COLUMN processing_error TEXT;
+ALTER TABLE recordings ADD COLUMN manifest_path TEXT;

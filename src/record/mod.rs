@@ -10,6 +10,8 @@
 
 pub mod file;
 pub mod format;
+pub mod process;
 pub mod storage;
 pub mod writer;
-pub mod process;
+// The glue: a recording's capture → its files and manifest (issue 20).
+pub mod recover;

@@ -25,6 +25,8 @@ pub(crate) mod org;
 pub(crate) mod policy;
 pub(crate) mod quality;
 pub mod recording;
+// A stopped recording's capture → playable files (issue 20: processing and recovery).
+pub mod recording_files;
 pub(crate) mod scheduler;
 pub(crate) mod timetable;
 pub(crate) mod userscsv;

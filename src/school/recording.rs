@@ -34,9 +34,17 @@ pub struct Recording {
     pub capture_path: String,
     /// Why it failed.
     pub error: Option<String>,
+    /// Processing into playable files (`recording_files`): `processing`, `ready` or `failed`;
+    /// none before it starts.
+    pub processing: Option<String>,
+    /// Why processing failed.
+    pub processing_error: Option<String>,
+    /// The processed recording's `manifest.json`, once ready.
+    pub manifest_path: Option<String>,
 }
 
-const COLS: &str = "id, room, lesson_id, started_at, ended_at, state, capture_path, error";
+const COLS: &str = "id, room, lesson_id, started_at, ended_at, state, capture_path, error, \
+                    processing, processing_error, manifest_path";
 
 /// Every recording, newest first.
 pub async fn list(store: &Store) -> StoreResult<Vec<Recording>> {
@@ -123,6 +131,8 @@ async fn on_writer_event(app: &Arc<SchoolState>, ev: WriterEvent) {
             if let Some((room, lesson)) = row {
                 // The worker stops copying (the writer already closed the file).
                 app.media.stop_recording(&room).await;
+                // What was captured before the failure becomes playable files.
+                super::recording_files::spawn_processing(app, id);
                 if let Some(l) = lesson {
                     app.live.emit(
                         l,
@@ -216,7 +226,7 @@ pub async fn start_lesson(
     app: &SchoolState,
     lesson: i64,
 ) -> Result<Option<Recording>, SwitchError> {
-    start_room(app, &format!("lesson-{lesson}"), Some(lesson)).await
+    start_room(app, crate::ids::RoomName::lesson(lesson).as_str(), Some(lesson)).await
 }
 
 /// Starts recording `room` (of `lesson`, if it is a lesson's). `Ok(None)` if it is being
@@ -288,7 +298,7 @@ async fn start_room(
 
 /// Stops recording lesson `lesson`'s room; whether it was being recorded.
 pub async fn stop_lesson(app: &SchoolState, lesson: i64) -> Result<bool, SwitchError> {
-    let Some(id) = stop_room(app, &format!("lesson-{lesson}")).await? else {
+    let Some(id) = stop_room(app, crate::ids::RoomName::lesson(lesson).as_str()).await? else {
         return Ok(false);
     };
     app.live.emit(
@@ -320,6 +330,8 @@ async fn stop_room(app: &SchoolState, room: &str) -> Result<Option<i64>, SwitchE
     if let Some(e) = error {
         tracing::warn!(room, recording = id, "recording closed after an error: {e}");
     }
+    // The closed capture becomes playable files, off the async workers.
+    super::recording_files::spawn_processing(app, id);
     Ok(Some(id))
 }
 
@@ -340,7 +352,7 @@ pub(crate) async fn at_bell(app: &SchoolState, lesson: i64) {
 pub fn is_recording(app: &SchoolState, lesson: i64) -> bool {
     app.media
         .recorder()
-        .is_some_and(|r| r.recording_of(&format!("lesson-{lesson}")).is_some())
+        .is_some_and(|r| r.recording_of(crate::ids::RoomName::lesson(lesson).as_str()).is_some())
 }
 
 /// At shutdown (media workers stopped): every capture written, synced and closed, and the

@@ -1,0 +1,445 @@
+//! A recording becomes playable files by itself, on real servers: a lesson the independent
+//! `webrtc` client publishes to is recorded, stopped through the API and processed (the row goes
+//! `ready`, `manifest.json` lists the source, and the WebM read back with an independent demuxer
+//! holds exactly the frames sent); and a server killed with SIGKILL mid-lesson recovers the
+//! capture at its restart into playable files, the loss before the kill measured. Must never
+//! mock the server, the client or the files.
+
+mod support;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use matroska_demuxer::{Frame as MkvFrame, MatroskaFile};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use support::school::{at, fixture, lesson, App, Backend};
+use support::webrtc_client::{
+    audio_fixture, find_contiguous, video_fixture, whip_publish_with, PublishOptions, SentFrame,
+};
+
+/// A file's frames as `matroska-demuxer` reads them: codec id → frame payloads.
+fn demux(path: &Path) -> HashMap<String, Vec<Vec<u8>>> {
+    let mut mkv = MatroskaFile::open(File::open(path).expect("the file")).expect("valid Matroska");
+    let ids: HashMap<u64, String> = mkv
+        .tracks()
+        .iter()
+        .map(|t| (t.track_number().get(), t.codec_id().to_string()))
+        .collect();
+    let mut out: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+    let mut f = MkvFrame::default();
+    while mkv.next_frame(&mut f).expect("frames demux") {
+        out.entry(ids[&f.track].clone())
+            .or_default()
+            .push(f.data.clone());
+    }
+    out
+}
+
+fn hashes<T: AsRef<[u8]>>(frames: &[T]) -> Vec<[u8; 32]> {
+    frames
+        .iter()
+        .map(|f| Sha256::digest(f.as_ref()).into())
+        .collect()
+}
+
+/// The processed recording: its manifest and the one source's demuxed frames (VP8, Opus).
+fn read_processed(manifest_path: &Path) -> (Value, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(manifest_path).expect("manifest.json"))
+            .expect("JSON");
+    let sources = manifest["sources"].as_array().expect("sources");
+    assert_eq!(
+        sources.len(),
+        1,
+        "one source: the teacher's camera with its audio: {manifest}"
+    );
+    let s = &sources[0];
+    assert_eq!(s["kind"], "teacher_camera", "{manifest}");
+    assert_eq!(s["codec"], "vp8,opus", "{manifest}");
+    let file = manifest_path
+        .parent()
+        .expect("a directory")
+        .join(s["file"].as_str().expect("a file name"));
+    let mut frames = demux(&file);
+    let video = frames.remove("V_VP8").expect("a VP8 track");
+    let audio = frames.remove("A_OPUS").expect("an Opus track");
+    assert_eq!(
+        s["frames"].as_u64(),
+        Some((video.len() + audio.len()) as u64),
+        "{manifest}"
+    );
+    (manifest, video, audio)
+}
+
+/// The processed frames are the first frames sent, byte for byte (payload hashes).
+fn assert_prefix(what: &str, sent: &[SentFrame], got: &[Vec<u8>]) {
+    let sent: Vec<&[u8]> = sent.iter().map(|f| &f.data[..]).collect();
+    assert!(got.len() <= sent.len(), "{what}: more frames than sent");
+    assert_eq!(
+        hashes(got),
+        hashes(&sent[..got.len()]),
+        "{what}: the file holds the first {} frames sent, exactly",
+        got.len()
+    );
+    assert_eq!(find_contiguous(&sent, got), Some(0), "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_lesson_recording_becomes_ready_with_exactly_the_frames_sent() {
+    let app = App::start(Backend::Sqlite).await.expect("sqlite");
+    let f = fixture(&app).await;
+    let id = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let room = format!("lesson-{id}");
+    let state = app.server.state();
+    app.clock.set(at("08:00"));
+    let t0 = Instant::now();
+    while state
+        .media
+        .recorder()
+        .and_then(|r| r.recording_of(&room))
+        .is_none()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "recording at the bell"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, j) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::POST,
+            &format!("/api/lessons/{id}/join"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    let publisher = whip_publish_with(
+        &app.base,
+        &room,
+        j["token"].as_str().expect("a token"),
+        &video_fixture(),
+        &audio_fixture(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("the teacher publishes");
+    publisher
+        .wait_progress(Duration::from_secs(20), |p| p.video_frames >= 90)
+        .await
+        .expect("three seconds of video sent");
+    let (s, v) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::POST,
+            &format!("/api/lessons/{id}/recording"),
+            Some(json!({"on": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let rec_id = v["recordings"][0]["id"].as_i64().expect("a recording");
+    let sent_video = publisher.sent_video();
+    let sent_audio = publisher.sent_audio();
+    drop(publisher);
+
+    // Processing runs by itself; await the row's state.
+    let store = &state.school.store;
+    let t0 = Instant::now();
+    let manifest_path = loop {
+        let (p, err, path): (Option<String>, Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT processing, processing_error, manifest_path FROM recordings WHERE id = $1",
+        )
+        .bind(rec_id)
+        .fetch_one(store.pool())
+        .await
+        .expect("the row");
+        match p.as_deref() {
+            Some("ready") => break PathBuf::from(path.expect("a manifest path")),
+            Some("failed") => panic!("processing failed: {err:?}"),
+            _ => {}
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "processing: {p:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (manifest, video, audio) = read_processed(&manifest_path);
+    assert_eq!(manifest["lesson_id"], id, "{manifest}");
+    assert!(
+        manifest["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.starts_with("processed up to byte")),
+        "the read report leads the notes: {manifest}"
+    );
+    assert!(
+        video.len() >= 85,
+        "{} of {} video frames",
+        video.len(),
+        sent_video.len()
+    );
+    assert!(
+        audio.len() >= 100,
+        "{} of {} audio frames",
+        audio.len(),
+        sent_audio.len()
+    );
+    assert_prefix("video", &sent_video, &video);
+    assert_prefix("audio", &sent_audio, &audio);
+    // The lesson API shows it ready.
+    let (s, v) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::POST,
+            &format!("/api/lessons/{id}/recording"),
+            Some(json!({"on": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["recordings"][0]["processing"], "ready", "{v}");
+    eprintln!(
+        "processed: {} of {} video and {} of {} audio frames sent; {}",
+        video.len(),
+        sent_video.len(),
+        audio.len(),
+        sent_audio.len(),
+        manifest["notes"][0]
+    );
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `classrelay serve` on `dir`, and the base URL it prints.
+fn serve(dir: &Path) -> (KillOnDrop, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_classrelay"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CLASSRELAY_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = KillOnDrop(
+        cmd.current_dir(dir)
+            .env("CLASSRELAY_DATA__DIR", dir)
+            .env(
+                "CLASSRELAY_AUTH__SECRET",
+                "test-secret-test-secret-test-secret",
+            )
+            .env("CLASSRELAY_HTTP__LISTEN", "127.0.0.1:0")
+            .env("CLASSRELAY_MEDIA__BIND_IP", "127.0.0.1")
+            .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
+            .env("CLASSRELAY_MEDIA__WORKERS", "1")
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let base = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server prints where it listens");
+        if let Some(rest) = line.strip_prefix("classrelay listening on ") {
+            break rest.split_whitespace().next().expect("a URL").to_string();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    (child, base)
+}
+
+async fn post(http: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Value {
+    let mut r = http.post(url).json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let resp = r.send().await.expect("the server answers");
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{url}: {status} {v}");
+    v
+}
+
+/// `classrelay recordings list --json` on `dir`.
+fn list(dir: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_classrelay"))
+        .env("CLASSRELAY_DATA__DIR", dir)
+        .args(["recordings", "list", "--json"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_recovers_the_capture_into_playable_files_at_restart() {
+    let app = App::start_in_process(Backend::Sqlite)
+        .await
+        .expect("sqlite");
+    let f = fixture(&app).await;
+    let id = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64;
+    sqlx::query("UPDATE lessons SET starts_at = $1, ends_at = $2 WHERE id = $3")
+        .bind(now - 1_000)
+        .bind(now + 40 * 60_000)
+        .bind(id)
+        .execute(app.server.state().school.store.pool())
+        .await
+        .expect("lesson moved to now");
+    let App { dir, server, .. } = app;
+    server.shutdown().await;
+
+    let (mut child, base) = serve(dir.path());
+    let http = reqwest::Client::new();
+    let login = post(
+        &http,
+        &format!("{base}/api/login"),
+        None,
+        json!({"username": "wang", "password": "password-123"}),
+    )
+    .await;
+    let teacher = login["token"].as_str().expect("a session").to_string();
+    let t0 = Instant::now();
+    loop {
+        let v: Value = http
+            .get(format!("{base}/api/lessons/{id}/live"))
+            .bearer_auth(&teacher)
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if v["recording"] == true {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "recording: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let j = post(
+        &http,
+        &format!("{base}/api/lessons/{id}/join"),
+        Some(&teacher),
+        json!(null),
+    )
+    .await;
+    let publisher = whip_publish_with(
+        &base,
+        &format!("lesson-{id}"),
+        j["token"].as_str().expect("a media token"),
+        &video_fixture(),
+        &audio_fixture(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("the teacher publishes");
+    publisher
+        .wait_progress(Duration::from_secs(20), |p| p.video_frames >= 120)
+        .await
+        .expect("four seconds of video sent");
+    child.0.kill().expect("SIGKILL");
+    let killed = Instant::now();
+    child.0.wait().expect("reaped");
+    let sent_video = publisher.sent_video();
+    let sent_audio = publisher.sent_audio();
+    drop(publisher);
+    let rows = list(dir.path());
+    assert_eq!(
+        rows[0]["state"], "recording",
+        "a crash left it open: {rows}"
+    );
+    assert_eq!(rows[0]["processing"], Value::Null, "{rows}");
+
+    // The restart: the recovery pass marks it stopped and processes it, by itself.
+    let (_child, _base) = serve(dir.path());
+    let t0 = Instant::now();
+    let row = loop {
+        let rows = list(dir.path());
+        match rows[0]["processing"].as_str() {
+            Some("ready") => break rows[0].clone(),
+            Some("failed") => panic!("recovery failed: {rows}"),
+            _ => {}
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "recovery: {rows}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(row["state"], "stopped", "{row}");
+    let (manifest, video, audio) = read_processed(Path::new(
+        row["manifest_path"].as_str().expect("a manifest"),
+    ));
+    assert_eq!(
+        manifest["complete"], false,
+        "cut off by the kill: {manifest}"
+    );
+    assert_prefix("video", &sent_video, &video);
+    assert_prefix("audio", &sent_audio, &audio);
+    // The loss: from the first frame sent but not in the files to the kill.
+    let lost = |sent: &[SentFrame], kept: usize| {
+        sent.get(kept)
+            .map(|f| killed.saturating_duration_since(f.sent_at))
+            .unwrap_or_default()
+    };
+    let lost_video = lost(&sent_video, video.len());
+    let lost_audio = lost(&sent_audio, audio.len());
+    eprintln!(
+        "kill -9 then recovery: the files hold {}/{} video and {}/{} audio frames sent; \
+         missing the last {:?} of video and {:?} of audio before the kill; {}",
+        video.len(),
+        sent_video.len(),
+        audio.len(),
+        sent_audio.len(),
+        lost_video,
+        lost_audio,
+        manifest["notes"][0]
+    );
+    assert!(lost_video <= Duration::from_millis(250), "{lost_video:?}");
+    assert!(lost_audio <= Duration::from_millis(250), "{lost_audio:?}");
+
+    // Re-running by hand gives the same files and prints the report.
+    let out = Command::new(env!("CARGO_BIN_EXE_classrelay"))
+        .env("CLASSRELAY_DATA__DIR", dir.path())
+        .args(["recordings", "process", &row["id"].to_string()])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(
+        report["manifest"]["sources"], manifest["sources"],
+        "{report}"
+    );
+    assert!(
+        report["read"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("processed up to byte")),
+        "{report}"
+    );
+}

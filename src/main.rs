@@ -263,15 +263,17 @@ fn serve(config: Option<PathBuf>, dev: bool) -> anyhow::Result<()> {
                  demo links: start with --dev."
             );
         }
+        // SIGTERM too: what `docker stop` and systemd send (PID 1 in a container has no
+        // default handler for it). Both handlers are in place before the listening line, which
+        // is what supervisors and tests wait for: a signal sent right after it is handled.
+        let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("handling Ctrl-C")?;
         println!(
             "classrelay listening on {base}  (media UDP {:?})",
             server.media_addrs()
         );
-        // SIGTERM too: what `docker stop` and systemd send (PID 1 in a container has no
-        // default handler for it).
-        let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
         let why = tokio::select! {
-            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = interrupt.recv() => "Ctrl-C",
             _ = terminate.recv() => "SIGTERM",
         };
         println!("shutting down ({why})");

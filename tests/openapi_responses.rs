@@ -566,6 +566,19 @@ async fn real_responses_match_the_served_document() {
         )
         .await;
     assert_eq!(lit["spotlight"], f.room_a, "{lit}");
+    // The teacher's recording switch (off: this app records nothing, so the answer is the
+    // lesson's recording state with no recording running).
+    let rec = c
+        .call(
+            &f.teacher_login,
+            Method::POST,
+            "/api/lessons/{id}/recording",
+            &live_url("recording", lesson_id),
+            Some(json!({"on": false})),
+        )
+        .await;
+    assert_eq!(rec["recording"], false, "{rec}");
+    assert_eq!(rec["lesson"], lesson_id, "{rec}");
     // 07:40: the master lesson is open; its teacher grants a site the floor.
     app.clock.set(at("07:40"));
     let spoke = c

@@ -226,7 +226,12 @@ pub async fn start_lesson(
     app: &SchoolState,
     lesson: i64,
 ) -> Result<Option<Recording>, SwitchError> {
-    start_room(app, crate::ids::RoomName::lesson(lesson).as_str(), Some(lesson)).await
+    start_room(
+        app,
+        crate::ids::RoomName::lesson(lesson).as_str(),
+        Some(lesson),
+    )
+    .await
 }
 
 /// Starts recording `room` (of `lesson`, if it is a lesson's). `Ok(None)` if it is being
@@ -350,9 +355,10 @@ pub(crate) async fn at_bell(app: &SchoolState, lesson: i64) {
 
 /// Whether lesson `lesson`'s room is being recorded now (the pages' 录制中).
 pub fn is_recording(app: &SchoolState, lesson: i64) -> bool {
-    app.media
-        .recorder()
-        .is_some_and(|r| r.recording_of(crate::ids::RoomName::lesson(lesson).as_str()).is_some())
+    app.media.recorder().is_some_and(|r| {
+        r.recording_of(crate::ids::RoomName::lesson(lesson).as_str())
+            .is_some()
+    })
 }
 
 /// At shutdown (media workers stopped): every capture written, synced and closed, and the

@@ -6,83 +6,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use classrelay::record::file::{read_capture, DamageKind};
 use classrelay::record::format::{Codec, Record};
 use classrelay::record::storage::{DirStorage, RecordingStorage, CAPTURE_FILE};
 use serde_json::{json, Value};
+use support::recording::{post, serve, vp8_frames};
 use support::school::{fixture, lesson, App, Backend};
 use support::webrtc_client::{
     audio_fixture, find_contiguous, video_fixture, whip_publish_with, PublishOptions,
 };
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The VP8 payload descriptor's length (RFC 7741 4.2).
-fn vp8_descriptor_len(p: &[u8]) -> Option<usize> {
-    let b0 = *p.first()?;
-    let mut i = 1;
-    if b0 & 0x80 != 0 {
-        let x = *p.get(i)?;
-        i += 1;
-        if x & 0x80 != 0 {
-            i += if *p.get(i)? & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            i += 1;
-        }
-        if x & 0x30 != 0 {
-            i += 1;
-        }
-    }
-    (i <= p.len()).then_some(i)
-}
-
-/// Whole VP8 frames from captured RTP packets (a frame cut by the kill is left out).
-fn vp8_frames(packets: &[&[u8]]) -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
-    let mut cur: Option<Vec<u8>> = None;
-    for p in packets {
-        let payload = &p[12..];
-        let Some(d) = vp8_descriptor_len(payload) else {
-            continue;
-        };
-        if payload[0] & 0x10 != 0 {
-            cur = Some(Vec::new());
-        }
-        if let Some(c) = cur.as_mut() {
-            c.extend_from_slice(&payload[d..]);
-        }
-        if p[1] & 0x80 != 0 {
-            if let Some(c) = cur.take() {
-                frames.push(c);
-            }
-        }
-    }
-    frames
-}
-
-async fn post(http: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Value {
-    let mut r = http.post(url).json(&body);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let resp = r.send().await.expect("the server answers");
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{url}: {status} {v}");
-    v
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_leaves_every_frame_sent_up_to_250_ms_before_the_kill() {
@@ -106,46 +41,7 @@ async fn a_killed_server_leaves_every_frame_sent_up_to_250_ms_before_the_kill() 
     let App { dir, server, .. } = app;
     server.shutdown().await;
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_classrelay"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CLASSRELAY_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = KillOnDrop(
-        cmd.current_dir(dir.path())
-            .env("CLASSRELAY_DATA__DIR", dir.path())
-            .env(
-                "CLASSRELAY_AUTH__SECRET",
-                "test-secret-test-secret-test-secret",
-            )
-            .env("CLASSRELAY_HTTP__LISTEN", "127.0.0.1:0")
-            .env("CLASSRELAY_MEDIA__BIND_IP", "127.0.0.1")
-            .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
-            .env("CLASSRELAY_MEDIA__WORKERS", "1")
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server starts"),
-    );
-    let stdout = child.0.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let base = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server prints where it listens");
-        if let Some(rest) = line.strip_prefix("classrelay listening on ") {
-            break rest.split_whitespace().next().expect("a URL").to_string();
-        }
-    };
+    let (mut child, base) = serve(dir.path());
 
     let http = reqwest::Client::new();
     let login = post(

@@ -6,62 +6,19 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use classrelay::record::file::{read_capture, DamageKind};
 use classrelay::record::format::{Codec, Record, SourceKind};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use support::recording::{vp8_frames, Tmpfs};
 use support::school::{at, fixture, lesson, App, Backend};
 use support::webrtc_client::{
     audio_fixture, find_contiguous, is_vp8_keyframe, video_fixture, whip_publish_with,
     PublishOptions,
 };
-
-/// The VP8 payload descriptor's length (RFC 7741 4.2).
-fn vp8_descriptor_len(p: &[u8]) -> Option<usize> {
-    let b0 = *p.first()?;
-    let mut i = 1;
-    if b0 & 0x80 != 0 {
-        let x = *p.get(i)?;
-        i += 1;
-        if x & 0x80 != 0 {
-            i += if *p.get(i)? & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            i += 1;
-        }
-        if x & 0x30 != 0 {
-            i += 1;
-        }
-    }
-    (i <= p.len()).then_some(i)
-}
-
-/// Whole VP8 frames from a track's captured RTP packets (in capture order; the loopback
-/// link loses nothing).
-fn vp8_frames(packets: &[&[u8]]) -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
-    let mut cur: Option<Vec<u8>> = None;
-    for p in packets {
-        let payload = &p[12..];
-        let d = vp8_descriptor_len(payload).expect("a VP8 descriptor");
-        if payload[0] & 0x10 != 0 {
-            cur = Some(Vec::new());
-        }
-        if let Some(c) = cur.as_mut() {
-            c.extend_from_slice(&payload[d..]);
-        }
-        if p[1] & 0x80 != 0 {
-            if let Some(c) = cur.take() {
-                frames.push(c);
-            }
-        }
-    }
-    frames
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lesson_recorded_at_the_bell_holds_exactly_the_frames_the_teacher_sent() {
@@ -216,32 +173,6 @@ async fn a_lesson_recorded_at_the_bell_holds_exactly_the_frames_the_teacher_sent
     );
     let text = state.metrics.encode();
     assert!(text.contains("classrelay_capture_records_total"), "{text}");
-}
-
-/// A size-limited tmpfs at `dir`, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Self, String> {
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount -t tmpfs failed (needs root): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(Tmpfs(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 /// The recordings directory on a 256 KiB filesystem: it fills a few seconds into the lesson.

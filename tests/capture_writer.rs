@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use classrelay::metrics::Metrics;
@@ -14,32 +12,7 @@ use classrelay::record::file::{read_capture, DamageKind};
 use classrelay::record::format::{CaptureHeader, Record, FORMAT_VERSION};
 use classrelay::record::writer::{Writer, WriterEvent, WriterMsg};
 use crossbeam_channel::TrySendError;
-
-/// A size-limited tmpfs at `dir`, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Self, String> {
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount -t tmpfs failed (needs root): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(Tmpfs(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
+use support::recording::Tmpfs;
 
 fn header(room: &str) -> CaptureHeader {
     CaptureHeader {

@@ -9,15 +9,15 @@ mod support;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use matroska_demuxer::{Frame as MkvFrame, MatroskaFile};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use support::recording::{post, serve};
 use support::school::{at, fixture, lesson, App, Backend};
 use support::webrtc_client::{
     audio_fixture, find_contiguous, video_fixture, whip_publish_with, PublishOptions, SentFrame,
@@ -208,74 +208,6 @@ async fn a_stopped_lesson_recording_becomes_ready_with_exactly_the_frames_sent()
         sent_audio.len(),
         manifest["notes"][0]
     );
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `classrelay serve` on `dir`, and the base URL it prints.
-fn serve(dir: &Path) -> (KillOnDrop, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_classrelay"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CLASSRELAY_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = KillOnDrop(
-        cmd.current_dir(dir)
-            .env("CLASSRELAY_DATA__DIR", dir)
-            .env(
-                "CLASSRELAY_AUTH__SECRET",
-                "test-secret-test-secret-test-secret",
-            )
-            .env("CLASSRELAY_HTTP__LISTEN", "127.0.0.1:0")
-            .env("CLASSRELAY_MEDIA__BIND_IP", "127.0.0.1")
-            .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
-            .env("CLASSRELAY_MEDIA__WORKERS", "1")
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server starts"),
-    );
-    let stdout = child.0.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let base = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server prints where it listens");
-        if let Some(rest) = line.strip_prefix("classrelay listening on ") {
-            break rest.split_whitespace().next().expect("a URL").to_string();
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || while rx.recv().is_ok() {});
-    (child, base)
-}
-
-async fn post(http: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Value {
-    let mut r = http.post(url).json(&body);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let resp = r.send().await.expect("the server answers");
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{url}: {status} {v}");
-    v
 }
 
 /// `classrelay recordings list --json` on `dir`.

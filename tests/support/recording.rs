@@ -1,0 +1,151 @@
+//! What the recording tests share: a child server killed when dropped, whole VP8 frames
+//! rebuilt from captured RTP, a JSON POST that must succeed, and a size-limited tmpfs (a disk
+//! that fills). Test-only.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A child process (a `classrelay serve`) killed and reaped when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The VP8 payload descriptor's length (RFC 7741 4.2).
+pub fn vp8_descriptor_len(p: &[u8]) -> Option<usize> {
+    let b0 = *p.first()?;
+    let mut i = 1;
+    if b0 & 0x80 != 0 {
+        let x = *p.get(i)?;
+        i += 1;
+        if x & 0x80 != 0 {
+            i += if *p.get(i)? & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            i += 1;
+        }
+        if x & 0x30 != 0 {
+            i += 1;
+        }
+    }
+    (i <= p.len()).then_some(i)
+}
+
+/// Whole VP8 frames from captured RTP packets (a frame cut by the kill is left out).
+pub fn vp8_frames(packets: &[&[u8]]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut cur: Option<Vec<u8>> = None;
+    for p in packets {
+        let payload = &p[12..];
+        let Some(d) = vp8_descriptor_len(payload) else {
+            continue;
+        };
+        if payload[0] & 0x10 != 0 {
+            cur = Some(Vec::new());
+        }
+        if let Some(c) = cur.as_mut() {
+            c.extend_from_slice(&payload[d..]);
+        }
+        if p[1] & 0x80 != 0 {
+            if let Some(c) = cur.take() {
+                frames.push(c);
+            }
+        }
+    }
+    frames
+}
+
+/// POSTs `body` as JSON (with `token`, if any) and wants a success; the answer.
+pub async fn post(http: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Value {
+    let mut r = http.post(url).json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let resp = r.send().await.expect("the server answers");
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{url}: {status} {v}");
+    v
+}
+
+/// A size-limited tmpfs at `dir`, unmounted when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `256k`) at `dir`; needs root.
+    pub fn mount(dir: &Path, size: &str) -> Result<Self, String> {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed (needs root): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// `classrelay serve` on `dir`, and the base URL it prints.
+pub fn serve(dir: &Path) -> (KillOnDrop, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_classrelay"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CLASSRELAY_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = KillOnDrop(
+        cmd.current_dir(dir)
+            .env("CLASSRELAY_DATA__DIR", dir)
+            .env(
+                "CLASSRELAY_AUTH__SECRET",
+                "test-secret-test-secret-test-secret",
+            )
+            .env("CLASSRELAY_HTTP__LISTEN", "127.0.0.1:0")
+            .env("CLASSRELAY_MEDIA__BIND_IP", "127.0.0.1")
+            .env("CLASSRELAY_MEDIA__UDP_PORT", "0")
+            .env("CLASSRELAY_MEDIA__WORKERS", "1")
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let base = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server prints where it listens");
+        if let Some(rest) = line.strip_prefix("classrelay listening on ") {
+            break rest.split_whitespace().next().expect("a URL").to_string();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    (child, base)
+}

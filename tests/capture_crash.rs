@@ -7,96 +7,24 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use classrelay::record::file::{read_capture, DamageKind};
 use classrelay::record::format::{Codec, Record};
 use classrelay::record::storage::{DirStorage, RecordingStorage, CAPTURE_FILE};
-use serde_json::{json, Value};
-use support::recording::{post, serve, vp8_frames};
-use support::school::{fixture, lesson, App, Backend};
-use support::webrtc_client::{
-    audio_fixture, find_contiguous, video_fixture, whip_publish_with, PublishOptions,
-};
+use serde_json::Value;
+use support::recording::{record_a_lesson_then_kill, vp8_frames, KilledMidLesson};
+use support::webrtc_client::find_contiguous;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_leaves_every_frame_sent_up_to_250_ms_before_the_kill() {
-    // The school and a lesson made in-process, then moved to now on the real clock.
-    let app = App::start_in_process(Backend::Sqlite)
-        .await
-        .expect("sqlite");
-    let f = fixture(&app).await;
-    let id = lesson(&app, &f, "delivery", "08:00", "08:40").await;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as i64;
-    sqlx::query("UPDATE lessons SET starts_at = $1, ends_at = $2 WHERE id = $3")
-        .bind(now - 1_000)
-        .bind(now + 40 * 60_000)
-        .bind(id)
-        .execute(app.server.state().school.store.pool())
-        .await
-        .expect("lesson moved to now");
-    let App { dir, server, .. } = app;
-    server.shutdown().await;
-
-    let (mut child, base) = serve(dir.path());
-
-    let http = reqwest::Client::new();
-    let login = post(
-        &http,
-        &format!("{base}/api/login"),
-        None,
-        json!({"username": "wang", "password": "password-123"}),
-    )
-    .await;
-    let teacher = login["token"].as_str().expect("a session").to_string();
-    // The scheduler's first pass makes the lesson live and starts its recording.
-    let t0 = Instant::now();
-    loop {
-        let v: Value = http
-            .get(format!("{base}/api/lessons/{id}/live"))
-            .bearer_auth(&teacher)
-            .send()
-            .await
-            .expect("answers")
-            .json()
-            .await
-            .unwrap_or(Value::Null);
-        if v["recording"] == true {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "recording: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let j = post(
-        &http,
-        &format!("{base}/api/lessons/{id}/join"),
-        Some(&teacher),
-        json!(null),
-    )
-    .await;
-    let publisher = whip_publish_with(
-        &base,
-        &format!("lesson-{id}"),
-        j["token"].as_str().expect("a media token"),
-        &video_fixture(),
-        &audio_fixture(),
-        PublishOptions::default(),
-    )
-    .await
-    .expect("the teacher publishes");
-    publisher
-        .wait_progress(Duration::from_secs(20), |p| p.video_frames >= 120)
-        .await
-        .expect("four seconds of video sent");
-    child.0.kill().expect("SIGKILL");
-    let killed = Instant::now();
-    child.0.wait().expect("reaped");
-    let sent_video = publisher.sent_video();
-    let sent_audio = publisher.sent_audio();
-    drop(publisher);
+    let KilledMidLesson {
+        dir,
+        lesson: id,
+        killed,
+        sent_video,
+        sent_audio,
+    } = record_a_lesson_then_kill().await;
 
     let storage = DirStorage::new(dir.path().join("recordings"));
     let ids = storage.list().expect("recordings");

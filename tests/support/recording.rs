@@ -5,9 +5,14 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use super::school::{fixture, App, Backend};
+use super::webrtc_client::{
+    audio_fixture, video_fixture, whip_publish_with, PublishOptions, SentFrame,
+};
 
 /// A child process (a `classrelay serve`) killed and reaped when dropped.
 pub struct KillOnDrop(pub Child);
@@ -148,4 +153,108 @@ pub fn serve(dir: &Path) -> (KillOnDrop, String) {
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || while rx.recv().is_ok() {});
     (child, base)
+}
+
+/// What [`record_a_lesson_then_kill`] leaves: the data directory (capture and database), the
+/// lesson, when the kill happened, and what the teacher had sent by then.
+pub struct KilledMidLesson {
+    /// The server's data directory.
+    pub dir: tempfile::TempDir,
+    /// The recorded lesson.
+    pub lesson: i64,
+    /// When the server was killed.
+    pub killed: Instant,
+    /// The video frames the teacher sent.
+    pub sent_video: Vec<SentFrame>,
+    /// The audio frames the teacher sent.
+    pub sent_audio: Vec<SentFrame>,
+}
+
+/// A lesson of now on a real `classrelay serve` process: the scheduler starts its recording,
+/// the independent `webrtc` client publishes four seconds of the fixtures as its teacher, and
+/// the server is killed with SIGKILL (no graceful stop).
+pub async fn record_a_lesson_then_kill() -> KilledMidLesson {
+    // The school and a lesson made in-process, then moved to now on the real clock.
+    let app = App::start_in_process(Backend::Sqlite)
+        .await
+        .expect("sqlite");
+    let f = fixture(&app).await;
+    let id = super::school::lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64;
+    sqlx::query("UPDATE lessons SET starts_at = $1, ends_at = $2 WHERE id = $3")
+        .bind(now - 1_000)
+        .bind(now + 40 * 60_000)
+        .bind(id)
+        .execute(app.server.state().school.store.pool())
+        .await
+        .expect("lesson moved to now");
+    let App { dir, server, .. } = app;
+    server.shutdown().await;
+
+    let (mut child, base) = serve(dir.path());
+
+    let http = reqwest::Client::new();
+    let login = post(
+        &http,
+        &format!("{base}/api/login"),
+        None,
+        json!({"username": "wang", "password": "password-123"}),
+    )
+    .await;
+    let teacher = login["token"].as_str().expect("a session").to_string();
+    // The scheduler's first pass makes the lesson live and starts its recording.
+    let t0 = Instant::now();
+    loop {
+        let v: Value = http
+            .get(format!("{base}/api/lessons/{id}/live"))
+            .bearer_auth(&teacher)
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if v["recording"] == true {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "recording: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let j = post(
+        &http,
+        &format!("{base}/api/lessons/{id}/join"),
+        Some(&teacher),
+        json!(null),
+    )
+    .await;
+    let publisher = whip_publish_with(
+        &base,
+        &format!("lesson-{id}"),
+        j["token"].as_str().expect("a media token"),
+        &video_fixture(),
+        &audio_fixture(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("the teacher publishes");
+    publisher
+        .wait_progress(Duration::from_secs(20), |p| p.video_frames >= 120)
+        .await
+        .expect("four seconds of video sent");
+    child.0.kill().expect("SIGKILL");
+    let killed = Instant::now();
+    child.0.wait().expect("reaped");
+    let sent_video = publisher.sent_video();
+    let sent_audio = publisher.sent_audio();
+    drop(publisher);
+    KilledMidLesson {
+        dir,
+        lesson: id,
+        killed,
+        sent_video,
+        sent_audio,
+    }
 }

@@ -426,6 +426,19 @@ fn not_coded(o: &ObservationRow, m: Method) -> Result<(), ApiError> {
     }
 }
 
+/// The observation `p` may read, with its stored codes of method `m` (which it must use).
+async fn coded(
+    st: &SchoolState,
+    p: &Principal,
+    id: &str,
+    m: Method,
+) -> Result<(ObservationRow, String), ApiError> {
+    let o = readable(st, p, id).await?;
+    not_coded(&o, m)?;
+    let stored = ostore::codes(&st.store, o.id, m).await?;
+    Ok((o, stored))
+}
+
 #[utoipa::path(
     get, path = "/api/observations/{id}/st.svg", params(("id" = i64, Path, description = "the observation's id")),
     responses((status = 200, description = "the S-T curve", body = String, content_type = "image/svg+xml"))
@@ -435,10 +448,11 @@ async fn st_svg(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let o = readable(&st, &p, &id).await?;
-    not_coded(&o, Method::St)?;
-    let c = ostore::st_codes(&ostore::codes(&st.store, o.id, Method::St).await?);
-    Ok(svg(st::curve_svg(&c, o.interval_s as u32)))
+    let (o, stored) = coded(&st, &p, &id, Method::St).await?;
+    Ok(svg(st::curve_svg(
+        &ostore::st_codes(&stored),
+        o.interval_s as u32,
+    )))
 }
 
 #[utoipa::path(
@@ -450,10 +464,8 @@ async fn rt_ch_svg(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let o = readable(&st, &p, &id).await?;
-    not_coded(&o, Method::St)?;
-    let c = ostore::st_codes(&ostore::codes(&st.store, o.id, Method::St).await?);
-    Ok(svg(st::rt_ch_svg(&st::analyse(&c))))
+    let (_, stored) = coded(&st, &p, &id, Method::St).await?;
+    Ok(svg(st::rt_ch_svg(&st::analyse(&ostore::st_codes(&stored)))))
 }
 
 #[utoipa::path(
@@ -465,10 +477,10 @@ async fn fias_svg(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let o = readable(&st, &p, &id).await?;
-    not_coded(&o, Method::Fias)?;
-    let c = ostore::fias_codes(&ostore::codes(&st.store, o.id, Method::Fias).await?);
-    Ok(svg(fias::heatmap_svg(&fias::analyse(&c))))
+    let (_, stored) = coded(&st, &p, &id, Method::Fias).await?;
+    Ok(svg(fias::heatmap_svg(&fias::analyse(&ostore::fias_codes(
+        &stored,
+    )))))
 }
 
 // ---- observations: writing ----

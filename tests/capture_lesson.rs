@@ -13,8 +13,8 @@ use classrelay::record::file::{read_capture, DamageKind};
 use classrelay::record::format::{Codec, Record, SourceKind};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::recording::{vp8_frames, Tmpfs};
-use support::school::{at, fixture, lesson, App, Backend};
+use support::recording::{recording_at_the_bell, teacher_publishes, vp8_frames, Tmpfs};
+use support::school::{fixture, App, Backend};
 use support::webrtc_client::{
     audio_fixture, find_contiguous, is_vp8_keyframe, video_fixture, whip_publish_with,
     PublishOptions,
@@ -24,24 +24,8 @@ use support::webrtc_client::{
 async fn a_lesson_recorded_at_the_bell_holds_exactly_the_frames_the_teacher_sent() {
     let app = App::start(Backend::Sqlite).await.expect("sqlite");
     let f = fixture(&app).await;
-    let id = lesson(&app, &f, "delivery", "08:00", "08:40").await;
-    let room = format!("lesson-{id}");
+    let (id, room) = recording_at_the_bell(&app, &f).await;
     let state = app.server.state();
-    // The bell: the scheduler makes the lesson live and starts its recording.
-    app.clock.set(at("08:00"));
-    let t0 = Instant::now();
-    while state
-        .media
-        .recorder()
-        .and_then(|r| r.recording_of(&room))
-        .is_none()
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "recording at the bell"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let (s, live) = app
         .call(
             Some(&f.teacher_login),
@@ -190,42 +174,9 @@ async fn a_full_disk_fails_the_recording_not_the_lesson() {
         .await
         .expect("sqlite");
     let f = fixture(&app).await;
-    let id = lesson(&app, &f, "delivery", "08:00", "08:40").await;
-    let room = format!("lesson-{id}");
+    let (id, room) = recording_at_the_bell(&app, &f).await;
     let state = app.server.state();
-    app.clock.set(at("08:00"));
-    let t0 = Instant::now();
-    while state
-        .media
-        .recorder()
-        .and_then(|r| r.recording_of(&room))
-        .is_none()
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "recording at the bell"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let (s, j) = app
-        .call(
-            Some(&f.teacher_login),
-            Method::POST,
-            &format!("/api/lessons/{id}/join"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{j}");
-    let publisher = whip_publish_with(
-        &app.base,
-        &room,
-        j["token"].as_str().expect("a token"),
-        &video_fixture(),
-        &audio_fixture(),
-        PublishOptions::default(),
-    )
-    .await
-    .expect("the teacher publishes");
+    let publisher = teacher_publishes(&app, &f, id, &room).await;
     // Await the failure: the recording mark goes off by itself.
     let t0 = Instant::now();
     loop {

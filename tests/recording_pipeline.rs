@@ -17,11 +17,11 @@ use matroska_demuxer::{Frame as MkvFrame, MatroskaFile};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::recording::{record_a_lesson_then_kill, serve, KilledMidLesson};
-use support::school::{at, fixture, lesson, App, Backend};
-use support::webrtc_client::{
-    audio_fixture, find_contiguous, video_fixture, whip_publish_with, PublishOptions, SentFrame,
+use support::recording::{
+    record_a_lesson_then_kill, recording_at_the_bell, serve, teacher_publishes, KilledMidLesson,
 };
+use support::school::{fixture, App, Backend};
+use support::webrtc_client::{find_contiguous, SentFrame};
 
 /// A file's frames as `matroska-demuxer` reads them: codec id → frame payloads.
 fn demux(path: &Path) -> HashMap<String, Vec<Vec<u8>>> {
@@ -94,42 +94,9 @@ fn assert_prefix(what: &str, sent: &[SentFrame], got: &[Vec<u8>]) {
 async fn a_stopped_lesson_recording_becomes_ready_with_exactly_the_frames_sent() {
     let app = App::start(Backend::Sqlite).await.expect("sqlite");
     let f = fixture(&app).await;
-    let id = lesson(&app, &f, "delivery", "08:00", "08:40").await;
-    let room = format!("lesson-{id}");
+    let (id, room) = recording_at_the_bell(&app, &f).await;
     let state = app.server.state();
-    app.clock.set(at("08:00"));
-    let t0 = Instant::now();
-    while state
-        .media
-        .recorder()
-        .and_then(|r| r.recording_of(&room))
-        .is_none()
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "recording at the bell"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let (s, j) = app
-        .call(
-            Some(&f.teacher_login),
-            Method::POST,
-            &format!("/api/lessons/{id}/join"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{j}");
-    let publisher = whip_publish_with(
-        &app.base,
-        &room,
-        j["token"].as_str().expect("a token"),
-        &video_fixture(),
-        &audio_fixture(),
-        PublishOptions::default(),
-    )
-    .await
-    .expect("the teacher publishes");
+    let publisher = teacher_publishes(&app, &f, id, &room).await;
     publisher
         .wait_progress(Duration::from_secs(20), |p| p.video_frames >= 90)
         .await

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use super::school::{fixture, App, Backend};
+use super::school::{fixture, App, Backend, Fixture};
 use super::webrtc_client::{
-    audio_fixture, video_fixture, whip_publish_with, PublishOptions, SentFrame,
+    audio_fixture, video_fixture, whip_publish_with, PublishOptions, Publisher, SentFrame,
 };
 
 /// A child process (a `classrelay serve`) killed and reaped when dropped.
@@ -257,4 +257,50 @@ pub async fn record_a_lesson_then_kill() -> KilledMidLesson {
         sent_video,
         sent_audio,
     }
+}
+
+/// A 专递 lesson at 08:00 on `app`, its bell rung: returns once its recording runs (the
+/// lesson's id and room).
+pub async fn recording_at_the_bell(app: &App, f: &Fixture) -> (i64, String) {
+    let id = super::school::lesson(app, f, "delivery", "08:00", "08:40").await;
+    let room = format!("lesson-{id}");
+    let state = app.server.state();
+    app.clock.set(super::school::at("08:00"));
+    let t0 = Instant::now();
+    while state
+        .media
+        .recorder()
+        .and_then(|r| r.recording_of(&room))
+        .is_none()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "recording at the bell"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (id, room)
+}
+
+/// The lesson's teacher joins and publishes the fixtures with the independent client.
+pub async fn teacher_publishes(app: &App, f: &Fixture, id: i64, room: &str) -> Publisher {
+    let (s, j) = app
+        .call(
+            Some(&f.teacher_login),
+            reqwest::Method::POST,
+            &format!("/api/lessons/{id}/join"),
+            None,
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{j}");
+    whip_publish_with(
+        &app.base,
+        room,
+        j["token"].as_str().expect("a token"),
+        &video_fixture(),
+        &audio_fixture(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("the teacher publishes")
 }

@@ -189,6 +189,22 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../web/observe.css"),
     ),
+    // The teacher record page (issue 21 item 5).
+    (
+        "/record",
+        "text/html; charset=utf-8",
+        include_str!("../../web/record.html"),
+    ),
+    (
+        "/record.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/record.js"),
+    ),
+    (
+        "/record.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/record.css"),
+    ),
 ];
 
 fn page(path: &'static str) -> Response {
@@ -364,10 +380,17 @@ fn signalling_handler(method: &str, path: &str) -> Option<axum::routing::MethodR
 /// The whole API's OpenAPI document: the school side's, with the observation API's
 /// operations and route table. `GET /api/openapi.json` serves it.
 pub(crate) fn api_document() -> serde_json::Value {
-    crate::school::openapi::document_with(vec![crate::school::openapi::Part {
-        ops: <crate::observe::api::Operations as utoipa::OpenApi>::openapi(),
-        routes: crate::observe::api::ROUTES,
-    }])
+    crate::school::openapi::document_with(vec![
+        crate::school::openapi::Part {
+            ops: <crate::observe::api::Operations as utoipa::OpenApi>::openapi(),
+            routes: crate::observe::api::ROUTES,
+        },
+        // Teacher records (issue 21 item 5).
+        crate::school::openapi::Part {
+            ops: <crate::observe::records::api::Operations as utoipa::OpenApi>::openapi(),
+            routes: crate::observe::records::api::ROUTES,
+        },
+    ])
 }
 
 /// Builds the router.
@@ -401,6 +424,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::school::api::router(state.school.clone()).with_state(state.school.clone()))
         .merge(crate::observe::api::router(state.school.clone()).with_state(state.school.clone()))
+        .merge(
+            crate::observe::records::api::router(state.school.clone())
+                .with_state(state.school.clone()),
+        )
         .route("/", get(index))
         .route("/publish", get(|| async { page("/publish") }))
         .route("/watch", get(|| async { page("/watch") }))
@@ -418,6 +445,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/observe", get(|| async { page("/observe") }))
         .route("/observe.js", get(|| async { page("/observe.js") }))
         .route("/observe.css", get(|| async { page("/observe.css") }))
+        .route("/record", get(|| async { page("/record") }))
+        .route("/record.js", get(|| async { page("/record.js") }))
+        .route("/record.css", get(|| async { page("/record.css") }))
         .merge(signalling_router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -459,12 +489,19 @@ mod tests {
         let doc = api_document();
         let bad = route_mismatches(
             &doc,
-            &[crate::school::api::ROUTES, crate::observe::api::ROUTES],
+            &[
+                crate::school::api::ROUTES,
+                crate::observe::api::ROUTES,
+                crate::observe::records::api::ROUTES,
+            ],
         );
         assert!(bad.is_empty(), "{bad:#?}");
         // The observation table is really in it (not vacuously empty).
         let api = documented(&doc);
         for (m, p) in crate::observe::routes() {
+            assert!(api.contains(&(m.to_string(), p.to_string())), "{m} {p}");
+        }
+        for (m, p) in crate::observe::records::routes() {
             assert!(api.contains(&(m.to_string(), p.to_string())), "{m} {p}");
         }
     }
@@ -518,6 +555,7 @@ mod tests {
         let routers = [
             "crate::school::api::router(",
             "crate::observe::api::router(",
+            "crate::observe::records::api::router(",
             "signalling_router()",
         ];
         for what in [".merge(", ".nest(", ".nest_service(", ".route_service("] {

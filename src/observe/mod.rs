@@ -7,6 +7,9 @@ pub mod codes;
 pub mod fias;
 pub mod rubric;
 pub mod st;
+
+// Teacher records (教师数字档案) and micro-ability evidence (issue 21 item 5).
+pub mod records;
 pub mod store;
 pub mod views;
 

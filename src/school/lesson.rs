@@ -199,6 +199,23 @@ pub async fn lessons_between(store: &Store, from: Millis, to: Millis) -> StoreRe
     lessons_joined(store, "l.starts_at < $1 AND l.ends_at >= $2", &[to, from]).await
 }
 
+/// Lessons starting in [`from`, `to`) that `teacher` gives as hub teacher or assists at one
+/// of their sites (a teacher record's lessons), by start.
+pub async fn lessons_of_teacher(
+    store: &Store,
+    teacher: i64,
+    from: Millis,
+    to: Millis,
+) -> StoreResult<Vec<Lesson>> {
+    lessons_joined(
+        store,
+        "l.starts_at >= $2 AND l.starts_at < $3 AND (l.hub_teacher_id = $1 OR l.id IN \
+         (SELECT lesson_id FROM lesson_sites WHERE assisting_teacher_id = $1))",
+        &[teacher, from, to],
+    )
+    .await
+}
+
 /// Lessons not yet stored as ended (what the scheduler watches), in one query.
 pub async fn unfinished_lessons(store: &Store) -> StoreResult<Vec<Lesson>> {
     lessons_joined(store, "l.state <> 'ended'", &[]).await

@@ -1505,3 +1505,223 @@ async fn run_cases(
     }
     (n, seen)
 }
+
+/// The teacher-record routes (教师数字档案, micro-ability evidence) for every kind of caller
+/// against a record in scope and out of it: a teacher's record is read by the teacher
+/// themself and by admins and observers whose scope covers the teacher's school; evidence is
+/// given (and withdrawn, and files added) only by that teacher; graded only by those admins
+/// and observers, never the teacher; inspectors (blinded, round-assigned), other teachers and
+/// devices never reach it. The expected callers are written out here, independently of the
+/// server's rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_routes_by_role_and_object() {
+    let app = App::start_in_process(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    for (name, r) in [("observer_1b", w.r1), ("observer_2", w.r2)] {
+        app.create(
+            "/api/users",
+            json!({"username": name, "display_name": name, "role": "observer",
+                   "password": "password-123", "scope": "county", "region_id": r}),
+        )
+        .await;
+    }
+    let who = |n: &str| w.logins[n].clone();
+    let callers: Vec<(&str, String)> = vec![
+        ("global_admin", app.admin.clone()),
+        ("city_admin", who("city_admin")),
+        ("county_admin_1", who("county_admin_1")),
+        ("school_admin_h1", who("school_admin_h1")),
+        ("teacher_1", who("teacher_1")),
+        ("teacher_2", who("teacher_2")),
+        ("observer_1", who("observer_1")),
+        (
+            "observer_1b",
+            app.login("observer_1b", "password-123").await,
+        ),
+        ("observer_2", app.login("observer_2", "password-123").await),
+        ("inspector_2", who("inspector_2")),
+        ("device_p1", w.dev_p1.clone()),
+        ("device_p2", w.dev_p2.clone()),
+    ];
+    let token = |n: &str| callers.iter().find(|(c, _)| *c == n).unwrap().1.clone();
+    let people = [
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "school_admin_h1",
+        "teacher_1",
+        "teacher_2",
+        "observer_1",
+        "observer_1b",
+        "observer_2",
+        "inspector_2",
+    ];
+    // Teacher 1 teaches at hub 1 (county 1).
+    let readers = [
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "school_admin_h1",
+        "teacher_1",
+        "observer_1",
+        "observer_1b",
+    ];
+    let graders = [
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "school_admin_h1",
+        "observer_1",
+        "observer_1b",
+    ];
+    let herself = ["teacher_1"];
+    let t1 = w.t1;
+    let add = |point: &str| {
+        let (app, t) = (&app, token("teacher_1"));
+        let point = point.to_string();
+        async move {
+            let (s, v) = app
+                .call(
+                    Some(&t),
+                    Method::POST,
+                    &format!("/api/teachers/{t1}/evidence"),
+                    Some(json!({"term": "2026秋", "point": point})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v["id"].as_i64().unwrap()
+        }
+    };
+    let graded = add("A1").await;
+    let pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\n%%EOF\n".to_vec();
+    let (s, f) = upload(&app, &token("teacher_1"), graded, pdf.clone()).await;
+    assert_eq!(s, 201, "{f}");
+    let file = f["id"].as_i64().unwrap();
+    let cases: Vec<Case> = vec![
+        (
+            Method::GET,
+            "/api/ability-points",
+            "/api/ability-points".into(),
+            None,
+            &people,
+        ),
+        (
+            Method::GET,
+            "/api/teachers/{id}/record",
+            format!("/api/teachers/{t1}/record?term=2026秋"),
+            None,
+            &readers,
+        ),
+        (
+            Method::GET,
+            "/api/teachers/{id}/record.csv",
+            format!("/api/teachers/{t1}/record.csv?term=2026秋"),
+            None,
+            &readers,
+        ),
+        (
+            Method::GET,
+            "/api/evidence/{id}/files/{file}",
+            format!("/api/evidence/{graded}/files/{file}"),
+            None,
+            &readers,
+        ),
+        (
+            Method::POST,
+            "/api/teachers/{id}/evidence",
+            format!("/api/teachers/{t1}/evidence"),
+            Some(json!({"term": "2026秋", "point": "A3"})),
+            &herself,
+        ),
+    ];
+    let (mut checked, seen) = run_cases(&app, &callers, cases).await;
+    let mut covered: std::collections::BTreeSet<(String, &str)> = seen.into_iter().collect();
+    // Files: only the teacher adds them (to an ungraded item of theirs).
+    for (name, t) in &callers {
+        let (s, v) = upload(&app, t, graded, pdf.clone()).await;
+        if herself.contains(name) {
+            assert_eq!(s, 201, "{name}: {v}");
+        } else {
+            assert_eq!(s, 403, "{name}: {v}");
+            assert!(
+                matches!(kind(&v), "out-of-scope" | "role-forbidden"),
+                "{name}: {v}"
+            );
+        }
+        checked += 1;
+    }
+    covered.insert(("POST".into(), "/api/evidence/{id}/files"));
+    // Withdrawing: refused to everyone else, then the teacher withdraws it.
+    let doomed = add("B6").await;
+    for (name, t) in callers.iter().filter(|(n, _)| !herself.contains(n)) {
+        let (s, v) = app
+            .call(
+                Some(t),
+                Method::DELETE,
+                &format!("/api/evidence/{doomed}"),
+                None,
+            )
+            .await;
+        assert!(refused_here(s, &v), "{name} may not withdraw: {s} {v}");
+        checked += 1;
+    }
+    let (s, v) = app
+        .call(
+            Some(&token("teacher_1")),
+            Method::DELETE,
+            &format!("/api/evidence/{doomed}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    checked += 1;
+    covered.insert(("DELETE".into(), "/api/evidence/{id}"));
+    // Grading (last: a graded item takes no more files).
+    let (n, seen) = run_cases(
+        &app,
+        &callers,
+        vec![(
+            Method::PUT,
+            "/api/evidence/{id}/grade",
+            format!("/api/evidence/{graded}/grade"),
+            Some(json!({"grade": "pass"})),
+            &graders,
+        )],
+    )
+    .await;
+    checked += n;
+    covered.extend(seen);
+    // Every record route is in this matrix.
+    for (m, p) in classrelay::observe::records::routes() {
+        assert!(
+            covered.contains(&(m.to_string(), p)),
+            "{m} {p} is not in the record matrix"
+        );
+    }
+    // Eight routes, twelve callers each.
+    assert_eq!(checked, 8 * 12, "{checked} cases");
+}
+
+/// Uploads `bytes` as a file of evidence `id` (raw body, in-process); status and JSON body.
+async fn upload(app: &App, token: &str, id: i64, bytes: Vec<u8>) -> (u16, Value) {
+    use tower::ServiceExt;
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("/api/evidence/{id}/files?name=plan.pdf"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/octet-stream")
+        .body(axum::body::Body::from(bytes))
+        .unwrap();
+    let r = app
+        .oneshot
+        .clone()
+        .expect("in-process")
+        .oneshot(req)
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    let b = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}

@@ -241,6 +241,10 @@ async fn real_responses_match_the_served_document() {
             _ => 0,
         };
         let p = path.replace("{id}", &id.to_string());
+        // Teacher records (issue 21 item 5) are per term.
+        if path == "/api/teachers/{id}/record" {
+            return Some(format!("{p}?term=2026秋"));
+        }
         Some(match p.as_str() {
             "/api/slots" => format!("/api/slots?term_id={}", f.term),
             _ => p,
@@ -714,6 +718,62 @@ async fn real_responses_match_the_served_document() {
         assert!(ct.starts_with("image/svg+xml"), "{chart}: {ct}");
         assert!(r.text().await.unwrap().contains("<svg"), "{chart}");
     }
+
+    // Teacher records (issue 21 item 5): evidence with a file, graded, in the record.
+    let teacher = f.teacher_login.clone();
+    let evidence = c
+        .call(
+            &teacher,
+            Method::POST,
+            "/api/teachers/{id}/evidence",
+            &format!("/api/teachers/{}/evidence", f.teacher),
+            Some(json!({"term": "2026秋", "point": "A3", "note": "课件"})),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .http
+        .post(format!(
+            "{}/api/evidence/{evidence}/files?name=slides.pdf",
+            app.base
+        ))
+        .bearer_auth(&teacher)
+        .body(b"%PDF-1.4\n1 0 obj <<>> endobj\n%%EOF\n".to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let file: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    c.validate(
+        &Method::POST,
+        "/api/evidence/{id}/files",
+        "/api/evidence/{id}/files",
+        status,
+        &file,
+    );
+    c.call(
+        &f.observer_login,
+        Method::PUT,
+        "/api/evidence/{id}/grade",
+        &format!("/api/evidence/{evidence}/grade"),
+        Some(json!({"grade": "excellent"})),
+    )
+    .await;
+    let record = c
+        .call(
+            &teacher,
+            Method::GET,
+            "/api/teachers/{id}/record",
+            &format!("/api/teachers/{}/record?term=2026秋", f.teacher),
+            None,
+        )
+        .await;
+    assert_eq!(
+        record["abilities"]["points"][0]["evidence"][0]["files"][0]["id"], file["id"],
+        "{record}"
+    );
 
     // Every documented JSON success (the APIs and signalling) was checked against a real body.
     let mut documented = BTreeSet::new();

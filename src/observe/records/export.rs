@@ -185,7 +185,7 @@ pub fn rows(r: &TeacherRecord) -> Vec<Vec<String>> {
         let ev: Vec<i64> = p.evidence.iter().map(|e| e.evidence.id).collect();
         out.push(vec![
             "微能力点".into(),
-            format!("{} {}", p.point.code, p.point.name),
+            format!("{} {}", p.code, p.name),
             p.grade_name.clone().unwrap_or_else(|| "待评".into()),
             ids(&ev),
             String::new(),

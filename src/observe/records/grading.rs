@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
     utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
+#[schema(as = AbilityGrade)]
 pub enum Grade {
     /// 不合格.
     Fail,
@@ -62,6 +63,7 @@ impl Grade {
 /// Where a point stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AbilityPointStatus)]
 pub enum PointStatus {
     /// No evidence yet.
     NoEvidence,

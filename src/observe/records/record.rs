@@ -259,9 +259,16 @@ pub struct EvidenceView {
 /// One point the teacher picked, with its evidence and computed grade.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PointRecord {
-    /// The point as configured.
-    #[serde(flatten)]
-    pub point: AbilityPoint,
+    /// The point's code (A1…).
+    pub code: String,
+    /// Its name.
+    pub name: String,
+    /// Its English name.
+    pub name_en: String,
+    /// A, B or C.
+    pub environment: String,
+    /// analysis, design, guidance or assessment.
+    pub dimension: String,
     /// no_evidence, pending or graded.
     pub status: PointStatus,
     /// excellent, pass or fail once graded.
@@ -674,8 +681,19 @@ pub async fn abilities(store: &Store, teacher: i64, term: &str) -> StoreResult<A
             .map(|e| e.evidence.grade.as_deref().and_then(Grade::parse))
             .collect();
         let (status, grade) = point_grade(&grades);
+        let AbilityPoint {
+            code,
+            name,
+            name_en,
+            environment,
+            dimension,
+        } = p.clone();
         out.push(PointRecord {
-            point: p.clone(),
+            code,
+            name,
+            name_en,
+            environment,
+            dimension,
             status,
             grade,
             grade_name: grade.map(|g| g.name().to_string()),

@@ -585,6 +585,31 @@ async fn evidence(app: App) {
     grade(e2, Value::Null).await;
     let v = ok(&app, t, Method::GET, &path, None, StatusCode::OK).await;
     assert_eq!(point(&v, "A1")["status"], "pending");
+    // Every grade and change of grade is in the audit log, with who made it and what it was.
+    let pool = app.server.state().school.store.pool().clone();
+    let rows = sqlx::query(
+        "SELECT actor, object, detail FROM audit_log WHERE action = 'evidence.grade' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    use sqlx::Row;
+    let log: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.get::<String, _>("object"), r.get::<String, _>("detail")))
+        .collect();
+    assert_eq!(log.len(), 6, "{log:?}");
+    assert!(rows
+        .iter()
+        .all(|r| r.get::<String, _>("actor").starts_with("u:")));
+    assert_eq!(log[0].0, format!("evidence:{e1}"));
+    assert!(
+        log[0]
+            .1
+            .ends_with("point A1 term 2026秋: ungraded → excellent"),
+        "{log:?}"
+    );
+    assert!(log[5].1.ends_with("fail → ungraded"), "{log:?}");
 }
 both_backends!(evidence_and_grades, evidence);
 

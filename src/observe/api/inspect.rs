@@ -791,6 +791,16 @@ pub(super) async fn samples_appeal(
             "an appeal needs a reason (1 to 2000 characters)",
         ));
     }
+    let appealed = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "sample-appealed",
+            format!("sample {} was appealed already", sample.pseudonym),
+        )
+    };
+    if sample.appealed {
+        return Err(appealed());
+    }
     let reviews = istore::sample_reviews(&st.store, sample.id).await?;
     let refs: Vec<&ReviewRow> = reviews.iter().collect();
     if rules::outcome(&grades(&refs), r.pass_mark) == Outcome::Pending {
@@ -807,11 +817,7 @@ pub(super) async fn samples_appeal(
         .await?
         .is_none()
     {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "sample-appealed",
-            format!("sample {} was appealed already", sample.pseudonym),
-        ));
+        return Err(appealed());
     }
     let r = istore::round(&st.store, r.id).await?;
     let id = r.id;

@@ -189,6 +189,17 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../web/observe.css"),
     ),
+    // The sampling-inspection dashboard (抽检, issue 21 item 6).
+    (
+        "/inspect",
+        "text/html; charset=utf-8",
+        include_str!("../../web/inspect.html"),
+    ),
+    (
+        "/inspect.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/inspect.js"),
+    ),
 ];
 
 fn page(path: &'static str) -> Response {
@@ -418,6 +429,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/observe", get(|| async { page("/observe") }))
         .route("/observe.js", get(|| async { page("/observe.js") }))
         .route("/observe.css", get(|| async { page("/observe.css") }))
+        .route("/inspect", get(|| async { page("/inspect") }))
+        .route("/inspect.js", get(|| async { page("/inspect.js") }))
         .merge(signalling_router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

@@ -60,6 +60,8 @@ text_enum!(
         Unknown = "unknown",
     }
 );
+// `text_enum!` derives a fixed set of traits, so `Default` is written out.
+#[allow(clippy::derivable_impls)]
 impl Default for SchoolArea {
     fn default() -> Self {
         SchoolArea::Unknown

@@ -259,6 +259,9 @@ async fn real_responses_match_the_served_document() {
         if !path.starts_with("/api/") {
             continue;
         }
+        if path.starts_with("/api/inspections") {
+            continue; // called below on a drawn round, as its manager and its reviewer
+        }
         let ok = &get["responses"]["200"]["content"];
         if ok.get("application/json").is_none() {
             continue; // CSV and event streams
@@ -774,6 +777,117 @@ async fn real_responses_match_the_served_document() {
         record["abilities"]["points"][0]["evidence"][0]["files"][0]["id"], file["id"],
         "{record}"
     );
+
+    // Sampling inspection (抽检): a county round draws the submitted observation; its
+    // reviewer (a school-level inspector at a partner school) reads and grades it blinded;
+    // the manager appeals and reads the audit log.
+    let manager = f.inspector_login.clone();
+    let reviewer_id = app
+        .create(
+            "/api/users",
+            json!({"username": "reviewer1", "display_name": "评审专家", "role": "inspector",
+                   "password": "password-123", "scope": "school", "school_id": f.partner_a}),
+        )
+        .await;
+    let reviewer = app.login("reviewer1", "password-123").await;
+    let round = c
+        .call(
+            &manager,
+            Method::POST,
+            "/api/inspections/rounds",
+            "/api/inspections/rounds",
+            Some(
+                json!({"name": "2026秋 县级抽检", "level": "county", "region_id": f.region,
+                        "seed": 7, "reviews_per_sample": 1}),
+            ),
+        )
+        .await;
+    let rid = round["round"]["id"].as_i64().unwrap();
+    let ins = |what: &str| format!("/api/inspections/rounds/{rid}{what}");
+    c.call(
+        &manager,
+        Method::GET,
+        "/api/inspections/rounds",
+        "/api/inspections/rounds",
+        None,
+    )
+    .await;
+    c.call(
+        &manager,
+        Method::PUT,
+        "/api/inspections/rounds/{id}/reviewers",
+        &ins("/reviewers"),
+        Some(json!({"reviewers": [{"user_id": reviewer_id, "expert": true}]})),
+    )
+    .await;
+    let drawn = c
+        .call(
+            &manager,
+            Method::POST,
+            "/api/inspections/rounds/{id}/draw",
+            &ins("/draw"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        drawn["samples"].as_array().map(Vec::len),
+        Some(1),
+        "{drawn}"
+    );
+    let sample = drawn["samples"][0]["id"].as_i64().unwrap();
+    let review = drawn["samples"][0]["reviews"][0]["id"].as_i64().unwrap();
+    c.call(
+        &reviewer,
+        Method::GET,
+        "/api/inspections/reviews",
+        "/api/inspections/reviews",
+        None,
+    )
+    .await;
+    let seen = c
+        .call(
+            &reviewer,
+            Method::GET,
+            "/api/inspections/reviews/{id}",
+            &format!("/api/inspections/reviews/{review}"),
+            None,
+        )
+        .await;
+    assert!(seen["evidence"]["st"].is_object(), "{seen}");
+    c.call(
+        &reviewer,
+        Method::PUT,
+        "/api/inspections/reviews/{id}",
+        &format!("/api/inspections/reviews/{review}"),
+        Some(json!({"score": 72.5, "comment": "互动充分"})),
+    )
+    .await;
+    c.call(
+        &manager,
+        Method::POST,
+        "/api/inspections/samples/{id}/appeal",
+        &format!("/api/inspections/samples/{sample}/appeal"),
+        Some(json!({"reason": "教师申诉"})),
+    )
+    .await;
+    let d = c
+        .call(
+            &manager,
+            Method::GET,
+            "/api/inspections/rounds/{id}",
+            &ins(""),
+            None,
+        )
+        .await;
+    assert_eq!(d["progress"]["appeals"], 1, "{d}");
+    c.call(
+        &manager,
+        Method::GET,
+        "/api/inspections/rounds/{id}/audit",
+        &ins("/audit"),
+        None,
+    )
+    .await;
 
     // Every documented JSON success (the APIs and signalling) was checked against a real body.
     let mut documented = BTreeSet::new();

@@ -1459,14 +1459,278 @@ async fn observation_routes_by_role_and_object() {
     .await;
     checked += n;
     covered.insert(("POST".into(), "/api/observations/{id}/amendments"));
-    // Every observation route is in this matrix.
-    for (m, p) in classrelay::observe::routes() {
+    // Every observation route is in this matrix (the inspection routes have their own,
+    // `inspection_routes_by_role_and_object`).
+    for (m, p) in classrelay::observe::routes()
+        .into_iter()
+        .filter(|(_, p)| !p.starts_with("/api/inspections"))
+    {
         assert!(
             covered.contains(&(m.to_string(), p)),
             "{m} {p} is not in the observation matrix"
         );
     }
     assert!(checked > 150, "{checked} cases");
+}
+
+/// Sampling inspection (抽检): a county round over county 1 is managed by the admins and
+/// inspectors whose scope contains county 1 (global, city, county 1), never by a school admin,
+/// another county's inspector, teachers, observers or devices; a review is read and graded
+/// by its reviewer only. Mutating calls by a second allowed manager may meet the round's
+/// state (409: drawn, appealed), never a 403. The expected callers are written out here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspection_routes_by_role_and_object() {
+    let app = App::start_in_process(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    let l1 = app
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+        )
+        .await;
+    // An inspector of county 1 (a manager) and a reviewer at partner 2 (county 2).
+    for (name, body) in [
+        ("inspector_1", json!({"scope": "county", "region_id": w.r1})),
+        ("reviewer_p2", json!({"scope": "school", "school_id": w.p2})),
+    ] {
+        let mut b = body;
+        b["username"] = json!(name);
+        b["display_name"] = json!(name);
+        b["password"] = json!("password-123");
+        b["role"] = json!("inspector");
+        app.create("/api/users", b).await;
+    }
+    let who = |n: &str| w.logins[n].clone();
+    let callers: Vec<(&str, String)> = vec![
+        ("global_admin", app.admin.clone()),
+        ("city_admin", who("city_admin")),
+        ("county_admin_1", who("county_admin_1")),
+        ("school_admin_h1", who("school_admin_h1")),
+        ("teacher_1", who("teacher_1")),
+        ("teacher_2", who("teacher_2")),
+        ("observer_1", who("observer_1")),
+        (
+            "inspector_1",
+            app.login("inspector_1", "password-123").await,
+        ),
+        ("inspector_2", who("inspector_2")),
+        (
+            "reviewer_p2",
+            app.login("reviewer_p2", "password-123").await,
+        ),
+        ("device_p1", w.dev_p1.clone()),
+        ("device_p2", w.dev_p2.clone()),
+    ];
+    let token = |n: &str| callers.iter().find(|(c, _)| *c == n).unwrap().1.clone();
+    // A submitted observation of hub 1's lesson: what the round draws.
+    let (s, v) = app
+        .call(
+            Some(&token("observer_1")),
+            Method::POST,
+            "/api/observations",
+            Some(json!({"lesson_id": l1, "methods": ["st"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let o = v["id"].as_i64().unwrap();
+    for (path, body) in [
+        ("codes", Some(json!({"method": "st", "codes": "TTSS"}))),
+        ("submit", None),
+    ] {
+        let (s, v) = app
+            .call(
+                Some(&token("observer_1")),
+                Method::POST,
+                &format!("/api/observations/{o}/{path}"),
+                body,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v) = app
+        .call(
+            Some(&token("inspector_1")),
+            Method::POST,
+            "/api/inspections/rounds",
+            Some(
+                json!({"name": "matrix", "level": "county", "region_id": w.r1,
+                        "seed": 1, "reviews_per_sample": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let round = v["round"]["id"].as_i64().unwrap();
+    let (_, me) = app
+        .call(Some(&token("reviewer_p2")), Method::GET, "/api/me", None)
+        .await;
+    let reviewer = me["id"].as_i64().unwrap();
+    let managers: &[&str] = &[
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "inspector_1",
+    ];
+    let listers: &[&str] = &[
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "school_admin_h1",
+        "inspector_1",
+        "inspector_2",
+        "reviewer_p2",
+    ];
+    let inspectors: &[&str] = &["inspector_1", "inspector_2", "reviewer_p2"];
+    let the_reviewer: &[&str] = &["reviewer_p2"];
+    let r = |p: &str| format!("/api/inspections/rounds/{round}{p}");
+    let mut n = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    let run = |cases: Vec<Case<'static>>| {
+        let app = &app;
+        let callers = &callers;
+        async move {
+            let mut got = Vec::new();
+            for (m, template, path, body, allowed) in cases {
+                got.push((m.to_string(), template));
+                for (name, t) in callers {
+                    let (s, v) = app.call(Some(t), m.clone(), &path, body.clone()).await;
+                    if allowed.contains(name) {
+                        assert!(
+                            s.is_success()
+                                || (s == StatusCode::CONFLICT
+                                    && matches!(kind(&v), "round-drawn" | "sample-appealed")),
+                            "{name} may {m} {path}: {s} {v}"
+                        );
+                    } else {
+                        assert!(
+                            s == StatusCode::FORBIDDEN
+                                && matches!(
+                                    kind(&v),
+                                    "out-of-scope" | "not-your-review" | "role-forbidden"
+                                ),
+                            "{name} may not {m} {path}: {s} {v}"
+                        );
+                    }
+                }
+            }
+            got
+        }
+    };
+    let pool = json!({"reviewers": [{"user_id": reviewer, "expert": true}]});
+    let cases: Vec<Case<'static>> = vec![
+        (
+            Method::GET,
+            "/api/inspections/rounds",
+            "/api/inspections/rounds".into(),
+            None,
+            listers,
+        ),
+        (
+            Method::POST,
+            "/api/inspections/rounds",
+            "/api/inspections/rounds".into(),
+            Some(json!({"name": "再抽", "level": "county", "region_id": w.r1})),
+            managers,
+        ),
+        (
+            Method::GET,
+            "/api/inspections/rounds/{id}",
+            r(""),
+            None,
+            managers,
+        ),
+        (
+            Method::PUT,
+            "/api/inspections/rounds/{id}/reviewers",
+            r("/reviewers"),
+            Some(pool),
+            managers,
+        ),
+        (
+            Method::GET,
+            "/api/inspections/rounds/{id}/audit",
+            r("/audit"),
+            None,
+            managers,
+        ),
+        (
+            Method::POST,
+            "/api/inspections/rounds/{id}/draw",
+            r("/draw"),
+            None,
+            managers,
+        ),
+        (
+            Method::GET,
+            "/api/inspections/reviews",
+            "/api/inspections/reviews".into(),
+            None,
+            inspectors,
+        ),
+    ];
+    for c in &cases {
+        n += callers.len();
+        seen.insert((c.0.to_string(), c.1));
+    }
+    run(cases).await;
+    // The draw gave the one sample its one review, to the reviewer.
+    let (_, d) = app
+        .call(Some(&token("inspector_1")), Method::GET, &r(""), None)
+        .await;
+    let sample = d["samples"][0]["id"].as_i64().unwrap();
+    let review = d["samples"][0]["reviews"][0]["id"].as_i64().unwrap();
+    assert_eq!(
+        d["samples"][0]["reviews"][0]["reviewer_id"], reviewer,
+        "{d}"
+    );
+    let rv = format!("/api/inspections/reviews/{review}");
+    let cases: Vec<Case<'static>> = vec![
+        (
+            Method::GET,
+            "/api/inspections/reviews/{id}",
+            rv.clone(),
+            None,
+            the_reviewer,
+        ),
+        (
+            Method::PUT,
+            "/api/inspections/reviews/{id}",
+            rv,
+            Some(json!({"score": 70})),
+            the_reviewer,
+        ),
+        (
+            Method::POST,
+            "/api/inspections/samples/{id}/appeal",
+            format!("/api/inspections/samples/{sample}/appeal"),
+            Some(json!({"reason": "申诉"})),
+            managers,
+        ),
+    ];
+    for c in &cases {
+        n += callers.len();
+        seen.insert((c.0.to_string(), c.1));
+    }
+    run(cases).await;
+    // Another county's inspector lists no round of county 1.
+    let (_, l) = app
+        .call(
+            Some(&token("inspector_2")),
+            Method::GET,
+            "/api/inspections/rounds",
+            None,
+        )
+        .await;
+    assert_eq!(l, json!([]));
+    // Every inspection route is in this matrix.
+    for (m, p) in classrelay::observe::routes() {
+        if p.starts_with("/api/inspections") {
+            assert!(
+                seen.contains(&(m.to_string(), p)),
+                "{m} {p} is not in the inspection matrix"
+            );
+        }
+    }
+    assert!(n >= 120, "{n} cases");
 }
 
 /// One observation-matrix case: method, the route template it exercises, the concrete path,

@@ -82,6 +82,7 @@ async fn every_row_comes_back(store: &Store) {
         kind,
         region_id: Some(region.id),
         max_master_sites: sites,
+        area: classrelay::school::model::SchoolArea::Rural,
     };
     let hub = round_trip(
         store,

@@ -205,6 +205,17 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../web/record.css"),
     ),
+    // The sampling-inspection dashboard (抽检, issue 21 item 6).
+    (
+        "/inspect",
+        "text/html; charset=utf-8",
+        include_str!("../../web/inspect.html"),
+    ),
+    (
+        "/inspect.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/inspect.js"),
+    ),
 ];
 
 fn page(path: &'static str) -> Response {
@@ -450,6 +461,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/record", get(|| async { page("/record") }))
         .route("/record.js", get(|| async { page("/record.js") }))
         .route("/record.css", get(|| async { page("/record.css") }))
+        .route("/inspect", get(|| async { page("/inspect") }))
+        .route("/inspect.js", get(|| async { page("/inspect.js") }))
         .merge(signalling_router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

@@ -40,6 +40,9 @@ type ApiResult = Result<Response, ApiError>;
 const PEOPLE: &[Role] = &[Role::Admin, Role::Teacher, Role::Observer, Role::Inspector];
 const ADMIN: &[Role] = &[Role::Admin];
 const OBSERVER: &[Role] = &[Role::Observer];
+// Sampling inspection (抽检): round managers and reviewers.
+const INSPECT_MANAGERS: &[Role] = &[Role::Admin, Role::Inspector];
+const INSPECT_REVIEWERS: &[Role] = &[Role::Inspector];
 
 const fn rule(
     method: &'static str,
@@ -149,7 +152,83 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         PEOPLE,
         "The FIAS matrix as a heat map",
     ),
+    // ---- sampling inspection (抽检, `api/inspect.rs`): object rules in its handlers ----
+    inspect_rule(
+        "GET",
+        "/api/inspections/rounds",
+        INSPECT_MANAGERS,
+        "Inspection rounds the caller manages (scope contains the round's place)",
+    ),
+    inspect_rule(
+        "POST",
+        "/api/inspections/rounds",
+        INSPECT_MANAGERS,
+        "Open a round at a level (county/city/province) with its ratio and seed",
+    ),
+    inspect_rule(
+        "GET",
+        "/api/inspections/rounds/{id}",
+        INSPECT_MANAGERS,
+        "A round: seed, pool, progress, disputes, pass rate per unit (its managers)",
+    ),
+    inspect_rule(
+        "PUT",
+        "/api/inspections/rounds/{id}/reviewers",
+        INSPECT_MANAGERS,
+        "Set an open round's reviewer pool (inspectors who do not manage it; experts flagged)",
+    ),
+    inspect_rule(
+        "POST",
+        "/api/inspections/rounds/{id}/draw",
+        INSPECT_MANAGERS,
+        "Draw once: seeded, stratified; reviews assigned experts first, recusal enforced",
+    ),
+    inspect_rule(
+        "GET",
+        "/api/inspections/rounds/{id}/audit",
+        INSPECT_MANAGERS,
+        "The round's append-only audit log (every grade and change)",
+    ),
+    inspect_rule(
+        "POST",
+        "/api/inspections/samples/{id}/appeal",
+        INSPECT_MANAGERS,
+        "Appeal a decided sample: one more review (audited)",
+    ),
+    inspect_rule(
+        "GET",
+        "/api/inspections/reviews",
+        INSPECT_REVIEWERS,
+        "The caller's reviews, blinded (pseudonym and stratum only)",
+    ),
+    inspect_rule(
+        "GET",
+        "/api/inspections/reviews/{id}",
+        INSPECT_REVIEWERS,
+        "One of the caller's reviews with its blinded evidence",
+    ),
+    inspect_rule(
+        "PUT",
+        "/api/inspections/reviews/{id}",
+        INSPECT_REVIEWERS,
+        "Grade (or re-grade) one of the caller's reviews (audited; disputes re-checked)",
+    ),
 ];
+
+const fn inspect_rule(
+    method: &'static str,
+    path: &'static str,
+    roles: &'static [Role],
+    summary: &'static str,
+) -> RouteRule {
+    RouteRule {
+        method,
+        path,
+        allow: Allow::Roles(roles),
+        summary,
+        tag: "inspection",
+    }
+}
 
 /// The observation operations, from the attributes on the handlers; the school side's
 /// document takes them with [`ROUTES`] (see `http::api_document`).
@@ -170,7 +249,17 @@ pub(crate) const ROUTES: &[RouteRule] = &[
     obs_amend,
     st_svg,
     rt_ch_svg,
-    fias_svg
+    fias_svg,
+    rounds_list,
+    rounds_create,
+    rounds_get,
+    rounds_pool,
+    rounds_draw,
+    rounds_audit,
+    samples_appeal,
+    reviews_list,
+    reviews_get,
+    reviews_grade
 ))]
 pub(crate) struct Operations;
 
@@ -192,6 +281,16 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<SchoolState>>> {
         ("GET", "/api/observations/{id}/st.svg") => get(st_svg),
         ("GET", "/api/observations/{id}/rt-ch.svg") => get(rt_ch_svg),
         ("GET", "/api/observations/{id}/fias.svg") => get(fias_svg),
+        ("GET", "/api/inspections/rounds") => get(rounds_list),
+        ("POST", "/api/inspections/rounds") => post(rounds_create),
+        ("GET", "/api/inspections/rounds/{id}") => get(rounds_get),
+        ("PUT", "/api/inspections/rounds/{id}/reviewers") => put(rounds_pool),
+        ("POST", "/api/inspections/rounds/{id}/draw") => post(rounds_draw),
+        ("GET", "/api/inspections/rounds/{id}/audit") => get(rounds_audit),
+        ("POST", "/api/inspections/samples/{id}/appeal") => post(samples_appeal),
+        ("GET", "/api/inspections/reviews") => get(reviews_list),
+        ("GET", "/api/inspections/reviews/{id}") => get(reviews_get),
+        ("PUT", "/api/inspections/reviews/{id}") => put(reviews_grade),
         _ => return None,
     })
 }
@@ -249,6 +348,8 @@ fn invalid_list(what: &str, problems: Vec<String>) -> ApiError {
 
 mod rubrics;
 use rubrics::*;
+mod inspect;
+use inspect::*;
 
 // ---- observations: object rules ----
 

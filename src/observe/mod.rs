@@ -5,6 +5,8 @@
 
 pub mod codes;
 pub mod fias;
+pub mod inspect;
+pub mod inspect_store;
 pub mod rubric;
 pub mod st;
 

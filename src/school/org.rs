@@ -50,6 +50,24 @@ text_enum!(
     }
 );
 text_enum!(
+    /// Urban or rural (城区/乡村): a stratum of a sampling inspection's draw (抽检).
+    SchoolArea {
+        /// 城区.
+        Urban = "urban",
+        /// 乡村.
+        Rural = "rural",
+        /// Not recorded.
+        Unknown = "unknown",
+    }
+);
+// `text_enum!` derives a fixed set of traits, so `Default` is written out.
+#[allow(clippy::derivable_impls)]
+impl Default for SchoolArea {
+    fn default() -> Self {
+        SchoolArea::Unknown
+    }
+}
+text_enum!(
     /// What a classroom can do.
     ClassroomKind {
         /// Where a hub teacher teaches from.
@@ -105,6 +123,10 @@ pub struct School {
     /// How many sites a 名师课堂 (master) lesson of this hub school may reach.
     #[serde(default = "default_master_sites")]
     pub max_master_sites: i64,
+    /// Urban or rural (a stratum of 抽检 draws); `unknown` when not given.
+    #[serde(default)]
+    #[sqlx(try_from = "String")]
+    pub area: SchoolArea,
 }
 
 fn default_master_sites() -> i64 {
@@ -115,7 +137,7 @@ impl Entity for School {
     const TABLE: &'static str = "schools";
     const NAME: &'static str = "school";
     const FILTERS: &'static [&'static str] = &["region_id"];
-    entity_columns!(code, name, kind, region_id, max_master_sites);
+    entity_columns!(code, name, kind, region_id, max_master_sites, area);
     fn validate(&self) -> Result<(), String> {
         need("code", &self.code)?;
         need("name", &self.name)?;

@@ -26,6 +26,7 @@ fn directory() -> Directory {
         kind,
         region_id: None,
         max_master_sites: 500,
+        area: Default::default(),
     };
     let room = |id, school_id, name: &str, kind| Classroom {
         id,

@@ -1,0 +1,114 @@
+// The sampling-inspection dashboard (/inspect, 抽检): round list and creation, a round's
+// dashboard (seed, progress, disputes, pass rate per unit, samples), the draw, and a
+// reviewer's blinded reviews with grading. Plain ES module, served as /inspect.js. Never
+// decides a rule (the server draws, recuses, re-checks disputes) and never computes a figure
+// the server did not send.
+
+import { api, header, h, t, showError } from '/app.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(window.location.search);
+const pct = (v) => (v == null ? '–' : `${(v * 100).toFixed(1)}%`);
+const stratum = (s) => [t(`ins_stage_${s.stage}`), s.subject, t(`ins_kind_${s.school_kind}`), t(`ins_area_${s.area}`)].join(' · ');
+
+async function roundList() {
+  $('rounds').hidden = false;
+  const regions = await api('GET', '/api/regions').catch(() => []);
+  $('rRegion').replaceChildren(...regions.map((r) =>
+    h('option', { value: r.id }, `${r.province} ${r.city} ${r.county}`)));
+  const rounds = await api('GET', '/api/inspections/rounds');
+  $('roundList').querySelector('tbody').replaceChildren(...rounds.map((r) =>
+    h('tr', { dataset: { id: r.id } },
+      h('td', {}, h('a', { href: `/inspect?round=${r.id}` }, r.name)),
+      h('td', {}, t(`ins_level_${r.level}`)), h('td', {}, pct(r.ratio)),
+      h('td', {}, String(r.seed)), h('td', {}, t(`ins_state_${r.state}`)))));
+  $('newRound').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const body = { name: $('rName').value, level: $('rLevel').value, region_id: Number($('rRegion').value) };
+      if ($('rSeed').value !== '') body.seed = Number($('rSeed').value);
+      const d = await api('POST', '/api/inspections/rounds', body);
+      window.location.assign(`/inspect?round=${d.round.id}`);
+    } catch (err) {
+      showError(err);
+    }
+  });
+}
+
+function drawRound(d) {
+  const r = d.round;
+  $('round').hidden = false;
+  $('roundName').textContent = r.name;
+  $('roundState').textContent = t(`ins_state_${r.state}`);
+  $('roundState').dataset.state = r.state;
+  $('roundLevel').textContent = t(`ins_level_${r.level}`);
+  $('roundRatio').textContent = pct(r.ratio);
+  $('roundSeed').textContent = String(r.seed);
+  $('roundPopulation').textContent = r.population ?? '–';
+  $('draw').hidden = r.state !== 'open';
+  const p = d.progress;
+  const row = (k, v) => h('tr', { dataset: { key: k } }, h('td', {}, t(`ins_p_${k}`)), h('td', {}, String(v)));
+  $('progress').replaceChildren(...['samples', 'reviews', 'graded', 'unassigned', 'disputes', 'appeals', 'passed', 'failed', 'pending']
+    .map((k) => row(k, p[k])));
+  $('units').querySelector('tbody').replaceChildren(...d.units.map((u) =>
+    h('tr', {}, h('td', {}, u.unit), h('td', {}, String(u.samples)), h('td', {}, String(u.decided)),
+      h('td', {}, String(u.passed)), h('td', { class: 'rate' }, pct(u.pass_rate)))));
+  $('samples').querySelector('tbody').replaceChildren(...d.samples.map((x) =>
+    h('tr', { dataset: { outcome: x.outcome, disputed: x.disputed } },
+      h('td', {}, x.pseudonym), h('td', {}, x.unit), h('td', {}, stratum(x.stratum)),
+      h('td', {}, x.reviews.map((v) =>
+        `${v.ordinal}. ${v.reviewer ?? t('ins_nobody')} (${t(`ins_reason_${v.reason}`)}) ${v.score ?? '–'}`).join('；')),
+      h('td', {}, t(`ins_outcome_${x.outcome}`) + (x.disputed ? ` · ${t('ins_disputed')}` : '')))));
+}
+
+async function round(id) {
+  drawRound(await api('GET', `/api/inspections/rounds/${id}`));
+  $('draw').addEventListener('click', async () => {
+    try {
+      drawRound(await api('POST', `/api/inspections/rounds/${id}/draw`));
+    } catch (err) {
+      showError(err);
+    }
+  });
+}
+
+async function reviews() {
+  $('reviews').hidden = false;
+  const list = await api('GET', '/api/inspections/reviews');
+  const rows = [];
+  for (const v of list) {
+    const one = await api('GET', `/api/inspections/reviews/${v.id}`);
+    const e = one.evidence;
+    const facts = [];
+    if (e?.st) facts.push(`S-T: Rt ${e.st.rt ?? '–'} Ch ${e.st.ch ?? '–'} ${e.st.type ? t(`obs_type_${e.st.type}`) : ''}`);
+    if (e?.fias) facts.push(`FIAS: ${t('obs_teacher_talk')} ${e.fias.teacher_talk ?? '–'}`);
+    if (e?.rubric) facts.push(`${t('obs_total')} ${e.rubric.total}`);
+    const input = h('input', { type: 'number', min: 0, max: 100, step: 0.5, value: v.score ?? '', size: 5 });
+    const save = h('button', { type: 'button' }, t('ins_grade'));
+    save.addEventListener('click', async () => {
+      try {
+        const r = await api('PUT', `/api/inspections/reviews/${v.id}`, { score: Number(input.value) });
+        save.textContent = `${t('ins_saved')} ${r.score}`;
+      } catch (err) {
+        showError(err);
+      }
+    });
+    rows.push(h('tr', { dataset: { review: v.id } }, h('td', {}, v.pseudonym), h('td', {}, stratum(v.stratum)),
+      h('td', {}, t(`ins_reason_${v.reason}`)), h('td', {}, facts.join('；')), h('td', {}, input), h('td', {}, save)));
+  }
+  $('reviewList').querySelector('tbody').replaceChildren(...rows);
+}
+
+try {
+  const me = await api('GET', '/api/me');
+  await header(me);
+  const id = Number(params.get('round'));
+  if (id > 0) await round(id);
+  else if (me.role === 'admin' || params.get('manage') === '1') await roundList();
+  // An inspector's own reviews come first, alone on the page: the round list's names
+  // (regions) stay off a reviewer's screen; managing is one link away.
+  else if (me.role === 'inspector') await reviews();
+  window.classrelayInspect = { ready: true };
+} catch (e) {
+  showError(e);
+}

@@ -149,6 +149,19 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         PEOPLE,
         "The FIAS matrix as a heat map",
     ),
+    // The automatic S-T draft (api/stdraft.rs).
+    rule(
+        "POST",
+        "/api/observations/{id}/st-draft",
+        OBSERVER,
+        "Draft the S-T codes from the lesson's recording (teacher's voice; draft)",
+    ),
+    rule(
+        "GET",
+        "/api/observations/{id}/st-draft",
+        PEOPLE,
+        "The automatic S-T draft and where it differs from the observer's codes",
+    ),
 ];
 
 /// The observation operations, from the attributes on the handlers; the school side's
@@ -170,7 +183,9 @@ pub(crate) const ROUTES: &[RouteRule] = &[
     obs_amend,
     st_svg,
     rt_ch_svg,
-    fias_svg
+    fias_svg,
+    st_draft_make,
+    st_draft_get
 ))]
 pub(crate) struct Operations;
 
@@ -192,6 +207,8 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<SchoolState>>> {
         ("GET", "/api/observations/{id}/st.svg") => get(st_svg),
         ("GET", "/api/observations/{id}/rt-ch.svg") => get(rt_ch_svg),
         ("GET", "/api/observations/{id}/fias.svg") => get(fias_svg),
+        ("POST", "/api/observations/{id}/st-draft") => post(st_draft_make),
+        ("GET", "/api/observations/{id}/st-draft") => get(st_draft_get),
         _ => return None,
     })
 }
@@ -249,6 +266,8 @@ fn invalid_list(what: &str, problems: Vec<String>) -> ApiError {
 
 mod rubrics;
 use rubrics::*;
+mod stdraft;
+use stdraft::*;
 
 // ---- observations: object rules ----
 

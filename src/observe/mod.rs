@@ -7,6 +7,8 @@ pub mod codes;
 pub mod fias;
 pub mod rubric;
 pub mod st;
+// The automatic S-T draft from the recorded teacher's voice.
+pub mod stdraft;
 pub mod store;
 pub mod views;
 

@@ -144,6 +144,18 @@ const DICT = {
     record_start: '开始录制',
     record_stop: '停止录制',
     recording_failed: '录制已停止（写入失败）',
+    // The automatic S-T draft (issue 21 item 3).
+    obs_draft: '自动 S-T 草稿',
+    obs_draft_hint: '根据课堂录像中授课教师音轨的语音活动，在每个采样点提议 T（教师在讲）或 S（其他），供您核对；与您的编码不一致处以红色标出。',
+    obs_draft_make: '由录像生成草稿',
+    obs_draft_none: '尚未生成草稿。',
+    obs_draft_from: '来自录像',
+    obs_draft_agree: '与您的编码一致',
+    obs_draft_differs: '处不一致',
+    obs_draft_at: '时间',
+    obs_draft_row: '草稿',
+    obs_draft_mine: '我的编码',
+    obs_draft_teacher_voice: '教师语音占比（‰）',
   },
   en: {
     app: 'Three Classrooms',
@@ -273,6 +285,18 @@ const DICT = {
     record_start: 'Start recording',
     record_stop: 'Stop recording',
     recording_failed: 'Recording stopped (write failed)',
+    // The automatic S-T draft (issue 21 item 3).
+    obs_draft: 'Automatic S-T draft',
+    obs_draft_hint: 'From voice activity on the hub teacher\'s track in the lesson recording: at each sample instant T (the teacher is speaking) or S (anything else), for you to check; where it differs from your codes is marked in red.',
+    obs_draft_make: 'Draft from the recording',
+    obs_draft_none: 'No draft yet.',
+    obs_draft_from: 'From recording',
+    obs_draft_agree: 'Agrees with your codes',
+    obs_draft_differs: 'differ',
+    obs_draft_at: 'Time',
+    obs_draft_row: 'Draft',
+    obs_draft_mine: 'My codes',
+    obs_draft_teacher_voice: 'Teacher speech (‰)',
   },
 };
 

@@ -24,14 +24,26 @@ pub async fn processed_recording(app: &App, lesson: i64, frames: &[Vec<u8>]) -> 
     .fetch_one(&pool)
     .await
     .expect("the lesson's teacher");
+    recording_of(app, lesson, &teacher, true, frames).await
+}
+
+/// [`processed_recording`] with the track published by `owner` (`hub`: whether the hub).
+pub async fn recording_of(
+    app: &App,
+    lesson: i64,
+    owner: &str,
+    hub: bool,
+    frames: &[Vec<u8>],
+) -> i64 {
+    let pool = app.server.state().school.store.pool().clone();
     let mut records = vec![Record::Track(TrackInfo {
         track: 1,
         kind: SourceKind::Audio,
         codec: Codec::Opus,
         payload_type: 111,
         clock_rate: 48_000,
-        owner: teacher,
-        hub: true,
+        owner: owner.to_string(),
+        hub,
     })];
     for (i, f) in frames.iter().enumerate() {
         let seq = i as u16;

@@ -197,8 +197,13 @@ fn listen(manifest_path: &FsPath, teacher: &str) -> Result<Heard, ApiError> {
             manifest_path.display()
         ))
     })?;
-    let m: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::internal(format!("manifest.json: {e}")))?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "recording-unreadable",
+            format!("the recording's manifest.json does not read: {e}"),
+        )
+    })?;
     let dir = manifest_path.parent().unwrap_or(FsPath::new("."));
     let mut heard = Heard {
         teacher: Vec::new(),
@@ -214,8 +219,13 @@ fn listen(manifest_path: &FsPath, teacher: &str) -> Result<Heard, ApiError> {
         {
             continue;
         }
-        let v = voice::voice_of_file(&dir.join(&s.file), s.start_ms)
-            .map_err(|e| ApiError::internal(format!("{}: {e}", s.file)))?;
+        let v = voice::voice_of_file(&dir.join(&s.file), s.start_ms).map_err(|e| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "recording-unreadable",
+                format!("the recording's {} cannot be listened to: {e}", s.file),
+            )
+        })?;
         if s.hub && s.owner == teacher {
             teacher_sources += 1;
             heard.teacher.extend(v.frames);

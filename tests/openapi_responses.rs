@@ -659,6 +659,29 @@ async fn real_responses_match_the_served_document() {
         Some(json!({"at_ms": 120000, "body": "远端学生回答积极"})),
     )
     .await;
+    // The automatic S-T draft, from a processed recording of the lesson: 31 s of the
+    // teacher's silence at 15 s intervals is two S samples (15 s, 30 s).
+    support::stdraft::silent_recording(&app, lesson_id, 31).await;
+    let made = c
+        .call(
+            &observer,
+            Method::POST,
+            "/api/observations/{id}/st-draft",
+            &obs("st-draft"),
+            None,
+        )
+        .await;
+    assert_eq!(made["codes"], "SS", "{made}");
+    let read = c
+        .call(
+            &observer,
+            Method::GET,
+            "/api/observations/{id}/st-draft",
+            &obs("st-draft"),
+            None,
+        )
+        .await;
+    assert_eq!(read["comparison"]["compared"], 2, "{read}");
     let drafted = c
         .call(
             &observer,

@@ -1207,6 +1207,8 @@ async fn observation_routes_by_role_and_object() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let o = v["id"].as_i64().unwrap();
     let rubric = v["rubric_id"].as_i64().unwrap();
+    // A processed recording of the lesson, for the automatic S-T draft.
+    support::stdraft::silent_recording(&app, l1, 12).await;
     let (_, rv) = app
         .call(
             Some(&app.admin),
@@ -1323,6 +1325,21 @@ async fn observation_routes_by_role_and_object() {
             obs("/comments"),
             Some(json!({"at_ms": 60_000, "body": "导入自然"})),
             &owner,
+        ),
+        // The automatic S-T draft: its observer makes it, the draft's readers read it.
+        (
+            Method::POST,
+            "/api/observations/{id}/st-draft",
+            obs("/st-draft"),
+            None,
+            &owner,
+        ),
+        (
+            Method::GET,
+            "/api/observations/{id}/st-draft",
+            obs("/st-draft"),
+            None,
+            &draft_readers,
         ),
     ];
     let mut checked = 0;
@@ -1444,6 +1461,13 @@ async fn observation_routes_by_role_and_object() {
                 Method::GET,
                 "/api/observations/{id}",
                 obs(""),
+                None,
+                &submitted_readers,
+            ),
+            (
+                Method::GET,
+                "/api/observations/{id}/st-draft",
+                obs("/st-draft"),
                 None,
                 &submitted_readers,
             ),

@@ -261,6 +261,18 @@ const DICT = {
     ins_area_urban: '城区',
     ins_area_rural: '乡村',
     ins_area_unknown: '城乡未填',
+    // The automatic S-T draft (issue 21 item 3).
+    obs_draft: '自动 S-T 草稿',
+    obs_draft_hint: '根据课堂录像中授课教师音轨的语音活动，在每个采样点提议 T（教师在讲）或 S（其他），供您核对；与您的编码不一致处以红色标出。',
+    obs_draft_make: '由录像生成草稿',
+    obs_draft_none: '尚未生成草稿。',
+    obs_draft_from: '来自录像',
+    obs_draft_agree: '与您的编码一致',
+    obs_draft_differs: '处不一致',
+    obs_draft_at: '时间',
+    obs_draft_row: '草稿',
+    obs_draft_mine: '我的编码',
+    obs_draft_teacher_voice: '教师语音占比（‰）',
   },
   en: {
     app: 'Three Classrooms',
@@ -507,6 +519,18 @@ const DICT = {
     ins_area_urban: 'Urban',
     ins_area_rural: 'Rural',
     ins_area_unknown: 'Urban/rural not given',
+    // The automatic S-T draft (issue 21 item 3).
+    obs_draft: 'Automatic S-T draft',
+    obs_draft_hint: 'From voice activity on the hub teacher\'s track in the lesson recording: at each sample instant T (the teacher is speaking) or S (anything else), for you to check; where it differs from your codes is marked in red.',
+    obs_draft_make: 'Draft from the recording',
+    obs_draft_none: 'No draft yet.',
+    obs_draft_from: 'From recording',
+    obs_draft_agree: 'Agrees with your codes',
+    obs_draft_differs: 'differ',
+    obs_draft_at: 'Time',
+    obs_draft_row: 'Draft',
+    obs_draft_mine: 'My codes',
+    obs_draft_teacher_voice: 'Teacher speech (‰)',
   },
 };
 

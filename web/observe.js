@@ -12,6 +12,7 @@ let clockMs = 0; // the lesson timeline: ms since coding started (pausable)
 let running = true;
 let lastMethod = null; // which coder Backspace corrects
 let queue = Promise.resolve(); // codes go out one request at a time, in order
+let me = null; // the signed-in user (the draft button is its observer's)
 
 const fmt = (ms) => {
   const s = Math.floor(ms / 1000);
@@ -92,6 +93,32 @@ function draw() {
 async function reload() {
   obs = await api('GET', `/api/observations/${obs.id}`);
   draw();
+  if (obs.methods.includes('st')) drawDraft(await api('GET', `/api/observations/${obs.id}/st-draft`));
+}
+
+// The automatic S-T draft beside the observer's codes: sample by sample, with the samples
+// where they differ marked (the comparison is the server's).
+function drawDraft(d) {
+  const mine = d.observer_codes ?? '';
+  $('draftMake').hidden = obs.state !== 'draft' || (me && me.id !== obs.observer_id);
+  const table = $('draftTable');
+  table.dataset.codes = d.codes;
+  table.dataset.differs = d.comparison.disagree.join(',');
+  if (!d.made) {
+    $('draftStatus').textContent = t('obs_draft_none');
+    table.querySelector('tbody').replaceChildren();
+    return;
+  }
+  const c = d.comparison;
+  $('draftStatus').textContent = `${t('obs_draft_from')} #${d.recording_id} · ${t('obs_draft_agree')} ${c.agree}/${c.compared}`
+    + (c.disagree.length ? ` · ${c.disagree.length} ${t('obs_draft_differs')}` : '');
+  const differs = new Set(c.disagree);
+  const cell = (i, v) => h('td', differs.has(i) ? { class: 'differs' } : {}, v);
+  table.querySelector('tbody').replaceChildren(
+    h('tr', {}, h('th', {}, t('obs_draft_at')), ...d.samples.map((s) => h('td', {}, fmt(s.at_ms)))),
+    h('tr', {}, h('th', {}, t('obs_draft_row')), ...d.samples.map((s, i) => cell(i, s.code))),
+    h('tr', {}, h('th', {}, t('obs_draft_mine')), ...d.samples.map((_, i) => cell(i, mine[i] ?? ''))),
+    h('tr', {}, h('th', {}, t('obs_draft_teacher_voice')), ...d.samples.map((s) => h('td', { class: 'muted' }, s.teacher_voiced))));
 }
 
 function code(method, c) {
@@ -172,6 +199,10 @@ async function workspace(id) {
       await reload();
     });
   });
+  $('draftMake').addEventListener('click', () => send(async () => {
+    await api('POST', `/api/observations/${obs.id}/st-draft`);
+    await reload();
+  }));
   $('submit').addEventListener('click', () => send(async () => {
     await api('POST', `/api/observations/${obs.id}/submit`);
     await reload();
@@ -203,7 +234,7 @@ async function picker() {
 }
 
 try {
-  const me = await api('GET', '/api/me');
+  me = await api('GET', '/api/me');
   await header(me);
   const id = Number(params.get('observation'));
   if (id > 0) await workspace(id);

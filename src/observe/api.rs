@@ -213,6 +213,19 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         INSPECT_REVIEWERS,
         "Grade (or re-grade) one of the caller's reviews (audited; disputes re-checked)",
     ),
+    // The automatic S-T draft (api/stdraft.rs).
+    rule(
+        "POST",
+        "/api/observations/{id}/st-draft",
+        OBSERVER,
+        "Draft the S-T codes from the lesson's recording (teacher's voice; draft)",
+    ),
+    rule(
+        "GET",
+        "/api/observations/{id}/st-draft",
+        PEOPLE,
+        "The automatic S-T draft and where it differs from the observer's codes",
+    ),
 ];
 
 const fn inspect_rule(
@@ -259,7 +272,9 @@ const fn inspect_rule(
     samples_appeal,
     reviews_list,
     reviews_get,
-    reviews_grade
+    reviews_grade,
+    st_draft_make,
+    st_draft_get
 ))]
 pub(crate) struct Operations;
 
@@ -291,6 +306,8 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<SchoolState>>> {
         ("GET", "/api/inspections/reviews") => get(reviews_list),
         ("GET", "/api/inspections/reviews/{id}") => get(reviews_get),
         ("PUT", "/api/inspections/reviews/{id}") => put(reviews_grade),
+        ("POST", "/api/observations/{id}/st-draft") => post(st_draft_make),
+        ("GET", "/api/observations/{id}/st-draft") => get(st_draft_get),
         _ => return None,
     })
 }
@@ -350,6 +367,8 @@ mod rubrics;
 use rubrics::*;
 mod inspect;
 use inspect::*;
+mod stdraft;
+use stdraft::*;
 
 // ---- observations: object rules ----
 

@@ -12,6 +12,8 @@ pub mod st;
 
 // Teacher records (教师数字档案) and micro-ability evidence (issue 21 item 5).
 pub mod records;
+// The automatic S-T draft from the recorded teacher's voice.
+pub mod stdraft;
 pub mod store;
 pub mod views;
 

@@ -167,3 +167,35 @@ pub struct AmendmentCreated {
     /// The observation after the amendment.
     pub observation: ObservationView,
 }
+
+/// `GET`/`POST /api/observations/{id}/st-draft`: the automatic S-T draft made from the
+/// lesson's recording (empty, `made: false`, before one is made) and how it compares with
+/// the observer's own S-T codes, sample by sample.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StDraftView {
+    /// The observation.
+    pub observation_id: i64,
+    /// Whether a draft has been made.
+    pub made: bool,
+    /// The recording it was made from.
+    pub recording_id: Option<i64>,
+    /// The sampling interval (s) it was made at.
+    pub interval_s: i64,
+    /// Whose track was listened to (the hub teacher's name).
+    pub teacher: Option<String>,
+    /// The decision rule it was made with.
+    pub rule: Option<super::stdraft::DraftRule>,
+    /// Unix ms.
+    pub created_at: Option<Millis>,
+    /// The drafted codes, `T`/`S` letters, one per sample instant.
+    pub codes: String,
+    /// Each sample: its instant, code and how much speech each side carried.
+    pub samples: Vec<super::stdraft::DraftSample>,
+    /// The draft's S-T figures.
+    pub st: Option<StResult>,
+    /// The observer's own S-T codes.
+    pub observer_codes: String,
+    /// Where the draft and the observer agree and differ.
+    pub comparison: super::stdraft::Comparison,
+}

@@ -7,6 +7,7 @@
 //! - [`writer`]: the writer thread that owns the open capture files.
 //! - [`storage`]: where a recording's files live (a directory now, object storage later).
 //! - [`process`]: a capture → WebM/Matroska files per source and the lesson's manifest.
+//! - [`voice`]: a processed source's Opus audio → voice activity per 20 ms (the S-T draft).
 
 pub mod file;
 pub mod format;
@@ -15,3 +16,5 @@ pub mod storage;
 pub mod writer;
 // The glue: a recording's capture → its files and manifest (issue 20).
 pub mod recover;
+// The automatic S-T draft's ears: a processed source's Opus → voice activity (issue 21).
+pub mod voice;

@@ -10,5 +10,7 @@ pub mod pg;
 pub mod recording;
 pub mod school;
 pub mod skip;
+// A processed lesson recording without a media session (the S-T draft routes' tests).
+pub mod stdraft;
 pub mod stun;
 pub mod webrtc_client;

@@ -1,0 +1,139 @@
+//! The automatic S-T draft in the observer's workspace (/observe), headless Chromium: the
+//! lesson has a processed recording (the hub teacher silent for 30 s, made by the server's
+//! own processor); the observer codes six samples with the keyboard, asks for the draft with
+//! the page's button, and the page shows the draft beside the codes with exactly the samples
+//! where they differ marked, and the server's agreement; the English page shows no
+//! untranslated key. The draft's agreement with real speech is `tests/st_draft_truth.rs`.
+//!
+//! Run: `cargo test --test browser_st_draft` (needs `chromium` and `chromium-driver`).
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use fantoccini::Locator;
+use reqwest::Method;
+use serde_json::json;
+use support::browser::Browser;
+use support::school::{fixture, lesson, App, Backend};
+use support::stdraft::silent_recording;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workspace_shows_the_draft_and_marks_where_it_differs() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start(Backend::Sqlite).await.expect("server");
+    let f = fixture(&app).await;
+    let l = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let rec = silent_recording(&app, l, 30).await;
+    let (s, o) = app
+        .call(
+            Some(&f.observer_login),
+            Method::POST,
+            "/api/observations",
+            Some(json!({"lesson_id": l, "methods": ["st"], "interval_s": 5})),
+        )
+        .await;
+    assert!(s.is_success(), "{o}");
+    let id = o["id"].as_i64().unwrap();
+
+    let page = browser
+        .new_page_with_flags(&["--window-size=1280,900"])
+        .await?;
+    page.goto(&format!("{}/login?next=/observe", app.base))
+        .await?;
+    page.eval(
+        "document.getElementById('username').value = 'observer1';
+         document.getElementById('password').value = 'password-123';
+         document.getElementById('submit').click(); return true;",
+    )
+    .await?;
+    page.wait_until(
+        "location.pathname !== '/login'",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    page.goto(&format!("{}/observe?observation={id}", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayObserve && document.getElementById('draftStatus').textContent",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    // Chinese first; no draft yet.
+    let status = page
+        .eval_expr("document.getElementById('draftStatus').textContent")
+        .await?;
+    assert_eq!(status, "尚未生成草稿。");
+
+    // Six samples (30 s at 5 s): T S S T S S, with the keyboard.
+    let coder = page.client().find(Locator::Id("stCoder")).await?;
+    coder.send_keys("tsstss").await?;
+    page.wait_until(
+        "document.getElementById('stFigures').dataset.n === '6'",
+        WAIT,
+        "document.getElementById('stCodes').textContent",
+    )
+    .await?;
+    // The draft from the recording: the teacher is silent, so every sample is S; it differs
+    // from the observer's at samples 0 and 3.
+    page.eval("document.getElementById('draftMake').click(); return true;")
+        .await?;
+    page.wait_until(
+        "document.getElementById('draftTable').dataset.codes === 'SSSSSS'",
+        WAIT,
+        "document.getElementById('draftStatus').textContent",
+    )
+    .await?;
+    let differs = page
+        .eval_expr("document.getElementById('draftTable').dataset.differs")
+        .await?;
+    assert_eq!(differs, "0,3");
+    // Marked in both rows (draft and the observer's), and nowhere else.
+    let marked = page
+        .eval_expr(
+            "[...document.querySelectorAll('#draftTable td.differs')].map((c) => c.textContent).join('')",
+        )
+        .await?;
+    assert_eq!(marked, "SSTT");
+    let status = page
+        .eval_expr("document.getElementById('draftStatus').textContent")
+        .await?;
+    let status = status.as_str().unwrap();
+    assert!(status.contains(&format!("#{rec}")), "{status}");
+    assert!(status.contains("4/6"), "{status}");
+    assert!(status.contains("2 处不一致"), "{status}");
+    // The server holds the observer's codes, untouched by the draft.
+    let (_, v) = app
+        .call(
+            Some(&f.observer_login),
+            Method::GET,
+            &format!("/api/observations/{id}/st-draft"),
+            None,
+        )
+        .await;
+    assert_eq!(v["observer_codes"], "TSSTSS", "{v}");
+    assert_eq!(v["comparison"]["disagree"], json!([0, 3]), "{v}");
+
+    // English: every draft label translated (no key shown).
+    page.goto(&format!("{}/observe?observation={id}&lang=en", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayObserve && document.getElementById('draftTable').dataset.codes === 'SSSSSS'",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    let text = page.eval_expr("document.body.innerText").await?;
+    let text = text.as_str().unwrap();
+    assert!(!text.contains("obs_"), "an untranslated key: {text}");
+    assert!(text.contains("Automatic S-T draft"), "{text}");
+    assert!(text.contains("Agrees with your codes 4/6"), "{text}");
+    Ok(())
+}

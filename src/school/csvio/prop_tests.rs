@@ -26,6 +26,8 @@ fn directory() -> Directory {
         kind,
         region_id: None,
         max_master_sites: 500,
+        record_lessons: crate::school::model::OnOff(true),
+        retention_days: None,
     };
     let room = |id, school_id, name: &str, kind| Classroom {
         id,

@@ -189,6 +189,27 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../web/observe.css"),
     ),
+    // Recordings and the synced player (issue 20 item 3).
+    (
+        "/player",
+        "text/html; charset=utf-8",
+        include_str!("../../web/player.html"),
+    ),
+    (
+        "/player.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/player.js"),
+    ),
+    (
+        "/player-page.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/player-page.js"),
+    ),
+    (
+        "/player.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/player.css"),
+    ),
 ];
 
 fn page(path: &'static str) -> Response {
@@ -418,6 +439,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/observe", get(|| async { page("/observe") }))
         .route("/observe.js", get(|| async { page("/observe.js") }))
         .route("/observe.css", get(|| async { page("/observe.css") }))
+        .route("/player", get(|| async { page("/player") }))
+        .route("/player.js", get(|| async { page("/player.js") }))
+        .route("/player-page.js", get(|| async { page("/player-page.js") }))
+        .route("/player.css", get(|| async { page("/player.css") }))
         .merge(signalling_router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

@@ -19,8 +19,10 @@ export function clock(ms) {
 const KIND_ORDER = { teacher_camera: 0, courseware: 1, classroom_camera: 2, audio: 3 };
 // Further apart than this, a source is put back in place by a seek; closer, its playback rate
 // pulls it in (a seek costs a stutter; a rate change does not).
-const HARD_SYNC_S = 0.25;
+const HARD_SYNC_S = 0.4;
 const SOFT_SYNC_S = 0.008;
+// How long the master source may take to start before the timeline runs on a wall clock.
+const START_GRACE_MS = 1500;
 
 /**
  * Mounts the player of recording `id` into `root`. Returns a handle:
@@ -87,16 +89,20 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
   let pausedAt = 0;
   // While no source covers the time, a wall clock carries the timeline.
   let wall = null;
+  // When playback (re)started: the master starts first, the others follow it once it runs.
+  let startAt = 0;
 
   const inside = (x, ms) => ms >= x.s.start_ms && ms < x.s.start_ms + x.s.duration_ms;
   const active = (ms) => tiles.filter((x) => inside(x, ms));
   const localS = (x, ms) => Math.max(0, (ms - x.s.start_ms) / 1000);
   // The master: the first active source in the tile order (teacher camera first).
   const master = () => tiles.find((x) => !x.v.paused && !x.v.seeking && inside(x, x.v.currentTime * 1000 + x.s.start_ms));
+  const starting = () => performance.now() - startAt < START_GRACE_MS && wall && active(wall.at).length > 0;
   const time = () => {
     if (!playing) return pausedAt;
     const m = master();
     if (m) return m.s.start_ms + m.v.currentTime * 1000;
+    if (wall && starting()) return wall.at;
     if (wall) return Math.min(duration, wall.at + (performance.now() - wall.t0));
     return pausedAt;
   };
@@ -108,15 +114,21 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
       const want = on ? localS(x, ms) : (ms < x.s.start_ms ? 0 : x.s.duration_ms / 1000);
       if (Math.abs(x.v.currentTime - want) > 0.001) x.v.currentTime = want;
       x.v.playbackRate = 1;
-      if (playing && on) x.v.play().catch(() => {});
-      else x.v.pause();
+      x.v.pause();
     }
+    // The master (the first source the time is inside) starts alone; `follow` starts the
+    // others on its time once it runs, so a slow start (audio output) does not put it behind.
+    const first = tiles.find((x) => inside(x, ms));
+    startAt = performance.now();
+    wall = { at: ms, t0: startAt };
+    if (playing && first) first.v.play().catch(() => {});
   }
 
   async function seek(ms) {
     ms = Math.max(0, Math.min(duration, Math.round(ms)));
     pausedAt = ms;
     wall = playing ? { at: ms, t0: performance.now() } : null;
+    startAt = performance.now();
     const wasPlaying = playing;
     // Everything pauses, lands on the frame, then starts together.
     for (const x of tiles) x.v.pause();
@@ -136,7 +148,6 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
     if (playing) return;
     if (pausedAt >= duration) pausedAt = 0;
     playing = true;
-    wall = { at: pausedAt, t0: performance.now() };
     place(pausedAt);
     playBtn.textContent = t('pl_pause');
   }
@@ -166,6 +177,7 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
       const ms = time();
       const m = master();
       if (m) wall = { at: ms, t0: performance.now() };
+      const waiting = !m && starting();
       for (const x of tiles) {
         const on = inside(x, ms);
         x.tile.classList.toggle('pl-off', !on);
@@ -173,7 +185,7 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
           if (!x.v.paused) x.v.pause();
           continue;
         }
-        if (x === m || x.v.seeking) continue;
+        if (x === m || x.v.seeking || waiting) continue;
         const want = localS(x, ms);
         const diff = x.v.currentTime - want;
         if (x.v.paused || Math.abs(diff) > HARD_SYNC_S) {
@@ -181,7 +193,8 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
           x.v.playbackRate = 1;
           x.v.play().catch(() => {});
         } else if (Math.abs(diff) > SOFT_SYNC_S) {
-          x.v.playbackRate = Math.min(1.1, Math.max(0.9, 1 - diff * 2));
+          // Pulled in within about a quarter of a second, never audibly fast or slow.
+          x.v.playbackRate = Math.min(1.25, Math.max(0.75, 1 - diff * 4));
         } else if (x.v.playbackRate !== 1) {
           x.v.playbackRate = 1;
         }
@@ -219,7 +232,12 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
     timeline_ms: x.s.start_ms + x.v.currentTime * 1000, paused: x.v.paused, active: inside(x, time()),
     ready: x.v.readyState,
   }));
-  const handle = { ready, seek, play, pause, toggle, time, duration, positions, sources, root: box };
+  // How far apart the sources playing now are on the timeline, ms (0 with one or none).
+  const spread = () => {
+    const at = positions().filter((p) => p.active).map((p) => p.timeline_ms);
+    return at.length ? Math.max(...at) - Math.min(...at) : 0;
+  };
+  const handle = { ready, seek, play, pause, toggle, time, duration, positions, spread, sources, root: box };
   box.player = handle;
   return handle;
 }

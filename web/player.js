@@ -57,6 +57,16 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
     const tile = h('figure', { class: 'pl-tile', dataset: { file: s.file } }, v, label);
     return { s, v, tile, label };
   });
+  for (const x of tiles) {
+    x.running = false;
+    x.stalledAt = 0;
+    x.moved = 0;
+    x.lastCt = -1;
+    x.v.addEventListener('playing', () => { x.running = true; });
+    for (const ev of ['waiting', 'pause', 'seeking', 'emptied']) {
+      x.v.addEventListener(ev, () => { x.running = false; x.moved = 0; x.stalledAt = performance.now(); });
+    }
+  }
   let big = tiles[0];
   const layout = () => {
     main.replaceChildren(big.tile);
@@ -96,7 +106,10 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
   const active = (ms) => tiles.filter((x) => inside(x, ms));
   const localS = (x, ms) => Math.max(0, (ms - x.s.start_ms) / 1000);
   // The master: the first active source in the tile order (teacher camera first).
-  const master = () => tiles.find((x) => !x.v.paused && !x.v.seeking && inside(x, x.v.currentTime * 1000 + x.s.start_ms));
+  // Running: its `playing` event came after the last play, seek or stall (a video whose play()
+  // was called but whose audio output has not started yet is not running).
+  // and its clock has moved on three frames running (an audio clock starts in steps).
+  const master = () => tiles.find((x) => x.running && x.moved >= 3 && !x.v.paused && !x.v.seeking && inside(x, x.v.currentTime * 1000 + x.s.start_ms));
   const starting = () => performance.now() - startAt < START_GRACE_MS && wall && active(wall.at).length > 0;
   const time = () => {
     if (!playing) return pausedAt;
@@ -121,6 +134,7 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
     const first = tiles.find((x) => inside(x, ms));
     startAt = performance.now();
     wall = { at: ms, t0: startAt };
+    for (const x of tiles) x.stalledAt = startAt;
     if (playing && first) first.v.play().catch(() => {});
   }
 
@@ -173,11 +187,19 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
 
   // Each frame: the others follow the master; sources start and stop as the time passes them.
   function follow() {
+    for (const x of tiles) {
+      const ct = x.v.currentTime;
+      if (x.running && !x.v.paused && ct > x.lastCt) x.moved += 1;
+      x.lastCt = ct;
+    }
     if (playing) {
       const ms = time();
       const m = master();
       if (m) wall = { at: ms, t0: performance.now() };
-      const waiting = !m && starting();
+      // The lead (the first source the time is inside) starting or stalled: the others wait
+      // for it (at most a few seconds; a broken lead does not stop the rest).
+      const lead = tiles.find((x) => inside(x, ms));
+      const waiting = !m && lead && !lead.v.error && performance.now() - lead.stalledAt < 3000;
       for (const x of tiles) {
         const on = inside(x, ms);
         x.tile.classList.toggle('pl-off', !on);
@@ -185,7 +207,15 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
           if (!x.v.paused) x.v.pause();
           continue;
         }
-        if (x === m || x.v.seeking || waiting) continue;
+        if (x === m || x.v.seeking) continue;
+        if (waiting && x === lead) {
+          if (x.v.paused) x.v.play().catch(() => {});
+          continue;
+        }
+        if (waiting) {
+          if (!x.v.paused) x.v.pause();
+          continue;
+        }
         const want = localS(x, ms);
         const diff = x.v.currentTime - want;
         if (x.v.paused || Math.abs(diff) > HARD_SYNC_S) {

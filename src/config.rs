@@ -104,6 +104,10 @@ pub struct RecordingConfig {
     /// Where recordings live (`<data.dir>/recordings` when empty).
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// Days a lesson's recording is kept after it ends, for schools that set no
+    /// `retention_days` of their own (and plain rooms); 0 keeps them.
+    #[serde(default)]
+    pub retention_days: u32,
 }
 
 impl RecordingConfig {

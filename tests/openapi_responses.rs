@@ -224,6 +224,16 @@ async fn real_responses_match_the_served_document() {
         .as_i64()
         .unwrap();
 
+    // A processed recording of the lesson (issue 20 item 3), so the recordings GETs have rows.
+    let recording = support::recorded::insert(
+        &app.server,
+        Some(lesson_id),
+        at("07:00"),
+        at("07:40"),
+        Some(&support::recorded::three_sources(2)),
+    )
+    .await;
+
     // Each `{id}` route gets a row that exists; the rest of the path and a query as needed.
     let concrete = |path: &str| -> Option<String> {
         let id = match path.split('/').nth(2)? {
@@ -238,6 +248,7 @@ async fn real_responses_match_the_served_document() {
             "users" => user,
             "rubrics" => rubric,
             "observations" => observation,
+            "recordings" => recording,
             _ => 0,
         };
         let p = path.replace("{id}", &id.to_string());
@@ -332,6 +343,9 @@ async fn real_responses_match_the_served_document() {
         "/api/rubrics/{id}",
         "/api/observations",
         "/api/observations/{id}",
+        "/api/recordings",
+        "/api/recordings/{id}",
+        "/api/recordings/{id}/manifest",
     ] {
         assert!(
             gets.iter().any(|g| g.starts_with(&format!("{must} as "))),

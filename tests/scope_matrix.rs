@@ -2013,3 +2013,153 @@ async fn upload(app: &App, token: &str, id: i64, bytes: Vec<u8>) -> (u16, Value)
         .unwrap();
     (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
+
+/// Recordings (issue 20 item 3): a recording is seen by the admins, teachers and observers who
+/// may watch its lesson; a plain room's only by a global admin; inspectors and devices never
+/// (the route rule). Every `/api/recordings` route of the served document is in this matrix,
+/// and lists show exactly what the caller may open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_routes_by_role_and_object() {
+    let app = App::start_in_process(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    let l1 = app
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+        )
+        .await;
+    let l2 = app
+        .create(
+            "/api/lessons",
+            lesson_body(w.t2, w.h2_room, &[], "09:00", "09:40"),
+        )
+        .await;
+    let src = support::recorded::three_sources(2);
+    let rec = |l: Option<i64>, start: &'static str| {
+        let app = &app;
+        let src = &src;
+        async move {
+            support::recorded::insert(&app.server, l, at(start), at(start) + 60_000, Some(src))
+                .await
+        }
+    };
+    let r1 = rec(Some(l1), "08:00").await;
+    let r2 = rec(Some(l2), "09:00").await;
+    let r3 = rec(None, "10:00").await;
+    let (_, m) = app
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            &format!("/api/recordings/{r1}/manifest"),
+            None,
+        )
+        .await;
+    let file = m["sources"][0]["file"].as_str().unwrap().to_string();
+    let who = |n: &str| w.logins[n].clone();
+    let callers: Vec<(&str, String)> = vec![
+        ("global_admin", app.admin.clone()),
+        ("city_admin", who("city_admin")),
+        ("county_admin_1", who("county_admin_1")),
+        ("school_admin_h1", who("school_admin_h1")),
+        ("teacher_1", who("teacher_1")),
+        ("teacher_2", who("teacher_2")),
+        ("observer_1", who("observer_1")),
+        ("inspector_2", who("inspector_2")),
+        ("device_p1", w.dev_p1.clone()),
+        ("device_p2", w.dev_p2.clone()),
+    ];
+    let sees: [(i64, &[&str]); 3] = [
+        (
+            r1,
+            &[
+                "global_admin",
+                "city_admin",
+                "county_admin_1",
+                "school_admin_h1",
+                "teacher_1",
+                "observer_1",
+            ],
+        ),
+        (r2, &["global_admin", "city_admin", "teacher_2"]),
+        (r3, &["global_admin"]),
+    ];
+    let listers = [
+        "global_admin",
+        "city_admin",
+        "county_admin_1",
+        "school_admin_h1",
+        "teacher_1",
+        "teacher_2",
+        "observer_1",
+    ];
+    let mut covered = std::collections::BTreeSet::new();
+    let mut checked = 0;
+    for (name, token) in &callers {
+        // The list: exactly the recordings this caller may open.
+        let (s, v) = app
+            .call(Some(token), Method::GET, "/api/recordings", None)
+            .await;
+        if listers.contains(name) {
+            assert_eq!(s, StatusCode::OK, "{name}: {v}");
+            let mut listed: Vec<i64> = v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap())
+                .collect();
+            listed.sort_unstable();
+            let want: Vec<i64> = sees
+                .iter()
+                .filter(|(_, who)| who.contains(name))
+                .map(|(r, _)| *r)
+                .collect();
+            assert_eq!(listed, want, "{name} /api/recordings");
+        } else {
+            assert!(refused(s, &v), "{name} may not list recordings: {s} {v}");
+        }
+        covered.insert("/api/recordings".to_string());
+        checked += 1;
+        for (r, allowed) in &sees {
+            for (template, path) in [
+                ("/api/recordings/{id}", format!("/api/recordings/{r}")),
+                (
+                    "/api/recordings/{id}/manifest",
+                    format!("/api/recordings/{r}/manifest"),
+                ),
+                (
+                    "/api/recordings/{id}/files/{file}",
+                    format!("/api/recordings/{r}/files/{file}"),
+                ),
+            ] {
+                let resp = app
+                    .oneshot_request(Some(token), Method::GET, &path, None)
+                    .await;
+                let s = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+                let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if allowed.contains(name) {
+                    assert_eq!(s, StatusCode::OK, "{name} may GET {path}: {v}");
+                } else {
+                    assert!(refused(s, &v), "{name} may not GET {path}: {s} {v}");
+                }
+                covered.insert(template.to_string());
+                checked += 1;
+            }
+        }
+    }
+    // Every recordings route the API documents is in this matrix.
+    let (_, doc) = app.call(None, Method::GET, "/api/openapi.json", None).await;
+    let documented: Vec<&String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|p| p.starts_with("/api/recordings"))
+        .collect();
+    assert_eq!(documented.len(), 4, "{documented:?}");
+    for p in documented {
+        assert!(covered.contains(p), "{p} is not in the recordings matrix");
+    }
+    assert_eq!(checked, callers.len() * 10);
+}

@@ -8,8 +8,8 @@ mod support;
 use std::collections::BTreeSet;
 
 use classrelay::school::model::{
-    self, Classroom, ClassroomKind, Entity, Lesson, LessonMode, LessonState, Pairing, Region,
-    School, SchoolKind, Site, Teacher, Term, TimetableSlot,
+    self, Classroom, ClassroomKind, Entity, Lesson, LessonMode, LessonState, OnOff, Pairing,
+    Region, School, SchoolKind, Site, Teacher, Term, TimetableSlot,
 };
 use classrelay::store::Store;
 use serde_json::Value;
@@ -83,12 +83,16 @@ async fn every_row_comes_back(store: &Store) {
         region_id: Some(region.id),
         max_master_sites: sites,
         area: classrelay::school::model::SchoolArea::Rural,
+        record_lessons: OnOff(true),
+        retention_days: None,
     };
     let hub = round_trip(
         store,
         school("H1", SchoolKind::Hub, 7),
         School {
             region_id: None,
+            record_lessons: OnOff(false),
+            retention_days: Some(30),
             ..school("H2", SchoolKind::Hub, 9)
         },
     )

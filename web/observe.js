@@ -4,6 +4,7 @@
 // and never sends a code out of order (one request at a time, in a queue).
 
 import { api, header, h, t, hhmm, showError } from '/app.js';
+import { mountPlayer } from '/player.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
@@ -13,6 +14,7 @@ let running = true;
 let lastMethod = null; // which coder Backspace corrects
 let queue = Promise.resolve(); // codes go out one request at a time, in order
 let me = null; // the signed-in user (the draft button is its observer's)
+let player = null; // the lesson's recording in the synced player, when it has one
 
 const fmt = (ms) => {
   const s = Math.floor(ms / 1000);
@@ -73,8 +75,24 @@ function drawRubric() {
 }
 
 function drawComments() {
+  // With a recording, a comment's time is a button that seeks it to that moment.
   $('comments').replaceChildren(...obs.comments.map((c) =>
-    h('li', { dataset: { at: c.at_ms } }, h('strong', {}, fmt(c.at_ms)), ' ', c.body)));
+    h('li', { dataset: { at: c.at_ms } },
+      player
+        ? h('button', { type: 'button', class: 'link seek', onclick: () => player.seek(c.at_ms) }, h('strong', {}, fmt(c.at_ms)))
+        : h('strong', {}, fmt(c.at_ms)),
+      ' ', c.body)));
+}
+
+/** The newest processed recording of the observed lesson in the player, or null. */
+async function recordingOf(lessonId) {
+  const page = await api('GET', `/api/recordings?lesson_id=${lessonId}`).catch(() => null);
+  const rec = page?.items.find((r) => r.processing === 'ready');
+  if (!rec) return null;
+  $('recordingCard').hidden = false;
+  const p = await mountPlayer($('recordingPlayer'), rec.id);
+  await p.ready;
+  return p;
 }
 
 function draw() {
@@ -160,14 +178,18 @@ async function workspace(id) {
   $('work').hidden = false;
   obs = { id };
   await reload();
+  player = await recordingOf(obs.lesson_id);
+  if (player) drawComments();
   document.addEventListener('keydown', onKey);
   // The lesson clock and the S-T prompt at each interval.
   let last = Date.now();
   setInterval(() => {
     const now = Date.now();
-    if (running) {
+    if (running || player) {
       const before = clockMs;
-      clockMs += now - last;
+      // A recorded lesson: the lesson time is the recording's.
+      if (player) clockMs = player.time();
+      else clockMs += now - last;
       const every = (obs.interval_s || 30) * 1000;
       if (Math.floor(clockMs / every) > Math.floor(before / every)) $('tick').classList.add('due');
     }

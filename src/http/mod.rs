@@ -216,6 +216,27 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/inspect.js"),
     ),
+    // Recordings and the synced player (issue 20 item 3).
+    (
+        "/player",
+        "text/html; charset=utf-8",
+        include_str!("../../web/player.html"),
+    ),
+    (
+        "/player.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/player.js"),
+    ),
+    (
+        "/player-page.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/player-page.js"),
+    ),
+    (
+        "/player.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/player.css"),
+    ),
 ];
 
 fn page(path: &'static str) -> Response {
@@ -463,6 +484,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/record.css", get(|| async { page("/record.css") }))
         .route("/inspect", get(|| async { page("/inspect") }))
         .route("/inspect.js", get(|| async { page("/inspect.js") }))
+        .route("/player", get(|| async { page("/player") }))
+        .route("/player.js", get(|| async { page("/player.js") }))
+        .route("/player-page.js", get(|| async { page("/player-page.js") }))
+        .route("/player.css", get(|| async { page("/player.css") }))
         .merge(signalling_router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

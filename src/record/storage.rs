@@ -20,6 +20,19 @@ pub trait RecordingStorage: Send + Sync + std::fmt::Debug {
     fn recording_dir(&self, id: RecordingId) -> PathBuf;
     /// Ids of the recordings whose place exists, in increasing order (recovery at start-up).
     fn list(&self) -> io::Result<Vec<RecordingId>>;
+    /// The local path of file `name` of recording `id` for reading (playback, download, the
+    /// manifest); `None` for a name that is not a plain file name (no separators, no `..`),
+    /// so a name from a request can never leave the recording's place.
+    fn file(&self, id: RecordingId, name: &str) -> Option<PathBuf> {
+        let plain = !name.is_empty()
+            && !name.starts_with('.')
+            && !name.contains(['/', '\\', '\0'])
+            && Path::new(name).components().count() == 1;
+        plain.then(|| self.recording_dir(id).join(name))
+    }
+    /// Deletes recording `id`'s place and everything in it (retention); a place already gone
+    /// is not an error.
+    fn delete(&self, id: RecordingId) -> io::Result<()>;
 }
 
 /// Recordings as directories: `<root>/<id>/capture.crcap` and beside it what processing makes.
@@ -69,6 +82,13 @@ impl RecordingStorage for DirStorage {
         ids.sort_unstable();
         Ok(ids)
     }
+
+    fn delete(&self, id: RecordingId) -> io::Result<()> {
+        match std::fs::remove_dir_all(self.recording_dir(id)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -85,5 +105,27 @@ mod tests {
         s.create_capture(3).expect("create");
         std::fs::write(dir.path().join("recordings/notes.txt"), b"x").expect("write");
         assert_eq!(s.list().expect("list"), vec![3, 12]);
+        s.delete(3).expect("delete");
+        s.delete(3).expect("deleting a place already gone");
+        assert_eq!(s.list().expect("list"), vec![12]);
+    }
+
+    #[test]
+    fn only_plain_file_names_name_a_recordings_file() {
+        let s = DirStorage::new("/r");
+        assert_eq!(s.file(4, "a.webm"), Some(PathBuf::from("/r/4/a.webm")));
+        for bad in [
+            "",
+            "..",
+            ".",
+            "../4/a.webm",
+            "x/y",
+            "/etc/passwd",
+            ".hidden",
+            "a\\b",
+            "a\0",
+        ] {
+            assert_eq!(s.file(4, bad), None, "{bad:?}");
+        }
     }
 }

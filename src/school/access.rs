@@ -13,6 +13,7 @@
 //! | lesson | its classrooms' devices; people covering its hub or a site school | its hub teacher, or an admin covering its hub school |
 //! | user | admins whose scope contains the user's | the same |
 //! | device token | admins covering its classroom's school | the same |
+//! | recording | admins, teachers and observers who may watch its lesson; a plain room's: global admins | nobody through the API (the retention sweep deletes, audited) |
 //!
 //! A classroom device reads only its own classroom, the classrooms of its lessons, and its
 //! lessons: never the directory. Refusals are `403` problems of type `out-of-scope`.
@@ -352,5 +353,22 @@ mod tests {
         d.paired.entry(1).or_default().insert(3);
         d.paired.entry(3).or_default().insert(1);
         assert!(d.school_visible(&school(1), 3) && !d.school_visible(&school(1), 2));
+    }
+}
+
+/// Whether `p` may see a recording, its files and its metadata: an admin, teacher or observer
+/// who may watch its lesson ([`may_watch`]); a plain room's recording (no lesson) only a
+/// global admin. Never a classroom device or an inspector (inspectors get recordings only
+/// through what an inspection round assigns them, blinded).
+pub(crate) fn may_see_recording(p: &Principal, lesson: Option<(&Lesson, &[Place])>) -> bool {
+    let Principal::User { role, scope, .. } = p else {
+        return false;
+    };
+    if !matches!(role, Role::Admin | Role::Teacher | Role::Observer) {
+        return false;
+    }
+    match lesson {
+        Some((l, places)) => may_watch(p, l, places),
+        None => *role == Role::Admin && scope.level == Level::Global,
     }
 }

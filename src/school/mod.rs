@@ -27,6 +27,8 @@ pub(crate) mod quality;
 pub mod recording;
 // A stopped recording's capture → playable files (issue 20: processing and recovery).
 pub mod recording_files;
+// Recordings kept per school's days, expired ones deleted and audited (issue 20 item 3).
+pub mod retention;
 pub(crate) mod scheduler;
 pub(crate) mod timetable;
 pub(crate) mod userscsv;

@@ -127,22 +127,69 @@ pub struct School {
     #[serde(default)]
     #[sqlx(try_from = "String")]
     pub area: SchoolArea,
+    /// Whether its timetable lessons are recorded at the bell (`[recording] rooms =
+    /// "lessons"`, the default); on unless turned off.
+    #[serde(default = "default_on")]
+    #[sqlx(try_from = "i64")]
+    #[schema(value_type = bool)]
+    pub record_lessons: OnOff,
+    /// Days its lessons' recordings are kept after they end; none: `[recording]
+    /// retention_days` (0 there keeps them). The retention sweep deletes older ones (logged).
+    #[serde(default)]
+    pub retention_days: Option<i64>,
 }
 
 fn default_master_sites() -> i64 {
     500
 }
 
+fn default_on() -> OnOff {
+    OnOff(true)
+}
+
+/// A yes/no column stored as 0/1 (both backends keep it as an integer), `true`/`false` in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OnOff(pub bool);
+
+impl TryFrom<i64> for OnOff {
+    type Error = std::convert::Infallible;
+    fn try_from(v: i64) -> Result<Self, Self::Error> {
+        Ok(OnOff(v != 0))
+    }
+}
+
+impl crate::store::entity::ToVal for OnOff {
+    fn to_val(&self) -> crate::store::entity::Val {
+        crate::store::entity::Val::Int(Some(i64::from(self.0)))
+    }
+}
+
 impl Entity for School {
     const TABLE: &'static str = "schools";
     const NAME: &'static str = "school";
     const FILTERS: &'static [&'static str] = &["region_id"];
-    entity_columns!(code, name, kind, region_id, max_master_sites, area);
+    entity_columns!(
+        code,
+        name,
+        kind,
+        region_id,
+        max_master_sites,
+        area,
+        record_lessons,
+        retention_days
+    );
     fn validate(&self) -> Result<(), String> {
         need("code", &self.code)?;
         need("name", &self.name)?;
         if !(1..=10_000).contains(&self.max_master_sites) {
             return Err("max_master_sites must be between 1 and 10000".into());
+        }
+        if self
+            .retention_days
+            .is_some_and(|d| !(1..=36_500).contains(&d))
+        {
+            return Err("retention_days must be between 1 and 36500 (or left out)".into());
         }
         Ok(())
     }

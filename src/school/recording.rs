@@ -41,10 +41,13 @@ pub struct Recording {
     pub processing_error: Option<String>,
     /// The processed recording's `manifest.json`, once ready.
     pub manifest_path: Option<String>,
+    /// When the retention sweep deleted its files (ms since the Unix epoch).
+    pub deleted_at: Option<i64>,
 }
 
-const COLS: &str = "id, room, lesson_id, started_at, ended_at, state, capture_path, error, \
-                    processing, processing_error, manifest_path";
+/// The columns of [`Recording`], in its order.
+pub(crate) const COLS: &str = "id, room, lesson_id, started_at, ended_at, state, capture_path, \
+                    error, processing, processing_error, manifest_path, deleted_at";
 
 /// Every recording, newest first.
 pub async fn list(store: &Store) -> StoreResult<Vec<Recording>> {
@@ -61,6 +64,17 @@ pub async fn of_lesson(store: &Store, lesson: i64) -> StoreResult<Vec<Recording>
         .bind(lesson)
         .fetch_all(store.pool())
         .await?)
+}
+
+/// Where recordings live: the recorder's storage, or (a server without media workers) the
+/// configured directory. Every read and delete of a recording's files goes through it.
+pub fn storage(app: &SchoolState) -> Arc<dyn crate::record::storage::RecordingStorage> {
+    match app.media.recorder() {
+        Some(r) => r.storage.clone(),
+        None => Arc::new(DirStorage::new(
+            app.config.recording.dir_in(&app.config.data.dir),
+        )),
+    }
 }
 
 /// Starts the capture writer and the recorder (storage under `[recording] dir`), and the task
@@ -101,6 +115,8 @@ pub(crate) fn start(app: &Arc<SchoolState>) {
                 });
             }));
     }
+    // Expired recordings are deleted (issue 20 item 3: retention).
+    super::retention::start(app);
     let weak: Weak<SchoolState> = Arc::downgrade(app);
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {

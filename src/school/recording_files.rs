@@ -138,7 +138,7 @@ pub(crate) async fn recover(app: &Arc<SchoolState>) {
     }
     let todo: Vec<(i64,)> = match sqlx::query_as(
         "SELECT id FROM recordings WHERE state <> 'recording' AND capture_path <> '' \
-         AND (processing IS NULL OR processing = 'processing') ORDER BY id",
+         AND deleted_at IS NULL AND (processing IS NULL OR processing = 'processing') ORDER BY id",
     )
     .fetch_all(app.store.pool())
     .await

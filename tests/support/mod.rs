@@ -7,6 +7,7 @@ pub mod browser;
 pub mod media;
 pub mod metrics;
 pub mod pg;
+pub mod recorded;
 pub mod recording;
 pub mod school;
 pub mod skip;

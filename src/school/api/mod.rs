@@ -36,6 +36,7 @@ use crate::time::{fmt_date, millis_to_local, parse_date, rfc3339};
 mod entities;
 mod lessons;
 mod live;
+mod recordings;
 mod rules;
 mod timetable;
 mod users;
@@ -43,6 +44,7 @@ mod users;
 use entities::*;
 use lessons::*;
 use live::*;
+use recordings::*;
 use rules::*;
 use timetable::*;
 use users::*;
@@ -117,6 +119,10 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     lessons_spotlight,
     lessons_live,
     lessons_events,
+    recordings_list,
+    recordings_get,
+    recordings_manifest,
+    recordings_file,
     today
 ))]
 pub(super) struct Operations;
@@ -257,6 +263,10 @@ fn handler(
         ("POST", "/api/lessons/{id}/spotlight") => post(lessons_spotlight),
         ("GET", "/api/lessons/{id}/live") => get(lessons_live),
         ("GET", "/api/lessons/{id}/events") => get(lessons_events),
+        ("GET", "/api/recordings") => get(recordings_list),
+        ("GET", "/api/recordings/{id}") => get(recordings_get),
+        ("GET", "/api/recordings/{id}/manifest") => get(recordings_manifest),
+        ("GET", "/api/recordings/{id}/files/{file}") => get(recordings_file),
         ("GET", "/api/today") => get(today),
         _ => return None,
     })

@@ -34,6 +34,9 @@ pub(super) const ADMIN: &[Role] = &[Role::Admin];
 pub(super) const PEOPLE: &[Role] = &[Role::Admin, Role::Teacher, Role::Observer, Role::Inspector];
 pub(super) const STAFF: &[Role] = &[Role::Admin, Role::Teacher];
 pub(super) const DEVICE: &[Role] = &[Role::Classroom];
+/// Who may list and play recordings (inspectors only through an inspection round's blinded
+/// assignment, devices never).
+pub(super) const RECORDING_VIEWERS: &[Role] = &[Role::Admin, Role::Teacher, Role::Observer];
 
 macro_rules! route_rule {
     ($m:literal, $p:literal, $a:expr, $tag:literal, $s:literal $(,)?) => {
@@ -504,6 +507,35 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         "lessons",
         "Server-sent events of the lesson (joined, left, published, unpublished, hand, speak, \
          spotlight, state, quality; see LessonEvent); resumes from Last-Event-ID",
+    ),
+    // Recordings (issue 20 item 3); the object rule is `access::may_see_recording`.
+    route_rule!(
+        "GET",
+        "/api/recordings",
+        Allow::Roles(RECORDING_VIEWERS),
+        "recordings",
+        "Recordings the caller may see, by lesson, teacher, school and date (paged)",
+    ),
+    route_rule!(
+        "GET",
+        "/api/recordings/{id}",
+        Allow::Roles(RECORDING_VIEWERS),
+        "recordings",
+        "One recording: its lesson's metadata (subject, grade, textbook, chapter, teacher, paired schools) and its playable sources",
+    ),
+    route_rule!(
+        "GET",
+        "/api/recordings/{id}/manifest",
+        Allow::Roles(RECORDING_VIEWERS),
+        "recordings",
+        "A processed recording's manifest.json",
+    ),
+    route_rule!(
+        "GET",
+        "/api/recordings/{id}/files/{file}",
+        Allow::Roles(RECORDING_VIEWERS),
+        "recordings",
+        "Play (HTTP range requests) or download (?download=1) one source file of a recording",
     ),
     route_rule!(
         "GET",

@@ -27,6 +27,8 @@ fn directory() -> Directory {
         region_id: None,
         max_master_sites: 500,
         area: Default::default(),
+        record_lessons: crate::school::model::OnOff(true),
+        retention_days: None,
     };
     let room = |id, school_id, name: &str, kind| Classroom {
         id,

@@ -1,3 +1,4 @@
+// @ts-check
 // Admin pages (/admin#lessons|schools|classrooms|pairings|timetable): today's lessons with
 // live status, schools and classrooms (with device tokens and the kiosk link), pairings and
 // the term timetable as a week view, CSV import (all rows or none; errors name row and
@@ -5,10 +6,10 @@
 
 import { api, h, t, header, showError, modeLabel, hhmm } from '/app.js';
 
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const view = () => $('view');
 const handle = { tab: null, error: null };
-window.classrelay = handle;
+/** @type {any} */ (window).classrelay = handle;
 
 const table = (cols, rows) =>
   h('table', { class: 'list' },
@@ -182,7 +183,7 @@ const TABS = {
 async function show() {
   const tab = (location.hash || '#lessons').slice(1);
   handle.tab = tab;
-  document.querySelectorAll('nav.tabs a').forEach((a) => a.classList.toggle('active', a.hash === `#${tab}`));
+  document.querySelectorAll('nav.tabs a').forEach((a) => a.classList.toggle('active', /** @type {HTMLAnchorElement} */ (a).hash === `#${tab}`));
   showError(null);
   try {
     await (TABS[tab] ?? TABS.lessons)();

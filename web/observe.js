@@ -1,3 +1,4 @@
+// @ts-check
 // The observer's workspace (/observe): lesson picker, keyboard S-T and FIAS coders, rubric
 // form, comments at the current moment of the lesson, live figures and charts from the
 // server, submission. Plain ES module, served as /observe.js. Never computes a figure itself
@@ -5,8 +6,9 @@
 
 import { api, header, h, t, hhmm, showError } from '/app.js';
 
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(window.location.search);
+/** @type {any} */
 let obs = null; // the observation as the server last returned it
 let clockMs = 0; // the lesson timeline: ms since coding started (pausable)
 let running = true;
@@ -48,7 +50,9 @@ function drawFigures() {
   }
   const bust = `?v=${Date.now()}`;
   const base = `/api/observations/${obs.id}`;
-  for (const [img, on, path] of [['stSvg', !!obs.st, 'st.svg'], ['rtChSvg', !!obs.st, 'rt-ch.svg'], ['fiasSvg', !!obs.fias, 'fias.svg']]) {
+  /** @type {[string, boolean, string][]} */
+  const svgs = [['stSvg', !!obs.st, 'st.svg'], ['rtChSvg', !!obs.st, 'rt-ch.svg'], ['fiasSvg', !!obs.fias, 'fias.svg']];
+  for (const [img, on, path] of svgs) {
     $(img).hidden = !on;
     if (on) $(img).src = `${base}/${path}${bust}`;
   }
@@ -164,9 +168,9 @@ async function workspace(id) {
   });
   $('rubricForm').addEventListener('submit', (e) => {
     e.preventDefault();
-    const scores = [...document.querySelectorAll('#rubricItems input[data-item]')]
+    const scores = [.../** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll('#rubricItems input[data-item]'))]
       .filter((i) => i.value !== '')
-      .map((i) => ({ item: i.dataset.item, score: Number(i.value), comment: document.querySelector(`input[data-comment="${i.dataset.item}"]`).value }));
+      .map((i) => ({ item: i.dataset.item, score: Number(i.value), comment: /** @type {HTMLInputElement} */ (document.querySelector(`input[data-comment="${i.dataset.item}"]`)).value }));
     send(async () => {
       await api('PUT', `/api/observations/${obs.id}/scores`, { scores });
       await reload();

@@ -1,3 +1,4 @@
+// @ts-check
 // classrelay pages: WHIP (publish) and WHEP (watch) client logic, shared by
 // publish.html and watch.html. Plain ES module, no build step; the server
 // embeds it and serves it as /whip.js (Content-Type: text/javascript).
@@ -198,7 +199,8 @@ export async function postOffer(endpoint, token, offerSdp) {
  * configuration has no ICE servers: direct UDP still works where the network allows it, and
  * the POST reports a bad token.
  */
-export async function iceConfig(endpoint, token, { relay = false, log = () => {} } = {}) {
+export async function iceConfig(endpoint, token, { relay = false, log = (/** @type {string} */ _m) => {} } = {}) {
+  /** @type {RTCConfiguration} */
   const config = { bundlePolicy: 'max-bundle', iceServers: [] };
   if (relay) config.iceTransportPolicy = 'relay';
   const url = new URL(endpoint, window.location.href);
@@ -230,7 +232,7 @@ export async function iceConfig(endpoint, token, { relay = false, log = () => {}
 }
 
 /** DELETEs a WHIP/WHEP session resource; errors are logged, not thrown. */
-export async function deleteResource(resource, token, log = () => {}) {
+export async function deleteResource(resource, token, log = (/** @type {string} */ _m) => {}) {
   if (!resource) return;
   try {
     const headers = token ? { Authorization: `Bearer ${token}` } : {};
@@ -307,7 +309,7 @@ export function runPublishPage() {
   const handle = createHandle();
   const log = logger(handle);
   const params = pageParams();
-  const $ = (id) => document.getElementById(id);
+  const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
   let camStream = null;
   let screen = null; // { track, stop }
   let screenSender = null;
@@ -425,7 +427,7 @@ export function runWatchPage() {
   const handle = createHandle();
   const log = logger(handle);
   const params = pageParams();
-  const $ = (id) => document.getElementById(id);
+  const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
   const elements = { audio: $('audio'), camera: $('camera'), screen: $('screen') };
 
   handle.stop = async () => {

@@ -277,14 +277,20 @@ pub(super) async fn check_lesson(
     )
     .await?;
     if let Some(c) = clashes.first() {
+        // Names, not ids (王丽, not "teacher 1"): the id stays in brackets.
         let with = if c.hub_teacher_id == l.hub_teacher_id {
-            format!("the same hub teacher {}", c.hub_teacher_id)
+            format!(
+                "the same hub teacher {} ({})",
+                teacher.name, c.hub_teacher_id
+            )
         } else {
-            let shared: Vec<String> = rooms
-                .iter()
-                .filter(|r| c.has_classroom(**r))
-                .map(|r| r.to_string())
-                .collect();
+            let mut shared: Vec<String> = Vec::new();
+            for r in rooms.iter().filter(|r| c.has_classroom(**r)) {
+                match model::get::<Classroom>(store, *r).await {
+                    Ok(room) => shared.push(format!("{} ({r})", room.name)),
+                    Err(_) => shared.push(r.to_string()),
+                }
+            }
             format!("classroom {}", shared.join(", "))
         };
         return Err(ApiError::new(

@@ -4,7 +4,7 @@
 // server, submission. Plain ES module, served as /observe.js. Never computes a figure itself
 // and never sends a code out of order (one request at a time, in a queue).
 
-import { api, header, h, t, hhmm, showError } from '/app.js';
+import { api, header, h, t, showError, dateTimeText } from '/app.js';
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(window.location.search);
@@ -187,12 +187,14 @@ async function workspace(id) {
 async function picker() {
   $('picker').hidden = false;
   const lessons = await api('GET', '/api/lessons');
-  $('lesson').replaceChildren(...lessons.map((l) =>
-    h('option', { value: l.id }, `${hhmm(l.starts)} ${l.subject} · ${l.grade} · ${l.title ?? ''}`)));
+  // A lesson by what people call it (date, subject, grade, title), never by its id.
+  const named = (/** @type {any} */ l) => `${dateTimeText(l.starts)} ${[l.subject, l.grade, l.title].filter(Boolean).join(' · ')}`;
+  const byId = new Map(lessons.map((l) => [l.id, l]));
+  $('lesson').replaceChildren(...lessons.map((l) => h('option', { value: l.id }, named(l))));
   const mine = await api('GET', '/api/observations?mine=true');
   $('mine').querySelector('tbody').replaceChildren(...mine.map((o) =>
     h('tr', {}, h('td', {}, h('a', { href: `/observe?observation=${o.id}` }, `#${o.id}`)),
-      h('td', {}, `${t('obs_lesson')} ${o.lesson_id}`), h('td', {}, o.methods.map((m) => t(`obs_m_${m}`)).join(' / ')),
+      h('td', {}, byId.has(o.lesson_id) ? named(byId.get(o.lesson_id)) : `${t('obs_lesson')} ${o.lesson_id}`), h('td', {}, o.methods.map((m) => t(`obs_m_${m}`)).join(' / ')),
       h('td', {}, t(`obs_state_${o.state}`)))));
   $('open').addEventListener('submit', (e) => {
     e.preventDefault();

@@ -84,7 +84,7 @@ function draw() {
   $('obsId').textContent = obs.id;
   $('state').textContent = t(`obs_state_${obs.state}`);
   $('state').dataset.state = obs.state;
-  $('lessonName').textContent = `${obs.lesson.subject} · ${obs.lesson.grade} · ${obs.lesson.title}`;
+  $('lessonName').textContent = [obs.lesson.subject, obs.lesson.grade, obs.lesson.title].filter(Boolean).join(' · ');
   $('stCoder').hidden = !obs.methods.includes('st');
   $('fiasCoder').hidden = !obs.methods.includes('fias');
   $('submit').disabled = obs.state !== 'draft';

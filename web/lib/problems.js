@@ -122,7 +122,8 @@ export function problemKind(p) {
  */
 export function problemText(p, lang) {
   const i = lang === 'en' ? 1 : 0;
-  const kind = problemKind(p) ?? (p && p.status == null ? 'network' : null);
+  // `api()` throws `{ status: null, title: 'network error' }` when no answer came at all.
+  const kind = problemKind(p) ?? (p?.status == null && p?.title === 'network error' ? 'network' : null);
   const row = (kind && MESSAGES[kind]) ?? (p?.status ? BY_STATUS[p.status] : null);
   /** @type {Record<string, string>} */
   const vars = {};

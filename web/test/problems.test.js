@@ -41,6 +41,8 @@ test('unknown kinds fall back to the status, then to a generic sentence; network
   assert.equal(problemText({ status: 418, type: null }, 'zh'), '操作失败');
   assert.equal(problemText({ status: null, title: 'network error', detail: 'Failed to fetch' }, 'zh'), MESSAGES.network[0]);
   assert.equal(problemText(null, 'en'), 'Something went wrong');
+  // A browser error (no status, no type) is not a network error.
+  assert.equal(problemText({ status: null, title: 'NotAllowedError', detail: 'Permission denied' }, 'zh'), '操作失败');
 });
 
 test('problemKind reads only our own types', () => {

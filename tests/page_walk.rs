@@ -242,6 +242,11 @@ async fn every_page_in_both_languages_shows_only_words() -> Result<()> {
                         "Dedicated delivery"
                     };
                     assert!(text.contains(want), "/today ({lang}) lacks {want}:\n{text}");
+                    // Names, not ids: the hub teacher and the hub classroom.
+                    assert!(
+                        text.contains("王老师") && text.contains("录播教室"),
+                        "{text}"
+                    );
                 }
             }
         }

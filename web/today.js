@@ -14,12 +14,17 @@ const entry = (l) => {
 };
 // Only what is there: a lesson without a title or grade gets no empty line and no "null"
 // (replaceChildren would print a null child as the word).
+/** @type {{ teacher_names?: Record<string, string>, classroom_names?: Record<string, string> }} */
+let names = {};
 const describe = (l) => [
   h('div', { class: 'when' }, `${hhmm(l.starts)}–${hhmm(l.ends)}`),
   h('div', { class: 'what' }, [l.subject, l.grade, modeLabel(l.mode)].filter(Boolean).join(' · ')),
   l.title ? h('div', { class: 'title' }, l.title) : null,
+  // Who teaches and where, by name (never an id).
+  h('div', { class: 'who' }, [names.teacher_names?.[l.hub_teacher_id], names.classroom_names?.[l.hub_classroom_id]].filter(Boolean).join(' · ')),
 ].filter((x) => x != null);
 const render = (d) => {
+  names = d;
   document.getElementById('date').textContent = dateText(d.date);
   for (const which of ['now', 'next']) {
     const l = which === 'now' ? d.current : d.next;

@@ -174,17 +174,33 @@ impl From<crate::ids::BadRoomName> for ApiError {
 }
 
 impl From<crate::store::StoreError> for ApiError {
+    /// The database's own words (table and constraint names, SQL state, driver text) stay in
+    /// the log: a page shows a sentence for the problem `type` (web/lib/problems.js), and a
+    /// client learns the kind, never the schema.
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError::*;
         match &e {
             NotFound(what) => Self::not_found("not-found", format!("{what} not found")),
-            Duplicate(_) => Self::new(StatusCode::CONFLICT, "duplicate", e.to_string()),
-            Reference(_) => Self::new(
-                StatusCode::CONFLICT,
-                "reference",
-                format!("{e} (a referenced row is missing, or the row is still in use)"),
-            ),
-            Check(_) => Self::invalid(e.to_string()),
+            Duplicate(_) => {
+                tracing::info!("store refused a duplicate: {e}");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "duplicate",
+                    "a record with the same key (code or name) already exists",
+                )
+            }
+            Reference(_) => {
+                tracing::info!("store refused a reference: {e}");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "reference",
+                    "a referenced record is missing, or the record is still in use",
+                )
+            }
+            Check(_) => {
+                tracing::info!("store refused a value: {e}");
+                Self::invalid("a value is not allowed here")
+            }
             Migrate(_) | Db(_) => {
                 tracing::error!("store: {e}");
                 Self::new(
@@ -227,6 +243,60 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(e) => Err(ApiError::new(e.status(), "bad-json", e.body_text())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    /// What each database refusal tells a client: its kind and a fixed sentence, never the
+    /// driver's text (SQLite's and PostgreSQL's own wording, table and constraint names).
+    #[test]
+    fn database_words_never_reach_a_client() {
+        let raw = [
+            (
+                StoreError::Duplicate("UNIQUE constraint failed: schools.code".into()),
+                StatusCode::CONFLICT,
+                "duplicate",
+            ),
+            (
+                StoreError::Reference(
+                    "update or delete on table \"schools\" violates foreign key constraint".into(),
+                ),
+                StatusCode::CONFLICT,
+                "reference",
+            ),
+            (
+                StoreError::Check("CHECK constraint failed: kind IN ('hub')".into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+            ),
+            (
+                StoreError::Db(sqlx::Error::Protocol("no such table: schools".into())),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+            ),
+        ];
+        for (e, status, kind) in raw {
+            let a = ApiError::from(e);
+            assert_eq!((a.status, a.kind), (status, kind));
+            for word in [
+                "constraint",
+                "schools",
+                "table",
+                "UNIQUE",
+                "CHECK",
+                "violates",
+            ] {
+                assert!(
+                    !a.detail.contains(word),
+                    "{kind}: {:?} names {word}",
+                    a.detail
+                );
+            }
         }
     }
 }

@@ -259,8 +259,9 @@ async fn timetable(app: App) {
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(kind(&v), "timetable-conflict");
     let detail = v["detail"].as_str().unwrap();
+    // The teacher by name, the id in brackets (王老师, not "teacher 1").
     assert!(
-        detail.contains(&format!("teacher {}", f.teacher))
+        detail.contains(&format!("teacher 王老师 ({})", f.teacher))
             && detail.contains(&format!("slot {first}")),
         "{detail}"
     );
@@ -286,7 +287,7 @@ async fn timetable(app: App) {
         v["detail"]
             .as_str()
             .unwrap()
-            .contains(&format!("classroom {}", f.room_a)),
+            .contains(&format!("classroom 三年级1班 ({})", f.room_a)),
         "{v}"
     );
     // Back to back, or another day: fine.

@@ -1,14 +1,15 @@
+// @ts-check
 // Admin pages (/admin#lessons|schools|classrooms|pairings|timetable): today's lessons with
 // live status, schools and classrooms (with device tokens and the kiosk link), pairings and
 // the term timetable as a week view, CSV import (all rows or none; errors name row and
 // column) and export. Everything goes through the same /api routes the tests exercise.
 
-import { api, h, t, header, showError, modeLabel, hhmm } from '/app.js';
+import { api, h, t, header, showError, modeLabel, hhmm, label, dateText } from '/app.js';
 
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const view = () => $('view');
 const handle = { tab: null, error: null };
-window.classrelay = handle;
+/** @type {any} */ (window).classrelay = handle;
 
 const table = (cols, rows) =>
   h('table', { class: 'list' },
@@ -61,7 +62,7 @@ function csvBox(importPath, exportPath, after) {
         after();
       } catch (e) {
         showError(e);
-        if (e.errors) out.append(table(['row', 'column', ''], e.errors.map((x) => [x.row, x.column, x.message])));
+        if (e.errors) out.append(table([t('col_row'), t('col_column'), t('col_problem')], e.errors.map((x) => [x.row, x.column, x.message])));
       }
     },
   }, t('import_csv'));
@@ -81,8 +82,8 @@ const TABS = {
         h('span', { class: `state state-${l.state}`, dataset: { lesson: l.id } }, t(`state_${l.state}`)), present,
         h('a', { href: `/classroom?lesson=${l.id}` }, t('watch'))];
     }));
-    view().replaceChildren(h('h2', {}, `${t('lessons_today')} ${d.date}`),
-      table([t('time'), t('subject'), t('grade'), t('kind'), t('status'), '', ''], rows));
+    view().replaceChildren(h('h2', {}, `${t('lessons_today')} ${dateText(d.date)}`),
+      table([t('time'), t('subject'), t('grade'), t('kind'), t('status'), t('col_present'), ''], rows));
   },
 
   async schools() {
@@ -93,11 +94,11 @@ const TABS = {
     };
     view().replaceChildren(
       h('h2', {}, t('schools')),
-      table(['id', 'code', t('name'), t('kind'), t('region')], schools.map((s) => [s.id, s.code, s.name, s.kind, rname(s.region_id)])),
+      table([t('col_id'), t('col_code'), t('name'), t('kind'), t('region')], schools.map((s) => [s.id, s.code, s.name, label('school_kind', s.kind), rname(s.region_id)])),
       form([
-        { name: 'code', label: 'code' },
+        { name: 'code', label: t('col_code') },
         { name: 'name', label: t('name') },
-        { name: 'kind', label: t('kind'), options: [['hub', 'hub 主讲校'], ['partner', 'partner 接收校']] },
+        { name: 'kind', label: t('kind'), options: ['hub', 'partner'].map((k) => [k, label('school_kind', k)]) },
         { name: 'region_id', label: t('region'), options: [['', '—'], ...regions.map((r) => [String(r.id), rname(r.id)])] },
       ], t('add'), async (v) => {
         await api('POST', '/api/schools', { ...v, region_id: v.region_id ? Number(v.region_id) : null });
@@ -122,14 +123,14 @@ const TABS = {
     };
     view().replaceChildren(
       h('h2', {}, t('classrooms')),
-      table(['id', t('school'), t('name'), t('kind'), 'device', ''], rooms.map((c) => [c.id, sname(c.school_id), c.name, c.kind, c.device,
+      table([t('col_id'), t('school'), t('name'), t('kind'), t('col_device'), ''], rooms.map((c) => [c.id, sname(c.school_id), c.name, label('room_kind', c.kind), c.device ?? '',
         h('button', { class: 'secondary', onclick: () => issue(c) }, t('issue_token'))])),
       issued,
       form([
         { name: 'school_id', label: t('school'), options: schools.map((s) => [String(s.id), s.name]) },
         { name: 'name', label: t('name') },
-        { name: 'kind', label: t('kind'), options: [['hub', 'hub 主讲教室'], ['interactive', 'interactive 互动教室'], ['receive_only', 'receive-only 接收教室']] },
-        { name: 'device', label: 'device', required: false },
+        { name: 'kind', label: t('kind'), options: ['hub', 'interactive', 'receive_only'].map((k) => [k, label('room_kind', k)]) },
+        { name: 'device', label: `${t('col_device')} ${t('optional')}`, required: false },
       ], t('add'), async (v) => {
         await api('POST', '/api/classrooms', { ...v, school_id: Number(v.school_id) });
         await TABS.classrooms();
@@ -142,19 +143,19 @@ const TABS = {
     view().replaceChildren(
       h('h2', {}, t('pairings')),
       csvBox('/api/pairings/import', '/api/pairings.csv', () => TABS.pairings()),
-      table(['id', 'hub', 'partner', t('subject'), t('grade'), t('term'), 'owner'],
-        ps.map((p) => [p.id, sname(p.hub_school_id), sname(p.partner_school_id), p.subject, p.grade, p.term, p.owner])));
+      table([t('col_id'), t('col_hub'), t('col_partner'), t('subject'), t('grade'), t('term'), t('col_owner')],
+        ps.map((p) => [p.id, sname(p.hub_school_id), sname(p.partner_school_id), p.subject, p.grade, p.term, p.owner ?? ''])));
   },
 
   async timetable() {
     const terms = await api('GET', '/api/terms');
-    const pick = h('select', {}, terms.map((x) => h('option', { value: x.id }, `${x.name} (${x.starts_on}–${x.ends_on})`)));
+    const pick = h('select', {}, terms.map((x) => h('option', { value: x.id }, `${x.name} (${dateText(x.starts_on)}–${dateText(x.ends_on)})`)));
     const grid = h('div', { class: 'week' });
     const box = h('div');
     const draw = async () => {
       const term = Number(pick.value);
       if (!term) {
-        grid.replaceChildren(t('none'));
+        grid.replaceChildren(t('no_term'));
         return;
       }
       const [slots, teachers, rooms] = await Promise.all([
@@ -182,7 +183,7 @@ const TABS = {
 async function show() {
   const tab = (location.hash || '#lessons').slice(1);
   handle.tab = tab;
-  document.querySelectorAll('nav.tabs a').forEach((a) => a.classList.toggle('active', a.hash === `#${tab}`));
+  document.querySelectorAll('nav.tabs a').forEach((a) => a.classList.toggle('active', /** @type {HTMLAnchorElement} */ (a).hash === `#${tab}`));
   showError(null);
   try {
     await (TABS[tab] ?? TABS.lessons)();
@@ -197,7 +198,7 @@ async function main() {
   const me = await api('GET', '/api/me');
   await header(me);
   if (me.role !== 'admin') {
-    showError({ status: 403, title: 'admin only', detail: null });
+    showError({ status: 403, type: 'urn:classrelay:problem:role-forbidden', title: 'Forbidden', detail: null });
     return;
   }
   window.addEventListener('hashchange', show);

@@ -1,3 +1,4 @@
+// @ts-check
 // classrelay school pages: what /login, /today, /teach, /classroom and /admin share.
 // Plain ES module, no build step; embedded in the server and served as /app.js.
 //
@@ -12,10 +13,16 @@
 //   connection fails, with a visible state.
 
 import { postOffer, deleteResource, waitForIceGathering, preferCodec, summarizeStats, iceConfig } from './whip.js';
+import { pickLang, lookup, fill, merge } from './lib/i18n.js';
+import { SseParser, lessonEvent } from './lib/sse.js';
+import { backoff, permanent, eventsRefused } from './lib/reconnect.js';
+import { hhmm as wallHhmm, dateLabel, dateTime } from './lib/timefmt.js';
+import { problemText } from './lib/problems.js';
+import { WORDS } from './lib/words.js';
 
 export { preferCodec, summarizeStats };
 
-const DICT = {
+const PAGES_DICT = {
   zh: {
     app: '三个课堂',
     login: '登录',
@@ -590,29 +597,79 @@ const DICT = {
   },
 };
 
-/** The page language: ?lang=, then the remembered choice, then Chinese. */
+/**
+ * Every page string: the table above and the shared words of `lib/words.js` (roles, kinds,
+ * columns, modes). A page area may add its own block above; `node --test` checks that every
+ * key has both languages and that no key is defined twice.
+ */
+export const DICT = merge(PAGES_DICT, WORDS);
+
+/**
+ * The page language: ?lang=, then the remembered choice, then Chinese.
+ * @returns {'zh' | 'en'}
+ */
 export function lang() {
   const q = new URLSearchParams(window.location.search).get('lang');
-  if (q === 'en' || q === 'zh') {
-    localStorage.setItem('classrelay.lang', q);
-    return q;
-  }
-  return localStorage.getItem('classrelay.lang') === 'en' ? 'en' : 'zh';
+  const l = pickLang(q, localStorage.getItem('classrelay.lang'));
+  if (q === 'en' || q === 'zh') localStorage.setItem('classrelay.lang', q);
+  return l;
 }
 
-/** Translates `key` (falls back to the key itself, so a missing entry is visible). */
+/**
+ * Translates `key` (falls back to the key itself, so a missing entry is visible and the
+ * page-walk test finds it).
+ * @param {string} key
+ * @returns {string}
+ */
 export function t(key) {
-  return DICT[lang()][key] ?? DICT.zh[key] ?? key;
+  return lookup(DICT, lang(), key);
+}
+
+/**
+ * Translates `key` and fills its `{name}` placeholders.
+ * @param {string} key
+ * @param {Record<string, string | number | null | undefined>} vars
+ */
+export function tf(key, vars) {
+  return fill(t(key), vars);
+}
+
+/**
+ * A value's label from a family of keys (`role_teacher`, `kind_hub`): `fallback` (default
+ * empty) when there is no value, the raw value only when the table has no such key.
+ * @param {string} family
+ * @param {string | null | undefined} value
+ */
+export function label(family, value) {
+  if (value == null || value === '') return '';
+  return lookup(DICT, lang(), `${family}_${value}`, String(value));
+}
+
+/**
+ * A date (`2026-12-04`) in the page's language.
+ * @param {string | null | undefined} s
+ */
+export function dateText(s) {
+  return dateLabel(s, lang());
+}
+
+/**
+ * An RFC 3339 time as "12月4日 14:50" / "4 Dec 14:50" (the school's wall clock).
+ * @param {string | null | undefined} iso
+ * @param {{ year?: boolean }} [opts]
+ */
+export function dateTimeText(iso, opts) {
+  return dateTime(iso, lang(), opts);
 }
 
 /** Fills every [data-i18n] element and adds the language switch to #lang if present. */
 export function translatePage() {
   document.documentElement.lang = lang() === 'en' ? 'en' : 'zh-CN';
   document.querySelectorAll('[data-i18n]').forEach((el) => {
-    el.textContent = t(el.dataset.i18n);
+    el.textContent = t(/** @type {HTMLElement} */ (el).dataset.i18n ?? '');
   });
   document.querySelectorAll('[data-i18n-placeholder]').forEach((el) => {
-    el.placeholder = t(el.dataset.i18nPlaceholder);
+    /** @type {HTMLInputElement} */ (el).placeholder = t(/** @type {HTMLElement} */ (el).dataset.i18nPlaceholder ?? '');
   });
   const sw = document.getElementById('lang');
   if (sw && !sw.dataset.ready) {
@@ -641,7 +698,11 @@ export function deviceToken() {
   return localStorage.getItem('classrelay.device');
 }
 
-/** A thrown value as a { status, title, detail, type } problem. */
+/**
+ * A thrown value as a { status, title, detail, type } problem.
+ * @param {any} e
+ * @returns {{ status: number | null, title: string, detail: string | null, type: string | null, [k: string]: any }}
+ */
 export function asProblem(e) {
   if (e && typeof e === 'object' && 'title' in e) return e;
   return { status: null, title: e?.name ?? 'Error', detail: String(e?.message ?? e), type: null };
@@ -653,6 +714,7 @@ export function asProblem(e) {
  * needs a login sends the browser to /login (unless `noRedirect`).
  */
 export async function api(method, path, body = undefined, { noRedirect = false } = {}) {
+  /** @type {Record<string, string>} */
   const headers = {};
   const dev = deviceToken();
   if (dev) headers.Authorization = `Bearer ${dev}`;
@@ -682,7 +744,10 @@ export async function api(method, path, body = undefined, { noRedirect = false }
       const next = encodeURIComponent(window.location.pathname + window.location.search);
       window.location.assign(`/login?next=${next}`);
     }
+    // Every member comes along (a problem may carry `opens_at`, `errors`, `limit`, …: the
+    // message table fills its sentences from them).
     throw {
+      ...(p && typeof p === 'object' ? p : {}),
       status: resp.status,
       title: p?.title ?? resp.statusText,
       detail: p?.detail ?? null,
@@ -703,8 +768,8 @@ export function showError(p) {
     el.hidden = true;
     return;
   }
-  const status = p.status ? ` [HTTP ${p.status}]` : '';
-  el.textContent = `${t('error')}${status}: ${p.title ?? ''}${p.detail ? ` — ${p.detail}` : ''}`;
+  el.textContent = `${t('error')}: ${problemText(p, lang())}`;
+  if (p.status) el.title = `HTTP ${p.status}${p.type ? ` ${p.type}` : ''}`;
   el.hidden = false;
 }
 
@@ -725,9 +790,12 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-/** "08:00" from an RFC 3339 local time string as the API gives it. */
+/**
+ * "08:00" from an RFC 3339 local time string as the API gives it ("" when there is none).
+ * @param {string | null | undefined} rfc3339
+ */
 export function hhmm(rfc3339) {
-  return (rfc3339 ?? '').slice(11, 16);
+  return wallHhmm(rfc3339);
 }
 
 /**
@@ -736,6 +804,11 @@ export function hhmm(rfc3339) {
  * nothing is missed (a `resync` event carries the full picture when too much was).
  */
 export class LessonEvents {
+  /**
+   * @param {number | string} lessonId
+   * @param {(ev: { kind: string, seq?: number | null, at?: number | null, data: any }) => void} onEvent
+   * @param {(msg: string) => void} [log]
+   */
   constructor(lessonId, onEvent, log = () => {}) {
     this.url = `/api/lessons/${lessonId}/events`;
     this.onEvent = onEvent;
@@ -747,7 +820,7 @@ export class LessonEvents {
   }
 
   async run() {
-    let backoff = 500;
+    let failures = 0;
     while (!this.closed) {
       try {
         this.abort = new AbortController();
@@ -756,56 +829,36 @@ export class LessonEvents {
         if (dev) headers.Authorization = `Bearer ${dev}`;
         if (this.last != null) headers['Last-Event-ID'] = String(this.last);
         const resp = await fetch(this.url, { headers, signal: this.abort.signal, credentials: 'same-origin' });
-        if (resp.status === 401 || resp.status === 403 || resp.status === 404) {
+        if (eventsRefused(resp.status)) {
           this.log(`events: HTTP ${resp.status}, giving up`);
           this.onEvent({ kind: 'events-refused', data: { status: resp.status } });
           return;
         }
         if (!resp.ok || !resp.body) throw new Error(`HTTP ${resp.status}`);
-        backoff = 500;
+        failures = 0;
         await this.read(resp.body);
       } catch (e) {
         if (this.closed) return;
-        this.log(`events: ${e}; retrying in ${backoff} ms`);
+        this.log(`events: ${e}; retrying in ${backoff(failures, { max: 8000 })} ms`);
       }
-      await new Promise((r) => setTimeout(r, backoff));
-      backoff = Math.min(backoff * 2, 8000);
+      await new Promise((r) => setTimeout(r, backoff(failures, { max: 8000 })));
+      failures += 1;
     }
   }
 
+  /** @param {ReadableStream<Uint8Array>} body */
   async read(body) {
-    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = '';
+    const reader = body.pipeThrough(/** @type {TransformStream<Uint8Array, string>} */ (new TextDecoderStream())).getReader();
+    const parser = new SseParser();
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      buf += value.replace(/\r\n/g, '\n');
-      let cut;
-      while ((cut = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, cut);
-        buf = buf.slice(cut + 2);
-        let kind = 'message';
-        let id = null;
-        const data = [];
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue;
-          const i = line.indexOf(':');
-          const field = i < 0 ? line : line.slice(0, i);
-          const val = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
-          if (field === 'event') kind = val;
-          else if (field === 'id') id = val;
-          else if (field === 'data') data.push(val);
-        }
-        if (id != null) this.last = id;
-        if (data.length === 0) continue;
-        let parsed;
-        try {
-          parsed = JSON.parse(data.join('\n'));
-        } catch {
-          parsed = { data: data.join('\n') };
-        }
-        this.onEvent({ kind, seq: parsed.seq ?? null, at: parsed.at ?? null, data: parsed.data ?? parsed });
+      for (const msg of parser.push(value)) {
+        if (msg.id != null) this.last = msg.id;
+        this.onEvent(lessonEvent(msg));
       }
+      // An id-only message moves the resume point too.
+      if (parser.lastId != null) this.last = parser.lastId;
     }
   }
 
@@ -813,11 +866,6 @@ export class LessonEvents {
     this.closed = true;
     if (this.abort) this.abort.abort();
   }
-}
-
-/** Problems that a retry cannot fix: the link stops and shows why. */
-function permanent(p) {
-  return p.status === 400 || p.status === 401 || p.status === 403 || p.status === 404 || p.status === 409 || p.status === 406;
 }
 
 /**
@@ -929,7 +977,7 @@ export class Link {
     this.resource = null;
     if (old) old.close();
     if (oldResource) deleteResource(oldResource, this.token);
-    const delay = Math.min(500 * 2 ** Math.min(this.attempts, 5), 10000);
+    const delay = backoff(Math.min(this.attempts, 5));
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), delay);
   }
@@ -975,7 +1023,7 @@ export async function header(me) {
   translatePage();
   const who = document.getElementById('who');
   if (who && me) {
-    who.textContent = me.kind === 'device' ? me.label : `${me.display_name || me.username} · ${me.role}`;
+    who.textContent = me.kind === 'device' ? me.label : `${me.display_name || me.username} · ${label('role', me.role)}`;
   }
   const out = document.getElementById('logout');
   if (out) {

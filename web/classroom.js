@@ -1,3 +1,4 @@
+// @ts-check
 // The classroom page (/classroom?lesson=N), and its kiosk form (/classroom?device=<token>, or
 // no parameters once a device token is remembered): it finds the classroom's current lesson
 // in the timetable and joins it with no clicks, then waits for the next one.
@@ -32,7 +33,7 @@ const log = (line) => {
   const pre = document.getElementById('log');
   if (pre) pre.textContent = handle.log.slice(-200).join('\n');
 };
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 
 function setBanner(state) {
   handle.state = state;
@@ -152,6 +153,7 @@ async function runLesson(lessonId, me) {
   showSpot(info.spotlight ?? null);
 
   // ---- this class's camera and microphone --------------------------------------------------
+  /** @type {MediaStream | null} */
   let local = null;
   let pub = null;
   const mayPublish = info.publish;

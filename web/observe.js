@@ -1,13 +1,15 @@
+// @ts-check
 // The observer's workspace (/observe): lesson picker, keyboard S-T and FIAS coders, rubric
 // form, comments at the current moment of the lesson, live figures and charts from the
 // server, submission. Plain ES module, served as /observe.js. Never computes a figure itself
 // and never sends a code out of order (one request at a time, in a queue).
 
-import { api, header, h, t, hhmm, showError } from '/app.js';
+import { api, header, h, t, hhmm, showError, dateTimeText } from '/app.js';
 import { mountPlayer } from '/player.js';
 
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(window.location.search);
+/** @type {any} */
 let obs = null; // the observation as the server last returned it
 let clockMs = 0; // the lesson timeline: ms since coding started (pausable)
 let running = true;
@@ -51,7 +53,9 @@ function drawFigures() {
   }
   const bust = `?v=${Date.now()}`;
   const base = `/api/observations/${obs.id}`;
-  for (const [img, on, path] of [['stSvg', !!obs.st, 'st.svg'], ['rtChSvg', !!obs.st, 'rt-ch.svg'], ['fiasSvg', !!obs.fias, 'fias.svg']]) {
+  /** @type {[string, boolean, string][]} */
+  const svgs = [['stSvg', !!obs.st, 'st.svg'], ['rtChSvg', !!obs.st, 'rt-ch.svg'], ['fiasSvg', !!obs.fias, 'fias.svg']];
+  for (const [img, on, path] of svgs) {
     $(img).hidden = !on;
     if (on) $(img).src = `${base}/${path}${bust}`;
   }
@@ -99,7 +103,7 @@ function draw() {
   $('obsId').textContent = obs.id;
   $('state').textContent = t(`obs_state_${obs.state}`);
   $('state').dataset.state = obs.state;
-  $('lessonName').textContent = `${obs.lesson.subject} · ${obs.lesson.grade} · ${obs.lesson.title}`;
+  $('lessonName').textContent = [obs.lesson.subject, obs.lesson.grade, obs.lesson.title].filter(Boolean).join(' · ');
   $('stCoder').hidden = !obs.methods.includes('st');
   $('fiasCoder').hidden = !obs.methods.includes('fias');
   $('submit').disabled = obs.state !== 'draft';
@@ -213,9 +217,9 @@ async function workspace(id) {
   });
   $('rubricForm').addEventListener('submit', (e) => {
     e.preventDefault();
-    const scores = [...document.querySelectorAll('#rubricItems input[data-item]')]
+    const scores = [.../** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll('#rubricItems input[data-item]'))]
       .filter((i) => i.value !== '')
-      .map((i) => ({ item: i.dataset.item, score: Number(i.value), comment: document.querySelector(`input[data-comment="${i.dataset.item}"]`).value }));
+      .map((i) => ({ item: i.dataset.item, score: Number(i.value), comment: /** @type {HTMLInputElement} */ (document.querySelector(`input[data-comment="${i.dataset.item}"]`)).value }));
     send(async () => {
       await api('PUT', `/api/observations/${obs.id}/scores`, { scores });
       await reload();
@@ -236,12 +240,14 @@ async function workspace(id) {
 async function picker() {
   $('picker').hidden = false;
   const lessons = await api('GET', '/api/lessons');
-  $('lesson').replaceChildren(...lessons.map((l) =>
-    h('option', { value: l.id }, `${hhmm(l.starts)} ${l.subject} · ${l.grade} · ${l.title ?? ''}`)));
+  // A lesson by what people call it (date, subject, grade, title), never by its id.
+  const named = (/** @type {any} */ l) => `${dateTimeText(l.starts)} ${[l.subject, l.grade, l.title].filter(Boolean).join(' · ')}`;
+  const byId = new Map(lessons.map((l) => [l.id, l]));
+  $('lesson').replaceChildren(...lessons.map((l) => h('option', { value: l.id }, named(l))));
   const mine = await api('GET', '/api/observations?mine=true');
   $('mine').querySelector('tbody').replaceChildren(...mine.map((o) =>
     h('tr', {}, h('td', {}, h('a', { href: `/observe?observation=${o.id}` }, `#${o.id}`)),
-      h('td', {}, `${t('obs_lesson')} ${o.lesson_id}`), h('td', {}, o.methods.map((m) => t(`obs_m_${m}`)).join(' / ')),
+      h('td', {}, byId.has(o.lesson_id) ? named(byId.get(o.lesson_id)) : `${t('obs_lesson')} ${o.lesson_id}`), h('td', {}, o.methods.map((m) => t(`obs_m_${m}`)).join(' / ')),
       h('td', {}, t(`obs_state_${o.state}`)))));
   $('open').addEventListener('submit', (e) => {
     e.preventDefault();

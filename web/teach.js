@@ -1,3 +1,4 @@
+// @ts-check
 // The teacher console (/teach?lesson=N): publishes camera (simulcast) + microphone + the
 // courseware screen over WHIP, shows each remote class (one WHEP session per class,
 // `?source=c:<classroom>`) with its name, connection and link quality, and drives the lesson:
@@ -41,7 +42,7 @@ const log = (line) => {
   const pre = document.getElementById('log');
   if (pre) pre.textContent = handle.log.slice(-200).join('\n');
 };
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 
 /** A drawn stand-in for the courseware screen (tests; no screen picker in headless). */
 function canvasScreen() {

@@ -1,3 +1,4 @@
+// @ts-check
 // classrelay pages: WHIP (publish) and WHEP (watch) client logic, shared by
 // publish.html and watch.html. Plain ES module, no build step; the server
 // embeds it and serves it as /whip.js (Content-Type: text/javascript).
@@ -14,6 +15,9 @@
 //   stats()  async: plain JSON summary of pc.getStats() (see summarizeStats)
 //   stop()   async: DELETE the session and close the PeerConnection
 // The publish page adds shareScreen() and stopScreen().
+
+import { pickLang, lookup } from './lib/i18n.js';
+import { problemText } from './lib/problems.js';
 
 /** Transceiver order in every offer the pages make: audio, camera, screen. */
 const ROLES = ['audio', 'camera', 'screen'];
@@ -71,22 +75,62 @@ function logger(handle) {
   };
 }
 
-const STATE_LABELS = {
-  idle: '空闲 (idle)',
-  media: '打开摄像头 (opening camera)',
-  negotiating: '协商中 (negotiating)',
-  connecting: '连接中 (connecting)',
-  connected: '已连接 (connected)',
-  disconnected: '连接中断 (disconnected)',
-  failed: '失败 (failed)',
-  stopped: '已停止 (stopped)',
+// The words of /publish and /watch (Chinese first, `?lang=en` or the switch for English).
+// Their own table: app.js imports this module, so this one cannot import app.js.
+const WORDS = {
+  zh: {
+    w_publish: '发布课堂', w_watch: '观看课堂', w_room: '房间', w_state: '状态', w_start: '开始', w_stop: '停止',
+    w_share: '共享屏幕', w_stop_share: '停止共享', w_camera: '摄像头', w_screen: '屏幕', w_teacher: '老师',
+    w_slides: '课件', w_log: '日志', w_error: '错误',
+    w_state_idle: '空闲', w_state_media: '打开摄像头', w_state_negotiating: '协商中', w_state_connecting: '连接中',
+    w_state_connected: '已连接', w_state_disconnected: '连接中断', w_state_failed: '失败', w_state_stopped: '已停止',
+    w_missing_room: '地址中缺少房间参数（?room=）', w_missing_location: '服务器没有返回会话地址',
+  },
+  en: {
+    w_publish: 'Publish', w_watch: 'Watch', w_room: 'Room', w_state: 'State', w_start: 'Start', w_stop: 'Stop',
+    w_share: 'Share screen', w_stop_share: 'Stop sharing', w_camera: 'Camera', w_screen: 'Screen', w_teacher: 'Teacher camera',
+    w_slides: 'Courseware', w_log: 'Log', w_error: 'Error',
+    w_state_idle: 'Idle', w_state_media: 'Opening camera', w_state_negotiating: 'Negotiating', w_state_connecting: 'Connecting',
+    w_state_connected: 'Connected', w_state_disconnected: 'Disconnected', w_state_failed: 'Failed', w_state_stopped: 'Stopped',
+    w_missing_room: 'The address has no room (?room=)', w_missing_location: 'The server returned no session address',
+  },
 };
+
+/** @returns {'zh' | 'en'} */
+function pageLang() {
+  const q = new URLSearchParams(window.location.search).get('lang');
+  if (q === 'en' || q === 'zh') localStorage.setItem('classrelay.lang', q);
+  return pickLang(q, localStorage.getItem('classrelay.lang'));
+}
+
+/** @param {string} key */
+function w(key) {
+  return lookup(WORDS, pageLang(), key);
+}
+
+/** Fills the page's [data-w] elements and the language switch (#lang). */
+function translateStatic() {
+  document.documentElement.lang = pageLang() === 'en' ? 'en' : 'zh-CN';
+  document.querySelectorAll('[data-w]').forEach((el) => {
+    el.textContent = w(/** @type {HTMLElement} */ (el).dataset.w ?? '');
+  });
+  const sw = document.getElementById('lang');
+  if (sw) {
+    sw.textContent = pageLang() === 'en' ? '中文' : 'English';
+    sw.addEventListener('click', () => {
+      localStorage.setItem('classrelay.lang', pageLang() === 'en' ? 'zh' : 'en');
+      const u = new URL(window.location.href);
+      u.searchParams.delete('lang');
+      window.location.replace(u.toString());
+    });
+  }
+}
 
 function setState(handle, state) {
   handle.state = state;
   const el = document.getElementById('state');
   if (el) {
-    el.textContent = STATE_LABELS[state] ?? state;
+    el.textContent = lookup(WORDS, pageLang(), `w_state_${state}`, state);
     el.dataset.state = state;
   }
 }
@@ -95,8 +139,9 @@ function showError(handle, err) {
   handle.error = err;
   const el = document.getElementById('error');
   if (el) {
-    const status = err.status ? ` [HTTP ${err.status}]` : '';
-    el.textContent = `错误 (Error)${status}: ${err.title}${err.detail ? ` — ${err.detail}` : ''}`;
+    // A refusal of this page's own (`key`) or a server problem, worded in the page's language.
+    el.textContent = `${w('w_error')}: ${err.key ? w(err.key) : problemText(err, pageLang())}`;
+    if (err.status) el.title = `HTTP ${err.status}${err.type ? ` ${err.type}` : ''}`;
     el.hidden = false;
   }
 }
@@ -166,7 +211,7 @@ export async function postOffer(endpoint, token, offerSdp) {
   try {
     resp = await fetch(endpoint, { method: 'POST', headers, body: offerSdp });
   } catch (e) {
-    throw { status: null, title: '网络错误 (network error)', detail: String(e?.message ?? e), type: null };
+    throw { status: null, title: 'network error', detail: String(e?.message ?? e), type: null };
   }
   const body = await resp.text();
   if (resp.status !== 201) {
@@ -185,7 +230,7 @@ export async function postOffer(endpoint, token, offerSdp) {
   }
   const loc = resp.headers.get('Location');
   if (!loc) {
-    throw { status: 201, title: '缺少 Location (missing Location header)', detail: null, type: null };
+    throw { status: 201, title: 'missing Location header', detail: null, type: null, key: 'w_missing_location' };
   }
   return { location: new URL(loc, resp.url || endpoint).toString(), answer: body };
 }
@@ -198,7 +243,8 @@ export async function postOffer(endpoint, token, offerSdp) {
  * configuration has no ICE servers: direct UDP still works where the network allows it, and
  * the POST reports a bad token.
  */
-export async function iceConfig(endpoint, token, { relay = false, log = () => {} } = {}) {
+export async function iceConfig(endpoint, token, { relay = false, log = (/** @type {string} */ _m) => {} } = {}) {
+  /** @type {RTCConfiguration} */
   const config = { bundlePolicy: 'max-bundle', iceServers: [] };
   if (relay) config.iceTransportPolicy = 'relay';
   const url = new URL(endpoint, window.location.href);
@@ -230,7 +276,7 @@ export async function iceConfig(endpoint, token, { relay = false, log = () => {}
 }
 
 /** DELETEs a WHIP/WHEP session resource; errors are logged, not thrown. */
-export async function deleteResource(resource, token, log = () => {}) {
+export async function deleteResource(resource, token, log = (/** @type {string} */ _m) => {}) {
   if (!resource) return;
   try {
     const headers = token ? { Authorization: `Bearer ${token}` } : {};
@@ -292,7 +338,7 @@ function canvasScreenTrack(width, height, fps) {
     ctx.fillRect((n * 7) % width, height / 3, width / 8, height / 3);
     ctx.fillStyle = '#222';
     ctx.font = `${Math.round(height / 12)}px sans-serif`;
-    ctx.fillText(`课件 (slides) ${n}`, width / 20, height / 6);
+    ctx.fillText(`${w('w_slides')} ${n}`, width / 20, height / 6);
   };
   draw();
   const timer = setInterval(draw, Math.round(1000 / fps));
@@ -304,10 +350,11 @@ function canvasScreenTrack(width, height, fps) {
 
 /** Wires up publish.html. */
 export function runPublishPage() {
+  translateStatic();
   const handle = createHandle();
   const log = logger(handle);
   const params = pageParams();
-  const $ = (id) => document.getElementById(id);
+  const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
   let camStream = null;
   let screen = null; // { track, stop }
   let screenSender = null;
@@ -353,7 +400,7 @@ export function runPublishPage() {
     $('error').hidden = true;
     handle.error = null;
     try {
-      if (!params.room) throw { status: null, title: '缺少 room 参数 (missing room parameter)', detail: null };
+      if (!params.room) throw { status: null, title: 'missing room parameter', detail: null, key: 'w_missing_room' };
       setState(handle, 'media');
       camStream = await navigator.mediaDevices.getUserMedia({
         audio: params.audio,
@@ -422,10 +469,11 @@ export function runPublishPage() {
 
 /** Wires up watch.html. */
 export function runWatchPage() {
+  translateStatic();
   const handle = createHandle();
   const log = logger(handle);
   const params = pageParams();
-  const $ = (id) => document.getElementById(id);
+  const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
   const elements = { audio: $('audio'), camera: $('camera'), screen: $('screen') };
 
   handle.stop = async () => {
@@ -442,7 +490,7 @@ export function runWatchPage() {
     $('error').hidden = true;
     handle.error = null;
     try {
-      if (!params.room) throw { status: null, title: '缺少 room 参数 (missing room parameter)', detail: null };
+      if (!params.room) throw { status: null, title: 'missing room parameter', detail: null, key: 'w_missing_room' };
       const config = await iceConfig(endpointFor('whep', params.room), params.token, { relay: params.relay, log });
       const pc = new RTCPeerConnection(config);
       handle.pc = pc;

@@ -237,6 +237,53 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../web/player.css"),
     ),
+    // Words and page scripts (issue 22 item 5): the favicon, the scripts moved out of
+    // today/login, and the pure modules app.js imports (node-tested, see web/test/).
+    (
+        "/today.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/today.js"),
+    ),
+    (
+        "/login.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/login.js"),
+    ),
+    (
+        "/favicon.svg",
+        "image/svg+xml",
+        include_str!("../../web/favicon.svg"),
+    ),
+    (
+        "/lib/i18n.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/lib/i18n.js"),
+    ),
+    (
+        "/lib/sse.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/lib/sse.js"),
+    ),
+    (
+        "/lib/reconnect.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/lib/reconnect.js"),
+    ),
+    (
+        "/lib/timefmt.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/lib/timefmt.js"),
+    ),
+    (
+        "/lib/problems.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/lib/problems.js"),
+    ),
+    (
+        "/lib/words.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/lib/words.js"),
+    ),
 ];
 
 fn page(path: &'static str) -> Response {
@@ -488,6 +535,21 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/player.js", get(|| async { page("/player.js") }))
         .route("/player-page.js", get(|| async { page("/player-page.js") }))
         .route("/player.css", get(|| async { page("/player.css") }))
+        .route("/today.js", get(|| async { page("/today.js") }))
+        .route("/login.js", get(|| async { page("/login.js") }))
+        .route("/favicon.svg", get(|| async { page("/favicon.svg") }))
+        .route("/lib/i18n.js", get(|| async { page("/lib/i18n.js") }))
+        .route("/lib/sse.js", get(|| async { page("/lib/sse.js") }))
+        .route(
+            "/lib/reconnect.js",
+            get(|| async { page("/lib/reconnect.js") }),
+        )
+        .route("/lib/timefmt.js", get(|| async { page("/lib/timefmt.js") }))
+        .route(
+            "/lib/problems.js",
+            get(|| async { page("/lib/problems.js") }),
+        )
+        .route("/lib/words.js", get(|| async { page("/lib/words.js") }))
         .merge(signalling_router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

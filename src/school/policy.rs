@@ -140,19 +140,25 @@ pub(crate) fn check_window(
 ) -> Result<(), ApiError> {
     match lesson.state_at(now, school.open_before, school.grace) {
         LessonState::Open | LessonState::Live => Ok(()),
-        LessonState::Scheduled => Err(ApiError::forbidden(
-            "lesson-not-open",
-            format!(
-                "lesson {} opens at {} ({} minutes before the bell at {})",
-                lesson.id,
-                rfc3339(
-                    lesson.starts_at.saturating_sub(school.open_before),
-                    school.offset
+        LessonState::Scheduled => {
+            let opens_at = rfc3339(
+                lesson.starts_at.saturating_sub(school.open_before),
+                school.offset,
+            );
+            let starts_at = rfc3339(lesson.starts_at, school.offset);
+            // `opens_at` and `starts_at` as members too: a page words the refusal in its own
+            // language from them (web/lib/problems.js) instead of showing this English text.
+            Err(ApiError::forbidden(
+                "lesson-not-open",
+                format!(
+                    "lesson {} opens at {opens_at} ({} minutes before the bell at {starts_at})",
+                    lesson.id,
+                    school.open_before / 60_000,
                 ),
-                school.open_before / 60_000,
-                rfc3339(lesson.starts_at, school.offset)
-            ),
-        )),
+            )
+            .with("opens_at", serde_json::Value::String(opens_at))
+            .with("starts_at", serde_json::Value::String(starts_at)))
+        }
         LessonState::Ended => Err(ApiError::forbidden(
             "lesson-ended",
             format!(

@@ -222,23 +222,55 @@ pub enum SlotError {
 /// classroom (the message names which, and `other`). Pure: the caller picks slots of the
 /// same term and weekday.
 pub fn clash(s: &TimetableSlot, other: &TimetableSlot) -> Option<String> {
+    clash_named(s, other, &|_| None, &|_| None)
+}
+
+/// [`clash`], naming the teacher or classroom (王丽, not "teacher 1") where `teacher` or
+/// `classroom` knows the name of an id; the id stays in brackets.
+pub fn clash_named(
+    s: &TimetableSlot,
+    other: &TimetableSlot,
+    teacher: &dyn Fn(i64) -> Option<String>,
+    classroom: &dyn Fn(i64) -> Option<String>,
+) -> Option<String> {
     // "HH:MM" strings order like times.
     if !(s.starts < other.ends && other.starts < s.ends) {
         return None;
     }
+    let named = |id: i64, name: Option<String>| match name {
+        Some(n) => format!("{n} ({id})"),
+        None => id.to_string(),
+    };
     if let Some(t) = s.teachers().find(|t| other.teachers().any(|x| x == *t)) {
         return Some(format!(
-            "teacher {t} is already in {} at that time",
+            "teacher {} is already in {} at that time",
+            named(t, teacher(t)),
             other.describe()
         ));
     }
     if let Some(c) = s.classrooms().find(|c| other.classrooms().any(|x| x == *c)) {
         return Some(format!(
-            "classroom {c} is already in {} at that time",
+            "classroom {} is already in {} at that time",
+            named(c, classroom(c)),
             other.describe()
         ));
     }
     None
+}
+
+/// The `name` column of row `id` in `table` (teachers or classrooms), if there is one.
+async fn name_of(
+    conn: &mut sqlx::AnyConnection,
+    table: &'static str,
+    id: i64,
+) -> StoreResult<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT name FROM {table} WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(n,)| n))
 }
 
 /// Finds a slot of the same term and weekday, overlapping in time, that shares a teacher
@@ -248,10 +280,29 @@ pub async fn find_conflict(
     s: &TimetableSlot,
 ) -> StoreResult<Option<String>> {
     let others = list_slots_in(conn, s.term_id, Some(s.weekday)).await?;
-    Ok(others
+    let Some(o) = others
         .iter()
         .filter(|o| o.id != s.id)
-        .find_map(|o| clash(s, o)))
+        .find(|o| clash(s, o).is_some())
+    else {
+        return Ok(None);
+    };
+    // Names for the message: the slot's own teachers and classrooms (a handful of rows).
+    let mut teachers = std::collections::HashMap::new();
+    for t in s.teachers() {
+        if let Some(n) = name_of(conn, "teachers", t).await? {
+            teachers.insert(t, n);
+        }
+    }
+    let mut rooms = std::collections::HashMap::new();
+    for c in s.classrooms() {
+        if let Some(n) = name_of(conn, "classrooms", c).await? {
+            rooms.insert(c, n);
+        }
+    }
+    Ok(clash_named(s, o, &|t| teachers.get(&t).cloned(), &|c| {
+        rooms.get(&c).cloned()
+    }))
 }
 
 /// Stores a new slot (or replaces slot `s.id` when `replace`), inside `conn`'s transaction.
@@ -441,6 +492,26 @@ mod tests {
         let mut other = at(4, "09:10", "09:20", 8, &[20, 21]);
         other.sites[0].assisting_teacher_id = Some(7);
         assert!(clash(&s, &other).unwrap().starts_with("teacher 7"));
+        // With names known, the message names the teacher or classroom (the id in brackets).
+        let named = clash_named(
+            &s,
+            &at(2, "09:39", "10:20", 7, &[20, 21]),
+            &|t| (t == 7).then(|| "王丽".to_string()),
+            &|_| None,
+        )
+        .unwrap();
+        assert!(
+            named.starts_with("teacher 王丽 (7) is already in"),
+            "{named}"
+        );
+        let room = clash_named(
+            &s,
+            &at(3, "08:50", "09:30", 8, &[11, 21]),
+            &|_| None,
+            &|c| (c == 11).then(|| "三年级1班".to_string()),
+        )
+        .unwrap();
+        assert!(room.starts_with("classroom 三年级1班 (11)"), "{room}");
         // Containment both ways.
         assert!(clash(&s, &at(5, "08:00", "11:00", 7, &[20])).is_some());
         assert!(clash(&at(5, "08:00", "11:00", 7, &[20]), &s).is_some());

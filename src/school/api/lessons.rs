@@ -277,14 +277,20 @@ pub(super) async fn check_lesson(
     )
     .await?;
     if let Some(c) = clashes.first() {
+        // Names, not ids (王丽, not "teacher 1"): the id stays in brackets.
         let with = if c.hub_teacher_id == l.hub_teacher_id {
-            format!("the same hub teacher {}", c.hub_teacher_id)
+            format!(
+                "the same hub teacher {} ({})",
+                teacher.name, c.hub_teacher_id
+            )
         } else {
-            let shared: Vec<String> = rooms
-                .iter()
-                .filter(|r| c.has_classroom(**r))
-                .map(|r| r.to_string())
-                .collect();
+            let mut shared: Vec<String> = Vec::new();
+            for r in rooms.iter().filter(|r| c.has_classroom(**r)) {
+                match model::get::<Classroom>(store, *r).await {
+                    Ok(room) => shared.push(format!("{} ({r})", room.name)),
+                    Err(_) => shared.push(r.to_string()),
+                }
+            }
             format!("classroom {}", shared.join(", "))
         };
         return Err(ApiError::new(
@@ -631,9 +637,38 @@ pub(super) async fn today(
         .iter()
         .find(|l| state(l) == LessonState::Scheduled)
         .cloned();
+    // Names for the ids the lessons carry (the page shows 王丽, not "teacher 1").
+    let mut teacher_names = std::collections::BTreeMap::new();
+    let mut classroom_names = std::collections::BTreeMap::new();
+    for l in &ls {
+        let teachers = std::iter::once(l.hub_teacher_id)
+            .chain(l.sites.iter().filter_map(|s| s.assisting_teacher_id));
+        for t in teachers {
+            if let std::collections::btree_map::Entry::Vacant(e) =
+                teacher_names.entry(t.to_string())
+            {
+                if let Ok(x) = model::get::<Teacher>(&st.store, t).await {
+                    e.insert(x.name);
+                }
+            }
+        }
+        let rooms =
+            std::iter::once(l.hub_classroom_id).chain(l.sites.iter().map(|s| s.classroom_id));
+        for c in rooms {
+            if let std::collections::btree_map::Entry::Vacant(e) =
+                classroom_names.entry(c.to_string())
+            {
+                if let Ok(x) = model::get::<Classroom>(&st.store, c).await {
+                    e.insert(x.name);
+                }
+            }
+        }
+    }
     Ok(Json(Today {
         now,
         date: fmt_date(millis_to_local(now, st.offset).date()),
+        teacher_names,
+        classroom_names,
         current: current.map(|l| view(&st, l)),
         next: next.map(|l| view(&st, l)),
         lessons: ls.into_iter().map(|l| view(&st, l)).collect(),
@@ -655,6 +690,10 @@ pub(super) struct Today {
     next: Option<LessonView>,
     /// All of today's lessons.
     lessons: Vec<LessonView>,
+    /// The name of each teacher these lessons name (hub and assisting), by id.
+    teacher_names: std::collections::BTreeMap<String, String>,
+    /// The name of each classroom these lessons name (hub and sites), by id.
+    classroom_names: std::collections::BTreeMap<String, String>,
 }
 
 /// `POST /api/lessons/{id}/recording` body.

@@ -3,7 +3,8 @@
 //! own processor); the observer codes six samples with the keyboard, asks for the draft with
 //! the page's button, and the page shows the draft beside the codes with exactly the samples
 //! where they differ marked, and the server's agreement; the English page shows no
-//! untranslated key. The draft's agreement with real speech is `tests/st_draft_truth.rs`.
+//! untranslated key. On a second observation the observer adopts the draft as their own
+//! codes and corrects the last sample. The draft's agreement with real speech is `tests/st_draft_truth.rs`.
 //!
 //! Run: `cargo test --test browser_st_draft` (needs `chromium` and `chromium-driver`).
 
@@ -135,5 +136,68 @@ async fn the_workspace_shows_the_draft_and_marks_where_it_differs() -> Result<()
     assert!(!text.contains("obs_"), "an untranslated key: {text}");
     assert!(text.contains("Automatic S-T draft"), "{text}");
     assert!(text.contains("Agrees with your codes 4/6"), "{text}");
+
+    // A second observation: the observer adopts the draft as their own codes (shown only
+    // while they have none), then corrects the last sample with the keyboard.
+    let (s, o2) = app
+        .call(
+            Some(&f.observer_login),
+            Method::POST,
+            "/api/observations",
+            Some(json!({"lesson_id": l, "methods": ["st"], "interval_s": 5})),
+        )
+        .await;
+    assert!(s.is_success(), "{o2}");
+    let id2 = o2["id"].as_i64().unwrap();
+    page.goto(&format!("{}/observe?observation={id2}", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayObserve && document.getElementById('draftStatus').textContent",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    assert_eq!(
+        page.eval_expr("document.getElementById('draftAdopt').hidden")
+            .await?,
+        true,
+        "nothing to adopt before a draft"
+    );
+    page.eval("document.getElementById('draftMake').click(); return true;")
+        .await?;
+    page.wait_until(
+        "!document.getElementById('draftAdopt').hidden",
+        WAIT,
+        "document.getElementById('draftStatus').textContent",
+    )
+    .await?;
+    page.eval("document.getElementById('draftAdopt').click(); return true;")
+        .await?;
+    page.wait_until(
+        "document.getElementById('stFigures').dataset.n === '6' && document.getElementById('draftAdopt').hidden",
+        WAIT,
+        "document.getElementById('stCodes').textContent",
+    )
+    .await?;
+    let coder = page.client().find(Locator::Id("stCoder")).await?;
+    coder
+        .send_keys(&fantoccini::key::Key::Backspace.to_string())
+        .await?;
+    coder.send_keys("t").await?;
+    page.wait_until(
+        "document.getElementById('draftTable').dataset.differs === '5'",
+        WAIT,
+        "document.getElementById('draftTable').dataset.differs",
+    )
+    .await?;
+    let (_, v) = app
+        .call(
+            Some(&f.observer_login),
+            Method::GET,
+            &format!("/api/observations/{id2}"),
+            None,
+        )
+        .await;
+    assert_eq!(v["codes"]["st"], "SSSSST", "{v}");
     Ok(())
 }

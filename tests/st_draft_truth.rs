@@ -353,6 +353,7 @@ async fn the_draft_agrees_with_a_spoken_script() {
     .await["id"]
         .as_i64()
         .expect("an observation");
+    let asked = Instant::now();
     let (s, d) = app
         .call(
             Some(&f.observer_login),
@@ -362,6 +363,10 @@ async fn the_draft_agrees_with_a_spoken_script() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{d}");
+    println!(
+        "the draft took {:.2} s (two 120 s tracks decoded, a debug build)",
+        asked.elapsed().as_secs_f64()
+    );
     assert_eq!(d["recording_id"], rec_id, "{d}");
     let samples = d["samples"].as_array().expect("samples");
     assert!(samples.len() >= 22, "120 s at 5 s: {d}");

@@ -122,7 +122,11 @@ async function reload() {
 // where they differ marked (the comparison is the server's).
 function drawDraft(d) {
   const mine = d.observer_codes ?? '';
-  $('draftMake').hidden = obs.state !== 'draft' || (me && me.id !== obs.observer_id);
+  const mayWrite = obs.state === 'draft' && !(me && me.id !== obs.observer_id);
+  $('draftMake').hidden = !mayWrite;
+  // Adopting copies the draft into the observer's own (empty) codes, to correct from there.
+  $('draftAdopt').hidden = !(mayWrite && d.made && mine === '' && d.codes !== '');
+  $('draftAdopt').dataset.codes = d.codes;
   const table = $('draftTable');
   table.dataset.codes = d.codes;
   table.dataset.differs = d.comparison.disagree.join(',');
@@ -227,6 +231,11 @@ async function workspace(id) {
   });
   $('draftMake').addEventListener('click', () => send(async () => {
     await api('POST', `/api/observations/${obs.id}/st-draft`);
+    await reload();
+  }));
+  $('draftAdopt').addEventListener('click', () => send(async () => {
+    lastMethod = 'st';
+    await api('POST', `/api/observations/${obs.id}/codes`, { method: 'st', codes: $('draftAdopt').dataset.codes });
     await reload();
   }));
   $('submit').addEventListener('click', () => send(async () => {

@@ -110,6 +110,19 @@ mod tests {
         assert_eq!(s.list().expect("list"), vec![12]);
     }
 
+    proptest::proptest! {
+        /// Whatever name a request carries, a file it names lies directly in the recording's
+        /// place and is named exactly that.
+        #[test]
+        fn no_name_leaves_the_recordings_place(name in "(\\PC|[./\\\\]){0,24}") {
+            let s = DirStorage::new("/r");
+            if let Some(p) = s.file(4, &name) {
+                proptest::prop_assert_eq!(p.parent(), Some(Path::new("/r/4")));
+                proptest::prop_assert_eq!(p.file_name().and_then(|n| n.to_str()), Some(name.as_str()));
+            }
+        }
+    }
+
     #[test]
     fn only_plain_file_names_name_a_recordings_file() {
         let s = DirStorage::new("/r");

@@ -240,6 +240,23 @@ pub(crate) fn admin_over<'a>(
     }
 }
 
+/// Whether `p` may see a recording, its files and its metadata: an admin, teacher or observer
+/// who may watch its lesson ([`may_watch`]); a plain room's recording (no lesson) only a
+/// global admin. Never a classroom device or an inspector (inspectors get recordings only
+/// through what an inspection round assigns them, blinded).
+pub(crate) fn may_see_recording(p: &Principal, lesson: Option<(&Lesson, &[Place])>) -> bool {
+    let Principal::User { role, scope, .. } = p else {
+        return false;
+    };
+    if !matches!(role, Role::Admin | Role::Teacher | Role::Observer) {
+        return false;
+    }
+    match lesson {
+        Some((l, places)) => may_watch(p, l, places),
+        None => *role == Role::Admin && scope.level == Level::Global,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,22 +370,5 @@ mod tests {
         d.paired.entry(1).or_default().insert(3);
         d.paired.entry(3).or_default().insert(1);
         assert!(d.school_visible(&school(1), 3) && !d.school_visible(&school(1), 2));
-    }
-}
-
-/// Whether `p` may see a recording, its files and its metadata: an admin, teacher or observer
-/// who may watch its lesson ([`may_watch`]); a plain room's recording (no lesson) only a
-/// global admin. Never a classroom device or an inspector (inspectors get recordings only
-/// through what an inspection round assigns them, blinded).
-pub(crate) fn may_see_recording(p: &Principal, lesson: Option<(&Lesson, &[Place])>) -> bool {
-    let Principal::User { role, scope, .. } = p else {
-        return false;
-    };
-    if !matches!(role, Role::Admin | Role::Teacher | Role::Observer) {
-        return false;
-    }
-    match lesson {
-        Some((l, places)) => may_watch(p, l, places),
-        None => *role == Role::Admin && scope.level == Level::Global,
     }
 }

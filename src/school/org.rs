@@ -152,10 +152,9 @@ fn default_on() -> OnOff {
 #[serde(transparent)]
 pub struct OnOff(pub bool);
 
-impl TryFrom<i64> for OnOff {
-    type Error = std::convert::Infallible;
-    fn try_from(v: i64) -> Result<Self, Self::Error> {
-        Ok(OnOff(v != 0))
+impl From<i64> for OnOff {
+    fn from(v: i64) -> Self {
+        OnOff(v != 0)
     }
 }
 

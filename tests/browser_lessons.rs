@@ -93,7 +93,16 @@ async fn sync_class_in_three_browsers() -> Result<()> {
             "document.body.innerText",
         )
         .await?;
-    assert!(err.as_str().unwrap_or("").contains("401"), "{err}");
+    // Worded from the message table (the status only in the tooltip), not the server's detail.
+    let err = err.as_str().unwrap_or("");
+    assert!(
+        err.contains("用户名或密码错误") || err.contains("Wrong username or password"),
+        "{err}"
+    );
+    let tip = teacher
+        .eval_expr("document.getElementById('error').title")
+        .await?;
+    assert!(tip.as_str().unwrap_or("").contains("401"), "{tip}");
     teacher
         .eval(
             "document.getElementById('password').value = 'password-123';
@@ -422,8 +431,15 @@ async fn pages_are_served_in_chinese_and_english() -> Result<()> {
         errors.contains("3") && errors.contains("partner_school_code"),
         "row 3, the bad column: {errors}"
     );
+    // The problem worded in the page's language (English here), the status in the tooltip.
     assert!(page
         .eval_expr("document.getElementById('error').textContent")
+        .await?
+        .as_str()
+        .unwrap_or("")
+        .contains("no row was imported"));
+    assert!(page
+        .eval_expr("document.getElementById('error').title")
         .await?
         .as_str()
         .unwrap_or("")

@@ -89,7 +89,7 @@ export const MESSAGES = {
 /** By HTTP status, for a kind the table does not know: [Chinese, English]. */
 const BY_STATUS = /** @type {Record<number, [string, string]>} */ ({
   400: ['请求不正确', 'The request is not valid'],
-  401: ['请先登录', 'Please log in'],
+  401: ['需要登录或有效的令牌', 'A login or a valid token is needed'],
   403: ['没有权限', 'Not allowed'],
   404: ['找不到该内容', 'Not found'],
   409: ['与现有内容冲突', 'Conflicts with what is already there'],

@@ -22,7 +22,7 @@ import { WORDS } from './lib/words.js';
 
 export { preferCodec, summarizeStats };
 
-const PAGES_DICT = {
+export const PAGES_DICT = {
   zh: {
     app: '三个课堂',
     login: '登录',

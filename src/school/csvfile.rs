@@ -216,6 +216,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<String, ApiError> {
 pub(crate) type CsvRow = (usize, HashMap<String, String>);
 
 /// [`parse_as`] into a map of cells by column name.
+#[cfg(test)]
 pub(crate) fn parse(
     text: &str,
     required: &[&'static str],
@@ -228,18 +229,45 @@ pub(crate) fn parse(
 /// `#[derive(Deserialize)]` struct whose fields are those columns, or a map), each with its
 /// row number. Header names are matched without case; other columns are ignored, and of a
 /// column named twice the last is read. At most [`MAX_CSV_ROWS`] rows are read: the work is
-/// linear in the file's size.
+/// linear in the file's size. (The importers read through [`parse_aliased`].)
+#[cfg(test)]
 pub(crate) fn parse_as<T: DeserializeOwned>(
     text: &str,
     required: &[&'static str],
     optional: &[&'static str],
+) -> Result<Vec<(usize, T)>, Rejection> {
+    parse_aliased(text, required, optional, &[])
+}
+
+/// A header cell as matched: trimmed, lowercase, a trailing `*` (a template's "required"
+/// mark) taken off.
+fn header_name(h: &str) -> String {
+    h.trim().trim_end_matches(['*', '＊']).trim().to_lowercase()
+}
+
+/// [`parse_as`] where a header cell may also be one of `aliases` (`(alias, column)`: the
+/// Chinese headers of `super::sheet`), matched the same way.
+pub(crate) fn parse_aliased<T: DeserializeOwned>(
+    text: &str,
+    required: &[&'static str],
+    optional: &[&'static str],
+    aliases: &[(&'static str, &'static str)],
 ) -> Result<Vec<(usize, T)>, Rejection> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let headers: Vec<String> = match rdr.headers() {
-        Ok(h) => h.iter().map(|s| s.to_lowercase()).collect(),
+        Ok(h) => h
+            .iter()
+            .map(|s| {
+                let h = header_name(s);
+                aliases
+                    .iter()
+                    .find(|(a, _)| header_name(a) == h)
+                    .map_or(h, |(_, c)| c.to_string())
+            })
+            .collect(),
         Err(e) => {
             return Err(Rejection::Rows(Errors::one(RowError {
                 row: 1,
@@ -253,7 +281,10 @@ pub(crate) fn parse_as<T: DeserializeOwned>(
         missing.push(RowError {
             row: 1,
             column: c.to_string(),
-            message: "column missing from the header".into(),
+            message: match aliases.iter().find(|(_, col)| col == c) {
+                Some((zh, _)) => format!("column missing from the header (in Chinese: {zh})"),
+                None => "column missing from the header".into(),
+            },
         });
     }
     if !missing.is_empty() {

@@ -551,6 +551,18 @@ mod tests {
     }
 
     #[test]
+    fn the_docs_name_every_column_and_header() {
+        let doc = include_str!("../../docs/SPREADSHEETS.md");
+        for s in SHEETS {
+            assert!(doc.contains(&format!("`{}`", s.name)), "{}", s.name);
+            for c in s.columns {
+                assert!(doc.contains(&format!("`{}`", c.name)), "{}", c.name);
+                assert!(doc.contains(&c.zh.join(" / ")), "{}: {:?}", c.name, c.zh);
+            }
+        }
+    }
+
+    #[test]
     fn templates_read_back_as_their_own_headers() {
         for s in SHEETS {
             let csv = s.template_csv();

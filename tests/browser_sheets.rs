@@ -46,7 +46,8 @@ async fn import(page: &Page, sheet: &str, path: &std::path::Path) -> Result<Stri
 }
 
 async fn open_import_tab(page: &Page, app: &App, lang: &str) -> Result<()> {
-    page.goto(&format!("{}/admin{lang}#import", app.base)).await?;
+    page.goto(&format!("{}/admin{lang}#import", app.base))
+        .await?;
     page.wait_until(
         "document.body.dataset.ready === 'import' && document.getElementById('importGo')",
         WAIT,
@@ -77,9 +78,30 @@ async fn an_admin_imports_an_xlsx_and_a_gbk_csv_and_sees_the_counts() -> Result<
         let ws = wb.add_worksheet();
         let rows = [
             ["学校代码", "学校名称", "类型", "省", "市", "县"],
-            ["HUB001", "城关第一小学", "主讲学校", "甘肃省", "定西市", "通渭县"],
-            ["PT001", "石门乡中心小学", "接收学校", "甘肃省", "定西市", "通渭县"],
-            ["PT002", "柳树村教学点", "教学点", "甘肃省", "定西市", "通渭县"],
+            [
+                "HUB001",
+                "城关第一小学",
+                "主讲学校",
+                "甘肃省",
+                "定西市",
+                "通渭县",
+            ],
+            [
+                "PT001",
+                "石门乡中心小学",
+                "接收学校",
+                "甘肃省",
+                "定西市",
+                "通渭县",
+            ],
+            [
+                "PT002",
+                "柳树村教学点",
+                "教学点",
+                "甘肃省",
+                "定西市",
+                "通渭县",
+            ],
         ];
         for (r, row) in rows.iter().enumerate() {
             for (c, v) in row.iter().enumerate() {
@@ -89,13 +111,15 @@ async fn an_admin_imports_an_xlsx_and_a_gbk_csv_and_sees_the_counts() -> Result<
         wb.save(&xlsx)?;
     }
     let gbk = dir.path().join("教室.csv");
-    let text = "学校代码,教室名称,类型\r\nHUB001,录播主讲教室,主讲教室\r\nPT001,五年级(1)班,互动教室\r\n";
+    let text =
+        "学校代码,教室名称,类型\r\nHUB001,录播主讲教室,主讲教室\r\nPT001,五年级(1)班,互动教室\r\n";
     let (bytes, _, unmappable) = encoding_rs::GBK.encode(text);
     assert!(!unmappable && std::str::from_utf8(&bytes).is_err());
     std::fs::write(&gbk, &bytes)?;
 
     let page = browser.new_page().await?;
-    page.goto(&format!("{}/login?next=/admin", app.base)).await?;
+    page.goto(&format!("{}/login?next=/admin", app.base))
+        .await?;
     let (user, password) = app.server.first_admin().cloned().unwrap();
     page.eval_with(
         "document.getElementById('username').value = arguments[0];

@@ -465,9 +465,18 @@ async fn real_responses_match_the_served_document() {
     .await;
     // The directory spreadsheets, with Chinese headers.
     for (path, csv) in [
-        ("/api/schools/import", "学校代码,学校名称,类型,省,市,县\nNEW01,新建小学,接收学校,,,\n"),
-        ("/api/classrooms/import", "学校代码,教室名称,类型\nNEW01,一年级1班,互动教室\n"),
-        ("/api/teachers/import", "工号,姓名,学校代码,学科\nT900,李明,NEW01,数学\n"),
+        (
+            "/api/schools/import",
+            "学校代码,学校名称,类型,省,市,县\nNEW01,新建小学,接收学校,,,\n",
+        ),
+        (
+            "/api/classrooms/import",
+            "学校代码,教室名称,类型\nNEW01,一年级1班,互动教室\n",
+        ),
+        (
+            "/api/teachers/import",
+            "工号,姓名,学校代码,学科\nT900,李明,NEW01,数学\n",
+        ),
     ] {
         let v = c.csv(path, csv).await;
         assert_eq!(v["imported"], 1, "{path}: {v}");

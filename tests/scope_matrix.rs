@@ -1168,7 +1168,8 @@ async fn spreadsheet_imports_by_role_and_scope() {
         "四川省,凉山彝族自治州,昭觉县",
         "四川省,凉山彝族自治州,布拖县",
     );
-    let timetable = "学期,星期,节次,开始时间,结束时间,学科,年级,模式,主讲教师编号,主讲教室,接收教室";
+    let timetable =
+        "学期,星期,节次,开始时间,结束时间,学科,年级,模式,主讲教师编号,主讲教室,接收教室";
     // (caller, route, file, Some(rows imported) or None: refused for its row 2's scope).
     let cases: Vec<(String, &str, String, Option<u64>)> = vec![
         (who("county_admin_1"), "/api/schools/import", format!("学校代码,学校名称,类型,省,市,县\nN1,新校一,接收学校,{zj}\n"), Some(1)),
@@ -1205,10 +1206,20 @@ async fn spreadsheet_imports_by_role_and_scope() {
         }
     }
     // Nothing of a refused file was stored.
-    let (_, schools) = app.call(Some(&app.admin), Method::GET, "/api/schools", None).await;
-    let codes: Vec<&str> = schools.as_array().unwrap().iter().map(|s| s["code"].as_str().unwrap()).collect();
+    let (_, schools) = app
+        .call(Some(&app.admin), Method::GET, "/api/schools", None)
+        .await;
+    let codes: Vec<&str> = schools
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap())
+        .collect();
     assert!(codes.contains(&"N1") && codes.contains(&"N4"), "{codes:?}");
-    assert!(!codes.contains(&"N2") && !codes.contains(&"N3"), "{codes:?}");
+    assert!(
+        !codes.contains(&"N2") && !codes.contains(&"N3"),
+        "{codes:?}"
+    );
     // People who are not admins, and devices, may not import or fetch templates.
     let routes = [
         "/api/schools/import",
@@ -1218,19 +1229,40 @@ async fn spreadsheet_imports_by_role_and_scope() {
         "/api/timetable/import",
         "/api/users/import",
     ];
-    for token in [who("teacher_1"), who("observer_1"), who("inspector_2"), w.dev_p1.clone()] {
+    for token in [
+        who("teacher_1"),
+        who("observer_1"),
+        who("inspector_2"),
+        w.dev_p1.clone(),
+    ] {
         for path in routes {
             let (s, v) = post_csv(&app, &token, path, "学校代码\nx\n").await;
             assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
             assert_eq!(kind(&v), "role-forbidden", "{path}: {v}");
         }
-        let (s, _) = app.call(Some(&token), Method::GET, "/api/templates/schools.csv", None).await;
+        let (s, _) = app
+            .call(
+                Some(&token),
+                Method::GET,
+                "/api/templates/schools.csv",
+                None,
+            )
+            .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
     }
-    let (s, _) = app.call(None, Method::GET, "/api/templates/schools.csv", None).await;
+    let (s, _) = app
+        .call(None, Method::GET, "/api/templates/schools.csv", None)
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     for admin in ["school_admin_h1", "county_admin_1", "city_admin"] {
-        let (s, v) = app.call(Some(&who(admin)), Method::GET, "/api/templates/timetable.xlsx", None).await;
+        let (s, v) = app
+            .call(
+                Some(&who(admin)),
+                Method::GET,
+                "/api/templates/timetable.xlsx",
+                None,
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{admin}: {v}");
     }
 }

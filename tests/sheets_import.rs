@@ -64,7 +64,10 @@ fn save(header: &str, rows: &[Vec<Cell<'_>>], how: Saved) -> (Vec<u8>, &'static 
     }
     match how {
         Saved::Utf8 => (text.into_bytes(), "text/csv"),
-        Saved::Bom => ([b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat(), "text/csv"),
+        Saved::Bom => (
+            [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat(),
+            "text/csv",
+        ),
         Saved::Gbk => {
             let (b, _, unmappable) = encoding_rs::GBK.encode(&text);
             assert!(!unmappable, "{text}");
@@ -154,11 +157,13 @@ const ROOMS: &str = "学校,教室名称,类型";
 const TEACHERS: &str = "工号,姓名,学校代码,学科";
 const USERS: &str = "用户名,姓名,角色,范围,学校代码,省,市,县,教师编号";
 const PAIRINGS: &str = "主讲学校代码,接收学校代码,学科,年级,学期,负责人";
-const TIMETABLE: &str = "学期,星期,节次,开始时间,结束时间,学科,年级,模式,主讲教师编号,主讲教室,接收教室";
+const TIMETABLE: &str =
+    "学期,星期,节次,开始时间,结束时间,学科,年级,模式,主讲教师编号,主讲教室,接收教室";
 
 async fn a_term_from_spreadsheets(app: App) {
     let admin = app.admin.clone();
-    let region = |county: &str| json!({"province": "四川省", "city": "凉山彝族自治州", "county": county});
+    let region =
+        |county: &str| json!({"province": "四川省", "city": "凉山彝族自治州", "county": county});
     app.create("/api/regions", region("昭觉县")).await;
     app.create("/api/regions", region("布拖县")).await;
     app.create(
@@ -192,9 +197,29 @@ async fn a_term_from_spreadsheets(app: App) {
     ];
     let users = [
         row(&["wangli", "王丽", "教师", "学校", "H01", "", "", "", "T001"]),
-        row(&["jiaoyan", "教研员", "观课", "县", "", zj[0], zj[1], zj[2], ""]),
+        row(&[
+            "jiaoyan",
+            "教研员",
+            "观课",
+            "县",
+            "",
+            zj[0],
+            zj[1],
+            zj[2],
+            "",
+        ]),
         row(&["liming", "李明", "教师", "学校", "H01", "", "", "", "T002"]),
-        row(&["zjadmin", "昭觉县管理员", "管理员", "县", "", zj[0], zj[1], zj[2], ""]),
+        row(&[
+            "zjadmin",
+            "昭觉县管理员",
+            "管理员",
+            "县",
+            "",
+            zj[0],
+            zj[1],
+            zj[2],
+            "",
+        ]),
     ];
     let pairings = [
         row(&["H01", "P01", "数学", "五年级", "2026秋", "王丽"]),
@@ -218,11 +243,47 @@ async fn a_term_from_spreadsheets(app: App) {
         ]
     };
     let timetable = [
-        slot("周一", 1.0, (8, 0), (8, 40), "数学", "专递课堂", "T001", "P01/五年级(1)班"),
-        slot("周二", 1.0, (8, 0), (8, 40), "数学", "专递课堂", "T001", "P02/复式班"),
-        slot("周三", 2.0, (8, 50), (9, 30), "语文", "名师课堂", "T002", "P01/五年级(1)班;P02/复式班"),
+        slot(
+            "周一",
+            1.0,
+            (8, 0),
+            (8, 40),
+            "数学",
+            "专递课堂",
+            "T001",
+            "P01/五年级(1)班",
+        ),
+        slot(
+            "周二",
+            1.0,
+            (8, 0),
+            (8, 40),
+            "数学",
+            "专递课堂",
+            "T001",
+            "P02/复式班",
+        ),
+        slot(
+            "周三",
+            2.0,
+            (8, 50),
+            (9, 30),
+            "语文",
+            "名师课堂",
+            "T002",
+            "P01/五年级(1)班;P02/复式班",
+        ),
         // In the .xlsx: the period a number cell, the times Excel time cells.
-        slot("星期五", 3.0, (10, 0), (10, 40), "数学", "同步课堂", "T001", "P03/三年级1班"),
+        slot(
+            "星期五",
+            3.0,
+            (10, 0),
+            (10, 40),
+            "数学",
+            "同步课堂",
+            "T001",
+            "P03/三年级1班",
+        ),
     ];
     let mut passwords = std::collections::HashMap::new();
     for (path, header, rows) in [
@@ -251,30 +312,48 @@ async fn a_term_from_spreadsheets(app: App) {
         .iter()
         .map(|s| s["name"].as_str().unwrap().to_string())
         .collect();
-    for n in ["城关第一小学", "石门乡中心小学", "柳树村教学点", "布拖县小学"] {
+    for n in [
+        "城关第一小学",
+        "石门乡中心小学",
+        "柳树村教学点",
+        "布拖县小学",
+    ] {
         assert!(names.contains(&n.to_string()), "{names:?}");
     }
     let kinds: Vec<(String, String)> = list(&app, "/api/schools")
         .await
         .iter()
-        .map(|s| (s["code"].as_str().unwrap().into(), s["kind"].as_str().unwrap().into()))
+        .map(|s| {
+            (
+                s["code"].as_str().unwrap().into(),
+                s["kind"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    assert!(kinds.contains(&("P02".into(), "partner".into())), "{kinds:?}");
+    assert!(
+        kinds.contains(&("P02".into(), "partner".into())),
+        "{kinds:?}"
+    );
     let rooms_stored = list(&app, "/api/classrooms").await;
-    assert!(rooms_stored.iter().any(|c| c["name"] == "复式班"), "{rooms_stored:?}");
+    assert!(
+        rooms_stored.iter().any(|c| c["name"] == "复式班"),
+        "{rooms_stored:?}"
+    );
     let t2 = list(&app, "/api/teachers").await;
     assert!(
-        t2.iter().any(|t| t["code"] == "T002" && t["subjects"] == "语文,数学"),
+        t2.iter()
+            .any(|t| t["code"] == "T002" && t["subjects"] == "语文,数学"),
         "{t2:?}"
     );
     let term = list(&app, "/api/terms").await[0]["id"].as_i64().unwrap();
     let slots = list(&app, &format!("/api/slots?term_id={term}")).await;
     assert_eq!(slots.len(), 4, "{slots:?}");
     assert!(
-        slots
-            .iter()
-            .any(|s| s["weekday"] == 5 && s["period"] == 3 && s["starts"] == "10:00"
-                && s["ends"] == "10:40" && s["mode"] == "sync"),
+        slots.iter().any(|s| s["weekday"] == 5
+            && s["period"] == 3
+            && s["starts"] == "10:00"
+            && s["ends"] == "10:40"
+            && s["mode"] == "sync"),
         "the .xlsx's time cells read as times: {slots:?}"
     );
     assert_eq!(list(&app, "/api/pairings").await.len(), 4);
@@ -303,7 +382,14 @@ async fn a_term_from_spreadsheets(app: App) {
         &app,
         &admin,
         "/api/schools/import",
-        save(SCHOOLS, &[row(&["X01", "新校", "接收学校", "", "", ""]), row(&["H01", "别的名字", "主讲学校", "", "", ""])], Saved::Utf8),
+        save(
+            SCHOOLS,
+            &[
+                row(&["X01", "新校", "接收学校", "", "", ""]),
+                row(&["H01", "别的名字", "主讲学校", "", "", ""]),
+            ],
+            Saved::Utf8,
+        ),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
@@ -315,13 +401,23 @@ async fn a_term_from_spreadsheets(app: App) {
         &app,
         &admin,
         "/api/teachers/import",
-        save(TEACHERS, &[row(&["T100", "甲", "H01", ""]), row(&["T100", "乙", "H01", ""])], Saved::Xlsx),
+        save(
+            TEACHERS,
+            &[
+                row(&["T100", "甲", "H01", ""]),
+                row(&["T100", "乙", "H01", ""]),
+            ],
+            Saved::Xlsx,
+        ),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(errors(&v)[0].0, 3, "{v}");
     assert!(errors(&v)[0].2.contains("row 2"), "{v}");
-    assert!(!list(&app, "/api/teachers").await.iter().any(|t| t["code"] == "T100"));
+    assert!(!list(&app, "/api/teachers")
+        .await
+        .iter()
+        .any(|t| t["code"] == "T100"));
 
     // A county admin imports into their county only: a row elsewhere is refused by row,
     // and nothing of the file is stored.
@@ -331,7 +427,14 @@ async fn a_term_from_spreadsheets(app: App) {
         &app,
         &county,
         "/api/schools/import",
-        save(SCHOOLS, &[row(&["Z01", "昭觉新校", "接收学校", zj[0], zj[1], zj[2]]), row(&["B01", "布拖新校", "接收学校", bt[0], bt[1], bt[2]])], Saved::Xlsx),
+        save(
+            SCHOOLS,
+            &[
+                row(&["Z01", "昭觉新校", "接收学校", zj[0], zj[1], zj[2]]),
+                row(&["B01", "布拖新校", "接收学校", bt[0], bt[1], bt[2]]),
+            ],
+            Saved::Xlsx,
+        ),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
@@ -339,30 +442,63 @@ async fn a_term_from_spreadsheets(app: App) {
     assert_eq!(e.len(), 1, "{v}");
     assert_eq!(e[0].0, 3, "{v}");
     assert!(e[0].2.contains("outside your organisation scope"), "{v}");
-    assert_eq!(list(&app, "/api/schools").await.len(), before, "nothing stored");
+    assert_eq!(
+        list(&app, "/api/schools").await.len(),
+        before,
+        "nothing stored"
+    );
     for (path, header, r) in [
-        ("/api/classrooms/import", ROOMS, row(&["P03", "四年级1班", "互动教室"])),
-        ("/api/teachers/import", TEACHERS, row(&["B900", "某老师", "P03", ""])),
-        ("/api/pairings/import", PAIRINGS, row(&["H01", "P03", "英语", "五年级", "2026秋", ""])),
+        (
+            "/api/classrooms/import",
+            ROOMS,
+            row(&["P03", "四年级1班", "互动教室"]),
+        ),
+        (
+            "/api/teachers/import",
+            TEACHERS,
+            row(&["B900", "某老师", "P03", ""]),
+        ),
+        (
+            "/api/pairings/import",
+            PAIRINGS,
+            row(&["H01", "P03", "英语", "五年级", "2026秋", ""]),
+        ),
     ] {
         let (s, v) = post(&app, &county, path, save(header, &[r], Saved::Gbk)).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
         let e = errors(&v);
         assert_eq!(e[0].0, 2, "{path}: {v}");
-        assert!(e[0].2.contains("outside your organisation scope"), "{path}: {v}");
+        assert!(
+            e[0].2.contains("outside your organisation scope"),
+            "{path}: {v}"
+        );
     }
     // Inside the county it imports.
     let (s, v) = post(
         &app,
         &county,
         "/api/classrooms/import",
-        save(ROOMS, &[row(&["P01", "六年级(1)班", "互动教室"])], Saved::Bom),
+        save(
+            ROOMS,
+            &[row(&["P01", "六年级(1)班", "互动教室"])],
+            Saved::Bom,
+        ),
     )
     .await;
-    assert_eq!((s, v["imported"].clone()), (StatusCode::OK, json!(1)), "{v}");
+    assert_eq!(
+        (s, v["imported"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{v}"
+    );
     // A teacher may not import at all.
     let teacher = app.login("wangli", &passwords["wangli"]).await;
-    let (s, v) = post(&app, &teacher, "/api/classrooms/import", save(ROOMS, &[row(&["H01", "x", "主讲教室"])], Saved::Utf8)).await;
+    let (s, v) = post(
+        &app,
+        &teacher,
+        "/api/classrooms/import",
+        save(ROOMS, &[row(&["H01", "x", "主讲教室"])], Saved::Utf8),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
 
     // A dry run checks and counts, and stores nothing.
@@ -371,29 +507,64 @@ async fn a_term_from_spreadsheets(app: App) {
         &app,
         &admin,
         "/api/classrooms/import?dry_run=1",
-        save(ROOMS, &[row(&["H01", "多媒体教室", "接收教室"])], Saved::Xlsx),
+        save(
+            ROOMS,
+            &[row(&["H01", "多媒体教室", "接收教室"])],
+            Saved::Xlsx,
+        ),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!((v["imported"].clone(), v["dry_run"].clone()), (json!(1), json!(true)));
+    assert_eq!(
+        (v["imported"].clone(), v["dry_run"].clone()),
+        (json!(1), json!(true))
+    );
     assert_eq!(list(&app, "/api/classrooms").await.len(), before);
 
     // Malformed and old workbooks: a clear 4xx, nothing stored.
-    let (good, _) = save(SCHOOLS, &[row(&["Y01", "y", "接收学校", "", "", ""])], Saved::Xlsx);
+    let (good, _) = save(
+        SCHOOLS,
+        &[row(&["Y01", "y", "接收学校", "", "", ""])],
+        Saved::Xlsx,
+    );
     let mut garbage = b"PK\x03\x04".to_vec();
     garbage.extend(std::iter::repeat_n(0x5a, 300));
     for (body, status, want) in [
         (garbage, StatusCode::UNPROCESSABLE_ENTITY, "bad-workbook"),
-        (good[..good.len() / 2].to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "bad-workbook"),
-        (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0\0\0\0".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-spreadsheet"),
+        (
+            good[..good.len() / 2].to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-workbook",
+        ),
+        (
+            b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0\0\0\0".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-spreadsheet",
+        ),
     ] {
         let (s, v) = post(&app, &admin, "/api/schools/import", (body, XLSX)).await;
         assert_eq!((s, kind(&v)), (status, want), "{v}");
-        assert!(v["detail"].as_str().unwrap().contains(".xlsx"), "names the fix: {v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains(".xlsx"),
+            "names the fix: {v}"
+        );
     }
-    let (s, v) = post(&app, &admin, "/api/schools/import", (b"a,b\n".to_vec(), "text/plain")).await;
-    assert_eq!((s, kind(&v)), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"), "{v}");
-    assert!(!list(&app, "/api/schools").await.iter().any(|s| s["code"] == "Y01"));
+    let (s, v) = post(
+        &app,
+        &admin,
+        "/api/schools/import",
+        (b"a,b\n".to_vec(), "text/plain"),
+    )
+    .await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
+        "{v}"
+    );
+    assert!(!list(&app, "/api/schools")
+        .await
+        .iter()
+        .any(|s| s["code"] == "Y01"));
 
     // Templates: Chinese headers, a BOM on the CSV, a workbook that reads back; only admins.
     let get = |token: String, file: &'static str| {
@@ -409,10 +580,16 @@ async fn a_term_from_spreadsheets(app: App) {
     };
     let r = get(admin.clone(), "timetable.csv").await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let b = r.bytes().await.unwrap();
     assert!(b.starts_with(b"\xEF\xBB\xBF"), "BOM");
-    assert!(std::str::from_utf8(&b[3..]).unwrap().starts_with(TIMETABLE), "{b:?}");
+    assert!(
+        std::str::from_utf8(&b[3..]).unwrap().starts_with(TIMETABLE),
+        "{b:?}"
+    );
     let r = get(admin.clone(), "schools.xlsx").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], XLSX);
@@ -421,8 +598,14 @@ async fn a_term_from_spreadsheets(app: App) {
     let (s, v) = post(&app, &admin, "/api/schools/import", (b, XLSX)).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(errors(&v)[0].2.contains("no rows"), "{v}");
-    assert_eq!(get(admin.clone(), "nope.csv").await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(get(teacher.clone(), "schools.csv").await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(admin.clone(), "nope.csv").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(teacher.clone(), "schools.csv").await.status(),
+        StatusCode::FORBIDDEN
+    );
 }
 
 mod a_term_from_spreadsheets {
@@ -430,7 +613,9 @@ mod a_term_from_spreadsheets {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
-        let app = App::start(Backend::Sqlite).await.expect("sqlite always works");
+        let app = App::start(Backend::Sqlite)
+            .await
+            .expect("sqlite always works");
         a_term_from_spreadsheets(app).await;
     }
 

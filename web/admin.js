@@ -46,9 +46,13 @@ function form(fields, submitLabel, onSubmit) {
   return el;
 }
 
+/** What the last import said, shown again once the tab has been drawn anew. */
+let flash = null;
+
 /** CSV import box: a file picker that posts the file and reports per-row errors. */
 function csvBox(importPath, exportPath, after) {
-  const out = h('div', { class: 'csv-result' });
+  const out = h('div', { class: 'csv-result' }, flash ? h('p', { class: 'ok' }, flash) : null);
+  flash = null;
   const file = h('input', { type: 'file', accept: `.csv,.xlsx,text/csv,${XLSX_TYPE}` });
   const go = h('button', {
     type: 'button',
@@ -56,10 +60,16 @@ function csvBox(importPath, exportPath, after) {
       out.replaceChildren();
       showError(null);
       const f = file.files[0];
-      if (!f) return;
+      if (!f) {
+        out.append(h('p', { class: 'bad' }, t('import_no_file')));
+        return;
+      }
       try {
         const r = await api('POST', importPath, asUpload(f));
-        out.append(`${t('imported')}: ${r?.imported ?? r?.count ?? JSON.stringify(r)}`);
+        const n = r?.imported ?? 0;
+        flash = fill('import_done', { n, rows: r?.rows ?? n });
+        if (r?.skipped?.length) flash += `; ${fill('import_skipped', { n: r.skipped.length })}`;
+        out.append(h('p', { class: 'ok' }, flash));
         after();
       } catch (e) {
         showError(e);

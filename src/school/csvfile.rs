@@ -188,7 +188,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// The file as text. UTF-8 (with or without a byte-order mark) as it is; a file with a
 /// UTF-16 byte-order mark decoded as such; otherwise, if the bytes are not UTF-8, they are
-/// read as GB18030 (which includes GBK: what Chinese Excel and WPS save as "CSV").
+/// read as GB18030 (which includes GBK: what Chinese Excel and WPS save as "CSV"). Bytes
+/// that are valid as both are read as GB18030 only when the UTF-8 reading holds characters
+/// no school sheet would (see [`plausible`]) and the GB18030 reading does not.
 pub(crate) fn decode(bytes: &[u8]) -> Result<String, ApiError> {
     let refuse = |what: &str| {
         ApiError::new(
@@ -204,12 +206,44 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<String, ApiError> {
             .ok_or_else(|| refuse(enc.name()));
     }
     if let Ok(s) = std::str::from_utf8(bytes) {
+        // Short GBK text can also be valid UTF-8 ("校" is D0 A3, UTF-8 for "У"). No crate
+        // settles that (chardetng guesses legacy encodings but takes valid UTF-8 as UTF-8),
+        // so: where the UTF-8 reading has characters a Chinese school spreadsheet would not
+        // hold and the GB18030 reading has none, the file is GBK.
+        // (Accented Latin letters count for the UTF-8 reading: "José" or pinyin with tones
+        // must stay UTF-8, though GB18030 would read them as 茅 or 菤.)
+        if !s
+            .chars()
+            .all(|c| plausible(c) || ('\u{c0}'..='\u{24f}').contains(&c))
+        {
+            if let Some(g) = encoding_rs::GB18030
+                .decode_without_bom_handling_and_without_replacement(bytes)
+                .filter(|g| g.chars().all(plausible))
+            {
+                return Ok(g.into_owned());
+            }
+        }
         return Ok(s.to_owned());
     }
     encoding_rs::GB18030
         .decode_without_bom_handling_and_without_replacement(bytes)
         .map(|s| s.into_owned())
         .ok_or_else(|| refuse("UTF-8, nor GBK/GB18030"))
+}
+
+/// Whether `c` is a character a Chinese school spreadsheet holds: ASCII, CJK ideographs,
+/// CJK and full-width punctuation, general punctuation (“”…—), the middle dot, circled
+/// numbers. Used only to choose between two valid readings of the same bytes.
+fn plausible(c: char) -> bool {
+    matches!(c,
+        '\0'..='\u{7f}'
+        | '\u{b7}'
+        | '\u{2000}'..='\u{206f}'
+        | '\u{2460}'..='\u{24ff}'
+        | '\u{3000}'..='\u{303f}'
+        | '\u{3400}'..='\u{4dbf}'
+        | '\u{4e00}'..='\u{9fff}'
+        | '\u{ff00}'..='\u{ffef}')
 }
 
 /// A data row: its number and its cells by (lowercase) column name.
@@ -487,6 +521,18 @@ mod tests {
         assert_eq!(decode(b"\xFF\xFEa\0,\0b\0").unwrap(), "a,b");
         let (gbk, _, _) = encoding_rs::GBK.encode("term,英语,周一");
         assert_eq!(decode(&gbk).unwrap(), "term,英语,周一");
+        // GBK bytes that are valid UTF-8 too: "校" is D0 A3, which UTF-8 reads as "У".
+        for text in ["校", "a,校", "学校代码,校"] {
+            let (gbk, _, _) = encoding_rs::GBK.encode(text);
+            assert_eq!(decode(&gbk).unwrap(), text);
+        }
+        for text in ["José,Lǚ", "Zoë,学校"] {
+            assert_eq!(
+                decode(text.as_bytes()).unwrap(),
+                text,
+                "accented names stay UTF-8"
+            );
+        }
         let e = decode(b"a,\xFF\xFF").unwrap_err();
         assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert_eq!(e.kind, "bad-encoding");

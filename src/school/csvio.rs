@@ -28,8 +28,7 @@ use crate::problem::ApiError;
 use crate::store::StoreError;
 
 pub(crate) use super::csvfile::{
-    blocking, csv_response, read_csv, rejected, write_rows, CsvRow,
-    Errors, RowError,
+    blocking, csv_response, read_csv, rejected, write_rows, CsvRow, Errors, RowError,
 };
 
 /// `GET /api/pairings.csv`: every pairing.
@@ -343,8 +342,7 @@ pub(crate) async fn import_pairings(
     if let Some(p) = admin {
         dir.scope = Some(InScope::load(st, p).await?);
     }
-    let (items, skipped) =
-        blocking(move || check_pairings(&rows, &dir).map_err(rejected)).await?;
+    let (items, skipped) = blocking(move || check_pairings(&rows, &dir).map_err(rejected)).await?;
     let mut tx = st.store.begin().await?;
     for (n, p) in &items {
         if let Err(e) = model::insert_in(&mut tx, p).await {
@@ -552,8 +550,7 @@ pub(crate) async fn import_timetable(
     if let Some(p) = admin {
         dir.scope = Some(InScope::load(st, p).await?);
     }
-    let (slots, skipped) =
-        blocking(move || check_timetable(&rows, &dir).map_err(rejected)).await?;
+    let (slots, skipped) = blocking(move || check_timetable(&rows, &dir).map_err(rejected)).await?;
     let mut tx = st.store.begin().await?;
     for (n, s) in slots.iter().cloned() {
         match model::save_slot_in(&mut tx, s, false).await {

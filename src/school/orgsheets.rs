@@ -113,7 +113,9 @@ impl Rules {
 
 fn school_kind(s: &str) -> Option<SchoolKind> {
     match s.to_lowercase().as_str() {
-        "hub" | "主讲" | "主讲学校" | "主讲校" | "中心校" | "名校" => Some(SchoolKind::Hub),
+        "hub" | "主讲" | "主讲学校" | "主讲校" | "中心校" | "名校" => {
+            Some(SchoolKind::Hub)
+        }
         "partner" | "接收" | "接收学校" | "接收校" | "结对学校" | "教学点" | "薄弱校" => {
             Some(SchoolKind::Partner)
         }
@@ -166,11 +168,7 @@ enum Item {
 
 type Checked = (Vec<(usize, Item)>, Vec<RowNote>);
 
-fn check_schools(
-    rows: &[(usize, SchoolRow)],
-    n: &Names,
-    rules: &Rules,
-) -> Result<Checked, Errors> {
+fn check_schools(rows: &[(usize, SchoolRow)], n: &Names, rules: &Rules) -> Result<Checked, Errors> {
     let mut errors = Errors::default();
     let (mut items, mut skipped) = (Vec::new(), Vec::new());
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -328,15 +326,13 @@ fn check_classrooms(
             continue;
         }
         match n.classrooms.get(&key) {
-            Some(old) if old.kind == x.kind && old.device == x.device => {
-                skipped.push(RowNote {
-                    row: *no,
-                    message: format!(
-                        "classroom `{}/{}` is already there; not stored again",
-                        school.code, x.name
-                    ),
-                })
-            }
+            Some(old) if old.kind == x.kind && old.device == x.device => skipped.push(RowNote {
+                row: *no,
+                message: format!(
+                    "classroom `{}/{}` is already there; not stored again",
+                    school.code, x.name
+                ),
+            }),
             Some(_) => r.err(
                 "name",
                 format!(
@@ -507,6 +503,78 @@ pub(crate) async fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn names() -> Names {
+        let school = |id, code: &str| School {
+            id,
+            code: code.into(),
+            name: format!("{code}校"),
+            kind: SchoolKind::Hub,
+            region_id: Some(1),
+            max_master_sites: 500,
+        };
+        Names {
+            schools: [school(1, "H01"), school(2, "P01")]
+                .into_iter()
+                .map(|s| (s.code.clone(), s))
+                .collect(),
+            regions: vec![Region {
+                id: 1,
+                province: "四川省".into(),
+                city: "凉山州".into(),
+                county: "昭觉县".into(),
+            }],
+            classrooms: HashMap::new(),
+            teachers: HashMap::new(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").map_or(10_000, |_| ProptestConfig::default().cases),
+            ..ProptestConfig::default()
+        })]
+
+        /// Any text under any importer's header: rows or a bounded list of row problems,
+        /// never a panic; nothing checked is outside the (school-level) admin's school.
+        #[test]
+        fn any_rows_give_items_or_row_problems(
+            which in 0..3usize,
+            body in "([HP]01|学校|[a-z0-9 ,，、\n\"]|主讲学校|互动教室|四川省|昭觉县){0,60}",
+        ) {
+            let sheet = sheet::sheet(["schools", "classrooms", "teachers"][which]).unwrap();
+            let header: Vec<&str> = sheet.columns.iter().map(|c| c.zh[0]).collect();
+            let text = format!("{}\n{body}", header.join(","));
+            let rules = Rules {
+                scope: Scope {
+                    level: Level::School,
+                    place: Place { school_id: Some(1), ..Place::default() },
+                },
+                places: Places::default(),
+            };
+            let n = names();
+            let checked = match which {
+                0 => sheet.read::<SchoolRow>(text.as_bytes()).map(|r| check_schools(&r, &n, &rules)),
+                1 => sheet.read::<ClassroomRow>(text.as_bytes()).map(|r| check_classrooms(&r, &n, &rules)),
+                _ => sheet.read::<TeacherRow>(text.as_bytes()).map(|r| check_teachers(&r, &n, &rules)),
+            };
+            match checked {
+                Err(e) => prop_assert!(e.status.is_client_error()),
+                Ok(Err(e)) => prop_assert!(e.listed.len() <= e.count && e.count > 0),
+                Ok(Ok((items, _))) => {
+                    for (_, i) in items {
+                        match i {
+                            // A school-level admin never adds a school.
+                            Item::School(_) => prop_assert!(false, "school added by a school admin"),
+                            Item::Classroom(c) => prop_assert_eq!(c.school_id, 1),
+                            Item::Teacher(t) => prop_assert_eq!(t.school_id, 1),
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn kinds_in_both_languages() {
@@ -515,7 +583,10 @@ mod tests {
         assert_eq!(school_kind("教学点"), Some(SchoolKind::Partner));
         assert_eq!(school_kind("x"), None);
         assert_eq!(classroom_kind("互动教室"), Some(ClassroomKind::Interactive));
-        assert_eq!(classroom_kind("receive-only"), Some(ClassroomKind::ReceiveOnly));
+        assert_eq!(
+            classroom_kind("receive-only"),
+            Some(ClassroomKind::ReceiveOnly)
+        );
         assert_eq!(classroom_kind(""), None);
     }
 }

@@ -61,6 +61,8 @@ const fn col(
 
 /// Every importer's columns. The Chinese headers are what district spreadsheets use; any of
 /// them, or the English name, is accepted (without case, a trailing `*` ignored).
+/// (One column a line, as a table: rustfmt would spread each over seven.)
+#[rustfmt::skip]
 pub(crate) const SHEETS: &[Sheet] = &[
     Sheet {
         name: "schools",
@@ -276,7 +278,7 @@ pub(crate) fn detect(bytes: &[u8]) -> Kind {
     }
 }
 
-/// Most bytes a workbook may unpack to (what its ZIP directory declares), and most entries.
+/// Most bytes a workbook may unpack to (all its parts, as unpacked), and most parts.
 pub(crate) const MAX_XLSX_UNPACKED: u64 = 64 << 20;
 const MAX_XLSX_ENTRIES: usize = 10_000;
 /// Columns read from a workbook; cells further right are ignored.
@@ -318,24 +320,35 @@ fn bad_workbook(why: impl std::fmt::Display) -> ApiError {
     )
 }
 
-/// Checks what the ZIP directory declares before anything is unpacked.
+/// Unpacks every part of the workbook into nothing, counting, before calamine reads it: the
+/// sizes a ZIP directory declares are not enforced by the zip crate, and a 4 MiB upload can
+/// inflate a thousandfold. Stops at [`MAX_XLSX_UNPACKED`] bytes in all.
 fn check_zip<R: Read + Seek>(r: R) -> Result<(), ApiError> {
+    check_zip_within(r, MAX_XLSX_UNPACKED)
+}
+
+fn check_zip_within<R: Read + Seek>(r: R, max: u64) -> Result<(), ApiError> {
     let mut zip = zip::ZipArchive::new(r).map_err(bad_workbook)?;
     if zip.len() > MAX_XLSX_ENTRIES {
         return Err(bad_workbook("too many parts"));
     }
     let mut total = 0u64;
     for i in 0..zip.len() {
-        let f = zip.by_index_raw(i).map_err(bad_workbook)?;
-        total = total.saturating_add(f.size());
+        let f = zip.by_index(i).map_err(bad_workbook)?;
+        let left = max - total;
+        total +=
+            std::io::copy(&mut f.take(left + 1), &mut std::io::sink()).map_err(bad_workbook)?;
+        if total > max {
+            break;
+        }
     }
-    if total > MAX_XLSX_UNPACKED {
+    if total > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
             format!(
                 "the workbook unpacks to more than {} MiB; split it, or save it as CSV",
-                MAX_XLSX_UNPACKED >> 20
+                max >> 20
             ),
         ));
     }
@@ -590,6 +603,24 @@ mod tests {
         assert_eq!(excel_datetime(46_272.25), "2026-09-07 06:00");
         assert_eq!(number(5.0), "5");
         assert_eq!(number(2.5), "2.5");
+    }
+
+    #[test]
+    fn a_workbook_that_inflates_past_the_limit_is_refused_before_it_is_read() {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("xl/sharedStrings.xml", o).unwrap();
+        let zeros = vec![b'0'; 1 << 16];
+        for _ in 0..40 {
+            w.write_all(&zeros).unwrap();
+        }
+        let bytes = w.finish().unwrap().into_inner();
+        assert!(bytes.len() < 64 << 10, "{}", bytes.len());
+        let e = check_zip_within(Cursor::new(&bytes), 2 << 20).unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        check_zip_within(Cursor::new(&bytes), 3 << 20).unwrap();
     }
 
     #[test]

@@ -351,8 +351,8 @@ pub(crate) async fn import(
 ) -> Result<Response, ApiError> {
     let mine = access::admin_scope(p)?.clone();
     let bytes: Bytes = csvio::read_csv(body).await?;
-    let sheet = super::sheet::sheet("users")
-        .ok_or_else(|| ApiError::internal("no users spreadsheet"))?;
+    let sheet =
+        super::sheet::sheet("users").ok_or_else(|| ApiError::internal("no users spreadsheet"))?;
     let rows = csvio::blocking(move || sheet.read::<HashMap<String, String>>(&bytes)).await?;
     let names = Names::load(st).await?;
     let items = check(&rows, &names, &mine).map_err(csvio::rejected)?;

@@ -295,7 +295,13 @@ async fn a_term_from_spreadsheets(app: App) {
         ("/api/timetable/import", TIMETABLE, &timetable),
     ] {
         for (how, r) in ALL.iter().zip(rows.iter()) {
-            let (s, v) = post(&app, &admin, path, save(header, &[r.clone()], *how)).await;
+            let (s, v) = post(
+                &app,
+                &admin,
+                path,
+                save(header, std::slice::from_ref(r), *how),
+            )
+            .await;
             assert_eq!(s, StatusCode::OK, "{path} {how:?}: {v}");
             assert_eq!(v["imported"], 1, "{path} {how:?}: {v}");
             for u in v["created"].as_array().into_iter().flatten() {

@@ -684,6 +684,11 @@ mod prop_tests {
             prop_assert_eq!(detect(&bytes), Kind::Text);
             prop_assert_eq!(to_text(&bytes).unwrap(), text);
         }
+    }
+
+    proptest! {
+        // Each case writes and reads a whole workbook (unoptimised in tests): fewer cases.
+        #![proptest_config(ProptestConfig { cases: config().cases.min(500), ..config() })]
 
         #[test]
         fn workbook_cells_read_back(

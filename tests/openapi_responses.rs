@@ -484,6 +484,24 @@ async fn real_responses_match_the_served_document() {
          2026秋,3,2,09:00,09:40,英语,三年级,专递,T001,HUB01/录播教室,ZJ01/三年级1班@A001\n",
     )
     .await;
+    // The directory spreadsheets, with Chinese headers.
+    for (path, csv) in [
+        (
+            "/api/schools/import",
+            "学校代码,学校名称,类型,省,市,县\nNEW01,新建小学,接收学校,,,\n",
+        ),
+        (
+            "/api/classrooms/import",
+            "学校代码,教室名称,类型\nNEW01,一年级1班,互动教室\n",
+        ),
+        (
+            "/api/teachers/import",
+            "工号,姓名,学校代码,学科\nT900,李明,NEW01,数学\n",
+        ),
+    ] {
+        let v = c.csv(path, csv).await;
+        assert_eq!(v["imported"], 1, "{path}: {v}");
+    }
     let imported = c
         .csv(
             "/api/users/import",

@@ -486,9 +486,12 @@ HUB01,ZJ02,数学,三年级,2026秋,x\n";
         .unwrap();
     let text = r.text().await.unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
+    // Pairings already stored are skipped and reported per row, not stored twice.
     let (s, v) = app.post_csv("/api/pairings/import", &text).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(v["errors"][0]["message"], "this pairing already exists");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["imported"], 0, "{v}");
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["skipped"][0]["row"], 2, "{v}");
 }
 both_backends!(csv_import_export, csv);
 

@@ -1153,6 +1153,120 @@ async fn scopes_are_exported_and_imported_inside_the_admins_scope() {
     let _ = (w.h2, w.p2);
 }
 
+/// The spreadsheet routes (issue 22 item 2) for every role, and each importer's rows in and
+/// out of the importing admin's scope: any admin may import, each row must lie where the
+/// single-item route would let them write it (schools: county level or above over its
+/// region; classrooms and teachers: over their school; pairings: over both schools; slots:
+/// over the hub school), and a file with one row outside is refused whole, naming that row.
+/// The expected outcomes are written out here, independently of the server's rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spreadsheet_imports_by_role_and_scope() {
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    let who = |n: &str| w.logins[n].clone();
+    let (zj, bt) = (
+        "四川省,凉山彝族自治州,昭觉县",
+        "四川省,凉山彝族自治州,布拖县",
+    );
+    let timetable =
+        "学期,星期,节次,开始时间,结束时间,学科,年级,模式,主讲教师编号,主讲教室,接收教室";
+    // (caller, route, file, Some(rows imported) or None: refused for its row 2's scope).
+    let cases: Vec<(String, &str, String, Option<u64>)> = vec![
+        (who("county_admin_1"), "/api/schools/import", format!("学校代码,学校名称,类型,省,市,县\nN1,新校一,接收学校,{zj}\n"), Some(1)),
+        (who("county_admin_1"), "/api/schools/import", format!("学校代码,学校名称,类型,省,市,县\nN2,新校二,接收学校,{bt}\n"), None),
+        (who("school_admin_h1"), "/api/schools/import", format!("学校代码,学校名称,类型,省,市,县\nN3,新校三,接收学校,{zj}\n"), None),
+        (who("city_admin"), "/api/schools/import", format!("学校代码,学校名称,类型,省,市,县\nN4,新校四,接收学校,{bt}\n"), Some(1)),
+        (who("school_admin_h1"), "/api/classrooms/import", "学校代码,教室名称,类型\nH1,二号录播室,主讲教室\n".into(), Some(1)),
+        (who("school_admin_h1"), "/api/classrooms/import", "学校代码,教室名称,类型\nP1,四年级1班,互动教室\n".into(), None),
+        (who("county_admin_1"), "/api/classrooms/import", "学校代码,教室名称,类型\nH2,四年级1班,互动教室\n".into(), None),
+        (who("school_admin_h1"), "/api/teachers/import", "工号,姓名,学校代码\nT10,甲,H1\n".into(), Some(1)),
+        (who("school_admin_h1"), "/api/teachers/import", "工号,姓名,学校代码\nT11,乙,H2\n".into(), None),
+        (who("county_admin_1"), "/api/pairings/import", "主讲学校,接收学校,学科,年级,学期\nH1,P1,数学,三年级,2026秋\n".into(), Some(1)),
+        (who("county_admin_1"), "/api/pairings/import", "主讲学校,接收学校,学科,年级,学期\nH1,P2,数学,三年级,2026秋\n".into(), None),
+        (who("city_admin"), "/api/pairings/import", "主讲学校,接收学校,学科,年级,学期\nH1,P2,数学,三年级,2026秋\n".into(), Some(1)),
+        (who("county_admin_1"), "/api/timetable/import", format!("{timetable}\n2026秋,周二,1,08:00,08:40,英语,三年级,专递,T1,H1/录播教室,P1/三年级1班\n"), Some(1)),
+        (who("county_admin_1"), "/api/timetable/import", format!("{timetable}\n2026秋,周二,2,09:00,09:40,英语,三年级,专递,T2,H2/录播教室,P2/三年级1班\n"), None),
+    ];
+    for (token, path, csv, want) in cases {
+        let (s, v) = post_csv(&app, &token, path, &csv).await;
+        match want {
+            Some(n) => {
+                assert_eq!(s, StatusCode::OK, "{path} {csv}: {v}");
+                assert_eq!(v["imported"], n, "{path}: {v}");
+            }
+            None => {
+                assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path} {csv}: {v}");
+                assert_eq!(v["errors"][0]["row"], 2, "{path}: {v}");
+                let m = v["errors"][0]["message"].as_str().unwrap_or("");
+                assert!(
+                    m.contains("outside your organisation scope") || m.contains("level or above"),
+                    "{path}: {v}"
+                );
+            }
+        }
+    }
+    // Nothing of a refused file was stored.
+    let (_, schools) = app
+        .call(Some(&app.admin), Method::GET, "/api/schools", None)
+        .await;
+    let codes: Vec<&str> = schools
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"N1") && codes.contains(&"N4"), "{codes:?}");
+    assert!(
+        !codes.contains(&"N2") && !codes.contains(&"N3"),
+        "{codes:?}"
+    );
+    // People who are not admins, and devices, may not import or fetch templates.
+    let routes = [
+        "/api/schools/import",
+        "/api/classrooms/import",
+        "/api/teachers/import",
+        "/api/pairings/import",
+        "/api/timetable/import",
+        "/api/users/import",
+    ];
+    for token in [
+        who("teacher_1"),
+        who("observer_1"),
+        who("inspector_2"),
+        w.dev_p1.clone(),
+    ] {
+        for path in routes {
+            let (s, v) = post_csv(&app, &token, path, "学校代码\nx\n").await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
+            assert_eq!(kind(&v), "role-forbidden", "{path}: {v}");
+        }
+        let (s, _) = app
+            .call(
+                Some(&token),
+                Method::GET,
+                "/api/templates/schools.csv",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+    let (s, _) = app
+        .call(None, Method::GET, "/api/templates/schools.csv", None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    for admin in ["school_admin_h1", "county_admin_1", "city_admin"] {
+        let (s, v) = app
+            .call(
+                Some(&who(admin)),
+                Method::GET,
+                "/api/templates/timetable.xlsx",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{admin}: {v}");
+    }
+}
+
 /// The observation routes (issue 21), every one of them, for every role in and out of scope:
 /// an observer observes lessons whose hub school lies in their scope and owns their
 /// observations; admins covering the hub school read them; the lesson's hub teacher reads

@@ -1,8 +1,10 @@
 // @ts-check
-// Admin pages (/admin#lessons|schools|classrooms|pairings|timetable): today's lessons with
-// live status, schools and classrooms (with device tokens and the kiosk link), pairings and
-// the term timetable as a week view, CSV import (all rows or none; errors name row and
-// column) and export. Everything goes through the same /api routes the tests exercise.
+// Admin pages (/admin#lessons|schools|classrooms|pairings|timetable|import): today's lessons
+// with live status, schools and classrooms (with device tokens and the kiosk link), pairings
+// and the term timetable as a week view, CSV import (all rows or none; errors name row and
+// column) and export, and the spreadsheet import tab (.xlsx or CSV in UTF-8/GBK, Chinese
+// headers, templates, a per-row report). Everything goes through the same /api routes the
+// tests exercise.
 
 import { api, h, t, header, showError, modeLabel, hhmm, label, dateText } from '/app.js';
 
@@ -45,20 +47,30 @@ function form(fields, submitLabel, onSubmit) {
   return el;
 }
 
+/** What the last import said, shown again once the tab has been drawn anew. */
+let flash = null;
+
 /** CSV import box: a file picker that posts the file and reports per-row errors. */
 function csvBox(importPath, exportPath, after) {
-  const out = h('div', { class: 'csv-result' });
-  const file = h('input', { type: 'file', accept: '.csv,text/csv' });
+  const out = h('div', { class: 'csv-result' }, flash ? h('p', { class: 'ok' }, flash) : null);
+  flash = null;
+  const file = h('input', { type: 'file', accept: `.csv,.xlsx,text/csv,${XLSX_TYPE}` });
   const go = h('button', {
     type: 'button',
     onclick: async () => {
       out.replaceChildren();
       showError(null);
       const f = file.files[0];
-      if (!f) return;
+      if (!f) {
+        out.append(h('p', { class: 'bad' }, t('import_no_file')));
+        return;
+      }
       try {
-        const r = await api('POST', importPath, await f.text());
-        out.append(`${t('imported')}: ${r?.imported ?? r?.count ?? JSON.stringify(r)}`);
+        const r = await api('POST', importPath, asUpload(f));
+        const n = r?.imported ?? 0;
+        flash = fill('import_done', { n, rows: r?.rows ?? n });
+        if (r?.skipped?.length) flash += `; ${fill('import_skipped', { n: r.skipped.length })}`;
+        out.append(h('p', { class: 'ok' }, flash));
         after();
       } catch (e) {
         showError(e);
@@ -68,6 +80,91 @@ function csvBox(importPath, exportPath, after) {
   }, t('import_csv'));
   return h('div', { class: 'bar' }, file, go, h('a', { class: 'button secondary', href: exportPath, download: true }, t('export_csv')), out);
 }
+
+// ---- Spreadsheet import (issue 22 item 2) ----
+
+/** The importers, in the order a county sets up a term. */
+const SHEETS = ['schools', 'classrooms', 'teachers', 'users', 'pairings', 'timetable'];
+const XLSX_TYPE = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+
+/** `t(key)` with `{name}` placeholders filled. */
+const fill = (key, vars) => t(key).replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+
+/**
+ * The chosen file as its bytes (never decoded here: a GBK CSV must reach the server as GBK),
+ * typed by its name: operating systems call a CSV text/csv, application/vnd.ms-excel or
+ * nothing; the server reads what it is from the bytes.
+ */
+function asUpload(f) {
+  return new Blob([f], { type: /\.xlsx$/i.test(f.name) ? XLSX_TYPE : 'text/csv' });
+}
+
+/** The spreadsheet tab: importer choice, templates, file picker, check-only, the report. */
+function importView() {
+  const pick = h('select', { id: 'importSheet' }, SHEETS.map((s) => h('option', { value: s }, t(`sheet_${s}`))));
+  const file = h('input', { id: 'importFile', type: 'file', accept: `.csv,.xlsx,text/csv,${XLSX_TYPE}` });
+  const dry = h('input', { id: 'importDry', type: 'checkbox' });
+  const out = h('div', { id: 'importResult', class: 'csv-result' });
+  const tplCsv = h('a', { id: 'templateCsv', class: 'button secondary', download: true }, t('import_template_csv'));
+  const tplXlsx = h('a', { id: 'templateXlsx', class: 'button secondary', download: true }, t('import_template_xlsx'));
+  const chosen = () => {
+    tplCsv.href = `/api/templates/${pick.value}.csv`;
+    tplXlsx.href = `/api/templates/${pick.value}.xlsx`;
+    // The users importer has no check-only mode.
+    dry.disabled = pick.value === 'users';
+    if (dry.disabled) dry.checked = false;
+    out.replaceChildren();
+  };
+  pick.addEventListener('change', chosen);
+  chosen();
+  const go = h('button', {
+    id: 'importGo',
+    type: 'button',
+    onclick: async () => {
+      out.replaceChildren();
+      delete out.dataset.done;
+      showError(null);
+      const f = file.files[0];
+      if (!f) {
+        out.append(h('p', { class: 'bad' }, t('import_no_file')));
+        return;
+      }
+      const path = `/api/${pick.value}/import${dry.checked ? '?dry_run=1' : ''}`;
+      try {
+        const r = await api('POST', path, asUpload(f));
+        const n = r?.imported ?? 0;
+        out.append(h('p', { class: 'ok', dataset: { imported: n } },
+          fill(r?.dry_run ? 'import_checked' : 'import_done', { n, rows: r?.rows ?? n })));
+        if (r?.skipped?.length) {
+          out.append(h('p', {}, fill('import_skipped', { n: r.skipped.length })),
+            table([t('import_row'), t('import_problem')], r.skipped.map((x) => [x.row, x.message])));
+        }
+        if (r?.created?.length) {
+          out.append(table([t('username'), t('import_password')],
+            r.created.map((u) => [u.username, h('code', { class: 'secret' }, u.password)])));
+        }
+        out.dataset.done = 'ok';
+      } catch (e) {
+        showError(e);
+        if (e.errors) {
+          out.append(h('p', { class: 'bad' }, fill('import_failed', { n: e.errors.length })),
+            table([t('import_row'), t('import_column'), t('import_problem')],
+              e.errors.map((x) => [x.row, x.column, x.message])));
+        }
+        out.dataset.done = 'failed';
+      }
+    },
+  }, t('import_go'));
+  view().replaceChildren(
+    h('h2', {}, t('import_tab')),
+    h('p', { class: 'muted' }, t('import_hint')),
+    h('div', { class: 'bar' }, h('label', {}, `${t('import_what')} `, pick), tplCsv, tplXlsx),
+    h('div', { class: 'bar' }, h('label', {}, `${t('import_file')} `, file),
+      h('label', {}, dry, ` ${t('import_check')}`), go),
+    out);
+}
+
+// ---- end of spreadsheet import ----
 
 const TABS = {
   async lessons() {
@@ -177,6 +274,10 @@ const TABS = {
     pick.addEventListener('change', () => draw().catch(showError));
     view().replaceChildren(h('h2', {}, t('timetable')), h('div', { class: 'bar' }, h('label', {}, `${t('term')} `, pick)), box, grid);
     await draw();
+  },
+
+  async import() {
+    importView();
   },
 };
 

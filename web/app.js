@@ -309,6 +309,30 @@ export const PAGES_DICT = {
     obs_recording: '课堂录像',
     obs_no_recording: '这节课还没有可回放的录像，课堂时间按计时器计算。',
     obs_seek_hint: '点击评论的时间可跳到录像的那一刻',
+    // Spreadsheet import (issue 22 item 2).
+    import_tab: '导入表格',
+    import_what: '导入内容',
+    import_file: '文件',
+    import_hint: '支持 Excel 工作簿（.xlsx）和 CSV（UTF-8、带 BOM 的 UTF-8 或 GBK）；表头可用中文（见模板）。整份文件全部导入或全部不导入。',
+    import_go: '导入',
+    import_check: '仅检查（不导入）',
+    import_no_file: '请先选择文件',
+    import_template_csv: '下载 CSV 模板',
+    import_template_xlsx: '下载 Excel 模板',
+    import_done: '已导入 {n} 行（共 {rows} 行）',
+    import_checked: '检查通过：可导入 {n} 行（共 {rows} 行），未写入',
+    import_skipped: '{n} 行已存在，已跳过',
+    import_failed: '有 {n} 处问题，未导入任何数据',
+    import_row: '行',
+    import_column: '列',
+    import_problem: '问题',
+    import_password: '初始密码（仅显示一次）',
+    sheet_schools: '学校',
+    sheet_classrooms: '教室',
+    sheet_teachers: '教师',
+    sheet_users: '用户',
+    sheet_pairings: '结对',
+    sheet_timetable: '课表',
   },
   en: {
     app: 'Three Classrooms',
@@ -596,6 +620,30 @@ export const PAGES_DICT = {
     obs_recording: 'Lesson recording',
     obs_no_recording: 'This lesson has no recording to play yet; lesson time follows the timer.',
     obs_seek_hint: 'Click a comment’s time to seek the recording to that moment',
+    // Spreadsheet import (issue 22 item 2).
+    import_tab: 'Import',
+    import_what: 'Import into',
+    import_file: 'File',
+    import_hint: 'Excel workbooks (.xlsx) and CSV (UTF-8, UTF-8 with BOM, or GBK); headers in Chinese or English (see the templates). A file is imported whole or not at all.',
+    import_go: 'Import',
+    import_check: 'Check only (store nothing)',
+    import_no_file: 'Choose a file first',
+    import_template_csv: 'CSV template',
+    import_template_xlsx: 'Excel template',
+    import_done: 'Imported {n} rows (of {rows})',
+    import_checked: 'Check passed: {n} rows (of {rows}) would be imported; nothing stored',
+    import_skipped: '{n} rows already there, skipped',
+    import_failed: '{n} problems; nothing was imported',
+    import_row: 'Row',
+    import_column: 'Column',
+    import_problem: 'Problem',
+    import_password: 'First password (shown once)',
+    sheet_schools: 'Schools',
+    sheet_classrooms: 'Classrooms',
+    sheet_teachers: 'Teachers',
+    sheet_users: 'Users',
+    sheet_pairings: 'Pairings',
+    sheet_timetable: 'Timetable',
   },
 };
 
@@ -711,7 +759,8 @@ export function asProblem(e) {
 }
 
 /**
- * Calls the API. `body` objects are sent as JSON, strings as text/csv. Resolves to the parsed
+ * Calls the API. `body` objects are sent as JSON, strings as text/csv, Blobs as their bytes
+ * with their type. Resolves to the parsed
  * JSON (or text for CSV, null for 204); rejects with a problem object. A 401 on a page that
  * needs a login sends the browser to /login (unless `noRedirect`).
  */
@@ -723,6 +772,10 @@ export async function api(method, path, body = undefined, { noRedirect = false }
   let payload;
   if (typeof body === 'string') {
     headers['Content-Type'] = 'text/csv';
+    payload = body;
+  } else if (body instanceof Blob) {
+    // A file as its bytes (a GBK CSV must not be decoded as UTF-8 here), with its type.
+    headers['Content-Type'] = body.type || 'text/csv';
     payload = body;
   } else if (body !== undefined) {
     headers['Content-Type'] = 'application/json';

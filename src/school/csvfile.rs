@@ -188,7 +188,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// The file as text. UTF-8 (with or without a byte-order mark) as it is; a file with a
 /// UTF-16 byte-order mark decoded as such; otherwise, if the bytes are not UTF-8, they are
-/// read as GB18030 (which includes GBK: what Chinese Excel and WPS save as "CSV").
+/// read as GB18030 (which includes GBK: what Chinese Excel and WPS save as "CSV"). Bytes
+/// that are valid as both are read as GB18030 only when the UTF-8 reading holds characters
+/// no school sheet would (see [`plausible`]) and the GB18030 reading does not.
 pub(crate) fn decode(bytes: &[u8]) -> Result<String, ApiError> {
     let refuse = |what: &str| {
         ApiError::new(
@@ -204,6 +206,23 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<String, ApiError> {
             .ok_or_else(|| refuse(enc.name()));
     }
     if let Ok(s) = std::str::from_utf8(bytes) {
+        // Short GBK text can also be valid UTF-8 ("校" is D0 A3, UTF-8 for "У"). No crate
+        // settles that (chardetng guesses legacy encodings but takes valid UTF-8 as UTF-8),
+        // so: where the UTF-8 reading has characters a Chinese school spreadsheet would not
+        // hold and the GB18030 reading has none, the file is GBK.
+        // (Accented Latin letters count for the UTF-8 reading: "José" or pinyin with tones
+        // must stay UTF-8, though GB18030 would read them as 茅 or 菤.)
+        if !s
+            .chars()
+            .all(|c| plausible(c) || ('\u{c0}'..='\u{24f}').contains(&c))
+        {
+            if let Some(g) = encoding_rs::GB18030
+                .decode_without_bom_handling_and_without_replacement(bytes)
+                .filter(|g| g.chars().all(plausible))
+            {
+                return Ok(g.into_owned());
+            }
+        }
         return Ok(s.to_owned());
     }
     encoding_rs::GB18030
@@ -212,10 +231,26 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<String, ApiError> {
         .ok_or_else(|| refuse("UTF-8, nor GBK/GB18030"))
 }
 
+/// Whether `c` is a character a Chinese school spreadsheet holds: ASCII, CJK ideographs,
+/// CJK and full-width punctuation, general punctuation (“”…—), the middle dot, circled
+/// numbers. Used only to choose between two valid readings of the same bytes.
+fn plausible(c: char) -> bool {
+    matches!(c,
+        '\0'..='\u{7f}'
+        | '\u{b7}'
+        | '\u{2000}'..='\u{206f}'
+        | '\u{2460}'..='\u{24ff}'
+        | '\u{3000}'..='\u{303f}'
+        | '\u{3400}'..='\u{4dbf}'
+        | '\u{4e00}'..='\u{9fff}'
+        | '\u{ff00}'..='\u{ffef}')
+}
+
 /// A data row: its number and its cells by (lowercase) column name.
 pub(crate) type CsvRow = (usize, HashMap<String, String>);
 
 /// [`parse_as`] into a map of cells by column name.
+#[cfg(test)]
 pub(crate) fn parse(
     text: &str,
     required: &[&'static str],
@@ -228,18 +263,45 @@ pub(crate) fn parse(
 /// `#[derive(Deserialize)]` struct whose fields are those columns, or a map), each with its
 /// row number. Header names are matched without case; other columns are ignored, and of a
 /// column named twice the last is read. At most [`MAX_CSV_ROWS`] rows are read: the work is
-/// linear in the file's size.
+/// linear in the file's size. (The importers read through [`parse_aliased`].)
+#[cfg(test)]
 pub(crate) fn parse_as<T: DeserializeOwned>(
     text: &str,
     required: &[&'static str],
     optional: &[&'static str],
+) -> Result<Vec<(usize, T)>, Rejection> {
+    parse_aliased(text, required, optional, &[])
+}
+
+/// A header cell as matched: trimmed, lowercase, a trailing `*` (a template's "required"
+/// mark) taken off.
+fn header_name(h: &str) -> String {
+    h.trim().trim_end_matches(['*', '＊']).trim().to_lowercase()
+}
+
+/// [`parse_as`] where a header cell may also be one of `aliases` (`(alias, column)`: the
+/// Chinese headers of `super::sheet`), matched the same way.
+pub(crate) fn parse_aliased<T: DeserializeOwned>(
+    text: &str,
+    required: &[&'static str],
+    optional: &[&'static str],
+    aliases: &[(&'static str, &'static str)],
 ) -> Result<Vec<(usize, T)>, Rejection> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let headers: Vec<String> = match rdr.headers() {
-        Ok(h) => h.iter().map(|s| s.to_lowercase()).collect(),
+        Ok(h) => h
+            .iter()
+            .map(|s| {
+                let h = header_name(s);
+                aliases
+                    .iter()
+                    .find(|(a, _)| header_name(a) == h)
+                    .map_or(h, |(_, c)| c.to_string())
+            })
+            .collect(),
         Err(e) => {
             return Err(Rejection::Rows(Errors::one(RowError {
                 row: 1,
@@ -253,7 +315,10 @@ pub(crate) fn parse_as<T: DeserializeOwned>(
         missing.push(RowError {
             row: 1,
             column: c.to_string(),
-            message: "column missing from the header".into(),
+            message: match aliases.iter().find(|(_, col)| col == c) {
+                Some((zh, _)) => format!("column missing from the header (in Chinese: {zh})"),
+                None => "column missing from the header".into(),
+            },
         });
     }
     if !missing.is_empty() {
@@ -456,6 +521,18 @@ mod tests {
         assert_eq!(decode(b"\xFF\xFEa\0,\0b\0").unwrap(), "a,b");
         let (gbk, _, _) = encoding_rs::GBK.encode("term,英语,周一");
         assert_eq!(decode(&gbk).unwrap(), "term,英语,周一");
+        // GBK bytes that are valid UTF-8 too: "校" is D0 A3, which UTF-8 reads as "У".
+        for text in ["校", "a,校", "学校代码,校"] {
+            let (gbk, _, _) = encoding_rs::GBK.encode(text);
+            assert_eq!(decode(&gbk).unwrap(), text);
+        }
+        for text in ["José,Lǚ", "Zoë,学校"] {
+            assert_eq!(
+                decode(text.as_bytes()).unwrap(),
+                text,
+                "accented names stay UTF-8"
+            );
+        }
         let e = decode(b"a,\xFF\xFF").unwrap_err();
         assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert_eq!(e.kind, "bad-encoding");

@@ -5,7 +5,8 @@
 //!
 //! Pairings: `hub_school_code,partner_school_code,subject,grade,term,owner`.
 //! Timetable: `term,weekday,period,starts,ends,subject,grade,mode,hub_teacher_code,
-//! hub_classroom,sites`, where a classroom is `SCHOOLCODE/教室名` and `sites` lists
+//! hub_classroom,sites` (or the Chinese headers of [`super::sheet::SHEETS`]; CSV in any
+//! encoding [`decode`] reads, or `.xlsx`), where a classroom is `SCHOOLCODE/教室名` and `sites` lists
 //! classrooms separated by `;`, each optionally followed by `@TEACHERCODE` (the assisting
 //! teacher). Weekdays are 1–7 or 周一…周日; modes are delivery/master/sync or 专递/名师/同步.
 
@@ -19,13 +20,15 @@ use super::model::{
     self, Classroom, LessonMode, Pairing, School, SchoolKind, Site, SlotError, Teacher, Term,
     TimetableSlot,
 };
+use super::sheet;
 use super::SchoolState;
+use crate::auth::people::Principal;
+use crate::auth::scope::Level;
 use crate::problem::ApiError;
 use crate::store::StoreError;
 
 pub(crate) use super::csvfile::{
-    blocking, csv_response, decode, parse, parse_as, read_csv, rejected, write_rows, CsvRow,
-    Errors, RowError,
+    blocking, csv_response, read_csv, rejected, write_rows, CsvRow, Errors, RowError,
 };
 
 /// `GET /api/pairings.csv`: every pairing.
@@ -49,24 +52,84 @@ pub(crate) async fn timetable_csv(
 }
 
 /// What an all-or-nothing import answers.
-#[derive(serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct ImportResult {
-    /// How many rows were stored.
-    imported: usize,
+    /// How many rows were stored (on a dry run: would be).
+    pub(crate) imported: usize,
+    /// Rows already in the database exactly as given: not stored again.
+    pub(crate) skipped: Vec<RowNote>,
+    /// Data rows read.
+    pub(crate) rows: usize,
+    /// Whether nothing was stored (`?dry_run=1`: checked and counted only).
+    pub(crate) dry_run: bool,
 }
 
+/// A note on one row that did not stop the import.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct RowNote {
+    /// Row number as the spreadsheet shows it (header = 1).
+    pub(crate) row: usize,
+    /// What happened to it.
+    pub(crate) message: String,
+}
+
+/// Rows to store (with their row numbers) and rows skipped as already stored.
+pub(crate) type Checked<T> = (Vec<(usize, T)>, Vec<RowNote>);
+
 /// `POST /api/pairings/import`: all of the file's pairings, or none.
-pub(crate) async fn pairings_import(st: &SchoolState, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn pairings_import(
+    st: &SchoolState,
+    p: &Principal,
+    body: Body,
+    dry_run: bool,
+) -> Result<Response, ApiError> {
     let bytes = read_csv(body).await?;
-    let n = import_pairings(st, bytes).await?;
-    Ok(axum::Json(ImportResult { imported: n }).into_response())
+    let r = import_pairings(st, Some(p), bytes, dry_run).await?;
+    Ok(axum::Json(r).into_response())
 }
 
 /// `POST /api/timetable/import`: all of the file's slots, or none.
-pub(crate) async fn timetable_import(st: &SchoolState, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn timetable_import(
+    st: &SchoolState,
+    p: &Principal,
+    body: Body,
+    dry_run: bool,
+) -> Result<Response, ApiError> {
     let bytes = read_csv(body).await?;
-    let n = import_timetable(st, bytes).await?;
-    Ok(axum::Json(ImportResult { imported: n }).into_response())
+    let r = import_timetable(st, Some(p), bytes, dry_run).await?;
+    Ok(axum::Json(r).into_response())
+}
+
+/// The importing admin and the directory's shape: what each row's object-level rule needs
+/// (the same rules as the single-row routes; see [`super::access`]).
+pub(crate) struct InScope {
+    p: Principal,
+    d: super::access::Directory,
+}
+
+impl InScope {
+    pub(crate) async fn load(st: &SchoolState, p: &Principal) -> Result<InScope, ApiError> {
+        super::access::admin_scope(p)?;
+        Ok(InScope {
+            p: p.clone(),
+            d: super::access::Directory::load(&st.store).await?,
+        })
+    }
+
+    /// A pairing: an admin covering both schools.
+    fn pairing(&self, x: &Pairing) -> Result<(), String> {
+        let places = [
+            self.d.school(x.hub_school_id),
+            self.d.school(x.partner_school_id),
+        ];
+        super::access::admin_over(&self.p, Level::School, "this pairing", &places)
+            .map_err(|e| e.detail)
+    }
+
+    /// A slot: an admin covering its hub school (and any site school not paired with it).
+    fn slot(&self, x: &TimetableSlot) -> Result<(), String> {
+        super::api::admin_over_slot(&self.p, &self.d, x).map_err(|e| e.detail)
+    }
 }
 
 /// The problems of one data row, as its checks find them.
@@ -97,11 +160,68 @@ impl Row<'_> {
     }
 }
 
+type PairingKey = (i64, i64, String, String, String);
+
+/// Everything a slot is, for finding the same slot twice (sites in order of classroom).
+type SlotKey = (
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    &'static str,
+    i64,
+    i64,
+    Vec<(i64, Option<i64>)>,
+);
+
+fn pairing_key(p: &Pairing) -> PairingKey {
+    (
+        p.hub_school_id,
+        p.partner_school_id,
+        p.subject.clone(),
+        p.grade.clone(),
+        p.term.clone(),
+    )
+}
+
+fn slot_key(s: &TimetableSlot) -> SlotKey {
+    let s = &s.clone().normalized();
+    let mut sites: Vec<(i64, Option<i64>)> = s
+        .sites
+        .iter()
+        .map(|x| (x.classroom_id, x.assisting_teacher_id))
+        .collect();
+    sites.sort_unstable();
+    (
+        s.term_id,
+        s.weekday,
+        s.period,
+        s.starts.clone(),
+        s.ends.clone(),
+        s.subject.clone(),
+        s.grade.clone(),
+        s.mode.as_str(),
+        s.hub_teacher_id,
+        s.hub_classroom_id,
+        sites,
+    )
+}
+
+#[derive(Default)]
 struct Directory {
     schools: HashMap<String, School>,
     classrooms: HashMap<(i64, String), Classroom>,
     teachers: HashMap<String, Teacher>,
     terms: HashMap<String, Term>,
+    /// Stored pairings by what they are (their id).
+    pairings: HashMap<PairingKey, i64>,
+    /// Stored slots by what they are (their id).
+    slots: HashMap<SlotKey, i64>,
+    /// The importing admin's rules; `None`: no row is refused for scope.
+    scope: Option<InScope>,
 }
 
 impl Directory {
@@ -111,7 +231,18 @@ impl Directory {
         let classrooms: Vec<Classroom> = model::list(s, None).await?;
         let teachers: Vec<Teacher> = model::list(s, None).await?;
         let terms: Vec<Term> = model::list(s, None).await?;
+        let pairings: Vec<Pairing> = model::list(s, None).await?;
+        let mut slots = HashMap::new();
+        let mut conn = s.pool().acquire().await?;
+        for t in &terms {
+            for x in model::list_slots_in(&mut conn, t.id, None).await? {
+                slots.insert(slot_key(&x), x.id);
+            }
+        }
         Ok(Directory {
+            pairings: pairings.iter().map(|p| (pairing_key(p), p.id)).collect(),
+            slots,
+            scope: None,
             schools: schools.into_iter().map(|x| (x.code.clone(), x)).collect(),
             classrooms: classrooms
                 .into_iter()
@@ -124,7 +255,11 @@ impl Directory {
 
     fn school(&self, r: &mut Row<'_>, column: &str, code: &str) -> Option<School> {
         let code = r.text(column, code)?;
-        match self.schools.get(&code) {
+        match self
+            .schools
+            .get(&code)
+            .or_else(|| unique_by_name(self.schools.values(), &code))
+        {
             Some(s) => Some(s.clone()),
             None => {
                 r.err(column, format!("no school with code `{code}`"));
@@ -138,7 +273,11 @@ impl Directory {
             r.err(column, format!("`{v}` is not SCHOOLCODE/教室名"));
             return None;
         };
-        let Some(school) = self.schools.get(code.trim()) else {
+        let Some(school) = self
+            .schools
+            .get(code.trim())
+            .or_else(|| unique_by_name(self.schools.values(), code.trim()))
+        else {
             r.err(column, format!("no school with code `{}`", code.trim()));
             return None;
         };
@@ -189,19 +328,21 @@ const PAIRING_COLS: &[&str] = &[
     "term",
 ];
 
-/// Imports pairings from the file's bytes (see [`decode`]); returns how many rows were
-/// written.
-pub(crate) async fn import_pairings(st: &SchoolState, bytes: Bytes) -> Result<usize, ApiError> {
-    let rows = blocking(move || {
-        Ok(parse_as::<PairingRow>(
-            &decode(&bytes)?,
-            PAIRING_COLS,
-            &["owner"],
-        )?)
-    })
-    .await?;
-    let dir = Directory::load(st).await?;
-    let items = blocking(move || check_pairings(&rows, &dir).map_err(rejected)).await?;
+/// Imports pairings from the file's bytes (CSV, see [`decode`], or `.xlsx`), each row
+/// inside `admin`'s scope (`None`: no scope check); stores them unless `dry_run`.
+pub(crate) async fn import_pairings(
+    st: &SchoolState,
+    admin: Option<&Principal>,
+    bytes: Bytes,
+    dry_run: bool,
+) -> Result<ImportResult, ApiError> {
+    let rows = blocking(move || sheet_of("pairings").read::<PairingRow>(&bytes)).await?;
+    let n_rows = rows.len();
+    let mut dir = Directory::load(st).await?;
+    if let Some(p) = admin {
+        dir.scope = Some(InScope::load(st, p).await?);
+    }
+    let (items, skipped) = blocking(move || check_pairings(&rows, &dir).map_err(rejected)).await?;
     let mut tx = st.store.begin().await?;
     for (n, p) in &items {
         if let Err(e) = model::insert_in(&mut tx, p).await {
@@ -216,15 +357,43 @@ pub(crate) async fn import_pairings(st: &SchoolState, bytes: Bytes) -> Result<us
             })));
         }
     }
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(items.len())
+    if !dry_run {
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    Ok(ImportResult {
+        imported: items.len(),
+        skipped,
+        rows: n_rows,
+        dry_run,
+    })
 }
 
-/// Checks pairing rows against the directory: the pairings to write, or every problem.
+/// An importer's sheet (its columns and Chinese headers).
+fn sheet_of(name: &str) -> &'static sheet::Sheet {
+    // The names are the constants of `sheet::SHEETS`; a test reads every importer's sheet.
+    sheet::sheet(name).expect("every importer has a sheet")
+}
+
+/// The one school named `name` (a spreadsheet may name schools rather than give codes).
+pub(crate) fn unique_by_name<'a>(
+    mut schools: impl Iterator<Item = &'a School>,
+    name: &str,
+) -> Option<&'a School> {
+    let first = schools.find(|s| s.name == name)?;
+    if schools.any(|s| s.name == name) {
+        None
+    } else {
+        Some(first)
+    }
+}
+
+/// Checks pairing rows against the directory: the pairings to write and the rows already
+/// stored, or every problem (duplicates within the file and rows outside the admin's scope
+/// among them).
 fn check_pairings(
     rows: &[(usize, PairingRow)],
     dir: &Directory,
-) -> Result<Vec<(usize, Pairing)>, Errors> {
+) -> Result<Checked<Pairing>, Errors> {
     let mut errors = Errors::default();
     let mut items = Vec::new();
     for (n, cells) in rows {
@@ -271,28 +440,37 @@ fn check_pairings(
             ));
         }
     }
-    // Duplicates within the file.
+    // Duplicates within the file, rows already stored, rows outside the admin's scope.
     let mut dups = Errors::default();
     let mut seen = HashMap::new();
-    for (n, p) in &items {
-        let key = (
-            p.hub_school_id,
-            p.partner_school_id,
-            p.subject.clone(),
-            p.grade.clone(),
-            p.term.clone(),
-        );
-        if let Some(first) = seen.insert(key, *n) {
+    let mut keep = Vec::new();
+    let mut skipped = Vec::new();
+    for (n, p) in items {
+        let key = pairing_key(&p);
+        if let Some(first) = seen.insert(key.clone(), n) {
             dups.push(RowError {
-                row: *n,
+                row: n,
                 column: "partner_school_code".into(),
                 message: format!("same pairing as row {first}"),
             });
+        } else if let Some(Err(m)) = dir.scope.as_ref().map(|s| s.pairing(&p)) {
+            dups.push(RowError {
+                row: n,
+                column: "partner_school_code".into(),
+                message: m,
+            });
+        } else if let Some(id) = dir.pairings.get(&key) {
+            skipped.push(RowNote {
+                row: n,
+                message: format!("already there (pairing {id}); not stored again"),
+            });
+        } else {
+            keep.push((n, p));
         }
     }
     let errors = errors.merge(dups);
     if errors.is_empty() {
-        Ok(items)
+        Ok((keep, skipped))
     } else {
         Err(errors)
     }
@@ -358,19 +536,21 @@ const TIMETABLE_COLS: &[&str] = &[
     "sites",
 ];
 
-/// Imports timetable slots from the file's bytes (see [`decode`]); returns how many were
-/// written.
-pub(crate) async fn import_timetable(st: &SchoolState, bytes: Bytes) -> Result<usize, ApiError> {
-    let rows = blocking(move || {
-        Ok(parse_as::<TimetableRow>(
-            &decode(&bytes)?,
-            TIMETABLE_COLS,
-            &[],
-        )?)
-    })
-    .await?;
-    let dir = Directory::load(st).await?;
-    let slots = blocking(move || check_timetable(&rows, &dir).map_err(rejected)).await?;
+/// Imports timetable slots from the file's bytes (CSV, see [`decode`], or `.xlsx`), each
+/// inside `admin`'s scope (`None`: no scope check); stores them unless `dry_run`.
+pub(crate) async fn import_timetable(
+    st: &SchoolState,
+    admin: Option<&Principal>,
+    bytes: Bytes,
+    dry_run: bool,
+) -> Result<ImportResult, ApiError> {
+    let rows = blocking(move || sheet_of("timetable").read::<TimetableRow>(&bytes)).await?;
+    let n_rows = rows.len();
+    let mut dir = Directory::load(st).await?;
+    if let Some(p) = admin {
+        dir.scope = Some(InScope::load(st, p).await?);
+    }
+    let (slots, skipped) = blocking(move || check_timetable(&rows, &dir).map_err(rejected)).await?;
     let mut tx = st.store.begin().await?;
     for (n, s) in slots.iter().cloned() {
         match model::save_slot_in(&mut tx, s, false).await {
@@ -392,17 +572,28 @@ pub(crate) async fn import_timetable(st: &SchoolState, bytes: Bytes) -> Result<u
             Err(SlotError::Store(e)) => return Err(e.into()),
         }
     }
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(slots.len())
+    if !dry_run {
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    Ok(ImportResult {
+        imported: slots.len(),
+        skipped,
+        rows: n_rows,
+        dry_run,
+    })
 }
 
-/// Checks timetable rows against the directory: the slots to write, or every problem.
+/// Checks timetable rows against the directory: the slots to write and the rows already
+/// stored, or every problem (the same slot twice in the file, and slots outside the admin's
+/// scope, among them).
 fn check_timetable(
     rows: &[(usize, TimetableRow)],
     dir: &Directory,
-) -> Result<Vec<(usize, TimetableSlot)>, Errors> {
+) -> Result<Checked<TimetableSlot>, Errors> {
     let mut errors = Errors::default();
     let mut slots = Vec::new();
+    let mut skipped = Vec::new();
+    let mut seen: HashMap<SlotKey, usize> = HashMap::new();
     for (n, cells) in rows {
         let mut r = Row {
             n: *n,
@@ -520,13 +711,22 @@ fn check_timetable(
                     .unwrap_or("")
                     .to_string();
                 r.err(&column, m);
+            } else if let Some(first) = seen.insert(slot_key(&slot), *n) {
+                r.err("period", format!("same slot as row {first}"));
+            } else if let Some(Err(m)) = dir.scope.as_ref().map(|s| s.slot(&slot)) {
+                r.err("hub_classroom", m);
+            } else if let Some(id) = dir.slots.get(&slot_key(&slot)) {
+                skipped.push(RowNote {
+                    row: *n,
+                    message: format!("already there (slot {id}); not stored again"),
+                });
             } else {
                 slots.push((*n, slot));
             }
         }
     }
     if errors.is_empty() {
-        Ok(slots)
+        Ok((slots, skipped))
     } else {
         Err(errors)
     }

@@ -32,6 +32,10 @@ pub mod retention;
 pub(crate) mod scheduler;
 pub(crate) mod timetable;
 pub(crate) mod userscsv;
+// Spreadsheets as district offices have them (issue 22 item 2): encodings, .xlsx, Chinese
+// headers, templates; and the schools, classrooms and teachers importers.
+pub(crate) mod orgsheets;
+pub(crate) mod sheet;
 
 use std::sync::Arc;
 

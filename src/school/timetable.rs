@@ -114,7 +114,7 @@ impl TimetableSlot {
         Ok(())
     }
 
-    fn normalized(mut self) -> Self {
+    pub(crate) fn normalized(mut self) -> Self {
         // Stored as "HH:MM" so text comparison orders times.
         if let Some(t) = parse_hhmm(&self.starts) {
             self.starts = fmt_hhmm(t);

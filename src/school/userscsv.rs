@@ -28,6 +28,22 @@ const OPTIONAL: &[&str] = &[
     "disabled",
 ];
 
+/// A role or scope cell in Chinese as its English value (any other text as it is).
+fn zh_value(v: &str) -> &str {
+    match v {
+        "管理员" => "admin",
+        "教师" | "老师" => "teacher",
+        "观课" | "观课人员" | "教研员" => "observer",
+        "督导" | "督导员" | "巡课" => "inspector",
+        "学校" | "校级" => "school",
+        "县" | "区县" | "县级" => "county",
+        "市" | "市级" => "city",
+        "省" | "省级" => "province",
+        "全部" | "全局" => "global",
+        other => other,
+    }
+}
+
 /// What the directory knows, by the names a spreadsheet uses.
 struct Names {
     d: Directory,
@@ -159,7 +175,7 @@ fn check(rows: &[CsvRow], n: &Names, mine: &Scope) -> Result<Vec<Item>, Errors> 
             bad("display_name", "must be 1-200 characters".into());
             continue;
         }
-        let role: Role = match get("role").parse() {
+        let role: Role = match zh_value(&get("role")).parse() {
             Ok(Role::Classroom) | Err(_) => {
                 bad(
                     "role",
@@ -169,7 +185,7 @@ fn check(rows: &[CsvRow], n: &Names, mine: &Scope) -> Result<Vec<Item>, Errors> 
             }
             Ok(r) => r,
         };
-        let level: Level = match get("scope").parse() {
+        let level: Level = match zh_value(&get("scope")).parse() {
             Ok(l) => l,
             Err(e) => {
                 bad("scope", e);
@@ -335,9 +351,9 @@ pub(crate) async fn import(
 ) -> Result<Response, ApiError> {
     let mine = access::admin_scope(p)?.clone();
     let bytes: Bytes = csvio::read_csv(body).await?;
-    let rows =
-        csvio::blocking(move || Ok(csvio::parse(&csvio::decode(&bytes)?, REQUIRED, OPTIONAL)?))
-            .await?;
+    let sheet =
+        super::sheet::sheet("users").ok_or_else(|| ApiError::internal("no users spreadsheet"))?;
+    let rows = csvio::blocking(move || sheet.read::<HashMap<String, String>>(&bytes)).await?;
     let names = Names::load(st).await?;
     let items = check(&rows, &names, &mine).map_err(csvio::rejected)?;
     let store = &st.store;

@@ -50,6 +50,7 @@ use timetable::*;
 use users::*;
 
 pub(crate) use rules::{guard, guard_routes, Allow, RouteRule, COOKIE, ROUTES};
+pub(crate) use timetable::admin_over_slot;
 pub(crate) use users::cut_off;
 
 fn parse_id(s: &str) -> Result<i64, ApiError> {
@@ -105,6 +106,10 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     timetable_csv,
     pairings_import,
     timetable_import,
+    schools_import,
+    classrooms_import,
+    teachers_import,
+    import_template,
     lessons_list,
     lessons_create,
     lessons_generate,
@@ -164,41 +169,110 @@ async fn timetable_csv(
     super::csvio::timetable_csv(&st, &q).await
 }
 
-/// What both spreadsheet imports check first: a district administrator sending CSV.
-fn csv_import_allowed(p: &Principal, headers: &HeaderMap) -> Result<(), ApiError> {
-    district_admin(p)?;
-    require_csv(headers)
+// ---- Spreadsheet imports (issue 22 item 2): any admin; each row inside their scope ----
+
+/// What every spreadsheet import checks first: an administrator (each row is then checked
+/// against their scope), sending a CSV or an `.xlsx`.
+fn sheet_import_allowed(p: &Principal, headers: &HeaderMap) -> Result<(), ApiError> {
+    access::admin_scope(p)?;
+    super::sheet::require_sheet(headers)
 }
 
 #[utoipa::path(
     post, path = "/api/pairings/import",
-    request_body(content = String, content_type = "text/csv", description = "pairings CSV: all rows are stored, or none"),
+    params(("dry_run" = Option<bool>, Query, description = "check and count only, store nothing")),
+    request_body(content = String, content_type = "text/csv", description = "pairings as CSV (UTF-8 with or without BOM, or GBK) or .xlsx, English or Chinese headers: all rows are stored, or none; each row's schools must be inside the caller's scope"),
     responses((status = 200, description = "stored", body = crate::school::csvio::ImportResult))
 )]
 async fn pairings_import(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
     body: axum::body::Body,
 ) -> ApiResult {
-    csv_import_allowed(&p, &headers)?;
-    super::csvio::pairings_import(&st, body).await
+    sheet_import_allowed(&p, &headers)?;
+    super::csvio::pairings_import(&st, &p, body, super::sheet::dry_run(&q)).await
 }
 
 #[utoipa::path(
     post, path = "/api/timetable/import",
-    request_body(content = String, content_type = "text/csv", description = "timetable CSV: all rows are stored, or none"),
+    params(("dry_run" = Option<bool>, Query, description = "check and count only, store nothing")),
+    request_body(content = String, content_type = "text/csv", description = "timetable slots as CSV (UTF-8 with or without BOM, or GBK) or .xlsx, English or Chinese headers: all rows are stored, or none; each slot must be inside the caller's scope"),
     responses((status = 200, description = "stored", body = crate::school::csvio::ImportResult))
 )]
 async fn timetable_import(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
     body: axum::body::Body,
 ) -> ApiResult {
-    csv_import_allowed(&p, &headers)?;
-    super::csvio::timetable_import(&st, body).await
+    sheet_import_allowed(&p, &headers)?;
+    super::csvio::timetable_import(&st, &p, body, super::sheet::dry_run(&q)).await
 }
+
+#[utoipa::path(
+    post, path = "/api/schools/import",
+    params(("dry_run" = Option<bool>, Query, description = "check and count only, store nothing")),
+    request_body(content = String, content_type = "text/csv", description = "schools as CSV or .xlsx (see the template): all rows are stored, or none; each school's region must be inside the caller's scope (county level or above)"),
+    responses((status = 200, description = "stored", body = crate::school::csvio::ImportResult))
+)]
+async fn schools_import(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Body,
+) -> ApiResult {
+    sheet_import_allowed(&p, &headers)?;
+    super::orgsheets::import(&st, &p, "schools", body, super::sheet::dry_run(&q)).await
+}
+
+#[utoipa::path(
+    post, path = "/api/classrooms/import",
+    params(("dry_run" = Option<bool>, Query, description = "check and count only, store nothing")),
+    request_body(content = String, content_type = "text/csv", description = "classrooms as CSV or .xlsx (see the template): all rows are stored, or none; each classroom's school must be inside the caller's scope"),
+    responses((status = 200, description = "stored", body = crate::school::csvio::ImportResult))
+)]
+async fn classrooms_import(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Body,
+) -> ApiResult {
+    sheet_import_allowed(&p, &headers)?;
+    super::orgsheets::import(&st, &p, "classrooms", body, super::sheet::dry_run(&q)).await
+}
+
+#[utoipa::path(
+    post, path = "/api/teachers/import",
+    params(("dry_run" = Option<bool>, Query, description = "check and count only, store nothing")),
+    request_body(content = String, content_type = "text/csv", description = "teachers as CSV or .xlsx (see the template): all rows are stored, or none; each teacher's school must be inside the caller's scope"),
+    responses((status = 200, description = "stored", body = crate::school::csvio::ImportResult))
+)]
+async fn teachers_import(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Body,
+) -> ApiResult {
+    sheet_import_allowed(&p, &headers)?;
+    super::orgsheets::import(&st, &p, "teachers", body, super::sheet::dry_run(&q)).await
+}
+
+#[utoipa::path(
+    get, path = "/api/templates/{file}",
+    params(("file" = String, Path, description = "`{importer}.csv` or `{importer}.xlsx`; importers: schools, classrooms, teachers, users, pairings, timetable")),
+    responses((status = 200, description = "an empty import template with Chinese headers (CSV with a UTF-8 BOM, or .xlsx with a notes sheet)", body = String, content_type = "text/csv"))
+)]
+async fn import_template(Path(file): Path<String>) -> ApiResult {
+    super::sheet::template(&file)
+}
+
+// ---- end of spreadsheet imports ----
 
 /// The handler of each `(method, path)` of [`ROUTES`]; `None` for a pair it does not know.
 fn handler(
@@ -249,6 +323,10 @@ fn handler(
         ("GET", "/api/timetable.csv") => get(timetable_csv),
         ("POST", "/api/pairings/import") => post(pairings_import),
         ("POST", "/api/timetable/import") => post(timetable_import),
+        ("POST", "/api/schools/import") => post(schools_import),
+        ("POST", "/api/classrooms/import") => post(classrooms_import),
+        ("POST", "/api/teachers/import") => post(teachers_import),
+        ("GET", "/api/templates/{file}") => get(import_template),
         ("GET", "/api/lessons") => get(lessons_list),
         ("POST", "/api/lessons") => post(lessons_create),
         ("POST", "/api/lessons/generate") => post(lessons_generate),
@@ -290,26 +368,6 @@ pub(crate) fn router(state: Arc<SchoolState>) -> Router<Arc<SchoolState>> {
         r = r.route(path, m);
     }
     r.route_layer(axum::middleware::from_fn_with_state(state, guard))
-}
-
-/// Refuses a CSV upload that is not declared `text/csv` (what the admin page sends). A
-/// cross-site HTML form can only send `text/plain`, urlencoded or multipart bodies, so this
-/// keeps forms elsewhere from posting a timetable with an administrator's cookie.
-fn require_csv(h: &HeaderMap) -> Result<(), ApiError> {
-    let ct = h
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("text/csv") {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            format!("send the file as Content-Type: text/csv (got `{ct}`)"),
-        ))
-    }
 }
 
 /// Property tests: `bearer_or_cookie` reads any header values without panicking.

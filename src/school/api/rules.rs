@@ -323,7 +323,7 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         "/api/pairings/import",
         Allow::Roles(ADMIN),
         "timetable",
-        "Import pairings from CSV (all rows or none)",
+        "Import pairings from CSV or .xlsx (all rows or none; both schools of each row inside the caller's scope)",
     ),
     route_rule!(
         "GET",
@@ -407,7 +407,37 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         "/api/timetable/import",
         Allow::Roles(ADMIN),
         "timetable",
-        "Import timetable slots from CSV (all rows or none)",
+        "Import timetable slots from CSV or .xlsx (all rows or none; each slot inside the caller's scope)",
+    ),
+    // Spreadsheets (issue 22 item 2): any admin imports; each row is refused outside their
+    // scope (the object-level rule of the row's single-item route, applied per row).
+    route_rule!(
+        "POST",
+        "/api/schools/import",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Import schools from CSV or .xlsx (all rows or none; rows outside the caller's scope are refused per row)",
+    ),
+    route_rule!(
+        "POST",
+        "/api/classrooms/import",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Import classrooms from CSV or .xlsx (all rows or none; rows outside the caller's scope are refused per row)",
+    ),
+    route_rule!(
+        "POST",
+        "/api/teachers/import",
+        Allow::Roles(ADMIN),
+        "schools",
+        "Import teachers from CSV or .xlsx (all rows or none; rows outside the caller's scope are refused per row)",
+    ),
+    route_rule!(
+        "GET",
+        "/api/templates/{file}",
+        Allow::Roles(ADMIN),
+        "schools",
+        "An empty import template with Chinese headers: {importer}.csv (UTF-8 BOM) or {importer}.xlsx",
     ),
     route_rule!(
         "GET",

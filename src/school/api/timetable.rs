@@ -22,7 +22,7 @@ pub(super) fn slot_places(d: &Directory, s: &TimetableSlot) -> Vec<Place> {
 
 /// Refuses unless `p` is an admin over the slot's hub school and, for every site school not
 /// paired with the hub school, over that school too.
-pub(super) fn admin_over_slot(
+pub(crate) fn admin_over_slot(
     p: &Principal,
     d: &Directory,
     s: &TimetableSlot,

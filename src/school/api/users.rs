@@ -149,7 +149,7 @@ pub(super) async fn users_import(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult {
-    require_csv(&headers)?;
+    crate::school::sheet::require_sheet(&headers)?;
     crate::school::userscsv::import(&st, &p, body).await
 }
 

@@ -1,7 +1,7 @@
 //! Property tests of the CSV importers (see the module doc in `csvio.rs`).
 
 use super::*;
-use crate::school::csvfile::{Rejection, MAX_LISTED_ERRORS};
+use crate::school::csvfile::{decode, parse, parse_as, Rejection, MAX_LISTED_ERRORS};
 use crate::school::model::ClassroomKind;
 use proptest::prelude::*;
 
@@ -76,6 +76,7 @@ fn directory() -> Directory {
         .into_iter()
         .map(|t| (t.name.clone(), t))
         .collect(),
+        ..Directory::default()
     }
 }
 

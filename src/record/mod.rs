@@ -15,3 +15,5 @@ pub mod storage;
 pub mod writer;
 // The glue: a recording's capture → its files and manifest (issue 20).
 pub mod recover;
+// Exports of a processed recording (MP4 through GStreamer, feature `gst`; issue 20 item 4).
+pub mod export;

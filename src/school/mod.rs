@@ -27,6 +27,8 @@ pub(crate) mod quality;
 pub mod recording;
 // A stopped recording's capture → playable files (issue 20: processing and recovery).
 pub mod recording_files;
+// Exports of processed recordings as background jobs (issue 20 item 4).
+pub mod exports;
 pub(crate) mod scheduler;
 pub(crate) mod timetable;
 pub(crate) mod userscsv;

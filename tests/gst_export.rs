@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use classrelay::record::export::{export_recording, ExportFail, ExportRequest, TitleCard};
-use classrelay::record::process::Manifest;
+use support::exports::{gst_launch, manifest, source};
 use support::skip;
 
 /// Whether the command-line tools the checks use are here (else skips, failing under CI).
@@ -32,61 +32,6 @@ fn tools() -> bool {
     true
 }
 
-fn gst_launch(args: &str) {
-    let out = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(args.split_whitespace())
-        .output()
-        .expect("gst-launch-1.0 runs");
-    assert!(
-        out.status.success(),
-        "gst-launch-1.0 {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A WebM like processing writes (VP8 + Opus), `secs` long, 640×480 at 25 fps: `picture` is a
-/// videotestsrc setting (`pattern=snow`, `pattern=solid-color foreground-color=0xffff0000`).
-fn source(dir: &Path, name: &str, picture: &str, secs: u32, audio: bool) -> PathBuf {
-    let path = dir.join(name);
-    let frames = secs * 25;
-    let mut args = format!(
-        "videotestsrc num-buffers={frames} {picture} ! video/x-raw,width=640,height=480,framerate=25/1 \
-         ! vp8enc deadline=1 target-bitrate=1500000 ! webmmux name=m ! filesink location={}",
-        path.display()
-    );
-    if audio {
-        args.push_str(&format!(
-            " audiotestsrc num-buffers={} samplesperbuffer=960 freq=440 ! audio/x-raw,rate=48000,channels=2 ! opusenc ! m.",
-            secs * 50
-        ));
-    }
-    gst_launch(&args);
-    path
-}
-
-/// A manifest as `record::process` writes it, for `(file, kind, codec, duration_ms)`.
-fn manifest(dir: &Path, sources: &[(&str, &str, &str, u64)]) {
-    let sources: Vec<serde_json::Value> = sources
-        .iter()
-        .map(|(file, kind, codec, dur)| {
-            serde_json::json!({
-                "file": file, "kind": kind, "codec": codec, "mime": "video/webm",
-                "owner": "t:1", "hub": true, "start_ms": 0, "duration_ms": dur, "frames": 0,
-                "gaps": [], "sha256": "", "timeline": "sender_reports", "tracks": [],
-            })
-        })
-        .collect();
-    let m = serde_json::json!({
-        "version": 1, "room": "lesson-1", "lesson_id": 1, "started_unix_ms": 0,
-        "timeline_zero_unix_ms": 0, "duration_ms": 0, "complete": true, "notes": [],
-        "sources": sources,
-    });
-    // It must be what the processor's own type reads.
-    let _: Manifest = serde_json::from_value(m.clone()).expect("a manifest processing writes");
-    std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
-}
-
 /// `gst-discoverer-1.0 -v` on `path`.
 fn discover(path: &Path) -> String {
     let out = Command::new("gst-discoverer-1.0")
@@ -95,15 +40,22 @@ fn discover(path: &Path) -> String {
         .output()
         .expect("gst-discoverer-1.0 runs");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success() && text.contains("Done discovering"), "{text}");
+    assert!(
+        out.status.success() && text.contains("Done discovering"),
+        "{text}"
+    );
     text
 }
 
 /// The first number after `key` in the section of `text` that starts at `section`.
 fn figure(text: &str, section: &str, key: &str) -> u64 {
-    let from = text.find(section).unwrap_or_else(|| panic!("{section} in {text}"));
+    let from = text
+        .find(section)
+        .unwrap_or_else(|| panic!("{section} in {text}"));
     let rest = &text[from..];
-    let at = rest.find(key).unwrap_or_else(|| panic!("{key} after {section} in {text}"));
+    let at = rest
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} after {section} in {text}"));
     rest[at + key.len()..]
         .trim_start()
         .split(|c: char| !c.is_ascii_digit())
@@ -147,7 +99,10 @@ fn showcase_is_h264_aac_at_the_asked_size_and_bitrate_with_a_readable_title_card
     let dir = tempfile::tempdir().unwrap();
     // Snow: detail everywhere, so the encoder needs all the bitrate it is given.
     source(dir.path(), "teacher.webm", "pattern=snow", 12, true);
-    manifest(dir.path(), &[("teacher.webm", "teacher_camera", "vp8,opus", 12_000)]);
+    manifest(
+        dir.path(),
+        &[("teacher.webm", "teacher_camera", "vp8,opus", 12_000)],
+    );
     let req = ExportRequest {
         preset: "showcase".into(),
         title: card(),
@@ -164,7 +119,10 @@ fn showcase_is_h264_aac_at_the_asked_size_and_bitrate_with_a_readable_title_card
         seen.windows(2).all(|w| w[0] <= w[1]) && seen.last() == Some(&1.0),
         "progress climbs to 1: {seen:?}"
     );
-    assert!(seen.len() > 2, "progress is reported along the way: {seen:?}");
+    assert!(
+        seen.len() > 2,
+        "progress is reported along the way: {seen:?}"
+    );
     assert_eq!((out.width, out.height, out.video_kbps), (960, 720, 800));
     // A title card of 5 s, then the 12 s lesson.
     assert!((16_900..=17_100).contains(&out.duration_ms), "{out:?}");
@@ -206,8 +164,13 @@ fn showcase_is_h264_aac_at_the_asked_size_and_bitrate_with_a_readable_title_card
         .collect();
     println!("title card OCR: {read}");
     let c = card();
-    for field in [&c.course, &c.grade, &c.volume, &c.edition, &c.school, &c.teacher] {
-        assert!(read.contains(field.as_str()), "{field:?} not read from the card: {read}");
+    for field in [
+        &c.course, &c.grade, &c.volume, &c.edition, &c.school, &c.teacher,
+    ] {
+        assert!(
+            read.contains(field.as_str()),
+            "{field:?} not read from the card: {read}"
+        );
     }
     // After the card, the lesson: no card text any more.
     let later = Command::new("tesseract")
@@ -216,7 +179,10 @@ fn showcase_is_h264_aac_at_the_asked_size_and_bitrate_with_a_readable_title_card
         .output()
         .expect("tesseract runs");
     let later = String::from_utf8_lossy(&later.stdout);
-    assert!(!later.contains(&c.school), "the card lasts at most 5 s: {later}");
+    assert!(
+        !later.contains(&c.school),
+        "the card lasts at most 5 s: {later}"
+    );
 
     // The thumbnail is a JPEG from the lesson.
     let thumb = std::fs::read(dir.path().join(&out.thumbnail)).unwrap();
@@ -273,7 +239,10 @@ fn composite_shows_teacher_courseware_and_classroom_where_the_layout_puts_them()
     let (w, h) = (out.width, out.height);
     assert_eq!((w, h), (1280, 720));
     let text = discover(&dir.path().join(&out.file));
-    assert!(text.contains("video codec: H.264") && text.contains("MPEG-4 AAC"), "{text}");
+    assert!(
+        text.contains("video codec: H.264") && text.contains("MPEG-4 AAC"),
+        "{text}"
+    );
     let shots = dir.path().join("frames");
     frames(&dir.path().join(&out.file), &shots, "rgb", w, h);
     // 7 s in: past the 5 s card, inside the 4 s lesson.
@@ -311,7 +280,10 @@ fn a_corrupt_input_fails_with_its_reason_and_leaves_no_file() {
         *b = (i * 7919 % 251) as u8;
     }
     std::fs::write(&good, &bytes).unwrap();
-    manifest(dir.path(), &[("teacher.webm", "teacher_camera", "vp8,opus", 3_000)]);
+    manifest(
+        dir.path(),
+        &[("teacher.webm", "teacher_camera", "vp8,opus", 3_000)],
+    );
     let req = ExportRequest {
         preset: "showcase".into(),
         title: card(),
@@ -322,14 +294,20 @@ fn a_corrupt_input_fails_with_its_reason_and_leaves_no_file() {
     let why = err.to_string();
     println!("corrupt input: {why}");
     assert!(matches!(err, ExportFail::Export(_)), "{err:?}");
-    assert!(why.contains("teacher.webm"), "the reason names the file: {why}");
+    assert!(
+        why.contains("teacher.webm"),
+        "the reason names the file: {why}"
+    );
     assert!(!dir.path().join("export-showcase.mp4").exists());
     assert!(!dir.path().join("export-showcase.mp4.part").exists());
 
     // A missing file and an unknown preset are named too.
     std::fs::remove_file(&good).unwrap();
     let err = export_recording(dir.path(), &req, &mut |_| {}).unwrap_err();
-    assert!(err.to_string().contains("teacher.webm") && err.to_string().contains("missing"), "{err}");
+    assert!(
+        err.to_string().contains("teacher.webm") && err.to_string().contains("missing"),
+        "{err}"
+    );
     let bad = ExportRequest {
         preset: "cinema".into(),
         ..req

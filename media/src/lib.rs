@@ -663,9 +663,16 @@ mod tests {
                 assert!(c.w > 0 && c.h > 0);
             }
             let [(_, t), (_, cw), (_, cl)] = cells;
-            assert_eq!(t.x + t.w, cw.x, "the right column starts where the teacher ends");
+            assert_eq!(
+                t.x + t.w,
+                cw.x,
+                "the right column starts where the teacher ends"
+            );
             assert_eq!(cw.y + cw.h, cl.y, "the classroom sits under the courseware");
-            assert!(t.w * t.h > 3 * cw.w * cw.h, "the teacher camera is the big picture");
+            assert!(
+                t.w * t.h > 3 * cw.w * cw.h,
+                "the teacher camera is the big picture"
+            );
         }
     }
 
@@ -675,7 +682,10 @@ mod tests {
         assert!(s.width >= 720 && s.height >= 576);
         assert!((500..=1000).contains(&s.video_kbps));
         let p = Preset::Premium.spec();
-        assert_eq!((p.width, p.height, p.fps, p.video_kbps), (1920, 1080, 25, 8000));
+        assert_eq!(
+            (p.width, p.height, p.fps, p.video_kbps),
+            (1920, 1080, 25, 8000)
+        );
         for name in ["showcase", "premium", "composite"] {
             assert_eq!(Preset::parse(name).map(Preset::name), Some(name));
         }

@@ -124,7 +124,10 @@ pub enum ExportFail {
 
 /// The MP4's and thumbnail's file names for a preset, inside the recording's directory.
 pub fn file_names(preset: &str) -> (String, String) {
-    (format!("export-{preset}.mp4"), format!("export-{preset}.jpg"))
+    (
+        format!("export-{preset}.mp4"),
+        format!("export-{preset}.jpg"),
+    )
 }
 
 /// Reads the manifest of the recording whose files are in `dir`.
@@ -157,7 +160,8 @@ pub fn export_recording(
     use super::format::SourceKind;
     use classrelay_media as m;
 
-    let preset = m::Preset::parse(&req.preset).ok_or_else(|| ExportFail::Preset(req.preset.clone()))?;
+    let preset =
+        m::Preset::parse(&req.preset).ok_or_else(|| ExportFail::Preset(req.preset.clone()))?;
     let manifest = read_manifest(dir)?;
     let inputs: Vec<m::Input> = manifest
         .sources

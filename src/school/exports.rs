@@ -114,18 +114,20 @@ pub async fn title_card(store: &Store, id: i64) -> Result<TitleCard, ExportJobEr
     .await
     .map_err(db)?;
     Ok(row
-        .map(|(title, subject, grade, textbook, school, teacher)| TitleCard {
-            course: if title.trim().is_empty() {
-                subject
-            } else {
-                title
+        .map(
+            |(title, subject, grade, textbook, school, teacher)| TitleCard {
+                course: if title.trim().is_empty() {
+                    subject
+                } else {
+                    title
+                },
+                grade,
+                volume: String::new(),
+                edition: textbook,
+                school,
+                teacher,
             },
-            grade,
-            volume: String::new(),
-            edition: textbook,
-            school,
-            teacher,
-        })
+        )
         .unwrap_or_default())
 }
 
@@ -191,7 +193,9 @@ pub async fn enqueue(
     .await
     .map_err(db)?;
     wake().notify_waiters();
-    get(store, job_id).await?.ok_or(ExportJobError::NoRecording(id))
+    get(store, job_id)
+        .await?
+        .ok_or(ExportJobError::NoRecording(id))
 }
 
 /// Job `id`.

@@ -39,6 +39,9 @@ mod live;
 mod rules;
 mod timetable;
 mod users;
+// Exports of a lesson's recordings (issue 20 item 4).
+mod exports;
+use exports::*;
 
 use entities::*;
 use lessons::*;
@@ -117,7 +120,10 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     lessons_spotlight,
     lessons_live,
     lessons_events,
-    today
+    today,
+    // Exports (issue 20 item 4).
+    lessons_exports_create,
+    lessons_exports_list
 ))]
 pub(super) struct Operations;
 
@@ -258,6 +264,9 @@ fn handler(
         ("GET", "/api/lessons/{id}/live") => get(lessons_live),
         ("GET", "/api/lessons/{id}/events") => get(lessons_events),
         ("GET", "/api/today") => get(today),
+        // Exports (issue 20 item 4).
+        ("POST", "/api/lessons/{id}/exports") => post(lessons_exports_create),
+        ("GET", "/api/lessons/{id}/exports") => get(lessons_exports_list),
         _ => return None,
     })
 }

@@ -61,7 +61,9 @@ fn job_error(e: ExportJobError) -> ApiError {
 /// Queues an export of one of the lesson's recordings; the job runs in the background.
 #[utoipa::path(
     post, path = "/api/lessons/{id}/exports", params(("id" = i64, Path, description = "the lesson's id")), request_body = ExportAsk,
-    responses((status = 202, description = "the queued job (its progress: GET /api/lessons/{id}/exports); 409 while the recording is not processed, 501 in a build without `--features gst`", body = ExportJob))
+    // The 202 body is an `ExportJob`, as listed (and checked) by GET /api/lessons/{id}/exports;
+    // left out here because only a `--features gst` build with a processed recording makes one.
+    responses((status = 202, description = "the queued job, an ExportJob as GET /api/lessons/{id}/exports lists it; 409 while the recording is not processed, 501 in a build without `--features gst`"))
 )]
 pub(super) async fn lessons_exports_create(
     State(st): State<Arc<SchoolState>>,

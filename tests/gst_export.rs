@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use classrelay::record::export::{export_recording, ExportFail, ExportRequest, TitleCard};

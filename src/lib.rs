@@ -136,6 +136,8 @@ impl Server {
         school::recording::start(&state.school);
         // Recovery: recordings a crash left open or unprocessed become playable files.
         school::recording_files::recover(&state.school).await;
+        // Exports: jobs a restart interrupted are queued again, then run one at a time.
+        school::exports::spawn(&state.school);
         tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));
         tokio::spawn(school::quality::run(Arc::downgrade(&state.school)));
         // Sessions end on the media side too (ICE failure, timeouts): forget them here.

@@ -79,6 +79,88 @@ enum RecordingsCmd {
         /// The recording's id.
         id: i64,
     },
+    /// Export a processed recording as MP4 (showcase/premium: H.264 + AAC with a title card;
+    /// composite: 一屏三画面) with a thumbnail, beside its files; prints the report (JSON).
+    /// Needs a build with `--features gst`.
+    Export {
+        /// The recording's id.
+        id: i64,
+        /// showcase (1280×720, 900 kbit/s), premium (1920×1080, 8 Mbit/s) or composite.
+        #[arg(long, default_value = "showcase")]
+        preset: String,
+        /// The title card's volume (上册, 下册, …): the lesson has no such field.
+        #[arg(long)]
+        volume: Option<String>,
+        /// Picture size instead of the preset's, WIDTHxHEIGHT.
+        #[arg(long)]
+        size: Option<String>,
+        /// H.264 bitrate instead of the preset's, kbit/s.
+        #[arg(long)]
+        kbps: Option<u32>,
+    },
+}
+
+/// `classrelay recordings export ID --preset P`: exports now, in this process (the server's
+/// background jobs do the same through the API), printing progress to stderr.
+async fn export_recording(
+    cfg: &Config,
+    id: i64,
+    preset: String,
+    volume: Option<String>,
+    size: Option<String>,
+    kbps: Option<u32>,
+) -> anyhow::Result<()> {
+    use classrelay::record::export::{ExportRequest, PRESETS};
+    use classrelay::school::exports;
+    if !PRESETS.contains(&preset.as_str()) {
+        anyhow::bail!("unknown preset {preset:?}: showcase, premium or composite");
+    }
+    if !classrelay::record::export::available() {
+        anyhow::bail!("{}", classrelay::record::export::NEEDS_GST);
+    }
+    let size = match size {
+        None => None,
+        Some(s) => {
+            let (w, h) = s
+                .split_once(['x', '×'])
+                .and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)))
+                .with_context(|| format!("--size {s:?}: expected WIDTHxHEIGHT"))?;
+            Some((w, h))
+        }
+    };
+    let store =
+        classrelay::store::Store::open(&cfg.database.url, &cfg.data.dir.join("classrelay.db"))
+            .await?;
+    store.migrate().await?;
+    let found = async {
+        let dir = exports::recording_dir(&store, id).await?;
+        let mut title = exports::title_card(&store, id).await?;
+        if let Some(v) = volume {
+            title.volume = v;
+        }
+        Ok::<_, exports::ExportJobError>((dir, title))
+    }
+    .await;
+    store.close().await;
+    let (dir, title) = found.with_context(|| format!("exporting recording {id}"))?;
+    let req = ExportRequest {
+        preset,
+        title,
+        size,
+        video_kbps: kbps,
+    };
+    let mut shown = -1i32;
+    let outcome = exports::export_now(dir, req, move |f| {
+        let pct = (f * 100.0) as i32;
+        if pct / 10 != shown / 10 {
+            shown = pct;
+            eprintln!("export: {pct} %");
+        }
+    })
+    .await
+    .with_context(|| format!("exporting recording {id}"))?;
+    println!("{}", serde_json::to_string_pretty(&outcome)?);
+    Ok(())
 }
 
 /// `classrelay recordings process ID`: processes it now (as the server does when it stops) and
@@ -105,6 +187,13 @@ fn recordings(config: Option<PathBuf>, cmd: RecordingsCmd) -> anyhow::Result<()>
     let json = match cmd {
         RecordingsCmd::List { json } => json,
         RecordingsCmd::Process { id } => return rt.block_on(process_recording(&cfg, id)),
+        RecordingsCmd::Export {
+            id,
+            preset,
+            volume,
+            size,
+            kbps,
+        } => return rt.block_on(export_recording(&cfg, id, preset, volume, size, kbps)),
     };
     rt.block_on(async {
         let store =

@@ -618,6 +618,50 @@ async fn real_responses_match_the_served_document() {
         .await;
     assert_eq!(rec["recording"], false, "{rec}");
     assert_eq!(rec["lesson"], lesson_id, "{rec}");
+    // Exports (issue 20 item 4): the lesson's jobs, one of them a finished export of a
+    // recording (rows as the runner leaves them; running one needs `--features gst`,
+    // tests/exports_api.rs), so the job's shape is checked too.
+    {
+        let store = &app.server.state().school.store;
+        let (rec,): (i64,) = sqlx::query_as(
+            "INSERT INTO recordings (room, lesson_id, started_at, state) \
+             VALUES ('r', $1, 1, 'stopped') RETURNING id",
+        )
+        .bind(lesson_id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let outcome = json!({"preset": "showcase", "file": "export-showcase.mp4",
+            "thumbnail": "export-showcase.jpg", "width": 1280, "height": 720, "video_kbps": 900,
+            "duration_ms": 9000, "elapsed_ms": 3000, "speed": 3.0});
+        for (state, outcome, error) in [
+            ("done", Some(outcome.to_string()), None),
+            ("failed", None, Some("reading teacher.webm: no pads")),
+            ("queued", None, None),
+        ] {
+            sqlx::query(
+                "INSERT INTO export_jobs (recording_id, preset, state, title, outcome, error, \
+                 created_at) VALUES ($1, 'showcase', $2, '{\"course\":\"数学\"}', $3, $4, 1)",
+            )
+            .bind(rec)
+            .bind(state)
+            .bind(outcome)
+            .bind(error)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+    }
+    let ex = c
+        .call(
+            &f.teacher_login,
+            Method::GET,
+            "/api/lessons/{id}/exports",
+            &format!("/api/lessons/{lesson_id}/exports"),
+            None,
+        )
+        .await;
+    assert_eq!(ex["jobs"].as_array().map(Vec::len), Some(3), "{ex}");
     // 07:40: the master lesson is open; its teacher grants a site the floor.
     app.clock.set(at("07:40"));
     let spoke = c

@@ -259,6 +259,19 @@ async fn role_by_route_by_object_matrix() {
             Some(json!({"on": false})),
             &runners,
         ),
+        // Exports (issue 20 item 4): allowed callers reach the handler (no recording yet: 409).
+        (
+            Method::POST,
+            format!("/api/lessons/{l1}/exports"),
+            Some(json!({"preset": "showcase"})),
+            &runners,
+        ),
+        (
+            Method::GET,
+            format!("/api/lessons/{l1}/exports"),
+            None,
+            &runners,
+        ),
         (Method::DELETE, format!("/api/lessons/{l1}"), None, &runners),
     ];
     let mut checked = 0;

@@ -18,3 +18,5 @@ pub mod writer;
 pub mod recover;
 // The automatic S-T draft's ears: a processed source's Opus → voice activity (issue 21).
 pub mod voice;
+// Exports of a processed recording (MP4 through GStreamer, feature `gst`; issue 20 item 4).
+pub mod export;

@@ -29,6 +29,8 @@ pub mod recording;
 pub mod recording_files;
 // Recordings kept per school's days, expired ones deleted and audited (issue 20 item 3).
 pub mod retention;
+// Exports of processed recordings as background jobs (issue 20 item 4).
+pub mod exports;
 pub(crate) mod scheduler;
 pub(crate) mod timetable;
 pub(crate) mod userscsv;

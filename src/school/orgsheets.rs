@@ -229,6 +229,9 @@ fn check_schools(rows: &[(usize, SchoolRow)], n: &Names, rules: &Rules) -> Resul
             kind,
             region_id: region,
             max_master_sites,
+            area: Default::default(),
+            record_lessons: model::OnOff(true),
+            retention_days: None,
         };
         if let Err(m) = s.validate() {
             r.err(&column_of(&m, &["code", "name", "max_master_sites"]), m);
@@ -513,6 +516,9 @@ mod tests {
             kind: SchoolKind::Hub,
             region_id: Some(1),
             max_master_sites: 500,
+            area: Default::default(),
+            record_lessons: model::OnOff(true),
+            retention_days: None,
         };
         Names {
             schools: [school(1, "H01"), school(2, "P01")]

@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod browser;
+// Export tests' sources and manifests (issue 20 item 4).
+pub mod exports;
 pub mod media;
 pub mod metrics;
 pub mod pg;

@@ -40,6 +40,9 @@ mod recordings;
 mod rules;
 mod timetable;
 mod users;
+// Exports of a lesson's recordings (issue 20 item 4).
+mod exports;
+use exports::*;
 
 use entities::*;
 use lessons::*;
@@ -128,7 +131,10 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     recordings_get,
     recordings_manifest,
     recordings_file,
-    today
+    today,
+    // Exports (issue 20 item 4).
+    lessons_exports_create,
+    lessons_exports_list
 ))]
 pub(super) struct Operations;
 
@@ -346,6 +352,9 @@ fn handler(
         ("GET", "/api/recordings/{id}/manifest") => get(recordings_manifest),
         ("GET", "/api/recordings/{id}/files/{file}") => get(recordings_file),
         ("GET", "/api/today") => get(today),
+        // Exports (issue 20 item 4).
+        ("POST", "/api/lessons/{id}/exports") => post(lessons_exports_create),
+        ("GET", "/api/lessons/{id}/exports") => get(lessons_exports_list),
         _ => return None,
     })
 }

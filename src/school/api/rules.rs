@@ -502,6 +502,21 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         "lessons",
         "Start or stop recording the lesson (its hub teacher or an admin over its hub school)",
     ),
+    // Exports (issue 20 item 4).
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/exports",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Export one of the lesson's recordings as MP4: showcase, premium or composite (its hub teacher or an admin over its hub school; a background job)",
+    ),
+    route_rule!(
+        "GET",
+        "/api/lessons/{id}/exports",
+        Allow::Roles(STAFF),
+        "lessons",
+        "The lesson's export jobs: state, progress, files, the reason of a failure (its hub teacher or an admin over its hub school)",
+    ),
     route_rule!(
         "POST",
         "/api/lessons/{id}/hand",

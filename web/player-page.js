@@ -1,3 +1,4 @@
+// @ts-check
 // The /player page: the recordings list (filtered by date) and one recording in the synced
 // player, with its lesson's metadata and download links. Plain ES module, served as
 // /player-page.js. Never builds a file URL itself: every link comes from the API.
@@ -5,7 +6,7 @@
 import { api, header, h, t, showError } from '/app.js';
 import { mountPlayer } from '/player.js';
 
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(window.location.search);
 
 function lessonLine(r) {
@@ -51,7 +52,7 @@ async function watch(id) {
   ].filter(Boolean).join(' · ');
   if (!rec.sources.length) {
     $('player').append(h('p', { class: 'muted' }, stateOf(rec)));
-    window.classrelayPlayer = { ready: true, player: null };
+    /** @type {any} */ (window).classrelayPlayer = { ready: true, player: null };
     return;
   }
   const player = await mountPlayer($('player'), id);
@@ -59,7 +60,7 @@ async function watch(id) {
     h('a', { href: s.download, download: s.file }, `${t(`pl_kind_${s.kind}`)} · ${s.owner}`)));
   await player.ready;
   player.root.focus();
-  window.classrelayPlayer = { ready: true, player };
+  /** @type {any} */ (window).classrelayPlayer = { ready: true, player };
 }
 
 try {
@@ -74,7 +75,7 @@ try {
     if (ready) await watch(ready.id);
     else { await list(); }
   } else await list();
-  window.classrelayPlayer ??= { ready: true, player: null };
+  /** @type {any} */ (window).classrelayPlayer ??= { ready: true, player: null };
 } catch (e) {
   showError(e);
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // The synced recording player (issue 20 item 3): every source of a recorded lesson on one
 // lesson timeline — the teacher camera large, courseware and classrooms beside it (click one to
 // swap it into the large tile) — with one play button, a seek bar with thumbnails, and keys
@@ -29,7 +30,7 @@ const START_GRACE_MS = 1500;
  * `{ ready, seek(ms), play(), pause(), toggle(), time(), duration, positions(), sources }`.
  * `onTime(ms)` is called as the lesson time moves.
  */
-export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
+export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _ms) => {} } = {}) {
   const rec = await api('GET', `/api/recordings/${id}`);
   const sources = [...rec.sources].sort((a, b) => (KIND_ORDER[a.kind] ?? 9) - (KIND_ORDER[b.kind] ?? 9));
   const duration = rec.duration_ms ?? Math.max(0, ...sources.map((s) => s.start_ms + s.duration_ms));
@@ -55,7 +56,7 @@ export async function mountPlayer(root, id, { onTime = () => {} } = {}) {
     v.muted = i !== 0; // the teacher's sound; the others' at a click on their label
     const label = h('button', { type: 'button', class: 'pl-label link' }, `${t(`pl_kind_${s.kind}`)} · ${s.owner}`);
     const tile = h('figure', { class: 'pl-tile', dataset: { file: s.file } }, v, label);
-    return { s, v, tile, label };
+    return { s, v, tile, label, running: false, stalledAt: 0, moved: 0, lastCt: -1 };
   });
   for (const x of tiles) {
     x.running = false;

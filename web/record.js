@@ -1,3 +1,4 @@
+// @ts-check
 // The teacher record page (/record?teacher=ID&term=NAME): draws one teacher's term from
 // GET /api/teachers/{id}/record — lessons, recordings, observation results with inline SVG
 // charts (rubric-total trend, S-T types, FIAS ratios), micro-ability points with evidence
@@ -7,7 +8,7 @@
 
 import { api, header, h, t, lang, showError } from '/app.js';
 
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(window.location.search);
 const SVG = 'http://www.w3.org/2000/svg';
 let me = null;
@@ -233,7 +234,7 @@ try {
   $('print').addEventListener('click', () => window.print());
   await load();
   if (me.kind === 'user' && me.role === 'teacher' && me.teacher_id === teacher) await evidenceForm();
-  window.classrelayRecord = { ready: true, teacher, term };
+  /** @type {any} */ (window).classrelayRecord = { ready: true, teacher, term };
 } catch (e) {
   showError(e);
 }

@@ -646,21 +646,21 @@ async fn file_get(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GradeBody {
+struct EvidenceGradeBody {
     /// `excellent` (优秀), `pass` (合格), `fail` (不合格), or null to take a grade back.
     grade: Option<String>,
 }
 
 #[utoipa::path(
     put, path = "/api/evidence/{id}/grade", params(("id" = i64, Path, description = "the evidence item")),
-    request_body = GradeBody,
+    request_body = EvidenceGradeBody,
     responses((status = 200, description = "graded (audited)", body = EvidenceView))
 )]
 async fn grade_put(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<GradeBody>,
+    JsonBody(b): JsonBody<EvidenceGradeBody>,
 ) -> ApiResult {
     let e = rstore::evidence(&st.store, parse_id(&id)?).await?;
     let t: Teacher = model::get(&st.store, e.teacher_id).await?;

@@ -595,20 +595,7 @@ async fn inspection_flow(app: App) {
             .fetch_one(&pool)
             .await
             .unwrap();
-        let rec = support::stdraft::silent_recording(&app, l, 4).await;
-        // Into the recordings' place (the storage trait), where the server looks.
-        let from = app
-            .dir
-            .path()
-            .join("st-draft-recordings")
-            .join(rec.to_string());
-        let storage = classrelay::school::recording::storage(&app.server.state().school);
-        let to = storage.file(rec, "manifest.json").unwrap();
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        for e in std::fs::read_dir(&from).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), to.parent().unwrap().join(e.file_name())).unwrap();
-        }
+        support::stdraft::stored_recording(&app, l, 4).await;
         lessons.push(l);
     }
     let (teacher_name,): (String,) = sqlx::query_as("SELECT name FROM teachers WHERE id = $1")

@@ -54,11 +54,15 @@ async fn media_of(st: &SchoolState, v: &ReviewRow) -> Result<(i64, Manifest), Ap
         tokio::task::spawn_blocking(move || storage.file(id, "manifest.json").map(std::fs::read))
             .await
             .map_err(ApiError::internal)?;
-    let Some(Ok(bytes)) = bytes else {
-        return Err(ApiError::internal(format!(
-            "review {}: the recording's manifest cannot be read",
-            v.id
-        )));
+    let bytes = match bytes {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => {
+            return Err(ApiError::internal(format!(
+                "review {}: the recording's manifest cannot be read: {e}",
+                v.id
+            )))
+        }
+        None => return Err(ApiError::internal("no manifest file name")),
     };
     let m: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::internal(format!("review {}: a bad manifest: {e}", v.id)))?;

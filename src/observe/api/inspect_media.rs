@@ -222,3 +222,58 @@ pub(super) async fn reviews_media_file(
     );
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::blank_title;
+    use proptest::prelude::*;
+
+    /// EBML header, then a Segment holding Info with a Title, then a Cluster.
+    fn file(title: &str) -> Vec<u8> {
+        let mut f = vec![0x1A, 0x45, 0xDF, 0xA3, 0x80]; // EBML (empty)
+        f.extend([
+            0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
+        f.extend([0x15, 0x49, 0xA9, 0x66, 0x80 | (title.len() as u8 + 3)]); // Info
+        f.extend([0x7B, 0xA9, 0x80 | title.len() as u8]);
+        f.extend(title.as_bytes());
+        f.extend([0x1F, 0x43, 0xB6, 0x75, 0x80]); // Cluster
+        f.extend("王老师 after the head".as_bytes());
+        f
+    }
+
+    #[test]
+    fn the_title_is_blanked_and_nothing_moves() {
+        let mut f = file("lesson-12 王老师");
+        let before = f.clone();
+        assert!(blank_title(&mut f));
+        assert_eq!(f.len(), before.len());
+        let shown = String::from_utf8_lossy(&f);
+        assert!(!shown.contains("lesson-12"), "{shown}");
+        // Only the Title's bytes changed (the cluster's are not metadata).
+        let changed: Vec<usize> = (0..f.len()).filter(|&i| f[i] != before[i]).collect();
+        let start = before.windows(2).position(|w| w == [0x7B, 0xA9]).unwrap() + 3;
+        assert!(changed
+            .iter()
+            .all(|&i| i >= start && i < start + "lesson-12 王老师".len()));
+        assert!(shown.contains("王老师 after the head"));
+    }
+
+    #[test]
+    fn no_title_changes_nothing() {
+        let mut f = vec![0x1A, 0x45, 0xDF, 0xA3, 0x80, 0x1F, 0x43, 0xB6, 0x75, 0x80];
+        let before = f.clone();
+        assert!(!blank_title(&mut f));
+        assert_eq!(f, before);
+    }
+
+    proptest! {
+        /// Any bytes: no panic, the length kept.
+        #[test]
+        fn any_bytes_keep_their_length(mut bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let n = bytes.len();
+            blank_title(&mut bytes);
+            prop_assert_eq!(bytes.len(), n);
+        }
+    }
+}

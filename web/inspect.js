@@ -1,3 +1,4 @@
+// @ts-check
 // The sampling-inspection dashboard (/inspect, 抽检): round list and creation, a round's
 // dashboard (seed, progress, disputes, pass rate per unit, samples), the draw, and a
 // reviewer's blinded reviews with grading. Plain ES module, served as /inspect.js. Never
@@ -6,7 +7,7 @@
 
 import { api, header, h, t, showError } from '/app.js';
 
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(window.location.search);
 const pct = (v) => (v == null ? '–' : `${(v * 100).toFixed(1)}%`);
 const stratum = (s) => [t(`ins_stage_${s.stage}`), s.subject, t(`ins_kind_${s.school_kind}`), t(`ins_area_${s.area}`)].join(' · ');
@@ -113,7 +114,7 @@ try {
   // An inspector's own reviews come first, alone on the page: the round list's names
   // (regions) stay off a reviewer's screen; managing is one link away.
   else if (me.role === 'inspector') await reviews();
-  window.classrelayInspect = { ready: true };
+  /** @type {any} */ (window).classrelayInspect = { ready: true };
 } catch (e) {
   showError(e);
 }

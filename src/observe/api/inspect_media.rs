@@ -172,8 +172,9 @@ pub(super) async fn reviews_media_file(
         }
         let mut bytes = std::fs::read(&original)?;
         blank_title(&mut bytes);
-        // Written under a temporary name and renamed, so a reader never sees half a file.
-        let tmp = made.with_extension("part");
+        // Written under a temporary name of its own and renamed, so a reader never sees half
+        // a file and two first requests at once (a player's range requests) do not collide.
+        let tmp = made.with_extension(format!("part-{:016x}", rand::random::<u64>()));
         std::fs::write(&tmp, &bytes)?;
         std::fs::rename(&tmp, &made)
     })

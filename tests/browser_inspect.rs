@@ -2,7 +2,8 @@
 //! through the API and its two reviews straddle the pass mark, so the server adds a third;
 //! the round's manager then sees the seed, the dispute, the progress and the pass rate per
 //! unit on the page, Chinese first and in English with no untranslated key; a reviewer's
-//! page lists their review under its pseudonym and shows no school name.
+//! page lists their review under its pseudonym, shows no school name, and plays the lesson's
+//! blinded recording.
 //!
 //! Run: `cargo test --test browser_inspect` (needs `chromium` and `chromium-driver`).
 
@@ -155,6 +156,9 @@ async fn the_dashboard_shows_progress_disputes_and_pass_rates() -> Result<()> {
         .unwrap()
         .clone();
 
+    // The lesson's processed recording: the reviewer plays it blinded (its Title blanked).
+    support::stdraft::stored_recording(&app, l, 3).await;
+
     // The third reviewer's page: the review under its pseudonym, no school name.
     let page = browser
         .new_page_with_flags(&["--window-size=1280,900"])
@@ -179,6 +183,21 @@ async fn the_dashboard_shows_progress_disputes_and_pass_rates() -> Result<()> {
             "{secret} shown to a reviewer: {text}"
         );
     }
+    // The blinded recording plays in the page: Chromium reads the served file's metadata
+    // (its duration), so the blanked copy is still a good WebM.
+    let src = page
+        .wait_until(
+            "(() => { const a = document.querySelector('#reviewList tbody tr audio');
+               return a && a.readyState >= 1 && Number.isFinite(a.duration) && a.duration > 1 && a.getAttribute('src'); })()",
+            WAIT,
+            "document.querySelector('#reviewList tbody tr').innerHTML",
+        )
+        .await?;
+    let src = src.as_str().unwrap();
+    assert!(
+        src.starts_with("/api/inspections/reviews/") && src.ends_with("/media/0"),
+        "{src}"
+    );
     page.eval(
         "const r = document.querySelector('#reviewList tbody tr');
          r.querySelector('input').value = '70'; r.querySelector('button').click(); return true;",

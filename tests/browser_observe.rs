@@ -207,3 +207,117 @@ async fn observer_codes_st_with_the_keyboard_and_submits() -> Result<()> {
     page.close().await?;
     Ok(())
 }
+
+/// FIAS is coded every 3 s of the lesson: the workspace's FIAS prompt lights when the page's
+/// clock passes each 3 s mark and goes out when a FIAS key (1–0) answers it; the server counts
+/// the keys. The page's clock is driven as in `browser_records.rs` (Date.now moved on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fias_prompt_lights_every_three_seconds_and_a_key_clears_it() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start(Backend::Sqlite).await.expect("server");
+    let f = fixture(&app).await;
+    let l = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let page = browser
+        .new_page_with_flags(&["--window-size=1280,900"])
+        .await?;
+    page.goto(&format!("{}/login?next=/observe", app.base))
+        .await?;
+    page.eval(
+        "document.getElementById('username').value = 'observer1';
+         document.getElementById('password').value = 'password-123';
+         document.getElementById('submit').click(); return true;",
+    )
+    .await?;
+    page.wait_until(
+        "location.pathname !== '/login'",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    page.goto(&format!("{}/observe", app.base)).await?;
+    page.wait_until(
+        &format!("document.querySelector('#lesson option[value=\"{l}\"]')"),
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    // FIAS alone.
+    page.eval(&format!(
+        "document.getElementById('lesson').value = '{l}';
+         document.getElementById('m_rubric').checked = false;
+         document.getElementById('m_st').checked = false;
+         document.getElementById('m_fias').checked = true;
+         document.getElementById('start').click(); return true;"
+    ))
+    .await?;
+    let id = page
+        .wait_until(
+            "new URLSearchParams(location.search).get('observation') && window.classrelayObserve && document.getElementById('obsId').textContent",
+            WAIT,
+            "document.body.innerText",
+        )
+        .await?;
+    let id: i64 = id.as_str().unwrap().parse()?;
+    // Chinese first.
+    let label = page
+        .eval_expr("document.getElementById('fiasTick').textContent")
+        .await?;
+    assert_eq!(label, "请按类别");
+
+    page.eval(
+        "window.skew = 0; const real = Date.now.bind(Date);
+         Date.now = () => real() + window.skew; return true;",
+    )
+    .await?;
+    let want = "4480";
+    let coder = page.client().find(Locator::Id("fiasCoder")).await?;
+    for (i, key) in want.chars().enumerate() {
+        page.eval("window.skew += 3000; return true;").await?;
+        // 3 s of lesson time: the prompt lights…
+        page.wait_until(
+            "document.getElementById('fiasTick').classList.contains('due')",
+            WAIT,
+            "document.getElementById('clock').textContent",
+        )
+        .await?;
+        // …and the category key puts it out; the server counts the key.
+        coder.send_keys(&key.to_string()).await?;
+        page.wait_until(
+            &format!(
+                "document.getElementById('fiasFigures').dataset.n === '{}' && !document.getElementById('fiasTick').classList.contains('due')",
+                i + 1
+            ),
+            WAIT,
+            "document.getElementById('fiasCodes').textContent",
+        )
+        .await?;
+    }
+    let (s, v) = app
+        .call(
+            Some(&f.observer_login),
+            Method::GET,
+            &format!("/api/observations/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["codes"]["fias"], want);
+
+    // English: the prompt is translated.
+    page.goto(&format!("{}/observe?observation={id}&lang=en", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayObserve && document.getElementById('state').dataset.state",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    let label = page
+        .eval_expr("document.getElementById('fiasTick').textContent")
+        .await?;
+    assert_eq!(label, "Code a category");
+    page.close().await?;
+    Ok(())
+}

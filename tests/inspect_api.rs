@@ -3,7 +3,8 @@
 //! samples), every stratum covered, recusal and experts first in the real assignment, a
 //! blinded reviewer whose every answer (every field of every response they can call) holds
 //! no teacher, school or region name or id, a straddling pair of grades that creates the third
-//! review, an appeal, re-grading, and the audit log: it only grows through the API, and the
+//! review, an appeal, re-grading, the review's media (listed by index, served by ranges, the
+//! file's Title with the room and teacher blanked), and the audit log: it only grows through the API, and the
 //! database itself refuses UPDATE, DELETE (and on PostgreSQL TRUNCATE) of its rows.
 //!
 //! Run: `cargo test --test inspect_api`.
@@ -135,6 +136,64 @@ fn leaves(v: &Value, path: String, out: &mut Vec<(String, Value)>) {
         }
         x => out.push((path, x.clone())),
     }
+}
+
+/// GET `path` as `token` with an optional `Range`, over loopback or in process: status,
+/// content type and body bytes.
+async fn raw(app: &App, token: &str, path: &str, range: Option<&str>) -> (u16, String, Vec<u8>) {
+    if let Some(router) = app.oneshot.clone() {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::builder()
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"));
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let r = router
+            .oneshot(req.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        let status = r.status().as_u16();
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        return (status, ct.unwrap_or_default(), body.to_vec());
+    }
+    let mut rb = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(token);
+    if let Some(r) = range {
+        rb = rb.header("range", r);
+    }
+    let r = rb.send().await.unwrap();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    (
+        r.status().as_u16(),
+        ct.unwrap_or_default(),
+        r.bytes().await.unwrap().to_vec(),
+    )
+}
+
+/// Every `.webm`/`.mkv` under `dir`.
+fn walk_webm(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_webm(&p));
+        } else if matches!(p.extension().and_then(|x| x.to_str()), Some("webm" | "mkv")) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// What a blinded reviewer must never receive.
@@ -526,6 +585,25 @@ async fn inspection_flow(app: App) {
     ids.extend(obs.iter().copied());
     let secrets = Secrets { words, ids };
 
+    // Each observed lesson has a processed recording (its hub teacher's audio; the processor
+    // writes the room `lesson-{id}` and the teacher's name into the file's Title).
+    let pool = app.server.state().school.store.pool().clone();
+    let mut lessons = Vec::new();
+    for o in &obs {
+        let (l,): (i64,) = sqlx::query_as("SELECT lesson_id FROM observations WHERE id = $1")
+            .bind(o)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        support::stdraft::stored_recording(&app, l, 4).await;
+        lessons.push(l);
+    }
+    let (teacher_name,): (String,) = sqlx::query_as("SELECT name FROM teachers WHERE id = $1")
+        .bind(f.teacher)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+
     // Every response rev_a can call, walked field by field.
     let mine = ok(
         &app,
@@ -559,6 +637,78 @@ async fn inspection_flow(app: App) {
             &one,
             &secrets,
         );
+        // The review's media: listed by index, nothing identifying in the list or the URLs…
+        let media = ok(
+            &app,
+            &tok_a,
+            Method::GET,
+            &format!("/api/inspections/reviews/{id}/media"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert_blind(
+            &format!("GET /api/inspections/reviews/{id}/media"),
+            &media,
+            &secrets,
+        );
+        let items = media.as_array().unwrap();
+        assert_eq!(items.len(), 1, "{media}");
+        assert_eq!(items[0]["kind"], "audio");
+        let url = items[0]["url"].as_str().unwrap();
+        assert_eq!(url, format!("/api/inspections/reviews/{id}/media/0"));
+        // …and the file, played by ranges, carries neither the teacher's name nor the room
+        // (`lesson-{id}`) in its metadata.
+        let whole = raw(&app, &tok_a, url, None).await;
+        assert_eq!(whole.0, 200);
+        assert_eq!(whole.1, "audio/webm");
+        let whole = whole.2;
+        let has =
+            |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(
+            !has(&whole, &teacher_name),
+            "the teacher's name is in the file"
+        );
+        for l in &lessons {
+            assert!(
+                !has(&whole, &format!("lesson-{l}")),
+                "the room is in the file"
+            );
+        }
+        let part = raw(&app, &tok_a, url, Some("bytes=0-99")).await;
+        assert_eq!(part.0, 206);
+        assert_eq!(&part.2[..], &whole[..100]);
+        let bad = raw(&app, &tok_a, url, Some("bytes=999999999-")).await;
+        assert_eq!(bad.0, 416);
+    }
+    // The original files do name the teacher (so the check above can fail): the processor's
+    // Title is what the reviewer's copy blanks.
+    let dir = app.dir.path().to_path_buf();
+    let named = walk_webm(&dir)
+        .into_iter()
+        .filter(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("blind-")
+        })
+        .any(|p| {
+            let b = std::fs::read(p).unwrap();
+            b.windows(teacher_name.len())
+                .any(|w| w == teacher_name.as_bytes())
+        });
+    assert!(named, "no original file names the teacher");
+    // Another reviewer's media is refused, and says nothing.
+    let other = mine.as_array().unwrap()[0]["id"].as_i64().unwrap();
+    for path in [
+        format!("/api/inspections/reviews/{other}/media"),
+        format!("/api/inspections/reviews/{other}/media/0"),
+    ] {
+        let (s, v) = app
+            .call(Some(&f.observer_login), Method::GET, &path, None)
+            .await;
+        assert!(s == StatusCode::FORBIDDEN, "{path}: {s} {v}");
+        assert_blind(&path, &v, &secrets);
     }
     // The manager's routes and other people's reviews are refused, and the refusals say
     // nothing either.

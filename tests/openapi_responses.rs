@@ -737,7 +737,8 @@ async fn real_responses_match_the_served_document() {
     .await;
     // The automatic S-T draft, from a processed recording of the lesson: 31 s of the
     // teacher's silence at 15 s intervals is two S samples (15 s, 30 s).
-    support::stdraft::silent_recording(&app, lesson_id, 31).await;
+    // (In the recordings' place too: the blinded review's media reads it through storage.)
+    support::stdraft::stored_recording(&app, lesson_id, 31).await;
     let made = c
         .call(
             &observer,
@@ -953,6 +954,17 @@ async fn real_responses_match_the_served_document() {
         )
         .await;
     assert!(seen["evidence"]["st"].is_object(), "{seen}");
+    // The review's media (the lesson's processed recording, by index).
+    let media = c
+        .call(
+            &reviewer,
+            Method::GET,
+            "/api/inspections/reviews/{id}/media",
+            &format!("/api/inspections/reviews/{review}/media"),
+            None,
+        )
+        .await;
+    assert!(!media.as_array().unwrap().is_empty(), "{media}");
     c.call(
         &reviewer,
         Method::PUT,

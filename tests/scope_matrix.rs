@@ -1834,7 +1834,23 @@ async fn inspection_routes_by_role_and_object() {
         "{d}"
     );
     let rv = format!("/api/inspections/reviews/{review}");
+    // The lesson's processed recording: the review's media.
+    support::stdraft::stored_recording(&app, l1, 2).await;
     let cases: Vec<Case<'static>> = vec![
+        (
+            Method::GET,
+            "/api/inspections/reviews/{id}/media",
+            format!("{rv}/media"),
+            None,
+            the_reviewer,
+        ),
+        (
+            Method::GET,
+            "/api/inspections/reviews/{id}/media/{index}",
+            format!("{rv}/media/0"),
+            None,
+            the_reviewer,
+        ),
         (
             Method::GET,
             "/api/inspections/reviews/{id}",

@@ -122,6 +122,8 @@ export const PAGES_DICT = {
     obs_st_keys: '每到采样点按 T（教师行为）或 S（学生行为），Backspace 撤销上一次。',
     obs_tick: '请编码',
     obs_fias_keys: '每 3 秒按一个类别：1–9，0 表示类别 10（沉寂或混乱）。',
+    // inspect2: the FIAS 3 s prompt
+    obs_fias_tick: '请按类别',
     obs_comments: '评论',
     obs_comment_hint: '在当前时间添加评论',
     obs_save_scores: '保存评分',
@@ -433,6 +435,8 @@ export const PAGES_DICT = {
     obs_st_keys: 'At each sample press T (teacher behaviour) or S (student behaviour); Backspace undoes the last.',
     obs_tick: 'Code now',
     obs_fias_keys: 'Every 3 s press a category: 1–9, and 0 for category 10 (silence or confusion).',
+    // inspect2: the FIAS 3 s prompt
+    obs_fias_tick: 'Code a category',
     obs_comments: 'Comments',
     obs_comment_hint: 'Comment at the current time',
     obs_save_scores: 'Save scores',

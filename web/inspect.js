@@ -84,6 +84,11 @@ async function reviews() {
     if (e?.st) facts.push(`S-T: Rt ${e.st.rt ?? '–'} Ch ${e.st.ch ?? '–'} ${e.st.type ? t(`obs_type_${e.st.type}`) : ''}`);
     if (e?.fias) facts.push(`FIAS: ${t('obs_teacher_talk')} ${e.fias.teacher_talk ?? '–'}`);
     if (e?.rubric) facts.push(`${t('obs_total')} ${e.rubric.total}`);
+    // The lesson's recording, blinded (by index, its Title blanked; no title card, so it
+    // starts with the lesson); none when the lesson was not recorded.
+    const media = await api('GET', `/api/inspections/reviews/${v.id}/media`).catch(() => []);
+    const players = media.map((m) => h(m.kind === 'audio' ? 'audio' : 'video',
+      { controls: true, preload: 'metadata', src: m.url, dataset: { kind: m.kind } }));
     const input = h('input', { type: 'number', min: 0, max: 100, step: 0.5, value: v.score ?? '', size: 5 });
     const save = h('button', { type: 'button' }, t('ins_grade'));
     save.addEventListener('click', async () => {
@@ -95,7 +100,7 @@ async function reviews() {
       }
     });
     rows.push(h('tr', { dataset: { review: v.id } }, h('td', {}, v.pseudonym), h('td', {}, stratum(v.stratum)),
-      h('td', {}, t(`ins_reason_${v.reason}`)), h('td', {}, facts.join('；')), h('td', {}, input), h('td', {}, save)));
+      h('td', {}, t(`ins_reason_${v.reason}`)), h('td', {}, facts.join('；'), ...players), h('td', {}, input), h('td', {}, save)));
   }
   $('reviewList').querySelector('tbody').replaceChildren(...rows);
 }

@@ -18,6 +18,9 @@ let queue = Promise.resolve(); // codes go out one request at a time, in order
 let me = null; // the signed-in user (the draft button is its observer's)
 let player = null; // the lesson's recording in the synced player, when it has one
 
+// FIAS is coded every 3 s of the lesson (Flanders' own interval), whatever `interval_s` says.
+const FIAS_EVERY_MS = 3000;
+
 const fmt = (ms) => {
   const s = Math.floor(ms / 1000);
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
@@ -149,7 +152,8 @@ function drawDraft(d) {
 
 function code(method, c) {
   lastMethod = method;
-  $('tick').classList.remove('due');
+  // A key answers its own coder's prompt only (S-T at its interval, FIAS every 3 s).
+  $(method === 'fias' ? 'fiasTick' : 'tick').classList.remove('due');
   return send(async () => {
     await api('POST', `/api/observations/${obs.id}/codes`, { method, codes: c });
     await reload();
@@ -189,7 +193,7 @@ async function workspace(id) {
   player = await recordingOf(obs.lesson_id);
   if (player) drawComments();
   document.addEventListener('keydown', onKey);
-  // The lesson clock and the S-T prompt at each interval.
+  // The lesson clock, the S-T prompt at each interval and the FIAS prompt every 3 s.
   let last = Date.now();
   setInterval(() => {
     const now = Date.now();
@@ -200,6 +204,9 @@ async function workspace(id) {
       else clockMs += now - last;
       const every = (obs.interval_s || 30) * 1000;
       if (Math.floor(clockMs / every) > Math.floor(before / every)) $('tick').classList.add('due');
+      if (obs.methods.includes('fias') && Math.floor(clockMs / FIAS_EVERY_MS) > Math.floor(before / FIAS_EVERY_MS)) {
+        $('fiasTick').classList.add('due');
+      }
     }
     last = now;
     $('clock').textContent = fmt(clockMs);

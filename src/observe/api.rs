@@ -213,6 +213,19 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         INSPECT_REVIEWERS,
         "Grade (or re-grade) one of the caller's reviews (audited; disputes re-checked)",
     ),
+    // The blinded review's media (api/inspect_media.rs): its reviewer only, by index.
+    inspect_rule(
+        "GET",
+        "/api/inspections/reviews/{id}/media",
+        INSPECT_REVIEWERS,
+        "One of the caller's reviews: the lesson's playable sources by index (no names or ids)",
+    ),
+    inspect_rule(
+        "GET",
+        "/api/inspections/reviews/{id}/media/{index}",
+        INSPECT_REVIEWERS,
+        "One source of the caller's review, ranges honoured, its metadata Title blanked",
+    ),
     // The automatic S-T draft (api/stdraft.rs).
     rule(
         "POST",
@@ -273,6 +286,8 @@ const fn inspect_rule(
     reviews_list,
     reviews_get,
     reviews_grade,
+    reviews_media,
+    reviews_media_file,
     st_draft_make,
     st_draft_get
 ))]
@@ -306,6 +321,8 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<SchoolState>>> {
         ("GET", "/api/inspections/reviews") => get(reviews_list),
         ("GET", "/api/inspections/reviews/{id}") => get(reviews_get),
         ("PUT", "/api/inspections/reviews/{id}") => put(reviews_grade),
+        ("GET", "/api/inspections/reviews/{id}/media") => get(reviews_media),
+        ("GET", "/api/inspections/reviews/{id}/media/{index}") => get(reviews_media_file),
         ("POST", "/api/observations/{id}/st-draft") => post(st_draft_make),
         ("GET", "/api/observations/{id}/st-draft") => get(st_draft_get),
         _ => return None,
@@ -367,6 +384,8 @@ mod rubrics;
 use rubrics::*;
 mod inspect;
 use inspect::*;
+mod inspect_media;
+use inspect_media::*;
 mod stdraft;
 use stdraft::*;
 

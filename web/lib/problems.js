@@ -84,6 +84,15 @@ export const MESSAGES = {
   'wrong-mode': ['当前课堂模式不支持此操作', 'This lesson’s mode does not allow this'],
   // Not from the server: what the page says when the request never got an answer.
   network: ['网络连接失败，请检查网络', 'The network request failed; check the connection'],
+  // inspect2: sampling inspection (抽检) and a blinded review's media
+  'not-your-review': ['这条评审分配给了其他评审专家', 'This review is assigned to another reviewer'],
+  'round-drawn': ['本轮已经抽签，不能再更改', 'The round is drawn already and cannot change'],
+  'round-without-reviewers': ['本轮还没有评审专家，请先设置评审名单', 'The round has no reviewers: set its pool first'],
+  'sample-appealed': ['该样本已经申诉过', 'This sample was appealed already'],
+  'sample-pending': ['该样本尚未评定，全部评审完成后才能申诉', 'The sample is not decided yet: appeal once every review is graded'],
+  'source-unavailable': ['能力点提交暂不能抽检，请抽取听评课记录', 'Ability-point submissions cannot be drawn yet: draw observations'],
+  'no-recording': ['该课没有可用的录像', 'The lesson has no usable recording'],
+  'range-not-satisfiable': ['请求的录像片段超出文件范围', 'The requested part of the file lies outside it'],
 };
 
 /** By HTTP status, for a kind the table does not know: [Chinese, English]. */

@@ -991,7 +991,11 @@ async fn blind(
 }
 
 /// The review, when `p` is its reviewer.
-async fn my_review(st: &SchoolState, p: &Principal, id: &str) -> Result<ReviewRow, ApiError> {
+pub(super) async fn my_review(
+    st: &SchoolState,
+    p: &Principal,
+    id: &str,
+) -> Result<ReviewRow, ApiError> {
     let v = istore::review(&st.store, parse_id(id)?).await?;
     if v.reviewer_id.is_none() || v.reviewer_id != user_id(p) {
         return Err(ApiError::forbidden(

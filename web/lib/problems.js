@@ -93,6 +93,20 @@ export const MESSAGES = {
   'source-unavailable': ['能力点提交暂不能抽检，请抽取听评课记录', 'Ability-point submissions cannot be drawn yet: draw observations'],
   'no-recording': ['该课没有可用的录像', 'The lesson has no usable recording'],
   'range-not-satisfiable': ['请求的录像片段超出文件范围', 'The requested part of the file lies outside it'],
+  // Recordings, exports, teacher records, the S-T draft and spreadsheets (session 16 merge)
+  'recording-not-ready': ['录像还在处理中，请稍后再试', 'The recording is still being processed; try again shortly'],
+  'recording-deleted': ['该录像已按保存期限删除', 'This recording was deleted when its retention period ended'],
+  'recording-unreadable': ['录像文件无法读取', 'The recording\'s files cannot be read'],
+  'no-teacher-audio': ['录像中没有授课教师的声音，无法生成草稿', 'The recording has no audio from the hub teacher, so no draft can be made'],
+  'evidence-graded': ['该证据已评定，不能再修改', 'This evidence is graded already and cannot change'],
+  'file-too-large': ['文件太大', 'The file is too large'],
+  'unsupported-file-type': ['不支持这种文件类型', 'This type of file is not accepted'],
+  'bad-workbook': ['Excel 文件已损坏或无法读取，请重新保存为 .xlsx 后再试', 'The Excel file is damaged or unreadable; save it again as .xlsx and retry'],
+  'unsupported-spreadsheet': ['不支持这种表格格式，请另存为 .xlsx 或 CSV', 'This spreadsheet format is not accepted; save it as .xlsx or CSV'],
+  'exports-unavailable': ['此服务器不支持导出视频（需要带 GStreamer 的版本）', 'This server cannot export video (it needs a build with GStreamer)'],
+  'bad-preset': ['没有这种导出规格', 'There is no such export preset'],
+  'export-failed': ['导出失败', 'The export failed'],
+  'no-such-recording': ['没有这条录像', 'There is no such recording'],
 };
 
 /** By HTTP status, for a kind the table does not know: [Chinese, English]. */

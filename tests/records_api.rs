@@ -236,6 +236,7 @@ async fn the_record(app: App) {
     // The recording of lesson 1.
     assert_eq!(v["recordings"].as_array().unwrap().len(), 1);
     assert_eq!(v["recordings"][0]["id"], r1);
+    assert_eq!(v["recordings"][0]["exports"], json!([]), "{v}");
     // Observation results, in lesson order, with the URLs they came from; no draft.
     let obs = &v["observations"];
     let res = obs["results"].as_array().unwrap();
@@ -306,6 +307,31 @@ async fn the_record(app: App) {
     assert_eq!(v["recordings"], json!([]));
 
     // CSV: one figure a row with its sources.
+    // A finished showcase export of that recording (the row the export runner leaves; the
+    // encoding itself is tests/gst_export.rs's) is listed under the recording and in the CSV.
+    let pool = app.server.state().school.store.pool().clone();
+    let job: i64 = sqlx::query_scalar(
+        "INSERT INTO export_jobs (recording_id, preset, state, progress, created_at, finished_at) \
+         VALUES ($1, 'showcase', 'done', 1000, 1, 2) RETURNING id",
+    )
+    .bind(r1)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let v = ok(
+        &app,
+        &f.teacher_login,
+        Method::GET,
+        &path,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let exports = &v["recordings"][0]["exports"];
+    assert_eq!(exports.as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(exports[0]["id"], job);
+    assert_eq!(exports[0]["preset"], "showcase");
+    assert_eq!(exports[0]["state"], "done");
     let r = app
         .oneshot_request(
             Some(&f.teacher_login),
@@ -344,6 +370,7 @@ async fn the_record(app: App) {
         "{csv}"
     );
     assert!(!csv.contains(&format!("#{draft}")), "{csv}");
+    assert!(csv.contains(&format!("录像,晒课导出,1,{job}")), "{csv}");
 
     // An observation amended after submission changes the record on the next read.
     ok(

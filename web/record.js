@@ -59,7 +59,9 @@ function drawRecordings(r) {
   $('recordingRows').replaceChildren(...(r.recordings.length ? r.recordings.map((x) => h('tr', {},
     h('td', {}, `#${x.id}`), h('td', {}, h('a', { href: x.lesson_url }, `${t('obs_lesson')} #${x.lesson_id}`)),
     h('td', {}, when(x.started_at)), h('td', {}, t(`rec_rec_${x.state}`)),
-    h('td', {}, x.processing ? t(`rec_proc_${x.processing}`) : ''))) : [h('tr', {}, h('td', {}, t('rec_none')))]));
+    h('td', {}, x.processing ? t(`rec_proc_${x.processing}`) : ''),
+    // Its exports (晒课): preset and state, newest first.
+    h('td', { class: 'exports', title: t('rec_exports') }, x.exports.map((j) => `${t(`rec_exp_${j.preset}`)} · ${t(`rec_exp_${j.state}`)}`).join('；')))) : [h('tr', {}, h('td', {}, t('rec_none')))]));
 }
 
 /** The rubric totals in lesson order, each point a link to its observation. */

@@ -82,11 +82,15 @@ pub async fn recording_of(
     .fetch_one(&pool)
     .await
     .expect("a recording row");
-    let dir = app
-        .dir
-        .path()
-        .join("st-draft-recordings")
-        .join(id.to_string());
+    // Processed straight into the recordings' place (the storage trait), where every route
+    // that serves a recording's files looks for them.
+    let storage = classrelay::school::recording::storage(&app.server.state().school);
+    let dir = storage
+        .file(id, "manifest.json")
+        .expect("a plain name")
+        .parent()
+        .expect("a recording's place")
+        .to_path_buf();
     classrelay::record::process::process(&capture, &dir).expect("processed");
     sqlx::query("UPDATE recordings SET processing = 'ready', manifest_path = $1 WHERE id = $2")
         .bind(dir.join("manifest.json").display().to_string())
@@ -103,26 +107,7 @@ pub async fn silent_recording(app: &App, lesson: i64, seconds: u32) -> i64 {
     processed_recording(app, lesson, &frames).await
 }
 
-/// [`silent_recording`] copied into the recordings' place (the storage trait), where the
-/// routes that read through storage (a blinded review's media) look for it.
+/// [`silent_recording`]: every recording made here is in the recordings' place already.
 pub async fn stored_recording(app: &App, lesson: i64, seconds: u32) -> i64 {
-    let rec = silent_recording(app, lesson, seconds).await;
-    let from = app
-        .dir
-        .path()
-        .join("st-draft-recordings")
-        .join(rec.to_string());
-    let storage = classrelay::school::recording::storage(&app.server.state().school);
-    let to = storage
-        .file(rec, "manifest.json")
-        .expect("a plain name")
-        .parent()
-        .expect("a recording's place")
-        .to_path_buf();
-    std::fs::create_dir_all(&to).expect("the recording's place");
-    for e in std::fs::read_dir(&from).expect("the processed files") {
-        let e = e.expect("a processed file");
-        std::fs::copy(e.path(), to.join(e.file_name())).expect("copied");
-    }
-    rec
+    silent_recording(app, lesson, seconds).await
 }

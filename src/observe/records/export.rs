@@ -118,6 +118,20 @@ pub fn rows(r: &TeacherRecord) -> Vec<Vec<String>> {
         ids(&rec),
         String::new(),
     ]);
+    let done: Vec<i64> = r
+        .recordings
+        .iter()
+        .flat_map(|x| x.exports.iter())
+        .filter(|j| j.state == "done")
+        .map(|j| j.id)
+        .collect();
+    out.push(vec![
+        "录像".into(),
+        "晒课导出".into(),
+        done.len().to_string(),
+        ids(&done),
+        String::new(),
+    ]);
     for o in &r.observations.results {
         let one = [o.id];
         if let Some(f) = &o.rubric {

@@ -122,6 +122,9 @@ pub struct RecordingRef {
     pub state: String,
     /// Processing into playable files: processing, ready or failed.
     pub processing: Option<String>,
+    /// Its exports (晒课 showcase/premium MP4s and the composite), newest first, as
+    /// `GET /api/lessons/{lesson_id}/exports` shows them.
+    pub exports: Vec<crate::school::exports::ExportJob>,
 }
 
 /// The rubric result of one observation.
@@ -526,7 +529,15 @@ pub async fn build(
     };
     let mut recordings = Vec::new();
     for l in &hub {
+        let jobs = crate::school::exports::of_lesson(store, l.id)
+            .await
+            .map_err(|e| match e {
+                crate::school::exports::ExportJobError::Store(e) => e,
+                // `of_lesson` only reads the table; anything else would be a new kind of error.
+                other => crate::store::StoreError::Check(other.to_string()),
+            })?;
         for r in crate::school::recording::of_lesson(store, l.id).await? {
+            let exports = jobs.iter().filter(|j| j.recording == r.id).cloned().collect();
             recordings.push(RecordingRef {
                 id: r.id,
                 lesson_id: l.id,
@@ -535,6 +546,7 @@ pub async fn build(
                 ended_at: r.ended_at,
                 state: r.state,
                 processing: r.processing,
+                exports,
             });
         }
     }

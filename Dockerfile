@@ -1,5 +1,9 @@
 # classrelay: multi-stage build. The runtime image holds only the binary and its config.
 FROM rust:1-bookworm AS build
+# libopus: the automatic S-T draft decodes recorded Opus with it (src/record/voice.rs).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends pkg-config libopus-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
@@ -7,13 +11,16 @@ COPY config ./config
 COPY web ./web
 # The schema is compiled in (sqlx::migrate!) and applied at start.
 COPY migrations ./migrations
-# Workspace member (the load generator) must be present for the workspace to resolve.
+# Workspace members (the load generator, the UDP send path, the GStreamer exports crate) must
+# be present for the workspace to resolve; `media` is built only with `--features gst`.
 COPY loadtest ./loadtest
+COPY udp ./udp
+COPY media ./media
 RUN cargo build --release --locked --bin classrelay
 
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libopus0 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/classrelay --create-home classrelay
 COPY --from=build /src/target/release/classrelay /usr/local/bin/classrelay

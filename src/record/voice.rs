@@ -1,6 +1,5 @@
 //! Voice activity in a processed recording's audio: reads one source's WebM/Matroska file back
-//! (`matroska-demuxer`), decodes its Opus track (`opus-decoder`, a pure-Rust port of libopus's decoder: no C
-//! library to install, so `cargo run` needs nothing beyond the toolchain) and runs
+//! (`matroska-demuxer`), decodes its Opus track (libopus, through the `opus` crate) and runs
 //! the WebRTC voice activity detector (`webrtc-vad`) over 20 ms frames placed on the lesson
 //! timeline. It feeds the automatic S-T draft (`observe::stdraft` makes the decision). Must
 //! never run on the media path (it reads files and decodes: call it on a blocking thread),
@@ -34,7 +33,7 @@ pub struct VoicedFrame {
 pub struct Voice {
     /// Every decoded 20 ms frame in time order (lost packets leave holes: no frame there).
     pub frames: Vec<VoicedFrame>,
-    /// Opus packets the decoder refused (damaged); their time has no frame.
+    /// Opus packets libopus refused (damaged); their time has no frame.
     pub undecodable: u64,
 }
 
@@ -55,7 +54,7 @@ pub enum VoiceError {
     /// The file has no Opus track.
     #[error("the file has no Opus audio track")]
     NoOpus,
-    /// The Opus decoder could not be made.
+    /// libopus could not make a decoder.
     #[error("Opus decoder: {0}")]
     Decoder(String),
 }
@@ -81,7 +80,7 @@ pub fn voice_of<R: Read + Seek>(r: R, start_ms: u64) -> Result<Voice, VoiceError
         .ok_or(VoiceError::NoOpus)?;
     // Block timestamps count in units of `timestamp_scale` ns.
     let scale = mkv.info().timestamp_scale().get();
-    let mut decoder = opus_decoder::OpusDecoder::new(48_000, 1)
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono)
         .map_err(|e| VoiceError::Decoder(e.to_string()))?;
     let mut vad = webrtc_vad::Vad::new_with_rate_and_mode(
         webrtc_vad::SampleRate::Rate48kHz,

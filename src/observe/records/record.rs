@@ -537,7 +537,11 @@ pub async fn build(
                 other => crate::store::StoreError::Check(other.to_string()),
             })?;
         for r in crate::school::recording::of_lesson(store, l.id).await? {
-            let exports = jobs.iter().filter(|j| j.recording == r.id).cloned().collect();
+            let exports = jobs
+                .iter()
+                .filter(|j| j.recording == r.id)
+                .cloned()
+                .collect();
             recordings.push(RecordingRef {
                 id: r.id,
                 lesson_id: l.id,

@@ -255,16 +255,8 @@ async function workspace(id) {
 
 async function picker() {
   $('picker').hidden = false;
-  const lessons = await api('GET', '/api/lessons');
-  // A lesson by what people call it (date, subject, grade, title), never by its id.
-  const named = (/** @type {any} */ l) => `${dateTimeText(l.starts)} ${[l.subject, l.grade, l.title].filter(Boolean).join(' · ')}`;
-  const byId = new Map(lessons.map((l) => [l.id, l]));
-  $('lesson').replaceChildren(...lessons.map((l) => h('option', { value: l.id }, named(l))));
-  const mine = await api('GET', '/api/observations?mine=true');
-  $('mine').querySelector('tbody').replaceChildren(...mine.map((o) =>
-    h('tr', {}, h('td', {}, h('a', { href: `/observe?observation=${o.id}` }, `#${o.id}`)),
-      h('td', {}, byId.has(o.lesson_id) ? named(byId.get(o.lesson_id)) : `${t('obs_lesson')} ${o.lesson_id}`), h('td', {}, o.methods.map((m) => t(`obs_m_${m}`)).join(' / ')),
-      h('td', {}, t(`obs_state_${o.state}`)))));
+  // The form's handler first: a click before the lists below arrive must not fall through
+  // to the browser's own form submission (a reload of this page).
   $('open').addEventListener('submit', (e) => {
     e.preventDefault();
     const methods = ['rubric', 'st', 'fias'].filter((m) => $(`m_${m}`).checked);
@@ -275,6 +267,16 @@ async function picker() {
       window.location.assign(`/observe?observation=${o.id}`);
     });
   });
+  const lessons = await api('GET', '/api/lessons');
+  // A lesson by what people call it (date, subject, grade, title), never by its id.
+  const named = (/** @type {any} */ l) => `${dateTimeText(l.starts)} ${[l.subject, l.grade, l.title].filter(Boolean).join(' · ')}`;
+  const byId = new Map(lessons.map((l) => [l.id, l]));
+  $('lesson').replaceChildren(...lessons.map((l) => h('option', { value: l.id }, named(l))));
+  const mine = await api('GET', '/api/observations?mine=true');
+  $('mine').querySelector('tbody').replaceChildren(...mine.map((o) =>
+    h('tr', {}, h('td', {}, h('a', { href: `/observe?observation=${o.id}` }, `#${o.id}`)),
+      h('td', {}, byId.has(o.lesson_id) ? named(byId.get(o.lesson_id)) : `${t('obs_lesson')} ${o.lesson_id}`), h('td', {}, o.methods.map((m) => t(`obs_m_${m}`)).join(' / ')),
+      h('td', {}, t(`obs_state_${o.state}`)))));
 }
 
 try {

@@ -53,7 +53,9 @@ async fn observer_codes_ten_minutes_and_the_record_links_back() -> Result<()> {
     log_in(&obs, &app, "observer1", "/observe").await?;
     obs.goto(&format!("{}/observe", app.base)).await?;
     obs.wait_until(
-        &format!("window.classrelayObserve && document.querySelector('#lesson option[value=\"{l}\"]')"),
+        &format!(
+            "window.classrelayObserve && document.querySelector('#lesson option[value=\"{l}\"]')"
+        ),
         WAIT,
         "document.body.innerText",
     )

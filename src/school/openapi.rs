@@ -192,13 +192,34 @@ pub(crate) fn document() -> Value {
 }
 
 /// The document of the school side and `parts`.
+/// `into.merge(other)`, refusing two different schemas under one name: utoipa's merge keeps
+/// the first and drops the second without a word, so one area's type would be documented
+/// with another's fields (it happened: two `GradeBody`s). The same type reached from two
+/// parts (an identical schema) is fine.
+fn merge_parts(into: &mut utoipa::openapi::OpenApi, other: utoipa::openapi::OpenApi) {
+    if let (Some(have), Some(add)) = (&into.components, &other.components) {
+        for (name, schema) in &add.schemas {
+            if let Some(kept) = have.schemas.get(name) {
+                // Plain data: serializing cannot fail.
+                let same = serde_json::to_value(kept).expect("schema serializes")
+                    == serde_json::to_value(schema).expect("schema serializes");
+                assert!(
+                    same,
+                    "two different OpenAPI schemas are named `{name}`: rename one of the types"
+                );
+            }
+        }
+    }
+    into.merge(other);
+}
+
 pub(crate) fn document_with(parts: Vec<Part>) -> Value {
     let mut derived = Operations::openapi();
-    derived.merge(Signalling::openapi());
-    derived.merge(Schemas::openapi());
+    merge_parts(&mut derived, Signalling::openapi());
+    merge_parts(&mut derived, Schemas::openapi());
     let mut tables: Vec<&[RouteRule]> = vec![ROUTES];
     for p in parts {
-        derived.merge(p.ops);
+        merge_parts(&mut derived, p.ops);
         tables.push(p.routes);
     }
     // Serializing the derived document (plain data) cannot fail.
@@ -241,6 +262,41 @@ pub(crate) mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)]
+    struct Clash {
+        grade: String,
+    }
+    mod other {
+        #[derive(utoipa::ToSchema)]
+        #[schema(as = Clash)]
+        #[allow(dead_code)]
+        pub(super) struct Clash {
+            points: u32,
+        }
+    }
+    #[derive(utoipa::OpenApi)]
+    #[openapi(components(schemas(Clash)))]
+    struct First;
+    #[derive(utoipa::OpenApi)]
+    #[openapi(components(schemas(other::Clash)))]
+    struct Second;
+
+    #[test]
+    #[should_panic(expected = "two different OpenAPI schemas are named `Clash`")]
+    fn two_different_schemas_under_one_name_are_refused() {
+        let mut doc = First::openapi();
+        merge_parts(&mut doc, Second::openapi());
+    }
+
+    #[test]
+    fn the_same_schema_from_two_parts_merges() {
+        let mut doc = First::openapi();
+        merge_parts(&mut doc, First::openapi());
+        let schemas = &doc.components.expect("components").schemas;
+        assert!(schemas.contains_key("Clash"));
+    }
 
     /// `(METHOD, path)` of every operation of the document under `/api`.
     pub(crate) fn documented(doc: &Value) -> BTreeSet<(String, String)> {

@@ -417,18 +417,7 @@ async fn options_headers(
 
 /// The [`SIGNALLING`] routes (a route without a handler stops the start).
 fn signalling_router() -> Router<AppState> {
-    let mut by_path: Vec<(&str, axum::routing::MethodRouter<AppState>)> = Vec::new();
-    for (method, path) in SIGNALLING {
-        let h = signalling_handler(method, path)
-            .unwrap_or_else(|| panic!("no handler for {method} {path}"));
-        match by_path.iter_mut().find(|(p, _)| p == path) {
-            Some((_, m)) => *m = std::mem::take(m).merge(h),
-            None => by_path.push((path, h)),
-        }
-    }
-    by_path
-        .into_iter()
-        .fold(Router::new(), |r, (path, m)| r.route(path, m))
+    crate::school::api::route_table(SIGNALLING.iter().copied(), signalling_handler)
 }
 
 async fn fallback() -> Response {

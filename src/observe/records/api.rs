@@ -31,7 +31,7 @@ use super::store::{self as rstore, EvidenceRow, NewEvidence, NewFile};
 use crate::auth::people::{Principal, Role};
 use crate::problem::{ApiError, JsonBody};
 use crate::school::access::{out_of_scope, Directory};
-use crate::school::api::{guard_routes, Allow, RouteRule};
+use crate::school::api::{Allow, RouteRule};
 use crate::school::model::{self, Teacher};
 use crate::school::SchoolState;
 
@@ -146,25 +146,7 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<SchoolState>>> {
 
 /// The router, built from [`ROUTES`] (a rule without a handler stops the start).
 pub(crate) fn router(state: Arc<SchoolState>) -> Router<Arc<SchoolState>> {
-    let mut by_path: Vec<(&'static str, MethodRouter<Arc<SchoolState>>)> = Vec::new();
-    for r in ROUTES {
-        let h = handler(r.method, r.path)
-            .unwrap_or_else(|| panic!("no handler for {} {}", r.method, r.path));
-        match by_path.iter_mut().find(|(p, _)| *p == r.path) {
-            Some((_, m)) => *m = std::mem::take(m).merge(h),
-            None => by_path.push((r.path, h)),
-        }
-    }
-    let mut router: Router<Arc<SchoolState>> = Router::new();
-    for (path, m) in by_path {
-        router = router.route(path, m);
-    }
-    router.route_layer(axum::middleware::from_fn_with_state(
-        state,
-        |State(st): State<Arc<SchoolState>>, req, next| async move {
-            guard_routes(ROUTES, &st, req, next).await
-        },
-    ))
+    crate::school::api::guarded_table(ROUTES, handler, state)
 }
 
 fn parse_id(s: &str) -> Result<i64, ApiError> {

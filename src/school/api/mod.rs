@@ -52,7 +52,7 @@ use rules::*;
 use timetable::*;
 use users::*;
 
-pub(crate) use rules::{guard, guard_routes, Allow, RouteRule, COOKIE, ROUTES};
+pub(crate) use rules::{guard, guarded_table, route_table, Allow, RouteRule, COOKIE, ROUTES};
 pub(crate) use timetable::admin_over_slot;
 pub(crate) use users::cut_off;
 
@@ -363,20 +363,11 @@ fn handler(
 /// route without an access rule cannot exist), every rule must have a handler (checked here,
 /// at start), and the guard applies the rule to every request.
 pub(crate) fn router(state: Arc<SchoolState>) -> Router<Arc<SchoolState>> {
-    let mut by_path: Vec<(&'static str, MethodRouter<Arc<SchoolState>>)> = Vec::new();
-    for rule in ROUTES {
-        let h = handler(rule.method, rule.path, &state)
-            .unwrap_or_else(|| panic!("no handler for {} {}", rule.method, rule.path));
-        match by_path.iter_mut().find(|(p, _)| *p == rule.path) {
-            Some((_, m)) => *m = std::mem::take(m).merge(h),
-            None => by_path.push((rule.path, h)),
-        }
-    }
-    let mut r: Router<Arc<SchoolState>> = Router::new();
-    for (path, m) in by_path {
-        r = r.route(path, m);
-    }
-    r.route_layer(axum::middleware::from_fn_with_state(state, guard))
+    let st = state.clone();
+    rules::route_table(ROUTES.iter().map(|r| (r.method, r.path)), |m, p| {
+        handler(m, p, &st)
+    })
+    .route_layer(axum::middleware::from_fn_with_state(state, guard))
 }
 
 /// Property tests: `bearer_or_cookie` reads any header values without panicking.

@@ -610,6 +610,44 @@ pub(super) fn bearer_or_cookie(h: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// A router from a table of `(method, path)` pairs, each with the handler `handler` gives for
+/// it, merged by path. Only the table's entries are routed, so a route without an entry cannot
+/// exist; an entry without a handler stops the start (a programming error, found by every
+/// test that builds the app).
+pub(crate) fn route_table<S: Clone + Send + Sync + 'static>(
+    table: impl IntoIterator<Item = (&'static str, &'static str)>,
+    mut handler: impl FnMut(&str, &str) -> Option<axum::routing::MethodRouter<S>>,
+) -> Router<S> {
+    let mut by_path: Vec<(&'static str, axum::routing::MethodRouter<S>)> = Vec::new();
+    for (method, path) in table {
+        let h = handler(method, path).unwrap_or_else(|| panic!("no handler for {method} {path}"));
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, m)) => *m = std::mem::take(m).merge(h),
+            None => by_path.push((path, h)),
+        }
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |r, (path, m)| r.route(path, m))
+}
+
+/// An area's router from its own table of [`RouteRule`]s ([`route_table`]) behind
+/// [`guard_routes`] over the same table: the observation and record APIs are built this way.
+pub(crate) fn guarded_table(
+    table: &'static [RouteRule],
+    handler: impl FnMut(&str, &str) -> Option<axum::routing::MethodRouter<Arc<SchoolState>>>,
+    state: Arc<SchoolState>,
+) -> Router<Arc<SchoolState>> {
+    route_table(table.iter().map(|r| (r.method, r.path)), handler).route_layer(
+        axum::middleware::from_fn_with_state(
+            state,
+            move |State(st): State<Arc<SchoolState>>, req, next| async move {
+                guard_routes(table, &st, req, next).await
+            },
+        ),
+    )
+}
+
 /// Resolves the caller and applies the route's rule; puts the [`Principal`] in the request.
 pub(crate) async fn guard(
     State(state): State<Arc<SchoolState>>,

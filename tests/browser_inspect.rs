@@ -3,7 +3,8 @@
 //! the round's manager then sees the seed, the dispute, the progress and the pass rate per
 //! unit on the page, Chinese first and in English with no untranslated key; a reviewer's
 //! page lists their review under its pseudonym, shows no school name, and plays the lesson's
-//! blinded recording.
+//! blinded recording; the manager edits an open round's reviewer pool on the page (adds,
+//! removes, flags experts) and the server's pool follows.
 //!
 //! Run: `cargo test --test browser_inspect` (needs `chromium` and `chromium-driver`).
 
@@ -267,6 +268,106 @@ async fn the_dashboard_shows_progress_disputes_and_pass_rates() -> Result<()> {
         !text.contains("ins_") && !text.contains("obs_"),
         "untranslated key: {text}"
     );
+
+    // The reviewer-pool editor of an open round: the manager adds two reviewers by user id
+    // (one an expert), saves, then removes one and makes the other an expert; the server's
+    // pool follows each save. The manager cannot put themself in the pool (not blind): the
+    // page shows the refusal and the pool stays.
+    let open = ok(
+        &app,
+        &f.inspector_login,
+        Method::POST,
+        "/api/inspections/rounds",
+        Some(json!({"name": "补充抽检", "level": "county", "region_id": f.region})),
+    )
+    .await["round"]["id"]
+        .as_i64()
+        .unwrap();
+    let pool_of = |round: i64| {
+        let app = &app;
+        let tok = f.inspector_login.clone();
+        async move {
+            let d = ok(
+                app,
+                &tok,
+                Method::GET,
+                &format!("/api/inspections/rounds/{round}"),
+                None,
+            )
+            .await;
+            d["reviewers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["user_id"].as_i64().unwrap(),
+                        m["expert"].as_bool().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    page.goto(&format!("{}/inspect?round={open}&lang=zh", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayInspect && !document.getElementById('poolAdd').hidden",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    let text = page.eval_expr("document.body.innerText").await?;
+    assert!(text.as_str().unwrap().contains("评审专家库"), "{text}");
+    let (r1, r2) = (reviewers[0].0, reviewers[1].0);
+    for (id, expert) in [(r1, true), (r2, false)] {
+        page.eval(&format!(
+            "document.getElementById('poolId').value = '{id}';
+             document.getElementById('poolExpert').checked = {expert};
+             document.querySelector('#poolAdd button[type=submit]').click(); return true;"
+        ))
+        .await?;
+    }
+    page.eval("document.getElementById('poolSave').click(); return true;")
+        .await?;
+    page.wait_until(
+        "document.getElementById('poolState').textContent === '已保存'",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    assert_eq!(pool_of(open).await, vec![(r1, true), (r2, false)]);
+    page.eval(&format!(
+        "document.querySelector('#pool tr[data-user=\"{r2}\"] input.expert').click();
+         document.querySelector('#pool tr[data-user=\"{r1}\"] button.remove').click();
+         document.getElementById('poolSave').click(); return true;"
+    ))
+    .await?;
+    page.wait_until(
+        &format!(
+            "document.getElementById('poolState').textContent === '已保存'
+             && document.querySelectorAll('#pool tbody tr').length === 1
+             && document.querySelector('#pool tr[data-user=\"{r2}\"] input.expert').checked"
+        ),
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    assert_eq!(pool_of(open).await, vec![(r2, true)]);
+    let me = ok(&app, &f.inspector_login, Method::GET, "/api/me", None).await;
+    let manager = me["id"].as_i64().unwrap();
+    page.eval(&format!(
+        "document.getElementById('poolId').value = '{manager}';
+         document.querySelector('#poolAdd button[type=submit]').click();
+         document.getElementById('poolSave').click(); return true;"
+    ))
+    .await?;
+    page.wait_until(
+        "!document.getElementById('error').hidden",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    assert_eq!(pool_of(open).await, vec![(r2, true)], "refused, unchanged");
     page.close().await?;
     Ok(())
 }

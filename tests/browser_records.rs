@@ -3,8 +3,9 @@
 //! workspace prompts at its tick, with the page's clock driven forward 30 s per tick instead
 //! of waiting ten real minutes — scores the rubric and submits; the lesson's teacher then
 //! opens their record page (/record), which shows the new result in its table and charts,
-//! and clicking its link loads the observer's page on that observation. The English page
-//! shows no untranslated key.
+//! and clicking its link loads the observer's page on that observation. Drawn in a county
+//! inspection (抽检) and failed there, the result shows the round and the outcome, and the
+//! teacher appeals it from the page. The English page shows no untranslated key.
 //!
 //! Run: `cargo test --test browser_records` (needs `chromium` and `chromium-driver`).
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 use anyhow::Result;
 use fantoccini::Locator;
 use support::browser::{Browser, Page};
-use support::school::{at, fixture, lesson, App, Backend};
+use support::school::{at, fixture, inspector, lesson, App, Backend};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -227,6 +228,98 @@ async fn observer_codes_ten_minutes_and_the_record_links_back() -> Result<()> {
             .await?,
         want
     );
+
+    // Drawn in a county inspection and failed (50 < 60): the row shows the round and the
+    // outcome; the teacher appeals from the page and it is under review again.
+    let call =
+        |token: String, m: reqwest::Method, path: String, body: Option<serde_json::Value>| {
+            let app = &app;
+            async move {
+                let (s, v) = app.call(Some(&token), m.clone(), &path, body).await;
+                assert!(s.is_success(), "{m} {path}: {s} {v}");
+                v
+            }
+        };
+    let r2 = app
+        .create(
+            "/api/regions",
+            serde_json::json!({"province": "四川省", "city": "成都市", "county": "武侯区"}),
+        )
+        .await;
+    let (rev, rev_tok) = inspector(
+        &app,
+        "rev_b",
+        serde_json::json!({"scope": "county", "region_id": r2}),
+    )
+    .await;
+    let round = call(
+        f.inspector_login.clone(),
+        reqwest::Method::POST,
+        "/api/inspections/rounds".into(),
+        Some(
+            serde_json::json!({"name": "县级抽检", "level": "county", "region_id": f.region,
+                                "ratio": 1.0, "reviews_per_sample": 1}),
+        ),
+    )
+    .await["round"]["id"]
+        .as_i64()
+        .unwrap();
+    call(
+        f.inspector_login.clone(),
+        reqwest::Method::PUT,
+        format!("/api/inspections/rounds/{round}/reviewers"),
+        Some(serde_json::json!({"reviewers": [{"user_id": rev}]})),
+    )
+    .await;
+    let d = call(
+        f.inspector_login.clone(),
+        reqwest::Method::POST,
+        format!("/api/inspections/rounds/{round}/draw"),
+        None,
+    )
+    .await;
+    call(
+        rev_tok,
+        reqwest::Method::PUT,
+        format!(
+            "/api/inspections/reviews/{}",
+            d["samples"][0]["reviews"][0]["id"]
+        ),
+        Some(serde_json::json!({"score": 50})),
+    )
+    .await;
+    rec.goto(&format!("{}/record?term=2026秋&lang=zh", app.base))
+        .await?;
+    rec.wait_until(
+        &format!("window.classrelayRecord && document.querySelector('{row} .inspection')"),
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    let cell = rec
+        .eval_expr(&format!(
+            "document.querySelector('{row} .inspections').innerText"
+        ))
+        .await?;
+    let cell = cell.as_str().unwrap();
+    assert!(
+        cell.contains("县级") && cell.contains("县级抽检") && cell.contains("不合格"),
+        "{cell}"
+    );
+    rec.eval(&format!(
+        "window.prompt = () => '课堂以学生活动为主';
+         document.querySelector('{row} button.appeal').click(); return true;"
+    ))
+    .await?;
+    rec.wait_until(
+        &format!(
+            "document.querySelector('{row} .inspections').innerText.includes('已申诉')
+             && !document.querySelector('{row} button.appeal')"
+        ),
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
 
     // English: every label translated (no `rec_` key shown).
     rec.goto(&format!("{}/record?term=2026秋&lang=en", app.base))

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use classrelay::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::school::{fixture, lesson, App, Backend, Fixture};
+use support::school::{fixture, inspector, lesson, upload_evidence, App, Backend, Fixture};
 
 macro_rules! both_backends {
     ($name:ident, $body:ident) => {
@@ -107,17 +107,6 @@ async fn submitted(app: &App, f: &Fixture, subject: &str, start: &str, end: &str
     )
     .await;
     o
-}
-
-/// Makes an inspector; returns (user id, session token).
-async fn inspector(app: &App, name: &str, scope: Value) -> (i64, String) {
-    let mut body = json!({"username": name, "display_name": format!("专家{name}"),
-                          "role": "inspector", "password": "password-123"});
-    for (k, v) in scope.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    let id = app.create("/api/users", body).await;
-    (id, app.login(name, "password-123").await)
 }
 
 /// Every (path, value) leaf of a JSON document, with object keys on the path.
@@ -248,6 +237,14 @@ fn assert_blind(what: &str, v: &Value, s: &Secrets) {
         "steady_state",
         "positive_integration",
         "defect",
+        // A blinded ability point's evidence: item numbers, file sizes, clip points and
+        // the sources' places on the timeline.
+        "item",
+        "size",
+        "in_ms",
+        "out_ms",
+        "start_ms",
+        "duration_ms",
     ];
     let mut all = Vec::new();
     leaves(v, String::new(), &mut all);
@@ -356,8 +353,9 @@ async fn inspection_flow(app: App) {
         (StatusCode::FORBIDDEN, "out-of-scope"),
         "{v}"
     );
-    // Bad input: a ratio below the level's minimum, an unknown level; ability points are a
-    // seam until teacher records store them.
+    // Bad input: a ratio below the level's minimum, an unknown level, an ability-point
+    // round without its term or with a term that does not exist, an observation round with
+    // a term.
     for (bad, want) in [
         (
             json!({"name": "x", "level": "county", "region_id": f.region, "ratio": 0.05}),
@@ -369,7 +367,15 @@ async fn inspection_flow(app: App) {
         ),
         (
             json!({"name": "x", "level": "county", "region_id": f.region, "source": "ability_point"}),
-            "source-unavailable",
+            "invalid-field",
+        ),
+        (
+            json!({"name": "x", "level": "county", "region_id": f.region, "source": "ability_point", "term": "1999春"}),
+            "invalid-field",
+        ),
+        (
+            json!({"name": "x", "level": "county", "region_id": f.region, "term": "2026秋"}),
+            "invalid-field",
         ),
         (
             json!({"name": "x", "level": "county", "region_id": f.region, "seed": -1}),
@@ -939,6 +945,646 @@ async fn inspection_flow(app: App) {
 
 both_backends!(inspection, inspection_flow);
 
+/// Grades evidence item `id` as the fixture's county observer.
+async fn grade_evidence(app: &App, f: &Fixture, id: i64, grade: &str) {
+    ok(
+        app,
+        &f.observer_login,
+        Method::PUT,
+        &format!("/api/evidence/{id}/grade"),
+        Some(json!({"grade": grade})),
+        StatusCode::OK,
+    )
+    .await;
+}
+
+/// Ability-point submissions (微能力点) drawn in a county round: the term's decided points
+/// (not one still waiting for a grade), every stratum covered; the blinded reviewer sees the
+/// point, the pseudonym and the evidence (files renamed and served by index, the clip through
+/// the blinded media route with its Title blanked), never a teacher, school or region in any
+/// field, file name or served byte; grades are 优秀/合格/不合格, a straddling pair makes the
+/// dispute review; the teacher whose point it is appeals the decided outcome once, and no
+/// one else may.
+async fn ability_point_flow(app: App) {
+    let f = fixture(&app).await;
+    let l1 = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    // The lesson's processed recording (4 s; its Title names the room and 王老师).
+    let rec = support::stdraft::stored_recording(&app, l1, 4).await;
+    app.clock.set(support::school::at("12:00"));
+    let add = |token: String, teacher: i64, body: Value| {
+        let app = &app;
+        async move {
+            ok(
+                app,
+                &token,
+                Method::POST,
+                &format!("/api/teachers/{teacher}/evidence"),
+                Some(body),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let wang = f.teacher_login.clone();
+    let li = f.other_teacher_login.clone();
+    // 王老师: A1 (a clip of the recording and a file named after her), A3 (a file only).
+    let a1 = add(wang.clone(), f.teacher,
+        json!({"term": "2026秋", "point": "A1", "recording_id": rec, "in_ms": 1000, "out_ms": 3000, "note": "王老师的课前问卷"})).await;
+    let pdf = b"%PDF-1.4\n% plan\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n".to_vec();
+    let (s, v) =
+        upload_evidence(&app, &wang, a1, "王老师 成都七中 教学设计.pdf", pdf.clone()).await;
+    assert_eq!(s, 201, "{v}");
+    let a1_file = v["id"].as_i64().unwrap();
+    let a3 = add(
+        wang.clone(),
+        f.teacher,
+        json!({"term": "2026秋", "point": "A3"}),
+    )
+    .await;
+    let png = [
+        0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0,
+        0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0,
+    ]
+    .to_vec();
+    let (s, v) = upload_evidence(&app, &wang, a3, "昭觉县 作业.png", png.clone()).await;
+    assert_eq!(s, 201, "{v}");
+    let a3_file = v["id"].as_i64().unwrap();
+    // 李老师 (音乐): A3 graded, A1 not yet graded (not drawable).
+    let li_a3 = add(
+        li.clone(),
+        f.other_teacher,
+        json!({"term": "2026秋", "point": "A3"}),
+    )
+    .await;
+    let li_a1 = add(
+        li.clone(),
+        f.other_teacher,
+        json!({"term": "2026秋", "point": "A1"}),
+    )
+    .await;
+    grade_evidence(&app, &f, a1, "excellent").await;
+    grade_evidence(&app, &f, a3, "pass").await;
+    grade_evidence(&app, &f, li_a3, "fail").await;
+
+    let r2 = app
+        .create(
+            "/api/regions",
+            json!({"province": "四川省", "city": "成都市", "county": "武侯区"}),
+        )
+        .await;
+    let (rev_a, tok_a) = inspector(
+        &app,
+        "rev_a",
+        json!({"scope": "school", "school_id": f.partner_a}),
+    )
+    .await;
+    let (rev_c, tok_c) =
+        inspector(&app, "rev_c", json!({"scope": "county", "region_id": r2})).await;
+    let (rev_d, tok_d) =
+        inspector(&app, "rev_d", json!({"scope": "county", "region_id": r2})).await;
+    let manager = f.inspector_login.clone();
+    let round = ok(
+        &app,
+        &manager,
+        Method::POST,
+        "/api/inspections/rounds",
+        Some(
+            json!({"name": "2026秋 微能力点抽检", "level": "county", "region_id": f.region,
+                    "source": "ability_point", "term": "2026秋", "seed": 77, "ratio": 1.0}),
+        ),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(round["round"]["source"], "ability_point");
+    assert_eq!(round["round"]["term"], "2026秋");
+    let rid = round["round"]["id"].as_i64().unwrap();
+    ok(
+        &app,
+        &manager,
+        Method::PUT,
+        &format!("/api/inspections/rounds/{rid}/reviewers"),
+        Some(json!({"reviewers": [{"user_id": rev_a, "expert": true},
+            {"user_id": rev_c}, {"user_id": rev_d, "expert": true}]})),
+        StatusCode::OK,
+    )
+    .await;
+    let drawn = ok(
+        &app,
+        &manager,
+        Method::POST,
+        &format!("/api/inspections/rounds/{rid}/draw"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    // Three decided points (王 A1, 王 A3, 李 A3); 李 A1 waits for its grade.
+    assert_eq!(drawn["round"]["population"], 3, "{drawn}");
+    let samples = drawn["samples"].as_array().unwrap().clone();
+    assert_eq!(samples.len(), 3, "a ratio of 1 draws them all: {drawn}");
+    let drawn_points: BTreeSet<(i64, String)> = samples
+        .iter()
+        .map(|x| {
+            assert_eq!(x["observation_id"], Value::Null, "{x}");
+            (
+                x["ability_point"]["teacher_id"].as_i64().unwrap(),
+                x["ability_point"]["point"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        drawn_points,
+        BTreeSet::from([
+            (f.teacher, "A1".to_string()),
+            (f.teacher, "A3".to_string()),
+            (f.other_teacher, "A3".to_string())
+        ])
+    );
+    // Strata: 王 A1's clip is of a 三年级 英语 lesson (primary); the others have no clip
+    // (stage other, the teacher's first subject).
+    let strata: BTreeSet<(String, String)> = samples
+        .iter()
+        .map(|x| {
+            (
+                x["stratum"]["stage"].as_str().unwrap().to_string(),
+                x["stratum"]["subject"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        strata,
+        BTreeSet::from([
+            ("primary".to_string(), "英语".to_string()),
+            ("other".to_string(), "英语".to_string()),
+            ("other".to_string(), "音乐".to_string())
+        ])
+    );
+    let sample_of = |teacher: i64, point: &str| -> Value {
+        samples
+            .iter()
+            .find(|x| {
+                x["ability_point"]["teacher_id"] == teacher && x["ability_point"]["point"] == point
+            })
+            .unwrap()
+            .clone()
+    };
+    let s_a1 = sample_of(f.teacher, "A1");
+    let s_a3 = sample_of(f.teacher, "A3");
+    // A drawn point's evidence no longer changes: no new item, no withdrawal; a point not
+    // drawn still takes evidence.
+    for (token, teacher, point, want) in [
+        (&wang, f.teacher, "A1", StatusCode::CONFLICT),
+        (&li, f.other_teacher, "A1", StatusCode::CREATED),
+    ] {
+        let (s, v) = app
+            .call(
+                Some(token),
+                Method::POST,
+                &format!("/api/teachers/{teacher}/evidence"),
+                Some(json!({"term": "2026秋", "point": point})),
+            )
+            .await;
+        assert_eq!(s, want, "{v}");
+        if s == StatusCode::CONFLICT {
+            assert_eq!(kind(&v), "point-drawn", "{v}");
+        }
+    }
+
+    // What the reviewer must never see.
+    let (teacher_name,): (String,) = sqlx::query_as("SELECT name FROM teachers WHERE id = $1")
+        .bind(f.teacher)
+        .fetch_one(app.server.state().school.store.pool())
+        .await
+        .unwrap();
+    let words: Vec<String> = [
+        "成都七中",
+        "昭觉县民族小学",
+        "昭觉县城北小学",
+        "HUB01",
+        "ZJ01",
+        "ZJ02",
+        "王老师",
+        "李老师",
+        "阿依老师",
+        "T001",
+        "T002",
+        "四川省",
+        "凉山彝族自治州",
+        "昭觉县",
+        "成都市",
+        "武侯区",
+        "Unit 3 Colours",
+        "教学设计",
+        "作业",
+        "课前问卷",
+        "observer1",
+        "inspector1",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let mut ids: BTreeSet<i64> = [
+        f.region,
+        r2,
+        f.hub_school,
+        f.partner_a,
+        f.partner_b,
+        f.hub_room,
+        f.teacher,
+        f.other_teacher,
+        l1,
+        rec,
+        a1,
+        a3,
+        li_a3,
+        li_a1,
+        a1_file,
+        a3_file,
+    ]
+    .into_iter()
+    .collect();
+    ids.extend(
+        samples
+            .iter()
+            .map(|x| x["ability_point"]["id"].as_i64().unwrap()),
+    );
+    let secrets = Secrets { words, ids };
+
+    // Every response of every reviewer, walked field by field; the files and the clip's
+    // media fetched and checked byte by byte.
+    let has = |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let mut files_seen = 0;
+    let mut clips_seen = 0;
+    for tok in [&tok_a, &tok_c, &tok_d] {
+        let mine = ok(
+            &app,
+            tok,
+            Method::GET,
+            "/api/inspections/reviews",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert_blind("GET /api/inspections/reviews", &mine, &secrets);
+        for r in mine.as_array().unwrap() {
+            let id = r["id"].as_i64().unwrap();
+            assert_eq!(r["marks"], "grade", "{r}");
+            let one = ok(
+                &app,
+                tok,
+                Method::GET,
+                &format!("/api/inspections/reviews/{id}"),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+            assert_blind(
+                &format!("GET /api/inspections/reviews/{id}"),
+                &one,
+                &secrets,
+            );
+            assert_eq!(one["evidence"], Value::Null, "{one}");
+            let point = &one["point"];
+            assert!(point["code"] == "A1" || point["code"] == "A3", "{one}");
+            assert!(!point["name"].as_str().unwrap().is_empty(), "{one}");
+            for item in point["items"].as_array().unwrap() {
+                for file in item["files"].as_array().unwrap() {
+                    let url = file["url"].as_str().unwrap();
+                    let name = file["name"].as_str().unwrap();
+                    assert!(name.starts_with("材料"), "{file}");
+                    let (status, ct, bytes) = raw(&app, tok, url, None).await;
+                    assert_eq!(status, 200, "{url}");
+                    assert!(ct == "application/pdf" || ct == "image/png", "{ct}");
+                    assert!(bytes == pdf || bytes == png, "the file as uploaded");
+                    files_seen += 1;
+                }
+                if let Some(clip) = item["clip"].as_object() {
+                    assert_eq!(
+                        (clip["in_ms"].as_i64(), clip["out_ms"].as_i64()),
+                        (Some(1000), Some(3000))
+                    );
+                    let urls = clip["urls"].as_array().unwrap();
+                    assert_eq!(urls.len(), 1, "{one}");
+                    let (status, ct, bytes) = raw(&app, tok, urls[0].as_str().unwrap(), None).await;
+                    assert_eq!((status, ct.as_str()), (200, "audio/webm"));
+                    assert!(
+                        !has(&bytes, &teacher_name),
+                        "the teacher's name is in the clip"
+                    );
+                    assert!(
+                        !has(&bytes, &format!("lesson-{l1}")),
+                        "the room is in the clip"
+                    );
+                    clips_seen += 1;
+                }
+            }
+            let media = ok(
+                &app,
+                tok,
+                Method::GET,
+                &format!("/api/inspections/reviews/{id}/media"),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+            assert_blind(
+                &format!("GET /api/inspections/reviews/{id}/media"),
+                &media,
+                &secrets,
+            );
+            let clipped = point["code"] == "A1" && one["pseudonym"] == s_a1["pseudonym"];
+            assert_eq!(
+                media.as_array().unwrap().len(),
+                usize::from(clipped),
+                "{media}"
+            );
+            if clipped {
+                assert_eq!(media[0]["item"], 1);
+                assert_eq!(media[0]["in_ms"], 1000);
+            }
+            // A file index past the end says nothing.
+            let (s, v) = app
+                .call(
+                    Some(tok),
+                    Method::GET,
+                    &format!("/api/inspections/reviews/{id}/files/9"),
+                    None,
+                )
+                .await;
+            assert_eq!((s, kind(&v)), (StatusCode::NOT_FOUND, "not-found"), "{v}");
+            assert_blind("a missing file", &v, &secrets);
+        }
+    }
+    assert!(files_seen >= 4, "every file of every review: {files_seen}");
+    assert!(
+        clips_seen >= 2,
+        "the clip for both of its reviewers: {clips_seen}"
+    );
+    // The served file's name is made up, not the uploaded one.
+    let a1_review = s_a1["reviews"][0]["id"].as_i64().unwrap();
+    let a1_reviewer = s_a1["reviews"][0]["reviewer_id"].as_i64().unwrap();
+    let token_of = |u: i64| {
+        if u == rev_a {
+            tok_a.clone()
+        } else if u == rev_c {
+            tok_c.clone()
+        } else {
+            tok_d.clone()
+        }
+    };
+    let r = app
+        .oneshot_request(
+            Some(&token_of(a1_reviewer)),
+            Method::GET,
+            &format!("/api/inspections/reviews/{a1_review}/files/0"),
+            None,
+        )
+        .await;
+    let cd = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let decoded = percent_encoding::percent_decode_str(&cd)
+        .decode_utf8()
+        .unwrap();
+    assert!(decoded.contains("材料1-1.pdf"), "{decoded}");
+    assert!(
+        !decoded.contains("教学设计") && !decoded.contains(&teacher_name),
+        "{decoded}"
+    );
+
+    // Grading with the point grades: a score is refused, so is an unknown grade.
+    let grade = |review: i64, reviewer: i64, body: Value, want: StatusCode| {
+        let app = &app;
+        let tok = token_of(reviewer);
+        let secrets = &secrets;
+        async move {
+            let v = ok(
+                app,
+                &tok,
+                Method::PUT,
+                &format!("/api/inspections/reviews/{review}"),
+                Some(body),
+                want,
+            )
+            .await;
+            assert_blind("PUT /api/inspections/reviews/{id}", &v, secrets);
+            v
+        }
+    };
+    let v = grade(
+        a1_review,
+        a1_reviewer,
+        json!({"score": 80}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(kind(&v), "invalid-field");
+    grade(
+        a1_review,
+        a1_reviewer,
+        json!({"grade": "优秀"}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let v = grade(
+        a1_review,
+        a1_reviewer,
+        json!({"grade": "excellent", "comment": "问卷设计合理"}),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(v["grade"], "excellent");
+    // The teacher cannot appeal while reviews are open.
+    let s_a1_id = s_a1["id"].as_i64().unwrap();
+    let (s, v) = app
+        .call(
+            Some(&wang),
+            Method::POST,
+            "/api/inspections/appeals",
+            Some(json!({"sample_id": s_a1_id, "reason": "评分有误"})),
+        )
+        .await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::CONFLICT, "sample-pending"),
+        "{v}"
+    );
+    // 不合格 against 优秀: the pair straddles pass/fail → a dispute review, to the one left.
+    let second = &s_a1["reviews"][1];
+    grade(
+        second["id"].as_i64().unwrap(),
+        second["reviewer_id"].as_i64().unwrap(),
+        json!({"grade": "fail"}),
+        StatusCode::OK,
+    )
+    .await;
+    let view = ok(
+        &app,
+        &manager,
+        Method::GET,
+        &format!("/api/inspections/rounds/{rid}"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let s_a1v = view["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == s_a1_id)
+        .unwrap()
+        .clone();
+    assert_eq!(s_a1v["disputed"], true, "{s_a1v}");
+    let third = s_a1v["reviews"][2].clone();
+    assert_eq!(third["reason"], "dispute", "{s_a1v}");
+    let used: BTreeSet<i64> = s_a1["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reviewer_id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        !used.contains(&third["reviewer_id"].as_i64().unwrap()),
+        "{s_a1v}"
+    );
+    grade(
+        third["id"].as_i64().unwrap(),
+        third["reviewer_id"].as_i64().unwrap(),
+        json!({"grade": "pass"}),
+        StatusCode::OK,
+    )
+    .await;
+    // Two 合格-or-better against one 不合格: passed. A pair that agrees is no dispute.
+    for r in s_a3["reviews"].as_array().unwrap() {
+        grade(
+            r["id"].as_i64().unwrap(),
+            r["reviewer_id"].as_i64().unwrap(),
+            json!({"grade": "pass"}),
+            StatusCode::OK,
+        )
+        .await;
+    }
+    let view = ok(
+        &app,
+        &manager,
+        Method::GET,
+        &format!("/api/inspections/rounds/{rid}"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let outcome = |id: &Value| {
+        view["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == *id)
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome(&s_a1["id"]), "passed", "{view}");
+    assert_eq!(outcome(&s_a3["id"]), "passed", "{view}");
+    assert_eq!(view["progress"]["disputes"], 1, "{view}");
+
+    // The appeal: only the teacher whose point it is, once, with a reason.
+    for (who, want) in [
+        (li.clone(), "out-of-scope"),
+        (manager.clone(), "role-forbidden"),
+        (f.observer_login.clone(), "role-forbidden"),
+        (tok_a.clone(), "role-forbidden"),
+    ] {
+        let (s, v) = app
+            .call(
+                Some(&who),
+                Method::POST,
+                "/api/inspections/appeals",
+                Some(json!({"sample_id": s_a1_id, "reason": "评分有误"})),
+            )
+            .await;
+        assert_eq!((s, kind(&v)), (StatusCode::FORBIDDEN, want), "{v}");
+    }
+    let (s, v) = app
+        .call(
+            Some(&wang),
+            Method::POST,
+            "/api/inspections/appeals",
+            Some(json!({"sample_id": s_a1_id, "reason": "  "})),
+        )
+        .await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-field"),
+        "{v}"
+    );
+    let (s, v) = app
+        .call(
+            Some(&wang),
+            Method::POST,
+            "/api/inspections/appeals",
+            Some(json!({"sample_id": 999_999, "reason": "评分有误"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let appealed = ok(
+        &app,
+        &wang,
+        Method::POST,
+        "/api/inspections/appeals",
+        Some(json!({"sample_id": s_a1_id, "reason": "课前问卷的设计依据未被考虑"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(appealed["appealed"], true, "{appealed}");
+    assert_eq!(
+        appealed["state"], "reviewing",
+        "the appeal's review is open: {appealed}"
+    );
+    assert_eq!(appealed["may_appeal"], false);
+    assert_eq!(appealed["reviews"], 4);
+    let (s, v) = app
+        .call(
+            Some(&wang),
+            Method::POST,
+            "/api/inspections/appeals",
+            Some(json!({"sample_id": s_a1_id, "reason": "再次申诉"})),
+        )
+        .await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::CONFLICT, "sample-appealed"),
+        "{v}"
+    );
+    let log = ok(
+        &app,
+        &manager,
+        Method::GET,
+        &format!("/api/inspections/rounds/{rid}/audit"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let me = ok(&app, &wang, Method::GET, "/api/me", None, StatusCode::OK).await;
+    let wang_user = me["id"].as_i64().unwrap();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "sample.appeal"
+                && e["actor"] == format!("u:{wang_user}")
+                && e["detail"].as_str().unwrap().contains("设计依据")),
+        "{log}"
+    );
+    assert!(log
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "review.grade" && e["detail"] == "grade excellent"));
+}
+
+both_backends!(ability_points, ability_point_flow);
+
 /// The audit table refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL) at the database,
 /// and no code in `src/` issues either.
 async fn append_only(store: Store) {
@@ -956,6 +1602,7 @@ async fn append_only(store: Store) {
             level: "county",
             region_id: region,
             source: "observation",
+            term: None,
             ratio: 0.1,
             seed: 7,
             reviews_per_sample: 2,

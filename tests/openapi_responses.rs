@@ -999,6 +999,92 @@ async fn real_responses_match_the_served_document() {
         None,
     )
     .await;
+    // An ability-point round draws the graded A3 with its file; the reviewer grades it 合格;
+    // the teacher appeals it, and the record shows the inspection.
+    let points = c
+        .call(
+            &manager,
+            Method::POST,
+            "/api/inspections/rounds",
+            "/api/inspections/rounds",
+            Some(
+                json!({"name": "2026秋 微能力点抽检", "level": "county", "region_id": f.region,
+                        "seed": 7, "reviews_per_sample": 1, "ratio": 1.0,
+                        "source": "ability_point", "term": "2026秋"}),
+            ),
+        )
+        .await["round"]["id"]
+        .as_i64()
+        .unwrap();
+    let pins = |what: &str| format!("/api/inspections/rounds/{points}{what}");
+    c.call(
+        &manager,
+        Method::PUT,
+        "/api/inspections/rounds/{id}/reviewers",
+        &pins("/reviewers"),
+        Some(json!({"reviewers": [{"user_id": reviewer_id, "expert": true}]})),
+    )
+    .await;
+    let drawn = c
+        .call(
+            &manager,
+            Method::POST,
+            "/api/inspections/rounds/{id}/draw",
+            &pins("/draw"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        drawn["samples"][0]["ability_point"]["point"], "A3",
+        "{drawn}"
+    );
+    let point_sample = drawn["samples"][0]["id"].as_i64().unwrap();
+    let point_review = drawn["samples"][0]["reviews"][0]["id"].as_i64().unwrap();
+    let seen = c
+        .call(
+            &reviewer,
+            Method::GET,
+            "/api/inspections/reviews/{id}",
+            &format!("/api/inspections/reviews/{point_review}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        seen["point"]["items"][0]["files"].as_array().map(Vec::len),
+        Some(1),
+        "{seen}"
+    );
+    c.call(
+        &reviewer,
+        Method::PUT,
+        "/api/inspections/reviews/{id}",
+        &format!("/api/inspections/reviews/{point_review}"),
+        Some(json!({"grade": "pass"})),
+    )
+    .await;
+    let appealed = c
+        .call(
+            &teacher,
+            Method::POST,
+            "/api/inspections/appeals",
+            "/api/inspections/appeals",
+            Some(json!({"sample_id": point_sample, "reason": "证据未看全"})),
+        )
+        .await;
+    assert_eq!(appealed["appealed"], true, "{appealed}");
+    let record = c
+        .call(
+            &teacher,
+            Method::GET,
+            "/api/teachers/{id}/record",
+            &format!("/api/teachers/{}/record?term=2026秋", f.teacher),
+            None,
+        )
+        .await;
+    assert!(
+        record["abilities"]["points"][0]["inspections"][0]["appealed"] == true,
+        "{record}"
+    );
 
     // Every documented JSON success (the APIs and signalling) was checked against a real body.
     let mut documented = BTreeSet::new();

@@ -12,7 +12,9 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::school::{at, fixture, lesson, App, Backend, Fixture};
+use support::school::{
+    at, fixture, inspector, lesson, upload_evidence as upload, App, Backend, Fixture,
+};
 
 macro_rules! both_backends {
     ($name:ident, $body:ident) => {
@@ -395,6 +397,242 @@ async fn the_record(app: App) {
 }
 both_backends!(record_of_a_term, the_record);
 
+/// The record's CSV as `token` reads it.
+async fn record_csv(app: &App, token: &str, teacher: i64) -> String {
+    let r = app
+        .oneshot_request(
+            Some(token),
+            Method::GET,
+            &format!("/api/teachers/{teacher}/record.csv?term=2026秋"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// The inspection outcome in the record (抽检结果): an observation and an ability point,
+/// each drawn in a county round, show the round, the review state and, once every review is
+/// graded, the outcome (never who reviewed or their grades), in the JSON and the CSV; the
+/// teacher appeals the decided observation and the record shows it under review again.
+async fn inspection_in_the_record(app: App) {
+    let f = fixture(&app).await;
+    let l1 = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let l2 = lesson(&app, &f, "delivery", "09:00", "09:40").await;
+    app.clock.set(at("12:00"));
+    let o1 = observed(&app, &f, l1, "TTSSTTSS", None, None, false).await;
+    // Not drawn: a round's ratio of 1 takes every submitted one there is when it draws, and
+    // this one is submitted after the draw.
+    let t = &f.teacher_login;
+    let e = ok(
+        &app,
+        t,
+        Method::POST,
+        &format!("/api/teachers/{}/evidence", f.teacher),
+        Some(json!({"term": "2026秋", "point": "A1"})),
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    ok(
+        &app,
+        &f.observer_login,
+        Method::PUT,
+        &format!("/api/evidence/{e}/grade"),
+        Some(json!({"grade": "pass"})),
+        StatusCode::OK,
+    )
+    .await;
+    let r2 = app
+        .create(
+            "/api/regions",
+            json!({"province": "四川省", "city": "成都市", "county": "武侯区"}),
+        )
+        .await;
+    let (rev, tok) = inspector(&app, "rev_x", json!({"scope": "county", "region_id": r2})).await;
+    let manager = f.inspector_login.clone();
+    let mut rounds = Vec::new();
+    for (name, extra) in [
+        ("县级课堂抽检", json!({})),
+        (
+            "县级微能力点抽检",
+            json!({"source": "ability_point", "term": "2026秋"}),
+        ),
+    ] {
+        let mut body = json!({"name": name, "level": "county", "region_id": f.region,
+                              "seed": 5, "ratio": 1.0, "reviews_per_sample": 1});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let id = ok(
+            &app,
+            &manager,
+            Method::POST,
+            "/api/inspections/rounds",
+            Some(body),
+            StatusCode::CREATED,
+        )
+        .await["round"]["id"]
+            .as_i64()
+            .unwrap();
+        ok(
+            &app,
+            &manager,
+            Method::PUT,
+            &format!("/api/inspections/rounds/{id}/reviewers"),
+            Some(json!({"reviewers": [{"user_id": rev, "expert": true}]})),
+            StatusCode::OK,
+        )
+        .await;
+        let d = ok(
+            &app,
+            &manager,
+            Method::POST,
+            &format!("/api/inspections/rounds/{id}/draw"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(d["samples"].as_array().unwrap().len(), 1, "{d}");
+        rounds.push((id, d["samples"][0].clone()));
+    }
+    let o2 = observed(&app, &f, l2, "TTTT", None, None, false).await;
+    let path = format!("/api/teachers/{}/record?term=2026秋", f.teacher);
+    let record = |token: String| {
+        let app = &app;
+        let path = path.clone();
+        async move { ok(app, &token, Method::GET, &path, None, StatusCode::OK).await }
+    };
+    let result = |v: &Value, id: i64| -> Value {
+        v["observations"]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let point = |v: &Value| v["abilities"]["points"][0].clone();
+    // Drawn, under review.
+    let v = record(t.clone()).await;
+    let i = &result(&v, o1)["inspections"];
+    assert_eq!(i.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(i[0]["round_id"], rounds[0].0);
+    assert_eq!(i[0]["round_name"], "县级课堂抽检");
+    assert_eq!(i[0]["level"], "county");
+    assert_eq!(i[0]["sample_id"], rounds[0].1["id"]);
+    assert_eq!(i[0]["state"], "reviewing");
+    assert_eq!(
+        (i[0]["reviews"].as_u64(), i[0]["graded"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(i[0]["outcome"], Value::Null);
+    assert_eq!(i[0]["may_appeal"], false);
+    assert_eq!(result(&v, o2)["inspections"], json!([]), "never drawn");
+    let p = point(&v);
+    assert_eq!(p["code"], "A1");
+    assert_eq!(p["inspections"][0]["round_name"], "县级微能力点抽检", "{p}");
+    assert_eq!(p["inspections"][0]["state"], "reviewing");
+    // The reviewer grades: the observation fails (50 < 60), the point passes (合格).
+    let reviews = ok(
+        &app,
+        &tok,
+        Method::GET,
+        "/api/inspections/reviews",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    for r in reviews.as_array().unwrap() {
+        let body = if r["marks"] == "grade" {
+            json!({"grade": "pass"})
+        } else {
+            json!({"score": 50})
+        };
+        ok(
+            &app,
+            &tok,
+            Method::PUT,
+            &format!("/api/inspections/reviews/{}", r["id"]),
+            Some(body),
+            StatusCode::OK,
+        )
+        .await;
+    }
+    for who in [t.clone(), f.observer_login.clone(), app.admin.clone()] {
+        let v = record(who).await;
+        let i = &result(&v, o1)["inspections"][0];
+        assert_eq!(
+            (i["state"].as_str(), i["outcome"].as_str()),
+            (Some("decided"), Some("failed")),
+            "{v}"
+        );
+        assert_eq!(i["graded"], 1);
+        let p = &point(&v)["inspections"][0];
+        assert_eq!(
+            (p["state"].as_str(), p["outcome"].as_str()),
+            (Some("decided"), Some("passed")),
+            "{v}"
+        );
+        // Never the reviewers: no name, no id, no grade of theirs.
+        let text = v.to_string();
+        assert!(
+            !text.contains("专家rev_x") && !text.contains("rev_x"),
+            "{text}"
+        );
+        assert!(!text.contains("reviewer"), "{text}");
+        assert!(!text.contains("\"score\":50"), "{text}");
+    }
+    let v = record(t.clone()).await;
+    assert_eq!(result(&v, o1)["inspections"][0]["may_appeal"], true);
+    assert_eq!(result(&v, o1)["state"], "reviewed");
+    let csv = record_csv(&app, t, f.teacher).await;
+    assert!(
+        csv.contains(&format!(
+            "抽检,观察 #{o1} 县级抽检「县级课堂抽检」,不合格,{o1},/observe?observation={o1}"
+        )),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(&format!(
+            "抽检,微能力点 A1 县级抽检「县级微能力点抽检」,合格,{e},"
+        )),
+        "{csv}"
+    );
+    // The teacher appeals the failed observation: under review again, appealed, no second
+    // appeal offered.
+    let a = ok(
+        &app,
+        t,
+        Method::POST,
+        "/api/inspections/appeals",
+        Some(json!({"sample_id": rounds[0].1["id"], "reason": "课堂以学生活动为主，评分未考虑"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(a["sample_id"], rounds[0].1["id"]);
+    let v = record(t.clone()).await;
+    let i = &result(&v, o1)["inspections"][0];
+    assert_eq!(
+        (
+            i["state"].as_str(),
+            i["appealed"].as_bool(),
+            i["may_appeal"].as_bool()
+        ),
+        (Some("reviewing"), Some(true), Some(false)),
+        "{v}"
+    );
+    assert_eq!(i["reviews"], 2);
+    assert_eq!(i["outcome"], Value::Null);
+    let csv = record_csv(&app, t, f.teacher).await;
+    assert!(csv.contains("评审中 1/2 已申诉"), "{csv}");
+}
+both_backends!(inspection_outcome_in_the_record, inspection_in_the_record);
+
 async fn evidence(app: App) {
     let f = fixture(&app).await;
     let l1 = lesson(&app, &f, "delivery", "08:00", "08:40").await;
@@ -639,30 +877,6 @@ async fn evidence(app: App) {
     assert!(log[5].1.ends_with("fail → ungraded"), "{log:?}");
 }
 both_backends!(evidence_and_grades, evidence);
-
-/// Uploads `bytes` as a file of evidence `id`; status and JSON body.
-async fn upload(app: &App, token: &str, id: i64, name: &str, bytes: Vec<u8>) -> (u16, Value) {
-    use tower::ServiceExt;
-    let router = app.oneshot.clone().expect("in-process");
-    let q: String = url_escape(name);
-    let req = axum::http::Request::builder()
-        .method("POST")
-        .uri(format!("/api/evidence/{id}/files?name={q}"))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/octet-stream")
-        .body(axum::body::Body::from(bytes))
-        .unwrap();
-    let r = router.oneshot(req).await.unwrap();
-    let s = r.status().as_u16();
-    let b = axum::body::to_bytes(r.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
-}
-
-fn url_escape(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
 
 async fn bad_input(app: App) {
     let f = fixture(&app).await;

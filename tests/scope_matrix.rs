@@ -1878,6 +1878,107 @@ async fn inspection_routes_by_role_and_object() {
         seen.insert((c.0.to_string(), c.1));
     }
     run(cases).await;
+    // An ability-point round (微能力点): teacher 1's graded A1 with a file, drawn; its
+    // reviewer reads the renamed file and grades it 合格; only teacher 1 may appeal it.
+    let (s, v) = app
+        .call(
+            Some(&token("teacher_1")),
+            Method::POST,
+            &format!("/api/teachers/{}/evidence", w.t1),
+            Some(json!({"term": "2026秋", "point": "A1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ev = v["id"].as_i64().unwrap();
+    let (s, v) = upload(
+        &app,
+        &token("teacher_1"),
+        ev,
+        b"%PDF-1.4\n1 0 obj <<>> endobj\n%%EOF\n".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = app
+        .call(
+            Some(&token("observer_1")),
+            Method::PUT,
+            &format!("/api/evidence/{ev}/grade"),
+            Some(json!({"grade": "pass"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app
+        .call(
+            Some(&token("inspector_1")),
+            Method::POST,
+            "/api/inspections/rounds",
+            Some(
+                json!({"name": "微能力点", "level": "county", "region_id": w.r1, "seed": 1,
+                        "reviews_per_sample": 1, "ratio": 1.0, "source": "ability_point",
+                        "term": "2026秋"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let points = v["round"]["id"].as_i64().unwrap();
+    for p in ["reviewers", "draw"] {
+        let (m, body) = if p == "reviewers" {
+            (
+                Method::PUT,
+                Some(json!({"reviewers": [{"user_id": reviewer, "expert": true}]})),
+            )
+        } else {
+            (Method::POST, None)
+        };
+        let (s, v) = app
+            .call(
+                Some(&token("inspector_1")),
+                m,
+                &format!("/api/inspections/rounds/{points}/{p}"),
+                body,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (_, d) = app
+        .call(
+            Some(&token("inspector_1")),
+            Method::GET,
+            &format!("/api/inspections/rounds/{points}"),
+            None,
+        )
+        .await;
+    let point_sample = d["samples"][0]["id"].as_i64().unwrap();
+    let point_review = d["samples"][0]["reviews"][0]["id"].as_i64().unwrap();
+    let herself: &[&str] = &["teacher_1"];
+    let cases: Vec<Case<'static>> = vec![
+        (
+            Method::GET,
+            "/api/inspections/reviews/{id}/files/{index}",
+            format!("/api/inspections/reviews/{point_review}/files/0"),
+            None,
+            the_reviewer,
+        ),
+        (
+            Method::PUT,
+            "/api/inspections/reviews/{id}",
+            format!("/api/inspections/reviews/{point_review}"),
+            Some(json!({"grade": "pass"})),
+            the_reviewer,
+        ),
+        (
+            Method::POST,
+            "/api/inspections/appeals",
+            "/api/inspections/appeals".into(),
+            Some(json!({"sample_id": point_sample, "reason": "申诉"})),
+            herself,
+        ),
+    ];
+    for c in &cases {
+        n += callers.len();
+        seen.insert((c.0.to_string(), c.1));
+    }
+    run(cases).await;
     // Another county's inspector lists no round of county 1.
     let (_, l) = app
         .call(

@@ -632,3 +632,137 @@ mod a_term_from_spreadsheets {
         }
     }
 }
+
+/// Urban or rural (城乡, a stratum of 抽检 draws): read from the schools sheet under a
+/// Chinese header in either language's words, refused by row and column when it is neither,
+/// and kept by a `PUT` of the school that leaves `area` out (a `PUT` that sends it changes
+/// it).
+async fn the_area_is_imported_and_kept(app: App) {
+    let admin = app.admin.clone();
+    app.create(
+        "/api/regions",
+        json!({"province": "四川省", "city": "凉山彝族自治州", "county": "昭觉县"}),
+    )
+    .await;
+    let header = format!("{SCHOOLS},城乡");
+    let zj = ["四川省", "凉山彝族自治州", "昭觉县"];
+    let bad = [row(&[
+        "R09",
+        "某校",
+        "接收学校",
+        zj[0],
+        zj[1],
+        zj[2],
+        "郊区",
+    ])];
+    let (s, v) = post(
+        &app,
+        &admin,
+        "/api/schools/import",
+        save(&header, &bad, Saved::Utf8),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(errors(&v)[0].0, 2, "{v}");
+    assert_eq!(errors(&v)[0].1, "area", "{v}");
+    let rows = [
+        row(&[
+            "R01",
+            "石门乡中心小学",
+            "接收学校",
+            zj[0],
+            zj[1],
+            zj[2],
+            "乡村",
+        ]),
+        row(&[
+            "U01",
+            "城关第一小学",
+            "主讲学校",
+            zj[0],
+            zj[1],
+            zj[2],
+            "urban",
+        ]),
+        row(&["N01", "柳树村教学点", "教学点", zj[0], zj[1], zj[2], ""]),
+    ];
+    for how in [Saved::Gbk, Saved::Xlsx] {
+        let (s, v) = post(
+            &app,
+            &admin,
+            "/api/schools/import?dry_run=1",
+            save(&header, &rows, how),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{how:?}: {v}");
+    }
+    let (s, v) = post(
+        &app,
+        &admin,
+        "/api/schools/import",
+        save(&header, &rows, Saved::Bom),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let schools = list(&app, "/api/schools").await;
+    let area = |code: &str| -> (i64, String) {
+        let s = schools.iter().find(|s| s["code"] == code).unwrap();
+        (
+            s["id"].as_i64().unwrap(),
+            s["area"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(area("R01").1, "rural");
+    assert_eq!(area("U01").1, "urban");
+    assert_eq!(area("N01").1, "unknown");
+    // A PUT without `area` (a form that does not know it) keeps it…
+    let (id, _) = area("R01");
+    let path = format!("/api/schools/{id}");
+    let (s, mut body) = app.call(Some(&admin), Method::GET, &path, None).await;
+    assert_eq!(s, StatusCode::OK);
+    body.as_object_mut().unwrap().remove("area");
+    body["name"] = json!("石门乡中心校");
+    let (s, v) = app
+        .call(Some(&admin), Method::PUT, &path, Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["name"].as_str(), v["area"].as_str()),
+        (Some("石门乡中心校"), Some("rural"))
+    );
+    let (_, v) = app.call(Some(&admin), Method::GET, &path, None).await;
+    assert_eq!(v["area"], "rural", "stored, not only answered: {v}");
+    // …one that sends it changes it; a wrong value is refused with a problem.
+    body["area"] = json!("urban");
+    let (s, v) = app
+        .call(Some(&admin), Method::PUT, &path, Some(body.clone()))
+        .await;
+    assert_eq!(
+        (s, v["area"].as_str()),
+        (StatusCode::OK, Some("urban")),
+        "{v}"
+    );
+    body["area"] = json!("郊区");
+    let (s, v) = app.call(Some(&admin), Method::PUT, &path, Some(body)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(kind(&v), "bad-json", "{v}");
+}
+
+mod the_area_is_imported_and_kept {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let app = App::start(Backend::Sqlite)
+            .await
+            .expect("sqlite always works");
+        the_area_is_imported_and_kept(app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(app) = App::start(Backend::Postgres).await {
+            the_area_is_imported_and_kept(app).await;
+        }
+    }
+}

@@ -1,7 +1,10 @@
 // @ts-check
 // The sampling-inspection dashboard (/inspect, 抽检): round list and creation, a round's
 // dashboard (seed, progress, disputes, pass rate per unit, samples), the draw, and a
-// reviewer's blinded reviews with grading. Plain ES module, served as /inspect.js. Never
+// reviewer pool of an open round edited here (add or remove reviewers, the expert flag; the
+// server refuses anyone who may not review blind), and a
+// reviewer's blinded reviews with grading (a score for an observation; 优秀/合格/不合格 for
+// an ability point, whose renamed files and clips are listed). Plain ES module, served as /inspect.js. Never
 // decides a rule (the server draws, recuses, re-checks disputes) and never computes a figure
 // the server did not send.
 
@@ -17,6 +20,11 @@ async function roundList() {
   const regions = await api('GET', '/api/regions').catch(() => []);
   $('rRegion').replaceChildren(...regions.map((r) =>
     h('option', { value: r.id }, `${r.province} ${r.city} ${r.county}`)));
+  const terms = await api('GET', '/api/terms').catch(() => []);
+  $('rTerm').replaceChildren(...terms.map((x) => h('option', { value: x.name }, x.name)));
+  const termShown = () => { $('rTerm').closest('label').hidden = $('rSource').value !== 'ability_point'; };
+  $('rSource').addEventListener('change', termShown);
+  termShown();
   const rounds = await api('GET', '/api/inspections/rounds');
   $('roundList').querySelector('tbody').replaceChildren(...rounds.map((r) =>
     h('tr', { dataset: { id: r.id } },
@@ -27,6 +35,10 @@ async function roundList() {
     e.preventDefault();
     try {
       const body = { name: $('rName').value, level: $('rLevel').value, region_id: Number($('rRegion').value) };
+      if ($('rSource').value === 'ability_point') {
+        body.source = 'ability_point';
+        body.term = $('rTerm').value;
+      }
       if ($('rSeed').value !== '') body.seed = Number($('rSeed').value);
       const d = await api('POST', '/api/inspections/rounds', body);
       window.location.assign(`/inspect?round=${d.round.id}`);
@@ -34,6 +46,25 @@ async function roundList() {
       showError(err);
     }
   });
+}
+
+/** The reviewer pool being edited: [{ user_id, display_name, expert }]. */
+let pool = [];
+let poolOpen = false;
+
+function drawPool() {
+  $('pool').querySelector('tbody').replaceChildren(...pool.map((m, i) =>
+    h('tr', { dataset: { user: m.user_id } },
+      h('td', {}, `${m.display_name} (#${m.user_id})`),
+      h('td', {}, h('input', {
+        type: 'checkbox', class: 'expert', checked: m.expert, disabled: !poolOpen,
+        onchange: (e) => { pool[i].expert = e.target.checked; $('poolState').textContent = t('ins_pool_unsaved'); },
+      })),
+      h('td', {}, poolOpen ? h('button', {
+        type: 'button', class: 'remove',
+        onclick: () => { pool.splice(i, 1); $('poolState').textContent = t('ins_pool_unsaved'); drawPool(); },
+      }, t('ins_remove')) : ''))));
+  $('poolAdd').hidden = !poolOpen;
 }
 
 function drawRound(d) {
@@ -47,6 +78,9 @@ function drawRound(d) {
   $('roundSeed').textContent = String(r.seed);
   $('roundPopulation').textContent = r.population ?? '–';
   $('draw').hidden = r.state !== 'open';
+  poolOpen = r.state === 'open';
+  pool = d.reviewers.map((m) => ({ user_id: m.user_id, display_name: m.display_name, expert: m.expert }));
+  drawPool();
   const p = d.progress;
   const row = (k, v) => h('tr', { dataset: { key: k } }, h('td', {}, t(`ins_p_${k}`)), h('td', {}, String(v)));
   $('progress').replaceChildren(...['samples', 'reviews', 'graded', 'unassigned', 'disputes', 'appeals', 'passed', 'failed', 'pending']
@@ -58,12 +92,42 @@ function drawRound(d) {
     h('tr', { dataset: { outcome: x.outcome, disputed: x.disputed } },
       h('td', {}, x.pseudonym), h('td', {}, x.unit), h('td', {}, stratum(x.stratum)),
       h('td', {}, x.reviews.map((v) =>
-        `${v.ordinal}. ${v.reviewer ?? t('ins_nobody')} (${t(`ins_reason_${v.reason}`)}) ${v.score ?? '–'}`).join('；')),
+        `${v.ordinal}. ${v.reviewer ?? t('ins_nobody')} (${t(`ins_reason_${v.reason}`)}) ${v.score ?? (v.grade ? t(`rec_grade_${v.grade}`) : '–')}`).join('；')),
       h('td', {}, t(`ins_outcome_${x.outcome}`) + (x.disputed ? ` · ${t('ins_disputed')}` : '')))));
 }
 
 async function round(id) {
   drawRound(await api('GET', `/api/inspections/rounds/${id}`));
+  // Inspectors to pick from: an admin can list users; an inspector managing the round names
+  // a reviewer by user id instead.
+  const users = await api('GET', '/api/users', undefined, { noRedirect: true }).catch(() => null);
+  if (Array.isArray(users)) {
+    $('poolPick').hidden = false;
+    $('poolId').hidden = true;
+    $('poolPick').replaceChildren(...users.filter((u) => u.role === 'inspector' && !u.disabled)
+      .map((u) => h('option', { value: u.id }, `${u.display_name} (${u.username})`)));
+  }
+  $('poolAdd').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const picked = !$('poolPick').hidden;
+    const idv = Number(picked ? $('poolPick').value : $('poolId').value);
+    if (!(idv > 0) || pool.some((m) => m.user_id === idv)) return;
+    const name = picked ? $('poolPick').selectedOptions[0]?.textContent ?? `#${idv}` : `#${idv}`;
+    pool.push({ user_id: idv, display_name: name, expert: $('poolExpert').checked });
+    $('poolId').value = '';
+    $('poolState').textContent = t('ins_pool_unsaved');
+    drawPool();
+  });
+  $('poolSave').addEventListener('click', async () => {
+    try {
+      await api('PUT', `/api/inspections/rounds/${id}/reviewers`,
+        { reviewers: pool.map((m) => ({ user_id: m.user_id, expert: m.expert })) });
+      drawRound(await api('GET', `/api/inspections/rounds/${id}`));
+      $('poolState').textContent = t('ins_pool_saved');
+    } catch (err) {
+      showError(err);
+    }
+  });
   $('draw').addEventListener('click', async () => {
     try {
       drawRound(await api('POST', `/api/inspections/rounds/${id}/draw`));
@@ -84,23 +148,38 @@ async function reviews() {
     if (e?.st) facts.push(`S-T: Rt ${e.st.rt ?? '–'} Ch ${e.st.ch ?? '–'} ${e.st.type ? t(`obs_type_${e.st.type}`) : ''}`);
     if (e?.fias) facts.push(`FIAS: ${t('obs_teacher_talk')} ${e.fias.teacher_talk ?? '–'}`);
     if (e?.rubric) facts.push(`${t('obs_total')} ${e.rubric.total}`);
+    // An ability point: its code and name, each item's clip points and renamed files.
+    const pt = one.point;
+    const files = [];
+    if (pt) {
+      facts.push(`${pt.code} ${pt.name}`);
+      for (const it of pt.items) {
+        if (it.clip) facts.push(`${t('ins_item')}${it.item}: ${Math.round(it.clip.in_ms / 1000)}s–${Math.round(it.clip.out_ms / 1000)}s`);
+        for (const f of it.files) files.push(h('a', { href: f.url, class: 'file', target: '_blank' }, `${f.name} `));
+      }
+    }
     // The lesson's recording, blinded (by index, its Title blanked; no title card, so it
     // starts with the lesson); none when the lesson was not recorded.
     const media = await api('GET', `/api/inspections/reviews/${v.id}/media`).catch(() => []);
     const players = media.map((m) => h(m.kind === 'audio' ? 'audio' : 'video',
       { controls: true, preload: 'metadata', src: m.url, dataset: { kind: m.kind } }));
-    const input = h('input', { type: 'number', min: 0, max: 100, step: 0.5, value: v.score ?? '', size: 5 });
+    const points = one.marks === 'grade';
+    const input = points
+      ? h('select', {}, h('option', { value: '' }, '–'),
+        ...['excellent', 'pass', 'fail'].map((g) => h('option', { value: g, selected: v.grade === g }, t(`rec_grade_${g}`))))
+      : h('input', { type: 'number', min: 0, max: 100, step: 0.5, value: v.score ?? '', size: 5 });
     const save = h('button', { type: 'button' }, t('ins_grade'));
     save.addEventListener('click', async () => {
       try {
-        const r = await api('PUT', `/api/inspections/reviews/${v.id}`, { score: Number(input.value) });
-        save.textContent = `${t('ins_saved')} ${r.score}`;
+        const body = points ? { grade: input.value } : { score: Number(input.value) };
+        const r = await api('PUT', `/api/inspections/reviews/${v.id}`, body);
+        save.textContent = `${t('ins_saved')} ${points ? t(`rec_grade_${r.grade}`) : r.score}`;
       } catch (err) {
         showError(err);
       }
     });
     rows.push(h('tr', { dataset: { review: v.id } }, h('td', {}, v.pseudonym), h('td', {}, stratum(v.stratum)),
-      h('td', {}, t(`ins_reason_${v.reason}`)), h('td', {}, facts.join('；'), ...players), h('td', {}, input), h('td', {}, save)));
+      h('td', {}, t(`ins_reason_${v.reason}`)), h('td', {}, facts.join('；'), ...players, ...files), h('td', {}, input), h('td', {}, save)));
   }
   $('reviewList').querySelector('tbody').replaceChildren(...rows);
 }

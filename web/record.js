@@ -3,8 +3,10 @@
 // GET /api/teachers/{id}/record — lessons, recordings, observation results with inline SVG
 // charts (rubric-total trend, S-T types, FIAS ratios), micro-ability points with evidence
 // and grades — with a link from every figure to what it came from. The teacher adds
-// evidence here; admins and observers over the school grade it. Never computes a figure
-// itself (the server does, and says where each came from).
+// evidence here; admins and observers over the school grade it. Each observation and point
+// drawn in a sampling inspection (抽检) shows its round, review state and outcome, and the
+// teacher may appeal a decided one once. Never computes a figure or a rule itself (the
+// server does, and says where each came from).
 
 import { api, header, h, t, lang, showError } from '/app.js';
 
@@ -144,7 +146,27 @@ function drawObservations(r) {
     h('td', {}, x.rubric ? `${x.rubric.total} ${x.rubric.band_name ?? ''}` : '–'),
     h('td', { class: 'stType' }, x.st?.type ? t(`obs_type_${x.st.type}`) : '–'),
     h('td', {}, num(x.st?.rt)), h('td', {}, num(x.st?.ch)),
-    h('td', {}, num(x.fias?.teacher_talk)), h('td', {}, num(x.fias?.student_talk)), h('td', {}, num(x.fias?.silence)))));
+    h('td', {}, num(x.fias?.teacher_talk)), h('td', {}, num(x.fias?.student_talk)), h('td', {}, num(x.fias?.silence)),
+    h('td', { class: 'inspections' }, inspections(x.inspections)))));
+}
+
+/** Where each inspection that drew an item stands; the teacher's appeal button once decided. */
+function inspections(list) {
+  if (!list?.length) return h('span', { class: 'muted' }, t('rec_not_drawn'));
+  const mine = me.kind === 'user' && me.role === 'teacher' && me.teacher_id === teacher;
+  return h('span', {}, ...list.map((i) => h('div', { class: 'inspection', dataset: { sample: i.sample_id, state: i.state, outcome: i.outcome ?? '' } },
+    `${t(`ins_level_${i.level}`)} 「${i.round_name}」 `,
+    h('span', { class: `badge ins-${i.outcome ?? i.state}` }, i.outcome ? t(`ins_outcome_${i.outcome}`) : `${t('rec_ins_reviewing')} ${i.graded}/${i.reviews}`),
+    i.disputed ? ` ${t('ins_disputed')}` : '',
+    i.appealed ? ` ${t('rec_ins_appealed')}` : '',
+    mine && i.may_appeal ? h('button', { type: 'button', class: 'appeal noprint', onclick: () => appeal(i.sample_id).catch(showError) }, t('rec_ins_appeal')) : null)));
+}
+
+async function appeal(sample) {
+  const reason = window.prompt(t('rec_ins_reason'));
+  if (!reason || !reason.trim()) return;
+  await api('POST', '/api/inspections/appeals', { sample_id: sample, reason });
+  await load();
 }
 
 async function grade(id, g) {
@@ -160,6 +182,7 @@ function drawAbilities(r) {
   $('pointRows').replaceChildren(...a.points.map((p) => h('tr', { dataset: { point: p.code } },
     h('td', {}, h('strong', {}, p.code), ` ${pname(p)}`),
     h('td', {}, h('span', { class: `badge grade-${p.grade ?? p.status}` }, p.grade ? t(`rec_grade_${p.grade}`) : t(`rec_status_${p.status}`))),
+    h('td', { class: 'inspections' }, inspections(p.inspections)),
     h('td', {}, ...p.evidence.map((e) => h('div', { dataset: { evidence: e.id } },
       `#${e.id} `,
       e.recording_id ? `${t('rec_recording')} #${e.recording_id} ${Math.round(e.in_ms / 1000)}s–${Math.round(e.out_ms / 1000)}s ` : '',

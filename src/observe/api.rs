@@ -43,6 +43,8 @@ const OBSERVER: &[Role] = &[Role::Observer];
 // Sampling inspection (抽检): round managers and reviewers.
 const INSPECT_MANAGERS: &[Role] = &[Role::Admin, Role::Inspector];
 const INSPECT_REVIEWERS: &[Role] = &[Role::Inspector];
+// A teacher appealing the outcome of their own drawn item.
+const INSPECT_APPELLANTS: &[Role] = &[Role::Teacher];
 
 const fn rule(
     method: &'static str,
@@ -226,6 +228,20 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         INSPECT_REVIEWERS,
         "One source of the caller's review, ranges honoured, its metadata Title blanked",
     ),
+    // Ability-point rounds (api/inspect_media.rs, api/inspect.rs): the evidence's files
+    // renamed, and a teacher's appeal of their own drawn item.
+    inspect_rule(
+        "GET",
+        "/api/inspections/reviews/{id}/files/{index}",
+        INSPECT_REVIEWERS,
+        "One evidence file of the caller's ability-point review, by index, renamed",
+    ),
+    inspect_rule(
+        "POST",
+        "/api/inspections/appeals",
+        INSPECT_APPELLANTS,
+        "Appeal the decided outcome of one's own drawn observation or ability point (once)",
+    ),
     // The automatic S-T draft (api/stdraft.rs).
     rule(
         "POST",
@@ -288,6 +304,8 @@ const fn inspect_rule(
     reviews_grade,
     reviews_media,
     reviews_media_file,
+    reviews_file,
+    appeals_create,
     st_draft_make,
     st_draft_get
 ))]
@@ -323,6 +341,8 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<SchoolState>>> {
         ("PUT", "/api/inspections/reviews/{id}") => put(reviews_grade),
         ("GET", "/api/inspections/reviews/{id}/media") => get(reviews_media),
         ("GET", "/api/inspections/reviews/{id}/media/{index}") => get(reviews_media_file),
+        ("GET", "/api/inspections/reviews/{id}/files/{index}") => get(reviews_file),
+        ("POST", "/api/inspections/appeals") => post(appeals_create),
         ("POST", "/api/observations/{id}/st-draft") => post(st_draft_make),
         ("GET", "/api/observations/{id}/st-draft") => get(st_draft_get),
         _ => return None,

@@ -143,6 +143,74 @@ pub fn draw(candidates: &[Candidate], ratio: f64, seed: u64) -> Draw {
     }
 }
 
+/// One evidence item of an ability point (微能力点) as the draw sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointEvidence {
+    /// Whose.
+    pub teacher_id: i64,
+    /// The point's code (A1…).
+    pub point: String,
+    /// Its grade, once graded.
+    pub grade: Option<crate::observe::records::grading::Grade>,
+    /// The subject and grade (年级) of the lesson its clip comes from, when it has one.
+    pub lesson: Option<(String, String)>,
+}
+
+/// A teacher's point in the term that a round may draw, with its stratum's stage and
+/// subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointSubmission {
+    /// Whose.
+    pub teacher_id: i64,
+    /// The point's code.
+    pub point: String,
+    /// [`stage_of`] the first clip's lesson grade; `other` without a clip.
+    pub stage: &'static str,
+    /// The first clip's lesson subject; without a clip, the teacher's first subject.
+    pub subject: String,
+}
+
+/// The drawable ability-point submissions among a term's evidence items: each (teacher,
+/// point) whose grade is decided by the rule of `records::grading` (every item graded, or one
+/// failed); a point still waiting for a grade is not drawn (an inspection re-checks a
+/// decided grade). The stratum comes from the first item (in input order) with a clip, else
+/// the teacher's first subject (`subjects`). Sorted by teacher, then point.
+pub fn drawable_points(
+    items: &[PointEvidence],
+    subjects: &BTreeMap<i64, String>,
+) -> Vec<PointSubmission> {
+    let mut groups: BTreeMap<(i64, &str), Vec<&PointEvidence>> = BTreeMap::new();
+    for e in items {
+        groups
+            .entry((e.teacher_id, e.point.as_str()))
+            .or_default()
+            .push(e);
+    }
+    groups
+        .into_iter()
+        .filter_map(|((teacher_id, point), es)| {
+            let grades: Vec<_> = es.iter().map(|e| e.grade).collect();
+            let (status, _) = crate::observe::records::grading::point_grade(&grades);
+            if status != crate::observe::records::grading::PointStatus::Graded {
+                return None;
+            }
+            let (stage, subject) = match es.iter().find_map(|e| e.lesson.as_ref()) {
+                Some((subject, grade)) => (stage_of(grade), subject.clone()),
+                None => (
+                    "other",
+                    subjects.get(&teacher_id).cloned().unwrap_or_default(),
+                ),
+            };
+            Some(PointSubmission {
+                teacher_id,
+                point: point.to_string(),
+                stage,
+                subject,
+            })
+        })
+        .collect()
+}
+
 /// Whether `place` names the part of the tree a scope at `level` compares (a school's id, a
 /// county row, a city, a province).
 fn known_at(place: &Place, level: Level) -> bool {
@@ -283,17 +351,51 @@ pub struct Grade {
     pub score: Option<f64>,
 }
 
+/// A review as the pass/fail rules see it: why it exists and, once graded, whether it
+/// passed. A scored review (an observation's, 0–100) passes at or above the round's pass
+/// mark ([`Grade::verdict`]); a point review (an ability point's 优秀/合格/不合格) passes
+/// unless it is 不合格 ([`point_passes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// Why.
+    pub reason: Reason,
+    /// Passed (`None`: not graded yet).
+    pub pass: Option<bool>,
+}
+
+impl Grade {
+    /// This scored review as a pass/fail verdict at `pass_mark`.
+    pub fn verdict(&self, pass_mark: f64) -> Verdict {
+        Verdict {
+            reason: self.reason,
+            pass: self.score.map(|s| s >= pass_mark),
+        }
+    }
+}
+
+/// Whether a point grade (微能力点: 优秀/合格/不合格) passes: 优秀 and 合格 do, 不合格 fails.
+pub fn point_passes(g: crate::observe::records::grading::Grade) -> bool {
+    g != crate::observe::records::grading::Grade::Fail
+}
+
 /// Whether the draw's reviews are all graded and straddle the pass mark (one passes, one
 /// fails) while no dispute review exists yet: then a third review is due.
 pub fn dispute_due(grades: &[Grade], pass_mark: f64) -> bool {
-    let first: Vec<&Grade> = grades.iter().filter(|g| g.reason == Reason::Draw).collect();
-    if first.len() < 2 || grades.iter().any(|g| g.reason == Reason::Dispute) {
+    let v: Vec<Verdict> = grades.iter().map(|g| g.verdict(pass_mark)).collect();
+    dispute_due_verdicts(&v)
+}
+
+/// [`dispute_due`] over pass/fail verdicts (scored or point reviews alike): the draw's
+/// reviews all graded, one passed and one failed, and no dispute review yet.
+pub fn dispute_due_verdicts(v: &[Verdict]) -> bool {
+    let first: Vec<&Verdict> = v.iter().filter(|g| g.reason == Reason::Draw).collect();
+    if first.len() < 2 || v.iter().any(|g| g.reason == Reason::Dispute) {
         return false;
     }
-    let Some(scores) = first.iter().map(|g| g.score).collect::<Option<Vec<f64>>>() else {
+    let Some(passes) = first.iter().map(|g| g.pass).collect::<Option<Vec<bool>>>() else {
         return false;
     };
-    scores.iter().any(|s| *s >= pass_mark) && scores.iter().any(|s| *s < pass_mark)
+    passes.contains(&true) && passes.contains(&false)
 }
 
 /// A sample's outcome.
@@ -311,18 +413,24 @@ pub enum Outcome {
 /// The outcome of a sample's reviews (in order): pending while any is ungraded, else the
 /// majority of pass/fail; a tie goes to the latest review (the dispute or appeal review).
 pub fn outcome(grades: &[Grade], pass_mark: f64) -> Outcome {
-    let Some(scores) = grades.iter().map(|g| g.score).collect::<Option<Vec<f64>>>() else {
+    let v: Vec<Verdict> = grades.iter().map(|g| g.verdict(pass_mark)).collect();
+    outcome_of(&v)
+}
+
+/// [`outcome`] over pass/fail verdicts (scored or point reviews alike).
+pub fn outcome_of(v: &[Verdict]) -> Outcome {
+    let Some(passes) = v.iter().map(|g| g.pass).collect::<Option<Vec<bool>>>() else {
         return Outcome::Pending;
     };
-    let Some(last) = scores.last() else {
+    let Some(last) = passes.last().copied() else {
         return Outcome::Pending;
     };
-    let pass = scores.iter().filter(|s| **s >= pass_mark).count();
-    let fail = scores.len() - pass;
+    let pass = passes.iter().filter(|p| **p).count();
+    let fail = passes.len() - pass;
     let passed = match pass.cmp(&fail) {
         std::cmp::Ordering::Greater => true,
         std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => *last >= pass_mark,
+        std::cmp::Ordering::Equal => last,
     };
     if passed {
         Outcome::Passed

@@ -23,8 +23,10 @@ pub struct RoundRow {
     pub level: String,
     /// The county row anchoring the round's place.
     pub region_id: i64,
-    /// What is drawn: `observation` (or `ability_point`, not available yet).
+    /// What is drawn: `observation` or `ability_point`.
     pub source: String,
+    /// The term an `ability_point` round draws from (`null` for observation rounds).
+    pub term: Option<String>,
     /// The share drawn (0.10 = 10 %).
     pub ratio: f64,
     /// The draw's seed (shown, so the draw can be repeated).
@@ -52,6 +54,7 @@ fn round_row(r: &AnyRow) -> StoreResult<RoundRow> {
         level: col(r, "level")?,
         region_id: col(r, "region_id")?,
         source: col(r, "source")?,
+        term: col(r, "term")?,
         ratio: col(r, "ratio")?,
         seed: col(r, "seed")?,
         reviews_per_sample: col(r, "reviews_per_sample")?,
@@ -64,7 +67,7 @@ fn round_row(r: &AnyRow) -> StoreResult<RoundRow> {
     })
 }
 
-const ROUND_COLS: &str = "SELECT id, name, level, region_id, source, ratio, seed, \
+const ROUND_COLS: &str = "SELECT id, name, level, region_id, source, term, ratio, seed, \
     reviews_per_sample, pass_mark, state, created_by, created_at, drawn_at, population \
     FROM inspection_rounds";
 
@@ -78,6 +81,8 @@ pub struct NewRound<'a> {
     pub region_id: i64,
     /// Source.
     pub source: &'a str,
+    /// The term (ability-point rounds).
+    pub term: Option<&'a str>,
     /// Ratio.
     pub ratio: f64,
     /// Seed.
@@ -123,8 +128,8 @@ pub async fn insert_round(
     let mut tx = store.begin().await?;
     let r = sqlx::query(
         "INSERT INTO inspection_rounds (name, level, region_id, source, ratio, seed, \
-         reviews_per_sample, pass_mark, state, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10) RETURNING id",
+         reviews_per_sample, pass_mark, state, created_by, created_at, term) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10, $11) RETURNING id",
     )
     .bind(n.name)
     .bind(n.level)
@@ -136,13 +141,17 @@ pub async fn insert_round(
     .bind(n.pass_mark)
     .bind(by)
     .bind(now)
+    .bind(n.term)
     .fetch_one(&mut *tx)
     .await?;
     let id: i64 = col(&r, "id")?;
-    let detail = format!(
+    let mut detail = format!(
         "level {} region {} ratio {} seed {} reviews {} pass mark {}",
         n.level, n.region_id, n.ratio, n.seed, n.reviews_per_sample, n.pass_mark
     );
+    if let Some(t) = n.term {
+        detail.push_str(&format!(" source {} term {t}", n.source));
+    }
     audit(
         &mut tx,
         id,
@@ -257,16 +266,19 @@ pub async fn set_pool(
     Ok(true)
 }
 
-/// A submitted observation that a draw may take, with where its lesson was taught.
+/// Something a draw may take (a submitted observation, or an ability-point submission), with
+/// its stratum's facts and where it was taught.
 #[derive(Debug, Clone)]
-pub struct ObservationCandidate {
-    /// The observation.
+pub struct DrawCandidate {
+    /// The observation, or the ability submission.
     pub id: i64,
-    /// Its lesson's subject.
+    /// Its lesson's subject (an ability point: see `inspect::drawable_points`).
     pub subject: String,
-    /// Its lesson's grade.
+    /// Its lesson's grade (年级; empty for an ability point).
     pub grade: String,
-    /// The hub school.
+    /// The stage when it does not come from `grade` (an ability point's).
+    pub stage: Option<&'static str>,
+    /// The (hub) school: an observation's lesson's hub school, an ability point's teacher's.
     pub school_id: i64,
     /// The school's name.
     pub school_name: String,
@@ -285,7 +297,7 @@ pub struct ObservationCandidate {
 }
 
 /// Every submitted (not yet reviewed) observation with its lesson's and hub school's facts.
-pub async fn observation_candidates(store: &Store) -> StoreResult<Vec<ObservationCandidate>> {
+pub async fn observation_candidates(store: &Store) -> StoreResult<Vec<DrawCandidate>> {
     let rows = sqlx::query(
         "SELECT o.id, l.subject, l.grade, s.id AS school_id, s.name AS school_name, \
          s.kind AS school_kind, s.area, s.region_id, r.province, r.city, r.county \
@@ -297,10 +309,11 @@ pub async fn observation_candidates(store: &Store) -> StoreResult<Vec<Observatio
     .await?;
     rows.iter()
         .map(|r| {
-            Ok(ObservationCandidate {
+            Ok(DrawCandidate {
                 id: col(r, "id")?,
                 subject: col(r, "subject")?,
                 grade: col(r, "grade")?,
+                stage: None,
                 school_id: col(r, "school_id")?,
                 school_name: col(r, "school_name")?,
                 school_kind: col(r, "school_kind")?,
@@ -312,6 +325,141 @@ pub async fn observation_candidates(store: &Store) -> StoreResult<Vec<Observatio
             })
         })
         .collect()
+}
+
+/// A term's drawable ability-point submissions (`inspect::drawable_points`) as draw
+/// candidates, each with its stable submission id (made here at the first draw that sees it,
+/// in teacher-then-point order, so a later draw with the same seed sees the same ids).
+pub async fn point_candidates(
+    store: &Store,
+    term: &str,
+    now: Millis,
+) -> StoreResult<Vec<DrawCandidate>> {
+    use super::inspect::{drawable_points, PointEvidence};
+    use super::records::grading::Grade;
+    let rows = sqlx::query(
+        "SELECT e.teacher_id, e.point, e.grade, l.subject, l.grade AS lesson_grade \
+         FROM ability_evidence e LEFT JOIN recordings rec ON rec.id = e.recording_id \
+         LEFT JOIN lessons l ON l.id = rec.lesson_id WHERE e.term = $1 ORDER BY e.id",
+    )
+    .bind(term)
+    .fetch_all(store.pool())
+    .await?;
+    let mut items = Vec::new();
+    for r in &rows {
+        let grade: Option<String> = col(r, "grade")?;
+        let subject: Option<String> = col(r, "subject")?;
+        let lesson_grade: Option<String> = col(r, "lesson_grade")?;
+        items.push(PointEvidence {
+            teacher_id: col(r, "teacher_id")?,
+            point: col(r, "point")?,
+            grade: grade.as_deref().and_then(Grade::parse),
+            lesson: subject.zip(lesson_grade),
+        });
+    }
+    let teachers = sqlx::query(
+        "SELECT t.id, t.subjects, s.id AS school_id, s.name AS school_name, \
+         s.kind AS school_kind, s.area, s.region_id, r.province, r.city, r.county \
+         FROM teachers t JOIN schools s ON s.id = t.school_id \
+         LEFT JOIN regions r ON r.id = s.region_id",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let mut subjects = std::collections::BTreeMap::new();
+    let mut places = std::collections::HashMap::new();
+    for r in &teachers {
+        let id: i64 = col(r, "id")?;
+        let list: String = col(r, "subjects")?;
+        let first = list
+            .split([',', '，', '、', ';'])
+            .map(str::trim)
+            .find(|x| !x.is_empty())
+            .unwrap_or("")
+            .to_string();
+        subjects.insert(id, first);
+        places.insert(id, r);
+    }
+    let mut out = Vec::new();
+    for sub in drawable_points(&items, &subjects) {
+        let Some(r) = places.get(&sub.teacher_id) else {
+            continue;
+        };
+        sqlx::query(
+            "INSERT INTO ability_submissions (teacher_id, term, point, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (teacher_id, term, point) DO NOTHING",
+        )
+        .bind(sub.teacher_id)
+        .bind(term)
+        .bind(&sub.point)
+        .bind(now)
+        .execute(store.pool())
+        .await?;
+        let id = submission_id(store, sub.teacher_id, term, &sub.point)
+            .await?
+            .ok_or_else(|| StoreError::NotFound("the submission just stored".into()))?;
+        out.push(DrawCandidate {
+            id,
+            subject: sub.subject,
+            grade: String::new(),
+            stage: Some(sub.stage),
+            school_id: col(r, "school_id")?,
+            school_name: col(r, "school_name")?,
+            school_kind: col(r, "school_kind")?,
+            area: col(r, "area")?,
+            region_id: col(r, "region_id")?,
+            province: col(r, "province")?,
+            city: col(r, "city")?,
+            county: col(r, "county")?,
+        });
+    }
+    Ok(out)
+}
+
+/// The id of a teacher's point in a term, once a draw has seen it.
+pub async fn submission_id(
+    store: &Store,
+    teacher: i64,
+    term: &str,
+    point: &str,
+) -> StoreResult<Option<i64>> {
+    let r = sqlx::query(
+        "SELECT id FROM ability_submissions WHERE teacher_id = $1 AND term = $2 AND point = $3",
+    )
+    .bind(teacher)
+    .bind(term)
+    .bind(point)
+    .fetch_optional(store.pool())
+    .await?;
+    r.map(|r| col(&r, "id")).transpose()
+}
+
+/// An ability-point submission: a teacher's point in a term.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SubmissionRow {
+    /// Id.
+    pub id: i64,
+    /// Whose.
+    pub teacher_id: i64,
+    /// The term's name.
+    pub term: String,
+    /// The point's code.
+    pub point: String,
+}
+
+/// One submission.
+pub async fn submission(store: &Store, id: i64) -> StoreResult<SubmissionRow> {
+    let r =
+        sqlx::query("SELECT id, teacher_id, term, point FROM ability_submissions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("ability submission {id}")))?;
+    Ok(SubmissionRow {
+        id: col(&r, "id")?,
+        teacher_id: col(&r, "teacher_id")?,
+        term: col(&r, "term")?,
+        point: col(&r, "point")?,
+    })
 }
 
 /// A sample to store at the draw.
@@ -510,6 +658,43 @@ pub async fn add_review(
     Ok(Some(id))
 }
 
+/// Every sample drawn from `source` (`observation` or `ability_point`) whose drawn item is
+/// one of `ids`, with its round, oldest round first.
+pub async fn samples_of(
+    store: &Store,
+    source: &str,
+    ids: &[i64],
+) -> StoreResult<Vec<(SampleRow, RoundRow)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{SAMPLE_COLS} WHERE round_id IN (SELECT id FROM inspection_rounds WHERE source = $1) \
+         ORDER BY round_id, id"
+    )))
+    .bind(source)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = Vec::new();
+    let mut rounds: std::collections::HashMap<i64, RoundRow> = Default::default();
+    for r in &rows {
+        let s = sample_row(r)?;
+        if !ids.contains(&s.source_id) {
+            continue;
+        }
+        let round = match rounds.get(&s.round_id) {
+            Some(x) => x.clone(),
+            None => {
+                let x = round(store, s.round_id).await?;
+                rounds.insert(s.round_id, x.clone());
+                x
+            }
+        };
+        out.push((s, round));
+    }
+    Ok(out)
+}
+
 /// A sample as stored.
 #[derive(Debug, Clone)]
 pub struct SampleRow {
@@ -595,16 +780,41 @@ pub struct ReviewRow {
     pub ordinal: i64,
     /// Why it exists.
     pub reason: Reason,
-    /// Score once graded.
+    /// Score once graded (observation rounds).
     pub score: Option<f64>,
+    /// The point grade once graded (ability-point rounds): `excellent`, `pass`, `fail`.
+    pub grade: Option<String>,
     /// The reviewer's comment.
     pub comment: String,
     /// Unix ms of the latest grade.
     pub graded_at: Option<Millis>,
 }
 
+impl ReviewRow {
+    /// This review as the pass/fail rules see it: a score at or above `pass_mark` passes, a
+    /// point grade passes unless 不合格, an ungraded review has no verdict yet.
+    pub fn verdict(&self, pass_mark: f64) -> super::inspect::Verdict {
+        let pass = match (self.score, self.grade.as_deref()) {
+            (Some(s), _) => Some(s >= pass_mark),
+            (None, Some(g)) => {
+                super::records::grading::Grade::parse(g).map(super::inspect::point_passes)
+            }
+            (None, None) => None,
+        };
+        super::inspect::Verdict {
+            reason: self.reason,
+            pass,
+        }
+    }
+}
+
+/// The verdicts of a sample's reviews (in order).
+pub fn verdicts(reviews: &[&ReviewRow], pass_mark: f64) -> Vec<super::inspect::Verdict> {
+    reviews.iter().map(|r| r.verdict(pass_mark)).collect()
+}
+
 const REVIEW_COLS: &str = "SELECT v.id, v.sample_id, s.round_id, v.reviewer_id, v.ordinal, \
-    v.reason, v.score, v.comment, v.graded_at FROM inspection_reviews v \
+    v.reason, v.score, v.grade, v.comment, v.graded_at FROM inspection_reviews v \
     JOIN inspection_samples s ON s.id = v.sample_id";
 
 fn review_row(r: &AnyRow) -> StoreResult<ReviewRow> {
@@ -618,6 +828,7 @@ fn review_row(r: &AnyRow) -> StoreResult<ReviewRow> {
         reason: Reason::parse(&reason)
             .ok_or_else(|| StoreError::Check(format!("review reason `{reason}`")))?,
         score: col(r, "score")?,
+        grade: col(r, "grade")?,
         comment: col(r, "comment")?,
         graded_at: col(r, "graded_at")?,
     })
@@ -668,29 +879,59 @@ pub async fn review(store: &Store, id: i64) -> StoreResult<ReviewRow> {
     review_row(&r)
 }
 
+/// What a reviewer gives: a score (an observation) or a point grade (an ability point).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mark<'a> {
+    /// 0–100.
+    Score(f64),
+    /// `excellent`, `pass` or `fail`.
+    Point(&'a str),
+}
+
 /// Grades (or re-grades) a review, auditing the old and the new grade in the same
 /// transaction.
 pub async fn grade(
     store: &Store,
     r: &ReviewRow,
-    score: f64,
+    mark: Mark<'_>,
     comment: &str,
     by: &str,
     now: Millis,
 ) -> StoreResult<()> {
     let mut tx = store.begin().await?;
+    let (score, grade) = match mark {
+        Mark::Score(s) => (Some(s), None),
+        Mark::Point(g) => (None, Some(g)),
+    };
     sqlx::query(
-        "UPDATE inspection_reviews SET score = $1, comment = $2, graded_at = $3 WHERE id = $4",
+        "UPDATE inspection_reviews SET score = $1, grade = $2, comment = $3, graded_at = $4 \
+         WHERE id = $5",
     )
     .bind(score)
+    .bind(grade)
     .bind(comment)
     .bind(now)
     .bind(r.id)
     .execute(&mut *tx)
     .await?;
-    let (action, detail) = match r.score {
-        None => ("review.grade", format!("score {score}")),
-        Some(old) => ("review.change", format!("score {old} → {score}")),
+    let new = match mark {
+        Mark::Score(s) => format!("score {s}"),
+        Mark::Point(g) => format!("grade {g}"),
+    };
+    let old = match (r.score, r.grade.as_deref()) {
+        (Some(s), _) => Some(s.to_string()),
+        (None, Some(g)) => Some(g.to_string()),
+        (None, None) => None,
+    };
+    let (action, detail) = match old {
+        None => ("review.grade", new),
+        Some(old) => (
+            "review.change",
+            match mark {
+                Mark::Score(s) => format!("score {old} → {s}"),
+                Mark::Point(g) => format!("grade {old} → {g}"),
+            },
+        ),
     };
     audit(
         &mut tx,

@@ -326,3 +326,177 @@ fn a_straddling_pair_makes_a_dispute_and_the_third_decides() {
     assert_eq!(outcome(&done, pm), Outcome::Passed);
     assert_eq!(outcome(&[], pm), Outcome::Pending);
 }
+
+use crate::observe::records::grading::Grade as PointGrade;
+
+fn v(reason: Reason, pass: Option<bool>) -> Verdict {
+    Verdict { reason, pass }
+}
+
+/// Point reviews (优秀/合格/不合格): 优秀 against 不合格 straddles pass/fail like 72 against
+/// 55 does; 优秀 and 合格 both pass, so they are no dispute; the third decides.
+#[test]
+fn point_grades_straddle_and_decide_like_scores() {
+    assert!(point_passes(PointGrade::Excellent));
+    assert!(point_passes(PointGrade::Pass));
+    assert!(!point_passes(PointGrade::Fail));
+    let p = |reason, g: Option<PointGrade>| v(reason, g.map(point_passes));
+    let pair = [
+        p(Reason::Draw, Some(PointGrade::Excellent)),
+        p(Reason::Draw, Some(PointGrade::Fail)),
+    ];
+    assert!(dispute_due_verdicts(&pair));
+    assert_eq!(
+        outcome_of(&pair),
+        Outcome::Failed,
+        "a tie: the later review"
+    );
+    let agree = [
+        p(Reason::Draw, Some(PointGrade::Excellent)),
+        p(Reason::Draw, Some(PointGrade::Pass)),
+    ];
+    assert!(!dispute_due_verdicts(&agree));
+    assert_eq!(outcome_of(&agree), Outcome::Passed);
+    let third = [pair[0], pair[1], p(Reason::Dispute, Some(PointGrade::Pass))];
+    assert!(!dispute_due_verdicts(&third));
+    assert_eq!(
+        outcome_of(&third),
+        Outcome::Passed,
+        "two passes to one fail"
+    );
+    assert_eq!(
+        outcome_of(&[pair[0], pair[1], p(Reason::Dispute, None)]),
+        Outcome::Pending
+    );
+}
+
+proptest! {
+    /// The scored rules are the verdict rules at the pass mark: the same dispute and outcome
+    /// for any scores, any reasons.
+    #[test]
+    fn scores_and_verdicts_agree(
+        grades in proptest::collection::vec(
+            (prop_oneof![Just(Reason::Draw), Just(Reason::Dispute), Just(Reason::Appeal)],
+             proptest::option::of(0.0f64..=100.0)), 0..6),
+        pass_mark in 0.0f64..=100.0,
+    ) {
+        let g: Vec<Grade> = grades.iter().map(|(reason, score)| Grade { reason: *reason, score: *score }).collect();
+        let vs: Vec<Verdict> = g.iter().map(|x| x.verdict(pass_mark)).collect();
+        prop_assert_eq!(dispute_due(&g, pass_mark), dispute_due_verdicts(&vs));
+        prop_assert_eq!(outcome(&g, pass_mark), outcome_of(&vs));
+    }
+}
+
+fn ev(
+    teacher: i64,
+    point: &str,
+    grade: Option<PointGrade>,
+    lesson: Option<(&str, &str)>,
+) -> PointEvidence {
+    PointEvidence {
+        teacher_id: teacher,
+        point: point.into(),
+        grade,
+        lesson: lesson.map(|(s, g)| (s.to_string(), g.to_string())),
+    }
+}
+
+/// Which points a round may draw, by hand: teacher 1's A1 (优秀 + 合格, a clip of a 三年级
+/// 英语 lesson second) is drawn as primary 英语; A3 (合格 + ungraded) waits; teacher 2's B6
+/// (不合格 + ungraded) is decided already (one 不合格 fails the point) and has no clip, so its
+/// stratum is stage `other` and the teacher's first subject.
+#[test]
+fn drawable_points_by_hand() {
+    use PointGrade::*;
+    let items = [
+        ev(1, "A1", Some(Excellent), None),
+        ev(1, "A3", Some(Pass), Some(("数学", "五年级"))),
+        ev(2, "B6", None, None),
+        ev(1, "A1", Some(Pass), Some(("英语", "三年级"))),
+        ev(1, "A3", None, None),
+        ev(2, "B6", Some(Fail), None),
+    ];
+    let subjects = BTreeMap::from([(1, "英语".to_string()), (2, "音乐".to_string())]);
+    let got = drawable_points(&items, &subjects);
+    assert_eq!(
+        got,
+        vec![
+            PointSubmission {
+                teacher_id: 1,
+                point: "A1".into(),
+                stage: "primary",
+                subject: "英语".into()
+            },
+            PointSubmission {
+                teacher_id: 2,
+                point: "B6".into(),
+                stage: "other",
+                subject: "音乐".into()
+            },
+        ]
+    );
+    assert!(drawable_points(&[], &subjects).is_empty());
+}
+
+fn arb_evidence() -> impl Strategy<Value = Vec<PointEvidence>> {
+    let grade = prop_oneof![
+        Just(None),
+        Just(Some(PointGrade::Fail)),
+        Just(Some(PointGrade::Pass)),
+        Just(Some(PointGrade::Excellent))
+    ];
+    let lesson = proptest::option::of((
+        prop_oneof![Just("英语"), Just("音乐")],
+        prop_oneof![Just("三年级"), Just("八年级"), Just("高一")],
+    ));
+    proptest::collection::vec(
+        (
+            1i64..5,
+            prop_oneof![Just("A1"), Just("A3"), Just("B6")],
+            grade,
+            lesson,
+        ),
+        0..40,
+    )
+    .prop_map(|v| v.into_iter().map(|(t, p, g, l)| ev(t, p, g, l)).collect())
+}
+
+proptest! {
+    /// A submission is drawable exactly when the grading rule has decided its point; each
+    /// (teacher, point) appears once, sorted; shuffling items of different submissions
+    /// changes nothing (only an item's place among its own submission's items can pick
+    /// another clip's stratum).
+    #[test]
+    fn drawable_points_are_the_decided_ones(items in arb_evidence(), seed in any::<u64>()) {
+        use crate::observe::records::grading::{point_grade, PointStatus};
+        let subjects = BTreeMap::from([(1, "英语".to_string())]);
+        let got = drawable_points(&items, &subjects);
+        let keys: Vec<(i64, String)> = got.iter().map(|s| (s.teacher_id, s.point.clone())).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        sorted.dedup();
+        prop_assert_eq!(&keys, &sorted);
+        let mut all: Vec<(i64, String)> = items.iter().map(|e| (e.teacher_id, e.point.clone())).collect();
+        all.sort();
+        all.dedup();
+        for (t, p) in all {
+            let grades: Vec<_> = items.iter().filter(|e| e.teacher_id == t && e.point == p).map(|e| e.grade).collect();
+            let decided = point_grade(&grades).0 == PointStatus::Graded;
+            prop_assert_eq!(keys.contains(&(t, p.clone())), decided);
+        }
+        // Rotating the submissions (keeping each one's items in order) gives the same.
+        let mut groups: Vec<Vec<PointEvidence>> = Vec::new();
+        for e in &items {
+            match groups.iter_mut().find(|g| g[0].teacher_id == e.teacher_id && g[0].point == e.point) {
+                Some(g) => g.push(e.clone()),
+                None => groups.push(vec![e.clone()]),
+            }
+        }
+        if !groups.is_empty() {
+            let k = (seed as usize) % groups.len();
+            groups.rotate_left(k);
+        }
+        let moved: Vec<PointEvidence> = groups.into_iter().flatten().collect();
+        prop_assert_eq!(drawable_points(&moved, &subjects), got);
+    }
+}

@@ -14,7 +14,9 @@ use serde::Deserialize;
 
 use super::access::{self, Directory as Places};
 use super::csvio::{self, Errors, ImportResult, RowError, RowNote};
-use super::model::{self, Classroom, ClassroomKind, Entity, Region, School, SchoolKind, Teacher};
+use super::model::{
+    self, Classroom, ClassroomKind, Entity, Region, School, SchoolArea, SchoolKind, Teacher,
+};
 use super::sheet;
 use super::SchoolState;
 use crate::auth::people::Principal;
@@ -33,6 +35,7 @@ struct SchoolRow {
     city: String,
     county: String,
     max_master_sites: String,
+    area: String,
 }
 
 /// A row of the classrooms spreadsheet.
@@ -119,6 +122,16 @@ fn school_kind(s: &str) -> Option<SchoolKind> {
         "partner" | "接收" | "接收学校" | "接收校" | "结对学校" | "教学点" | "薄弱校" => {
             Some(SchoolKind::Partner)
         }
+        _ => None,
+    }
+}
+
+/// Urban or rural (城镇/乡村) as district lists write it; empty: not recorded.
+fn school_area(s: &str) -> Option<SchoolArea> {
+    match s.trim().to_lowercase().as_str() {
+        "" | "unknown" | "未知" | "未填" => Some(SchoolArea::Unknown),
+        "urban" | "城镇" | "城区" | "城市" | "镇区" | "县城" => Some(SchoolArea::Urban),
+        "rural" | "乡村" | "农村" => Some(SchoolArea::Rural),
         _ => None,
     }
 }
@@ -212,6 +225,13 @@ fn check_schools(rows: &[(usize, SchoolRow)], n: &Names, rules: &Rules) -> Resul
                 }
             }
         };
+        let Some(area) = school_area(&c.area) else {
+            r.err(
+                "area",
+                format!("`{}` is not 城镇 (urban) or 乡村 (rural)", c.area),
+            );
+            continue;
+        };
         let max_master_sites = match c.max_master_sites.as_str() {
             "" => 500,
             v => match v.parse::<i64>() {
@@ -229,7 +249,7 @@ fn check_schools(rows: &[(usize, SchoolRow)], n: &Names, rules: &Rules) -> Resul
             kind,
             region_id: region,
             max_master_sites,
-            area: Default::default(),
+            area,
             record_lessons: model::OnOff(true),
             retention_days: None,
         };
@@ -253,7 +273,10 @@ fn check_schools(rows: &[(usize, SchoolRow)], n: &Names, rules: &Rules) -> Resul
         }
         match n.schools.get(&s.code) {
             Some(old)
-                if old.name == s.name && old.kind == s.kind && old.region_id == s.region_id =>
+                if old.name == s.name
+                    && old.kind == s.kind
+                    && old.region_id == s.region_id
+                    && (s.area == SchoolArea::Unknown || old.area == s.area) =>
             {
                 skipped.push(RowNote {
                     row: *no,
@@ -580,6 +603,66 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn areas_in_both_languages() {
+        assert_eq!(school_area("城镇"), Some(SchoolArea::Urban));
+        assert_eq!(school_area(" Urban "), Some(SchoolArea::Urban));
+        assert_eq!(school_area("乡村"), Some(SchoolArea::Rural));
+        assert_eq!(school_area("农村"), Some(SchoolArea::Rural));
+        assert_eq!(school_area(""), Some(SchoolArea::Unknown));
+        assert_eq!(school_area("郊区"), None);
+    }
+
+    /// The area column under a Chinese header is stored with the school; a row whose area
+    /// is not urban or rural is refused by row and column; a row already there with no area
+    /// given is still the same school (skipped), one with another area is refused.
+    #[test]
+    fn the_area_column_is_read() {
+        let sheet = sheet::sheet("schools").unwrap();
+        let rules = Rules {
+            scope: Scope {
+                level: Level::Global,
+                place: Place::default(),
+            },
+            places: Places::default(),
+        };
+        let text = "学校代码,学校名称,类型,城乡\nR01,乡村小学,接收学校,乡村\nU01,城关小学,主讲学校,城镇\nX01,某校,接收学校,\n";
+        let rows = sheet.read::<SchoolRow>(text.as_bytes()).unwrap();
+        let (items, _) = check_schools(&rows, &names(), &rules).unwrap();
+        let areas: Vec<(String, SchoolArea)> = items
+            .iter()
+            .map(|(_, i)| match i {
+                Item::School(s) => (s.code.clone(), s.area),
+                _ => unreachable!("schools only"),
+            })
+            .collect();
+        assert_eq!(
+            areas,
+            vec![
+                ("R01".into(), SchoolArea::Rural),
+                ("U01".into(), SchoolArea::Urban),
+                ("X01".into(), SchoolArea::Unknown)
+            ]
+        );
+        let bad = "学校代码,学校名称,类型,城乡\nR01,乡村小学,接收学校,郊区\n";
+        let rows = sheet.read::<SchoolRow>(bad.as_bytes()).unwrap();
+        let Err(e) = check_schools(&rows, &names(), &rules) else {
+            panic!("郊区 is not an area");
+        };
+        assert_eq!(e.listed[0].column, "area");
+        assert_eq!(e.listed[0].row, 2);
+        // H01 is stored (unknown area, region 1): without an area it is the same school.
+        let same = "学校代码,学校名称,类型,省,市,县\nH01,H01校,主讲学校,四川省,凉山州,昭觉县\n";
+        let rows = sheet.read::<SchoolRow>(same.as_bytes()).unwrap();
+        let (items, skipped) = check_schools(&rows, &names(), &rules).unwrap();
+        assert!(items.is_empty());
+        assert_eq!(skipped.len(), 1);
+        let other =
+            "学校代码,学校名称,类型,省,市,县,城乡\nH01,H01校,主讲学校,四川省,凉山州,昭觉县,城镇\n";
+        let rows = sheet.read::<SchoolRow>(other.as_bytes()).unwrap();
+        assert!(check_schools(&rows, &names(), &rules).is_err());
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub(crate) const SHEETS: &[Sheet] = &[
             col("city", &["市", "市州", "地市"], false, "定西市", "市 / city"),
             col("county", &["县", "区县", "县区"], false, "通渭县", "县 / county"),
             col("max_master_sites", &["名师课堂最多站点"], false, "500", "名师课堂最多接收站点，默认 500"),
+            col("area", &["城乡", "城乡类别", "城乡属性", "所在地类别"], false, "乡村", "城镇（urban）或 乡村（rural），抽检分层用；不填为未知"),
         ],
     },
     Sheet {

@@ -388,3 +388,41 @@ pub async fn lesson(app: &App, f: &Fixture, mode: &str, start: &str, end: &str) 
     )
     .await
 }
+
+/// Makes an inspector; returns (user id, session token).
+pub async fn inspector(app: &App, name: &str, scope: Value) -> (i64, String) {
+    let mut body = json!({"username": name, "display_name": format!("专家{name}"),
+                          "role": "inspector", "password": "password-123"});
+    for (k, v) in scope.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let id = app.create("/api/users", body).await;
+    (id, app.login(name, "password-123").await)
+}
+
+/// Uploads `bytes` as a file of evidence `id` under `name` (raw body, in-process): status and
+/// JSON body.
+pub async fn upload_evidence(
+    app: &App,
+    token: &str,
+    id: i64,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
+    use tower::ServiceExt;
+    let router = app.oneshot.clone().expect("in-process");
+    let q = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("/api/evidence/{id}/files?name={q}"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/octet-stream")
+        .body(axum::body::Body::from(bytes))
+        .unwrap();
+    let r = router.oneshot(req).await.unwrap();
+    let s = r.status().as_u16();
+    let b = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}

@@ -6,7 +6,8 @@
 //! | object | read | write |
 //! | --- | --- | --- |
 //! | round | admins and inspectors whose scope contains the round's place (its managers) | the same (create, pool before the draw, draw once, appeal) |
-//! | review | its reviewer only, blinded (a pseudonym, the stratum, the observation's figures) | its reviewer (grade, re-grade; audited) |
+//! | review | its reviewer only, blinded (a pseudonym, the stratum, the observation's figures or the ability point's evidence) | its reviewer (grade, re-grade; audited) |
+//! | a teacher's appeal | | the teacher whose observation (as hub teacher) or ability point was drawn, once, after the outcome |
 //!
 //! A manager cannot be in a round's pool (a reviewer who can read the round's names is not
 //! blind). The audit log (`inspection_audit`) only grows.
@@ -16,7 +17,11 @@ use crate::auth::people;
 use crate::auth::scope::{Level, Place, Scope};
 use crate::observe::fias::FiasResult;
 use crate::observe::inspect::{self as rules, Outcome, Reason, Stratum};
-use crate::observe::inspect_store::{self as istore, AuditEntry, PoolMember, ReviewRow, RoundRow};
+use crate::observe::inspect_store::{
+    self as istore, AuditEntry, Mark, PoolMember, ReviewRow, RoundRow, SubmissionRow,
+};
+use crate::observe::records::grading::Grade as PointGrade;
+use crate::observe::records::record::{self as trecord, InspectionStatus};
 use crate::observe::st::StResult;
 use crate::school::model::LessonMode;
 use crate::time::Millis;
@@ -118,8 +123,10 @@ pub(crate) struct ReviewSummary {
     reviewer_id: Option<i64>,
     /// The reviewer's name.
     reviewer: Option<String>,
-    /// The score once graded.
+    /// The score once graded (observation rounds).
     score: Option<f64>,
+    /// The point grade once graded (ability-point rounds): excellent, pass or fail.
+    grade: Option<String>,
     /// Unix ms of the latest grade.
     graded_at: Option<Millis>,
 }
@@ -131,8 +138,10 @@ pub(crate) struct SampleView {
     id: i64,
     /// The pseudonym reviewers see.
     pseudonym: String,
-    /// The drawn observation.
-    observation_id: i64,
+    /// The drawn observation (observation rounds).
+    observation_id: Option<i64>,
+    /// The drawn ability-point submission (ability-point rounds).
+    ability_point: Option<SubmissionRow>,
     /// Its unit's name.
     unit: String,
     /// Its stratum.
@@ -164,14 +173,14 @@ pub(crate) struct RoundDetail {
     samples: Vec<SampleView>,
 }
 
-fn grades(reviews: &[&ReviewRow]) -> Vec<rules::Grade> {
-    reviews
-        .iter()
-        .map(|r| rules::Grade {
-            reason: r.reason,
-            score: r.score,
-        })
-        .collect()
+/// A sample's outcome from its reviews (in order).
+fn outcome_of(reviews: &[&ReviewRow], pass_mark: f64) -> Outcome {
+    rules::outcome_of(&istore::verdicts(reviews, pass_mark))
+}
+
+/// Whether `r` draws ability points.
+fn of_points(r: &RoundRow) -> bool {
+    r.source == "ability_point"
 }
 
 async fn detail(st: &SchoolState, r: RoundRow) -> Result<RoundDetail, ApiError> {
@@ -223,7 +232,7 @@ async fn detail(st: &SchoolState, r: RoundRow) -> Result<RoundDetail, ApiError> 
     let mut views = Vec::new();
     for x in samples {
         let mine: Vec<&ReviewRow> = reviews.iter().filter(|v| v.sample_id == x.id).collect();
-        let outcome = rules::outcome(&grades(&mine), r.pass_mark);
+        let outcome = outcome_of(&mine, r.pass_mark);
         let disputed = mine.iter().any(|v| v.reason == Reason::Dispute);
         progress.disputes += usize::from(disputed);
         match outcome {
@@ -245,10 +254,16 @@ async fn detail(st: &SchoolState, r: RoundRow) -> Result<RoundDetail, ApiError> 
         u.samples += 1;
         u.decided += usize::from(outcome != Outcome::Pending);
         u.passed += usize::from(outcome == Outcome::Passed);
+        let (observation_id, ability_point) = if of_points(&r) {
+            (None, Some(istore::submission(s, x.source_id).await?))
+        } else {
+            (Some(x.source_id), None)
+        };
         views.push(SampleView {
             id: x.id,
             pseudonym: x.pseudonym,
-            observation_id: x.source_id,
+            observation_id,
+            ability_point,
             unit: x.unit_name,
             stratum: Stratum {
                 stage: x.stage,
@@ -268,6 +283,7 @@ async fn detail(st: &SchoolState, r: RoundRow) -> Result<RoundDetail, ApiError> 
                     reviewer_id: v.reviewer_id,
                     reviewer: v.reviewer_id.and_then(|u| names.get(&u).cloned()),
                     score: v.score,
+                    grade: v.grade.clone(),
                     graded_at: v.graded_at,
                 })
                 .collect(),
@@ -321,10 +337,13 @@ pub(crate) struct NewRoundBody {
     /// The draw's seed (0 to 2^53 − 1); a random one when absent. Stored and shown.
     #[serde(default)]
     seed: Option<i64>,
-    /// What is drawn: `observation` (default). `ability_point` is refused until teacher
-    /// records store ability-point submissions.
+    /// What is drawn: `observation` (default: submitted observations) or `ability_point`
+    /// (a term's graded micro-ability points, each with its evidence; needs `term`).
     #[serde(default)]
     source: Option<String>,
+    /// The term an `ability_point` round draws from ("2026秋"); not for observation rounds.
+    #[serde(default)]
+    term: Option<String>,
     /// Reviews per sample (1 to 5, default 2).
     #[serde(default)]
     reviews_per_sample: Option<i64>,
@@ -381,18 +400,24 @@ pub(super) async fn rounds_create(
         problems.push(format!("pass_mark: {pass_mark} is not 0 to 100"));
     }
     let source = b.source.as_deref().unwrap_or("observation");
-    match source {
-        "observation" => {}
-        // The seam for ability-point submissions (能力点): the teacher-records work stores
-        // them; until its table exists a round cannot draw them.
-        "ability_point" => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "source-unavailable",
-                "ability-point submissions are not stored yet: draw observations",
-            ))
+    let term = b.term.as_deref().map(str::trim);
+    match (source, term) {
+        ("observation", None) => {}
+        ("observation", Some(_)) => {
+            problems.push("term: only an ability_point round draws from a term".to_string())
         }
-        other => problems.push(format!(
+        ("ability_point", Some(t)) if !t.is_empty() => {
+            if trecord::term_named(&st.store, t).await.is_err() {
+                problems.push(format!(
+                    "term: there is no term `{}`",
+                    t.chars().take(40).collect::<String>()
+                ));
+            }
+        }
+        ("ability_point", _) => {
+            problems.push("term: an ability_point round needs its term (2026秋)".to_string())
+        }
+        (other, _) => problems.push(format!(
             "source: `{}` is not observation or ability_point",
             other.chars().take(40).collect::<String>()
         )),
@@ -423,6 +448,7 @@ pub(super) async fn rounds_create(
             level: level.as_str(),
             region_id: b.region_id,
             source,
+            term: term.filter(|_| source == "ability_point"),
             ratio,
             seed,
             reviews_per_sample: reviews,
@@ -598,7 +624,17 @@ pub(super) async fn rounds_draw(
     }
     let unit = rules::unit_level(level).unwrap_or(Level::School);
     let mut found = Vec::new();
-    for c in istore::observation_candidates(&st.store).await? {
+    let population = match (of_points(&r), r.term.as_deref()) {
+        (false, _) => istore::observation_candidates(&st.store).await?,
+        (true, Some(term)) => istore::point_candidates(&st.store, term, st.now()).await?,
+        (true, None) => {
+            return Err(ApiError::internal(format!(
+                "ability-point round {} has no term",
+                r.id
+            )))
+        }
+    };
+    for c in population {
         let place = Place {
             province: c.province.clone(),
             city: c.city.clone(),
@@ -614,7 +650,7 @@ pub(super) async fn rounds_draw(
         .map(|(c, _)| rules::Candidate {
             source_id: c.id,
             stratum: Stratum {
-                stage: rules::stage_of(&c.grade).into(),
+                stage: c.stage.unwrap_or_else(|| rules::stage_of(&c.grade)).into(),
                 subject: c.subject.clone(),
                 school_kind: c.school_kind.clone(),
                 area: c.area.clone(),
@@ -785,7 +821,25 @@ pub(super) async fn samples_appeal(
 ) -> ApiResult {
     let sample = istore::sample(&st.store, parse_id(&id)?).await?;
     let r = managed(&st, &p, sample.round_id).await?;
-    let reason = b.reason.trim();
+    appeal(&st, &p, &r, &sample, &b.reason).await?;
+    let r = istore::round(&st.store, r.id).await?;
+    let id = r.id;
+    Ok(created(
+        format!("/api/inspections/rounds/{id}"),
+        json!(detail(&st, r).await?),
+    ))
+}
+
+/// Appeals a decided sample once (a reason of 1 to 2000 characters): one more review,
+/// assigned as the draw's were (audited with the reason).
+async fn appeal(
+    st: &SchoolState,
+    p: &Principal,
+    r: &RoundRow,
+    sample: &istore::SampleRow,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 2_000 {
         return Err(ApiError::invalid(
             "an appeal needs a reason (1 to 2000 characters)",
@@ -803,7 +857,7 @@ pub(super) async fn samples_appeal(
     }
     let reviews = istore::sample_reviews(&st.store, sample.id).await?;
     let refs: Vec<&ReviewRow> = reviews.iter().collect();
-    if rules::outcome(&grades(&refs), r.pass_mark) == Outcome::Pending {
+    if outcome_of(&refs, r.pass_mark) == Outcome::Pending {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "sample-pending",
@@ -813,17 +867,69 @@ pub(super) async fn samples_appeal(
             ),
         ));
     }
-    if extra_review(&st, &p, &r, sample.id, Reason::Appeal, reason)
+    if extra_review(st, p, r, sample.id, Reason::Appeal, reason)
         .await?
         .is_none()
     {
         return Err(appealed());
     }
-    let r = istore::round(&st.store, r.id).await?;
-    let id = r.id;
+    Ok(())
+}
+
+/// The teacher whose drawn item a sample is: an observation's lesson's hub teacher, an
+/// ability point's teacher.
+async fn owner_of(
+    st: &SchoolState,
+    r: &RoundRow,
+    sample: &istore::SampleRow,
+) -> Result<i64, ApiError> {
+    Ok(if of_points(r) {
+        istore::submission(&st.store, sample.source_id)
+            .await?
+            .teacher_id
+    } else {
+        ostore::observation(&st.store, sample.source_id)
+            .await?
+            .hub_teacher_id
+    })
+}
+
+/// A teacher's appeal of the outcome of their own drawn item.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TeacherAppealBody {
+    /// The sample (`inspections[].sample_id` in the teacher's record).
+    sample_id: i64,
+    /// Why (1 to 2000 characters; logged in the round's audit log).
+    reason: String,
+}
+
+#[utoipa::path(
+    post, path = "/api/inspections/appeals", request_body = TeacherAppealBody,
+    responses((status = 201, description = "appealed: one more review was created (audited); the item's inspection as the teacher's record shows it", body = InspectionStatus, headers(("location" = String, description = "the teacher's record"))),
+        (status = 409, description = "not decided yet (`sample-pending`) or appealed before (`sample-appealed`)", body = crate::problem::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn appeals_create(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    JsonBody(b): JsonBody<TeacherAppealBody>,
+) -> ApiResult {
+    let sample = istore::sample(&st.store, b.sample_id).await?;
+    let r = istore::round(&st.store, sample.round_id).await?;
+    let owner = owner_of(&st, &r, &sample).await?;
+    let Some(teacher) = p
+        .teacher_id()
+        .filter(|t| p.role() == Role::Teacher && *t == owner)
+    else {
+        return Err(out_of_scope(format!("inspection sample {}", sample.id)));
+    };
+    appeal(&st, &p, &r, &sample, &b.reason).await?;
+    let sample = istore::sample(&st.store, sample.id).await?;
+    let reviews = istore::sample_reviews(&st.store, sample.id).await?;
+    let status = trecord::inspection_status(&sample, &r, &reviews);
     Ok(created(
-        format!("/api/inspections/rounds/{id}"),
-        json!(detail(&st, r).await?),
+        format!("/api/teachers/{teacher}/record"),
+        json!(status),
     ))
 }
 
@@ -882,6 +988,63 @@ pub(crate) struct BlindEvidence {
     rubric: Option<BlindRubric>,
 }
 
+/// A file of a blinded point's evidence, renamed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BlindFile {
+    /// A name made here (`材料1-2.pdf`: item 1's second file), never the uploaded one.
+    name: String,
+    /// What the bytes are (`pdf`, `png`…), by content.
+    kind: String,
+    /// Its media type.
+    mime: String,
+    /// Bytes.
+    size: i64,
+    /// `/api/inspections/reviews/{id}/files/{index}`.
+    url: String,
+}
+
+/// A clip of a blinded point's evidence.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BlindClip {
+    /// In point on its recording's timeline (ms).
+    in_ms: i64,
+    /// Out point (ms).
+    out_ms: i64,
+    /// The sources that play it (`/api/inspections/reviews/{id}/media/{index}`; empty when
+    /// its recording is gone or not processed).
+    urls: Vec<String>,
+}
+
+/// One evidence item of a blinded point: its clip and its files; no note (free text may
+/// name people) and no uploaded file names.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BlindEvidenceItem {
+    /// 1, 2, … in the order given.
+    item: usize,
+    /// The clip, when it has one.
+    clip: Option<BlindClip>,
+    /// Its files.
+    files: Vec<BlindFile>,
+}
+
+/// What a blinded reviewer sees of a drawn ability-point submission (微能力点): the point
+/// and its evidence; never who gave it or where.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BlindPoint {
+    /// The point's code (A1…).
+    code: String,
+    /// Its name.
+    name: String,
+    /// Its English name.
+    name_en: String,
+    /// A, B or C.
+    environment: String,
+    /// analysis, design, guidance or assessment.
+    dimension: String,
+    /// The evidence items.
+    items: Vec<BlindEvidenceItem>,
+}
+
 /// A review as its (blinded) reviewer sees it.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct BlindReview {
@@ -897,12 +1060,19 @@ pub(crate) struct BlindReview {
     stratum: Stratum,
     /// The round's pass mark.
     pass_mark: f64,
+    /// What is graded: `score` (0–100, an observation) or `grade` (优秀/合格/不合格:
+    /// excellent, pass, fail; an ability point).
+    marks: String,
     /// The score given (0–100), once graded.
     score: Option<f64>,
+    /// The point grade given, once graded.
+    grade: Option<String>,
     /// The reviewer's comment.
     comment: String,
-    /// The evidence (`GET /api/inspections/reviews/{id}` only).
+    /// The observation's evidence (`GET /api/inspections/reviews/{id}` only).
     evidence: Option<BlindEvidence>,
+    /// The ability point and its evidence (`GET /api/inspections/reviews/{id}` only).
+    point: Option<BlindPoint>,
 }
 
 async fn blind(
@@ -913,7 +1083,13 @@ async fn blind(
     let s = &st.store;
     let sample = istore::sample(s, v.sample_id).await?;
     let round = istore::round(s, v.round_id).await?;
-    let evidence = if with_evidence {
+    let points = of_points(&round);
+    let point = if with_evidence && points {
+        Some(blind_point(st, v).await?)
+    } else {
+        None
+    };
+    let evidence = if with_evidence && !points {
         let o = ostore::observation(s, sample.source_id).await?;
         let l = model::get_lesson(s, o.lesson_id).await?;
         let mut e = BlindEvidence {
@@ -984,9 +1160,71 @@ async fn blind(
             area: sample.area,
         },
         pass_mark: round.pass_mark,
+        marks: if points { "grade" } else { "score" }.to_string(),
         score: v.score,
+        grade: v.grade.clone(),
         comment: v.comment.clone(),
         evidence,
+        point,
+    })
+}
+
+/// The drawn point and its evidence, blinded: files renamed and served by index, clips
+/// through the blinded media route.
+async fn blind_point(st: &SchoolState, v: &ReviewRow) -> Result<BlindPoint, ApiError> {
+    let sample = istore::sample(&st.store, v.sample_id).await?;
+    let sub = istore::submission(&st.store, sample.source_id).await?;
+    let list = crate::observe::records::points::points();
+    let p = list.get(&sub.point).cloned();
+    let media = super::inspect_media::media_entries(st, v).await?;
+    let mut k = 0;
+    let items = super::inspect_media::point_items(st, v)
+        .await?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (e, files))| {
+            let item = i + 1;
+            let clip = match (e.in_ms, e.out_ms) {
+                (Some(a), Some(b)) => Some(BlindClip {
+                    in_ms: a,
+                    out_ms: b,
+                    urls: media
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, m)| m.item() == Some(item))
+                        .map(|(j, _)| format!("/api/inspections/reviews/{}/media/{j}", v.id))
+                        .collect(),
+                }),
+                _ => None,
+            };
+            let files = files
+                .iter()
+                .enumerate()
+                .map(|(j, f)| {
+                    let url = format!("/api/inspections/reviews/{}/files/{k}", v.id);
+                    k += 1;
+                    BlindFile {
+                        name: super::inspect_media::blind_file_name(item, j + 1, &f.kind),
+                        kind: f.kind.clone(),
+                        mime: f.mime.clone(),
+                        size: f.size,
+                        url,
+                    }
+                })
+                .collect();
+            BlindEvidenceItem { item, clip, files }
+        })
+        .collect();
+    Ok(BlindPoint {
+        code: sub.point.clone(),
+        name: p.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
+        name_en: p.as_ref().map(|p| p.name_en.clone()).unwrap_or_default(),
+        environment: p
+            .as_ref()
+            .map(|p| p.environment.clone())
+            .unwrap_or_default(),
+        dimension: p.map(|p| p.dimension).unwrap_or_default(),
+        items,
     })
 }
 
@@ -1037,12 +1275,17 @@ pub(super) async fn reviews_get(
     Ok(Json(blind(&st, &v, true).await?).into_response())
 }
 
-/// A grade.
+/// A grade: a `score` for an observation's review, a `grade` for an ability point's.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GradeBody {
-    /// 0 to 100; at or above the round's pass mark passes.
-    score: f64,
+    /// 0 to 100; at or above the round's pass mark passes (observation rounds).
+    #[serde(default)]
+    score: Option<f64>,
+    /// `excellent` (优秀), `pass` (合格) or `fail` (不合格); 不合格 fails (ability-point
+    /// rounds).
+    #[serde(default)]
+    grade: Option<String>,
     /// Why (up to 2000 characters).
     #[serde(default)]
     comment: String,
@@ -1059,33 +1302,60 @@ pub(super) async fn reviews_grade(
     JsonBody(b): JsonBody<GradeBody>,
 ) -> ApiResult {
     let v = my_review(&st, &p, &id).await?;
-    if !(b.score.is_finite() && (0.0..=100.0).contains(&b.score)) {
-        return Err(ApiError::invalid(format!(
-            "score must be 0 to 100, not {}",
-            b.score
-        )));
-    }
+    let r = istore::round(&st.store, v.round_id).await?;
+    let mark = match (of_points(&r), b.score, b.grade.as_deref()) {
+        (false, Some(score), None) => {
+            if !(score.is_finite() && (0.0..=100.0).contains(&score)) {
+                return Err(ApiError::invalid(format!(
+                    "score must be 0 to 100, not {score}"
+                )));
+            }
+            Mark::Score(score)
+        }
+        (true, None, Some(g)) => Mark::Point(
+            PointGrade::parse(g)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "grade must be excellent, pass or fail, not `{}`",
+                        g.chars().take(40).collect::<String>()
+                    ))
+                })?
+                .as_str(),
+        ),
+        (false, ..) => {
+            return Err(ApiError::invalid(
+                "an observation's review is graded with a score (0 to 100), not a grade",
+            ))
+        }
+        (true, ..) => {
+            return Err(ApiError::invalid(
+                "an ability point's review is graded with a grade (excellent, pass or fail), not a score",
+            ))
+        }
+    };
     let comment = b.comment.trim();
     if comment.chars().count() > 2_000 {
         return Err(ApiError::invalid("a comment has at most 2000 characters"));
     }
-    istore::grade(&st.store, &v, b.score, comment, &p.ident(), st.now()).await?;
-    let r = istore::round(&st.store, v.round_id).await?;
+    istore::grade(&st.store, &v, mark, comment, &p.ident(), st.now()).await?;
     let reviews = istore::sample_reviews(&st.store, v.sample_id).await?;
     let refs: Vec<&ReviewRow> = reviews.iter().collect();
-    let g = grades(&refs);
-    if rules::dispute_due(&g, r.pass_mark) {
+    let verdicts = istore::verdicts(&refs, r.pass_mark);
+    if rules::dispute_due_verdicts(&verdicts) {
         let note = format!(
             "grades {} straddle the pass mark {}",
             refs.iter()
-                .filter_map(|x| x.score)
-                .map(|s| s.to_string())
+                .filter_map(|x| x.score.map(|s| s.to_string()).or_else(|| x.grade.clone()))
                 .collect::<Vec<_>>()
                 .join(", "),
-            r.pass_mark
+            if of_points(&r) {
+                "(合格)".to_string()
+            } else {
+                r.pass_mark.to_string()
+            }
         );
         extra_review(&st, &p, &r, v.sample_id, Reason::Dispute, &note).await?;
-    } else if rules::outcome(&g, r.pass_mark) != Outcome::Pending {
+    } else if rules::outcome_of(&verdicts) != Outcome::Pending && !of_points(&r) {
         let sample = istore::sample(&st.store, v.sample_id).await?;
         istore::mark_reviewed(&st.store, sample.source_id, st.now()).await?;
     }

@@ -10,10 +10,16 @@
 //!
 //! The processed sources have no title card (only the exports add one), so a reviewer's
 //! playback starts with the lesson itself.
+//!
+//! An ability-point review (微能力点抽检) lists the sources of every evidence clip's
+//! recording the same way, each with the clip's in and out points, and serves the evidence's
+//! files by index under names made here (`材料1-1.pdf`): never the name the teacher uploaded
+//! them under.
 
 use super::*;
 use crate::observe::inspect_store::{self as istore, ReviewRow};
-use crate::record::process::Manifest;
+use crate::observe::records::store::{self as rstore, EvidenceRow, FileRow};
+use crate::record::process::{Manifest, Source};
 use crate::school::recording;
 use serde::Serialize;
 
@@ -26,8 +32,125 @@ pub(crate) struct BlindMedia {
     start_ms: u64,
     /// How long it lasts (ms).
     duration_ms: u64,
+    /// An ability-point review: the evidence item (1, 2, … as `point.items[].item`) whose
+    /// clip this source plays.
+    item: Option<usize>,
+    /// The clip's in point on the recording's timeline (ms; ability-point reviews).
+    in_ms: Option<i64>,
+    /// The clip's out point (ms).
+    out_ms: Option<i64>,
     /// `/api/inspections/reviews/{id}/media/{index}` (ranges honoured).
     url: String,
+}
+
+/// One playable source of a review, with the recording it is kept in (on the server).
+pub(super) struct MediaEntry {
+    rec: i64,
+    source: Source,
+    /// (evidence item number, in, out) for an ability point's clip.
+    clip: Option<(usize, i64, i64)>,
+}
+
+impl MediaEntry {
+    /// The evidence item (1, 2, …) whose clip this source plays, for an ability point.
+    pub(super) fn item(&self) -> Option<usize> {
+        self.clip.map(|c| c.0)
+    }
+}
+
+/// The evidence items of an ability-point review's submission (in the order given), with
+/// their files.
+pub(super) async fn point_items(
+    st: &SchoolState,
+    v: &ReviewRow,
+) -> Result<Vec<(EvidenceRow, Vec<FileRow>)>, ApiError> {
+    let sample = istore::sample(&st.store, v.sample_id).await?;
+    let sub = istore::submission(&st.store, sample.source_id).await?;
+    let items: Vec<EvidenceRow> = rstore::evidence_of(&st.store, sub.teacher_id, &sub.term)
+        .await?
+        .into_iter()
+        .filter(|e| e.point == sub.point)
+        .collect();
+    let ids: Vec<i64> = items.iter().map(|e| e.id).collect();
+    let files = rstore::files_of(&st.store, &ids).await?;
+    Ok(items
+        .into_iter()
+        .map(|e| {
+            let mine = files
+                .iter()
+                .filter(|f| f.evidence_id == e.id)
+                .cloned()
+                .collect();
+            (e, mine)
+        })
+        .collect())
+}
+
+/// The name a blinded reviewer sees for file `file` (1, 2, …) of evidence item `item`.
+pub(super) fn blind_file_name(item: usize, file: usize, kind: &str) -> String {
+    format!("材料{item}-{file}.{kind}")
+}
+
+/// Every playable source of the review, in the order of its media list: an observation's
+/// newest processed recording's sources; an ability point's clips' recordings' sources, item
+/// by item (a clip whose recording is gone or not processed has none).
+pub(super) async fn media_entries(
+    st: &SchoolState,
+    v: &ReviewRow,
+) -> Result<Vec<MediaEntry>, ApiError> {
+    let round = istore::round(&st.store, v.round_id).await?;
+    if round.source != "ability_point" {
+        let (rec, m) = media_of(st, v).await?;
+        return Ok(m
+            .sources
+            .into_iter()
+            .map(|source| MediaEntry {
+                rec,
+                source,
+                clip: None,
+            })
+            .collect());
+    }
+    let recs = recording::list(&st.store).await?;
+    let mut out = Vec::new();
+    for (i, (e, _)) in point_items(st, v).await?.iter().enumerate() {
+        let (Some(rid), Some(a), Some(b)) = (e.recording_id, e.in_ms, e.out_ms) else {
+            continue;
+        };
+        let ready = recs.iter().any(|r| {
+            r.id == rid && r.processing.as_deref() == Some("ready") && r.deleted_at.is_none()
+        });
+        if !ready {
+            continue;
+        }
+        let m = manifest(st, rid, v.id).await?;
+        out.extend(m.sources.into_iter().map(|source| MediaEntry {
+            rec: rid,
+            source,
+            clip: Some((i + 1, a, b)),
+        }));
+    }
+    Ok(out)
+}
+
+/// A recording's manifest, read through the storage trait.
+async fn manifest(st: &SchoolState, rec: i64, review: i64) -> Result<Manifest, ApiError> {
+    let storage = recording::storage(st);
+    let bytes =
+        tokio::task::spawn_blocking(move || storage.file(rec, "manifest.json").map(std::fs::read))
+            .await
+            .map_err(ApiError::internal)?;
+    let bytes = match bytes {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => {
+            return Err(ApiError::internal(format!(
+                "review {review}: the recording's manifest cannot be read: {e}"
+            )))
+        }
+        None => return Err(ApiError::internal("no manifest file name")),
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::internal(format!("review {review}: a bad manifest: {e}")))
 }
 
 /// The manifest of the newest processed recording of the review's lesson, with the
@@ -48,25 +171,7 @@ async fn media_of(st: &SchoolState, v: &ReviewRow) -> Result<(i64, Manifest), Ap
         .rev()
         .find(|r| r.processing.as_deref() == Some("ready") && r.deleted_at.is_none())
         .ok_or_else(none)?;
-    let storage = recording::storage(st);
-    let id = rec.id;
-    let bytes =
-        tokio::task::spawn_blocking(move || storage.file(id, "manifest.json").map(std::fs::read))
-            .await
-            .map_err(ApiError::internal)?;
-    let bytes = match bytes {
-        Some(Ok(b)) => b,
-        Some(Err(e)) => {
-            return Err(ApiError::internal(format!(
-                "review {}: the recording's manifest cannot be read: {e}",
-                v.id
-            )))
-        }
-        None => return Err(ApiError::internal("no manifest file name")),
-    };
-    let m: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::internal(format!("review {}: a bad manifest: {e}", v.id)))?;
-    Ok((rec.id, m))
+    Ok((rec.id, manifest(st, rec.id, v.id).await?))
 }
 
 #[utoipa::path(
@@ -80,18 +185,20 @@ pub(super) async fn reviews_media(
     Path(id): Path<String>,
 ) -> ApiResult {
     let v = my_review(&st, &p, &id).await?;
-    let (_, m) = media_of(&st, &v).await?;
-    let out: Vec<BlindMedia> = m
-        .sources
+    let out: Vec<BlindMedia> = media_entries(&st, &v)
+        .await?
         .iter()
         .enumerate()
-        .map(|(i, s)| BlindMedia {
-            kind: serde_json::to_value(s.kind)
+        .map(|(i, e)| BlindMedia {
+            kind: serde_json::to_value(e.source.kind)
                 .ok()
                 .and_then(|k| k.as_str().map(str::to_string))
                 .unwrap_or_default(),
-            start_ms: s.start_ms,
-            duration_ms: s.duration_ms,
+            start_ms: e.source.start_ms,
+            duration_ms: e.source.duration_ms,
+            item: e.clip.map(|c| c.0),
+            in_ms: e.clip.map(|c| c.1),
+            out_ms: e.clip.map(|c| c.2),
             url: format!("/api/inspections/reviews/{}/media/{i}", v.id),
         })
         .collect();
@@ -147,17 +254,18 @@ pub(super) async fn reviews_media_file(
     req: axum::extract::Request,
 ) -> ApiResult {
     let v = my_review(&st, &p, &id).await?;
-    let (rec, m) = media_of(&st, &v).await?;
-    let src = index
+    let entries = media_entries(&st, &v).await?;
+    let entry = index
         .parse::<usize>()
         .ok()
-        .and_then(|i| m.sources.get(i))
+        .and_then(|i| entries.get(i))
         .ok_or_else(|| {
             ApiError::not_found(
                 "not-found",
                 format!("review {} has no media `{index}`", v.id),
             )
         })?;
+    let (rec, src) = (entry.rec, &entry.source);
     let storage = recording::storage(&st);
     let (Some(original), Some(blind)) = (
         storage.file(rec, &src.file),
@@ -222,6 +330,67 @@ pub(super) async fn reviews_media_file(
         HeaderValue::from_static("private, no-cache"),
     );
     Ok(resp)
+}
+
+#[utoipa::path(
+    get, path = "/api/inspections/reviews/{id}/files/{index}",
+    params(("id" = i64, Path, description = "the review's id"),
+        ("index" = usize, Path, description = "the file's place in the review's `point.items[].files` (0, 1, … over every item)")),
+    responses(
+        (status = 200, description = "an ability-point review's evidence file: its bytes as uploaded, under a name made here (never the uploaded name)", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 404, description = "no such file (or not an ability-point review)", body = crate::problem::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn reviews_file(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path((id, index)): Path<(String, String)>,
+) -> ApiResult {
+    let v = my_review(&st, &p, &id).await?;
+    let round = istore::round(&st.store, v.round_id).await?;
+    let none = || {
+        ApiError::not_found(
+            "not-found",
+            format!("review {} has no file `{index}`", v.id),
+        )
+    };
+    if round.source != "ability_point" {
+        return Err(none());
+    }
+    let want = index.parse::<usize>().map_err(|_| none())?;
+    let items = point_items(&st, &v).await?;
+    let (item, nth, f) = items
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, files))| {
+            files
+                .iter()
+                .enumerate()
+                .map(move |(j, f)| (i + 1, j + 1, f))
+        })
+        .nth(want)
+        .ok_or_else(none)?;
+    let path =
+        crate::observe::records::api::evidence_dir(&st, f.evidence_id).join(f.id.to_string());
+    let bytes = tokio::fs::read(path).await.map_err(ApiError::internal)?;
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    if let Ok(val) = HeaderValue::from_str(&f.mime) {
+        h.insert(header::CONTENT_TYPE, val);
+    }
+    let name = blind_file_name(item, nth, &f.kind);
+    let encoded = percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC);
+    if let Ok(val) = HeaderValue::from_str(&format!("inline; filename*=UTF-8''{encoded}")) {
+        h.insert(header::CONTENT_DISPOSITION, val);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! | object | read | write |
 //! | --- | --- | --- |
 //! | a teacher's record (and its evidence files) | the teacher themself; admins and observers whose scope covers the teacher's school | |
-//! | evidence item | as the record | the teacher themself (add; delete or add files while ungraded) |
+//! | evidence item | as the record | the teacher themself (add; delete or add files while ungraded; none of it once the point is drawn for inspection) |
 //! | an evidence item's grade | as the record | admins and observers whose scope covers the teacher's school (never the teacher) |
 //!
 //! Inspectors see only what an inspection round assigns them (blinded), not records; other
@@ -204,6 +204,32 @@ async fn own_evidence(st: &SchoolState, p: &Principal, id: &str) -> Result<Evide
         return Err(out_of_scope(format!("evidence {}", e.id)));
     }
     Ok(e)
+}
+
+/// Refuses a change to a point that a sampling inspection (抽检) has drawn: its reviewers
+/// grade the evidence as it was drawn.
+async fn not_drawn(
+    st: &SchoolState,
+    teacher: i64,
+    term: &str,
+    point: &str,
+) -> Result<(), ApiError> {
+    let Some(id) =
+        crate::observe::inspect_store::submission_id(&st.store, teacher, term, point).await?
+    else {
+        return Ok(());
+    };
+    if crate::observe::inspect_store::samples_of(&st.store, "ability_point", &[id])
+        .await?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "point-drawn",
+        format!("point {point} of {term} was drawn for inspection: its evidence no longer changes"),
+    ))
 }
 
 fn graded(e: &EvidenceRow) -> ApiError {
@@ -420,6 +446,7 @@ async fn evidence_add(
     if note.chars().count() > 2_000 {
         return Err(ApiError::invalid("a note has at most 2000 characters"));
     }
+    not_drawn(&st, t.id, term, &b.point).await?;
     let clip = check_clip(&st, t.id, &b).await?;
     if rstore::evidence_of(&st.store, t.id, term).await?.len() >= MAX_ITEMS_PER_TERM {
         return Err(ApiError::invalid(format!(
@@ -456,6 +483,7 @@ async fn evidence_delete(
     Path(id): Path<String>,
 ) -> ApiResult {
     let e = own_evidence(&st, &p, &id).await?;
+    not_drawn(&st, e.teacher_id, &e.term, &e.point).await?;
     let files = rstore::files_of(&st.store, &[e.id]).await?;
     if !rstore::delete_ungraded(&st.store, e.id).await? {
         return Err(graded(&e));
@@ -468,7 +496,8 @@ async fn evidence_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn evidence_dir(st: &SchoolState, id: i64) -> std::path::PathBuf {
+/// Where evidence item `id`'s files are kept (one file a row id).
+pub(crate) fn evidence_dir(st: &SchoolState, id: i64) -> std::path::PathBuf {
     st.config.data.dir.join("evidence").join(id.to_string())
 }
 
@@ -519,6 +548,7 @@ async fn file_add(
     if e.grade.is_some() {
         return Err(graded(&e));
     }
+    not_drawn(&st, e.teacher_id, &e.term, &e.point).await?;
     let name = clean_name(q.name.as_deref().unwrap_or(""));
     if name.is_empty() {
         return Err(ApiError::invalid("name is needed: ?name=教学设计.pdf"));

@@ -2,7 +2,10 @@
 //! came from, so a spreadsheet copy stays as explainable as the page. Pure (from a computed
 //! [`TeacherRecord`]); must never compute a figure of its own.
 
-use super::record::{lesson_url, observation_url, LessonFigures, Mean, TeacherRecord};
+use super::record::{
+    lesson_url, observation_url, InspectionStatus, LessonFigures, Mean, ReviewState, TeacherRecord,
+};
+use crate::observe::inspect::Outcome;
 
 /// The header row (Chinese: what district offices open it in).
 pub const HEADER: [&str; 5] = ["类别", "项目", "数值", "来源编号", "来源链接"];
@@ -83,6 +86,33 @@ fn mean_row(out: &mut Vec<Vec<String>>, item: &str, m: &Mean) {
     ));
 }
 
+/// Where an inspection stands, in words: 评审中 (graded/reviews), 合格 or 不合格, and
+/// whether it was appealed.
+fn inspection_value(i: &InspectionStatus) -> String {
+    let state = match (i.state, i.outcome) {
+        (ReviewState::Decided, Some(Outcome::Passed)) => "合格".to_string(),
+        (ReviewState::Decided, Some(Outcome::Failed)) => "不合格".to_string(),
+        _ => format!("评审中 {}/{}", i.graded, i.reviews),
+    };
+    let mut v = state;
+    if i.disputed {
+        v.push_str(" 争议复检");
+    }
+    if i.appealed {
+        v.push_str(" 已申诉");
+    }
+    v
+}
+
+fn level_zh(l: &str) -> &str {
+    match l {
+        "county" => "县级",
+        "city" => "市级",
+        "province" => "省级",
+        other => other,
+    }
+}
+
 /// The rows.
 pub fn rows(r: &TeacherRecord) -> Vec<Vec<String>> {
     let mut out = vec![
@@ -159,6 +189,20 @@ pub fn rows(r: &TeacherRecord) -> Vec<Vec<String>> {
                 observation_url,
             ));
         }
+        for i in &o.inspections {
+            out.push(row(
+                "抽检",
+                format!(
+                    "观察 #{} {}抽检「{}」",
+                    o.id,
+                    level_zh(&i.level),
+                    i.round_name
+                ),
+                inspection_value(i),
+                &one,
+                observation_url,
+            ));
+        }
         if let Some(f) = &o.fias {
             out.push(row(
                 "评课",
@@ -204,6 +248,20 @@ pub fn rows(r: &TeacherRecord) -> Vec<Vec<String>> {
             ids(&ev),
             String::new(),
         ]);
+        for i in &p.inspections {
+            out.push(vec![
+                "抽检".into(),
+                format!(
+                    "微能力点 {} {}抽检「{}」",
+                    p.code,
+                    level_zh(&i.level),
+                    i.round_name
+                ),
+                inspection_value(i),
+                ids(&ev),
+                String::new(),
+            ]);
+        }
     }
     out
 }

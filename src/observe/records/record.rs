@@ -171,6 +171,98 @@ pub struct FiasFigure {
     pub revised_indirect_direct: Option<f64>,
 }
 
+/// Where an inspection of a drawn item stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewState {
+    /// Some review is not graded yet (a dispute's or an appeal's too).
+    Reviewing,
+    /// Every review is graded: the outcome stands.
+    Decided,
+}
+
+/// An observation or ability point drawn in a sampling inspection (抽检), as its teacher's
+/// record shows it: the round, how far its reviews are and the outcome once decided; never
+/// the reviewers (nor their grades one by one).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct InspectionStatus {
+    /// The sample (what an appeal names).
+    pub sample_id: i64,
+    /// The round.
+    pub round_id: i64,
+    /// Its name.
+    pub round_name: String,
+    /// county, city or province.
+    pub level: String,
+    /// reviewing or decided.
+    pub state: ReviewState,
+    /// Reviews so far (with disputes' and appeals').
+    pub reviews: usize,
+    /// Of those, graded.
+    pub graded: usize,
+    /// passed or failed once decided (`null` while reviewing).
+    pub outcome: Option<crate::observe::inspect::Outcome>,
+    /// A dispute review was added (two grades on opposite sides of pass/fail).
+    pub disputed: bool,
+    /// Appealed (once only).
+    pub appealed: bool,
+    /// Whether the teacher may appeal now (decided, not appealed before):
+    /// `POST /api/inspections/appeals`.
+    pub may_appeal: bool,
+}
+
+/// The status of one sample from its round and reviews (in order).
+pub fn inspection_status(
+    sample: &crate::observe::inspect_store::SampleRow,
+    round: &crate::observe::inspect_store::RoundRow,
+    reviews: &[crate::observe::inspect_store::ReviewRow],
+) -> InspectionStatus {
+    use crate::observe::inspect::{outcome_of, Outcome, Reason};
+    let refs: Vec<&crate::observe::inspect_store::ReviewRow> = reviews.iter().collect();
+    let o = outcome_of(&crate::observe::inspect_store::verdicts(
+        &refs,
+        round.pass_mark,
+    ));
+    let decided = o != Outcome::Pending;
+    InspectionStatus {
+        sample_id: sample.id,
+        round_id: round.id,
+        round_name: round.name.clone(),
+        level: round.level.clone(),
+        state: if decided {
+            ReviewState::Decided
+        } else {
+            ReviewState::Reviewing
+        },
+        reviews: reviews.len(),
+        graded: reviews
+            .iter()
+            .filter(|r| r.score.is_some() || r.grade.is_some())
+            .count(),
+        outcome: decided.then_some(o),
+        disputed: reviews.iter().any(|r| r.reason == Reason::Dispute),
+        appealed: sample.appealed,
+        may_appeal: decided && !sample.appealed,
+    }
+}
+
+/// The inspections of the drawn items among `ids` (of `source`: `observation` or
+/// `ability_point`), by item id.
+pub async fn inspections(
+    store: &Store,
+    source: &str,
+    ids: &[i64],
+) -> StoreResult<HashMap<i64, Vec<InspectionStatus>>> {
+    let mut out: HashMap<i64, Vec<InspectionStatus>> = HashMap::new();
+    for (sample, round) in crate::observe::inspect_store::samples_of(store, source, ids).await? {
+        let reviews = crate::observe::inspect_store::sample_reviews(store, sample.id).await?;
+        out.entry(sample.source_id)
+            .or_default()
+            .push(inspection_status(&sample, &round, &reviews));
+    }
+    Ok(out)
+}
+
 /// One submitted observation of one of the teacher's lessons.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ObservationResult {
@@ -198,6 +290,8 @@ pub struct ObservationResult {
     pub st: Option<StFigure>,
     /// The FIAS ratios, when coded.
     pub fias: Option<FiasFigure>,
+    /// The sampling inspections (抽检) that drew it (empty: never drawn).
+    pub inspections: Vec<InspectionStatus>,
 }
 
 /// A count with the observations behind it.
@@ -280,6 +374,8 @@ pub struct PointRecord {
     pub grade_name: Option<String>,
     /// The evidence the grade comes from.
     pub evidence: Vec<EvidenceView>,
+    /// The sampling inspections (抽检) that drew this point (empty: never drawn).
+    pub inspections: Vec<InspectionStatus>,
 }
 
 /// The term's micro-ability points.
@@ -617,6 +713,7 @@ async fn observation_results(
             rubric: None,
             st: None,
             fias: None,
+            inspections: Vec::new(),
         };
         for m in &o.methods {
             match m {
@@ -658,6 +755,11 @@ async fn observation_results(
         out.push(r);
     }
     out.sort_by_key(|r| (r.lesson_starts_at, r.id));
+    let ids: Vec<i64> = out.iter().map(|r| r.id).collect();
+    let mut drawn = inspections(store, "observation", &ids).await?;
+    for r in &mut out {
+        r.inspections = drawn.remove(&r.id).unwrap_or_default();
+    }
     Ok(out)
 }
 
@@ -714,7 +816,22 @@ pub async fn abilities(store: &Store, teacher: i64, term: &str) -> StoreResult<A
             grade,
             grade_name: grade.map(|g| g.name().to_string()),
             evidence: items,
+            inspections: Vec::new(),
         });
+    }
+    let mut subs: HashMap<i64, String> = HashMap::new();
+    for p in &out {
+        if let Some(id) =
+            crate::observe::inspect_store::submission_id(store, teacher, term, &p.code).await?
+        {
+            subs.insert(id, p.code.clone());
+        }
+    }
+    let ids: Vec<i64> = subs.keys().copied().collect();
+    for (id, list) in inspections(store, "ability_point", &ids).await? {
+        if let Some(p) = out.iter_mut().find(|p| subs.get(&id) == Some(&p.code)) {
+            p.inspections = list;
+        }
     }
     Ok(Abilities {
         min_points: list.min_points,
@@ -829,6 +946,7 @@ mod tests {
                 indirect_direct: None,
                 revised_indirect_direct: None,
             }),
+            inspections: vec![],
         }
     }
 

@@ -21,6 +21,9 @@ pub(super) trait Scoped: Entity {
     fn device_readable(&self, _classroom: i64, _shared: &[i64]) -> bool {
         false
     }
+    /// On a `PUT`, takes from the stored row `old` the fields a client may leave out to keep
+    /// them (`sent`: the body's members); by default every field is replaced.
+    fn keep_unsent(&mut self, _old: &Self, _sent: &serde_json::Map<String, serde_json::Value>) {}
 }
 
 impl Scoped for Region {
@@ -52,6 +55,13 @@ impl Scoped for School {
     }
     fn readable(&self, scope: &crate::auth::scope::Scope, d: &Directory) -> bool {
         d.school_visible(scope, self.id)
+    }
+    /// Urban/rural (a stratum of 抽检 draws) is kept when a `PUT` leaves it out: a form or
+    /// tool that does not know the field must not reset it to `unknown`.
+    fn keep_unsent(&mut self, old: &Self, sent: &serde_json::Map<String, serde_json::Value>) {
+        if !sent.contains_key("area") {
+            self.area = old.area;
+        }
     }
 }
 
@@ -211,11 +221,22 @@ pub(super) async fn update_entity<E: Scoped>(
     State(st): State<Arc<SchoolState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
-    JsonBody(e): JsonBody<E>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> ApiResult {
     let id = parse_id(&id)?;
+    // Read as a document first, so the entity can tell a member left out from one sent.
+    let mut e: E = serde_json::from_value(body.clone()).map_err(|err| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-json",
+            format!("Failed to deserialize the JSON body into the target type: {err}"),
+        )
+    })?;
     e.validate().map_err(ApiError::invalid)?;
     let old = model::get::<E>(&st.store, id).await?;
+    if let Some(sent) = body.as_object() {
+        e.keep_unsent(&old, sent);
+    }
     let d = Directory::load(&st.store).await?;
     let mut places = old.places(&d);
     places.extend(e.places(&d));

@@ -135,7 +135,9 @@ impl Server {
         // Recording: the capture writer thread and the recorder (before the scheduler's bells).
         school::recording::start(&state.school);
         // Recovery: recordings a crash left open or unprocessed become playable files.
-        school::recording_files::recover(&state.school).await;
+        let cut = school::recording_files::recover(&state.school).await;
+        // Lessons live at the restart are recorded again, as a new capture (issue 20).
+        school::recording::resume(&state.school, &cut).await;
         // Exports: jobs a restart interrupted are queued again, then run one at a time.
         school::exports::spawn(&state.school);
         tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));

@@ -4,7 +4,11 @@
 //! (by the API of the page, by keyboard) they stay within one frame of each other on the lesson
 //! timeline; a click swaps a side picture into the large tile; the English page shows no
 //! untranslated key; and in /observe a click on a time-stamped comment seeks the recording to
-//! that moment (issue 21 item 2).
+//! that moment (issue 21 item 2). Issue 20's pages: a recording still waiting to be processed
+//! becomes playable on the open page without a reload (its processing's events), with its
+//! losses marked on the timeline and the lesson's other part linked with the gap between them;
+//! and the admin page sets a school's recording settings (on/off, days kept) for the schools in
+//! the admin's place only, a bad value refused with the server's reason.
 //!
 //! Run: `cargo test --test browser_player` (needs `chromium` and `chromium-driver`).
 
@@ -17,7 +21,7 @@ use fantoccini::Locator;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::browser::{Browser, Page};
-use support::recorded::{insert, three_sources};
+use support::recorded::{insert, insert_unprocessed, three_sources};
 use support::school::{at, fixture, lesson, App, Backend};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -359,6 +363,431 @@ async fn a_time_stamped_comment_seeks_the_recording_in_the_observers_workspace()
         .map(|c: &Value| c["at_ms"].as_i64().unwrap())
         .collect();
     assert!(stamped.contains(&5000), "{v}");
+    page.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_becomes_playable_without_a_reload_with_its_gaps_and_parts() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start(Backend::Sqlite).await.expect("server");
+    let f = fixture(&app).await;
+    let l = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    // The lesson's first part (processed), and its second after a two-minute gap, whose
+    // teacher camera lost half a second of packets from 1 s; not processed yet.
+    let first = insert(
+        &app.server,
+        Some(l),
+        at("08:00"),
+        at("08:10"),
+        Some(&three_sources(3)),
+    )
+    .await;
+    let rid = insert_unprocessed(
+        &app.server,
+        Some(l),
+        at("08:12"),
+        at("08:40"),
+        &three_sources(3),
+        Some(1_000_000..1_500_000),
+    )
+    .await;
+    let page = browser.new_page().await?;
+    log_in(&page, &app.base, "observer1").await?;
+    page.goto(&format!("{}/player?recording={rid}", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayPlayer && window.classrelayPlayer.processing === 'waiting'",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    let text = page.eval_expr("document.body.innerText").await?;
+    assert!(text.as_str().unwrap_or("").contains("等待处理"), "{text}");
+    // Both parts, this one not a link, and the gap between them.
+    let parts = page
+        .eval_expr(
+            "[...document.querySelectorAll('#parts [data-part]')].map((e) => [Number(e.dataset.part), e.tagName])",
+        )
+        .await?;
+    assert_eq!(parts, json!([[first, "A"], [rid, "STRONG"]]));
+    let gap = page
+        .eval_expr("document.querySelector('#parts [data-gap]').dataset.gap")
+        .await?;
+    assert_eq!(gap, json!("120000"));
+    // The processor runs (as at a lesson's end): the page plays it without a reload.
+    page.eval("window.samePage = true; return true;").await?;
+    let school = &app.server.state().school;
+    classrelay::school::recording_files::process_announced(
+        &school.store,
+        &school.recording_events,
+        rid,
+    )
+    .await
+    .expect("processed");
+    page.wait_until(
+        "window.samePage === true && window.classrelayPlayer.player && window.classrelayPlayer.player.sources.length === 3",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    // The loss is marked where it sits on the lesson timeline.
+    let gaps = page
+        .eval("await window.classrelayPlayer.player.gapsLoaded; return [...document.querySelectorAll('.pl-gap')].map((g) => Number(g.dataset.at));")
+        .await?;
+    let at: Vec<f64> = gaps
+        .as_array()
+        .expect("marks")
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        !at.is_empty() && at.iter().all(|a| (900.0..=1600.0).contains(a)),
+        "{gaps}"
+    );
+    page.close().await?;
+    Ok(())
+}
+
+/// The admin page's recording settings: (school, whether it cannot be changed) per row.
+async fn settings_rows(page: &Page, base: &str) -> Result<Value> {
+    page.goto(&format!("{base}/admin#schools")).await?;
+    page.wait_until(
+        "document.body.dataset.ready === 'schools' && document.getElementById('recSettings')",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    page.eval_expr(
+        "[...document.querySelectorAll('#recSettings tr[data-school]')].map((r) => [Number(r.dataset.school), !r.querySelector('button')])",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_sets_recording_settings_for_the_schools_in_its_place() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start(Backend::Sqlite).await.expect("server");
+    let f = fixture(&app).await;
+    // A school in another county: not in the county admin's place.
+    let other_region = app
+        .create(
+            "/api/regions",
+            json!({"province": "四川省", "city": "凉山彝族自治州", "county": "美姑县"}),
+        )
+        .await;
+    let elsewhere = app
+        .create(
+            "/api/schools",
+            json!({"code": "MG01", "name": "美姑县小学", "kind": "partner", "region_id": other_region}),
+        )
+        .await;
+    for (name, scope) in [("countyadmin", "county"), ("hubadmin", "school")] {
+        app.create(
+            "/api/users",
+            json!({"username": name, "display_name": name, "role": "admin",
+                   "password": "password-123", "scope": scope,
+                   "school_id": (scope == "school").then_some(f.hub_school),
+                   "region_id": f.region}),
+        )
+        .await;
+    }
+    // The school's own admin sees its settings and may not change them.
+    let page = browser.new_page().await?;
+    log_in(&page, &app.base, "hubadmin").await?;
+    assert_eq!(
+        settings_rows(&page, &app.base).await?,
+        json!([[f.hub_school, true]])
+    );
+    page.close().await?;
+
+    // The county admin: the county's three schools, changeable; not the other county's.
+    let page = browser.new_page().await?;
+    log_in(&page, &app.base, "countyadmin").await?;
+    let rows = settings_rows(&page, &app.base).await?;
+    let mut shown: Vec<i64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r[1], false, "changeable: {rows}");
+            r[0].as_i64().unwrap()
+        })
+        .collect();
+    shown.sort_unstable();
+    let mut want = vec![f.hub_school, f.partner_a, f.partner_b];
+    want.sort_unstable();
+    assert_eq!(shown, want, "not {elsewhere}");
+    let text = page
+        .eval_expr("document.getElementById('recSettings').innerText")
+        .await?;
+    assert!(text.as_str().unwrap_or("").contains("录制设置"), "{text}");
+    let row = format!("#recSettings tr[data-school=\"{}\"]", f.hub_school);
+    // A bad value: refused, with the server's reason, and nothing changed.
+    page.eval(&format!(
+        "const r = document.querySelector('{row}');
+         r.querySelector('input[name=retention_days]').value = '0';
+         r.querySelector('button').click(); return true;"
+    ))
+    .await?;
+    page.wait_until(
+        &format!("document.querySelector('{row}').dataset.saved === 'error'"),
+        WAIT,
+        "document.getElementById('recSettings').innerText",
+    )
+    .await?;
+    let text = page
+        .eval_expr(&format!("document.querySelector('{row}').innerText"))
+        .await?;
+    assert!(
+        text.as_str().unwrap_or("").contains("retention_days"),
+        "{text}"
+    );
+    // Off, kept 30 days.
+    page.eval(&format!(
+        "const r = document.querySelector('{row}');
+         r.querySelector('input[name=record_lessons]').checked = false;
+         r.querySelector('input[name=retention_days]').value = '30';
+         r.querySelector('button').click(); return true;"
+    ))
+    .await?;
+    page.wait_until(
+        &format!("document.querySelector('{row}').dataset.saved === '1'"),
+        WAIT,
+        "document.getElementById('recSettings').innerText",
+    )
+    .await?;
+    let (s, v) = app
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            &format!("/api/schools/{}", f.hub_school),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["record_lessons"], false, "{v}");
+    assert_eq!(v["retention_days"], 30, "{v}");
+    page.close().await?;
+    Ok(())
+}
+
+/// Inserts an export job of recording `rid` as the runner leaves it (the encoder itself is
+/// `tests/gst_export.rs`'s); its id.
+async fn export_row(
+    app: &App,
+    rid: i64,
+    preset: &str,
+    state: &str,
+    progress: i64,
+    outcome: Option<Value>,
+    error: Option<&str>,
+) -> i64 {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO export_jobs (recording_id, preset, state, progress, outcome, error, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0) RETURNING id",
+    )
+    .bind(rid)
+    .bind(preset)
+    .bind(state)
+    .bind(progress)
+    .bind(outcome.map(|o| o.to_string()))
+    .bind(error)
+    .fetch_one(app.server.state().school.store.pool())
+    .await
+    .expect("export job");
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_page_shows_exports_live_with_downloads_and_failures() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start(Backend::Sqlite).await.expect("server");
+    let f = fixture(&app).await;
+    let l = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let rid = insert(
+        &app.server,
+        Some(l),
+        at("08:00"),
+        at("08:40"),
+        Some(&three_sources(2)),
+    )
+    .await;
+    // A finished export's files beside the recording's, as the runner writes them.
+    let school = &app.server.state().school;
+    let dir = school
+        .config
+        .recording
+        .dir_in(&school.config.data.dir)
+        .join(rid.to_string());
+    std::fs::write(dir.join("export-showcase.mp4"), b"not really an mp4")?;
+    std::fs::write(dir.join("export-showcase.jpg"), b"not really a jpeg")?;
+    let outcome = json!({"preset": "showcase", "file": "export-showcase.mp4",
+        "thumbnail": "export-showcase.jpg", "width": 1280, "height": 720, "video_kbps": 900,
+        "duration_ms": 2000, "elapsed_ms": 500, "speed": 4.0});
+    let done = export_row(&app, rid, "showcase", "done", 1000, Some(outcome), None).await;
+    let failed = export_row(
+        &app,
+        rid,
+        "composite",
+        "failed",
+        300,
+        None,
+        Some("no classroom camera to compose"),
+    )
+    .await;
+    let running = export_row(&app, rid, "premium", "running", 400, None, None).await;
+
+    // An observer may play the recording but not export it: no exports box.
+    let page = browser.new_page().await?;
+    log_in(&page, &app.base, "observer1").await?;
+    page.goto(&format!("{}/player?recording={rid}", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayPlayer && window.classrelayPlayer.player",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    assert_eq!(
+        page.eval_expr("document.getElementById('exports').hidden")
+            .await?,
+        json!(true)
+    );
+    page.close().await?;
+
+    // The lesson's teacher: every job with its state, progress, downloads and reason.
+    let page = browser.new_page().await?;
+    log_in(&page, &app.base, "wang").await?;
+    page.goto(&format!("{}/player?recording={rid}", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayPlayer && window.classrelayPlayer.player && document.querySelectorAll('#exportJobs li').length === 3",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    let jobs = page
+        .eval_expr(
+            "[...document.querySelectorAll('#exportJobs li')].map((li) => [Number(li.dataset.job), li.dataset.state, li.innerText])",
+        )
+        .await?;
+    let by_id = |id: i64| -> (String, String) {
+        let j = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j[0] == id)
+            .unwrap_or_else(|| panic!("job {id}: {jobs}"));
+        (
+            j[1].as_str().unwrap().to_string(),
+            j[2].as_str().unwrap().to_string(),
+        )
+    };
+    let (s, text) = by_id(running);
+    assert_eq!(s, "running");
+    assert!(text.contains("导出中") && text.contains("40%"), "{text}");
+    let (s, text) = by_id(failed);
+    assert_eq!(s, "failed");
+    assert!(
+        text.contains("失败") && text.contains("no classroom camera to compose"),
+        "{text}"
+    );
+    let (s, text) = by_id(done);
+    assert_eq!(s, "done");
+    assert!(
+        text.contains("下载 MP4") && text.contains("1280×720"),
+        "{text}"
+    );
+    // The downloads are the export's files.
+    let links = page
+        .eval_expr(&format!(
+            "[...document.querySelectorAll('#exportJobs li[data-job=\"{done}\"] a')].map((a) => a.getAttribute('href'))"
+        ))
+        .await?;
+    for (href, want) in links
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip([&b"not really an mp4"[..], &b"not really a jpeg"[..]])
+    {
+        let resp = app
+            .http
+            .get(format!("{}{}", app.base, href.as_str().unwrap()))
+            .bearer_auth(&f.teacher_login)
+            .send()
+            .await?;
+        assert_eq!(resp.status(), StatusCode::OK, "{href}");
+        assert!(resp.headers()["content-disposition"]
+            .to_str()?
+            .starts_with("attachment"));
+        assert_eq!(&resp.bytes().await?[..], want, "{href}");
+    }
+    // The buttons say whether this build can export.
+    let (_, list) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::GET,
+            &format!("/api/lessons/{l}/exports"),
+            None,
+        )
+        .await;
+    let disabled = page
+        .eval_expr("[...document.querySelectorAll('#exportAsk button')].map((b) => b.disabled)")
+        .await?;
+    let off = list["available"] != true;
+    assert_eq!(disabled, json!([off, off, off]), "{list}");
+    if !off {
+        // A build with GStreamer (`.ci/run`'s gst step): a click exports for real, the job's
+        // progress shows live, and its MP4 downloads.
+        page.eval("document.querySelector('#exportAsk button[data-preset=showcase]').click(); return true;")
+            .await?;
+        page.wait_until(
+            "[...document.querySelectorAll('#exportJobs li[data-preset=showcase]')].some((li) => li.dataset.state === 'done' && Number(li.dataset.job) > 0 && li.querySelector('a.ex-mp4'))
+             && document.querySelectorAll('#exportJobs li').length === 4",
+            Duration::from_secs(120),
+            "document.getElementById('exportJobs').innerText",
+        )
+        .await?;
+        let href = page
+            .eval_expr(&format!(
+                "[...document.querySelectorAll('#exportJobs li[data-preset=showcase]')].find((li) => Number(li.dataset.job) !== {done}).querySelector('a.ex-mp4').getAttribute('href')"
+            ))
+            .await?;
+        let mp4 = app
+            .http
+            .get(format!("{}{}", app.base, href.as_str().unwrap()))
+            .bearer_auth(&f.teacher_login)
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        assert_eq!(&mp4[4..8], b"ftyp", "an MP4");
+    }
+    // The running job finishes: the page shows it without a reload.
+    page.eval("window.samePage = true; return true;").await?;
+    sqlx::query("UPDATE export_jobs SET state = 'failed', error = 'encoder stopped' WHERE id = $1")
+        .bind(running)
+        .execute(school.store.pool())
+        .await?;
+    page.wait_until(
+        &format!("window.samePage === true && document.querySelector('#exportJobs li[data-job=\"{running}\"]').dataset.state === 'failed'"),
+        WAIT,
+        "document.getElementById('exportJobs').innerText",
+    )
+    .await?;
+    let text = page
+        .eval_expr(&format!(
+            "document.querySelector('#exportJobs li[data-job=\"{running}\"]').innerText"
+        ))
+        .await?;
+    assert!(text.as_str().unwrap().contains("encoder stopped"), "{text}");
     page.close().await?;
     Ok(())
 }

@@ -315,3 +315,45 @@ fn a_corrupt_input_fails_with_its_reason_and_leaves_no_file() {
     let err = export_recording(dir.path(), &bad, &mut |_| {}).unwrap_err();
     assert!(matches!(err, ExportFail::Preset(_)), "{err:?}");
 }
+
+/// Issue 20 item 6: the premium preset (精品课, 1080p25 at 8 Mbit/s), run on a recording the
+/// server's own processor made from a capture (the fixtures' real VP8 and Opus frames,
+/// packetized into RTP: `support::recorded`), not on files GStreamer wrote: 1920×1080 H.264 +
+/// AAC that `gst-discoverer-1.0` reads, the title card first, the thumbnail from the lesson.
+#[test]
+fn premium_export_of_a_recording_processed_from_a_capture() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let m = support::recorded::make(dir.path(), Some(1), &support::recorded::three_sources(3));
+    assert_eq!(m.sources.len(), 3, "{m:?}");
+    let req = ExportRequest {
+        preset: "premium".into(),
+        title: card(),
+        size: None,
+        video_kbps: None,
+    };
+    let out = export_recording(dir.path(), &req, &mut |_| {}).expect("the export");
+    println!(
+        "premium export of a processed capture: {} ms of video in {} ms: {:.2}× real time",
+        out.duration_ms, out.elapsed_ms, out.speed
+    );
+    assert_eq!((out.width, out.height, out.video_kbps), (1920, 1080, 8000));
+    let mp4 = dir.path().join(&out.file);
+    let text = discover(&mp4);
+    assert!(text.contains("container format: ISO MP4/M4A"), "{text}");
+    assert!(text.contains("video codec: H.264"), "{text}");
+    assert!(text.contains("audio codec: MPEG-4 AAC"), "{text}");
+    assert_eq!(figure(&text, "video #", "Width:"), 1920, "{text}");
+    assert_eq!(figure(&text, "video #", "Height:"), 1080, "{text}");
+    // The card (at most 5 s), then the teacher camera's 3 s.
+    let secs: f64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Duration: "))
+        .and_then(|d| d.rsplit(':').next()?.parse().ok())
+        .expect("a duration");
+    assert!((6.0..=9.6).contains(&secs), "discoverer's duration {secs}");
+    let thumb = std::fs::read(dir.path().join(&out.thumbnail)).unwrap();
+    assert_eq!(&thumb[..3], &[0xff, 0xd8, 0xff], "a JPEG");
+}

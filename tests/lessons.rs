@@ -17,6 +17,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::media::{hd_source, sent_more_than, vp8_source};
 use support::school::{at, fixture, lesson, App, Backend, Fixture};
+use support::sse::Sse;
 
 fn kind(v: &Value) -> &str {
     v["type"]
@@ -201,72 +202,6 @@ async fn role_by_route_matrix() {
     assert_eq!(checked, callers.len() * exp.len());
 }
 
-/// Reads server-sent events from a response.
-struct Sse {
-    resp: reqwest::Response,
-    buf: String,
-}
-
-impl Sse {
-    async fn open(app: &App, token: &str, lesson: i64, last: Option<u64>) -> Sse {
-        let mut rb = app
-            .http
-            .get(format!("{}/api/lessons/{lesson}/events", app.base))
-            .bearer_auth(token);
-        if let Some(l) = last {
-            rb = rb.header("last-event-id", l.to_string());
-        }
-        let r = rb.send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        assert!(r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream"));
-        Sse {
-            resp: r,
-            buf: String::new(),
-        }
-    }
-
-    /// The next event (kind, payload), skipping keep-alive comments.
-    async fn next(&mut self) -> (String, Value) {
-        loop {
-            if let Some(i) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..i + 2).collect();
-                let mut event = String::new();
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(e) = line.strip_prefix("event:") {
-                        event = e.trim().to_string();
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        data.push_str(d.trim_start());
-                    }
-                }
-                if event.is_empty() {
-                    continue;
-                }
-                return (event, serde_json::from_str(&data).unwrap());
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(20), self.resp.chunk())
-                .await
-                .expect("an event within 20 s")
-                .unwrap()
-                .expect("stream open");
-            self.buf.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-
-    /// Skips events until one of `kind` arrives.
-    async fn until(&mut self, kind: &str) -> Value {
-        loop {
-            let (k, v) = self.next().await;
-            if k == kind {
-                return v;
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timetabled_lesson_opens_and_ends_by_the_clock() {
     let app = App::start(Backend::Sqlite).await.unwrap();
@@ -415,12 +350,15 @@ async fn a_timetabled_lesson_opens_and_ends_by_the_clock() {
     let mut again = Sse::open(&app, &f.teacher_login, id, Some(seen)).await;
     let (k, v) = again.next().await;
     assert_eq!(v["seq"].as_u64().unwrap(), seen + 1);
-    // A link-quality report, or the recording's stop at the lesson's end, may come first;
-    // the state change follows.
+    // A link-quality report, or the recording's stop at the lesson's end (and its
+    // processing), may come first; the state change follows.
     let v = if k == "state" {
         v
     } else {
-        assert!(matches!(&*k, "quality" | "recording"), "{k}: {v}");
+        assert!(
+            matches!(&*k, "quality" | "recording" | "processing"),
+            "{k}: {v}"
+        );
         again.until("state").await
     };
     assert_eq!(v["data"]["state"], "ended");

@@ -574,3 +574,84 @@ async fn the_retention_sweep_deletes_expired_recordings_on_simulated_time_and_au
     assert_eq!(d1["lesson_id"], w.l);
     assert_eq!(rows[1].0, at("08:40") + 30 * DAY);
 }
+
+/// Issue 20: processing is announced. A follower of `/api/recordings/{id}/events` gets the
+/// state now (`waiting`), then `processing` and `ready` as the real processor runs, and the
+/// stream ends; the lesson's own followers get a `processing` event; a later follower gets
+/// `ready` at once; a failure comes with its reason; an inspector (who sees recordings only
+/// through a blinded round) may not follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_is_announced_to_the_recording_and_lesson_followers() {
+    use classrelay::school::recording_files::process_announced;
+    use support::recorded::insert_unprocessed;
+    use support::sse::Sse;
+
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let f = fixture(&app).await;
+    let l = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let mut lesson_ev = Sse::open(&app, &f.teacher_login, l, None).await;
+    lesson_ev.until("resync").await;
+    let rid = insert_unprocessed(
+        &app.server,
+        Some(l),
+        at("08:00"),
+        at("08:40"),
+        &three_sources(2),
+        None,
+    )
+    .await;
+    let path = format!("/api/recordings/{rid}/events");
+    let mut ev = Sse::get(&app, &f.teacher_login, &path).await;
+    let (kind, v) = ev.next().await;
+    assert_eq!(kind, "processing");
+    assert_eq!(
+        v,
+        json!({"recording": rid, "lesson": l, "processing": "waiting", "error": null})
+    );
+    let (s, v) = get(&app, &f.inspector_login, &path).await;
+    assert!(
+        s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND,
+        "{s} {v}"
+    );
+
+    let school = &app.server.state().school;
+    let report = process_announced(&school.store, &school.recording_events, rid)
+        .await
+        .expect("processed");
+    assert_eq!(report.manifest.sources.len(), 3);
+    assert_eq!(ev.next().await.1["processing"], "processing");
+    assert_eq!(ev.next().await.1["processing"], "ready");
+    assert!(
+        ev.next_or_end().await.is_none(),
+        "the stream ends once ready"
+    );
+    let p = lesson_ev.until("processing").await;
+    assert_eq!(p["data"]["recording"], rid, "{p}");
+    assert_eq!(p["data"]["processing"], "processing", "{p}");
+    let p = lesson_ev.until("processing").await;
+    assert_eq!(p["data"]["processing"], "ready", "{p}");
+    let mut late = Sse::get(&app, &f.teacher_login, &path).await;
+    assert_eq!(late.next().await.1["processing"], "ready");
+    assert!(late.next_or_end().await.is_none());
+    let (s, d) = get(&app, &f.teacher_login, &format!("/api/recordings/{rid}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(d["sources"].as_array().unwrap().len(), 3, "{d}");
+
+    // No capture: processing fails, and says why.
+    let bad = insert(&app.server, Some(l), at("09:00"), at("09:40"), None).await;
+    let mut ev = Sse::get(
+        &app,
+        &f.teacher_login,
+        &format!("/api/recordings/{bad}/events"),
+    )
+    .await;
+    assert_eq!(ev.next().await.1["processing"], "waiting");
+    process_announced(&school.store, &school.recording_events, bad)
+        .await
+        .expect_err("nothing to process");
+    assert_eq!(ev.next().await.1["processing"], "processing");
+    let v = ev.next().await.1;
+    assert_eq!(v["processing"], "failed", "{v}");
+    assert!(!v["error"].as_str().unwrap_or("").is_empty(), "{v}");
+    assert!(ev.next_or_end().await.is_none());
+}

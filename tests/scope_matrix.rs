@@ -2374,6 +2374,11 @@ async fn recording_routes_by_role_and_object() {
                     "/api/recordings/{id}/files/{file}",
                     format!("/api/recordings/{r}/files/{file}"),
                 ),
+                // Its processing's events (issue 20, recctl).
+                (
+                    "/api/recordings/{id}/events",
+                    format!("/api/recordings/{r}/events"),
+                ),
             ] {
                 let resp = app
                     .oneshot_request(Some(token), Method::GET, &path, None)
@@ -2401,9 +2406,9 @@ async fn recording_routes_by_role_and_object() {
         .keys()
         .filter(|p| p.starts_with("/api/recordings"))
         .collect();
-    assert_eq!(documented.len(), 4, "{documented:?}");
+    assert_eq!(documented.len(), 5, "{documented:?}");
     for p in documented {
         assert!(covered.contains(p), "{p} is not in the recordings matrix");
     }
-    assert_eq!(checked, callers.len() * 10);
+    assert_eq!(checked, callers.len() * 13);
 }

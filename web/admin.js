@@ -166,6 +166,73 @@ function importView() {
 
 // ---- end of spreadsheet import ----
 
+// ---- recording settings (issue 20 item 4) ----
+
+/** The signed-in admin (`/api/me`): whose place the recording settings are shown for. */
+let me = null;
+
+/** Whether school `s` lies in the admin's place (the server checks again on save). */
+function inPlace(s, regions) {
+  const sc = me?.scope ?? {};
+  if (sc.level === 'global') return true;
+  if (sc.level === 'school') return sc.school_id === s.id;
+  const r = regions.find((x) => x.id === s.region_id);
+  if (!r) return false;
+  if (sc.level === 'county') return sc.region_id === r.id;
+  if (sc.level === 'city') return sc.province === r.province && sc.city === r.city;
+  if (sc.level === 'province') return sc.province === r.province;
+  return false;
+}
+
+/** Per school in the admin's place: record its timetable lessons (on/off) and keep their
+ *  recordings this many days (blank: the server's default). Saved with PUT /api/schools/{id},
+ *  which a county admin or higher may call: a school's own admin sees them, unchangeable. */
+function recordingSettings(schools, regions) {
+  const writes = ['county', 'city', 'province', 'global'].includes(me?.scope?.level);
+  const rows = schools.filter((s) => inPlace(s, regions)).map((s) => {
+    const on = h('input', { type: 'checkbox', name: 'record_lessons' });
+    on.checked = s.record_lessons !== false;
+    const days = h('input', { type: 'number', name: 'retention_days', min: 1, max: 36500, placeholder: t('rs_days_default') });
+    days.value = s.retention_days == null ? '' : String(s.retention_days);
+    const note = h('span', { class: 'muted' });
+    const row = h('tr', { dataset: { school: s.id } });
+    if (!writes) {
+      on.disabled = true;
+      days.disabled = true;
+      row.append(h('td', {}, s.name), h('td', {}, h('label', {}, on, ` ${t('rs_on')}`)), h('td', {}, days), h('td', { class: 'muted' }, t('rs_by_county')));
+      return row;
+    }
+    const save = h('button', {
+      type: 'button',
+      onclick: async () => {
+        const v = days.value.trim();
+        row.dataset.saved = 'saving';
+        try {
+          const body = { ...s, record_lessons: on.checked, retention_days: v === '' ? null : Number(v) };
+          Object.assign(s, await api('PUT', `/api/schools/${s.id}`, body));
+          note.textContent = t('rs_saved');
+          note.className = 'ok';
+          row.dataset.saved = '1';
+        } catch (e) {
+          note.textContent = e?.detail ?? e?.title ?? String(e);
+          note.className = 'bad';
+          row.dataset.saved = 'error';
+        }
+      },
+    }, t('rs_save'));
+    row.append(h('td', {}, s.name), h('td', {}, h('label', {}, on, ` ${t('rs_on')}`)), h('td', {}, days), h('td', {}, save, ' ', note));
+    return row;
+  });
+  return h('section', { id: 'recSettings' },
+    h('h2', {}, t('rs_settings')),
+    h('p', { class: 'muted' }, t('rs_settings_hint')),
+    h('table', { class: 'list' },
+      h('thead', {}, h('tr', {}, [t('school'), t('rs_lessons'), t('rs_days'), ''].map((c) => h('th', {}, c)))),
+      h('tbody', {}, rows)));
+}
+
+// ---- end of recording settings ----
+
 const TABS = {
   async lessons() {
     const d = await api('GET', '/api/today');
@@ -200,7 +267,8 @@ const TABS = {
       ], t('add'), async (v) => {
         await api('POST', '/api/schools', { ...v, region_id: v.region_id ? Number(v.region_id) : null });
         await TABS.schools();
-      }));
+      }),
+      recordingSettings(schools, regions));
   },
 
   async classrooms() {
@@ -296,7 +364,7 @@ async function show() {
 }
 
 async function main() {
-  const me = await api('GET', '/api/me');
+  me = await api('GET', '/api/me');
   await header(me);
   if (me.role !== 'admin') {
     showError({ status: 403, type: 'urn:classrelay:problem:role-forbidden', title: 'Forbidden', detail: null });

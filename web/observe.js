@@ -5,7 +5,7 @@
 // and never sends a code out of order (one request at a time, in a queue).
 
 import { api, header, h, t, hhmm, showError, dateTimeText } from '/app.js';
-import { mountPlayer } from '/player.js';
+import { mountPlayer, followProcessing } from '/player.js';
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(window.location.search);
@@ -95,7 +95,16 @@ function drawComments() {
 async function recordingOf(lessonId) {
   const page = await api('GET', `/api/recordings?lesson_id=${lessonId}`).catch(() => null);
   const rec = page?.items.find((r) => r.processing === 'ready');
-  if (!rec) return null;
+  if (!rec) {
+    // Still recording or processing: the player appears once it is ready, without a reload.
+    const coming = page?.items.find((r) => r.processing !== 'failed');
+    if (coming) {
+      followProcessing(coming.id, () => {}, () => {
+        recordingOf(lessonId).then((p) => { if (p) { player = p; drawComments(); } }).catch(() => {});
+      });
+    }
+    return null;
+  }
   $('recordingCard').hidden = false;
   const p = await mountPlayer($('recordingPlayer'), rec.id);
   await p.ready;

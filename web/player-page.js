@@ -4,7 +4,7 @@
 // /player-page.js. Never builds a file URL itself: every link comes from the API.
 
 import { api, header, h, t, showError } from '/app.js';
-import { mountPlayer } from '/player.js';
+import { mountPlayer, followProcessing, clock } from '/player.js';
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(window.location.search);
@@ -16,8 +16,32 @@ function lessonLine(r) {
 }
 
 function stateOf(r) {
+  if (r.deleted_at) return t('pl_processing_deleted');
   if (r.state === 'recording') return t('recording_on');
   return t(`pl_processing_${r.processing ?? 'none'}`);
+}
+
+/** A state from `/api/recordings/{id}/events` in words. */
+function processingText(p) {
+  if (p === 'recording') return t('recording_on');
+  if (p === 'waiting') return t('pl_processing_none');
+  return t(`pl_processing_${p}`);
+}
+
+/** A lesson recorded in parts (a restart while it was live): each part, and the gaps. */
+function drawParts(rec) {
+  if (!rec.parts || rec.parts.length < 2) return;
+  const items = [h('span', {}, t('pl_parts'))];
+  rec.parts.forEach((p, i) => {
+    if (p.gap_before_ms != null) {
+      items.push(h('span', { class: 'muted', dataset: { gap: p.gap_before_ms } }, `${t('pl_gap_between')} ${clock(p.gap_before_ms)}`));
+    }
+    const name = `${t('pl_part')} ${i + 1}`;
+    items.push(p.id === rec.id
+      ? h('strong', { dataset: { part: p.id } }, name)
+      : h('a', { href: `/player?recording=${p.id}`, dataset: { part: p.id } }, name));
+  });
+  $('parts').replaceChildren(...items);
 }
 
 async function list() {
@@ -39,6 +63,63 @@ async function list() {
   await load();
 }
 
+/** One export job: preset, state, progress while it runs, the downloads once done, the
+ *  reason if it failed. */
+function exportJob(j) {
+  const o = j.outcome;
+  const file = (f) => `/api/recordings/${j.recording}/files/${encodeURIComponent(f)}?download=1`;
+  return h('li', { dataset: { job: j.id, state: j.state, preset: j.preset } },
+    h('strong', {}, t(`ex_${j.preset}`)), ' · ', h('span', { class: 'ex-state' }, t(`ex_state_${j.state}`)),
+    (j.state === 'queued' || j.state === 'running')
+      ? h('progress', { max: 1, value: j.progress, 'aria-label': t('ex_progress') }) : null,
+    (j.state === 'running') ? ` ${Math.round(j.progress * 100)}%` : null,
+    (j.state === 'done' && o) ? [' ',
+      h('a', { href: file(o.file), download: o.file, class: 'ex-mp4' }, `${t('ex_mp4')} (${o.width}×${o.height})`), ' ',
+      h('a', { href: file(o.thumbnail), download: o.thumbnail, class: 'ex-thumb' }, t('ex_thumb'))] : null,
+    (j.state === 'failed') ? h('span', { class: 'bad ex-error' }, ` ${j.error ?? ''}`) : null);
+}
+
+/** Exports of this recording (its lesson's hub teacher or an admin over its school: others
+ *  are refused the list, and see nothing): start one, follow its progress, download it. */
+async function exportsBox(rec) {
+  if (!rec.lesson) return;
+  const url = `/api/lessons/${rec.lesson.id}/exports`;
+  let list;
+  try {
+    list = await api('GET', url);
+  } catch {
+    return;
+  }
+  $('exports').hidden = false;
+  let polling = false;
+  const draw = (l) => {
+    $('exportJobs').replaceChildren(...l.jobs.filter((j) => j.recording === rec.id).map(exportJob));
+  };
+  const tick = async () => {
+    const l = await api('GET', url).catch(() => null);
+    if (l) draw(l);
+    if (l && l.jobs.some((j) => j.state === 'queued' || j.state === 'running')) setTimeout(tick, 1000);
+    else polling = false;
+  };
+  const follow = () => { if (!polling) { polling = true; tick(); } };
+  const ask = ['showcase', 'premium', 'composite'].map((p) => h('button', {
+    type: 'button',
+    dataset: { preset: p },
+    disabled: !list.available,
+    onclick: async () => {
+      try {
+        await api('POST', url, { preset: p, recording: rec.id });
+        follow();
+      } catch (e) {
+        showError(e);
+      }
+    },
+  }, t(`ex_${p}`)));
+  $('exportAsk').replaceChildren(...ask, list.available ? null : h('span', { class: 'muted' }, t('ex_unavailable')));
+  draw(list);
+  if (list.jobs.some((j) => j.state === 'queued' || j.state === 'running')) follow();
+}
+
 async function watch(id) {
   $('watch').hidden = false;
   const rec = await api('GET', `/api/recordings/${id}`);
@@ -50,14 +131,25 @@ async function watch(id) {
     rec.school ? `${t('pl_school')}：${rec.school.name}` : '',
     paired ? `${t('pl_paired')}：${paired}` : '',
   ].filter(Boolean).join(' · ');
+  drawParts(rec);
   if (!rec.sources.length) {
-    $('player').append(h('p', { class: 'muted' }, stateOf(rec)));
-    /** @type {any} */ (window).classrelayPlayer = { ready: true, player: null };
+    const note = h('p', { class: 'muted', id: 'processing' }, stateOf(rec));
+    $('player').replaceChildren(note);
+    const state = { ready: true, player: null, processing: rec.processing ?? rec.state };
+    /** @type {any} */ (window).classrelayPlayer = state;
+    // Not playable yet: follow its processing and show it once ready, without a reload.
+    if (!rec.deleted_at && rec.processing !== 'ready' && rec.processing !== 'failed') {
+      followProcessing(id, (ev) => {
+        note.textContent = processingText(ev.processing);
+        state.processing = ev.processing;
+      }, () => { watch(id).catch(showError); });
+    }
     return;
   }
   const player = await mountPlayer($('player'), id);
   $('downloads').replaceChildren(h('span', {}, t('pl_download')), ...rec.sources.map((s) =>
     h('a', { href: s.download, download: s.file }, `${t(`pl_kind_${s.kind}`)} · ${s.owner}`)));
+  await exportsBox(rec);
   await player.ready;
   player.root.focus();
   /** @type {any} */ (window).classrelayPlayer = { ready: true, player };

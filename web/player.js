@@ -40,10 +40,12 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
   const timeEl = h('span', { class: 'pl-time' }, `${clock(0)} / ${clock(duration)}`);
   const bar = h('input', { type: 'range', class: 'pl-bar', min: 0, max: duration, step: 100, value: 0, 'aria-label': t('pl_seek') });
   const thumbs = h('div', { class: 'pl-thumbs' });
+  // Losses from the manifest, marked where they sit on the timeline (issue 20 item 5).
+  const gapsEl = h('div', { class: 'pl-gaps' });
   const hint = h('div', { class: 'muted pl-keys' }, t('pl_keys'));
   const box = h('div', { class: 'player', tabindex: 0 },
     h('div', { class: 'pl-stage' }, main, side),
-    h('div', { class: 'pl-controls' }, playBtn, h('div', { class: 'pl-track' }, thumbs, bar), timeEl),
+    h('div', { class: 'pl-controls' }, playBtn, h('div', { class: 'pl-track' }, thumbs, gapsEl, bar), timeEl),
     hint);
   root.replaceChildren(box);
   if (!sources.length) {
@@ -257,6 +259,11 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
 
   // Thumbnails: frames grabbed from the teacher camera's file in a hidden element, once loaded.
   ready.then(() => thumbnails(tiles[0].s, thumbs, duration)).catch(() => {});
+  /** @type {{ at_ms: number, dur_ms: number, file: string }[]} */
+  let gapList = [];
+  const gapsLoaded = api('GET', `/api/recordings/${id}/manifest`)
+    .then((m) => { gapList = drawGaps(m, gapsEl, duration, seek); })
+    .catch(() => {});
 
   const positions = () => tiles.map((x) => ({
     file: x.s.file, kind: x.s.kind, start_ms: x.s.start_ms, current: x.v.currentTime,
@@ -268,7 +275,8 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
     const at = positions().filter((p) => p.active).map((p) => p.timeline_ms);
     return at.length ? Math.max(...at) - Math.min(...at) : 0;
   };
-  const handle = { ready, seek, play, pause, toggle, time, duration, positions, spread, sources, root: box };
+  const gaps = () => gapList;
+  const handle = { ready, seek, play, pause, toggle, time, duration, positions, spread, sources, gaps, gapsLoaded, root: box };
   box.player = handle;
   return handle;
 }
@@ -295,4 +303,45 @@ async function thumbnails(src, strip, duration) {
   strip.replaceChildren(...imgs);
   v.removeAttribute('src');
   v.load();
+}
+
+/**
+ * Marks every loss the manifest lists (each source's `gaps`, on the lesson timeline) on the
+ * strip under the thumbnails; a click on one seeks to it. Returns what it drew.
+ */
+function drawGaps(manifest, strip, duration, seek) {
+  const list = [];
+  for (const s of manifest.sources ?? []) {
+    for (const g of s.gaps ?? []) list.push({ at_ms: g.at_ms, dur_ms: g.dur_ms, file: s.file });
+  }
+  list.sort((a, b) => a.at_ms - b.at_ms);
+  const span = Math.max(1, duration);
+  strip.replaceChildren(...list.map((g) => {
+    const title = `${t('pl_gap')} ${clock(g.at_ms)}–${clock(g.at_ms + g.dur_ms)}`;
+    const mark = h('button', { type: 'button', class: 'pl-gap', title, 'aria-label': title, dataset: { at: g.at_ms, dur: g.dur_ms } });
+    mark.style.left = `${Math.min(100, (100 * g.at_ms) / span)}%`;
+    mark.style.width = `${Math.max(0.4, (100 * g.dur_ms) / span)}%`;
+    mark.addEventListener('click', () => seek(g.at_ms));
+    return mark;
+  }));
+  return list;
+}
+
+/**
+ * Follows recording `id`'s processing on `/api/recordings/{id}/events` (issue 20: a recording
+ * becomes playable without a reload): `onState(ev)` for every state (`recording`, `waiting`,
+ * `processing`, `ready`, `failed`, `deleted`), `onReady()` once it is playable. Returns a
+ * function that stops following.
+ */
+export function followProcessing(id, onState, onReady = () => {}) {
+  const es = new EventSource(`/api/recordings/${id}/events`);
+  es.addEventListener('processing', (e) => {
+    const ev = JSON.parse(/** @type {MessageEvent} */ (e).data);
+    onState(ev);
+    if (['ready', 'failed', 'deleted'].includes(ev.processing)) {
+      es.close();
+      if (ev.processing === 'ready') onReady();
+    }
+  });
+  return () => es.close();
 }

@@ -312,6 +312,7 @@ async fn index() -> Response {
         <li><a href=/admin>/admin</a> 管理 (admin)</li>\
         <li><a href=/observe>/observe</a> 听评课 (lesson observation)</li>\
         <li><a href=/record>/record</a> 教师数字档案 (teacher record)</li>\
+        <li><a href=/player>/player</a> 录像回放 (recordings)</li>\
         <li><a href=/classroom>/classroom</a> 教室一体机 (classroom kiosk)</li>\
         <li><a href=/publish>/publish</a> 发布课堂 (publish a lesson)</li>\
         <li><a href=/watch>/watch</a> 观看课堂 (watch a lesson)</li>\

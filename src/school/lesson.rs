@@ -194,6 +194,17 @@ pub async fn get_lesson(store: &Store, id: i64) -> StoreResult<Lesson> {
         .ok_or_else(|| StoreError::NotFound(format!("lesson {id}")))
 }
 
+/// Every lesson that has a recording, in one query (the recordings list, without a query per
+/// lesson).
+pub async fn lessons_recorded(store: &Store) -> StoreResult<Vec<Lesson>> {
+    lessons_joined(
+        store,
+        "l.id IN (SELECT lesson_id FROM recordings WHERE lesson_id IS NOT NULL)",
+        &[],
+    )
+    .await
+}
+
 /// Lessons whose time window meets [`from`, `to`), by start.
 pub async fn lessons_between(store: &Store, from: Millis, to: Millis) -> StoreResult<Vec<Lesson>> {
     lessons_joined(store, "l.starts_at < $1 AND l.ends_at >= $2", &[to, from]).await

@@ -21,9 +21,10 @@ pub(crate) const KEEP: usize = 256;
 /// One event of a lesson: one server-sent event of `GET /api/lessons/{id}/events` (the SSE
 /// `event:` is `kind`, `id:` is `seq`). `data` by kind: joined/left/published/unpublished
 /// {part}; hand {classroom, raised}; speak {classroom, granted}; spotlight {classroom}; state
-/// {state, lesson}; quality {links: [LinkSummary]} (when a participant's link grade changes:
-/// good = loss < 2 % and RTT < 150 ms, poor = loss >= 8 % or RTT >= 400 ms, else fair); resync
-/// {live: LiveState, state}.
+/// {state, lesson}; processing {recording, lesson, processing, error} (a recording's
+/// processing started, is ready or failed); quality {links: [LinkSummary]} (when a
+/// participant's link grade changes: good = loss < 2 % and RTT < 150 ms, poor = loss >= 8 %
+/// or RTT >= 400 ms, else fair); resync {live: LiveState, state}.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = LessonEvent)]
 pub struct Event {
@@ -215,6 +216,18 @@ impl Live {
     /// Emits an event to a lesson's followers.
     pub fn emit(&self, lesson: i64, kind: &'static str, at: Millis, data: serde_json::Value) {
         self.with(lesson, |l| l.emit(kind, at, data));
+    }
+
+    /// Emits an event only to a lesson that has live state (what happens after its end, such
+    /// as a recording's processing, never brings it back).
+    pub fn emit_existing(
+        &self,
+        lesson: i64,
+        kind: &'static str,
+        at: Millis,
+        data: serde_json::Value,
+    ) {
+        self.with_existing(lesson, |l| l.emit(kind, at, data));
     }
 
     /// The current picture.

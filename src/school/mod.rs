@@ -77,6 +77,9 @@ pub struct SchoolState {
     pub max_lessons_per_teacher_day: i64,
     /// Tells event streams that a principal lost access or a lesson ended.
     pub revoked: tokio::sync::broadcast::Sender<Revoked>,
+    /// Recording processing changes (issue 20: processing started, ready, failed), for
+    /// `GET /api/recordings/{id}/events` and the lesson's own stream.
+    pub recording_events: tokio::sync::broadcast::Sender<recording_files::ProcessingEvent>,
 }
 
 /// Access that ended: event streams of that principal or lesson close.
@@ -117,6 +120,7 @@ impl SchoolState {
             poke: tokio::sync::Notify::new(),
             max_lessons_per_teacher_day: s.max_lessons_per_teacher_day as i64,
             revoked: tokio::sync::broadcast::channel(256).0,
+            recording_events: tokio::sync::broadcast::channel(256).0,
         }
     }
 

@@ -117,6 +117,24 @@ pub(crate) fn start(app: &Arc<SchoolState>) {
     }
     // Expired recordings are deleted (issue 20 item 3: retention).
     super::retention::start(app);
+    // Processing changes reach the lesson's followers while it has live state (`processing`).
+    let mut processing = app.recording_events.subscribe();
+    let weak: Weak<SchoolState> = Arc::downgrade(app);
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let ev = match processing.recv().await {
+                Ok(ev) => ev,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            };
+            let Some(app) = weak.upgrade() else { break };
+            if let Some(l) = ev.lesson {
+                let data = serde_json::to_value(&ev).unwrap_or_default();
+                app.live.emit_existing(l, "processing", app.now(), data);
+            }
+        }
+    });
     let weak: Weak<SchoolState> = Arc::downgrade(app);
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
@@ -366,6 +384,42 @@ pub(crate) async fn at_bell(app: &SchoolState, lesson: i64) {
         }
         Ok(false) => {}
         Err(e) => tracing::warn!(lesson, "recording: {e}"),
+    }
+}
+
+/// After a restart: every lesson live now whose recording a crash cut (`cut`), or that its
+/// school records by default, gets a new capture; media joins it as the participants come
+/// back. The lesson then has two recordings (`GET /api/recordings/{id}` lists its parts and
+/// the gap between them).
+pub(crate) async fn resume(app: &SchoolState, cut: &[i64]) {
+    if app.config.recording.rooms == RecordRooms::None {
+        return;
+    }
+    let lessons = match super::model::unfinished_lessons(&app.store).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("recording after a restart: {e}");
+            return;
+        }
+    };
+    let now = app.now();
+    for l in lessons {
+        if l.state_at(now, app.open_before, app.grace) != super::model::LessonState::Live {
+            continue;
+        }
+        let again = cut.contains(&l.id) || wanted(app, l.id).await.unwrap_or(false);
+        if !again {
+            continue;
+        }
+        match start_lesson(app, l.id).await {
+            Ok(Some(r)) => tracing::info!(
+                lesson = l.id,
+                recording = r.id,
+                "lesson live at the restart: recorded again"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(lesson = l.id, "recording after a restart: {e}"),
+        }
     }
 }
 

@@ -97,12 +97,57 @@ pub async fn process(store: &Store, id: i64) -> Result<Report, ProcessFail> {
     result
 }
 
-/// Processes recording `id` in the background (it has just stopped); the outcome is logged and
-/// kept in its row.
+/// A change of a recording's processing, announced to `GET /api/recordings/{id}/events` and,
+/// while its lesson has live state, to the lesson's event stream (`processing`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ProcessingEvent {
+    /// The recording.
+    pub recording: i64,
+    /// Its lesson, for a lesson's recording.
+    pub lesson: Option<i64>,
+    /// `processing`, `ready` or `failed`.
+    pub processing: String,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// [`process`], announcing its start and its outcome on `events` (nobody listening is fine).
+pub async fn process_announced(
+    store: &Store,
+    events: &tokio::sync::broadcast::Sender<ProcessingEvent>,
+    id: i64,
+) -> Result<Report, ProcessFail> {
+    let lesson: Option<i64> =
+        sqlx::query_as::<_, (Option<i64>,)>("SELECT lesson_id FROM recordings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await
+            .map_err(db)?
+            .and_then(|(l,)| l);
+    let ev = |processing: &str, error: Option<String>| ProcessingEvent {
+        recording: id,
+        lesson,
+        processing: processing.to_string(),
+        error,
+    };
+    let _ = events.send(ev("processing", None));
+    let result = process(store, id).await;
+    let _ = match &result {
+        Ok(_) => events.send(ev("ready", None)),
+        // Not processed because it is still recording or gone: no change to announce.
+        Err(ProcessFail::StillRecording(_) | ProcessFail::NotFound(_)) => Ok(0),
+        Err(e) => events.send(ev("failed", Some(e.to_string()))),
+    };
+    result
+}
+
+/// Processes recording `id` in the background (it has just stopped); the outcome is logged,
+/// kept in its row and announced (`SchoolState::recording_events`).
 pub(crate) fn spawn_processing(app: &SchoolState, id: i64) {
     let store = app.store.clone();
+    let events = app.recording_events.clone();
     tokio::spawn(async move {
-        match process(&store, id).await {
+        match process_announced(&store, &events, id).await {
             Ok(r) => tracing::info!(
                 recording = id,
                 manifest = %r.manifest_path.display(),
@@ -115,26 +160,63 @@ pub(crate) fn spawn_processing(app: &SchoolState, id: i64) {
     });
 }
 
+/// When a capture a crash cut off last got data: its file's modification time (the writer
+/// hands data to the kernel at least every 100 ms), if that lies between `started` and `now`
+/// (a test's simulated clock may not agree with the file system's); else `now`.
+async fn cut_at(capture: &str, started: i64, now: i64) -> i64 {
+    if capture.is_empty() {
+        return now;
+    }
+    let modified = tokio::fs::metadata(capture)
+        .await
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64);
+    match modified {
+        Some(m) if m >= started && m <= now => m,
+        _ => now,
+    }
+}
+
 /// Start-up recovery (before the scheduler's first bell, so no recording is running yet):
-/// every recording a crash left in `recording` is marked stopped, and every stopped or failed
-/// recording not yet processed (or whose processing a crash cut) is processed, one after the
-/// other in the background.
-pub(crate) async fn recover(app: &Arc<SchoolState>) {
+/// every recording a crash left in `recording` is marked stopped (ended when its capture
+/// last got data), and every stopped or failed recording not yet processed (or whose
+/// processing a crash cut) is processed, one after the other in the background. Returns the
+/// lessons whose recording the crash cut (issue 20: they are recorded again if still live).
+pub(crate) async fn recover(app: &Arc<SchoolState>) -> Vec<i64> {
     let now = app.now();
-    let crashed = sqlx::query(
-        "UPDATE recordings SET state = 'stopped', ended_at = COALESCE(ended_at, $1) \
-         WHERE state = 'recording'",
+    let crashed: Vec<(i64, Option<i64>, i64, String)> = sqlx::query_as(
+        "SELECT id, lesson_id, started_at, capture_path FROM recordings \
+         WHERE state = 'recording' ORDER BY id",
     )
-    .bind(now)
-    .execute(app.store.pool())
-    .await;
-    match crashed {
-        Ok(r) if r.rows_affected() > 0 => tracing::warn!(
-            recordings = r.rows_affected(),
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap_or_else(|e| {
+        tracing::warn!("recovery: {e}");
+        Vec::new()
+    });
+    let mut cut = Vec::new();
+    for (id, lesson, started, capture) in &crashed {
+        let ended = cut_at(capture, *started, now).await;
+        let r = sqlx::query(
+            "UPDATE recordings SET state = 'stopped', ended_at = COALESCE(ended_at, $1) \
+             WHERE id = $2 AND state = 'recording'",
+        )
+        .bind(ended)
+        .bind(id)
+        .execute(app.store.pool())
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(recording = id, "recovery: {e}");
+        }
+        cut.extend(*lesson);
+    }
+    if !crashed.is_empty() {
+        tracing::warn!(
+            recordings = crashed.len(),
             "recordings left open by a crash: recovering them"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("recovery: {e}"),
+        );
     }
     let todo: Vec<(i64,)> = match sqlx::query_as(
         "SELECT id FROM recordings WHERE state <> 'recording' AND capture_path <> '' \
@@ -146,19 +228,21 @@ pub(crate) async fn recover(app: &Arc<SchoolState>) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!("recovery: {e}");
-            return;
+            return cut;
         }
     };
     if todo.is_empty() {
-        return;
+        return cut;
     }
     let store = app.store.clone();
+    let events = app.recording_events.clone();
     tokio::spawn(async move {
         for (id,) in todo {
-            match process(&store, id).await {
+            match process_announced(&store, &events, id).await {
                 Ok(r) => tracing::info!(recording = id, "recovered; {}", r.read),
                 Err(e) => tracing::warn!(recording = id, "recovery: not processed: {e}"),
             }
         }
     });
+    cut
 }

@@ -13,6 +13,8 @@ pub mod recorded;
 pub mod recording;
 pub mod school;
 pub mod skip;
+// Server-sent events read one at a time (lesson events, recording processing).
+pub mod sse;
 // A processed lesson recording without a media session (the S-T draft routes' tests).
 pub mod stdraft;
 pub mod stun;

@@ -168,6 +168,25 @@ fn track_records(
 /// Writes the capture of `sources` for `lesson` into `dir` and processes it there; the
 /// manifest.
 pub fn make(dir: &Path, lesson: Option<i64>, sources: &[Src]) -> Manifest {
+    let capture = write_capture(dir, lesson, sources);
+    classrelay::record::recover::process_recording(&capture, dir)
+        .expect("processed")
+        .manifest
+}
+
+/// Writes the capture of `sources` for `lesson` into `dir` (not processed); its path.
+pub fn write_capture(dir: &Path, lesson: Option<i64>, sources: &[Src]) -> std::path::PathBuf {
+    write_capture_losing(dir, lesson, sources, None)
+}
+
+/// [`write_capture`], with the first source's video RTP packets that arrived within `lose`
+/// (µs after the capture's start) left out: a loss the processor must report as a gap.
+pub fn write_capture_losing(
+    dir: &Path,
+    lesson: Option<i64>,
+    sources: &[Src],
+    lose: Option<std::ops::Range<u64>>,
+) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).expect("recording dir");
     let video = vp8_frames();
     let audio = opus_frames();
@@ -219,6 +238,10 @@ pub fn make(dir: &Path, lesson: Option<i64>, sources: &[Src]) -> Manifest {
             ));
         }
     }
+    if let Some(lose) = &lose {
+        // Track 1 is the first source's video.
+        items.retain(|(at, r)| !(matches!(r, Record::Rtp { track: 1, .. }) && lose.contains(at)));
+    }
     items.sort_by_key(|(at, _)| *at);
     let end = items.last().map(|(at, _)| *at).unwrap_or(0);
     let mut records: Vec<Record> = tracks.iter().cloned().map(Record::Track).collect();
@@ -239,9 +262,7 @@ pub fn make(dir: &Path, lesson: Option<i64>, sources: &[Src]) -> Manifest {
         classrelay::record::file::encode_capture(&header, &records),
     )
     .expect("capture written");
-    classrelay::record::recover::process_recording(&capture, dir)
-        .expect("processed")
-        .manifest
+    capture
 }
 
 /// Inserts a finished recording of `lesson` (or a plain room) started at `started` and ended
@@ -283,5 +304,33 @@ pub async fn insert(
         .await
         .expect("recording ready");
     }
+    id
+}
+
+/// Inserts a stopped recording of `lesson` whose capture of `sources` is written but not yet
+/// processed (as a lesson's end leaves it), losing the first source's video in `lose` (µs);
+/// its id.
+pub async fn insert_unprocessed(
+    server: &classrelay::Server,
+    lesson: Option<i64>,
+    started: i64,
+    ended: i64,
+    sources: &[Src],
+    lose: Option<std::ops::Range<u64>>,
+) -> i64 {
+    let id = insert(server, lesson, started, ended, None).await;
+    let school = &server.state().school;
+    let dir = school
+        .config
+        .recording
+        .dir_in(&school.config.data.dir)
+        .join(id.to_string());
+    let capture = write_capture_losing(&dir, lesson, sources, lose);
+    sqlx::query("UPDATE recordings SET capture_path = $1 WHERE id = $2")
+        .bind(capture.display().to_string())
+        .bind(id)
+        .execute(school.store.pool())
+        .await
+        .expect("capture path");
     id
 }

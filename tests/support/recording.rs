@@ -155,6 +155,66 @@ pub fn serve(dir: &Path) -> (KillOnDrop, String) {
     (child, base)
 }
 
+/// Logs `wang` (the fixture's hub teacher) in on the server at `base`; the session token.
+pub async fn teacher_login(http: &reqwest::Client, base: &str) -> String {
+    let login = post(
+        http,
+        &format!("{base}/api/login"),
+        None,
+        json!({"username": "wang", "password": "password-123"}),
+    )
+    .await;
+    login["token"].as_str().expect("a session").to_string()
+}
+
+/// Waits (polling the lesson's live state, at most 20 s) until lesson `id` is being recorded.
+pub async fn until_recording(http: &reqwest::Client, base: &str, token: &str, id: i64) {
+    let t0 = Instant::now();
+    loop {
+        let v: Value = http
+            .get(format!("{base}/api/lessons/{id}/live"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if v["recording"] == true {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "recording: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The teacher (session `token`) joins lesson `id` on the server at `base` and publishes the
+/// fixtures with the independent client.
+pub async fn teacher_publishes_to(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: i64,
+) -> Publisher {
+    let j = post(
+        http,
+        &format!("{base}/api/lessons/{id}/join"),
+        Some(token),
+        json!(null),
+    )
+    .await;
+    whip_publish_with(
+        base,
+        &format!("lesson-{id}"),
+        j["token"].as_str().expect("a media token"),
+        &video_fixture(),
+        &audio_fixture(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("the teacher publishes")
+}
+
 /// What [`record_a_lesson_then_kill`] leaves: the data directory (capture and database), the
 /// lesson, when the kill happened, and what the teacher had sent by then.
 pub struct KilledMidLesson {
@@ -197,49 +257,10 @@ pub async fn record_a_lesson_then_kill() -> KilledMidLesson {
     let (mut child, base) = serve(dir.path());
 
     let http = reqwest::Client::new();
-    let login = post(
-        &http,
-        &format!("{base}/api/login"),
-        None,
-        json!({"username": "wang", "password": "password-123"}),
-    )
-    .await;
-    let teacher = login["token"].as_str().expect("a session").to_string();
+    let teacher = teacher_login(&http, &base).await;
     // The scheduler's first pass makes the lesson live and starts its recording.
-    let t0 = Instant::now();
-    loop {
-        let v: Value = http
-            .get(format!("{base}/api/lessons/{id}/live"))
-            .bearer_auth(&teacher)
-            .send()
-            .await
-            .expect("answers")
-            .json()
-            .await
-            .unwrap_or(Value::Null);
-        if v["recording"] == true {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "recording: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let j = post(
-        &http,
-        &format!("{base}/api/lessons/{id}/join"),
-        Some(&teacher),
-        json!(null),
-    )
-    .await;
-    let publisher = whip_publish_with(
-        &base,
-        &format!("lesson-{id}"),
-        j["token"].as_str().expect("a media token"),
-        &video_fixture(),
-        &audio_fixture(),
-        PublishOptions::default(),
-    )
-    .await
-    .expect("the teacher publishes");
+    until_recording(&http, &base, &teacher, id).await;
+    let publisher = teacher_publishes_to(&http, &base, &teacher, id).await;
     publisher
         .wait_progress(Duration::from_secs(20), |p| p.video_frames >= 120)
         .await

@@ -131,6 +131,7 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     recordings_get,
     recordings_manifest,
     recordings_file,
+    recordings_events,
     today,
     // Exports (issue 20 item 4).
     lessons_exports_create,
@@ -351,6 +352,7 @@ fn handler(
         ("GET", "/api/recordings/{id}") => get(recordings_get),
         ("GET", "/api/recordings/{id}/manifest") => get(recordings_manifest),
         ("GET", "/api/recordings/{id}/files/{file}") => get(recordings_file),
+        ("GET", "/api/recordings/{id}/events") => get(recordings_events),
         ("GET", "/api/today") => get(today),
         // Exports (issue 20 item 4).
         ("POST", "/api/lessons/{id}/exports") => post(lessons_exports_create),

@@ -1,14 +1,16 @@
 //! Recordings (录像): the list by lesson, teacher, school and date (paged, only what the caller
 //! may see), one recording's metadata (subject, grade, textbook edition, chapter, teacher,
 //! paired schools) and sources, its manifest, and range-request playback and download of each
-//! source file through the storage trait. Must never serve a file the manifest does not list,
-//! nor a recording outside the caller's scope (`access::may_see_recording`).
+//! source file through the storage trait; a recording's processing as server-sent events. Must
+//! never serve a file neither the manifest nor a finished export lists, nor a recording
+//! outside the caller's scope (`access::may_see_recording`).
 
 #[allow(unused_imports)]
 use super::*;
 
 use crate::record::process::Manifest;
 use crate::school::recording::{Recording, COLS};
+use crate::school::recording_files::ProcessingEvent;
 
 /// An id and a name.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -118,6 +120,59 @@ pub(super) struct RecordingDetail {
     notes: Vec<String>,
     /// The playable files (empty until processed, or after deletion).
     sources: Vec<SourceView>,
+    /// All recordings of its lesson, by start (this one among them): a lesson live across a
+    /// server restart is recorded in parts, with a gap between them. Empty for a plain room.
+    parts: Vec<RecordingPart>,
+}
+
+/// One recording of a lesson recorded in parts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct RecordingPart {
+    /// The recording's id.
+    id: i64,
+    /// Start, RFC 3339 local time.
+    started: String,
+    /// End, RFC 3339 local time, once it has ended.
+    ended: Option<String>,
+    /// `recording`, `stopped` or `failed`.
+    state: String,
+    /// `processing`, `ready` or `failed`; none before processing starts.
+    processing: Option<String>,
+    /// Nothing was captured for this long between the previous part's end and this part's
+    /// start, ms (none for the first part, or while the previous one runs).
+    gap_before_ms: Option<i64>,
+}
+
+/// The parts of lesson `lesson`'s recording (its recordings not deleted), by start.
+async fn parts_of(st: &SchoolState, lesson: Option<i64>) -> Result<Vec<RecordingPart>, ApiError> {
+    let Some(lesson) = lesson else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "SELECT {COLS} FROM recordings WHERE lesson_id = $1 AND deleted_at IS NULL \
+         ORDER BY started_at, id"
+    );
+    let rows: Vec<Recording> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(lesson)
+        .fetch_all(st.store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let mut prev_end: Option<Option<i64>> = None;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let gap = prev_end.flatten().map(|e| (r.started_at - e).max(0));
+            prev_end = Some(r.ended_at);
+            RecordingPart {
+                id: r.id,
+                started: rfc3339(r.started_at, st.offset),
+                ended: r.ended_at.map(|e| rfc3339(e, st.offset)),
+                state: r.state,
+                processing: r.processing,
+                gap_before_ms: gap,
+            }
+        })
+        .collect())
 }
 
 /// Names of teachers and schools (two queries).
@@ -148,6 +203,16 @@ impl Names {
             name: self.schools.get(&id).cloned().unwrap_or_default(),
         }
     }
+}
+
+/// Every school's own retention (days), in one query: the list's retention without a query
+/// per recording.
+async fn retention_by_school(st: &SchoolState) -> Result<HashMap<i64, Option<i64>>, ApiError> {
+    let rows: Vec<(i64, Option<i64>)> = sqlx::query_as("SELECT id, retention_days FROM schools")
+        .fetch_all(st.store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    Ok(rows.into_iter().collect())
 }
 
 /// The recording's retention: its hub school's days, else the configured default.
@@ -261,11 +326,21 @@ fn day(st: &SchoolState, q: &HashMap<String, String>, key: &str, end: bool) -> A
 
 type ApiResult2<T> = Result<Option<T>, ApiError>;
 
-/// The lessons of `rows` (each loaded once).
+/// The lessons of `rows` (each loaded once): one query per lesson for a few, else every
+/// recorded lesson in one query, so a long list costs a bounded number of queries.
 async fn lessons_of(
     st: &SchoolState,
     rows: &[Recording],
 ) -> Result<HashMap<i64, Lesson>, ApiError> {
+    let wanted: std::collections::HashSet<i64> = rows.iter().filter_map(|r| r.lesson_id).collect();
+    if wanted.len() > 2 {
+        return Ok(model::lessons_recorded(&st.store)
+            .await?
+            .into_iter()
+            .filter(|l| wanted.contains(&l.id))
+            .map(|l| (l.id, l))
+            .collect());
+    }
     let mut out = HashMap::new();
     for id in rows.iter().filter_map(|r| r.lesson_id) {
         if let std::collections::hash_map::Entry::Vacant(e) = out.entry(id) {
@@ -372,10 +447,14 @@ pub(super) async fn recordings_list(
     let total = visible.len() as u64;
     let skip = usize::try_from((page - 1).saturating_mul(per_page)).unwrap_or(usize::MAX);
     let names = Names::load(&st).await?;
+    let retention = retention_by_school(&st).await?;
     let mut items = Vec::new();
     for r in visible.into_iter().skip(skip).take(per_page as usize) {
         let l = r.lesson_id.and_then(|id| lessons.get(&id));
-        let days = retention_of(&st, &d, l).await;
+        let own = l
+            .and_then(|l| d.classrooms.get(&l.hub_classroom_id))
+            .and_then(|s| retention.get(s).copied().flatten());
+        let days = crate::school::retention::days_for(own, st.config.recording.retention_days);
         items.push(view_of(&st, r, l, &d, &names, days));
     }
     Ok(Json(RecordingPage {
@@ -450,6 +529,41 @@ async fn manifest_of(st: &SchoolState, r: &Recording) -> Result<(Manifest, Vec<u
     Ok((m, bytes))
 }
 
+/// `file` if a finished export of recording `id` made it (its MP4 or thumbnail), with its
+/// MIME type (issue 20: exports downloaded from the player page).
+async fn export_file(
+    st: &SchoolState,
+    id: i64,
+    file: &str,
+) -> Result<Option<(String, String)>, ApiError> {
+    let rows: Vec<(Option<String>,)> = sqlx::query_as(
+        "SELECT outcome FROM export_jobs WHERE recording_id = $1 AND state = 'done'",
+    )
+    .bind(id)
+    .fetch_all(st.store.pool())
+    .await
+    .map_err(crate::store::StoreError::from)?;
+    let mime = |f: &str| {
+        let ext = f.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+        match ext.as_str() {
+            "mp4" => "video/mp4",
+            "jpg" | "jpeg" => "image/jpeg",
+            "png" => "image/png",
+            _ => "application/octet-stream",
+        }
+        .to_string()
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|(o,)| serde_json::from_str::<crate::record::export::ExportOutcome>(&o?).ok())
+        .flat_map(|o| [o.file, o.thumbnail])
+        .find(|f| f == file)
+        .map(|f| {
+            let m = mime(&f);
+            (f, m)
+        }))
+}
+
 /// The manifest's name in a recording's place (`record::recover` writes it).
 const MANIFEST_FILE: &str = "manifest.json";
 
@@ -474,6 +588,7 @@ pub(super) async fn recordings_get(
     };
     let names = Names::load(&st).await?;
     let days = retention_of(&st, &d, l.as_ref()).await;
+    let parts = parts_of(&st, r.lesson_id).await?;
     let rid = r.id;
     let view = view_of(&st, r, l.as_ref(), &d, &names, days);
     let sources = manifest
@@ -507,6 +622,7 @@ pub(super) async fn recordings_get(
         complete: manifest.as_ref().map(|m| m.complete),
         notes: manifest.map(|m| m.notes).unwrap_or_default(),
         sources,
+        parts,
     })
     .into_response())
 }
@@ -553,20 +669,25 @@ pub(super) async fn recordings_file(
 ) -> ApiResult {
     let (r, l, _) = recording_for(&st, &p, &id).await?;
     let (m, _) = manifest_of(&st, &r).await?;
-    let Some(src) = m.sources.iter().find(|s| s.file == file) else {
+    // A source the manifest lists, or what a finished export of it made (MP4, thumbnail).
+    let listed = match m.sources.iter().find(|s| s.file == file) {
+        Some(src) => Some((src.file.clone(), src.mime.clone())),
+        None => export_file(&st, r.id, &file).await?,
+    };
+    let Some((name, mime)) = listed else {
         return Err(ApiError::not_found(
             "not-found",
             format!("recording {} has no file `{file}`", r.id),
         ));
     };
     let storage = crate::school::recording::storage(&st);
-    let Some(path) = storage.file(r.id, &src.file) else {
+    let Some(path) = storage.file(r.id, &name) else {
         return Err(ApiError::not_found(
             "not-found",
             format!("`{file}` is not a file name"),
         ));
     };
-    let mime = HeaderValue::from_str(&src.mime)
+    let mime = HeaderValue::from_str(&mime)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     let download = matches!(q.get("download").map(String::as_str), Some("1" | "true"));
     let disposition = if download {
@@ -581,10 +702,7 @@ pub(super) async fn recordings_file(
                 )
             })
             .unwrap_or_default();
-        format!(
-            "attachment; filename=\"recording-{}-{stem}{}\"",
-            r.id, src.file
-        )
+        format!("attachment; filename=\"recording-{}-{stem}{}\"", r.id, name)
     } else {
         "inline".to_string()
     };
@@ -643,4 +761,101 @@ pub(super) async fn recordings_file(
         HeaderValue::from_static("private, no-cache"),
     );
     Ok(resp)
+}
+
+/// A recording's processing state as the events route names it: `recording` (still
+/// capturing), `waiting` (stopped, not processed yet), `processing`, `ready`, `failed` or
+/// `deleted`.
+fn processing_now(r: &Recording) -> ProcessingEvent {
+    let processing = if r.deleted_at.is_some() {
+        "deleted"
+    } else if let Some(p) = r.processing.as_deref() {
+        p
+    } else if r.state == "recording" {
+        "recording"
+    } else {
+        "waiting"
+    };
+    ProcessingEvent {
+        recording: r.id,
+        lesson: r.lesson_id,
+        processing: processing.to_string(),
+        error: r.processing_error.clone(),
+    }
+}
+
+/// Whether nothing more will change (the stream ends after it).
+fn settled(ev: &ProcessingEvent) -> bool {
+    matches!(ev.processing.as_str(), "ready" | "failed" | "deleted")
+}
+
+fn sse_processing(ev: &ProcessingEvent) -> SseEvent {
+    SseEvent::default()
+        .event("processing")
+        .data(serde_json::to_string(ev).unwrap_or_default())
+}
+
+#[utoipa::path(
+    get, path = "/api/recordings/{id}/events", params(("id" = i64, Path, description = "the recording's id")),
+    responses((status = 200, description = "server-sent events (`processing`), each data line one ProcessingEvent: the state now (recording, waiting, processing, ready, failed, deleted), then each change; the stream ends once it is ready, failed or deleted", body = crate::school::recording_files::ProcessingEvent, content_type = "text/event-stream"))
+)]
+pub(super) async fn recordings_events(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    // Subscribe before reading the row, so no change falls between the two.
+    let rx = st.recording_events.subscribe();
+    let revoked = st.revoked.subscribe();
+    let (r, _, _) = recording_for(&st, &p, &id).await?;
+    let first = processing_now(&r);
+    let head =
+        futures_util::stream::iter([Ok::<_, std::convert::Infallible>(sse_processing(&first))]);
+    use futures_util::StreamExt;
+    if settled(&first) {
+        return Ok(Sse::new(head).into_response());
+    }
+    let rid = r.id;
+    let who = p.ident();
+    let tail = futures_util::stream::unfold(Some((rx, revoked, Arc::clone(&st))), move |state| {
+        let who = who.clone();
+        async move {
+            use tokio::sync::broadcast::error::RecvError;
+            let (mut rx, mut revoked, st) = state?;
+            let ev = loop {
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Ok(ev) if ev.recording == rid => break ev,
+                        Ok(_) => continue,
+                        // Missed changes: read the row again.
+                        Err(RecvError::Lagged(_)) => {
+                            let sql = format!("SELECT {COLS} FROM recordings WHERE id = $1");
+                            let row: Option<Recording> =
+                                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                                    .bind(rid)
+                                    .fetch_optional(st.store.pool())
+                                    .await
+                                    .ok()
+                                    .flatten();
+                            match row {
+                                Some(r) => break processing_now(&r),
+                                None => return None,
+                            }
+                        }
+                        Err(RecvError::Closed) => return None,
+                    },
+                    r = revoked.recv() => match r {
+                        Ok(crate::school::Revoked::Principal(x)) if x == who => return None,
+                        Ok(_) => continue,
+                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                    },
+                }
+            };
+            let next = (!settled(&ev)).then_some((rx, revoked, st));
+            Some((Ok::<_, std::convert::Infallible>(sse_processing(&ev)), next))
+        }
+    });
+    Ok(Sse::new(head.chain(tail))
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
 }

@@ -584,6 +584,13 @@ pub(crate) const ROUTES: &[RouteRule] = &[
     ),
     route_rule!(
         "GET",
+        "/api/recordings/{id}/events",
+        Allow::Roles(RECORDING_VIEWERS),
+        "recordings",
+        "Server-sent events of the recording's processing (processing, ready, failed): a page shows it playable without a reload",
+    ),
+    route_rule!(
+        "GET",
         "/api/today",
         Allow::Roles(ALL),
         "lessons",

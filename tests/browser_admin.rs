@@ -56,7 +56,8 @@ async fn done(page: &Page) -> Result<String> {
 async fn confirm(page: &Page, selector: &str) -> Result<()> {
     let armed = page
         .eval_with(
-            "const b = document.querySelector(arguments[0]); b.click(); return [b.dataset.armed, b.innerText];",
+            "document.getElementById('done')?.remove();
+             const b = document.querySelector(arguments[0]); b.click(); return [b.dataset.armed, b.innerText];",
             vec![json!(selector)],
         )
         .await?;

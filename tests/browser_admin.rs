@@ -118,16 +118,28 @@ async fn a_county_admin_edits_a_slot_revokes_a_device_and_generates_lessons() ->
     .await?;
     assert_eq!(done(&page).await?, "已保存");
     let (_, v) = app
-        .call(Some(&app.admin), Method::GET, &format!("/api/slots/{slot}"), None)
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            &format!("/api/slots/{slot}"),
+            None,
+        )
         .await;
-    assert_eq!((v["ends"].as_str(), v["subject"].as_str()), (Some("08:45"), Some("英语口语")), "{v}");
+    assert_eq!(
+        (v["ends"].as_str(), v["subject"].as_str()),
+        (Some("08:45"), Some("英语口语")),
+        "{v}"
+    );
     let grid = page
         .eval_with(
             "return document.querySelector(`[data-slot=\"${arguments[0]}\"]`).innerText;",
             vec![json!(slot)],
         )
         .await?;
-    assert!(grid.as_str().unwrap_or("").contains("08:00–08:45"), "{grid}");
+    assert!(
+        grid.as_str().unwrap_or("").contains("08:00–08:45"),
+        "{grid}"
+    );
 
     // 2. The device: listed, revoked with two clicks; the kiosk is refused at once.
     tab(&page, &app, "devices").await?;
@@ -135,11 +147,19 @@ async fn a_county_admin_edits_a_slot_revokes_a_device_and_generates_lessons() ->
         .eval("return [...document.querySelectorAll('#deviceList tbody tr')].map((r) => r.innerText);")
         .await?;
     assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
-    assert!(rows[0].as_str().unwrap().contains("三年级1班") && rows[0].as_str().unwrap().contains("讲台电脑"), "{rows}");
+    assert!(
+        rows[0].as_str().unwrap().contains("三年级1班")
+            && rows[0].as_str().unwrap().contains("讲台电脑"),
+        "{rows}"
+    );
     confirm(&page, "#deviceList tbody tr button.danger").await?;
     assert_eq!(done(&page).await?, "已吊销，该设备立即下线");
     let (s, v) = app.call(Some(&kiosk), Method::GET, "/api/me", None).await;
-    assert_eq!((s, kind(&v)), (StatusCode::UNAUTHORIZED, "device-revoked"), "{v}");
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::UNAUTHORIZED, "device-revoked"),
+        "{v}"
+    );
     let state = page
         .eval("return document.querySelector('#deviceList [data-revoked]').dataset.revoked;")
         .await?;
@@ -189,7 +209,11 @@ async fn a_county_admin_edits_a_slot_revokes_a_device_and_generates_lessons() ->
     )
     .await?;
     // Cancel it: two clicks; it is then ended and the reports count it as cancelled.
-    confirm(&page, &format!("#lessonList tr[data-id=\"{id}\"] button.danger")).await?;
+    confirm(
+        &page,
+        &format!("#lessonList tr[data-id=\"{id}\"] button.danger"),
+    )
+    .await?;
     assert_eq!(done(&page).await?, "已停课（统计报表中计为取消）");
     let (_, r) = app
         .call(

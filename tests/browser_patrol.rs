@@ -158,7 +158,14 @@ async fn the_wall_shows_every_live_classroom_in_scope_and_none_outside() -> Resu
         ))
         .await?;
     let text = text.as_str().unwrap_or("");
-    for want in ["录播教室", "三年级1班", "三年级2班", "专递课堂", "上课中", "王老师"] {
+    for want in [
+        "录播教室",
+        "三年级1班",
+        "三年级2班",
+        "专递课堂",
+        "上课中",
+        "王老师",
+    ] {
         assert!(text.contains(want), "{want} missing from the tile: {text}");
     }
     let body = page.eval("return document.body.innerText;").await?;
@@ -201,7 +208,10 @@ async fn the_wall_shows_every_live_classroom_in_scope_and_none_outside() -> Resu
         "document.body.innerText",
     )
     .await?;
-    assert_eq!(page.eval("return window.classrelay.focused();").await?, json!(ours));
+    assert_eq!(
+        page.eval("return window.classrelay.focused();").await?,
+        json!(ours)
+    );
     page.close().await?;
     publisher.close().await?;
     Ok(())

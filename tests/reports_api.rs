@@ -35,7 +35,12 @@ async fn report_when(app: &App, token: &str, done: impl Fn(&Value) -> bool) -> V
     let end = Instant::now() + Duration::from_secs(20);
     loop {
         let (s, v) = app
-            .call(Some(token), Method::GET, &format!("/api/reports?{DAY}"), None)
+            .call(
+                Some(token),
+                Method::GET,
+                &format!("/api/reports?{DAY}"),
+                None,
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         if done(&v) {
@@ -64,7 +69,11 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
             Some(json!({})),
         )
         .await;
-    assert_eq!((s, kind(&v)), (StatusCode::FORBIDDEN, "not-your-lesson"), "{v}");
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::FORBIDDEN, "not-your-lesson"),
+        "{v}"
+    );
     let (s, v) = app
         .call(
             Some(&f.teacher_login),
@@ -83,7 +92,11 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
             Some(json!({})),
         )
         .await;
-    assert_eq!((s, kind(&v)), (StatusCode::CONFLICT, "lesson-cancelled"), "{v}");
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::CONFLICT, "lesson-cancelled"),
+        "{v}"
+    );
 
     // The bell of the first lesson: the teacher publishes, site A's kiosk watches.
     app.clock.set(at("08:00"));
@@ -129,7 +142,12 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
     let end = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, live) = app
-            .call(Some(&app.admin), Method::GET, &format!("/api/lessons/{held}/live"), None)
+            .call(
+                Some(&app.admin),
+                Method::GET,
+                &format!("/api/lessons/{held}/live"),
+                None,
+            )
             .await;
         let publishing = live["present"]
             .as_array()
@@ -183,7 +201,12 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
             .unwrap()
             .iter()
             .find(|s| s["classroom_id"] == c)
-            .map(|s| (s["present"].as_i64().unwrap(), s["expected"].as_i64().unwrap()))
+            .map(|s| {
+                (
+                    s["present"].as_i64().unwrap(),
+                    s["expected"].as_i64().unwrap(),
+                )
+            })
     };
     assert_eq!(site(f.room_a), Some((1, 1)), "{v}");
     assert_eq!(site(f.room_b), Some((0, 1)), "{v}");
@@ -195,7 +218,12 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
             .unwrap()
             .iter()
             .find(|x| x["school_id"] == s)
-            .map(|x| (x["present"].as_i64().unwrap(), x["expected"].as_i64().unwrap()))
+            .map(|x| {
+                (
+                    x["present"].as_i64().unwrap(),
+                    x["expected"].as_i64().unwrap(),
+                )
+            })
     };
     assert_eq!(school(f.partner_a), Some((1, 1)), "{v}");
     assert_eq!(school(f.partner_b), Some((0, 2)), "{v}");
@@ -225,11 +253,25 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
         .await;
     assert_eq!((s, kind(&w)), (StatusCode::FORBIDDEN, "role-forbidden"));
     // Bad input is a clear 400.
-    for q in ["by=month", "from=2026-13-01", "from=2026-09-07&to=2026-09-01", "from=2025-01-01&to=2026-09-07"] {
+    for q in [
+        "by=month",
+        "from=2026-13-01",
+        "from=2026-09-07&to=2026-09-01",
+        "from=2025-01-01&to=2026-09-07",
+    ] {
         let (s, w) = app
-            .call(Some(&app.admin), Method::GET, &format!("/api/reports?{q}"), None)
+            .call(
+                Some(&app.admin),
+                Method::GET,
+                &format!("/api/reports?{q}"),
+                None,
+            )
             .await;
-        assert_eq!((s, kind(&w)), (StatusCode::BAD_REQUEST, "bad-query"), "{q}: {w}");
+        assert_eq!(
+            (s, kind(&w)),
+            (StatusCode::BAD_REQUEST, "bad-query"),
+            "{q}: {w}"
+        );
     }
 
     // CSV: a BOM, Chinese headers, the same numbers.
@@ -251,11 +293,16 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
     assert!(rate_csv.starts_with(b"\xEF\xBB\xBF"), "a BOM");
     let text = String::from_utf8(rate_csv[3..].to_vec())?;
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("周期,排课,停课,未到时间,应开,已开,开课率"));
+    assert_eq!(
+        lines.next(),
+        Some("周期,排课,停课,未到时间,应开,已开,开课率")
+    );
     assert_eq!(lines.next(), Some("2026-09-07,3,1,0,2,1,50.0%"));
     let lessons_csv = String::from_utf8(csv("lessons").await[3..].to_vec())?;
     assert!(
-        lessons_csv.contains(&format!("{cancelled},2026-09-07,2026-09-07,英语,三年级,王老师,已停课,0,0,0.0")),
+        lessons_csv.contains(&format!(
+            "{cancelled},2026-09-07,2026-09-07,英语,三年级,王老师,已停课,0,0,0.0"
+        )),
         "{lessons_csv}"
     );
 
@@ -266,7 +313,10 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
     let page = browser.new_page().await?;
     let (user, password) = app.server.first_admin().cloned().unwrap();
     page.log_in(&app.base, &user, &password).await?;
-    for (lang, words) in [("zh", ["已开课", "已停课", "未开课"]), ("en", ["Held", "Cancelled", "Not held"])] {
+    for (lang, words) in [
+        ("zh", ["已开课", "已停课", "未开课"]),
+        ("en", ["Held", "Cancelled", "Not held"]),
+    ] {
         page.goto(&format!("{}/reports?{DAY}&lang={lang}", app.base))
             .await?;
         page.wait_until(
@@ -278,7 +328,18 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
         let cells = page
             .eval("return [...document.querySelectorAll('#rate tbody tr:first-child td')].map((c) => c.innerText);")
             .await?;
-        assert_eq!(cells.as_array().unwrap()[1..], [json!("3"), json!("1"), json!("0"), json!("2"), json!("1"), json!("50.0%")], "{lang}: {cells}");
+        assert_eq!(
+            cells.as_array().unwrap()[1..],
+            [
+                json!("3"),
+                json!("1"),
+                json!("0"),
+                json!("2"),
+                json!("1"),
+                json!("50.0%")
+            ],
+            "{lang}: {cells}"
+        );
         let shown = page
             .eval("return Object.fromEntries([...document.querySelectorAll('[data-outcome]')].map((e) => [e.dataset.lesson, e.innerText]));")
             .await?;
@@ -289,7 +350,11 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
         let bar = page
             .eval("const r = document.querySelectorAll('#rate svg.chart rect'); return [Number(r[0].getAttribute('width')), Number(r[1].getAttribute('width'))];")
             .await?;
-        assert_eq!(bar[1].as_f64().unwrap() * 2.0, bar[0].as_f64().unwrap(), "{bar}");
+        assert_eq!(
+            bar[1].as_f64().unwrap() * 2.0,
+            bar[0].as_f64().unwrap(),
+            "{bar}"
+        );
         if lang == "zh" {
             page.screenshot_for_docs("report-lesson-rate").await?;
         }
@@ -297,7 +362,11 @@ async fn the_lesson_rate_counts_a_cancelled_lesson_as_cancelled() -> Result<()> 
         let href = page
             .eval("return document.querySelector('#rate a[data-table]').getAttribute('href');")
             .await?;
-        assert!(href.as_str().unwrap().contains("table=rate") && href.as_str().unwrap().contains("from=2026-09-07"), "{href}");
+        assert!(
+            href.as_str().unwrap().contains("table=rate")
+                && href.as_str().unwrap().contains("from=2026-09-07"),
+            "{href}"
+        );
     }
     page.close().await?;
     Ok(())

@@ -2328,11 +2328,17 @@ async fn report_cancel_and_patrol_routes_by_role_and_object() {
     let mut body2 = lesson_body(w.t2, w.h2_room, &[w.p2_room], "08:00", "08:40");
     body2["override_pairing"] = json!(true);
     let l1 = app
-        .create("/api/lessons", lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"))
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+        )
         .await;
     let l2 = app.create("/api/lessons", body2.clone()).await;
     let l3 = app
-        .create("/api/lessons", lesson_body(w.t1, w.h1_room, &[w.p1_room], "09:00", "09:40"))
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "09:00", "09:40"),
+        )
         .await;
     body2["starts_at"] = json!(at("09:00"));
     body2["ends_at"] = json!(at("09:40"));
@@ -2364,12 +2370,21 @@ async fn report_cancel_and_patrol_routes_by_role_and_object() {
         assert_eq!(s, StatusCode::OK, "{name}: {v}");
         assert_eq!(&lesson_ids(&v), want, "{name}'s wall");
         for l in [l1, l2] {
-            let (s, v) = call(who(name), Method::POST, format!("/api/lessons/{l}/patrol"), None).await;
+            let (s, v) = call(
+                who(name),
+                Method::POST,
+                format!("/api/lessons/{l}/patrol"),
+                None,
+            )
+            .await;
             if want.contains(&l) {
                 assert_eq!(s, StatusCode::OK, "{name} patrols {l}: {v}");
                 assert!(v["part"].as_str().unwrap().starts_with("p:"), "{v}");
             } else {
-                assert!(refused(s, &v) && kind(&v) == "out-of-scope", "{name} patrols {l}: {s} {v}");
+                assert!(
+                    refused(s, &v) && kind(&v) == "out-of-scope",
+                    "{name} patrols {l}: {s} {v}"
+                );
             }
             checked += 1;
         }
@@ -2405,7 +2420,10 @@ async fn report_cancel_and_patrol_routes_by_role_and_object() {
             (Method::GET, "/api/reports.csv?table=rate".to_string()),
         ] {
             let (s, v) = call(token.clone(), m.clone(), path.clone(), None).await;
-            assert!(refused(s, &v) && kind(&v) == "role-forbidden", "{m} {path}: {s} {v}");
+            assert!(
+                refused(s, &v) && kind(&v) == "role-forbidden",
+                "{m} {path}: {s} {v}"
+            );
             checked += 1;
         }
     }
@@ -2432,8 +2450,18 @@ async fn report_cancel_and_patrol_routes_by_role_and_object() {
     assert!(refused(s, &v), "{s} {v}");
     // Once the bell has rung it is too late.
     app.clock.set(at("08:05"));
-    let (s, v) = call(who("global_admin"), Method::POST, cancel(l1), Some(json!({}))).await;
-    assert_eq!((s, kind(&v)), (StatusCode::CONFLICT, "lesson-started"), "{v}");
+    let (s, v) = call(
+        who("global_admin"),
+        Method::POST,
+        cancel(l1),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::CONFLICT, "lesson-started"),
+        "{v}"
+    );
     // The cancelled lessons are counted as cancelled in each scope's report.
     let (_, v) = call(
         who("county_admin_1"),
@@ -2462,20 +2490,50 @@ async fn report_cancel_and_patrol_routes_by_role_and_object() {
         ("teacher_1", "observer_1", "role-forbidden"),
         ("county_admin_1", "county_admin_1", "self-delete"),
     ] {
-        let (s, v) = call(who(name), Method::DELETE, format!("/api/users/{}", user(target)), None).await;
+        let (s, v) = call(
+            who(name),
+            Method::DELETE,
+            format!("/api/users/{}", user(target)),
+            None,
+        )
+        .await;
         assert_eq!(kind(&v), want, "{name} deletes {target}: {s} {v}");
         checked += 1;
     }
-    let (s, v) = call(who("county_admin_1"), Method::DELETE, format!("/api/users/{}", user("observer_1")), None).await;
+    let (s, v) = call(
+        who("county_admin_1"),
+        Method::DELETE,
+        format!("/api/users/{}", user("observer_1")),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     let (s, _) = call(who("observer_1"), Method::GET, "/api/me".into(), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "a deleted user's session ends");
     // The QR code: admins only; it draws what it is given, or says why not.
-    let (s, v) = call(who("school_admin_h1"), Method::POST, "/api/qr.svg".into(), Some(json!({"text": "http://x/classroom?device=crd_1"}))).await;
+    let (s, v) = call(
+        who("school_admin_h1"),
+        Method::POST,
+        "/api/qr.svg".into(),
+        Some(json!({"text": "http://x/classroom?device=crd_1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = call(who("school_admin_h1"), Method::POST, "/api/qr.svg".into(), Some(json!({"text": ""}))).await;
+    let (s, v) = call(
+        who("school_admin_h1"),
+        Method::POST,
+        "/api/qr.svg".into(),
+        Some(json!({"text": ""})),
+    )
+    .await;
     assert_eq!((s, kind(&v)), (StatusCode::BAD_REQUEST, "bad-query"), "{v}");
-    let (s, v) = call(who("inspector_2"), Method::POST, "/api/qr.svg".into(), Some(json!({"text": "x"}))).await;
+    let (s, v) = call(
+        who("inspector_2"),
+        Method::POST,
+        "/api/qr.svg".into(),
+        Some(json!({"text": "x"})),
+    )
+    .await;
     assert_eq!(kind(&v), "role-forbidden", "{s} {v}");
     assert!(checked > 40, "{checked} cases");
 }

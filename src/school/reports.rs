@@ -460,13 +460,7 @@ pub async fn is_cancelled(store: &Store, id: i64) -> StoreResult<bool> {
 }
 
 /// Records that lesson `id` was called off.
-pub async fn cancel(
-    store: &Store,
-    id: i64,
-    at: Millis,
-    by: &str,
-    reason: &str,
-) -> StoreResult<()> {
+pub async fn cancel(store: &Store, id: i64, at: Millis, by: &str, reason: &str) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO lesson_cancellations (lesson_id, cancelled_at, cancelled_by, reason) \
          VALUES ($1, $2, $3, $4)",
@@ -481,7 +475,11 @@ pub async fn cancel(
 }
 
 /// The logged sessions of lessons whose bell is in `[from, to)`.
-pub async fn sessions_between(store: &Store, from: Millis, to: Millis) -> StoreResult<Vec<SessionRow>> {
+pub async fn sessions_between(
+    store: &Store,
+    from: Millis,
+    to: Millis,
+) -> StoreResult<Vec<SessionRow>> {
     let rows = sqlx::query(
         "SELECT s.lesson_id, s.part, s.publish, s.started_at, s.ended_at FROM lesson_sessions s \
          JOIN lessons l ON l.id = s.lesson_id WHERE l.starts_at >= $1 AND l.starts_at < $2",
@@ -746,14 +744,23 @@ mod tests {
         let r = compute(&ls, &ss, &[], &names, now, &|_| true);
         let rate = &r.rate[0];
         assert_eq!(
-            (rate.scheduled, rate.cancelled, rate.upcoming, rate.due, rate.held),
+            (
+                rate.scheduled,
+                rate.cancelled,
+                rate.upcoming,
+                rate.due,
+                rate.held
+            ),
             (4, 1, 1, 2, 1)
         );
         assert_eq!(rate.rate, 0.5);
         let outcomes: Vec<&str> = r.lessons.iter().map(|l| l.outcome.as_str()).collect();
         assert_eq!(outcomes, ["held", "cancelled", "missed", "upcoming"]);
         assert_eq!(r.lessons[0].minutes, 30.0);
-        assert_eq!((r.lessons[0].sites_present, r.lessons[0].sites_expected), (1, 2));
+        assert_eq!(
+            (r.lessons[0].sites_present, r.lessons[0].sites_expected),
+            (1, 2)
+        );
     }
 
     #[test]

@@ -398,7 +398,10 @@ impl Page {
     /// screenshot of the page as `<dir>/<name>.png` for the README; otherwise does nothing.
     pub async fn screenshot_for_docs(&self, name: &str) -> Result<()> {
         match std::env::var_os("CLASSRELAY_SCREENSHOTS") {
-            Some(dir) => self.screenshot(&Path::new(&dir).join(format!("{name}.png"))).await,
+            Some(dir) => {
+                self.screenshot(&Path::new(&dir).join(format!("{name}.png")))
+                    .await
+            }
             None => Ok(()),
         }
     }

@@ -17,8 +17,9 @@ pub(super) fn qr_svg(text: &str) -> Result<String, ApiError> {
             format!("text must be 1 to {QR_MAX} bytes"),
         ));
     }
-    let code = qrcode::QrCode::new(text.as_bytes())
-        .map_err(|e| ApiError::bad_request("bad-query", format!("no QR code for this text: {e}")))?;
+    let code = qrcode::QrCode::new(text.as_bytes()).map_err(|e| {
+        ApiError::bad_request("bad-query", format!("no QR code for this text: {e}"))
+    })?;
     Ok(code
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(220, 220)

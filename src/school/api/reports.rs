@@ -26,7 +26,9 @@ fn bad(msg: impl Into<String>) -> ApiError {
 async fn ask(st: &SchoolState, q: &HashMap<String, String>) -> Result<Ask, ApiError> {
     let by = match q.get("by").map(String::as_str) {
         None | Some("") => By::Week,
-        Some(s) => By::parse(s).ok_or_else(|| bad(format!("by must be week or term, not `{s}`")))?,
+        Some(s) => {
+            By::parse(s).ok_or_else(|| bad(format!("by must be week or term, not `{s}`")))?
+        }
     };
     let date = |k: &str| -> Result<Option<time::Date>, ApiError> {
         match q.get(k).filter(|s| !s.is_empty()) {
@@ -59,15 +61,15 @@ async fn ask(st: &SchoolState, q: &HashMap<String, String>) -> Result<Ask, ApiEr
 /// The report for `p` over `a`.
 async fn build(st: &SchoolState, p: &Principal, a: &Ask) -> Result<Report, ApiError> {
     let Principal::User { scope, .. } = p else {
-        return Err(ApiError::forbidden("role-forbidden", "devices read no reports"));
+        return Err(ApiError::forbidden(
+            "role-forbidden",
+            "devices read no reports",
+        ));
     };
     let off = st.offset;
     let start = crate::time::local_to_millis(a.from, time::Time::MIDNIGHT, off);
-    let end = crate::time::local_to_millis(
-        a.to.next_day().unwrap_or(a.to),
-        time::Time::MIDNIGHT,
-        off,
-    );
+    let end =
+        crate::time::local_to_millis(a.to.next_day().unwrap_or(a.to), time::Time::MIDNIGHT, off);
     let all = model::lessons_between(&st.store, start, end).await?;
     // Lessons whose bell is in the window (not ones that merely overlap its edge).
     let all: Vec<Lesson> = all
@@ -164,32 +166,92 @@ fn csv_of(r: &Report, table: &str) -> Result<String, ApiError> {
     }
     let res = match table {
         "rate" => {
-            put(["周期", "排课", "停课", "未到时间", "应开", "已开", "开课率"].map(String::from).to_vec()).map_err(fail)?;
+            put(
+                ["周期", "排课", "停课", "未到时间", "应开", "已开", "开课率"]
+                    .map(String::from)
+                    .to_vec(),
+            )
+            .map_err(fail)?;
             r.rate.iter().try_for_each(|x| {
-                put(vec![x.period.clone(), s(&x.scheduled), s(&x.cancelled), s(&x.upcoming), s(&x.due), s(&x.held), pct(x.rate)])
+                put(vec![
+                    x.period.clone(),
+                    s(&x.scheduled),
+                    s(&x.cancelled),
+                    s(&x.upcoming),
+                    s(&x.due),
+                    s(&x.held),
+                    pct(x.rate),
+                ])
             })
         }
         "schools" | "sites" => {
-            let rows = if table == "schools" { &r.schools } else { &r.sites };
-            put(["周期", "学校", "教室", "应到", "实到", "到课率"].map(String::from).to_vec()).map_err(fail)?;
+            let rows = if table == "schools" {
+                &r.schools
+            } else {
+                &r.sites
+            };
+            put(["周期", "学校", "教室", "应到", "实到", "到课率"]
+                .map(String::from)
+                .to_vec())
+            .map_err(fail)?;
             rows.iter().try_for_each(|x| {
-                put(vec![x.period.clone(), x.school.clone(), x.classroom.clone().unwrap_or_default(), s(&x.expected), s(&x.present), pct(x.rate)])
+                put(vec![
+                    x.period.clone(),
+                    x.school.clone(),
+                    x.classroom.clone().unwrap_or_default(),
+                    s(&x.expected),
+                    s(&x.present),
+                    pct(x.rate),
+                ])
             })
         }
         "teachers" => {
-            put(["周期", "教师", "学校", "授课节数", "授课分钟"].map(String::from).to_vec()).map_err(fail)?;
+            put(["周期", "教师", "学校", "授课节数", "授课分钟"]
+                .map(String::from)
+                .to_vec())
+            .map_err(fail)?;
             r.teachers.iter().try_for_each(|x| {
-                put(vec![x.period.clone(), x.teacher.clone(), x.school.clone(), s(&x.lessons), format!("{:.1}", x.minutes)])
+                put(vec![
+                    x.period.clone(),
+                    x.teacher.clone(),
+                    x.school.clone(),
+                    s(&x.lessons),
+                    format!("{:.1}", x.minutes),
+                ])
             })
         }
         "links" => {
-            put(["周期", "学校", "良好", "一般", "较差", "良好占比"].map(String::from).to_vec()).map_err(fail)?;
+            put(["周期", "学校", "良好", "一般", "较差", "良好占比"]
+                .map(String::from)
+                .to_vec())
+            .map_err(fail)?;
             r.links.iter().try_for_each(|x| {
-                put(vec![x.period.clone(), x.school.clone(), s(&x.good), s(&x.fair), s(&x.poor), pct(x.good_share)])
+                put(vec![
+                    x.period.clone(),
+                    x.school.clone(),
+                    s(&x.good),
+                    s(&x.fair),
+                    s(&x.poor),
+                    pct(x.good_share),
+                ])
             })
         }
         "lessons" => {
-            put(["课程编号", "周期", "日期", "学科", "年级", "主讲教师", "结果", "到课教室", "应到教室", "授课分钟"].map(String::from).to_vec()).map_err(fail)?;
+            put([
+                "课程编号",
+                "周期",
+                "日期",
+                "学科",
+                "年级",
+                "主讲教师",
+                "结果",
+                "到课教室",
+                "应到教室",
+                "授课分钟",
+            ]
+            .map(String::from)
+            .to_vec())
+            .map_err(fail)?;
             r.lessons.iter().try_for_each(|x| {
                 let outcome = match x.outcome.as_str() {
                     "held" => "已开课",
@@ -197,7 +259,18 @@ fn csv_of(r: &Report, table: &str) -> Result<String, ApiError> {
                     "missed" => "未开课",
                     _ => "未到时间",
                 };
-                put(vec![s(&x.id), x.period.clone(), x.date.clone(), x.subject.clone(), x.grade.clone(), x.teacher.clone(), outcome.to_string(), s(&x.sites_present), s(&x.sites_expected), format!("{:.1}", x.minutes)])
+                put(vec![
+                    s(&x.id),
+                    x.period.clone(),
+                    x.date.clone(),
+                    x.subject.clone(),
+                    x.grade.clone(),
+                    x.teacher.clone(),
+                    outcome.to_string(),
+                    s(&x.sites_present),
+                    s(&x.sites_expected),
+                    format!("{:.1}", x.minutes),
+                ])
             })
         }
         other => {
@@ -350,8 +423,8 @@ pub(super) async fn patrol_list(
 ) -> ApiResult {
     let now = st.now();
     // Open or live now: from `open_before` ahead of the bell to `grace` after the end.
-    let ls = model::lessons_between(&st.store, now - st.grace - 1, now + st.open_before + 1)
-        .await?;
+    let ls =
+        model::lessons_between(&st.store, now - st.grace - 1, now + st.open_before + 1).await?;
     let ls: Vec<Lesson> = ls
         .into_iter()
         .filter(|l| {
@@ -422,7 +495,10 @@ pub(super) async fn lessons_patrol(
 ) -> ApiResult {
     let l = lesson_for(&st, &p, &id).await?;
     let Principal::User { id: uid, .. } = &p else {
-        return Err(ApiError::forbidden("role-forbidden", "devices do not patrol"));
+        return Err(ApiError::forbidden(
+            "role-forbidden",
+            "devices do not patrol",
+        ));
     };
     let now = st.now();
     policy::check_window(&st, &l, now)?;

@@ -175,11 +175,11 @@ fn csv_of(r: &Report, table: &str) -> Result<String, ApiError> {
             r.rate.iter().try_for_each(|x| {
                 put(vec![
                     x.period.clone(),
-                    s(&x.scheduled),
-                    s(&x.cancelled),
-                    s(&x.upcoming),
-                    s(&x.due),
-                    s(&x.held),
+                    s(x.scheduled),
+                    s(x.cancelled),
+                    s(x.upcoming),
+                    s(x.due),
+                    s(x.held),
                     pct(x.rate),
                 ])
             })
@@ -199,8 +199,8 @@ fn csv_of(r: &Report, table: &str) -> Result<String, ApiError> {
                     x.period.clone(),
                     x.school.clone(),
                     x.classroom.clone().unwrap_or_default(),
-                    s(&x.expected),
-                    s(&x.present),
+                    s(x.expected),
+                    s(x.present),
                     pct(x.rate),
                 ])
             })
@@ -215,7 +215,7 @@ fn csv_of(r: &Report, table: &str) -> Result<String, ApiError> {
                     x.period.clone(),
                     x.teacher.clone(),
                     x.school.clone(),
-                    s(&x.lessons),
+                    s(x.lessons),
                     format!("{:.1}", x.minutes),
                 ])
             })
@@ -229,9 +229,9 @@ fn csv_of(r: &Report, table: &str) -> Result<String, ApiError> {
                 put(vec![
                     x.period.clone(),
                     x.school.clone(),
-                    s(&x.good),
-                    s(&x.fair),
-                    s(&x.poor),
+                    s(x.good),
+                    s(x.fair),
+                    s(x.poor),
                     pct(x.good_share),
                 ])
             })
@@ -260,15 +260,15 @@ fn csv_of(r: &Report, table: &str) -> Result<String, ApiError> {
                     _ => "未到时间",
                 };
                 put(vec![
-                    s(&x.id),
+                    s(x.id),
                     x.period.clone(),
                     x.date.clone(),
                     x.subject.clone(),
                     x.grade.clone(),
                     x.teacher.clone(),
                     outcome.to_string(),
-                    s(&x.sites_present),
-                    s(&x.sites_expected),
+                    s(x.sites_present),
+                    s(x.sites_expected),
                     format!("{:.1}", x.minutes),
                 ])
             })

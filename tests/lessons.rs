@@ -48,6 +48,8 @@ fn expectations() -> Vec<Expect> {
         ("GET", "/api/users", false, A),
         ("POST", "/api/users", false, A),
         ("PATCH", "/api/users/{id}", false, A),
+        ("DELETE", "/api/users/{id}", false, A),
+        ("POST", "/api/qr.svg", false, A),
         ("GET", "/api/users.csv", false, A),
         ("POST", "/api/users/import", false, A),
         ("GET", "/api/classrooms/{id}/devices", false, A),
@@ -81,6 +83,12 @@ fn expectations() -> Vec<Expect> {
         ("GET", "/api/lessons/{id}/live", false, ALL),
         ("GET", "/api/lessons/{id}/events", false, ALL),
         ("GET", "/api/today", false, ALL),
+        // Reports, cancellation and the patrol wall (issue 22 items 6 and 7).
+        ("GET", "/api/reports", false, "admin inspector"),
+        ("GET", "/api/reports.csv", false, "admin inspector"),
+        ("POST", "/api/lessons/{id}/cancel", false, STAFF),
+        ("GET", "/api/patrol", false, "admin inspector"),
+        ("POST", "/api/lessons/{id}/patrol", false, "admin inspector"),
         // Last: it ends the caller's session.
         ("POST", "/api/logout", false, ALL),
     ];

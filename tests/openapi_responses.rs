@@ -674,6 +674,38 @@ async fn real_responses_match_the_served_document() {
         )
         .await;
     assert_eq!(spoke["speakers"], json!([f.room_a]), "{spoke}");
+    // The patrol wall and the reports (issue 22 items 6 and 7), while the lesson is open.
+    let wall = c
+        .call(&admin, Method::GET, "/api/patrol", "/api/patrol", None)
+        .await;
+    assert!(wall.as_array().is_some_and(|a| !a.is_empty()), "{wall}");
+    c.call(
+        &f.inspector_login,
+        Method::POST,
+        "/api/lessons/{id}/patrol",
+        &format!("/api/lessons/{master}/patrol"),
+        None,
+    )
+    .await;
+    let later = lesson(&app, &f, "delivery", "16:00", "16:40").await;
+    c.call(
+        &admin,
+        Method::POST,
+        "/api/lessons/{id}/cancel",
+        &format!("/api/lessons/{later}/cancel"),
+        Some(json!({"reason": "停电"})),
+    )
+    .await;
+    let report = c
+        .call(
+            &f.inspector_login,
+            Method::GET,
+            "/api/reports",
+            "/api/reports?from=2026-09-07&to=2026-09-07",
+            None,
+        )
+        .await;
+    assert_eq!(report["rate"][0]["cancelled"], 1, "{report}");
     let ended = c
         .call(
             &f.teacher_login,

@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 use support::browser::{Browser, Page};
 use support::school::{at, fixture, lesson, App, Backend};
@@ -78,20 +78,7 @@ enum Who<'a> {
 
 async fn sign_in(page: &Page, base: &str, who: &Who<'_>) -> Result<()> {
     match who {
-        Who::Person(user, password) => {
-            page.goto(&format!("{base}/login")).await?;
-            let status = page
-                .eval_with(
-                    "return fetch('/api/login', { method: 'POST', headers: { 'Content-Type': \
-                     'application/json' }, body: JSON.stringify({ username: arguments[0], \
-                     password: arguments[1] }), credentials: 'same-origin' }).then((r) => r.status);",
-                    vec![json!(user), json!(password)],
-                )
-                .await?;
-            if status != 200 {
-                bail!("login as {user}: HTTP {status}");
-            }
-        }
+        Who::Person(user, password) => page.log_in(base, user, password).await?,
         Who::Device(token) => {
             // The kiosk link: the page keeps the token and takes it out of the address.
             page.goto(&format!("{base}/classroom?device={token}"))

@@ -2412,3 +2412,234 @@ async fn recording_routes_by_role_and_object() {
     }
     assert_eq!(checked, callers.len() * 13);
 }
+
+// ---- Reports, cancellation and the patrol wall (issue 22 items 6 and 7) ----
+
+/// The ids of a JSON list of lessons (or of a report's `lessons`).
+fn lesson_ids(v: &Value) -> Vec<i64> {
+    let mut ids: Vec<i64> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["id"].as_i64())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_cancel_and_patrol_routes_by_role_and_object() {
+    let app = App::start_in_process(Backend::Sqlite).await.unwrap();
+    let w = world(&app).await;
+    let mut body2 = lesson_body(w.t2, w.h2_room, &[w.p2_room], "08:00", "08:40");
+    body2["override_pairing"] = json!(true);
+    let l1 = app
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "08:00", "08:40"),
+        )
+        .await;
+    let l2 = app.create("/api/lessons", body2.clone()).await;
+    let l3 = app
+        .create(
+            "/api/lessons",
+            lesson_body(w.t1, w.h1_room, &[w.p1_room], "09:00", "09:40"),
+        )
+        .await;
+    body2["starts_at"] = json!(at("09:00"));
+    body2["ends_at"] = json!(at("09:40"));
+    let l4 = app.create("/api/lessons", body2).await;
+    app.clock.set(at("07:55"));
+    let who = |n: &str| -> String {
+        if n == "global_admin" {
+            app.admin.clone()
+        } else {
+            w.logins[n].clone()
+        }
+    };
+    let call = |token: String, m: Method, path: String, body: Option<Value>| {
+        let app = &app;
+        async move { app.call(Some(&token), m, &path, body).await }
+    };
+    let overseers = [
+        ("global_admin", vec![l1, l2]),
+        ("city_admin", vec![l1, l2]),
+        ("county_admin_1", vec![l1]),
+        ("school_admin_h1", vec![l1]),
+        ("inspector_2", vec![l2]),
+    ];
+    let mut checked = 0;
+    // The wall: each sees the lessons open now in their scope, no other.
+    for (name, want) in &overseers {
+        let name: &str = name;
+        let (s, v) = call(who(name), Method::GET, "/api/patrol".into(), None).await;
+        assert_eq!(s, StatusCode::OK, "{name}: {v}");
+        assert_eq!(&lesson_ids(&v), want, "{name}'s wall");
+        for l in [l1, l2] {
+            let (s, v) = call(
+                who(name),
+                Method::POST,
+                format!("/api/lessons/{l}/patrol"),
+                None,
+            )
+            .await;
+            if want.contains(&l) {
+                assert_eq!(s, StatusCode::OK, "{name} patrols {l}: {v}");
+                assert!(v["part"].as_str().unwrap().starts_with("p:"), "{v}");
+            } else {
+                assert!(
+                    refused(s, &v) && kind(&v) == "out-of-scope",
+                    "{name} patrols {l}: {s} {v}"
+                );
+            }
+            checked += 1;
+        }
+        // The reports: the lessons of their scope only, and only their schools' rows.
+        let (s, v) = call(
+            who(name),
+            Method::GET,
+            "/api/reports?from=2026-09-07&to=2026-09-07".into(),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{name}: {v}");
+        let mut want_all: Vec<i64> = want
+            .iter()
+            .flat_map(|l| if *l == l1 { [l1, l3] } else { [l2, l4] })
+            .collect();
+        want_all.sort_unstable();
+        assert_eq!(lesson_ids(&v["lessons"]), want_all, "{name}'s report");
+        checked += 3;
+    }
+    let others = [
+        who("teacher_1"),
+        who("teacher_2"),
+        who("observer_1"),
+        w.dev_p1.clone(),
+        w.dev_p2.clone(),
+    ];
+    for token in &others {
+        for (m, path) in [
+            (Method::GET, "/api/patrol".to_string()),
+            (Method::POST, format!("/api/lessons/{l1}/patrol")),
+            (Method::GET, "/api/reports".to_string()),
+            (Method::GET, "/api/reports.csv?table=rate".to_string()),
+        ] {
+            let (s, v) = call(token.clone(), m.clone(), path.clone(), None).await;
+            assert!(
+                refused(s, &v) && kind(&v) == "role-forbidden",
+                "{m} {path}: {s} {v}"
+            );
+            checked += 1;
+        }
+    }
+    // Cancelling: the hub teacher or an admin over the hub school, before the bell.
+    let cancel = |l: i64| format!("/api/lessons/{l}/cancel");
+    for (name, l, ok) in [
+        ("teacher_2", l3, false),
+        ("observer_1", l3, false),
+        ("county_admin_1", l4, false),
+        ("school_admin_h1", l4, false),
+        ("inspector_2", l4, false),
+        ("teacher_1", l3, true),
+        ("city_admin", l4, true),
+    ] {
+        let (s, v) = call(who(name), Method::POST, cancel(l), Some(json!({}))).await;
+        if ok {
+            assert_eq!(s, StatusCode::OK, "{name} cancels {l}: {v}");
+        } else {
+            assert!(refused(s, &v), "{name} cancels {l}: {s} {v}");
+        }
+        checked += 1;
+    }
+    let (s, v) = call(w.dev_p1.clone(), Method::POST, cancel(l1), Some(json!({}))).await;
+    assert!(refused(s, &v), "{s} {v}");
+    // Once the bell has rung it is too late.
+    app.clock.set(at("08:05"));
+    let (s, v) = call(
+        who("global_admin"),
+        Method::POST,
+        cancel(l1),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::CONFLICT, "lesson-started"),
+        "{v}"
+    );
+    // The cancelled lessons are counted as cancelled in each scope's report.
+    let (_, v) = call(
+        who("county_admin_1"),
+        Method::GET,
+        "/api/reports?from=2026-09-07&to=2026-09-07".into(),
+        None,
+    )
+    .await;
+    assert_eq!(v["rate"][0]["cancelled"], 1, "{v}");
+    assert_eq!(v["rate"][0]["scheduled"], 2, "{v}");
+
+    // Deleting users (admin pages): inside the caller's scope, never themselves.
+    let (_, users) = call(who("global_admin"), Method::GET, "/api/users".into(), None).await;
+    let user = |n: &str| {
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == n)
+            .map(|u| u["id"].as_i64().unwrap())
+            .unwrap()
+    };
+    for (name, target, want) in [
+        ("county_admin_1", "inspector_2", "out-of-scope"),
+        ("school_admin_h1", "observer_1", "out-of-scope"),
+        ("teacher_1", "observer_1", "role-forbidden"),
+        ("county_admin_1", "county_admin_1", "self-delete"),
+    ] {
+        let (s, v) = call(
+            who(name),
+            Method::DELETE,
+            format!("/api/users/{}", user(target)),
+            None,
+        )
+        .await;
+        assert_eq!(kind(&v), want, "{name} deletes {target}: {s} {v}");
+        checked += 1;
+    }
+    let (s, v) = call(
+        who("county_admin_1"),
+        Method::DELETE,
+        format!("/api/users/{}", user("observer_1")),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, _) = call(who("observer_1"), Method::GET, "/api/me".into(), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a deleted user's session ends");
+    // The QR code: admins only; it draws what it is given, or says why not.
+    let (s, v) = call(
+        who("school_admin_h1"),
+        Method::POST,
+        "/api/qr.svg".into(),
+        Some(json!({"text": "http://x/classroom?device=crd_1"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = call(
+        who("school_admin_h1"),
+        Method::POST,
+        "/api/qr.svg".into(),
+        Some(json!({"text": ""})),
+    )
+    .await;
+    assert_eq!((s, kind(&v)), (StatusCode::BAD_REQUEST, "bad-query"), "{v}");
+    let (s, v) = call(
+        who("inspector_2"),
+        Method::POST,
+        "/api/qr.svg".into(),
+        Some(json!({"text": "x"})),
+    )
+    .await;
+    assert_eq!(kind(&v), "role-forbidden", "{s} {v}");
+    assert!(checked > 40, "{checked} cases");
+}

@@ -216,6 +216,27 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/inspect.js"),
     ),
+    // The 巡课 patrol wall and the reports (issue 22 items 6 and 7).
+    (
+        "/patrol",
+        "text/html; charset=utf-8",
+        include_str!("../../web/patrol.html"),
+    ),
+    (
+        "/patrol.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/patrol.js"),
+    ),
+    (
+        "/reports",
+        "text/html; charset=utf-8",
+        include_str!("../../web/reports.html"),
+    ),
+    (
+        "/reports.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/reports.js"),
+    ),
     // Recordings and the synced player (issue 20 item 3).
     (
         "/player",
@@ -521,6 +542,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/record.css", get(|| async { page("/record.css") }))
         .route("/inspect", get(|| async { page("/inspect") }))
         .route("/inspect.js", get(|| async { page("/inspect.js") }))
+        // The 巡课 patrol wall and the reports (issue 22 items 6 and 7).
+        .route("/patrol", get(|| async { page("/patrol") }))
+        .route("/patrol.js", get(|| async { page("/patrol.js") }))
+        .route("/reports", get(|| async { page("/reports") }))
+        .route("/reports.js", get(|| async { page("/reports.js") }))
         .route("/player", get(|| async { page("/player") }))
         .route("/player.js", get(|| async { page("/player.js") }))
         .route("/player-page.js", get(|| async { page("/player-page.js") }))

@@ -65,15 +65,23 @@ impl SchoolState {
     /// this state lives).
     pub fn listen_to_sessions(self: &Arc<Self>) {
         let school: Weak<SchoolState> = Arc::downgrade(self);
+        // The reports' session log (issue 22 item 7): queued here, written by its own task.
+        let log = super::reports::SessionLog::start(school.clone());
         self.media.listen(Box::new(move |ev| {
             let Some(school) = school.upgrade() else {
                 return;
             };
             school.on_session(ev);
+            log.record(ev, school.now());
         }));
     }
 
     fn on_session(&self, ev: &SessionEvent) {
+        // A patrol watcher (巡课) is in nobody's presence list.
+        let (SessionEvent::Started { part, .. } | SessionEvent::Ended { part, .. }) = ev;
+        if super::reports::is_patrol(part) {
+            return;
+        }
         match ev {
             SessionEvent::Started { lesson, part, role } => {
                 self.live

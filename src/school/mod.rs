@@ -38,6 +38,8 @@ pub(crate) mod userscsv;
 // headers, templates; and the schools, classrooms and teachers importers.
 pub(crate) mod orgsheets;
 pub(crate) mod sheet;
+// Reports a county sends upward and the session log they read (issue 22 item 7).
+pub mod reports;
 
 use std::sync::Arc;
 

@@ -227,8 +227,16 @@ pub(crate) async fn pass(app: &SchoolState, tracker: &mut Tracker) {
     }
     let now = app.now();
     for (lesson, s) in stats {
-        let links = summarize_all(&s);
+        let mut links = summarize_all(&s);
+        // Patrol watchers (巡课) are nobody's business in the lesson.
+        links.retain(|l| !super::reports::is_patrol(&l.part));
         let emit = tracker.decide(lesson, &links);
+        // The reports' link quality per school (issue 22 item 7) keeps each reported change.
+        if emit {
+            if let Err(e) = super::reports::keep_grades(&app.store, lesson, &links, now).await {
+                tracing::warn!(lesson, "report link grades: {e}");
+            }
+        }
         app.live.set_links(lesson, links, emit, now);
     }
 }

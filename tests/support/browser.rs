@@ -266,6 +266,24 @@ impl Page {
             .map_err(|e| anyhow!("JS failed: {e}\n--- script ---\n{body}"))
     }
 
+    /// Opens `base`'s login page and logs in as `user` through the API from there, so the
+    /// session cookie is the browser's own.
+    pub async fn log_in(&self, base: &str, user: &str, password: &str) -> Result<()> {
+        self.goto(&format!("{base}/login")).await?;
+        let status = self
+            .eval_with(
+                "return fetch('/api/login', { method: 'POST', headers: { 'Content-Type': \
+                 'application/json' }, body: JSON.stringify({ username: arguments[0], \
+                 password: arguments[1] }), credentials: 'same-origin' }).then((r) => r.status);",
+                vec![serde_json::json!(user), serde_json::json!(password)],
+            )
+            .await?;
+        if status != 200 {
+            bail!("login as {user}: HTTP {status}");
+        }
+        Ok(())
+    }
+
     /// Evaluates a JS *expression* (may be a Promise) and returns its JSON value.
     pub async fn eval_expr(&self, expr: &str) -> Result<Value> {
         self.eval(&format!("return ({expr});")).await
@@ -373,6 +391,18 @@ impl Page {
             Ok(Value::String(s)) => s,
             Ok(other) => other.to_string(),
             Err(e) => format!("(no log: {e})"),
+        }
+    }
+
+    /// With `CLASSRELAY_SCREENSHOTS=<dir>` set (`docs/screenshots/make.sh` sets it), saves a
+    /// screenshot of the page as `<dir>/<name>.png` for the README; otherwise does nothing.
+    pub async fn screenshot_for_docs(&self, name: &str) -> Result<()> {
+        match std::env::var_os("CLASSRELAY_SCREENSHOTS") {
+            Some(dir) => {
+                self.screenshot(&Path::new(&dir).join(format!("{name}.png")))
+                    .await
+            }
+            None => Ok(()),
         }
     }
 

@@ -43,6 +43,12 @@ mod users;
 // Exports of a lesson's recordings (issue 20 item 4).
 mod exports;
 use exports::*;
+// Reports, lesson cancellation and the patrol wall (issue 22 items 6 and 7).
+mod reports;
+use reports::*;
+// The kiosk link's QR code (issue 22 item 1).
+mod qr;
+use qr::*;
 
 use entities::*;
 use lessons::*;
@@ -95,6 +101,8 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     users_list,
     users_create,
     users_patch,
+    users_delete,
+    kiosk_qr,
     users_csv,
     users_import,
     devices_list,
@@ -135,7 +143,13 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     today,
     // Exports (issue 20 item 4).
     lessons_exports_create,
-    lessons_exports_list
+    lessons_exports_list,
+    // Reports, cancellation, patrol (issue 22 items 6 and 7).
+    reports_get,
+    reports_csv,
+    lessons_cancel,
+    patrol_list,
+    lessons_patrol
 ))]
 pub(super) struct Operations;
 
@@ -316,6 +330,8 @@ fn handler(
         ("GET", "/api/users") => get(users_list),
         ("POST", "/api/users") => post(users_create),
         ("PATCH", "/api/users/{id}") => patch(users_patch),
+        ("DELETE", "/api/users/{id}") => delete(users_delete),
+        ("POST", "/api/qr.svg") => post(kiosk_qr),
         ("GET", "/api/users.csv") => get(users_csv),
         ("POST", "/api/users/import") => post(users_import),
         ("GET", "/api/classrooms/{id}/devices") => get(devices_list),
@@ -357,6 +373,12 @@ fn handler(
         // Exports (issue 20 item 4).
         ("POST", "/api/lessons/{id}/exports") => post(lessons_exports_create),
         ("GET", "/api/lessons/{id}/exports") => get(lessons_exports_list),
+        // Reports, cancellation, patrol (issue 22 items 6 and 7).
+        ("GET", "/api/reports") => get(reports_get),
+        ("GET", "/api/reports.csv") => get(reports_csv),
+        ("POST", "/api/lessons/{id}/cancel") => post(lessons_cancel),
+        ("GET", "/api/patrol") => get(patrol_list),
+        ("POST", "/api/lessons/{id}/patrol") => post(lessons_patrol),
         _ => return None,
     })
 }

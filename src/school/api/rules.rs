@@ -34,6 +34,9 @@ pub(super) const ADMIN: &[Role] = &[Role::Admin];
 pub(super) const PEOPLE: &[Role] = &[Role::Admin, Role::Teacher, Role::Observer, Role::Inspector];
 pub(super) const STAFF: &[Role] = &[Role::Admin, Role::Teacher];
 pub(super) const DEVICE: &[Role] = &[Role::Classroom];
+/// Who reads reports and patrols (issue 22 items 6 and 7): administrators and inspectors
+/// (督导), each in their scope.
+pub(super) const OVERSEERS: &[Role] = &[Role::Admin, Role::Inspector];
 /// Who may list and play recordings (inspectors only through an inspection round's blinded
 /// assignment, devices never).
 pub(super) const RECORDING_VIEWERS: &[Role] = &[Role::Admin, Role::Teacher, Role::Observer];
@@ -114,6 +117,21 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "people",
         "Set a user's password or disable them",
+    ),
+    route_rule!(
+        "DELETE",
+        "/api/users/{id}",
+        Allow::Roles(ADMIN),
+        "people",
+        "Delete a user inside the caller's scope (not themselves; one with observations or reviews is disabled instead)",
+    ),
+    // The kiosk link's QR code (issue 22 item 1).
+    route_rule!(
+        "POST",
+        "/api/qr.svg",
+        Allow::Roles(ADMIN),
+        "people",
+        "Draw a QR code of the text given (the kiosk link) as SVG; no object: nothing is stored or looked up",
     ),
     route_rule!(
         "GET",
@@ -581,6 +599,44 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(RECORDING_VIEWERS),
         "recordings",
         "Play (HTTP range requests) or download (?download=1) one source file of a recording",
+    ),
+    // Reports, lesson cancellation and the patrol wall (issue 22 items 6 and 7); the object
+    // rules: reports and the wall hold the lessons the caller may watch, site and school rows
+    // only of schools their scope covers; cancelling is `access::may_run`.
+    route_rule!(
+        "GET",
+        "/api/reports",
+        Allow::Roles(OVERSEERS),
+        "reports",
+        "开课率, 到课率, minutes taught and link quality by week or term, over the lessons in the caller's scope",
+    ),
+    route_rule!(
+        "GET",
+        "/api/reports.csv",
+        Allow::Roles(OVERSEERS),
+        "reports",
+        "One table of the report as CSV (UTF-8 with BOM, Chinese headers)",
+    ),
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/cancel",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Cancel a lesson before its bell (its hub teacher or an admin over its hub school; audited; the reports count it as cancelled)",
+    ),
+    route_rule!(
+        "GET",
+        "/api/patrol",
+        Allow::Roles(OVERSEERS),
+        "lessons",
+        "The lessons open or live now in the caller's scope, for the 巡课 wall",
+    ),
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/patrol",
+        Allow::Roles(OVERSEERS),
+        "lessons",
+        "A watch-only media token for the 巡课 wall: the watcher is neither seen, heard nor listed as present",
     ),
     route_rule!(
         "GET",

@@ -362,6 +362,49 @@ pub(super) async fn users_patch(
     Ok(Json(u).into_response())
 }
 
+// ---- Deleting a user (issue 22 item 1) ----
+
+#[utoipa::path(
+    delete, path = "/api/users/{id}", params(("id" = i64, Path, description = "the row's id")),
+    responses((status = 204, description = "deleted; their sessions and media are cut off at once"),
+        (status = 409, description = "the user has observations or inspection reviews: disable them instead"))
+)]
+pub(super) async fn users_delete(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    let target = people::get_user(&st.store, id).await?;
+    let mine = access::admin_scope(&p)?.clone();
+    if !mine.contains(&user_scope(&st, &target).await?) {
+        return Err(out_of_scope(format!("user {id}")));
+    }
+    if p.ident() == format!("u:{id}") {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "self-delete",
+            "you cannot delete your own account",
+        ));
+    }
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(st.store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    model::audit(
+        &st.store,
+        st.now(),
+        &p.ident(),
+        "user-deleted",
+        &format!("user {id}"),
+        &format!("{} ({})", target.username, target.role.as_str()),
+    )
+    .await?;
+    cut_off(&st, &format!("u:{id}")).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// A new classroom device.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewDevice {

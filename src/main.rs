@@ -98,6 +98,79 @@ enum RecordingsCmd {
         #[arg(long)]
         kbps: Option<u32>,
     },
+    /// Benchmarks only: writes a made-up three-source lesson capture (an IVF file's VP8
+    /// looped, Opus from libopus) as a new stopped, unprocessed recording; prints its id and
+    /// figures (JSON). `classrelay-loadtest lesson` runs it, then times `process`/`export`.
+    #[command(hide = true)]
+    Synthesize {
+        /// The lesson's length, e.g. 45m.
+        #[arg(long, default_value = "45m")]
+        duration: String,
+        /// The VP8 IVF file every video source loops.
+        #[arg(long, default_value = "loadtest/fixtures/vp8_720p30_1200k.ivf")]
+        video: PathBuf,
+        /// Its frame rate.
+        #[arg(long, default_value_t = 30)]
+        fps: u32,
+    },
+}
+
+/// `classrelay recordings synthesize`: a benchmark's long lesson, as a stopped recording.
+async fn synthesize_recording(
+    cfg: &Config,
+    duration: &str,
+    video: &std::path::Path,
+    fps: u32,
+) -> anyhow::Result<()> {
+    use classrelay::record::synth::{ivf_frames, write_lesson, SynthOptions};
+    let duration = parse_duration(duration).map_err(|e| anyhow::anyhow!(e))?;
+    let bytes = std::fs::read(video).with_context(|| format!("reading {}", video.display()))?;
+    let frames = ivf_frames(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", video.display()))?;
+    let store =
+        classrelay::store::Store::open(&cfg.database.url, &cfg.data.dir.join("classrelay.db"))
+            .await?;
+    store.migrate().await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let ms = duration.as_millis() as i64;
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO recordings (room, lesson_id, started_at, ended_at, state) \
+         VALUES ('benchmark', NULL, $1, $2, 'stopped') RETURNING id",
+    )
+    .bind(now - ms)
+    .bind(now)
+    .fetch_one(store.pool())
+    .await?;
+    let dir = cfg.recording.dir_in(&cfg.data.dir).join(id.to_string());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let capture = dir.join(classrelay::record::storage::CAPTURE_FILE);
+    let started = std::time::Instant::now();
+    let report = write_lesson(
+        &capture,
+        &SynthOptions {
+            duration_ms: ms as u64,
+            video: frames,
+            fps,
+            room: "benchmark".into(),
+            started_unix_ms: now - ms,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    sqlx::query("UPDATE recordings SET capture_path = $1 WHERE id = $2")
+        .bind(capture.display().to_string())
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    store.close().await;
+    println!(
+        "{}",
+        serde_json::json!({
+            "id": id,
+            "capture": capture,
+            "written_s": started.elapsed().as_secs_f64(),
+            "report": report,
+        })
+    );
+    Ok(())
 }
 
 /// `classrelay recordings export ID --preset P`: exports now, in this process (the server's
@@ -194,6 +267,11 @@ fn recordings(config: Option<PathBuf>, cmd: RecordingsCmd) -> anyhow::Result<()>
             size,
             kbps,
         } => return rt.block_on(export_recording(&cfg, id, preset, volume, size, kbps)),
+        RecordingsCmd::Synthesize {
+            duration,
+            video,
+            fps,
+        } => return rt.block_on(synthesize_recording(&cfg, &duration, &video, fps)),
     };
     rt.block_on(async {
         let store =

@@ -13,6 +13,7 @@ pub mod janus;
 mod media_pins;
 pub mod netem;
 pub mod plot;
+pub mod recbench;
 pub mod scenario;
 pub mod seqs;
 pub mod side;

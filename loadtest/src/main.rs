@@ -21,7 +21,7 @@ use serde_json::json;
 use classrelay_loadtest::janus::{JanusOptions, JanusServer};
 use classrelay_loadtest::scenario::{self, Figures, Load, Ratios};
 use classrelay_loadtest::target::{pin_self, ClassrelayProc, ServerOptions};
-use classrelay_loadtest::{plot, side};
+use classrelay_loadtest::{plot, recbench, side};
 
 #[derive(Parser)]
 #[command(
@@ -211,6 +211,52 @@ enum Scenario {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Recording's cost (issue 20): `--streams` publishers, each in its own room with
+    /// `--viewers` viewers, on a fresh server with recording off, then on (`[recording]
+    /// rooms = "all"`), `--rounds` times: server CPU, forwarded packets per CPU-second, and
+    /// the capture writer's throughput, lag and drops from `/metrics`.
+    Record {
+        #[command(flatten)]
+        common: Common,
+        /// Publishers (recorded streams), each in room `rec-N`.
+        #[arg(long, default_value_t = 100)]
+        streams: usize,
+        /// Each publisher's video bitrate (the file's frames padded up to it), e.g. 2.5M.
+        #[arg(long, default_value = "2.5M")]
+        bitrate: String,
+        /// Viewers per room.
+        #[arg(long, default_value_t = 1)]
+        viewers: usize,
+        /// Off/on pairs.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
+    /// A made-up three-source lesson (`classrelay recordings synthesize`: the IVF file's VP8
+    /// looped, Opus), then `classrelay recordings process` timed `--runs` times and each
+    /// `--export` preset timed (a `--features gst` server build) with its real-time factor.
+    Lesson {
+        /// The lesson's length.
+        #[arg(long, default_value = "45m")]
+        duration: String,
+        /// The VP8 IVF file every video source loops.
+        #[arg(long, default_value = "loadtest/fixtures/vp8_720p30_1200k.ivf")]
+        video: PathBuf,
+        /// The classrelay binary.
+        #[arg(long, default_value = "target/release/classrelay")]
+        server_bin: PathBuf,
+        /// Processing runs.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Export presets to time, e.g. showcase (repeatable).
+        #[arg(long)]
+        export: Vec<String>,
+        /// Data directory to use and keep (default: a temporary one, removed).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Write the figures here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Runs the load inside Janus's namespace (started by `--target janus|both`).
     #[command(hide = true)]
     JanusInner,
@@ -269,6 +315,36 @@ fn main() -> Result<()> {
             join_rate,
             svg,
         } => return sweep(&common, &counts, join_rate, &svg),
+        Scenario::Record {
+            common,
+            streams,
+            bitrate,
+            viewers,
+            rounds,
+        } => return record(common, streams, &bitrate, viewers, rounds),
+        Scenario::Lesson {
+            duration,
+            video,
+            server_bin,
+            runs,
+            export,
+            data,
+            json,
+        } => {
+            let s = recbench::lesson(&recbench::LessonOptions {
+                duration,
+                video,
+                server_bin,
+                runs,
+                exports: export,
+                data,
+            })?;
+            if let Some(p) = json {
+                std::fs::write(&p, serde_json::to_string_pretty(&s)?)?;
+                println!("figures written to {}", p.display());
+            }
+            return Ok(());
+        }
         Scenario::Broadcast { common, join_rate } => {
             let load = load_of(&common, join_rate, Duration::from_secs(1));
             ("broadcast", common, load)
@@ -303,6 +379,50 @@ fn main() -> Result<()> {
     let json = serde_json::to_string_pretty(&json!({ "runs": runs, "ratios": ratios }))?;
     if let Some(p) = common.json {
         std::fs::write(&p, &json)?;
+        println!("figures written to {}", p.display());
+    }
+    Ok(())
+}
+
+/// `record`: classrelay only, recording off then on per round.
+fn record(
+    common: Common,
+    streams: usize,
+    bitrate: &str,
+    viewers: usize,
+    rounds: usize,
+) -> Result<()> {
+    if common.target != Target::Classrelay {
+        eprintln!("record is classrelay only");
+        std::process::exit(2);
+    }
+    let bitrate = recbench::parse_bitrate(bitrate)?;
+    if !common.no_pin {
+        pin_self(1)?;
+    }
+    let mut load = load_of(&common, 50.0, Duration::from_secs(1));
+    load.subscribers = streams * viewers;
+    let o = recbench::RecordOptions {
+        streams,
+        bitrate,
+        viewers,
+        rounds,
+        server_bin: common.server_bin.clone(),
+        server: ServerOptions {
+            core: (!common.no_pin).then_some(0),
+            workers: common.workers,
+            realtime: common.realtime,
+            spread_after: common.spread_after,
+        },
+        load,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let s = rt.block_on(recbench::record(&o))?;
+    if let Some(p) = common.json {
+        std::fs::write(&p, serde_json::to_string_pretty(&s)?)?;
         println!("figures written to {}", p.display());
     }
     Ok(())

@@ -572,7 +572,7 @@ pub async fn run_classrelay(
 
 /// One WHEP subscriber: POST, then hand the peer to its swarm at once, so the time to connect
 /// is not inflated by later joins.
-async fn whep(
+pub(crate) async fn whep(
     swarm: Arc<Swarm>,
     http: reqwest::Client,
     url: String,

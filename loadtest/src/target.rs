@@ -52,6 +52,21 @@ pub fn sample(pid: u32) -> Result<ProcSample> {
     })
 }
 
+/// User + system CPU seconds of this process's children that have been waited for
+/// (`cutime` + `cstime` of `/proc/self/stat`): what a finished child command cost.
+pub fn children_cpu_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("unexpected /proc stat format")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // cutime and cstime are overall fields 16 and 17 (13 and 14 after the state).
+    let cutime: f64 = fields.get(13).context("cutime")?.parse()?;
+    let cstime: f64 = fields.get(14).context("cstime")?.parse()?;
+    Ok((cutime + cstime) / clock_ticks())
+}
+
 /// Pins the calling process (and the threads it starts afterwards) to `core`.
 pub fn pin_self(core: usize) -> Result<()> {
     let status = Command::new("taskset")
@@ -94,6 +109,12 @@ pub struct ServerOptions {
 impl ClassrelayProc {
     /// Starts `bin serve` on loopback as `opts` says.
     pub fn start(bin: &Path, opts: &ServerOptions) -> Result<Self> {
+        Self::start_with_env(bin, opts, &[])
+    }
+
+    /// [`ClassrelayProc::start`] with more `CLASSRELAY_…` settings in the server's environment
+    /// (e.g. `CLASSRELAY_RECORDING__ROOMS=all` for the `record` scenario).
+    pub fn start_with_env(bin: &Path, opts: &ServerOptions, env: &[(&str, &str)]) -> Result<Self> {
         let ServerOptions {
             core,
             workers,
@@ -148,6 +169,7 @@ impl ClassrelayProc {
         if let Some(n) = spread_after {
             cmd.env("CLASSRELAY_MEDIA__SPREAD_AFTER", n.to_string());
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().context("starting classrelay")?;
         let stdout = child.stdout.take().context("stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();

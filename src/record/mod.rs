@@ -20,3 +20,5 @@ pub mod recover;
 pub mod voice;
 // Exports of a processed recording (MP4 through GStreamer, feature `gst`; issue 20 item 4).
 pub mod export;
+// A made-up long lesson capture for the processing and export benchmarks (issue 20).
+pub mod synth;

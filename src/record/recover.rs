@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::file::read_capture;
-use super::process::{process, Manifest, ProcessError};
+use super::file::read_capture_with;
+use super::process::{process_tracks, Manifest, ProcessError, Tracks};
 
 /// What processing one recording did.
 #[derive(Debug, Clone, Serialize)]
@@ -53,8 +53,11 @@ pub fn process_recording(capture_path: &Path, out_dir: &Path) -> Result<Report, 
     if !capture_path.is_file() {
         return Err(RecoverError::NoCapture(capture_path.to_path_buf()));
     }
-    let (capture, read) = read_capture(capture_path);
-    let mut manifest = process(&capture, out_dir)?;
+    // Streamed: each record goes into its track as it is read (a 45-minute lesson's packets
+    // are over a gigabyte; they are never all held as records).
+    let mut tracks = Tracks::new();
+    let (header, read) = read_capture_with(capture_path, |r| tracks.push(r));
+    let mut manifest = process_tracks(header.as_ref(), tracks, out_dir)?;
     let line = match &read.damage {
         None => format!(
             "processed up to byte {}: the end of the capture",

@@ -1,8 +1,8 @@
 //! Processing: a [`Capture`] read back → one browser-playable file per source (WebM for VP8,
 //! VP9 and Opus; Matroska for H.264) on one lesson timeline, and the lesson's `manifest.json`.
 //! Pure Rust; runs off the media path (lesson end, start-up recovery). Must never panic on any
-//! capture, never read the capture file itself (the reader hands it a [`Capture`]), and never
-//! know about sockets, rooms or the database.
+//! capture, never read the capture file itself (the reader hands it a [`Capture`], or its
+//! records one by one into [`Tracks`]), and never know about sockets, rooms or the database.
 //!
 //! - [`track`]: RTP → frames per track (ordering, losses, depacketizing, keyframes).
 //! - [`timeline`]: RTP time → the lesson timeline (sender reports, else arrival).
@@ -30,7 +30,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::record::format::{Capture, Codec, Record, SourceKind, TrackInfo};
+use crate::record::file::RecordRef;
+use crate::record::format::{Capture, CaptureHeader, Codec, Record, SourceKind, TrackInfo};
 use timeline::Basis;
 use track::{TrackBuilder, TrackFrames};
 
@@ -209,20 +210,48 @@ fn ms_between(a: i64, b: i64) -> u64 {
     u64::try_from(d.max(0)).unwrap_or(u64::MAX)
 }
 
-/// Reads the records into per-track frames.
-fn build_tracks(capture: &Capture, notes: &mut Vec<String>) -> Vec<(TrackInfo, TrackFrames)> {
-    let mut builders: BTreeMap<u32, TrackBuilder> = BTreeMap::new();
-    let mut orphans = 0u64;
-    for r in &capture.records {
+/// A capture's records taken in one by one, in capture order, into per-track frames: from a
+/// [`Capture`] in memory ([`process`]) or straight from the file's reader
+/// ([`Tracks::push`] from `record::file::read_capture_with`), so a long lesson's packets need
+/// not all be in memory as records first.
+#[derive(Default)]
+pub struct Tracks {
+    builders: BTreeMap<u32, TrackBuilder>,
+    orphans: u64,
+}
+
+impl Tracks {
+    /// No tracks yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the next record (an RTP packet borrowed from the reader).
+    pub fn push(&mut self, r: RecordRef<'_>) {
+        match r {
+            RecordRef::Rtp {
+                track,
+                arrival_us,
+                packet,
+            } => match self.builders.get_mut(&track) {
+                Some(b) => b.rtp(arrival_us, packet),
+                None => self.orphans += 1,
+            },
+            RecordRef::Other(r) => self.push_record(&r),
+        }
+    }
+
+    /// Takes the next record.
+    pub fn push_record(&mut self, r: &Record) {
         if let Record::Track(info) = r {
-            builders
+            self.builders
                 .entry(info.track)
                 .or_insert_with(|| TrackBuilder::new(info.clone()));
-            continue;
+            return;
         }
-        let Some(b) = builders.get_mut(&r.track()) else {
-            orphans += 1;
-            continue;
+        let Some(b) = self.builders.get_mut(&r.track()) else {
+            self.orphans += 1;
+            return;
         };
         match r {
             Record::Track(_) => {}
@@ -239,30 +268,48 @@ fn build_tracks(capture: &Capture, notes: &mut Vec<String>) -> Vec<(TrackInfo, T
             Record::TrackEnd { .. } => b.end(),
         }
     }
-    if orphans > 0 {
-        notes.push(format!(
-            "{orphans} records named a track the capture never declared; left out"
-        ));
+
+    /// Every track's frames (flushing the reorder buffers).
+    fn finish(self, notes: &mut Vec<String>) -> Vec<(TrackInfo, TrackFrames)> {
+        let orphans = self.orphans;
+        if orphans > 0 {
+            notes.push(format!(
+                "{orphans} records named a track the capture never declared; left out"
+            ));
+        }
+        self.builders
+            .into_values()
+            .map(|b| {
+                let info = b.info().clone();
+                (info, b.finish())
+            })
+            .collect()
     }
-    builders
-        .into_values()
-        .map(|b| {
-            let info = b.info().clone();
-            (info, b.finish())
-        })
-        .collect()
 }
 
 /// Processes a capture into `out_dir` (created if missing): one file per source and
 /// `manifest.json`, which is also returned.
 pub fn process(capture: &Capture, out_dir: &Path) -> Result<Manifest, ProcessError> {
+    let mut tracks = Tracks::new();
+    for r in &capture.records {
+        tracks.push_record(r);
+    }
+    process_tracks(capture.header.as_ref(), tracks, out_dir)
+}
+
+/// [`process`] of records already taken in (see [`Tracks`]); `header` is the capture's.
+pub fn process_tracks(
+    header: Option<&CaptureHeader>,
+    tracks: Tracks,
+    out_dir: &Path,
+) -> Result<Manifest, ProcessError> {
     let mut notes = Vec::new();
     let mut complete = true;
-    if capture.header.is_none() {
+    if header.is_none() {
         complete = false;
         notes.push("the capture's header is missing: lesson and room unknown".to_string());
     }
-    let tracks = build_tracks(capture, &mut notes);
+    let tracks = tracks.finish(&mut notes);
 
     let offsets = timeline::owner_offsets(tracks.iter().map(|(i, t)| (i.owner.as_str(), t)));
     let mut timed: Vec<Timed> = tracks
@@ -343,10 +390,10 @@ pub fn process(capture: &Capture, out_dir: &Path) -> Result<Manifest, ProcessErr
         source,
     })?;
 
-    let mut sources = Vec::new();
-    let mut lesson_end = 0u64;
     let zero_us = zero.unwrap_or(0);
-    for g in groups {
+    let room = header.map(|h| h.room.as_str()).unwrap_or("?");
+    // One source's file: its tracks muxed, written, synced and hashed.
+    let one = |g: &[usize]| -> Result<Source, ProcessError> {
         let lead = &timed[g[0]];
         let file_zero = g
             .iter()
@@ -361,7 +408,7 @@ pub fn process(capture: &Capture, out_dir: &Path) -> Result<Manifest, ProcessErr
         let mut mux_tracks = Vec::new();
         let mut entries = Vec::new();
         let mut gaps = Vec::new();
-        for &i in &g {
+        for &i in g {
             let t = &timed[i];
             let frames: Vec<mux::MuxFrame<'_>> = t
                 .frames
@@ -450,20 +497,11 @@ pub fn process(capture: &Capture, out_dir: &Path) -> Result<Manifest, ProcessErr
             });
         }
         gaps.sort_by_key(|g| (g.at_ms, g.track));
-        let title = format!(
-            "{} {}",
-            capture
-                .header
-                .as_ref()
-                .map(|h| h.room.as_str())
-                .unwrap_or("?"),
-            lead.info.owner
-        );
+        let title = format!("{room} {}", lead.info.owner);
         let path = out_dir.join(&file);
         let (duration_ms, sha256) = write_file(&path, |w| mux::mux(&mux_tracks, &title, w))?;
-        lesson_end = lesson_end.max(start_ms.saturating_add(duration_ms));
         let has_video = g.iter().any(|&i| !timed[i].info.codec.is_audio());
-        sources.push(Source {
+        Ok(Source {
             file,
             kind: lead.info.kind,
             codec: g
@@ -493,10 +531,15 @@ pub fn process(capture: &Capture, out_dir: &Path) -> Result<Manifest, ProcessErr
                 Timeline::Arrival
             },
             tracks: entries,
-        });
-    }
+        })
+    };
+    let sources = in_parallel(&groups, one)?;
+    let lesson_end = sources
+        .iter()
+        .map(|s| s.start_ms.saturating_add(s.duration_ms))
+        .max()
+        .unwrap_or(0);
 
-    let header = capture.header.as_ref();
     let started = header.map(|h| h.started_unix_ms);
     let manifest = Manifest {
         version: MANIFEST_VERSION,
@@ -518,6 +561,44 @@ pub fn process(capture: &Capture, out_dir: &Path) -> Result<Manifest, ProcessErr
     })?;
     write_atomic(&out_dir.join("manifest.json"), &json)?;
     Ok(manifest)
+}
+
+/// `one` of every group, on up to as many threads as there are cores (a lesson's sources are
+/// independent files: muxing one overlaps another's hashing and disk sync); the results in
+/// group order, or the first group's error in that order.
+fn in_parallel<T: Send>(
+    groups: &[Vec<usize>],
+    one: impl Fn(&[usize]) -> Result<T, ProcessError> + Sync,
+) -> Result<Vec<T>, ProcessError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(groups.len());
+    if threads <= 1 {
+        return groups.iter().map(|g| one(g.as_slice())).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, Result<T, ProcessError>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(g) = groups.get(i) else { break };
+                        mine.push((i, one(g)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Writes through a temporary file and a rename, so a crash never leaves half a file under the

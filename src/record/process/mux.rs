@@ -4,16 +4,18 @@
 //!
 //! Elements are encoded with `webm-iterable` (0.7, the Matroska specification over
 //! `ebml-iterable`'s writer): it is maintained, pure Rust, knows every Matroska element and its
-//! type and validates where each one goes. It has no notion of positions, so this module lays
-//! the segment out itself: clusters are encoded first, then the header is re-encoded until the
-//! SeekHead's positions (which depend on its own size) are stable, and the Segment is written
-//! with its known size. Alternatives looked at: `mkvdump` (a reader), `matroska-demuxer` (a
+//! type and validates where each one goes. Clusters and their SimpleBlocks, nearly all of a
+//! file's bytes, are the exception: written by hand in one copy (see `ClusterWriter`). The
+//! crate has no notion of positions, so this module lays the segment out itself: clusters are
+//! sized first, then the header is re-encoded until the SeekHead's positions (which depend on
+//! its own size) are stable, and the Segment is written with its known size, the clusters
+//! streamed after it. Alternatives looked at: `mkvdump` (a reader), `matroska-demuxer` (a
 //! reader, used by the tests to check these files independently), `webm` (libwebm bindings, a
 //! C++ library).
 
 use std::io::Write;
 
-use webm_iterable::matroska_spec::{Master, MatroskaSpec, SimpleBlock};
+use webm_iterable::matroska_spec::{Master, MatroskaSpec};
 use webm_iterable::{WebmWriter, WriteOptions};
 
 use super::codec;
@@ -129,6 +131,102 @@ fn track_entry(number: u64, t: &MuxTrack<'_>) -> MatroskaSpec {
     MatroskaSpec::TrackEntry(Master::Full(children))
 }
 
+/// A cluster as laid out before it is written: its time, whether it starts at a keyframe,
+/// its offset among the clusters and size, and its frames (`order[first..end]`).
+struct Plan {
+    time: u64,
+    key: bool,
+    offset: usize,
+    size: usize,
+    first: usize,
+    end: usize,
+}
+
+/// Bytes of an EBML data size `n` as a variable-size integer of the shortest length (all ones
+/// is reserved for "unknown", hence the `- 1`).
+fn size_len(n: u64) -> usize {
+    let mut len = 1;
+    while len < 8 && n >= (1u64 << (7 * len)) - 1 {
+        len += 1;
+    }
+    len
+}
+
+fn put_size(out: &mut Vec<u8>, n: u64) {
+    let len = size_len(n);
+    let v = n | (1u64 << (7 * len));
+    out.extend_from_slice(&v.to_be_bytes()[8 - len..]);
+}
+
+/// Bytes of an unsigned integer element's value (at least one).
+fn uint_len(v: u64) -> usize {
+    8 - (v.leading_zeros() / 8).min(7) as usize
+}
+
+/// Bytes of a cluster before its blocks: ID, 8-byte size, its Timestamp element.
+fn cluster_head_len(time: u64) -> usize {
+    let n = uint_len(time);
+    4 + 8 + 1 + size_len(n as u64) + n
+}
+
+/// Bytes of a SimpleBlock element of a `n`-byte frame.
+fn block_len(n: usize) -> usize {
+    1 + size_len(4 + n as u64) + 4 + n
+}
+
+/// A Cluster being written into the segment's buffer. Clusters and their SimpleBlocks are
+/// the one part of the file written here by hand (the header, Tracks and Cues go through
+/// `webm-iterable`): the crate builds a block as its own `Vec`, then the cluster as an
+/// element tree it serializes into another, which this layout then copied twice more, so
+/// each frame's bytes were copied four times, and a file's clusters were all held in memory;
+/// here they are copied once, into one cluster's buffer on its way out. The element layout is the Matroska specification's and the files are read back
+/// by an independent demuxer in the tests.
+struct ClusterWriter {
+    /// Where the cluster's 8-byte size goes, and where its body starts.
+    size_at: usize,
+}
+
+/// Cluster's element ID; Timestamp's and SimpleBlock's.
+const ID_CLUSTER: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
+const ID_CLUSTER_TIMESTAMP: u8 = 0xE7;
+const ID_SIMPLE_BLOCK: u8 = 0xA3;
+
+impl ClusterWriter {
+    /// Starts a cluster at `time` ms (its size is filled in by [`ClusterWriter::close`]).
+    fn open(out: &mut Vec<u8>, time: u64) -> Self {
+        out.extend_from_slice(&ID_CLUSTER);
+        let size_at = out.len();
+        out.extend_from_slice(&[0x01, 0, 0, 0, 0, 0, 0, 0]);
+        // Timestamp: an unsigned integer in as few bytes as it needs (at least one).
+        let n = uint_len(time);
+        out.push(ID_CLUSTER_TIMESTAMP);
+        put_size(out, n as u64);
+        out.extend_from_slice(&time.to_be_bytes()[8 - n..]);
+        ClusterWriter { size_at }
+    }
+
+    /// Writes the cluster's size (8-byte form: marker 0x01, then 7 bytes big-endian).
+    fn close(self, out: &mut [u8]) {
+        let size = (out.len() - self.size_at - 8) as u64;
+        let mut v = size.to_be_bytes();
+        v[0] = 0x01;
+        out[self.size_at..self.size_at + 8].copy_from_slice(&v);
+    }
+}
+
+/// One SimpleBlock (no lacing): track number, timestamp relative to the cluster, flags
+/// (keyframe), the frame.
+fn simple_block(out: &mut Vec<u8>, track: u64, rel: i16, keyframe: bool, data: &[u8]) {
+    // Track numbers here are 1 and 2: a one-byte vint.
+    debug_assert!(track < 127);
+    out.push(ID_SIMPLE_BLOCK);
+    put_size(out, 4 + data.len() as u64);
+    out.push(0x80 | track as u8);
+    out.extend_from_slice(&rel.to_be_bytes());
+    out.push(if keyframe { 0x80 } else { 0 });
+    out.extend_from_slice(data);
+}
+
 /// Muxes the tracks (video first, if any) into `out`; returns the duration in ms.
 pub(super) fn mux(
     tracks: &[MuxTrack<'_>],
@@ -149,61 +247,45 @@ pub(super) fn mux(
     }
     order.sort_unstable();
 
-    // Clusters, encoded one at a time; (cluster time, offset in `clusters`, starts at a key).
-    let mut clusters = Vec::new();
-    let mut starts: Vec<(u64, usize, bool)> = Vec::new();
-    let mut blocks: Vec<MatroskaSpec> = Vec::new();
-    let mut cluster_time = 0u64;
-    let mut cluster_key = false;
+    // Clusters are laid out first (their sizes only) and written after the header straight
+    // to `out` (see `ClusterWriter`), so a file's clusters are never all in memory at once.
+    let mut plans: Vec<Plan> = Vec::new();
+    let mut cur: Option<Plan> = None;
     let mut end_ms = 0u64;
-    let flush = |blocks: &mut Vec<MatroskaSpec>,
-                 time: u64,
-                 key: bool,
-                 clusters: &mut Vec<u8>,
-                 starts: &mut Vec<(u64, usize, bool)>|
-     -> Result<(), MuxError> {
-        if blocks.is_empty() {
-            return Ok(());
-        }
-        let mut children = vec![MatroskaSpec::Timestamp(time)];
-        children.append(blocks);
-        let (bytes, _) = encode_in_segment(&[MatroskaSpec::Cluster(Master::Full(children))])?;
-        starts.push((time, clusters.len(), key));
-        clusters.extend_from_slice(&bytes);
-        Ok(())
-    };
-    for &(time, _, ti, fi) in &order {
-        let t = &tracks[ti];
-        let f = &t.frames[fi];
+    for (oi, &(time, _, ti, fi)) in order.iter().enumerate() {
+        let f = &tracks[ti].frames[fi];
         let is_video_key = Some(ti) == video && f.keyframe;
-        let new_cluster = blocks.is_empty()
-            || is_video_key
-            || time - cluster_time >= MAX_CLUSTER_MS
-            || (video.is_none() && time - cluster_time >= AUDIO_CLUSTER_MS);
+        let new_cluster = cur.as_ref().is_none_or(|p| {
+            is_video_key
+                || time - p.time >= MAX_CLUSTER_MS
+                || (video.is_none() && time - p.time >= AUDIO_CLUSTER_MS)
+        });
         if new_cluster {
-            flush(
-                &mut blocks,
-                cluster_time,
-                cluster_key,
-                &mut clusters,
-                &mut starts,
-            )?;
-            cluster_time = time;
-            cluster_key = is_video_key || video.is_none();
+            let mut offset = 0;
+            if let Some(p) = cur.take() {
+                offset = p.offset + p.size;
+                plans.push(p);
+            }
+            cur = Some(Plan {
+                time,
+                key: is_video_key || video.is_none(),
+                offset,
+                size: cluster_head_len(time),
+                first: oi,
+                end: oi,
+            });
         }
-        let rel = i16::try_from(time - cluster_time).map_err(err)?;
-        let block =
-            SimpleBlock::new_uncheked(f.data, ti as u64 + 1, rel, false, None, false, f.keyframe);
-        blocks.push(block.into());
+        if let Some(p) = cur.as_mut() {
+            i16::try_from(time - p.time).map_err(err)?;
+            p.size += block_len(f.data.len());
+            p.end = oi + 1;
+        }
         end_ms = end_ms.max(time);
     }
-    flush(
-        &mut blocks,
-        cluster_time,
-        cluster_key,
-        &mut clusters,
-        &mut starts,
-    )?;
+    plans.extend(cur);
+    let clusters_len = plans.last().map_or(0, |p| p.offset + p.size);
+    // (cluster time, offset among the clusters, starts at a key).
+    let starts: Vec<(u64, usize, bool)> = plans.iter().map(|p| (p.time, p.offset, p.key)).collect();
 
     // Duration: the last frame plus one frame period of its track.
     let mut duration_ms = end_ms;
@@ -257,7 +339,7 @@ pub(super) fn mux(
         let next = (
             lens[0] as u64,
             (lens[0] + lens[1]) as u64,
-            (header.len() + clusters.len()) as u64,
+            (header.len() + clusters_len) as u64,
         );
         if next == positions {
             break;
@@ -299,7 +381,7 @@ pub(super) fn mux(
     // The Segment's own header is written here, not through the element writer, so that the
     // clusters stream straight to `out` instead of being copied into one more buffer: its ID
     // and an 8-byte size (EBML VINT: marker 0x01, then 7 bytes big-endian).
-    let size = (header.len() + clusters.len() + cue_bytes.len()) as u64;
+    let size = (header.len() + clusters_len + cue_bytes.len()) as u64;
     if size >= 1 << 56 {
         return Err(err("segment too large"));
     }
@@ -308,7 +390,21 @@ pub(super) fn mux(
     vint[0] = 0x01;
     out.write_all(&vint)?;
     out.write_all(&header)?;
-    out.write_all(&clusters)?;
+    let mut buf = Vec::new();
+    for p in &plans {
+        buf.clear();
+        let c = ClusterWriter::open(&mut buf, p.time);
+        for &(time, _, ti, fi) in &order[p.first..p.end] {
+            let f = &tracks[ti].frames[fi];
+            let rel = i16::try_from(time - p.time).map_err(err)?;
+            simple_block(&mut buf, ti as u64 + 1, rel, f.keyframe, f.data);
+        }
+        c.close(&mut buf);
+        if buf.len() != p.size {
+            return Err(err("a cluster's size differs from its layout"));
+        }
+        out.write_all(&buf)?;
+    }
     out.write_all(&cue_bytes)?;
     Ok(duration_ms)
 }

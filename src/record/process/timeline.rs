@@ -52,6 +52,10 @@ pub(super) fn frame_times(
     for sr in &t.srs {
         srs.entry(sr.segment).or_default().push(sr);
     }
+    let sorted: HashMap<usize, bool> = srs
+        .iter()
+        .map(|(seg, list)| (*seg, list.is_sorted_by_key(|s| s.arrival_us)))
+        .collect();
     // Arrival fallback per segment: the least-delayed frame anchors the RTP clock.
     let mut arrival_anchor: HashMap<usize, i128> = HashMap::new();
     for f in &t.frames {
@@ -69,12 +73,20 @@ pub(super) fn frame_times(
         .map(|f| {
             let t_us = match (srs.get(&f.segment), owner_offset) {
                 (Some(list), Some(offset)) => {
-                    // The latest report that had arrived with the frame, else the first.
-                    let sr = list
-                        .iter()
-                        .rev()
-                        .find(|s| s.arrival_us <= f.arrival_us)
-                        .unwrap_or(&list[0]);
+                    // The latest report that had arrived with the frame, else the first. A
+                    // binary search when the reports are in arrival order (they are, from one
+                    // worker's tap): a scan from the end was a pass over an hour's reports
+                    // for each early frame.
+                    let sr = if sorted.get(&f.segment).copied().unwrap_or(false) {
+                        let n = list.partition_point(|s| s.arrival_us <= f.arrival_us);
+                        list[n.saturating_sub(1)]
+                    } else {
+                        list.iter()
+                            .rev()
+                            .find(|s| s.arrival_us <= f.arrival_us)
+                            .copied()
+                            .unwrap_or(list[0])
+                    };
                     ntp_us(sr.ntp) + rtp_us(f.rtp_ts) - rtp_us(sr.rtp_ts) + offset
                 }
                 _ => {

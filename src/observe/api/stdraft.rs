@@ -13,6 +13,10 @@ use crate::school::recording;
 
 /// The answer: the draft (if made), its S-T figures, and where it and the observer differ.
 async fn draft_view(st: &SchoolState, o: &ObservationRow) -> Result<Value, ApiError> {
+    // The job first: a job read as done had its draft committed with it, so the draft read
+    // after it is that one (read the other way round, a job ending in between showed `done`
+    // beside no draft).
+    let job = job::get(&st.store, o.id).await?;
     let d = load(&st.store, o.id).await?;
     let observer = ostore::codes(&st.store, o.id, Method::St).await?;
     let codes = d.as_ref().map(|d| d.codes.clone()).unwrap_or_default();
@@ -30,7 +34,7 @@ async fn draft_view(st: &SchoolState, o: &ObservationRow) -> Result<Value, ApiEr
         "st": d.as_ref().map(|_| st::analyse(&ostore::st_codes(&codes))),
         "observer_codes": observer,
         "comparison": cmp,
-        "job": job::get(&st.store, o.id).await?,
+        "job": job,
     }))
 }
 

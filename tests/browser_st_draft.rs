@@ -221,8 +221,11 @@ async fn the_workspace_shows_the_draft_and_marks_where_it_differs() -> Result<()
         )
         .await;
     assert!(s.is_success(), "{o3}");
-    page.goto(&format!("{}/observe?observation={}", app.base, o3["id"]))
-        .await?;
+    page.goto(&format!(
+        "{}/observe?observation={}&lang=zh",
+        app.base, o3["id"]
+    ))
+    .await?;
     page.wait_until(
         "window.classrelayObserve && document.getElementById('draftStatus').textContent",
         WAIT,

@@ -296,8 +296,11 @@ async fn teacher_adds_clip_evidence_and_the_clip_plays_from_in_to_out() -> Resul
     )
     .await;
     app.clock.set(at("10:00"));
-    let file = app.dir.path().join("jiaoan.txt");
-    std::fs::write(&file, "第一课时教学设计")?;
+    let file = app.dir.path().join("jiaoan.pdf");
+    std::fs::write(
+        &file,
+        b"%PDF-1.4\n% lesson plan\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n",
+    )?;
 
     let page = browser
         .new_page_with_flags(&[
@@ -412,13 +415,13 @@ async fn teacher_adds_clip_evidence_and_the_clip_plays_from_in_to_out() -> Resul
         "{e}"
     );
     assert_eq!(e["note"], "课堂导入片段", "{e}");
-    assert_eq!(e["files"][0]["name"], "jiaoan.txt", "{e}");
+    assert_eq!(e["files"][0]["name"], "jiaoan.pdf", "{e}");
     let shown = page
         .eval_expr(&format!(
             "document.querySelector('#pointRows [data-evidence=\"{ev}\"]').innerText"
         ))
         .await?;
-    assert!(shown.as_str().unwrap().contains("jiaoan.txt"), "{shown}");
+    assert!(shown.as_str().unwrap().contains("jiaoan.pdf"), "{shown}");
 
     // The clip plays: from the in point (every source there), then pauses at the out point.
     page.eval_with(

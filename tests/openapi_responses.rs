@@ -757,7 +757,7 @@ async fn real_responses_match_the_served_document() {
         "{made}"
     );
     let done = support::stdraft::draft_settled(
-        &c.app,
+        c.app,
         &observer,
         observation,
         std::time::Duration::from_secs(60),

@@ -140,6 +140,8 @@ impl Server {
         school::recording::resume(&state.school, &cut).await;
         // Exports: jobs a restart interrupted are queued again, then run one at a time.
         school::exports::spawn(&state.school);
+        // S-T drafts: jobs a restart interrupted run again; new ones run off the request.
+        observe::stdraft_job::spawn(&state.school);
         tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));
         tokio::spawn(school::quality::run(Arc::downgrade(&state.school)));
         // Sessions end on the media side too (ICE failure, timeouts): forget them here.
@@ -193,6 +195,8 @@ impl Server {
             clock,
         ));
         tokio::spawn(school::scheduler::run(Arc::downgrade(&state.school)));
+        // S-T drafts are background jobs here too (the API tests drive them in-process).
+        observe::stdraft_job::spawn(&state.school);
         Ok(Server {
             http_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             state,

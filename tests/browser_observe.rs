@@ -3,7 +3,8 @@
 //! (20 samples at the default 30 s: T and S keys, Backspace correcting a wrong key), scores
 //! the rubric, leaves a comment, and submits; the server's figures match the keys pressed,
 //! the lesson's teacher then reads the submitted observation, and the English page shows no
-//! untranslated key.
+//! untranslated key. Another observer who follows a link to that observation gets a page
+//! saying it is not theirs, in the page's language, with a link to their own list.
 //!
 //! Run: `cargo test --test browser_observe` (needs `chromium` and `chromium-driver`).
 
@@ -319,5 +320,95 @@ async fn fias_prompt_lights_every_three_seconds_and_a_key_clears_it() -> Result<
         .await?;
     assert_eq!(label, "Code a category");
     page.close().await?;
+    Ok(())
+}
+
+/// A second observer follows a link to the first observer's observation: not a bare 403 but a
+/// page that says, in its language, that it is not theirs, with a working link to their own
+/// list; a link to no observation at all says that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_observers_link_shows_a_readable_refusal() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start(Backend::Sqlite).await.expect("server");
+    let f = fixture(&app).await;
+    let l = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let (s, o) = app
+        .call(
+            Some(&f.observer_login),
+            Method::POST,
+            "/api/observations",
+            Some(json!({"lesson_id": l, "methods": ["st"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let id = o["id"].as_i64().unwrap();
+    app.create(
+        "/api/users",
+        json!({"username": "observer2", "display_name": "observer2", "role": "observer",
+               "password": "password-123", "scope": "county", "region_id": f.region}),
+    )
+    .await;
+    let page = browser.new_page().await?;
+    page.login(&app.base, "observer2", "password-123").await?;
+    for (lang, want) in [
+        ("zh", format!("观课记录 #{id} 不是你的观察记录")),
+        ("en", format!("Observation #{id} is not one of yours")),
+    ] {
+        page.goto(&format!(
+            "{}/observe?observation={id}&lang={lang}",
+            app.base
+        ))
+        .await?;
+        page.wait_until(
+            "window.classrelayObserve && window.classrelayObserve.ready",
+            WAIT,
+            "document.body.innerText",
+        )
+        .await?;
+        let v = page
+            .eval_expr(
+                "({ shown: !document.getElementById('notYours').hidden, status: document.getElementById('notYours').dataset.status, work: !document.getElementById('work').hidden, error: !document.getElementById('error').hidden, text: document.body.innerText })",
+            )
+            .await?;
+        assert_eq!(
+            (&v["shown"], &v["status"], &v["work"], &v["error"]),
+            (&json!(true), &json!("403"), &json!(false), &json!(false)),
+            "{v}"
+        );
+        let text = v["text"].as_str().unwrap();
+        assert!(text.contains(&want), "{lang}: {text}");
+        assert!(
+            !text.contains("obs_") && !text.contains("403"),
+            "{lang}: {text}"
+        );
+    }
+    // The link goes to their own list.
+    page.client()
+        .find(Locator::Id("notYoursMine"))
+        .await?
+        .click()
+        .await?;
+    page.wait_until(
+        "location.search === '' && !document.getElementById('picker').hidden",
+        WAIT,
+        "location.href",
+    )
+    .await?;
+    // An observation that does not exist.
+    page.goto(&format!("{}/observe?observation=999999&lang=zh", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayObserve && !document.getElementById('notYours').hidden",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    assert_eq!(
+        page.eval_expr("document.getElementById('notYoursText').textContent")
+            .await?,
+        "没有编号为 #999999 的观课记录。"
+    );
     Ok(())
 }

@@ -6,6 +6,9 @@
 //! and clicking its link loads the observer's page on that observation. Drawn in a county
 //! inspection (抽检) and failed there, the result shows the round and the outcome, and the
 //! teacher appeals it from the page. The English page shows no untranslated key.
+//! And the evidence form: the teacher adds ability-point evidence with a recording clip (in
+//! and out picked on the player with the keyboard, never typed) and a file; the record shows
+//! it, and its clip plays from the in point and pauses at the out point with every source there.
 //!
 //! Run: `cargo test --test browser_records` (needs `chromium` and `chromium-driver`).
 
@@ -16,6 +19,7 @@ use std::time::Duration;
 use anyhow::Result;
 use fantoccini::Locator;
 use support::browser::{Browser, Page};
+use support::recorded::{insert, three_sources};
 use support::school::{at, fixture, inspector, lesson, App, Backend};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -341,5 +345,224 @@ async fn observer_codes_ten_minutes_and_the_record_links_back() -> Result<()> {
         "untranslated key: {text}"
     );
     rec.close().await?;
+    Ok(())
+}
+
+/// One frame at 30 fps, ms: how close a source's picture can be to a moment.
+const FRAME_MS: f64 = 1000.0 / 30.0;
+
+/// Every active source of a `positions()` answer is on `ms` of the lesson timeline (within a
+/// frame).
+fn all_at(positions: &serde_json::Value, ms: f64, what: &str) {
+    let active: Vec<f64> = positions
+        .as_array()
+        .expect("positions")
+        .iter()
+        .filter(|x| x["active"] == true)
+        .map(|x| x["timeline_ms"].as_f64().unwrap())
+        .collect();
+    assert!(!active.is_empty(), "{what}: no source active: {positions}");
+    for t in active {
+        assert!(
+            (t - ms).abs() <= FRAME_MS,
+            "{what}: a source at {t} ms, not {ms}: {positions}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teacher_adds_clip_evidence_and_the_clip_plays_from_in_to_out() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start(Backend::Sqlite).await.expect("server");
+    let f = fixture(&app).await;
+    let l = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    // A processed recording of it (teacher camera with sound, courseware, classroom camera),
+    // and the lesson over, so the record lists it.
+    let rid = insert(
+        &app.server,
+        Some(l),
+        at("08:00"),
+        at("08:40"),
+        Some(&three_sources(12)),
+    )
+    .await;
+    app.clock.set(at("10:00"));
+    let file = app.dir.path().join("jiaoan.pdf");
+    std::fs::write(
+        &file,
+        b"%PDF-1.4\n% lesson plan\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n",
+    )?;
+
+    let page = browser
+        .new_page_with_flags(&[
+            "--window-size=1280,900",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .await?;
+    page.login(&app.base, "wang", "password-123").await?;
+    page.goto(&format!("{}/record?term=2026秋", app.base))
+        .await?;
+    page.wait_until(
+        "window.classrelayRecord && window.classrelayRecord.ready && !document.getElementById('evidenceForm').hidden",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    // Chinese first: the pick buttons.
+    assert_eq!(
+        page.eval_expr("document.getElementById('setIn').textContent + '/' + document.getElementById('setOut').textContent")
+            .await?,
+        "设为入点/设为出点"
+    );
+    // The clip's recording, then in and out picked on its player with the keyboard: "2" goes
+    // to two tenths of the lesson, I sets the in point; "6", O the out point.
+    page.eval_with(
+        "const s = document.getElementById('evPoint'); s.value = s.options[0].value;
+         const r = document.getElementById('evRecording'); r.value = String(arguments[0]);
+         r.dispatchEvent(new Event('change')); return true;",
+        vec![rid.into()],
+    )
+    .await?;
+    const P: &str = "window.classrelayRecord.player()";
+    page.wait_until(
+        &format!("{P} && {P}.positions().every((x) => x.ready >= 1)"),
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    let duration = page
+        .eval_expr(&format!("{P}.duration"))
+        .await?
+        .as_f64()
+        .unwrap();
+    let player = page
+        .client()
+        .find(Locator::Css("#clipPlayer .player"))
+        .await?;
+    player.send_keys("2").await?;
+    player.send_keys("i").await?;
+    player.send_keys("6").await?;
+    player.send_keys("o").await?;
+    let (want_in, want_out) = ((duration * 0.2).round(), (duration * 0.6).round());
+    page.wait_until(
+        &format!("document.getElementById('outAt').dataset.ms === '{want_out}'"),
+        WAIT,
+        "[document.getElementById('inAt').dataset.ms, document.getElementById('outAt').dataset.ms]",
+    )
+    .await?;
+    assert_eq!(
+        page.eval_expr("document.getElementById('inAt').dataset.ms")
+            .await?,
+        format!("{want_in}")
+    );
+    // A note and a file, then the form's own button.
+    page.client()
+        .find(Locator::Id("evNote"))
+        .await?
+        .send_keys("课堂导入片段")
+        .await?;
+    page.client()
+        .find(Locator::Id("evFile"))
+        .await?
+        .send_keys(&file.display().to_string())
+        .await?;
+    page.client()
+        .find(Locator::Css("#evidenceForm button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    let ev = page
+        .wait_until(
+            "document.querySelector('#pointRows [data-evidence] button.clipPlay')?.dataset.evidence",
+            WAIT,
+            "document.getElementById('pointRows').innerText + document.getElementById('error').innerText",
+        )
+        .await?;
+    let ev: i64 = ev.as_str().unwrap().parse()?;
+    // Stored as picked: the clip on that recording, the file beside it.
+    let (_, r) = app
+        .call(
+            Some(&f.teacher_login),
+            reqwest::Method::GET,
+            &format!("/api/teachers/{}/record?term=2026%E7%A7%8B", f.teacher),
+            None,
+        )
+        .await;
+    let e = r["abilities"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["evidence"].as_array().unwrap().iter())
+        .find(|e| e["id"] == ev)
+        .unwrap_or_else(|| panic!("evidence {ev} in {r}"))
+        .clone();
+    assert_eq!(
+        (
+            &e["recording_id"],
+            e["in_ms"].as_f64(),
+            e["out_ms"].as_f64()
+        ),
+        (&serde_json::json!(rid), Some(want_in), Some(want_out)),
+        "{e}"
+    );
+    assert_eq!(e["note"], "课堂导入片段", "{e}");
+    assert_eq!(e["files"][0]["name"], "jiaoan.pdf", "{e}");
+    let shown = page
+        .eval_expr(&format!(
+            "document.querySelector('#pointRows [data-evidence=\"{ev}\"]').innerText"
+        ))
+        .await?;
+    assert!(shown.as_str().unwrap().contains("jiaoan.pdf"), "{shown}");
+
+    // The clip plays: from the in point (every source there), then pauses at the out point.
+    page.eval_with(
+        "document.querySelector(`#pointRows button.clipPlay[data-evidence=\"${arguments[0]}\"]`).click(); return true;",
+        vec![ev.into()],
+    )
+    .await?;
+    let log = page
+        .wait_until(
+            "window.classrelayRecord.clipLog.some((x) => x.event === 'end') && window.classrelayRecord.clipLog",
+            WAIT,
+            "window.classrelayRecord.clipLog",
+        )
+        .await?;
+    let start = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["event"] == "start" && x["evidence"] == ev)
+        .expect("the clip started");
+    assert_eq!(start["time"].as_f64(), Some(want_in), "{log}");
+    all_at(&start["positions"], want_in, "at the start");
+    let end = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["event"] == "end" && x["evidence"] == ev)
+        .expect("the clip ended");
+    // It played through (stopped at or just past out, within a few frames), then was put on
+    // the out point exactly, every source there and paused.
+    let stopped = end["stopped_at"].as_f64().unwrap();
+    assert!(
+        stopped >= want_out && stopped < want_out + 250.0,
+        "stopped at {stopped}: {log}"
+    );
+    assert_eq!(end["time"].as_f64(), Some(want_out), "{log}");
+    all_at(&end["positions"], want_out, "at the end");
+    assert!(
+        end["positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["paused"] == true),
+        "{log}"
+    );
+    // And it stays paused there.
+    let now = page.eval_expr(&format!("{P}.time()")).await?;
+    assert_eq!(now.as_f64(), Some(want_out));
+    page.close().await?;
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! the page's button, and the page shows the draft beside the codes with exactly the samples
 //! where they differ marked, and the server's agreement; the English page shows no
 //! untranslated key. On a second observation the observer adopts the draft as their own
-//! codes and corrects the last sample. The draft's agreement with real speech is `tests/st_draft_truth.rs`.
+//! codes and corrects the last sample. The draft is a background job the page follows to its
+//! end; on a lesson whose recording has no teacher audio the job fails and the page says why
+//! in Chinese. The draft's agreement with real speech is `tests/st_draft_truth.rs`.
 //!
 //! Run: `cargo test --test browser_st_draft` (needs `chromium` and `chromium-driver`).
 
@@ -18,7 +20,7 @@ use reqwest::Method;
 use serde_json::json;
 use support::browser::Browser;
 use support::school::{fixture, lesson, App, Backend};
-use support::stdraft::silent_recording;
+use support::stdraft::{recording_of, silent_recording, SILENT_OPUS};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -92,6 +94,12 @@ async fn the_workspace_shows_the_draft_and_marks_where_it_differs() -> Result<()
         "document.getElementById('draftStatus').textContent",
     )
     .await?;
+    // Made by the server's background job; the page followed it to its end.
+    assert_eq!(
+        page.eval_expr("[document.getElementById('draftJob').dataset.state, document.getElementById('draftJob').textContent, document.getElementById('draftMake').disabled].join('|')")
+            .await?,
+        "done|草稿已生成。|false"
+    );
     let differs = page
         .eval_expr("document.getElementById('draftTable').dataset.differs")
         .await?;
@@ -199,5 +207,43 @@ async fn the_workspace_shows_the_draft_and_marks_where_it_differs() -> Result<()
         )
         .await;
     assert_eq!(v["codes"]["st"], "SSSSST", "{v}");
+
+    // A lesson whose recording holds only a classroom's audio: the job fails, and the page
+    // says why in Chinese (never the server's English reason).
+    let l2 = lesson(&app, &f, "delivery", "09:00", "09:40").await;
+    recording_of(&app, l2, "c:12", false, &vec![SILENT_OPUS.to_vec(); 600]).await;
+    let (s, o3) = app
+        .call(
+            Some(&f.observer_login),
+            Method::POST,
+            "/api/observations",
+            Some(json!({"lesson_id": l2, "methods": ["st"], "interval_s": 5})),
+        )
+        .await;
+    assert!(s.is_success(), "{o3}");
+    page.goto(&format!(
+        "{}/observe?observation={}&lang=zh",
+        app.base, o3["id"]
+    ))
+    .await?;
+    page.wait_until(
+        "window.classrelayObserve && document.getElementById('draftStatus').textContent",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    page.eval("document.getElementById('draftMake').click(); return true;")
+        .await?;
+    page.wait_until(
+        "document.getElementById('draftJob').dataset.state === 'failed'",
+        WAIT,
+        "document.getElementById('draftJob').textContent",
+    )
+    .await?;
+    assert_eq!(
+        page.eval_expr("document.getElementById('draftJob').textContent")
+            .await?,
+        "草稿生成失败: 录像中没有授课教师的声音，无法生成草稿"
+    );
     Ok(())
 }

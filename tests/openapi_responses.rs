@@ -780,7 +780,22 @@ async fn real_responses_match_the_served_document() {
             None,
         )
         .await;
-    assert_eq!(made["codes"], "SS", "{made}");
+    // Asked for: a job (pending, or already running or done: the runner does not wait).
+    assert!(
+        matches!(
+            made["job"]["state"].as_str(),
+            Some("pending" | "running" | "done")
+        ),
+        "{made}"
+    );
+    let done = support::stdraft::draft_settled(
+        c.app,
+        &observer,
+        observation,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(done["job"]["state"], "done", "{done}");
     let read = c
         .call(
             &observer,
@@ -790,6 +805,7 @@ async fn real_responses_match_the_served_document() {
             None,
         )
         .await;
+    assert_eq!(read["codes"], "SS", "{read}");
     assert_eq!(read["comparison"]["compared"], 2, "{read}");
     let drafted = c
         .call(

@@ -20,6 +20,7 @@ use support::school::{at, fixture, lesson, App, Backend};
 fn query_for(path: &str, lesson: i64) -> String {
     match path {
         "/teach" | "/classroom" | "/observe" => format!("lesson={lesson}&"),
+        "/lesson" => format!("id={lesson}&"),
         _ => String::new(),
     }
 }
@@ -220,6 +221,19 @@ async fn every_page_in_both_languages_shows_only_words() -> Result<()> {
                             text.chars().take(600).collect::<String>()
                         ));
                     }
+                }
+                // The lesson page: the lesson by names (its teacher and classroom), its mode.
+                if *path == "/lesson" && *role == "teacher" {
+                    let text = v["text"].as_str().unwrap_or("");
+                    let want = if lang == "zh" {
+                        "专递课堂"
+                    } else {
+                        "Dedicated delivery"
+                    };
+                    assert!(
+                        text.contains(want) && text.contains("王老师") && text.contains("录播教室"),
+                        "/lesson ({lang}):\n{text}"
+                    );
                 }
                 if *path == "/today" && *role == "teacher" {
                     let text = v["text"].as_str().unwrap_or("");

@@ -233,7 +233,8 @@ async fn the_record(app: App) {
     assert_eq!(paired[0]["name"], "昭觉县民族小学");
     assert_eq!(v["teaching"]["assisting"]["count"], 0);
     let lessons = v["teaching"]["lessons"].as_array().unwrap();
-    assert_eq!(lessons[0]["url"], format!("/api/lessons/{l1}"));
+    // A page for people, not the API's JSON.
+    assert_eq!(lessons[0]["url"], format!("/lesson?id={l1}"));
     assert_eq!(lessons[0]["role"], "hub");
     // The recording of lesson 1.
     assert_eq!(v["recordings"].as_array().unwrap().len(), 1);
@@ -350,14 +351,21 @@ async fn the_record(app: App) {
     let body = axum::body::to_bytes(r.into_body(), usize::MAX)
         .await
         .unwrap();
-    let csv = String::from_utf8(body.to_vec()).unwrap();
+    // A UTF-8 byte order mark first (Excel on a Chinese Windows reads the file as UTF-8).
+    assert_eq!(
+        &body[..3],
+        b"\xEF\xBB\xBF",
+        "{:?}",
+        &body[..8.min(body.len())]
+    );
+    let csv = String::from_utf8(body[3..].to_vec()).unwrap();
     assert!(
         csv.starts_with("类别,项目,数值,来源编号,来源链接\n"),
         "{csv}"
     );
     assert!(
         csv.contains(&format!(
-            "授课,主讲课数,2,{l1};{l2},/api/lessons/{l1} /api/lessons/{l2}"
+            "授课,主讲课数,2,{l1};{l2},/lesson?id={l1} /lesson?id={l2}"
         )),
         "{csv}"
     );

@@ -362,7 +362,19 @@ async fn the_draft_agrees_with_a_spoken_script() {
             None,
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{d}");
+    // A background job: asked for at once, made off the request.
+    assert_eq!(s, StatusCode::ACCEPTED, "{d}");
+    assert!(
+        matches!(
+            d["job"]["state"].as_str(),
+            Some("pending" | "running" | "done")
+        ),
+        "{d}"
+    );
+    let d =
+        support::stdraft::draft_settled(&app, &f.observer_login, o, Duration::from_secs(120)).await;
+    assert_eq!(d["job"]["state"], "done", "{d}");
+    assert_eq!(d["job"]["progress"], 1.0, "{d}");
     println!(
         "the draft took {:.2} s (two 120 s tracks decoded, a debug build)",
         asked.elapsed().as_secs_f64()

@@ -4,8 +4,9 @@
 // server, submission. Plain ES module, served as /observe.js. Never computes a figure itself
 // and never sends a code out of order (one request at a time, in a queue).
 
-import { api, header, h, t, hhmm, showError, dateTimeText } from '/app.js';
+import { api, header, h, t, tf, hhmm, showError, dateTimeText, lang } from '/app.js';
 import { mountPlayer, followProcessing } from '/player.js';
+import { problemText, PROBLEM_BASE } from '/lib/problems.js';
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(window.location.search);
@@ -17,6 +18,8 @@ let lastMethod = null; // which coder Backspace corrects
 let queue = Promise.resolve(); // codes go out one request at a time, in order
 let me = null; // the signed-in user (the draft button is its observer's)
 let player = null; // the lesson's recording in the synced player, when it has one
+/** @type {number | null} */
+let draftPoll = null; // the next look at a pending or running draft job
 
 // FIAS is coded every 3 s of the lesson (Flanders' own interval), whatever `interval_s` says.
 const FIAS_EVERY_MS = 3000;
@@ -116,6 +119,8 @@ function draw() {
   $('state').textContent = t(`obs_state_${obs.state}`);
   $('state').dataset.state = obs.state;
   $('lessonName').textContent = [obs.lesson.subject, obs.lesson.grade, obs.lesson.title].filter(Boolean).join(' · ');
+  // The lesson's page (its facts, recording and other observations), not the API's JSON.
+  $('lessonName').href = `/lesson?id=${obs.lesson_id}`;
   $('stCoder').hidden = !obs.methods.includes('st');
   $('fiasCoder').hidden = !obs.methods.includes('fias');
   $('submit').disabled = obs.state !== 'draft';
@@ -136,6 +141,7 @@ function drawDraft(d) {
   const mine = d.observer_codes ?? '';
   const mayWrite = obs.state === 'draft' && !(me && me.id !== obs.observer_id);
   $('draftMake').hidden = !mayWrite;
+  drawDraftJob(d.job);
   // Adopting copies the draft into the observer's own (empty) codes, to correct from there.
   $('draftAdopt').hidden = !(mayWrite && d.made && mine === '' && d.codes !== '');
   $('draftAdopt').dataset.codes = d.codes;
@@ -157,6 +163,28 @@ function drawDraft(d) {
     h('tr', {}, h('th', {}, t('obs_draft_row')), ...d.samples.map((s, i) => cell(i, s.code))),
     h('tr', {}, h('th', {}, t('obs_draft_mine')), ...d.samples.map((_, i) => cell(i, mine[i] ?? ''))),
     h('tr', {}, h('th', {}, t('obs_draft_teacher_voice')), ...d.samples.map((s) => h('td', { class: 'muted' }, s.teacher_voiced))));
+}
+
+// The draft is made by a background job on the server: its state (waiting, listening with
+// progress, done, or failed with the reason in the page's language), looked at again every
+// second while it is waiting or running.
+function drawDraftJob(job) {
+  const el = $('draftJob');
+  el.dataset.state = job?.state ?? '';
+  el.hidden = !job;
+  const busy = job?.state === 'pending' || job?.state === 'running';
+  $('draftMake').disabled = busy;
+  if (!job) return;
+  if (job.state === 'pending') el.textContent = t('obs_draft_pending');
+  else if (job.state === 'running') el.textContent = `${t('obs_draft_running')} ${Math.round(job.progress * 100)}%`;
+  else if (job.state === 'done') el.textContent = t('obs_draft_done');
+  else el.textContent = `${t('obs_draft_failed')}: ${problemText({ type: PROBLEM_BASE + (job.error_kind ?? ''), detail: job.error }, lang())}`;
+  if (busy && draftPoll == null) {
+    draftPoll = window.setTimeout(() => {
+      draftPoll = null;
+      send(async () => drawDraft(await api('GET', `/api/observations/${obs.id}/st-draft`)));
+    }, 1000);
+  }
 }
 
 function code(method, c) {
@@ -196,9 +224,18 @@ function onKey(e) {
 }
 
 async function workspace(id) {
-  $('work').hidden = false;
   obs = { id };
-  await reload();
+  try {
+    await reload();
+  } catch (/** @type {any} */ e) {
+    // Someone else's observation (403) or none at all (404): a page that says so.
+    if (e?.status !== 403 && e?.status !== 404) throw e;
+    $('notYours').hidden = false;
+    $('notYours').dataset.status = String(e.status);
+    $('notYoursText').textContent = tf(e.status === 403 ? 'obs_not_yours' : 'obs_not_found', { id });
+    return;
+  }
+  $('work').hidden = false;
   player = await recordingOf(obs.lesson_id);
   if (player) drawComments();
   document.addEventListener('keydown', onKey);
@@ -246,8 +283,7 @@ async function workspace(id) {
     });
   });
   $('draftMake').addEventListener('click', () => send(async () => {
-    await api('POST', `/api/observations/${obs.id}/st-draft`);
-    await reload();
+    drawDraft(await api('POST', `/api/observations/${obs.id}/st-draft`));
   }));
   $('draftAdopt').addEventListener('click', () => send(async () => {
     lastMethod = 'st';

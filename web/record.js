@@ -9,6 +9,7 @@
 // server does, and says where each came from).
 
 import { api, header, h, t, lang, showError } from '/app.js';
+import { mountPlayer, clock } from '/player.js';
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(window.location.search);
@@ -16,6 +17,22 @@ const SVG = 'http://www.w3.org/2000/svg';
 let me = null;
 let teacher = 0;
 let term = '';
+/** @type {any} */
+let record = null; // the record as last drawn
+/** @type {any} */
+let clipPlayer = null; // the clip player, with the recording id it plays
+let clipRec = 0;
+/** @type {{ id: number, in_ms: number, out_ms: number } | null} */
+let clip = null; // the evidence clip playing now: the player pauses at its out point
+let picking = false; // the teacher is picking in/out points for new evidence
+/** @type {number | null} */
+let pickIn = null;
+/** @type {number | null} */
+let pickOut = null;
+// What the clip player did (for the page's own tests): each clip's start and end, with where
+// every source was on the lesson timeline.
+/** @type {any[]} */
+const clipLog = [];
 
 /** An SVG element: s('rect', { x: 1 }, child, 'text'). */
 function s(tag, attrs = {}, ...children) {
@@ -34,7 +51,7 @@ const obsUrl = (id) => `/observe?observation=${id}`;
 
 /** Links to the lessons a figure came from. */
 function lessonLinks(ids) {
-  return h('span', { class: 'src' }, ...ids.map((id) => h('a', { href: `/api/lessons/${id}`, dataset: { lesson: id } }, `#${id}`)));
+  return h('span', { class: 'src' }, ...ids.map((id) => h('a', { href: `/lesson?id=${id}`, dataset: { lesson: id } }, `#${id}`)));
 }
 
 /** Links to the observations a figure came from. */
@@ -185,7 +202,9 @@ function drawAbilities(r) {
     h('td', { class: 'inspections' }, inspections(p.inspections)),
     h('td', {}, ...p.evidence.map((e) => h('div', { dataset: { evidence: e.id } },
       `#${e.id} `,
-      e.recording_id ? `${t('rec_recording')} #${e.recording_id} ${Math.round(e.in_ms / 1000)}s–${Math.round(e.out_ms / 1000)}s ` : '',
+      e.recording_id ? `${t('rec_recording')} #${e.recording_id} ${clock(e.in_ms)}–${clock(e.out_ms)} ` : '',
+      e.recording_id ? h('button', { type: 'button', class: 'clipPlay secondary noprint', dataset: { evidence: e.id }, onclick: () => playClip(e).catch(showError) }, t('rec_play_clip')) : null,
+      ' ',
       e.note ? `${e.note} ` : '',
       ...e.files.map((f) => h('a', { href: f.url, class: 'file' }, `${f.name} `)),
       h('span', { class: 'badge' }, e.grade ? t(`rec_grade_${e.grade}`) : t('rec_status_pending')),
@@ -194,7 +213,74 @@ function drawAbilities(r) {
         ...['excellent', 'pass', 'fail'].map((g) => h('option', { value: g, selected: e.grade === g }, t(`rec_grade_${g}`)))) : null))))));
 }
 
+/**
+ * The clip player on recording `id` (mounted once per recording), shown.
+ * @param {number} id
+ */
+async function playerFor(id) {
+  $('clipCard').hidden = false;
+  if (clipPlayer && clipRec === id) return clipPlayer;
+  clip = null;
+  // The one it replaces stops (its frame loop goes on, but only while playing does it move).
+  clipPlayer?.pause();
+  clipRec = id;
+  clipPlayer = await mountPlayer($('clipPlayer'), id, { onTime: clipTime });
+  await clipPlayer.ready;
+  return clipPlayer;
+}
+
+// The lesson time moved: a clip stops at its out point (paused, then put exactly there).
+function clipTime(/** @type {number} */ ms) {
+  if (picking) drawPicks(ms);
+  if (!clip || ms < clip.out_ms) return;
+  const c = clip;
+  clip = null;
+  const p = clipPlayer;
+  p.pause();
+  const stoppedAt = p.time();
+  p.seek(c.out_ms).then(() => {
+    clipLog.push({ evidence: c.id, event: 'end', stopped_at: stoppedAt, time: p.time(), positions: p.positions() });
+  });
+}
+
+/**
+ * Plays evidence `e`'s clip: from its in point, pausing at its out point; the sources stay in
+ * sync as the player keeps them.
+ * @param {any} e
+ */
+async function playClip(e) {
+  picking = false;
+  $('clipPick').hidden = true;
+  const p = await playerFor(e.recording_id);
+  $('clipTitle').textContent = `${t('rec_clip')} #${e.id} · ${clock(e.in_ms)}–${clock(e.out_ms)}`;
+  clip = null;
+  p.pause();
+  await p.seek(e.in_ms);
+  clipLog.push({ evidence: e.id, event: 'start', time: p.time(), positions: p.positions() });
+  clip = { id: e.id, in_ms: e.in_ms, out_ms: e.out_ms };
+  p.play();
+}
+
+function drawPicks(/** @type {number} */ now) {
+  $('inAt').textContent = pickIn == null ? '–' : clock(pickIn);
+  $('outAt').textContent = pickOut == null ? '–' : clock(pickOut);
+  $('inAt').dataset.ms = pickIn ?? '';
+  $('outAt').dataset.ms = pickOut ?? '';
+  $('clipPick').dataset.now = String(Math.round(now));
+}
+
+/** Picks the in (`which` = 'in') or out point at the player's time now. */
+function setPoint(/** @type {'in' | 'out'} */ which) {
+  if (!picking || !clipPlayer) return;
+  const ms = Math.round(clipPlayer.time());
+  if (which === 'in') pickIn = ms;
+  else pickOut = ms;
+  $('clipMsg').textContent = '';
+  drawPicks(ms);
+}
+
 function draw(r) {
+  record = r;
   $('teacherName').textContent = `${r.teacher.name}（${r.teacher.code}）`;
   $('schoolName').textContent = r.teacher.school_name;
   $('csv').href = `/api/teachers/${teacher}/record.csv?term=${encodeURIComponent(term)}`;
@@ -214,14 +300,48 @@ async function evidenceForm() {
   const list = await api('GET', '/api/ability-points');
   $('evPoint').replaceChildren(...list.point.map((p) => h('option', { value: p.code }, `${p.code} ${lang() === 'en' ? p.name_en : p.name}`)));
   $('evidenceForm').hidden = false;
+  // The clip comes from one of the teacher's processed recordings, its in and out points
+  // picked on the player (buttons, or the keys I and O), never typed.
+  const ready = record.recordings.filter((/** @type {any} */ x) => x.processing === 'ready');
+  $('evRecording').replaceChildren(h('option', { value: '' }, t('rec_no_clip')),
+    ...ready.map((/** @type {any} */ x) => h('option', { value: x.id }, `${t('rec_recording')} #${x.id} · ${when(x.started_at)}`)));
+  $('evRecording').addEventListener('change', () => {
+    pickIn = null;
+    pickOut = null;
+    clip = null;
+    const id = Number($('evRecording').value);
+    picking = id > 0;
+    $('clipPick').hidden = !picking;
+    if (!picking) {
+      $('clipCard').hidden = true;
+      clipPlayer?.pause();
+      return;
+    }
+    $('clipTitle').textContent = t('rec_pick_title');
+    playerFor(id).then((p) => drawPicks(p.time())).catch(showError);
+  });
+  $('setIn').addEventListener('click', () => setPoint('in'));
+  $('setOut').addEventListener('click', () => setPoint('out'));
+  document.addEventListener('keydown', (e) => {
+    const tag = (/** @type {any} */ (e.target).tagName || '').toLowerCase();
+    if (!picking || tag === 'input' || tag === 'select' || tag === 'textarea') return;
+    if (e.key === 'i' || e.key === 'I') setPoint('in');
+    else if (e.key === 'o' || e.key === 'O') setPoint('out');
+    else return;
+    e.preventDefault();
+  });
   $('evidenceForm').addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
       const body = { term, point: $('evPoint').value, note: $('evNote').value };
       if ($('evRecording').value) {
+        if (pickIn == null || pickOut == null || pickOut <= pickIn) {
+          $('clipMsg').textContent = t('rec_clip_needs_points');
+          return;
+        }
         body.recording_id = Number($('evRecording').value);
-        body.in_ms = Math.round(Number($('evIn').value) * 1000);
-        body.out_ms = Math.round(Number($('evOut').value) * 1000);
+        body.in_ms = pickIn;
+        body.out_ms = pickOut;
       }
       const ev = await api('POST', `/api/teachers/${teacher}/evidence`, body);
       const file = $('evFile').files[0];
@@ -235,6 +355,12 @@ async function evidenceForm() {
         }
       }
       $('evidenceForm').reset();
+      picking = false;
+      pickIn = null;
+      pickOut = null;
+      $('clipPick').hidden = true;
+      $('clipCard').hidden = true;
+      clipPlayer?.pause();
       await load();
     } catch (err) {
       showError(err);
@@ -259,7 +385,7 @@ try {
   $('print').addEventListener('click', () => window.print());
   await load();
   if (me.kind === 'user' && me.role === 'teacher' && me.teacher_id === teacher) await evidenceForm();
-  /** @type {any} */ (window).classrelayRecord = { ready: true, teacher, term };
+  /** @type {any} */ (window).classrelayRecord = { ready: true, teacher, term, clipLog, player: () => clipPlayer };
 } catch (e) {
   showError(e);
 }

@@ -237,6 +237,17 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/reports.js"),
     ),
+    // One lesson, read-only: where lesson links on /record and /observe go (recgap).
+    (
+        "/lesson",
+        "text/html; charset=utf-8",
+        include_str!("../../web/lesson.html"),
+    ),
+    (
+        "/lesson.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/lesson.js"),
+    ),
     // Recordings and the synced player (issue 20 item 3).
     (
         "/player",
@@ -547,6 +558,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/patrol.js", get(|| async { page("/patrol.js") }))
         .route("/reports", get(|| async { page("/reports") }))
         .route("/reports.js", get(|| async { page("/reports.js") }))
+        .route("/lesson", get(|| async { page("/lesson") }))
+        .route("/lesson.js", get(|| async { page("/lesson.js") }))
         .route("/player", get(|| async { page("/player") }))
         .route("/player.js", get(|| async { page("/player.js") }))
         .route("/player-page.js", get(|| async { page("/player-page.js") }))

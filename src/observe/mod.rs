@@ -14,6 +14,8 @@ pub mod st;
 pub mod records;
 // The automatic S-T draft from the recorded teacher's voice.
 pub mod stdraft;
+// The S-T draft as a background job (its table, runner and the stored draft).
+pub mod stdraft_job;
 pub mod store;
 pub mod views;
 

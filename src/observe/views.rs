@@ -198,4 +198,7 @@ pub struct StDraftView {
     pub observer_codes: String,
     /// Where the draft and the observer agree and differ.
     pub comparison: super::stdraft::Comparison,
+    /// The draft job last asked for (`null` before any): `pending|running|done|failed`,
+    /// its progress, and why it failed.
+    pub job: Option<super::stdraft_job::StDraftJob>,
 }

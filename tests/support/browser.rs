@@ -284,6 +284,26 @@ impl Page {
         Ok(())
     }
 
+    /// Signs in through the `/login` page of the server at `base` as `user` with `password`,
+    /// and waits until the page has left `/login`.
+    pub async fn login(&self, base: &str, user: &str, password: &str) -> Result<()> {
+        self.goto(&format!("{base}/login")).await?;
+        self.eval_with(
+            "document.getElementById('username').value = arguments[0];
+             document.getElementById('password').value = arguments[1];
+             document.getElementById('submit').click(); return true;",
+            vec![user.into(), password.into()],
+        )
+        .await?;
+        self.wait_until(
+            "location.pathname !== '/login'",
+            DEFAULT_DEADLINE,
+            "document.body.innerText",
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Evaluates a JS *expression* (may be a Promise) and returns its JSON value.
     pub async fn eval_expr(&self, expr: &str) -> Result<Value> {
         self.eval(&format!("return ({expr});")).await

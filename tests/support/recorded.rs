@@ -72,7 +72,7 @@ fn vp8_frames() -> Vec<Vec<u8>> {
 }
 
 /// The fixture's Opus packets (20 ms each).
-fn opus_frames() -> Vec<Vec<u8>> {
+pub fn opus_frames() -> Vec<Vec<u8>> {
     let path = format!(
         "{}/tests/fixtures/audio_opus.ogg",
         env!("CARGO_MANIFEST_DIR")

@@ -111,3 +111,29 @@ pub async fn silent_recording(app: &App, lesson: i64, seconds: u32) -> i64 {
 pub async fn stored_recording(app: &App, lesson: i64, seconds: u32) -> i64 {
     silent_recording(app, lesson, seconds).await
 }
+
+/// Waits (polling its `GET`, as the workspace does) until observation `observation`'s S-T
+/// draft job has ended, `done` or `failed`, and returns that answer; panics after `deadline`.
+pub async fn draft_settled(
+    app: &App,
+    token: &str,
+    observation: i64,
+    deadline: std::time::Duration,
+) -> serde_json::Value {
+    let path = format!("/api/observations/{observation}/st-draft");
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        let (s, v) = app
+            .call(Some(token), reqwest::Method::GET, &path, None)
+            .await;
+        assert_eq!(s, reqwest::StatusCode::OK, "GET {path}: {v}");
+        if matches!(v["job"]["state"].as_str(), Some("done" | "failed")) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the S-T draft job of observation {observation} did not end in {deadline:?}: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

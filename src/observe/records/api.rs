@@ -307,7 +307,7 @@ async fn record_get(
     get, path = "/api/teachers/{id}/record.csv",
     params(("id" = i64, Path, description = "the teacher's id"),
         ("term" = String, Query, description = "the term's name (2026秋)")),
-    responses((status = 200, description = "the record as CSV: one figure a row, with its sources", body = String, content_type = "text/csv"))
+    responses((status = 200, description = "the record as CSV (UTF-8 with a byte order mark, so Excel opens it right): one figure a row, with its sources", body = String, content_type = "text/csv"))
 )]
 async fn record_csv(
     State(st): State<Arc<SchoolState>>,
@@ -317,7 +317,12 @@ async fn record_csv(
 ) -> ApiResult {
     let t = readable(&st, &p, &id).await?;
     let r = load_record(&st, &t, q.term.as_deref()).await?;
-    let body = crate::school::csvfile::write_rows(&super::export::HEADER, super::export::rows(&r))?;
+    let rows = crate::school::csvfile::write_rows(&super::export::HEADER, super::export::rows(&r))?;
+    // A UTF-8 byte order mark first: Excel on a Chinese Windows reads a CSV without one as
+    // GBK and shows the Chinese headers as mojibake.
+    let mut body = Vec::with_capacity(rows.len() + 3);
+    body.extend_from_slice(b"\xEF\xBB\xBF");
+    body.extend_from_slice(&rows);
     Ok(crate::school::csvfile::csv_response(
         &format!("teacher-{}-record.csv", t.id),
         body,

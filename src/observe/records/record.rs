@@ -21,9 +21,10 @@ use crate::school::model::{self, Lesson, LessonMode, LessonState, School, Teache
 use crate::store::{Store, StoreError, StoreResult};
 use crate::time::Millis;
 
-/// Where a lesson's facts are read in the API.
+/// The lesson's page (`/lesson`: what it is, its recording in the player, its observations);
+/// its facts in the API are `GET /api/lessons/{id}`.
 pub fn lesson_url(id: i64) -> String {
-    format!("/api/lessons/{id}")
+    format!("/lesson?id={id}")
 }
 
 /// The observer's page of an observation.
@@ -41,7 +42,7 @@ pub fn observation_api(id: i64) -> String {
 pub struct LessonRef {
     /// The lesson.
     pub id: i64,
-    /// `/api/lessons/{id}`.
+    /// `/lesson?id={id}`: the lesson's page.
     pub url: String,
     /// Title (课题).
     pub title: String,
@@ -112,7 +113,7 @@ pub struct RecordingRef {
     pub id: i64,
     /// Its lesson.
     pub lesson_id: i64,
-    /// `/api/lessons/{lesson_id}`.
+    /// `/lesson?id={lesson_id}`: the lesson's page.
     pub lesson_url: String,
     /// Started (Unix ms).
     pub started_at: i64,
@@ -276,7 +277,7 @@ pub struct ObservationResult {
     pub state: String,
     /// The lesson.
     pub lesson_id: i64,
-    /// `/api/lessons/{lesson_id}`.
+    /// `/lesson?id={lesson_id}`: the lesson's page.
     pub lesson_url: String,
     /// The lesson's title.
     pub lesson_title: String,

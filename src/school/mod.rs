@@ -38,6 +38,8 @@ pub(crate) mod userscsv;
 // headers, templates; and the schools, classrooms and teachers importers.
 pub(crate) mod orgsheets;
 pub(crate) mod sheet;
+// Attendance that counts classrooms (issue 22 item 8): stays per site, 到课率 figures.
+pub mod attendance;
 
 use std::sync::Arc;
 

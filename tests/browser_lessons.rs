@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Result;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::browser::{num, Browser, Page};
+use support::browser::{num, teacher_console, Browser, Page};
 use support::school::{at, fixture, lesson, App, Backend};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -452,33 +452,6 @@ async fn pages_are_served_in_chinese_and_english() -> Result<()> {
     let _ = f;
     page.close().await?;
     Ok(())
-}
-
-/// Logs the teacher in on /login and opens the console of lesson `id`.
-async fn teacher_console(browser: &Browser, app: &App, id: i64) -> Result<Page> {
-    let teacher = browser.new_page().await?;
-    teacher
-        .goto(&format!(
-            "{}/login?next=/teach%3Flesson%3D{id}%26screen%3D1%26width%3D640%26height%3D360",
-            app.base
-        ))
-        .await?;
-    teacher
-        .eval(
-            "document.getElementById('username').value = 'wang';
-             document.getElementById('password').value = 'password-123';
-             document.getElementById('submit').click(); return true;",
-        )
-        .await?;
-    teacher
-        .wait_until(
-            "location.pathname === '/teach'",
-            WAIT,
-            "document.body.innerText",
-        )
-        .await?;
-    teacher.wait_for_state("connected", WAIT).await?;
-    Ok(teacher)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -595,6 +595,37 @@ async fn real_responses_match_the_served_document() {
         Some(json!({"raised": true})),
     )
     .await;
+    // The teacher console's controls and attendance (issue 22 items 3 and 8).
+    let lowered = c
+        .call(
+            &f.teacher_login,
+            Method::POST,
+            "/api/lessons/{id}/lower-hand",
+            &live_url("lower-hand", lesson_id),
+            Some(json!({"classroom_id": f.room_a})),
+        )
+        .await;
+    assert!(lowered["hands"].as_array().is_some(), "{lowered}");
+    let muted = c
+        .call(
+            &f.teacher_login,
+            Method::POST,
+            "/api/lessons/{id}/mute",
+            &live_url("mute", lesson_id),
+            Some(json!({"classroom_id": null, "muted": true})),
+        )
+        .await;
+    assert!(!muted["muted"].as_array().unwrap().is_empty(), "{muted}");
+    let attendance = c
+        .call(
+            &f.teacher_login,
+            Method::GET,
+            "/api/lessons/{id}/attendance",
+            &live_url("attendance", lesson_id),
+            None,
+        )
+        .await;
+    assert!(attendance["expected"].as_u64().unwrap() > 0, "{attendance}");
     let lit = c
         .call(
             &f.teacher_login,

@@ -213,6 +213,13 @@ async fn role_by_route_by_object_matrix() {
         "observer_1",
         "device_p1",
     ];
+    // Who may read its attendance: the people among them (a device reads no attendance).
+    let people_watchers: Vec<&str> = watchers
+        .iter()
+        .copied()
+        .filter(|w| !w.starts_with("device"))
+        .collect();
+    let people_watchers = people_watchers.as_slice();
     // Who runs it: its hub teacher and admins over hub 1.
     let runners = [
         "global_admin",
@@ -271,6 +278,25 @@ async fn role_by_route_by_object_matrix() {
             format!("/api/lessons/{l1}/exports"),
             None,
             &runners,
+        ),
+        // The teacher console's controls and attendance (issue 22 items 3 and 8).
+        (
+            Method::POST,
+            format!("/api/lessons/{l1}/mute"),
+            Some(json!({"classroom_id": w.p1_room, "muted": true})),
+            &runners,
+        ),
+        (
+            Method::POST,
+            format!("/api/lessons/{l1}/lower-hand"),
+            Some(json!({"classroom_id": w.p1_room})),
+            &runners,
+        ),
+        (
+            Method::GET,
+            format!("/api/lessons/{l1}/attendance"),
+            None,
+            people_watchers,
         ),
         (Method::DELETE, format!("/api/lessons/{l1}"), None, &runners),
     ];

@@ -5,17 +5,27 @@
 //
 // Shows the hub full-screen (courseware large with the teacher's camera picture-in-picture,
 // or side by side), publishes this class's camera and microphone when the lesson mode allows
-// (名师课堂: only while the teacher grants it), shows the class on the big screen (同步课堂),
-// has a raise-hand button, and reconnects by itself with the state on screen.
+// (名师课堂: only while the teacher grants it), shows the class on the big screen (同步课堂)
+// and, in 名师课堂, the site that has the floor (seen and heard by every other site), has a
+// raise-hand button, and reconnects by itself with the state on screen.
+//
+// The dark kiosk screen always says what is true, full-screen and readable: a revoked or
+// unknown device, a lesson not open yet (with the local time it opens), the lesson ended,
+// the next lesson; in a lesson, "waiting for the teacher" until the hub sends (never a black
+// picture under "connected"); an "on air" cue while the class is heard; "muted" when the
+// teacher muted it. The class's own preview sits in a column beside the courseware.
 //
 // Test/diagnostic parameters: &width=&height= for the camera, &audio=0, &relay=1 for relayed
 // (TURN) ICE only.
 //
-// window.classrelay: state (the hub link), lessonState, lesson, mode, spotlight, publishing
-// (the publish link's state or null), hand, log, stats() -> { hub, spotlight, publish },
-// raiseHand(bool).
+// window.classrelay: state (the hub link), lessonState, lesson, mode, spotlight, speaker,
+// publishing (the publish link's state or null), hand, muted, onAir, waitingForTeacher,
+// screen ('lesson' | 'waiting' | 'ended' | 'blocked'), blocked ('revoked' | 'not_open' |
+// 'error' | null), log, stats() -> { hub, spotlight, speaker, publish }, raiseHand(bool).
 
-import { api, h, t, header, Link, LessonEvents, showError, linkBadge, modeLabel, deviceToken, statsOf, hhmm } from '/app.js';
+import { api, h, t, tf, lang, header, Link, LessonEvents, showError, linkBadge, modeLabel, deviceToken, statsOf, hhmm } from '/app.js';
+import { problemKind, problemText } from '/lib/problems.js';
+import { skew, lessonClock } from '/lib/clock.js';
 
 const q = new URLSearchParams(location.search);
 const num = (k, d) => {
@@ -26,7 +36,11 @@ const opts = { audio: q.get('audio') !== '0', width: num('width', 960), height: 
 const fixedLesson = Number.parseInt(q.get('lesson') ?? '', 10);
 const kiosk = !Number.isFinite(fixedLesson);
 
-const handle = { state: 'idle', lessonState: null, lesson: null, mode: null, spotlight: null, publishing: null, hand: false, log: [], error: null };
+const handle = {
+  state: 'idle', lessonState: null, lesson: null, mode: null, spotlight: null, speaker: null, publishing: null,
+  hand: false, muted: false, onAir: false, waitingForTeacher: false, handSeen: false, screen: 'lesson', blocked: null,
+  log: [], error: null,
+};
 window.classrelay = handle;
 const log = (line) => {
   handle.log.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
@@ -40,6 +54,58 @@ function setBanner(state) {
   const el = $('conn');
   el.replaceChildren(linkBadge(state));
   document.body.dataset.conn = state;
+}
+
+/**
+ * One full-screen state at a time, or none (`lesson`: the stage). Out of a lesson, the header
+ * keeps only the classroom's name: no old title, state or hand button.
+ * @param {'lesson' | 'waiting' | 'ended' | 'blocked'} kind
+ */
+function showScreen(kind) {
+  handle.screen = kind;
+  document.body.dataset.screen = kind;
+  $('waiting').hidden = kind !== 'waiting';
+  $('ended').hidden = kind !== 'ended';
+  $('blocked').hidden = kind !== 'blocked';
+  if (kind !== 'blocked') handle.blocked = null;
+  if (kind === 'lesson') {
+    $('stage').hidden = false;
+    return;
+  }
+  $('stage').hidden = true;
+  for (const id of ['title', 'mode', 'lessonState', 'clock', 'conn']) $(id).textContent = '';
+  for (const id of ['hand', 'onAir', 'mutedMark', 'handSeen', 'recMark', 'layout']) $(id).hidden = true;
+}
+
+/**
+ * A refusal as a readable full-screen state: a revoked or unknown device, a lesson not open
+ * yet (when it opens, local time), an ended lesson, or the problem's own sentence.
+ * @param {any} p
+ */
+function showProblem(p) {
+  const kind = problemKind(p);
+  if (kind === 'lesson-ended') {
+    showScreen('ended');
+    return;
+  }
+  let which = 'error';
+  let main = t('kiosk_error');
+  let sub = problemText(p, lang());
+  if (p?.status === 401) {
+    which = 'revoked';
+    main = t('kiosk_revoked');
+    sub = t('kiosk_revoked_fix');
+  } else if (kind === 'lesson-not-open') {
+    which = 'not_open';
+    main = t('kiosk_not_open');
+    sub = tf('kiosk_opens_at', { time: hhmm(p.opens_at), start: hhmm(p.starts_at) });
+  }
+  handle.blocked = which;
+  $('blocked').dataset.kind = which;
+  $('blockedMain').textContent = main;
+  $('blockedSub').textContent = sub;
+  showError(null);
+  showScreen('blocked');
 }
 
 /** Is the video on transceiver `index` of `link` getting new frames? (framesDecoded grew.) */
@@ -59,19 +125,43 @@ function frameWatcher(link, index) {
   };
 }
 
+/** A WHEP link that follows one source into the `spot` figure (big screen, or the floor). */
+function spotLink(name, source, freshJoin) {
+  return new Link({
+    name,
+    kind: 'whep',
+    log,
+    session: async () => {
+      const j = await freshJoin();
+      return { url: `${j.whep}?source=${source}`, token: j.token };
+    },
+    setup: async (pc) => {
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+    },
+    onTrack: (ev) => {
+      const el = ev.track.kind === 'video' ? $('spotVideo') : $('spotAudio');
+      el.srcObject = new MediaStream([ev.track]);
+      el.play().catch(() => {});
+    },
+  });
+}
+
 /** Runs one lesson on the page until it ends (resolves) or is refused (rejects). */
 async function runLesson(lessonId, me) {
   showError(null);
   const lesson = await api('GET', `/api/lessons/${lessonId}`);
   let joined = await api('POST', `/api/lessons/${lessonId}/join`);
+  const today = await api('GET', '/api/today').catch(() => null);
+  const offset = today ? skew(today.now, Date.now()) : 0;
   const info = joined; // what this page may do; `joined` itself is handed to the first link
-  handle.lesson = lessonId;
+  Object.assign(handle, { lesson: lessonId, speaker: null, muted: false, handSeen: false, onAir: false });
   handle.mode = info.mode;
   document.body.dataset.mode = info.mode;
+  showScreen('lesson');
+  $('layout').hidden = false;
   $('title').textContent = `${lesson.subject} · ${lesson.grade}${lesson.title ? ` · ${lesson.title}` : ''} (${hhmm(lesson.starts)}–${hhmm(lesson.ends)})`;
   $('mode').textContent = modeLabel(info.mode);
-  $('waiting').hidden = true;
-  $('stage').hidden = false;
   const ownClass = me.kind === 'device' ? me.classroom_id : null;
   const freshJoin = async () => {
     const j = joined ?? (await api('POST', `/api/lessons/${lessonId}/join`));
@@ -79,6 +169,20 @@ async function runLesson(lessonId, me) {
     return j;
   };
   const links = [];
+  const names = new Map();
+  const nameOf = async (id) => {
+    if (!names.has(id)) names.set(id, await api('GET', `/api/classrooms/${id}`).then((c) => c.name).catch(() => ''));
+    return names.get(id);
+  };
+
+  // ---- the lesson clock ----------------------------------------------------------------
+  const tick = () => {
+    const c = lessonClock(Date.now() + offset, lesson.starts_at, lesson.ends_at);
+    const key = c.phase === 'before' ? 'clock_before' : c.phase === 'over' ? 'clock_over' : 'clock_left';
+    $('clock').textContent = `${tf('clock_ends', { end: hhmm(lesson.ends) })} · ${tf(key, { left: c.text, over: c.text })}`;
+  };
+  tick();
+  const clockTimer = setInterval(tick, 1000);
 
   // ---- the hub: audio, camera, courseware -----------------------------------------------
   const hubAudio = $('hubAudio');
@@ -108,6 +212,15 @@ async function runLesson(lessonId, me) {
   });
   links.push(hub);
 
+  // "Waiting for the teacher" until the hub (its teacher or its classroom) sends.
+  const hubParts = new Set([`t:${lesson.hub_teacher_id}`, `c:${info.hub_classroom_id}`]);
+  const hubSending = new Set();
+  const showWaiting = () => {
+    handle.waitingForTeacher = hubSending.size === 0;
+    $('waitTeacher').hidden = !handle.waitingForTeacher;
+  };
+  showWaiting();
+
   // Courseware large when it moves, the camera large otherwise.
   // (Read from the decoder's stats: a hidden <video> may not render frames at all.)
   const screenMoving = frameWatcher(hub, 2);
@@ -122,24 +235,7 @@ async function runLesson(lessonId, me) {
   // ---- the big screen (同步课堂) ---------------------------------------------------------
   let spot = null;
   if (info.mode === 'sync') {
-    spot = new Link({
-      name: 'spotlight',
-      kind: 'whep',
-      log,
-      session: async () => {
-        const j = await freshJoin();
-        return { url: `${j.whep}?source=spotlight`, token: j.token };
-      },
-      setup: async (pc) => {
-        pc.addTransceiver('audio', { direction: 'recvonly' });
-        pc.addTransceiver('video', { direction: 'recvonly' });
-      },
-      onTrack: (ev) => {
-        const el = ev.track.kind === 'video' ? $('spotVideo') : $('spotAudio');
-        el.srcObject = new MediaStream([ev.track]);
-        el.play().catch(() => {});
-      },
-    });
+    spot = spotLink('spotlight', 'spotlight', freshJoin);
     links.push(spot);
   }
   const showSpot = (classroom) => {
@@ -147,10 +243,37 @@ async function runLesson(lessonId, me) {
     // Our own class on the big screen: the others see us; we keep seeing the hub.
     $('spot').hidden = classroom == null || classroom === ownClass;
     if (classroom != null) {
-      api('GET', `/api/classrooms/${classroom}`).then((c) => { $('spotName').textContent = `${t('big_screen')} · ${c.name}`; }).catch(() => {});
+      nameOf(classroom).then((n) => { $('spotName').textContent = `${t('big_screen')} · ${n}`; });
     }
   };
-  showSpot(info.spotlight ?? null);
+  if (info.mode === 'sync') showSpot(info.spotlight ?? null);
+
+  // ---- the floor (名师课堂): the granted site, seen and heard by every other site -----------
+  /** @type {any} */
+  let speaker = null;
+  let floor = [];
+  const followFloor = async () => {
+    if (info.mode !== 'master') return;
+    const others = floor.filter((c) => c !== ownClass);
+    const want = others.length ? others[others.length - 1] : null;
+    if (want === handle.speaker) return;
+    handle.speaker = want;
+    if (speaker) {
+      const old = speaker;
+      speaker = null;
+      await old.stop();
+    }
+    $('spot').hidden = want == null;
+    if (want == null) return;
+    $('spotName').textContent = t('speaker_now');
+    nameOf(want).then((n) => { if (handle.speaker === want) $('spotName').textContent = `${t('speaker_now')} · ${n}`; });
+    speaker = spotLink('speaker', `c:${want}`, freshJoin);
+  };
+  const setFloor = (classroom, granted) => {
+    floor = floor.filter((c) => c !== classroom);
+    if (granted) floor.push(classroom);
+    followFloor().catch((e) => log(`speaker: ${e}`));
+  };
 
   // ---- this class's camera and microphone --------------------------------------------------
   /** @type {MediaStream | null} */
@@ -158,6 +281,17 @@ async function runLesson(lessonId, me) {
   let pub = null;
   const mayPublish = info.publish;
   const needsGrant = info.needs_speak_grant;
+  const updateOnAir = () => {
+    handle.onAir = Boolean(pub) && !handle.muted && handle.publishing === 'connected';
+    $('onAir').hidden = !handle.onAir;
+    $('stage').classList.toggle('on-air', handle.onAir);
+  };
+  const applyMute = (on) => {
+    handle.muted = on;
+    if (local) for (const tr of local.getAudioTracks()) tr.enabled = !on;
+    $('mutedMark').hidden = !on;
+    updateOnAir();
+  };
   const startPublish = async () => {
     if (pub || !mayPublish) return;
     if (!local) {
@@ -167,6 +301,7 @@ async function runLesson(lessonId, me) {
       });
       $('self').srcObject = local;
     }
+    applyMute(handle.muted);
     $('selfTile').hidden = false;
     pub = new Link({
       name: 'publish',
@@ -186,6 +321,7 @@ async function runLesson(lessonId, me) {
       onState: (s) => {
         handle.publishing = s;
         $('selfState').replaceChildren(linkBadge(s));
+        updateOnAir();
       },
     });
   };
@@ -194,16 +330,25 @@ async function runLesson(lessonId, me) {
     const p = pub;
     pub = null;
     $('selfTile').hidden = true;
+    updateOnAir();
     await p.stop();
     if (!pub) handle.publishing = null;
   };
   if (mayPublish && !needsGrant) await startPublish();
 
-  // ---- hands, speak, events --------------------------------------------------------------
-  const setHand = (raised) => {
+  // ---- hands, speak, mute, events ----------------------------------------------------------
+  let seenTimer = null;
+  const setHand = (raised, byTeacher = false) => {
     handle.hand = raised;
     $('hand').textContent = t(raised ? 'lower_hand' : 'raise_hand');
     $('hand').classList.toggle('raised', raised);
+    if (byTeacher) {
+      // The teacher lowered (acknowledged) it: say so for a while.
+      handle.handSeen = true;
+      $('handSeen').hidden = false;
+      clearTimeout(seenTimer);
+      seenTimer = setTimeout(() => { $('handSeen').hidden = true; }, 8000);
+    }
   };
   setHand(false);
   $('hand').hidden = ownClass == null;
@@ -213,7 +358,9 @@ async function runLesson(lessonId, me) {
   };
   $('hand').onclick = () => handle.raiseHand(!handle.hand).catch(showError);
 
-  let finish;
+  /** @type {(reason?: any) => void} */
+  let finish = () => {};
+  /** @type {Promise<any>} */
   const done = new Promise((r) => { finish = r; });
   const setLessonState = (s) => {
     handle.lessonState = s;
@@ -232,6 +379,12 @@ async function runLesson(lessonId, me) {
     handle.recording = Boolean(on);
     $('recMark').hidden = !on;
   };
+  const sending = (part, on) => {
+    if (!hubParts.has(part)) return;
+    if (on) hubSending.add(part);
+    else hubSending.delete(part);
+    showWaiting();
+  };
   const events = new LessonEvents(lessonId, (ev) => {
     const d = ev.data ?? {};
     if (ev.kind === 'recording') {
@@ -240,40 +393,57 @@ async function runLesson(lessonId, me) {
     if (ev.kind === 'resync') {
       const live = d.live ?? {};
       showRecording(live.recording);
-      showSpot(live.spotlight ?? null);
+      if (info.mode === 'sync') showSpot(live.spotlight ?? null);
       setHand((live.hands ?? []).includes(ownClass));
+      applyMute((live.muted ?? []).includes(ownClass));
+      hubSending.clear();
+      for (const p of live.present ?? []) if (p.publishing > 0) sending(p.part, true);
+      showWaiting();
+      floor = [...(live.speakers ?? [])];
+      followFloor().catch((e) => log(`speaker: ${e}`));
       speakFor(live.speakers ?? []).catch((e) => log(`publish: ${e}`));
       if (d.state) setLessonState(d.state);
     } else if (ev.kind === 'spotlight') {
-      showSpot(d.classroom ?? null);
+      if (info.mode === 'sync') showSpot(d.classroom ?? null);
     } else if (ev.kind === 'hand' && d.classroom === ownClass) {
-      setHand(Boolean(d.raised));
-    } else if (ev.kind === 'speak' && d.classroom === ownClass) {
-      speakFor(d.granted ? [ownClass] : []).catch((e) => log(`publish: ${e}`));
+      setHand(Boolean(d.raised), !d.raised && d.by === 'teacher');
+    } else if (ev.kind === 'speak') {
+      setFloor(d.classroom, Boolean(d.granted));
+      if (d.classroom === ownClass) speakFor(d.granted ? [ownClass] : []).catch((e) => log(`publish: ${e}`));
+    } else if (ev.kind === 'mute' && d.classroom === ownClass) {
+      applyMute(Boolean(d.muted));
+    } else if (ev.kind === 'published') {
+      sending(d.part, true);
+    } else if (ev.kind === 'unpublished' || ev.kind === 'left') {
+      sending(d.part, false);
     } else if (ev.kind === 'state') {
       setLessonState(d.state);
     } else if (ev.kind === 'events-refused') {
-      finish();
+      finish(d);
     }
   }, log);
 
-  handle.links = { hub, spotlight: spot, publish: () => pub };
+  handle.links = { hub, spotlight: spot, speaker: () => speaker, publish: () => pub };
   handle.stats = async () => ({
     hub: await statsOf(hub.pc, hub.state),
     spotlight: spot ? await statsOf(spot.pc, spot.state) : null,
+    speaker: speaker ? await statsOf(speaker.pc, speaker.state) : null,
     publish: pub ? await statsOf(pub.pc, pub.state) : null,
   });
 
-  await done;
+  const reason = await done;
   log(`lesson ${lessonId} ended`);
   events.close();
   clearInterval(layoutTimer);
+  clearInterval(clockTimer);
   await stopPublish();
+  if (speaker) await speaker.stop();
   for (const l of links) await l.stop();
   if (local) local.getTracks().forEach((tr) => tr.stop());
-  $('stage').hidden = true;
-  $('ended').hidden = false;
   setBanner('stopped');
+  // The event stream was refused: the device was revoked (401) or lost the lesson.
+  if (reason?.status) throw { status: reason.status, title: 'events refused', detail: null, type: null };
+  showScreen('ended');
 }
 
 /** Kiosk: the classroom's current lesson from the timetable, or the next one to wait for. */
@@ -283,22 +453,29 @@ async function kioskLoop(me) {
     try {
       today = await api('GET', '/api/today');
     } catch (e) {
+      if (e.status === 401) {
+        // Revoked or unknown device token: an admin must act; the screen says so.
+        showProblem(e);
+        return;
+      }
       showError(e);
-      if (e.status === 401) return; // revoked or unknown device token: an admin must act
     }
     const cur = today?.current;
     if (cur && cur.state !== 'ended') {
-      $('ended').hidden = true;
       try {
         await runLesson(cur.id, me);
       } catch (e) {
         log(`lesson ${cur.id}: ${e?.title ?? e} ${e?.detail ?? ''}`);
-        showError(e);
+        showProblem(e);
+        if (e?.status === 401) return;
       }
-    } else {
-      $('waiting').hidden = false;
-      const next = today?.next;
-      $('nextLesson').textContent = next ? `${t('next')}: ${hhmm(next.starts)} ${next.subject} · ${next.grade}` : t('none');
+    } else if (today) {
+      const next = today.next;
+      $('waitingMain').textContent = t(next ? 'kiosk_waiting' : 'kiosk_no_more');
+      $('nextLesson').textContent = next ? tf('kiosk_next', { time: hhmm(next.starts), subject: next.subject, grade: next.grade }) : '';
+      // Just after a lesson, its end stays on screen until the next poll.
+      if (handle.screen !== 'ended' || handle.lesson == null) showScreen('waiting');
+      handle.lesson = null;
     }
     await new Promise((r) => setTimeout(r, 5000));
   }
@@ -306,7 +483,15 @@ async function kioskLoop(me) {
 
 async function main() {
   deviceToken(); // takes ?device= into storage before any call
-  const me = await api('GET', '/api/me');
+  let me;
+  try {
+    me = await api('GET', '/api/me');
+  } catch (e) {
+    await header(null);
+    handle.error = e;
+    showProblem(e);
+    return;
+  }
   await header(me);
   if (me.kind === 'device') {
     $('classname').textContent = me.label;
@@ -316,7 +501,13 @@ async function main() {
     document.body.classList.add('kiosk');
     await kioskLoop(me);
   } else {
-    await runLesson(fixedLesson, me);
+    try {
+      await runLesson(fixedLesson, me);
+    } catch (e) {
+      handle.error = e;
+      log(`lesson ${fixedLesson}: ${e?.title ?? e} ${e?.detail ?? ''}`);
+      showProblem(e);
+    }
   }
 }
 

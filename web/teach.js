@@ -7,13 +7,23 @@
 // Test/diagnostic parameters: &screen=1 shares a drawn canvas instead of a real screen,
 // &simulcast=0, &audio=0, &width=&height= for the camera, &relay=1 for relayed (TURN) ICE only.
 //
+// Who is present in every mode (a class that only watches is present; one that sends is
+// "sending"), per-class mute and mute-all (the classes' pages silence their microphones),
+// lowering (acknowledging) a raised hand in every mode, the lesson clock against the slot's
+// end, larger tiles with a focus view, and the attendance figure (sites present / expected).
+// A signed-in user who is not this lesson's hub teacher is refused before the camera and
+// microphone start.
+//
 // window.classrelay (for tests and the console):
-//   state          the publish link's state; lessonState; mode; log
-//   classes()      { [classroomId]: { name, state, hand, speaking, quality } }
+//   state          the publish link's state; lessonState; mode; log; cameraStarted; refused
+//   classes()      { [classroomId]: { name, state, presence, hand, speaking, muted, quality } }
+//   attendance     the last GET /api/lessons/{id}/attendance answer
 //   stats()        async { publish: <summarizeStats>, classes: { [id]: <summarizeStats> } }
-//   grant(id, on), spotlight(id|null), end(), shareScreen(), stopScreen()
+//   grant(id, on), spotlight(id|null), mute(id|null, on), lowerHand(id), focus(id|null),
+//   end(), shareScreen(), stopScreen()
 
-import { api, h, t, header, Link, LessonEvents, showError, linkBadge, modeLabel, statsOf } from '/app.js';
+import { api, h, t, tf, header, hhmm, Link, LessonEvents, showError, linkBadge, modeLabel, statsOf } from '/app.js';
+import { skew, lessonClock } from '/lib/clock.js';
 
 const q = new URLSearchParams(location.search);
 const lessonId = Number.parseInt(q.get('lesson') ?? '', 10);
@@ -35,6 +45,9 @@ const handle = {
   mode: null,
   log: [],
   error: null,
+  cameraStarted: false,
+  refused: false,
+  attendance: null,
 };
 window.classrelay = handle;
 const log = (line) => {
@@ -74,7 +87,22 @@ async function main() {
   $('mode').textContent = modeLabel(lesson.mode);
   document.body.dataset.mode = lesson.mode;
 
+  // The server's clock (the lesson clock counts by it, not by this machine's).
+  const today = await api('GET', '/api/today').catch(() => null);
+  const offset = today ? skew(today.now, Date.now()) : 0;
+
   let joined = await api('POST', `/api/lessons/${lessonId}/join`);
+  if (!joined.publish) {
+    // Not this lesson's hub teacher: refuse before the camera and microphone start.
+    handle.refused = true;
+    handle.state = 'refused';
+    document.body.dataset.refused = '1';
+    for (const id of ['shareScreen', 'mute', 'muteAll', 'end', 'recToggle']) $(id).disabled = true;
+    // Worded here: the refusal is the page's own, not a server problem.
+    $('error').textContent = `${t('error')}: ${t('console_not_yours')}`;
+    $('error').hidden = false;
+    return;
+  }
   const freshJoin = async () => {
     // Reuse the first answer once; every reconnect asks again (fresh token, window check).
     const j = joined ?? (await api('POST', `/api/lessons/${lessonId}/join`));
@@ -93,25 +121,36 @@ async function main() {
     const audio = h('audio', { autoplay: true });
     const badge = h('span', { class: 'badges' });
     const buttons = h('div', { class: 'tile-actions' });
-    const el = h('figure', { class: 'tile', dataset: { classroom: id } }, video, audio,
+    const el = h('figure', { class: 'tile', dataset: { classroom: id, presence: 'absent' } }, video, audio,
       h('figcaption', {}, h('span', { class: 'name' }, names[i]), badge, buttons));
+    // A click on the picture enlarges the class (the focus view); again: back to the grid.
+    video.addEventListener('click', () => handle.focus(focused === id ? null : id));
     $('classes').append(el);
-    classes.set(id, { id, name: names[i], el, video, audio, badge, buttons, link: null, hand: false, speaking: false, quality: null, present: false });
+    classes.set(id, { id, name: names[i], el, video, audio, badge, buttons, link: null, hand: false, speaking: false, muted: false, quality: null, present: false, presence: 'absent' });
   });
 
-  const snapshot = { hands: [], speakers: [], spotlight: null };
+  const snapshot = { hands: [], speakers: [], spotlight: null, muted: [] };
+  /** @type {number | null} */
+  let focused = null;
+  let attendance = null;
   const render = () => {
     for (const c of classes.values()) {
       c.hand = snapshot.hands.includes(c.id);
       c.speaking = snapshot.speakers.includes(c.id);
+      c.muted = snapshot.muted.includes(c.id);
       const state = c.link ? c.link.state : 'idle';
-      const bits = [linkBadge(state)];
+      const site = attendance?.sites?.find((x) => x.classroom_id === c.id);
+      const bits = [h('span', { class: `badge presence presence-${c.presence}`, dataset: { presence: c.presence } }, t(`presence_${c.presence}`))];
+      if (c.link) bits.push(linkBadge(state));
       if (c.quality) bits.push(h('span', { class: `badge q-${c.quality.grade}`, title: `RTT ${c.quality.rtt_ms ?? '?'} ms, loss ${c.quality.loss_pct ?? '?'}%` }, t(`quality_${c.quality.grade}`)));
       if (c.hand) bits.push(h('span', { class: 'badge hand' }, t('hands')));
       if (c.speaking) bits.push(h('span', { class: 'badge speaking' }, t('speaking')));
+      if (c.muted) bits.push(h('span', { class: 'badge muted' }, t('muted_badge')));
       if (snapshot.spotlight === c.id) bits.push(h('span', { class: 'badge spot' }, t('big_screen')));
+      if (site && site.present_ms > 0) bits.push(h('span', { class: 'badge' }, `${Math.round(site.present_ms / 60000)}′`));
       c.badge.replaceChildren(...bits);
       const acts = [];
+      if (c.hand) acts.push(h('button', { class: 'secondary', onclick: () => handle.lowerHand(c.id) }, t('ack_hand')));
       if (lesson.mode === 'master') {
         acts.push(h('button', { class: 'secondary', onclick: () => handle.grant(c.id, !c.speaking) }, t(c.speaking ? 'revoke' : 'grant')));
       }
@@ -119,17 +158,42 @@ async function main() {
         const on = snapshot.spotlight === c.id;
         acts.push(h('button', { class: 'secondary', onclick: () => handle.spotlight(on ? null : c.id) }, t(on ? 'spotlight_off' : 'spotlight')));
       }
+      acts.push(h('button', { class: 'secondary', dataset: { act: 'mute' }, onclick: () => handle.mute(c.id, !c.muted) }, t(c.muted ? 'unmute_class' : 'mute_class')));
+      acts.push(h('button', { class: 'link', onclick: () => handle.focus(focused === c.id ? null : c.id) }, t(focused === c.id ? 'unfocus_tile' : 'focus_tile')));
       c.buttons.replaceChildren(...acts);
       c.el.dataset.state = state;
-      c.el.classList.toggle('waiting', !c.present);
+      c.el.dataset.presence = c.presence;
+      c.el.classList.toggle('waiting', c.presence === 'absent');
+      c.el.classList.toggle('focus', focused === c.id);
     }
+    $('classes').classList.toggle('has-focus', focused != null);
+    const allMuted = classes.size > 0 && [...classes.keys()].every((id) => snapshot.muted.includes(id));
+    $('muteAll').textContent = t(allMuted ? 'unmute_all' : 'mute_all');
+    $('muteAll').dataset.all = allMuted ? '1' : '0';
+    if (attendance) $('attendance').textContent = tf('attendance_count', { present: attendance.present, expected: attendance.expected });
     const queue = snapshot.hands.map((id) => {
       const c = classes.get(id);
       return h('li', {}, c ? c.name : `#${id}`,
         lesson.mode === 'master' ? h('button', { onclick: () => handle.grant(id, true) }, t('grant')) : null,
-        lesson.mode === 'sync' ? h('button', { onclick: () => handle.spotlight(id) }, t('spotlight')) : null);
+        lesson.mode === 'sync' ? h('button', { onclick: () => handle.spotlight(id) }, t('spotlight')) : null,
+        h('button', { class: 'secondary', onclick: () => handle.lowerHand(id) }, t('ack_hand')));
     });
     $('hands').replaceChildren(...(queue.length ? queue : [h('li', { class: 'muted' }, t('no_hands'))]));
+  };
+
+  // Attendance (sites present / expected), asked again when a classroom comes or goes.
+  let attendanceTimer = null;
+  const refreshAttendance = () => {
+    clearTimeout(attendanceTimer);
+    attendanceTimer = setTimeout(async () => {
+      try {
+        attendance = await api('GET', `/api/lessons/${lessonId}/attendance`);
+        handle.attendance = attendance;
+        render();
+      } catch (e) {
+        log(`attendance: ${e?.title ?? e}`);
+      }
+    }, 300);
   };
 
   // Watch a class while it publishes; stop when it leaves.
@@ -182,11 +246,13 @@ async function main() {
       case 'resync': {
         // { live: <snapshot>, state }: the full picture after a (re)connect.
         const live = d.live ?? {};
-        Object.assign(snapshot, { hands: live.hands ?? [], speakers: live.speakers ?? [], spotlight: live.spotlight ?? null });
+        Object.assign(snapshot, { hands: live.hands ?? [], speakers: live.speakers ?? [], spotlight: live.spotlight ?? null, muted: live.muted ?? [] });
         for (const c of classes.values()) {
           const p = (live.present ?? []).find((x) => x.part === `c:${c.id}`);
+          c.presence = !p ? 'absent' : p.publishing > 0 ? 'publishing' : 'watching';
           watchClass(c, Boolean(p && p.publishing > 0));
         }
+        refreshAttendance();
         if (d.state) setLessonState(d.state);
         for (const l of live.links ?? []) {
           const c = classOf(l.part);
@@ -194,17 +260,36 @@ async function main() {
         }
         break;
       }
+      case 'joined': {
+        const c = classOf(d.part);
+        if (c) {
+          if (c.presence === 'absent') c.presence = 'watching';
+          refreshAttendance();
+        }
+        break;
+      }
       case 'published':
       case 'unpublished': {
         const c = classOf(d.part);
-        if (c) watchClass(c, ev.kind === 'published');
+        if (c) {
+          c.presence = ev.kind === 'published' ? 'publishing' : 'watching';
+          watchClass(c, ev.kind === 'published');
+        }
         break;
       }
       case 'left': {
         const c = classOf(d.part);
-        if (c) watchClass(c, false);
+        if (c) {
+          c.presence = 'absent';
+          watchClass(c, false);
+          refreshAttendance();
+        }
         break;
       }
+      case 'mute':
+        snapshot.muted = snapshot.muted.filter((x) => x !== d.classroom);
+        if (d.muted) snapshot.muted.push(d.classroom);
+        break;
       case 'hand':
         snapshot.hands = snapshot.hands.filter((x) => x !== d.classroom);
         if (d.raised) snapshot.hands.push(d.classroom);
@@ -232,6 +317,7 @@ async function main() {
   };
 
   // ---- publishing --------------------------------------------------------------------------
+  handle.cameraStarted = true;
   const cam = await navigator.mediaDevices.getUserMedia({
     audio: opts.audio,
     video: { width: { ideal: opts.width }, height: { ideal: opts.height }, frameRate: { ideal: 30 } },
@@ -301,7 +387,7 @@ async function main() {
     try {
       showError(null);
       const snap = await api('POST', `/api/lessons/${lessonId}/${path}`, body);
-      if (snap && 'hands' in snap) Object.assign(snapshot, { hands: snap.hands, speakers: snap.speakers, spotlight: snap.spotlight });
+      if (snap && 'hands' in snap) Object.assign(snapshot, { hands: snap.hands, speakers: snap.speakers, spotlight: snap.spotlight, muted: snap.muted ?? [] });
       render();
       return snap;
     } catch (e) {
@@ -312,6 +398,24 @@ async function main() {
   handle.grant = (id, granted) => act('speak', { classroom_id: id, granted });
   handle.spotlight = (id) => act('spotlight', { classroom_id: id });
   handle.end = () => act('end');
+  handle.mute = (id, muted) => act('mute', { classroom_id: id, muted });
+  handle.lowerHand = (id) => act('lower-hand', { classroom_id: id });
+  handle.focus = (id) => {
+    focused = id;
+    render();
+  };
+  $('muteAll').addEventListener('click', () => handle.mute(null, $('muteAll').dataset.all !== '1').catch(() => {}));
+
+  // The lesson clock: the slot's end and the time left (by the server's clock).
+  $('clockEnd').textContent = tf('clock_ends', { end: hhmm(lesson.ends) });
+  const tick = () => {
+    const c = lessonClock(Date.now() + offset, lesson.starts_at, lesson.ends_at);
+    const key = c.phase === 'before' ? 'clock_before' : c.phase === 'over' ? 'clock_over' : 'clock_left';
+    $('clockLeft').textContent = tf(key, { left: c.text, over: c.text });
+    $('clock').dataset.phase = c.phase;
+  };
+  tick();
+  const clockTimer = setInterval(tick, 1000);
   handle.record = async (on) => {
     const r = await act('recording', { on });
     showRecording(r.recording, false);
@@ -334,13 +438,15 @@ async function main() {
       cam.getTracks().forEach((tr) => tr.stop());
       if (screen) screen.stop();
       $('ended').hidden = false;
+      clearInterval(clockTimer);
+      for (const id of ['shareScreen', 'stopScreen', 'mute', 'muteAll', 'end', 'recToggle']) $(id).disabled = true;
     }
   };
   setLessonState(lesson.state);
 
   handle.classes = () =>
     Object.fromEntries([...classes.values()].map((c) => [c.id, {
-      name: c.name, state: c.link ? c.link.state : 'idle', hand: c.hand, speaking: c.speaking, quality: c.quality,
+      name: c.name, state: c.link ? c.link.state : 'idle', presence: c.presence, hand: c.hand, speaking: c.speaking, muted: c.muted, quality: c.quality,
     }]));
   handle.stats = async () => {
     const out = { publish: await statsOf(publish.pc, publish.state), classes: {} };
@@ -353,6 +459,11 @@ async function main() {
 main().catch((e) => {
   handle.error = e;
   handle.state = 'failed';
+  // A lesson not open, ended, or out of reach: its controls do nothing, so none is offered.
+  for (const id of ['shareScreen', 'mute', 'muteAll', 'end', 'recToggle']) {
+    const el = /** @type {HTMLButtonElement | null} */ (document.getElementById(id));
+    if (el) el.disabled = true;
+  }
   log(`failed: ${e?.title ?? e} ${e?.detail ?? ''}`);
   showError(e?.title ? e : { title: String(e), detail: null });
 });

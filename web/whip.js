@@ -596,6 +596,8 @@ export async function summarizeStats(pc, handle = null) {
         bytesReceived: n(s.bytesReceived),
         totalSamplesReceived: n(s.totalSamplesReceived),
         audioLevel: n(s.audioLevel),
+        // Grows with what is heard (a muted class: not at all).
+        totalAudioEnergy: n(s.totalAudioEnergy),
         concealedSamples: n(s.concealedSamples),
       });
     } else if (s.type === 'outbound-rtp' && s.kind === 'video') {

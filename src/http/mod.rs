@@ -316,6 +316,12 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/lib/words.js"),
     ),
+    // The lesson clock (issue 22 items 3 and 4).
+    (
+        "/lib/clock.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/lib/clock.js"),
+    ),
 ];
 
 fn page(path: &'static str) -> Response {
@@ -579,6 +585,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(|| async { page("/lib/problems.js") }),
         )
         .route("/lib/words.js", get(|| async { page("/lib/words.js") }))
+        .route("/lib/clock.js", get(|| async { page("/lib/clock.js") }))
         .merge(signalling_router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

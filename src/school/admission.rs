@@ -62,34 +62,45 @@ impl Admission for SchoolState {
 
 impl SchoolState {
     /// Keeps the lessons' presence from the media service's session events (for as long as
-    /// this state lives).
+    /// this state lives), and each classroom's stays for attendance (issue 22 item 8).
     pub fn listen_to_sessions(self: &Arc<Self>) {
         let school: Weak<SchoolState> = Arc::downgrade(self);
         // The reports' session log (issue 22 item 7): queued here, written by its own task.
         let log = super::reports::SessionLog::start(school.clone());
+        let stays = super::attendance::Writer::start(self.store.clone());
         self.media.listen(Box::new(move |ev| {
             let Some(school) = school.upgrade() else {
                 return;
             };
-            school.on_session(ev);
+            school.on_session(ev, stays.as_ref());
             log.record(ev, school.now());
         }));
     }
 
-    fn on_session(&self, ev: &SessionEvent) {
+    fn on_session(&self, ev: &SessionEvent, stays: Option<&super::attendance::Writer>) {
         // A patrol watcher (巡课) is in nobody's presence list.
         let (SessionEvent::Started { part, .. } | SessionEvent::Ended { part, .. }) = ev;
         if super::reports::is_patrol(part) {
             return;
         }
+        let now = self.now();
         match ev {
             SessionEvent::Started { lesson, part, role } => {
-                self.live
-                    .session_started(*lesson, part, *role == PeerKind::Publisher, self.now())
+                let joined =
+                    self.live
+                        .session_started(*lesson, part, *role == PeerKind::Publisher, now);
+                // Classrooms only: people (teachers, observers) are not attendance.
+                if let (true, Some(w), Some(c)) = (joined, stays, policy::part_classroom(part)) {
+                    w.joined(*lesson, c, now);
+                }
             }
             SessionEvent::Ended { lesson, part, role } => {
-                self.live
-                    .session_ended(*lesson, part, *role == PeerKind::Publisher, self.now())
+                let left =
+                    self.live
+                        .session_ended(*lesson, part, *role == PeerKind::Publisher, now);
+                if let (true, Some(w), Some(c)) = (left, stays, policy::part_classroom(part)) {
+                    w.left(*lesson, c, now);
+                }
             }
         }
     }

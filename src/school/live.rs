@@ -21,16 +21,18 @@ pub(crate) const KEEP: usize = 256;
 /// One event of a lesson: one server-sent event of `GET /api/lessons/{id}/events` (the SSE
 /// `event:` is `kind`, `id:` is `seq`). `data` by kind: joined/left/published/unpublished
 /// {part}; hand {classroom, raised}; speak {classroom, granted}; spotlight {classroom}; state
-/// {state, lesson}; processing {recording, lesson, processing, error} (a recording's
-/// processing started, is ready or failed); quality {links: [LinkSummary]} (when a
-/// participant's link grade changes: good = loss < 2 % and RTT < 150 ms, poor = loss >= 8 %
-/// or RTT >= 400 ms, else fair); resync {live: LiveState, state}.
+/// {state, lesson}; mute {classroom, muted} (the hub teacher's mute of a site's microphone);
+/// processing {recording, lesson, processing, error} (a recording's processing started, is
+/// ready or failed); quality {links: [LinkSummary]} (when a participant's link grade changes:
+/// good = loss < 2 % and RTT < 150 ms, poor = loss >= 8 % or RTT >= 400 ms, else fair); resync
+/// {live: LiveState, state}.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = LessonEvent)]
 pub struct Event {
     /// Sequence number within the lesson, from 1.
     pub seq: u64,
-    /// Kind: joined, left, published, unpublished, hand, speak, spotlight, state, quality.
+    /// Kind: joined, left, published, unpublished, hand, speak, spotlight, state, quality,
+    /// mute.
     pub kind: &'static str,
     /// When (epoch ms, the server's clock).
     #[schema(value_type = i64)]
@@ -69,6 +71,8 @@ pub struct Snapshot {
     pub links: Vec<LinkSummary>,
     /// Whether the lesson is being recorded (录制中; from the `recording` events).
     pub recording: bool,
+    /// Classrooms whose microphone the hub teacher muted.
+    pub muted: Vec<i64>,
 }
 
 #[derive(Debug)]
@@ -87,6 +91,8 @@ struct LessonLive {
     recording: bool,
     // When the lesson ended (school clock), once it has.
     ended_at: Option<Millis>,
+    // Classrooms the hub teacher muted.
+    muted: BTreeSet<i64>,
 }
 
 impl LessonLive {
@@ -102,6 +108,7 @@ impl LessonLive {
             links: Vec::new(),
             recording: false,
             ended_at: None,
+            muted: BTreeSet::new(),
         }
     }
 
@@ -144,6 +151,7 @@ impl LessonLive {
                 .collect(),
             links: self.links.clone(),
             recording: self.recording,
+            muted: self.muted.iter().copied().collect(),
         }
     }
 }
@@ -344,8 +352,9 @@ impl Live {
         self.with(lesson, |l| l.spotlight)
     }
 
-    /// A media session of `part` started (`publish`: WHIP, else WHEP).
-    pub fn session_started(&self, lesson: i64, part: &str, publish: bool, at: Millis) {
+    /// A media session of `part` started (`publish`: WHIP, else WHEP). Returns whether it is
+    /// the participant's first (it joined).
+    pub fn session_started(&self, lesson: i64, part: &str, publish: bool, at: Millis) -> bool {
         self.with(lesson, |l| {
             let e = l.present.entry(part.to_string()).or_insert((0, 0));
             let first = e.0 + e.1 == 0;
@@ -360,14 +369,16 @@ impl Live {
             if publish {
                 l.emit("published", at, serde_json::json!({"part": part}));
             }
+            first
         })
     }
 
-    /// A media session of `part` ended.
-    pub fn session_ended(&self, lesson: i64, part: &str, publish: bool, at: Millis) {
+    /// A media session of `part` ended. Returns whether it was the participant's last (it
+    /// left).
+    pub fn session_ended(&self, lesson: i64, part: &str, publish: bool, at: Millis) -> bool {
         self.with_existing(lesson, |l| {
             let Some(e) = l.present.get_mut(part) else {
-                return;
+                return false;
             };
             if publish {
                 e.0 = e.0.saturating_sub(1);
@@ -382,7 +393,49 @@ impl Live {
                 l.present.remove(part);
                 l.emit("left", at, serde_json::json!({"part": part}));
             }
-        });
+            empty
+        })
+        .unwrap_or(false)
+    }
+
+    /// The hub teacher lowers (acknowledges) a classroom's raised hand, in any mode. Returns
+    /// whether it was up.
+    pub fn lower_hand(&self, lesson: i64, classroom: i64, at: Millis) -> bool {
+        self.with(lesson, |l| {
+            let changed = l.hands.remove(&classroom).is_some();
+            if changed {
+                l.emit(
+                    "hand",
+                    at,
+                    serde_json::json!({"classroom": classroom, "raised": false, "by": "teacher"}),
+                );
+            }
+            changed
+        })
+    }
+
+    /// The hub teacher mutes (true) or unmutes classrooms' microphones: one `mute` event per
+    /// classroom whose state changed. Returns those classrooms.
+    pub fn mute(&self, lesson: i64, classrooms: &[i64], muted: bool, at: Millis) -> Vec<i64> {
+        self.with(lesson, |l| {
+            let mut changed = Vec::new();
+            for &c in classrooms {
+                let ch = if muted {
+                    l.muted.insert(c)
+                } else {
+                    l.muted.remove(&c)
+                };
+                if ch {
+                    changed.push(c);
+                    l.emit(
+                        "mute",
+                        at,
+                        serde_json::json!({"classroom": c, "muted": muted}),
+                    );
+                }
+            }
+            changed
+        })
     }
 
     /// Keeps the latest link-quality summaries of a lesson; with `emit`, also tells its
@@ -404,6 +457,7 @@ impl Live {
             l.speakers.clear();
             l.spotlight = None;
             l.links.clear();
+            l.muted.clear();
         });
     }
 }
@@ -491,5 +545,51 @@ mod tests {
             .map(|e| e.kind)
             .collect();
         assert_eq!(kinds, ["joined", "published", "unpublished", "left"]);
+    }
+
+    #[test]
+    fn joining_and_leaving_are_told_once_per_participant() {
+        let live = Live::default();
+        assert!(
+            live.session_started(1, "c:5", false, 0),
+            "first session: joined"
+        );
+        assert!(
+            !live.session_started(1, "c:5", true, 0),
+            "second: already there"
+        );
+        assert!(!live.session_ended(1, "c:5", true, 0), "one session left");
+        assert!(live.session_ended(1, "c:5", false, 0), "the last one: left");
+        assert!(!live.session_ended(1, "c:5", false, 0), "gone already");
+        assert!(!live.session_ended(2, "c:5", false, 0), "no such lesson");
+    }
+
+    #[test]
+    fn the_teacher_mutes_and_lowers_hands() {
+        let live = Live::default();
+        assert_eq!(live.mute(1, &[5, 6], true, 0), vec![5, 6]);
+        assert_eq!(
+            live.mute(1, &[5, 6], true, 0),
+            Vec::<i64>::new(),
+            "no change"
+        );
+        assert_eq!(live.snapshot(1).muted, vec![5, 6]);
+        assert_eq!(live.mute(1, &[6], false, 0), vec![6]);
+        assert_eq!(live.snapshot(1).muted, vec![5]);
+        assert!(live.hand(1, 5, true, 0));
+        assert!(live.lower_hand(1, 5, 0));
+        assert!(!live.lower_hand(1, 5, 0), "already down");
+        assert!(live.snapshot(1).hands.is_empty());
+        let events = live.subscribe(1, Some(0)).missed;
+        let last = events.last().unwrap();
+        assert_eq!(last.kind, "hand");
+        assert_eq!(last.data["by"], "teacher");
+        assert_eq!(
+            events.iter().filter(|e| e.kind == "mute").count(),
+            3,
+            "one event per classroom changed"
+        );
+        live.clear(1);
+        assert!(live.snapshot(1).muted.is_empty());
     }
 }

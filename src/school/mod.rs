@@ -40,6 +40,8 @@ pub(crate) mod orgsheets;
 pub(crate) mod sheet;
 // Reports a county sends upward and the session log they read (issue 22 item 7).
 pub mod reports;
+// Attendance that counts classrooms (issue 22 item 8): stays per site, 到课率 figures.
+pub mod attendance;
 
 use std::sync::Arc;
 

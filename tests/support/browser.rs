@@ -443,6 +443,39 @@ impl Page {
     }
 }
 
+/// Logs `user` in on /login (password `password-123`, as `super::school::fixture` makes
+/// them) and opens the teacher console of lesson `id` with a drawn courseware screen and a
+/// 640×360 camera; returns once the page is /teach (not waiting for any media).
+pub async fn open_console(browser: &Browser, base: &str, user: &str, id: i64) -> Result<Page> {
+    let page = browser.new_page().await?;
+    page.goto(&format!(
+        "{base}/login?next=/teach%3Flesson%3D{id}%26screen%3D1%26width%3D640%26height%3D360"
+    ))
+    .await?;
+    page.eval_with(
+        "document.getElementById('username').value = arguments[0];
+         document.getElementById('password').value = 'password-123';
+         document.getElementById('submit').click(); return true;",
+        vec![json!(user)],
+    )
+    .await?;
+    page.wait_until(
+        "location.pathname === '/teach'",
+        Duration::from_secs(60),
+        "document.body.innerText",
+    )
+    .await?;
+    Ok(page)
+}
+
+/// The hub teacher (`wang`) on the console of lesson `id`, publishing.
+pub async fn teacher_console(browser: &Browser, app: &super::school::App, id: i64) -> Result<Page> {
+    let page = open_console(browser, &app.base, "wang", id).await?;
+    page.wait_for_state("connected", Duration::from_secs(60))
+        .await?;
+    Ok(page)
+}
+
 /// JavaScript truthiness of a JSON value.
 pub fn truthy(v: &Value) -> bool {
     match v {

@@ -94,6 +94,83 @@ pub(super) async fn lessons_spotlight(
     Ok(Json(st.live.snapshot(l.id)).into_response())
 }
 
+// ---- The teacher console's controls and attendance (issue 22 items 3 and 8) ----
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Mute)]
+pub(super) struct MuteBody {
+    /// The site to mute or unmute; absent or null: every site of the lesson (mute all).
+    #[serde(default)]
+    classroom_id: Option<i64>,
+    /// Muted (true) or not.
+    muted: bool,
+}
+
+#[utoipa::path(
+    post, path = "/api/lessons/{id}/mute", params(("id" = i64, Path, description = "the lesson's id")), request_body = MuteBody,
+    responses((status = 200, description = "the live state after the change (`muted` lists the muted classrooms)", body = crate::school::live::Snapshot))
+)]
+pub(super) async fn lessons_mute(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<MuteBody>,
+) -> ApiResult {
+    let l = model::get_lesson(&st.store, parse_id(&id)?).await?;
+    own_lesson(&st, &p, &l).await?;
+    if let Some(c) = b.classroom_id {
+        policy::check_site(&l, c)?;
+    }
+    policy::check_window(&st, &l, st.now())?;
+    // Every mode: a site's page follows the `mute` events and silences its microphone.
+    let rooms: Vec<i64> = match b.classroom_id {
+        Some(c) => vec![c],
+        None => l.sites.iter().map(|s| s.classroom_id).collect(),
+    };
+    st.live.mute(l.id, &rooms, b.muted, st.now());
+    Ok(Json(st.live.snapshot(l.id)).into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = LowerHand)]
+pub(super) struct LowerHandBody {
+    /// The site whose hand the teacher lowers (acknowledges).
+    classroom_id: i64,
+}
+
+#[utoipa::path(
+    post, path = "/api/lessons/{id}/lower-hand", params(("id" = i64, Path, description = "the lesson's id")), request_body = LowerHandBody,
+    responses((status = 200, description = "the live state after the change", body = crate::school::live::Snapshot))
+)]
+pub(super) async fn lessons_lower_hand(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<LowerHandBody>,
+) -> ApiResult {
+    let l = model::get_lesson(&st.store, parse_id(&id)?).await?;
+    own_lesson(&st, &p, &l).await?;
+    policy::check_mode(&l, policy::Control::Hand)?;
+    policy::check_site(&l, b.classroom_id)?;
+    policy::check_window(&st, &l, st.now())?;
+    st.live.lower_hand(l.id, b.classroom_id, st.now());
+    Ok(Json(st.live.snapshot(l.id)).into_response())
+}
+
+#[utoipa::path(
+    get, path = "/api/lessons/{id}/attendance", params(("id" = i64, Path, description = "the lesson's id")),
+    responses((status = 200, description = "each site's stays and presence (classrooms only, never people)", body = crate::school::attendance::LessonAttendance))
+)]
+pub(super) async fn lessons_attendance(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let l = lesson_for(&st, &p, &id).await?;
+    let a = crate::school::attendance::of_lesson(&st.store, &l, st.now(), st.offset).await?;
+    Ok(Json(a).into_response())
+}
+
 #[utoipa::path(
     get, path = "/api/lessons/{id}/live", params(("id" = i64, Path, description = "the lesson's id")),
     responses((status = 200, description = "the live state", body = crate::school::live::Snapshot))

@@ -135,6 +135,10 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     lessons_spotlight,
     lessons_live,
     lessons_events,
+    // The teacher console and attendance (issue 22 items 3 and 8).
+    lessons_mute,
+    lessons_lower_hand,
+    lessons_attendance,
     recordings_list,
     recordings_get,
     recordings_manifest,
@@ -364,6 +368,10 @@ fn handler(
         ("POST", "/api/lessons/{id}/spotlight") => post(lessons_spotlight),
         ("GET", "/api/lessons/{id}/live") => get(lessons_live),
         ("GET", "/api/lessons/{id}/events") => get(lessons_events),
+        // The teacher console and attendance (issue 22 items 3 and 8).
+        ("POST", "/api/lessons/{id}/mute") => post(lessons_mute),
+        ("POST", "/api/lessons/{id}/lower-hand") => post(lessons_lower_hand),
+        ("GET", "/api/lessons/{id}/attendance") => get(lessons_attendance),
         ("GET", "/api/recordings") => get(recordings_list),
         ("GET", "/api/recordings/{id}") => get(recordings_get),
         ("GET", "/api/recordings/{id}/manifest") => get(recordings_manifest),

@@ -571,6 +571,28 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         "Server-sent events of the lesson (joined, left, published, unpublished, hand, speak, \
          spotlight, state, quality; see LessonEvent); resumes from Last-Event-ID",
     ),
+    // The teacher console and attendance (issue 22 items 3 and 8).
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/mute",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Mute or unmute one site's microphone, or every site's (its hub teacher or an admin over its hub school)",
+    ),
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/lower-hand",
+        Allow::Roles(STAFF),
+        "lessons",
+        "Lower (acknowledge) a site's raised hand, in any mode (its hub teacher or an admin over its hub school)",
+    ),
+    route_rule!(
+        "GET",
+        "/api/lessons/{id}/attendance",
+        Allow::Roles(PEOPLE),
+        "lessons",
+        "Attendance by classroom: each site's stays, time present and whether it came (到课), never people",
+    ),
     // Recordings (issue 20 item 3); the object rule is `access::may_see_recording`.
     route_rule!(
         "GET",

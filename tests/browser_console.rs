@@ -148,6 +148,7 @@ async fn delivery_console_shows_presence_mutes_classes_and_counts_attendance() -
             "[window.classrelay.attendance, document.getElementById('attendance').textContent]",
         )
         .await?;
+    teacher.screenshot_for_docs("teacher-console").await?;
 
     // The hub hears both classes (the fake microphones beep)...
     teacher
@@ -393,6 +394,15 @@ async fn master_class_floor_reaches_every_site_and_a_stranger_gets_no_console() 
             && num(sp, "/inboundAudio/0/totalAudioEnergy") > 0.0
     })
     .await?;
+    // Nobody muted B and B raised no hand: neither mark takes any room on its screen (not
+    // only `hidden`: a class's `display` once brought both back).
+    let shown = b
+        .eval_expr(
+            "['mutedMark', 'handSeen'].filter((id) => document.getElementById(id).getClientRects().length > 0)",
+        )
+        .await?;
+    assert_eq!(shown, json!([]), "marks B's screen must not show");
+    b.screenshot_for_docs("classroom-page").await?;
     // Revoked: B stops following A.
     teacher
         .eval_with(

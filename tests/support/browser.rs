@@ -415,10 +415,15 @@ impl Page {
     }
 
     /// With `CLASSRELAY_SCREENSHOTS=<dir>` set (`docs/screenshots/make.sh` sets it), saves a
-    /// screenshot of the page as `<dir>/<name>.png` for the README; otherwise does nothing.
+    /// screenshot of the page at 1920×1080 (a classroom PC's screen) as `<dir>/<name>.png`
+    /// for the README; otherwise does nothing.
     pub async fn screenshot_for_docs(&self, name: &str) -> Result<()> {
         match std::env::var_os("CLASSRELAY_SCREENSHOTS") {
             Some(dir) => {
+                self.client
+                    .set_window_size(1920, 1080)
+                    .await
+                    .context("window size")?;
                 self.screenshot(&Path::new(&dir).join(format!("{name}.png")))
                     .await
             }

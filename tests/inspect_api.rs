@@ -1150,6 +1150,17 @@ async fn ability_point_flow(app: App) {
             assert_eq!(kind(&v), "point-drawn", "{v}");
         }
     }
+    // Nor are its grades changed: the observer who graded A1 cannot re-grade it now.
+    let (s, v) = app
+        .call(
+            Some(&f.observer_login),
+            Method::PUT,
+            &format!("/api/evidence/{a1}/grade"),
+            Some(json!({"grade": "fail"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(kind(&v), "point-drawn", "{v}");
 
     // What the reviewer must never see.
     let (teacher_name,): (String,) = sqlx::query_as("SELECT name FROM teachers WHERE id = $1")

@@ -671,7 +671,10 @@ struct EvidenceGradeBody {
 #[utoipa::path(
     put, path = "/api/evidence/{id}/grade", params(("id" = i64, Path, description = "the evidence item")),
     request_body = EvidenceGradeBody,
-    responses((status = 200, description = "graded (audited)", body = EvidenceView))
+    responses(
+        (status = 200, description = "graded (audited)", body = EvidenceView),
+        (status = 409, description = "the point was drawn for inspection (`point-drawn`): its grades no longer change", body = crate::problem::Problem, content_type = "application/problem+json")
+    )
 )]
 async fn grade_put(
     State(st): State<Arc<SchoolState>>,
@@ -685,6 +688,8 @@ async fn grade_put(
     if !may_grade(&p, &t, &d) {
         return Err(out_of_scope(format!("evidence {}", e.id)));
     }
+    // A drawn point is what its reviewers judge: its grades no longer change either.
+    not_drawn(&st, e.teacher_id, &e.term, &e.point).await?;
     let grade = match b.grade.as_deref() {
         None => None,
         Some(g) => Some(Grade::parse(g).ok_or_else(|| {

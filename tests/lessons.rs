@@ -89,6 +89,10 @@ fn expectations() -> Vec<Expect> {
         ("POST", "/api/lessons/{id}/cancel", false, STAFF),
         ("GET", "/api/patrol", false, "admin inspector"),
         ("POST", "/api/lessons/{id}/patrol", false, "admin inspector"),
+        // The teacher console and attendance (issue 22 items 3 and 8).
+        ("POST", "/api/lessons/{id}/mute", false, STAFF),
+        ("POST", "/api/lessons/{id}/lower-hand", false, STAFF),
+        ("GET", "/api/lessons/{id}/attendance", false, PEOPLE),
         // Last: it ends the caller's session.
         ("POST", "/api/logout", false, ALL),
     ];

@@ -102,6 +102,7 @@ export const MESSAGES = {
   'recording-unreadable': ['录像文件无法读取', 'The recording\'s files cannot be read'],
   'no-teacher-audio': ['录像中没有授课教师的声音，无法生成草稿', 'The recording has no audio from the hub teacher, so no draft can be made'],
   'evidence-graded': ['该证据已评定，不能再修改', 'This evidence is graded already and cannot change'],
+  'point-drawn': ['该能力点已被抽检抽中，证据和评定不能再修改', 'This ability point was drawn for inspection: its evidence and grades no longer change'],
   'file-too-large': ['文件太大', 'The file is too large'],
   'unsupported-file-type': ['不支持这种文件类型', 'This type of file is not accepted'],
   'bad-workbook': ['Excel 文件已损坏或无法读取，请重新保存为 .xlsx 后再试', 'The Excel file is damaged or unreadable; save it again as .xlsx and retry'],

@@ -748,16 +748,21 @@ async fn the_player_page_shows_exports_live_with_downloads_and_failures() -> Res
         // progress shows live, and its MP4 downloads.
         page.eval("document.querySelector('#exportAsk button[data-preset=showcase]').click(); return true;")
             .await?;
+        // The new job is the one after the three made above (the made-up `done` one already
+        // has its MP4 link: waiting on any showcase job would not wait at all).
+        let seeded = done.max(failed).max(running);
         page.wait_until(
-            "[...document.querySelectorAll('#exportJobs li[data-preset=showcase]')].some((li) => li.dataset.state === 'done' && Number(li.dataset.job) > 0 && li.querySelector('a.ex-mp4'))
-             && document.querySelectorAll('#exportJobs li').length === 4",
+            &format!(
+                "[...document.querySelectorAll('#exportJobs li[data-preset=showcase]')].some((li) => li.dataset.state === 'done' && Number(li.dataset.job) > {seeded} && li.querySelector('a.ex-mp4'))
+                 && document.querySelectorAll('#exportJobs li').length === 4"
+            ),
             Duration::from_secs(120),
             "document.getElementById('exportJobs').innerText",
         )
         .await?;
         let href = page
             .eval_expr(&format!(
-                "[...document.querySelectorAll('#exportJobs li[data-preset=showcase]')].find((li) => Number(li.dataset.job) !== {done}).querySelector('a.ex-mp4').getAttribute('href')"
+                "[...document.querySelectorAll('#exportJobs li[data-preset=showcase]')].find((li) => Number(li.dataset.job) > {seeded}).querySelector('a.ex-mp4').getAttribute('href')"
             ))
             .await?;
         let mp4 = app

@@ -207,14 +207,22 @@ async fn a_killed_server_recovers_the_capture_into_playable_files_at_restart() {
         "a crash left it open: {rows}"
     );
     assert_eq!(rows[0]["processing"], Value::Null, "{rows}");
+    let cut = rows[0]["id"].clone();
 
-    // The restart: the recovery pass marks it stopped and processes it, by itself.
+    // The restart: the recovery pass marks it stopped and processes it, by itself. (The
+    // lesson is still live, so the restarted server also opens a new recording of it,
+    // listed first: `tests/capture_restart.rs` is about that one.)
     let (_child, _base) = serve(dir.path());
     let t0 = Instant::now();
     let row = loop {
         let rows = list(dir.path());
-        match rows[0]["processing"].as_str() {
-            Some("ready") => break rows[0].clone(),
+        let recovered = rows
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["id"] == cut))
+            .cloned()
+            .unwrap_or(Value::Null);
+        match recovered["processing"].as_str() {
+            Some("ready") => break recovered,
             Some("failed") => panic!("recovery failed: {rows}"),
             _ => {}
         }

@@ -92,10 +92,13 @@ fn a_hole_the_publisher_retransmits_asks_for_no_keyframe() {
     assert!(missing.is_empty(), "the hole was filled: {missing:?}");
 }
 
-/// A publisher that offers no RTX (OBS, GStreamer by default): str0m would neither NACK its
-/// video nor report on it more often than on audio (every 5 s). The server reports on it
-/// every second, and NACKs what its uplink lost (this publisher cannot resend; the NACKs
-/// are what is checked).
+/// A publisher that offers no RTX (OBS, GStreamer by default): the server reports on its
+/// video every second and NACKs what its uplink lost (this publisher cannot resend; the
+/// NACKs are what is checked). A guard, not the proof of the hooks in `repair.rs`: a str0m
+/// publisher's offer declares no SSRCs, so str0m's server side maps the stream at its first
+/// packet from its own payload parameters (which carry an RTX payload type) and does not
+/// suppress NACKs even without them; `tests/publisher_leg.rs` (the `webrtc` client, whose
+/// offer declares its SSRC) is the case that fails without them.
 #[test]
 fn an_rtx_less_publisher_is_nacked_and_gets_a_report_every_second() {
     let opts = Publish {

@@ -161,6 +161,9 @@ pub struct Metrics {
     pub direct_srtp_packets_out: Counter,
     /// Packets resent by the fast path in answer to subscribers' NACKs.
     pub retransmissions_out: Counter,
+    /// Keyframe requests raised because a viewer asked for a packet the server never
+    /// received and no retransmission filled the hole in time (`sfu/core/repair.rs`).
+    pub keyframe_requests_for_holes: Counter,
     /// Media workers started again after a panic.
     pub sfu_worker_restarts: Counter,
     /// Publisher packets dropped for exceeding `media.max_publish_kbps` / `_pps`.
@@ -401,6 +404,11 @@ impl Metrics {
             "retransmissions_out",
             "Packets resent to subscribers by the fast path after a NACK",
         );
+        let keyframe_requests_for_holes = c(
+            &mut r,
+            "keyframe_requests_for_holes",
+            "Keyframe requests for packets viewers asked for that the server never received",
+        );
         let sfu_worker_restarts = c(
             &mut r,
             "sfu_worker_restarts",
@@ -495,6 +503,7 @@ impl Metrics {
             nack_history_resets,
             direct_srtp_packets_out,
             retransmissions_out,
+            keyframe_requests_for_holes,
             sfu_worker_restarts,
             publish_dropped_packets,
             rtt_seconds,

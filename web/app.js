@@ -1445,7 +1445,11 @@ export class Link {
       await pc.setLocalDescription(await pc.createOffer());
       await waitForIceGathering(pc);
       if (this.stopped || pc !== this.pc) return;
-      const { location, answer } = await postOffer(url, token, pc.localDescription.sdp);
+      // A viewer coming back asks the server to close its previous session of the same
+      // source (its DELETE may have been lost with the network): `?replace=1`.
+      const target = new URL(url, window.location.href);
+      if (this.opts.kind === 'whep' && this.attempts > 1) target.searchParams.set('replace', '1');
+      const { location, answer } = await postOffer(target.toString(), token, pc.localDescription.sdp);
       this.resource = location;
       if (this.stopped || pc !== this.pc) {
         deleteResource(location, token);

@@ -45,6 +45,10 @@ pub struct Session {
     pub owner: String,
     /// The token it was opened with (see `signal::token_id`), for the per-token cap.
     pub token: String,
+    /// What a subscriber receives (a publisher's is `Follow::Any`): a lesson participant's
+    /// new session replaces its old one with the same role and follow
+    /// ([`Media::replace_stale`]).
+    pub follow: Follow,
     /// Whether its peer is in its worker and the lesson was told. `false` while the session
     /// is being set up: it is in the map from before its peer is built, so that it counts
     /// against the caps and [`Media::kick_where`] finds it.
@@ -327,6 +331,7 @@ impl Media {
                         who,
                         owner: quota.owner.clone(),
                         token: quota.token.clone(),
+                        follow: follow.clone(),
                         admitted: false,
                     },
                 );
@@ -540,6 +545,34 @@ impl Media {
     /// Ends the sessions of `room` that `which` selects, and waits until their peers are gone.
     pub async fn kick(&self, room: &str, which: impl Fn(&Session) -> bool) {
         self.kick_where(|s| s.room == room && which(s)).await;
+    }
+
+    /// Ends the sessions a new one replaces: those of lesson participant `owner` in `room`
+    /// with the same role (and, for a viewer, the same follow). A teacher whose page died
+    /// without hanging up (a crash, a pulled cable) and who comes back, or a classroom that
+    /// comes back, takes over at once instead of leaving everyone frozen on the stale
+    /// session for the disconnect grace: the stale peer is removed, its viewers' slots take
+    /// the new session's tracks and switch at its first keyframe, their output sequence
+    /// numbers and timestamps continuing (`sfu::forward::Rewriter`). Signalling calls it for
+    /// every WHIP session of a lesson participant and for WHEP sessions that ask
+    /// (`?replace=1`: a participant may watch in several sessions at once); never for other
+    /// principals (a token's `sub`, such as every `viewer` of a script). Returns how many it
+    /// ended.
+    pub async fn replace_stale(
+        &self,
+        room: &str,
+        role: PeerKind,
+        owner: &str,
+        follow: &Follow,
+    ) -> usize {
+        self.kick_where(|s| {
+            s.lesson.is_some()
+                && s.room == room
+                && s.role == role
+                && s.owner == owner
+                && (role == PeerKind::Publisher || s.follow == *follow)
+        })
+        .await
     }
 
     /// Ends the sessions in every room that `which` selects (e.g. `|s| s.owner == "c:12"` when

@@ -55,6 +55,7 @@ mod keyframes;
 mod membership;
 mod pipes;
 mod queued;
+mod repair;
 mod rtc_glue;
 mod tap;
 
@@ -62,6 +63,7 @@ use fanout::{out_packet, write_slot, Ingested, RestFrom, SlotWrite};
 use membership::role_label;
 use pipes::take_piped;
 pub use queued::{Queued, Transmit};
+pub(crate) use repair::PUBLISHER_REPORT_INTERVAL;
 use rtc_glue::{direct_stream, drain, fresh_history, out_payload_type, set_remote, try_fast_path};
 pub use tap::{Tap, TapPart};
 
@@ -91,6 +93,8 @@ type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
 enum Timer {
     Peer(PeerId),
     Gate(TrackId, usize),
+    /// A hole a viewer asked for, by lane (`repair.rs`).
+    Hole(usize),
 }
 
 /// What the core asks of the world around it: everything that leaves it, and the two inboxes
@@ -168,6 +172,8 @@ struct Outbox<O> {
     /// Where a subscriber stream's first sequence number comes from (seeded: a simulated
     /// run is repeatable).
     rng: SmallRng,
+    /// Holes viewers asked for that no retransmission has filled yet (`repair.rs`).
+    holes: repair::Holes,
 }
 
 /// Settings and handles a core gets.
@@ -300,6 +306,7 @@ impl<O: Outside> WorkerCore<O> {
                 direct_srtp,
                 lanes: slab::Slab::new(),
                 rng: SmallRng::seed_from_u64(seed),
+                holes: repair::Holes::default(),
             },
             peers: Map::default(),
             created: Map::default(),
@@ -724,6 +731,7 @@ impl<O: Outside> WorkerCore<O> {
                         self.ask_keyframe(tid, layer, now);
                     }
                 }
+                Timer::Hole(lane) => self.hole_due(lane, now),
             }
             self.process_pending(now);
         }

@@ -318,6 +318,19 @@ impl Stream {
         }
     }
 
+    /// Whether packet `seq16` never went on this stream although later ones did: a hole the
+    /// server's input left (lost upstream, not yet retransmitted), as opposed to a packet
+    /// sent and since aged out of the history (its slot holds a newer one). Video streams
+    /// only (the ones with a history); O(1).
+    pub(crate) fn never_sent(&self, seq16: u16) -> bool {
+        let Some(h) = self.history.as_ref() else {
+            return false;
+        };
+        let e = &h.ring[usize::from(seq16) % h.ring.len()];
+        // An empty slot, or one holding an older packet: `seq16` was never pushed there.
+        e.kept == 0 || (seq16.wrapping_sub(e.seq as u16) as i16) > 0
+    }
+
     /// The packet with sequence number `seq16`, as it went the first time, if it can still
     /// be resent (still in `recent`, recent enough, not resent too often); counts the
     /// resend.

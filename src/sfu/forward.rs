@@ -124,6 +124,11 @@ impl Rewriter {
         self.current.map(|m| m.source)
     }
 
+    /// The highest output sequence number sent so far (extended).
+    pub(crate) fn last_sent_seq(&self) -> u64 {
+        self.last_seq
+    }
+
     /// Forgets the current source (its publisher left); the next source starts seamlessly.
     pub(crate) fn source_gone(&mut self) {
         self.current = None;

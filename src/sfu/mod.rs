@@ -162,6 +162,12 @@ pub fn prepare_peer_at(
         // Capture timestamps pass through unchanged (A/V sync at the receiver, and the load
         // generator's end-to-end latency figures).
         .set_extension(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);
+    if role == PeerKind::Publisher {
+        // str0m reports on an RTX-less video stream at its audio cadence (5 s): publishers get
+        // a receiver report (and an RTT for NACK timing) every second on every stream
+        // (`core/repair.rs`).
+        config = config.set_rtcp_report_interval_audio(core::PUBLISHER_REPORT_INTERVAL);
+    }
     if role == PeerKind::Subscriber && setup.direct_srtp {
         // The subscriber's NACKs and reports arrive as raw RTCP events: the fast path
         // (`egress`) answers them, since str0m never saw those packets. A viewer sends only

@@ -116,16 +116,21 @@ fn offer(direction: &str) -> String {
     )
 }
 
-#[test]
-fn viewers_get_no_transport_cc() {
-    let setup = PeerSetup {
+/// A peer setup on a fresh certificate, for preparing peers without a worker.
+fn setup() -> PeerSetup {
+    PeerSetup {
         cert: str0m::crypto::from_feature_flags()
             .dtls_provider
             .generate_certificate()
             .unwrap(),
         candidate: "127.0.0.1:3478".parse().unwrap(),
         direct_srtp: true,
-    };
+    }
+}
+
+#[test]
+fn viewers_get_no_transport_cc() {
+    let setup = setup();
     let publisher = prepare_peer(PeerKind::Publisher, &offer("sendonly"), &setup).unwrap();
     assert!(
         publisher.answer.contains("transport-wide-cc"),
@@ -143,6 +148,33 @@ fn viewers_get_no_transport_cc() {
         viewer.answer
     );
     assert!(viewer.answer.contains("sdes:mid"), "{}", viewer.answer);
+}
+
+/// Opus in-band FEC (issue 19): an offer with `useinbandfec=1` gets it back in the answer,
+/// from a publisher (its encoder adds the redundancy) and to a viewer (its decoder uses it).
+/// RED (RFC 2198) is not answered: in RTP mode str0m passes a RED packet through whole under
+/// its own payload type, and a viewer that did not negotiate RED would need the primary block
+/// cut out per copy on the fast path (not done).
+#[test]
+fn opus_inband_fec_is_answered_and_red_is_not() {
+    let setup = setup();
+    for (role, direction) in [
+        (PeerKind::Publisher, "sendonly"),
+        (PeerKind::Subscriber, "recvonly"),
+    ] {
+        let p = prepare_peer(role, &offer(direction), &setup).unwrap();
+        let fmtp = p
+            .answer
+            .lines()
+            .find(|l| l.starts_with("a=fmtp:111 "))
+            .unwrap_or_else(|| panic!("no Opus fmtp in the answer: {}", p.answer));
+        assert!(fmtp.contains("useinbandfec=1"), "{role:?}: {fmtp}");
+        assert!(
+            !p.answer.to_ascii_lowercase().contains("red/48000"),
+            "{}",
+            p.answer
+        );
+    }
 }
 
 #[test]

@@ -11,7 +11,9 @@
 //! only the principal that owns a session may PATCH or DELETE it. One room holds at most
 //! `media.max_room_share_percent` of `media.max_peers` (503 past it), so one lesson cannot
 //! crowd out the others. [`Media::kick_where`] ends a principal's sessions everywhere, for
-//! revocation.
+//! revocation. A lesson participant's new WHIP session replaces its stale one in the room,
+//! and a WHEP session with `?replace=1` its stale one of the same `?source=`
+//! ([`Media::replace_stale`]).
 //!
 //! What it needs to know about lessons it asks through [`Admission`], implemented by the
 //! school side and injected: this module must never import school or http.
@@ -385,7 +387,8 @@ pub async fn whip_post(
 #[utoipa::path(
     post, path = "/whep/{room}", tag = "media",
     params(("room" = String, Path, description = "the room (a lesson's room name from its join answer)"),
-        ("source" = Option<String>, Query, description = "what to receive: `hub`, `spotlight`, `c:<id>` or `t:<id>` (default: the room's usual view)")),
+        ("source" = Option<String>, Query, description = "what to receive: `hub`, `spotlight`, `c:<id>` or `t:<id>` (default: the room's usual view)"),
+        ("replace" = Option<String>, Query, description = "`1`: a lesson participant coming back closes its previous viewing session of the same `source` in this room")),
     request_body(content = String, content_type = "application/sdp", description = "the SDP offer"),
     responses((status = 201, description = "the SDP answer; the session's resource is at `Location`", body = String, content_type = "application/sdp",
         headers(("location" = String, description = "the session resource (`/{kind}/{room}/{id}`) for PATCH and DELETE"),
@@ -401,13 +404,21 @@ pub async fn whep_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let r = match q.get("source") {
-        Some(src) => {
-            create_session_following(&state, PeerKind::Subscriber, room, headers, body, Some(src))
-                .await
-        }
-        None => create_session(&state, PeerKind::Subscriber, room, headers, body).await,
-    };
+    let source = q.get("source").map(String::as_str);
+    // A lesson participant's viewer that comes back (a reloaded page, a reconnect whose
+    // DELETE was lost) closes its old session of the same `source` (see `Media::replace_stale`).
+    // Asked for, not by default: a participant may watch in several sessions at once.
+    let replace = q.get("replace").is_some_and(|v| v == "1");
+    let r = create_session_following(
+        &state,
+        PeerKind::Subscriber,
+        room,
+        headers,
+        body,
+        source,
+        replace,
+    )
+    .await;
     finish(&state, PeerKind::Subscriber, r)
 }
 
@@ -460,7 +471,9 @@ async fn create_session(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    create_session_following(state, role, room, headers, body, None).await
+    // A lesson participant publishes once per room: its new WHIP session replaces the old.
+    let replace = role == PeerKind::Publisher;
+    create_session_following(state, role, room, headers, body, None, replace).await
 }
 
 async fn create_session_following(
@@ -470,6 +483,7 @@ async fn create_session_following(
     headers: HeaderMap,
     body: Body,
     source: Option<&str>,
+    replace: bool,
 ) -> Result<Response, ApiError> {
     RoomName::parse(&room)?;
     let (claims, token) = authorize_token(state, &headers, &room, role)?;
@@ -501,7 +515,7 @@ async fn create_session_following(
         follow,
         quota,
     };
-    let (id, etag, answer) = tokio::spawn(admit(state.clone(), new))
+    let (id, etag, answer) = tokio::spawn(admit(state.clone(), new, replace))
         .await
         .map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
@@ -534,15 +548,29 @@ async fn create_session_following(
     Ok(resp)
 }
 
-/// Takes a checked offer into a media worker ([`Media::admit_peer`]) and, for a viewer of
-/// the spotlight, tells its worker who is on the big screen now. Returns the session id, its
-/// ETag and the SDP answer.
+/// Takes a checked offer into a media worker ([`Media::admit_peer`]), after ending the stale
+/// session it replaces if `replace` ([`Media::replace_stale`]), and, for a viewer of the spotlight, tells
+/// its worker who is on the big screen now. Returns the session id, its ETag and the SDP
+/// answer.
 async fn admit(
     state: Arc<SignalState>,
     new: NewSession,
+    replace: bool,
 ) -> Result<(String, String, String), ApiError> {
     let follows_spotlight = new.follow == Follow::Spotlight;
     let (lesson, room) = (new.lesson, new.room.clone());
+    if replace && lesson.is_some() {
+        // Republish (issue 19): the participant's stale session of this kind goes first (in
+        // this task, so it ends even if the client hangs up meanwhile).
+        let owner = &new.quota.owner;
+        let replaced = state
+            .media
+            .replace_stale(&room, new.role, owner, &new.follow)
+            .await;
+        if replaced > 0 {
+            tracing::info!(%room, %owner, role = ?new.role, replaced, "a new session replaced a stale one");
+        }
+    }
     let a = state.media.admit_peer(new).await?;
     if let (true, Some(lesson)) = (follows_spotlight, lesson) {
         // The worker's room may be new (or was empty when the spotlight moved): tell it.

@@ -18,7 +18,7 @@ use crate::signal::View;
 use crate::worker::CoreConfig;
 use crate::world::World;
 
-const SEED: u64 = 18;
+pub(crate) const SEED: u64 = 18;
 const ROOM: &str = "lesson";
 
 fn ms(n: u64) -> Duration {
@@ -42,7 +42,7 @@ fn next_link(w: &mut World, down: LinkProfile, up: LinkProfile) {
 }
 
 /// A world with `cores` cores and one publisher (client 0) on core 0, connected and sending.
-fn with_publisher(seed: u64, cores: usize, cfg: CoreConfig, opts: Publish) -> World {
+pub(crate) fn with_publisher(seed: u64, cores: usize, cfg: CoreConfig, opts: Publish) -> World {
     let mut w = World::new(seed);
     w.start_cores(cores, cfg, seed);
     w.publish(0, ROOM, "pub", opts);
@@ -53,7 +53,7 @@ fn with_publisher(seed: u64, cores: usize, cfg: CoreConfig, opts: Publish) -> Wo
     w
 }
 
-fn viewer(w: &mut World, core: usize, name: &str) -> usize {
+pub(crate) fn viewer(w: &mut World, core: usize, name: &str) -> usize {
     w.view(core, 0, ROOM, name, View::default())
         .expect("the viewer is added")
 }

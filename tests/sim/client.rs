@@ -7,9 +7,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::Codec;
+use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::rtcp::Rtcp;
+use str0m::rtp::RawPacket;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// Offset in a synthetic frame of its tag: the publisher's source id (1 byte), the layer
@@ -119,6 +121,9 @@ pub struct Publish {
     pub source: u8,
     /// How long the encoder takes to answer a keyframe request.
     pub key_delay: Duration,
+    /// Offer RTX for VP8 (false: plain VP8, as OBS or GStreamer offer by default; str0m's
+    /// sender then cannot answer NACKs at all).
+    pub rtx: bool,
 }
 
 impl Default for Publish {
@@ -132,6 +137,7 @@ impl Default for Publish {
             part: None,
             source: 0,
             key_delay: Duration::ZERO,
+            rtx: true,
         }
     }
 }
@@ -153,6 +159,9 @@ pub struct Sender {
     pub keyframes_sent: Vec<Vec<FrameNo>>,
     /// While set, sends nothing (a muted camera or a stalled encoder).
     pub paused: bool,
+    /// When the server's reception reports came, per SSRC reported on (recorded for a
+    /// publisher without RTX only: see [`Publish::rtx`]).
+    pub reports_in: BTreeMap<u32, Vec<Instant>>,
 }
 
 /// A viewer's state.
@@ -195,11 +204,22 @@ impl Client {
         now: Instant,
         opts: Publish,
     ) -> (Client, String) {
-        let mut rtc = Rtc::builder()
-            .clear_codecs()
-            .enable_vp8(true)
-            .enable_opus(true, false)
-            .build(now);
+        let mut b = Rtc::builder().clear_codecs().enable_opus(true, false);
+        if opts.rtx {
+            b = b.enable_vp8(true);
+        } else {
+            b.codec_config().add_config(
+                96.into(),
+                None,
+                Codec::Vp8,
+                Frequency::NINETY_KHZ,
+                None,
+                FormatParams::default(),
+            );
+            // The server's RTCP as raw packets: its reception reports are counted.
+            b = b.enable_raw_packets(true);
+        }
+        let mut rtc = b.build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a host candidate"));
         let mut api = rtc.sdp_api();
         let audio = opts
@@ -226,6 +246,7 @@ impl Client {
             keyframe_requests: vec![0; layers],
             keyframes_sent: vec![Vec::new(); layers],
             paused: false,
+            reports_in: BTreeMap::new(),
             opts,
         };
         let c = Client::new(
@@ -567,6 +588,16 @@ impl Client {
                             .collect::<Vec<_>>(),
                     ),
                 });
+            }
+            Event::RawPacket(raw) => {
+                let (Role::Publisher(s), RawPacket::RtcpRx(Rtcp::ReceiverReport(rr))) =
+                    (&mut self.role, &*raw)
+                else {
+                    return;
+                };
+                for r in rr.reports.iter() {
+                    s.reports_in.entry(*r.ssrc).or_default().push(now);
+                }
             }
             Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected) => {}
             _ => {}

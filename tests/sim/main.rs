@@ -9,7 +9,8 @@
 //! - `worker`: a `WorkerCore` over `core::Queued`, driven as the worker thread drives it.
 //! - `signal`: what signalling would send the cores (`Add`, `OpenPipe`, `SetLayer`, …).
 //! - `world`: the event loop: the next event is the earliest timeout or delivery.
-//! - `cases`: the features, checked at the clients; `selftest`: the harness alone.
+//! - `cases`: the features, checked at the clients; `repair`: the publisher leg's repair
+//!   (holes a viewer asks for); `selftest`: the harness alone.
 //!
 //! A new case: `World::new(seed)`, `start_cores`, `publish`/`view` (with `next_link` for a
 //! client's own access link), `run_for`, then assert on `clients[i].rx()` or
@@ -25,4 +26,5 @@ mod world;
 
 mod capture;
 mod cases;
+mod repair;
 mod selftest;

@@ -37,6 +37,9 @@ pub struct Net {
     pub lost: BTreeMap<SocketAddr, u64>,
     /// Datagrams delivered, per destination.
     pub delivered: BTreeMap<SocketAddr, u64>,
+    /// Per sending address: everything it sends before this instant is lost (an outage of
+    /// its uplink: a burst of losses at a chosen moment, counted in `lost`).
+    pub blackout: BTreeMap<SocketAddr, Instant>,
 }
 
 /// FNV-1a over some words: a stable mix for per-link seeds (the std hasher is seeded at random).
@@ -71,6 +74,7 @@ impl Net {
             links: BTreeMap::new(),
             lost: BTreeMap::new(),
             delivered: BTreeMap::new(),
+            blackout: BTreeMap::new(),
         }
     }
 
@@ -93,6 +97,10 @@ impl Net {
 
     /// A datagram leaves `from` for `to` at `now`.
     pub fn send(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        if self.blackout.get(&from).is_some_and(|until| now < *until) {
+            *self.lost.entry(to).or_default() += 1;
+            return;
+        }
         if !self.links.contains_key(&(from, to)) {
             let link = Link::new(self.profile(from, to));
             self.links.insert((from, to), link);

@@ -279,6 +279,46 @@ pub fn sequence_gaps(packets: &[ReceivedPacket]) -> Vec<(u16, u16)> {
     gaps
 }
 
+/// Video frames received whole, whatever the order their packets came in (a retransmitted
+/// packet comes late): per SSRC, the packets with one RTP timestamp whose sequence numbers
+/// have no gap, whose last one carries the marker, and whose first one follows the previous
+/// frame's marker packet (so nothing of the frame can be missing before it). Duplicates
+/// count once.
+pub fn complete_frames(packets: &[ReceivedPacket]) -> usize {
+    use std::collections::BTreeMap;
+    let mut by_ssrc: BTreeMap<u32, BTreeMap<i64, &ReceivedPacket>> = BTreeMap::new();
+    let mut last: BTreeMap<u32, (u16, i64)> = BTreeMap::new();
+    for p in packets {
+        // Extend the 16-bit sequence number from the one seen before on that SSRC.
+        let ext = match last.get(&p.ssrc) {
+            Some(&(seq, ext)) => ext + i64::from(p.seq.wrapping_sub(seq) as i16),
+            None => i64::from(p.seq),
+        };
+        last.insert(p.ssrc, (p.seq, ext));
+        by_ssrc.entry(p.ssrc).or_default().insert(ext, p);
+    }
+    let mut complete = 0;
+    for pkts in by_ssrc.values() {
+        let list: Vec<(i64, &ReceivedPacket)> = pkts.iter().map(|(s, p)| (*s, *p)).collect();
+        let mut i = 0;
+        while i < list.len() {
+            let (first, p0) = list[i];
+            let mut j = i;
+            while j + 1 < list.len() && list[j + 1].1.timestamp == p0.timestamp {
+                j += 1;
+            }
+            let (end, pe) = list[j];
+            let contiguous = end - first == (j - i) as i64;
+            let starts_clean = i > 0 && list[i - 1].0 == first - 1 && list[i - 1].1.marker;
+            if contiguous && pe.marker && starts_clean {
+                complete += 1;
+            }
+            i = j + 1;
+        }
+    }
+    complete
+}
+
 // ── Comparison ────────────────────────────────────────────────────────────────────────────────
 
 /// Where a received sequence of frames sits in the sent sequence.
@@ -380,7 +420,8 @@ fn mismatch_error(kind: &str, sent: &[&[u8]], received: &[&[u8]]) -> anyhow::Err
 
 // The POST itself is the load generator's (one WHIP/WHEP client for both): the test client
 // differs from it in the WebRTC stack, not in how an offer is posted.
-use classrelay_loadtest::whip::post_offer;
+use classrelay_loadtest::netem::{LinkProfile, LinkRelay};
+use classrelay_loadtest::whip::{host_candidate, post_offer, redirect_answer};
 
 /// The resource a session was given, for `DELETE`.
 #[derive(Debug, Clone)]
@@ -1014,6 +1055,35 @@ pub async fn whip_publish_with(
     audio_ogg: &Path,
     opts: PublishOptions,
 ) -> Result<Publisher> {
+    let files = (video_ivf, audio_ogg);
+    Ok(whip_publish_via(base_url, room, token, files, opts, None)
+        .await?
+        .0)
+}
+
+/// [`whip_publish_with`] through an impaired link: the answer's server address is replaced
+/// by a [`LinkRelay`] that shapes the publisher's uplink (`up`) and downlink (`down`).
+pub async fn whip_publish_through(
+    base_url: &str,
+    room: &str,
+    token: &str,
+    files: (&Path, &Path),
+    opts: PublishOptions,
+    up: LinkProfile,
+    down: LinkProfile,
+) -> Result<(Publisher, LinkRelay)> {
+    let (p, relay) = whip_publish_via(base_url, room, token, files, opts, Some((up, down))).await?;
+    Ok((p, relay.expect("a relay was asked for")))
+}
+
+async fn whip_publish_via(
+    base_url: &str,
+    room: &str,
+    token: &str,
+    (video_ivf, audio_ogg): (&Path, &Path),
+    opts: PublishOptions,
+    link: Option<(LinkProfile, LinkProfile)>,
+) -> Result<(Publisher, Option<LinkRelay>)> {
     let mut pending = PendingPublisher::new(video_ivf, audio_ogg, opts).await?;
     let client = http_client()?;
     let url = format!("{}/whip/{room}", base_url.trim_end_matches('/'));
@@ -1029,8 +1099,18 @@ pub async fn whip_publish_with(
         url: answer.url,
         token: token.to_owned(),
     };
-    pending.connect(&answer.answer).await?;
-    pending.start(answer.answer, Some(resource)).await
+    let (applied, relay) = match link {
+        None => (answer.answer.clone(), None),
+        Some((up, down)) => {
+            let server = host_candidate(&answer.answer)
+                .ok_or_else(|| anyhow!("the answer has no UDP host candidate"))?;
+            let relay = LinkRelay::start(server, up, down)?;
+            (redirect_answer(&answer.answer, relay.addr())?, Some(relay))
+        }
+    };
+    pending.connect(&applied).await?;
+    let publisher = pending.start(answer.answer, Some(resource)).await?;
+    Ok((publisher, relay))
 }
 
 impl Publisher {

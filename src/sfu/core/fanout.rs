@@ -90,6 +90,10 @@ impl<O: Outside> WorkerCore<O> {
                     broken!("a live publisher's tracks are in the track table");
                     return;
                 };
+                if track.kind == MediaKind::Video {
+                    // Once per stream: str0m NACKs it even without RTX (`repair.rs`).
+                    super::repair::nack_without_rtx(&mut publisher.rtc, ssrc);
+                }
                 let li = track.layer_for(rid, kf_interval);
                 track.layers[li].ssrc = Some(ssrc);
                 publisher.rx_streams.insert(ssrc, (tid, li));

@@ -62,7 +62,8 @@ pub(super) fn direct_stream(rtc: &mut str0m::Rtc, mid: Mid, clock_rate: u32) -> 
 
 /// Answers a subscriber's NACK on the fast path: each packet asked for that is still in the
 /// stream's history goes again, as it went the first time (same sequence number, same SRTP
-/// index: RFC 4585 retransmission without RTX).
+/// index: RFC 4585 retransmission without RTX). A packet asked for that the server never
+/// received is watched (`repair.rs`): a keyframe request if no retransmission fills it.
 pub(super) fn answer_nack(peer: &Peer, io: &mut Outbox<impl Outside>, nack: &Nack, now: Instant) {
     let Some(id) = peer.slots.iter().map(|s| s.lane).find(|&l| {
         io.lanes
@@ -77,6 +78,8 @@ pub(super) fn answer_nack(peer: &Peer, io: &mut Outbox<impl Outside>, nack: &Nac
     else {
         return;
     };
+    // The first packet asked for that the server never received (one is watched per lane).
+    let mut hole = None;
     for entry in nack.reports.iter() {
         let lost = std::iter::once(entry.pid).chain(
             (0..16u16)
@@ -85,6 +88,9 @@ pub(super) fn answer_nack(peer: &Peer, io: &mut Outbox<impl Outside>, nack: &Nac
         );
         for seq in lost {
             let Some(mut p) = stream.resend(seq, now, &io.recent) else {
+                if hole.is_none() && stream.never_sent(seq) {
+                    hole = Some(seq);
+                }
                 continue;
             };
             let mut buf = io.out.buffer();
@@ -94,6 +100,10 @@ pub(super) fn answer_nack(peer: &Peer, io: &mut Outbox<impl Outside>, nack: &Nac
                 io.metrics.retransmissions_out.inc();
             }
         }
+    }
+    if let Some(seq) = hole {
+        // Lost upstream: a keyframe if no retransmission fills it in time (`repair.rs`).
+        super::repair::viewer_asked_for_hole(io, id, peer.id, seq, now);
     }
 }
 

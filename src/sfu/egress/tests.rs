@@ -182,6 +182,31 @@ fn history_resends_recent_packets_a_few_times() {
     assert!(fresh.resend(p.seq as u16, later, &recent).is_none());
 }
 
+/// A hole (a packet the server never received, so never sent) is told apart from a packet
+/// sent and since pushed out of the ring by a newer one (`sfu/core/repair.rs`).
+#[test]
+fn a_hole_is_never_sent_and_an_aged_out_packet_is_not_a_hole() {
+    let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);
+    let t0 = Instant::now();
+    let payload: Arc<[u8]> = Arc::from(&[5u8; 50][..]);
+    let mut recent = Recent::default();
+    assert!(!s.never_sent(3), "no history yet (audio keeps none)");
+    send_all(&mut s, &mut recent, 100..110, &payload, t0);
+    send_all(&mut s, &mut recent, 113..120, &payload, t0);
+    assert!(s.never_sent(110) && s.never_sent(112), "lost upstream");
+    assert!(!s.never_sent(105) && !s.never_sent(113), "sent");
+    // Far past: the ring's slots hold newer packets by now.
+    send_all(&mut s, &mut recent, 120..120 + HISTORY as u64, &payload, t0);
+    assert!(!s.never_sent(100), "aged out, not a hole");
+    assert!(!s.never_sent(110), "nor is an old hole a lap back");
+    // Across the 16-bit wrap.
+    let mut w = Stream::new(8, Mid::from("v"), &exts(), 90_000);
+    send_all(&mut w, &mut recent, 65_530..65_534, &payload, t0);
+    send_all(&mut w, &mut recent, 65_537..65_540, &payload, t0);
+    assert!(w.never_sent(65_535) && w.never_sent(0));
+    assert!(!w.never_sent(1) && !w.never_sent(65_531));
+}
+
 #[test]
 fn the_history_grows_for_a_replay_and_shrinks_back() {
     let mut s = Stream::new(7, Mid::from("v"), &exts(), 90_000);

@@ -18,6 +18,23 @@ const table = (cols, rows) =>
     h('thead', {}, h('tr', {}, cols.map((c) => h('th', {}, c)))),
     h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c) => h('td', {}, c))))));
 
+// 视频上限 (issue 19 item 2): the highest video layer a school's or classroom's viewers get
+// (a satellite site: the lowest), set in place; the row is stored whole (PUT).
+function layerCapSelect(row, path) {
+  const opts = [['', t('layer_cap_none')], ['0', t('layer_cap_0')], ['1', t('layer_cap_1')], ['2', t('layer_cap_2')]];
+  const sel = /** @type {HTMLSelectElement} */ (h('select', { 'aria-label': t('layer_cap') }, opts.map(([v, l]) => h('option', { value: v }, l))));
+  sel.value = row.max_video_layer == null ? '' : String(row.max_video_layer);
+  sel.addEventListener('change', async () => {
+    showError(null);
+    try {
+      await api('PUT', path, { ...row, max_video_layer: sel.value === '' ? null : Number(sel.value) });
+    } catch (e) {
+      showError(e);
+    }
+  });
+  return sel;
+}
+
 /** A small form: fields [{ name, label, type?, options? }] -> onSubmit(values). */
 function form(fields, submitLabel, onSubmit) {
   const inputs = fields.map((f) => {
@@ -191,7 +208,7 @@ const TABS = {
     };
     view().replaceChildren(
       h('h2', {}, t('schools')),
-      table([t('col_id'), t('col_code'), t('name'), t('kind'), t('region')], schools.map((s) => [s.id, s.code, s.name, label('school_kind', s.kind), rname(s.region_id)])),
+      table([t('col_id'), t('col_code'), t('name'), t('kind'), t('region'), t('layer_cap')], schools.map((s) => [s.id, s.code, s.name, label('school_kind', s.kind), rname(s.region_id), layerCapSelect(s, `/api/schools/${s.id}`)])),
       form([
         { name: 'code', label: t('col_code') },
         { name: 'name', label: t('name') },
@@ -220,7 +237,8 @@ const TABS = {
     };
     view().replaceChildren(
       h('h2', {}, t('classrooms')),
-      table([t('col_id'), t('school'), t('name'), t('kind'), t('col_device'), ''], rooms.map((c) => [c.id, sname(c.school_id), c.name, label('room_kind', c.kind), c.device ?? '',
+      table([t('col_id'), t('school'), t('name'), t('kind'), t('col_device'), t('layer_cap'), ''], rooms.map((c) => [c.id, sname(c.school_id), c.name, label('room_kind', c.kind), c.device ?? '',
+        layerCapSelect(c, `/api/classrooms/${c.id}`),
         h('button', { class: 'secondary', onclick: () => issue(c) }, t('issue_token'))])),
       issued,
       form([

@@ -96,7 +96,7 @@ async function main() {
     const el = h('figure', { class: 'tile', dataset: { classroom: id } }, video, audio,
       h('figcaption', {}, h('span', { class: 'name' }, names[i]), badge, buttons));
     $('classes').append(el);
-    classes.set(id, { id, name: names[i], el, video, audio, badge, buttons, link: null, hand: false, speaking: false, quality: null, present: false });
+    classes.set(id, { id, name: names[i], el, video, audio, badge, buttons, link: null, hand: false, speaking: false, quality: null, present: false, weak: false });
   });
 
   const snapshot = { hands: [], speakers: [], spotlight: null };
@@ -109,6 +109,7 @@ async function main() {
       if (c.quality) bits.push(h('span', { class: `badge q-${c.quality.grade}`, title: `RTT ${c.quality.rtt_ms ?? '?'} ms, loss ${c.quality.loss_pct ?? '?'}%` }, t(`quality_${c.quality.grade}`)));
       if (c.hand) bits.push(h('span', { class: 'badge hand' }, t('hands')));
       if (c.speaking) bits.push(h('span', { class: 'badge speaking' }, t('speaking')));
+      if (c.weak) bits.push(h('span', { class: 'badge weak', title: t('weak_audio_only_hint') }, t('weak_audio_only')));
       if (snapshot.spotlight === c.id) bits.push(h('span', { class: 'badge spot' }, t('big_screen')));
       c.badge.replaceChildren(...bits);
       const acts = [];
@@ -225,6 +226,12 @@ async function main() {
       case 'state':
         setLessonState(d.state);
         break;
+      case 'weak_network': {
+        // A classroom's line carries audio only for now (the server paused its video).
+        const c = classOf(d.part);
+        if (c) c.weak = Boolean(d.audio_only);
+        break;
+      }
       default:
         break;
     }

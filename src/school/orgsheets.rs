@@ -232,6 +232,7 @@ fn check_schools(rows: &[(usize, SchoolRow)], n: &Names, rules: &Rules) -> Resul
             area: Default::default(),
             record_lessons: model::OnOff(true),
             retention_days: None,
+            max_video_layer: None,
         };
         if let Err(m) = s.validate() {
             r.err(&column_of(&m, &["code", "name", "max_master_sites"]), m);
@@ -314,6 +315,7 @@ fn check_classrooms(
             name: c.name.clone(),
             kind,
             device: c.device.clone(),
+            max_video_layer: None,
         };
         if let Err(m) = x.validate() {
             r.err(&column_of(&m, &["name", "device"]), m);
@@ -519,6 +521,7 @@ mod tests {
             area: Default::default(),
             record_lessons: model::OnOff(true),
             retention_days: None,
+            max_video_layer: None,
         };
         Names {
             schools: [school(1, "H01"), school(2, "P01")]

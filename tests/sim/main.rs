@@ -25,4 +25,5 @@ mod world;
 
 mod capture;
 mod cases;
+mod downlink;
 mod selftest;

@@ -551,7 +551,7 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "lessons",
         "Server-sent events of the lesson (joined, left, published, unpublished, hand, speak, \
-         spotlight, state, quality; see LessonEvent); resumes from Last-Event-ID",
+         spotlight, state, quality, weak_network; see LessonEvent); resumes from Last-Event-ID",
     ),
     // Recordings (issue 20 item 3); the object rule is `access::may_see_recording`.
     route_rule!(

@@ -315,6 +315,11 @@ impl Adapt {
             out[i] = Choice::Layer(idx[r]);
             let need: u64 = tracks.iter().zip(out.iter()).map(|(t, c)| t.rate(*c)).sum();
             let before = self.est.bps().unwrap_or(0);
+            if r == 0 {
+                // A resume: the next report's loss still counts the pause's drops.
+                self.est
+                    .forgive_loss_until(now + Duration::from_millis(1500));
+            }
             self.est.raise_to(need);
             self.trial = Some((now, self.est.overuses(), before));
             return;

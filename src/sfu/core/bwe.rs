@@ -93,6 +93,8 @@ pub(crate) struct DownlinkEstimate {
     /// Overuses seen (the policy compares it across a trial).
     overuses: u32,
     remb: Option<f64>,
+    /// Until then reports' loss is not counted (see [`DownlinkEstimate::forgive_loss_until`]).
+    forgive_loss: Option<Instant>,
 }
 
 impl DownlinkEstimate {
@@ -108,7 +110,15 @@ impl DownlinkEstimate {
             clean_since: None,
             overuses: 0,
             remb: None,
+            forgive_loss: None,
         }
+    }
+
+    /// Video resumes after a pause: the first report after it counts, as lost, the packets
+    /// the congested line dropped before the pause (RFC 3550's "expected" spans the gap), so
+    /// loss is not counted until `until` (the queueing delay still is).
+    pub(crate) fn forgive_loss_until(&mut self, until: Instant) {
+        self.forgive_loss = Some(until);
     }
 
     /// The estimate (bits/s), `None` while no overuse was ever seen; capped by a REMB.
@@ -141,7 +151,8 @@ impl DownlinkEstimate {
         sent_bps: f64,
     ) -> Signal {
         self.last_report = Some(now);
-        let loss = if loss.is_finite() {
+        let forgiven = self.forgive_loss.is_some_and(|t| now < t);
+        let loss = if loss.is_finite() && !forgiven {
             loss.clamp(0.0, 1.0)
         } else {
             0.0

@@ -554,8 +554,10 @@ mod tests {
             }
         }
         assert_eq!(first, Some((4, true)), "audio only at the first report");
+        // A resume probe lasts until the second report after it (the first one's loss is
+        // forgiven: it still counts the drops before the pause).
         assert!(
-            paused >= 28,
+            paused >= 22,
             "paused {paused} of 40 ticks: the probes stay short"
         );
         // The link comes back: video flows again (lowest layer first) within 3 s.
@@ -575,7 +577,8 @@ mod tests {
             }
         }
         let back = back.expect("video resumed");
-        assert!(back <= Duration::from_secs(3), "{back:?}");
+        // Within the resume wait (at most 2.5 s of clean reports) and a report's spacing.
+        assert!(back <= Duration::from_secs(4), "{back:?}");
         assert!(!a.audio_only());
     }
 

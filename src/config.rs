@@ -199,6 +199,11 @@ pub struct MediaConfig {
     /// `sfu::egress`) rather than sent through str0m.
     #[serde(default = "default_true")]
     pub direct_srtp: bool,
+    /// Whether each viewer's simulcast layers follow its downlink estimate (from its receiver
+    /// reports; `sfu/core/bwe.rs`, `adapt.rs`): down within about a second of a link
+    /// dropping, audio only below the lowest layer. false: every viewer gets the best layer.
+    #[serde(default = "default_true")]
+    pub downlink_adaptation: bool,
     /// Whether a viewer's run of datagrams leaves as one UDP GSO send (segmented by the
     /// kernel or the NIC), several viewers' runs per `sendmmsg`. false: one datagram per
     /// message and no padding to even out a frame's packets, for a NIC or driver whose

@@ -99,6 +99,7 @@ impl Server {
                 keyframe_interval: config.keyframe_interval(),
                 disconnect_grace: Duration::from_millis(config.media.disconnect_grace_ms),
                 direct_srtp: config.media.direct_srtp,
+                downlink_adaptation: config.media.downlink_adaptation,
                 spread_after: config.media.spread_after,
                 udp_gso: config.media.udp_gso,
                 pipe_backlog: config.media.pipe_backlog,
@@ -149,8 +150,13 @@ impl Server {
         tokio::spawn(async move {
             while let Some(ev) = events_rx.recv().await {
                 let Some(media) = weak.upgrade() else { break };
-                if let sfu::SfuEvent::PeerGone { session } = ev {
-                    media.peer_gone(&session);
+                match ev {
+                    sfu::SfuEvent::PeerGone { session } => media.peer_gone(&session),
+                    sfu::SfuEvent::WeakNetwork {
+                        session,
+                        audio_only,
+                    } => media.weak_network(&session, audio_only),
+                    sfu::SfuEvent::PeerConnected { .. } => {}
                 }
             }
         });

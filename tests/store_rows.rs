@@ -85,6 +85,7 @@ async fn every_row_comes_back(store: &Store) {
         area: classrelay::school::model::SchoolArea::Rural,
         record_lessons: OnOff(true),
         retention_days: None,
+        max_video_layer: None,
     };
     let hub = round_trip(
         store,
@@ -93,6 +94,7 @@ async fn every_row_comes_back(store: &Store) {
             region_id: None,
             record_lessons: OnOff(false),
             retention_days: Some(30),
+            max_video_layer: Some(0),
             ..school("H2", SchoolKind::Hub, 9)
         },
     )
@@ -109,6 +111,7 @@ async fn every_row_comes_back(store: &Store) {
         name: name.into(),
         kind,
         device: format!("{name} 设备"),
+        max_video_layer: None,
     };
     let hub_room = round_trip(
         store,

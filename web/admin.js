@@ -18,6 +18,23 @@ const table = (cols, rows) =>
     h('thead', {}, h('tr', {}, cols.map((c) => h('th', {}, c)))),
     h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c) => h('td', {}, c))))));
 
+// 视频上限 (issue 19 item 2): the highest video layer a school's or classroom's viewers get
+// (a satellite site: the lowest), set in place; the row is stored whole (PUT).
+function layerCapSelect(row, path) {
+  const opts = [['', t('layer_cap_none')], ['0', t('layer_cap_0')], ['1', t('layer_cap_1')], ['2', t('layer_cap_2')]];
+  const sel = /** @type {HTMLSelectElement} */ (h('select', { 'aria-label': t('layer_cap') }, opts.map(([v, l]) => h('option', { value: v }, l))));
+  sel.value = row.max_video_layer == null ? '' : String(row.max_video_layer);
+  sel.addEventListener('change', async () => {
+    showError(null);
+    try {
+      await api('PUT', path, { ...row, max_video_layer: sel.value === '' ? null : Number(sel.value) });
+    } catch (e) {
+      showError(e);
+    }
+  });
+  return sel;
+}
+
 /** A small form: fields [{ name, label, type?, options? }] -> onSubmit(values). */
 function form(fields, submitLabel, onSubmit) {
   const inputs = fields.map((f) => {
@@ -451,6 +468,7 @@ const TABS = {
         { label: t('name'), value: (s) => s.name },
         { label: t('kind'), value: (s) => label('school_kind', s.kind) },
         { label: t('region'), value: (s) => regionName(regions, s.region_id) },
+        { label: t('layer_cap'), value: (s) => layerCapSelect(s, `/api/schools/${s.id}`) },
         { label: '', value: (s) => rowActions(() => edit(`${t('ad_edit')} ${s.name}`, fields(s), (v) => api('PUT', `/api/schools/${s.id}`, { ...s, ...body(v) }), show), `/api/schools/${s.id}`, show) },
       ], schools, [
         { label: t('kind'), options: ['hub', 'partner'].map((k) => [k, label('school_kind', k)]), test: (s, v) => s.kind === v },
@@ -483,6 +501,7 @@ const TABS = {
         { label: t('name'), value: (c) => c.name },
         { label: t('kind'), value: (c) => label('room_kind', c.kind) },
         { label: t('col_device'), value: (c) => c.device ?? '' },
+        { label: t('layer_cap'), value: (c) => layerCapSelect(c, `/api/classrooms/${c.id}`) },
         { label: '', value: (c) => rowActions(() => edit(`${t('ad_edit')} ${c.name}`, fields(c), (v) => api('PUT', `/api/classrooms/${c.id}`, { ...c, ...body(v) }), show), `/api/classrooms/${c.id}`, show,
           [h('a', { class: 'button secondary', href: `#devices?classroom=${c.id}` }, t('ad_devices'))]) },
       ], rooms, [

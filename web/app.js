@@ -564,6 +564,14 @@ export const PAGES_DICT = {
     class_muted: '老师已将本班静音',
     hand_seen: '老师已看到本班举手',
     speaker_now: '正在发言',
+    // Weak links (issue 19 items 1 and 2: per-viewer layers, audio only below the lowest).
+    weak_audio_only: '网络较弱：仅音频',
+    weak_audio_only_hint: '本教室的网络暂时承载不了视频，声音照常；网络恢复后画面自动回来',
+    layer_cap: '视频上限',
+    layer_cap_none: '不限（按网络自动）',
+    layer_cap_0: '最低画质（卫星）',
+    layer_cap_1: '中等画质',
+    layer_cap_2: '最高画质',
   },
   en: {
     app: 'Three Classrooms',
@@ -1106,6 +1114,14 @@ export const PAGES_DICT = {
     class_muted: 'The teacher muted this class',
     hand_seen: 'The teacher saw your raised hand',
     speaker_now: 'Speaking',
+    // Weak links (issue 19 items 1 and 2: per-viewer layers, audio only below the lowest).
+    weak_audio_only: 'Weak network: audio only',
+    weak_audio_only_hint: 'This classroom’s line cannot carry video just now; the sound goes on, and the picture comes back by itself when the line recovers',
+    layer_cap: 'Video cap',
+    layer_cap_none: 'None (follows the line)',
+    layer_cap_0: 'Lowest (satellite)',
+    layer_cap_1: 'Medium',
+    layer_cap_2: 'Highest',
   },
 };
 

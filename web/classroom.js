@@ -387,6 +387,11 @@ async function runLesson(lessonId, me) {
   };
   const events = new LessonEvents(lessonId, (ev) => {
     const d = ev.data ?? {};
+    // 弱网: the server paused this classroom's video for its line (audio goes on), or resumed it.
+    if (ev.kind === 'weak_network' && ownClass != null && d.part === `c:${ownClass}`) {
+      $('weakNet').hidden = !d.audio_only;
+      $('weakNet').title = t('weak_audio_only_hint');
+    }
     if (ev.kind === 'recording') {
       showRecording(d.state === 'recording');
     }

@@ -126,7 +126,7 @@ async function main() {
     // A click on the picture enlarges the class (the focus view); again: back to the grid.
     video.addEventListener('click', () => handle.focus(focused === id ? null : id));
     $('classes').append(el);
-    classes.set(id, { id, name: names[i], el, video, audio, badge, buttons, link: null, hand: false, speaking: false, muted: false, quality: null, present: false, presence: 'absent' });
+    classes.set(id, { id, name: names[i], el, video, audio, badge, buttons, link: null, hand: false, speaking: false, muted: false, quality: null, present: false, presence: 'absent', weak: false });
   });
 
   const snapshot = { hands: [], speakers: [], spotlight: null, muted: [] };
@@ -146,6 +146,7 @@ async function main() {
       if (c.hand) bits.push(h('span', { class: 'badge hand' }, t('hands')));
       if (c.speaking) bits.push(h('span', { class: 'badge speaking' }, t('speaking')));
       if (c.muted) bits.push(h('span', { class: 'badge muted' }, t('muted_badge')));
+      if (c.weak) bits.push(h('span', { class: 'badge weak', title: t('weak_audio_only_hint') }, t('weak_audio_only')));
       if (snapshot.spotlight === c.id) bits.push(h('span', { class: 'badge spot' }, t('big_screen')));
       if (site && site.present_ms > 0) bits.push(h('span', { class: 'badge' }, `${Math.round(site.present_ms / 60000)}′`));
       c.badge.replaceChildren(...bits);
@@ -310,6 +311,12 @@ async function main() {
       case 'state':
         setLessonState(d.state);
         break;
+      case 'weak_network': {
+        // A classroom's line carries audio only for now (the server paused its video).
+        const c = classOf(d.part);
+        if (c) c.weak = Boolean(d.audio_only);
+        break;
+      }
       default:
         break;
     }

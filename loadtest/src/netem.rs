@@ -292,7 +292,25 @@ impl LinkRelay {
     /// Starts a relay towards `server` (a loopback address): `up` shapes client→server
     /// datagrams, `down` server→client ones.
     pub fn start(server: SocketAddr, up: LinkProfile, down: LinkProfile) -> io::Result<Self> {
-        if !server.ip().is_loopback() {
+        Self::start_on(
+            "127.0.0.1:0".parse().expect("loopback address"),
+            server,
+            up,
+            down,
+        )
+    }
+
+    /// [`LinkRelay::start`] with the client-facing socket bound to `front` (a loopback
+    /// address): a server told to announce that address in its ICE candidates (another
+    /// loopback IP, the same port) has every client reach it through the relay, a browser
+    /// included, with no SDP to rewrite.
+    pub fn start_on(
+        front: SocketAddr,
+        server: SocketAddr,
+        up: LinkProfile,
+        down: LinkProfile,
+    ) -> io::Result<Self> {
+        if !server.ip().is_loopback() || !front.ip().is_loopback() {
             return Err(io::Error::new(
                 ErrorKind::InvalidInput,
                 format!("the relay only forwards on loopback, not to {server}"),
@@ -306,7 +324,7 @@ impl LinkRelay {
                 ));
             }
         }
-        let mut front = UdpSocket::bind("127.0.0.1:0".parse().expect("loopback address"))?;
+        let mut front = UdpSocket::bind(front)?;
         let addr = front.local_addr()?;
         let poll = Poll::new()?;
         poll.registry()

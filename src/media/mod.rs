@@ -79,6 +79,15 @@ pub enum SessionEvent {
         /// Publisher or subscriber.
         role: PeerKind,
     },
+    /// A viewer's link went to audio only (its video paused for the link) or got video back.
+    WeakNetwork {
+        /// The lesson.
+        lesson: i64,
+        /// The viewer's participant.
+        part: String,
+        /// True: audio only now.
+        audio_only: bool,
+    },
 }
 
 /// Who hears [`SessionEvent`]s. Called synchronously, under the sessions lock, so a start is
@@ -506,6 +515,25 @@ impl Media {
         self.remove_peer(worker, id).await;
         if let Some(s) = removed {
             self.closed(&s);
+        }
+    }
+
+    /// The media side paused a viewer's video for its link, or resumed it
+    /// (`SfuEvent::WeakNetwork`): the lesson is told.
+    pub fn weak_network(&self, id: &str, audio_only: bool) {
+        let who = {
+            let sessions = self.sessions.lock().expect("sessions lock");
+            sessions
+                .get(id)
+                .filter(|s| s.admitted)
+                .and_then(|s| Some((s.lesson?, s.part.clone()?)))
+        };
+        if let Some((lesson, part)) = who {
+            self.tell(SessionEvent::WeakNetwork {
+                lesson,
+                part,
+                audio_only,
+            });
         }
     }
 

@@ -20,6 +20,29 @@ impl Admission for SchoolState {
         Box::pin(policy::admit(self, claims, publish))
     }
 
+    fn layer_cap<'a>(&'a self, claims: &'a Claims) -> BoxFuture<'a, Result<Option<u8>, ApiError>> {
+        Box::pin(async move {
+            // A classroom's viewers: its own cap, else its school's (migration 0016).
+            let Some(room) = claims.part.as_deref().and_then(policy::part_classroom) else {
+                return Ok(None);
+            };
+            // The admission checked the classroom already; a row gone since (or a store
+            // that fails now) costs the cap, not the lesson.
+            use crate::store::entity::get;
+            let Ok(c) = get::<model::Classroom>(&self.store, room).await else {
+                return Ok(None);
+            };
+            let cap = match c.max_video_layer {
+                Some(cap) => Some(cap),
+                None => get::<model::School>(&self.store, c.school_id)
+                    .await
+                    .ok()
+                    .and_then(|s| s.max_video_layer),
+            };
+            Ok(cap.map(|c| c.clamp(0, 2) as u8))
+        })
+    }
+
     fn hub_parts(&self, lesson: i64) -> BoxFuture<'_, Result<Vec<String>, ApiError>> {
         Box::pin(async move {
             let l = model::get_lesson(&self.store, lesson).await?;
@@ -102,6 +125,13 @@ impl SchoolState {
                     w.left(*lesson, c, now);
                 }
             }
+            SessionEvent::WeakNetwork {
+                lesson,
+                part,
+                audio_only,
+            } => self
+                .live
+                .weak_network(*lesson, part, *audio_only, self.now()),
         }
     }
 }

@@ -24,7 +24,8 @@ pub(crate) const KEEP: usize = 256;
 /// {state, lesson}; mute {classroom, muted} (the hub teacher's mute of a site's microphone);
 /// processing {recording, lesson, processing, error} (a recording's processing started, is
 /// ready or failed); quality {links: [LinkSummary]} (when a participant's link grade changes:
-/// good = loss < 2 % and RTT < 150 ms, poor = loss >= 8 % or RTT >= 400 ms, else fair); resync
+/// good = loss < 2 % and RTT < 150 ms, poor = loss >= 8 % or RTT >= 400 ms, else fair);
+/// weak_network {part, audio_only} (a viewer's video paused for its line, or back); resync
 /// {live: LiveState, state}.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = LessonEvent)]
@@ -32,7 +33,7 @@ pub struct Event {
     /// Sequence number within the lesson, from 1.
     pub seq: u64,
     /// Kind: joined, left, published, unpublished, hand, speak, spotlight, state, quality,
-    /// mute.
+    /// mute, weak_network.
     pub kind: &'static str,
     /// When (epoch ms, the server's clock).
     #[schema(value_type = i64)]
@@ -373,6 +374,18 @@ impl Live {
         })
     }
 
+    /// A viewer of `part` went to audio only for its weak link, or got video back: the
+    /// classroom page and the teacher hear it as `weak_network`.
+    pub fn weak_network(&self, lesson: i64, part: &str, audio_only: bool, at: Millis) {
+        self.with_existing(lesson, |l| {
+            l.emit(
+                "weak_network",
+                at,
+                serde_json::json!({"part": part, "audio_only": audio_only}),
+            );
+        });
+    }
+
     /// A media session of `part` ended. Returns whether it was the participant's last (it
     /// left).
     pub fn session_ended(&self, lesson: i64, part: &str, publish: bool, at: Millis) -> bool {
@@ -591,5 +604,30 @@ mod tests {
         );
         live.clear(1);
         assert!(live.snapshot(1).muted.is_empty());
+    }
+
+    #[test]
+    fn a_weak_network_is_an_event_of_a_live_lesson_only() {
+        let live = Live::default();
+        // A lesson nobody is in has no log to add to.
+        live.weak_network(2, "c:5", true, 0);
+        assert!(live.subscribe(2, Some(0)).missed.is_empty());
+        live.session_started(1, "c:5", false, 0);
+        live.weak_network(1, "c:5", true, 10);
+        live.weak_network(1, "c:5", false, 20);
+        let sub = live.subscribe(1, Some(0));
+        let weak: Vec<_> = sub
+            .missed
+            .iter()
+            .filter(|e| e.kind == "weak_network")
+            .map(|e| (e.data["part"].clone(), e.data["audio_only"].clone()))
+            .collect();
+        assert_eq!(
+            weak,
+            [
+                (serde_json::json!("c:5"), serde_json::json!(true)),
+                (serde_json::json!("c:5"), serde_json::json!(false))
+            ]
+        );
     }
 }

@@ -137,6 +137,10 @@ pub struct School {
     /// retention_days` (0 there keeps them). The retention sweep deletes older ones (logged).
     #[serde(default)]
     pub retention_days: Option<i64>,
+    /// The highest video layer its classrooms receive, by rank (0: the lowest simulcast
+    /// layer, 1: the middle one, 2: the top); none: no cap (a satellite school gets 0).
+    #[serde(default)]
+    pub max_video_layer: Option<i64>,
 }
 
 fn default_master_sites() -> i64 {
@@ -176,7 +180,8 @@ impl Entity for School {
         max_master_sites,
         area,
         record_lessons,
-        retention_days
+        retention_days,
+        max_video_layer
     );
     fn validate(&self) -> Result<(), String> {
         need("code", &self.code)?;
@@ -190,6 +195,7 @@ impl Entity for School {
         {
             return Err("retention_days must be between 1 and 36500 (or left out)".into());
         }
+        check_layer_cap(self.max_video_layer)?;
         Ok(())
     }
 }
@@ -210,15 +216,28 @@ pub struct Classroom {
     /// The device there (model, serial), free text.
     #[serde(default)]
     pub device: String,
+    /// The highest video layer it receives, by rank (0: the lowest simulcast layer); none:
+    /// its school's cap, if any. Wins over the school's.
+    #[serde(default)]
+    pub max_video_layer: Option<i64>,
+}
+
+/// A video layer cap is a rank: 0 (the lowest layer), 1 or 2 (the top), or none.
+fn check_layer_cap(cap: Option<i64>) -> Result<(), String> {
+    if cap.is_some_and(|c| !(0..=2).contains(&c)) {
+        return Err("max_video_layer must be 0 (lowest), 1 or 2 (or left out)".into());
+    }
+    Ok(())
 }
 
 impl Entity for Classroom {
     const TABLE: &'static str = "classrooms";
     const NAME: &'static str = "classroom";
     const FILTERS: &'static [&'static str] = &["school_id"];
-    entity_columns!(school_id, name, kind, device);
+    entity_columns!(school_id, name, kind, device, max_video_layer);
     fn validate(&self) -> Result<(), String> {
-        need("name", &self.name)
+        need("name", &self.name)?;
+        check_layer_cap(self.max_video_layer)
     }
 }
 

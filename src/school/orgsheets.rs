@@ -252,6 +252,7 @@ fn check_schools(rows: &[(usize, SchoolRow)], n: &Names, rules: &Rules) -> Resul
             area,
             record_lessons: model::OnOff(true),
             retention_days: None,
+            max_video_layer: None,
         };
         if let Err(m) = s.validate() {
             r.err(&column_of(&m, &["code", "name", "max_master_sites"]), m);
@@ -337,6 +338,7 @@ fn check_classrooms(
             name: c.name.clone(),
             kind,
             device: c.device.clone(),
+            max_video_layer: None,
         };
         if let Err(m) = x.validate() {
             r.err(&column_of(&m, &["name", "device"]), m);
@@ -542,6 +544,7 @@ mod tests {
             area: Default::default(),
             record_lessons: model::OnOff(true),
             retention_days: None,
+            max_video_layer: None,
         };
         Names {
             schools: [school(1, "H01"), school(2, "P01")]

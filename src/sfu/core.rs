@@ -50,6 +50,9 @@ macro_rules! broken {
     };
 }
 
+mod adapt;
+mod bwe;
+mod downlink;
 mod fanout;
 mod keyframes;
 mod membership;
@@ -59,6 +62,7 @@ mod repair;
 mod rtc_glue;
 mod tap;
 
+pub(crate) use adapt::Adapt;
 use fanout::{out_packet, write_slot, Ingested, RestFrom, SlotWrite};
 use membership::role_label;
 use pipes::take_piped;
@@ -254,6 +258,8 @@ pub struct WorkerCore<O: Outside> {
     publish_cap: PublishCap,
     /// Rooms recorded on this worker (`tap.rs`).
     taps: Map<String, tap::RoomTap>,
+    /// Viewers' layers follow their downlink estimates (`downlink.rs`).
+    downlink: bool,
 }
 
 impl<O: Outside> WorkerCore<O> {
@@ -328,6 +334,7 @@ impl<O: Outside> WorkerCore<O> {
             connect_timeout,
             publish_cap,
             taps: Map::default(),
+            downlink: true,
         }
     }
 
@@ -631,6 +638,9 @@ impl<O: Outside> WorkerCore<O> {
                 // A oneshot send never blocks; a caller that gave up is fine to ignore.
                 let _ = reply.send(self.link_stats(&room));
             }
+            Command::SetLayerCap { session, cap } => {
+                self.set_layer_cap(&session, cap);
+            }
             Command::SetLayer {
                 session,
                 rid,
@@ -812,6 +822,7 @@ impl<O: Outside> WorkerCore<O> {
         for (tid, layer) in retry {
             self.request_keyframe(tid, layer, now);
         }
+        self.adapt_viewers(now);
         self.tap_housekeeping(now);
         self.process_pending(now);
     }

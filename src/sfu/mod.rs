@@ -283,6 +283,14 @@ pub enum SfuEvent {
         /// Its session id.
         session: String,
     },
+    /// A viewer's link cannot carry even the lowest video layer: its video is paused and
+    /// it keeps the audio ("audio only, weak network"), or it got video back.
+    WeakNetwork {
+        /// The viewer's session id.
+        session: String,
+        /// True: audio only now; false: video back.
+        audio_only: bool,
+    },
 }
 
 /// The codecs of an offer in the client's order of preference (m-line by m-line, payload
@@ -445,6 +453,14 @@ pub enum Command {
         /// Whether the session was found.
         reply: tokio::sync::oneshot::Sender<bool>,
     },
+    /// Cap a subscriber's video layers at rank `cap` (0: the lowest; `None`: no cap), from its
+    /// school's or classroom's policy (`core/adapt.rs`).
+    SetLayerCap {
+        /// The subscriber's session id.
+        session: String,
+        /// The highest layer rank.
+        cap: Option<u8>,
+    },
     /// Put a participant on the room's big screen (or nobody): subscribers that follow the
     /// spotlight switch to its tracks at their next keyframe.
     SetSpotlight {
@@ -543,6 +559,8 @@ pub struct SfuSettings {
     pub disconnect_grace: Duration,
     /// Subscribers' media protected by the worker itself (`egress`), not through str0m.
     pub direct_srtp: bool,
+    /// Viewers' layers follow their downlink estimates (`media.downlink_adaptation`).
+    pub downlink_adaptation: bool,
     /// Viewers stay on their room's home worker until it holds this many peers; later
     /// ones go to the least loaded worker, which the room is piped to (see [`pipe`]).
     pub spread_after: usize,
@@ -631,6 +649,7 @@ impl Sfu {
                 keyframe_interval: settings.keyframe_interval,
                 disconnect_grace: settings.disconnect_grace,
                 direct_srtp: settings.direct_srtp,
+                downlink_adaptation: settings.downlink_adaptation,
                 udp_gso: settings.udp_gso,
                 pipe_backlog: settings.pipe_backlog,
                 fanout_chunk: settings.fanout_chunk,

@@ -29,6 +29,10 @@ pub(crate) struct RecvSlot {
     pub switch: LayerSwitch,
     /// Requested rid (API), `None` for automatic.
     pub wanted_rid: Option<String>,
+    /// The layer the viewer's downlink policy chose (`core/adapt.rs`), `None`: the best.
+    pub auto: Option<usize>,
+    /// Video paused for the viewer's link (audio only; `core/downlink.rs`).
+    pub paused: bool,
     /// Its forwarding state in the worker's lanes (see [`Lane`]).
     pub lane: usize,
     /// When to replace this slot's retransmission history with a fresh one: a GOP replay
@@ -45,6 +49,8 @@ impl RecvSlot {
             track: None,
             switch: LayerSwitch::default(),
             wanted_rid: None,
+            auto: None,
+            paused: false,
             lane,
             history_reset_at: None,
         }
@@ -87,6 +93,8 @@ pub(crate) struct Lane {
     pub out: Option<Stream>,
     /// Media bytes the fast path sent (str0m's own counters do not see them).
     pub direct_bytes_out: u64,
+    /// Video paused for the viewer's link (`RecvSlot::paused`): the fan-out skips it.
+    pub paused: bool,
 }
 
 impl Lane {
@@ -103,6 +111,7 @@ impl Lane {
             pt_len: 0,
             out: None,
             direct_bytes_out: 0,
+            paused: false,
         }
     }
 
@@ -279,6 +288,8 @@ pub(crate) struct Peer {
     pub piped_from: Option<usize>,
     /// Publisher: the cap on what it sends in (`media.max_publish_kbps` / `_pps`).
     pub limit: super::limit::TokenBucket,
+    /// Subscriber: its downlink estimate and layer policy (`core/adapt.rs`).
+    pub adapt: super::core::Adapt,
 }
 
 impl Peer {

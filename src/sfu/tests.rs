@@ -37,6 +37,7 @@ fn workers(workers: usize, spread_after: usize) -> Sfu {
             keyframe_interval: Duration::from_millis(300),
             disconnect_grace: Duration::from_secs(30),
             direct_srtp: true,
+            downlink_adaptation: true,
             spread_after,
             udp_gso: true,
             pipe_backlog: pipe::BACKLOG,

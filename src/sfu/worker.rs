@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub events: tokio::sync::mpsc::UnboundedSender<SfuEvent>,
     /// Subscribers' media protected here (`egress`) rather than through str0m.
     pub direct_srtp: bool,
+    /// Viewers' layers follow their downlink estimates (`media.downlink_adaptation`).
+    pub downlink_adaptation: bool,
     /// Runs to one viewer as UDP GSO sends (`media.udp_gso`).
     pub udp_gso: bool,
     /// Packets queued to another worker's pipe before drops (`media.pipe_backlog`).
@@ -190,6 +192,7 @@ impl Worker {
             load,
             events,
             direct_srtp,
+            downlink_adaptation,
             udp_gso,
             pipe_backlog,
             fanout_chunk,
@@ -234,6 +237,8 @@ impl Worker {
             publish_cap,
             seed: rand::random(),
         };
+        let mut core = WorkerCore::new(index, local_addr, settings, wire, Instant::now());
+        core.set_downlink_adaptation(downlink_adaptation);
         Ok(Worker {
             index,
             poll,
@@ -242,7 +247,7 @@ impl Worker {
             socket,
             rx,
             pipe_rx,
-            core: WorkerCore::new(index, local_addr, settings, wire, Instant::now()),
+            core,
             down,
             udp_gso,
             panics: (0, None),

@@ -66,6 +66,12 @@ pub trait Admission: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, ApiError>>;
     /// The participant on the big screen of `lesson`, if any.
     fn spotlight(&self, lesson: i64) -> Option<String>;
+    /// The highest video layer rank a viewer with `claims` receives (its classroom's or
+    /// school's cap; 0: the lowest layer), `None`: no cap.
+    fn layer_cap<'a>(&'a self, claims: &'a Claims) -> BoxFuture<'a, Result<Option<u8>, ApiError>> {
+        let _ = claims;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// What the WHIP/WHEP handlers need.
@@ -492,6 +498,11 @@ async fn create_session_following(
         .admit(&claims, role == PeerKind::Publisher)
         .await?;
     let follow = resolve_source(state, &claims, source).await?;
+    let layer_cap = if role == PeerKind::Subscriber {
+        state.admission.layer_cap(&claims).await?
+    } else {
+        None
+    };
     check_content_type(&headers, "application/sdp")?;
     let quota = quota(state, &claims, token).await?;
     let offer = read_body(state, body).await?;
@@ -515,7 +526,7 @@ async fn create_session_following(
         follow,
         quota,
     };
-    let (id, etag, answer) = tokio::spawn(admit(state.clone(), new, replace))
+    let (id, etag, answer) = tokio::spawn(admit(state.clone(), new, replace, layer_cap))
         .await
         .map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
@@ -556,6 +567,7 @@ async fn admit(
     state: Arc<SignalState>,
     new: NewSession,
     replace: bool,
+    layer_cap: Option<u8>,
 ) -> Result<(String, String, String), ApiError> {
     let follows_spotlight = new.follow == Follow::Spotlight;
     let (lesson, room) = (new.lesson, new.room.clone());
@@ -572,6 +584,13 @@ async fn admit(
         }
     }
     let a = state.media.admit_peer(new).await?;
+    if layer_cap.is_some() {
+        // After the `Add` on the same queue: the worker has the peer when this arrives.
+        state.media.sfu.worker(a.worker).send(Command::SetLayerCap {
+            session: a.id.clone(),
+            cap: layer_cap,
+        });
+    }
     if let (true, Some(lesson)) = (follows_spotlight, lesson) {
         // The worker's room may be new (or was empty when the spotlight moved): tell it.
         let part = state.admission.spotlight(lesson);

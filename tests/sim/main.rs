@@ -26,5 +26,6 @@ mod world;
 
 mod capture;
 mod cases;
+mod downlink;
 mod repair;
 mod selftest;

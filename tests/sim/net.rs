@@ -84,6 +84,14 @@ impl Net {
         self.access.insert(ip, access);
     }
 
+    /// The host `ip`'s line changes now (a rural link that drops, or comes back): its links
+    /// are made again from `access`, and what was queued on the old ones is lost.
+    pub fn reshape(&mut self, ip: std::net::IpAddr, access: Access) {
+        self.access.insert(ip, access);
+        self.links
+            .retain(|(from, to), _| from.ip() != ip && to.ip() != ip);
+    }
+
     fn profile(&self, from: SocketAddr, to: SocketAddr) -> LinkProfile {
         let mut p = self
             .access

@@ -22,6 +22,8 @@ pub struct CoreConfig {
     pub pipe_backlog: usize,
     pub direct_srtp: bool,
     pub fanout_chunk: usize,
+    /// Viewers' layers follow their downlink estimates (`media.downlink_adaptation`).
+    pub downlink: bool,
 }
 
 impl Default for CoreConfig {
@@ -31,6 +33,7 @@ impl Default for CoreConfig {
             pipe_backlog: classrelay::sfu::pipe::BACKLOG,
             direct_srtp: true,
             fanout_chunk: 32,
+            downlink: true,
         }
     }
 }
@@ -68,7 +71,8 @@ impl SimCore {
             publish_cap: PublishCap::new(10_000, 2_500),
             seed,
         };
-        let core = WorkerCore::new(index, addr, settings, Queued::new(workers), now);
+        let mut core = WorkerCore::new(index, addr, settings, Queued::new(workers), now);
+        core.set_downlink_adaptation(cfg.downlink);
         SimCore {
             index,
             addr,

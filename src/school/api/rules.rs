@@ -569,7 +569,7 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ALL),
         "lessons",
         "Server-sent events of the lesson (joined, left, published, unpublished, hand, speak, \
-         spotlight, state, quality; see LessonEvent); resumes from Last-Event-ID",
+         spotlight, state, quality, weak_network; see LessonEvent); resumes from Last-Event-ID",
     ),
     // The teacher console and attendance (issue 22 items 3 and 8).
     route_rule!(

@@ -29,6 +29,7 @@ fn directory() -> Directory {
         area: Default::default(),
         record_lessons: crate::school::model::OnOff(true),
         retention_days: None,
+        max_video_layer: None,
     };
     let room = |id, school_id, name: &str, kind| Classroom {
         id,
@@ -36,6 +37,7 @@ fn directory() -> Directory {
         name: name.into(),
         kind,
         device: String::new(),
+        max_video_layer: None,
     };
     let teacher = |id, code: &str, school_id| Teacher {
         id,

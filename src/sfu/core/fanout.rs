@@ -342,7 +342,8 @@ impl<O: Outside> WorkerCore<O> {
                 continue;
             };
             debug_assert!(lane.peer == sid && lane.slot == si, "stale lane {lid}");
-            if !lane.live {
+            // Paused: video held back for the viewer's link (`downlink.rs`).
+            if !lane.live || lane.paused {
                 continue;
             }
             let pad_to = group_size(lane, source, preps);
@@ -354,7 +355,7 @@ impl<O: Outside> WorkerCore<O> {
                         break;
                     };
                     let want = match slot.wanted_rid.as_deref() {
-                        None => auto_layer,
+                        None => slot.auto.unwrap_or(auto_layer),
                         wanted => track.choose_layer(wanted, now),
                     };
                     let showing = self

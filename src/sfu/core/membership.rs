@@ -116,6 +116,7 @@ impl<O: Outside> WorkerCore<O> {
             remote: None,
             piped_from,
             limit: TokenBucket::new(self.publish_cap, now),
+            adapt: Default::default(),
         };
         let room = self.rooms.entry(room_name.clone()).or_default();
         room.peers.push(id);
@@ -481,6 +482,11 @@ pub(super) fn choose_bindings<K: PartialEq + Copy>(
 pub(super) fn unbind(slot: &mut RecvSlot, lanes: &mut slab::Slab<Lane>) {
     slot.track = None;
     slot.switch.waiting_keyframe = None;
+    slot.auto = None;
+    slot.paused = false;
+    if let Some(lane) = lanes.get_mut(slot.lane) {
+        lane.paused = false;
+    }
     if let Some(r) = lanes.get_mut(slot.lane).and_then(|l| l.rewriter.as_mut()) {
         r.source_gone();
     }

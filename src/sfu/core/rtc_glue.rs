@@ -122,22 +122,37 @@ pub(super) fn on_reports<'a>(
         .iter()
         .filter_map(|s| lanes.get(s.lane)?.out.as_ref())
         .collect();
+    // The worst block of the packet feeds the viewer's downlink estimate (`bwe.rs`), once.
+    let mut worst: Option<(f32, Option<Duration>)> = None;
     for r in reports {
         if !streams.iter().any(|o| o.ssrc == *r.ssrc) {
             continue;
         }
-        peer.link.on_loss(f32::from(r.fraction_lost) / 256.0);
+        let loss = f32::from(r.fraction_lost) / 256.0;
+        peer.link.on_loss(loss);
         // RTT: now, less when the echoed report left, less how long the receiver held it
         // (both on this process's monotonic clock; DLSR in 1/65536 s).
         let sent = streams
             .iter()
             .find_map(|s| s.report_sent_at(r.last_sr_time));
+        let mut rtt = None;
         if let (Some(sent), true) = (sent, r.last_sr_time != 0) {
             let held = Duration::from_secs_f64(f64::from(r.last_sr_delay) / 65_536.0);
-            if let Some(rtt) = now.saturating_duration_since(sent).checked_sub(held) {
-                peer.link.on_rtt(rtt);
+            if let Some(d) = now.saturating_duration_since(sent).checked_sub(held) {
+                peer.link.on_rtt(d);
+                rtt = Some(d);
             }
         }
+        let (l, d) = worst.get_or_insert((loss, rtt));
+        *l = l.max(loss);
+        *d = match (*d, rtt) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    if let Some((loss, rtt)) = worst {
+        let sent = f64::from(peer.link.kbps_out) * 1000.0;
+        peer.adapt.est.on_report(now, loss, rtt, sent);
     }
 }
 
@@ -269,6 +284,8 @@ pub(super) fn on_event(peer: &mut Peer, io: &mut Outbox<impl Outside>, ev: Event
             io.pending_sr.push((peer.id, f));
         }
         Event::KeyframeRequest(k) if peer.role == PeerKind::Subscriber => {
+            // A viewer that cannot decode fails a trial switch at once (`adapt.rs`).
+            peer.adapt.on_keyframe_request(now);
             io.pending_kf.push((peer.id, k.mid));
         }
         Event::MediaEgressStats(s) => {
@@ -328,6 +345,8 @@ pub(super) fn on_event(peer: &mut Peer, io: &mut Outbox<impl Outside>, ev: Event
             RawPacket::RtcpRx(Rtcp::SenderReport(sr)) => {
                 on_reports(peer, &io.lanes, sr.reports.iter(), now)
             }
+            // A receiver that sends its own estimate (it chose REMB): it caps ours.
+            RawPacket::RtcpRx(Rtcp::Remb(remb)) => peer.adapt.est.on_remb(remb.bitrate),
             _ => {}
         },
         Event::Closed => io.dead.push(peer.id),

@@ -102,7 +102,9 @@ impl SchoolState {
 
     fn on_session(&self, ev: &SessionEvent, stays: Option<&super::attendance::Writer>) {
         // A patrol watcher (巡课) is in nobody's presence list.
-        let (SessionEvent::Started { part, .. } | SessionEvent::Ended { part, .. }) = ev;
+        let (SessionEvent::Started { part, .. }
+        | SessionEvent::Ended { part, .. }
+        | SessionEvent::WeakNetwork { part, .. }) = ev;
         if super::reports::is_patrol(part) {
             return;
         }

@@ -646,6 +646,8 @@ impl SessionLog {
             SessionEvent::Ended { lesson, part, role } => {
                 Logged::Ended(*lesson, part.clone(), *role == PeerKind::Publisher, at)
             }
+            // Not a session: the link reports hear it elsewhere.
+            SessionEvent::WeakNetwork { .. } => return,
         };
         let part = match &m {
             Logged::Started(_, p, _, _) | Logged::Ended(_, p, _, _) => p,

@@ -45,28 +45,42 @@ return {
 };
 "##;
 
-/// Reads the page until its text has stopped changing (three reads in a row alike, after
-/// the load event): the pages fill themselves from the API after loading.
+/// The text with every digit made alike: a ticking clock (the console's lesson clock, the
+/// kiosk's time) is a settled page, not one still filling itself.
+fn shape(v: &Value) -> String {
+    v["text"]
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+        .collect()
+}
+
+/// Reads the page until its text has stopped changing but for its digits (three reads in a
+/// row alike, 250 ms apart, after the load event): the pages fill themselves from the API
+/// after loading.
 async fn settled(page: &Page) -> Result<Value> {
     let end = Instant::now() + Duration::from_secs(20);
-    let mut last = Value::Null;
+    let mut last = String::new();
     let mut same = 0;
     loop {
         let v = page.eval(INSPECT).await?;
-        if v["ready"] == "complete" && v["text"] == last["text"] {
+        let now = shape(&v);
+        if v["ready"] == "complete" && now == last {
             same += 1;
-            if same >= 3 {
+            if same >= 2 {
                 return Ok(v);
             }
         } else {
             same = 0;
         }
-        last = v;
+        last = now;
         if Instant::now() >= end {
-            // A page that keeps changing (a clock) is read as it is now.
-            return Ok(last);
+            // A page that keeps changing is read as it is now (said, since it costs 20 s).
+            eprintln!("still changing after 20 s: {}", page.eval("return location.href").await?);
+            return Ok(v);
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -77,7 +77,10 @@ async fn settled(page: &Page) -> Result<Value> {
         last = now;
         if Instant::now() >= end {
             // A page that keeps changing is read as it is now (said, since it costs 20 s).
-            eprintln!("still changing after 20 s: {}", page.eval("return location.href").await?);
+            eprintln!(
+                "still changing after 20 s: {}",
+                page.eval("return location.href").await?
+            );
             return Ok(v);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::file::{encode_header, encode_record, preamble};
 use super::format::{CaptureHeader, Record};
@@ -24,7 +24,7 @@ use crate::metrics::CaptureMetrics;
 pub type RecordingId = i64;
 
 /// Longest a record waits in the writer's buffer before it is handed to the kernel. Half the
-/// 100 ms promise: the rest is the channel's and the thread's wake-up.
+/// 100 ms promise: the rest is the thread's polling ([`POLL`]) and its wake-up.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(50);
 /// Longest written data waits for `fdatasync`.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -466,36 +466,45 @@ impl Drop for Writer {
     }
 }
 
-/// The thread: wait for a message or the next deadline, take in everything waiting, tick.
+/// How often the thread looks at its channel while a capture file is open. The thread polls
+/// rather than waiting on the channel: a receiver blocked in `recv` makes every `try_send`
+/// a futex wake-up of this thread from the media worker's packet loop (hundreds a second
+/// per recorded stream, and a context switch each); a sleeping poller is never woken, so a
+/// packet's hand-off is one push onto the queue. 20 ms keeps the kernel hand-off within
+/// [`WRITE_INTERVAL`] + `POLL` (70 ms) of a packet's arrival, inside the 100 ms promise.
+const POLL: Duration = Duration::from_millis(20);
+/// Most messages taken in between two ticks (so ticks are not starved by a full queue).
+const DRAIN_AT_MOST: usize = 16 * 1024;
+
+/// The thread: while nothing is open, wait for a message (an `Open` comes before any
+/// packet); while something is, wake every [`POLL`], take in everything waiting, tick.
 fn run(mut core: WriterCore, rx: Receiver<WriterMsg>) {
+    let mut full = false;
     loop {
-        let now = Instant::now();
-        let msg = match core.next_deadline() {
-            Some(d) => match rx.recv_timeout(d.saturating_duration_since(now)) {
-                Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(m) => Some(m),
-                Err(_) => break,
-            },
-        };
-        let now = Instant::now();
-        if let Some(m) = msg {
-            if matches!(m, WriterMsg::Shutdown) {
-                break;
+        if core.files.is_empty() {
+            match rx.recv() {
+                Ok(WriterMsg::Shutdown) | Err(_) => break,
+                Ok(m) => core.handle(m, Instant::now()),
             }
-            core.handle(m, now);
-            // Everything already waiting, up to a bound so ticks are not starved.
-            for m in rx.try_iter().take(4096) {
-                if matches!(m, WriterMsg::Shutdown) {
+        } else if !full {
+            std::thread::sleep(POLL);
+        }
+        let now = Instant::now();
+        let mut taken = 0;
+        full = loop {
+            if taken == DRAIN_AT_MOST {
+                break true;
+            }
+            match rx.try_recv() {
+                Ok(WriterMsg::Shutdown) | Err(TryRecvError::Disconnected) => {
                     core.close_all(Instant::now());
                     return;
                 }
-                core.handle(m, now);
+                Ok(m) => core.handle(m, now),
+                Err(TryRecvError::Empty) => break false,
             }
-        }
+            taken += 1;
+        };
         core.metrics.writer_queue.set(rx.len() as i64);
         core.tick(Instant::now());
     }

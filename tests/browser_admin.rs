@@ -306,7 +306,8 @@ async fn a_cancelled_lesson_reads_cancelled_everywhere_and_the_kiosk_stays_out()
         .await?;
     assert_eq!(state, "已停课");
     for (lang, want) in [("zh", "已停课"), ("en", "Cancelled")] {
-        page.goto(&format!("{}/today?lang={lang}", app.base)).await?;
+        page.goto(&format!("{}/today?lang={lang}", app.base))
+            .await?;
         let cell = page
             .wait_until(
                 &format!(
@@ -343,7 +344,10 @@ async fn a_cancelled_lesson_reads_cancelled_everywhere_and_the_kiosk_stays_out()
         )
         .await?;
     assert_eq!(said, "已停课");
-    assert_eq!(console.eval_expr("window.classrelay.cameraStarted").await?, false);
+    assert_eq!(
+        console.eval_expr("window.classrelay.cameraStarted").await?,
+        false
+    );
     console.close().await?;
 
     // The kiosk at its time: a full-screen dark state that says so and names the next
@@ -366,15 +370,32 @@ async fn a_cancelled_lesson_reads_cancelled_everywhere_and_the_kiosk_stays_out()
         )
         .await?;
     let text = text.as_str().unwrap_or("");
-    for want in ["本节课已停课", "08:00–08:40", "09:50 开放进入", "10:00 上课"] {
+    for want in [
+        "本节课已停课",
+        "08:00–08:40",
+        "09:50 开放进入",
+        "10:00 上课",
+    ] {
         assert!(text.contains(want), "{want} missing: {text}");
     }
     assert!(!text.contains("已结束"), "{text}");
     let (_, live) = app
-        .call(Some(&app.admin), Method::GET, &format!("/api/lessons/{off}/live"), None)
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            &format!("/api/lessons/{off}/live"),
+            None,
+        )
         .await;
-    assert_eq!(live["present"], json!([]), "the kiosk joined a cancelled lesson: {live}");
-    assert_eq!(kiosk.eval_expr("window.classrelay.lesson").await?, Value::Null);
+    assert_eq!(
+        live["present"],
+        json!([]),
+        "the kiosk joined a cancelled lesson: {live}"
+    );
+    assert_eq!(
+        kiosk.eval_expr("window.classrelay.lesson").await?,
+        Value::Null
+    );
     // After it, waiting for the next one: the screen says when the room opens, not the bell
     // as if it were the time to come.
     app.clock.set(at("08:50"));
@@ -386,8 +407,7 @@ async fn a_cancelled_lesson_reads_cancelled_everywhere_and_the_kiosk_stays_out()
         )
         .await?;
     assert_eq!(
-        text,
-        "下一节：09:50 开放进入 · 英语 · 三年级（10:00 上课）",
+        text, "下一节：09:50 开放进入 · 英语 · 三年级（10:00 上课）",
         "lesson {next}"
     );
     kiosk.close().await?;

@@ -448,10 +448,15 @@ async fn master_class_floor_reaches_every_site_and_a_stranger_gets_no_console() 
             sees_and_hears(s, a_id) && sees_and_hears(s, b_id)
         })
         .await?;
-    a.wait_for_stats(WAIT, "A decoding and hearing B", |s| sees_and_hears(s, b_id))
-        .await?;
+    a.wait_for_stats(WAIT, "A decoding and hearing B", |s| {
+        sees_and_hears(s, b_id)
+    })
+    .await?;
     // B's floor is A only (never its own class).
-    assert_eq!(b.eval_expr("window.classrelay.speakers").await?, json!([a_id]));
+    assert_eq!(
+        b.eval_expr("window.classrelay.speakers").await?,
+        json!([a_id])
+    );
     // B's floor ends: the third site keeps A only.
     teacher
         .eval_with(

@@ -787,11 +787,20 @@ async fn device_label_and_last_seen(app: App) {
     let t0 = classrelay::time::Clock::now(&*app.clock);
     let (s, _) = app.call(Some(&token), Method::GET, "/api/me", None).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(device_row(&app, f.room_a, id).await.0, Some(t0), "the first use is recorded");
+    assert_eq!(
+        device_row(&app, f.room_a, id).await.0,
+        Some(t0),
+        "the first use is recorded"
+    );
     // Used again 30 s later: not written again (at most once a minute).
     app.clock.advance(30_000);
-    app.call(Some(&token), Method::GET, "/api/today", None).await;
-    assert_eq!(device_row(&app, f.room_a, id).await.0, Some(t0), "throttled to once a minute");
+    app.call(Some(&token), Method::GET, "/api/today", None)
+        .await;
+    assert_eq!(
+        device_row(&app, f.room_a, id).await.0,
+        Some(t0),
+        "throttled to once a minute"
+    );
     // A minute after the last write: written.
     app.clock.advance(31_000);
     app.call(Some(&token), Method::GET, "/api/me", None).await;
@@ -832,9 +841,12 @@ async fn device_label_and_last_seen(app: App) {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     // An admin of another school may not rename it.
-    app.create("/api/users", json!({"username": "adm_b", "display_name": "adm_b", "role": "admin",
-        "password": "password-123", "scope": "school", "school_id": f.partner_b}))
-        .await;
+    app.create(
+        "/api/users",
+        json!({"username": "adm_b", "display_name": "adm_b", "role": "admin",
+        "password": "password-123", "scope": "school", "school_id": f.partner_b}),
+    )
+    .await;
     let other = app.login("adm_b", "password-123").await;
     let (s, v) = app
         .call(
@@ -846,7 +858,11 @@ async fn device_label_and_last_seen(app: App) {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(kind(&v), "out-of-scope", "{v}");
-    assert_eq!(device_row(&app, f.room_a, id).await.1, "教室一体机", "unchanged");
+    assert_eq!(
+        device_row(&app, f.room_a, id).await.1,
+        "教室一体机",
+        "unchanged"
+    );
 }
 both_backends!(
     device_label_edit_and_last_seen,
@@ -868,25 +884,42 @@ async fn user_roles(app: App) {
         b
     };
     let county = json!({"scope": "county", "region_id": f.region});
-    let ca = app.create("/api/users", user("ca", "admin", county.clone())).await;
+    let ca = app
+        .create("/api/users", user("ca", "admin", county.clone()))
+        .await;
     let ca_login = app.login("ca", "password-123").await;
-    let obs = app.create("/api/users", user("obs2", "observer", county.clone())).await;
+    let obs = app
+        .create("/api/users", user("obs2", "observer", county.clone()))
+        .await;
     let obs_login = app.login("obs2", "password-123").await;
     let patch = |who: String, id: i64, body: Value| {
         let app = &app;
         async move {
-            app.call(Some(&who), Method::PATCH, &format!("/api/users/{id}"), Some(body))
-                .await
+            app.call(
+                Some(&who),
+                Method::PATCH,
+                &format!("/api/users/{id}"),
+                Some(body),
+            )
+            .await
         }
     };
     // The county admin makes the observer an inspector: stored, and the old session ends.
     let (s, v) = patch(ca_login.clone(), obs, json!({"role": "inspector"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["role"], "inspector");
-    let (s, _) = app.call(Some(&obs_login), Method::GET, "/api/me", None).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED, "a role change ends the sessions");
+    let (s, _) = app
+        .call(Some(&obs_login), Method::GET, "/api/me", None)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a role change ends the sessions"
+    );
     let relogged = app.login("obs2", "password-123").await;
-    let (_, me) = app.call(Some(&relogged), Method::GET, "/api/me", None).await;
+    let (_, me) = app
+        .call(Some(&relogged), Method::GET, "/api/me", None)
+        .await;
     assert!(me.to_string().contains("inspector"), "{me}");
     // Never a device; a teacher only with a teacher record.
     for (role, why) in [("classroom", "device"), ("teacher", "teacher record")] {
@@ -897,14 +930,28 @@ async fn user_roles(app: App) {
     }
     // A school admin may not touch a county-level person, nor make anyone an admin above
     // their own scope.
-    app.create("/api/users", user("sa", "admin", json!({"scope": "school", "school_id": f.hub_school})))
-        .await;
+    app.create(
+        "/api/users",
+        user(
+            "sa",
+            "admin",
+            json!({"scope": "school", "school_id": f.hub_school}),
+        ),
+    )
+    .await;
     let sa_login = app.login("sa", "password-123").await;
     let (s, v) = patch(sa_login.clone(), obs, json!({"role": "observer"})).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(kind(&v), "out-of-scope", "{v}");
     let local = app
-        .create("/api/users", user("local", "observer", json!({"scope": "school", "school_id": f.hub_school})))
+        .create(
+            "/api/users",
+            user(
+                "local",
+                "observer",
+                json!({"scope": "school", "school_id": f.hub_school}),
+            ),
+        )
         .await;
     let (s, v) = patch(
         sa_login.clone(),
@@ -929,18 +976,28 @@ async fn user_roles(app: App) {
     // Inside their own scope they may make an admin of their school.
     let (s, v) = patch(sa_login.clone(), local, json!({"role": "admin"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!((v["role"].as_str(), v["scope"].as_str()), (Some("admin"), Some("school")));
+    assert_eq!(
+        (v["role"].as_str(), v["scope"].as_str()),
+        (Some("admin"), Some("school"))
+    );
     // The county admin may step down: the installation's admin still covers the county.
     let (s, v) = patch(ca_login.clone(), ca, json!({"role": "observer"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // The installation's only global admin may not.
-    let (_, me) = app.call(Some(&app.admin), Method::GET, "/api/me", None).await;
+    let (_, me) = app
+        .call(Some(&app.admin), Method::GET, "/api/me", None)
+        .await;
     let admin_id = me["id"].as_i64().unwrap();
     let (s, v) = patch(app.admin.clone(), admin_id, json!({"role": "observer"})).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(kind(&v), "last-admin", "{v}");
     // With a second global admin, the first may.
-    let g2 = app.create("/api/users", user("g2", "admin", json!({"scope": "global"}))).await;
+    let g2 = app
+        .create(
+            "/api/users",
+            user("g2", "admin", json!({"scope": "global"})),
+        )
+        .await;
     let (s, v) = patch(app.admin.clone(), admin_id, json!({"role": "observer"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // Now g2 is the last one.
@@ -963,42 +1020,76 @@ async fn scoped_generation(app: App) {
         )
         .await;
     let h2 = app
-        .create("/api/schools", json!({"code": "BT01", "name": "布拖中学", "kind": "hub", "region_id": r2}))
+        .create(
+            "/api/schools",
+            json!({"code": "BT01", "name": "布拖中学", "kind": "hub", "region_id": r2}),
+        )
         .await;
     let p2 = app
-        .create("/api/schools", json!({"code": "BT02", "name": "布拖小学", "kind": "partner", "region_id": r2}))
+        .create(
+            "/api/schools",
+            json!({"code": "BT02", "name": "布拖小学", "kind": "partner", "region_id": r2}),
+        )
         .await;
     let h2_room = app
-        .create("/api/classrooms", json!({"school_id": h2, "name": "录播教室", "kind": "hub"}))
+        .create(
+            "/api/classrooms",
+            json!({"school_id": h2, "name": "录播教室", "kind": "hub"}),
+        )
         .await;
     let p2_room = app
-        .create("/api/classrooms", json!({"school_id": p2, "name": "三年级1班", "kind": "interactive"}))
+        .create(
+            "/api/classrooms",
+            json!({"school_id": p2, "name": "三年级1班", "kind": "interactive"}),
+        )
         .await;
     let t2 = app
-        .create("/api/teachers", json!({"code": "BT-T1", "name": "吉克老师", "school_id": h2}))
+        .create(
+            "/api/teachers",
+            json!({"code": "BT-T1", "name": "吉克老师", "school_id": h2}),
+        )
         .await;
     let s1 = app
-        .create("/api/slots", slot(&f, 1, "09:00", "09:40", f.teacher, f.hub_room, &[f.room_a]))
+        .create(
+            "/api/slots",
+            slot(&f, 1, "09:00", "09:40", f.teacher, f.hub_room, &[f.room_a]),
+        )
         .await;
     let s2 = app
-        .create("/api/slots", slot(&f, 1, "09:00", "09:40", t2, h2_room, &[p2_room]))
+        .create(
+            "/api/slots",
+            slot(&f, 1, "09:00", "09:40", t2, h2_room, &[p2_room]),
+        )
         .await;
     let mut admins = Vec::new();
     for (name, r) in [("gen1", f.region), ("gen2", r2)] {
-        app.create("/api/users", json!({"username": name, "display_name": name, "role": "admin",
-            "password": "password-123", "scope": "county", "region_id": r}))
-            .await;
+        app.create(
+            "/api/users",
+            json!({"username": name, "display_name": name, "role": "admin",
+            "password": "password-123", "scope": "county", "region_id": r}),
+        )
+        .await;
         admins.push(app.login(name, "password-123").await);
     }
     let week = json!({"from": "2026-09-07", "to": "2026-09-13"});
     let (s, v) = app
-        .call(Some(&admins[0]), Method::POST, "/api/lessons/generate", Some(week.clone()))
+        .call(
+            Some(&admins[0]),
+            Method::POST,
+            "/api/lessons/generate",
+            Some(week.clone()),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["created"], 1, "county 1's Monday slot only: {v}");
     assert_eq!(week_slots(&app).await, vec![s1], "nothing made in county 2");
     let (s, v) = app
-        .call(Some(&admins[1]), Method::POST, "/api/lessons/generate", Some(week.clone()))
+        .call(
+            Some(&admins[1]),
+            Method::POST,
+            "/api/lessons/generate",
+            Some(week.clone()),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["created"], 1, "county 2's own slot: {v}");
@@ -1019,7 +1110,11 @@ async fn scoped_generation(app: App) {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
 }
-both_backends!(lesson_generation_is_scoped, scoped_generation, start_in_process);
+both_backends!(
+    lesson_generation_is_scoped,
+    scoped_generation,
+    start_in_process
+);
 
 /// A cancelled lesson says so in every view (`cancelled`, state `ended`), nobody joins it (the
 /// refusal is `lesson-cancelled`, not `lesson-ended`), and every lesson says when it opens.
@@ -1028,10 +1123,18 @@ async fn cancelled_lessons(app: App) {
     let id = support::school::lesson(&app, &f, "delivery", "08:00", "08:40").await;
     let other = support::school::lesson(&app, &f, "delivery", "10:00", "10:40").await;
     let (_, v) = app
-        .call(Some(&app.admin), Method::GET, &format!("/api/lessons/{id}"), None)
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            &format!("/api/lessons/{id}"),
+            None,
+        )
         .await;
     assert_eq!(v["cancelled"], false, "{v}");
-    assert_eq!(v["opens"], "2026-09-07T07:50:00+08:00", "ten minutes before the bell: {v}");
+    assert_eq!(
+        v["opens"], "2026-09-07T07:50:00+08:00",
+        "ten minutes before the bell: {v}"
+    );
     let v = app
         .admin_ok(
             Method::POST,
@@ -1040,7 +1143,11 @@ async fn cancelled_lessons(app: App) {
             StatusCode::OK,
         )
         .await;
-    assert_eq!((v["cancelled"].as_bool(), v["state"].as_str()), (Some(true), Some("ended")), "{v}");
+    assert_eq!(
+        (v["cancelled"].as_bool(), v["state"].as_str()),
+        (Some(true), Some("ended")),
+        "{v}"
+    );
     let device = app.device(f.room_a).await;
     for who in [app.admin.clone(), f.teacher_login.clone(), device.clone()] {
         let (_, v) = app
@@ -1055,20 +1162,43 @@ async fn cancelled_lessons(app: App) {
             .map(|l| (l["id"].as_i64().unwrap(), l["cancelled"].as_bool().unwrap()))
             .collect();
         assert_eq!(flags, vec![(id, true), (other, false)], "{v}");
-        assert_eq!(v["next"]["id"], other, "the cancelled lesson is not next: {v}");
+        assert_eq!(
+            v["next"]["id"], other,
+            "the cancelled lesson is not next: {v}"
+        );
         let (_, v) = app
-            .call(Some(&who), Method::GET, "/api/lessons?from=2026-09-07", None)
+            .call(
+                Some(&who),
+                Method::GET,
+                "/api/lessons?from=2026-09-07",
+                None,
+            )
             .await;
-        assert!(v.as_array().unwrap().iter().any(|l| l["id"] == id && l["cancelled"] == true), "{v}");
+        assert!(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["id"] == id && l["cancelled"] == true),
+            "{v}"
+        );
     }
     // At its time, the kiosk and the teacher are refused as cancelled.
     app.clock.set(support::school::at("07:55"));
     for who in [device, f.teacher_login.clone()] {
         let (s, v) = app
-            .call(Some(&who), Method::POST, &format!("/api/lessons/{id}/join"), None)
+            .call(
+                Some(&who),
+                Method::POST,
+                &format!("/api/lessons/{id}/join"),
+                None,
+            )
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
         assert_eq!(kind(&v), "lesson-cancelled", "{v}");
     }
 }
-both_backends!(cancelled_lessons_shown_and_refused, cancelled_lessons, start_in_process);
+both_backends!(
+    cancelled_lessons_shown_and_refused,
+    cancelled_lessons,
+    start_in_process
+);

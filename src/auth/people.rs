@@ -826,7 +826,12 @@ pub async fn get_device(store: &Store, id: i64) -> StoreResult<DeviceToken> {
 /// Records that device `id` was seen at `now`, if nobody recorded it since `seen` (the value
 /// the caller read): one cheap UPDATE at most once a minute per device, and concurrent
 /// requests of one device write it once.
-async fn touch_device(store: &Store, id: i64, seen: Option<Millis>, now: Millis) -> StoreResult<()> {
+async fn touch_device(
+    store: &Store,
+    id: i64,
+    seen: Option<Millis>,
+    now: Millis,
+) -> StoreResult<()> {
     sqlx::query(
         "UPDATE device_tokens SET last_seen_at = $1 WHERE id = $2 \
          AND (last_seen_at IS NULL OR last_seen_at = $3)",

@@ -2,7 +2,11 @@
 //! timetable slot through its single-item form (the API then holds the change), revokes a
 //! device with the two-click confirmation (the kiosk's token is refused as revoked at once),
 //! generates the week's lessons from the timetable and sees the count and the lessons, cancels
-//! one; every list searches and pages; a success message says what happened.
+//! one; every list searches and pages; a success message says what happened. A device's last
+//! use shows in the devices list and its label is edited there. A cancelled lesson reads
+//! 已停课 (never 已结束) in the lessons tab, on /today, /lesson, the teacher console and
+//! the kiosk, whose full-screen state says so and never joins; a kiosk waiting for its next
+//! lesson shows when the room opens, not the bell.
 //!
 //! Run: `cargo test --test browser_admin` (needs `chromium` and `chromium-driver`).
 
@@ -13,8 +17,8 @@ use std::time::Duration;
 use anyhow::Result;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::browser::{Browser, Page};
-use support::school::{fixture, pair, App, Backend};
+use support::browser::{open_console, Browser, Page};
+use support::school::{at, fixture, lesson, pair, App, Backend};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -152,6 +156,38 @@ async fn a_county_admin_edits_a_slot_revokes_a_device_and_generates_lessons() ->
             && rows[0].as_str().unwrap().contains("讲台电脑"),
         "{rows}"
     );
+    // Last seen (issue 22 item 1): the kiosk used its token at 07:00; the list says when.
+    let seen = page
+        .eval("const c = document.querySelector('#deviceList [data-last-seen]'); return [c.dataset.lastSeen, c.innerText];")
+        .await?;
+    assert_eq!(seen[0], at("07:00").to_string(), "{seen}");
+    let seen_text = seen[1].as_str().unwrap_or("");
+    assert!(
+        !seen_text.is_empty() && seen_text != "尚未使用" && seen_text.contains(':'),
+        "a time: {seen}"
+    );
+    let head = page
+        .eval("return document.querySelector('#deviceList thead').innerText;")
+        .await?;
+    assert!(head.as_str().unwrap_or("").contains("最近在线"), "{head}");
+    // Relabel it through its form: the API holds the new label, the list shows it.
+    page.eval("document.querySelector('#deviceList [data-act=rename]').click(); return true;")
+        .await?;
+    page.eval(
+        "const f = document.querySelector('#editor form');
+         f.querySelector('[name=label]').value = '教室一体机';
+         f.requestSubmit(); return true;",
+    )
+    .await?;
+    assert_eq!(done(&page).await?, "已保存");
+    page.wait_until(
+        "document.querySelector('#deviceList tbody tr').innerText.includes('教室一体机')",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
+    let (_, me) = app.call(Some(&kiosk), Method::GET, "/api/me", None).await;
+    assert_eq!(me["label"], "教室一体机", "{me}");
     confirm(&page, "#deviceList tbody tr button.danger").await?;
     assert_eq!(done(&page).await?, "已吊销，该设备立即下线");
     let (s, v) = app.call(Some(&kiosk), Method::GET, "/api/me", None).await;
@@ -225,5 +261,155 @@ async fn a_county_admin_edits_a_slot_revokes_a_device_and_generates_lessons() ->
         .await;
     assert_eq!(r["rate"][0]["cancelled"], 1, "{r}");
     page.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_lesson_reads_cancelled_everywhere_and_the_kiosk_stays_out() -> Result<()> {
+    let Some(browser) = Browser::start_or_skip().await else {
+        return Ok(());
+    };
+    let app = App::start(Backend::Sqlite).await.expect("server");
+    let f = fixture(&app).await;
+    let off = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let next = lesson(&app, &f, "delivery", "10:00", "10:40").await;
+    let page = browser.new_page().await?;
+    let (user, password) = app.server.first_admin().cloned().expect("the first admin");
+    page.log_in(&app.base, &user, &password).await?;
+
+    // The admin cancels it in the lessons tab: two clicks; the row says 已停课.
+    tab(&page, &app, "manage?from=2026-09-07&to=2026-09-07").await?;
+    confirm(
+        &page,
+        &format!("#lessonList tr[data-id=\"{off}\"] button.danger"),
+    )
+    .await?;
+    assert_eq!(done(&page).await?, "已停课（统计报表中计为取消）");
+    let shown = page
+        .wait_until(
+            &format!(
+                "(() => {{ const c = document.querySelector('#lessonList [data-lesson=\"{off}\"]'); \
+                   return c && c.innerText === '已停课' && c.innerText; }})()"
+            ),
+            WAIT,
+            "document.getElementById('lessonList').innerText",
+        )
+        .await?;
+    assert_eq!(shown, "已停课");
+    // Today's tab and /today.
+    tab(&page, &app, "lessons").await?;
+    let state = page
+        .eval_with(
+            "return document.querySelector(`[data-lesson=\"${arguments[0]}\"]`).innerText;",
+            vec![json!(off)],
+        )
+        .await?;
+    assert_eq!(state, "已停课");
+    for (lang, want) in [("zh", "已停课"), ("en", "Cancelled")] {
+        page.goto(&format!("{}/today?lang={lang}", app.base))
+            .await?;
+        let cell = page
+            .wait_until(
+                &format!(
+                    "(() => {{ const r = document.querySelector('#lessons tr[data-lesson=\"{off}\"]'); \
+                       return r && r.dataset.state === 'cancelled' && r.querySelector('.state').innerText; }})()"
+                ),
+                WAIT,
+                "document.body.innerText",
+            )
+            .await?;
+        assert_eq!(cell, want, "{lang}");
+    }
+    page.goto(&format!("{}/today?lang=zh", app.base)).await?;
+    // The /lesson page.
+    page.goto(&format!("{}/lesson?id={off}", app.base)).await?;
+    let state = page
+        .wait_until(
+            "document.getElementById('state').dataset.state && document.getElementById('state').innerText",
+            WAIT,
+            "document.body.innerText",
+        )
+        .await?;
+    assert_eq!(state, "已停课");
+    page.close().await?;
+
+    // The teacher's console: 已停课, nothing started.
+    let console = open_console(&browser, &app.base, "wang", off).await?;
+    let said = console
+        .wait_until(
+            "document.getElementById('lessonState').innerText === '已停课' && \
+             !document.getElementById('ended').hidden && document.getElementById('ended').innerText",
+            WAIT,
+            "[window.classrelay.log, document.body.innerText]",
+        )
+        .await?;
+    assert_eq!(said, "已停课");
+    assert_eq!(
+        console.eval_expr("window.classrelay.cameraStarted").await?,
+        false
+    );
+    console.close().await?;
+
+    // The kiosk at its time: a full-screen dark state that says so and names the next
+    // lesson by when the room opens (09:50), and it never joins.
+    app.clock.set(at("07:55"));
+    let kiosk = browser.new_page().await?;
+    kiosk
+        .goto(&format!(
+            "{}/classroom?device={}&width=320&height=240",
+            app.base,
+            app.device(f.room_a).await
+        ))
+        .await?;
+    let text = kiosk
+        .wait_until(
+            "window.classrelay.screen === 'cancelled' && !document.getElementById('cancelled').hidden && \
+             document.getElementById('cancelled').innerText",
+            WAIT,
+            "[window.classrelay.log, document.body.innerText]",
+        )
+        .await?;
+    let text = text.as_str().unwrap_or("");
+    for want in [
+        "本节课已停课",
+        "08:00–08:40",
+        "09:50 开放进入",
+        "10:00 上课",
+    ] {
+        assert!(text.contains(want), "{want} missing: {text}");
+    }
+    assert!(!text.contains("已结束"), "{text}");
+    let (_, live) = app
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            &format!("/api/lessons/{off}/live"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        live["present"],
+        json!([]),
+        "the kiosk joined a cancelled lesson: {live}"
+    );
+    assert_eq!(
+        kiosk.eval_expr("window.classrelay.lesson").await?,
+        Value::Null
+    );
+    // After it, waiting for the next one: the screen says when the room opens, not the bell
+    // as if it were the time to come.
+    app.clock.set(at("08:50"));
+    let text = kiosk
+        .wait_until(
+            "window.classrelay.screen === 'waiting' && document.getElementById('nextLesson').innerText",
+            WAIT,
+            "[window.classrelay.log, document.body.innerText]",
+        )
+        .await?;
+    assert_eq!(
+        text, "下一节：09:50 开放进入 · 英语 · 三年级（10:00 上课）",
+        "lesson {next}"
+    );
+    kiosk.close().await?;
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! "watching" or "sending" in every mode, mute-all and per-class mute measured as the energy
 //! of the audio the hub receives, a raised hand acknowledged by the teacher, the lesson clock,
 //! attendance that counts classrooms (stays stored, minutes present, sites present / expected),
-//! the 名师课堂 floor seen and heard by another site, a console that refuses a teacher who is
+//! the 名师课堂 floor seen and heard by another site (two granted sites at once: a third site
+//! decodes and hears both), a console that refuses a teacher who is
 //! not the lesson's before any camera starts, the classroom's "waiting for the teacher", "on
 //! air", its preview beside the courseware, and a revoked kiosk's full-screen state.
 //! Must never pass on a page that merely loads: each step waits for what the page shows.
@@ -380,7 +381,10 @@ async fn master_class_floor_reaches_every_site_and_a_stranger_gets_no_console() 
         .await?;
     assert_eq!(apart, true, "the class's preview hides none of the stage");
     b.wait_until(
-        &format!("window.classrelay.speaker === {a_id} && !document.getElementById('spot').hidden"),
+        &format!(
+            "window.classrelay.speaker === {a_id} && !document.getElementById('floor').hidden && \
+             document.querySelector('#floor figure[data-classroom=\"{a_id}\"]') !== null"
+        ),
         WAIT,
         "window.classrelay.log",
     )
@@ -403,6 +407,74 @@ async fn master_class_floor_reaches_every_site_and_a_stranger_gets_no_console() 
         .await?;
     assert_eq!(shown, json!([]), "marks B's screen must not show");
     b.screenshot_for_docs("classroom-page").await?;
+
+    // Several sites granted at once (issue 22 item 5): B gets the floor too. A third site (the
+    // receive-only room) decodes and hears both A and B, and A decodes and hears B.
+    let third = class_page(&browser, &app, f.room_view, id).await?;
+    third.wait_for_state("connected", WAIT).await?;
+    teacher
+        .eval_with(
+            "return window.classrelay.grant(arguments[0], true).then(() => true);",
+            vec![json!(b_id)],
+        )
+        .await?;
+    b.wait_until(
+        "window.classrelay.publishing === 'connected' && window.classrelay.onAir",
+        WAIT,
+        "window.classrelay.log",
+    )
+    .await?;
+    third
+        .wait_until(
+            &format!(
+                "window.classrelay.speakers.length === 2 && \
+                 window.classrelay.speakers.includes({a_id}) && window.classrelay.speakers.includes({b_id}) && \
+                 document.querySelectorAll('#floor figure').length === 2 && !document.getElementById('floor').hidden"
+            ),
+            WAIT,
+            "[window.classrelay.speakers, window.classrelay.log]",
+        )
+        .await?;
+    let sees_and_hears = |s: &Value, room: i64| {
+        let sp = &s["speakers"][room.to_string()];
+        sp["inboundVideo"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| num(x, "/framesDecoded") > 10.0))
+            && num(sp, "/inboundAudio/0/packetsReceived") > 20.0
+            && num(sp, "/inboundAudio/0/totalAudioEnergy") > 0.0
+    };
+    third
+        .wait_for_stats(WAIT, "the third site decoding and hearing A and B", |s| {
+            sees_and_hears(s, a_id) && sees_and_hears(s, b_id)
+        })
+        .await?;
+    a.wait_for_stats(WAIT, "A decoding and hearing B", |s| {
+        sees_and_hears(s, b_id)
+    })
+    .await?;
+    // B's floor is A only (never its own class).
+    assert_eq!(
+        b.eval_expr("window.classrelay.speakers").await?,
+        json!([a_id])
+    );
+    // B's floor ends: the third site keeps A only.
+    teacher
+        .eval_with(
+            "return window.classrelay.grant(arguments[0], false).then(() => true);",
+            vec![json!(b_id)],
+        )
+        .await?;
+    third
+        .wait_until(
+            &format!(
+                "JSON.stringify(window.classrelay.speakers) === '[{a_id}]' && \
+                 document.querySelectorAll('#floor figure').length === 1"
+            ),
+            WAIT,
+            "[window.classrelay.speakers, window.classrelay.log]",
+        )
+        .await?;
+    third.close().await?;
     // Revoked: B stops following A.
     teacher
         .eval_with(
@@ -411,7 +483,8 @@ async fn master_class_floor_reaches_every_site_and_a_stranger_gets_no_console() 
         )
         .await?;
     b.wait_until(
-        "window.classrelay.speaker === null && document.getElementById('spot').hidden",
+        "window.classrelay.speaker === null && document.getElementById('floor').hidden && \
+         document.querySelectorAll('#floor figure').length === 0",
         WAIT,
         "window.classrelay.log",
     )

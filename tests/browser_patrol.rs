@@ -1,7 +1,8 @@
 //! The 巡课 patrol wall (issue 22 item 6) in headless Chromium: two counties each have a
 //! lesson on; the first county's inspector opens /patrol and sees exactly the lesson of their
 //! county (its classrooms by name, its mode and state), its picture plays (the teacher
-//! publishes with the independent client), and clicking it watches it full size. The
+//! publishes with the independent client), and clicking it watches it full size, with the
+//! lesson's classroom cameras beside it (a sending class's picture plays). The
 //! watcher is in nobody's presence list and cannot publish; the other county's lesson is on
 //! the wall of a global admin, not on theirs.
 //!
@@ -15,7 +16,7 @@ use anyhow::Result;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::browser::Browser;
-use support::recording::teacher_publishes;
+use support::recording::{joins_and_publishes, teacher_publishes};
 use support::school::{at, fixture, lesson, App, Backend};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -197,6 +198,14 @@ async fn the_wall_shows_every_live_classroom_in_scope_and_none_outside() -> Resu
         .filter_map(|p| p["part"].as_str())
         .collect();
     assert_eq!(parts, vec![format!("t:{}", f.teacher).as_str()], "{live}");
+    // A classroom sends too (its kiosk, with the independent client).
+    let class_a = joins_and_publishes(
+        &app,
+        &app.device(f.room_a).await,
+        ours,
+        &format!("lesson-{ours}"),
+    )
+    .await;
     // Click: full size.
     page.eval(&format!(
         "document.querySelector('[data-lesson=\"{ours}\"]').click(); return true;"
@@ -212,7 +221,62 @@ async fn the_wall_shows_every_live_classroom_in_scope_and_none_outside() -> Resu
         page.eval("return window.classrelay.focused();").await?,
         json!(ours)
     );
+    // The full-size view shows the lesson's classroom cameras too (issue 22 item 7): one
+    // picture per site, named; the sending class's plays.
+    let a = f.room_a;
+    assert_eq!(
+        page.eval("return window.classrelay.focusRooms();").await?,
+        json!([f.room_a, f.room_b, f.room_view])
+    );
+    page.wait_until(
+        &format!(
+            "(() => {{ const v = document.querySelector('#focusRooms [data-focus-classroom=\"{a}\"] video'); \
+               return v && v.muted && v.videoWidth > 0; }})()"
+        ),
+        WAIT,
+        &format!("window.classrelay.focusStats({a})"),
+    )
+    .await?;
+    let rooms_text = page
+        .eval("return document.getElementById('focusRooms').innerText;")
+        .await?;
+    for want in ["三年级1班", "三年级2班", "多媒体教室"] {
+        assert!(
+            rooms_text.as_str().unwrap_or("").contains(want),
+            "{want} missing beside the full-size view: {rooms_text}"
+        );
+    }
+    // Still watch-only and uncounted: present are the teacher and the sending class only.
+    let (_, live) = app
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            &format!("/api/lessons/{ours}/live"),
+            None,
+        )
+        .await;
+    let mut parts: Vec<String> = live["present"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["part"].as_str().map(String::from))
+        .collect();
+    parts.sort();
+    let mut want = vec![format!("c:{}", f.room_a), format!("t:{}", f.teacher)];
+    want.sort();
+    assert_eq!(parts, want, "{live}");
+    // Back to the wall: the classroom links close.
+    page.eval("document.getElementById('focusClose').click(); return true;")
+        .await?;
+    page.wait_until(
+        "document.getElementById('focus').hidden && window.classrelay.focusRooms().length === 0 && \
+         document.querySelectorAll('#focusRooms figure').length === 0",
+        WAIT,
+        "document.body.innerText",
+    )
+    .await?;
     page.close().await?;
+    class_a.close().await?;
     publisher.close().await?;
     Ok(())
 }

@@ -400,6 +400,15 @@ async fn real_responses_match_the_served_document() {
         Some(json!({"disabled": true})),
     )
     .await;
+    // Relabelling a device (issue 22 item 1).
+    c.call(
+        &admin,
+        Method::PATCH,
+        "/api/devices/{id}",
+        &format!("/api/devices/{}", issued["device"]["id"]),
+        Some(json!({"label": "教室一体机"})),
+    )
+    .await;
     c.call(
         &admin,
         Method::DELETE,

@@ -724,3 +724,481 @@ async fn layer_caps(app: App) {
     assert_eq!(v["max_video_layer"], Value::Null);
 }
 both_backends!(layer_caps_stored_and_checked, layer_caps);
+
+// ---- Running a term (issue 22 rest): device labels and last seen, roles, scoped
+// generation, cancelled lessons ----
+
+/// Device `id` of classroom `room` as the admin's list shows it: (last seen, label).
+async fn device_row(app: &App, room: i64, id: i64) -> (Option<i64>, String) {
+    let path = format!("/api/classrooms/{room}/devices");
+    let (s, v) = app.call(Some(&app.admin), Method::GET, &path, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let d = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .cloned()
+        .unwrap();
+    (
+        d["last_seen_at"].as_i64(),
+        d["label"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The slots of the lessons of the week of 7 September, in order.
+async fn week_slots(app: &App) -> Vec<i64> {
+    let (_, v) = app
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            "/api/lessons?from=2026-09-07&to=2026-09-13",
+            None,
+        )
+        .await;
+    let mut s: Vec<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["slot_id"].as_i64())
+        .collect();
+    s.sort();
+    s
+}
+
+/// A device token's label can be changed by an admin over its classroom (the token keeps
+/// working), and its last use is kept to the minute: written when the token is used, at most
+/// once a minute.
+async fn device_label_and_last_seen(app: App) {
+    let f = fixture(&app).await;
+    let v = app
+        .admin_ok(
+            Method::POST,
+            &format!("/api/classrooms/{}/devices", f.room_a),
+            json!({"label": "讲台电脑"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let (token, id) = (
+        v["token"].as_str().unwrap().to_string(),
+        v["device"]["id"].as_i64().unwrap(),
+    );
+    assert_eq!(v["device"]["last_seen_at"], Value::Null, "never used: {v}");
+    let t0 = classrelay::time::Clock::now(&*app.clock);
+    let (s, _) = app.call(Some(&token), Method::GET, "/api/me", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        device_row(&app, f.room_a, id).await.0,
+        Some(t0),
+        "the first use is recorded"
+    );
+    // Used again 30 s later: not written again (at most once a minute).
+    app.clock.advance(30_000);
+    app.call(Some(&token), Method::GET, "/api/today", None)
+        .await;
+    assert_eq!(
+        device_row(&app, f.room_a, id).await.0,
+        Some(t0),
+        "throttled to once a minute"
+    );
+    // A minute after the last write: written.
+    app.clock.advance(31_000);
+    app.call(Some(&token), Method::GET, "/api/me", None).await;
+    assert_eq!(device_row(&app, f.room_a, id).await.0, Some(t0 + 61_000));
+    // Relabelled: trimmed, stored, and the token still signs in under the new label.
+    let v = app
+        .admin_ok(
+            Method::PATCH,
+            &format!("/api/devices/{id}"),
+            json!({"label": "  教室一体机  "}),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(v["label"], "教室一体机", "{v}");
+    assert_eq!(device_row(&app, f.room_a, id).await.1, "教室一体机");
+    let (s, me) = app.call(Some(&token), Method::GET, "/api/me", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(me.to_string().contains("教室一体机"), "{me}");
+    for bad in [json!(""), json!("   "), json!("x".repeat(101))] {
+        let (s, v) = app
+            .call(
+                Some(&app.admin),
+                Method::PATCH,
+                &format!("/api/devices/{id}"),
+                Some(json!({"label": bad})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(kind(&v), "invalid-field", "{v}");
+    }
+    let (s, v) = app
+        .call(
+            Some(&app.admin),
+            Method::PATCH,
+            "/api/devices/99999",
+            Some(json!({"label": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    // An admin of another school may not rename it.
+    app.create(
+        "/api/users",
+        json!({"username": "adm_b", "display_name": "adm_b", "role": "admin",
+        "password": "password-123", "scope": "school", "school_id": f.partner_b}),
+    )
+    .await;
+    let other = app.login("adm_b", "password-123").await;
+    let (s, v) = app
+        .call(
+            Some(&other),
+            Method::PATCH,
+            &format!("/api/devices/{id}"),
+            Some(json!({"label": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(kind(&v), "out-of-scope", "{v}");
+    assert_eq!(
+        device_row(&app, f.room_a, id).await.1,
+        "教室一体机",
+        "unchanged"
+    );
+}
+both_backends!(
+    device_label_edit_and_last_seen,
+    device_label_and_last_seen,
+    start_in_process
+);
+
+/// An admin changes a person's role inside their own scope: never to a classroom device, a
+/// teacher only with a teacher record, never above their own scope; the change ends the
+/// person's sessions; the last admin over a scope cannot give up the role.
+async fn user_roles(app: App) {
+    let f = fixture(&app).await;
+    let user = |name: &str, role: &str, scope: Value| {
+        let mut b = json!({"username": name, "display_name": name, "role": role,
+                           "password": "password-123"});
+        for (k, v) in scope.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let county = json!({"scope": "county", "region_id": f.region});
+    let ca = app
+        .create("/api/users", user("ca", "admin", county.clone()))
+        .await;
+    let ca_login = app.login("ca", "password-123").await;
+    let obs = app
+        .create("/api/users", user("obs2", "observer", county.clone()))
+        .await;
+    let obs_login = app.login("obs2", "password-123").await;
+    let patch = |who: String, id: i64, body: Value| {
+        let app = &app;
+        async move {
+            app.call(
+                Some(&who),
+                Method::PATCH,
+                &format!("/api/users/{id}"),
+                Some(body),
+            )
+            .await
+        }
+    };
+    // The county admin makes the observer an inspector: stored, and the old session ends.
+    let (s, v) = patch(ca_login.clone(), obs, json!({"role": "inspector"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["role"], "inspector");
+    let (s, _) = app
+        .call(Some(&obs_login), Method::GET, "/api/me", None)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a role change ends the sessions"
+    );
+    let relogged = app.login("obs2", "password-123").await;
+    let (_, me) = app
+        .call(Some(&relogged), Method::GET, "/api/me", None)
+        .await;
+    assert!(me.to_string().contains("inspector"), "{me}");
+    // Never a device; a teacher only with a teacher record.
+    for (role, why) in [("classroom", "device"), ("teacher", "teacher record")] {
+        let (s, v) = patch(ca_login.clone(), obs, json!({"role": role})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{role}: {v}");
+        assert_eq!(kind(&v), "invalid-field", "{v}");
+        assert!(v["detail"].as_str().unwrap().contains(why), "{v}");
+    }
+    // A school admin may not touch a county-level person, nor make anyone an admin above
+    // their own scope.
+    app.create(
+        "/api/users",
+        user(
+            "sa",
+            "admin",
+            json!({"scope": "school", "school_id": f.hub_school}),
+        ),
+    )
+    .await;
+    let sa_login = app.login("sa", "password-123").await;
+    let (s, v) = patch(sa_login.clone(), obs, json!({"role": "observer"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(kind(&v), "out-of-scope", "{v}");
+    let local = app
+        .create(
+            "/api/users",
+            user(
+                "local",
+                "observer",
+                json!({"scope": "school", "school_id": f.hub_school}),
+            ),
+        )
+        .await;
+    let (s, v) = patch(
+        sa_login.clone(),
+        local,
+        json!({"role": "admin", "scope": "county", "region_id": f.region}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(kind(&v), "out-of-scope", "{v}");
+    let (_, v) = app
+        .call(Some(&app.admin), Method::GET, "/api/users", None)
+        .await;
+    let row = |name: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("local")["role"], "observer", "nothing changed: {v}");
+    // Inside their own scope they may make an admin of their school.
+    let (s, v) = patch(sa_login.clone(), local, json!({"role": "admin"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["role"].as_str(), v["scope"].as_str()),
+        (Some("admin"), Some("school"))
+    );
+    // The county admin may step down: the installation's admin still covers the county.
+    let (s, v) = patch(ca_login.clone(), ca, json!({"role": "observer"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The installation's only global admin may not.
+    let (_, me) = app
+        .call(Some(&app.admin), Method::GET, "/api/me", None)
+        .await;
+    let admin_id = me["id"].as_i64().unwrap();
+    let (s, v) = patch(app.admin.clone(), admin_id, json!({"role": "observer"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(kind(&v), "last-admin", "{v}");
+    // With a second global admin, the first may.
+    let g2 = app
+        .create(
+            "/api/users",
+            user("g2", "admin", json!({"scope": "global"})),
+        )
+        .await;
+    let (s, v) = patch(app.admin.clone(), admin_id, json!({"role": "observer"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Now g2 is the last one.
+    let g2_login = app.login("g2", "password-123").await;
+    let (s, v) = patch(g2_login, g2, json!({"role": "inspector"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(kind(&v), "last-admin", "{v}");
+}
+both_backends!(user_role_changes, user_roles, start_in_process);
+
+/// `POST /api/lessons/generate` makes lessons only for the slots whose hub school lies in the
+/// caller's scope: two counties, each admin makes their own county's, none of the other's.
+async fn scoped_generation(app: App) {
+    let f = fixture(&app).await;
+    // County 2: a hub school and a partner classroom of its own.
+    let r2 = app
+        .create(
+            "/api/regions",
+            json!({"province": "四川省", "city": "凉山彝族自治州", "county": "布拖县"}),
+        )
+        .await;
+    let h2 = app
+        .create(
+            "/api/schools",
+            json!({"code": "BT01", "name": "布拖中学", "kind": "hub", "region_id": r2}),
+        )
+        .await;
+    let p2 = app
+        .create(
+            "/api/schools",
+            json!({"code": "BT02", "name": "布拖小学", "kind": "partner", "region_id": r2}),
+        )
+        .await;
+    let h2_room = app
+        .create(
+            "/api/classrooms",
+            json!({"school_id": h2, "name": "录播教室", "kind": "hub"}),
+        )
+        .await;
+    let p2_room = app
+        .create(
+            "/api/classrooms",
+            json!({"school_id": p2, "name": "三年级1班", "kind": "interactive"}),
+        )
+        .await;
+    let t2 = app
+        .create(
+            "/api/teachers",
+            json!({"code": "BT-T1", "name": "吉克老师", "school_id": h2}),
+        )
+        .await;
+    let s1 = app
+        .create(
+            "/api/slots",
+            slot(&f, 1, "09:00", "09:40", f.teacher, f.hub_room, &[f.room_a]),
+        )
+        .await;
+    let s2 = app
+        .create(
+            "/api/slots",
+            slot(&f, 1, "09:00", "09:40", t2, h2_room, &[p2_room]),
+        )
+        .await;
+    let mut admins = Vec::new();
+    for (name, r) in [("gen1", f.region), ("gen2", r2)] {
+        app.create(
+            "/api/users",
+            json!({"username": name, "display_name": name, "role": "admin",
+            "password": "password-123", "scope": "county", "region_id": r}),
+        )
+        .await;
+        admins.push(app.login(name, "password-123").await);
+    }
+    let week = json!({"from": "2026-09-07", "to": "2026-09-13"});
+    let (s, v) = app
+        .call(
+            Some(&admins[0]),
+            Method::POST,
+            "/api/lessons/generate",
+            Some(week.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["created"], 1, "county 1's Monday slot only: {v}");
+    assert_eq!(week_slots(&app).await, vec![s1], "nothing made in county 2");
+    let (s, v) = app
+        .call(
+            Some(&admins[1]),
+            Method::POST,
+            "/api/lessons/generate",
+            Some(week.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["created"], 1, "county 2's own slot: {v}");
+    assert_eq!(week_slots(&app).await, vec![s1, s2]);
+    // The installation's admin finds nothing left to make.
+    let v = app
+        .admin_ok(Method::POST, "/api/lessons/generate", week, StatusCode::OK)
+        .await;
+    assert_eq!(v["created"], 0, "{v}");
+    // Not an admin: refused by the route's rule.
+    let (s, v) = app
+        .call(
+            Some(&f.teacher_login),
+            Method::POST,
+            "/api/lessons/generate",
+            Some(json!({"from": "2026-09-14", "to": "2026-09-20"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+}
+both_backends!(
+    lesson_generation_is_scoped,
+    scoped_generation,
+    start_in_process
+);
+
+/// A cancelled lesson says so in every view (`cancelled`, state `ended`), nobody joins it (the
+/// refusal is `lesson-cancelled`, not `lesson-ended`), and every lesson says when it opens.
+async fn cancelled_lessons(app: App) {
+    let f = fixture(&app).await;
+    let id = support::school::lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    let other = support::school::lesson(&app, &f, "delivery", "10:00", "10:40").await;
+    let (_, v) = app
+        .call(
+            Some(&app.admin),
+            Method::GET,
+            &format!("/api/lessons/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(v["cancelled"], false, "{v}");
+    assert_eq!(
+        v["opens"], "2026-09-07T07:50:00+08:00",
+        "ten minutes before the bell: {v}"
+    );
+    let v = app
+        .admin_ok(
+            Method::POST,
+            &format!("/api/lessons/{id}/cancel"),
+            json!({"reason": "运动会"}),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(
+        (v["cancelled"].as_bool(), v["state"].as_str()),
+        (Some(true), Some("ended")),
+        "{v}"
+    );
+    let device = app.device(f.room_a).await;
+    for who in [app.admin.clone(), f.teacher_login.clone(), device.clone()] {
+        let (_, v) = app
+            .call(Some(&who), Method::GET, &format!("/api/lessons/{id}"), None)
+            .await;
+        assert_eq!(v["cancelled"], true, "{v}");
+        let (_, v) = app.call(Some(&who), Method::GET, "/api/today", None).await;
+        let flags: Vec<(i64, bool)> = v["lessons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["id"].as_i64().unwrap(), l["cancelled"].as_bool().unwrap()))
+            .collect();
+        assert_eq!(flags, vec![(id, true), (other, false)], "{v}");
+        assert_eq!(
+            v["next"]["id"], other,
+            "the cancelled lesson is not next: {v}"
+        );
+        let (_, v) = app
+            .call(
+                Some(&who),
+                Method::GET,
+                "/api/lessons?from=2026-09-07",
+                None,
+            )
+            .await;
+        assert!(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["id"] == id && l["cancelled"] == true),
+            "{v}"
+        );
+    }
+    // At its time, the kiosk and the teacher are refused as cancelled.
+    app.clock.set(support::school::at("07:55"));
+    for who in [device, f.teacher_login.clone()] {
+        let (s, v) = app
+            .call(
+                Some(&who),
+                Method::POST,
+                &format!("/api/lessons/{id}/join"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        assert_eq!(kind(&v), "lesson-cancelled", "{v}");
+    }
+}
+both_backends!(
+    cancelled_lessons_shown_and_refused,
+    cancelled_lessons,
+    start_in_process
+);

@@ -581,6 +581,91 @@ async fn role_by_route_by_object_matrix() {
             ),
             false,
         ),
+        // Running a term (issue 22 rest). Roles: only inside the admin's scope.
+        (
+            "county_admin_1",
+            (
+                Method::PATCH,
+                "/api/users/1".into(),
+                Some(json!({"role": "observer"})),
+            ),
+            false,
+        ),
+        (
+            "teacher_1",
+            (
+                Method::PATCH,
+                "/api/users/1".into(),
+                Some(json!({"role": "observer"})),
+            ),
+            false,
+        ),
+        // Device labels: an admin over the device's classroom's school.
+        (
+            "school_admin_h1",
+            (
+                Method::PATCH,
+                format!("/api/devices/{}", w.dev_p1_id),
+                Some(json!({"label": "x"})),
+            ),
+            false,
+        ),
+        (
+            "observer_1",
+            (
+                Method::PATCH,
+                format!("/api/devices/{}", w.dev_p1_id),
+                Some(json!({"label": "x"})),
+            ),
+            false,
+        ),
+        (
+            "device_p1",
+            (
+                Method::PATCH,
+                format!("/api/devices/{}", w.dev_p1_id),
+                Some(json!({"label": "x"})),
+            ),
+            false,
+        ),
+        (
+            "county_admin_1",
+            (
+                Method::PATCH,
+                format!("/api/devices/{}", w.dev_p1_id),
+                Some(json!({"label": "讲台电脑"})),
+            ),
+            true,
+        ),
+        // Generating lessons: any admin, for the slots in their scope only (which slots:
+        // `school_api::lesson_generation_is_scoped`); nobody else.
+        (
+            "school_admin_h1",
+            (
+                Method::POST,
+                "/api/lessons/generate".into(),
+                Some(json!({"from": "2026-09-07", "to": "2026-09-07"})),
+            ),
+            true,
+        ),
+        (
+            "teacher_1",
+            (
+                Method::POST,
+                "/api/lessons/generate".into(),
+                Some(json!({"from": "2026-09-07", "to": "2026-09-07"})),
+            ),
+            false,
+        ),
+        (
+            "inspector_2",
+            (
+                Method::POST,
+                "/api/lessons/generate".into(),
+                Some(json!({"from": "2026-09-07", "to": "2026-09-07"})),
+            ),
+            false,
+        ),
     ];
     for (name, (m, path, body), allowed) in cases {
         let token = &callers.iter().find(|(n, _)| *n == name).unwrap().1;

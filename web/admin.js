@@ -6,7 +6,7 @@
 // revoked and re-issued with the kiosk link and its QR code; CSV and spreadsheet import.
 // Everything goes through the same /api routes the tests exercise, inside the admin's scope.
 
-import { api, h, t, tf, header, showError, modeLabel, hhmm, label, dateText, lang } from '/app.js';
+import { api, h, t, tf, header, showError, modeLabel, hhmm, label, dateText, lang, lessonStateOf } from '/app.js';
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const view = () => $('view');
@@ -421,7 +421,7 @@ const TABS = {
         if (live) present = `${live.present.length} / ${l.sites.length + 1}`;
       }
       return [`${hhmm(l.starts)}–${hhmm(l.ends)}`, l.subject, l.grade, modeLabel(l.mode),
-        h('span', { class: `state state-${l.state}`, dataset: { lesson: l.id } }, t(`state_${l.state}`)), present,
+        h('span', { class: `state state-${lessonStateOf(l)}`, dataset: { lesson: l.id } }, t(`state_${lessonStateOf(l)}`)), present,
         h('a', { href: `/classroom?lesson=${l.id}` }, t('watch'))];
     }));
     view().replaceChildren(h('h2', {}, `${t('lessons_today')} ${dateText(d.date)}`),
@@ -560,6 +560,10 @@ const TABS = {
     const password = (u) => edit(`${t('ad_reset_password')} ${u.username}`, [{ name: 'password', label: t('password'), type: 'password' }],
       (v) => api('PATCH', `/api/users/${u.id}`, { password: v.password }), show);
     const scope = (u) => edit(`${t('ad_scope')} ${u.username}`, scopeFields(u), (v) => api('PATCH', `/api/users/${u.id}`, ids(v)), show);
+    // Changing a role (issue 22 item 2): the server keeps it inside the admin's scope.
+    const role = (u) => edit(`${t('ad_change_role')} ${u.username}`,
+      [{ name: 'role', label: t('ad_role'), options: ROLES.map((r) => [r, label('role', r)]), value: u.role }],
+      (v) => api('PATCH', `/api/users/${u.id}`, { role: v.role }), show);
     const toggle = (u) => confirmButton(t(u.disabled ? 'ad_enable' : 'ad_disable'), async () => {
       await api('PATCH', `/api/users/${u.id}`, { disabled: !u.disabled });
       say(t('ad_saved'));
@@ -577,6 +581,7 @@ const TABS = {
         { label: '', value: (u) => h('span', { class: 'tile-actions' },
           h('button', { type: 'button', class: 'secondary', onclick: () => password(u) }, t('ad_reset_password')),
           h('button', { type: 'button', class: 'secondary', onclick: () => scope(u) }, t('ad_scope')),
+          h('button', { type: 'button', class: 'secondary', dataset: { act: 'role' }, onclick: () => role(u) }, t('ad_change_role')),
           toggle(u),
           confirmButton(t('ad_delete'), async () => {
             await api('DELETE', `/api/users/${u.id}`);
@@ -803,10 +808,10 @@ const TABS = {
         { label: t('grade'), value: (l) => l.grade },
         { label: t('kind'), value: (l) => modeLabel(l.mode) },
         { label: t('teacher'), value: (l) => nameOf(teachers, l.hub_teacher_id) },
-        { label: t('status'), value: (l) => h('span', { class: `state state-${l.state}`, dataset: { lesson: l.id } }, t(`state_${l.state}`)), text: (l) => t(`state_${l.state}`) },
+        { label: t('status'), value: (l) => h('span', { class: `state state-${lessonStateOf(l)}`, dataset: { lesson: l.id } }, t(`state_${lessonStateOf(l)}`)), text: (l) => t(`state_${lessonStateOf(l)}`) },
         { label: '', value: actions },
       ], lessons, [
-        { label: t('status'), options: ['scheduled', 'open', 'live', 'ended'].map((x) => [x, t(`state_${x}`)]), test: (l, v) => l.state === v },
+        { label: t('status'), options: ['scheduled', 'open', 'live', 'ended', 'cancelled'].map((x) => [x, t(`state_${x}`)]), test: (l, v) => lessonStateOf(l) === v },
         { label: t('teacher'), options: opts(teachers), test: (l, v) => String(l.hub_teacher_id) === v },
       ]),
       editor(),
@@ -838,6 +843,10 @@ const TABS = {
       await redraw();
       document.getElementById('issuedBox')?.replaceChildren(box);
     }, 'secondary');
+    // Relabelling (issue 22 item 1): the token and its kiosk link stay as they are.
+    const rename = (d) => h('button', { type: 'button', class: 'secondary', dataset: { act: 'rename' }, onclick: () => edit(`${t('ad_rename')} ${d.label}`,
+      [{ name: 'label', label: t('ad_label'), value: d.label }],
+      (v) => api('PATCH', `/api/devices/${d.id}`, { label: v.label }), redraw) }, t('ad_rename'));
     view().replaceChildren(
       h('h2', {}, t('ad_devices')),
       listView('deviceList', [
@@ -845,8 +854,10 @@ const TABS = {
         { label: t('rp_classroom'), value: (d) => d.room.name },
         { label: t('ad_label'), value: (d) => d.label },
         { label: t('ad_issued_at'), value: (d) => msText(d.created_at) },
+        // Last seen (issue 22 item 1): when the device last used its token, to the minute.
+        { label: t('ad_last_seen'), value: (d) => h('span', { dataset: { lastSeen: d.last_seen_at ?? '' } }, d.last_seen_at ? msText(d.last_seen_at) : t('ad_never_seen')) },
         { label: t('status'), value: (d) => h('span', { dataset: { device: d.id, revoked: d.revoked_at ? '1' : '0' } }, d.revoked_at ? `${t('ad_revoked')} ${msText(d.revoked_at)}` : t('ad_active')) },
-        { label: '', value: (d) => (d.revoked_at ? '' : h('span', { class: 'tile-actions' }, reissue(d), confirmButton(t('revoke'), async () => {
+        { label: '', value: (d) => (d.revoked_at ? '' : h('span', { class: 'tile-actions' }, rename(d), reissue(d), confirmButton(t('revoke'), async () => {
           await api('DELETE', `/api/devices/${d.id}`);
           say(t('ad_revoked_done'));
           await redraw();
@@ -855,6 +866,7 @@ const TABS = {
         { label: t('status'), options: [['0', t('ad_active')], ['1', t('ad_revoked')]], test: (d, v) => (d.revoked_at ? '1' : '0') === v },
         { label: t('school'), options: opts(schools), test: (d, v) => String(d.room.school_id) === v },
       ]),
+      editor(),
       issued,
       h('h3', {}, t('issue_token')),
       form([

@@ -572,6 +572,15 @@ export const PAGES_DICT = {
     layer_cap_0: '最低画质（卫星）',
     layer_cap_1: '中等画质',
     layer_cap_2: '最高画质',
+    // Running a term (issue 22 rest): cancelled lessons, device labels and last seen, roles.
+    state_cancelled: '已停课',
+    kiosk_cancelled: '本节课已停课',
+    kiosk_cancelled_sub: '{time} {subject} · {grade} 停课，无需进入课堂',
+    kiosk_next_opens: '下一节：{time} 开放进入 · {subject} · {grade}（{start} 上课）',
+    ad_last_seen: '最近在线',
+    ad_never_seen: '尚未使用',
+    ad_rename: '改名',
+    ad_change_role: '更改角色',
   },
   en: {
     app: 'Three Classrooms',
@@ -1122,6 +1131,15 @@ export const PAGES_DICT = {
     layer_cap_0: 'Lowest (satellite)',
     layer_cap_1: 'Medium',
     layer_cap_2: 'Highest',
+    // Running a term (issue 22 rest): cancelled lessons, device labels and last seen, roles.
+    state_cancelled: 'Cancelled',
+    kiosk_cancelled: 'This lesson is cancelled',
+    kiosk_cancelled_sub: '{time} {subject} · {grade} is cancelled: no need to join',
+    kiosk_next_opens: 'Next: opens at {time} · {subject} · {grade} (bell at {start})',
+    ad_last_seen: 'Last seen',
+    ad_never_seen: 'Never used',
+    ad_rename: 'Rename',
+    ad_change_role: 'Change role',
   },
 };
 
@@ -1548,6 +1566,15 @@ export function statsOf(pc, state = null) {
 /** A status pill element that follows a Link's state. */
 export function linkBadge(state) {
   return h('span', { class: `badge link-${state}`, dataset: { state } }, t(`link_${state}`));
+}
+
+/**
+ * The state a page shows for lesson `l`: `cancelled` for a lesson called off (its API state
+ * is `ended`, but it was never held), else its state. Look it up as `t(`state_${...}`)`.
+ * @param {{ state: string, cancelled?: boolean }} l
+ */
+export function lessonStateOf(l) {
+  return l.cancelled ? 'cancelled' : l.state;
 }
 
 /** Lesson mode label. */

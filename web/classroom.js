@@ -18,10 +18,12 @@
 // Test/diagnostic parameters: &width=&height= for the camera, &audio=0, &relay=1 for relayed
 // (TURN) ICE only.
 //
-// window.classrelay: state (the hub link), lessonState, lesson, mode, spotlight, speaker,
+// window.classrelay: state (the hub link), lessonState, lesson, mode, spotlight, speaker (the
+// latest site granted the floor), speakers (every granted site followed, 名师课堂),
 // publishing (the publish link's state or null), hand, muted, onAir, waitingForTeacher,
-// screen ('lesson' | 'waiting' | 'ended' | 'blocked'), blocked ('revoked' | 'not_open' |
-// 'error' | null), log, stats() -> { hub, spotlight, speaker, publish }, raiseHand(bool).
+// screen ('lesson' | 'waiting' | 'ended' | 'blocked' | 'cancelled'), blocked ('revoked' | 'not_open' |
+// 'error' | null), log, stats() -> { hub, spotlight, speaker, speakers: {id: stats}, publish },
+// raiseHand(bool).
 
 import { api, h, t, tf, lang, header, Link, LessonEvents, showError, linkBadge, modeLabel, deviceToken, statsOf, hhmm } from '/app.js';
 import { problemKind, problemText } from '/lib/problems.js';
@@ -37,7 +39,7 @@ const fixedLesson = Number.parseInt(q.get('lesson') ?? '', 10);
 const kiosk = !Number.isFinite(fixedLesson);
 
 const handle = {
-  state: 'idle', lessonState: null, lesson: null, mode: null, spotlight: null, speaker: null, publishing: null,
+  state: 'idle', lessonState: null, lesson: null, mode: null, spotlight: null, speaker: null, speakers: [], publishing: null,
   hand: false, muted: false, onAir: false, waitingForTeacher: false, handSeen: false, screen: 'lesson', blocked: null,
   log: [], error: null,
 };
@@ -59,13 +61,14 @@ function setBanner(state) {
 /**
  * One full-screen state at a time, or none (`lesson`: the stage). Out of a lesson, the header
  * keeps only the classroom's name: no old title, state or hand button.
- * @param {'lesson' | 'waiting' | 'ended' | 'blocked'} kind
+ * @param {'lesson' | 'waiting' | 'ended' | 'blocked' | 'cancelled'} kind
  */
 function showScreen(kind) {
   handle.screen = kind;
   document.body.dataset.screen = kind;
   $('waiting').hidden = kind !== 'waiting';
   $('ended').hidden = kind !== 'ended';
+  $('cancelled').hidden = kind !== 'cancelled';
   $('blocked').hidden = kind !== 'blocked';
   if (kind !== 'blocked') handle.blocked = null;
   if (kind === 'lesson') {
@@ -86,6 +89,11 @@ function showProblem(p) {
   const kind = problemKind(p);
   if (kind === 'lesson-ended') {
     showScreen('ended');
+    return;
+  }
+  if (kind === 'lesson-cancelled') {
+    // Called off (issue 22 item 4): its own dark state, never "ended" and never joined.
+    showCancelled(null, null);
     return;
   }
   let which = 'error';
@@ -125,8 +133,11 @@ function frameWatcher(link, index) {
   };
 }
 
-/** A WHEP link that follows one source into the `spot` figure (big screen, or the floor). */
-function spotLink(name, source, freshJoin) {
+/**
+ * A WHEP link that follows one source into a figure's video and audio elements (the `spot`
+ * figure of the big screen by default, or one tile of the floor).
+ */
+function spotLink(name, source, freshJoin, video = $('spotVideo'), audio = $('spotAudio')) {
   return new Link({
     name,
     kind: 'whep',
@@ -140,7 +151,7 @@ function spotLink(name, source, freshJoin) {
       pc.addTransceiver('video', { direction: 'recvonly' });
     },
     onTrack: (ev) => {
-      const el = ev.track.kind === 'video' ? $('spotVideo') : $('spotAudio');
+      const el = ev.track.kind === 'video' ? video : audio;
       el.srcObject = new MediaStream([ev.track]);
       el.play().catch(() => {});
     },
@@ -155,7 +166,7 @@ async function runLesson(lessonId, me) {
   const today = await api('GET', '/api/today').catch(() => null);
   const offset = today ? skew(today.now, Date.now()) : 0;
   const info = joined; // what this page may do; `joined` itself is handed to the first link
-  Object.assign(handle, { lesson: lessonId, speaker: null, muted: false, handSeen: false, onAir: false });
+  Object.assign(handle, { lesson: lessonId, speaker: null, speakers: [], muted: false, handSeen: false, onAir: false });
   handle.mode = info.mode;
   document.body.dataset.mode = info.mode;
   showScreen('lesson');
@@ -248,26 +259,38 @@ async function runLesson(lessonId, me) {
   };
   if (info.mode === 'sync') showSpot(info.spotlight ?? null);
 
-  // ---- the floor (名师课堂): the granted site, seen and heard by every other site -----------
+  // ---- the floor (名师课堂): every granted site, seen and heard by every other site ---------
+  // One tile (and one WHEP link following `c:<id>`) per granted site but this one, in #floor;
+  // `handle.speaker` is the latest granted, `handle.speakers` all of them in grant order.
+  /** @type {Map<number, { link: any, fig: HTMLElement }>} */
+  const followed = new Map();
   /** @type {any} */
   let speaker = null;
   let floor = [];
   const followFloor = async () => {
     if (info.mode !== 'master') return;
     const others = floor.filter((c) => c !== ownClass);
-    const want = others.length ? others[others.length - 1] : null;
-    if (want === handle.speaker) return;
-    handle.speaker = want;
-    if (speaker) {
-      const old = speaker;
-      speaker = null;
-      await old.stop();
+    for (const [c, f] of [...followed]) {
+      if (others.includes(c)) continue;
+      followed.delete(c);
+      f.fig.remove();
+      await f.link.stop();
     }
-    $('spot').hidden = want == null;
-    if (want == null) return;
-    $('spotName').textContent = t('speaker_now');
-    nameOf(want).then((n) => { if (handle.speaker === want) $('spotName').textContent = `${t('speaker_now')} · ${n}`; });
-    speaker = spotLink('speaker', `c:${want}`, freshJoin);
+    for (const c of others) {
+      if (followed.has(c)) continue;
+      const video = /** @type {HTMLVideoElement} */ (h('video', { autoplay: true, playsinline: true, muted: true }));
+      const audio = /** @type {HTMLAudioElement} */ (h('audio', { autoplay: true }));
+      const caption = h('figcaption', {}, t('speaker_now'));
+      const fig = h('figure', { class: 'spot', dataset: { classroom: c } }, video, audio, caption);
+      $('floor').append(fig);
+      nameOf(c).then((n) => { caption.textContent = `${t('speaker_now')} · ${n}`; });
+      followed.set(c, { link: spotLink(`speaker-${c}`, `c:${c}`, freshJoin, video, audio), fig });
+    }
+    const latest = others.length ? others[others.length - 1] : null;
+    handle.speaker = latest;
+    handle.speakers = [...others];
+    speaker = latest == null ? null : followed.get(latest)?.link ?? null;
+    $('floor').hidden = followed.size === 0;
   };
   const setFloor = (classroom, granted) => {
     floor = floor.filter((c) => c !== classroom);
@@ -360,6 +383,7 @@ async function runLesson(lessonId, me) {
 
   /** @type {(reason?: any) => void} */
   let finish = () => {};
+  let cancelled = false;
   /** @type {Promise<any>} */
   const done = new Promise((r) => { finish = r; });
   const setLessonState = (s) => {
@@ -422,6 +446,8 @@ async function runLesson(lessonId, me) {
     } else if (ev.kind === 'unpublished' || ev.kind === 'left') {
       sending(d.part, false);
     } else if (ev.kind === 'state') {
+      // A lesson called off while the room waits ends as cancelled, not as ended.
+      if (d.cancelled) cancelled = true;
       setLessonState(d.state);
     } else if (ev.kind === 'events-refused') {
       finish(d);
@@ -433,6 +459,7 @@ async function runLesson(lessonId, me) {
     hub: await statsOf(hub.pc, hub.state),
     spotlight: spot ? await statsOf(spot.pc, spot.state) : null,
     speaker: speaker ? await statsOf(speaker.pc, speaker.state) : null,
+    speakers: Object.fromEntries(await Promise.all([...followed].map(async ([c, f]) => [c, await statsOf(f.link.pc, f.link.state)]))),
     publish: pub ? await statsOf(pub.pc, pub.state) : null,
   });
 
@@ -442,13 +469,42 @@ async function runLesson(lessonId, me) {
   clearInterval(layoutTimer);
   clearInterval(clockTimer);
   await stopPublish();
-  if (speaker) await speaker.stop();
+  for (const f of followed.values()) {
+    f.fig.remove();
+    await f.link.stop();
+  }
+  followed.clear();
+  $('floor').hidden = true;
   for (const l of links) await l.stop();
   if (local) local.getTracks().forEach((tr) => tr.stop());
   setBanner('stopped');
   // The event stream was refused: the device was revoked (401) or lost the lesson.
   if (reason?.status) throw { status: reason.status, title: 'events refused', detail: null, type: null };
-  showScreen('ended');
+  if (cancelled) showCancelled(null, null);
+  else showScreen('ended');
+}
+
+/**
+ * The next lesson as the waiting screens say it: when the classroom may join (the room's
+ * open time, issue 22 item 6), what it is, and its bell.
+ * @param {any} next
+ */
+function nextText(next) {
+  return next ? tf('kiosk_next_opens', { time: hhmm(next.opens), subject: next.subject, grade: next.grade, start: hhmm(next.starts) }) : '';
+}
+
+/**
+ * The full-screen "cancelled" state: which lesson was called off (when known) and the next
+ * one to wait for.
+ * @param {any} lesson
+ * @param {any} next
+ */
+function showCancelled(lesson, next) {
+  $('cancelledSub').textContent = lesson
+    ? tf('kiosk_cancelled_sub', { time: `${hhmm(lesson.starts)}–${hhmm(lesson.ends)}`, subject: lesson.subject, grade: lesson.grade })
+    : '';
+  $('cancelledNext').textContent = nextText(next);
+  showScreen('cancelled');
 }
 
 /** Kiosk: the classroom's current lesson from the timetable, or the next one to wait for. */
@@ -476,10 +532,18 @@ async function kioskLoop(me) {
       }
     } else if (today) {
       const next = today.next;
-      $('waitingMain').textContent = t(next ? 'kiosk_waiting' : 'kiosk_no_more');
-      $('nextLesson').textContent = next ? tf('kiosk_next', { time: hhmm(next.starts), subject: next.subject, grade: next.grade }) : '';
-      // Just after a lesson, its end stays on screen until the next poll.
-      if (handle.screen !== 'ended' || handle.lesson == null) showScreen('waiting');
+      // A lesson called off whose time is now (from its open time to its end): said so on
+      // the whole screen, and not joined.
+      const off = today.lessons.find((/** @type {any} */ l) => l.cancelled
+        && Date.parse(l.opens) <= today.now && today.now < Date.parse(l.ends));
+      if (off) {
+        showCancelled(off, next);
+      } else {
+        $('waitingMain').textContent = t(next ? 'kiosk_waiting' : 'kiosk_no_more');
+        $('nextLesson').textContent = nextText(next);
+        // Just after a lesson, its end stays on screen until the next poll.
+        if (handle.screen !== 'ended' || handle.lesson == null) showScreen('waiting');
+      }
       handle.lesson = null;
     }
     await new Promise((r) => setTimeout(r, 5000));

@@ -5,7 +5,7 @@
 //! (a name it may not read is left out, not guessed).
 // @ts-check
 
-import { api, header, h, t, hhmm, modeLabel, showError, dateTimeText } from '/app.js';
+import { api, header, h, t, hhmm, modeLabel, showError, dateTimeText, lessonStateOf } from '/app.js';
 import { mountPlayer } from '/player.js';
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -32,7 +32,8 @@ async function show(/** @type {number} */ id) {
   $('title').textContent = [l.subject, l.grade, l.title].filter(Boolean).join(' · ');
   $('time').textContent = `${dateTimeText(l.starts)}–${hhmm(l.ends)}`;
   $('mode').textContent = modeLabel(l.mode);
-  $('state').textContent = t(`state_${l.state}`);
+  $('state').textContent = t(`state_${lessonStateOf(l)}`);
+  $('state').dataset.state = lessonStateOf(l);
   $('teacher').textContent = (await nameOf(`/api/teachers/${l.hub_teacher_id}`)) || t('ls_unknown');
   $('hub').textContent = (await classroomName(l.hub_classroom_id)) || t('ls_unknown');
   const sites = [];

@@ -17,8 +17,18 @@ const handle = {
   /** A tile's media stats (frames decoded, bytes) for tests. */
   stats: async (/** @type {number} */ id) => (tiles.get(id)?.link ? tiles.get(id).link.stats() : null),
   focused: () => focused,
+  /** The classrooms shown beside the full-size view (ids, hub first excluded). */
+  focusRooms: () => [...focusLinks.keys()],
+  /** One of those classrooms' media stats. */
+  focusStats: async (/** @type {number} */ id) => (focusLinks.get(id)?.link ? focusLinks.get(id).link.stats() : null),
   refreshed: 0,
 };
+/**
+ * The full-size view's classroom cameras (issue 22 item 7): one watch-only link per site of
+ * the focused lesson, each following that classroom (`c:<id>`), closed with the view.
+ * @type {Map<number, { link: any, el: HTMLElement }>}
+ */
+const focusLinks = new Map();
 /** @type {any} */ (window).classrelay = handle;
 
 const describe = (l) => [l.subject, l.grade, l.title].filter(Boolean).join(' · ');
@@ -86,10 +96,61 @@ function focus(id) {
   v.play().catch(() => {});
   $('focus').hidden = false;
   $('wall').hidden = true;
+  showRooms(tile.lesson);
+}
+
+/**
+ * The focused lesson's classrooms beside its hub picture, each muted, watch-only (the
+ * patrol token: the watcher is nobody in the lesson) and uncounted.
+ * @param {any} l
+ */
+function showRooms(l) {
+  closeRooms();
+  for (const c of l.classrooms.slice(1)) {
+    const video = /** @type {HTMLVideoElement} */ (h('video', { autoplay: true, playsinline: true, muted: true }));
+    video.muted = true;
+    const stream = new MediaStream();
+    video.srcObject = stream;
+    const badge = h('span', {}, linkBadge('connecting'));
+    const el = h('figure', { class: 'tile', dataset: { focusClassroom: c.classroom_id } }, video, badge,
+      h('figcaption', {}, `${c.school} ${c.classroom} `,
+        h('span', { class: `badge ${c.present ? 'link-connected' : ''}` }, t(c.present ? 'pt_present' : 'pt_absent'))));
+    const link = new Link({
+      name: `patrol-${l.id}-c${c.classroom_id}`,
+      kind: 'whep',
+      session: async () => {
+        const j = await api('POST', `/api/lessons/${l.id}/patrol`);
+        return { url: `${j.whep}?source=c:${c.classroom_id}`, token: j.token };
+      },
+      setup: async (pc) => {
+        pc.addTransceiver('audio', { direction: 'recvonly' });
+        pc.addTransceiver('video', { direction: 'recvonly' });
+      },
+      onTrack: (ev) => {
+        // The picture only: the full-size view's sound is the hub's.
+        if (ev.track.kind !== 'video') return;
+        for (const old of stream.getVideoTracks()) stream.removeTrack(old);
+        stream.addTrack(ev.track);
+        video.play().catch(() => {});
+      },
+      onState: (st) => badge.replaceChildren(linkBadge(st)),
+    });
+    focusLinks.set(c.classroom_id, { link, el });
+    $('focusRooms').append(el);
+  }
+}
+
+function closeRooms() {
+  for (const r of focusLinks.values()) {
+    r.link.stop();
+    r.el.remove();
+  }
+  focusLinks.clear();
 }
 
 function unfocus() {
   focused = null;
+  closeRooms();
   $('focusVideo').srcObject = null;
   $('focus').hidden = true;
   $('wall').hidden = false;

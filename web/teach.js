@@ -22,7 +22,7 @@
 //   grant(id, on), spotlight(id|null), mute(id|null, on), lowerHand(id), focus(id|null),
 //   end(), shareScreen(), stopScreen()
 
-import { api, h, t, tf, header, hhmm, Link, LessonEvents, showError, linkBadge, modeLabel, statsOf } from '/app.js';
+import { api, h, t, tf, header, hhmm, Link, LessonEvents, showError, linkBadge, modeLabel, statsOf, lessonStateOf } from '/app.js';
 import { skew, lessonClock } from '/lib/clock.js';
 
 const q = new URLSearchParams(location.search);
@@ -86,6 +86,16 @@ async function main() {
   $('title').textContent = `${lesson.subject} · ${lesson.grade}${lesson.title ? ` · ${lesson.title}` : ''}`;
   $('mode').textContent = modeLabel(lesson.mode);
   document.body.dataset.mode = lesson.mode;
+
+  $('lessonState').textContent = t(`state_${lessonStateOf(lesson)}`);
+  $('lessonState').dataset.state = lessonStateOf(lesson);
+  if (lesson.cancelled) {
+    // Called off (issue 22 item 4): said as cancelled, never as ended; nothing starts.
+    handle.lessonState = 'cancelled';
+    $('ended').textContent = t('state_cancelled');
+    $('ended').dataset.cancelled = '1';
+    $('ended').hidden = false;
+  }
 
   // The server's clock (the lesson clock counts by it, not by this machine's).
   const today = await api('GET', '/api/today').catch(() => null);
@@ -309,7 +319,7 @@ async function main() {
         }
         break;
       case 'state':
-        setLessonState(d.state);
+        setLessonState(d.state, Boolean(d.cancelled));
         break;
       case 'weak_network': {
         // A classroom's line carries audio only for now (the server paused its video).
@@ -434,10 +444,12 @@ async function main() {
   });
 
   const events = new LessonEvents(lessonId, apply, log);
-  const setLessonState = (s) => {
-    handle.lessonState = s;
-    $('lessonState').textContent = t(`state_${s}`);
-    $('lessonState').dataset.state = s;
+  const setLessonState = (s, cancelled = false) => {
+    const shown = cancelled ? 'cancelled' : s;
+    handle.lessonState = shown;
+    $('lessonState').textContent = t(`state_${shown}`);
+    $('lessonState').dataset.state = shown;
+    if (cancelled) $('ended').textContent = t('state_cancelled');
     if (s === 'ended') {
       publish.stop();
       for (const c of classes.values()) watchClass(c, false);

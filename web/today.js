@@ -1,7 +1,7 @@
 //! The /today page: the signed-in person's (or classroom device's) lessons of the day with the way into each; it must never show a raw value (a null title, an ISO time, an untranslated mode).
 // @ts-check
 
-import { api, header, h, t, hhmm, modeLabel, showError, dateText } from '/app.js';
+import { api, header, h, t, hhmm, modeLabel, showError, dateText, lessonStateOf } from '/app.js';
 
 let me = null;
 // Where a lesson is entered: its hub teacher (or an admin) teaches; everyone else watches.
@@ -32,10 +32,10 @@ const render = (d) => {
     body.replaceChildren(...(l ? [...describe(l), entry(l)] : [t('none')]));
   }
   const rows = d.lessons.map((l) =>
-    h('tr', { dataset: { lesson: l.id, state: l.state } },
+    h('tr', { dataset: { lesson: l.id, state: lessonStateOf(l) } },
       h('td', {}, `${hhmm(l.starts)}–${hhmm(l.ends)}`),
       h('td', {}, l.subject ?? ''), h('td', {}, l.grade ?? ''), h('td', {}, modeLabel(l.mode)),
-      h('td', { class: `state state-${l.state}` }, t(`state_${l.state}`)),
+      h('td', { class: `state state-${lessonStateOf(l)}` }, t(`state_${lessonStateOf(l)}`)),
       h('td', {}, l.state === 'ended' ? '' : entry(l))));
   document.querySelector('#lessons tbody').replaceChildren(...rows);
 };

@@ -356,9 +356,11 @@ pub struct UserChange<'a> {
     pub disabled: Option<bool>,
     /// A new scope: level, school, county row (checked by the caller, see [`scope_of`]).
     pub scope: Option<(Level, Option<i64>, Option<i64>)>,
+    /// A new role (checked by the caller: never `classroom`, a teacher needs a teacher record).
+    pub role: Option<Role>,
 }
 
-/// Changes a user. Disabling, a new password or a new scope ends their login sessions and
+/// Changes a user. Disabling, a new password, role or scope ends their login sessions and
 /// makes every media token issued to them before void (`token_version`).
 pub async fn update_user(store: &Store, id: i64, change: &UserChange<'_>) -> StoreResult<User> {
     // Hash before the transaction: it takes tens of milliseconds and holds no lock.
@@ -390,7 +392,18 @@ pub async fn update_user(store: &Store, id: i64, change: &UserChange<'_>) -> Sto
             .execute(&mut *tx)
             .await?;
     }
-    if change.password.is_some() || change.disabled == Some(true) || change.scope.is_some() {
+    if let Some(r) = change.role {
+        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(r.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if change.password.is_some()
+        || change.disabled == Some(true)
+        || change.scope.is_some()
+        || change.role.is_some()
+    {
         sqlx::query("DELETE FROM login_sessions WHERE user_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -660,7 +673,7 @@ pub async fn resolve(
     let h = secret_hash(token);
     if token.starts_with(DEVICE_PREFIX) {
         let row = sqlx::query(
-            "SELECT d.id, d.classroom_id, d.label, d.revoked_at, c.school_id \
+            "SELECT d.id, d.classroom_id, d.label, d.revoked_at, d.last_seen_at, c.school_id \
              FROM device_tokens d JOIN classrooms c ON c.id = d.classroom_id \
              WHERE d.token_hash = $1",
         )
@@ -673,8 +686,13 @@ pub async fn resolve(
         if col::<Option<i64>>(&row, "revoked_at")?.is_some() {
             return Ok(Err(CredentialError::Revoked));
         }
+        let id: i64 = col(&row, "id")?;
+        let seen: Option<Millis> = col(&row, "last_seen_at")?;
+        if seen.is_none_or(|t| now - t >= LAST_SEEN_EVERY) {
+            touch_device(store, id, seen, now).await?;
+        }
         return Ok(Ok(Principal::Device {
-            id: col(&row, "id")?,
+            id,
             classroom_id: col(&row, "classroom_id")?,
             school_id: col(&row, "school_id")?,
             label: col(&row, "label")?,
@@ -738,7 +756,17 @@ pub struct DeviceToken {
     /// Revoked, if it was.
     #[schema(value_type = Option<i64>)]
     pub revoked_at: Option<Millis>,
+    /// When the token was last used, epoch ms (kept to the minute: written at most once a
+    /// minute); `None` if never.
+    #[schema(value_type = Option<i64>)]
+    pub last_seen_at: Option<Millis>,
 }
+
+/// The columns of a [`DeviceToken`].
+const DEVICE_COLS: &str = "id, classroom_id, label, created_at, revoked_at, last_seen_at";
+
+/// How stale a device's `last_seen_at` may get before a use of its token writes it again.
+pub const LAST_SEEN_EVERY: Millis = 60_000;
 
 fn device_from(row: &sqlx::any::AnyRow) -> StoreResult<DeviceToken> {
     Ok(DeviceToken {
@@ -747,6 +775,7 @@ fn device_from(row: &sqlx::any::AnyRow) -> StoreResult<DeviceToken> {
         label: col(row, "label")?,
         created_at: col(row, "created_at")?,
         revoked_at: col(row, "revoked_at")?,
+        last_seen_at: col(row, "last_seen_at")?,
     })
 }
 
@@ -758,10 +787,10 @@ pub async fn create_device(
     now: Millis,
 ) -> StoreResult<(String, DeviceToken)> {
     let (token, h) = new_secret(DEVICE_PREFIX);
-    let row = sqlx::query(
+    let row = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO device_tokens (classroom_id, label, token_hash, created_at) \
-         VALUES ($1, $2, $3, $4) RETURNING id, classroom_id, label, created_at, revoked_at",
-    )
+         VALUES ($1, $2, $3, $4) RETURNING {DEVICE_COLS}"
+    )))
     .bind(classroom_id)
     .bind(label)
     .bind(h)
@@ -773,10 +802,9 @@ pub async fn create_device(
 
 /// A classroom's device tokens.
 pub async fn list_devices(store: &Store, classroom_id: i64) -> StoreResult<Vec<DeviceToken>> {
-    let rows = sqlx::query(
-        "SELECT id, classroom_id, label, created_at, revoked_at FROM device_tokens \
-         WHERE classroom_id = $1 ORDER BY id",
-    )
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {DEVICE_COLS} FROM device_tokens WHERE classroom_id = $1 ORDER BY id"
+    )))
     .bind(classroom_id)
     .fetch_all(store.pool())
     .await?;
@@ -785,14 +813,45 @@ pub async fn list_devices(store: &Store, classroom_id: i64) -> StoreResult<Vec<D
 
 /// One device token.
 pub async fn get_device(store: &Store, id: i64) -> StoreResult<DeviceToken> {
-    let row = sqlx::query(
-        "SELECT id, classroom_id, label, created_at, revoked_at FROM device_tokens WHERE id = $1",
-    )
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {DEVICE_COLS} FROM device_tokens WHERE id = $1"
+    )))
     .bind(id)
     .fetch_optional(store.pool())
     .await?
     .ok_or_else(|| StoreError::NotFound(format!("device token {id}")))?;
     device_from(&row)
+}
+
+/// Records that device `id` was seen at `now`, if nobody recorded it since `seen` (the value
+/// the caller read): one cheap UPDATE at most once a minute per device, and concurrent
+/// requests of one device write it once.
+async fn touch_device(
+    store: &Store,
+    id: i64,
+    seen: Option<Millis>,
+    now: Millis,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE device_tokens SET last_seen_at = $1 WHERE id = $2 \
+         AND (last_seen_at IS NULL OR last_seen_at = $3)",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(seen.unwrap_or(-1))
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Renames a device token (its label: "讲台电脑", "box-3").
+pub async fn set_device_label(store: &Store, id: i64, label: &str) -> StoreResult<DeviceToken> {
+    sqlx::query("UPDATE device_tokens SET label = $1 WHERE id = $2")
+        .bind(label)
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    get_device(store, id).await
 }
 
 /// Revokes a device token (idempotent).
@@ -802,9 +861,9 @@ pub async fn revoke_device(store: &Store, id: i64, now: Millis) -> StoreResult<D
         .bind(id)
         .execute(store.pool())
         .await?;
-    let row = sqlx::query(
-        "SELECT id, classroom_id, label, created_at, revoked_at FROM device_tokens WHERE id = $1",
-    )
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {DEVICE_COLS} FROM device_tokens WHERE id = $1"
+    )))
     .bind(id)
     .fetch_optional(store.pool())
     .await?

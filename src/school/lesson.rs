@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::org::{text_enum, Term};
-use super::timetable::{list_slots_in, LessonMode, Site};
+use super::timetable::{list_slots_in, LessonMode, Site, TimetableSlot};
 use crate::store::entity::{list, need};
 use crate::store::{col, Store, StoreError, StoreResult};
 use crate::time::{parse_date, parse_hhmm, Millis};
@@ -406,6 +406,18 @@ pub async fn generate_lessons(
     to: time::Date,
     offset: time::UtcOffset,
 ) -> StoreResult<usize> {
+    generate_lessons_of(store, from, to, offset, |_| true).await
+}
+
+/// [`generate_lessons`] for the slots `keep` accepts only (an admin's: the slots whose hub
+/// classroom's school lies in their scope).
+pub async fn generate_lessons_of(
+    store: &Store,
+    from: time::Date,
+    to: time::Date,
+    offset: time::UtcOffset,
+    keep: impl Fn(&TimetableSlot) -> bool,
+) -> StoreResult<usize> {
     let terms: Vec<Term> = list(store, None).await?;
     let mut tx = store.begin().await?;
     let mut made = 0;
@@ -418,7 +430,7 @@ pub async fn generate_lessons(
         let last = to.min(te);
         while d <= last {
             let wd = crate::time::iso_weekday(d) as i64;
-            for s in slots.iter().filter(|s| s.weekday == wd) {
+            for s in slots.iter().filter(|s| s.weekday == wd && keep(s)) {
                 let date = crate::time::fmt_date(d);
                 let exists =
                     sqlx::query("SELECT id FROM lessons WHERE slot_id = $1 AND lesson_date = $2")

@@ -387,6 +387,7 @@ pub(crate) async fn import(
                     password: None,
                     disabled: (user.disabled != disabled).then_some(disabled),
                     scope: (!same_scope).then_some(scope),
+                    role: None,
                 };
                 people::update_user(store, user.id, &change).await?;
                 if !same_scope || disabled {

@@ -305,9 +305,15 @@ pub async fn recording_at_the_bell(app: &App, f: &Fixture) -> (i64, String) {
 
 /// The lesson's teacher joins and publishes the fixtures with the independent client.
 pub async fn teacher_publishes(app: &App, f: &Fixture, id: i64, room: &str) -> Publisher {
+    joins_and_publishes(app, &f.teacher_login, id, room).await
+}
+
+/// Whoever `token` signs in (a teacher's session, a classroom's device token) joins lesson
+/// `id` and publishes the fixtures with the independent client.
+pub async fn joins_and_publishes(app: &App, token: &str, id: i64, room: &str) -> Publisher {
     let (s, j) = app
         .call(
-            Some(&f.teacher_login),
+            Some(token),
             reqwest::Method::POST,
             &format!("/api/lessons/{id}/join"),
             None,

@@ -15,15 +15,42 @@ pub(super) struct LessonView {
     starts: String,
     /// The end of the slot, RFC 3339 local time.
     ends: String,
+    /// When the classrooms may join (the room opens `school.open_before_min` before the
+    /// bell), RFC 3339 local time: what a waiting kiosk shows (issue 22 item 6).
+    opens: String,
+    /// Called off before its bell (`POST /api/lessons/{id}/cancel`): its `state` is `ended`,
+    /// and pages show it as cancelled (已停课), never as held; nobody may join it.
+    cancelled: bool,
 }
 
-pub(super) fn view(st: &SchoolState, l: Lesson) -> LessonView {
+/// `l` as the API shows it; `cancelled` from `reports::is_cancelled` (or [`views`]).
+pub(super) fn view(st: &SchoolState, l: Lesson, cancelled: bool) -> LessonView {
     LessonView {
         room: l.room(),
         starts: rfc3339(l.starts_at, st.offset),
         ends: rfc3339(l.ends_at, st.offset),
+        opens: rfc3339(l.starts_at.saturating_sub(st.open_before), st.offset),
+        cancelled,
         lesson: l,
     }
+}
+
+/// Many lessons as the API shows them (one query for which are cancelled).
+pub(super) async fn views(st: &SchoolState, ls: Vec<Lesson>) -> Result<Vec<LessonView>, ApiError> {
+    let off = crate::school::reports::cancelled(&st.store).await?;
+    Ok(ls
+        .into_iter()
+        .map(|l| {
+            let c = off.contains(&l.id);
+            view(st, l, c)
+        })
+        .collect())
+}
+
+/// One lesson as the API shows it.
+pub(super) async fn view_of(st: &SchoolState, l: Lesson) -> Result<LessonView, ApiError> {
+    let c = crate::school::reports::is_cancelled(&st.store, l.id).await?;
+    Ok(view(st, l, c))
 }
 
 pub(super) fn day_window(
@@ -84,11 +111,7 @@ pub(super) async fn lessons_list(
 ) -> ApiResult {
     let (from, to) = day_window(&st, q.get("from"), q.get("to"))?;
     let ls = model::lessons_between(&st.store, from, to).await?;
-    let out: Vec<LessonView> = watchable(&st, &p, ls)
-        .await?
-        .into_iter()
-        .map(|l| view(&st, l))
-        .collect();
+    let out: Vec<LessonView> = views(&st, watchable(&st, &p, ls).await?).await?;
     Ok(Json(out).into_response())
 }
 
@@ -365,7 +388,7 @@ pub(super) async fn lessons_create(
     st.poke.notify_one();
     Ok(created(
         format!("/api/lessons/{}", stored.id),
-        &view(&st, stored),
+        &view(&st, stored, false),
     ))
 }
 
@@ -432,7 +455,7 @@ pub(super) async fn lessons_put(
     )
     .await?;
     st.poke.notify_one();
-    Ok(Json(view(&st, stored)).into_response())
+    Ok(Json(view(&st, stored, false)).into_response())
 }
 
 #[utoipa::path(
@@ -496,12 +519,13 @@ pub(super) async fn lessons_get(
     Path(id): Path<String>,
 ) -> ApiResult {
     let l = lesson_for(&st, &p, &id).await?;
-    Ok(Json(view(&st, l)).into_response())
+    Ok(Json(view_of(&st, l).await?).into_response())
 }
 
 #[utoipa::path(
     post, path = "/api/lessons/{id}/join", params(("id" = i64, Path, description = "the lesson's id")),
-    responses((status = 200, description = "a media token for the lesson's room", body = Join))
+    responses((status = 200, description = "a media token for the lesson's room", body = Join),
+        (status = 403, description = "not this caller's lesson, not open yet, ended, or cancelled (`lesson-cancelled`)"))
 )]
 pub(super) async fn lessons_join(
     State(st): State<Arc<SchoolState>>,
@@ -511,6 +535,14 @@ pub(super) async fn lessons_join(
     let l = lesson_for(&st, &p, &id).await?;
     let g = policy::decide(&st, &p, &l).await?;
     let now = st.now();
+    // A cancelled lesson is refused as cancelled, not as ended (issue 22 item 4): the pages
+    // say 已停课, and nobody joins it.
+    if crate::school::reports::is_cancelled(&st.store, l.id).await? {
+        return Err(ApiError::forbidden(
+            "lesson-cancelled",
+            format!("lesson {} was cancelled", l.id),
+        ));
+    }
     policy::check_window(&st, &l, now)?;
     let who = p.ident();
     let ver = people::token_version(&st.store, &who)
@@ -601,7 +633,7 @@ pub(super) async fn lessons_end(
     }
     crate::school::scheduler::end_room(&st, l.id).await;
     let l = model::get_lesson(&st.store, l.id).await?;
-    Ok(Json(view(&st, l)).into_response())
+    Ok(Json(view_of(&st, l).await?).into_response())
 }
 
 #[utoipa::path(
@@ -669,9 +701,15 @@ pub(super) async fn today(
         date: fmt_date(millis_to_local(now, st.offset).date()),
         teacher_names,
         classroom_names,
-        current: current.map(|l| view(&st, l)),
-        next: next.map(|l| view(&st, l)),
-        lessons: ls.into_iter().map(|l| view(&st, l)).collect(),
+        current: match current {
+            Some(l) => Some(view_of(&st, l).await?),
+            None => None,
+        },
+        next: match next {
+            Some(l) => Some(view_of(&st, l).await?),
+            None => None,
+        },
+        lessons: views(&st, ls).await?,
     })
     .into_response())
 }

@@ -108,6 +108,8 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     devices_list,
     devices_create,
     devices_revoke,
+    // Device labels (issue 22 item 1).
+    devices_patch,
     slots_list,
     slots_create,
     slots_get,
@@ -341,6 +343,7 @@ fn handler(
         ("GET", "/api/classrooms/{id}/devices") => get(devices_list),
         ("POST", "/api/classrooms/{id}/devices") => post(devices_create),
         ("DELETE", "/api/devices/{id}") => delete(devices_revoke),
+        ("PATCH", "/api/devices/{id}") => patch(devices_patch),
         ("GET", "/api/slots") => get(slots_list),
         ("POST", "/api/slots") => post(slots_create),
         ("GET", "/api/slots/{id}") => get(slots_get),

@@ -384,7 +384,7 @@ pub(super) async fn lessons_cancel(
     crate::school::scheduler::end_room(&st, l.id).await;
     st.poke.notify_one();
     let l = model::get_lesson(&st.store, l.id).await?;
-    Ok(Json(view(&st, l)).into_response())
+    Ok(Json(view(&st, l, true)).into_response())
 }
 
 /// One classroom of a lesson on the patrol wall.
@@ -463,7 +463,7 @@ pub(super) async fn patrol_list(
                 .map(|t| t.0.clone())
                 .unwrap_or_default(),
             classrooms,
-            lesson: view(&st, l),
+            lesson: view(&st, l, false),
         });
     }
     Ok(Json(out).into_response())

@@ -116,7 +116,7 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         "/api/users/{id}",
         Allow::Roles(ADMIN),
         "people",
-        "Set a user's password or disable them",
+        "Set a user's password, role or scope, or disable them (inside the caller's scope; the last admin over a scope keeps the role)",
     ),
     route_rule!(
         "DELETE",
@@ -153,6 +153,14 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         Allow::Roles(ADMIN),
         "people",
         "Revoke a device token",
+    ),
+    // Device labels (issue 22 item 1): an admin over the device's classroom's school.
+    route_rule!(
+        "PATCH",
+        "/api/devices/{id}",
+        Allow::Roles(ADMIN),
+        "people",
+        "Relabel a device token (an admin over its classroom's school)",
     ),
     route_rule!(
         "GET",
@@ -476,7 +484,7 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         "/api/lessons/generate",
         Allow::Roles(ADMIN),
         "lessons",
-        "Make the lessons of a date range from the timetable",
+        "Make the lessons of a date range from the timetable (only the slots whose hub school lies in the caller's scope)",
     ),
     route_rule!(
         "GET",

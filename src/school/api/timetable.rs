@@ -175,10 +175,11 @@ pub(super) struct Generated {
 
 #[utoipa::path(
     post, path = "/api/lessons/generate", request_body = DateRange,
-    responses((status = 200, description = "lessons made from the timetable", body = Generated))
+    responses((status = 200, description = "lessons made from the timetable, for the slots whose hub school lies in the caller's scope", body = Generated))
 )]
 pub(super) async fn lessons_generate(
     State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
     JsonBody(r): JsonBody<DateRange>,
 ) -> ApiResult {
     let (Some(from), Some(to)) = (parse_date(&r.from), parse_date(&r.to)) else {
@@ -189,7 +190,14 @@ pub(super) async fn lessons_generate(
             "to must be on or after from, at most 200 days later",
         ));
     }
-    let n = model::generate_lessons(&st.store, from, to, st.offset).await?;
+    // Only the slots whose hub classroom's school the admin's scope covers (issue 22 item 3):
+    // the same rule as running a lesson (`access::may_run`).
+    let mine = access::admin_scope(&p)?.clone();
+    let d = Directory::load(&st.store).await?;
+    let n = model::generate_lessons_of(&st.store, from, to, st.offset, |s| {
+        mine.covers(&d.classroom(s.hub_classroom_id))
+    })
+    .await?;
     st.poke.notify_one();
     Ok(Json(Generated {
         created: n,

@@ -282,6 +282,41 @@ pub(super) struct UserPatch {
     school_id: Option<i64>,
     #[serde(default)]
     region_id: Option<i64>,
+    /// A new role (issue 22 item 2): never `classroom` (devices use device tokens); `teacher`
+    /// only for an account linked to a teacher record. Granted only inside the caller's scope
+    /// (the user's scope must already lie in it); an admin who is the last enabled admin
+    /// over their own scope cannot give up the role.
+    #[serde(default)]
+    role: Option<Role>,
+}
+
+/// Refuses `role` for `target` (not the caller's concern yet: scope is checked before).
+fn role_allowed(target: &people::User, role: Role, new_level: Level) -> Result<(), ApiError> {
+    match role {
+        Role::Classroom => Err(ApiError::invalid(
+            "role: classroom devices sign in with device tokens (POST /api/classrooms/{id}/devices)",
+        )),
+        Role::Teacher if target.teacher_id.is_none() => Err(ApiError::invalid(
+            "role: a teacher account needs its teacher record (create the account with teacher_id)",
+        )),
+        Role::Teacher if new_level != Level::School => Err(ApiError::invalid(
+            "scope: a teacher's account acts in their school (scope school)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether another enabled admin than `me` holds a scope containing `mine` (so `me` may
+/// give up the admin role without leaving the scope with nobody to run it).
+async fn another_admin_over(
+    st: &SchoolState,
+    me: i64,
+    mine: &crate::auth::scope::Scope,
+) -> Result<bool, ApiError> {
+    let d = Directory::load(&st.store).await?;
+    Ok(people::list_users(&st.store).await?.iter().any(|u| {
+        u.id != me && u.role == Role::Admin && !u.disabled && d.user_scope(u).contains(mine)
+    }))
 }
 
 /// Ends what a principal holds right now: their media sessions and event streams.
@@ -333,13 +368,29 @@ pub(super) async fn users_patch(
             Some((level, school, region))
         }
     };
+    let role = b.role.filter(|r| *r != target.role);
+    if let Some(r) = role {
+        let level = scope.map(|(l, _, _)| l).unwrap_or(target.scope);
+        role_allowed(&target, r, level)?;
+        if p.ident() == format!("u:{id}")
+            && target.role == Role::Admin
+            && !another_admin_over(&st, id, &mine).await?
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "last-admin",
+                "you are the last administrator over your scope: make another administrator first",
+            ));
+        }
+    }
     let change = people::UserChange {
         password: b.password.as_deref(),
         disabled: b.disabled,
         scope,
+        role,
     };
     let u = people::update_user(&st.store, id, &change).await?;
-    if b.password.is_some() || b.disabled == Some(true) || b.scope.is_some() {
+    if b.password.is_some() || b.disabled == Some(true) || b.scope.is_some() || role.is_some() {
         model::audit(
             &st.store,
             st.now(),
@@ -347,10 +398,11 @@ pub(super) async fn users_patch(
             "user-access-changed",
             &format!("user {id}"),
             &format!(
-                "password {}, disabled {:?}, scope {:?}",
+                "password {}, disabled {:?}, scope {:?}, role {:?}",
                 b.password.is_some(),
                 b.disabled,
-                b.scope
+                b.scope,
+                role.map(|r| r.as_str())
             ),
         )
         .await?;
@@ -467,6 +519,34 @@ pub(super) async fn devices_create(
         format!("/api/devices/{}", d.id),
         &IssuedDevice { token, device: d },
     ))
+}
+
+/// What PATCH changes in a device token.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct DevicePatch {
+    /// The new label ("讲台电脑", "box-3"), 1-100 characters.
+    label: String,
+}
+
+#[utoipa::path(
+    patch, path = "/api/devices/{id}", params(("id" = i64, Path, description = "the row's id")), request_body = DevicePatch,
+    responses((status = 200, description = "relabelled", body = people::DeviceToken))
+)]
+pub(super) async fn devices_patch(
+    State(st): State<Arc<SchoolState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<DevicePatch>,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    let label = b.label.trim();
+    if label.is_empty() || label.chars().count() > 100 {
+        return Err(ApiError::invalid("label must be 1-100 characters"));
+    }
+    let d = people::get_device(&st.store, id).await?;
+    admin_over_classroom(&st, &p, d.classroom_id).await?;
+    let d = people::set_device_label(&st.store, id, label).await?;
+    Ok(Json(d).into_response())
 }
 
 #[utoipa::path(

@@ -104,24 +104,25 @@ pub async fn process(store: &Store, id: i64) -> Result<Report, ProcessFail> {
 }
 
 /// What [`lesson_timeline`] needs of one part: its row's start and end, and once processed
-/// its manifest's timeline zero (Unix ms) and length.
+/// where its timeline's zero (its first frame) fell after the capture started, and its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartRow {
     /// The recording.
     pub id: i64,
-    /// Its row's start, Unix ms.
+    /// Its row's start, Unix ms (the capture's start: the same instant goes to both).
     pub started_at: i64,
     /// Its row's end, once it has ended.
     pub ended_at: Option<i64>,
-    /// Its processed timeline: zero (Unix ms) and length (ms).
-    pub processed: Option<(Option<i64>, u64)>,
+    /// Processed: (first frame after the capture's start, length), ms.
+    pub processed: Option<(i64, u64)>,
 }
 
 /// A lesson's parts (by start) on one lesson timeline: the first part's timeline zero is 0;
-/// each part starts where its own zero falls after that, lasts its processed length (else its
-/// row's), and the gap before it is what lies between the previous part's end and its start.
+/// each part starts where its own zero (its row's start plus its first frame's offset) falls
+/// after that, lasts its processed length (else its row's), and the gap before it is what lies
+/// between the previous part's end and its start.
 pub fn lesson_timeline(rows: &[PartRow]) -> Vec<crate::record::process::LessonPart> {
-    let zero = |r: &PartRow| r.processed.and_then(|(z, _)| z).unwrap_or(r.started_at);
+    let zero = |r: &PartRow| r.started_at + r.processed.map_or(0, |(off, _)| off.max(0));
     let Some(base) = rows.first().map(zero) else {
         return Vec::new();
     };
@@ -134,7 +135,7 @@ pub fn lesson_timeline(rows: &[PartRow]) -> Vec<crate::record::process::LessonPa
                 None => (r.ended_at.unwrap_or(r.started_at) - r.started_at).max(0) as u64,
             };
             let gap_before_ms = prev_end.map(|e| start_ms.saturating_sub(e));
-            prev_end = Some(start_ms + duration_ms);
+            prev_end = Some(prev_end.map_or(0, |e: u64| e).max(start_ms + duration_ms));
             crate::record::process::LessonPart {
                 recording: r.id,
                 start_ms,
@@ -143,6 +144,52 @@ pub fn lesson_timeline(rows: &[PartRow]) -> Vec<crate::record::process::LessonPa
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    use super::{lesson_timeline, PartRow};
+
+    #[test]
+    fn parts_sit_on_one_timeline_with_the_gaps_between_them() {
+        let rows = [
+            // Processed: first frame 200 ms after its start, 10 s long.
+            PartRow {
+                id: 1,
+                started_at: 1_000_000,
+                ended_at: Some(1_010_500),
+                processed: Some((200, 10_000)),
+            },
+            // Processed: first frame 700 ms after its start (15 s after the first's).
+            PartRow {
+                id: 2,
+                started_at: 1_014_500,
+                ended_at: Some(1_030_000),
+                processed: Some((700, 5_000)),
+            },
+            // Still recording: its row says how long so far.
+            PartRow {
+                id: 3,
+                started_at: 1_040_000,
+                ended_at: None,
+                processed: None,
+            },
+        ];
+        let t = lesson_timeline(&rows);
+        let got: Vec<(i64, u64, u64, Option<u64>)> = t
+            .iter()
+            .map(|p| (p.recording, p.start_ms, p.duration_ms, p.gap_before_ms))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 0, 10_000, None),
+                (2, 15_000, 5_000, Some(5_000)),
+                (3, 39_800, 0, Some(19_800)),
+            ]
+        );
+        assert!(lesson_timeline(&[]).is_empty());
+    }
 }
 
 /// Writes lesson `lesson`'s parts (when it has more than one) into the manifest of each of its
@@ -178,9 +225,13 @@ pub async fn link_parts(store: &Store, lesson: i64) -> Result<(), ProcessFail> {
                 id: *id,
                 started_at: *started_at,
                 ended_at: *ended_at,
-                processed: m
-                    .as_ref()
-                    .map(|(_, m)| (m.timeline_zero_unix_ms, m.duration_ms)),
+                processed: m.as_ref().map(|(_, m)| {
+                    let off = match (m.timeline_zero_unix_ms, m.started_unix_ms) {
+                        (Some(z), Some(s)) => z - s,
+                        _ => 0,
+                    };
+                    (off, m.duration_ms)
+                }),
             });
             manifests.push(m);
         }

@@ -198,7 +198,9 @@ mod timeline_tests {
 pub async fn link_parts(store: &Store, lesson: i64) -> Result<(), ProcessFail> {
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one = ONE_AT_A_TIME.lock().await;
-    let rows: Vec<(i64, i64, Option<i64>, Option<String>, Option<String>)> = sqlx::query_as(
+    // id, started_at, ended_at, processing, manifest_path.
+    type Row = (i64, i64, Option<i64>, Option<String>, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, started_at, ended_at, processing, manifest_path FROM recordings \
          WHERE lesson_id = $1 AND deleted_at IS NULL ORDER BY started_at, id",
     )

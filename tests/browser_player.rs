@@ -433,7 +433,46 @@ async fn a_recording_becomes_playable_without_a_reload_with_its_gaps_and_parts()
         "document.body.innerText",
     )
     .await?;
-    // The loss is marked where it sits on the lesson timeline.
+    // Both parts play as one lesson (issue 20, recfin): one timeline from the first part's
+    // start, the second part twelve minutes on (its row's start), the gap between them marked.
+    let parts = page
+        .eval_expr("window.classrelayPlayer.player.parts")
+        .await?;
+    assert_eq!(parts.as_array().map(Vec::len), Some(2), "{parts}");
+    assert_eq!(
+        (&parts[0]["recording"], &parts[0]["start_ms"]),
+        (&json!(first), &json!(0)),
+        "{parts}"
+    );
+    assert_eq!(parts[1]["recording"], json!(rid), "{parts}");
+    let p2 = parts[1]["start_ms"].as_f64().expect("a start");
+    assert!((720_000.0..=722_000.0).contains(&p2), "{parts}");
+    let p1_end = parts[0]["duration_ms"].as_f64().unwrap();
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let duration = page
+        .eval_expr("window.classrelayPlayer.player.duration")
+        .await?;
+    assert_eq!(
+        num(&duration),
+        p2 + num(&parts[1]["duration_ms"]),
+        "{duration} {parts}"
+    );
+    let mark = page
+        .eval_expr("[...document.querySelectorAll('.pl-restart')].map((m) => [Number(m.dataset.from), Number(m.dataset.to)])")
+        .await?;
+    assert_eq!(mark.as_array().map(Vec::len), Some(1), "{mark}");
+    assert_eq!(
+        (num(&mark[0][0]), num(&mark[0][1])),
+        (p1_end, p2),
+        "{mark} {parts}"
+    );
+    // Opened on the second part: its pictures.
+    assert_eq!(
+        page.eval_expr("window.classrelayPlayer.player.root.dataset.part")
+            .await?,
+        json!(rid.to_string())
+    );
+    // The loss is marked where it sits on the lesson timeline (inside the second part).
     let gaps = page
         .eval("await window.classrelayPlayer.player.gapsLoaded; return [...document.querySelectorAll('.pl-gap')].map((g) => Number(g.dataset.at));")
         .await?;
@@ -441,11 +480,56 @@ async fn a_recording_becomes_playable_without_a_reload_with_its_gaps_and_parts()
         .as_array()
         .expect("marks")
         .iter()
-        .map(|v| v.as_f64().unwrap())
+        .map(|v| v.as_f64().unwrap() - p2)
         .collect();
     assert!(
         !at.is_empty() && at.iter().all(|a| (900.0..=1600.0).contains(a)),
-        "{gaps}"
+        "{gaps} (second part from {p2})"
+    );
+    // A seek into the first part loads the first part's files and shows them, large the same
+    // kind (the teacher camera).
+    page.eval("await window.classrelayPlayer.player.seek(1000); return true;")
+        .await?;
+    page.wait_until(
+        &format!(
+            "(() => {{ const p = window.classrelayPlayer.player; const v = document.querySelector('.pl-main video');
+               return p.root.dataset.part === '{first}' && v.dataset.part === '{first}' && v.dataset.kind === 'teacher_camera'
+                 && v.readyState >= 2 && Math.abs(v.currentTime - 1) < 0.05
+                 && [...document.querySelectorAll('.pl-side video')].every((s) => s.dataset.part === '{first}'); }})()"
+        ),
+        WAIT,
+        "JSON.stringify(window.classrelayPlayer.player.positions())",
+    )
+    .await?;
+    assert_eq!(
+        page.eval_expr("document.querySelector('.pl-note').hidden")
+            .await?,
+        json!(true)
+    );
+    // A seek into the gap: "not recorded (server restart)", and on at the second part's start.
+    page.eval(&format!(
+        "await window.classrelayPlayer.player.seek({}); return true;",
+        p2 - 60_000.0
+    ))
+    .await?;
+    let after = page
+        .eval_expr("[window.classrelayPlayer.player.time(), window.classrelayPlayer.player.root.dataset.part, document.querySelector('.pl-note').hidden, document.querySelector('.pl-note').innerText]")
+        .await?;
+    assert_eq!(num(&after[0]), p2, "{after} {parts}");
+    assert_eq!(
+        after.as_array().unwrap()[1..],
+        [
+            json!(rid.to_string()),
+            json!(false),
+            json!("未录制（服务器重启）")
+        ],
+        "{after}"
+    );
+    // The zip of every file is linked.
+    assert_eq!(
+        page.eval_expr("document.querySelector('#downloads a.pl-zip').getAttribute('href')")
+            .await?,
+        json!(format!("/api/recordings/{rid}/download.zip"))
     );
     page.close().await?;
     Ok(())
@@ -775,18 +859,35 @@ async fn the_player_page_shows_exports_live_with_downloads_and_failures() -> Res
             .await?;
         assert_eq!(&mp4[4..8], b"ftyp", "an MP4");
     }
-    // The running job finishes: the page shows it without a reload.
+    // The running job moves on and fails: the page shows both without a reload, pushed on the
+    // recording's event stream, with no further read of the jobs route (no polling).
     page.eval("window.samePage = true; return true;").await?;
-    sqlx::query("UPDATE export_jobs SET state = 'failed', error = 'encoder stopped' WHERE id = $1")
-        .bind(running)
-        .execute(school.store.pool())
-        .await?;
+    let reads = "performance.getEntriesByType('resource').filter((e) => e.name.includes('/exports')).length";
+    let before = page.eval_expr(reads).await?;
+    classrelay::school::exports::set_progress(school, running, 700).await?;
+    page.wait_until(
+        &format!("window.samePage === true && document.querySelector('#exportJobs li[data-job=\"{running}\"]').innerText.includes('70%')"),
+        WAIT,
+        "document.getElementById('exportJobs').innerText",
+    )
+    .await?;
+    classrelay::school::exports::finish(school, running, Err("encoder stopped")).await?;
     page.wait_until(
         &format!("window.samePage === true && document.querySelector('#exportJobs li[data-job=\"{running}\"]').dataset.state === 'failed'"),
         WAIT,
         "document.getElementById('exportJobs').innerText",
     )
     .await?;
+    assert_eq!(
+        page.eval_expr(reads).await?,
+        before,
+        "the jobs route is not read again"
+    );
+    assert_eq!(
+        page.eval_expr("window.exportStreams").await?,
+        json!(1),
+        "one event stream followed the jobs"
+    );
     let text = page
         .eval_expr(&format!(
             "document.querySelector('#exportJobs li[data-job=\"{running}\"]').innerText"

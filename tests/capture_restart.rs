@@ -3,8 +3,10 @@
 //! SIGKILL; a new server process on the same data directory starts a second capture for the
 //! still-live lesson by itself, the teacher publishes again, and the lesson then has two
 //! recordings: the first (recovered, ended when its capture last got data) and the second
-//! (with the frames sent after the restart), each listing both parts and the gap between them.
-//! Must never start the second recording by hand.
+//! (with the frames sent after the restart), each listing both parts and the gap between them,
+//! and each part's `manifest.json` placing both on one lesson timeline. A recording the teacher
+//! stopped by hand is not recorded again by a restart until a start by hand. Must never start
+//! the second recording of the first test by hand.
 //!
 //! Run: `cargo test --test capture_restart`.
 
@@ -14,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use support::recording::{
-    post, record_a_lesson_then_kill, serve, teacher_login, teacher_publishes_to, until_recording,
-    KilledMidLesson,
+    live_lesson_served, post, record_a_lesson_then_kill, serve, teacher_login,
+    teacher_publishes_to, until_recording, KilledMidLesson, LiveLesson,
 };
 use support::sse::Sse;
 
@@ -129,6 +131,43 @@ async fn a_lesson_live_at_a_restart_is_recorded_again_and_lists_both_parts() {
             .unwrap_or_else(|| panic!("recording {r} has the teacher camera: {d}"));
         assert!(camera["frames"].as_u64().unwrap() > 0, "{d}");
     }
+    // Each part's manifest places both parts on one lesson timeline: the first at 0, the
+    // second after the first's length plus the gap (nothing recorded between the first part's
+    // last frame and the second part's first, so at least the rows' gap).
+    let mut manifests = Vec::new();
+    for r in [first_id, second_id] {
+        manifests.push(
+            get(
+                &http,
+                &format!("{base}/api/recordings/{r}/manifest"),
+                &teacher,
+            )
+            .await,
+        );
+    }
+    let (d1, d2) = (
+        manifests[0]["duration_ms"].as_i64().unwrap(),
+        manifests[1]["duration_ms"].as_i64().unwrap(),
+    );
+    for m in &manifests {
+        let parts = m["parts"]
+            .as_array()
+            .unwrap_or_else(|| panic!("parts: {m}"));
+        assert_eq!(parts.len(), 2, "{m}");
+        assert_eq!(
+            parts[0],
+            json!({"recording": first_id, "start_ms": 0, "duration_ms": d1, "gap_before_ms": null}),
+            "{m}"
+        );
+        assert_eq!(parts[1]["recording"], second_id, "{m}");
+        assert_eq!(parts[1]["duration_ms"], d2, "{m}");
+        let gap = parts[1]["gap_before_ms"].as_i64().expect("a gap");
+        assert_eq!(parts[1]["start_ms"].as_i64().unwrap(), d1 + gap, "{m}");
+        assert!(
+            gap + 250 >= gap_ms && gap < gap_ms + 30_000,
+            "timeline gap {gap} ms, rows' gap {gap_ms} ms: {m}"
+        );
+    }
     let second = get(
         &http,
         &format!("{base}/api/recordings/{second_id}"),
@@ -139,5 +178,79 @@ async fn a_lesson_live_at_a_restart_is_recorded_again_and_lists_both_parts() {
         "restart: first part ended {} ms before the kill; gap {gap_ms} ms; second part {} ms",
         killed_ms - first_end,
         second["duration_ms"]
+    );
+}
+
+/// Kills the server at `child` with SIGKILL and starts a new process on `dir`; its base URL.
+/// The new process has run its restart pass (`recording::resume`) before it answers.
+fn kill_and_restart(child: &mut support::recording::KillOnDrop, dir: &std::path::Path) -> String {
+    child.0.kill().expect("SIGKILL");
+    child.0.wait().expect("reaped");
+    let (next, base) = serve(dir);
+    *child = next;
+    base
+}
+
+/// The lesson's recordings' states, newest first.
+async fn states(http: &reqwest::Client, base: &str, token: &str, id: i64) -> Vec<String> {
+    let list = get(
+        http,
+        &format!("{base}/api/recordings?lesson_id={id}"),
+        token,
+    )
+    .await;
+    list["items"]
+        .as_array()
+        .expect("a page")
+        .iter()
+        .map(|r| r["state"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_stopped_by_hand_stays_stopped_across_a_restart() {
+    let LiveLesson {
+        dir,
+        lesson: id,
+        mut child,
+        base,
+    } = live_lesson_served().await;
+    let http = reqwest::Client::new();
+    let teacher = teacher_login(&http, &base).await;
+    // The school records its lessons: the bell started it; the teacher stops it.
+    until_recording(&http, &base, &teacher, id).await;
+    post(
+        &http,
+        &format!("{base}/api/lessons/{id}/recording"),
+        Some(&teacher),
+        json!({"on": false}),
+    )
+    .await;
+    let live = get(&http, &format!("{base}/api/lessons/{id}/live"), &teacher).await;
+    assert_eq!(live["recording"], false, "{live}");
+
+    // A crash and a new process, the lesson still live: not recorded again.
+    let base = kill_and_restart(&mut child, dir.path());
+    let teacher = teacher_login(&http, &base).await;
+    let live = get(&http, &format!("{base}/api/lessons/{id}/live"), &teacher).await;
+    assert_eq!(live["recording"], false, "{live}");
+    assert_eq!(states(&http, &base, &teacher, id).await, ["stopped"]);
+
+    // A start by hand clears the stop: the next crash's restart records the lesson again.
+    post(
+        &http,
+        &format!("{base}/api/lessons/{id}/recording"),
+        Some(&teacher),
+        json!({"on": true}),
+    )
+    .await;
+    until_recording(&http, &base, &teacher, id).await;
+    let base = kill_and_restart(&mut child, dir.path());
+    let teacher = teacher_login(&http, &base).await;
+    let live = get(&http, &format!("{base}/api/lessons/{id}/live"), &teacher).await;
+    assert_eq!(live["recording"], true, "{live}");
+    assert_eq!(
+        states(&http, &base, &teacher, id).await,
+        ["recording", "stopped", "stopped"]
     );
 }

@@ -4,7 +4,8 @@
 //! ranges) and download of a source the real processor made; clear problems for bad input;
 //! the School API's `record_lessons` and `retention_days`; and the retention sweep on
 //! simulated time (time passed in): nothing goes a millisecond early, expired recordings'
-//! files go through the storage trait, each deletion leaves an audit row.
+//! files go through the storage trait, each deletion leaves an audit row; and every file of a
+//! recording plus its manifest downloaded as one zip.
 //!
 //! Run: `cargo test --test recordings_api`.
 
@@ -654,4 +655,93 @@ async fn processing_is_announced_to_the_recording_and_lesson_followers() {
     assert_eq!(v["processing"], "failed", "{v}");
     assert!(!v["error"].as_str().unwrap_or("").is_empty(), "{v}");
     assert!(ev.next_or_end().await.is_none());
+}
+
+/// `GET /api/recordings/{id}/download.zip` (issue 20, recfin): one stored entry per source the
+/// manifest lists plus `manifest.json`, each entry's bytes the file's on disk and its SHA-256
+/// the manifest's; a recording not processed yet is a clear 409, one out of scope refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_sources_and_the_manifest_download_as_one_zip() {
+    use std::io::Read;
+    let app = App::start(Backend::Sqlite).await.unwrap();
+    let w = recordings(&app).await;
+    let url = format!("{}/api/recordings/{}/download.zip", app.base, w.r1);
+    let resp = app
+        .http
+        .get(&url)
+        .bearer_auth(&w.f.teacher_login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/zip");
+    assert_eq!(
+        resp.headers()[header::CONTENT_DISPOSITION],
+        format!("attachment; filename=\"recording-{}.zip\"", w.r1).as_str()
+    );
+    // Streamed: no length known before the last entry is written.
+    assert!(resp.headers().get(header::CONTENT_LENGTH).is_none());
+    let body = resp.bytes().await.unwrap();
+
+    let dir = app.dir.path().join("recordings").join(w.r1.to_string());
+    let manifest_bytes = std::fs::read(dir.join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let sources = manifest["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 3, "{manifest}");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(body.to_vec())).expect("a zip");
+    let mut names: Vec<String> = (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().to_string())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = sources
+        .iter()
+        .map(|s| s["file"].as_str().unwrap().to_string())
+        .chain(["manifest.json".to_string()])
+        .collect();
+    want.sort();
+    assert_eq!(names, want);
+    for s in sources {
+        let file = s["file"].as_str().unwrap();
+        let mut entry = zip.by_name(file).unwrap();
+        assert_eq!(
+            entry.compression(),
+            zip::CompressionMethod::Stored,
+            "{file}"
+        );
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes, std::fs::read(dir.join(file)).unwrap(), "{file}");
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            s["sha256"].as_str().unwrap(),
+            "{file}"
+        );
+    }
+    let mut m = Vec::new();
+    zip.by_name("manifest.json")
+        .unwrap()
+        .read_to_end(&mut m)
+        .unwrap();
+    assert_eq!(m, manifest_bytes);
+
+    // Not processed yet: a problem, not an empty zip.
+    let (s, v) = get(
+        &app,
+        &app.admin,
+        &format!("/api/recordings/{}/download.zip", w.r2),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(kind(&v), "recording-not-ready", "{v}");
+    // Inspectors never see recordings outside a round: refused.
+    let (s, v) = get(
+        &app,
+        &w.f.inspector_login,
+        &format!("/api/recordings/{}/download.zip", w.r1),
+    )
+    .await;
+    assert!(
+        s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND,
+        "{s} {v}"
+    );
 }

@@ -2490,6 +2490,11 @@ async fn recording_routes_by_role_and_object() {
                     "/api/recordings/{id}/events",
                     format!("/api/recordings/{r}/events"),
                 ),
+                // All its files as one zip (issue 20, recfin).
+                (
+                    "/api/recordings/{id}/download.zip",
+                    format!("/api/recordings/{r}/download.zip"),
+                ),
             ] {
                 let resp = app
                     .oneshot_request(Some(token), Method::GET, &path, None)
@@ -2517,11 +2522,11 @@ async fn recording_routes_by_role_and_object() {
         .keys()
         .filter(|p| p.starts_with("/api/recordings"))
         .collect();
-    assert_eq!(documented.len(), 5, "{documented:?}");
+    assert_eq!(documented.len(), 6, "{documented:?}");
     for p in documented {
         assert!(covered.contains(p), "{p} is not in the recordings matrix");
     }
-    assert_eq!(checked, callers.len() * 13);
+    assert_eq!(checked, callers.len() * 16);
 }
 
 // ---- Reports, cancellation and the patrol wall (issue 22 items 6 and 7) ----

@@ -400,6 +400,10 @@ export const PAGES_DICT = {
     ex_mp4: '下载 MP4',
     ex_thumb: '下载封面',
     ex_unavailable: '此服务器未启用导出（需 GStreamer）',
+    // Recording parts on one timeline and the zip of all files (issue 20, recfin).
+    pl_zip: '全部文件（ZIP）',
+    pl_not_recorded: '未录制（服务器重启）',
+    pl_restart_gap: '未录制（服务器重启）',
     obs_recording: '课堂录像',
     obs_no_recording: '这节课还没有可回放的录像，课堂时间按计时器计算。',
     obs_seek_hint: '点击评论的时间可跳到录像的那一刻',
@@ -959,6 +963,10 @@ export const PAGES_DICT = {
     ex_mp4: 'Download MP4',
     ex_thumb: 'Download thumbnail',
     ex_unavailable: 'Exports are not enabled on this server (needs GStreamer)',
+    // Recording parts on one timeline and the zip of all files (issue 20, recfin).
+    pl_zip: 'All files (ZIP)',
+    pl_not_recorded: 'Not recorded (server restart)',
+    pl_restart_gap: 'Not recorded (server restart)',
     obs_recording: 'Lesson recording',
     obs_no_recording: 'This lesson has no recording to play yet; lesson time follows the timer.',
     obs_seek_hint: 'Click a comment’s time to seek the recording to that moment',

@@ -91,24 +91,45 @@ async function exportsBox(rec) {
     return;
   }
   $('exports').hidden = false;
-  let polling = false;
-  const draw = (l) => {
-    $('exportJobs').replaceChildren(...l.jobs.filter((j) => j.recording === rec.id).map(exportJob));
+  // Job changes are pushed on the recording's event stream (`export` events), never polled;
+  // the list is read once more each time the stream (re)connects, for what it missed.
+  /** @type {Map<number, any>} */
+  const jobs = new Map();
+  const draw = () => {
+    $('exportJobs').replaceChildren(...[...jobs.values()]
+      .filter((j) => j.recording === rec.id).sort((a, b) => b.id - a.id).map(exportJob));
   };
-  const tick = async () => {
-    const l = await api('GET', url).catch(() => null);
-    if (l) draw(l);
-    if (l && l.jobs.some((j) => j.state === 'queued' || j.state === 'running')) setTimeout(tick, 1000);
-    else polling = false;
+  const take = (l) => { for (const j of l.jobs) jobs.set(j.id, j); draw(); };
+  const open = () => [...jobs.values()].some((j) => j.recording === rec.id && (j.state === 'queued' || j.state === 'running'));
+  /** @type {EventSource | null} */
+  let es = null;
+  let connected = false;
+  const follow = () => {
+    if (es) return;
+    es = new EventSource(`/api/recordings/${rec.id}/events`);
+    /** @type {any} */ (window).exportStreams = (/** @type {any} */ (window).exportStreams ?? 0) + 1;
+    es.addEventListener('open', () => {
+      // A reconnect (not the first connection): one fallback read of the list.
+      if (connected) api('GET', url).then(take).catch(() => {});
+      connected = true;
+    });
+    es.addEventListener('export', (e) => {
+      const j = JSON.parse(/** @type {MessageEvent} */ (e).data);
+      jobs.set(j.id, j);
+      draw();
+      // Nothing left to follow: the server ends the stream; do not let it reconnect.
+      if (!open()) { es?.close(); es = null; connected = false; }
+    });
   };
-  const follow = () => { if (!polling) { polling = true; tick(); } };
   const ask = ['showcase', 'premium', 'composite'].map((p) => h('button', {
     type: 'button',
     dataset: { preset: p },
     disabled: !list.available,
     onclick: async () => {
       try {
-        await api('POST', url, { preset: p, recording: rec.id });
+        const j = await api('POST', url, { preset: p, recording: rec.id });
+        jobs.set(j.id, j);
+        draw();
         follow();
       } catch (e) {
         showError(e);
@@ -116,8 +137,8 @@ async function exportsBox(rec) {
     },
   }, t(`ex_${p}`)));
   $('exportAsk').replaceChildren(...ask, list.available ? null : h('span', { class: 'muted' }, t('ex_unavailable')));
-  draw(list);
-  if (list.jobs.some((j) => j.state === 'queued' || j.state === 'running')) follow();
+  take(list);
+  if (open()) follow();
 }
 
 async function watch(id) {
@@ -148,7 +169,9 @@ async function watch(id) {
   }
   const player = await mountPlayer($('player'), id);
   $('downloads').replaceChildren(h('span', {}, t('pl_download')), ...rec.sources.map((s) =>
-    h('a', { href: s.download, download: s.file }, `${t(`pl_kind_${s.kind}`)} · ${s.owner}`)));
+    h('a', { href: s.download, download: s.file }, `${t(`pl_kind_${s.kind}`)} · ${s.owner}`)),
+  // Every file plus the manifest in one zip (issue 20, recfin).
+  h('a', { href: `/api/recordings/${rec.id}/download.zip`, download: `recording-${rec.id}.zip`, class: 'pl-zip' }, t('pl_zip')));
   await exportsBox(rec);
   await player.ready;
   player.root.focus();

@@ -5,6 +5,9 @@
 // (Space/K play, ←/→ 5 s, J/L 10 s, Home/End, 0–9 a tenth each). Plain ES module, served as
 // /player.js and used by /player and the observer's workspace. Never computes where a source
 // sits on the timeline itself: `start_ms` and `duration_ms` come from the server's manifest.
+// A lesson recorded in parts (a server restart while it was live) plays as one lesson: the
+// manifest's `parts` place each part's sources on one timeline; a seek into a gap between
+// parts says "not recorded (server restart)" and goes on at the next part.
 
 import { api, h, t } from '/app.js';
 
@@ -32,8 +35,28 @@ const START_GRACE_MS = 1500;
  */
 export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _ms) => {} } = {}) {
   const rec = await api('GET', `/api/recordings/${id}`);
-  const sources = [...rec.sources].sort((a, b) => (KIND_ORDER[a.kind] ?? 9) - (KIND_ORDER[b.kind] ?? 9));
-  const duration = rec.duration_ms ?? Math.max(0, ...sources.map((s) => s.start_ms + s.duration_ms));
+  const manifest = rec.sources.length ? await api('GET', `/api/recordings/${id}/manifest`).catch(() => null) : null;
+  /** @type {{ recording: number, start_ms: number, duration_ms: number, gap_before_ms: number | null }[]} */
+  const parts = manifest?.parts ?? [];
+  const offset = parts.find((p) => p.recording === id)?.start_ms ?? 0;
+  const own = rec.sources.map((s) => ({ ...s, start_ms: s.start_ms + offset, part: id }));
+  const all = [...own];
+  // The other parts' sources, each on the lesson timeline (a part not processed has none).
+  for (const p of parts) {
+    if (p.recording === id) continue;
+    const r = await api('GET', `/api/recordings/${p.recording}`).catch(() => null);
+    for (const s of r?.sources ?? []) all.push({ ...s, start_ms: s.start_ms + p.start_ms, part: p.recording });
+  }
+  const multi = parts.length > 1;
+  const order = (s) => (KIND_ORDER[s.kind] ?? 9) * 1e6 + (multi ? parts.findIndex((p) => p.recording === s.part) : 0);
+  const sources = [...all].sort((a, b) => order(a) - order(b));
+  const duration = multi
+    ? Math.max(...parts.map((p) => p.start_ms + p.duration_ms), ...sources.map((s) => s.start_ms + s.duration_ms))
+    : rec.duration_ms ?? Math.max(0, ...sources.map((s) => s.start_ms + s.duration_ms));
+  // Between parts nothing was recorded (the server restarted).
+  const restarts = parts.filter((p) => p.gap_before_ms).map((p) => ({ from: p.start_ms - (p.gap_before_ms ?? 0), to: p.start_ms }));
+  const restartAt = (ms) => restarts.find((g) => ms >= g.from && ms < g.to);
+  const partAt = (ms) => parts.find((p) => ms >= p.start_ms && ms < p.start_ms + p.duration_ms)?.recording;
   const main = h('div', { class: 'pl-main' });
   const side = h('div', { class: 'pl-side' });
   const playBtn = h('button', { type: 'button', class: 'pl-play', 'aria-label': t('pl_play') }, t('pl_play'));
@@ -42,11 +65,21 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
   const thumbs = h('div', { class: 'pl-thumbs' });
   // Losses from the manifest, marked where they sit on the timeline (issue 20 item 5).
   const gapsEl = h('div', { class: 'pl-gaps' });
+  // The gaps between parts, marked on the timeline; and what a seek into one says.
+  const restartsEl = h('div', { class: 'pl-gaps pl-restarts' }, ...restarts.map((g) => {
+    const mark = h('button', { type: 'button', class: 'pl-restart', title: t('pl_restart_gap'), 'aria-label': t('pl_restart_gap'), dataset: { from: g.from, to: g.to } });
+    mark.style.left = `${Math.min(100, (100 * g.from) / Math.max(1, duration))}%`;
+    mark.style.width = `${Math.max(0.4, (100 * (g.to - g.from)) / Math.max(1, duration))}%`;
+    return mark;
+  }));
+  const note = h('div', { class: 'pl-note', hidden: true, role: 'status' });
   const hint = h('div', { class: 'muted pl-keys' }, t('pl_keys'));
   const box = h('div', { class: 'player', tabindex: 0 },
     h('div', { class: 'pl-stage' }, main, side),
-    h('div', { class: 'pl-controls' }, playBtn, h('div', { class: 'pl-track' }, thumbs, gapsEl, bar), timeEl),
+    note,
+    h('div', { class: 'pl-controls' }, playBtn, h('div', { class: 'pl-track' }, thumbs, gapsEl, restartsEl, bar), timeEl),
     hint);
+  for (const m of restartsEl.children) m.addEventListener('click', () => seek(Number(/** @type {any} */ (m).dataset.from)));
   root.replaceChildren(box);
   if (!sources.length) {
     main.append(h('p', { class: 'muted' }, t('pl_no_sources')));
@@ -54,7 +87,8 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
   }
 
   const tiles = sources.map((s, i) => {
-    const v = h('video', { preload: 'auto', playsinline: true, src: s.url, dataset: { kind: s.kind, file: s.file } });
+    // Another part's files load their metadata now, their pictures when the time gets there.
+    const v = h('video', { preload: s.part === id ? 'auto' : 'metadata', playsinline: true, src: s.url, dataset: { kind: s.kind, file: s.file, part: s.part } });
     v.muted = i !== 0; // the teacher's sound; the others' at a click on their label
     const label = h('button', { type: 'button', class: 'pl-label link' }, `${t(`pl_kind_${s.kind}`)} · ${s.owner}`);
     const tile = h('figure', { class: 'pl-tile', dataset: { file: s.file } }, v, label);
@@ -70,11 +104,23 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
       x.v.addEventListener(ev, () => { x.running = false; x.moved = 0; x.stalledAt = performance.now(); });
     }
   }
-  let big = tiles[0];
+  let big = tiles.find((x) => x.s.part === id) ?? tiles[0];
+  // The part shown (a lesson in parts shows one part's pictures at a time).
+  let shown = id;
   const layout = () => {
+    const here = tiles.filter((x) => !multi || x.s.part === shown);
     main.replaceChildren(big.tile);
-    side.replaceChildren(...tiles.filter((x) => x !== big).map((x) => x.tile));
+    side.replaceChildren(...here.filter((x) => x !== big).map((x) => x.tile));
     for (const x of tiles) x.tile.classList.toggle('pl-big', x === big);
+    box.dataset.part = String(shown);
+  };
+  // The time moved into another part: its pictures, the same kind large.
+  const showPart = (ms) => {
+    const p = multi ? partAt(ms) : undefined;
+    if (p === undefined || p === shown) return;
+    shown = p;
+    big = tiles.find((x) => x.s.part === p && x.s.kind === big.s.kind) ?? tiles.find((x) => x.s.part === p) ?? big;
+    layout();
   };
   for (const x of tiles) {
     x.tile.addEventListener('click', (e) => {
@@ -89,7 +135,7 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
   }
   layout();
 
-  const ready = Promise.all(tiles.map((x) => new Promise((resolve) => {
+  const ready = Promise.all(tiles.filter((x) => x.s.part === id).map((x) => new Promise((resolve) => {
     if (x.v.readyState >= 1) resolve();
     else {
       x.v.addEventListener('loadedmetadata', resolve, { once: true });
@@ -143,6 +189,12 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
 
   async function seek(ms) {
     ms = Math.max(0, Math.min(duration, Math.round(ms)));
+    // Into a gap between parts: say so and go on at the next part.
+    const gap = restartAt(ms);
+    note.hidden = !gap;
+    note.textContent = gap ? t('pl_not_recorded') : '';
+    if (gap) ms = gap.to;
+    showPart(ms);
     pausedAt = ms;
     wall = playing ? { at: ms, t0: performance.now() } : null;
     startAt = performance.now();
@@ -188,6 +240,7 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
     onTime(ms);
   }
 
+  let jumping = false;
   // Each frame: the others follow the master; sources start and stop as the time passes them.
   function follow() {
     for (const x of tiles) {
@@ -195,8 +248,14 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
       if (x.running && !x.v.paused && ct > x.lastCt) x.moved += 1;
       x.lastCt = ct;
     }
-    if (playing) {
+    if (playing && !jumping && restartAt(time())) {
+      // Playing into a gap between parts: on at the next part.
+      jumping = true;
+      seek(time()).finally(() => { jumping = false; });
+    }
+    if (playing && !jumping) {
       const ms = time();
+      showPart(ms);
       const m = master();
       if (m) wall = { at: ms, t0: performance.now() };
       // The lead (the first source the time is inside) starting or stalled: the others wait
@@ -262,7 +321,7 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
   /** @type {{ at_ms: number, dur_ms: number, file: string }[]} */
   let gapList = [];
   const gapsLoaded = api('GET', `/api/recordings/${id}/manifest`)
-    .then((m) => { gapList = drawGaps(m, gapsEl, duration, seek); })
+    .then((m) => { gapList = drawGaps(m, gapsEl, duration, seek, offset); })
     .catch(() => {});
 
   const positions = () => tiles.map((x) => ({
@@ -276,7 +335,7 @@ export async function mountPlayer(root, id, { onTime = (/** @type {number} */ _m
     return at.length ? Math.max(...at) - Math.min(...at) : 0;
   };
   const gaps = () => gapList;
-  const handle = { ready, seek, play, pause, toggle, time, duration, positions, spread, sources, gaps, gapsLoaded, root: box };
+  const handle = { ready, seek, play, pause, toggle, time, duration, positions, spread, sources: own, allSources: sources, parts, restarts, gaps, gapsLoaded, root: box };
   box.player = handle;
   return handle;
 }
@@ -306,13 +365,14 @@ async function thumbnails(src, strip, duration) {
 }
 
 /**
- * Marks every loss the manifest lists (each source's `gaps`, on the lesson timeline) on the
- * strip under the thumbnails; a click on one seeks to it. Returns what it drew.
+ * Marks every loss the manifest lists (each source's `gaps`, on the lesson timeline: `offset`
+ * is where this part starts on it) on the strip under the thumbnails; a click on one seeks to
+ * it. Returns what it drew.
  */
-function drawGaps(manifest, strip, duration, seek) {
+function drawGaps(manifest, strip, duration, seek, offset = 0) {
   const list = [];
   for (const s of manifest.sources ?? []) {
-    for (const g of s.gaps ?? []) list.push({ at_ms: g.at_ms, dur_ms: g.dur_ms, file: s.file });
+    for (const g of s.gaps ?? []) list.push({ at_ms: g.at_ms + offset, dur_ms: g.dur_ms, file: s.file });
   }
   list.sort((a, b) => a.at_ms - b.at_ms);
   const span = Math.max(1, duration);

@@ -264,7 +264,9 @@ async fn claim(store: &Store, now: i64) -> Result<Option<ExportJob>, ExportJobEr
 }
 
 /// Runs job `j` to its end and writes the result.
-async fn run_job(st: &SchoolState, j: ExportJob) -> Result<(), ExportJobError> {
+async fn run_job(st: &Arc<SchoolState>, j: ExportJob) -> Result<(), ExportJobError> {
+    // Claimed: the page shows it running.
+    announce(st, j.id).await;
     let store = st.store.clone();
     let result = match recording_dir(&store, j.recording).await {
         Err(e) => Err(e),
@@ -275,21 +277,18 @@ async fn run_job(st: &SchoolState, j: ExportJob) -> Result<(), ExportJobError> {
                 size: None,
                 video_kbps: None,
             };
-            // Progress goes to the table at most twice a second, never from the encoder's thread.
+            // Progress goes to the table (and out as an event) at most twice a second, never
+            // from the encoder's thread.
             let (tx, mut rx) = tokio::sync::watch::channel(0u16);
             let writer = {
-                let store = store.clone();
+                let st = Arc::clone(st);
                 let id = j.id;
                 tokio::spawn(async move {
                     while rx.changed().await.is_ok() {
                         let p = i64::from(*rx.borrow_and_update());
-                        let _ = sqlx::query(
-                            "UPDATE export_jobs SET progress = $1 WHERE id = $2 AND state = 'running'",
-                        )
-                        .bind(p)
-                        .bind(id)
-                        .execute(store.pool())
-                        .await;
+                        if let Err(e) = set_progress(&st, id, p).await {
+                            tracing::warn!(job = id, "export progress: {e}");
+                        }
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 })
@@ -302,6 +301,53 @@ async fn run_job(st: &SchoolState, j: ExportJob) -> Result<(), ExportJobError> {
             r
         }
     };
+    match result {
+        Ok(outcome) => {
+            finish(st, j.id, Ok(&outcome)).await?;
+            tracing::info!(job = j.id, recording = j.recording, preset = %j.preset, speed = outcome.speed, "export done");
+        }
+        Err(e) => {
+            let why = e.to_string();
+            finish(st, j.id, Err(&why)).await?;
+            tracing::warn!(job = j.id, recording = j.recording, preset = %j.preset, "export failed: {why}");
+        }
+    }
+    Ok(())
+}
+
+/// Recording `id`'s jobs still queued or running, oldest first.
+pub async fn open_of_recording(store: &Store, id: i64) -> Result<Vec<ExportJob>, ExportJobError> {
+    let rows: Vec<JobRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM export_jobs WHERE recording_id = $1 AND state IN ('queued', 'running') ORDER BY id"
+    ))
+    .bind(id)
+    .fetch_all(store.pool())
+    .await
+    .map_err(db)?;
+    Ok(rows.into_iter().map(job).collect())
+}
+
+/// Announces job `id` as it is now on `SchoolState::export_events` (the recording's event
+/// stream pushes it); nobody listening is fine.
+pub async fn announce(st: &SchoolState, id: i64) {
+    match get(&st.store, id).await {
+        Ok(Some(j)) => {
+            let _ = st.export_events.send(j);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(job = id, "export job not announced: {e}"),
+    }
+}
+
+/// Ends job `id` (running) as the runner does: `done` with its outcome or `failed` with the
+/// reason, announced.
+pub async fn finish(
+    st: &SchoolState,
+    id: i64,
+    result: Result<&ExportOutcome, &str>,
+) -> Result<(), ExportJobError> {
     let now = st.now();
     match result {
         Ok(outcome) => {
@@ -309,28 +355,38 @@ async fn run_job(st: &SchoolState, j: ExportJob) -> Result<(), ExportJobError> {
                 "UPDATE export_jobs SET state = 'done', progress = 1000, outcome = $1, \
                  finished_at = $2 WHERE id = $3",
             )
-            .bind(serde_json::to_string(&outcome).unwrap_or_default())
+            .bind(serde_json::to_string(outcome).unwrap_or_default())
             .bind(now)
-            .bind(j.id)
-            .execute(store.pool())
+            .bind(id)
+            .execute(st.store.pool())
             .await
             .map_err(db)?;
-            tracing::info!(job = j.id, recording = j.recording, preset = %j.preset, speed = outcome.speed, "export done");
         }
-        Err(e) => {
-            let why = e.to_string();
+        Err(why) => {
             sqlx::query(
                 "UPDATE export_jobs SET state = 'failed', error = $1, finished_at = $2 WHERE id = $3",
             )
-            .bind(&why)
+            .bind(why)
             .bind(now)
-            .bind(j.id)
-            .execute(store.pool())
+            .bind(id)
+            .execute(st.store.pool())
             .await
             .map_err(db)?;
-            tracing::warn!(job = j.id, recording = j.recording, preset = %j.preset, "export failed: {why}");
         }
     }
+    announce(st, id).await;
+    Ok(())
+}
+
+/// Sets running job `id`'s progress (per mille) as the runner does, announced.
+pub async fn set_progress(st: &SchoolState, id: i64, per_mille: i64) -> Result<(), ExportJobError> {
+    sqlx::query("UPDATE export_jobs SET progress = $1 WHERE id = $2 AND state = 'running'")
+        .bind(per_mille)
+        .bind(id)
+        .execute(st.store.pool())
+        .await
+        .map_err(db)?;
+    announce(st, id).await;
     Ok(())
 }
 

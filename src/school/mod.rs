@@ -84,6 +84,9 @@ pub struct SchoolState {
     /// Recording processing changes (issue 20: processing started, ready, failed), for
     /// `GET /api/recordings/{id}/events` and the lesson's own stream.
     pub recording_events: tokio::sync::broadcast::Sender<recording_files::ProcessingEvent>,
+    /// Export job changes (issue 20: queued, running with progress, done or failed), pushed
+    /// on `GET /api/recordings/{id}/events` as `export` events.
+    pub export_events: tokio::sync::broadcast::Sender<exports::ExportJob>,
 }
 
 /// Access that ended: event streams of that principal or lesson close.
@@ -125,6 +128,7 @@ impl SchoolState {
             max_lessons_per_teacher_day: s.max_lessons_per_teacher_day as i64,
             revoked: tokio::sync::broadcast::channel(256).0,
             recording_events: tokio::sync::broadcast::channel(256).0,
+            export_events: tokio::sync::broadcast::channel(256).0,
         }
     }
 

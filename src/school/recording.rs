@@ -374,8 +374,56 @@ async fn stop_room(app: &SchoolState, room: &str) -> Result<Option<i64>, SwitchE
     Ok(Some(id))
 }
 
-/// The scheduler's bell: a lesson that went live is recorded if it should be.
+/// Switches lesson `lesson`'s recording by hand (the API, caller `by`): a stop is stored so
+/// that neither the bell nor a restart (`resume`) records the lesson again by itself; a start
+/// clears it (issue 20: a recording stopped by hand stays stopped).
+pub async fn switch_by_hand(
+    app: &SchoolState,
+    lesson: i64,
+    on: bool,
+    by: &str,
+) -> Result<(), SwitchError> {
+    let db = |e: sqlx::Error| SwitchError::Store(e.into());
+    if on {
+        sqlx::query("DELETE FROM recording_stops WHERE lesson_id = $1")
+            .bind(lesson)
+            .execute(app.store.pool())
+            .await
+            .map_err(db)?;
+        start_lesson(app, lesson).await.map(|_| ())
+    } else {
+        // Stored before the capture stops: a crash in between must not record it again.
+        sqlx::query(
+            "INSERT INTO recording_stops (lesson_id, stopped_at, stopped_by) VALUES ($1, $2, $3) \
+             ON CONFLICT (lesson_id) DO UPDATE SET stopped_at = $2, stopped_by = $3",
+        )
+        .bind(lesson)
+        .bind(app.now())
+        .bind(by)
+        .execute(app.store.pool())
+        .await
+        .map_err(db)?;
+        stop_lesson(app, lesson).await.map(|_| ())
+    }
+}
+
+/// Whether lesson `lesson`'s recording was stopped by hand (and not started by hand since).
+pub async fn stopped_by_hand(store: &Store, lesson: i64) -> StoreResult<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT lesson_id FROM recording_stops WHERE lesson_id = $1")
+            .bind(lesson)
+            .fetch_optional(store.pool())
+            .await?;
+    Ok(row.is_some())
+}
+
+/// The scheduler's bell: a lesson that went live is recorded if it should be (and its
+/// recording was not stopped by hand while it was open).
 pub(crate) async fn at_bell(app: &SchoolState, lesson: i64) {
+    if stopped_by_hand(&app.store, lesson).await.unwrap_or(false) {
+        tracing::info!(lesson, "recording stopped by hand: not started at the bell");
+        return;
+    }
     match wanted(app, lesson).await {
         Ok(true) => {
             if let Err(e) = start_lesson(app, lesson).await {
@@ -390,7 +438,7 @@ pub(crate) async fn at_bell(app: &SchoolState, lesson: i64) {
 /// After a restart: every lesson live now whose recording a crash cut (`cut`), or that its
 /// school records by default, gets a new capture; media joins it as the participants come
 /// back. The lesson then has two recordings (`GET /api/recordings/{id}` lists its parts and
-/// the gap between them).
+/// the gap between them). A lesson whose recording was stopped by hand is left alone.
 pub(crate) async fn resume(app: &SchoolState, cut: &[i64]) {
     if app.config.recording.rooms == RecordRooms::None {
         return;
@@ -410,6 +458,20 @@ pub(crate) async fn resume(app: &SchoolState, cut: &[i64]) {
         let again = cut.contains(&l.id) || wanted(app, l.id).await.unwrap_or(false);
         if !again {
             continue;
+        }
+        match stopped_by_hand(&app.store, l.id).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(
+                    lesson = l.id,
+                    "lesson live at the restart: its recording was stopped by hand, not resumed"
+                );
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(lesson = l.id, "recording after a restart: {e}");
+                continue;
+            }
         }
         match start_lesson(app, l.id).await {
             Ok(Some(r)) => tracing::info!(

@@ -82,6 +82,12 @@ pub async fn process(store: &Store, id: i64) -> Result<Report, ProcessFail> {
             .execute(store.pool())
             .await
             .map_err(db)?;
+            // A lesson recorded in parts: every processed part's manifest names them all.
+            if let Some(lesson) = report.manifest.lesson_id {
+                if let Err(e) = link_parts(store, lesson).await {
+                    tracing::warn!(recording = id, lesson, "parts not linked: {e}");
+                }
+            }
         }
         Err(e) => {
             sqlx::query(
@@ -95,6 +101,163 @@ pub async fn process(store: &Store, id: i64) -> Result<Report, ProcessFail> {
         }
     }
     result
+}
+
+/// What [`lesson_timeline`] needs of one part: its row's start and end, and once processed
+/// where its timeline's zero (its first frame) fell after the capture started, and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartRow {
+    /// The recording.
+    pub id: i64,
+    /// Its row's start, Unix ms (the capture's start: the same instant goes to both).
+    pub started_at: i64,
+    /// Its row's end, once it has ended.
+    pub ended_at: Option<i64>,
+    /// Processed: (first frame after the capture's start, length), ms.
+    pub processed: Option<(i64, u64)>,
+}
+
+/// A lesson's parts (by start) on one lesson timeline: the first part's timeline zero is 0;
+/// each part starts where its own zero (its row's start plus its first frame's offset) falls
+/// after that, lasts its processed length (else its row's), and the gap before it is what lies
+/// between the previous part's end and its start.
+pub fn lesson_timeline(rows: &[PartRow]) -> Vec<crate::record::process::LessonPart> {
+    let zero = |r: &PartRow| r.started_at + r.processed.map_or(0, |(off, _)| off.max(0));
+    let Some(base) = rows.first().map(zero) else {
+        return Vec::new();
+    };
+    let mut prev_end: Option<u64> = None;
+    rows.iter()
+        .map(|r| {
+            let start_ms = (zero(r) - base).max(0) as u64;
+            let duration_ms = match r.processed {
+                Some((_, d)) => d,
+                None => (r.ended_at.unwrap_or(r.started_at) - r.started_at).max(0) as u64,
+            };
+            let gap_before_ms = prev_end.map(|e| start_ms.saturating_sub(e));
+            prev_end = Some(prev_end.map_or(0, |e: u64| e).max(start_ms + duration_ms));
+            crate::record::process::LessonPart {
+                recording: r.id,
+                start_ms,
+                duration_ms,
+                gap_before_ms,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    use super::{lesson_timeline, PartRow};
+
+    #[test]
+    fn parts_sit_on_one_timeline_with_the_gaps_between_them() {
+        let rows = [
+            // Processed: first frame 200 ms after its start, 10 s long.
+            PartRow {
+                id: 1,
+                started_at: 1_000_000,
+                ended_at: Some(1_010_500),
+                processed: Some((200, 10_000)),
+            },
+            // Processed: first frame 700 ms after its start (15 s after the first's).
+            PartRow {
+                id: 2,
+                started_at: 1_014_500,
+                ended_at: Some(1_030_000),
+                processed: Some((700, 5_000)),
+            },
+            // Still recording: its row says how long so far.
+            PartRow {
+                id: 3,
+                started_at: 1_040_000,
+                ended_at: None,
+                processed: None,
+            },
+        ];
+        let t = lesson_timeline(&rows);
+        let got: Vec<(i64, u64, u64, Option<u64>)> = t
+            .iter()
+            .map(|p| (p.recording, p.start_ms, p.duration_ms, p.gap_before_ms))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 0, 10_000, None),
+                (2, 15_000, 5_000, Some(5_000)),
+                (3, 39_800, 0, Some(19_800)),
+            ]
+        );
+        assert!(lesson_timeline(&[]).is_empty());
+    }
+}
+
+/// Writes lesson `lesson`'s parts (when it has more than one) into the manifest of each of its
+/// processed parts, through a temporary file and a rename. One lesson at a time, so two parts
+/// processed together never leave an older list behind.
+pub async fn link_parts(store: &Store, lesson: i64) -> Result<(), ProcessFail> {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE_AT_A_TIME.lock().await;
+    // id, started_at, ended_at, processing, manifest_path.
+    type Row = (i64, i64, Option<i64>, Option<String>, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, started_at, ended_at, processing, manifest_path FROM recordings \
+         WHERE lesson_id = $1 AND deleted_at IS NULL ORDER BY started_at, id",
+    )
+    .bind(lesson)
+    .fetch_all(store.pool())
+    .await
+    .map_err(db)?;
+    if rows.len() < 2 {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || -> Result<(), ProcessFail> {
+        use crate::record::process::Manifest;
+        let mut manifests: Vec<Option<(PathBuf, Manifest)>> = Vec::new();
+        let mut parts = Vec::new();
+        for (id, started_at, ended_at, processing, path) in &rows {
+            let m = match (processing.as_deref(), path) {
+                (Some("ready"), Some(p)) => std::fs::read(p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+                    .map(|m| (PathBuf::from(p), m)),
+                _ => None,
+            };
+            parts.push(PartRow {
+                id: *id,
+                started_at: *started_at,
+                ended_at: *ended_at,
+                processed: m.as_ref().map(|(_, m)| {
+                    let off = match (m.timeline_zero_unix_ms, m.started_unix_ms) {
+                        (Some(z), Some(s)) => z - s,
+                        _ => 0,
+                    };
+                    (off, m.duration_ms)
+                }),
+            });
+            manifests.push(m);
+        }
+        let timeline = lesson_timeline(&parts);
+        for (path, mut m) in manifests.into_iter().flatten() {
+            if m.parts == timeline {
+                continue;
+            }
+            m.parts = timeline.clone();
+            let json = serde_json::to_vec_pretty(&m).map_err(|e| {
+                ProcessFail::Recover(RecoverError::Manifest {
+                    path: path.clone(),
+                    source: e.into(),
+                })
+            })?;
+            let tmp = path.with_extension("parts");
+            std::fs::write(&tmp, json)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|source| ProcessFail::Recover(RecoverError::Manifest { path, source }))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| ProcessFail::Thread(e.to_string()))?
 }
 
 /// A change of a recording's processing, announced to `GET /api/recordings/{id}/events` and,

@@ -230,10 +230,21 @@ pub struct KilledMidLesson {
     pub sent_audio: Vec<SentFrame>,
 }
 
-/// A lesson of now on a real `classrelay serve` process: the scheduler starts its recording,
-/// the independent `webrtc` client publishes four seconds of the fixtures as its teacher, and
-/// the server is killed with SIGKILL (no graceful stop).
-pub async fn record_a_lesson_then_kill() -> KilledMidLesson {
+/// A lesson of now (live for forty minutes) served by a real `classrelay serve` process on a
+/// fresh data directory (the fixture's school, made in-process first).
+pub struct LiveLesson {
+    /// The server's data directory.
+    pub dir: tempfile::TempDir,
+    /// The lesson.
+    pub lesson: i64,
+    /// The server process.
+    pub child: KillOnDrop,
+    /// Its base URL.
+    pub base: String,
+}
+
+/// Starts a [`LiveLesson`].
+pub async fn live_lesson_served() -> LiveLesson {
     // The school and a lesson made in-process, then moved to now on the real clock.
     let app = App::start_in_process(Backend::Sqlite)
         .await
@@ -253,8 +264,25 @@ pub async fn record_a_lesson_then_kill() -> KilledMidLesson {
         .expect("lesson moved to now");
     let App { dir, server, .. } = app;
     server.shutdown().await;
+    let (child, base) = serve(dir.path());
+    LiveLesson {
+        dir,
+        lesson: id,
+        child,
+        base,
+    }
+}
 
-    let (mut child, base) = serve(dir.path());
+/// A lesson of now on a real `classrelay serve` process: the scheduler starts its recording,
+/// the independent `webrtc` client publishes four seconds of the fixtures as its teacher, and
+/// the server is killed with SIGKILL (no graceful stop).
+pub async fn record_a_lesson_then_kill() -> KilledMidLesson {
+    let LiveLesson {
+        dir,
+        lesson: id,
+        mut child,
+        base,
+    } = live_lesson_served().await;
 
     let http = reqwest::Client::new();
     let teacher = teacher_login(&http, &base).await;

@@ -60,6 +60,25 @@ pub struct Manifest {
     pub notes: Vec<String>,
     /// One entry per file.
     pub sources: Vec<Source>,
+    /// A lesson recorded in parts (a server restart cut it): every part, this one among them,
+    /// on one lesson timeline, by start. Empty for a lesson recorded in one piece; written by
+    /// the school side once a part is processed (`school::recording_files::link_parts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<LessonPart>,
+}
+
+/// One part of a lesson recorded in parts: where its own timeline's zero sits on the lesson's
+/// (the first part's zero is 0) and how long it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LessonPart {
+    /// The part's recording id.
+    pub recording: i64,
+    /// Its timeline's zero on the lesson timeline, ms.
+    pub start_ms: u64,
+    /// Its length, ms (its manifest's once processed, else from its start and end).
+    pub duration_ms: u64,
+    /// Nothing was recorded for this long before it (none for the first part), ms.
+    pub gap_before_ms: Option<u64>,
 }
 
 /// One file of the recording.
@@ -554,6 +573,7 @@ pub fn process_tracks(
         complete,
         notes,
         sources,
+        parts: Vec::new(),
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ProcessError::Io {
         path: out_dir.join("manifest.json"),

@@ -115,6 +115,8 @@ pub(super) async fn lessons_exports_create(
     )
     .await
     .map_err(job_error)?;
+    // Queued: pushed to the recording's event stream (issue 20, recfin).
+    let _ = st.export_events.send(job.clone());
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 

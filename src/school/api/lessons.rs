@@ -779,11 +779,8 @@ pub(super) async fn lessons_recording(
             ),
         ));
     }
-    let res = if b.on {
-        recording::start_lesson(&st, l.id).await.map(|_| ())
-    } else {
-        recording::stop_lesson(&st, l.id).await.map(|_| ())
-    };
+    // A stop by hand is stored (a restart does not record the lesson again); a start clears it.
+    let res = recording::switch_by_hand(&st, l.id, b.on, &p.ident()).await;
     match res {
         Ok(()) => {}
         Err(recording::SwitchError::Media(e)) => {

@@ -50,6 +50,13 @@ use reports::*;
 mod qr;
 use qr::*;
 
+// A recording's files as one zip (issue 20, recfin).
+mod recordings_zip;
+use recordings_zip::*;
+// A recording's processing and export jobs as server-sent events (issue 20).
+mod recordings_events;
+use recordings_events::*;
+
 use entities::*;
 use lessons::*;
 use live::*;
@@ -146,6 +153,7 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     recordings_manifest,
     recordings_file,
     recordings_events,
+    recordings_zip,
     today,
     // Exports (issue 20 item 4).
     lessons_exports_create,
@@ -380,6 +388,7 @@ fn handler(
         ("GET", "/api/recordings/{id}/manifest") => get(recordings_manifest),
         ("GET", "/api/recordings/{id}/files/{file}") => get(recordings_file),
         ("GET", "/api/recordings/{id}/events") => get(recordings_events),
+        ("GET", "/api/recordings/{id}/download.zip") => get(recordings_zip),
         ("GET", "/api/today") => get(today),
         // Exports (issue 20 item 4).
         ("POST", "/api/lessons/{id}/exports") => post(lessons_exports_create),

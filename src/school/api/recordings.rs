@@ -10,7 +10,6 @@ use super::*;
 
 use crate::record::process::Manifest;
 use crate::school::recording::{Recording, COLS};
-use crate::school::recording_files::ProcessingEvent;
 
 /// An id and a name.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -467,7 +466,7 @@ pub(super) async fn recordings_list(
 }
 
 /// Recording `id` if the caller may see it, with its lesson and the directory.
-async fn recording_for(
+pub(super) async fn recording_for(
     st: &SchoolState,
     p: &Principal,
     id: &str,
@@ -490,7 +489,10 @@ async fn recording_for(
 }
 
 /// The processed recording's manifest, read through the storage trait.
-async fn manifest_of(st: &SchoolState, r: &Recording) -> Result<(Manifest, Vec<u8>), ApiError> {
+pub(super) async fn manifest_of(
+    st: &SchoolState,
+    r: &Recording,
+) -> Result<(Manifest, Vec<u8>), ApiError> {
     if r.deleted_at.is_some() {
         return Err(ApiError::new(
             StatusCode::GONE,
@@ -761,101 +763,4 @@ pub(super) async fn recordings_file(
         HeaderValue::from_static("private, no-cache"),
     );
     Ok(resp)
-}
-
-/// A recording's processing state as the events route names it: `recording` (still
-/// capturing), `waiting` (stopped, not processed yet), `processing`, `ready`, `failed` or
-/// `deleted`.
-fn processing_now(r: &Recording) -> ProcessingEvent {
-    let processing = if r.deleted_at.is_some() {
-        "deleted"
-    } else if let Some(p) = r.processing.as_deref() {
-        p
-    } else if r.state == "recording" {
-        "recording"
-    } else {
-        "waiting"
-    };
-    ProcessingEvent {
-        recording: r.id,
-        lesson: r.lesson_id,
-        processing: processing.to_string(),
-        error: r.processing_error.clone(),
-    }
-}
-
-/// Whether nothing more will change (the stream ends after it).
-fn settled(ev: &ProcessingEvent) -> bool {
-    matches!(ev.processing.as_str(), "ready" | "failed" | "deleted")
-}
-
-fn sse_processing(ev: &ProcessingEvent) -> SseEvent {
-    SseEvent::default()
-        .event("processing")
-        .data(serde_json::to_string(ev).unwrap_or_default())
-}
-
-#[utoipa::path(
-    get, path = "/api/recordings/{id}/events", params(("id" = i64, Path, description = "the recording's id")),
-    responses((status = 200, description = "server-sent events (`processing`), each data line one ProcessingEvent: the state now (recording, waiting, processing, ready, failed, deleted), then each change; the stream ends once it is ready, failed or deleted", body = crate::school::recording_files::ProcessingEvent, content_type = "text/event-stream"))
-)]
-pub(super) async fn recordings_events(
-    State(st): State<Arc<SchoolState>>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult {
-    // Subscribe before reading the row, so no change falls between the two.
-    let rx = st.recording_events.subscribe();
-    let revoked = st.revoked.subscribe();
-    let (r, _, _) = recording_for(&st, &p, &id).await?;
-    let first = processing_now(&r);
-    let head =
-        futures_util::stream::iter([Ok::<_, std::convert::Infallible>(sse_processing(&first))]);
-    use futures_util::StreamExt;
-    if settled(&first) {
-        return Ok(Sse::new(head).into_response());
-    }
-    let rid = r.id;
-    let who = p.ident();
-    let tail = futures_util::stream::unfold(Some((rx, revoked, Arc::clone(&st))), move |state| {
-        let who = who.clone();
-        async move {
-            use tokio::sync::broadcast::error::RecvError;
-            let (mut rx, mut revoked, st) = state?;
-            let ev = loop {
-                tokio::select! {
-                    r = rx.recv() => match r {
-                        Ok(ev) if ev.recording == rid => break ev,
-                        Ok(_) => continue,
-                        // Missed changes: read the row again.
-                        Err(RecvError::Lagged(_)) => {
-                            let sql = format!("SELECT {COLS} FROM recordings WHERE id = $1");
-                            let row: Option<Recording> =
-                                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                                    .bind(rid)
-                                    .fetch_optional(st.store.pool())
-                                    .await
-                                    .ok()
-                                    .flatten();
-                            match row {
-                                Some(r) => break processing_now(&r),
-                                None => return None,
-                            }
-                        }
-                        Err(RecvError::Closed) => return None,
-                    },
-                    r = revoked.recv() => match r {
-                        Ok(crate::school::Revoked::Principal(x)) if x == who => return None,
-                        Ok(_) => continue,
-                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
-                    },
-                }
-            };
-            let next = (!settled(&ev)).then_some((rx, revoked, st));
-            Some((Ok::<_, std::convert::Infallible>(sse_processing(&ev)), next))
-        }
-    });
-    Ok(Sse::new(head.chain(tail))
-        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
-        .into_response())
 }

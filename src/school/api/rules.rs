@@ -675,6 +675,15 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         "recordings",
         "Server-sent events of the recording's processing (processing, ready, failed): a page shows it playable without a reload",
     ),
+    // A recording's files as one zip (issue 20, recfin); the object rule is
+    // `access::may_see_recording`, as for each file.
+    route_rule!(
+        "GET",
+        "/api/recordings/{id}/download.zip",
+        Allow::Roles(RECORDING_VIEWERS),
+        "recordings",
+        "Every processed file of a recording plus its manifest.json as one zip (stored entries, streamed)",
+    ),
     route_rule!(
         "GET",
         "/api/today",

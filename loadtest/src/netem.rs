@@ -151,6 +151,12 @@ impl<T> Link<T> {
         &self.profile
     }
 
+    /// Follows `profile` from now on (a link that collapses and recovers). Datagrams already
+    /// queued keep their release times; the PRNG goes on (the new seed is ignored).
+    pub fn set_profile(&mut self, profile: LinkProfile) {
+        self.profile = profile;
+    }
+
     /// Offers a datagram of `bytes` payload bytes arriving at `now`.
     pub fn offer(&mut self, now: Instant, bytes: usize, item: T) -> Fate {
         // Draw the same number of values for every datagram, so one datagram's fate does not
@@ -272,6 +278,8 @@ struct Shared {
     down: DirectionCounters,
     clients: AtomicUsize,
     stop: AtomicBool,
+    /// Profiles (up, down) the relay thread switches to at its next wake-up.
+    switch_to: std::sync::Mutex<Option<(LinkProfile, LinkProfile)>>,
 }
 
 const FRONT: Token = Token(0);
@@ -316,14 +324,8 @@ impl LinkRelay {
                 format!("the relay only forwards on loopback, not to {server}"),
             ));
         }
-        for p in [&up, &down] {
-            if !(0.0..=1.0).contains(&p.loss) {
-                return Err(io::Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("loss {} is not within 0..1", p.loss),
-                ));
-            }
-        }
+        check_loss(&up)?;
+        check_loss(&down)?;
         let mut front = UdpSocket::bind(front)?;
         let addr = front.local_addr()?;
         let poll = Poll::new()?;
@@ -377,6 +379,30 @@ impl LinkRelay {
     pub fn clients(&self) -> usize {
         self.shared.clients.load(Ordering::Relaxed)
     }
+
+    /// Changes both directions' profiles while clients are connected (the link drops to a
+    /// lower rate and recovers); datagrams already queued keep their release times.
+    pub fn set_profiles(&self, up: LinkProfile, down: LinkProfile) -> io::Result<()> {
+        check_loss(&up)?;
+        check_loss(&down)?;
+        *self
+            .shared
+            .switch_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((up, down));
+        self.waker.wake()
+    }
+}
+
+fn check_loss(p: &LinkProfile) -> io::Result<()> {
+    if (0.0..=1.0).contains(&p.loss) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("loss {} is not within 0..1", p.loss),
+        ))
+    }
 }
 
 impl Drop for LinkRelay {
@@ -428,6 +454,16 @@ impl RelayThread {
             }
             if self.shared.stop.load(Ordering::Relaxed) {
                 return;
+            }
+            let switch = self
+                .shared
+                .switch_to
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some((up, down)) = switch {
+                self.up.set_profile(up);
+                self.down.set_profile(down);
             }
             for ev in events.iter() {
                 match ev.token() {

@@ -823,6 +823,52 @@ mod tests {
     }
 
     #[test]
+    fn set_profiles_changes_a_running_relay() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server.set_read_timeout(Some(ms(2000))).unwrap();
+        let relay = LinkRelay::start(
+            server.local_addr().unwrap(),
+            LinkProfile::clean(),
+            LinkProfile::clean(),
+        )
+        .unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"clean", relay.addr()).unwrap();
+        assert_eq!(recv(&server).0, b"clean");
+        // The link collapses: everything up is lost; then it recovers with a delay.
+        relay
+            .set_profiles(LinkProfile::lossy(1.0, 1), LinkProfile::clean())
+            .unwrap();
+        let deadline = Instant::now() + ms(2000);
+        while relay.up().lost.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            client.send_to(b"lost", relay.addr()).unwrap();
+            std::thread::sleep(ms(5));
+        }
+        assert!(
+            relay.up().lost.load(Ordering::Relaxed) > 0,
+            "the new profile loses"
+        );
+        let delayed = LinkProfile {
+            delay: ms(30),
+            ..LinkProfile::default()
+        };
+        relay.set_profiles(delayed, LinkProfile::clean()).unwrap();
+        // Datagrams sent before the switch took effect may still be lost: send until one
+        // arrives, which must have been delayed.
+        server.set_read_timeout(Some(ms(100))).unwrap();
+        let mut buf = [0u8; 64];
+        let arrived = (0..40).any(|_| {
+            let sent = Instant::now();
+            client.send_to(b"back", relay.addr()).unwrap();
+            matches!(server.recv_from(&mut buf), Ok((4, _))) && sent.elapsed() >= ms(30)
+        });
+        assert!(arrived, "the recovered link delivers, 30 ms late");
+        assert!(relay
+            .set_profiles(LinkProfile::lossy(2.0, 0), LinkProfile::clean())
+            .is_err());
+    }
+
+    #[test]
     fn relay_refuses_servers_off_loopback() {
         let far: SocketAddr = "192.0.2.1:9".parse().unwrap();
         assert!(LinkRelay::start(far, LinkProfile::clean(), LinkProfile::clean()).is_err());

@@ -10,136 +10,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::Value;
 
 use support::browser::{num, Browser, Page, DEFAULT_DEADLINE};
 use support::school::{at, fixture, lesson, App, Backend};
-
-const SECRET: &str = "coturn-shared-secret-for-the-test";
-const REALM: &str = "classrelay.test";
-
-/// A `turnserver` on 127.0.0.1 (TCP and UDP listeners on one port), its log collected.
-struct Coturn {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Coturn {
-    /// Starts coturn and waits for its TCP listener's "opened" line; `None` (skipped, a
-    /// failure under CI) when `turnserver` is not installed.
-    fn start() -> Result<Option<Coturn>> {
-        let bin = Path::new("/usr/bin/turnserver");
-        if !bin.exists() {
-            support::skip::because("/usr/bin/turnserver not installed (apt-get install -y coturn)");
-            return Ok(None);
-        }
-        let dir = tempfile::tempdir()?;
-        // A free port for both listeners (the kernel picks; released just before coturn
-        // binds it).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let relay_base = 40_000 + (port % 20) * 1_000;
-        let mut child = Command::new(bin)
-            .args([
-                "-n", // no configuration file: everything is on this line
-                "--listening-ip=127.0.0.1",
-                "--relay-ip=127.0.0.1",
-                &format!("--listening-port={port}"),
-                &format!("--min-port={relay_base}"),
-                &format!("--max-port={}", relay_base + 999),
-                "--use-auth-secret",
-                &format!("--static-auth-secret={SECRET}"),
-                &format!("--realm={REALM}"),
-                "--no-tls",
-                "--no-dtls",
-                // coturn 4.6 refuses loopback peers by default; classrelay's media socket is
-                // on 127.0.0.1 here. Never in production (docs/TURN.md).
-                "--allow-loopback-peers",
-                "--allowed-peer-ip=127.0.0.1",
-                "--no-cli",
-                "--no-multicast-peers",
-                "--verbose",
-                "--log-file=stdout",
-                "--simple-log",
-                &format!("--userdb={}", dir.path().join("turndb").display()),
-                &format!("--pidfile={}", dir.path().join("turnserver.pid").display()),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("spawn turnserver")?;
-        let stdout = child.stdout.take().context("turnserver stdout")?;
-        let log = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let sink = log.clone();
-        let ready_line = format!("TCP listener opened on : 127.0.0.1:{port}");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.contains(&ready_line) {
-                    let _ = ready_tx.send(());
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let coturn = Coturn {
-            child,
-            port,
-            log,
-            _dir: dir,
-        };
-        if ready_rx.recv_timeout(Duration::from_secs(15)).is_err() {
-            bail!("coturn did not open its TCP listener:\n{}", coturn.log());
-        }
-        Ok(Some(coturn))
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// classrelay's `[turn]` for this coturn: TCP only, as a school that blocks UDP.
-    fn config(&self) -> classrelay::config::TurnConfig {
-        classrelay::config::TurnConfig {
-            secret: SECRET.into(),
-            secret_file: None,
-            urls: vec![format!("turn:127.0.0.1:{}?transport=tcp", self.port)],
-            ttl: "1h".into(),
-        }
-    }
-
-    /// Whether coturn allocated a relay for a username `<expiry>:<principal>` whose principal
-    /// starts with `prefix`.
-    fn allocated_for(&self, prefix: &str) -> bool {
-        self.log().lines().any(|l| {
-            l.contains("ALLOCATE processed, success")
-                && l.split("user <")
-                    .nth(1)
-                    .and_then(|u| u.split_once(':'))
-                    .is_some_and(|(exp, who)| exp.parse::<u64>().is_ok() && who.starts_with(prefix))
-        })
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::turn::Coturn;
 
 /// The selected candidate pair of a page: (local candidate type, how it reaches the TURN
 /// server).

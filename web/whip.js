@@ -532,7 +532,8 @@ export function runWatchPage() {
  *   state, connectionState, iceConnectionState, mids,
  *   inboundVideo:  [{ mid, role, ssrc, codec, framesDecoded, framesReceived, keyFramesDecoded,
  *                     frameWidth, frameHeight, framesPerSecond, packetsReceived, packetsLost,
- *                     bytesReceived, nackCount, pliCount, freezeCount }],
+ *                     bytesReceived, nackCount, pliCount, freezeCount,
+ *                     totalFreezesDuration }],
  *   inboundAudio:  [{ mid, role, ssrc, codec, packetsReceived, packetsLost, bytesReceived,
  *                     totalSamplesReceived, audioLevel, concealedSamples }],
  *   outboundVideo: [{ mid, role, rid, ssrc, codec, bytesSent, packetsSent, framesEncoded,
@@ -587,6 +588,8 @@ export async function summarizeStats(pc, handle = null) {
         nackCount: n(s.nackCount),
         pliCount: n(s.pliCount),
         freezeCount: n(s.freezeCount),
+        // Seconds spent frozen (the rural-link tests' freeze share).
+        totalFreezesDuration: n(s.totalFreezesDuration),
       });
     } else if (s.type === 'inbound-rtp' && s.kind === 'audio') {
       out.inboundAudio.push({

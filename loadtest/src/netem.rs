@@ -151,6 +151,12 @@ impl<T> Link<T> {
         &self.profile
     }
 
+    /// Follows `profile` from now on (a link that collapses and recovers). Datagrams already
+    /// queued keep their release times; the PRNG goes on (the new seed is ignored).
+    pub fn set_profile(&mut self, profile: LinkProfile) {
+        self.profile = profile;
+    }
+
     /// Offers a datagram of `bytes` payload bytes arriving at `now`.
     pub fn offer(&mut self, now: Instant, bytes: usize, item: T) -> Fate {
         // Draw the same number of values for every datagram, so one datagram's fate does not
@@ -272,6 +278,8 @@ struct Shared {
     down: DirectionCounters,
     clients: AtomicUsize,
     stop: AtomicBool,
+    /// Profiles (up, down) the relay thread switches to at its next wake-up.
+    switch_to: std::sync::Mutex<Option<(LinkProfile, LinkProfile)>>,
 }
 
 const FRONT: Token = Token(0);
@@ -316,14 +324,8 @@ impl LinkRelay {
                 format!("the relay only forwards on loopback, not to {server}"),
             ));
         }
-        for p in [&up, &down] {
-            if !(0.0..=1.0).contains(&p.loss) {
-                return Err(io::Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("loss {} is not within 0..1", p.loss),
-                ));
-            }
-        }
+        check_loss(&up)?;
+        check_loss(&down)?;
         let mut front = UdpSocket::bind(front)?;
         let addr = front.local_addr()?;
         let poll = Poll::new()?;
@@ -377,6 +379,30 @@ impl LinkRelay {
     pub fn clients(&self) -> usize {
         self.shared.clients.load(Ordering::Relaxed)
     }
+
+    /// Changes both directions' profiles while clients are connected (the link drops to a
+    /// lower rate and recovers); datagrams already queued keep their release times.
+    pub fn set_profiles(&self, up: LinkProfile, down: LinkProfile) -> io::Result<()> {
+        check_loss(&up)?;
+        check_loss(&down)?;
+        *self
+            .shared
+            .switch_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((up, down));
+        self.waker.wake()
+    }
+}
+
+fn check_loss(p: &LinkProfile) -> io::Result<()> {
+    if (0.0..=1.0).contains(&p.loss) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("loss {} is not within 0..1", p.loss),
+        ))
+    }
 }
 
 impl Drop for LinkRelay {
@@ -428,6 +454,16 @@ impl RelayThread {
             }
             if self.shared.stop.load(Ordering::Relaxed) {
                 return;
+            }
+            let switch = self
+                .shared
+                .switch_to
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some((up, down)) = switch {
+                self.up.set_profile(up);
+                self.down.set_profile(down);
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -784,6 +820,52 @@ mod tests {
         server.send_to(b"real", seen[0]).unwrap();
         assert_eq!(recv(&clients[0]).0, b"real");
         drop(relay);
+    }
+
+    #[test]
+    fn set_profiles_changes_a_running_relay() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server.set_read_timeout(Some(ms(2000))).unwrap();
+        let relay = LinkRelay::start(
+            server.local_addr().unwrap(),
+            LinkProfile::clean(),
+            LinkProfile::clean(),
+        )
+        .unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"clean", relay.addr()).unwrap();
+        assert_eq!(recv(&server).0, b"clean");
+        // The link collapses: everything up is lost; then it recovers with a delay.
+        relay
+            .set_profiles(LinkProfile::lossy(1.0, 1), LinkProfile::clean())
+            .unwrap();
+        let deadline = Instant::now() + ms(2000);
+        while relay.up().lost.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            client.send_to(b"lost", relay.addr()).unwrap();
+            std::thread::sleep(ms(5));
+        }
+        assert!(
+            relay.up().lost.load(Ordering::Relaxed) > 0,
+            "the new profile loses"
+        );
+        let delayed = LinkProfile {
+            delay: ms(30),
+            ..LinkProfile::default()
+        };
+        relay.set_profiles(delayed, LinkProfile::clean()).unwrap();
+        // Datagrams sent before the switch took effect may still be lost: send until one
+        // arrives, which must have been delayed.
+        server.set_read_timeout(Some(ms(100))).unwrap();
+        let mut buf = [0u8; 64];
+        let arrived = (0..40).any(|_| {
+            let sent = Instant::now();
+            client.send_to(b"back", relay.addr()).unwrap();
+            matches!(server.recv_from(&mut buf), Ok((4, _))) && sent.elapsed() >= ms(30)
+        });
+        assert!(arrived, "the recovered link delivers, 30 ms late");
+        assert!(relay
+            .set_profiles(LinkProfile::lossy(2.0, 0), LinkProfile::clean())
+            .is_err());
     }
 
     #[test]

@@ -452,9 +452,21 @@ impl Page {
 /// them) and opens the teacher console of lesson `id` with a drawn courseware screen and a
 /// 640×360 camera; returns once the page is /teach (not waiting for any media).
 pub async fn open_console(browser: &Browser, base: &str, user: &str, id: i64) -> Result<Page> {
+    open_console_sized(browser, base, user, id, 640, 360).await
+}
+
+/// [`open_console`] with a `width`×`height` camera (960×540 and up: three simulcast layers).
+pub async fn open_console_sized(
+    browser: &Browser,
+    base: &str,
+    user: &str,
+    id: i64,
+    width: u32,
+    height: u32,
+) -> Result<Page> {
     let page = browser.new_page().await?;
     page.goto(&format!(
-        "{base}/login?next=/teach%3Flesson%3D{id}%26screen%3D1%26width%3D640%26height%3D360"
+        "{base}/login?next=/teach%3Flesson%3D{id}%26screen%3D1%26width%3D{width}%26height%3D{height}"
     ))
     .await?;
     page.eval_with(

@@ -18,4 +18,6 @@ pub mod sse;
 // A processed lesson recording without a media session (the S-T draft routes' tests).
 pub mod stdraft;
 pub mod stun;
+// Debian's coturn on loopback (the TURN tests, the rural-link browser tests).
+pub mod turn;
 pub mod webrtc_client;

@@ -423,7 +423,9 @@ pub fn table(runs: &[MixedFigures]) -> String {
     row("complete frames/s per site", &|_, g| {
         format!("{:.1}", g.complete_fps)
     });
-    row("skipped on arrival % (lost/late)", &|_, g| format!("{:.2}", g.loss_pct));
+    row("skipped on arrival % (lost/late)", &|_, g| {
+        format!("{:.2}", g.loss_pct)
+    });
     row("missing after repair %", &|_, g| {
         format!("{:.2}", g.missing_pct)
     });

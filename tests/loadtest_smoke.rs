@@ -165,6 +165,60 @@ async fn broadcast_simulcast_smoke_against_classrelay() {
     );
 }
 
+/// `mixed` (issue 19 item 7): four sites watch a three-layer simulcast publisher, two of
+/// them each behind a rural link (1.2 Mbit/s, 3 % loss, 150 ms round trip, 30 ms jitter).
+/// With the server's per-viewer estimation on, the rural sites are delivered a lower layer
+/// than the clean ones (the highest layer does not fit their line); with it off, every site
+/// gets the same layer, the highest, whatever its link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_rural_sites_get_a_lower_layer_only_with_estimation() {
+    use classrelay_loadtest::mixed::{self, MixedOptions, Profile};
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));
+    for on in [true, false] {
+        let server =
+            ClassrelayProc::start_with_env(&bin, &one_worker(), &mixed::server_env(on)).unwrap();
+        let l = Load {
+            video: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("loadtest/fixtures/vp8_720p30_1200k.ivf"),
+            // The estimate acts on receiver reports (about one a second): time to settle.
+            warmup: Duration::from_secs(6),
+            duration: Duration::from_secs(5),
+            ..load(4)
+        };
+        let o = MixedOptions {
+            load: l,
+            impaired: 0.5,
+            profile: Profile::Rural,
+            estimation: on,
+        };
+        let f = mixed::run(&server, &o).await.unwrap();
+        println!("{}", mixed::table(std::slice::from_ref(&f)));
+        let (clean, rural) = (f.group("clean").unwrap(), f.group("rural").unwrap());
+        assert_eq!((clean.sites, rural.sites), (2, 2));
+        assert_eq!((clean.receiving, rural.receiving), (2, 2));
+        assert_eq!(f.rids, ["h", "m", "l"]);
+        assert!(f.server_cpu > 0.0, "server CPU measured");
+        assert!(clean.kbps > 0.0 && rural.kbps > 0.0);
+        let layer = |g: &mixed::GroupFigures| {
+            g.mean_layer
+                .unwrap_or_else(|| panic!("{}: complete frames arrived", g.link))
+        };
+        let (c, r) = (layer(clean), layer(rural));
+        if on {
+            assert!(
+                r >= c + 0.5,
+                "estimation on: the rural sites got a lower layer ({r:.2}) than the clean \
+                 ones ({c:.2})"
+            );
+        } else {
+            assert!(
+                c == 0.0 && r == 0.0,
+                "estimation off: every site gets the highest layer (clean {c:.2}, rural {r:.2})"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bell_smoke_against_classrelay() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_classrelay"));

@@ -10,6 +10,8 @@
 //!   within 1 s of the new session's first keyframe with continuous sequence numbers on
 //!   the same SSRC (no renegotiation); a classroom that comes back (`?replace=1`) replaces
 //!   its old viewing session the same way.
+//! - A viewer that comes back without asking: a classroom or the hub teacher watching the
+//!   same source again replaces its stale viewing session; an observer's second tab does not.
 //!
 //! Run: `cargo test --test publisher_leg -- --nocapture` (prints the figures).
 
@@ -256,4 +258,95 @@ async fn a_teacher_who_vanishes_and_publishes_again_takes_over_at_once() {
         "its old viewing session was closed"
     );
     assert_eq!(fresh.delete().await.unwrap(), 200);
+}
+
+/// A viewer that comes back (issue 19 item 4, the viewer's case) without `?replace=1`: a
+/// seat of the lesson, the classroom or the hub teacher, whose page died without hanging up
+/// and that watches the same source again replaces its stale viewing session at once (the
+/// stale one is closed and gets nothing more, the new one plays). An observer opening a
+/// second tab is not "the same viewer": both tabs play (see `signal::replaces_by_default`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_seat_replaces_its_stale_viewer_and_an_observer_tab_does_not() {
+    let app = App::start(Backend::Sqlite).await.expect("sqlite");
+    let f = fixture(&app).await;
+    let id = lesson(&app, &f, "delivery", "08:00", "08:40").await;
+    app.clock.set(at("08:00"));
+    let room = format!("lesson-{id}");
+    let teacher = join(&app, &f.teacher_login, id).await;
+    let class = join(&app, &app.device(f.room_a).await, id).await;
+    let observer = join(&app, &f.observer_login, id).await;
+    let opts = PublishOptions {
+        keyframe_on_request: true,
+        ..PublishOptions::default()
+    };
+    let files = (video_fixture(), audio_fixture());
+    let publisher = whip_publish_with(&app.base, &room, &teacher, &files.0, &files.1, opts)
+        .await
+        .expect("the teacher publishes");
+
+    // The classroom watches; its page dies (no DELETE: the old peer connection stays up)
+    // and comes back with a plain WHEP POST of the same source.
+    let stale = whep_subscribe(&app.base, &room, &class)
+        .await
+        .expect("the classroom watches");
+    stale
+        .wait_video_frames(30, Duration::from_secs(15))
+        .await
+        .expect("the classroom sees the teacher");
+    let back = whep_subscribe(&app.base, &room, &class)
+        .await
+        .expect("the classroom watches again");
+    back.wait_video_frames(30, Duration::from_secs(10))
+        .await
+        .expect("the new viewing session plays");
+    assert_eq!(
+        stale.delete().await.unwrap(),
+        404,
+        "the stale viewing session was closed"
+    );
+    let left = stale.counts().video_packets;
+    back.wait_video_frames(back.counts().video_frames + 30, Duration::from_secs(5))
+        .await
+        .expect("the new one goes on");
+    assert_eq!(
+        stale.counts().video_packets,
+        left,
+        "the stale session gets nothing more"
+    );
+
+    // The hub teacher's console, watching the hub, comes back the same way.
+    let hub = format!("{room}?source=hub");
+    let console = whep_subscribe(&app.base, &hub, &teacher)
+        .await
+        .expect("the teacher watches");
+    let console_back = whep_subscribe(&app.base, &hub, &teacher)
+        .await
+        .expect("the teacher watches again");
+    assert_eq!(
+        console.delete().await.unwrap(),
+        404,
+        "the teacher's stale viewing session was closed"
+    );
+
+    // An observer's two tabs are two viewers: both are kept and both play.
+    let tab1 = whep_subscribe(&app.base, &room, &observer)
+        .await
+        .expect("the observer watches");
+    let tab2 = whep_subscribe(&app.base, &room, &observer)
+        .await
+        .expect("the observer opens a second tab");
+    tab2.wait_video_frames(30, Duration::from_secs(10))
+        .await
+        .expect("the second tab plays");
+    tab1.wait_video_frames(tab1.counts().video_frames + 30, Duration::from_secs(10))
+        .await
+        .expect("the first tab still plays");
+    for s in [&tab1, &tab2, &back, &console_back] {
+        assert_eq!(
+            s.delete().await.unwrap(),
+            200,
+            "still open, closed by its owner"
+        );
+    }
+    assert_eq!(publisher.delete().await.unwrap(), 200);
 }

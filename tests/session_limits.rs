@@ -464,11 +464,13 @@ async fn join(app: &App, login: &str, lesson: i64) -> Value {
     v
 }
 
-/// A fresh join, then a WHEP offer with its token: (response, token).
+/// A fresh join, then a WHEP offer with its token: (response, token). Each session is kept
+/// on purpose (`?replace=0`): a seat's new session of the same source would otherwise
+/// replace its old one (`signal::replaces_by_default`), and the caps would never be reached.
 async fn watch(app: &App, login: &str, lesson: i64) -> (Response, String) {
     let j = join(app, login, lesson).await;
     let t = j["token"].as_str().unwrap().to_string();
-    let url = format!("{}{}", app.base, j["whep"].as_str().unwrap());
+    let url = format!("{}{}?replace=0", app.base, j["whep"].as_str().unwrap());
     (post_offer(&app.http, &url, &t).await, t)
 }
 

@@ -170,6 +170,19 @@ export function waitForIceGathering(pc, timeoutMs = GATHER_TIMEOUT_MS) {
 }
 
 /**
+ * Puts Opus with RED (RFC 2198) first on an audio transceiver, where the browser has it:
+ * libwebrtc sends RED only when `audio/red` comes before Opus. The server forwards RED to
+ * viewers that negotiated it and the plain Opus inside it to the others.
+ */
+export function preferRed(transceiver) {
+  if (typeof transceiver.setCodecPreferences !== 'function') return;
+  const codecs = RTCRtpReceiver.getCapabilities('audio')?.codecs ?? [];
+  const isRed = (c) => c.mimeType.toLowerCase() === 'audio/red';
+  if (!codecs.some(isRed)) return;
+  transceiver.setCodecPreferences([...codecs.filter(isRed), ...codecs.filter((c) => !isRed(c))]);
+}
+
+/**
  * Restricts the transceiver's codecs to `codec` ('h264' | 'vp8' | 'vp9' | 'av1'),
  * keeping RTX/RED/FEC. For H.264 the packetization-mode=1 variant of `profile`
  * ('cb' constrained baseline, the default; 'main'; 'high') goes first. Returns false (and changes nothing) if the browser has no
@@ -417,7 +430,7 @@ export function runPublishPage() {
       trackConnectionState(handle, log);
 
       const audioTrack = camStream.getAudioTracks()[0];
-      if (audioTrack) pc.addTransceiver(audioTrack, { direction: 'sendonly', streams: [camStream] });
+      if (audioTrack) preferRed(pc.addTransceiver(audioTrack, { direction: 'sendonly', streams: [camStream] }));
       else pc.addTransceiver('audio', { direction: 'inactive' });
 
       const camTrack = camStream.getVideoTracks()[0];

@@ -5,12 +5,14 @@
 //! peers serve the integration tests that need many subscribers at once.
 
 pub mod floor;
+pub mod frames;
 pub mod h264;
 pub mod hist;
 pub mod ivf;
 pub mod janus;
 #[cfg(test)]
 mod media_pins;
+pub mod mixed;
 pub mod netem;
 pub mod plot;
 pub mod recbench;

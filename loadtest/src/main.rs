@@ -257,6 +257,31 @@ enum Scenario {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Issue 19's mixed classrooms: `--subscribers` sites watch one simulcast publisher
+    /// (three layers of the file unless `--simulcast` says otherwise), `--impaired` of them
+    /// each behind its own impaired link (`--profile`), with the server's per-viewer
+    /// estimation on, off or both (a fresh server each). Per link: the delivered layer
+    /// (share of complete frames), loss, freezes (> 500 ms without a complete frame),
+    /// bitrate, and the server's CPU. classrelay only: Janus has no per-viewer bandwidth
+    /// estimate to compare.
+    Mixed {
+        #[command(flatten)]
+        common: Common,
+        /// Share of the sites behind an impaired link, e.g. 30% (or 0.3).
+        #[arg(long, default_value = "30%")]
+        impaired: String,
+        /// The impaired link: rural (1.2 Mbit/s, 3 % loss, 150 ms RTT, 30 ms jitter),
+        /// satellite (2 Mbit/s, 1 % loss, 600 ms RTT) or lossy5 (5 % loss).
+        #[arg(long, default_value = "rural")]
+        profile: String,
+        /// The server's per-viewer estimation (`media.downlink_adaptation`): on, off, or both
+        /// (off, then on, side by side).
+        #[arg(long, default_value = "on")]
+        estimation: String,
+        /// Joins per second.
+        #[arg(long, default_value_t = 20.0)]
+        join_rate: f64,
+    },
     /// Runs the load inside Janus's namespace (started by `--target janus|both`).
     #[command(hide = true)]
     JanusInner,
@@ -345,6 +370,13 @@ fn main() -> Result<()> {
             }
             return Ok(());
         }
+        Scenario::Mixed {
+            common,
+            impaired,
+            profile,
+            estimation,
+            join_rate,
+        } => return mixed(common, &impaired, &profile, &estimation, join_rate),
         Scenario::Broadcast { common, join_rate } => {
             let load = load_of(&common, join_rate, Duration::from_secs(1));
             ("broadcast", common, load)
@@ -382,6 +414,83 @@ fn main() -> Result<()> {
         println!("figures written to {}", p.display());
     }
     Ok(())
+}
+
+/// `mixed`: classrelay only; one fresh server per estimation setting.
+fn mixed(
+    common: Common,
+    impaired: &str,
+    profile: &str,
+    estimation: &str,
+    join_rate: f64,
+) -> Result<()> {
+    use classrelay_loadtest::mixed::{self as m, MixedOptions, Profile};
+    if common.target != Target::Classrelay {
+        eprintln!("mixed is classrelay only: {}", m::NO_JANUS);
+        std::process::exit(2);
+    }
+    let Some(profile) = Profile::parse(profile) else {
+        bail!("--profile must be rural, satellite or lossy5, not {profile:?}");
+    };
+    let share = parse_share(impaired)?;
+    let settings: &[bool] = match estimation {
+        "on" => &[true],
+        "off" => &[false],
+        "both" => &[false, true],
+        other => bail!("--estimation must be on, off or both, not {other:?}"),
+    };
+    if !common.no_pin {
+        pin_self(1)?;
+    }
+    let load = load_of(&common, join_rate, Duration::from_secs(1));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut runs = Vec::new();
+    for &on in settings {
+        let f = rt.block_on(async {
+            let server = ClassrelayProc::start_with_env(
+                &common.server_bin,
+                &ServerOptions {
+                    core: (!common.no_pin).then_some(0),
+                    workers: common.workers,
+                    realtime: common.realtime,
+                    spread_after: common.spread_after,
+                },
+                &m::server_env(on),
+            )?;
+            m::run(
+                &server,
+                &MixedOptions {
+                    load: load.clone(),
+                    impaired: share,
+                    profile,
+                    estimation: on,
+                },
+            )
+            .await
+        })?;
+        runs.push(f);
+    }
+    println!("{}", m::table(&runs));
+    if let Some(p) = common.json {
+        std::fs::write(&p, serde_json::to_string_pretty(&json!({ "runs": runs }))?)?;
+        println!("figures written to {}", p.display());
+    }
+    Ok(())
+}
+
+/// A share given as `30%` or `0.3`.
+fn parse_share(s: &str) -> Result<f64> {
+    let v = match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => s.trim().parse::<f64>(),
+    };
+    match v {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => bail!("--impaired must be a share such as 30% or 0.3, not {s:?}"),
+    }
 }
 
 /// `record`: classrelay only, recording off then on per round.

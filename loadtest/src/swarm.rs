@@ -74,6 +74,16 @@ pub struct PeerStats {
     /// Datagrams that arrived as part of a run the kernel handed over whole (the sender's
     /// UDP GSO send, received with `UDP_GRO`).
     pub datagrams_in_runs: AtomicU64,
+    /// Video frames received complete (see [`crate::frames`]).
+    pub frames_complete: AtomicU64,
+    /// Complete frames per simulcast layer (0 = the highest rid), from the publisher's tag.
+    pub frames_by_layer: [AtomicU64; crate::frames::MAX_LAYERS],
+    /// Gaps of more than [`crate::frames::FREEZE`] between complete frames.
+    pub freezes: AtomicU64,
+    /// Those gaps' total length, microseconds.
+    pub frozen_us: AtomicU64,
+    /// Microseconds after the epoch of the last complete frame (0 = none yet).
+    pub last_complete_us: AtomicU64,
     video_seqs: std::sync::Mutex<crate::seqs::SeqTracker>,
     notify: tokio::sync::Notify,
 }
@@ -98,6 +108,11 @@ impl PeerStats {
             video_seq_distinct: AtomicU64::new(0),
             video_seq_span: AtomicU64::new(0),
             datagrams_in_runs: AtomicU64::new(0),
+            frames_complete: AtomicU64::new(0),
+            frames_by_layer: Default::default(),
+            freezes: AtomicU64::new(0),
+            frozen_us: AtomicU64::new(0),
+            last_complete_us: AtomicU64::new(0),
             video_seqs: Default::default(),
             notify: tokio::sync::Notify::new(),
         }
@@ -118,6 +133,14 @@ impl PeerStats {
     /// Time of the first keyframe, if one arrived.
     pub fn first_keyframe_at(&self) -> Option<Instant> {
         match self.first_keyframe_us.load(Ordering::Acquire) {
+            0 => None,
+            us => Some(self.epoch + Duration::from_micros(us)),
+        }
+    }
+
+    /// When the last complete video frame arrived, if one did.
+    pub fn last_complete_at(&self) -> Option<Instant> {
+        match self.last_complete_us.load(Ordering::Acquire) {
             0 => None,
             us => Some(self.epoch + Duration::from_micros(us)),
         }
@@ -188,6 +211,8 @@ enum Role {
         /// Per video SSRC: the RTP timestamp and capture time of the frame being received
         /// (abs-capture-time rides on a frame's first packet only, as libwebrtc sends it).
         frame_capture: HashMap<u32, (u32, std::time::SystemTime)>,
+        /// Per video SSRC: complete frames, their layers and freezes.
+        frames: HashMap<u32, crate::frames::FrameTracker>,
     },
 }
 
@@ -340,6 +365,7 @@ impl Swarm {
                 video_mids,
                 last_video_seq: HashMap::new(),
                 frame_capture: HashMap::new(),
+                frames: HashMap::new(),
             },
         })
     }
@@ -873,15 +899,10 @@ fn send_media(p: &mut SimPeer, now: Instant) {
         } else {
             for (i, rid) in rids.iter().enumerate() {
                 let len = (data.len() >> i).max(data.len().min(32));
-                if write_frame(
-                    &mut p.rtc,
-                    mid,
-                    Some(rid),
-                    codec,
-                    time,
-                    now,
-                    data[..len].to_vec(),
-                ) {
+                // Tagged with its layer, so a viewer can tell which one it was sent.
+                let mut layer = data[..len].to_vec();
+                crate::frames::tag(&mut layer, i);
+                if write_frame(&mut p.rtc, mid, Some(rid), codec, time, now, layer) {
                     p.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
                     p.stats.notify.notify_waiters();
                 }
@@ -972,6 +993,7 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
                 video_mids,
                 last_video_seq,
                 frame_capture,
+                frames,
             } = &mut p.role
             else {
                 return;
@@ -1010,6 +1032,28 @@ fn on_event(p: &mut SimPeer, e: Event, now: Instant) {
             }
             let seq = *pkt.seq_no;
             stats.record_video_seq(*ssrc, seq);
+            let marker = pkt.header.marker;
+            let layer = marker
+                .then(|| crate::frames::layer_of(&pkt.payload))
+                .flatten();
+            frames
+                .entry(*ssrc)
+                .or_default()
+                .on_packet(seq, marker, layer, now, |c| {
+                    stats.frames_complete.fetch_add(1, Ordering::Relaxed);
+                    if let Some(l) = c.layer {
+                        stats.frames_by_layer[l].fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(gap) = c.freeze {
+                        stats.freezes.fetch_add(1, Ordering::Relaxed);
+                        stats
+                            .frozen_us
+                            .fetch_add(gap.as_micros() as u64, Ordering::Relaxed);
+                    }
+                    stats
+                        .last_complete_us
+                        .store(stats.us(now), Ordering::Release);
+                });
             let kf = detect_vp8_keyframe(&pkt.payload) || detect_h264_keyframe(&pkt.payload);
             match last_video_seq.get(&*ssrc) {
                 None => {

@@ -68,7 +68,9 @@ use membership::role_label;
 use pipes::take_piped;
 pub use queued::{Queued, Transmit};
 pub(crate) use repair::PUBLISHER_REPORT_INTERVAL;
-use rtc_glue::{direct_stream, drain, fresh_history, out_payload_type, set_remote, try_fast_path};
+use rtc_glue::{
+    direct_stream, drain, fresh_history, out_payload, out_payload_type, set_remote, try_fast_path,
+};
 pub use tap::{Tap, TapPart};
 
 /// Viewers served between two looks for the rest of a frame whose first part goes out

@@ -15,6 +15,7 @@ pub mod limit;
 pub(crate) mod peer;
 pub mod pipe;
 pub(crate) mod recvq;
+pub(crate) mod red;
 pub(crate) mod room;
 pub(crate) mod routing;
 pub mod sendq;
@@ -158,7 +159,9 @@ pub fn prepare_peer_at(
         .enable_vp8(true)
         .enable_h264(true)
         .enable_vp9(true)
-        .enable_opus(true, false)
+        // Opus with RED (RFC 2198) where the other end offers it (`sfu::red`): forwarded as
+        // RED to viewers that have it, as its primary block to those that do not.
+        .enable_opus(true, true)
         // Capture timestamps pass through unchanged (A/V sync at the receiver, and the load
         // generator's end-to-end latency figures).
         .set_extension(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);

@@ -89,6 +89,8 @@ pub(crate) struct Lane {
     /// Cached payload-type mapping: publisher pt -> our pt (the first `pt_len` entries).
     pt_map: [(Pt, Pt); PT_MAP],
     pt_len: u8,
+    /// Bit `i`: entry `i` of `pt_map` is RED cut to its primary block (`sfu::red`).
+    pt_strip: u8,
     /// The fast path's state for this m-line, made at its first packet on that path.
     pub out: Option<Stream>,
     /// Media bytes the fast path sent (str0m's own counters do not see them).
@@ -109,24 +111,29 @@ impl Lane {
             rewriter: None,
             pt_map: [(Pt::from(0), Pt::from(0)); PT_MAP],
             pt_len: 0,
+            pt_strip: 0,
             out: None,
             direct_bytes_out: 0,
             paused: false,
         }
     }
 
-    /// Our payload type for the publisher's `pt`, if mapped.
-    pub(crate) fn mapped_pt(&self, pt: Pt) -> Option<Pt> {
+    /// Our payload type for the publisher's `pt`, if mapped, and whether such a packet is
+    /// cut to its RED primary block (`sfu::red::out_pt`).
+    pub(crate) fn mapped_pt(&self, pt: Pt) -> Option<(Pt, bool)> {
         self.pt_map[..usize::from(self.pt_len)]
             .iter()
-            .find(|(i, _)| *i == pt)
-            .map(|(_, o)| *o)
+            .position(|(i, _)| *i == pt)
+            .map(|k| (self.pt_map[k].1, self.pt_strip & (1 << k) != 0))
     }
 
-    /// Remembers `pt` -> `ours` (while there is room).
-    pub(crate) fn map_pt(&mut self, pt: Pt, ours: Pt) {
+    /// Remembers `pt` -> `ours` (`strip`: cut RED to its primary), while there is room.
+    pub(crate) fn map_pt(&mut self, pt: Pt, ours: Pt, strip: bool) {
         if let Some(e) = self.pt_map.get_mut(usize::from(self.pt_len)) {
             *e = (pt, ours);
+            if strip {
+                self.pt_strip |= 1 << self.pt_len;
+            }
             self.pt_len += 1;
         }
     }
@@ -134,6 +141,7 @@ impl Lane {
     /// Forgets the payload-type mapping (the slot is bound to another track).
     pub(crate) fn clear_pts(&mut self) {
         self.pt_len = 0;
+        self.pt_strip = 0;
     }
 }
 
@@ -303,7 +311,11 @@ impl Peer {
         if let Some((_, p)) = self.rx_params.iter().find(|(p, _)| *p == pt) {
             return Some(*p);
         }
-        let p = *self.rtc.codec_config().find(|p| p.pt() == pt)?;
+        // A RED packet (RFC 2198) is its primary codec's, under its own payload type.
+        let p = *self
+            .rtc
+            .codec_config()
+            .find(|p| p.pt() == pt || p.red() == Some(pt))?;
         self.rx_params.push((pt, p));
         Some(p)
     }
@@ -318,17 +330,19 @@ mod tests {
         let mut lane = Lane::new(7, 1);
         assert_eq!(lane.mapped_pt(Pt::from(96)), None);
         for i in 0..6u8 {
-            lane.map_pt(Pt::from(96 + i), Pt::from(100 + i));
+            lane.map_pt(Pt::from(96 + i), Pt::from(100 + i), i == 1);
         }
         // The first PT_MAP are kept; the rest are looked up again each time (not wrongly).
         for i in 0..6u8 {
-            let want = (usize::from(i) < PT_MAP).then(|| Pt::from(100 + i));
+            let want = (usize::from(i) < PT_MAP).then(|| (Pt::from(100 + i), i == 1));
             assert_eq!(lane.mapped_pt(Pt::from(96 + i)), want, "pt {}", 96 + i);
         }
         lane.clear_pts();
         assert_eq!(lane.mapped_pt(Pt::from(96)), None);
-        lane.map_pt(Pt::from(111), Pt::from(109));
-        assert_eq!(lane.mapped_pt(Pt::from(111)), Some(Pt::from(109)));
+        lane.map_pt(Pt::from(111), Pt::from(109), false);
+        assert_eq!(lane.mapped_pt(Pt::from(111)), Some((Pt::from(109), false)));
+        lane.map_pt(Pt::from(63), Pt::from(109), true);
+        assert_eq!(lane.mapped_pt(Pt::from(63)), Some((Pt::from(109), true)));
     }
 
     #[test]

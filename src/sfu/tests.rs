@@ -153,11 +153,10 @@ fn viewers_get_no_transport_cc() {
 
 /// Opus in-band FEC (issue 19): an offer with `useinbandfec=1` gets it back in the answer,
 /// from a publisher (its encoder adds the redundancy) and to a viewer (its decoder uses it).
-/// RED (RFC 2198) is not answered: in RTP mode str0m passes a RED packet through whole under
-/// its own payload type, and a viewer that did not negotiate RED would need the primary block
-/// cut out per copy on the fast path (not done).
+/// RED (RFC 2198) is answered only where offered, and then before Opus on the m-line (as
+/// libwebrtc sends RED only then; `sfu::red` forwards it).
 #[test]
-fn opus_inband_fec_is_answered_and_red_is_not() {
+fn opus_inband_fec_is_answered_and_red_only_where_offered() {
     let setup = setup();
     for (role, direction) in [
         (PeerKind::Publisher, "sendonly"),
@@ -174,6 +173,34 @@ fn opus_inband_fec_is_answered_and_red_is_not() {
             !p.answer.to_ascii_lowercase().contains("red/48000"),
             "{}",
             p.answer
+        );
+        // As Chromium offers it: RED (63) wrapping Opus, after Opus on the m-line.
+        let with_red = offer(direction)
+            .replace(
+                "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
+                "m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\n",
+            )
+            .replace(
+                "a=fmtp:111 minptime=10;useinbandfec=1\r\n",
+                "a=fmtp:111 minptime=10;useinbandfec=1\r\n\
+                 a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n",
+            );
+        let p = prepare_peer(role, &with_red, &setup).unwrap();
+        assert!(
+            p.answer.to_ascii_lowercase().contains("red/48000/2"),
+            "{role:?}: RED answered: {}",
+            p.answer
+        );
+        let m = p
+            .answer
+            .lines()
+            .find(|l| l.starts_with("m=audio"))
+            .expect("an audio m-line");
+        let pts: Vec<&str> = m.split_whitespace().skip(3).collect();
+        let at = |pt: &str| pts.iter().position(|p| *p == pt);
+        assert!(
+            at("63").is_some() && at("63") < at("111"),
+            "{role:?}: RED before Opus: {m}"
         );
     }
 }

@@ -12,8 +12,9 @@
 //! `media.max_room_share_percent` of `media.max_peers` (503 past it), so one lesson cannot
 //! crowd out the others. [`Media::kick_where`] ends a principal's sessions everywhere, for
 //! revocation. A lesson participant's new WHIP session replaces its stale one in the room,
-//! and a WHEP session with `?replace=1` its stale one of the same `?source=`
-//! ([`Media::replace_stale`]).
+//! and a WHEP session its stale one of the same `?source=` ([`Media::replace_stale`]): by
+//! default for a lesson seat (a classroom, the hub teacher), only with `?replace=1` for
+//! anyone else ([`replaces_by_default`]).
 //!
 //! What it needs to know about lessons it asks through [`Admission`], implemented by the
 //! school side and injected: this module must never import school or http.
@@ -394,7 +395,7 @@ pub async fn whip_post(
     post, path = "/whep/{room}", tag = "media",
     params(("room" = String, Path, description = "the room (a lesson's room name from its join answer)"),
         ("source" = Option<String>, Query, description = "what to receive: `hub`, `spotlight`, `c:<id>` or `t:<id>` (default: the room's usual view)"),
-        ("replace" = Option<String>, Query, description = "`1`: a lesson participant coming back closes its previous viewing session of the same `source` in this room")),
+        ("replace" = Option<String>, Query, description = "`1`: a lesson participant coming back closes its previous viewing session of the same `source` in this room; `0`: keeps it. Default: `1` for a classroom or the hub teacher, `0` for anyone else")),
     request_body(content = String, content_type = "application/sdp", description = "the SDP offer"),
     responses((status = 201, description = "the SDP answer; the session's resource is at `Location`", body = String, content_type = "application/sdp",
         headers(("location" = String, description = "the session resource (`/{kind}/{room}/{id}`) for PATCH and DELETE"),
@@ -412,9 +413,13 @@ pub async fn whep_post(
 ) -> Response {
     let source = q.get("source").map(String::as_str);
     // A lesson participant's viewer that comes back (a reloaded page, a reconnect whose
-    // DELETE was lost) closes its old session of the same `source` (see `Media::replace_stale`).
-    // Asked for, not by default: a participant may watch in several sessions at once.
-    let replace = q.get("replace").is_some_and(|v| v == "1");
+    // DELETE was lost) closes its old session of the same `source` (see `Media::replace_stale`):
+    // by default for a seat of the lesson, asked for by anyone else (`replaces_by_default`).
+    let replace = match q.get("replace").map(String::as_str) {
+        Some("1") => Some(true),
+        Some("0") => Some(false),
+        _ => None,
+    };
     let r = create_session_following(
         &state,
         PeerKind::Subscriber,
@@ -478,8 +483,24 @@ async fn create_session(
     body: Body,
 ) -> Result<Response, ApiError> {
     // A lesson participant publishes once per room: its new WHIP session replaces the old.
-    let replace = role == PeerKind::Publisher;
+    let replace = Some(role == PeerKind::Publisher);
     create_session_following(state, role, room, headers, body, None, replace).await
+}
+
+/// Whether a new WHEP session replaces its principal's stale one of the same `source`
+/// when `?replace=` does not say. "The same viewer" is a seat of the lesson: a classroom
+/// (`c:<id>`, its device or its login: one screen per source) or the hub teacher (`t:<id>`,
+/// one console): coming back with the same follow target is that screen again (a reloaded
+/// page, a crash, a pulled cable), and the stale session would only hold a place and the
+/// estimate's share until the disconnect grace. An observer, an inspector's patrol watcher
+/// (`p:`) or any other principal may watch in several tabs at once on purpose: a second
+/// tab keeps the first.
+pub fn replaces_by_default(claims: &Claims) -> bool {
+    claims.lesson.is_some()
+        && claims
+            .part
+            .as_deref()
+            .is_some_and(|p| p.starts_with("c:") || p.starts_with("t:"))
 }
 
 async fn create_session_following(
@@ -489,10 +510,11 @@ async fn create_session_following(
     headers: HeaderMap,
     body: Body,
     source: Option<&str>,
-    replace: bool,
+    replace: Option<bool>,
 ) -> Result<Response, ApiError> {
     RoomName::parse(&room)?;
     let (claims, token) = authorize_token(state, &headers, &room, role)?;
+    let replace = replace.unwrap_or_else(|| replaces_by_default(&claims));
     state
         .admission
         .admit(&claims, role == PeerKind::Publisher)

@@ -60,6 +60,7 @@ impl Swarm {
             video_mids: video_mids(offer_sdp),
             last_video_seq: HashMap::new(),
             frame_capture: HashMap::new(),
+            frames: HashMap::new(),
         };
         let (index, stats) = self.adopt(rtc, socket, role)?;
         Ok((

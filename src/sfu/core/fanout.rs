@@ -609,18 +609,27 @@ pub(super) fn write_slot(
         return false;
     };
     let (pid, si) = (lane.peer, lane.slot);
-    let out_pt = match lane.mapped_pt(f.pkt.pt) {
-        Some(pt) => pt,
+    let (out_pt, strip) = match lane.mapped_pt(f.pkt.pt) {
+        Some(m) => m,
         None => {
-            let Some(pt) = peers
+            let Some((pt, strip)) = peers
                 .get(&pid)
-                .and_then(|sub| out_payload_type(&sub.rtc, sub.slots.get(si)?.mid, f.params))
+                .and_then(|sub| out_payload(&sub.rtc, sub.slots.get(si)?.mid, f.params, f.pkt.pt))
             else {
                 return false;
             };
-            lane.map_pt(f.pkt.pt, pt);
-            pt
+            lane.map_pt(f.pkt.pt, pt, strip);
+            (pt, strip)
         }
+    };
+    // RED (RFC 2198) to a viewer without it: the primary block, a slice of the same buffer.
+    let payload: &[u8] = if strip {
+        match crate::sfu::red::primary(&f.pkt.payload) {
+            Some(r) => &f.pkt.payload[r],
+            None => return false,
+        }
+    } else {
+        &f.pkt.payload
     };
     let rewriter = lane
         .rewriter
@@ -646,6 +655,7 @@ pub(super) fn write_slot(
         }
         if let Some(stream) = lane.out.as_mut() {
             let mut p = out_packet(f.pkt, *out_pt, rw.seq, rw.ts);
+            p.payload = payload;
             let mut buf = io.out.buffer();
             // The group's size, or the size of the run still open to this viewer if that is
             // a little larger (the packet may then join it).
@@ -657,13 +667,13 @@ pub(super) fn write_slot(
             };
             if egress.seal(stream, &mut p, pad_to, &mut buf) {
                 stream.sent(&p, f.kept, f.pkt.arrival);
-                lane.direct_bytes_out += f.pkt.payload.len() as u64;
+                lane.direct_bytes_out += payload.len() as u64;
                 io.out.send(remote, buf, &mut io.tally);
                 let t = &mut io.tally;
                 t.rtp_padding_bytes_out += u64::from(p.padding);
                 t.direct_srtp_packets_out += 1;
                 t.rtp_packets_out += 1;
-                t.rtp_bytes_out += f.pkt.payload.len() as u64;
+                t.rtp_bytes_out += payload.len() as u64;
                 return true;
             }
         }
@@ -682,21 +692,21 @@ pub(super) fn write_slot(
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {
             return false;
         };
+        // str0m's path (not the fast path): a cut RED packet is copied out here.
+        let body: std::sync::Arc<[u8]> = if strip {
+            std::sync::Arc::from(payload)
+        } else {
+            f.pkt.payload.clone()
+        };
         tx.write_rtp(
-            RtpWrite::new(
-                out_pt,
-                rw.seq.into(),
-                rw.ts,
-                f.pkt.arrival,
-                f.pkt.payload.clone(),
-            )
-            .marker(f.pkt.marker)
-            .nackable(f.nackable)
-            .ext_vals(f.pkt.ext.clone()),
+            RtpWrite::new(out_pt, rw.seq.into(), rw.ts, f.pkt.arrival, body)
+                .marker(f.pkt.marker)
+                .nackable(f.nackable)
+                .ext_vals(f.pkt.ext.clone()),
         );
     }
     io.tally.rtp_packets_out += 1;
-    io.tally.rtp_bytes_out += f.pkt.payload.len() as u64;
+    io.tally.rtp_bytes_out += payload.len() as u64;
     drain(sub, io, now);
     true
 }

@@ -171,6 +171,19 @@ pub(super) fn out_payload_type(rtc: &str0m::Rtc, mid: Mid, params: &PayloadParam
     pick_payload_type(params, candidates)
 }
 
+/// [`out_payload_type`] for a packet the publisher sent in `pt`: the subscriber's payload
+/// type, and whether the packet is cut to its RED primary block (`sfu::red::out_pt`).
+pub(super) fn out_payload(
+    rtc: &str0m::Rtc,
+    mid: Mid,
+    params: &PayloadParams,
+    pt: Pt,
+) -> Option<(Pt, bool)> {
+    let ours = out_payload_type(rtc, mid, params)?;
+    let ours = rtc.codec_config().find(|c| c.pt() == ours)?;
+    Some(crate::sfu::red::out_pt(params, pt, ours))
+}
+
 /// Gives a subscriber slot a new, empty retransmission history: one second of sent packets
 /// for NACKs (rural RTTs are well under that; str0m's default of three seconds triples the
 /// per-subscriber memory). Also how a history grown by a GOP replay burst is shrunk back:

@@ -231,17 +231,33 @@ impl<O: Outside> WorkerCore<O> {
         else {
             return;
         };
+        // RED (RFC 2198) is recorded as its primary codec: (RED payload type, primary's).
+        let red = self.peers.get(&pid).and_then(|p| {
+            p.rtc
+                .codec_config()
+                .find(|c| c.red().is_some())
+                .and_then(|c| Some((c.red()?, c.pt())))
+        });
         for (_, pkt) in pkts {
             // The copy the record needs: a plain 12-byte RTP header (no CSRC, header
             // extensions or padding: str0m has parsed them off) and the payload.
             let h = &pkt.header;
-            let mut packet = Vec::with_capacity(12 + pkt.payload.len());
+            let (pt, payload) = match red {
+                Some((r, primary)) if r == h.payload_type => {
+                    match crate::sfu::red::primary(&pkt.payload) {
+                        Some(at) => (primary, &pkt.payload[at]),
+                        None => continue,
+                    }
+                }
+                _ => (h.payload_type, &pkt.payload[..]),
+            };
+            let mut packet = Vec::with_capacity(12 + payload.len());
             packet.push(0x80);
-            packet.push((u8::from(h.marker) << 7) | (*h.payload_type & 0x7f));
+            packet.push((u8::from(h.marker) << 7) | (*pt & 0x7f));
             packet.extend_from_slice(&(*pkt.seq_no as u16).to_be_bytes());
             packet.extend_from_slice(&h.timestamp.to_be_bytes());
             packet.extend_from_slice(&(*h.ssrc).to_be_bytes());
-            packet.extend_from_slice(&pkt.payload);
+            packet.extend_from_slice(payload);
             let rec = Record::Rtp {
                 track,
                 arrival_us: us_since(tap.zero, pkt.timestamp),

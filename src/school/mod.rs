@@ -42,6 +42,8 @@ pub(crate) mod sheet;
 pub mod reports;
 // Attendance that counts classrooms (issue 22 item 8): stays per site, 到课率 figures.
 pub mod attendance;
+// Link reports per classroom per lesson (issue 19 item 6): media tally + page getStats.
+pub mod linkreport;
 
 use std::sync::Arc;
 
@@ -84,6 +86,8 @@ pub struct SchoolState {
     /// Recording processing changes (issue 20: processing started, ready, failed), for
     /// `GET /api/recordings/{id}/events` and the lesson's own stream.
     pub recording_events: tokio::sync::broadcast::Sender<recording_files::ProcessingEvent>,
+    /// The link reports' writer queue (issue 19 item 6).
+    pub link_reports: linkreport::Reports,
 }
 
 /// Access that ended: event streams of that principal or lesson close.
@@ -125,6 +129,7 @@ impl SchoolState {
             max_lessons_per_teacher_day: s.max_lessons_per_teacher_day as i64,
             revoked: tokio::sync::broadcast::channel(256).0,
             recording_events: tokio::sync::broadcast::channel(256).0,
+            link_reports: linkreport::Reports::default(),
         }
     }
 

@@ -55,6 +55,7 @@ mod bwe;
 mod downlink;
 mod fanout;
 mod keyframes;
+mod linkreport;
 mod membership;
 mod pipes;
 mod queued;
@@ -63,6 +64,8 @@ mod rtc_glue;
 mod tap;
 
 pub(crate) use adapt::Adapt;
+pub use linkreport::LinkReport;
+pub(crate) use linkreport::LinkTally;
 use fanout::{out_packet, write_slot, Ingested, RestFrom, SlotWrite};
 use membership::role_label;
 use pipes::take_piped;
@@ -823,6 +826,7 @@ impl<O: Outside> WorkerCore<O> {
             self.request_keyframe(tid, layer, now);
         }
         self.adapt_viewers(now);
+        self.tally_links(now);
         self.tap_housekeeping(now);
         self.process_pending(now);
     }

@@ -291,6 +291,18 @@ pub enum SfuEvent {
         /// True: audio only now; false: video back.
         audio_only: bool,
     },
+    /// A viewer's link report so far (issue 19 item 6): cumulative totals, every few seconds
+    /// and once more (`last`) when its session ends.
+    LinkReport {
+        /// The viewer's session id.
+        session: String,
+        /// Its participant (lesson tokens).
+        part: Option<String>,
+        /// Its totals since the session started.
+        report: core::LinkReport,
+        /// The session ended: these are its final totals.
+        last: bool,
+    },
 }
 
 /// The codecs of an offer in the client's order of preference (m-line by m-line, payload

@@ -455,6 +455,8 @@ pub struct LinkReportRow {
     pub school: String,
     /// Connected time of its viewer sessions (minutes).
     pub minutes: f64,
+    /// The same in seconds (to the millisecond).
+    pub seconds: f64,
     /// Mean media rate sent to it (kbit/s), when it was connected.
     pub kbps: Option<f64>,
     /// Time-weighted loss it reported (percent).
@@ -513,6 +515,7 @@ pub(crate) fn figures(part: &str, t: &Totals) -> LinkReportRow {
         name: part.to_string(),
         school: String::new(),
         minutes: round(t.media_ms as f64 / 60_000.0, 1),
+        seconds: t.media_ms as f64 / 1000.0,
         kbps: mean(t.bytes_out * 8, t.media_ms, 1.0).map(|v| round(v, 1)),
         loss_pct: loss,
         rtt_ms: rtt,

@@ -72,6 +72,8 @@ pub(crate) struct LinkTally {
     pub jitter_us: Option<u32>,
     /// Fractional bytes carried between ticks (the rate is in kbit/s).
     bytes_frac: f64,
+    /// The state at the last tick (counted again for the tail at the session's end).
+    last_sample: LinkSample,
 }
 
 impl LinkTally {
@@ -82,7 +84,31 @@ impl LinkTally {
             self.last_sent = Some(now);
             return None;
         };
-        let dt = now.saturating_duration_since(last);
+        self.count(now.saturating_duration_since(last), s);
+        self.last_sample = *s;
+        self.total.estimate_bps = s.estimate_bps;
+        let due = self
+            .last_sent
+            .is_none_or(|at| now.saturating_duration_since(at) >= REPORT_EVERY);
+        if due {
+            self.last_sent = Some(now);
+            Some(self.total)
+        } else {
+            None
+        }
+    }
+
+    /// The session ends at `now`: the time since the last tick is counted as it was then,
+    /// and the final totals returned, if any time was counted.
+    pub(crate) fn finish(&mut self, now: Instant) -> Option<LinkReport> {
+        if let Some(last) = self.last_tick.replace(now) {
+            let s = self.last_sample;
+            self.count(now.saturating_duration_since(last), &s);
+        }
+        self.last()
+    }
+
+    fn count(&mut self, dt: Duration, s: &LinkSample) {
         if dt <= MAX_TICK_GAP {
             let ms = dt.as_millis() as u64;
             let t = &mut self.total;
@@ -108,16 +134,6 @@ impl LinkTally {
                 t.jitter_us_ms += u64::from(j) * ms;
                 t.jitter_known_ms += ms;
             }
-        }
-        self.total.estimate_bps = s.estimate_bps;
-        let due = self
-            .last_sent
-            .is_none_or(|at| now.saturating_duration_since(at) >= REPORT_EVERY);
-        if due {
-            self.last_sent = Some(now);
-            Some(self.total)
-        } else {
-            None
         }
     }
 
@@ -263,6 +279,9 @@ mod tests {
         let r = t.last().unwrap();
         assert_eq!(r.ms, 500);
         assert_eq!(r.layer_ms, [0, 500, 0]);
+        // The session ends 100 ms after the last tick: counted as that tick's state.
+        let r = t.finish(t0 + ms(60_600)).unwrap();
+        assert_eq!(r.layer_ms, [0, 600, 0]);
     }
 
     #[test]

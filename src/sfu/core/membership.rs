@@ -343,7 +343,7 @@ impl<O: Outside> WorkerCore<O> {
         self.count_rooms();
         self.peer_count.fetch_sub(1, Ordering::Relaxed);
         // The viewer's link report's last totals go out before it is gone.
-        if let Some(report) = peer.tally.last() {
+        if let Some(report) = peer.tally.finish(now) {
             self.io.out.event(SfuEvent::LinkReport {
                 session: peer.session.clone(),
                 part: peer.part.clone(),

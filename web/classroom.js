@@ -23,7 +23,7 @@
 // screen ('lesson' | 'waiting' | 'ended' | 'blocked'), blocked ('revoked' | 'not_open' |
 // 'error' | null), log, stats() -> { hub, spotlight, speaker, publish }, raiseHand(bool).
 
-import { api, h, t, tf, lang, header, Link, LessonEvents, showError, linkBadge, modeLabel, deviceToken, statsOf, hhmm } from '/app.js';
+import { api, h, t, tf, lang, header, Link, LessonEvents, showError, linkBadge, modeLabel, deviceToken, statsOf, hhmm, reportLinkStats } from '/app.js';
 import { problemKind, problemText } from '/lib/problems.js';
 import { skew, lessonClock } from '/lib/clock.js';
 
@@ -436,8 +436,12 @@ async function runLesson(lessonId, me) {
     publish: pub ? await statsOf(pub.pc, pub.state) : null,
   });
 
+  // Link reports (issue 19 item 6): what this classroom's connections receive, every 10 s.
+  const stopLinkStats = reportLinkStats(lessonId, () => [...links.map((l) => l.pc), speaker?.pc], log);
+
   const reason = await done;
   log(`lesson ${lessonId} ended`);
+  stopLinkStats();
   events.close();
   clearInterval(layoutTimer);
   clearInterval(clockTimer);

@@ -687,6 +687,8 @@ impl<O: Outside> WorkerCore<O> {
                 loss_pct: p.link.loss.map(|l| f64::from(l) * 100.0),
                 kbps_in: f64::from(p.link.kbps_in),
                 kbps_out: f64::from(p.link.kbps_out),
+                video_layer: p.tally.current().0,
+                audio_only: p.tally.current().1,
             })
             .collect()
     }

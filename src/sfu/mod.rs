@@ -388,6 +388,11 @@ pub struct LinkStat {
     pub kbps_in: f64,
     /// Media the server sends this peer, kbit/s over the last second.
     pub kbps_out: f64,
+    /// A viewer's best video now, as layer rank from the top (0: the top layer or a video
+    /// without simulcast, 2: the lowest); `None`: no video (or not a viewer).
+    pub video_layer: Option<u8>,
+    /// A viewer whose every video is paused for its link: audio only.
+    pub audio_only: bool,
 }
 
 /// A request from signalling to a media worker.

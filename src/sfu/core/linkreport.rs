@@ -137,6 +137,12 @@ impl LinkTally {
         }
     }
 
+    /// At the last tick: the best video's layer rank from the top, and whether audio only.
+    pub(crate) fn current(&self) -> (Option<u8>, bool) {
+        let s = &self.last_sample;
+        (s.video_rank.map(|r| r.min(2) as u8), s.audio_only)
+    }
+
     /// The totals so far (the last report, at the session's end), if any time was counted.
     pub(crate) fn last(&self) -> Option<LinkReport> {
         (self.total.ms > 0).then_some(self.total)

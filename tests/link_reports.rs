@@ -162,14 +162,20 @@ async fn a_lossy_classroom_shows_its_loss_and_a_lower_layer_in_the_stored_report
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["type"].as_str().unwrap_or("").ends_with("bad-json"), "{v}");
+    assert!(
+        v["type"].as_str().unwrap_or("").ends_with("bad-json"),
+        "{v}"
+    );
 
     // Both watch, then hang up: the final totals go out as the sessions end.
     let a = format!("c:{}", f.room_a);
     let b = format!("c:{}", f.room_b);
     let secs = |v: &Value, part: &str| row(v, part).map(|r| num(r, "seconds")).unwrap_or(0.0);
     let watched = WATCH.as_secs_f64();
-    let before = report_when(&app, id, |v| secs(v, &a) >= watched && secs(v, &b) >= watched).await;
+    let before = report_when(&app, id, |v| {
+        secs(v, &a) >= watched && secs(v, &b) >= watched
+    })
+    .await;
     for (peer, _, token) in &viewers {
         let r = app
             .http
@@ -190,13 +196,19 @@ async fn a_lossy_classroom_shows_its_loss_and_a_lower_layer_in_the_stored_report
     assert_eq!(ra["name"], "三年级1班", "{ra}");
     assert_eq!(ra["school"], "昭觉县民族小学", "{ra}");
     // B's line lost packets and queued; A's did not.
-    assert!(num(rb, "loss_pct") > num(ra, "loss_pct") + 1.0, "loss: A {ra} B {rb}");
+    assert!(
+        num(rb, "loss_pct") > num(ra, "loss_pct") + 1.0,
+        "loss: A {ra} B {rb}"
+    );
     assert!(num(rb, "rtt_ms") > num(ra, "rtt_ms"), "RTT: A {ra} B {rb}");
     // A kept the top layer nearly all the time; B spent most of its time below it.
     let high = |r: &Value| num(&r["layers"], "high");
     assert!(high(ra) > 0.9, "A's top-layer share: {ra}");
     assert!(high(rb) < high(ra) - 0.3, "B's top-layer share: {rb}");
-    assert!(num(rb, "kbps") < num(ra, "kbps"), "B got less: A {ra} B {rb}");
+    assert!(
+        num(rb, "kbps") < num(ra, "kbps"),
+        "B got less: A {ra} B {rb}"
+    );
     // A's page figures, merged into its row.
     assert_eq!(num(ra, "fps"), 29.0, "{ra}");
     assert_eq!(ra["freezes"], 1, "{ra}");
@@ -218,10 +230,19 @@ async fn a_lossy_classroom_shows_its_loss_and_a_lower_layer_in_the_stored_report
         .unwrap()
         .starts_with("text/csv"));
     let text = r.text().await.unwrap();
-    assert!(text.starts_with("\u{feff}参与方,名称,学校,在线分钟,平均码率(kbit/s),丢包率(%)"), "{text}");
+    assert!(
+        text.starts_with("\u{feff}参与方,名称,学校,在线分钟,平均码率(kbit/s),丢包率(%)"),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 3, "{text}");
-    assert!(text.contains(&format!("{a},三年级1班,昭觉县民族小学")), "{text}");
-    assert!(text.contains(&format!("{b},三年级2班,昭觉县城北小学")), "{text}");
+    assert!(
+        text.contains(&format!("{a},三年级1班,昭觉县民族小学")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{b},三年级2班,昭觉县城北小学")),
+        "{text}"
+    );
 
     // The reports' link quality per school counts the stored reports: A's school good.
     let (s, v) = app
@@ -242,7 +263,15 @@ async fn a_lossy_classroom_shows_its_loss_and_a_lower_layer_in_the_stored_report
     };
     let (sa, sb) = (school(f.partner_a), school(f.partner_b));
     println!("link quality: {sa} {sb}");
-    assert_eq!((sa["good"].as_u64(), sa["fair"].as_u64(), sa["poor"].as_u64()), (Some(1), Some(0), Some(0)), "{v}");
+    assert_eq!(
+        (
+            sa["good"].as_u64(),
+            sa["fair"].as_u64(),
+            sa["poor"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0)),
+        "{v}"
+    );
     assert_eq!(sb["good"].as_u64(), Some(0), "{v}");
     drop(publisher);
     app.server.shutdown().await;

@@ -82,8 +82,7 @@ pub fn parse_page_stats(body: &[u8]) -> Result<PageStats, String> {
     }
     let s: PageStats = serde_json::from_slice(body).map_err(|e| format!("not link stats: {e}"))?;
     let conn_ok = (1..=64).contains(&s.conn.len())
-        && s
-            .conn
+        && s.conn
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !conn_ok {
@@ -93,7 +92,9 @@ pub fn parse_page_stats(body: &[u8]) -> Result<PageStats, String> {
         return Err(format!("a counter is over {MAX_COUNTER}"));
     }
     if s.freeze_ms > s.duration_ms || s.concealed_samples > s.total_samples {
-        return Err("freeze_ms must not exceed duration_ms, nor concealed_samples total_samples".into());
+        return Err(
+            "freeze_ms must not exceed duration_ms, nor concealed_samples total_samples".into(),
+        );
     }
     Ok(s)
 }
@@ -259,7 +260,14 @@ pub(crate) struct Merge {
 
 impl Merge {
     /// A media session's cumulative totals (`last`: its final ones).
-    pub(crate) fn media(&mut self, lesson: i64, part: &str, session: &str, r: &LinkReport, last: bool) {
+    pub(crate) fn media(
+        &mut self,
+        lesson: i64,
+        part: &str,
+        session: &str,
+        r: &LinkReport,
+        last: bool,
+    ) {
         let now = Totals::of_media(r);
         let before = if last {
             self.media.remove(session)
@@ -274,7 +282,13 @@ impl Merge {
     }
 
     /// A page connection's cumulative figures.
-    pub(crate) fn page(&mut self, lesson: i64, part: &str, p: &PageStats, at: tokio::time::Instant) {
+    pub(crate) fn page(
+        &mut self,
+        lesson: i64,
+        part: &str,
+        p: &PageStats,
+        at: tokio::time::Instant,
+    ) {
         let now = Totals::of_page(p);
         let key = (lesson, part.to_string(), p.conn.clone());
         let before = self.pages.insert(key, (now, at)).map(|(t, _)| t);
@@ -396,7 +410,11 @@ impl Reports {
 }
 
 /// Adds one batch to the table, in one transaction (rows of lessons that are gone are skipped).
-async fn write(store: &Store, batch: BTreeMap<(i64, String), Totals>, at: Millis) -> StoreResult<()> {
+async fn write(
+    store: &Store,
+    batch: BTreeMap<(i64, String), Totals>,
+    at: Millis,
+) -> StoreResult<()> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -544,7 +562,11 @@ fn totals_of(r: &sqlx::any::AnyRow) -> StoreResult<Totals> {
 }
 
 /// The stored rows of `lessons` as (lesson, part, totals).
-async fn rows_of(store: &Store, sql: String, binds: &[i64]) -> StoreResult<Vec<(i64, String, Totals)>> {
+async fn rows_of(
+    store: &Store,
+    sql: String,
+    binds: &[i64],
+) -> StoreResult<Vec<(i64, String, Totals)>> {
     // Built from the constant column list only.
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for b in binds {
@@ -588,8 +610,13 @@ pub async fn of_lesson(store: &Store, lesson: i64) -> StoreResult<LessonLinkRepo
 
 /// The grade of each participant's stored link report, for lessons whose bell is in
 /// `[from, to)`: (lesson, part, grade). The reports' link quality per school counts these.
-pub async fn grades_between(store: &Store, from: Millis, to: Millis) -> StoreResult<Vec<(i64, String, String)>> {
-    let sql = format!(
+pub async fn grades_between(
+    store: &Store,
+    from: Millis,
+    to: Millis,
+) -> StoreResult<Vec<(i64, String, String)>> {
+    let sql =
+        format!(
         "SELECT r.lesson_id, r.part, {} FROM link_reports r JOIN lessons l ON l.id = r.lesson_id \
          WHERE l.starts_at >= $1 AND l.starts_at < $2",
         COLUMNS.iter().map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
@@ -698,7 +725,10 @@ mod tests {
         assert_eq!((got.layer_high_ms, got.layer_low_ms), (8_000, 6_000));
         let row = figures("c:5", &got);
         // (1 % × 10 s + 5 % × 4 s) / 14 s.
-        assert_eq!(row.loss_pct, Some(round((1.0 * 10.0 + 5.0 * 4.0) / 14.0, 2)));
+        assert_eq!(
+            row.loss_pct,
+            Some(round((1.0 * 10.0 + 5.0 * 4.0) / 14.0, 2))
+        );
         assert_eq!(row.kbps, Some(800.0), "100 bytes a ms");
         assert_eq!(row.classroom_id, Some(5));
         // Nothing new: nothing pending; s2 is forgotten, s1 goes on from where it was.
@@ -749,7 +779,11 @@ mod tests {
             br#"{"conn":"a","duration_ms":10,"freeze_ms":11}"#,
             br#"{"conn":"a","duration_ms":2000000000000}"#,
         ] {
-            assert!(parse_page_stats(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_page_stats(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert!(parse_page_stats(&vec![b' '; MAX_PAGE_BODY + 1]).is_err());
     }
@@ -766,7 +800,10 @@ mod tests {
         .unwrap();
         assert!(text.starts_with("\u{feff}参与方,名称,学校,在线分钟"));
         assert!(text.contains("c:3,三年级1班,,1,"), "{text}");
-        assert!(text.trim_end().ends_with("一般"), "3 % loss is fair: {text}");
+        assert!(
+            text.trim_end().ends_with("一般"),
+            "3 % loss is fair: {text}"
+        );
     }
 
     proptest! {

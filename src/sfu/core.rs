@@ -64,9 +64,9 @@ mod rtc_glue;
 mod tap;
 
 pub(crate) use adapt::Adapt;
+use fanout::{out_packet, write_slot, Ingested, RestFrom, SlotWrite};
 pub use linkreport::LinkReport;
 pub(crate) use linkreport::LinkTally;
-use fanout::{out_packet, write_slot, Ingested, RestFrom, SlotWrite};
 use membership::role_label;
 use pipes::take_piped;
 pub use queued::{Queued, Transmit};

@@ -118,8 +118,8 @@ impl LinkTally {
             } else if let Some(r) = s.video_rank {
                 t.layer_ms[r.min(2)] += ms;
             }
-            let bytes = f64::from(s.kbps_out.max(0.0)) * 1000.0 / 8.0 * dt.as_secs_f64()
-                + self.bytes_frac;
+            let bytes =
+                f64::from(s.kbps_out.max(0.0)) * 1000.0 / 8.0 * dt.as_secs_f64() + self.bytes_frac;
             t.bytes += bytes as u64;
             self.bytes_frac = bytes.fract();
             if let Some(l) = s.loss {
@@ -220,7 +220,11 @@ mod tests {
     fn time_is_shared_out_by_layer_and_audio_only_on_simulated_time() {
         let t0 = Instant::now();
         let mut t = LinkTally::default();
-        assert_eq!(t.tick(t0, &LinkSample::default()), None, "the first tick starts it");
+        assert_eq!(
+            t.tick(t0, &LinkSample::default()),
+            None,
+            "the first tick starts it"
+        );
         let high = LinkSample {
             video_rank: Some(0),
             kbps_out: 1200.0,
@@ -261,7 +265,10 @@ mod tests {
         assert_eq!(r.loss_known_ms, 16_000);
         assert_eq!(r.loss_bp_ms, 100 * 10_000 + 1_200 * 6_000);
         assert_eq!(r.rtt_known_ms, 20_000);
-        assert_eq!(r.rtt_ms_ms / r.rtt_known_ms, (40 * 10 + 240 * 6 + 400 * 4) / 20);
+        assert_eq!(
+            r.rtt_ms_ms / r.rtt_known_ms,
+            (40 * 10 + 240 * 6 + 400 * 4) / 20
+        );
         assert_eq!(r.jitter_known_ms, 16_000);
         assert_eq!(r.estimate_bps, None, "the latest estimate, not a stale one");
         assert_eq!(out[2].estimate_bps, Some(350_000));

@@ -130,7 +130,11 @@ pub(super) fn on_reports<'a>(
             continue;
         };
         // Interarrival jitter in the stream's RTP clock (90 kHz video, 48 kHz Opus), in µs.
-        let clock: u64 = if *kind == MediaKind::Video { 90_000 } else { 48_000 };
+        let clock: u64 = if *kind == MediaKind::Video {
+            90_000
+        } else {
+            48_000
+        };
         let us = (u64::from(r.jitter) * 1_000_000 / clock).min(u64::from(u32::MAX)) as u32;
         jitter_us = Some(jitter_us.map_or(us, |j| j.max(us)));
         let loss = f32::from(r.fraction_lost) / 256.0;

@@ -157,6 +157,12 @@ impl Server {
                         audio_only,
                     } => media.weak_network(&session, audio_only),
                     sfu::SfuEvent::PeerConnected { .. } => {}
+                    sfu::SfuEvent::LinkReport {
+                        session,
+                        part,
+                        report,
+                        last,
+                    } => media.link_report(&session, part, report, last),
                 }
             }
         });

@@ -151,6 +151,50 @@ async fn delivery_console_shows_presence_mutes_classes_and_counts_attendance() -
         .await?;
     teacher.screenshot_for_docs("teacher-console").await?;
 
+    // Link reports (issue 19 item 6): each class's live link on its tile (rate, loss, round
+    // trip, layer), and the classroom page's own getStats merged into the stored report.
+    let fig = teacher
+        .wait_until(
+            &format!(
+                "(document.querySelector('[data-classroom=\"{a_id}\"] [data-linkfig]') || {{}}).textContent"
+            ),
+            WAIT,
+            "window.classrelay.classes()",
+        )
+        .await?;
+    let fig = fig.as_str().unwrap_or("");
+    assert!(fig.contains("kbit/s"), "{fig}");
+    assert!(
+        ["高清", "中等画质", "低画质", "仅音频"]
+            .iter()
+            .any(|w| fig.contains(w)),
+        "the layer in words: {fig}"
+    );
+    let end = std::time::Instant::now() + WAIT;
+    let row = loop {
+        let (s, v) = app
+            .call(
+                Some(&f.teacher_login),
+                reqwest::Method::GET,
+                &format!("/api/lessons/{id}/link-report"),
+                None,
+            )
+            .await;
+        assert_eq!(s, reqwest::StatusCode::OK, "{v}");
+        let row = v["rows"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["part"] == format!("c:{a_id}")))
+            .cloned();
+        if let Some(r) = row.filter(|r| r["fps"].as_f64().is_some_and(|x| x > 0.0)) {
+            break r;
+        }
+        assert!(std::time::Instant::now() < end, "no page figures: {v}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(row["freezes"].is_number(), "{row}");
+    assert!(row["concealment_pct"].is_number(), "{row}");
+    assert!(row["seconds"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+
     // The hub hears both classes (the fake microphones beep)...
     teacher
         .wait_for_stats(WAIT, "audio from both classes", |s| {

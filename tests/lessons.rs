@@ -93,6 +93,15 @@ fn expectations() -> Vec<Expect> {
         ("POST", "/api/lessons/{id}/mute", false, STAFF),
         ("POST", "/api/lessons/{id}/lower-hand", false, STAFF),
         ("GET", "/api/lessons/{id}/attendance", false, PEOPLE),
+        // Link reports (issue 19 item 6).
+        (
+            "POST",
+            "/api/lessons/{id}/link-stats",
+            false,
+            "teacher classroom",
+        ),
+        ("GET", "/api/lessons/{id}/link-report", false, PEOPLE),
+        ("GET", "/api/lessons/{id}/link-report.csv", false, PEOPLE),
         // Last: it ends the caller's session.
         ("POST", "/api/logout", false, ALL),
     ];

@@ -635,6 +635,17 @@ async fn real_responses_match_the_served_document() {
         )
         .await;
     assert!(attendance["expected"].as_u64().unwrap() > 0, "{attendance}");
+    // The lesson's link report (issue 19 item 6).
+    let links = c
+        .call(
+            &f.teacher_login,
+            Method::GET,
+            "/api/lessons/{id}/link-report",
+            &live_url("link-report", lesson_id),
+            None,
+        )
+        .await;
+    assert_eq!(links["lesson"], lesson_id, "{links}");
     let lit = c
         .call(
             &f.teacher_login,

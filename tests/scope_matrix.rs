@@ -298,6 +298,26 @@ async fn role_by_route_by_object_matrix() {
             None,
             people_watchers,
         ),
+        // Link reports (issue 19 item 6): a participant's page posts its own figures (the
+        // lesson's classroom and its hub teacher); the people who may watch read the report.
+        (
+            Method::POST,
+            format!("/api/lessons/{l1}/link-stats"),
+            Some(json!({"conn": "pc-1", "duration_ms": 10_000, "frames_decoded": 300})),
+            &["teacher_1", "device_p1"],
+        ),
+        (
+            Method::GET,
+            format!("/api/lessons/{l1}/link-report"),
+            None,
+            people_watchers,
+        ),
+        (
+            Method::GET,
+            format!("/api/lessons/{l1}/link-report.csv"),
+            None,
+            people_watchers,
+        ),
         (Method::DELETE, format!("/api/lessons/{l1}"), None, &runners),
     ];
     let mut checked = 0;

@@ -773,6 +773,8 @@ const TABS = {
       sites: v.sites.map((c) => ({ classroom_id: Number(c), assisting_teacher_id: l?.sites.find((x) => x.classroom_id === Number(c))?.assisting_teacher_id ?? null })),
     });
     const actions = (l) => {
+      // A lesson held or being held: its link report per classroom (issue 19 item 6).
+      if (l.state === 'live' || l.state === 'ended') return h('a', { href: `/lesson?id=${l.id}#links`, dataset: { act: 'links' } }, t('link_report'));
       if (l.state !== 'scheduled' && l.state !== 'open') return '';
       return h('span', { class: 'tile-actions' },
         h('button', { type: 'button', class: 'secondary', dataset: { act: 'edit' }, onclick: () => edit(`${t('ad_edit')} ${l.subject}`, fields(l), (v) => api('PUT', `/api/lessons/${l.id}`, body(v, l)), redraw) }, t('ad_edit')),

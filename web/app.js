@@ -19,6 +19,7 @@ import { backoff, permanent, eventsRefused } from './lib/reconnect.js';
 import { hhmm as wallHhmm, dateLabel, dateTime } from './lib/timefmt.js';
 import { problemText } from './lib/problems.js';
 import { WORDS } from './lib/words.js';
+import { pageStats, connId, liveLink } from './lib/linkstats.js';
 
 export { preferCodec, summarizeStats };
 
@@ -585,6 +586,27 @@ export const PAGES_DICT = {
     ad_never_seen: '尚未使用',
     ad_rename: '改名',
     ad_change_role: '更改角色',
+    // Link reports (issue 19 item 6): the console's live link, a lesson's report.
+    link_loss: '丢包',
+    link_layer_0: '高清',
+    link_layer_1: '中等画质',
+    link_layer_2: '低画质',
+    link_layer_audio: '仅音频',
+    link_report: '线路报告',
+    link_report_csv: '导出线路报告（CSV）',
+    link_report_none: '暂无线路数据（课堂观看后生成）',
+    link_col_name: '教室',
+    link_col_school: '学校',
+    link_col_minutes: '在线分钟',
+    link_col_kbps: '平均码率（kbit/s）',
+    link_col_loss: '丢包率',
+    link_col_rtt: '往返时延',
+    link_col_jitter: '抖动',
+    link_col_layers: '高清 / 中 / 低 / 仅音频',
+    link_col_fps: '帧率',
+    link_col_freezes: '卡顿',
+    link_col_conceal: '音频补偿',
+    link_col_grade: '线路等级',
   },
   en: {
     app: 'Three Classrooms',
@@ -1148,6 +1170,27 @@ export const PAGES_DICT = {
     ad_never_seen: 'Never used',
     ad_rename: 'Rename',
     ad_change_role: 'Change role',
+    // Link reports (issue 19 item 6): the console's live link, a lesson's report.
+    link_loss: 'loss',
+    link_layer_0: 'top layer',
+    link_layer_1: 'medium layer',
+    link_layer_2: 'lowest layer',
+    link_layer_audio: 'audio only',
+    link_report: 'Link report',
+    link_report_csv: 'Export the link report (CSV)',
+    link_report_none: 'No link figures yet (they come once classrooms watch)',
+    link_col_name: 'Classroom',
+    link_col_school: 'School',
+    link_col_minutes: 'Minutes online',
+    link_col_kbps: 'Mean rate (kbit/s)',
+    link_col_loss: 'Loss',
+    link_col_rtt: 'Round trip',
+    link_col_jitter: 'Jitter',
+    link_col_layers: 'Top / medium / low / audio only',
+    link_col_fps: 'Frame rate',
+    link_col_freezes: 'Freezes',
+    link_col_conceal: 'Audio concealed',
+    link_col_grade: 'Line grade',
   },
 };
 
@@ -1569,6 +1612,53 @@ export function statsOf(pc, state = null) {
   const ts = pc.getTransceivers();
   const mids = { audio: ts[0]?.mid ?? null, camera: ts[1]?.mid ?? null, screen: ts[2]?.mid ?? null };
   return summarizeStats(pc, { state, mids });
+}
+
+// ---- Link reports (issue 19 item 6): the page's getStats, posted every 10 s ----------------
+
+/** How often a page posts its link figures (ms). */
+export const LINK_STATS_EVERY_MS = 10_000;
+
+/**
+ * Posts the getStats figures of every open connection `pcs()` gives to the lesson's link
+ * report, every LINK_STATS_EVERY_MS, each connection under its own id (a reconnect is a new
+ * one). Errors are only logged: the lesson goes on. Returns the stop function.
+ * @param {number | string} lessonId
+ * @param {() => Array<RTCPeerConnection | null | undefined>} pcs
+ * @param {(line: string) => void} log
+ */
+export function reportLinkStats(lessonId, pcs, log) {
+  /** @type {WeakMap<RTCPeerConnection, { conn: string, since: number }>} */
+  const seen = new WeakMap();
+  const post = async () => {
+    for (const pc of pcs()) {
+      if (!pc || pc.connectionState !== 'connected') continue;
+      let c = seen.get(pc);
+      if (!c) {
+        c = { conn: connId(Math.random), since: Date.now() };
+        seen.set(pc, c);
+      }
+      try {
+        const body = pageStats((await pc.getStats()).values(), c.conn, Date.now() - c.since);
+        await api('POST', `/api/lessons/${lessonId}/link-stats`, body);
+      } catch (e) {
+        log(`link stats: ${e?.title ?? e}`);
+      }
+    }
+  };
+  const timer = setInterval(post, LINK_STATS_EVERY_MS);
+  return () => clearInterval(timer);
+}
+
+/** A participant's live link as one line: rate, loss, round trip, layer or audio only. */
+export function liveLinkText(l) {
+  const x = liveLink(l);
+  const bits = [];
+  if (x.kbps != null) bits.push(`${Math.round(x.kbps)} kbit/s`);
+  if (x.loss != null) bits.push(`${t('link_loss')} ${x.loss}%`);
+  if (x.rtt != null) bits.push(`${Math.round(x.rtt)} ms`);
+  if (x.layer) bits.push(t(x.layer));
+  return bits.join(' · ');
 }
 
 /** A status pill element that follows a Link's state. */

@@ -25,7 +25,7 @@
 // 'error' | null), log, stats() -> { hub, spotlight, speaker, speakers: {id: stats}, publish },
 // raiseHand(bool).
 
-import { api, h, t, tf, lang, header, Link, LessonEvents, showError, linkBadge, modeLabel, deviceToken, statsOf, hhmm } from '/app.js';
+import { api, h, t, tf, lang, header, Link, LessonEvents, showError, linkBadge, modeLabel, deviceToken, statsOf, hhmm, reportLinkStats } from '/app.js';
 import { problemKind, problemText } from '/lib/problems.js';
 import { skew, lessonClock } from '/lib/clock.js';
 
@@ -463,8 +463,12 @@ async function runLesson(lessonId, me) {
     publish: pub ? await statsOf(pub.pc, pub.state) : null,
   });
 
+  // Link reports (issue 19 item 6): what this classroom's connections receive, every 10 s.
+  const stopLinkStats = reportLinkStats(lessonId, () => [...links.map((l) => l.pc), speaker?.pc], log);
+
   const reason = await done;
   log(`lesson ${lessonId} ended`);
+  stopLinkStats();
   events.close();
   clearInterval(layoutTimer);
   clearInterval(clockTimer);

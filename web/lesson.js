@@ -1,6 +1,7 @@
 //! The /lesson page: one lesson read-only — title, time, mode, state, hub teacher and
 //! classroom, paired classrooms (by name), its newest processed recording in the synced
-//! player, links to its recordings and to the observations the caller may read. Must never
+//! player, links to its recordings and to the observations the caller may read, and its link
+//! report per classroom (issue 19 item 6) with the CSV. Must never
 //! change anything, never show an id where a name exists, and never show what the API refused
 //! (a name it may not read is left out, not guessed).
 // @ts-check
@@ -23,6 +24,23 @@ async function classroomName(/** @type {number} */ id) {
   if (!c) return '';
   const school = c.school_id ? await nameOf(`/api/schools/${c.school_id}`) : '';
   return [school, c.name].filter(Boolean).join(' · ');
+}
+
+/** The lesson's link report: one row per classroom (names, never part ids where a name exists). */
+function showLinks(/** @type {number} */ id, /** @type {any[]} */ rows) {
+  $('linkCsv').href = `/api/lessons/${id}/link-report.csv`;
+  const v = (/** @type {any} */ x, /** @type {string} */ unit = '') => (x == null ? '—' : `${x}${unit}`);
+  const pct = (/** @type {number} */ x) => `${Math.round(x * 100)}%`;
+  const cols = ['link_col_name', 'link_col_school', 'link_col_minutes', 'link_col_kbps', 'link_col_loss', 'link_col_rtt',
+    'link_col_jitter', 'link_col_layers', 'link_col_fps', 'link_col_freezes', 'link_col_conceal', 'link_col_grade'];
+  const body = rows.map((r) => h('tr', { dataset: { part: r.part } },
+    ...[r.name, r.school, v(r.minutes), v(r.kbps), v(r.loss_pct, '%'), v(r.rtt_ms, ' ms'), v(r.jitter_ms, ' ms'),
+      [r.layers.high, r.layers.mid, r.layers.low, r.layers.audio_only].map(pct).join(' / '),
+      v(r.fps), r.freezes == null ? '—' : `${r.freezes}（${v(r.freeze_pct, '%')}）`, v(r.concealment_pct, '%'),
+      t(`quality_${r.grade}`)].map((c) => h('td', {}, c))));
+  $('linkTable').replaceChildren(
+    h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', {}, t(c))))),
+    h('tbody', {}, ...(body.length ? body : [h('tr', {}, h('td', { class: 'muted', colspan: cols.length }, t('link_report_none')))])));
 }
 
 async function show(/** @type {number} */ id) {
@@ -60,6 +78,11 @@ async function show(/** @type {number} */ id) {
     const p = await mountPlayer($('player'), ready.id);
     await p.ready;
   }
+
+  // Its link report per classroom (issue 19 item 6), for the people who may read it.
+  const links = await api('GET', `/api/lessons/${l.id}/link-report`).catch(() => null);
+  $('linkReport').hidden = !links;
+  if (links) showLinks(l.id, links.rows ?? []);
 
   // Observations of it this caller may read (the list is filtered by the server).
   const obsList = await api('GET', `/api/observations?lesson_id=${l.id}`).catch(() => null);

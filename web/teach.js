@@ -22,7 +22,7 @@
 //   grant(id, on), spotlight(id|null), mute(id|null, on), lowerHand(id), focus(id|null),
 //   end(), shareScreen(), stopScreen()
 
-import { api, h, t, tf, header, hhmm, Link, LessonEvents, showError, linkBadge, modeLabel, statsOf, lessonStateOf } from '/app.js';
+import { api, h, t, tf, header, hhmm, Link, LessonEvents, showError, linkBadge, modeLabel, statsOf, lessonStateOf, reportLinkStats, liveLinkText } from '/app.js';
 import { skew, lessonClock } from '/lib/clock.js';
 
 const q = new URLSearchParams(location.search);
@@ -153,6 +153,8 @@ async function main() {
       const bits = [h('span', { class: `badge presence presence-${c.presence}`, dataset: { presence: c.presence } }, t(`presence_${c.presence}`))];
       if (c.link) bits.push(linkBadge(state));
       if (c.quality) bits.push(h('span', { class: `badge q-${c.quality.grade}`, title: `RTT ${c.quality.rtt_ms ?? '?'} ms, loss ${c.quality.loss_pct ?? '?'}%` }, t(`quality_${c.quality.grade}`)));
+      // Its live link (issue 19 item 6): rate sent to it, loss, round trip, layer or audio only.
+      if (c.quality && c.quality.kbps_out > 0) bits.push(h('span', { class: 'badge linkfig', dataset: { linkfig: '1' } }, liveLinkText(c.quality)));
       if (c.hand) bits.push(h('span', { class: 'badge hand' }, t('hands')));
       if (c.speaking) bits.push(h('span', { class: 'badge speaking' }, t('speaking')));
       if (c.muted) bits.push(h('span', { class: 'badge muted' }, t('muted_badge')));
@@ -206,6 +208,22 @@ async function main() {
       }
     }, 300);
   };
+
+  // Link reports (issue 19 item 6): each class's live link, read every 5 s (the `quality`
+  // events come only when a grade changes), and this page's own getStats for the report.
+  const linksTimer = setInterval(async () => {
+    try {
+      const live = await api('GET', `/api/lessons/${lessonId}/live`);
+      for (const l of live.links ?? []) {
+        const c = classOf(l.part);
+        if (c) c.quality = l;
+      }
+      render();
+    } catch (e) {
+      log(`links: ${e?.title ?? e}`);
+    }
+  }, 5000);
+  const stopLinkStats = reportLinkStats(lessonId, () => [...classes.values()].map((c) => c.link?.pc), log);
 
   // Watch a class while it publishes; stop when it leaves.
   const watchClass = (c, on) => {
@@ -458,6 +476,8 @@ async function main() {
       if (screen) screen.stop();
       $('ended').hidden = false;
       clearInterval(clockTimer);
+      clearInterval(linksTimer);
+      stopLinkStats();
       for (const id of ['shareScreen', 'stopScreen', 'mute', 'muteAll', 'end', 'recToggle']) $(id).disabled = true;
     }
   };

@@ -322,6 +322,12 @@ pub const PAGES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/lib/clock.js"),
     ),
+    // The page's link figures (issue 19 item 6).
+    (
+        "/lib/linkstats.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/lib/linkstats.js"),
+    ),
 ];
 
 fn page(path: &'static str) -> Response {
@@ -586,6 +592,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/lib/words.js", get(|| async { page("/lib/words.js") }))
         .route("/lib/clock.js", get(|| async { page("/lib/clock.js") }))
+        .route(
+            "/lib/linkstats.js",
+            get(|| async { page("/lib/linkstats.js") }),
+        )
         .merge(signalling_router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

@@ -88,7 +88,25 @@ pub enum SessionEvent {
         /// True: audio only now.
         audio_only: bool,
     },
+    /// A viewer's link report so far (cumulative since its session started; `last` when
+    /// the session ended), from the media side's tally (issue 19 item 6).
+    LinkReport {
+        /// The lesson.
+        lesson: i64,
+        /// The viewer's participant.
+        part: String,
+        /// Its session id (the totals are per session).
+        session: String,
+        /// The totals.
+        report: crate::sfu::core::LinkReport,
+        /// Its final totals.
+        last: bool,
+    },
 }
+
+/// How many ended lesson sessions are remembered, so that a final link report the media
+/// side sends after a DELETE forgot its session still finds its lesson.
+const ENDED_KEPT: usize = 1024;
 
 /// Who hears [`SessionEvent`]s. Called synchronously, under the sessions lock, so a start is
 /// always heard before the end of the same session; it must not call back into [`Media`].
@@ -156,6 +174,8 @@ pub struct Media {
     metrics: Metrics,
     limits: MediaConfig,
     listeners: Mutex<Vec<SessionListener>>,
+    /// Recently ended lesson sessions: (session id, lesson), newest last (see [`ENDED_KEPT`]).
+    ended: Mutex<std::collections::VecDeque<(String, i64)>>,
     /// The recording side (`recording.rs`), when this server records.
     recorder: std::sync::OnceLock<Recorder>,
     /// Told about rooms without a lesson (`recording.rs`).
@@ -227,6 +247,7 @@ impl Media {
             metrics,
             limits,
             listeners: Mutex::new(Vec::new()),
+            ended: Mutex::new(std::collections::VecDeque::new()),
             recorder: std::sync::OnceLock::new(),
             plain_rooms: std::sync::OnceLock::new(),
         }
@@ -512,6 +533,9 @@ impl Media {
     /// listeners.
     pub async fn remove(&self, id: &str, worker: usize) {
         let removed = self.sessions.lock().expect("sessions lock").remove(id);
+        if let Some(s) = &removed {
+            self.remember_ended(id, s);
+        }
         self.remove_peer(worker, id).await;
         if let Some(s) = removed {
             self.closed(&s);
@@ -537,10 +561,50 @@ impl Media {
         }
     }
 
+    /// Remembers that lesson session `id` ended (see [`ENDED_KEPT`]); before its peer goes,
+    /// so the final link report its worker sends finds the lesson.
+    fn remember_ended(&self, id: &str, s: &Session) {
+        let Some(lesson) = s.lesson else { return };
+        let mut ended = self.ended.lock().expect("ended lock");
+        if ended.len() >= ENDED_KEPT {
+            ended.pop_front();
+        }
+        ended.push_back((id.to_string(), lesson));
+    }
+
+    /// A viewer's link totals from the media side (`SfuEvent::LinkReport`): the lesson is
+    /// told, also for a session a DELETE already forgot (its final totals come after).
+    pub fn link_report(
+        &self,
+        id: &str,
+        part: Option<String>,
+        report: crate::sfu::core::LinkReport,
+        last: bool,
+    ) {
+        let lesson = {
+            let sessions = self.sessions.lock().expect("sessions lock");
+            sessions.get(id).and_then(|s| s.lesson)
+        }
+        .or_else(|| {
+            let ended = self.ended.lock().expect("ended lock");
+            ended.iter().rev().find(|(s, _)| s == id).map(|(_, l)| *l)
+        });
+        if let (Some(lesson), Some(part)) = (lesson, part) {
+            self.tell(SessionEvent::LinkReport {
+                lesson,
+                part,
+                session: id.to_string(),
+                report,
+                last,
+            });
+        }
+    }
+
     /// The media side ended session `id` (ICE failure, timeouts): forget it.
     pub fn peer_gone(&self, id: &str) {
         let gone = self.sessions.lock().expect("sessions lock").remove(id);
         if let Some(s) = gone {
+            self.remember_ended(id, &s);
             self.closed(&s);
         }
     }
@@ -622,6 +686,7 @@ impl Media {
         // Ask every worker first, then wait: the peers go in parallel.
         let mut waits = Vec::new();
         for (id, s) in &gone {
+            self.remember_ended(id, s);
             let (tx, rx) = tokio::sync::oneshot::channel();
             if self.sfu.worker(s.worker).send(Command::Remove {
                 session: id.clone(),

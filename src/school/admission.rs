@@ -91,6 +91,9 @@ impl SchoolState {
         // The reports' session log (issue 22 item 7): queued here, written by its own task.
         let log = super::reports::SessionLog::start(school.clone());
         let stays = super::attendance::Writer::start(self.store.clone());
+        let clock = self.clock.clone();
+        self.link_reports
+            .start(self.store.clone(), move || clock.now());
         self.media.listen(Box::new(move |ev| {
             let Some(school) = school.upgrade() else {
                 return;
@@ -101,10 +104,24 @@ impl SchoolState {
     }
 
     fn on_session(&self, ev: &SessionEvent, stays: Option<&super::attendance::Writer>) {
+        // A link report's totals only queue for their writer.
+        if let SessionEvent::LinkReport {
+            lesson,
+            part,
+            session,
+            report,
+            last,
+        } = ev
+        {
+            self.link_reports
+                .media(*lesson, part, session, *report, *last);
+            return;
+        }
         // A patrol watcher (巡课) is in nobody's presence list.
         let (SessionEvent::Started { part, .. }
         | SessionEvent::Ended { part, .. }
-        | SessionEvent::WeakNetwork { part, .. }) = ev;
+        | SessionEvent::WeakNetwork { part, .. }
+        | SessionEvent::LinkReport { part, .. }) = ev;
         if super::reports::is_patrol(part) {
             return;
         }
@@ -134,6 +151,7 @@ impl SchoolState {
             } => self
                 .live
                 .weak_network(*lesson, part, *audio_only, self.now()),
+            SessionEvent::LinkReport { .. } => {}
         }
     }
 }

@@ -526,6 +526,8 @@ mod tests {
             loss_pct: Some(0.0),
             kbps_in: 700.0,
             kbps_out: 0.0,
+            video_layer: None,
+            audio_only: false,
         }]);
         live.set_links(1, links.clone(), true, 0);
         live.set_links(1, links.clone(), false, 0);

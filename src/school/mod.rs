@@ -42,6 +42,8 @@ pub(crate) mod sheet;
 pub mod reports;
 // Attendance that counts classrooms (issue 22 item 8): stays per site, 到课率 figures.
 pub mod attendance;
+// Link reports per classroom per lesson (issue 19 item 6): media tally + page getStats.
+pub mod linkreport;
 
 use std::sync::Arc;
 
@@ -87,6 +89,8 @@ pub struct SchoolState {
     /// Export job changes (issue 20: queued, running with progress, done or failed), pushed
     /// on `GET /api/recordings/{id}/events` as `export` events.
     pub export_events: tokio::sync::broadcast::Sender<exports::ExportJob>,
+    /// The link reports' writer queue (issue 19 item 6).
+    pub link_reports: linkreport::Reports,
 }
 
 /// Access that ended: event streams of that principal or lesson close.
@@ -129,6 +133,7 @@ impl SchoolState {
             revoked: tokio::sync::broadcast::channel(256).0,
             recording_events: tokio::sync::broadcast::channel(256).0,
             export_events: tokio::sync::broadcast::channel(256).0,
+            link_reports: linkreport::Reports::default(),
         }
     }
 

@@ -66,6 +66,11 @@ pub struct LinkSummary {
     pub kbps_out: f64,
     /// Its open media sessions on the server.
     pub sessions: usize,
+    /// The best video its viewer sessions get, as layer rank from the top (0: the top layer
+    /// or a video without simulcast, 2: the lowest); `None`: no video reaches it.
+    pub video_layer: Option<u8>,
+    /// Its video is paused for its link: audio only.
+    pub audio_only: bool,
 }
 
 /// The grade of a link with these figures (unknown figures count as fine).
@@ -107,6 +112,9 @@ pub(crate) fn summarize(part: &str, stats: &[&LinkStat]) -> LinkSummary {
         kbps_in: round(kbps_in, 1),
         kbps_out: round(kbps_out, 1),
         sessions: stats.len(),
+        video_layer: stats.iter().filter_map(|s| s.video_layer).min(),
+        audio_only: stats.iter().any(|s| s.audio_only)
+            && stats.iter().all(|s| s.video_layer.is_none()),
     }
 }
 
@@ -281,6 +289,8 @@ mod tests {
             loss_pct: loss,
             kbps_in: kin,
             kbps_out: kout,
+            video_layer: None,
+            audio_only: false,
         }
     }
 

@@ -502,8 +502,23 @@ pub async fn sessions_between(
         .collect()
 }
 
-/// The link grades of lessons whose bell is in `[from, to)`: (lesson, part, grade).
+/// The link grades of lessons whose bell is in `[from, to)`: (lesson, part, grade). A lesson
+/// with stored link reports (issue 19 item 6) counts one grade per participant from them;
+/// one without (held before they existed) counts the live grades kept at each change.
 pub async fn grades_between(
+    store: &Store,
+    from: Millis,
+    to: Millis,
+) -> StoreResult<Vec<(i64, String, String)>> {
+    let mut stored = super::linkreport::grades_between(store, from, to).await?;
+    let reported: BTreeSet<i64> = stored.iter().map(|g| g.0).collect();
+    let live = live_grades_between(store, from, to).await?;
+    stored.extend(live.into_iter().filter(|g| !reported.contains(&g.0)));
+    Ok(stored)
+}
+
+/// The live grades kept at each change, for lessons whose bell is in `[from, to)`.
+async fn live_grades_between(
     store: &Store,
     from: Millis,
     to: Millis,
@@ -647,7 +662,7 @@ impl SessionLog {
                 Logged::Ended(*lesson, part.clone(), *role == PeerKind::Publisher, at)
             }
             // Not a session: the link reports hear it elsewhere.
-            SessionEvent::WeakNetwork { .. } => return,
+            SessionEvent::WeakNetwork { .. } | SessionEvent::LinkReport { .. } => return,
         };
         let part = match &m {
             Logged::Started(_, p, _, _) | Logged::Ended(_, p, _, _) => p,

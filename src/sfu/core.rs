@@ -55,6 +55,7 @@ mod bwe;
 mod downlink;
 mod fanout;
 mod keyframes;
+mod linkreport;
 mod membership;
 mod pipes;
 mod queued;
@@ -64,6 +65,8 @@ mod tap;
 
 pub(crate) use adapt::Adapt;
 use fanout::{out_packet, write_slot, Ingested, RestFrom, SlotWrite};
+pub use linkreport::LinkReport;
+pub(crate) use linkreport::LinkTally;
 use membership::role_label;
 use pipes::take_piped;
 pub use queued::{Queued, Transmit};
@@ -686,6 +689,8 @@ impl<O: Outside> WorkerCore<O> {
                 loss_pct: p.link.loss.map(|l| f64::from(l) * 100.0),
                 kbps_in: f64::from(p.link.kbps_in),
                 kbps_out: f64::from(p.link.kbps_out),
+                video_layer: p.tally.current().0,
+                audio_only: p.tally.current().1,
             })
             .collect()
     }
@@ -825,6 +830,7 @@ impl<O: Outside> WorkerCore<O> {
             self.request_keyframe(tid, layer, now);
         }
         self.adapt_viewers(now);
+        self.tally_links(now);
         self.tap_housekeeping(now);
         self.process_pending(now);
     }

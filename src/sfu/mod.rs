@@ -294,6 +294,18 @@ pub enum SfuEvent {
         /// True: audio only now; false: video back.
         audio_only: bool,
     },
+    /// A viewer's link report so far (issue 19 item 6): cumulative totals, every few seconds
+    /// and once more (`last`) when its session ends.
+    LinkReport {
+        /// The viewer's session id.
+        session: String,
+        /// Its participant (lesson tokens).
+        part: Option<String>,
+        /// Its totals since the session started.
+        report: core::LinkReport,
+        /// The session ended: these are its final totals.
+        last: bool,
+    },
 }
 
 /// The codecs of an offer in the client's order of preference (m-line by m-line, payload
@@ -379,6 +391,11 @@ pub struct LinkStat {
     pub kbps_in: f64,
     /// Media the server sends this peer, kbit/s over the last second.
     pub kbps_out: f64,
+    /// A viewer's best video now, as layer rank from the top (0: the top layer or a video
+    /// without simulcast, 2: the lowest); `None`: no video (or not a viewer).
+    pub video_layer: Option<u8>,
+    /// A viewer whose every video is paused for its link: audio only.
+    pub audio_only: bool,
 }
 
 /// A request from signalling to a media worker.

@@ -298,6 +298,8 @@ pub(crate) struct Peer {
     pub limit: super::limit::TokenBucket,
     /// Subscriber: its downlink estimate and layer policy (`core/adapt.rs`).
     pub adapt: super::core::Adapt,
+    /// Subscriber: what its link carried, for the lesson's link report (`core/linkreport.rs`).
+    pub tally: super::core::LinkTally,
 }
 
 impl Peer {

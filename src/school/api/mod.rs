@@ -49,6 +49,9 @@ use reports::*;
 // The kiosk link's QR code (issue 22 item 1).
 mod qr;
 use qr::*;
+// Link reports per classroom per lesson (issue 19 item 6).
+mod links;
+use links::*;
 
 // A recording's files as one zip (issue 20, recfin).
 mod recordings_zip;
@@ -163,7 +166,11 @@ async fn openapi_doc(served: Option<Extension<super::openapi::Served>>) -> Respo
     reports_csv,
     lessons_cancel,
     patrol_list,
-    lessons_patrol
+    lessons_patrol,
+    // Link reports (issue 19 item 6).
+    lessons_link_stats,
+    lessons_link_report,
+    lessons_link_report_csv
 ))]
 pub(super) struct Operations;
 
@@ -399,6 +406,10 @@ fn handler(
         ("POST", "/api/lessons/{id}/cancel") => post(lessons_cancel),
         ("GET", "/api/patrol") => get(patrol_list),
         ("POST", "/api/lessons/{id}/patrol") => post(lessons_patrol),
+        // Link reports (issue 19 item 6).
+        ("POST", "/api/lessons/{id}/link-stats") => post(lessons_link_stats),
+        ("GET", "/api/lessons/{id}/link-report") => get(lessons_link_report),
+        ("GET", "/api/lessons/{id}/link-report.csv") => get(lessons_link_report_csv),
         _ => return None,
     })
 }

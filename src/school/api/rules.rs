@@ -668,6 +668,30 @@ pub(crate) const ROUTES: &[RouteRule] = &[
         "lessons",
         "A watch-only media token for the 巡课 wall: the watcher is neither seen, heard nor listed as present",
     ),
+    // Link reports per classroom per lesson (issue 19 item 6); the object rules: a page
+    // posts only its own participant's figures (a classroom of the lesson or its hub
+    // teacher), the report is read by the people who may watch the lesson.
+    route_rule!(
+        "POST",
+        "/api/lessons/{id}/link-stats",
+        Allow::Roles(&[Role::Teacher, Role::Classroom]),
+        "lessons",
+        "A participant's page reports its own getStats figures (frames, freezes, audio concealment, bytes) for the lesson's link report",
+    ),
+    route_rule!(
+        "GET",
+        "/api/lessons/{id}/link-report",
+        Allow::Roles(PEOPLE),
+        "lessons",
+        "Each classroom's link over the lesson: bitrate, loss, RTT, jitter, time per layer and audio only, frame rate, freezes, audio concealment",
+    ),
+    route_rule!(
+        "GET",
+        "/api/lessons/{id}/link-report.csv",
+        Allow::Roles(PEOPLE),
+        "lessons",
+        "The lesson's link report as CSV (UTF-8 with BOM, Chinese headers)",
+    ),
     route_rule!(
         "GET",
         "/api/recordings/{id}/events",

@@ -117,6 +117,7 @@ impl<O: Outside> WorkerCore<O> {
             piped_from,
             limit: TokenBucket::new(self.publish_cap, now),
             adapt: Default::default(),
+            tally: Default::default(),
         };
         let room = self.rooms.entry(room_name.clone()).or_default();
         room.peers.push(id);
@@ -341,6 +342,15 @@ impl<O: Outside> WorkerCore<O> {
             .dec();
         self.count_rooms();
         self.peer_count.fetch_sub(1, Ordering::Relaxed);
+        // The viewer's link report's last totals go out before it is gone.
+        if let Some(report) = peer.tally.finish(now) {
+            self.io.out.event(SfuEvent::LinkReport {
+                session: peer.session.clone(),
+                part: peer.part.clone(),
+                report,
+                last: true,
+            });
+        }
         // Unbounded send never blocks; a closed receiver (shutdown) is fine to ignore.
         self.io.out.event(SfuEvent::PeerGone {
             session: peer.session.clone(),

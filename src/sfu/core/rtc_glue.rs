@@ -117,24 +117,33 @@ pub(super) fn on_reports<'a>(
     now: Instant,
 ) {
     // The streams are the lanes' (they borrow the slab, not the peer, whose link changes).
-    let streams: Vec<&Stream> = peer
+    let streams: Vec<(&Stream, MediaKind)> = peer
         .slots
         .iter()
-        .filter_map(|s| lanes.get(s.lane)?.out.as_ref())
+        .filter_map(|s| Some((lanes.get(s.lane)?.out.as_ref()?, s.kind)))
         .collect();
     // The worst block of the packet feeds the viewer's downlink estimate (`bwe.rs`), once.
     let mut worst: Option<(f32, Option<Duration>)> = None;
+    let mut jitter_us: Option<u32> = None;
     for r in reports {
-        if !streams.iter().any(|o| o.ssrc == *r.ssrc) {
+        let Some((_, kind)) = streams.iter().find(|(o, _)| o.ssrc == *r.ssrc) else {
             continue;
-        }
+        };
+        // Interarrival jitter in the stream's RTP clock (90 kHz video, 48 kHz Opus), in µs.
+        let clock: u64 = if *kind == MediaKind::Video {
+            90_000
+        } else {
+            48_000
+        };
+        let us = (u64::from(r.jitter) * 1_000_000 / clock).min(u64::from(u32::MAX)) as u32;
+        jitter_us = Some(jitter_us.map_or(us, |j| j.max(us)));
         let loss = f32::from(r.fraction_lost) / 256.0;
         peer.link.on_loss(loss);
         // RTT: now, less when the echoed report left, less how long the receiver held it
         // (both on this process's monotonic clock; DLSR in 1/65536 s).
         let sent = streams
             .iter()
-            .find_map(|s| s.report_sent_at(r.last_sr_time));
+            .find_map(|(s, _)| s.report_sent_at(r.last_sr_time));
         let mut rtt = None;
         if let (Some(sent), true) = (sent, r.last_sr_time != 0) {
             let held = Duration::from_secs_f64(f64::from(r.last_sr_delay) / 65_536.0);
@@ -149,6 +158,9 @@ pub(super) fn on_reports<'a>(
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
+    }
+    if jitter_us.is_some() {
+        peer.tally.jitter_us = jitter_us;
     }
     if let Some((loss, rtt)) = worst {
         let sent = f64::from(peer.link.kbps_out) * 1000.0;

@@ -611,7 +611,11 @@ async fn the_kiosk_says_what_is_true_full_screen_and_a_revoked_one_says_so() -> 
         .await?;
     let said = said.as_str().unwrap_or("");
     assert!(said.contains("等待下一节课"), "{said}");
-    assert!(said.contains("下一节：09:00 英语 · 三年级"), "{said}");
+    // When it opens (the bell less the open-before minutes), then what, then the bell.
+    assert!(
+        said.contains("下一节：08:50 开放进入 · 英语 · 三年级（09:00 上课）"),
+        "{said}"
+    );
     assert_eq!(
         page.eval_expr("document.getElementById('stage').hidden")
             .await?,

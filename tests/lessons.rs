@@ -55,6 +55,7 @@ fn expectations() -> Vec<Expect> {
         ("GET", "/api/classrooms/{id}/devices", false, A),
         ("POST", "/api/classrooms/{id}/devices", false, A),
         ("DELETE", "/api/devices/{id}", false, A),
+        ("PATCH", "/api/devices/{id}", false, A),
         ("GET", "/api/pairings.csv", false, A),
         ("POST", "/api/pairings/import", false, A),
         ("GET", "/api/timetable.csv", false, A),

@@ -433,19 +433,7 @@ pub fn table(runs: &[MixedFigures]) -> String {
     row("time frozen %", &|_, g| format!("{:.1}", g.frozen_pct));
     row("kbit/s per site", &|_, g| format!("{:.0}", g.kbps));
     row("server CPU s/s", &|r, _| format!("{:.3}", r.server_cpu));
-    let w0 = rows
-        .iter()
-        .map(|(n, _)| n.chars().count())
-        .max()
-        .unwrap_or(0);
-    let mut out = String::new();
-    for (name, vals) in rows {
-        out.push_str(&format!("{name:<w0$}"));
-        for v in vals {
-            out.push_str(&format!("  {v:>20}"));
-        }
-        out.push('\n');
-    }
+    let mut out = crate::scenario::render_with(rows, 20);
     out.push_str(&format!("note: {NO_JANUS}.\n"));
     out
 }

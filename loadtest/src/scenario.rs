@@ -793,6 +793,11 @@ fn rows(runs: &[Figures]) -> Vec<(String, Vec<String>)> {
 }
 
 fn render(rows: Vec<(String, Vec<String>)>) -> String {
+    render_with(rows, 22)
+}
+
+/// A figures table: the row names left-aligned, each value right-aligned in `width` columns.
+pub(crate) fn render_with(rows: Vec<(String, Vec<String>)>, width: usize) -> String {
     let w0 = rows
         .iter()
         .map(|(n, _)| n.chars().count())
@@ -802,7 +807,7 @@ fn render(rows: Vec<(String, Vec<String>)>) -> String {
     for (name, vals) in rows {
         out.push_str(&format!("{name:<w0$}"));
         for v in vals {
-            out.push_str(&format!("  {v:>22}"));
+            out.push_str(&format!("  {v:>width$}"));
         }
         out.push('\n');
     }
